@@ -1,0 +1,47 @@
+"""letta-apply: declarative, GitOps-style provisioning for Letta agents and shared memory blocks.
+
+The pipeline: `load` (YAML with positions) -> `validate` (JSON Schema, then semantic checks) ->
+desired state -> `live` (reads the server) -> `plan` (pure) -> `render` / `apply`.
+"""
+
+__version__ = "0.1.0"
+
+from .apply import Done, apply_plan
+from .client import LettaClient
+from .errors import (
+    ApiError,
+    ApplyError,
+    Diagnostic,
+    LettaApplyError,
+    ManifestError,
+    ServerUnreachable,
+)
+from .live import read_live
+from .load import load_file, load_text
+from .model import Desired, Live
+from .plan import Change, Drift, Plan, Problem, make_plan
+from .validate import validate
+
+__all__ = [
+    "ApiError",
+    "ApplyError",
+    "Change",
+    "Desired",
+    "Diagnostic",
+    "Done",
+    "Drift",
+    "LettaApplyError",
+    "LettaClient",
+    "Live",
+    "ManifestError",
+    "Plan",
+    "Problem",
+    "ServerUnreachable",
+    "__version__",
+    "apply_plan",
+    "load_file",
+    "load_text",
+    "make_plan",
+    "read_live",
+    "validate",
+]

@@ -1,0 +1,135 @@
+"""Carry out a plan's changes through the client, stage by stage, in parallel within a stage.
+
+Stages follow dependencies: shared blocks, then agents (each created in one request with its own
+blocks, shared block ids, tags and marks) and their own blocks, then attaches and detaches. On the
+first failure no new work starts; work in flight finishes; the error says what was done.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+from .client import LettaClient
+from .errors import ApiError, ApplyError
+from .model import owned_block_address
+from .plan import ATTACH, CREATE, DETACH, UPDATE, Change, Plan
+
+
+@dataclass(frozen=True)
+class Done:
+    """A change that was made, with the id of the resource it made or changed."""
+
+    change: Change
+    remote_id: str
+
+
+OnDone = Callable[[Done], None]
+
+
+def _resolve(value: Any, ids: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$ref"}:
+            return ids[value["$ref"]]
+        return {k: _resolve(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, ids) for v in value]
+    return value
+
+
+class _Runner:
+    def __init__(self, client: LettaClient, ids: dict[str, str], on_done: OnDone) -> None:
+        self.client = client
+        self.ids = ids
+        self.on_done = on_done
+        self.lock = threading.Lock()
+
+    def run(self, change: Change) -> Done:
+        body = _resolve(dict(change.body), self.ids)
+        c = self.client
+        if change.action == CREATE and change.is_agent:
+            created = c.create_agent(body)
+            rid = created["id"]
+            with self.lock:
+                self.ids[change.address] = rid
+                for b in created.get("blocks") or ():
+                    self.ids.setdefault(owned_block_address(change.address, b["label"]), b["id"])
+            self._fix_owned_metadata(change, created)
+        elif change.action == CREATE:
+            rid = c.create_block(body)["id"]
+            with self.lock:
+                self.ids[change.address] = rid
+        elif change.action == UPDATE:
+            assert change.remote_id
+            rid = change.remote_id
+            (c.update_agent if change.is_agent else c.update_block)(rid, body)
+        elif change.action in (ATTACH, DETACH):
+            assert change.block
+            agent_id, block_id = self.ids[change.address], self.ids[change.block]
+            (c.attach_block if change.action == ATTACH else c.detach_block)(agent_id, block_id)
+            rid = block_id
+        else:  # pragma: no cover - the planner makes no other actions
+            raise ValueError(change.action)
+        done = Done(change, rid)
+        self.on_done(done)
+        return done
+
+    def _fix_owned_metadata(self, change: Change, created: Mapping[str, Any]) -> None:
+        # Letta drops `metadata` of blocks created inline with an agent; set it afterwards.
+        wanted = {b["label"]: b.get("metadata") for b in change.body.get("memory_blocks", ())}
+        for b in created.get("blocks") or ():
+            md = wanted.get(b["label"])
+            if md and b.get("metadata") != md:
+                self.client.update_block(b["id"], {"metadata": md})
+
+
+def apply_plan(
+    client: LettaClient,
+    plan: Plan,
+    *,
+    parallelism: int = 8,
+    on_done: OnDone = lambda d: None,
+) -> list[Done]:
+    """Execute `plan` against the server, calling `on_done` as each change completes.
+    Raises ApplyError naming what failed, what was done and what was not attempted."""
+    runner = _Runner(client, dict(plan.ids), on_done)
+    done: list[Done] = []
+    failures: list[str] = []
+    changes = list(plan.changes)
+    started = 0
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        for _, group in groupby(changes, key=lambda c: c.stage):
+            batch = list(group)
+            futures: dict[Future[Done], Change] = {pool.submit(runner.run, c): c for c in batch}
+            started += len(batch)
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    exc = f.exception()
+                    if exc is None:
+                        done.append(f.result())
+                    elif isinstance(exc, ApiError):
+                        failures.append(f"{_describe(futures[f])}: {exc}")
+                    else:
+                        raise exc
+                if failures:
+                    # Stop starting new work; let what is in flight finish.
+                    for f in pending:
+                        if f.cancel():
+                            started -= 1
+            if failures:
+                break
+    if failures:
+        raise ApplyError(failures, done=len(done), not_attempted=len(changes) - started)
+    return done
+
+
+def _describe(change: Change) -> str:
+    if change.block:
+        return f"{change.address}: {change.action} {change.block}"
+    return f"{change.address}: {change.action}"

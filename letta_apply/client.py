@@ -1,0 +1,210 @@
+"""The one small HTTP client letta-apply talks to Letta through.
+
+The transport is injectable (`httpx.MockTransport` in unit tests); every request is counted so
+tests and users can see what a command cost. The API key travels only in the Authorization
+header and is never part of a message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from .errors import ApiError, ServerUnreachable
+
+DEFAULT_BASE_URL = "http://localhost:8283"
+PAGE_SIZE = 100
+_RETRY_STATUS = {429, 502, 503, 504}
+_RETRIES = 3
+
+
+class LettaClient:
+    """Blocking client for the parts of Letta's `/v1` API that letta-apply uses."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        api_key: str | None = None,
+        project: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"User-Agent": "letta-apply", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        if project:
+            headers["X-Project"] = project
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def reads(self) -> int:
+        return self.counts["GET"]
+
+    @property
+    def writes(self) -> int:
+        return sum(n for m, n in self.counts.items() if m != "GET")
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LettaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Send one request and return its decoded JSON body. Reads are retried on transient
+        failures; a write is sent once, since the server may have acted on it."""
+        attempts = _RETRIES if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            with self._lock:
+                self.counts[method] += 1
+            try:
+                resp = self._http.request(method, path, params=params, json=json)
+            except httpx.TimeoutException:
+                if attempt < attempts:
+                    time.sleep(0.5 * attempt)
+                    continue
+                raise ServerUnreachable(
+                    f"no answer from the Letta server at {self.base_url} (timed out)",
+                    method=method,
+                    path=path,
+                ) from None
+            except httpx.TransportError as e:
+                if attempt < attempts:
+                    time.sleep(0.5 * attempt)
+                    continue
+                reason = str(e) or type(e).__name__
+                raise ServerUnreachable(
+                    f"cannot reach the Letta server at {self.base_url} ({reason})",
+                    method=method,
+                    path=path,
+                ) from None
+            if resp.status_code in _RETRY_STATUS and attempt < attempts:
+                time.sleep(_retry_after(resp, attempt))
+                continue
+            return _decode(resp, method, path)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def paginate(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Yield every item of a list route, page by page, oldest first."""
+        after: str | None = None
+        while True:
+            page_params = {**params, "limit": PAGE_SIZE, "order": "asc"}
+            if after:
+                page_params["after"] = after
+            page = self.request("GET", path, params=page_params)
+            if not isinstance(page, list):
+                raise ApiError("expected a list", method="GET", path=path)
+            yield from page
+            if len(page) < PAGE_SIZE:
+                return
+            after = page[-1]["id"]
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/health/")  # type: ignore[no-any-return]
+
+    def list_blocks(self, tag: str) -> list[dict[str, Any]]:
+        return list(self.paginate("/v1/blocks/", {"tags": [tag]}))
+
+    def list_agents(
+        self, *, tag: str | None = None, name: str | None = None, include: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"include": list(include)}
+        if tag:
+            params["tags"] = [tag]
+        if name:
+            params["name"] = name
+        return list(self.paginate("/v1/agents/", params))
+
+    def list_tools(self, names: list[str]) -> list[dict[str, Any]]:
+        return list(self.paginate("/v1/tools/", {"names": names}))
+
+    def get_block(self, agent_id: str, label: str) -> dict[str, Any]:
+        return self.request(  # type: ignore[no-any-return]
+            "GET", f"/v1/agents/{agent_id}/core-memory/blocks/{label}"
+        )
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create_block(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/v1/blocks/", json=body)  # type: ignore[no-any-return]
+
+    def update_block(self, block_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/v1/blocks/{block_id}", json=body)  # type: ignore[no-any-return]
+
+    def create_agent(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/v1/agents/", json=body)  # type: ignore[no-any-return]
+
+    def update_agent(self, agent_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/v1/agents/{agent_id}", json=body)  # type: ignore[no-any-return]
+
+    def attach_block(self, agent_id: str, block_id: str) -> None:
+        self.request("PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/attach/{block_id}")
+
+    def detach_block(self, agent_id: str, block_id: str) -> None:
+        self.request("PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/detach/{block_id}")
+
+    def write_memory(self, agent_id: str, label: str, value: str) -> dict[str, Any]:
+        """Write a block's value as an agent would, through the core-memory route."""
+        return self.request(  # type: ignore[no-any-return]
+            "PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/{label}", json={"value": value}
+        )
+
+
+def _retry_after(resp: httpx.Response, attempt: int) -> float:
+    try:
+        return min(float(resp.headers.get("Retry-After", "")), 10.0)
+    except ValueError:
+        return 0.5 * attempt
+
+
+def _decode(resp: httpx.Response, method: str, path: str) -> Any:
+    if resp.is_success:
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise ApiError(
+                "the server answered with something that is not JSON",
+                status=resp.status_code, method=method, path=path,
+            ) from None
+    detail: Any
+    try:
+        detail = resp.json().get("detail", resp.text)
+    except (ValueError, AttributeError):
+        detail = resp.text
+    text = str(detail).strip().replace("\n", " ") or resp.reason_phrase
+    if len(text) > 300:
+        text = text[:297] + "..."
+    if resp.status_code in (401, 403):
+        text += " (check --api-key / LETTA_API_KEY)"
+    raise ApiError(text, status=resp.status_code, method=method, path=path)

@@ -1,0 +1,66 @@
+"""Errors letta-apply raises. Each names where it happened: a file position or a resource address.
+
+    LettaApplyError
+     ├── ManifestError     one or more `file:line:col: message` diagnostics; nothing was sent
+     ├── ApiError          the server refused or failed a request (carries status and address)
+     │    └── ServerUnreachable
+     └── ApplyError        some changes failed; carries what was done and what was not
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """A problem in a manifest, at a 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class LettaApplyError(Exception):
+    """Base of every error letta-apply reports to its user."""
+
+
+class ManifestError(LettaApplyError):
+    """The manifest is invalid. Carries every diagnostic found, sorted by position."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class ApiError(LettaApplyError):
+    """A request to the Letta server failed."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, method: str = "", path: str = ""
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        self.detail = message
+        where = f"{method} {path}: " if method else ""
+        code = f"HTTP {status}: " if status is not None else ""
+        super().__init__(f"{where}{code}{message}")
+
+
+class ServerUnreachable(ApiError):
+    """No connection could be made to the server (refused, DNS, timeout)."""
+
+
+class ApplyError(LettaApplyError):
+    """Apply stopped on a failed change; `done` and `not_attempted` say where it stood."""
+
+    def __init__(self, failures: list[str], done: int, not_attempted: int) -> None:
+        self.failures = failures
+        self.done = done
+        self.not_attempted = not_attempted
+        super().__init__("; ".join(failures))

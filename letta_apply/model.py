@@ -1,0 +1,175 @@
+"""Plain data the pipeline passes along: the desired state (from the manifest), the live state
+(from the server) and the marks that tie the two together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MARK_KEY = "letta_apply"
+"""Key in a resource's `metadata` under which letta-apply records its stack and address."""
+
+DEFAULT_BLOCK_LIMIT = 100000
+"""Letta's default block character limit (CreateBlock.limit)."""
+
+
+def stack_tag(stack: str) -> str:
+    """The tag every resource of `stack` carries; list calls filter on it."""
+    return f"letta-apply:{stack}"
+
+
+def marks(stack: str, address: str) -> dict[str, Any]:
+    """The metadata entry that says which stack and manifest address own a resource."""
+    return {MARK_KEY: {"stack": stack, "address": address}}
+
+
+def owned_block_address(agent_address: str, label: str) -> str:
+    """Address of a block an agent owns alone (declared under its `memory_blocks`)."""
+    return f"{agent_address}.memory_blocks.{label}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Desired state
+
+
+@dataclass(frozen=True)
+class DesiredBlock:
+    """A memory block as the manifest declares it. `config` holds only the fields the manifest
+    sets (description, limit, read_only, metadata, tags): fields left out are the server's."""
+
+    address: str
+    label: str
+    value: str
+    enforce_value: bool = False
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesiredAgent:
+    """An agent as the manifest declares it. `config` holds only the fields the manifest sets
+    (description, system, model, embedding, tags, metadata, tools)."""
+
+    address: str
+    name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    include_base_tools: bool | None = None
+    memory_blocks: tuple[DesiredBlock, ...] = ()
+    blocks: tuple[str, ...] = ()  # addresses of shared blocks, in manifest order
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Everything one manifest declares, by address."""
+
+    stack: str
+    blocks: Mapping[str, DesiredBlock]
+    agents: Mapping[str, DesiredAgent]
+
+    @property
+    def tag(self) -> str:
+        return stack_tag(self.stack)
+
+    def tool_names(self) -> set[str]:
+        return {t for a in self.agents.values() for t in a.config.get("tools", ())}
+
+
+# ---------------------------------------------------------------------------------------------
+# Live state
+
+
+@dataclass(frozen=True)
+class LiveBlock:
+    id: str
+    label: str
+    value: str
+    description: str | None = None
+    limit: int | None = None
+    read_only: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+    @property
+    def mark(self) -> Mapping[str, Any]:
+        m = self.metadata.get(MARK_KEY) if isinstance(self.metadata, Mapping) else None
+        return m if isinstance(m, Mapping) else {}
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> LiveBlock:
+        return cls(
+            id=d["id"],
+            label=d.get("label") or "",
+            value=d.get("value") or "",
+            description=d.get("description"),
+            limit=d.get("limit"),
+            read_only=bool(d.get("read_only")),
+            metadata=d.get("metadata") or {},
+            tags=tuple(d.get("tags") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class LiveTool:
+    id: str
+    name: str
+    tool_type: str = "custom"
+
+    @property
+    def is_base(self) -> bool:
+        """Tools the server provides itself (memory, search...); letta-apply leaves them alone."""
+        return self.tool_type.startswith("letta")
+
+
+@dataclass(frozen=True)
+class LiveAgent:
+    id: str
+    name: str
+    description: str | None = None
+    system: str | None = None
+    model: str | None = None
+    embedding: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[LiveTool, ...] = ()
+    block_ids: tuple[str, ...] = ()
+
+    @property
+    def mark(self) -> Mapping[str, Any]:
+        m = self.metadata.get(MARK_KEY) if isinstance(self.metadata, Mapping) else None
+        return m if isinstance(m, Mapping) else {}
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> LiveAgent:
+        llm = d.get("llm_config") or {}
+        emb = d.get("embedding_config") or {}
+        return cls(
+            id=d["id"],
+            name=d.get("name") or "",
+            description=d.get("description"),
+            system=d.get("system"),
+            model=d.get("model") or llm.get("handle"),
+            embedding=d.get("embedding") or emb.get("handle"),
+            tags=tuple(d.get("tags") or ()),
+            metadata=d.get("metadata") or {},
+            tools=tuple(
+                LiveTool(t["id"], t.get("name") or "", t.get("tool_type") or "custom")
+                for t in d.get("tools") or ()
+            ),
+            block_ids=tuple(b["id"] for b in d.get("blocks") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the server holds that concerns one stack.
+
+    `blocks` has every block attached to one of the stack's agents plus every block carrying the
+    stack's tag; `agents` has every agent carrying the stack's tag; `clashes` maps a declared agent
+    name to unmarked agents that already use it; `tools` maps tool names the manifest uses to ids.
+    """
+
+    blocks: Mapping[str, LiveBlock] = field(default_factory=dict)
+    agents: tuple[LiveAgent, ...] = ()
+    tagged_block_ids: frozenset[str] = frozenset()
+    clashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    tools: Mapping[str, str] = field(default_factory=dict)

@@ -17,10 +17,9 @@ from .errors import (
     ServerUnreachable,
 )
 from .live import read_live
-from .load import load_file, load_text
 from .model import Desired, Live
+from .pipeline import load_manifest, plan_for
 from .plan import Change, Drift, Plan, Problem, make_plan
-from .validate import validate
 
 __all__ = [
     "ApiError",
@@ -39,9 +38,8 @@ __all__ = [
     "ServerUnreachable",
     "__version__",
     "apply_plan",
-    "load_file",
-    "load_text",
+    "load_manifest",
     "make_plan",
+    "plan_for",
     "read_live",
-    "validate",
 ]

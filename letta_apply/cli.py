@@ -17,11 +17,9 @@ from .apply import Done, apply_plan
 from .client import DEFAULT_BASE_URL, LettaClient
 from .errors import ApplyError, LettaApplyError, ManifestError
 from .live import read_live
-from .load import load_file
-from .model import Desired
+from .pipeline import load_manifest, plan_for
 from .plan import Plan, make_plan
 from .render import done_line, plan_text
-from .validate import validate
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -34,7 +32,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="letta-apply", description="Declarative provisioning for Letta agents and memory blocks.")
+    p = _Parser(
+        prog="letta-apply",
+        description="Declarative provisioning for Letta agents and memory blocks.",
+    )
     p.add_argument("--version", action="version", version=f"letta-apply {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -42,19 +43,30 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("-f", "--file", required=True, help="manifest file (YAML)")
         if not server:
             return
-        sp.add_argument("--base-url", default=os.environ.get("LETTA_BASE_URL", DEFAULT_BASE_URL),
-                        help="Letta server URL (env LETTA_BASE_URL; default %(default)s)")
-        sp.add_argument("--api-key", default=os.environ.get("LETTA_API_KEY"),
-                        help="API key, sent as a Bearer token (env LETTA_API_KEY)")
-        sp.add_argument("--project", default=os.environ.get("LETTA_PROJECT"),
-                        help="project, sent as the X-Project header (env LETTA_PROJECT)")
+        sp.add_argument(
+            "--base-url",
+            default=os.environ.get("LETTA_BASE_URL", DEFAULT_BASE_URL),
+            help="Letta server URL (env LETTA_BASE_URL; default %(default)s)",
+        )
+        sp.add_argument(
+            "--api-key",
+            default=os.environ.get("LETTA_API_KEY"),
+            help="API key, sent as a Bearer token (env LETTA_API_KEY)",
+        )
+        sp.add_argument(
+            "--project",
+            default=os.environ.get("LETTA_PROJECT"),
+            help="project, sent as the X-Project header (env LETTA_PROJECT)",
+        )
         sp.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
         sp.add_argument("-v", "--verbose", action="store_true", help="print request counts")
 
     common(sub.add_parser("validate", help="check a manifest; sends no request"), server=False)
     sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
     common(sp)
-    sp.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    sp.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
+    )
     sp = sub.add_parser("apply", help="converge the server to the manifest")
     common(sp)
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
@@ -64,17 +76,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> LettaClient:
-    return LettaClient(args.base_url, api_key=args.api_key, project=args.project, timeout=args.timeout)
-
-
-def load_manifest(path: str) -> Desired:
-    """Load and validate one manifest file."""
-    return validate(load_file(path))
-
-
-def plan_for(client: LettaClient, desired: Desired) -> Plan:
-    """Read the live state of `desired`'s stack and plan against it."""
-    return make_plan(desired, read_live(client, desired))
+    return LettaClient(
+        args.base_url, api_key=args.api_key, project=args.project, timeout=args.timeout
+    )
 
 
 def _stats(args: argparse.Namespace, client: LettaClient, err: TextIO) -> None:
@@ -96,7 +100,7 @@ def _confirm(plan: Plan, out: TextIO) -> bool:
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     desired = load_manifest(args.file)
     print(
-        f"{args.file}: valid: stack \"{desired.stack}\", {len(desired.blocks)} shared "
+        f'{args.file}: valid: stack "{desired.stack}", {len(desired.blocks)} shared '
         f"block(s), {len(desired.agents)} agent(s)",
         file=out,
     )
@@ -160,22 +164,24 @@ def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         agents = {a.id: a for a in live.agents}
         for address, rid in plan.ids.items():
             if rid in agents:
-                a = agents[rid]
+                agent = agents[rid]
                 labels = ", ".join(
-                    f"{live.blocks[b].label} ({b})" for b in a.block_ids if b in live.blocks
+                    f"{live.blocks[i].label} ({i})" for i in agent.block_ids if i in live.blocks
                 )
-                print(f"{address}  {rid}  name={a.name!r}  blocks: {labels}", file=out)
+                print(f"{address}  {rid}  name={agent.name!r}  blocks: {labels}", file=out)
             elif rid in live.blocks:
-                b = live.blocks[rid]
-                print(f"{address}  {rid}  label={b.label!r}  value={b.value!r}", file=out)
-        missing = [a for a in [*desired.blocks, *desired.agents] if a not in plan.ids]
-        for a in missing:
-            print(f"{a}  (not on the server)", file=out)
+                block = live.blocks[rid]
+                print(f"{address}  {rid}  label={block.label!r}  value={block.value!r}", file=out)
+        for address in [*desired.blocks, *desired.agents]:
+            if address not in plan.ids:
+                print(f"{address}  (not on the server)", file=out)
         _stats(args, client, err)
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Entry point of the `letta-apply` command; returns the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
@@ -192,7 +198,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         for d in e.diagnostics:
             print(str(d), file=err)
         n = len(e.diagnostics)
-        print(f"{n} error{'s' if n > 1 else ''} in the manifest; nothing was sent to the server.", file=err)
+        print(
+            f"{n} error{'s' if n > 1 else ''} in the manifest; nothing was sent to the server.",
+            file=err,
+        )
         return EXIT_ERROR
     except LettaApplyError as e:
         print(f"error: {e}", file=err)

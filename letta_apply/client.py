@@ -195,7 +195,9 @@ def _decode(resp: httpx.Response, method: str, path: str) -> Any:
         except ValueError:
             raise ApiError(
                 "the server answered with something that is not JSON",
-                status=resp.status_code, method=method, path=path,
+                status=resp.status_code,
+                method=method,
+                path=path,
             ) from None
     detail: Any
     try:

@@ -1,10 +1,10 @@
 """Errors letta-apply raises. Each names where it happened: a file position or a resource address.
 
-    LettaApplyError
-     ├── ManifestError     one or more `file:line:col: message` diagnostics; nothing was sent
-     ├── ApiError          the server refused or failed a request (carries status and address)
-     │    └── ServerUnreachable
-     └── ApplyError        some changes failed; carries what was done and what was not
+LettaApplyError
+ ├── ManifestError     one or more `file:line:col: message` diagnostics; nothing was sent
+ ├── ApiError          the server refused or failed a request (carries status and address)
+ │    └── ServerUnreachable
+ └── ApplyError        some changes failed; carries what was done and what was not
 """
 
 from __future__ import annotations

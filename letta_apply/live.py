@@ -41,14 +41,14 @@ def _clashes(
     client: LettaClient, desired: Desired, agents: tuple[LiveAgent, ...]
 ) -> dict[str, tuple[str, ...]]:
     """Unmarked agents whose name a declared, not yet created agent would take."""
-    present = {
-        a.mark.get("address") for a in agents if a.mark.get("stack") == desired.stack
-    }
+    present = {a.mark.get("address") for a in agents if a.mark.get("stack") == desired.stack}
     missing = {a.name for a in desired.agents.values() if a.address not in present}
     if not missing:
         return {}
     if len(missing) <= _NAME_LOOKUPS_MAX:
-        found = [a for n in sorted(missing) for a in client.list_agents(name=n, include=("agent.tags",))]
+        found = [
+            a for n in sorted(missing) for a in client.list_agents(name=n, include=("agent.tags",))
+        ]
     else:
         found = client.list_agents(include=("agent.tags",))
     out: dict[str, list[str]] = {}

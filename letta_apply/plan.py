@@ -136,7 +136,8 @@ class _Planner:
         self.notes: list[str] = []
         self.blocks = self._ours_blocks()
         self.agents = self._ours_agents()
-        self.ids = {a: r.id for a, r in [*self.blocks.items(), *self.agents.items()]}
+        self.ids: dict[str, str] = {a: b.id for a, b in self.blocks.items()}
+        self.ids.update({a: ag.id for a, ag in self.agents.items()})
 
     # -- matching by marks ---------------------------------------------------------------------
 
@@ -217,14 +218,19 @@ class _Planner:
             live_md = _user_metadata(lb.metadata)
             if live_md != db.config["metadata"]:
                 diffs.extend(_dict_diffs("metadata", live_md, db.config["metadata"]))
-                body["metadata"] = {**db.config["metadata"], **(marks(self.stack, db.address) if mark else {})}
+                body["metadata"] = {
+                    **db.config["metadata"],
+                    **(marks(self.stack, db.address) if mark else {}),
+                }
         if "tags" in db.config and lb.id in self.live.tagged_block_ids:
             live_tags = sorted(set(lb.tags) - {self.tag})
             if live_tags != sorted(db.config["tags"]):
                 diffs.append(FieldDiff("tags", live_tags, sorted(db.config["tags"])))
                 body["tags"] = sorted({*db.config["tags"], self.tag})
         if lb.value != db.value:
-            self.drift.append(Drift(db.address, "value", db.value, lb.value, "memory", db.enforce_value))
+            self.drift.append(
+                Drift(db.address, "value", db.value, lb.value, "memory", db.enforce_value)
+            )
             if db.enforce_value:
                 diffs.append(FieldDiff("value", lb.value, db.value))
                 body["value"] = db.value
@@ -250,7 +256,8 @@ class _Planner:
             self.problems.append(
                 Problem(
                     da.address,
-                    f"unknown tool{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}",
+                    f"unknown tool{'s' if len(unknown) > 1 else ''} "
+                    + ", ".join(map(repr, unknown)),
                     "create the tool on the server first, or fix its name",
                 )
             )
@@ -285,7 +292,11 @@ class _Planner:
             body["tool_ids"] = tool_ids
         if da.include_base_tools is not None:
             body["include_base_tools"] = da.include_base_tools
-        diffs = [FieldDiff(k, None, body[k]) for k in ("name", "description", "system", "model", "embedding") if k in body]
+        diffs = [
+            FieldDiff(k, None, body[k])
+            for k in ("name", "description", "system", "model", "embedding")
+            if k in body
+        ]
         diffs.extend(self._declared_extras(da.config))
         if "tools" in da.config:
             diffs.append(FieldDiff("tools", None, list(da.config["tools"])))
@@ -296,7 +307,9 @@ class _Planner:
             )
         if da.blocks:
             diffs.append(FieldDiff("blocks", None, list(da.blocks)))
-        self.changes.append(Change(da.address, CREATE, diffs=tuple(diffs), body=body, reason="not on the server"))
+        self.changes.append(
+            Change(da.address, CREATE, diffs=tuple(diffs), body=body, reason="not on the server")
+        )
 
     def _update_agent(self, da: DesiredAgent, la: LiveAgent) -> None:
         diffs: list[FieldDiff] = []
@@ -321,11 +334,15 @@ class _Planner:
         if "tools" in da.config:
             tool_ids = self._tool_ids(da, la)
             if tool_ids is not None and set(tool_ids) != {t.id for t in la.tools}:
-                shown = sorted(t.name for t in la.tools if not t.is_base or t.name in da.config["tools"])
+                shown = sorted(
+                    t.name for t in la.tools if not t.is_base or t.name in da.config["tools"]
+                )
                 diffs.append(FieldDiff("tools", shown, sorted(da.config["tools"])))
                 body["tool_ids"] = tool_ids
         if body:
-            self.changes.append(Change(da.address, UPDATE, la.id, tuple(diffs), body, reason="manifest differs"))
+            self.changes.append(
+                Change(da.address, UPDATE, la.id, tuple(diffs), body, reason="manifest differs")
+            )
         self._agent_blocks(da, la)
 
     def _agent_blocks(self, da: DesiredAgent, la: LiveAgent) -> None:
@@ -337,7 +354,11 @@ class _Planner:
             lb = by_label.get(db.label)
             if lb is None:
                 self.changes.append(self._create_block(db, "declared, not on the agent"))
-                self.changes.append(Change(da.address, ATTACH, la.id, block=db.address, reason="new block of the agent"))
+                self.changes.append(
+                    Change(
+                        da.address, ATTACH, la.id, block=db.address, reason="new block of the agent"
+                    )
+                )
             elif lb.id in self.live.tagged_block_ids and lb.id not in shared_ids:
                 self.ids[db.address] = lb.id
                 self._update_block(db, lb, mark=False)
@@ -362,7 +383,8 @@ class _Planner:
                 self.problems.append(
                     Problem(
                         da.address,
-                        f"cannot attach {addr}: the agent already has a block labelled '{label}' ({other.id})",
+                        f"cannot attach {addr}: the agent already has a block labelled "
+                        f"'{label}' ({other.id})",
                         "detach that block from the agent or give the shared block another label",
                     )
                 )
@@ -371,17 +393,24 @@ class _Planner:
                 Change(da.address, ATTACH, la.id, block=addr, reason="listed in the agent's blocks")
             )
         for b in attached:
-            addr = shared_ids.get(b.id)
-            if addr is not None and addr not in wanted:
+            shared = shared_ids.get(b.id)
+            if shared is not None and shared not in wanted:
                 self.changes.append(
-                    Change(da.address, DETACH, la.id, block=addr, reason="not in the agent's blocks")
+                    Change(
+                        da.address, DETACH, la.id, block=shared, reason="not in the agent's blocks"
+                    )
                 )
 
         declared_labels = {b.label for b in da.memory_blocks}
         for b in attached:
-            if b.id in self.live.tagged_block_ids and b.id not in shared_ids and b.label not in declared_labels:
+            if (
+                b.id in self.live.tagged_block_ids
+                and b.id not in shared_ids
+                and b.label not in declared_labels
+            ):
                 self.notes.append(
-                    f"{da.address}: its block '{b.label}' ({b.id}) is no longer declared; it is kept"
+                    f"{da.address}: its block '{b.label}' ({b.id}) is no longer declared; "
+                    "it is kept"
                 )
 
     # -- the whole plan ------------------------------------------------------------------------
@@ -399,15 +428,14 @@ class _Planner:
                 self._create_agent(da)
             else:
                 self._update_agent(da, la)
-        for addr, resource in [*self.blocks.items(), *self.agents.items()]:
+        for addr in [*self.blocks, *self.agents]:
             if addr not in self.desired.blocks and addr not in self.desired.agents:
                 self.notes.append(
-                    f"{addr} ({resource.id}) is no longer declared; it is kept (nothing is deleted)"
+                    f"{addr} ({self.ids[addr]}) is no longer declared; it is kept "
+                    "(nothing is deleted)"
                 )
         refused = {p.address for p in self.problems}
-        changes = [
-            c for c in self.changes if c.address not in refused and (c.block not in refused)
-        ]
+        changes = [c for c in self.changes if c.address not in refused and (c.block not in refused)]
         changes.sort(key=lambda c: (c.stage, c.address, c.block or "", c.action))
         return Plan(
             stack=self.stack,

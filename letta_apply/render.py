@@ -38,10 +38,17 @@ def _field(d: FieldDiff, indent: str, *, create: bool) -> list[str]:
     if create:
         if _is_long(d.after):
             head = f"{indent}{d.field}: <<"
-            return [head, *(indent + "    " + line for line in str(d.after).splitlines()), indent + ">>"]
+            return [
+                head,
+                *(indent + "    " + line for line in str(d.after).splitlines()),
+                indent + ">>",
+            ]
         return [f"{indent}{d.field}: {_value(d.after)}"]
     if _is_long(d.before) or _is_long(d.after):
-        return [f"{indent}{d.field}:", *_unified(str(d.before or ""), str(d.after or ""), indent + "    ")]
+        return [
+            f"{indent}{d.field}:",
+            *_unified(str(d.before or ""), str(d.after or ""), indent + "    "),
+        ]
     return [f"{indent}{d.field}: {_value(d.before)} -> {_value(d.after)}"]
 
 
@@ -61,10 +68,7 @@ def drift_lines(d: Drift) -> list[str]:
     if d.restored:
         head = f"  ~ {d.address}.{d.field} was changed on the server; enforce_value restores it"
     else:
-        head = (
-            f"  ! {d.address}.{d.field} was written on the server (by an agent or by hand); "
-            "kept"
-        )
+        head = f"  ! {d.address}.{d.field} was written on the server (by an agent or by hand); kept"
     if _is_long(d.live) or _is_long(d.declared):
         return [head, *_unified(str(d.declared), str(d.live), "      ")]
     return [head, f"      declared: {_value(d.declared)}", f"      live:     {_value(d.live)}"]
@@ -72,7 +76,8 @@ def drift_lines(d: Drift) -> list[str]:
 
 def summary(plan: Plan) -> str:
     if not plan.changes:
-        text = "No changes. The server matches the manifest."
+        clean = not plan.drift and not plan.problems
+        text = "No changes." + (" The server matches the manifest." if clean else "")
     else:
         parts = [
             f"{plan.count(CREATE)} to create",
@@ -103,7 +108,10 @@ def plan_text(plan: Plan, base_url: str) -> str:
             lines.extend(drift_lines(d))
         kept = [d for d in plan.drift if not d.restored]
         if kept:
-            lines.append("  Agent-written memory is kept; set `enforce_value: true` on a block to restore it.")
+            lines.append(
+                "  Agent-written memory is kept; set `enforce_value: true` on a block "
+                "to restore it."
+            )
         lines.append("")
     if plan.problems:
         lines.append("Refused:")

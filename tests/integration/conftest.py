@@ -1,0 +1,157 @@
+"""Real-server fixtures: a pinned Letta 0.16.8 on 127.0.0.1, started by scripts/letta-server.
+
+If the server cannot be started the tests fail loudly; they never skip.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from letta_apply.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT = os.environ.get("LETTA_SERVER_PORT", "8283")
+BASE_URL = f"http://127.0.0.1:{PORT}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def server() -> str:
+    """Base URL of the local Letta server, brought up by the project's own script."""
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "letta-server"), "up"], capture_output=True, text=True, timeout=1800
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"could not start the local Letta server (scripts/letta-server up exited "
+            f"{proc.returncode}):\n{proc.stdout}\n{proc.stderr}",
+            pytrace=False,
+        )
+    return BASE_URL
+
+
+@pytest.fixture
+def api(server: str) -> Iterator[httpx.Client]:
+    """A plain client for looking at and editing the server behind letta-apply's back."""
+    with httpx.Client(
+        base_url=server, timeout=60, headers={"User-Agent": "letta-apply-tests"}
+    ) as c:
+        yield c
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def reads(self) -> int:
+        return int(self._counts()[0])
+
+    @property
+    def writes(self) -> int:
+        return int(self._counts()[1])
+
+    def _counts(self) -> tuple[str, str]:
+        m = re.search(r"requests: (\d+) reads, (\d+) writes", self.err)
+        assert m, f"no request counts in stderr:\n{self.err}"
+        return m.group(1), m.group(2)
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run(server: str) -> Run:
+    """Run the letta-apply CLI in-process against the local server, with request counts."""
+
+    def _run(*args: str, base_url: str | None = None) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        argv = list(args)
+        if argv[0] != "validate":
+            argv += ["--base-url", base_url or server, "-v"]
+        code = main(argv, out=out, err=err)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return _run
+
+
+@pytest.fixture
+def stack() -> str:
+    """A stack name no other test uses, so tests share one server without meeting."""
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, stack: str) -> Callable[[str], str]:
+    """Write a manifest for this test's stack; `{stack}` in the text is replaced."""
+    counter = iter(range(1000))
+
+    def _write(text: str) -> str:
+        path = tmp_path / f"manifest-{next(counter)}.yaml"
+        path.write_text(text.replace("{stack}", stack), encoding="utf-8")
+        return str(path)
+
+    return _write
+
+
+def stack_resources(
+    api: httpx.Client, stack: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every block and agent on the server carrying `stack`'s tag."""
+    tag = f"letta-apply:{stack}"
+    blocks = api.get("/v1/blocks/", params={"tags": [tag], "limit": 1000}).json()
+    agents = api.get(
+        "/v1/agents/",
+        params={"tags": [tag], "limit": 1000, "include": ["agent.blocks", "agent.tags"]},
+    ).json()
+    return blocks, agents
+
+
+def agent_by_name(api: httpx.Client, name: str) -> list[dict[str, Any]]:
+    return api.get(  # type: ignore[no-any-return]
+        "/v1/agents/", params={"name": name, "include": ["agent.blocks", "agent.tags"]}
+    ).json()
+
+
+SEED = """\
+version: 1
+stack: {stack}
+blocks:
+  organization:
+    description: Shared information between all agents within the organization.
+    value: Nothing here yet, we should update this over time.
+agents:
+  supervisor:
+    name: {stack}-supervisor
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks:
+      - label: persona
+        value: I am a supervisor
+    blocks: [organization]
+  worker:
+    name: {stack}-worker
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks:
+      - {label: persona, value: I am a worker}
+    blocks: [organization]
+"""

@@ -1,0 +1,305 @@
+"""letta-apply against a real Letta 0.16.8: the seed setup, idempotence, memory and attachments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from .conftest import SEED, Run, agent_by_name, stack_resources
+
+
+def _ids(api: httpx.Client, stack: str) -> dict[str, str]:
+    blocks, agents = stack_resources(api, stack)
+    out = {a["metadata"]["letta_apply"]["address"]: a["id"] for a in agents}
+    out.update(
+        {
+            b["metadata"]["letta_apply"]["address"]: b["id"]
+            for b in blocks
+            if b["metadata"].get("letta_apply")
+        }
+    )
+    return out
+
+
+def test_seed_setup_from_empty(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    path = manifest(SEED)
+
+    plan = run("plan", "-f", path, "--detailed-exitcode")
+    assert plan.code == 2, plan.err
+    assert "Plan: 3 to create, 0 to update, 0 to attach, 0 to detach." in plan.out
+    assert plan.writes == 0
+
+    first = run("apply", "-f", path, "--auto-approve")
+    assert first.code == 0, first.err
+    # One request per resource: a shared block and two agents, each with its own block inline.
+    assert first.writes == 3
+    assert "block.organization: created (block-" in first.out
+    assert "agent.worker: created (agent-" in first.out
+
+    blocks, agents = stack_resources(api, stack)
+    assert sorted(a["name"] for a in agents) == [f"{stack}-supervisor", f"{stack}-worker"]
+    shared = [b for b in blocks if b["label"] == "organization"]
+    assert len(shared) == 1
+    assert shared[0]["value"] == "Nothing here yet, we should update this over time."
+    assert (
+        shared[0]["description"] == "Shared information between all agents within the organization."
+    )
+    for a in agents:
+        labels = {b["label"]: b for b in a["blocks"]}
+        assert labels["organization"]["id"] == shared[0]["id"]
+        role = a["name"].rsplit("-", 1)[1]
+        assert labels["persona"]["value"] == f"I am a {role}"
+        assert a["metadata"]["letta_apply"] == {"stack": stack, "address": f"agent.{role}"}
+        assert f"letta-apply:{stack}" in a["tags"]
+
+    again = run("plan", "-f", path, "--detailed-exitcode")
+    assert again.code == 0, again.out
+    assert "No changes. The server matches the manifest." in again.out
+    assert again.writes == 0
+
+
+def test_second_apply_sends_no_writes(run: Run, manifest: Callable[[str], str]) -> None:
+    path = manifest(SEED)
+    assert run("apply", "-f", path, "--auto-approve").code == 0
+    second = run("apply", "-f", path, "--auto-approve")
+    assert second.code == 0
+    assert "No changes" in second.out
+    assert second.writes == 0
+    # Reads are list calls, not one per resource: blocks and agents, one page each.
+    assert second.reads == 2
+
+
+def test_shared_memory_between_agents(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    assert run("apply", "-f", manifest(SEED), "--auto-approve").code == 0
+    ids = _ids(api, stack)
+    r = api.patch(
+        f"/v1/agents/{ids['agent.worker']}/core-memory/blocks/organization",
+        json={"value": "Organization: Letta"},
+    )
+    assert r.status_code == 200, r.text
+    seen = api.get(f"/v1/agents/{ids['agent.supervisor']}/core-memory/blocks/organization").json()
+    assert seen["value"] == "Organization: Letta"
+
+
+def test_agent_written_value_is_kept(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    path = manifest(SEED)
+    assert run("apply", "-f", path, "--auto-approve").code == 0
+    ids = _ids(api, stack)
+    api.patch(
+        f"/v1/agents/{ids['agent.worker']}/core-memory/blocks/organization",
+        json={"value": "Organization: Letta"},
+    )
+    api.patch(
+        f"/v1/agents/{ids['agent.worker']}/core-memory/blocks/persona",
+        json={"value": "I am a tired worker"},
+    )
+
+    plan = run("plan", "-f", path, "--detailed-exitcode")
+    assert plan.code == 0, plan.out
+    assert "block.organization.value was written on the server" in plan.out
+    assert "agent.worker.memory_blocks.persona.value was written on the server" in plan.out
+    assert '"Organization: Letta"' in plan.out
+    assert "2 agent-written values kept." in plan.out
+
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 0
+    assert applied.writes == 0
+    org = api.get(f"/v1/agents/{ids['agent.supervisor']}/core-memory/blocks/organization").json()
+    assert org["value"] == "Organization: Letta"
+
+
+def test_enforced_value_is_restored(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    path = manifest(
+        SEED.replace(
+            "    value: Nothing here yet, we should update this over time.\n",
+            "    value: Nothing here yet, we should update this over time.\n"
+            "    enforce_value: true\n",
+        )
+    )
+    assert run("apply", "-f", path, "--auto-approve").code == 0
+    ids = _ids(api, stack)
+    api.patch(
+        f"/v1/agents/{ids['agent.worker']}/core-memory/blocks/organization",
+        json={"value": "scribbled"},
+    )
+
+    plan = run("plan", "-f", path, "--detailed-exitcode")
+    assert plan.code == 2
+    assert "enforce_value restores it" in plan.out
+    assert '"scribbled" -> "Nothing here yet, we should update this over time."' in plan.out
+
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert applied.writes == 1
+    org = api.get(f"/v1/blocks/{ids['block.organization']}").json()
+    assert org["value"] == "Nothing here yet, we should update this over time."
+    assert run("apply", "-f", path, "--auto-approve").writes == 0
+
+
+def test_configuration_changes_are_enforced(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    assert run("apply", "-f", manifest(SEED), "--auto-approve").code == 0
+    ids = _ids(api, stack)
+    changed = manifest(
+        SEED.replace("within the organization.", "within the company.").replace(
+            "    name: {stack}-worker\n",
+            "    name: {stack}-worker\n    description: Does the work.\n    tags: [team-a]\n",
+        )
+    )
+    plan = run("plan", "-f", changed)
+    assert "~ block.organization (" in plan.out
+    assert (
+        'description: "Shared information between all agents within the organization." -> '
+        in plan.out
+    )
+    assert "tags: [] -> [team-a]" in plan.out
+
+    applied = run("apply", "-f", changed, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert applied.writes == 2
+    assert (
+        api.get(f"/v1/blocks/{ids['block.organization']}")
+        .json()["description"]
+        .endswith("the company.")
+    )
+    worker = api.get(f"/v1/agents/{ids['agent.worker']}", params={"include": ["agent.tags"]}).json()
+    assert worker["description"] == "Does the work."
+    assert sorted(worker["tags"]) == sorted(["team-a", f"letta-apply:{stack}"])
+    # A description changed by hand is configuration: the manifest wins.
+    api.patch(f"/v1/blocks/{ids['block.organization']}", json={"description": "hand edit"})
+    assert run("apply", "-f", changed, "--auto-approve").writes == 1
+    assert (
+        api.get(f"/v1/blocks/{ids['block.organization']}")
+        .json()["description"]
+        .endswith("the company.")
+    )
+    assert run("apply", "-f", changed, "--auto-approve").writes == 0
+
+
+def test_attach_and_detach_shared_blocks(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    assert run("apply", "-f", manifest(SEED), "--auto-approve").code == 0
+    with_tasks = SEED.replace(
+        "agents:\n",
+        "  tasks:\n    value: No tasks yet.\nagents:\n",
+    ).replace(
+        "      - {label: persona, value: I am a worker}\n    blocks: [organization]",
+        "      - {label: persona, value: I am a worker}\n    blocks: [organization, tasks]",
+    )
+    path = manifest(with_tasks)
+    plan = run("plan", "-f", path)
+    assert "+ agent.worker: attach block.tasks" in plan.out
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert applied.writes == 2  # create block.tasks, attach it
+    ids = _ids(api, stack)
+    worker = api.get(
+        f"/v1/agents/{ids['agent.worker']}", params={"include": ["agent.blocks"]}
+    ).json()
+    assert {b["label"] for b in worker["blocks"]} == {"persona", "organization", "tasks"}
+
+    without = with_tasks.replace("blocks: [organization, tasks]", "blocks: [organization]")
+    path = manifest(without)
+    plan = run("plan", "-f", path)
+    assert "- agent.worker: detach block.tasks" in plan.out
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 0
+    assert applied.writes == 1
+    worker = api.get(
+        f"/v1/agents/{ids['agent.worker']}", params={"include": ["agent.blocks"]}
+    ).json()
+    assert {b["label"] for b in worker["blocks"]} == {"persona", "organization"}
+    # Detached, not deleted.
+    assert api.get(f"/v1/blocks/{ids['block.tasks']}").status_code == 200
+    assert run("apply", "-f", path, "--auto-approve").writes == 0
+
+
+def test_shared_block_attached_by_hand_is_detected(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    text = SEED.replace("agents:\n", "  notes:\n    value: private notes\nagents:\n").replace(
+        "      - label: persona\n        value: I am a supervisor\n    blocks: [organization]",
+        "      - label: persona\n        value: I am a supervisor\n"
+        "    blocks: [organization, notes]",
+    )
+    path = manifest(text)
+    assert run("apply", "-f", path, "--auto-approve").code == 0
+    ids = _ids(api, stack)
+    r = api.patch(
+        f"/v1/agents/{ids['agent.worker']}/core-memory/blocks/attach/{ids['block.notes']}"
+    )
+    assert r.status_code == 200, r.text
+
+    plan = run("plan", "-f", path, "--detailed-exitcode")
+    assert plan.code == 2
+    assert "- agent.worker: detach block.notes" in plan.out
+    assert run("apply", "-f", path, "--auto-approve").writes == 1
+    worker = api.get(
+        f"/v1/agents/{ids['agent.worker']}", params={"include": ["agent.blocks"]}
+    ).json()
+    assert "notes" not in {b["label"] for b in worker["blocks"]}
+
+
+def test_unmarked_agent_with_a_declared_name_is_untouched(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    hand = api.post(
+        "/v1/agents/",
+        json={
+            "name": f"{stack}-worker",
+            "model": "letta/letta-free",
+            "embedding": "letta/letta-free",
+            "memory_blocks": [{"label": "persona", "value": "made by hand"}],
+            "tags": ["hand-made"],
+        },
+    )
+    assert hand.status_code == 200, hand.text
+    hand_id = hand.json()["id"]
+    before = agent_by_name(api, f"{stack}-worker")
+    try:
+        path = manifest(SEED)
+        plan = run("plan", "-f", path)
+        assert plan.code == 1
+        assert f"x agent.worker: an agent named '{stack}-worker' already exists" in plan.out
+        assert "hint:" in plan.out
+
+        applied = run("apply", "-f", path, "--auto-approve")
+        assert applied.code == 1
+        assert "agent.worker" in applied.err and "already exists" in applied.err
+        assert applied.writes == 2  # the shared block and the supervisor; nothing for the worker
+        after = agent_by_name(api, f"{stack}-worker")
+        assert [a["id"] for a in after] == [hand_id]
+        assert after[0]["blocks"] == before[0]["blocks"]
+        assert after[0]["tags"] == ["hand-made"]
+        assert after[0]["metadata"] == before[0]["metadata"]
+    finally:
+        api.delete(f"/v1/agents/{hand_id}")
+
+
+def test_unmarked_block_with_a_declared_label_is_no_clash(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    other = api.post(
+        "/v1/blocks/", json={"label": "organization", "value": "someone else's"}
+    ).json()
+    try:
+        assert run("apply", "-f", manifest(SEED), "--auto-approve").code == 0
+        blocks, _ = stack_resources(api, stack)
+        ours = [b for b in blocks if b["label"] == "organization"]
+        assert len(ours) == 1 and ours[0]["id"] != other["id"]
+        still = api.get(f"/v1/blocks/{other['id']}").json()
+        assert still["value"] == "someone else's"
+        assert still["metadata"] in ({}, None)
+    finally:
+        api.delete(f"/v1/blocks/{other['id']}")

@@ -303,3 +303,75 @@ def test_unmarked_block_with_a_declared_label_is_no_clash(
         assert still["metadata"] in ({}, None)
     finally:
         api.delete(f"/v1/blocks/{other['id']}")
+
+
+FULL = """\
+version: 1
+stack: {stack}
+blocks:
+  organization:
+    label: org
+    description: Shared facts.
+    value: |
+      Line one.
+      Line two.
+    limit: 5000
+    read_only: true
+    metadata: {team: support, nested: {level: 2}}
+    tags: [shared, facts]
+agents:
+  helper:
+    name: {stack} helper's agent
+    description: Answers questions.
+    system: You are a careful helper. Keep answers short.
+    model: letta/letta-free
+    embedding: letta/letta-free
+    tags: [helpers, tier-1]
+    metadata: {owner: platform, cost_center: 42}
+    tools: [web_search, conversation_search]
+    memory_blocks:
+      - label: persona
+        value: I help.
+        description: Who I am.
+        limit: 3000
+        read_only: false
+        metadata: {kind: persona}
+      - label: human
+        value: The user.
+    blocks: [organization]
+"""
+
+
+def test_every_field_round_trips_with_zero_writes(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    path = manifest(FULL)
+    first = run("apply", "-f", path, "--auto-approve")
+    assert first.code == 0, first.err
+    second = run("plan", "-f", path, "--detailed-exitcode")
+    assert second.code == 0, second.out
+    assert "No changes. The server matches the manifest." in second.out
+    assert run("apply", "-f", path, "--auto-approve").writes == 0
+
+    ids = _ids(api, stack)
+    agent = api.get(
+        f"/v1/agents/{ids['agent.helper']}",
+        params={"include": ["agent.blocks", "agent.tags", "agent.tools"]},
+    ).json()
+    assert agent["name"] == f"{stack} helper's agent"
+    assert agent["system"] == "You are a careful helper. Keep answers short."
+    assert {"web_search", "conversation_search"} <= {t["name"] for t in agent["tools"]}
+    persona = next(b for b in agent["blocks"] if b["label"] == "persona")
+    assert (persona["description"], persona["limit"]) == ("Who I am.", 3000)
+    assert persona["metadata"] == {"kind": "persona"}
+    org = api.get(f"/v1/blocks/{ids['block.organization']}").json()
+    assert org["label"] == "org" and org["read_only"] is True
+    assert org["value"] == "Line one.\nLine two.\n"
+    assert org["metadata"]["nested"] == {"level": 2}
+
+
+def test_unknown_tool_is_refused_at_plan(run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str) -> None:
+    path = manifest(FULL.replace("[web_search, conversation_search]", "[web_search, no_such_tool]"))
+    plan = run("plan", "-f", path)
+    assert plan.code == 1
+    assert "x agent.helper: unknown tool 'no_such_tool'" in plan.out

@@ -370,7 +370,9 @@ def test_every_field_round_trips_with_zero_writes(
     assert org["metadata"]["nested"] == {"level": 2}
 
 
-def test_unknown_tool_is_refused_at_plan(run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str) -> None:
+def test_unknown_tool_is_refused_at_plan(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
     path = manifest(FULL.replace("[web_search, conversation_search]", "[web_search, no_such_tool]"))
     plan = run("plan", "-f", path)
     assert plan.code == 1

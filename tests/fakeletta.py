@@ -1,0 +1,232 @@
+"""An in-memory stand-in for the parts of Letta's /v1 API letta-apply uses, for unit tests only.
+
+It mimics the behaviours that matter to a provisioner (trailing-slash collection routes, tag
+filters, `after` pagination, inline blocks losing their metadata, 409 on a duplicate label, 404
+on detaching what is not attached) and plugs into LettaClient through httpx.MockTransport.
+Integration tests use the real server instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from letta_apply import LettaClient
+
+Handler = Callable[[httpx.Request], httpx.Response | None]
+
+BASE_TOOLS = [
+    ("send_message", "letta_core"),
+    ("conversation_search", "letta_core"),
+    ("memory_insert", "letta_sleeptime_core"),
+    ("web_search", "letta_builtin"),
+]
+
+
+class FakeLetta:
+    def __init__(self) -> None:
+        self.blocks: dict[str, dict[str, Any]] = {}
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.tools: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.counts: Counter[str] = Counter()
+        self.before: list[Handler] = []  # fault injection: return a response to short-circuit
+        self._seq = itertools.count()
+        for name, kind in BASE_TOOLS:
+            tid = f"tool-{uuid.uuid4()}"
+            self.tools[tid] = {"id": tid, "name": name, "tool_type": kind}
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def client(self, **kw: Any) -> LettaClient:
+        return LettaClient(
+            "http://127.0.0.1:8283", transport=httpx.MockTransport(self.handle), **kw
+        )
+
+    @property
+    def writes(self) -> int:
+        return sum(n for m, n in self.counts.items() if m != "GET")
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.method, request.url.path))
+        self.counts[request.method] += 1
+        for hook in self.before:
+            resp = hook(request)
+            if resp is not None:
+                return resp
+        body = json.loads(request.content) if request.content else None
+        q = request.url.params
+        path = request.url.path
+        m = request.method
+        routes: list[tuple[str, str, Callable[..., Any]]] = [
+            ("GET", r"/v1/health/", lambda: {"version": "0.16.8", "status": "ok"}),
+            ("GET", r"/v1/blocks/", lambda: self._list(self.blocks, q)),
+            ("POST", r"/v1/blocks/", lambda: self._create_block(body)),
+            ("GET", r"/v1/blocks/(block-[^/]+)", lambda i: self._get(self.blocks, i)),
+            ("PATCH", r"/v1/blocks/(block-[^/]+)", lambda i: self._patch_block(i, body)),
+            (
+                "GET",
+                r"/v1/agents/",
+                lambda: [self._agent_view(a) for a in self._list(self.agents, q)],
+            ),
+            ("POST", r"/v1/agents/", lambda: self._create_agent(body)),
+            ("PATCH", r"/v1/agents/(agent-[^/]+)", lambda i: self._patch_agent(i, body)),
+            ("PATCH", r"/v1/agents/(agent-[^/]+)/core-memory/blocks/attach/([^/]+)", self._attach),
+            ("PATCH", r"/v1/agents/(agent-[^/]+)/core-memory/blocks/detach/([^/]+)", self._detach),
+            ("GET", r"/v1/agents/(agent-[^/]+)/core-memory/blocks/([^/]+)", self._by_label),
+            (
+                "PATCH",
+                r"/v1/agents/(agent-[^/]+)/core-memory/blocks/([^/]+)",
+                lambda a, label: self._patch_block(self._by_label(a, label)["id"], body),
+            ),
+            (
+                "GET",
+                r"/v1/tools/",
+                lambda: [
+                    t
+                    for t in self.tools.values()
+                    if not q.get_list("names") or t["name"] in q.get_list("names")
+                ],
+            ),
+        ]
+        for method, pattern, fn in routes:
+            match = re.fullmatch(pattern, path)
+            if method == m and match:
+                try:
+                    result = fn(*match.groups())
+                except _Http as e:
+                    return httpx.Response(e.status, json={"detail": e.detail})
+                return httpx.Response(200, json=result)
+        if not path.endswith("/") and re.fullmatch(r"/v1/(agents|blocks|tools)", path):
+            return httpx.Response(307, headers={"location": path + "/"})
+        return httpx.Response(404, json={"detail": f"no route {m} {path}"})
+
+    # -- resources -------------------------------------------------------------------------
+
+    def _list(self, store: dict[str, dict[str, Any]], q: httpx.QueryParams) -> list[dict[str, Any]]:
+        items = sorted(store.values(), key=lambda r: int(r["_seq"]))
+        tags = q.get_list("tags")
+        if tags:
+            items = [r for r in items if set(tags) & set(r.get("tags") or [])]
+        if q.get("name"):
+            items = [r for r in items if r.get("name") == q.get("name")]
+        if q.get("after"):
+            seqs = [r["_seq"] for r in items if r["id"] == q.get("after")]
+            items = [r for r in items if seqs and r["_seq"] > seqs[0]]
+        limit = int(q.get("limit") or 50)
+        return [_public(r) for r in items[:limit]]
+
+    def _get(self, store: dict[str, dict[str, Any]], rid: str) -> dict[str, Any]:
+        if rid not in store:
+            raise _Http(404, f"{rid} not found")
+        return _public(store[rid])
+
+    def _new_block(self, spec: dict[str, Any], *, keep_metadata: bool = True) -> dict[str, Any]:
+        bid = f"block-{uuid.uuid4()}"
+        self.blocks[bid] = {
+            "id": bid,
+            "_seq": next(self._seq),
+            "label": spec["label"],
+            "value": spec.get("value", ""),
+            "description": spec.get("description"),
+            "limit": spec.get("limit", 100000),
+            "read_only": spec.get("read_only", False),
+            "metadata": (spec.get("metadata") or {}) if keep_metadata else {},
+            "tags": spec.get("tags") or [],
+        }
+        return self.blocks[bid]
+
+    def _create_block(self, body: dict[str, Any]) -> dict[str, Any]:
+        return _public(self._new_block(body))
+
+    def _patch_block(self, bid: str, body: dict[str, Any]) -> dict[str, Any]:
+        if bid not in self.blocks:
+            raise _Http(404, f"{bid} not found")
+        self.blocks[bid].update({k: v for k, v in body.items() if v is not None})
+        return _public(self.blocks[bid])
+
+    def _create_agent(self, body: dict[str, Any]) -> dict[str, Any]:
+        aid = f"agent-{uuid.uuid4()}"
+        # Letta keeps the tags of inline blocks but drops their metadata.
+        own = [
+            self._new_block(b, keep_metadata=False)["id"] for b in body.get("memory_blocks") or []
+        ]
+        shared = [i for i in body.get("block_ids") or [] if i in self.blocks]  # unknown ids dropped
+        tools = list(body.get("tool_ids") or [])
+        if body.get("include_base_tools", True):
+            tools += [
+                t["id"]
+                for t in self.tools.values()
+                if t["tool_type"] == "letta_core" and t["id"] not in tools
+            ]
+        self.agents[aid] = {
+            "id": aid,
+            "_seq": next(self._seq),
+            "name": body.get("name", ""),
+            "description": body.get("description"),
+            "system": body.get("system", "default system"),
+            "model": body.get("model"),
+            "embedding": body.get("embedding"),
+            "tags": body.get("tags") or [],
+            "metadata": body.get("metadata") or {},
+            "block_ids": own + shared,
+            "tool_ids": tools,
+        }
+        return self._agent_view(_public(self.agents[aid]))
+
+    def _patch_agent(self, aid: str, body: dict[str, Any]) -> dict[str, Any]:
+        if aid not in self.agents:
+            raise _Http(404, f"{aid} not found")
+        for k, v in body.items():
+            if v is not None:
+                self.agents[aid][k] = v
+        return self._agent_view(_public(self.agents[aid]))
+
+    def _agent_view(self, a: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in a.items() if k not in ("block_ids", "tool_ids")}
+        # An agent's view of its blocks carries no tags, as in Letta.
+        out["blocks"] = [
+            {**_public(self.blocks[i]), "tags": []} for i in a["block_ids"] if i in self.blocks
+        ]
+        out["tools"] = [self.tools[t] for t in a["tool_ids"] if t in self.tools]
+        return out
+
+    def _attach(self, aid: str, bid: str) -> dict[str, Any]:
+        agent = self.agents[aid]
+        if bid not in self.blocks:
+            raise _Http(404, f"{bid} not found")
+        labels = {self.blocks[i]["label"] for i in agent["block_ids"]}
+        if self.blocks[bid]["label"] in labels:
+            raise _Http(409, "duplicate label")
+        agent["block_ids"].append(bid)
+        return self._agent_view(_public(agent))
+
+    def _detach(self, aid: str, bid: str) -> dict[str, Any]:
+        agent = self.agents[aid]
+        if bid not in agent["block_ids"]:
+            raise _Http(404, "block not attached")
+        agent["block_ids"].remove(bid)
+        return self._agent_view(_public(agent))
+
+    def _by_label(self, aid: str, label: str) -> dict[str, Any]:
+        for i in self.agents[aid]["block_ids"]:
+            if self.blocks[i]["label"] == label:
+                return _public(self.blocks[i])
+        raise _Http(404, f"no block labelled {label}")
+
+
+class _Http(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+
+
+def _public(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in r.items() if not k.startswith("_")}

@@ -1,0 +1,160 @@
+"""The client and apply against an in-memory fake server (injected httpx transport)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from letta_apply import ApplyError, LettaClient, ServerUnreachable, apply_plan, plan_for
+from letta_apply.errors import ApiError
+from letta_apply.load import load_text
+from letta_apply.validate import validate
+from tests.fakeletta import FakeLetta
+
+SEED = """\
+version: 1
+stack: unit
+blocks:
+  organization:
+    value: Nothing here yet.
+agents:
+  supervisor:
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks: [{label: persona, value: I am a supervisor, metadata: {kind: persona}}]
+    blocks: [organization]
+  worker:
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks: [{label: persona, value: I am a worker}]
+    blocks: [organization]
+"""
+
+
+def desired(text: str = SEED):  # type: ignore[no-untyped-def]
+    return validate(load_text(text, "m.yaml"))
+
+
+def test_apply_from_empty_then_converged() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    plan = plan_for(client, desired())
+    assert [(c.action, c.address) for c in plan.changes] == [
+        ("create", "block.organization"),
+        ("create", "agent.supervisor"),
+        ("create", "agent.worker"),
+    ]
+    done = apply_plan(client, plan)
+    assert len(done) == 3
+    # Three creates plus one metadata fix-up for the supervisor's persona.
+    assert fake.writes == 4
+    org = next(b for b in fake.blocks.values() if b["label"] == "organization")
+    for a in fake.agents.values():
+        assert org["id"] in a["block_ids"]
+    before = fake.writes
+    again = plan_for(client, desired())
+    assert again.changes == ()
+    assert fake.writes == before
+
+
+def test_reads_are_paginated_not_per_resource() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    agents = "\n".join(
+        f"  a{i}:\n    model: letta/letta-free\n    blocks: [organization]" for i in range(250)
+    )
+    text = f"version: 1\nstack: big\nblocks:\n  organization:\n    value: v\nagents:\n{agents}\n"
+    apply_plan(client, plan_for(client, desired(text)), parallelism=8)
+    fake.counts.clear()
+    fake.calls.clear()
+    plan = plan_for(client, desired(text))
+    assert plan.changes == ()
+    # 250 agents -> 3 pages; 251 blocks (250 own? none here: 1 shared) -> 1 page.
+    assert fake.counts["GET"] == 4, fake.calls
+    assert fake.writes == 0
+
+
+def test_transient_read_errors_are_retried() -> None:
+    fake = FakeLetta()
+    failures = iter([503, 429])
+
+    def flaky(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET":
+            status = next(failures, None)
+            if status:
+                return httpx.Response(status, headers={"Retry-After": "0"}, json={"detail": "busy"})
+        return None
+
+    fake.before.append(flaky)
+    assert plan_for(fake.client(), desired()).has_changes
+
+
+def test_a_failed_write_stops_new_work_and_says_what_was_done() -> None:
+    fake = FakeLetta()
+
+    def fail_blocks(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/v1/blocks/":
+            return httpx.Response(500, json={"detail": "database is on fire"})
+        return None
+
+    fake.before.append(fail_blocks)
+    client = fake.client()
+    plan = plan_for(client, desired())
+    with pytest.raises(ApplyError) as e:
+        apply_plan(client, plan)
+    assert e.value.failures == [
+        "block.organization: create: POST /v1/blocks/: HTTP 500: database is on fire"
+    ]
+    assert e.value.done == 0
+    assert e.value.not_attempted == 2  # the agents need the block: never sent
+    assert fake.counts["POST"] == 1  # writes are never blindly re-sent
+    assert fake.agents == {}
+
+
+def test_unreachable_server_names_the_url() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    client = LettaClient("http://127.0.0.1:9", transport=httpx.MockTransport(refuse))
+    with pytest.raises(ServerUnreachable) as e:
+        client.health()
+    assert "cannot reach the Letta server at http://127.0.0.1:9" in str(e.value)
+
+
+def test_headers_and_secrets() -> None:
+    seen: list[httpx.Request] = []
+
+    def deny(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, json={"detail": "bad token"})
+
+    client = LettaClient(
+        "http://127.0.0.1:8283",
+        api_key="sk-secret-1",
+        project="proj-a",
+        transport=httpx.MockTransport(deny),
+    )
+    with pytest.raises(ApiError) as e:
+        client.health()
+    assert seen[0].headers["authorization"] == "Bearer sk-secret-1"
+    assert seen[0].headers["x-project"] == "proj-a"
+    assert "sk-secret-1" not in str(e.value)
+    assert "check --api-key" in str(e.value)
+
+
+def test_attach_detach_against_fake() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired()))
+    text = SEED.replace("  organization:\n", "  tasks:\n    value: t\n  organization:\n").replace(
+        "memory_blocks: [{label: persona, value: I am a worker}]\n    blocks: [organization]",
+        "memory_blocks: [{label: persona, value: I am a worker}]\n    blocks: [tasks]",
+    )
+    plan = plan_for(client, desired(text))
+    assert sorted((c.action, c.address, c.block) for c in plan.changes) == [
+        ("attach", "agent.worker", "block.tasks"),
+        ("create", "block.tasks", None),
+        ("detach", "agent.worker", "block.organization"),
+    ]
+    apply_plan(client, plan)
+    assert plan_for(client, desired(text)).changes == ()

@@ -59,9 +59,12 @@ class Change:
 
     @property
     def stage(self) -> int:
-        """Apply order: shared blocks, then agents and their own blocks, then attachments."""
-        if self.action in (ATTACH, DETACH):
+        """Apply order: shared blocks, then agents and their own blocks, then detaches (which
+        free labels), then attaches."""
+        if self.action == DETACH:
             return 2
+        if self.action == ATTACH:
+            return 3
         return 1 if self.address.startswith("agent.") else 0
 
 
@@ -134,16 +137,18 @@ class _Planner:
         self.drift: list[Drift] = []
         self.problems: list[Problem] = []
         self.notes: list[str] = []
-        self.blocks = self._ours_blocks()
         self.agents = self._ours_agents()
+        self.blocks = self._ours_blocks()
         self.ids: dict[str, str] = {a: b.id for a, b in self.blocks.items()}
         self.ids.update({a: ag.id for a, ag in self.agents.items()})
 
     # -- matching by marks ---------------------------------------------------------------------
 
     def _ours_blocks(self) -> dict[str, LiveBlock]:
-        out: dict[str, LiveBlock] = {}
-        for b in sorted(self.live.blocks.values(), key=lambda b: b.id):
+        # Should two blocks carry one address, the one the stack's agents use wins.
+        in_use = {i for a in self.agents.values() for i in a.block_ids}
+        candidates: dict[str, list[LiveBlock]] = {}
+        for b in self.live.blocks.values():
             address = b.mark.get("address")
             if (
                 b.id in self.live.tagged_block_ids
@@ -151,14 +156,17 @@ class _Planner:
                 and isinstance(address, str)
                 and address.startswith("block.")
             ):
-                if address in out:
-                    self.notes.append(
-                        f"{address}: more than one block carries this address "
-                        f"({out[address].id}, {b.id}); using {out[address].id}, the other is "
-                        "left alone"
-                    )
-                    continue
-                out[address] = b
+                candidates.setdefault(address, []).append(b)
+        out: dict[str, LiveBlock] = {}
+        for address, blocks in candidates.items():
+            blocks.sort(key=lambda b: (b.id not in in_use, b.id))
+            out[address] = blocks[0]
+            if len(blocks) > 1:
+                others = ", ".join(b.id for b in blocks[1:])
+                self.notes.append(
+                    f"{address}: more than one block carries this address; using "
+                    f"{blocks[0].id}, the other ({others}) is left alone"
+                )
         return out
 
     def _ours_agents(self) -> dict[str, LiveAgent]:
@@ -300,6 +308,8 @@ class _Planner:
         diffs.extend(self._declared_extras(da.config))
         if "tools" in da.config:
             diffs.append(FieldDiff("tools", None, list(da.config["tools"])))
+        if da.include_base_tools is not None:
+            diffs.append(FieldDiff("include_base_tools", None, da.include_base_tools))
         for b in da.memory_blocks:
             diffs.append(FieldDiff(f"memory_blocks.{b.label}.value", None, b.value))
             diffs.extend(
@@ -435,7 +445,14 @@ class _Planner:
                     "(nothing is deleted)"
                 )
         refused = {p.address for p in self.problems}
-        changes = [c for c in self.changes if c.address not in refused and (c.block not in refused)]
+
+        def is_refused(address: str | None) -> bool:
+            # A refused agent takes its own blocks with it.
+            return address is not None and any(
+                address == r or address.startswith(r + ".") for r in refused
+            )
+
+        changes = [c for c in self.changes if not is_refused(c.address) and not is_refused(c.block)]
         changes.sort(key=lambda c: (c.stage, c.address, c.block or "", c.action))
         return Plan(
             stack=self.stack,

@@ -27,10 +27,8 @@ def _is_long(v: Any) -> bool:
     return isinstance(v, str) and ("\n" in v or len(v) > _INLINE_MAX)
 
 
-def _unified(before: str, after: str, indent: str) -> list[str]:
-    lines = difflib.unified_diff(
-        before.splitlines(), after.splitlines(), "live", "declared", lineterm="", n=2
-    )
+def _unified(before: str, after: str, indent: str, names: tuple[str, str]) -> list[str]:
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), *names, lineterm="", n=2)
     return [indent + line for line in lines]
 
 
@@ -47,7 +45,9 @@ def _field(d: FieldDiff, indent: str, *, create: bool) -> list[str]:
     if _is_long(d.before) or _is_long(d.after):
         return [
             f"{indent}{d.field}:",
-            *_unified(str(d.before or ""), str(d.after or ""), indent + "    "),
+            *_unified(
+                str(d.before or ""), str(d.after or ""), indent + "    ", ("live", "declared")
+            ),
         ]
     return [f"{indent}{d.field}: {_value(d.before)} -> {_value(d.after)}"]
 
@@ -70,7 +70,7 @@ def drift_lines(d: Drift) -> list[str]:
     else:
         head = f"  ! {d.address}.{d.field} was written on the server (by an agent or by hand); kept"
     if _is_long(d.live) or _is_long(d.declared):
-        return [head, *_unified(str(d.declared), str(d.live), "      ")]
+        return [head, *_unified(str(d.declared), str(d.live), "      ", ("declared", "live"))]
     return [head, f"      declared: {_value(d.declared)}", f"      live:     {_value(d.live)}"]
 
 

@@ -1,11 +1,13 @@
 """Check a loaded manifest against `schemas/manifest.schema.json`, then the rules a schema cannot
-say, and turn it into the desired state. Every problem is reported at once, with its position."""
+say, and turn it into the desired state. Every problem is reported at once, with its position:
+schema errors and semantic errors together, one diagnostic per position."""
 
 from __future__ import annotations
 
 import difflib
 import json
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,18 +15,25 @@ from typing import Any
 import jsonschema
 
 from .errors import Diagnostic, ManifestError
-from .load import Document, Path_
+from .load import Document, Path_, clip
 from .model import DEFAULT_BLOCK_LIMIT, Desired, DesiredAgent, DesiredBlock, owned_block_address
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
 
-# What the server itself accepts: agent names (AgentCreate.validate_name) and block labels (the
-# core-memory routes address a block by label).
-AGENT_NAME = re.compile(r"^[\w '\-]+$")
-BLOCK_LABEL = re.compile(r"^[A-Za-z0-9_/-]{1,50}$")
+# What the server itself accepts: agent names (Letta 0.16.8 CreateAgent.validate_name, matched
+# against the whole name: Letta's own `$` would let a trailing newline through) and block labels
+# (the core-memory routes address a block by label).
+AGENT_NAME = re.compile(r"[\w '\-]+")
+BLOCK_LABEL = re.compile(r"[A-Za-z0-9_/-]+")
+MAX_LABEL = 50
+_LABEL_CHARS = "letters, digits, '_', '-' and '/'"
 
 BLOCK_CONFIG = ("description", "limit", "read_only", "metadata", "tags")
 AGENT_CONFIG = ("description", "system", "model", "embedding", "tags", "metadata", "tools")
+
+# Invalid in any string sent to Letta: PostgreSQL text and jsonb refuse NUL, and a lone surrogate
+# cannot be encoded as UTF-8.
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
 @cache
@@ -34,15 +43,38 @@ def schema() -> dict[str, Any]:
         return json.load(f)  # type: ignore[no-any-return]
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+@cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMA-262 regexes, where a final `$` matches only at the very end;
+    # Python's `$` also matches before a final newline ("stack: 'prod\n'" would pass).
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(
+    validator: Any, patrn: str, instance: Any, _schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not _regex(patrn).search(instance):
+        yield jsonschema.ValidationError(f"{clip(instance)} does not match {patrn!r}")
+
+
+@cache
+def _validator() -> Any:
+    cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, {"pattern": _pattern}
+    )
+    return cls(schema())
 
 
 def _where(path: Path_) -> str:
     out = ""
     for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            part = p if len(p) <= 40 else p[:37] + "..."
+            out += f".{part}" if out else part
     return out or "manifest"
 
 
@@ -59,9 +91,9 @@ _TYPE_NAMES = {
 
 def _json_type(value: Any) -> str:
     if value is None:
-        return "null"
+        return "null (an empty value)"
     if isinstance(value, bool):
-        return "a boolean"
+        return f"a boolean ({str(value).lower()})"
     if isinstance(value, int):
         return "an integer"
     if isinstance(value, float):
@@ -73,10 +105,21 @@ def _json_type(value: Any) -> str:
     return "a mapping"
 
 
+def _show(value: Any) -> str:
+    """A value for a message, cut short."""
+    if isinstance(value, str):
+        return clip(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _characters(n: int) -> str:
+    return f"{n} character" + ("" if n == 1 else "s")
+
+
 def _schema_diagnostics(doc: Document) -> list[Diagnostic]:
-    validator = jsonschema.Draft202012Validator(schema())
     out: list[Diagnostic] = []
-    for err in validator.iter_errors(doc.data):
+    for err in _validator().iter_errors(doc.data):
         out.extend(_explain(doc, err))
     return out
 
@@ -86,208 +129,347 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
     where = _where(path)
     kind = err.validator
     inst = err.instance
+    rule = err.validator_value
     if kind in ("anyOf", "oneOf", "allOf") and err.context:
         # Report the most specific sub-error rather than "is not valid under any of the schemas".
         best = jsonschema.exceptions.best_match(err.context)
         return _explain(doc, best)
+    if "propertyNames" in err.schema_path:
+        # The instance is the offending key (jsonschema puts no key in the path): point at it.
+        return [
+            doc.diag(
+                (*path, str(inst)),
+                f"{where}: invalid key {clip(str(inst))}: keys use letters, digits, '_' and "
+                "'-', start with a letter or '_', at most 100 characters",
+                key=True,
+            )
+        ]
     if kind == "additionalProperties" and isinstance(inst, dict):
-        allowed = sorted(err.schema.get("properties", {}))
+        props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+        allowed = sorted(props)
         out = []
         for key in inst:
             if key in allowed:
                 continue
             hint = difflib.get_close_matches(key, allowed, n=1)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (allowed: {', '.join(allowed)})"
-            out.append(doc.diag((*path, key), f"{where}: unknown key '{key}'{suggestion}", key=True))
+            suggestion = (
+                f"; did you mean '{hint[0]}'?" if hint else f" (allowed: {', '.join(allowed)})"
+            )
+            out.append(
+                doc.diag((*path, key), f"{where}: unknown key {clip(key)}{suggestion}", key=True)
+            )
         return out
-    if kind == "required":
-        missing = [k for k in err.validator_value if isinstance(inst, dict) and k not in inst]
+    if kind == "required" and isinstance(rule, list):
+        missing = [k for k in rule if isinstance(inst, dict) and k not in inst]
         return [doc.diag(path, f"{where}: missing required key '{k}'", key=True) for k in missing]
     if kind == "type":
-        want = err.validator_value
-        names = [_TYPE_NAMES.get(t, t) for t in (want if isinstance(want, list) else [want])]
-        return [doc.diag(path, f"{where}: expected {' or '.join(names)}, got {_json_type(inst)}")]
-    if kind == "propertyNames":
-        # err.instance is the offending key; point at the key itself.
-        key = inst
-        parent = path
+        wanted = [str(t) for t in (rule if isinstance(rule, list) else [rule])]
+        names = [_TYPE_NAMES.get(t, t) for t in wanted]
+        message = f"{where}: expected {' or '.join(names)}, got {_json_type(inst)}"
+        if "a string" in names and isinstance(inst, (bool, int, float)):
+            message += "; quote it to make it a string"
+        return [doc.diag(path, message)]
+    if kind == "const":
+        if path == ("version",):
+            problem = (
+                f"write it as a number: version: {rule}"
+                if isinstance(inst, str)
+                else f"unsupported manifest version {_show(inst)}; this letta-apply reads "
+                f"version {rule}"
+            )
+            return [doc.diag(path, f"version: {problem}")]
+        return [doc.diag(path, f"{where}: must be {_show(rule)}, got {_show(inst)}")]
+    if kind == "pattern":
+        field = path[-1] if path else ""
+        if field == "stack":
+            what = (
+                f"invalid stack name {clip(str(inst))}: use lowercase letters, digits, '_', '.' "
+                "and '-', starting with a letter or digit, at most 63 characters"
+            )
+        elif field in ("model", "embedding"):
+            what = (
+                f"invalid {field} handle {clip(str(inst))}: write it as provider/model, e.g. "
+                "letta/letta-free"
+            )
+        elif rule == schema()["$defs"]["key"]["pattern"]:
+            what = (
+                f"invalid key {clip(str(inst))}: keys use letters, digits, '_' and '-', start "
+                "with a letter or '_', at most 100 characters"
+            )
+        else:
+            what = f"invalid value {clip(str(inst))}: must match {rule}"
+        return [doc.diag(path, f"{where}: {what}")]
+    if kind == "minLength" and rule == 1:
+        return [doc.diag(path, f"{where}: must not be empty")]
+    if kind in ("minLength", "maxLength") and isinstance(rule, int):
+        bound = "at least" if kind == "minLength" else "at most"
+        size = len(inst) if isinstance(inst, str) else 0
+        return [doc.diag(path, f"{where}: must be {bound} {_characters(rule)}, got {size}")]
+    if kind in ("minimum", "maximum"):
+        bound = "at least" if kind == "minimum" else "at most"
+        return [doc.diag(path, f"{where}: must be {bound} {rule}, got {_show(inst)}")]
+    if kind == "uniqueItems" and isinstance(inst, list):
+        for i, item in enumerate(inst):
+            first = next(j for j, other in enumerate(inst) if _same(other, item))
+            if first != i:
+                line = doc.where((*path, first)).line
+                return [
+                    doc.diag(
+                        (*path, i),
+                        f"{where}[{i}]: {_show(item)} is listed twice (first at line {line})",
+                    )
+                ]
+        return [doc.diag(path, f"{where}: items must be unique")]
+    if kind == "not" and path and path[-1] == "metadata" and isinstance(inst, dict):
         return [
             doc.diag(
-                (*parent, key),
-                f"{_where(parent)}: invalid key '{key}': keys use letters, digits, '_' and '-', "
-                "start with a letter or '_', at most 100 characters",
+                (*path, "letta_apply"),
+                f"{where}: the key 'letta_apply' is reserved for letta-apply's ownership marks",
                 key=True,
             )
         ]
-    if kind == "const":
-        return [doc.diag(path, f"{where}: must be {_short(err.validator_value)}, got {_short(inst)}")]
-    if kind == "pattern":
-        what = {
-            "stack": "lowercase letters, digits, '_', '.' and '-', starting with a letter or "
-            "digit, at most 63 characters",
-        }.get(str(path[-1]) if path else "", f"must match {err.validator_value}")
-        if path and path[-1] in ("model", "embedding"):
-            what = "a handle in the form provider/model, e.g. letta/letta-free"
-        return [doc.diag(path, f"{where}: invalid value {_short(inst)}: {what}")]
-    if kind in ("minLength", "maxLength"):
-        bound = "at least" if kind == "minLength" else "at most"
-        return [doc.diag(path, f"{where}: must be {bound} {err.validator_value} characters")]
-    if kind in ("minimum", "maximum"):
-        bound = "at least" if kind == "minimum" else "at most"
-        return [doc.diag(path, f"{where}: must be {bound} {err.validator_value}, got {inst}")]
-    if kind == "uniqueItems":
-        return [doc.diag(path, f"{where}: items must be unique")]
-    if kind == "not" and path and path[-1] == "metadata":
-        return [doc.diag(path, f"{where}: the key 'letta_apply' is reserved for letta-apply's marks")]
     message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
     return [doc.diag(path, f"{where}: {message}")]
 
 
-def _strings(value: Any, path: Path_) -> list[tuple[Path_, str]]:
+def _same(a: Any, b: Any) -> bool:
+    # JSON equality: true is not 1.
+    return type(a) is type(b) and a == b
+
+
+def _strings(value: Any, path: Path_) -> Iterator[tuple[Path_, str, bool]]:
+    """Every string in `value`, keys included: (path, text, is_key)."""
     if isinstance(value, str):
-        return [(path, value)]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in _strings(v, (*path, k))]
-    if isinstance(value, list):
-        return [s for i, v in enumerate(value) for s in _strings(v, (*path, i))]
-    return []
+        yield path, value, False
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield (*path, k), k, True
+            yield from _strings(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i))
 
 
-def _block(doc: Document, spec: dict[str, Any], address: str, label: str) -> DesiredBlock:
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _semantic(doc: Document) -> list[Diagnostic]:
+    """The rules a schema cannot say. Written to run on manifests the schema rejected too (parts
+    of the wrong shape are skipped), so that every problem is reported in one run."""
+    data = _mapping(doc.data)
+    errors: list[Diagnostic] = []
+
+    for at, text, is_key in _strings(data, ()):
+        m = _BAD_CHAR.search(text)
+        if m:
+            nul = m.group() == "\x00"
+            what = "a NUL character" if nul else "a lone surrogate (invalid Unicode)"
+            errors.append(
+                doc.diag(
+                    at,
+                    f"{_where(at)}: {'key ' if is_key else ''}contains {what}; Letta cannot "
+                    "store it",
+                    key=is_key,
+                )
+            )
+
+    def check_block(path: Path_, spec: dict[str, Any], label: Any, from_key: bool) -> None:
+        if isinstance(label, str):
+            label_path: Path_ = path if from_key else (*path, "label")
+            where = _where(label_path)
+            source = " (the label defaults to the key; set a shorter 'label')" if from_key else ""
+            if len(label) > MAX_LABEL:
+                errors.append(
+                    doc.diag(
+                        label_path,
+                        f"{where}: label is {len(label)} characters; Letta accepts at most "
+                        f"{MAX_LABEL}{source}",
+                        key=from_key,
+                    )
+                )
+            elif label and not BLOCK_LABEL.fullmatch(label):
+                errors.append(
+                    doc.diag(
+                        label_path,
+                        f"{where}: label {clip(label)} is not accepted by Letta: use only "
+                        f"{_LABEL_CHARS}",
+                        key=from_key,
+                    )
+                )
+        value, limit = spec.get("value"), spec.get("limit", DEFAULT_BLOCK_LIMIT)
+        if not _is_limit(limit):
+            return  # the schema reports the limit itself; the value cannot be judged by it
+        if isinstance(value, str) and len(value) > limit:
+            default = "" if "limit" in spec else " (the default; set 'limit' to raise it)"
+            errors.append(
+                doc.diag(
+                    (*path, "value"),
+                    f"{_where((*path, 'value'))}: value is {len(value)} characters, over the "
+                    f"block's limit of {limit}{default}",
+                )
+            )
+
+    shared_labels: dict[str, Any] = {}  # shared block key -> its label
+    for key, spec in _mapping(data.get("blocks")).items():
+        if not isinstance(spec, dict):
+            shared_labels[key] = None
+            continue
+        label = spec.get("label", key)
+        check_block(("blocks", key), spec, label, "label" not in spec)
+        shared_labels[key] = label
+
+    names: dict[str, Path_] = {}
+    for key, spec in _mapping(data.get("agents")).items():
+        if not isinstance(spec, dict):
+            continue
+        path: Path_ = ("agents", key)
+        name = spec.get("name", key)
+        name_path = (*path, "name") if "name" in spec else path
+        if isinstance(name, str):
+            if name and not AGENT_NAME.fullmatch(name):
+                errors.append(
+                    doc.diag(
+                        name_path,
+                        f"{_where(name_path)}: agent name {clip(name)} is not accepted by Letta: "
+                        "use letters, digits, spaces, '-', '_' and apostrophes",
+                        key="name" not in spec,
+                    )
+                )
+            if name in names:
+                first = names[name]
+                errors.append(
+                    doc.diag(
+                        name_path,
+                        f"{_where(name_path)}: agent name {clip(name)} is already used by "
+                        f"{_where(first)} (line {doc.where(first, key=True).line}); "
+                        "agent names must be unique",
+                        key="name" not in spec,
+                    )
+                )
+            else:
+                names[name] = name_path
+
+        # Every block the agent will see, by label: its own and the shared ones it attaches.
+        claims: list[tuple[str, Path_, str]] = []
+        for i, mb in enumerate(_list(spec.get("memory_blocks"))):
+            if not isinstance(mb, dict):
+                continue
+            mpath: Path_ = (*path, "memory_blocks", i)
+            label = mb.get("label")
+            check_block(mpath, mb, label, False)
+            if isinstance(label, str):
+                claims.append((label, (*mpath, "label"), _where(mpath)))
+
+        for i, ref in enumerate(_list(spec.get("blocks"))):
+            if not isinstance(ref, str):
+                continue
+            rpath: Path_ = (*path, "blocks", i)
+            if ref not in shared_labels:
+                hint = difflib.get_close_matches(ref, list(shared_labels), n=1)
+                if hint:
+                    known = f"; did you mean '{hint[0]}'?"
+                elif shared_labels:
+                    known = f" (declared: {', '.join(sorted(shared_labels))})"
+                else:
+                    known = " (the manifest declares no shared blocks under 'blocks')"
+                errors.append(
+                    doc.diag(
+                        rpath, f"{_where(rpath)}: no shared block {clip(ref)} is declared{known}"
+                    )
+                )
+                continue
+            label = shared_labels[ref]
+            if isinstance(label, str):
+                claims.append((label, rpath, f"block.{ref}"))
+
+        seen: dict[str, tuple[Path_, str]] = {}
+        for label, at, what in sorted(claims, key=lambda c: _order(doc, c[1])):
+            if label not in seen:
+                seen[label] = (at, what)
+                continue
+            first_at, first_what = seen[label]
+            errors.append(
+                doc.diag(
+                    at,
+                    f"{_where(path)}: two blocks labelled {clip(label)} on one agent: {what} "
+                    f"and {first_what} (line {doc.where(first_at).line}); labels must be unique "
+                    "per agent",
+                )
+            )
+    return errors
+
+
+def _is_limit(value: Any) -> bool:
+    """A `limit` the schema accepts: an integer (1.0 included), from 1 to its maximum."""
+    bounds = schema()["$defs"]["block"]["properties"]["limit"]
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == int(value)
+        and bounds["minimum"] <= value <= bounds["maximum"]
+    )
+
+
+def _order(doc: Document, path: Path_) -> tuple[int, int]:
+    pos = doc.where(path)
+    return pos.line, pos.col
+
+
+def _block(spec: dict[str, Any], address: str, label: str) -> DesiredBlock:
+    config = {k: spec[k] for k in BLOCK_CONFIG if k in spec}
+    if "limit" in config:
+        config["limit"] = int(config["limit"])  # YAML `limit: 5000.0` is a valid integer
     return DesiredBlock(
         address=address,
         label=label,
         value=spec["value"],
         enforce_value=bool(spec.get("enforce_value", False)),
-        config={k: spec[k] for k in BLOCK_CONFIG if k in spec},
+        config=config,
     )
 
 
-def _semantic(doc: Document) -> tuple[Desired, list[Diagnostic]]:
-    data = doc.data
-    errors: list[Diagnostic] = []
-    stack = data["stack"]
-
-    for path, text in _strings(data, ()):
-        if "\x00" in text:
-            errors.append(doc.diag(path, f"{_where(path)}: contains a NUL character"))
-
-    def check_block(path: Path_, spec: dict[str, Any], label: str, label_path: Path_) -> None:
-        if not BLOCK_LABEL.match(label):
-            errors.append(
-                doc.diag(
-                    label_path,
-                    f"{_where(path)}: label '{label}' is not accepted by Letta: use letters, "
-                    "digits, '_', '-' and '/', at most 50 characters",
-                    key=label_path == path,
-                )
-            )
-        limit = spec.get("limit", DEFAULT_BLOCK_LIMIT)
-        if len(spec["value"]) > limit:
-            errors.append(
-                doc.diag(
-                    (*path, "value"),
-                    f"{_where(path)}: value is {len(spec['value'])} characters, over the block's "
-                    f"limit of {limit}",
-                )
-            )
-
+def _desired(data: dict[str, Any]) -> Desired:
+    """The desired state of a manifest that passed every check."""
     blocks: dict[str, DesiredBlock] = {}
     for key, spec in (data.get("blocks") or {}).items():
-        path: Path_ = ("blocks", key)
-        label = spec.get("label", key)
-        check_block(path, spec, label, (*path, "label") if "label" in spec else path)
-        blocks[key] = _block(doc, spec, f"block.{key}", label)
+        blocks[key] = _block(spec, f"block.{key}", spec.get("label", key))
 
     agents: dict[str, DesiredAgent] = {}
-    names: dict[str, Path_] = {}
     for key, spec in (data.get("agents") or {}).items():
-        path = ("agents", key)
         address = f"agent.{key}"
-        name = spec.get("name", key)
-        name_path = (*path, "name") if "name" in spec else path
-        if not AGENT_NAME.match(name):
-            errors.append(
-                doc.diag(
-                    name_path,
-                    f"{_where(path)}: name '{name}' is not accepted by Letta: use letters, digits, "
-                    "spaces, '-', '_' and apostrophes",
-                    key="name" not in spec,
-                )
-            )
-        if name in names:
-            first = doc.where(names[name])
-            errors.append(
-                doc.diag(
-                    name_path,
-                    f"{_where(path)}: agent name '{name}' is already used by "
-                    f"{_where(names[name])} (line {first.line})",
-                    key="name" not in spec,
-                )
-            )
-        else:
-            names[name] = name_path
-
-        labels: dict[str, Path_] = {}
-
-        def claim(label: str, at: Path_, what: str) -> None:
-            if label in labels:
-                errors.append(
-                    doc.diag(
-                        at,
-                        f"{_where(path)}: two blocks labelled '{label}' on one agent "
-                        f"({what} and {_where(labels[label])}); labels must be unique per agent",
-                    )
-                )
-            else:
-                labels[label] = at
-
-        own: list[DesiredBlock] = []
-        for i, mb in enumerate(spec.get("memory_blocks") or []):
-            mpath: Path_ = (*path, "memory_blocks", i)
-            check_block(mpath, mb, mb["label"], (*mpath, "label"))
-            claim(mb["label"], (*mpath, "label"), _where(mpath))
-            own.append(_block(doc, mb, owned_block_address(address, mb["label"]), mb["label"]))
-
-        shared: list[str] = []
-        for i, ref in enumerate(spec.get("blocks") or []):
-            rpath: Path_ = (*path, "blocks", i)
-            if ref not in blocks:
-                hint = difflib.get_close_matches(ref, list(blocks), n=1)
-                known = f"; did you mean '{hint[0]}'?" if hint else (
-                    f" (declared: {', '.join(sorted(blocks))})" if blocks else
-                    " (the manifest declares no shared blocks)"
-                )
-                errors.append(doc.diag(rpath, f"{_where(path)}: unknown block '{ref}'{known}"))
-                continue
-            claim(blocks[ref].label, rpath, f"block.{ref}")
-            shared.append(f"block.{ref}")
-
+        own = tuple(
+            _block(mb, owned_block_address(address, mb["label"]), mb["label"])
+            for mb in spec.get("memory_blocks") or []
+        )
         agents[address] = DesiredAgent(
             address=address,
-            name=name,
+            name=spec.get("name", key),
             config={k: spec[k] for k in AGENT_CONFIG if k in spec},
             include_base_tools=spec.get("include_base_tools"),
-            memory_blocks=tuple(own),
-            blocks=tuple(shared),
+            memory_blocks=own,
+            blocks=tuple(f"block.{ref}" for ref in spec.get("blocks") or []),
         )
 
-    desired = Desired(
-        stack=stack,
+    return Desired(
+        stack=data["stack"],
         blocks={b.address: b for b in blocks.values()},
         agents=agents,
     )
-    return desired, errors
 
 
 def validate(doc: Document) -> Desired:
     """Validate a loaded manifest and return its desired state, or raise ManifestError with every
     problem found."""
     errors = _schema_diagnostics(doc)
+    # A semantic error where the schema already reported one is the same problem seen twice
+    # (a label that is too long for both, say): keep the schema's.
+    taken = {(d.line, d.col) for d in errors}
+    errors += [d for d in _semantic(doc) if (d.line, d.col) not in taken]
     if errors:
-        # Semantic checks assume the shapes the schema guarantees.
-        raise ManifestError(errors)
-    desired, errors = _semantic(doc)
-    if errors:
-        raise ManifestError(errors)
-    return desired
+        raise ManifestError(list(dict.fromkeys(errors)))
+    return _desired(doc.data)

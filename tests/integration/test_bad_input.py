@@ -96,10 +96,8 @@ def test_ten_megabyte_value(
     path = manifest(f"version: 1\nstack: {{stack}}\nblocks:\n  organization:\n    value: {big}\n")
     r = run("apply", "-f", path, "--auto-approve")
     _assert_clean_error(r.code, r.err)
-    assert (
-        ":5:12: blocks.organization: value is 10485760 characters, over the block's limit of 100000"
-        in r.err
-    )
+    assert ":5:12: blocks.organization.value: value is 10485760 characters" in r.err
+    assert "limit of 100000" in r.err
     assert len(r.err) < 1000  # the value itself is never echoed
     assert stack_resources(api, stack) == ([], [])
 

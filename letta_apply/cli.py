@@ -1,27 +1,42 @@
 """Command line: parse arguments, run the pipeline, print, return an exit code.
 
-Exit codes: 0 success / no changes, 2 changes present (plan with --detailed-exitcode), 1 error
-(including usage errors).
+Exit codes, the same for every command: 0 success / no changes, 2 changes present (plan with
+--detailed-exitcode) or drift found (drift), 1 error (including usage errors).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from . import __version__
+from . import __version__, planfile
 from .apply import Done, apply_plan
 from .client import DEFAULT_BASE_URL, LettaClient
 from .errors import ApplyError, LettaApplyError, ManifestError
-from .live import read_live
+from .live import read_live, read_stack
+from .model import Desired, stack_tag
 from .pipeline import load_manifest, plan_for
-from .plan import Plan, make_plan
-from .render import done_line, plan_text
+from .plan import CREATE, Plan, match, restrict, stale
+from .render import (
+    colorize,
+    diagnostics_json,
+    done_json,
+    done_line,
+    drift_text,
+    plan_markdown,
+    plan_text,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+FORMATS = ("text", "json", "markdown")
+TARGET_WARNING = (
+    "Warning: --target limits this run to part of the manifest; the rest may not match the "
+    "server afterwards. Use it for exceptional cases, then run a full plan."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,8 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"letta-apply {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def common(sp: argparse.ArgumentParser, *, server: bool = True) -> None:
-        sp.add_argument("-f", "--file", required=True, help="manifest file (YAML)")
+    def common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = True) -> None:
+        sp.add_argument("-f", "--file", required=file, help="manifest file (YAML)")
+        sp.add_argument("--format", choices=FORMATS, default="text", help="output format")
+        sp.add_argument("--no-color", action="store_true", help="no colors (also: NO_COLOR)")
         if not server:
             return
         sp.add_argument(
@@ -61,18 +78,64 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
         sp.add_argument("-v", "--verbose", action="store_true", help="print request counts")
 
+    def target(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--target", action="append", default=[], metavar="ADDRESS",
+            help="limit to this resource and what it depends on (repeatable; exceptional use)",
+        )  # fmt: skip
+
     common(sub.add_parser("validate", help="check a manifest; sends no request"), server=False)
+
     sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
     common(sp)
+    target(sp)
+    sp.add_argument("--out", metavar="FILE", help="also save the plan, for `apply FILE`")
     sp.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
     )
-    sp = sub.add_parser("apply", help="converge the server to the manifest")
-    common(sp)
+
+    sp = sub.add_parser("apply", help="converge the server to the manifest, or apply a saved plan")
+    common(sp, file=False)
+    target(sp)
+    sp.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by `plan --out`")
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--parallelism", type=int, default=8, help="concurrent writes (default 8)")
+
+    sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
+    common(sp)
+    sp.add_argument(
+        "--detailed-exitcode", action="store_true",
+        help="accepted for symmetry with plan: drift always exits 2 when it finds drift",
+    )  # fmt: skip
+
     common(sub.add_parser("show", help="list the stack's resources on the server with their ids"))
     return p
+
+
+class _Out:
+    """Where a command writes, and how: format, colors, request counts."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+        self.args = args
+        self.out = out
+        self.err = err
+        self.format: str = args.format
+        self.color = (
+            self.format == "text"
+            and not args.no_color
+            and "NO_COLOR" not in os.environ
+            and out.isatty()
+        )
+
+    def text(self, text: str) -> None:
+        print(colorize(text) if self.color else text, file=self.out, flush=True)
+
+    def json(self, doc: object) -> None:
+        print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False), file=self.out)
+
+    def stats(self, client: LettaClient) -> None:
+        if getattr(self.args, "verbose", False):
+            print(f"requests: {client.reads} reads, {client.writes} writes", file=self.err)
 
 
 def _client(args: argparse.Namespace) -> LettaClient:
@@ -81,9 +144,33 @@ def _client(args: argparse.Namespace) -> LettaClient:
     )
 
 
-def _stats(args: argparse.Namespace, client: LettaClient, err: TextIO) -> None:
-    if getattr(args, "verbose", False):
-        print(f"requests: {client.reads} reads, {client.writes} writes", file=err)
+def _origin(args: argparse.Namespace, client: LettaClient) -> planfile.Origin:
+    files = (args.file,) if args.file else ()
+    return planfile.Origin(
+        client.base_url, args.project, files, planfile.manifest_digest(files) if files else ""
+    )
+
+
+def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
+    if o.format == "json":
+        o.out.write(planfile.dumps(plan, origin))
+    elif o.format == "markdown":
+        o.out.write(plan_markdown(plan, origin.base_url))
+    else:
+        o.text(plan_text(plan, origin.base_url))
+
+
+def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -> Plan:
+    if not args.target:
+        return plan
+    unknown = [t for t in args.target if t not in desired.blocks and t not in desired.agents]
+    if unknown:
+        raise LettaApplyError(
+            f"--target {unknown[0]}: no such resource in the manifest "
+            "(addresses look like block.<key> or agent.<key>)"
+        )
+    print(TARGET_WARNING, file=o.err)
+    return restrict(plan, desired, args.target)
 
 
 def _confirm(plan: Plan, out: TextIO) -> bool:
@@ -97,86 +184,207 @@ def _confirm(plan: Plan, out: TextIO) -> bool:
     return sys.stdin.readline().strip() == "yes"
 
 
-def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    desired = load_manifest(args.file)
-    print(
-        f'{args.file}: valid: stack "{desired.stack}", {len(desired.blocks)} shared '
-        f"block(s), {len(desired.agents)} agent(s)",
-        file=out,
-    )
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
+    try:
+        desired = load_manifest(args.file)
+    except ManifestError as e:
+        if o.format != "json":
+            raise
+        print(diagnostics_json(e.diagnostics), file=o.out)
+        return EXIT_ERROR
+    if o.format == "json":
+        print(diagnostics_json([]), file=o.out)
+    else:
+        o.text(
+            f'{args.file}: valid: stack "{desired.stack}", {len(desired.blocks)} shared '
+            f"block(s), {len(desired.agents)} agent(s)"
+        )
     return EXIT_OK
 
 
-def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
     desired = load_manifest(args.file)
     with _client(args) as client:
-        plan = plan_for(client, desired)
-        print(plan_text(plan, client.base_url), file=out)
-        _stats(args, client, err)
+        plan = _targeted(args, desired, plan_for(client, desired), o)
+        origin = _origin(args, client)
+        _show_plan(o, plan, origin)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as f:
+                f.write(planfile.dumps(plan, origin))
+            print(
+                f"Plan saved to {args.out}; apply it with `letta-apply apply {args.out}`.",
+                file=o.err,
+            )
+        o.stats(client)
     if plan.problems:
         return EXIT_ERROR
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
 
 
-def _cmd_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    desired = load_manifest(args.file)
-    with _client(args) as client:
-        plan = plan_for(client, desired)
-        print(plan_text(plan, client.base_url), file=out)
-        if not plan.has_changes:
-            _stats(args, client, err)
-            return EXIT_ERROR if plan.problems else EXIT_OK
-        if not args.auto_approve and not _confirm(plan, out):
-            print("Apply cancelled; nothing was changed.", file=out)
-            return EXIT_ERROR
-        print("", file=out)
-
-        def report(d: Done) -> None:
-            print(done_line(d), file=out, flush=True)
-
-        try:
-            done = apply_plan(client, plan, parallelism=args.parallelism, on_done=report)
-        except ApplyError as e:
-            for f in e.failures:
-                print(f"error: {f}", file=err)
-            print(
-                f"Apply stopped: {e.done} change(s) done, {len(e.failures)} failed, "
-                f"{e.not_attempted} not attempted. Run apply again to converge.",
-                file=err,
+def _saved_plan(args: argparse.Namespace, client: LettaClient) -> Plan:
+    """Load a saved plan and refuse it unless the server, the stack, the manifest and every
+    resource it touches are as they were when it was made."""
+    plan, origin = planfile.read(args.plan_file)
+    here = (client.base_url, args.project)
+    if (origin.base_url, origin.project) != here:
+        raise LettaApplyError(
+            f"{args.plan_file}: the plan was made against {origin.base_url} "
+            f"(project {origin.project}), not {client.base_url} (project {args.project})"
+        )
+    if args.file:
+        desired = load_manifest(args.file)
+        if desired.stack != plan.stack:
+            raise LettaApplyError(
+                f"{args.plan_file}: the plan is for stack '{plan.stack}', the manifest declares "
+                f"'{desired.stack}'"
             )
-            _stats(args, client, err)
+        if planfile.manifest_digest([args.file]) != origin.manifest_digest:
+            raise LettaApplyError(
+                f"stale plan: {args.file} changed since {args.plan_file} was made; plan again"
+            )
+    creates = {
+        c.address: str(c.body.get("name", ""))
+        for c in plan.changes
+        if c.action == CREATE and c.is_agent
+    }
+    live = read_stack(client, plan.stack, creates, [])
+    changed = stale(plan, live, stack_tag(plan.stack))
+    if changed:
+        raise LettaApplyError(
+            "stale plan: changed on the server since the plan was made: "
+            + ", ".join(changed)
+            + "; nothing was applied, plan again"
+        )
+    return plan
+
+
+def _cmd_apply(args: argparse.Namespace, o: _Out) -> int:
+    if not args.file and not args.plan_file:
+        raise LettaApplyError("apply needs a manifest (-f FILE) or a saved plan (PLAN)")
+    if o.format != "text" and not args.auto_approve:
+        raise LettaApplyError(f"--format {o.format} needs --auto-approve (no prompt in that mode)")
+    with _client(args) as client:
+        if args.plan_file:
+            if args.target:
+                raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
+            plan = _saved_plan(args, client)
+        else:
+            desired = load_manifest(args.file)
+            plan = _targeted(args, desired, plan_for(client, desired), o)
+        origin = _origin(args, client)
+        if o.format == "text":
+            _show_plan(o, plan, origin)
+        if plan.has_changes and not args.auto_approve and not _confirm(plan, o.out):
+            o.text("Apply cancelled; nothing was changed.")
             return EXIT_ERROR
-        print(f"\nApply complete: {len(done)} change(s) made.", file=out)
-        _stats(args, client, err)
+        done: list[Done] = []
+        failure: ApplyError | None = None
+        if plan.has_changes:
+            if o.format == "text":
+                o.text("")
+            try:
+                done = apply_plan(
+                    client, plan, parallelism=args.parallelism,
+                    on_done=lambda d: o.text(done_line(d)) if o.format == "text" else None,
+                )  # fmt: skip
+            except ApplyError as e:
+                failure = e
+        o.stats(client)
+    errors = [f"{p.address}: {p.message}" for p in plan.problems]
+    if failure:
+        errors = failure.failures + errors
+    if o.format == "json":
+        o.json(
+            {
+                "format_version": planfile.FORMAT_VERSION,
+                "plan": planfile.to_document(plan, origin),
+                "applied": done_json(done),
+                "errors": errors,
+                "not_attempted": failure.not_attempted if failure else 0,
+            }
+        )
+    elif failure:
+        for f in failure.failures:
+            print(f"error: {f}", file=o.err)
+        print(
+            f"Apply stopped: {failure.done} change(s) done, {len(failure.failures)} failed, "
+            f"{failure.not_attempted} not attempted. Run apply again to converge.",
+            file=o.err,
+        )
+    elif plan.has_changes:
+        o.text(f"\nApply complete: {len(done)} change(s) made.")
+    if failure:
+        return EXIT_ERROR
     if plan.problems:
-        for p in plan.problems:
-            print(f"error: {p.address}: {p.message}", file=err)
+        if o.format != "json":
+            for p in plan.problems:
+                print(f"error: {p.address}: {p.message}", file=o.err)
         return EXIT_ERROR
     return EXIT_OK
 
 
-def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
+    desired = load_manifest(args.file)
+    with _client(args) as client:
+        plan = plan_for(client, desired)
+        origin = _origin(args, client)
+        if o.format == "json":
+            doc = planfile.to_document(plan, origin)
+            o.json(
+                {
+                    "format_version": planfile.FORMAT_VERSION,
+                    "stack": plan.stack,
+                    "has_drift": bool(plan.drift),
+                    "drift": doc["drift"],
+                    "summary": {
+                        k: doc["summary"][k] for k in ("memory_drift", "configuration_drift")
+                    },
+                }
+            )
+        elif o.format == "markdown":
+            o.out.write(plan_markdown(plan, origin.base_url))
+        else:
+            o.text(drift_text(plan, origin.base_url))
+        o.stats(client)
+    return EXIT_CHANGES if plan.drift else EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
     desired = load_manifest(args.file)
     with _client(args) as client:
         live = read_live(client, desired)
-        plan = make_plan(desired, live)
-        print(f'stack "{desired.stack}" on {client.base_url}', file=out)
-        agents = {a.id: a for a in live.agents}
-        for address, rid in plan.ids.items():
-            if rid in agents:
-                agent = agents[rid]
-                labels = ", ".join(
-                    f"{live.blocks[i].label} ({i})" for i in agent.block_ids if i in live.blocks
-                )
-                print(f"{address}  {rid}  name={agent.name!r}  blocks: {labels}", file=out)
-            elif rid in live.blocks:
-                block = live.blocks[rid]
-                print(f"{address}  {rid}  label={block.label!r}  value={block.value!r}", file=out)
-        for address in [*desired.blocks, *desired.agents]:
-            if address not in plan.ids:
-                print(f"{address}  (not on the server)", file=out)
-        _stats(args, client, err)
+        matched = match(desired.stack, desired.tag, live)
+        ids = matched.ids()
+        if o.format == "json":
+            o.json({"stack": desired.stack, "ids": dict(sorted(ids.items()))})
+            o.stats(client)
+            return EXIT_OK
+        lines = [f'stack "{desired.stack}" on {client.base_url}']
+        for address, agent in sorted(matched.agents.items()):
+            labels = ", ".join(
+                f"{live.blocks[i].label} ({i})" for i in agent.block_ids if i in live.blocks
+            )
+            lines.append(f"{address}  {agent.id}  name={agent.name!r}  blocks: {labels}")
+        for address, block in sorted([*matched.blocks.items(), *matched.owned.items()]):
+            lines.append(f"{address}  {block.id}  label={block.label!r}  value={block.value!r}")
+        lines += [
+            f"{a}  (not on the server)" for a in [*desired.blocks, *desired.agents] if a not in ids
+        ]
+        o.text("\n".join(lines))
+        o.stats(client)
     return EXIT_OK
+
+
+COMMANDS = {
+    "validate": _cmd_validate,
+    "plan": _cmd_plan,
+    "apply": _cmd_apply,
+    "drift": _cmd_drift,
+    "show": _cmd_show,
+}
 
 
 def main(
@@ -186,14 +394,9 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     args = _parser().parse_args(argv)
+    o = _Out(args, out, err)
     try:
-        if args.command == "validate":
-            return _cmd_validate(args, out)
-        if args.command == "plan":
-            return _cmd_plan(args, out, err)
-        if args.command == "apply":
-            return _cmd_apply(args, out, err)
-        return _cmd_show(args, out, err)
+        return COMMANDS[args.command](args, o)
     except ManifestError as e:
         for d in e.diagnostics:
             print(str(d), file=err)

@@ -7,8 +7,10 @@ agents made by hand). Never one request per existing resource.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .client import LettaClient
-from .model import Desired, Live, LiveAgent, LiveBlock
+from .model import Desired, Live, LiveAgent, LiveBlock, stack_tag
 
 AGENT_INCLUDE = ("agent.blocks", "agent.tags", "agent.tools")
 # Above this many missing agents one full listing is cheaper than one lookup per name.
@@ -17,7 +19,16 @@ _NAME_LOOKUPS_MAX = 5
 
 def read_live(client: LettaClient, desired: Desired) -> Live:
     """Read the live state that `desired` is compared with."""
-    tag = desired.tag
+    names = {a.address: a.name for a in desired.agents.values()}
+    return read_stack(client, desired.stack, names, sorted(desired.tool_names()))
+
+
+def read_stack(
+    client: LettaClient, stack: str, agent_names: Mapping[str, str], tool_names: list[str]
+) -> Live:
+    """Read a stack's blocks and agents; look up the names of `agent_names` (address -> name)
+    that have no agent yet, and the ids of `tool_names`."""
+    tag = stack_tag(stack)
     tagged = [LiveBlock.from_api(b) for b in client.list_blocks(tag)]
     raw_agents = client.list_agents(tag=tag, include=AGENT_INCLUDE)
 
@@ -32,17 +43,17 @@ def read_live(client: LettaClient, desired: Desired) -> Live:
         blocks=blocks,
         agents=agents,
         tagged_block_ids=frozenset(b.id for b in tagged),
-        clashes=_clashes(client, desired, agents),
-        tools=_tools(client, desired),
+        clashes=_clashes(client, stack, agent_names, agents),
+        tools=_tools(client, tool_names),
     )
 
 
 def _clashes(
-    client: LettaClient, desired: Desired, agents: tuple[LiveAgent, ...]
+    client: LettaClient, stack: str, names: Mapping[str, str], agents: tuple[LiveAgent, ...]
 ) -> dict[str, tuple[str, ...]]:
     """Unmarked agents whose name a declared, not yet created agent would take."""
-    present = {a.mark.get("address") for a in agents if a.mark.get("stack") == desired.stack}
-    missing = {a.name for a in desired.agents.values() if a.address not in present}
+    present = {a.mark.get("address") for a in agents if a.mark.get("stack") == stack}
+    missing = {name for address, name in names.items() if address not in present}
     if not missing:
         return {}
     if len(missing) <= _NAME_LOOKUPS_MAX:
@@ -59,8 +70,7 @@ def _clashes(
     return {name: tuple(ids) for name, ids in out.items()}
 
 
-def _tools(client: LettaClient, desired: Desired) -> dict[str, str]:
-    names = sorted(desired.tool_names())
+def _tools(client: LettaClient, names: list[str]) -> dict[str, str]:
     if not names:
         return {}
     return {t["name"]: t["id"] for t in client.list_tools(names)}

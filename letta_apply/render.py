@@ -1,16 +1,39 @@
-"""Turn plans and apply results into text for people. Nothing here decides or does I/O."""
+"""Turn plans, apply results and diagnostics into text, markdown and JSON. Nothing here decides or
+does I/O."""
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from . import __version__
 from .apply import Done
-from .plan import ATTACH, CREATE, DETACH, UPDATE, Change, Drift, FieldDiff, Plan
+from .errors import Diagnostic
+from .plan import (
+    ATTACH,
+    CONFIGURATION,
+    CREATE,
+    DETACH,
+    DRIFT,
+    MEMORY,
+    UPDATE,
+    Change,
+    Drift,
+    FieldDiff,
+    Plan,
+)
 
 SYMBOL = {CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-"}
 _INLINE_MAX = 72
+WHY_TEXT = {
+    "new": "not on the server",
+    "manifest": "manifest changed",
+    "drift": "changed on the server",
+    "memory": "agent-written memory, enforce_value",
+}
 
 
 def _value(v: Any) -> str:
@@ -33,42 +56,57 @@ def _unified(before: str, after: str, indent: str, names: tuple[str, str]) -> li
 
 
 def _field(d: FieldDiff, indent: str, *, create: bool) -> list[str]:
+    note = "  (changed on the server)" if d.why == DRIFT else ""
     if create:
         if _is_long(d.after):
-            head = f"{indent}{d.field}: <<"
+            lines = str(d.after).splitlines()
             return [
-                head,
-                *(indent + "    " + line for line in str(d.after).splitlines()),
+                f"{indent}{d.field}: <<",
+                *(indent + "    " + ln for ln in lines),
                 indent + ">>",
             ]
         return [f"{indent}{d.field}: {_value(d.after)}"]
     if _is_long(d.before) or _is_long(d.after):
         return [
-            f"{indent}{d.field}:",
+            f"{indent}{d.field}:{note}",
             *_unified(
                 str(d.before or ""), str(d.after or ""), indent + "    ", ("live", "declared")
             ),
         ]
-    return [f"{indent}{d.field}: {_value(d.before)} -> {_value(d.after)}"]
+    return [f"{indent}{d.field}: {_value(d.before)} -> {_value(d.after)}{note}"]
+
+
+def _attachment(c: Change) -> str:
+    if DRIFT in c.why:
+        return " (detached on the server)" if c.action == ATTACH else " (attached on the server)"
+    return ""
 
 
 def change_lines(c: Change) -> list[str]:
     sym = SYMBOL[c.action]
     if c.action in (ATTACH, DETACH):
-        return [f"  {sym} {c.address}: {c.action} {c.block}  ({c.reason})"]
+        return [f"  {sym} {c.address}: {c.action} {c.block}{_attachment(c)}"]
     rid = f" ({c.remote_id})" if c.remote_id else ""
-    verb = "create" if c.action == CREATE else "update"
-    lines = [f"  {sym} {c.address}{rid}: {verb}"]
+    lines = [f"  {sym} {c.address}{rid}: {c.action}"]
     for d in c.diffs:
         lines.extend(_field(d, "      ", create=c.action == CREATE))
     return lines
 
 
 def drift_lines(d: Drift) -> list[str]:
-    if d.restored:
-        head = f"  ~ {d.address}.{d.field} was changed on the server; enforce_value restores it"
-    else:
+    if d.kind == MEMORY and not d.restored:
         head = f"  ! {d.address}.{d.field} was written on the server (by an agent or by hand); kept"
+    elif d.kind == MEMORY:
+        head = f"  ~ {d.address}.{d.field} was changed on the server; enforce_value restores it"
+    elif d.field.startswith("blocks["):
+        block = d.field[len("blocks[") : -1]
+        fix = "detaches it" if d.live == "attached" else "attaches it again"
+        return [f"  ~ {d.address}: {block} was {d.live} on the server; apply {fix}"]
+    else:
+        head = (
+            f"  ~ {d.address}.{d.field} was changed on the server; "
+            "apply restores the declared value"
+        )
     if _is_long(d.live) or _is_long(d.declared):
         return [head, *_unified(str(d.declared), str(d.live), "      ", ("declared", "live"))]
     return [head, f"      declared: {_value(d.declared)}", f"      live:     {_value(d.live)}"]
@@ -86,9 +124,12 @@ def summary(plan: Plan) -> str:
             f"{plan.count(DETACH)} to detach",
         ]
         text = "Plan: " + ", ".join(parts) + "."
-    kept = sum(1 for d in plan.drift if not d.restored)
+    kept = sum(1 for d in plan.drift if d.kind == MEMORY and not d.restored)
     if kept:
         text += f" {kept} agent-written value{'s' if kept > 1 else ''} kept."
+    config = sum(1 for d in plan.drift if d.kind == CONFIGURATION)
+    if config:
+        text += f" {config} change{'s' if config > 1 else ''} made on the server reverted."
     if plan.problems:
         text += f" {len(plan.problems)} refused."
     return text
@@ -103,11 +144,10 @@ def plan_text(plan: Plan, base_url: str) -> str:
             lines.extend(change_lines(c))
         lines.append("")
     if plan.drift:
-        lines.append("Drift (changed on the server since it was created):")
+        lines.append("Drift (changed on the server since letta-apply wrote it):")
         for d in plan.drift:
             lines.extend(drift_lines(d))
-        kept = [d for d in plan.drift if not d.restored]
-        if kept:
+        if any(d.kind == MEMORY and not d.restored for d in plan.drift):
             lines.append(
                 "  Agent-written memory is kept; set `enforce_value: true` on a block "
                 "to restore it."
@@ -128,6 +168,142 @@ def plan_text(plan: Plan, base_url: str) -> str:
     return "\n".join(lines)
 
 
+def drift_text(plan: Plan, base_url: str) -> str:
+    """What changed on the server outside the manifest, agent-written memory apart."""
+    lines = [f'letta-apply drift: stack "{plan.stack}" on {base_url}', ""]
+    memory = [d for d in plan.drift if d.kind == MEMORY]
+    config = [d for d in plan.drift if d.kind == CONFIGURATION]
+    if memory:
+        lines.append("Memory written by agents (or by hand):")
+        for d in memory:
+            lines.extend(drift_lines(d))
+        lines.append("")
+    if config:
+        lines.append("Configuration changed on the server, outside the manifest:")
+        for d in config:
+            lines.extend(drift_lines(d))
+        lines.append("")
+    if not plan.drift:
+        lines.append("No drift: nothing changed on the server outside the manifest.")
+    else:
+        lines.append(
+            f"Drift: {len(memory)} agent-written value{'s' if len(memory) != 1 else ''}, "
+            f"{len(config)} configuration change{'s' if len(config) != 1 else ''}."
+        )
+    return "\n".join(lines)
+
+
+# -- color ------------------------------------------------------------------------------------
+
+_COLORS = [
+    (re.compile(r"^  \+ "), "32"),  # green: create, attach
+    (re.compile(r"^  ~ "), "33"),  # yellow: update
+    (re.compile(r"^  - "), "31"),  # red: detach
+    (re.compile(r"^  ! "), "36"),  # cyan: memory kept
+    (re.compile(r"^  x "), "1;31"),  # bold red: refused
+    (re.compile(r"^ {6,}\+(?!\+\+ )"), "32"),
+    (re.compile(r"^ {6,}-(?!-- )"), "31"),
+    (re.compile(r"^(Plan:|No changes|Apply complete|Drift:|No drift)"), "1"),
+]
+
+
+def colorize(text: str) -> str:
+    """ANSI colors for a terminal, by the meaning of each line."""
+    out = []
+    for line in text.split("\n"):
+        for pattern, code in _COLORS:
+            if pattern.search(line):
+                line = f"\x1b[{code}m{line}\x1b[0m"
+                break
+        out.append(line)
+    return "\n".join(out)
+
+
+# -- markdown ---------------------------------------------------------------------------------
+
+MD_VALUE_MAX = 1000
+MD_TOTAL_MAX = 60000  # GitHub refuses comments over 65536 characters
+_MD_SYMBOL = {CREATE: "🟢 create", UPDATE: "🟡 update", ATTACH: "🔗 attach", DETACH: "⛔ detach"}
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= MD_VALUE_MAX:
+        return text
+    return text[:MD_VALUE_MAX] + f"\n… ({len(text) - MD_VALUE_MAX} more characters not shown)"
+
+
+def _fence(lines: Sequence[str], lang: str = "diff") -> list[str]:
+    body = "\n".join(lines).replace("```", "`\u200b``")
+    return [f"```{lang}", body, "```"]
+
+
+def _md_change_detail(c: Change) -> list[str]:
+    lines = []
+    for d in c.diffs:
+        for ln in _field(d, "", create=c.action == CREATE):
+            lines.append(ln)
+    text = _truncate("\n".join(lines))
+    return _fence([("+ " if c.action == CREATE else "  ") + ln for ln in text.split("\n")])
+
+
+def plan_markdown(plan: Plan, base_url: str) -> str:
+    """The plan as a pull-request comment: summary first, details collapsed, detaches and
+    refusals called out."""
+    out = [f"### letta-apply plan: `{plan.stack}`", "", f"**{summary(plan)}**", ""]
+    detaches = [c for c in plan.changes if c.action == DETACH]
+    if detaches:
+        out += ["> [!WARNING]", "> This plan **detaches** shared blocks from agents:"]
+        out += [f"> - `{c.block}` from `{c.address}`" for c in detaches]
+        out.append("")
+    if plan.problems:
+        out += ["> [!CAUTION]", "> Apply refuses these resources:"]
+        out += [f"> - `{p.address}`: {p.message}" for p in plan.problems]
+        out.append("")
+    if plan.changes:
+        out += ["| | Resource | Why |", "|---|---|---|"]
+        for c in plan.changes:
+            what = f"`{c.address}`" + (f" ← `{c.block}`" if c.block else "")
+            why = ", ".join(WHY_TEXT.get(w, w) for w in c.why)
+            out.append(f"| {_MD_SYMBOL[c.action]} | {what} | {why} |")
+        out.append("")
+        for c in plan.changes:
+            if not c.diffs:
+                continue
+            out += [f"<details><summary><code>{c.address}</code>: {c.action}</summary>", ""]
+            out += _md_change_detail(c)
+            out += ["", "</details>", ""]
+    if plan.drift:
+        out += ["#### Drift", ""]
+        for d in plan.drift:
+            out.append(f"- {_md_drift(d)}")
+        out.append("")
+    if plan.notes:
+        out += ["<details><summary>Notes</summary>", ""]
+        out += [f"- {n}" for n in plan.notes]
+        out += ["", "</details>", ""]
+    out.append(f"<sub>letta-apply {__version__} · {base_url}</sub>")
+    text = "\n".join(out) + "\n"
+    if len(text) > MD_TOTAL_MAX:
+        cut = text[:MD_TOTAL_MAX].rsplit("\n", 1)[0]
+        text = (
+            cut
+            + "\n```\n\n</details>\n\n… (plan truncated: run `letta-apply plan` for all of it)\n"
+        )
+    return text
+
+
+def _md_drift(d: Drift) -> str:
+    if d.kind == MEMORY:
+        state = "restored (enforce_value)" if d.restored else "kept"
+        return f"`{d.address}.{d.field}`: written by an agent or by hand; {state}"
+    if d.field.startswith("blocks["):
+        return f"`{d.address}`: `{d.field[7:-1]}` was {d.live} on the server; apply reverts it"
+    return f"`{d.address}.{d.field}`: changed on the server; apply restores the manifest's value"
+
+
+# -- results and diagnostics ------------------------------------------------------------------
+
+
 def done_line(d: Done) -> str:
     c = d.change
     if c.action in (ATTACH, DETACH):
@@ -135,3 +311,25 @@ def done_line(d: Done) -> str:
         return f"{c.address}: {past} {c.block} ({d.remote_id})"
     past = "created" if c.action == CREATE else "updated"
     return f"{c.address}: {past} ({d.remote_id})"
+
+
+def done_json(done: Iterable[Done]) -> list[dict[str, Any]]:
+    """Completed changes in a stable order (they complete in parallel, in any order)."""
+    ordered = sorted(done, key=lambda d: (d.change.stage, d.change.address, d.change.block or ""))
+    return [
+        {"address": c.address, "action": c.action, "block": c.block, "remote_id": d.remote_id}
+        for d in ordered
+        for c in [d.change]
+    ]
+
+
+def diagnostics_json(diagnostics: Sequence[Diagnostic]) -> str:
+    doc = {
+        "format_version": 1,
+        "valid": not diagnostics,
+        "diagnostics": [
+            {"file": d.file, "line": d.line, "column": d.col, "message": d.message}
+            for d in diagnostics
+        ],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)

@@ -52,7 +52,9 @@ def test_seed_setup_from_empty(
         assert labels["organization"]["id"] == shared[0]["id"]
         role = a["name"].rsplit("-", 1)[1]
         assert labels["persona"]["value"] == f"I am a {role}"
-        assert a["metadata"]["letta_apply"] == {"stack": stack, "address": f"agent.{role}"}
+        mark = a["metadata"]["letta_apply"]
+        assert (mark["stack"], mark["address"]) == (stack, f"agent.{role}")
+        assert mark["applied"]["blocks"] == ["block.organization"]
         assert f"letta-apply:{stack}" in a["tags"]
 
     again = run("plan", "-f", path, "--detailed-exitcode")

@@ -1,0 +1,204 @@
+"""The plan as a JSON document: `plan --format json` prints it, `plan --out FILE` saves it, and
+`apply FILE` reads it back. Its shape is `schemas/plan.schema.json`, versioned by
+`format_version`. Keys are sorted and nothing depends on time, so the same inputs give
+byte-identical output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import LettaApplyError
+from .plan import (
+    ATTACH,
+    CONFIGURATION,
+    CREATE,
+    DETACH,
+    DRIFT,
+    MANIFEST,
+    MEMORY,
+    NEW,
+    UPDATE,
+    Change,
+    Drift,
+    FieldDiff,
+    Plan,
+    Problem,
+)
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a plan was made from and against: checked before a saved plan is applied."""
+
+    base_url: str
+    project: str | None
+    files: tuple[str, ...]
+    manifest_digest: str
+
+
+def manifest_digest(paths: Iterable[str]) -> str:
+    """sha256 over the manifest files' bytes, in path order."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(Path(p).read_bytes())
+        h.update(b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def _change(c: Change, fingerprint: str | None) -> dict[str, Any]:
+    before = None if c.action == CREATE else {d.field: d.before for d in c.diffs}
+    return {
+        "address": c.address,
+        "actions": [c.action],
+        "remote_id": c.remote_id,
+        "block": c.block,
+        "why": list(c.why),
+        "before": before,
+        "after": {d.field: d.after for d in c.diffs},
+        "changed_paths": [d.field for d in c.diffs],
+        "drift_paths": [d.field for d in c.diffs if d.why == DRIFT],
+        "fingerprint": fingerprint,
+        "body": dict(c.body),
+    }
+
+
+def summary(plan: Plan) -> dict[str, int]:
+    return {
+        "create": plan.count(CREATE),
+        "update": plan.count(UPDATE),
+        "attach": plan.count(ATTACH),
+        "detach": plan.count(DETACH),
+        "memory_drift": sum(1 for d in plan.drift if d.kind == MEMORY),
+        "configuration_drift": sum(1 for d in plan.drift if d.kind == CONFIGURATION),
+        "refused": len(plan.problems),
+    }
+
+
+def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
+    """The plan as plain JSON data."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "letta_apply_version": __version__,
+        "stack": plan.stack,
+        "server": {"base_url": origin.base_url, "project": origin.project},
+        "manifest": {"files": list(origin.files), "digest": origin.manifest_digest},
+        "has_changes": plan.has_changes,
+        "summary": summary(plan),
+        "changes": [_change(c, plan.fingerprints.get(c.address)) for c in plan.changes],
+        "drift": [
+            {
+                "address": d.address,
+                "field": d.field,
+                "kind": d.kind,
+                "declared": d.declared,
+                "live": d.live,
+                "action": "restored" if d.restored else "kept",
+            }
+            for d in plan.drift
+        ],
+        "problems": [
+            {"address": p.address, "message": p.message, "hint": p.hint} for p in plan.problems
+        ],
+        "notes": list(plan.notes),
+        "ids": dict(plan.ids),
+    }
+
+
+def dumps(plan: Plan, origin: Origin) -> str:
+    return (
+        json.dumps(to_document(plan, origin), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
+
+
+def _field_why(path: str, change: Mapping[str, Any]) -> str:
+    whys = change.get("why") or []
+    if path in (change.get("drift_paths") or []):
+        return DRIFT
+    if NEW in whys:
+        return NEW
+    if path == "value" and MEMORY in whys:
+        return MEMORY
+    return MANIFEST
+
+
+def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
+    """Read a saved plan back; raises LettaApplyError naming `source` when it is not one."""
+    if not isinstance(doc, Mapping) or doc.get("format_version") != FORMAT_VERSION:
+        found = doc.get("format_version") if isinstance(doc, Mapping) else None
+        raise LettaApplyError(
+            f"{source}: not a letta-apply plan of format_version {FORMAT_VERSION} (found {found!r})"
+        )
+    try:
+        changes = []
+        for c in doc["changes"]:
+            before = c.get("before") or {}
+            diffs = tuple(
+                FieldDiff(p, before.get(p), c["after"].get(p), _field_why(p, c))
+                for p in c["changed_paths"]
+            )
+            changes.append(
+                Change(
+                    address=c["address"],
+                    action=c["actions"][0],
+                    remote_id=c.get("remote_id"),
+                    diffs=diffs,
+                    body=c.get("body") or {},
+                    block=c.get("block"),
+                    why=tuple(c.get("why") or (MANIFEST,)),
+                )
+            )
+        plan = Plan(
+            stack=doc["stack"],
+            changes=tuple(changes),
+            drift=tuple(
+                Drift(
+                    d["address"],
+                    d["field"],
+                    d["declared"],
+                    d["live"],
+                    d["kind"],
+                    d["action"] == "restored",
+                )
+                for d in doc.get("drift", ())
+            ),
+            problems=tuple(
+                Problem(p["address"], p["message"], p.get("hint", "")) for p in doc["problems"]
+            ),
+            notes=tuple(doc.get("notes", ())),
+            ids=dict(doc.get("ids", {})),
+            fingerprints={
+                c["address"]: c["fingerprint"] for c in doc["changes"] if c.get("fingerprint")
+            },
+        )
+        origin = Origin(
+            base_url=doc["server"]["base_url"],
+            project=doc["server"].get("project"),
+            files=tuple(doc["manifest"]["files"]),
+            manifest_digest=doc["manifest"]["digest"],
+        )
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise LettaApplyError(f"{source}: malformed plan file ({type(e).__name__}: {e})") from None
+    return plan, origin
+
+
+def read(path: str) -> tuple[Plan, Origin]:
+    """Load a saved plan file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise LettaApplyError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise LettaApplyError(f"{path}: not a letta-apply plan (not UTF-8 text)") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LettaApplyError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from None
+    return from_document(doc, path)

@@ -133,15 +133,19 @@ class _Out:
     def json(self, doc: object) -> None:
         print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False), file=self.out)
 
-    def stats(self, client: LettaClient) -> None:
+    def connect(self) -> LettaClient:
+        a = self.args
+        self.client = LettaClient(
+            a.base_url, api_key=a.api_key, project=a.project, timeout=a.timeout
+        )
+        return self.client
+
+    def stats(self) -> None:
+        """With -v, how many requests the command made: printed whether it succeeded or not."""
+        client: LettaClient | None = getattr(self, "client", None)
         if getattr(self.args, "verbose", False):
-            print(f"requests: {client.reads} reads, {client.writes} writes", file=self.err)
-
-
-def _client(args: argparse.Namespace) -> LettaClient:
-    return LettaClient(
-        args.base_url, api_key=args.api_key, project=args.project, timeout=args.timeout
-    )
+            reads, writes = (client.reads, client.writes) if client else (0, 0)
+            print(f"requests: {reads} reads, {writes} writes", file=self.err)
 
 
 def _origin(args: argparse.Namespace, client: LettaClient) -> planfile.Origin:
@@ -207,7 +211,7 @@ def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
 
 def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
     desired = load_manifest(args.file)
-    with _client(args) as client:
+    with o.connect() as client:
         plan = _targeted(args, desired, plan_for(client, desired), o)
         origin = _origin(args, client)
         _show_plan(o, plan, origin)
@@ -218,7 +222,6 @@ def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
                 f"Plan saved to {args.out}; apply it with `letta-apply apply {args.out}`.",
                 file=o.err,
             )
-        o.stats(client)
     if plan.problems:
         return EXIT_ERROR
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
@@ -266,7 +269,7 @@ def _cmd_apply(args: argparse.Namespace, o: _Out) -> int:
         raise LettaApplyError("apply needs a manifest (-f FILE) or a saved plan (PLAN)")
     if o.format != "text" and not args.auto_approve:
         raise LettaApplyError(f"--format {o.format} needs --auto-approve (no prompt in that mode)")
-    with _client(args) as client:
+    with o.connect() as client:
         if args.plan_file:
             if args.target:
                 raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
@@ -292,7 +295,6 @@ def _cmd_apply(args: argparse.Namespace, o: _Out) -> int:
                 )  # fmt: skip
             except ApplyError as e:
                 failure = e
-        o.stats(client)
     errors = [f"{p.address}: {p.message}" for p in plan.problems]
     if failure:
         errors = failure.failures + errors
@@ -328,7 +330,7 @@ def _cmd_apply(args: argparse.Namespace, o: _Out) -> int:
 
 def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
     desired = load_manifest(args.file)
-    with _client(args) as client:
+    with o.connect() as client:
         plan = plan_for(client, desired)
         origin = _origin(args, client)
         if o.format == "json":
@@ -348,19 +350,17 @@ def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
             o.out.write(plan_markdown(plan, origin.base_url))
         else:
             o.text(drift_text(plan, origin.base_url))
-        o.stats(client)
     return EXIT_CHANGES if plan.drift else EXIT_OK
 
 
 def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
     desired = load_manifest(args.file)
-    with _client(args) as client:
+    with o.connect() as client:
         live = read_live(client, desired)
         matched = match(desired.stack, desired.tag, live)
         ids = matched.ids()
         if o.format == "json":
             o.json({"stack": desired.stack, "ids": dict(sorted(ids.items()))})
-            o.stats(client)
             return EXIT_OK
         lines = [f'stack "{desired.stack}" on {client.base_url}']
         for address, agent in sorted(matched.agents.items()):
@@ -374,7 +374,6 @@ def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
             f"{a}  (not on the server)" for a in [*desired.blocks, *desired.agents] if a not in ids
         ]
         o.text("\n".join(lines))
-        o.stats(client)
     return EXIT_OK
 
 
@@ -412,6 +411,8 @@ def main(
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130
+    finally:
+        o.stats()
 
 
 if __name__ == "__main__":

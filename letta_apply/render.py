@@ -237,13 +237,22 @@ def _fence(lines: Sequence[str], lang: str = "diff") -> list[str]:
     return [f"```{lang}", body, "```"]
 
 
+def _md_field(d: FieldDiff, create: bool) -> list[str]:
+    """One field as diff lines, so that GitHub colors them."""
+    note = "  (changed on the server)" if d.why == DRIFT else ""
+    if create:
+        if _is_long(d.after):
+            lines = _truncate(str(d.after)).splitlines()
+            return [f"+ {d.field}:", *("+     " + ln for ln in lines)]
+        return [f"+ {d.field}: {_truncate(_value(d.after))}"]
+    if _is_long(d.before) or _is_long(d.after):
+        body = _unified(_truncate(str(d.before or "")), _truncate(str(d.after or "")), "", ("", ""))
+        return [f"@@ {d.field}{note} @@", *body[3:]]  # the ---/+++/@@ header says nothing here
+    return [f"- {d.field}: {_value(d.before)}{note}", f"+ {d.field}: {_value(d.after)}"]
+
+
 def _md_change_detail(c: Change) -> list[str]:
-    lines = []
-    for d in c.diffs:
-        for ln in _field(d, "", create=c.action == CREATE):
-            lines.append(ln)
-    text = _truncate("\n".join(lines))
-    return _fence([("+ " if c.action == CREATE else "  ") + ln for ln in text.split("\n")])
+    return _fence([ln for d in c.diffs for ln in _md_field(d, c.action == CREATE)])
 
 
 def plan_markdown(plan: Plan, base_url: str) -> str:

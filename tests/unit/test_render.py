@@ -1,0 +1,75 @@
+"""Rendering details the golden cases do not pin: colors, markdown limits, the CLI's formats."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from letta_apply.cli import _Out, _parser
+from letta_apply.plan import CREATE, UPDATE, Change, FieldDiff, Plan
+from letta_apply.render import MD_TOTAL_MAX, MD_VALUE_MAX, colorize, plan_markdown, plan_text
+
+PLAN = Plan(
+    stack="s",
+    changes=(
+        Change("block.a", CREATE, diffs=(FieldDiff("value", None, "x" * 5000, "new"),)),
+        Change(
+            "block.b", UPDATE, "block-1",
+            diffs=(FieldDiff("description", "old", "new", "drift"),), why=("drift",),
+        ),
+    ),
+)  # fmt: skip
+
+
+def test_colors_follow_the_meaning_of_each_line() -> None:
+    colored = colorize(plan_text(PLAN, "u"))
+    assert "\x1b[32m  + block.a: create\x1b[0m" in colored
+    assert "\x1b[33m  ~ block.b (block-1): update\x1b[0m" in colored
+    assert "\x1b[1mPlan: 1 to create, 1 to update" in colored
+
+
+def test_markdown_truncates_long_values_with_a_note() -> None:
+    md = plan_markdown(PLAN, "u")
+    assert "x" * MD_VALUE_MAX in md and "x" * (MD_VALUE_MAX + 1) not in md
+    assert f"({5000 - MD_VALUE_MAX} more characters not shown)" in md
+    assert '- description: "old"  (changed on the server)' in md
+
+
+def test_markdown_stays_under_githubs_comment_limit() -> None:
+    many = tuple(
+        Change(f"block.b{i}", CREATE, diffs=(FieldDiff("value", None, "y" * 900, "new"),))
+        for i in range(200)
+    )
+    md = plan_markdown(Plan(stack="s", changes=many), "u")
+    assert len(md) <= MD_TOTAL_MAX + 200
+    assert "plan truncated" in md
+    assert md.startswith("### letta-apply plan: `s`\n\n**Plan: 200 to create")
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "tty", "colored"),
+    [
+        ([], {}, True, True),
+        ([], {}, False, False),
+        (["--no-color"], {}, True, False),
+        ([], {"NO_COLOR": "1"}, True, False),
+        (["--format", "markdown"], {}, True, False),
+    ],
+)
+def test_color_only_on_a_terminal_and_never_when_asked_not_to(
+    flags: list[str], env: dict[str, str], tty: bool, colored: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    args = _parser().parse_args(["plan", "-f", "m.yaml", *flags])
+    out = _Tty() if tty else io.StringIO()
+    o = _Out(args, out, io.StringIO())
+    o.text(plan_text(PLAN, "u"))
+    assert ("\x1b[32m" in out.getvalue()) is colored

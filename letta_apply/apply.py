@@ -17,7 +17,7 @@ from typing import Any
 from .client import LettaClient
 from .errors import ApiError, ApplyError
 from .model import owned_block_address
-from .plan import ATTACH, CREATE, DETACH, UPDATE, Change, Plan
+from .plan import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Change, Plan
 
 
 @dataclass(frozen=True)
@@ -51,25 +51,27 @@ class _Runner:
     def run(self, change: Change) -> Done:
         body = _resolve(dict(change.body), self.ids)
         c = self.client
-        if change.action == CREATE and change.is_agent:
-            created = c.create_agent(body)
-            rid = created["id"]
-            with self.lock:
-                self.ids[change.address] = rid
-                for b in created.get("blocks") or ():
-                    self.ids.setdefault(owned_block_address(change.address, b["label"]), b["id"])
-            self._fix_owned_metadata(change, created)
+        rid = change.remote_id or ""
+        if change.action in (CREATE, REPLACE) and change.is_agent:
+            replaces = body.pop("replaces", None)
+            rid = self._create_agent(change, body)
+            if replaces:
+                # Create-first: the new agent exists, wired to its blocks, before the old goes.
+                c.delete_agent(replaces["agent"])
+                for block_id in replaces["blocks"]:
+                    c.delete_block(block_id)
         elif change.action == CREATE:
             rid = c.create_block(body)["id"]
             with self.lock:
                 self.ids[change.address] = rid
-        elif change.action == UPDATE:
-            assert change.remote_id
-            rid = change.remote_id
+        elif change.action in (UPDATE, IMPORT):
             (c.update_agent if change.is_agent else c.update_block)(rid, body)
+        elif change.action == DELETE:
+            (c.delete_agent if change.is_agent else c.delete_block)(rid)
         elif change.action in (ATTACH, DETACH):
             assert change.block
-            agent_id, block_id = self.ids[change.address], self.ids[change.block]
+            # `block` is an address, or the id of a block the stack does not manage.
+            agent_id, block_id = self.ids[change.address], self.ids.get(change.block, change.block)
             (c.attach_block if change.action == ATTACH else c.detach_block)(agent_id, block_id)
             rid = block_id
         else:  # pragma: no cover - the planner makes no other actions
@@ -77,6 +79,16 @@ class _Runner:
         done = Done(change, rid)
         self.on_done(done)
         return done
+
+    def _create_agent(self, change: Change, body: dict[str, Any]) -> str:
+        created = self.client.create_agent(body)
+        rid: str = created["id"]
+        with self.lock:
+            self.ids[change.address] = rid
+            for b in created.get("blocks") or ():
+                self.ids[owned_block_address(change.address, b["label"])] = b["id"]
+        self._fix_owned_metadata(change, created)
+        return rid
 
     def _fix_owned_metadata(self, change: Change, created: Mapping[str, Any]) -> None:
         # Letta drops `metadata` of blocks created inline with an agent; set it afterwards.

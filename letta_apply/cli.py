@@ -17,10 +17,11 @@ from . import __version__, planfile
 from .apply import Done, apply_plan
 from .client import DEFAULT_BASE_URL, LettaClient
 from .errors import ApplyError, LettaApplyError, ManifestError
+from .export import Selection, export_manifest
 from .live import read_live, read_stack
-from .model import Desired, stack_tag
+from .model import Desired, Import, stack_tag
 from .pipeline import load_manifest, plan_for
-from .plan import CREATE, Plan, match, restrict, stale
+from .plan import CREATE, IMPORT, Plan, match, restrict, stale
 from .render import (
     colorize,
     diagnostics_json,
@@ -78,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
         sp.add_argument("-v", "--verbose", action="store_true", help="print request counts")
 
+    def lifecycle(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--detach-unmanaged-blocks", action="store_true",
+            help="detach blocks this stack does not manage from its agents (left alone otherwise)",
+        )  # fmt: skip
+
     def target(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--target", action="append", default=[], metavar="ADDRESS",
@@ -89,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
     common(sp)
     target(sp)
+    lifecycle(sp)
+    sp.add_argument("--destroy", action="store_true", help="plan the deletion of the whole stack")
     sp.add_argument("--out", metavar="FILE", help="also save the plan, for `apply FILE`")
     sp.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
@@ -97,9 +106,25 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("apply", help="converge the server to the manifest, or apply a saved plan")
     common(sp, file=False)
     target(sp)
+    lifecycle(sp)
     sp.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by `plan --out`")
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--parallelism", type=int, default=8, help="concurrent writes (default 8)")
+
+    sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
+    common(sp)
+    sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    sp.add_argument("--parallelism", type=int, default=8, help="concurrent writes (default 8)")
+
+    sp = sub.add_parser("export", help="write a manifest from existing agents, to adopt them")
+    common(sp, file=False)
+    sp.add_argument("--stack", required=True, help="stack name for the manifest")
+    sp.add_argument("--id", action="append", default=[], help="agent id (repeatable)")
+    sp.add_argument("--name", action="append", default=[], help="agent name (repeatable)")
+    sp.add_argument("--tag", action="append", default=[], help="agents with this tag (repeatable)")
+    sp.add_argument("--all", action="store_true", help="every agent no stack manages")
+    sp.add_argument("--include-system", action="store_true", help="also export system prompts")
+    sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
 
     sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
     common(sp)
@@ -212,7 +237,10 @@ def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
 def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
     desired = load_manifest(args.file)
     with o.connect() as client:
-        plan = _targeted(args, desired, plan_for(client, desired), o)
+        plan = plan_for(
+            client, desired, destroy=args.destroy, detach_unmanaged=args.detach_unmanaged_blocks
+        )
+        plan = _targeted(args, desired, plan, o)
         origin = _origin(args, client)
         _show_plan(o, plan, origin)
         if args.out:
@@ -225,6 +253,34 @@ def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
     if plan.problems:
         return EXIT_ERROR
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def _cmd_destroy(args: argparse.Namespace, o: _Out) -> int:
+    args.plan_file = None
+    args.target = []
+    args.detach_unmanaged_blocks = False
+    return _cmd_apply(args, o, destroy=True)
+
+
+def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
+    sel = Selection(ids=args.id, names=args.name, tags=args.tag, everything=args.all)
+    if not (sel.ids or sel.names or sel.tags or sel.everything):
+        raise LettaApplyError("export: select agents with --id, --name, --tag or --all")
+    with o.connect() as client:
+        result = export_manifest(client, args.stack, sel, include_system=args.include_system)
+    for why in result.skipped:
+        print(f"skipped {why}", file=o.err)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(result.manifest)
+        print(
+            f"Wrote {args.output}: {result.agents} agent(s), {result.blocks} shared block(s). "
+            f"`letta-apply apply -f {args.output}` adopts them.",
+            file=o.err,
+        )
+    else:
+        o.out.write(result.manifest)
+    return EXIT_OK
 
 
 def _saved_plan(args: argparse.Namespace, client: LettaClient) -> Plan:
@@ -253,7 +309,12 @@ def _saved_plan(args: argparse.Namespace, client: LettaClient) -> Plan:
         for c in plan.changes
         if c.action == CREATE and c.is_agent
     }
-    live = read_stack(client, plan.stack, creates, [])
+    imports = [
+        Import(c.address, id=c.remote_id)
+        for c in plan.changes
+        if c.action == IMPORT and c.remote_id and ".memory_blocks." not in c.address
+    ]
+    live = read_stack(client, plan.stack, creates, [], imports)
     changed = stale(plan, live, stack_tag(plan.stack))
     if changed:
         raise LettaApplyError(
@@ -264,7 +325,7 @@ def _saved_plan(args: argparse.Namespace, client: LettaClient) -> Plan:
     return plan
 
 
-def _cmd_apply(args: argparse.Namespace, o: _Out) -> int:
+def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> int:
     if not args.file and not args.plan_file:
         raise LettaApplyError("apply needs a manifest (-f FILE) or a saved plan (PLAN)")
     if o.format != "text" and not args.auto_approve:
@@ -276,10 +337,19 @@ def _cmd_apply(args: argparse.Namespace, o: _Out) -> int:
             plan = _saved_plan(args, client)
         else:
             desired = load_manifest(args.file)
-            plan = _targeted(args, desired, plan_for(client, desired), o)
+            plan = plan_for(
+                client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
+            )
+            plan = _targeted(args, desired, plan, o)
         origin = _origin(args, client)
         if o.format == "text":
             _show_plan(o, plan, origin)
+        if plan.blocked:
+            if o.format == "json":
+                o.json({"plan": planfile.to_document(plan, origin), "applied": [], "errors": []})
+            raise LettaApplyError(
+                "prevent_destroy: this plan would delete protected resources; nothing was applied"
+            )
         if plan.has_changes and not args.auto_approve and not _confirm(plan, o.out):
             o.text("Apply cancelled; nothing was changed.")
             return EXIT_ERROR
@@ -383,6 +453,8 @@ COMMANDS = {
     "apply": _cmd_apply,
     "drift": _cmd_drift,
     "show": _cmd_show,
+    "destroy": _cmd_destroy,
+    "export": _cmd_export,
 }
 
 

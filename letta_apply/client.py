@@ -147,10 +147,23 @@ class LettaClient:
     def list_tools(self, names: list[str]) -> list[dict[str, Any]]:
         return list(self.paginate("/v1/tools/", {"names": names}))
 
-    def get_block(self, agent_id: str, label: str) -> dict[str, Any]:
+    def agent_block(self, agent_id: str, label: str) -> dict[str, Any]:
+        """A block as one agent sees it, by label (the core-memory route)."""
         return self.request(  # type: ignore[no-any-return]
             "GET", f"/v1/agents/{agent_id}/core-memory/blocks/{label}"
         )
+
+    def get_agent(self, agent_id: str, include: tuple[str, ...]) -> dict[str, Any]:
+        return self.request(  # type: ignore[no-any-return]
+            "GET", f"/v1/agents/{agent_id}", params={"include": list(include)}
+        )
+
+    def get_block(self, block_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/blocks/{block_id}")  # type: ignore[no-any-return]
+
+    def block_agents(self, block_id: str) -> list[dict[str, Any]]:
+        """The agents a block is attached to (names, tags and marks)."""
+        return list(self.paginate(f"/v1/blocks/{block_id}/agents", {"include": ["agent.tags"]}))
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -171,6 +184,12 @@ class LettaClient:
 
     def detach_block(self, agent_id: str, block_id: str) -> None:
         self.request("PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/detach/{block_id}")
+
+    def delete_agent(self, agent_id: str) -> None:
+        self.request("DELETE", f"/v1/agents/{agent_id}")
+
+    def delete_block(self, block_id: str) -> None:
+        self.request("DELETE", f"/v1/blocks/{block_id}")
 
     def write_memory(self, agent_id: str, label: str, value: str) -> dict[str, Any]:
         """Write a block's value as an agent would, through the core-memory route."""

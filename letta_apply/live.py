@@ -7,52 +7,119 @@ agents made by hand). Never one request per existing resource.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from .client import LettaClient
-from .model import Desired, Live, LiveAgent, LiveBlock, stack_tag
+from .errors import ApiError
+from .model import MARK_KEY, Desired, Import, Live, LiveAgent, LiveBlock, stack_tag
+from .plan import deletion_candidates
 
 AGENT_INCLUDE = ("agent.blocks", "agent.tags", "agent.tools")
 # Above this many missing agents one full listing is cheaper than one lookup per name.
 _NAME_LOOKUPS_MAX = 5
 
 
-def read_live(client: LettaClient, desired: Desired) -> Live:
-    """Read the live state that `desired` is compared with."""
-    names = {a.address: a.name for a in desired.agents.values()}
-    return read_stack(client, desired.stack, names, sorted(desired.tool_names()))
+def read_live(client: LettaClient, desired: Desired, *, destroy: bool = False) -> Live:
+    """Read the live state that `desired` is compared with (for `destroy`, everything the stack
+    owns), plus which agents use each block the plan may delete."""
+    names = {} if destroy else {a.address: a.name for a in desired.agents.values()}
+    for imp in desired.imports:
+        names.pop(imp.address, None)  # an imported agent is adopted, not created
+    live = read_stack(
+        client,
+        desired.stack,
+        names,
+        [] if destroy else sorted(desired.tool_names()),
+        () if destroy else desired.imports,
+    )
+    users = {
+        bid: tuple((u["id"], u.get("name") or "", _stack_of(u)) for u in client.block_agents(bid))
+        for bid in deletion_candidates(desired, live, destroy=destroy)
+    }
+    return replace(live, users=users)
 
 
 def read_stack(
-    client: LettaClient, stack: str, agent_names: Mapping[str, str], tool_names: list[str]
+    client: LettaClient,
+    stack: str,
+    agent_names: Mapping[str, str],
+    tool_names: list[str],
+    imports: Sequence[Import] = (),
 ) -> Live:
     """Read a stack's blocks and agents; look up the names of `agent_names` (address -> name)
-    that have no agent yet, and the ids of `tool_names`."""
+    that have no agent yet, the ids of `tool_names`, and the resources `imports` name."""
     tag = stack_tag(stack)
     tagged = [LiveBlock.from_api(b) for b in client.list_blocks(tag)]
     raw_agents = client.list_agents(tag=tag, include=AGENT_INCLUDE)
+    agents = tuple(LiveAgent.from_api(a) for a in raw_agents)
+    present = {a.mark.get("address") for a in agents if a.mark.get("stack") == stack}
+    present |= {b.mark.get("address") for b in tagged if b.mark.get("stack") == stack}
+
+    imported: dict[str, LiveAgent | LiveBlock | str] = {}
+    for imp in imports:
+        if imp.address not in present:
+            found, raw = _find_import(client, imp)
+            imported[imp.address] = found
+            raw_agents.extend(raw)
 
     blocks = {b.id: b for b in tagged}
     # An agent's view of its blocks omits their tags: keep the tagged copy where there is one.
     for a in raw_agents:
         for b in a.get("blocks") or ():
             blocks.setdefault(b["id"], LiveBlock.from_api(b))
-    agents = tuple(LiveAgent.from_api(a) for a in raw_agents)
+    for found in imported.values():
+        if isinstance(found, LiveBlock):
+            blocks.setdefault(found.id, found)
 
     return Live(
         blocks=blocks,
         agents=agents,
         tagged_block_ids=frozenset(b.id for b in tagged),
-        clashes=_clashes(client, stack, agent_names, agents),
+        clashes=_clashes(client, agent_names, present),
         tools=_tools(client, tool_names),
+        imported=imported,
     )
 
 
+def _find_import(
+    client: LettaClient, imp: Import
+) -> tuple[LiveAgent | LiveBlock | str, list[dict[str, Any]]]:
+    """The resource an import names, with the raw agent read (for its blocks), or why none."""
+    try:
+        if imp.address.startswith("block."):
+            assert imp.id is not None
+            return LiveBlock.from_api(client.get_block(imp.id)), []
+        if imp.id is not None:
+            raw = client.get_agent(imp.id, AGENT_INCLUDE)
+            return LiveAgent.from_api(raw), [raw]
+    except ApiError as e:
+        if e.status == 404:
+            return f"no such resource on the server: {imp.id}", []
+        raise
+    assert imp.name is not None
+    found = [
+        raw for raw in client.list_agents(name=imp.name, include=AGENT_INCLUDE)
+        if not LiveAgent.from_api(raw).mark
+    ]  # fmt: skip
+    if len(found) != 1:
+        return (
+            f"{len(found)} unmarked agents are named {imp.name!r}; import by id instead",
+            [],
+        )
+    return LiveAgent.from_api(found[0]), found
+
+
+def _stack_of(agent: Mapping[str, Any]) -> str | None:
+    mark = (agent.get("metadata") or {}).get(MARK_KEY)
+    return mark.get("stack") if isinstance(mark, Mapping) else None
+
+
 def _clashes(
-    client: LettaClient, stack: str, names: Mapping[str, str], agents: tuple[LiveAgent, ...]
+    client: LettaClient, names: Mapping[str, str], present: set[Any]
 ) -> dict[str, tuple[str, ...]]:
     """Unmarked agents whose name a declared, not yet created agent would take."""
-    present = {a.mark.get("address") for a in agents if a.mark.get("stack") == stack}
     missing = {name for address, name in names.items() if address not in present}
     if not missing:
         return {}

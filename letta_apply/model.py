@@ -43,6 +43,8 @@ class DesiredBlock:
     value: str
     enforce_value: bool = False
     config: Mapping[str, Any] = field(default_factory=dict)
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,17 @@ class DesiredAgent:
     include_base_tools: bool | None = None
     memory_blocks: tuple[DesiredBlock, ...] = ()
     blocks: tuple[str, ...] = ()  # addresses of shared blocks, in manifest order
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
+
+
+@dataclass(frozen=True)
+class Import:
+    """Adopt an unmarked live resource at `address`, found by `id` or (agents) by `name`."""
+
+    address: str
+    id: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,8 @@ class Desired:
     stack: str
     blocks: Mapping[str, DesiredBlock]
     agents: Mapping[str, DesiredAgent]
+    imports: tuple[Import, ...] = ()
+    moved: Mapping[str, str] = field(default_factory=dict)  # from-address -> to-address
 
     @property
     def tag(self) -> str:
@@ -163,9 +178,10 @@ class LiveAgent:
 class Live:
     """What the server holds that concerns one stack.
 
-    `blocks` has every block attached to one of the stack's agents plus every block carrying the
-    stack's tag; `agents` has every agent carrying the stack's tag; `clashes` maps a declared agent
-    name to unmarked agents that already use it; `tools` maps tool names the manifest uses to ids.
+    `blocks` has every block attached to one of the stack's agents (or to an agent being
+    imported) plus every block carrying the stack's tag; `agents` has every agent carrying the
+    stack's tag; `clashes` maps a declared agent name to unmarked agents that already use it;
+    `tools` maps tool names the manifest uses to ids.
     """
 
     blocks: Mapping[str, LiveBlock] = field(default_factory=dict)
@@ -173,3 +189,8 @@ class Live:
     tagged_block_ids: frozenset[str] = frozenset()
     clashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tools: Mapping[str, str] = field(default_factory=dict)
+    # Resources named by `imports:` (address -> what was found, or why nothing was).
+    imported: Mapping[str, LiveAgent | LiveBlock | str] = field(default_factory=dict)
+    # Agents each block is attached to, read for the blocks a plan may delete: block id ->
+    # (agent id, agent name, the agent's stack or None).
+    users: Mapping[str, tuple[tuple[str, str, str | None], ...]] = field(default_factory=dict)

@@ -15,6 +15,14 @@ def load_manifest(path: str) -> Desired:
     return validate(load_file(path))
 
 
-def plan_for(client: LettaClient, desired: Desired) -> Plan:
-    """Read the live state of `desired`'s stack and plan against it."""
-    return make_plan(desired, read_live(client, desired))
+def plan_for(
+    client: LettaClient,
+    desired: Desired,
+    *,
+    destroy: bool = False,
+    detach_unmanaged: bool = False,
+) -> Plan:
+    """Read the live state of `desired`'s stack and plan against it (with `destroy`, plan the
+    deletion of everything the stack owns)."""
+    live = read_live(client, desired, destroy=destroy)
+    return make_plan(desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged)

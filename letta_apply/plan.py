@@ -32,13 +32,17 @@ from .model import (
 )
 
 CREATE, UPDATE, ATTACH, DETACH = "create", "update", "attach", "detach"
+DELETE, IMPORT, REPLACE = "delete", "import", "replace"
 
 # Why a change is in the plan.
 NEW = "new"  # declared, not on the server
 MANIFEST = "manifest"  # the manifest changed since letta-apply last wrote the field
 DRIFT = "drift"  # the field was changed on the server, outside the manifest
 MEMORY = "memory"  # a block value written by agents (restored only with enforce_value)
+DESTROY = "destroy"  # `letta-apply destroy`
+ADOPT = "adopt"  # named by `imports:`
 
+CONFIGURATION = "configuration"  # kind of drift other than memory
 ABSENT = "absent"  # fingerprint of an address with nothing on the server
 
 _BLOCK_FIELDS = ("description", "limit", "read_only")
@@ -67,7 +71,9 @@ class Change:
     """One write apply will make.
 
     `body` is the request body, in which `{"$ref": address}` stands for the id of a resource that
-    may not exist yet. For attach and detach, `address` is the agent and `block` the block.
+    may not exist yet. For attach and detach, `address` is the agent and `block` the block (an
+    address, or the id of a block the stack does not manage). A delete of an agent also deletes
+    the blocks listed in `body["blocks"]` (its own; Letta leaves them behind).
     """
 
     address: str
@@ -83,9 +89,17 @@ class Change:
         return self.address.startswith("agent.") and ".memory_blocks." not in self.address
 
     @property
+    def key(self) -> str:
+        """What the change's fingerprint is filed under: the live id, or the address of what
+        does not exist yet."""
+        return self.remote_id or self.address
+
+    @property
     def stage(self) -> int:
-        """Apply order: shared blocks, then agents and their own blocks, then detaches (which
-        free labels), then attaches."""
+        """Apply order: shared blocks; agents and their own blocks; detaches (which free
+        labels); attaches; then deletes, agents before blocks."""
+        if self.action == DELETE:
+            return 5 if not self.is_agent else 4
         if self.action == DETACH:
             return 2
         if self.action == ATTACH:
@@ -98,7 +112,7 @@ class Drift:
     """A difference made on the server outside the manifest.
 
     `kind` is MEMORY for a block value (written by agents; kept unless enforce_value) or
-    "configuration" for anything else (hand edits and hand attachments; apply reverts them).
+    CONFIGURATION for anything else (hand edits and hand attachments; apply reverts them).
     """
 
     address: str
@@ -109,16 +123,15 @@ class Drift:
     restored: bool
 
 
-CONFIGURATION = "configuration"
-
-
 @dataclass(frozen=True)
 class Problem:
-    """A resource apply refuses to touch, with why and what to do about it."""
+    """A resource apply refuses to touch, with why and what to do about it. A `fatal` problem
+    (prevent_destroy) stops the whole apply before any write."""
 
     address: str
     message: str
     hint: str = ""
+    fatal: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,12 +142,17 @@ class Plan:
     problems: tuple[Problem, ...] = ()
     notes: tuple[str, ...] = ()
     ids: Mapping[str, str] = field(default_factory=dict)  # address -> id of what exists
-    # address -> fingerprint of the live state each touched resource was planned from
+    # Change.key -> fingerprint of the live state each touched resource was planned from
     fingerprints: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
         return bool(self.changes)
+
+    @property
+    def blocked(self) -> bool:
+        """A fatal problem: apply must not write anything."""
+        return any(p.fatal for p in self.problems)
 
     def count(self, action: str) -> int:
         return sum(1 for c in self.changes if c.action == action)
@@ -146,11 +164,13 @@ class Plan:
 
 @dataclass(frozen=True)
 class Matched:
-    """The stack's live resources by address: shared blocks, agents, and agents' own blocks."""
+    """The stack's live resources by address: shared blocks, agents, agents' own blocks, and
+    agents superseded by an interrupted replacement."""
 
     blocks: Mapping[str, LiveBlock]
     agents: Mapping[str, LiveAgent]
     owned: Mapping[str, LiveBlock]
+    superseded: tuple[tuple[str, LiveAgent], ...] = ()
     notes: tuple[str, ...] = ()
 
     def ids(self) -> dict[str, str]:
@@ -160,28 +180,41 @@ class Matched:
         return out
 
 
+def _applied(resource: LiveAgent | LiveBlock) -> Mapping[str, Any] | None:
+    applied = resource.mark.get("applied")
+    return applied if isinstance(applied, Mapping) else None
+
+
 def match(stack: str, tag: str, live: Live) -> Matched:
-    """Find the stack's resources in `live`. Should two carry one address, the oldest agent and
-    the block the stack's agents use win; the others are reported and left alone."""
+    """Find the stack's resources in `live`. Should two agents carry one address, the one that
+    replaces the other wins (an interrupted replacement), else the oldest; should two blocks,
+    the one the stack's agents use. The others are reported and left alone."""
     notes: list[str] = []
-    agents: dict[str, LiveAgent] = {}
+    candidates: dict[str, list[LiveAgent]] = {}
     for a in live.agents:
         address = a.mark.get("address")
-        if tag not in a.tags or a.mark.get("stack") != stack:
-            continue
-        if not isinstance(address, str) or not address.startswith("agent."):
-            continue
-        if address in agents:
-            notes.append(
-                f"{address}: more than one agent carries this address "
-                f"({agents[address].id}, {a.id}); using {agents[address].id}, the other is left "
-                "alone"
-            )
-            continue
-        agents[address] = a
+        ours = tag in a.tags and a.mark.get("stack") == stack
+        if ours and isinstance(address, str) and address.startswith("agent."):
+            candidates.setdefault(address, []).append(a)
+    agents: dict[str, LiveAgent] = {}
+    superseded: list[tuple[str, LiveAgent]] = []
+    for address, found in candidates.items():
+        replaced = {a.mark.get("replaces") for a in found}
+        winner = next((a for a in found if a.mark.get("replaces")), found[0])
+        agents[address] = winner
+        for a in found:
+            if a is winner:
+                continue
+            if a.id in replaced:
+                superseded.append((address, a))
+            else:
+                notes.append(
+                    f"{address}: more than one agent carries this address ({winner.id}, {a.id}); "
+                    f"using {winner.id}, the other is left alone"
+                )
 
     in_use = {i for a in agents.values() for i in a.block_ids}
-    candidates: dict[str, list[LiveBlock]] = {}
+    by_address: dict[str, list[LiveBlock]] = {}
     for b in live.blocks.values():
         address = b.mark.get("address")
         if (
@@ -190,16 +223,16 @@ def match(stack: str, tag: str, live: Live) -> Matched:
             and isinstance(address, str)
             and address.startswith("block.")
         ):
-            candidates.setdefault(address, []).append(b)
+            by_address.setdefault(address, []).append(b)
     blocks: dict[str, LiveBlock] = {}
-    for address, found in candidates.items():
-        found.sort(key=lambda b: (b.id not in in_use, b.id))
-        blocks[address] = found[0]
-        if len(found) > 1:
-            others = ", ".join(b.id for b in found[1:])
+    for address, found_blocks in by_address.items():
+        found_blocks.sort(key=lambda b: (b.id not in in_use, b.id))
+        blocks[address] = found_blocks[0]
+        if len(found_blocks) > 1:
+            others = ", ".join(b.id for b in found_blocks[1:])
             notes.append(
-                f"{address}: more than one block carries this address; using {found[0].id}, "
-                f"the other ({others}) is left alone"
+                f"{address}: more than one block carries this address; using "
+                f"{found_blocks[0].id}, the other ({others}) is left alone"
             )
 
     shared_ids = {b.id for b in blocks.values()}
@@ -209,7 +242,34 @@ def match(stack: str, tag: str, live: Live) -> Matched:
             own = live.blocks.get(i)
             if own is not None and i in live.tagged_block_ids and i not in shared_ids:
                 owned[owned_block_address(address, own.label)] = own
-    return Matched(blocks, agents, owned, tuple(notes))
+    return Matched(blocks, agents, owned, tuple(superseded), tuple(notes))
+
+
+def _owned_of(agent: LiveAgent, live: Live, shared_ids: set[str]) -> list[LiveBlock]:
+    """An agent's own blocks: attached, carrying the stack's tag, not a shared block."""
+    return [
+        live.blocks[i]
+        for i in agent.block_ids
+        if i in live.blocks and i in live.tagged_block_ids and i not in shared_ids
+    ]
+
+
+def deletion_candidates(desired: Desired, live: Live, *, destroy: bool = False) -> list[str]:
+    """Ids of the blocks a plan may delete: shared blocks and agents' own blocks of this stack
+    that the manifest no longer declares (all of them, for `destroy`)."""
+    m = match(desired.stack, desired.tag, live)
+    keep = set() if destroy else {*desired.blocks, *desired.agents, *desired.moved}
+    shared_ids = {b.id for b in m.blocks.values()}
+    out = [b.id for a, b in m.blocks.items() if a not in keep]
+    for address, agent in [*m.agents.items(), *m.superseded]:
+        declared = desired.agents.get(desired.moved.get(address, address))
+        labels = (
+            {b.label for b in declared.memory_blocks} if declared and address in keep else set()
+        )
+        if declared and address in keep and "memory_blocks" in declared.ignore:
+            continue
+        out += [b.id for b in _owned_of(agent, live, shared_ids) if b.label not in labels]
+    return sorted(set(out))
 
 
 def _block_fingerprint(b: LiveBlock) -> str:
@@ -228,16 +288,27 @@ def _agent_fingerprint(a: LiveAgent) -> str:
     )  # fmt: skip
 
 
-def fingerprints(matched: Matched, live: Live, creates: Mapping[str, str]) -> dict[str, str]:
-    """Fingerprint of every matched address; for `creates` (address -> agent name, or "" for a
-    block), ABSENT, or the ids of unmarked agents that now hold the name."""
-    out = {a: _block_fingerprint(b) for a, b in matched.blocks.items()}
-    out.update({a: _block_fingerprint(b) for a, b in matched.owned.items()})
-    out.update({a: _agent_fingerprint(ag) for a, ag in matched.agents.items()})
+def fingerprints(
+    live: Live, present: Mapping[str, str], creates: Mapping[str, str]
+) -> dict[str, str]:
+    """Fingerprint of every live resource, by id; and for each address in `creates` (address ->
+    agent name, or "" for a block): ABSENT, the id of what now carries the address (`present`),
+    or the ids of unmarked agents that now hold the name."""
+    out = {b.id: _block_fingerprint(b) for b in live.blocks.values()}
+    out.update({a.id: _agent_fingerprint(a) for a in live.agents})
+    for found in live.imported.values():
+        if isinstance(found, LiveAgent):
+            out[found.id] = _agent_fingerprint(found)
+        elif isinstance(found, LiveBlock):
+            out[found.id] = _block_fingerprint(found)
     for address, name in creates.items():
-        if address not in out:
-            clash = live.clashes.get(name) if name else None
-            out[address] = f"clash:{','.join(clash)}" if clash else ABSENT
+        clash = live.clashes.get(name) if name else None
+        if address in present:
+            out[address] = f"present:{present[address]}"
+        elif clash:
+            out[address] = f"clash:{','.join(clash)}"
+        else:
+            out[address] = ABSENT
     return out
 
 
@@ -249,9 +320,9 @@ def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metadata.items() if k != MARK_KEY}
 
 
-def block_applied(db: DesiredBlock) -> dict[str, str]:
-    """Digests of the configuration letta-apply writes for a block."""
-    out = {"label": digest(db.label)}
+def block_applied(db: DesiredBlock) -> dict[str, Any]:
+    """Digests of the configuration letta-apply writes for a block, and its protection."""
+    out: dict[str, Any] = {"label": digest(db.label)}
     for k in _BLOCK_FIELDS:
         if k in db.config:
             out[k] = digest(db.config[k])
@@ -259,12 +330,14 @@ def block_applied(db: DesiredBlock) -> dict[str, str]:
         out["metadata"] = digest(dict(db.config["metadata"]))
     if "tags" in db.config:
         out["tags"] = digest(sorted(db.config["tags"]))
+    if db.prevent_destroy:
+        out["prevent_destroy"] = True
     return out
 
 
 def agent_applied(da: DesiredAgent) -> dict[str, Any]:
     """Digests of the configuration letta-apply writes for an agent, the shared blocks it
-    attaches (as addresses), and the configuration of its own blocks."""
+    attaches (as addresses), the configuration of its own blocks, and its protection."""
     out: dict[str, Any] = {"name": digest(da.name)}
     for k in _AGENT_FIELDS:
         if k in da.config:
@@ -275,13 +348,17 @@ def agent_applied(da: DesiredAgent) -> dict[str, Any]:
         out["tags"] = digest(sorted(da.config["tags"]))
     if "tools" in da.config:
         out["tools"] = digest(sorted(da.config["tools"]))
+    if da.include_base_tools is not None:
+        out["include_base_tools"] = da.include_base_tools
     out["blocks"] = sorted(da.blocks)
     out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
+    if da.prevent_destroy:
+        out["prevent_destroy"] = True
     return out
 
 
-def _mark(stack: str, address: str, applied: Mapping[str, Any]) -> dict[str, Any]:
-    return {MARK_KEY: {"stack": stack, "address": address, "applied": dict(applied)}}
+def _mark(stack: str, address: str, applied: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    return {MARK_KEY: {"stack": stack, "address": address, "applied": dict(applied), **extra}}
 
 
 def _why(applied: Mapping[str, Any] | None, name: str, live_value: Any) -> str:
@@ -318,9 +395,10 @@ def _whys(diffs: Iterable[FieldDiff]) -> tuple[str, ...]:
 
 
 class _Planner:
-    def __init__(self, desired: Desired, live: Live) -> None:
+    def __init__(self, desired: Desired, live: Live, *, detach_unmanaged: bool) -> None:
         self.desired = desired
         self.live = live
+        self.detach_unmanaged = detach_unmanaged
         self.stack = desired.stack
         self.tag = desired.tag
         self.changes: list[Change] = []
@@ -329,10 +407,70 @@ class _Planner:
         m = match(self.stack, self.tag, live)
         self.matched = m
         self.notes: list[str] = list(m.notes)
-        self.blocks = m.blocks
-        self.agents = m.agents
+        self.blocks: dict[str, LiveBlock] = dict(m.blocks)
+        self.agents: dict[str, LiveAgent] = dict(m.agents)
         self.ids: dict[str, str] = {a: b.id for a, b in m.blocks.items()}
         self.ids.update({a: ag.id for a, ag in m.agents.items()})
+        self.moved: dict[str, str] = {}  # to-address -> from-address, for resources moved now
+        self.importing: set[str] = set()
+        self.replacing: set[str] = set()
+
+    # -- moves and imports ---------------------------------------------------------------------
+
+    def _moves(self) -> None:
+        for src, dst in self.desired.moved.items():
+            pool: dict[str, Any] = self.agents if src.startswith("agent.") else self.blocks
+            if src not in pool:
+                continue
+            if dst in pool:
+                self.notes.append(
+                    f"moved: {src} -> {dst}: both exist on the server; {src} is left as it is"
+                )
+                continue
+            pool[dst] = pool.pop(src)
+            self.ids[dst] = self.ids.pop(src)
+            self.moved[dst] = src
+
+    def _imports(self) -> None:
+        ours = {b.id: a for a, b in self.blocks.items()}
+        ours.update({ag.id: a for a, ag in self.agents.items()})
+        for imp in self.desired.imports:
+            if imp.address in self.blocks or imp.address in self.agents:
+                continue  # adopted already
+            found = self.live.imported.get(imp.address)
+            if found is None:
+                continue
+            if isinstance(found, str):
+                self.problems.append(
+                    Problem(imp.address, f"cannot import: {found}", "fix the `imports:` entry")
+                )
+                continue
+            mark = found.mark
+            if found.id in ours:
+                self.problems.append(
+                    Problem(
+                        imp.address,
+                        f"cannot import {found.id}: this stack already manages it as "
+                        f"{ours[found.id]}",
+                        "use `moved:` to rename an address",
+                    )
+                )
+                continue
+            if mark:
+                self.problems.append(
+                    Problem(
+                        imp.address,
+                        f"cannot import {found.id}: it belongs to stack '{mark.get('stack')}'",
+                        "a resource has one owner; remove it from the other stack first",
+                    )
+                )
+                continue
+            if isinstance(found, LiveAgent):
+                self.agents[imp.address] = found
+            else:
+                self.blocks[imp.address] = found
+            self.ids[imp.address] = found.id
+            self.importing.add(imp.address)
 
     # -- blocks --------------------------------------------------------------------------------
 
@@ -363,46 +501,69 @@ class _Planner:
         )
 
     def _update_block(
-        self, db: DesiredBlock, lb: LiveBlock, applied: Mapping[str, Any] | None
+        self,
+        db: DesiredBlock,
+        lb: LiveBlock,
+        applied: Mapping[str, Any] | None,
+        *,
+        adopt: bool = False,
     ) -> None:
+        """Plan the update of a block; with `adopt`, the block is imported: it gets the stack's
+        tag and marks in the same request."""
         diffs: list[FieldDiff] = []
         body: dict[str, Any] = {}
+        ignore = db.ignore
 
-        def differs(name: str, live_value: Any, declared: Any) -> str:
-            why = _why(applied, name, live_value)
-            diffs.append(FieldDiff(name, live_value, declared, why))
-            return why
+        def differs(name: str, live_value: Any, declared: Any) -> None:
+            diffs.append(FieldDiff(name, live_value, declared, _why(applied, name, live_value)))
 
-        if lb.label != db.label:
+        moved_from = self.moved.get(db.address)
+        if moved_from:
+            diffs.append(FieldDiff("address", moved_from, db.address, MANIFEST))
+        if lb.label != db.label and "label" not in ignore:
             differs("label", lb.label, db.label)
             body["label"] = db.label
         for k in _BLOCK_FIELDS:
-            if k in db.config and getattr(lb, k) != db.config[k]:
+            if k in db.config and k not in ignore and getattr(lb, k) != db.config[k]:
                 differs(k, getattr(lb, k), db.config[k])
                 body[k] = db.config[k]
         live_md = _user_metadata(lb.metadata)
-        if "metadata" in db.config and live_md != db.config["metadata"]:
+        if (
+            "metadata" in db.config
+            and "metadata" not in ignore
+            and live_md != db.config["metadata"]
+        ):
             why = _why(applied, "metadata", live_md)
             diffs.extend(_dict_diffs("metadata", live_md, db.config["metadata"], why))
-        if "tags" in db.config and lb.id in self.live.tagged_block_ids:
-            live_tags = sorted(set(lb.tags) - {self.tag})
-            if live_tags != sorted(db.config["tags"]):
-                differs("tags", live_tags, sorted(db.config["tags"]))
-                body["tags"] = sorted({*db.config["tags"], self.tag})
-        if lb.value != db.value:
+        live_tags = sorted(set(lb.tags) - {self.tag})
+        declared_tags = sorted(db.config.get("tags", ()))
+        tracked = "tags" in db.config and "tags" not in ignore
+        if (
+            tracked
+            and (lb.id in self.live.tagged_block_ids or adopt)
+            and live_tags != declared_tags
+        ):
+            differs("tags", live_tags, declared_tags)
+            body["tags"] = sorted({*declared_tags, self.tag})
+        if lb.value != db.value and "value" not in ignore:
             self.drift.append(
                 Drift(db.address, "value", db.value, lb.value, MEMORY, db.enforce_value)
             )
             if db.enforce_value:
                 diffs.append(FieldDiff("value", lb.value, db.value, MEMORY))
                 body["value"] = db.value
+        protected = bool((applied or {}).get("prevent_destroy"))
+        if protected != db.prevent_destroy and (lb.mark or adopt):
+            diffs.append(FieldDiff("prevent_destroy", protected, db.prevent_destroy, MANIFEST))
         self._config_drift(db.address, diffs)
-        if diffs:
+        if adopt:
+            # Tags go in whole (the server replaces the set): the live ones plus the stack's.
+            body.setdefault("tags", sorted({*live_tags, self.tag}))
+        if diffs or adopt:
             user_md = db.config.get("metadata", live_md)
             body["metadata"] = {**user_md, **_mark(self.stack, db.address, block_applied(db))}
-            self.changes.append(
-                Change(db.address, UPDATE, lb.id, tuple(diffs), body, why=_whys(diffs))
-            )
+            action, whys = (IMPORT, (ADOPT,)) if adopt else (UPDATE, _whys(diffs))
+            self.changes.append(Change(db.address, action, lb.id, tuple(diffs), body, why=whys))
 
     def _config_drift(self, address: str, diffs: Iterable[FieldDiff]) -> None:
         for d in diffs:
@@ -433,19 +594,9 @@ class _Planner:
             return None
         return ids
 
-    def _create_agent(self, da: DesiredAgent) -> None:
-        if da.name in self.live.clashes:
-            ids = ", ".join(self.live.clashes[da.name])
-            self.problems.append(
-                Problem(
-                    da.address,
-                    f"an agent named '{da.name}' already exists on the server and is not managed "
-                    f"by stack '{self.stack}' ({ids})",
-                    "give the manifest's agent another `name:`, or rename or delete the existing "
-                    "agent; adopting existing agents is not supported yet",
-                )
-            )
-            return
+    def _agent_body(self, da: DesiredAgent, **mark_extra: Any) -> dict[str, Any] | None:
+        """The request that creates the agent with everything it declares, or None when it
+        cannot be made (a problem was reported)."""
         body: dict[str, Any] = {"name": da.name}
         for k in _AGENT_FIELDS:
             if k in da.config:
@@ -453,17 +604,20 @@ class _Planner:
         body["tags"] = sorted({*da.config.get("tags", ()), self.tag})
         body["metadata"] = {
             **da.config.get("metadata", {}),
-            **_mark(self.stack, da.address, agent_applied(da)),
+            **_mark(self.stack, da.address, agent_applied(da), **mark_extra),
         }
         body["memory_blocks"] = [self._block_body(b, mark=False) for b in da.memory_blocks]
         body["block_ids"] = [{"$ref": a} for a in da.blocks]
         if "tools" in da.config:
             tool_ids = self._tool_ids(da, None)
             if tool_ids is None:
-                return
+                return None
             body["tool_ids"] = tool_ids
         if da.include_base_tools is not None:
             body["include_base_tools"] = da.include_base_tools
+        return body
+
+    def _create_diffs(self, da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
         diffs = [FieldDiff(k, None, body[k], NEW) for k in ("name", *_AGENT_FIELDS) if k in body]
         diffs.extend(self._declared_extras(da.config))
         if "tools" in da.config:
@@ -477,34 +631,86 @@ class _Planner:
             )
         if da.blocks:
             diffs.append(FieldDiff("blocks", None, list(da.blocks), NEW))
-        self.changes.append(Change(da.address, CREATE, diffs=tuple(diffs), body=body, why=(NEW,)))
+        return diffs
+
+    def _create_agent(self, da: DesiredAgent) -> None:
+        if da.name in self.live.clashes:
+            ids = ", ".join(self.live.clashes[da.name])
+            self.problems.append(
+                Problem(
+                    da.address,
+                    f"an agent named '{da.name}' already exists on the server and is not managed "
+                    f"by stack '{self.stack}' ({ids})",
+                    "adopt it with an `imports:` entry, or give the manifest's agent another "
+                    "`name:`",
+                )
+            )
+            return
+        body = self._agent_body(da)
+        if body is not None:
+            diffs = tuple(self._create_diffs(da, body))
+            self.changes.append(Change(da.address, CREATE, diffs=diffs, body=body, why=(NEW,)))
+
+    def _replace_agent(self, da: DesiredAgent, la: LiveAgent, reason: FieldDiff) -> None:
+        """Create the new agent first (wired to its blocks in the same request), then delete the
+        old one and its own blocks."""
+        if self._protected(la, da):
+            self._refuse_destroy(da.address, "replace")
+            return
+        body = self._agent_body(da, replaces=la.id)
+        if body is None:
+            return
+        old_blocks = [b.id for b in _owned_of(la, self.live, {b.id for b in self.blocks.values()})]
+        body = {**body, "replaces": {"agent": la.id, "blocks": old_blocks}}
+        diffs = (reason, *self._create_diffs(da, body))
+        self.changes.append(Change(da.address, REPLACE, la.id, diffs, body, why=(reason.why,)))
+        self.replacing.add(da.address)
 
     def _update_agent(self, da: DesiredAgent, la: LiveAgent) -> None:
-        applied = la.mark.get("applied")
-        applied = applied if isinstance(applied, Mapping) else None
+        adopt = da.address in self.importing
+        applied = _applied(la)
+        recorded = (applied or {}).get("include_base_tools")
+        if (
+            not adopt
+            and da.include_base_tools is not None
+            and recorded is not None
+            and recorded != da.include_base_tools
+        ):
+            why = MANIFEST
+            self._replace_agent(
+                da, la, FieldDiff("include_base_tools", recorded, da.include_base_tools, why)
+            )
+            return
+        ignore = da.ignore
         diffs: list[FieldDiff] = []
         body: dict[str, Any] = {}
 
         def differs(name: str, live_value: Any, declared: Any) -> None:
             diffs.append(FieldDiff(name, live_value, declared, _why(applied, name, live_value)))
 
-        if la.name != da.name:
+        moved_from = self.moved.get(da.address)
+        if moved_from:
+            diffs.append(FieldDiff("address", moved_from, da.address, MANIFEST))
+        if la.name != da.name and "name" not in ignore:
             differs("name", la.name, da.name)
             body["name"] = da.name
         for k in _AGENT_FIELDS:
-            if k in da.config and getattr(la, k) != da.config[k]:
+            if k in da.config and k not in ignore and getattr(la, k) != da.config[k]:
                 differs(k, getattr(la, k), da.config[k])
                 body[k] = da.config[k]
-        if "tags" in da.config:
-            live_tags = sorted(set(la.tags) - {self.tag})
-            if live_tags != sorted(da.config["tags"]):
-                differs("tags", live_tags, sorted(da.config["tags"]))
-                body["tags"] = sorted({*da.config["tags"], self.tag})
+        live_tags = sorted(set(la.tags) - {self.tag})
+        if "tags" in da.config and "tags" not in ignore and live_tags != sorted(da.config["tags"]):
+            differs("tags", live_tags, sorted(da.config["tags"]))
+            body["tags"] = sorted({*da.config["tags"], self.tag})
         live_md = _user_metadata(la.metadata)
-        if "metadata" in da.config and live_md != da.config["metadata"]:
+        if (
+            "metadata" in da.config
+            and "metadata" not in ignore
+            and live_md != da.config["metadata"]
+        ):
             why = _why(applied, "metadata", live_md)
             diffs.extend(_dict_diffs("metadata", live_md, da.config["metadata"], why))
-        if "tools" in da.config:
+        if "tools" in da.config and "tools" not in ignore:
             tool_ids = self._tool_ids(da, la)
             if tool_ids is not None and set(tool_ids) != {t.id for t in la.tools}:
                 shown = sorted(
@@ -512,46 +718,67 @@ class _Planner:
                 )
                 differs("tools", shown, sorted(da.config["tools"]))
                 body["tool_ids"] = tool_ids
+        protected = bool((applied or {}).get("prevent_destroy"))
+        if protected != da.prevent_destroy and (la.mark or adopt):
+            diffs.append(FieldDiff("prevent_destroy", protected, da.prevent_destroy, MANIFEST))
         self._config_drift(da.address, diffs)
-        if diffs:
+        if adopt:
+            body.setdefault("tags", sorted({*live_tags, self.tag}))
+        if diffs or adopt:
             user_md = da.config.get("metadata", live_md)
             body["metadata"] = {**user_md, **_mark(self.stack, da.address, agent_applied(da))}
-            self.changes.append(
-                Change(da.address, UPDATE, la.id, tuple(diffs), body, why=_whys(diffs))
-            )
-        self._agent_blocks(da, la, applied)
+            action, whys = (IMPORT, (ADOPT,)) if adopt else (UPDATE, _whys(diffs))
+            self.changes.append(Change(da.address, action, la.id, tuple(diffs), body, why=whys))
+        self._agent_blocks(da, la, applied, adopt=adopt)
 
     def _agent_blocks(
-        self, da: DesiredAgent, la: LiveAgent, applied: Mapping[str, Any] | None
+        self,
+        da: DesiredAgent,
+        la: LiveAgent,
+        applied: Mapping[str, Any] | None,
+        *,
+        adopt: bool,
     ) -> None:
         attached = [self.live.blocks[i] for i in la.block_ids if i in self.live.blocks]
         by_label = {b.label: b for b in attached}
         shared_ids = {b.id: addr for addr, b in self.blocks.items()}
         owned_applied = (applied or {}).get("memory_blocks") or {}
 
-        for db in da.memory_blocks:
+        for db in da.memory_blocks if "memory_blocks" not in da.ignore else ():
             lb = by_label.get(db.label)
             if lb is None:
                 self.changes.append(self._create_block(db))
                 self.changes.append(Change(da.address, ATTACH, la.id, block=db.address, why=(NEW,)))
-            elif lb.id in self.live.tagged_block_ids and lb.id not in shared_ids:
-                self.ids[db.address] = lb.id
-                # Blocks created inline with an agent carry no mark of their own until
-                # letta-apply updates them; until then the agent's mark speaks for them.
-                own = lb.mark.get("applied")
-                self._update_block(
-                    db, lb, own if isinstance(own, Mapping) else owned_applied.get(db.label)
-                )
-            else:
-                owner = shared_ids.get(lb.id, "a block this stack does not manage")
+            elif lb.id in shared_ids:
                 self.problems.append(
                     Problem(
                         db.address,
-                        f"the agent already has a block labelled '{db.label}' ({lb.id}, {owner})",
+                        f"the agent already has a block labelled '{db.label}' ({lb.id}, "
+                        f"{shared_ids[lb.id]})",
+                        "detach that block from the agent or give the declared block another label",
+                    )
+                )
+            elif lb.id in self.live.tagged_block_ids and not adopt:
+                self.ids[db.address] = lb.id
+                # Blocks created inline with an agent carry no mark of their own until
+                # letta-apply updates them; until then the agent's mark speaks for them.
+                own = _applied(lb)
+                self._update_block(db, lb, own if own is not None else owned_applied.get(db.label))
+            elif adopt and not lb.mark:
+                self.ids[db.address] = lb.id
+                self._update_block(db, lb, None, adopt=True)
+            else:
+                self.problems.append(
+                    Problem(
+                        db.address,
+                        f"the agent already has a block labelled '{db.label}' ({lb.id}, a block "
+                        "this stack does not manage)",
                         "detach that block from the agent or give the declared block another label",
                     )
                 )
 
+        if "blocks" in da.ignore:
+            return
         was = (
             set(applied["blocks"]) if applied and isinstance(applied.get("blocks"), list) else None
         )
@@ -581,6 +808,7 @@ class _Planner:
                         da.address, f"blocks[{addr}]", "attached", "detached", CONFIGURATION, True
                     )
                 )
+        declared_labels = {b.label for b in da.memory_blocks}
         for b in attached:
             shared = shared_ids.get(b.id)
             if shared is not None and shared not in wanted:
@@ -594,41 +822,124 @@ class _Planner:
                             CONFIGURATION, True,
                         )
                     )  # fmt: skip
-
-        declared_labels = {b.label for b in da.memory_blocks}
-        for b in attached:
-            if (
-                b.id in self.live.tagged_block_ids
-                and b.id not in shared_ids
+            elif (
+                shared is None
+                and b.id not in self.live.tagged_block_ids
                 and b.label not in declared_labels
             ):
-                self.notes.append(
-                    f"{da.address}: its block '{b.label}' ({b.id}) is no longer declared; "
-                    "it is kept"
+                self._unmanaged_block(da, la, b)
+
+    def _unmanaged_block(self, da: DesiredAgent, la: LiveAgent, b: LiveBlock) -> None:
+        """A block this stack does not manage, attached to one of its agents by hand."""
+        if self.detach_unmanaged:
+            self.changes.append(Change(da.address, DETACH, la.id, block=b.id, why=(DRIFT,)))
+        else:
+            self.notes.append(
+                f"{da.address}: block '{b.label}' ({b.id}) is attached but not managed by this "
+                "stack; left alone (--detach-unmanaged-blocks detaches it)"
+            )
+
+    # -- deletions -----------------------------------------------------------------------------
+
+    def _protected(self, resource: LiveAgent | LiveBlock, declared: Any = None) -> bool:
+        return bool(
+            getattr(declared, "prevent_destroy", False)
+            or (_applied(resource) or {}).get("prevent_destroy")
+        )
+
+    def _refuse_destroy(self, address: str, verb: str = "delete") -> None:
+        self.problems.append(
+            Problem(
+                address,
+                f"prevent_destroy is set, and this plan would {verb} it",
+                "remove prevent_destroy from the manifest and apply that first, or keep the "
+                "resource as it is",
+                fatal=True,
+            )
+        )
+
+    def _delete_block(self, address: str, b: LiveBlock, why: str, declared: Any = None) -> None:
+        if self._protected(b, declared):
+            self._refuse_destroy(address)
+            return
+        ours = {a.id for a in self.agents.values()} | {a.id for _, a in self.matched.superseded}
+        foreign = [u for u in self.live.users.get(b.id, ()) if u[0] not in ours]
+        if foreign:
+            users = ", ".join(f"{name} ({aid})" for aid, name, _ in foreign)
+            self.problems.append(
+                Problem(
+                    address,
+                    f"not deleted: still attached to agents this stack does not manage: {users}",
+                    "detach it from those agents first",
                 )
+            )
+            return
+        self.changes.append(Change(address, DELETE, b.id, why=(why,)))
+
+    def _delete_agent(self, address: str, la: LiveAgent, why: str, declared: Any = None) -> None:
+        shared_ids = {b.id for b in self.blocks.values()}
+        own = _owned_of(la, self.live, shared_ids)
+        owned_applied = (_applied(la) or {}).get("memory_blocks") or {}
+        protected_blocks = [
+            b.label for b in own if (owned_applied.get(b.label) or {}).get("prevent_destroy")
+        ]
+        if self._protected(la, declared) or protected_blocks:
+            self._refuse_destroy(address)
+            return
+        self.changes.append(Change(address, DELETE, la.id, why=(why,)))
+        for b in own:
+            self._delete_block(owned_block_address(address, b.label), b, why)
+
+    def _prune(self, *, destroy: bool) -> None:
+        why = DESTROY if destroy else MANIFEST
+        for address, la in sorted(self.agents.items()):
+            if destroy or address not in self.desired.agents:
+                self._delete_agent(address, la, why, self.desired.agents.get(address))
+        for address, la in self.matched.superseded:
+            self._delete_agent(address, la, "replace")
+        for address, lb in sorted(self.blocks.items()):
+            if destroy or address not in self.desired.blocks:
+                self._delete_block(address, lb, why, self.desired.blocks.get(address))
+        if destroy:
+            return
+        # Own blocks the manifest no longer declares, on agents it still does.
+        shared_ids = {b.id for b in self.blocks.values()}
+        for address, la in self.agents.items():
+            da = self.desired.agents.get(address)
+            if da is None or "memory_blocks" in da.ignore:
+                continue
+            if address in self.importing or address in self.replacing:
+                continue
+            labels = {b.label for b in da.memory_blocks}
+            for b in _owned_of(la, self.live, shared_ids):
+                if b.label not in labels:
+                    self._delete_block(owned_block_address(address, b.label), b, why)
 
     # -- the whole plan ------------------------------------------------------------------------
 
-    def run(self) -> Plan:
-        for addr, db in self.desired.blocks.items():
-            lb = self.blocks.get(addr)
-            if lb is None:
-                self.changes.append(self._create_block(db))
-            else:
-                own = lb.mark.get("applied")
-                self._update_block(db, lb, own if isinstance(own, Mapping) else None)
-        for addr, da in self.desired.agents.items():
-            la = self.agents.get(addr)
-            if la is None:
-                self._create_agent(da)
-            else:
-                self._update_agent(da, la)
-        for addr in [*self.blocks, *self.agents]:
-            if addr not in self.desired.blocks and addr not in self.desired.agents:
-                self.notes.append(
-                    f"{addr} ({self.ids[addr]}) is no longer declared; it is kept "
-                    "(nothing is deleted)"
-                )
+    def run(self, *, destroy: bool) -> Plan:
+        if destroy:
+            self._prune(destroy=True)
+        else:
+            self._moves()
+            self._imports()
+            for addr, db in self.desired.blocks.items():
+                lb = self.blocks.get(addr)
+                if lb is None:
+                    self.changes.append(self._create_block(db))
+                else:
+                    adopt = addr in self.importing
+                    self._update_block(db, lb, None if adopt else _applied(lb), adopt=adopt)
+            for addr, da in self.desired.agents.items():
+                la = self.agents.get(addr)
+                if la is None:
+                    self._create_agent(da)
+                else:
+                    self._update_agent(da, la)
+            self._prune(destroy=False)
+        return self._finish()
+
+    def _finish(self) -> Plan:
         refused = {p.address for p in self.problems}
 
         def is_refused(address: str | None) -> bool:
@@ -638,27 +949,30 @@ class _Planner:
             )
 
         changes = [c for c in self.changes if not is_refused(c.address) and not is_refused(c.block)]
-        changes.sort(key=lambda c: (c.stage, c.address, c.block or "", c.action))
+        changes.sort(key=lambda c: (c.stage, c.address, c.block or "", c.action, c.key))
         creates = {
             c.address: (self.desired.agents[c.address].name if c.is_agent else "")
             for c in changes
             if c.action == CREATE
         }
-        prints = fingerprints(self.matched, self.live, creates)
+        prints = fingerprints(self.live, {}, creates)
         return Plan(
             stack=self.stack,
             changes=tuple(changes),
             drift=tuple(sorted(self.drift, key=lambda d: (d.address, d.field))),
-            problems=tuple(sorted(self.problems, key=lambda p: p.address)),
+            problems=tuple(sorted(self.problems, key=lambda p: (not p.fatal, p.address))),
             notes=tuple(sorted(self.notes)),
             ids=dict(sorted(self.ids.items())),
-            fingerprints={a: prints[a] for a in sorted({c.address for c in changes})},
+            fingerprints={c.key: prints[c.key] for c in changes},
         )
 
 
-def make_plan(desired: Desired, live: Live) -> Plan:
-    """Compare desired with live and return the changes that converge the server."""
-    return _Planner(desired, live).run()
+def make_plan(
+    desired: Desired, live: Live, *, destroy: bool = False, detach_unmanaged: bool = False
+) -> Plan:
+    """Compare desired with live and return the changes that converge the server; with
+    `destroy`, the changes that delete everything the stack owns."""
+    return _Planner(desired, live, detach_unmanaged=detach_unmanaged).run(destroy=destroy)
 
 
 def stale(plan: Plan, live: Live, tag: str) -> list[str]:
@@ -668,8 +982,11 @@ def stale(plan: Plan, live: Live, tag: str) -> list[str]:
         for c in plan.changes
         if c.action == CREATE
     }
-    now = fingerprints(match(plan.stack, tag, live), live, creates)
-    return [a for a, fp in plan.fingerprints.items() if now.get(a, ABSENT) != fp]
+    present = match(plan.stack, tag, live).ids()
+    now = fingerprints(live, present, creates)
+    return sorted(
+        {c.address for c in plan.changes if now.get(c.key, ABSENT) != plan.fingerprints.get(c.key)}
+    )
 
 
 def restrict(plan: Plan, desired: Desired, targets: Iterable[str]) -> Plan:
@@ -691,5 +1008,7 @@ def restrict(plan: Plan, desired: Desired, targets: Iterable[str]) -> Plan:
         changes=changes,
         drift=tuple(d for d in plan.drift if kept(d.address)),
         problems=tuple(p for p in plan.problems if kept(p.address)),
-        fingerprints={a: f for a, f in plan.fingerprints.items() if kept(a)},
+        fingerprints={
+            c.key: plan.fingerprints[c.key] for c in changes if c.key in plan.fingerprints
+        },
     )

@@ -18,11 +18,14 @@ from .plan import (
     ATTACH,
     CONFIGURATION,
     CREATE,
+    DELETE,
     DETACH,
     DRIFT,
+    IMPORT,
     MANIFEST,
     MEMORY,
     NEW,
+    REPLACE,
     UPDATE,
     Change,
     Drift,
@@ -54,7 +57,7 @@ def manifest_digest(paths: Iterable[str]) -> str:
 
 
 def _change(c: Change, fingerprint: str | None) -> dict[str, Any]:
-    before = None if c.action == CREATE else {d.field: d.before for d in c.diffs}
+    before = None if c.action in (CREATE, REPLACE) else {d.field: d.before for d in c.diffs}
     return {
         "address": c.address,
         "actions": [c.action],
@@ -76,6 +79,9 @@ def summary(plan: Plan) -> dict[str, int]:
         "update": plan.count(UPDATE),
         "attach": plan.count(ATTACH),
         "detach": plan.count(DETACH),
+        "delete": plan.count(DELETE),
+        "import": plan.count(IMPORT),
+        "replace": plan.count(REPLACE),
         "memory_drift": sum(1 for d in plan.drift if d.kind == MEMORY),
         "configuration_drift": sum(1 for d in plan.drift if d.kind == CONFIGURATION),
         "refused": len(plan.problems),
@@ -92,7 +98,7 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
         "manifest": {"files": list(origin.files), "digest": origin.manifest_digest},
         "has_changes": plan.has_changes,
         "summary": summary(plan),
-        "changes": [_change(c, plan.fingerprints.get(c.address)) for c in plan.changes],
+        "changes": [_change(c, plan.fingerprints.get(c.key)) for c in plan.changes],
         "drift": [
             {
                 "address": d.address,
@@ -105,7 +111,8 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
             for d in plan.drift
         ],
         "problems": [
-            {"address": p.address, "message": p.message, "hint": p.hint} for p in plan.problems
+            {"address": p.address, "message": p.message, "hint": p.hint, "fatal": p.fatal}
+            for p in plan.problems
         ],
         "notes": list(plan.notes),
         "ids": dict(plan.ids),
@@ -170,12 +177,15 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                 for d in doc.get("drift", ())
             ),
             problems=tuple(
-                Problem(p["address"], p["message"], p.get("hint", "")) for p in doc["problems"]
+                Problem(p["address"], p["message"], p.get("hint", ""), bool(p.get("fatal")))
+                for p in doc["problems"]
             ),
             notes=tuple(doc.get("notes", ())),
             ids=dict(doc.get("ids", {})),
             fingerprints={
-                c["address"]: c["fingerprint"] for c in doc["changes"] if c.get("fingerprint")
+                c.key: d["fingerprint"]
+                for c, d in zip(changes, doc["changes"], strict=True)
+                if d.get("fingerprint")
             },
         )
         origin = Origin(

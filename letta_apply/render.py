@@ -16,9 +16,12 @@ from .plan import (
     ATTACH,
     CONFIGURATION,
     CREATE,
+    DELETE,
     DETACH,
     DRIFT,
+    IMPORT,
     MEMORY,
+    REPLACE,
     UPDATE,
     Change,
     Drift,
@@ -26,13 +29,22 @@ from .plan import (
     Plan,
 )
 
-SYMBOL = {CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-"}
+SYMBOL = {
+    CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",
+}  # fmt: skip
+PAST = {
+    CREATE: "created", UPDATE: "updated", ATTACH: "attached", DETACH: "detached",
+    DELETE: "deleted", IMPORT: "imported", REPLACE: "replaced",
+}  # fmt: skip
 _INLINE_MAX = 72
 WHY_TEXT = {
     "new": "not on the server",
     "manifest": "manifest changed",
     "drift": "changed on the server",
     "memory": "agent-written memory, enforce_value",
+    "destroy": "destroy",
+    "adopt": "imports:",
+    "replace": "left by an interrupted replacement",
 }
 
 
@@ -77,6 +89,8 @@ def _field(d: FieldDiff, indent: str, *, create: bool) -> list[str]:
 
 
 def _attachment(c: Change) -> str:
+    if c.block and not c.block.startswith(("block.", "agent.")):
+        return " (not managed by this stack; --detach-unmanaged-blocks)"
     if DRIFT in c.why:
         return " (detached on the server)" if c.action == ATTACH else " (attached on the server)"
     return ""
@@ -88,8 +102,13 @@ def change_lines(c: Change) -> list[str]:
         return [f"  {sym} {c.address}: {c.action} {c.block}{_attachment(c)}"]
     rid = f" ({c.remote_id})" if c.remote_id else ""
     lines = [f"  {sym} {c.address}{rid}: {c.action}"]
-    for d in c.diffs:
-        lines.extend(_field(d, "      ", create=c.action == CREATE))
+    if c.action == REPLACE:
+        lines[0] += " (created first, then the old agent and its own blocks are deleted)"
+    for i, d in enumerate(c.diffs):
+        create = c.action == CREATE or (c.action == REPLACE and i > 0)
+        lines.extend(_field(d, "      ", create=create))
+        if c.action == REPLACE and i == 0:
+            lines[-1] += "  (forces replacement)"
     return lines
 
 
@@ -122,7 +141,9 @@ def summary(plan: Plan) -> str:
             f"{plan.count(UPDATE)} to update",
             f"{plan.count(ATTACH)} to attach",
             f"{plan.count(DETACH)} to detach",
+            f"{plan.count(DELETE)} to delete",
         ]
+        parts += [f"{plan.count(a)} to {a}" for a in (IMPORT, REPLACE) if plan.count(a)]
         text = "Plan: " + ", ".join(parts) + "."
     kept = sum(1 for d in plan.drift if d.kind == MEMORY and not d.restored)
     if kept:
@@ -130,7 +151,9 @@ def summary(plan: Plan) -> str:
     config = sum(1 for d in plan.drift if d.kind == CONFIGURATION)
     if config:
         text += f" {config} change{'s' if config > 1 else ''} made on the server reverted."
-    if plan.problems:
+    if plan.blocked:
+        text += " Blocked by prevent_destroy: apply writes nothing."
+    elif plan.problems:
         text += f" {len(plan.problems)} refused."
     return text
 
@@ -156,7 +179,8 @@ def plan_text(plan: Plan, base_url: str) -> str:
     if plan.problems:
         lines.append("Refused:")
         for p in plan.problems:
-            lines.append(f"  x {p.address}: {p.message}")
+            fatal = " (blocks the whole apply)" if p.fatal else ""
+            lines.append(f"  x {p.address}: {p.message}{fatal}")
             if p.hint:
                 lines.append(f"      hint: {p.hint}")
         lines.append("")
@@ -198,7 +222,8 @@ def drift_text(plan: Plan, base_url: str) -> str:
 _COLORS = [
     (re.compile(r"^  \+ "), "32"),  # green: create, attach
     (re.compile(r"^  ~ "), "33"),  # yellow: update
-    (re.compile(r"^  - "), "31"),  # red: detach
+    (re.compile(r"^  (- |-/\+ )"), "31"),  # red: detach, delete, replace
+    (re.compile(r"^  = "), "36"),  # cyan: import
     (re.compile(r"^  ! "), "36"),  # cyan: memory kept
     (re.compile(r"^  x "), "1;31"),  # bold red: refused
     (re.compile(r"^ {6,}\+(?!\+\+ )"), "32"),
@@ -223,7 +248,10 @@ def colorize(text: str) -> str:
 
 MD_VALUE_MAX = 1000
 MD_TOTAL_MAX = 60000  # GitHub refuses comments over 65536 characters
-_MD_SYMBOL = {CREATE: "🟢 create", UPDATE: "🟡 update", ATTACH: "🔗 attach", DETACH: "⛔ detach"}
+_MD_SYMBOL = {
+    CREATE: "🟢 create", UPDATE: "🟡 update", ATTACH: "🔗 attach", DETACH: "⛔ detach",
+    DELETE: "🗑️ **delete**", IMPORT: "📥 import", REPLACE: "♻️ **replace**",
+}  # fmt: skip
 
 
 def _truncate(text: str) -> str:
@@ -259,14 +287,27 @@ def plan_markdown(plan: Plan, base_url: str) -> str:
     """The plan as a pull-request comment: summary first, details collapsed, detaches and
     refusals called out."""
     out = [f"### letta-apply plan: `{plan.stack}`", "", f"**{summary(plan)}**", ""]
+    fatal = [p for p in plan.problems if p.fatal]
+    if fatal:
+        out += ["> [!CAUTION]", "> **Blocked by prevent_destroy: apply will write nothing.**"]
+        out += [f"> - `{p.address}`: {p.message}" for p in fatal]
+        out.append("")
+    gone = [c for c in plan.changes if c.action in (DELETE, REPLACE)]
+    if gone:
+        out += ["> [!CAUTION]", "> This plan **deletes**:"]
+        for c in gone:
+            how = " (replaced by a new agent)" if c.action == REPLACE else ""
+            out.append(f"> - `{c.address}` ({c.remote_id}){how}")
+        out.append("")
     detaches = [c for c in plan.changes if c.action == DETACH]
     if detaches:
         out += ["> [!WARNING]", "> This plan **detaches** shared blocks from agents:"]
         out += [f"> - `{c.block}` from `{c.address}`" for c in detaches]
         out.append("")
-    if plan.problems:
+    refused = [p for p in plan.problems if not p.fatal]
+    if refused:
         out += ["> [!CAUTION]", "> Apply refuses these resources:"]
-        out += [f"> - `{p.address}`: {p.message}" for p in plan.problems]
+        out += [f"> - `{p.address}`: {p.message}" for p in refused]
         out.append("")
     if plan.changes:
         out += ["| | Resource | Why |", "|---|---|---|"]
@@ -316,10 +357,10 @@ def _md_drift(d: Drift) -> str:
 def done_line(d: Done) -> str:
     c = d.change
     if c.action in (ATTACH, DETACH):
-        past = "attached" if c.action == ATTACH else "detached"
-        return f"{c.address}: {past} {c.block} ({d.remote_id})"
-    past = "created" if c.action == CREATE else "updated"
-    return f"{c.address}: {past} ({d.remote_id})"
+        return f"{c.address}: {PAST[c.action]} {c.block} ({d.remote_id})"
+    if c.action == REPLACE:
+        return f"{c.address}: replaced {c.remote_id} with {d.remote_id}"
+    return f"{c.address}: {PAST[c.action]} ({d.remote_id})"
 
 
 def done_json(done: Iterable[Done]) -> list[dict[str, Any]]:

@@ -16,7 +16,14 @@ import jsonschema
 
 from .errors import Diagnostic, ManifestError
 from .load import Document, Path_, clip
-from .model import DEFAULT_BLOCK_LIMIT, Desired, DesiredAgent, DesiredBlock, owned_block_address
+from .model import (
+    DEFAULT_BLOCK_LIMIT,
+    Desired,
+    DesiredAgent,
+    DesiredBlock,
+    Import,
+    owned_block_address,
+)
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
 
@@ -29,6 +36,7 @@ MAX_LABEL = 50
 _LABEL_CHARS = "letters, digits, '_', '-' and '/'"
 
 BLOCK_CONFIG = ("description", "limit", "read_only", "metadata", "tags")
+IMPORT_KIND = {"agent": "agent-", "block": "block-"}
 AGENT_CONFIG = ("description", "system", "model", "embedding", "tags", "metadata", "tools")
 
 # Invalid in any string sent to Letta: PostgreSQL text and jsonb refuse NUL, and a lone surrogate
@@ -401,6 +409,62 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                     "per agent",
                 )
             )
+    errors += _lifecycle(doc, data)
+    return errors
+
+
+def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """`imports:` and `moved:` name declared addresses, each at most once."""
+    errors: list[Diagnostic] = []
+
+    def err(path: Path_, message: str) -> None:
+        errors.append(doc.diag(path, f"{_where(path)}: {message}"))
+
+    declared = {f"block.{k}" for k in _mapping(data.get("blocks"))}
+    declared |= {f"agent.{k}" for k in _mapping(data.get("agents"))}
+    targets: dict[str, Path_] = {}
+
+    def claim(address: str, at: Path_, what: str) -> None:
+        if address in targets:
+            first = targets[address]
+            line = doc.where(first).line
+            err(at, f"{address} is already the target of {_where(first)} (line {line}); {what}")
+        else:
+            targets[address] = at
+
+    for i, imp in enumerate(_list(data.get("imports"))):
+        if not isinstance(imp, dict) or not isinstance(imp.get("to"), str):
+            continue
+        to = imp["to"]
+        if to not in declared:
+            err(("imports", i, "to"), f"{to} is not declared in the manifest")
+            continue
+        claim(to, ("imports", i, "to"), "import it once")
+        kind = to.split(".", 1)[0]
+        rid = imp.get("id")
+        if isinstance(rid, str) and not rid.startswith(IMPORT_KIND[kind]):
+            err(("imports", i, "id"), f"{to} is a {kind}: its id starts with '{IMPORT_KIND[kind]}'")
+        if "name" in imp and kind != "agent":
+            err(("imports", i, "name"), "only agents are imported by name; import blocks by id")
+
+    moved_from: set[str] = set()
+    for i, mv in enumerate(_list(data.get("moved"))):
+        if not isinstance(mv, dict):
+            continue
+        src, dst = mv.get("from"), mv.get("to")
+        if not isinstance(src, str) or not isinstance(dst, str):
+            continue
+        if src.split(".", 1)[0] != dst.split(".", 1)[0]:
+            err(("moved", i), f"cannot move {src} to {dst}: a move keeps the kind of resource")
+            continue
+        if src in declared:
+            err(("moved", i, "from"), f"{src} is still declared; a move renames a key that is gone")
+        if dst not in declared:
+            err(("moved", i, "to"), f"{dst} is not declared in the manifest")
+        if src in moved_from:
+            err(("moved", i, "from"), f"{src} is moved twice")
+        moved_from.add(src)
+        claim(dst, ("moved", i, "to"), "a resource is imported or moved into it once")
     return errors
 
 
@@ -430,6 +494,8 @@ def _block(spec: dict[str, Any], address: str, label: str) -> DesiredBlock:
         value=spec["value"],
         enforce_value=bool(spec.get("enforce_value", False)),
         config=config,
+        prevent_destroy=bool(spec.get("prevent_destroy", False)),
+        ignore=frozenset(spec.get("ignore_changes", ())),
     )
 
 
@@ -453,12 +519,18 @@ def _desired(data: dict[str, Any]) -> Desired:
             include_base_tools=spec.get("include_base_tools"),
             memory_blocks=own,
             blocks=tuple(f"block.{ref}" for ref in spec.get("blocks") or []),
+            prevent_destroy=bool(spec.get("prevent_destroy", False)),
+            ignore=frozenset(spec.get("ignore_changes", ())),
         )
 
     return Desired(
         stack=data["stack"],
         blocks={b.address: b for b in blocks.values()},
         agents=agents,
+        imports=tuple(
+            Import(i["to"], i.get("id"), i.get("name")) for i in data.get("imports") or []
+        ),
+        moved={m["from"]: m["to"] for m in data.get("moved") or []},
     )
 
 

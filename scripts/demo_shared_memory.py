@@ -22,7 +22,7 @@ def main(path: str) -> int:
         worker, supervisor = ids["agent.worker"], ids["agent.supervisor"]
         print(f'worker ({worker}) writes "{TEXT}" into its organization block ...')
         client.write_memory(worker, "organization", TEXT)
-        seen = client.get_block(supervisor, "organization")["value"]
+        seen = client.agent_block(supervisor, "organization")["value"]
         print(f'supervisor ({supervisor}) reads its organization block: "{seen}"')
     if seen != TEXT:
         print("the supervisor did not see the worker's write", file=sys.stderr)

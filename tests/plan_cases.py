@@ -23,7 +23,9 @@ def live_from_json(data: Mapping[str, Any]) -> Live:
     """Build Live the way `letta_apply.live.read_live` does from the same responses.
 
     `blocks` is GET /v1/blocks/?tags=<stack tag>; `agents` is GET /v1/agents/?tags=<stack tag>
-    with blocks, tags and tools included; `clashes` and `tools` are the name lookups' results.
+    with blocks, tags and tools included; `clashes` and `tools` are the name lookups' results;
+    `imported` maps an address of `imports:` to the agent or block read for it (or why none);
+    `users` maps a block id to the agents it is attached to ({"id", "name", "stack"}).
     """
     tagged = [LiveBlock.from_api(b) for b in data.get("blocks", ())]
     blocks = {b.id: b for b in tagged}
@@ -37,6 +39,18 @@ def live_from_json(data: Mapping[str, Any]) -> Live:
         tagged_block_ids=frozenset(b.id for b in tagged),
         clashes={name: tuple(ids) for name, ids in data.get("clashes", {}).items()},
         tools=dict(data.get("tools", {})),
+        imported={
+            address: (
+                LiveAgent.from_api(r) if r["id"].startswith("agent-") else LiveBlock.from_api(r)
+            )
+            if isinstance(r, dict)
+            else r
+            for address, r in data.get("imported", {}).items()
+        },
+        users={
+            bid: tuple((u["id"], u["name"], u.get("stack")) for u in users)
+            for bid, users in data.get("users", {}).items()
+        },
     )
 
 

@@ -29,7 +29,7 @@ def test_seed_setup_from_empty(
 
     plan = run("plan", "-f", path, "--detailed-exitcode")
     assert plan.code == 2, plan.err
-    assert "Plan: 3 to create, 0 to update, 0 to attach, 0 to detach." in plan.out
+    assert "Plan: 3 to create, 0 to update, 0 to attach, 0 to detach, 0 to delete." in plan.out
     assert plan.writes == 0
 
     first = run("apply", "-f", path, "--auto-approve")

@@ -157,7 +157,7 @@ def test_output_formats(run: Run, manifest: Callable[[str], str]) -> None:
     md = run("plan", "-f", path, "--format", "markdown")
     assert md.code == 0
     assert md.out.startswith("### letta-apply plan: ")
-    assert "**Plan: 3 to create, 0 to update, 0 to attach, 0 to detach.**" in md.out
+    assert "**Plan: 3 to create, 0 to update, 0 to attach, 0 to detach, 0 to delete.**" in md.out
     assert "<details>" in md.out
 
     first = run("plan", "-f", path, "--format", "json").out
@@ -260,7 +260,7 @@ def test_example_workflow_plan_apply_drift(
     assert all(p.returncode == 0 for p in plan), [(p.stdout, p.stderr) for p in plan]
     assert "letta-apply plan exited 2" in plan[-1].stdout
     comment = (repo / "plan.md").read_text()
-    assert "**Plan: 3 to create, 0 to update, 0 to attach, 0 to detach.**" in comment
+    assert "**Plan: 3 to create, 0 to update, 0 to attach, 0 to detach, 0 to delete.**" in comment
     jsonschema.validate(json.loads((repo / "plan.json").read_text()), PLAN_SCHEMA)
 
     applied = _run_job("apply", repo, env)

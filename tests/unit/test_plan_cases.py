@@ -9,7 +9,17 @@ from dataclasses import replace
 import pytest
 
 from letta_apply.model import MARK_KEY, Live, marks
-from letta_apply.plan import ATTACH, CREATE, DETACH, UPDATE, Change, Drift, Plan, make_plan
+from letta_apply.plan import (
+    ATTACH,
+    CREATE,
+    DELETE,
+    DETACH,
+    UPDATE,
+    Change,
+    Drift,
+    Plan,
+    make_plan,
+)
 from letta_apply.render import drift_lines, plan_text
 from tests.plan_cases import BASE_URL, CASES, load_case, plan_case
 
@@ -90,12 +100,14 @@ def test_plan_does_not_depend_on_listing_order(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_changes_are_ordered_by_stage(case: str) -> None:
     # Shared blocks first, then agents and their own blocks, then detaches (freeing labels),
-    # then attaches.
+    # then attaches, then deletes: agents before blocks.
     plan = plan_case(case)
     stages = [c.stage for c in plan.changes]
     assert stages == sorted(stages)
     for c in plan.changes:
-        if c.action == DETACH:
+        if c.action == DELETE:
+            assert c.stage == (4 if c.is_agent else 5)
+        elif c.action == DETACH:
             assert c.stage == 2
         elif c.action == ATTACH:
             assert c.stage == 3
@@ -129,13 +141,14 @@ def test_refused_resources_have_no_changes(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_summary_counts_match_changes(case: str) -> None:
     plan = plan_case(case)
-    assert sum(plan.count(a) for a in (CREATE, UPDATE, ATTACH, DETACH)) == len(plan.changes)
+    assert sum(plan.count(a) for a in (CREATE, UPDATE, ATTACH, DETACH, DELETE)) == len(plan.changes)
     assert plan.has_changes == bool(plan.changes)
     last = plan_text(plan, BASE_URL).splitlines()[-1]
     if plan.has_changes:
         assert last.startswith(
             f"Plan: {plan.count(CREATE)} to create, {plan.count(UPDATE)} to update, "
-            f"{plan.count(ATTACH)} to attach, {plan.count(DETACH)} to detach."
+            f"{plan.count(ATTACH)} to attach, {plan.count(DETACH)} to detach, "
+            f"{plan.count(DELETE)} to delete."
         )
     else:
         assert last.startswith("No changes.")
@@ -406,17 +419,15 @@ def test_plan_text_shows_include_base_tools_it_will_send() -> None:
     assert "include_base_tools: false" in plan_text(plan, BASE_URL)
 
 
-def test_resources_no_longer_declared_are_kept_with_a_note() -> None:
+def test_resources_no_longer_declared_are_pruned() -> None:
     plan = plan_case("no_longer_declared")
-    assert not plan.has_changes
-    assert len(plan.notes) == 3
-    assert [n.split(" ", 1)[0] for n in plan.notes] == [
-        "agent.reviewer",
-        "agent.worker:",
-        "block.handoff",
+    assert [(c.action, c.address) for c in plan.changes] == [
+        (DELETE, "agent.reviewer"),
+        (DELETE, "agent.reviewer.memory_blocks.persona"),
+        (DELETE, "agent.worker.memory_blocks.scratchpad"),
+        (DELETE, "block.handoff"),
     ]
-    assert "scratchpad" in plan.notes[1]
-    assert all("kept" in n for n in plan.notes)
+    assert plan.notes == ()
 
 
 def test_two_agents_with_one_address_use_the_first_listed() -> None:

@@ -254,7 +254,7 @@ def test_memory_block_must_name_its_label(tmp_path: Path) -> None:
         pytest.param(
             HEAD + "zzz: 1\n",
             (3, 1),
-            "manifest: unknown key 'zzz' (allowed: agents, blocks, stack, version)",
+            "manifest: unknown key 'zzz' (allowed: agents, blocks, imports, moved, stack, version)",
             id="no-close-match",
         ),
     ],

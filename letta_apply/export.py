@@ -1,0 +1,193 @@
+"""Write a manifest from agents and blocks that already exist, with the `imports:` that adopt
+them: the way in for fleets built by hand. Server defaults are left out, so the manifest says
+only what the user chose."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .client import LettaClient
+from .live import AGENT_INCLUDE
+from .model import DEFAULT_BLOCK_LIMIT, MARK_KEY, LiveAgent, LiveBlock
+
+# What Letta 0.16.8 fills in when a block or agent leaves them out (letta/constants.py).
+DEFAULT_DESCRIPTIONS = {
+    "persona": "The persona block: Stores details about your current persona, guiding how you "
+    "behave and respond. This helps you to maintain consistency and personality in your "
+    "interactions.",
+    "human": "The human block: Stores key details about the person you are conversing with, "
+    "allowing for more personalized and friend-like conversation.",
+}
+
+
+@dataclass
+class Selection:
+    """Which agents to export: by id, name or tag, or all of them."""
+
+    ids: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    everything: bool = False
+
+
+@dataclass
+class Exported:
+    manifest: str
+    agents: int
+    blocks: int
+    skipped: list[str]  # why some selected agents were left out
+
+
+def _key(text: str, taken: set[str]) -> str:
+    key = re.sub(r"[^A-Za-z0-9_-]+", "_", text.strip()).strip("_-").lower()[:60] or "x"
+    if not re.match(r"[A-Za-z_]", key):
+        key = "_" + key
+    base, n = key, 2
+    while key in taken:
+        key, n = f"{base}_{n}", n + 1
+    taken.add(key)
+    return key
+
+
+def _select(client: LettaClient, sel: Selection) -> list[dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    if sel.everything:
+        for raw in client.list_agents(include=AGENT_INCLUDE):
+            found[raw["id"]] = raw
+    for agent_id in sel.ids:
+        raw = client.get_agent(agent_id, AGENT_INCLUDE)
+        found[raw["id"]] = raw
+    for name in sel.names:
+        for raw in client.list_agents(name=name, include=AGENT_INCLUDE):
+            found[raw["id"]] = raw
+    for tag in sel.tags:
+        for raw in client.list_agents(tag=tag, include=AGENT_INCLUDE):
+            found[raw["id"]] = raw
+    return list(found.values())
+
+
+def _user_metadata(md: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in md.items() if k != MARK_KEY}
+
+
+def _block_fields(b: LiveBlock, *, label: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"label": b.label} if label else {}
+    out["value"] = b.value
+    if b.description and b.description != DEFAULT_DESCRIPTIONS.get(b.label):
+        out["description"] = b.description
+    if b.limit is not None and b.limit != DEFAULT_BLOCK_LIMIT:
+        out["limit"] = b.limit
+    if b.read_only:
+        out["read_only"] = True
+    if _user_metadata(b.metadata):
+        out["metadata"] = _user_metadata(b.metadata)
+    if b.tags:
+        out["tags"] = sorted(b.tags)
+    return out
+
+
+def export_manifest(
+    client: LettaClient, stack: str, sel: Selection, *, include_system: bool = False
+) -> Exported:
+    """A manifest for stack `stack` declaring the selected agents and their blocks, and the
+    `imports:` that adopt them into the stack on the next apply."""
+    skipped: list[str] = []
+    agents: list[tuple[LiveAgent, dict[str, Any]]] = []
+    for raw in sorted(_select(client, sel), key=lambda r: (r.get("name") or "", r["id"])):
+        agent = LiveAgent.from_api(raw)
+        if agent.mark:
+            owner = agent.mark.get("stack")
+            skipped.append(f"{agent.name} ({agent.id}): already managed by stack '{owner}'")
+            continue
+        agents.append((agent, raw))
+
+    blocks: dict[str, LiveBlock] = {}
+    holders: dict[str, int] = {}
+    for _, raw in agents:
+        for b in raw.get("blocks") or ():
+            blocks.setdefault(b["id"], LiveBlock.from_api(b))
+            holders[b["id"]] = holders.get(b["id"], 0) + 1
+    # A block only one exported agent uses is its own, unless another agent uses it too.
+    selected = {a.id for a, _ in agents}
+    shared_ids = {
+        bid
+        for bid, n in holders.items()
+        if n > 1 or any(u["id"] not in selected for u in client.block_agents(bid))
+    }
+
+    block_keys: dict[str, str] = {}
+    taken: set[str] = set()
+    manifest_blocks: dict[str, Any] = {}
+    imports: list[dict[str, str]] = []
+    for bid in sorted(shared_ids, key=lambda i: (blocks[i].label, i)):
+        b = blocks[bid]
+        key = _key(b.label, taken)
+        block_keys[bid] = key
+        manifest_blocks[key] = _block_fields(b, label=key != b.label)
+        imports.append({"to": f"block.{key}", "id": bid})
+
+    manifest_agents: dict[str, Any] = {}
+    agent_keys: set[str] = set()
+    for agent, _ in agents:
+        key = _key(agent.name, agent_keys)
+        spec: dict[str, Any] = {}  # in the order a person writes it
+        if agent.name != key:
+            spec["name"] = agent.name
+        if agent.description:
+            spec["description"] = agent.description
+        if include_system and agent.system:
+            spec["system"] = agent.system
+        if agent.model:
+            spec["model"] = agent.model
+        if agent.embedding:
+            spec["embedding"] = agent.embedding
+        if agent.tags:
+            spec["tags"] = sorted(agent.tags)
+        if _user_metadata(agent.metadata):
+            spec["metadata"] = _user_metadata(agent.metadata)
+        custom_tools = sorted(t.name for t in agent.tools if not t.is_base)
+        if custom_tools:
+            spec["tools"] = custom_tools
+        own = [blocks[i] for i in agent.block_ids if i in blocks and i not in shared_ids]
+        if own:
+            spec["memory_blocks"] = [_block_fields(b, label=True) for b in _by_label(own)]
+        shared = [block_keys[i] for i in agent.block_ids if i in shared_ids]
+        if shared:
+            spec["blocks"] = sorted(shared)
+        manifest_agents[key] = spec
+        imports.append({"to": f"agent.{key}", "id": agent.id})
+
+    doc: dict[str, Any] = {"version": 1, "stack": stack}
+    if manifest_blocks:
+        doc["blocks"] = manifest_blocks
+    if manifest_agents:
+        doc["agents"] = manifest_agents
+    if imports:
+        doc["imports"] = imports
+    header = (
+        "# Written by `letta-apply export`. The imports adopt these resources into the stack on\n"
+        "# the next apply (it marks them; nothing else changes). Review, then commit.\n"
+    )
+    text = header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return Exported(text, len(manifest_agents), len(manifest_blocks), skipped)
+
+
+def _by_label(blocks: Iterable[LiveBlock]) -> list[LiveBlock]:
+    return sorted(blocks, key=lambda b: b.label)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as `|` blocks, so that personas read like text."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value and not value.startswith(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)

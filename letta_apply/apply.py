@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -109,35 +109,40 @@ def apply_plan(
     """Execute `plan` against the server, calling `on_done` as each change completes.
     Raises ApplyError naming what failed, what was done and what was not attempted."""
     runner = _Runner(client, dict(plan.ids), on_done)
+    stop = threading.Event()  # set on the first failure: queued work then never starts
+
+    def run(change: Change) -> Done | None:
+        if stop.is_set():
+            return None
+        try:
+            return runner.run(change)
+        except BaseException:
+            stop.set()
+            raise
+
     done: list[Done] = []
     failures: list[str] = []
     changes = list(plan.changes)
-    started = 0
+    attempted = 0
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for _, group in groupby(changes, key=lambda c: c.stage):
-            batch = list(group)
-            futures: dict[Future[Done], Change] = {pool.submit(runner.run, c): c for c in batch}
-            started += len(batch)
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for f in finished:
-                    exc = f.exception()
-                    if exc is None:
-                        done.append(f.result())
-                    elif isinstance(exc, ApiError):
-                        failures.append(f"{_describe(futures[f])}: {exc}")
-                    else:
-                        raise exc
-                if failures:
-                    # Stop starting new work; let what is in flight finish.
-                    for f in pending:
-                        if f.cancel():
-                            started -= 1
+            futures: dict[Future[Done | None], Change] = {pool.submit(run, c): c for c in group}
+            for f in as_completed(futures):
+                exc = f.exception()
+                if exc is None:
+                    result = f.result()
+                    if result is not None:
+                        done.append(result)
+                        attempted += 1
+                elif isinstance(exc, ApiError):
+                    failures.append(f"{_describe(futures[f])}: {exc}")
+                    attempted += 1
+                else:
+                    raise exc
             if failures:
                 break
     if failures:
-        raise ApplyError(failures, done=len(done), not_attempted=len(changes) - started)
+        raise ApplyError(failures, done=len(done), not_attempted=len(changes) - attempted)
     return done
 
 

@@ -111,6 +111,26 @@ def test_a_failed_write_stops_new_work_and_says_what_was_done() -> None:
     assert fake.agents == {}
 
 
+def test_queued_work_is_cancelled_after_a_failure() -> None:
+    fake = FakeLetta()
+
+    def fail_agents(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/v1/agents/":
+            return httpx.Response(500, json={"detail": "no capacity"})
+        return None
+
+    fake.before.append(fail_agents)
+    client = fake.client()
+    plan = plan_for(client, desired())
+    with pytest.raises(ApplyError) as e:
+        apply_plan(client, plan, parallelism=1)
+    # One worker: the second agent was still queued when the first failed, and never ran.
+    assert len(e.value.failures) == 1
+    assert e.value.done == 1  # the shared block
+    assert e.value.not_attempted == 1
+    assert fake.counts["POST"] == 2
+
+
 def test_unreachable_server_names_the_url() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

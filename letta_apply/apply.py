@@ -16,8 +16,19 @@ from typing import Any
 
 from .client import LettaClient
 from .errors import ApiError, ApplyError
-from .model import owned_block_address
-from .plan import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Change, Plan
+from .model import is_base_tool_type, owned_block_address
+from .plan import (
+    ATTACH,
+    CREATE,
+    DELETE,
+    DETACH,
+    IMPORT,
+    REPLACE,
+    UPDATE,
+    Change,
+    Plan,
+    tool_rules_update,
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,9 @@ class _Runner:
         body = _resolve(dict(change.body), self.ids)
         c = self.client
         rid = change.remote_id or ""
-        if change.action in (CREATE, REPLACE) and change.is_agent:
+        if change.is_tool:
+            rid = self._tool(change, body)
+        elif change.action in (CREATE, REPLACE) and change.is_agent:
             replaces = body.pop("replaces", None)
             rid = self._create_agent(change, body)
             if replaces:
@@ -80,6 +93,32 @@ class _Runner:
         self.on_done(done)
         return done
 
+    def _tool(self, change: Change, body: dict[str, Any]) -> str:
+        c = self.client
+        rid = change.remote_id or ""
+        if change.action == DELETE:
+            c.delete_tool(rid)
+        elif change.action == CREATE:
+            name, marks = body.pop("name"), body.pop("metadata_")
+            # Letta's create overwrites a tool of the same name: look right before, so that a
+            # tool made since the plan is refused rather than taken over.
+            if c.list_tools([name]):
+                raise ApiError(
+                    f"a tool named {name!r} now exists on the server; not overwritten, plan again",
+                    method="POST",
+                    path="/v1/tools/",
+                )
+            rid = c.create_tool(body)["id"]
+            c.update_tool(rid, {"metadata_": marks})
+            with self.lock:
+                self.ids[change.address] = rid
+        else:
+            if "source_code" in body:
+                # A PATCH with new source keeps the old JSON schema: derive the new one first.
+                body["json_schema"] = c.tool_schema(body["source_code"])
+            c.update_tool(rid, body)
+        return rid
+
     def _create_agent(self, change: Change, body: dict[str, Any]) -> str:
         created = self.client.create_agent(body)
         rid: str = created["id"]
@@ -88,7 +127,22 @@ class _Runner:
             for b in created.get("blocks") or ():
                 self.ids[owned_block_address(change.address, b["label"])] = b["id"]
         self._fix_owned_metadata(change, created)
+        self._fix_tool_rules(body, created)
         return rid
+
+    def _fix_tool_rules(self, body: Mapping[str, Any], created: Mapping[str, Any]) -> None:
+        # Letta adds loop rules for its base tools to the declared ones, even on tools the
+        # declared rules already govern: write the declared rules back for those.
+        if "tool_rules" not in body:
+            return
+        base = [
+            t["name"]
+            for t in created.get("tools") or ()
+            if is_base_tool_type(t.get("tool_type") or "custom")
+        ]
+        update = tool_rules_update(body["tool_rules"], created.get("tool_rules") or (), base)
+        if update is not None:
+            self.client.update_agent(created["id"], {"tool_rules": update[1]})
 
     def _fix_owned_metadata(self, change: Change, created: Mapping[str, Any]) -> None:
         # Letta drops `metadata` of blocks created inline with an agent; set it afterwards.

@@ -192,11 +192,14 @@ def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
 def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -> Plan:
     if not args.target:
         return plan
-    unknown = [t for t in args.target if t not in desired.blocks and t not in desired.agents]
+    unknown = [
+        t for t in args.target
+        if t not in desired.blocks and t not in desired.agents and t not in desired.tools
+    ]  # fmt: skip
     if unknown:
         raise LettaApplyError(
             f"--target {unknown[0]}: no such resource in the manifest "
-            "(addresses look like block.<key> or agent.<key>)"
+            "(addresses look like block.<key>, agent.<key> or tool.<key>)"
         )
     print(TARGET_WARNING, file=o.err)
     return restrict(plan, desired, args.target)
@@ -314,7 +317,7 @@ def _saved_plan(args: argparse.Namespace, client: LettaClient) -> Plan:
         for c in plan.changes
         if c.action == IMPORT and c.remote_id and ".memory_blocks." not in c.address
     ]
-    live = read_stack(client, plan.stack, creates, [], imports)
+    live = read_stack(client, plan.stack, creates, imports)
     changed = stale(plan, live, stack_tag(plan.stack))
     if changed:
         raise LettaApplyError(

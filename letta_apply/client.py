@@ -144,8 +144,9 @@ class LettaClient:
             params["name"] = name
         return list(self.paginate("/v1/agents/", params))
 
-    def list_tools(self, names: list[str]) -> list[dict[str, Any]]:
-        return list(self.paginate("/v1/tools/", {"names": names}))
+    def list_tools(self, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """Tools with these names, or every tool (base tools included) when `names` is None."""
+        return list(self.paginate("/v1/tools/", {} if names is None else {"names": names}))
 
     def agent_block(self, agent_id: str, label: str) -> dict[str, Any]:
         """A block as one agent sees it, by label (the core-memory route)."""
@@ -178,6 +179,22 @@ class LettaClient:
 
     def update_agent(self, agent_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"/v1/agents/{agent_id}", json=body)  # type: ignore[no-any-return]
+
+    def create_tool(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        # Letta upserts by name here: a tool with the same name is overwritten, not refused.
+        return self.request("POST", "/v1/tools/", json=body)  # type: ignore[no-any-return]
+
+    def update_tool(self, tool_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/v1/tools/{tool_id}", json=body)  # type: ignore[no-any-return]
+
+    def delete_tool(self, tool_id: str) -> None:
+        self.request("DELETE", f"/v1/tools/{tool_id}")
+
+    def tool_schema(self, source_code: str) -> dict[str, Any]:
+        """The JSON schema the server derives from a tool's source (changes nothing)."""
+        return self.request(  # type: ignore[no-any-return]
+            "POST", "/v1/tools/generate-schema", json={"code": source_code}
+        )
 
     def attach_block(self, agent_id: str, block_id: str) -> None:
         self.request("PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/attach/{block_id}")

@@ -1,8 +1,10 @@
 """Read what the server holds for one stack, in a few paginated list calls.
 
-Cost: ceil(blocks/page) + ceil(agents/page) requests, plus one tool lookup when the manifest names
-tools, plus name lookups only for declared agents that do not exist yet (to find clashes with
-agents made by hand). Never one request per existing resource.
+Cost: ceil(blocks/page) + ceil(agents/page) + ceil(tools/page) requests (Letta cannot filter tools
+by tag: the one tool listing finds the stack's tools, the ids of the tools agents name and the
+names declared tools would take), plus name lookups only for declared agents that do not exist
+yet (to find clashes with agents made by hand), plus one agent listing when a plan may delete a
+tool (to find who else uses it). Never one request per existing resource.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from .client import LettaClient
 from .errors import ApiError
-from .model import MARK_KEY, Desired, Import, Live, LiveAgent, LiveBlock, stack_tag
+from .model import MARK_KEY, Desired, Import, Live, LiveAgent, LiveBlock, LiveTool, stack_tag
 from .plan import deletion_candidates
 
 AGENT_INCLUDE = ("agent.blocks", "agent.tags", "agent.tools")
@@ -27,30 +29,43 @@ def read_live(client: LettaClient, desired: Desired, *, destroy: bool = False) -
     names = {} if destroy else {a.address: a.name for a in desired.agents.values()}
     for imp in desired.imports:
         names.pop(imp.address, None)  # an imported agent is adopted, not created
-    live = read_stack(
-        client,
-        desired.stack,
-        names,
-        [] if destroy else sorted(desired.tool_names()),
-        () if destroy else desired.imports,
-    )
+    live = read_stack(client, desired.stack, names, () if destroy else desired.imports)
+    candidates = deletion_candidates(desired, live, destroy=destroy)
     users = {
         bid: tuple((u["id"], u.get("name") or "", _stack_of(u)) for u in client.block_agents(bid))
-        for bid in deletion_candidates(desired, live, destroy=destroy)
+        for bid in candidates
+        if not bid.startswith("tool-")
     }
-    return replace(live, users=users)
+    doomed_tools = [i for i in candidates if i.startswith("tool-")]
+    return replace(live, users=users, tool_users=_tool_users(client, doomed_tools))
+
+
+def _tool_users(
+    client: LettaClient, tool_ids: list[str]
+) -> dict[str, tuple[tuple[str, str, str | None], ...]]:
+    """Agents using each of `tool_ids`: Letta has no route for a tool's agents, so one listing
+    of every agent with its tools (only when a plan may delete a tool)."""
+    if not tool_ids:
+        return {}
+    out: dict[str, list[tuple[str, str, str | None]]] = {i: [] for i in tool_ids}
+    for a in client.list_agents(include=("agent.tools", "agent.tags")):
+        for t in a.get("tools") or ():
+            if t["id"] in out:
+                out[t["id"]].append((a["id"], a.get("name") or "", _stack_of(a)))
+    return {i: tuple(users) for i, users in out.items()}
 
 
 def read_stack(
     client: LettaClient,
     stack: str,
     agent_names: Mapping[str, str],
-    tool_names: list[str],
     imports: Sequence[Import] = (),
 ) -> Live:
-    """Read a stack's blocks and agents; look up the names of `agent_names` (address -> name)
-    that have no agent yet, the ids of `tool_names`, and the resources `imports` name."""
+    """Read a stack's blocks, agents and tools (and every tool's name and id); look up the names
+    of `agent_names` (address -> name) that have no agent yet, and the resources `imports`
+    name."""
     tag = stack_tag(stack)
+    tools = [LiveTool.from_api(t) for t in client.list_tools()]
     tagged = [LiveBlock.from_api(b) for b in client.list_blocks(tag)]
     raw_agents = client.list_agents(tag=tag, include=AGENT_INCLUDE)
     agents = tuple(LiveAgent.from_api(a) for a in raw_agents)
@@ -78,8 +93,9 @@ def read_stack(
         agents=agents,
         tagged_block_ids=frozenset(b.id for b in tagged),
         clashes=_clashes(client, agent_names, present),
-        tools=_tools(client, tool_names),
+        tools={t.name: t.id for t in tools},
         imported=imported,
+        custom_tools=tuple(t for t in tools if not t.is_base),
     )
 
 
@@ -135,9 +151,3 @@ def _clashes(
         if agent.name in missing and not agent.mark:
             out.setdefault(agent.name, []).append(agent.id)
     return {name: tuple(ids) for name, ids in out.items()}
-
-
-def _tools(client: LettaClient, names: list[str]) -> dict[str, str]:
-    if not names:
-        return {}
-    return {t["name"]: t["id"] for t in client.list_tools(names)}

@@ -24,6 +24,11 @@ def marks(stack: str, address: str) -> dict[str, Any]:
     return {MARK_KEY: {"stack": stack, "address": address}}
 
 
+def is_base_tool_type(tool_type: str) -> bool:
+    """Tools the server provides itself (memory, search...): letta-apply never owns them."""
+    return tool_type.startswith("letta")
+
+
 def owned_block_address(agent_address: str, label: str) -> str:
     """Address of a block an agent owns alone (declared under its `memory_blocks`)."""
     return f"{agent_address}.memory_blocks.{label}"
@@ -63,6 +68,22 @@ class DesiredAgent:
 
 
 @dataclass(frozen=True)
+class DesiredTool:
+    """A custom tool declared under `tools:`, from a Python source file. `name` is the function
+    Letta makes the tool from (the last one in the file); `config` holds only the fields the
+    manifest sets (description, tags, return_char_limit, pip_requirements,
+    default_requires_approval)."""
+
+    address: str
+    name: str
+    source_code: str
+    source_file: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
+
+
+@dataclass(frozen=True)
 class Import:
     """Adopt an unmarked live resource at `address`, found by `id` or (agents) by `name`."""
 
@@ -80,13 +101,37 @@ class Desired:
     agents: Mapping[str, DesiredAgent]
     imports: tuple[Import, ...] = ()
     moved: Mapping[str, str] = field(default_factory=dict)  # from-address -> to-address
+    tools: Mapping[str, DesiredTool] = field(default_factory=dict)  # custom tools, by address
 
     @property
     def tag(self) -> str:
         return stack_tag(self.stack)
 
     def tool_names(self) -> set[str]:
-        return {t for a in self.agents.values() for t in a.config.get("tools", ())}
+        """Every tool name agents use, in `tools` or in `tool_rules`."""
+        return {t for a in self.agents.values() for t in agent_tool_names(a)}
+
+    def agent_tools(self, agent: DesiredAgent) -> list[str]:
+        """Addresses of the declared tools an agent uses (in `tools` or `tool_rules`)."""
+        used = agent_tool_names(agent)
+        return sorted(t.address for t in self.tools.values() if t.name in used)
+
+
+def rule_tool_names(rule: Mapping[str, Any]) -> list[str]:
+    """Every tool a tool rule names: its own, and children for the rules that have them."""
+    names = [rule["tool_name"], *rule.get("children", ())]
+    if rule.get("default_child"):
+        names.append(rule["default_child"])
+    names += list((rule.get("child_output_mapping") or {}).values())
+    return names
+
+
+def agent_tool_names(agent: DesiredAgent) -> set[str]:
+    """Tool names an agent uses, in `tools` or in `tool_rules`."""
+    names = set(agent.config.get("tools", ()))
+    for rule in agent.config.get("tool_rules", ()):
+        names.update(rule_tool_names(rule))
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,11 +173,39 @@ class LiveTool:
     id: str
     name: str
     tool_type: str = "custom"
+    source_code: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    return_char_limit: int | None = None
+    pip_requirements: tuple[Mapping[str, Any], ...] | None = None
+    default_requires_approval: bool | None = None
 
     @property
     def is_base(self) -> bool:
         """Tools the server provides itself (memory, search...); letta-apply leaves them alone."""
-        return self.tool_type.startswith("letta")
+        return is_base_tool_type(self.tool_type)
+
+    @property
+    def mark(self) -> Mapping[str, Any]:
+        m = self.metadata.get(MARK_KEY) if isinstance(self.metadata, Mapping) else None
+        return m if isinstance(m, Mapping) else {}
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> LiveTool:
+        pip = d.get("pip_requirements")
+        return cls(
+            id=d["id"],
+            name=d.get("name") or "",
+            tool_type=d.get("tool_type") or "custom",
+            source_code=d.get("source_code"),
+            description=d.get("description"),
+            tags=tuple(d.get("tags") or ()),
+            metadata=d.get("metadata_") or {},
+            return_char_limit=d.get("return_char_limit"),
+            pip_requirements=None if pip is None else tuple(pip),
+            default_requires_approval=d.get("default_requires_approval"),
+        )
 
 
 @dataclass(frozen=True)
@@ -147,6 +220,7 @@ class LiveAgent:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     tools: tuple[LiveTool, ...] = ()
     block_ids: tuple[str, ...] = ()
+    tool_rules: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def mark(self) -> Mapping[str, Any]:
@@ -171,6 +245,7 @@ class LiveAgent:
                 for t in d.get("tools") or ()
             ),
             block_ids=tuple(b["id"] for b in d.get("blocks") or ()),
+            tool_rules=tuple(d.get("tool_rules") or ()),
         )
 
 
@@ -181,7 +256,9 @@ class Live:
     `blocks` has every block attached to one of the stack's agents (or to an agent being
     imported) plus every block carrying the stack's tag; `agents` has every agent carrying the
     stack's tag; `clashes` maps a declared agent name to unmarked agents that already use it;
-    `tools` maps tool names the manifest uses to ids.
+    `tools` maps tool names the manifest uses to ids; `custom_tools` has every custom tool on
+    the server (ownership of the stack's tools, and name clashes of declared ones);
+    `tool_users` maps the id of a tool a plan may delete to the agents that use it.
     """
 
     blocks: Mapping[str, LiveBlock] = field(default_factory=dict)
@@ -194,3 +271,5 @@ class Live:
     # Agents each block is attached to, read for the blocks a plan may delete: block id ->
     # (agent id, agent name, the agent's stack or None).
     users: Mapping[str, tuple[tuple[str, str, str | None], ...]] = field(default_factory=dict)
+    custom_tools: tuple[LiveTool, ...] = ()
+    tool_users: Mapping[str, tuple[tuple[str, str, str | None], ...]] = field(default_factory=dict)

@@ -25,10 +25,13 @@ from .model import (
     Desired,
     DesiredAgent,
     DesiredBlock,
+    DesiredTool,
     Live,
     LiveAgent,
     LiveBlock,
+    LiveTool,
     owned_block_address,
+    rule_tool_names,
 )
 
 CREATE, UPDATE, ATTACH, DETACH = "create", "update", "attach", "detach"
@@ -47,6 +50,7 @@ ABSENT = "absent"  # fingerprint of an address with nothing on the server
 
 _BLOCK_FIELDS = ("description", "limit", "read_only")
 _AGENT_FIELDS = ("description", "system", "model", "embedding")
+_TOOL_FIELDS = ("description", "return_char_limit", "default_requires_approval")
 
 
 def digest(value: Any) -> str:
@@ -89,6 +93,10 @@ class Change:
         return self.address.startswith("agent.") and ".memory_blocks." not in self.address
 
     @property
+    def is_tool(self) -> bool:
+        return self.address.startswith("tool.")
+
+    @property
     def key(self) -> str:
         """What the change's fingerprint is filed under: the live id, or the address of what
         does not exist yet."""
@@ -96,8 +104,8 @@ class Change:
 
     @property
     def stage(self) -> int:
-        """Apply order: shared blocks; agents and their own blocks; detaches (which free
-        labels); attaches; then deletes, agents before blocks."""
+        """Apply order: shared blocks and tools; agents and their own blocks; detaches (which
+        free labels); attaches; then deletes, agents before blocks and tools."""
         if self.action == DELETE:
             return 5 if not self.is_agent else 4
         if self.action == DETACH:
@@ -172,15 +180,20 @@ class Matched:
     owned: Mapping[str, LiveBlock]
     superseded: tuple[tuple[str, LiveAgent], ...] = ()
     notes: tuple[str, ...] = ()
+    tools: Mapping[str, LiveTool] = field(default_factory=dict)
+    # Tools with the stack's tag but no marks yet: created by an apply interrupted before it
+    # could mark them. Matched to the declared tool of the same name.
+    unmarked_tools: tuple[LiveTool, ...] = ()
 
     def ids(self) -> dict[str, str]:
-        out = {a: r.id for a, r in self.blocks.items()}
+        out = {a: r.id for a, r in self.tools.items()}
+        out.update({a: r.id for a, r in self.blocks.items()})
         out.update({a: r.id for a, r in self.agents.items()})
         out.update({a: r.id for a, r in self.owned.items()})
         return out
 
 
-def _applied(resource: LiveAgent | LiveBlock) -> Mapping[str, Any] | None:
+def _applied(resource: LiveAgent | LiveBlock | LiveTool) -> Mapping[str, Any] | None:
     applied = resource.mark.get("applied")
     return applied if isinstance(applied, Mapping) else None
 
@@ -242,7 +255,36 @@ def match(stack: str, tag: str, live: Live) -> Matched:
             own = live.blocks.get(i)
             if own is not None and i in live.tagged_block_ids and i not in shared_ids:
                 owned[owned_block_address(address, own.label)] = own
-    return Matched(blocks, agents, owned, tuple(superseded), tuple(notes))
+    tools, unmarked, tool_notes = _match_tools(stack, tag, live)
+    return Matched(blocks, agents, owned, tuple(superseded), (*notes, *tool_notes), tools, unmarked)
+
+
+def _match_tools(
+    stack: str, tag: str, live: Live
+) -> tuple[dict[str, LiveTool], tuple[LiveTool, ...], list[str]]:
+    tools: dict[str, LiveTool] = {}
+    unmarked: list[LiveTool] = []
+    notes: list[str] = []
+    for t in sorted(live.custom_tools, key=lambda t: t.id):
+        if tag not in t.tags or t.is_base:
+            continue
+        address = t.mark.get("address")
+        if not t.mark:
+            unmarked.append(t)
+        elif (
+            t.mark.get("stack") != stack
+            or not isinstance(address, str)
+            or not address.startswith("tool.")
+        ):
+            continue
+        elif address in tools:
+            notes.append(
+                f"{address}: more than one tool carries this address ({tools[address].id}, "
+                f"{t.id}); using {tools[address].id}, the other is left alone"
+            )
+        else:
+            tools[address] = t
+    return tools, tuple(unmarked), notes
 
 
 def _owned_of(agent: LiveAgent, live: Live, shared_ids: set[str]) -> list[LiveBlock]:
@@ -255,12 +297,13 @@ def _owned_of(agent: LiveAgent, live: Live, shared_ids: set[str]) -> list[LiveBl
 
 
 def deletion_candidates(desired: Desired, live: Live, *, destroy: bool = False) -> list[str]:
-    """Ids of the blocks a plan may delete: shared blocks and agents' own blocks of this stack
-    that the manifest no longer declares (all of them, for `destroy`)."""
+    """Ids of the blocks and tools a plan may delete: shared blocks, agents' own blocks and
+    tools of this stack that the manifest no longer declares (all of them, for `destroy`)."""
     m = match(desired.stack, desired.tag, live)
     keep = set() if destroy else {*desired.blocks, *desired.agents, *desired.moved}
     shared_ids = {b.id for b in m.blocks.values()}
     out = [b.id for a, b in m.blocks.items() if a not in keep]
+    out += [t.id for a, t in m.tools.items() if destroy or a not in desired.tools]
     for address, agent in [*m.agents.items(), *m.superseded]:
         declared = desired.agents.get(desired.moved.get(address, address))
         labels = (
@@ -272,6 +315,15 @@ def deletion_candidates(desired: Desired, live: Live, *, destroy: bool = False) 
     return sorted(set(out))
 
 
+def _tool_fingerprint(t: LiveTool) -> str:
+    return digest(
+        [
+            t.id, t.name, t.source_code, t.description, sorted(t.tags), dict(t.metadata),
+            t.return_char_limit, list(t.pip_requirements or ()), t.default_requires_approval,
+        ]
+    )  # fmt: skip
+
+
 def _block_fingerprint(b: LiveBlock) -> str:
     # The value is left out: agents write it all the time, and no change depends on it.
     return digest(
@@ -280,12 +332,13 @@ def _block_fingerprint(b: LiveBlock) -> str:
 
 
 def _agent_fingerprint(a: LiveAgent) -> str:
-    return digest(
-        [
-            a.id, a.name, a.description, a.system, a.model, a.embedding, sorted(a.tags),
-            dict(a.metadata), sorted(t.id for t in a.tools), sorted(a.block_ids),
-        ]
-    )  # fmt: skip
+    parts: list[Any] = [
+        a.id, a.name, a.description, a.system, a.model, a.embedding, sorted(a.tags),
+        dict(a.metadata), sorted(t.id for t in a.tools), sorted(a.block_ids),
+    ]  # fmt: skip
+    if a.tool_rules:  # left out when empty: fingerprints of plans made before tool rules hold
+        parts.append(_rule_keys(a.tool_rules))
+    return digest(parts)
 
 
 def fingerprints(
@@ -296,13 +349,19 @@ def fingerprints(
     or the ids of unmarked agents that now hold the name."""
     out = {b.id: _block_fingerprint(b) for b in live.blocks.values()}
     out.update({a.id: _agent_fingerprint(a) for a in live.agents})
+    out.update({t.id: _tool_fingerprint(t) for t in live.custom_tools})
     for found in live.imported.values():
         if isinstance(found, LiveAgent):
             out[found.id] = _agent_fingerprint(found)
         elif isinstance(found, LiveBlock):
             out[found.id] = _block_fingerprint(found)
     for address, name in creates.items():
-        clash = live.clashes.get(name) if name else None
+        clash: tuple[str, ...] | None
+        if address.startswith("tool."):
+            holder = live.tools.get(name)
+            clash = (holder,) if holder else None
+        else:
+            clash = live.clashes.get(name) if name else None
         if address in present:
             out[address] = f"present:{present[address]}"
         elif clash:
@@ -348,6 +407,8 @@ def agent_applied(da: DesiredAgent) -> dict[str, Any]:
         out["tags"] = digest(sorted(da.config["tags"]))
     if "tools" in da.config:
         out["tools"] = digest(sorted(da.config["tools"]))
+    if "tool_rules" in da.config:
+        out["tool_rules"] = digest(_rule_keys(da.config["tool_rules"]))
     if da.include_base_tools is not None:
         out["include_base_tools"] = da.include_base_tools
     out["blocks"] = sorted(da.blocks)
@@ -355,6 +416,90 @@ def agent_applied(da: DesiredAgent) -> dict[str, Any]:
     if da.prevent_destroy:
         out["prevent_destroy"] = True
     return out
+
+
+def tool_applied(dt: DesiredTool) -> dict[str, Any]:
+    """Digests of what letta-apply writes for a custom tool, and its protection."""
+    out: dict[str, Any] = {"name": digest(dt.name), "source_code": digest(dt.source_code)}
+    for k in _TOOL_FIELDS:
+        if k in dt.config:
+            out[k] = digest(dt.config[k])
+    if "tags" in dt.config:
+        out["tags"] = digest(sorted(dt.config["tags"]))
+    if "pip_requirements" in dt.config:
+        out["pip_requirements"] = digest(_pip(dt.config["pip_requirements"]))
+    if dt.prevent_destroy:
+        out["prevent_destroy"] = True
+    return out
+
+
+def _pip(reqs: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """Pip requirements as compared: the server writes a missing version as null."""
+    return [{k: v for k, v in r.items() if v is not None} for r in reqs or ()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tool rules
+
+
+def _rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool rule as compared: without fields at their server default (null, an ignored
+    prompt template, require_output_mapping false)."""
+    return {
+        k: v
+        for k, v in rule.items()
+        if v is not None
+        and k != "prompt_template"
+        and not (k == "require_output_mapping" and v is False)
+    }
+
+
+def rules_shown(rules: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Tool rules as a plan shows them: `type(tool, field=value...)`, sorted."""
+    out = []
+    for r in map(_rule, rules):
+        extra = [
+            f"{k}={v if isinstance(v, str) else json.dumps(v, sort_keys=True)}"
+            for k, v in sorted(r.items())
+            if k not in ("type", "tool_name")
+        ]
+        out.append(f"{r.get('type')}({', '.join([str(r.get('tool_name')), *extra])})")
+    return sorted(out)
+
+
+def _rule_keys(rules: Iterable[Mapping[str, Any]]) -> list[str]:
+    return sorted(
+        json.dumps(_rule(r), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        for r in rules
+    )
+
+
+def _server_rule(rule: Mapping[str, Any], declared_names: set[str], base_tools: set[str]) -> bool:
+    """A rule the server adds by itself (loop rules of its base tools, approval rules of tools
+    that ask for it), on a tool the manifest's rules leave alone: kept, never compared."""
+    if rule.get("tool_name") in declared_names:
+        return False
+    kind = rule.get("type")
+    return kind == "requires_approval" or (
+        kind in ("continue_loop", "exit_loop") and rule.get("tool_name") in base_tools
+    )
+
+
+def tool_rules_update(
+    declared: Iterable[Mapping[str, Any]],
+    live: Iterable[Mapping[str, Any]],
+    base_tools: Iterable[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """When an agent's rules differ from the declared ones: (the live rules compared, the whole
+    list to write: the declared rules plus the server's own). None when they match."""
+    wanted = [_rule(r) for r in declared]
+    names = {r["tool_name"] for r in wanted}
+    base = set(base_tools)
+    live_rules = [_rule(r) for r in live]
+    compared = [r for r in live_rules if not _server_rule(r, names, base)]
+    if _rule_keys(compared) == _rule_keys(wanted):
+        return None
+    return compared, wanted + [r for r in live_rules if _server_rule(r, names, base)]
 
 
 def _mark(stack: str, address: str, applied: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -411,6 +556,12 @@ class _Planner:
         self.agents: dict[str, LiveAgent] = dict(m.agents)
         self.ids: dict[str, str] = {a: b.id for a, b in m.blocks.items()}
         self.ids.update({a: ag.id for a, ag in m.agents.items()})
+        self.tools: dict[str, LiveTool] = dict(m.tools)
+        self.ids.update({a: t.id for a, t in m.tools.items()})
+        self.declared_tools = {t.name: t for t in desired.tools.values()}
+        self.refused_tools: set[str] = set()  # addresses of declared tools apply cannot make
+        # Names of the stack's tools this plan deletes: an agent must not attach them.
+        self.pruned_tools = {t.name: a for a, t in m.tools.items() if a not in desired.tools}
         self.moved: dict[str, str] = {}  # to-address -> from-address, for resources moved now
         self.importing: set[str] = set()
         self.replacing: set[str] = set()
@@ -570,14 +721,142 @@ class _Planner:
             if d.why == DRIFT:
                 self.drift.append(Drift(address, d.field, d.after, d.before, CONFIGURATION, True))
 
+    # -- tools ---------------------------------------------------------------------------------
+
+    def _tool_body(self, dt: DesiredTool) -> dict[str, Any]:
+        """What creates the tool. `name` and `metadata_` are not part of Letta's create request:
+        apply checks the name and writes the marks right after."""
+        body: dict[str, Any] = {"source_code": dt.source_code, "name": dt.name}
+        for k in _TOOL_FIELDS:
+            if k in dt.config:
+                body[k] = dt.config[k]
+        if "pip_requirements" in dt.config:
+            body["pip_requirements"] = _pip(dt.config["pip_requirements"])
+        body["tags"] = sorted({*dt.config.get("tags", ()), self.tag})
+        body["metadata_"] = _mark(self.stack, dt.address, tool_applied(dt))
+        return body
+
+    def _create_tool(self, dt: DesiredTool) -> None:
+        holder = self.live.tools.get(dt.name)
+        if holder is not None:
+            self.refused_tools.add(dt.address)
+            self.problems.append(
+                Problem(
+                    dt.address,
+                    f"a tool named '{dt.name}' already exists on the server and is not managed "
+                    f"by stack '{self.stack}' ({holder}); creating it would overwrite that tool",
+                    f"rename the function in {dt.source_file}, or delete the other tool",
+                )
+            )
+            return
+        body = self._tool_body(dt)
+        diffs = [
+            FieldDiff("name", None, dt.name, NEW),
+            FieldDiff("source_file", None, dt.source_file, NEW),
+        ]
+        diffs += [
+            FieldDiff(k, None, body[k], NEW)
+            for k in (*_TOOL_FIELDS, "pip_requirements")
+            if k in body
+        ]
+        if "tags" in dt.config:
+            diffs.append(FieldDiff("tags", None, sorted(dt.config["tags"]), NEW))
+        diffs.append(FieldDiff("source_code", None, dt.source_code, NEW))
+        self.changes.append(Change(dt.address, CREATE, diffs=tuple(diffs), body=body, why=(NEW,)))
+
+    def _update_tool(self, dt: DesiredTool, lt: LiveTool, *, finish: bool = False) -> None:
+        """Plan the update of a tool in place (same id). With `finish`, the tool was created by
+        an interrupted apply and has no marks yet: they are written now."""
+        applied = None if finish else _applied(lt)
+        ignore = dt.ignore
+        diffs: list[FieldDiff] = []
+        body: dict[str, Any] = {}
+
+        def differs(name: str, live_value: Any, declared: Any) -> None:
+            diffs.append(FieldDiff(name, live_value, declared, _why(applied, name, live_value)))
+
+        if "source_code" not in ignore and (lt.source_code != dt.source_code or lt.name != dt.name):
+            if lt.name != dt.name:
+                differs("name", lt.name, dt.name)
+            if lt.source_code != dt.source_code:
+                differs("source_code", lt.source_code, dt.source_code)
+            # The server derives the tool's name and JSON schema from the source: apply asks it
+            # for the schema of the new source and sends both (a PATCH alone keeps the old one).
+            body["source_code"] = dt.source_code
+        for k in _TOOL_FIELDS:
+            if k in dt.config and k not in ignore and getattr(lt, k) != dt.config[k]:
+                differs(k, getattr(lt, k), dt.config[k])
+                body[k] = dt.config[k]
+        if "pip_requirements" in dt.config and "pip_requirements" not in ignore:
+            live_pip, want_pip = _pip(lt.pip_requirements), _pip(dt.config["pip_requirements"])
+            if live_pip != want_pip:
+                differs("pip_requirements", live_pip, want_pip)
+                body["pip_requirements"] = want_pip
+        live_tags = sorted(set(lt.tags) - {self.tag})
+        if "tags" in dt.config and "tags" not in ignore and live_tags != sorted(dt.config["tags"]):
+            differs("tags", live_tags, sorted(dt.config["tags"]))
+            body["tags"] = sorted({*dt.config["tags"], self.tag})
+        protected = bool((applied or {}).get("prevent_destroy"))
+        if protected != dt.prevent_destroy and lt.mark:
+            diffs.append(FieldDiff("prevent_destroy", protected, dt.prevent_destroy, MANIFEST))
+        self._config_drift(dt.address, diffs)
+        if diffs or finish:
+            body["metadata_"] = {
+                **_user_metadata(lt.metadata),
+                **_mark(self.stack, dt.address, tool_applied(dt)),
+            }
+            self.changes.append(
+                Change(dt.address, UPDATE, lt.id, tuple(diffs), body, why=_whys(diffs))
+            )
+
+    def _tools(self) -> None:
+        unmarked = {t.name: t for t in self.matched.unmarked_tools}
+        for address, dt in self.desired.tools.items():
+            lt = self.tools.get(address)
+            if lt is not None:
+                self._update_tool(dt, lt)
+            elif dt.name in unmarked:
+                lt = unmarked[dt.name]
+                self.tools[address] = lt
+                self.ids[address] = lt.id
+                self._update_tool(dt, lt, finish=True)
+            else:
+                self._create_tool(dt)
+
     # -- agents --------------------------------------------------------------------------------
 
-    def _tool_ids(self, da: DesiredAgent, la: LiveAgent | None) -> list[str] | None:
-        """Tool ids the agent should end with, or None when a declared tool does not exist."""
-        ids: list[str] = [t.id for t in la.tools if t.is_base] if la else []
+    def _tool_ids(self, da: DesiredAgent, la: LiveAgent | None) -> list[Any] | None:
+        """Tool ids the agent should end with (`{"$ref": address}` for a tool this plan
+        creates), or None when a tool cannot be attached (a problem was reported)."""
+        ids: list[Any] = [t.id for t in la.tools if t.is_base] if la else []
         unknown = []
         for name in da.config["tools"]:
-            tid = self.live.tools.get(name)
+            declared = self.declared_tools.get(name)
+            tid: Any
+            if declared is not None and declared.address in self.refused_tools:
+                self.problems.append(
+                    Problem(
+                        da.address,
+                        f"uses {declared.address}, which apply refuses to create",
+                        f"see {declared.address}",
+                    )
+                )
+                return None
+            if declared is not None:
+                lt = self.tools.get(declared.address)
+                tid = lt.id if lt is not None else {"$ref": declared.address}
+            elif name in self.pruned_tools:
+                self.problems.append(
+                    Problem(
+                        da.address,
+                        f"uses tool '{name}', which this plan deletes ({self.pruned_tools[name]} "
+                        "is no longer declared)",
+                        "declare the tool again under `tools:`, or stop using it",
+                    )
+                )
+                return None
+            else:
+                tid = self.live.tools.get(name)
             if tid is None:
                 unknown.append(name)
             elif tid not in ids:
@@ -613,15 +892,39 @@ class _Planner:
             if tool_ids is None:
                 return None
             body["tool_ids"] = tool_ids
+        if "tool_rules" in da.config:
+            if not self._rule_tools_known(da):
+                return None
+            body["tool_rules"] = [_rule(r) for r in da.config["tool_rules"]]
         if da.include_base_tools is not None:
             body["include_base_tools"] = da.include_base_tools
         return body
+
+    def _rule_tools_known(self, da: DesiredAgent) -> bool:
+        """Every tool the agent's rules name exists, or is declared; else a problem."""
+        names = {n for r in da.config["tool_rules"] for n in rule_tool_names(r)}
+        unknown = sorted(
+            n for n in names
+            if n not in self.declared_tools and (n not in self.live.tools or n in self.pruned_tools)
+        )  # fmt: skip
+        if unknown:
+            self.problems.append(
+                Problem(
+                    da.address,
+                    f"tool_rules name unknown tool{'s' if len(unknown) > 1 else ''} "
+                    + ", ".join(map(repr, unknown)),
+                    "declare the tool under `tools:`, create it on the server, or fix its name",
+                )
+            )
+        return not unknown
 
     def _create_diffs(self, da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
         diffs = [FieldDiff(k, None, body[k], NEW) for k in ("name", *_AGENT_FIELDS) if k in body]
         diffs.extend(self._declared_extras(da.config))
         if "tools" in da.config:
             diffs.append(FieldDiff("tools", None, list(da.config["tools"]), NEW))
+        if "tool_rules" in da.config:
+            diffs.append(FieldDiff("tool_rules", None, rules_shown(body["tool_rules"]), NEW))
         if da.include_base_tools is not None:
             diffs.append(FieldDiff("include_base_tools", None, da.include_base_tools, NEW))
         for b in da.memory_blocks:
@@ -712,12 +1015,21 @@ class _Planner:
             diffs.extend(_dict_diffs("metadata", live_md, da.config["metadata"], why))
         if "tools" in da.config and "tools" not in ignore:
             tool_ids = self._tool_ids(da, la)
-            if tool_ids is not None and set(tool_ids) != {t.id for t in la.tools}:
+            known = {i for i in tool_ids or () if isinstance(i, str)}
+            if tool_ids is not None and (
+                len(known) != len(tool_ids) or known != {t.id for t in la.tools}
+            ):
                 shown = sorted(
                     t.name for t in la.tools if not t.is_base or t.name in da.config["tools"]
                 )
                 differs("tools", shown, sorted(da.config["tools"]))
                 body["tool_ids"] = tool_ids
+        if "tool_rules" in da.config and "tool_rules" not in ignore and self._rule_tools_known(da):
+            base = {t.name for t in la.tools if t.is_base}
+            update = tool_rules_update(da.config["tool_rules"], la.tool_rules, base)
+            if update is not None:
+                differs("tool_rules", rules_shown(update[0]), rules_shown(da.config["tool_rules"]))
+                body["tool_rules"] = update[1]
         protected = bool((applied or {}).get("prevent_destroy"))
         if protected != da.prevent_destroy and (la.mark or adopt):
             diffs.append(FieldDiff("prevent_destroy", protected, da.prevent_destroy, MANIFEST))
@@ -841,7 +1153,7 @@ class _Planner:
 
     # -- deletions -----------------------------------------------------------------------------
 
-    def _protected(self, resource: LiveAgent | LiveBlock, declared: Any = None) -> bool:
+    def _protected(self, resource: LiveAgent | LiveBlock | LiveTool, declared: Any = None) -> bool:
         return bool(
             getattr(declared, "prevent_destroy", False)
             or (_applied(resource) or {}).get("prevent_destroy")
@@ -890,8 +1202,29 @@ class _Planner:
         for b in own:
             self._delete_block(owned_block_address(address, b.label), b, why)
 
+    def _delete_tool(self, address: str, lt: LiveTool, why: str) -> None:
+        if self._protected(lt, self.desired.tools.get(address)):
+            self._refuse_destroy(address)
+            return
+        ours = {a.id for a in self.agents.values()} | {a.id for _, a in self.matched.superseded}
+        foreign = [u for u in self.live.tool_users.get(lt.id, ()) if u[0] not in ours]
+        if foreign:
+            users = ", ".join(f"{name} ({aid})" for aid, name, _ in foreign)
+            self.problems.append(
+                Problem(
+                    address,
+                    f"not deleted: still attached to agents this stack does not manage: {users}",
+                    "detach it from those agents first",
+                )
+            )
+            return
+        self.changes.append(Change(address, DELETE, lt.id, why=(why,)))
+
     def _prune(self, *, destroy: bool) -> None:
         why = DESTROY if destroy else MANIFEST
+        for address, lt in sorted(self.tools.items()):
+            if destroy or address not in self.desired.tools:
+                self._delete_tool(address, lt, why)
         for address, la in sorted(self.agents.items()):
             if destroy or address not in self.desired.agents:
                 self._delete_agent(address, la, why, self.desired.agents.get(address))
@@ -923,6 +1256,7 @@ class _Planner:
         else:
             self._moves()
             self._imports()
+            self._tools()  # first: agents attach the tools by id, or by the id apply gets
             for addr, db in self.desired.blocks.items():
                 lb = self.blocks.get(addr)
                 if lb is None:
@@ -950,11 +1284,7 @@ class _Planner:
 
         changes = [c for c in self.changes if not is_refused(c.address) and not is_refused(c.block)]
         changes.sort(key=lambda c: (c.stage, c.address, c.block or "", c.action, c.key))
-        creates = {
-            c.address: (self.desired.agents[c.address].name if c.is_agent else "")
-            for c in changes
-            if c.action == CREATE
-        }
+        creates = {c.address: _created_name(c) for c in changes if c.action == CREATE}
         prints = fingerprints(self.live, {}, creates)
         return Plan(
             stack=self.stack,
@@ -967,6 +1297,11 @@ class _Planner:
         )
 
 
+def _created_name(c: Change) -> str:
+    """The name a created agent or tool takes (a clash with it makes a saved plan stale)."""
+    return str(c.body.get("name", "")) if c.is_agent or c.is_tool else ""
+
+
 def make_plan(
     desired: Desired, live: Live, *, destroy: bool = False, detach_unmanaged: bool = False
 ) -> Plan:
@@ -977,11 +1312,7 @@ def make_plan(
 
 def stale(plan: Plan, live: Live, tag: str) -> list[str]:
     """Addresses whose live state differs from what `plan` was computed from."""
-    creates = {
-        c.address: str(c.body.get("name", "")) if c.is_agent else ""
-        for c in plan.changes
-        if c.action == CREATE
-    }
+    creates = {c.address: _created_name(c) for c in plan.changes if c.action == CREATE}
     present = match(plan.stack, tag, live).ids()
     now = fingerprints(live, present, creates)
     return sorted(
@@ -998,6 +1329,7 @@ def restrict(plan: Plan, desired: Desired, targets: Iterable[str]) -> Plan:
         agent = desired.agents.get(t)
         if agent is not None:
             keep.update(agent.blocks)
+            keep.update(desired.agent_tools(agent))
 
     def kept(address: str) -> bool:
         return any(address == k or address.startswith(k + ".") for k in keep)

@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 
+from . import tools
 from .errors import Diagnostic, ManifestError
 from .load import Document, Path_, clip
 from .model import (
@@ -37,7 +38,9 @@ _LABEL_CHARS = "letters, digits, '_', '-' and '/'"
 
 BLOCK_CONFIG = ("description", "limit", "read_only", "metadata", "tags")
 IMPORT_KIND = {"agent": "agent-", "block": "block-"}
-AGENT_CONFIG = ("description", "system", "model", "embedding", "tags", "metadata", "tools")
+AGENT_CONFIG = (
+    "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
+)  # fmt: skip
 
 # Invalid in any string sent to Letta: PostgreSQL text and jsonb refuse NUL, and a lone surrogate
 # cannot be encoded as UTF-8.
@@ -410,6 +413,7 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                 )
             )
     errors += _lifecycle(doc, data)
+    errors += tools.check(doc, data)  # custom tools and tool rules: see tools.py
     return errors
 
 
@@ -544,4 +548,4 @@ def validate(doc: Document) -> Desired:
     errors += [d for d in _semantic(doc) if (d.line, d.col) not in taken]
     if errors:
         raise ManifestError(list(dict.fromkeys(errors)))
-    return _desired(doc.data)
+    return tools.resolve(_desired(doc.data), doc)

@@ -95,6 +95,10 @@ class FakeLetta:
                     if not q.get_list("names") or t["name"] in q.get_list("names")
                 ],
             ),
+            ("POST", r"/v1/tools/", lambda: self._upsert_tool(body)),
+            ("PATCH", r"/v1/tools/(tool-[^/]+)", lambda i: self._patch_tool(i, body)),
+            ("DELETE", r"/v1/tools/(tool-[^/]+)", lambda i: self.tools.pop(i) and None),
+            ("POST", r"/v1/tools/generate-schema", lambda: _schema(body["code"])),
         ]
         for method, pattern, fn in routes:
             match = re.fullmatch(pattern, path)
@@ -178,6 +182,7 @@ class FakeLetta:
             "metadata": body.get("metadata") or {},
             "block_ids": own + shared,
             "tool_ids": tools,
+            "tool_rules": body.get("tool_rules") or [],
         }
         return self._agent_view(_public(self.agents[aid]))
 
@@ -197,6 +202,25 @@ class FakeLetta:
         ]
         out["tools"] = [self.tools[t] for t in a["tool_ids"] if t in self.tools]
         return out
+
+    def _upsert_tool(self, body: dict[str, Any]) -> dict[str, Any]:
+        # As in Letta, creating a tool whose name exists overwrites that tool.
+        schema = _schema(body["source_code"])
+        found = [t for t in self.tools.values() if t["name"] == schema["name"]]
+        tool = found[0] if found else {"id": f"tool-{uuid.uuid4()}", "tool_type": "custom"}
+        tool.update(body, name=schema["name"], json_schema=schema, metadata_={})
+        tool.setdefault("description", schema["description"])
+        self.tools[tool["id"]] = tool
+        return tool
+
+    def _patch_tool(self, tid: str, body: dict[str, Any]) -> dict[str, Any]:
+        if tid not in self.tools:
+            raise _Http(404, f"{tid} not found")
+        # As in Letta, new source alone keeps the old schema and name; a schema renames.
+        self.tools[tid].update({k: v for k, v in body.items() if v is not None})
+        if "json_schema" in body:
+            self.tools[tid]["name"] = body["json_schema"]["name"]
+        return self.tools[tid]
 
     def _attach(self, aid: str, bid: str) -> dict[str, Any]:
         agent = self.agents[aid]
@@ -226,6 +250,13 @@ class _Http(Exception):
     def __init__(self, status: int, detail: str) -> None:
         self.status = status
         self.detail = detail
+
+
+def _schema(source: str) -> dict[str, Any]:
+    """A stand-in for Letta's schema derivation: the last function's name and docstring."""
+    name = re.findall(r"^\s*def (\w+)", source, re.M)[-1]
+    doc = re.search(r'"""(.*?)(\n|""")', source)
+    return {"name": name, "description": doc.group(1) if doc else "", "parameters": {}}
 
 
 def _public(r: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from letta_apply.load import load_file
-from letta_apply.model import Desired, Live, LiveAgent, LiveBlock
+from letta_apply.model import Desired, Live, LiveAgent, LiveBlock, LiveTool
 from letta_apply.plan import Plan, make_plan
 from letta_apply.validate import validate
 
@@ -25,8 +25,11 @@ def live_from_json(data: Mapping[str, Any]) -> Live:
     `blocks` is GET /v1/blocks/?tags=<stack tag>; `agents` is GET /v1/agents/?tags=<stack tag>
     with blocks, tags and tools included; `clashes` and `tools` are the name lookups' results;
     `imported` maps an address of `imports:` to the agent or block read for it (or why none);
-    `users` maps a block id to the agents it is attached to ({"id", "name", "stack"}).
+    `users` maps a block id to the agents it is attached to ({"id", "name", "stack"});
+    `custom_tools` is GET /v1/tools/ without the base tools (whose names and ids `tools` has),
+    and `tool_users` maps a tool id to the agents that use it.
     """
+    custom = tuple(LiveTool.from_api(t) for t in data.get("custom_tools", ()))
     tagged = [LiveBlock.from_api(b) for b in data.get("blocks", ())]
     blocks = {b.id: b for b in tagged}
     # An agent's view of its blocks leaves their tags out: the tagged copy wins.
@@ -38,7 +41,12 @@ def live_from_json(data: Mapping[str, Any]) -> Live:
         agents=tuple(LiveAgent.from_api(a) for a in data.get("agents", ())),
         tagged_block_ids=frozenset(b.id for b in tagged),
         clashes={name: tuple(ids) for name, ids in data.get("clashes", {}).items()},
-        tools=dict(data.get("tools", {})),
+        tools={**data.get("tools", {}), **{t.name: t.id for t in custom}},
+        custom_tools=custom,
+        tool_users={
+            tid: tuple((u["id"], u["name"], u.get("stack")) for u in users)
+            for tid, users in data.get("tool_users", {}).items()
+        },
         imported={
             address: (
                 LiveAgent.from_api(r) if r["id"].startswith("agent-") else LiveBlock.from_api(r)

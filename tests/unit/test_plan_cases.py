@@ -99,8 +99,8 @@ def test_plan_does_not_depend_on_listing_order(case: str) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_changes_are_ordered_by_stage(case: str) -> None:
-    # Shared blocks first, then agents and their own blocks, then detaches (freeing labels),
-    # then attaches, then deletes: agents before blocks.
+    # Shared blocks and tools first, then agents and their own blocks, then detaches (freeing
+    # labels), then attaches, then deletes: agents before blocks and tools.
     plan = plan_case(case)
     stages = [c.stage for c in plan.changes]
     assert stages == sorted(stages)
@@ -111,7 +111,7 @@ def test_changes_are_ordered_by_stage(case: str) -> None:
             assert c.stage == 2
         elif c.action == ATTACH:
             assert c.stage == 3
-        elif c.address.startswith("block."):
+        elif c.address.startswith(("block.", "tool.")):
             assert c.stage == 0
         else:
             assert c.address.startswith("agent.") and c.stage == 1
@@ -123,6 +123,7 @@ def test_nothing_without_this_stacks_marks_is_touched(case: str) -> None:
     ours = {
         *(a.id for a in live.agents if a.mark.get("stack") == STACK and TAG in a.tags),
         *(b.id for b in live.blocks.values() if b.id in live.tagged_block_ids),
+        *(t.id for t in live.custom_tools if t.mark.get("stack") == STACK and TAG in t.tags),
     }
     plan = make_plan(desired, live)
     for c in plan.changes:

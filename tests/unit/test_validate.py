@@ -254,7 +254,8 @@ def test_memory_block_must_name_its_label(tmp_path: Path) -> None:
         pytest.param(
             HEAD + "zzz: 1\n",
             (3, 1),
-            "manifest: unknown key 'zzz' (allowed: agents, blocks, imports, moved, stack, version)",
+            "manifest: unknown key 'zzz' (allowed: agents, blocks, imports, moved, stack, tools, "
+            "version)",
             id="no-close-match",
         ),
     ],

@@ -65,9 +65,9 @@ def read_stack(
     of `agent_names` (address -> name) that have no agent yet, and the resources `imports`
     name."""
     tag = stack_tag(stack)
-    tools = [LiveTool.from_api(t) for t in client.list_tools()]
     tagged = [LiveBlock.from_api(b) for b in client.list_blocks(tag)]
     raw_agents = client.list_agents(tag=tag, include=AGENT_INCLUDE)
+    tools = [LiveTool.from_api(t) for t in client.list_tools()]
     agents = tuple(LiveAgent.from_api(a) for a in raw_agents)
     present = {a.mark.get("address") for a in agents if a.mark.get("stack") == stack}
     present |= {b.mark.get("address") for b in tagged if b.mark.get("stack") == stack}

@@ -1,0 +1,281 @@
+"""Custom tools and tool rules against the real server: a tool created from its source file,
+attached, updated in place when the source changes, pruned; tool rules converged; unknown tool
+names refused before any write.
+
+Tool names are unique on a Letta server, so every test names its tool's function after its
+own stack, and deletes what it made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Run
+
+SOURCE = '''def {fn}(ticket_id: str) -> str:
+    """Look up a support ticket.
+
+    Args:
+        ticket_id: The ticket's id, e.g. T-1234.
+
+    Returns:
+        str: the ticket's subject and status
+    """
+    return f"{{ticket_id}}: open"
+'''
+
+CHANGED = '''def {fn}(ticket_id: str, include_history: bool = False) -> str:
+    """Look up a support ticket.
+
+    Args:
+        ticket_id: The ticket's id, e.g. T-1234.
+        include_history: Also return the ticket's past messages.
+
+    Returns:
+        str: the ticket's subject and status
+    """
+    status = f"{{ticket_id}}: open"
+    return status + " (with history)" if include_history else status
+'''
+
+MANIFEST = """\
+version: 1
+stack: {stack}
+tools:
+  lookup:
+    source_file: tools/lookup.py
+    tags: [support]
+agents:
+  helper:
+    name: {stack}-helper
+    model: letta/letta-free
+    embedding: letta/letta-free
+    tools: [lookup, web_search]
+    tool_rules:
+      - {type: run_first, tool_name: lookup}
+      - {type: max_count_per_step, tool_name: lookup, max_count_limit: 2}
+"""
+
+
+@pytest.fixture
+def fn(stack: str) -> str:
+    """The tool's function name, unique to this test."""
+    return "lookup_" + stack.replace("-", "_")
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Callable[[str], None]:
+    def _write(text: str) -> None:
+        (tmp_path / "tools").mkdir(exist_ok=True)
+        (tmp_path / "tools" / "lookup.py").write_text(text, encoding="utf-8")
+
+    return _write
+
+
+@pytest.fixture
+def cleanup(api: httpx.Client, fn: str) -> Iterator[list[str]]:
+    """Ids of agents to delete at the end; every tool named after this test goes too."""
+    agents: list[str] = []
+    yield agents
+    for aid in agents:
+        api.delete(f"/v1/agents/{aid}")
+    for t in api.get("/v1/tools/", params={"names": [fn]}).json():
+        api.delete(f"/v1/tools/{t['id']}")
+
+
+def tool_named(api: httpx.Client, name: str) -> dict[str, Any]:
+    [tool] = api.get("/v1/tools/", params={"names": [name]}).json()
+    return tool  # type: ignore[no-any-return]
+
+
+def agent_named(api: httpx.Client, name: str) -> dict[str, Any]:
+    [agent] = api.get(
+        "/v1/agents/", params={"name": name, "include": ["agent.tools", "agent.tags"]}
+    ).json()
+    return agent  # type: ignore[no-any-return]
+
+
+def rules(agent: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    return sorted(
+        (r["type"], r["tool_name"], r.get("max_count_limit")) for r in agent["tool_rules"]
+    )
+
+
+def test_custom_tool_created_attached_updated_in_place_and_pruned(
+    run: Run,
+    manifest: Callable[[str], str],
+    source: Callable[[str], None],
+    api: httpx.Client,
+    stack: str,
+    fn: str,
+    cleanup: list[str],
+) -> None:
+    source(SOURCE.format(fn=fn))
+    path = manifest(MANIFEST)
+    first = run("apply", "-f", path, "--auto-approve")
+    assert first.code == 0, first.err
+    assert f'name: "{fn}"' in first.out
+    tool = tool_named(api, fn)
+    agent = agent_named(api, f"{stack}-helper")
+    cleanup.append(agent["id"])
+    assert tool["metadata_"]["letta_apply"]["address"] == "tool.lookup"
+    assert sorted(tool["tags"]) == sorted([f"letta-apply:{stack}", "support"])
+    assert tool["json_schema"]["name"] == fn
+    assert {fn, "web_search"} <= {t["name"] for t in agent["tools"]}
+    assert {("run_first", fn, None), ("max_count_per_step", fn, 2)} <= set(rules(agent))
+
+    again = run("apply", "-f", path, "--auto-approve")
+    assert (again.code, again.writes) == (0, 0), again.out
+    assert "No changes. The server matches the manifest." in again.out
+
+    # The source changes: the plan shows it as a diff, apply updates the same tool.
+    source(CHANGED.format(fn=fn))
+    plan = run("plan", "-f", path, "--detailed-exitcode")
+    assert plan.code == 2, plan.out
+    assert f"~ tool.lookup ({tool['id']}): update" in plan.out
+    assert f"-def {fn}(ticket_id: str) -> str:" in plan.out
+    assert f"+def {fn}(ticket_id: str, include_history: bool = False) -> str:" in plan.out
+    assert "+        include_history: Also return the ticket's past messages." in plan.out
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert f"tool.lookup: updated ({tool['id']})" in applied.out
+    updated = tool_named(api, fn)
+    assert updated["id"] == tool["id"]
+    assert updated["source_code"] == CHANGED.format(fn=fn)
+    # The server's schema follows the new source (a PATCH of the source alone would not).
+    assert "include_history" in updated["json_schema"]["parameters"]["properties"]
+    assert run("apply", "-f", path, "--auto-approve").writes == 0
+
+    # A hand-made agent starts using the tool: removing the tool from the manifest is refused.
+    foreign = api.post(
+        "/v1/agents/",
+        json={
+            "name": f"{stack}-by-hand",
+            "model": "letta/letta-free",
+            "embedding": "letta/letta-free",
+            "tool_ids": [tool["id"]],
+        },
+    ).json()
+    cleanup.append(foreign["id"])
+    without = manifest(
+        MANIFEST.split("tools:\n")[0]
+        + MANIFEST.split("    tags: [support]\n")[1]
+        .replace("[lookup, web_search]", "[web_search]")
+        .split("    tool_rules:")[0]
+    )
+    refused = run("apply", "-f", without, "--auto-approve")
+    assert refused.code == 1
+    assert (
+        f"x tool.lookup: not deleted: still attached to agents this stack does not manage: "
+        f"{stack}-by-hand ({foreign['id']})" in refused.out
+    )
+    assert tool_named(api, fn)["id"] == tool["id"]
+
+    # Once that agent is gone, the tool the stack no longer declares is deleted.
+    api.delete(f"/v1/agents/{foreign['id']}")
+    pruned = run("apply", "-f", without, "--auto-approve")
+    assert pruned.code == 0, pruned.out
+    assert f"tool.lookup: deleted ({tool['id']})" in pruned.out
+    assert api.get(f"/v1/tools/{tool['id']}").status_code == 404
+    assert fn not in {t["name"] for t in agent_named(api, f"{stack}-helper")["tools"]}
+    assert run("apply", "-f", without, "--auto-approve").writes == 0
+
+
+def test_tool_rules_are_applied_and_converged(
+    run: Run,
+    manifest: Callable[[str], str],
+    source: Callable[[str], None],
+    api: httpx.Client,
+    stack: str,
+    fn: str,
+    cleanup: list[str],
+) -> None:
+    source(SOURCE.format(fn=fn))
+    path = manifest(MANIFEST)
+    assert run("apply", "-f", path, "--auto-approve").code == 0
+    agent = agent_named(api, f"{stack}-helper")
+    cleanup.append(agent["id"])
+    server_rules = [r for r in rules(agent) if r[1] != fn]
+
+    # The manifest changes the rules: the server's own rules for its base tools stay.
+    changed = manifest(
+        MANIFEST.replace(
+            "{type: max_count_per_step, tool_name: lookup, max_count_limit: 2}",
+            "{type: exit_loop, tool_name: lookup}",
+        )
+    )
+    plan = run("plan", "-f", changed)
+    assert (
+        f"tool_rules: [max_count_per_step({fn}, max_count_limit=2), run_first({fn})] -> "
+        f"[exit_loop({fn}), run_first({fn})]" in plan.out
+    )
+    assert run("apply", "-f", changed, "--auto-approve").code == 0
+    now = rules(agent_named(api, f"{stack}-helper"))
+    assert now == sorted([("exit_loop", fn, None), ("run_first", fn, None), *server_rules])
+    assert run("apply", "-f", changed, "--auto-approve").writes == 0
+
+    # A rule removed by hand on the server is drift: apply puts it back.
+    kept = [
+        r for r in agent_named(api, f"{stack}-helper")["tool_rules"] if r["type"] != "exit_loop"
+    ]
+    api.patch(f"/v1/agents/{agent['id']}", json={"tool_rules": kept})
+    drift = run("apply", "-f", changed, "--auto-approve")
+    assert "tool_rules: [run_first" in drift.out and "(changed on the server)" in drift.out
+    assert rules(agent_named(api, f"{stack}-helper")) == now
+    assert run("apply", "-f", changed, "--auto-approve").writes == 0
+
+
+def test_unknown_tool_names_are_a_plan_error_with_zero_writes(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    path = manifest(
+        MANIFEST.split("tools:\n")[0]
+        + MANIFEST.split("    tags: [support]\n")[1]
+        .replace("[lookup, web_search]", f"[web_search, no_such_tool_{stack[2:]}]")
+        .replace("tool_name: lookup}", "tool_name: web_search}")
+        .replace("tool_name: lookup,", f"tool_name: missing_{stack[2:]},")
+    )
+    plan = run("plan", "-f", path)
+    assert plan.code == 1
+    assert f"x agent.helper: unknown tool 'no_such_tool_{stack[2:]}'" in plan.out
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert (applied.code, applied.writes) == (1, 0)
+    assert f"error: agent.helper: unknown tool 'no_such_tool_{stack[2:]}'" in applied.err
+    tag = f"letta-apply:{stack}"
+    assert api.get("/v1/agents/", params={"tags": [tag]}).json() == []
+
+    # Rules are checked too, when the tools themselves exist.
+    rules_only = manifest(Path(path).read_text().replace(f", no_such_tool_{stack[2:]}]", "]"))
+    plan = run("plan", "-f", rules_only)
+    assert plan.code == 1
+    assert f"x agent.helper: tool_rules name unknown tool 'missing_{stack[2:]}'" in plan.out
+    assert run("apply", "-f", rules_only, "--auto-approve").writes == 0
+
+
+def test_a_tool_not_ours_with_the_declared_name_is_never_overwritten(
+    run: Run,
+    manifest: Callable[[str], str],
+    source: Callable[[str], None],
+    api: httpx.Client,
+    stack: str,
+    fn: str,
+    cleanup: list[str],
+) -> None:
+    # Letta's create would silently overwrite a tool of the same name: plan refuses instead.
+    hand = api.post("/v1/tools/", json={"source_code": SOURCE.format(fn=fn)}).json()
+    source(CHANGED.format(fn=fn))
+    path = manifest(MANIFEST)
+    plan = run("plan", "-f", path)
+    assert plan.code == 1
+    assert f"x tool.lookup: a tool named '{fn}' already exists on the server" in plan.out
+    assert "x agent.helper: uses tool.lookup, which apply refuses to create" in plan.out
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert (applied.code, applied.writes) == (1, 0)
+    after = tool_named(api, fn)
+    assert (after["id"], after["source_code"]) == (hand["id"], SOURCE.format(fn=fn))
+    assert "letta_apply" not in (after["metadata_"] or {})

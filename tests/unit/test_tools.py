@@ -1,0 +1,243 @@
+"""Custom tools and tool rules: validation with positions (in the manifest and in the tool's own
+source file), the desired state, the plan's tool changes and rules, and apply against the fake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from letta_apply.apply import apply_plan
+from letta_apply.errors import ApplyError, Diagnostic, ManifestError
+from letta_apply.load import load_file
+from letta_apply.model import Desired
+from letta_apply.pipeline import plan_for
+from letta_apply.plan import CREATE, DELETE, UPDATE, restrict, tool_rules_update
+from letta_apply.validate import validate
+from tests.fakeletta import FakeLetta
+
+LOOKUP = '''def helper(x):
+    return x
+
+
+def lookup_ticket(ticket_id: str) -> str:
+    """Look up a support ticket.
+
+    Args:
+        ticket_id: The ticket's id.
+
+    Returns:
+        str: the ticket
+    """
+    return helper(ticket_id)
+'''
+
+MANIFEST = """version: 1
+stack: tools-unit
+tools:
+  lookup:
+    source_file: tools/lookup.py
+    tags: [support]
+agents:
+  helper:
+    model: letta/letta-free
+    tools: [lookup, web_search]
+    tool_rules:
+      - {type: run_first, tool_name: lookup}
+      - {type: max_count_per_step, tool_name: lookup_ticket, max_count_limit: 2}
+"""
+
+
+def write(tmp_path: Path, manifest: str = MANIFEST, source: str | None = LOOKUP) -> Path:
+    (tmp_path / "tools").mkdir(exist_ok=True)
+    if source is not None:
+        (tmp_path / "tools" / "lookup.py").write_text(source, encoding="utf-8")
+    path = tmp_path / "manifest.yaml"
+    path.write_text(manifest, encoding="utf-8")
+    return path
+
+
+def desired(tmp_path: Path, manifest: str = MANIFEST, source: str | None = LOOKUP) -> Desired:
+    return validate(load_file(write(tmp_path, manifest, source)))
+
+
+def errors(
+    tmp_path: Path, manifest: str = MANIFEST, source: str | None = LOOKUP
+) -> list[Diagnostic]:
+    with pytest.raises(ManifestError) as e:
+        desired(tmp_path, manifest, source)
+    return e.value.diagnostics
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+
+def test_a_declared_tool_takes_its_last_functions_name_and_agents_use_it_by_key(
+    tmp_path: Path,
+) -> None:
+    d = desired(tmp_path)
+    tool = d.tools["tool.lookup"]
+    assert (tool.name, tool.source_code, tool.config) == (
+        "lookup_ticket",
+        LOOKUP,
+        {"tags": ["support"]},
+    )
+    agent = d.agents["agent.helper"]
+    assert agent.config["tools"] == ["lookup_ticket", "web_search"]
+    assert agent.config["tool_rules"] == [
+        {"type": "run_first", "tool_name": "lookup_ticket"},
+        {"type": "max_count_per_step", "tool_name": "lookup_ticket", "max_count_limit": 2},
+    ]
+    assert d.agent_tools(agent) == ["tool.lookup"]
+
+
+def test_a_missing_source_file_is_an_error_at_its_manifest_line(tmp_path: Path) -> None:
+    [d] = errors(tmp_path, source=None)
+    assert (d.line, d.col) == (5, 18)
+    assert d.message.startswith("tools.lookup.source_file: no such file: ")
+    assert d.message.endswith("tools/lookup.py")
+
+
+def test_a_syntax_error_is_reported_in_the_source_file(tmp_path: Path) -> None:
+    [d] = errors(tmp_path, source="def lookup(x:\n    pass\n")
+    assert d.file.endswith("tools/lookup.py")
+    assert d.line == 1 and d.message.startswith("tool.lookup: ")
+
+
+def test_the_tools_function_needs_a_docstring(tmp_path: Path) -> None:
+    [d] = errors(tmp_path, source="import os\n\n\ndef lookup(x: str) -> str:\n    return x\n")
+    assert (Path(d.file).name, d.line, d.col) == ("lookup.py", 4, 1)
+    assert "function 'lookup' has no docstring" in d.message
+
+
+def test_a_source_file_outside_the_manifests_folder_is_refused(tmp_path: Path) -> None:
+    [d] = errors(tmp_path, MANIFEST.replace("tools/lookup.py", "../lookup.py"))
+    assert (d.line, d.col) == (5, 18)
+    assert d.message == "tools.lookup.source_file: '../lookup.py' is outside the manifest's folder"
+
+
+def test_two_tools_with_one_name_are_an_error(tmp_path: Path) -> None:
+    text = MANIFEST.replace(
+        "    tags: [support]\n", "    tags: [support]\n  again:\n    source_file: tools/lookup.py\n"
+    )
+    [d] = errors(tmp_path, text)
+    assert (d.line, d.col) == (8, 18)
+    assert "tool name 'lookup_ticket' is already declared by tools.lookup" in d.message
+
+
+@pytest.mark.parametrize(
+    ("rule", "at", "message"),
+    [
+        (
+            "{type: exit_loop, tool_name: lookup, children: [a]}",
+            "children",
+            "agents.helper.tool_rules[0]: 'children' is not a field of exit_loop rules",
+        ),
+        (
+            "{type: max_count_per_step, tool_name: lookup}",
+            "",
+            "agents.helper.tool_rules[0]: missing required key 'max_count_limit'",
+        ),
+        (
+            "{type: conditional, tool_name: lookup, child_output_mapping: {a: b}, children: [a]}",
+            "children",
+            "agents.helper.tool_rules[0]: 'children' is not a field of conditional rules (it "
+            "takes default_child, child_output_mapping, require_output_mapping)",
+        ),
+        ("{tool_name: lookup}", "", "agents.helper.tool_rules[0]: missing required key 'type'"),
+    ],
+)
+def test_tool_rules_are_checked_with_their_position(
+    tmp_path: Path, rule: str, at: str, message: str
+) -> None:
+    text = MANIFEST.split("    tool_rules:\n")[0] + f"    tool_rules:\n      - {rule}\n"
+    col = 9 + (rule.index(at) if at else 0)  # the rule starts at column 9; `at` is the key
+    assert [(d.line, d.col, d.message) for d in errors(tmp_path, text)] == [(12, col, message)]
+
+
+# -- plan ----------------------------------------------------------------------------------------
+
+
+def test_server_rules_of_base_tools_are_kept_and_not_compared() -> None:
+    declared = [{"type": "run_first", "tool_name": "lookup"}]
+    server = {"type": "continue_loop", "tool_name": "memory_replace", "prompt_template": None}
+    live = [{"type": "run_first", "tool_name": "lookup", "args": None}, server]
+    assert tool_rules_update(declared, live, ["memory_replace"]) is None
+    # A rule the manifest gives a base tool replaces the server's own rule for it.
+    declared.append({"type": "exit_loop", "tool_name": "memory_replace"})
+    update = tool_rules_update(declared, live, ["memory_replace"])
+    assert update is not None
+    assert update[1] == [
+        {"type": "run_first", "tool_name": "lookup"},
+        {"type": "exit_loop", "tool_name": "memory_replace"},
+    ]
+
+
+def test_target_of_an_agent_includes_the_tools_it_uses(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    d = desired(tmp_path)
+    plan = plan_for(fake.client(), d)
+    assert [c.address for c in restrict(plan, d, ["agent.helper"]).changes] == [
+        "tool.lookup",
+        "agent.helper",
+    ]
+    assert [c.address for c in restrict(plan, d, ["tool.lookup"]).changes] == ["tool.lookup"]
+
+
+# -- apply, against the fake ---------------------------------------------------------------------
+
+
+def test_create_update_in_place_and_prune(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    plan = plan_for(client, desired(tmp_path))
+    assert [(c.address, c.action) for c in plan.changes] == [
+        ("tool.lookup", CREATE),
+        ("agent.helper", CREATE),
+    ]
+    apply_plan(client, plan)
+    [tool] = [t for t in fake.tools.values() if t["name"] == "lookup_ticket"]
+    assert tool["metadata_"]["letta_apply"]["address"] == "tool.lookup"
+    assert sorted(tool["tags"]) == ["letta-apply:tools-unit", "support"]
+    [agent] = fake.agents.values()
+    assert tool["id"] in agent["tool_ids"]
+    assert agent["tool_rules"][0] == {"type": "run_first", "tool_name": "lookup_ticket"}
+    assert plan_for(client, desired(tmp_path)).changes == ()
+
+    # The source changes: the same tool is updated, with the schema of the new source.
+    renamed = LOOKUP.replace("lookup_ticket", "find_ticket").replace("Look up", "Find")
+    again = desired(tmp_path, MANIFEST.replace("lookup_ticket", "find_ticket"), renamed)
+    plan = plan_for(client, again)
+    [update] = [c for c in plan.changes if c.address == "tool.lookup"]
+    assert (update.action, update.remote_id) == (UPDATE, tool["id"])
+    assert [d.field for d in update.diffs] == ["name", "source_code"]
+    apply_plan(client, plan)
+    assert fake.tools[tool["id"]]["name"] == "find_ticket"
+    assert fake.tools[tool["id"]]["json_schema"]["description"] == "Find a support ticket."
+    assert plan_for(client, again).changes == ()
+
+    # Declared no more: the agent stops using it, then it is deleted.
+    text = MANIFEST.split("tools:\n")[0] + "agents:\n  helper:\n    model: letta/letta-free\n"
+    text += "    tools: [web_search]\n"
+    plan = plan_for(client, desired(tmp_path, text))
+    assert [(c.address, c.action) for c in plan.changes] == [
+        ("agent.helper", UPDATE),
+        ("tool.lookup", DELETE),
+    ]
+    apply_plan(client, plan)
+    assert tool["id"] not in fake.tools
+
+
+def test_a_tool_made_by_hand_since_the_plan_is_not_overwritten(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    plan = plan_for(client, desired(tmp_path))
+    fake.tools["tool-hand"] = {"id": "tool-hand", "name": "lookup_ticket", "tool_type": "custom"}
+    with pytest.raises(ApplyError, match="a tool named 'lookup_ticket' now exists"):
+        apply_plan(client, plan)
+    assert fake.tools["tool-hand"] == {
+        "id": "tool-hand",
+        "name": "lookup_ticket",
+        "tool_type": "custom",
+    }
+    assert fake.counts["POST"] == 0

@@ -443,8 +443,12 @@ def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
             lines.append(f"{address}  {agent.id}  name={agent.name!r}  blocks: {labels}")
         for address, block in sorted([*matched.blocks.items(), *matched.owned.items()]):
             lines.append(f"{address}  {block.id}  label={block.label!r}  value={block.value!r}")
+        for address, tool in sorted(matched.tools.items()):
+            lines.append(f"{address}  {tool.id}  name={tool.name!r}")
         lines += [
-            f"{a}  (not on the server)" for a in [*desired.blocks, *desired.agents] if a not in ids
+            f"{a}  (not on the server)"
+            for a in [*desired.blocks, *desired.agents, *desired.tools]
+            if a not in ids
         ]
         o.text("\n".join(lines))
     return EXIT_OK

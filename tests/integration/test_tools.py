@@ -107,6 +107,7 @@ def rules(agent: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 def test_custom_tool_created_attached_updated_in_place_and_pruned(
+    tmp_path: Path,
     run: Run,
     manifest: Callable[[str], str],
     source: Callable[[str], None],
@@ -133,17 +134,25 @@ def test_custom_tool_created_attached_updated_in_place_and_pruned(
     assert (again.code, again.writes) == (0, 0), again.out
     assert "No changes. The server matches the manifest." in again.out
 
+    shown = run("show", "-f", path)
+    assert f"tool.lookup  {tool['id']}  name='{fn}'" in shown.out
+
     # The source changes: the plan shows it as a diff, apply updates the same tool.
     source(CHANGED.format(fn=fn))
-    plan = run("plan", "-f", path, "--detailed-exitcode")
+    saved = tmp_path / "plan.json"
+    plan = run("plan", "-f", path, "--detailed-exitcode", "--out", str(saved))
     assert plan.code == 2, plan.out
     assert f"~ tool.lookup ({tool['id']}): update" in plan.out
     assert f"-def {fn}(ticket_id: str) -> str:" in plan.out
     assert f"+def {fn}(ticket_id: str, include_history: bool = False) -> str:" in plan.out
     assert "+        include_history: Also return the ticket's past messages." in plan.out
-    applied = run("apply", "-f", path, "--auto-approve")
+    applied = run("apply", str(saved), "-f", path, "--auto-approve")  # exactly what it showed
     assert applied.code == 0, applied.err
     assert f"tool.lookup: updated ({tool['id']})" in applied.out
+    # Once applied, the saved plan is stale: the tool it was planned from has changed.
+    stale = run("apply", str(saved), "--auto-approve")
+    assert (stale.code, stale.writes) == (1, 0)
+    assert "stale plan: changed on the server since the plan was made: tool.lookup" in stale.err
     updated = tool_named(api, fn)
     assert updated["id"] == tool["id"]
     assert updated["source_code"] == CHANGED.format(fn=fn)

@@ -241,3 +241,40 @@ def test_a_tool_made_by_hand_since_the_plan_is_not_overwritten(tmp_path: Path) -
         "tool_type": "custom",
     }
     assert fake.counts["POST"] == 0
+
+
+def test_protection_and_ignored_source(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    protected = MANIFEST.replace(
+        "    tags: [support]\n",
+        "    tags: [support]\n    prevent_destroy: true\n    ignore_changes: [source_code]\n",
+    )
+    apply_plan(client, plan_for(client, desired(tmp_path, protected)))
+    [tool] = [t for t in fake.tools.values() if t["name"] == "lookup_ticket"]
+    # The source changes, but the manifest ignores it: nothing to do.
+    edited = LOOKUP.replace("return helper(ticket_id)", "return ticket_id")
+    assert plan_for(client, desired(tmp_path, protected, edited)).changes == ()
+    # Protection is recorded in the tool's marks: it holds once the tool leaves the manifest.
+    text = MANIFEST.split("tools:\n")[0] + "agents: {}\n"
+    plan = plan_for(client, desired(tmp_path, text))
+    assert plan.blocked
+    assert [(p.address, p.fatal) for p in plan.problems] == [("tool.lookup", True)]
+    assert tool["id"] in fake.tools
+
+
+def test_a_create_interrupted_before_the_marks_is_finished_not_repeated(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    plan = plan_for(client, desired(tmp_path))
+    # The tool was created (with the stack's tag) but apply stopped before writing its marks.
+    create = next(c for c in plan.changes if c.address == "tool.lookup")
+    body = {k: v for k, v in create.body.items() if k not in ("name", "metadata_")}
+    made = client.create_tool(body)
+    again = plan_for(client, desired(tmp_path))
+    finish = next(c for c in again.changes if c.address == "tool.lookup")
+    assert (finish.action, finish.remote_id) == (UPDATE, made["id"])
+    apply_plan(client, again)
+    assert fake.tools[made["id"]]["metadata_"]["letta_apply"]["address"] == "tool.lookup"
+    assert plan_for(client, desired(tmp_path)).changes == ()
+    assert [t["name"] for t in fake.tools.values()].count("lookup_ticket") == 1

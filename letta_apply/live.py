@@ -71,10 +71,15 @@ def read_stack(
     agents = tuple(LiveAgent.from_api(a) for a in raw_agents)
     present = {a.mark.get("address") for a in agents if a.mark.get("stack") == stack}
     present |= {b.mark.get("address") for b in tagged if b.mark.get("stack") == stack}
+    present |= {t.mark.get("address") for t in tools if t.mark.get("stack") == stack}
 
-    imported: dict[str, LiveAgent | LiveBlock | str] = {}
+    imported: dict[str, LiveAgent | LiveBlock | LiveTool | str] = {}
     for imp in imports:
-        if imp.address not in present:
+        if imp.address in present:
+            continue
+        if imp.address.startswith("tool."):
+            imported[imp.address] = _find_tool(tools, imp)
+        else:
             found, raw = _find_import(client, imp)
             imported[imp.address] = found
             raw_agents.extend(raw)
@@ -84,9 +89,9 @@ def read_stack(
     for a in raw_agents:
         for b in a.get("blocks") or ():
             blocks.setdefault(b["id"], LiveBlock.from_api(b))
-    for found in imported.values():
-        if isinstance(found, LiveBlock):
-            blocks.setdefault(found.id, found)
+    for adopted in imported.values():
+        if isinstance(adopted, LiveBlock):
+            blocks.setdefault(adopted.id, adopted)
 
     return Live(
         blocks=blocks,
@@ -97,6 +102,16 @@ def read_stack(
         imported=imported,
         custom_tools=tuple(t for t in tools if not t.is_base),
     )
+
+
+def _find_tool(tools: Sequence[LiveTool], imp: Import) -> LiveTool | str:
+    """The tool an import names, from the listing already read (tool names are unique)."""
+    found = [t for t in tools if t.id == imp.id or (imp.name is not None and t.name == imp.name)]
+    if not found:
+        return f"no such tool on the server: {imp.id or imp.name}"
+    if found[0].is_base:
+        return f"{found[0].name} is one of the server's own tools; agents use it by name"
+    return found[0]
 
 
 def _find_import(

@@ -267,7 +267,7 @@ class Live:
     clashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tools: Mapping[str, str] = field(default_factory=dict)
     # Resources named by `imports:` (address -> what was found, or why nothing was).
-    imported: Mapping[str, LiveAgent | LiveBlock | str] = field(default_factory=dict)
+    imported: Mapping[str, LiveAgent | LiveBlock | LiveTool | str] = field(default_factory=dict)
     # Agents each block is attached to, read for the blocks a plan may delete: block id ->
     # (agent id, agent name, the agent's stack or None).
     users: Mapping[str, tuple[tuple[str, str, str | None], ...]] = field(default_factory=dict)

@@ -303,7 +303,9 @@ def deletion_candidates(desired: Desired, live: Live, *, destroy: bool = False) 
     keep = set() if destroy else {*desired.blocks, *desired.agents, *desired.moved}
     shared_ids = {b.id for b in m.blocks.values()}
     out = [b.id for a, b in m.blocks.items() if a not in keep]
-    out += [t.id for a, t in m.tools.items() if destroy or a not in desired.tools]
+    out += [
+        t.id for a, t in m.tools.items() if destroy or (a not in desired.tools and a not in keep)
+    ]
     for address, agent in [*m.agents.items(), *m.superseded]:
         declared = desired.agents.get(desired.moved.get(address, address))
         labels = (
@@ -570,7 +572,9 @@ class _Planner:
 
     def _moves(self) -> None:
         for src, dst in self.desired.moved.items():
-            pool: dict[str, Any] = self.agents if src.startswith("agent.") else self.blocks
+            kind = src.split(".", 1)[0]
+            pools: dict[str, dict[str, Any]] = {"agent": self.agents, "tool": self.tools}
+            pool = pools.get(kind, self.blocks)
             if src not in pool:
                 continue
             if dst in pool:
@@ -585,8 +589,13 @@ class _Planner:
     def _imports(self) -> None:
         ours = {b.id: a for a, b in self.blocks.items()}
         ours.update({ag.id: a for a, ag in self.agents.items()})
+        ours.update({t.id: a for a, t in self.tools.items()})
         for imp in self.desired.imports:
-            if imp.address in self.blocks or imp.address in self.agents:
+            if (
+                imp.address in self.blocks
+                or imp.address in self.agents
+                or imp.address in self.tools
+            ):
                 continue  # adopted already
             found = self.live.imported.get(imp.address)
             if found is None:
@@ -618,6 +627,8 @@ class _Planner:
                 continue
             if isinstance(found, LiveAgent):
                 self.agents[imp.address] = found
+            elif isinstance(found, LiveTool):
+                self.tools[imp.address] = found
             else:
                 self.blocks[imp.address] = found
             self.ids[imp.address] = found.id
@@ -745,7 +756,8 @@ class _Planner:
                     dt.address,
                     f"a tool named '{dt.name}' already exists on the server and is not managed "
                     f"by stack '{self.stack}' ({holder}); creating it would overwrite that tool",
-                    f"rename the function in {dt.source_file}, or delete the other tool",
+                    f"adopt it with an `imports:` entry ({{to: {dt.address}, name: {dt.name}}}), "
+                    f"or rename the function in {dt.source_file}",
                 )
             )
             return
@@ -764,10 +776,13 @@ class _Planner:
         diffs.append(FieldDiff("source_code", None, dt.source_code, NEW))
         self.changes.append(Change(dt.address, CREATE, diffs=tuple(diffs), body=body, why=(NEW,)))
 
-    def _update_tool(self, dt: DesiredTool, lt: LiveTool, *, finish: bool = False) -> None:
+    def _update_tool(
+        self, dt: DesiredTool, lt: LiveTool, *, finish: bool = False, adopt: bool = False
+    ) -> None:
         """Plan the update of a tool in place (same id). With `finish`, the tool was created by
-        an interrupted apply and has no marks yet: they are written now."""
-        applied = None if finish else _applied(lt)
+        an interrupted apply and has no marks yet: they are written now. With `adopt`, the tool
+        is imported: it gets the stack's tag and marks in the same request."""
+        applied = None if finish or adopt else _applied(lt)
         ignore = dt.ignore
         diffs: list[FieldDiff] = []
         body: dict[str, Any] = {}
@@ -775,6 +790,9 @@ class _Planner:
         def differs(name: str, live_value: Any, declared: Any) -> None:
             diffs.append(FieldDiff(name, live_value, declared, _why(applied, name, live_value)))
 
+        moved_from = self.moved.get(dt.address)
+        if moved_from:
+            diffs.append(FieldDiff("address", moved_from, dt.address, MANIFEST))
         if "source_code" not in ignore and (lt.source_code != dt.source_code or lt.name != dt.name):
             if lt.name != dt.name:
                 differs("name", lt.name, dt.name)
@@ -800,21 +818,23 @@ class _Planner:
         if protected != dt.prevent_destroy and lt.mark:
             diffs.append(FieldDiff("prevent_destroy", protected, dt.prevent_destroy, MANIFEST))
         self._config_drift(dt.address, diffs)
-        if diffs or finish:
+        if adopt:
+            # Tags go in whole (the server replaces the set): the live ones plus the stack's.
+            body.setdefault("tags", sorted({*live_tags, self.tag}))
+        if diffs or finish or adopt:
             body["metadata_"] = {
                 **_user_metadata(lt.metadata),
                 **_mark(self.stack, dt.address, tool_applied(dt)),
             }
-            self.changes.append(
-                Change(dt.address, UPDATE, lt.id, tuple(diffs), body, why=_whys(diffs))
-            )
+            action, whys = (IMPORT, (ADOPT,)) if adopt else (UPDATE, _whys(diffs))
+            self.changes.append(Change(dt.address, action, lt.id, tuple(diffs), body, why=whys))
 
     def _tools(self) -> None:
         unmarked = {t.name: t for t in self.matched.unmarked_tools}
         for address, dt in self.desired.tools.items():
             lt = self.tools.get(address)
             if lt is not None:
-                self._update_tool(dt, lt)
+                self._update_tool(dt, lt, adopt=address in self.importing)
             elif dt.name in unmarked:
                 lt = unmarked[dt.name]
                 self.tools[address] = lt

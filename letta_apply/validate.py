@@ -37,7 +37,7 @@ MAX_LABEL = 50
 _LABEL_CHARS = "letters, digits, '_', '-' and '/'"
 
 BLOCK_CONFIG = ("description", "limit", "read_only", "metadata", "tags")
-IMPORT_KIND = {"agent": "agent-", "block": "block-"}
+IMPORT_KIND = {"agent": "agent-", "block": "block-", "tool": "tool-"}
 AGENT_CONFIG = (
     "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
 )  # fmt: skip
@@ -426,6 +426,7 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
 
     declared = {f"block.{k}" for k in _mapping(data.get("blocks"))}
     declared |= {f"agent.{k}" for k in _mapping(data.get("agents"))}
+    declared |= {f"tool.{k}" for k in _mapping(data.get("tools"))}
     targets: dict[str, Path_] = {}
 
     def claim(address: str, at: Path_, what: str) -> None:
@@ -448,8 +449,8 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
         rid = imp.get("id")
         if isinstance(rid, str) and not rid.startswith(IMPORT_KIND[kind]):
             err(("imports", i, "id"), f"{to} is a {kind}: its id starts with '{IMPORT_KIND[kind]}'")
-        if "name" in imp and kind != "agent":
-            err(("imports", i, "name"), "only agents are imported by name; import blocks by id")
+        if "name" in imp and kind == "block":
+            err(("imports", i, "name"), "blocks are imported by id, not by name")
 
     moved_from: set[str] = set()
     for i, mv in enumerate(_list(data.get("moved"))):

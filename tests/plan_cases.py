@@ -48,11 +48,7 @@ def live_from_json(data: Mapping[str, Any]) -> Live:
             for tid, users in data.get("tool_users", {}).items()
         },
         imported={
-            address: (
-                LiveAgent.from_api(r) if r["id"].startswith("agent-") else LiveBlock.from_api(r)
-            )
-            if isinstance(r, dict)
-            else r
+            address: _imported(r) if isinstance(r, dict) else r
             for address, r in data.get("imported", {}).items()
         },
         users={
@@ -60,6 +56,12 @@ def live_from_json(data: Mapping[str, Any]) -> Live:
             for bid, users in data.get("users", {}).items()
         },
     )
+
+
+def _imported(r: dict[str, Any]) -> LiveAgent | LiveBlock | LiveTool:
+    if r["id"].startswith("agent-"):
+        return LiveAgent.from_api(r)
+    return LiveTool.from_api(r) if r["id"].startswith("tool-") else LiveBlock.from_api(r)
 
 
 def raw_live(case: str) -> dict[str, Any]:

@@ -288,3 +288,16 @@ def test_a_tool_not_ours_with_the_declared_name_is_never_overwritten(
     after = tool_named(api, fn)
     assert (after["id"], after["source_code"]) == (hand["id"], SOURCE.format(fn=fn))
     assert "letta_apply" not in (after["metadata_"] or {})
+
+    # Adopted with `imports:` by name: the same tool gets the stack's marks and the new source.
+    adopting = manifest(MANIFEST + f"imports:\n  - {{to: tool.lookup, name: {fn}}}\n")
+    plan = run("plan", "-f", adopting)
+    assert f"= tool.lookup ({hand['id']}): import" in plan.out
+    adopted = run("apply", "-f", adopting, "--auto-approve")
+    assert adopted.code == 0, adopted.out
+    cleanup.append(agent_named(api, f"{stack}-helper")["id"])
+    after = tool_named(api, fn)
+    assert (after["id"], after["source_code"]) == (hand["id"], CHANGED.format(fn=fn))
+    assert after["metadata_"]["letta_apply"]["address"] == "tool.lookup"
+    assert "include_history" in after["json_schema"]["parameters"]["properties"]
+    assert run("apply", "-f", adopting, "--auto-approve").writes == 0

@@ -12,7 +12,7 @@ from letta_apply.errors import ApplyError, Diagnostic, ManifestError
 from letta_apply.load import load_file
 from letta_apply.model import Desired
 from letta_apply.pipeline import plan_for
-from letta_apply.plan import CREATE, DELETE, UPDATE, restrict, tool_rules_update
+from letta_apply.plan import CREATE, DELETE, IMPORT, UPDATE, restrict, tool_rules_update
 from letta_apply.validate import validate
 from tests.fakeletta import FakeLetta
 
@@ -278,3 +278,40 @@ def test_a_create_interrupted_before_the_marks_is_finished_not_repeated(tmp_path
     assert fake.tools[made["id"]]["metadata_"]["letta_apply"]["address"] == "tool.lookup"
     assert plan_for(client, desired(tmp_path)).changes == ()
     assert [t["name"] for t in fake.tools.values()].count("lookup_ticket") == 1
+
+
+def test_a_tool_made_by_hand_is_adopted_with_imports(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    made = client.create_tool({"source_code": LOOKUP.replace("Look up", "Find"), "tags": ["x"]})
+    refused = plan_for(client, desired(tmp_path))
+    assert "{to: tool.lookup, name: lookup_ticket}" in refused.problems[-1].hint
+    text = MANIFEST + "imports:\n  - {to: tool.lookup, name: lookup_ticket}\n"
+    plan = plan_for(client, desired(tmp_path, text))
+    adopt = next(c for c in plan.changes if c.address == "tool.lookup")
+    assert (adopt.action, adopt.remote_id) == (IMPORT, made["id"])
+    assert [d.field for d in adopt.diffs] == ["source_code", "tags"]
+    assert adopt.body["tags"] == ["letta-apply:tools-unit", "support"]
+    apply_plan(client, plan)
+    tool = fake.tools[made["id"]]
+    assert tool["metadata_"]["letta_apply"]["address"] == "tool.lookup"
+    assert tool["source_code"] == LOOKUP
+    assert plan_for(client, desired(tmp_path, text)).changes == ()
+    assert len([t for t in fake.tools.values() if t["name"] == "lookup_ticket"]) == 1
+
+
+def test_a_tool_key_renamed_with_moved_keeps_the_tool(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired(tmp_path)))
+    [tool] = [t for t in fake.tools.values() if t["name"] == "lookup_ticket"]
+    text = MANIFEST.replace("  lookup:\n", "  tickets:\n").replace("[lookup,", "[tickets,")
+    text = text.replace("tool_name: lookup}", "tool_name: tickets}")
+    text += "moved:\n  - {from: tool.lookup, to: tool.tickets}\n"
+    plan = plan_for(client, desired(tmp_path, text))
+    assert [(c.address, c.action, c.remote_id) for c in plan.changes] == [
+        ("tool.tickets", UPDATE, tool["id"])
+    ]
+    apply_plan(client, plan)
+    assert fake.tools[tool["id"]]["metadata_"]["letta_apply"]["address"] == "tool.tickets"
+    assert plan_for(client, desired(tmp_path, text)).changes == ()

@@ -301,3 +301,33 @@ def test_a_tool_not_ours_with_the_declared_name_is_never_overwritten(
     assert after["metadata_"]["letta_apply"]["address"] == "tool.lookup"
     assert "include_history" in after["json_schema"]["parameters"]["properties"]
     assert run("apply", "-f", adopting, "--auto-approve").writes == 0
+
+
+def test_a_declared_rule_on_a_base_tool_replaces_the_servers_own(
+    run: Run,
+    manifest: Callable[[str], str],
+    source: Callable[[str], None],
+    api: httpx.Client,
+    stack: str,
+    fn: str,
+    cleanup: list[str],
+) -> None:
+    # Letta adds continue_loop for conversation_search even when the request has a rule for it.
+    source(SOURCE.format(fn=fn))
+    path = manifest(
+        MANIFEST.replace(
+            "{type: max_count_per_step, tool_name: lookup, max_count_limit: 2}",
+            "{type: exit_loop, tool_name: conversation_search}",
+        )
+    )
+    first = run("apply", "-f", path, "--auto-approve")
+    assert first.code == 0, first.err
+    # Tool: create, then its marks; agent: create, then its rules without the server's extra.
+    assert first.writes == 4
+    agent = agent_named(api, f"{stack}-helper")
+    cleanup.append(agent["id"])
+    assert "conversation_search" in {t["name"] for t in agent["tools"]}
+    assert [r for r in rules(agent) if r[1] == "conversation_search"] == [
+        ("exit_loop", "conversation_search", None)
+    ]
+    assert run("apply", "-f", path, "--auto-approve").writes == 0

@@ -315,3 +315,20 @@ def test_a_tool_key_renamed_with_moved_keeps_the_tool(tmp_path: Path) -> None:
     apply_plan(client, plan)
     assert fake.tools[tool["id"]]["metadata_"]["letta_apply"]["address"] == "tool.tickets"
     assert plan_for(client, desired(tmp_path, text)).changes == ()
+
+
+def test_source_edited_on_the_server_is_drift_and_restored(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired(tmp_path)))
+    [tool] = [t for t in fake.tools.values() if t["name"] == "lookup_ticket"]
+    tool["source_code"] = LOOKUP.replace("return helper(ticket_id)", "return 'hacked'")
+    plan = plan_for(client, desired(tmp_path))
+    [restore] = plan.changes
+    assert (restore.address, restore.why) == ("tool.lookup", ("drift",))
+    assert [(d.address, d.field, d.kind) for d in plan.drift] == [
+        ("tool.lookup", "source_code", "configuration")
+    ]
+    apply_plan(client, plan)
+    assert tool["source_code"] == LOOKUP
+    assert plan_for(client, desired(tmp_path)).changes == ()

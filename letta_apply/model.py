@@ -107,10 +107,6 @@ class Desired:
     def tag(self) -> str:
         return stack_tag(self.stack)
 
-    def tool_names(self) -> set[str]:
-        """Every tool name agents use, in `tools` or in `tool_rules`."""
-        return {t for a in self.agents.values() for t in agent_tool_names(a)}
-
     def agent_tools(self, agent: DesiredAgent) -> list[str]:
         """Addresses of the declared tools an agent uses (in `tools` or `tool_rules`)."""
         used = agent_tool_names(agent)

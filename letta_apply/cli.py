@@ -10,18 +10,21 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from dataclasses import replace
+from typing import NoReturn, TextIO, cast
 
 from . import __version__, planfile
 from .apply import Done, apply_plan
 from .client import DEFAULT_BASE_URL, LettaClient
 from .errors import ApplyError, LettaApplyError, ManifestError
 from .export import Selection, export_manifest
+from .language import Options, normalize_address
 from .live import read_live, read_stack
 from .model import Desired, Import, stack_tag
 from .pipeline import load_manifest, plan_for
-from .plan import CREATE, IMPORT, Plan, match, restrict, stale
+from .plan import CREATE, IMPORT, Plan, make_plan, match, restrict, stale
 from .render import (
     colorize,
     diagnostics_json,
@@ -31,6 +34,7 @@ from .render import (
     plan_markdown,
     plan_text,
 )
+from .sensitive import MaskedStream, Masker, has_masked, mask_plan, masked_paths
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")
@@ -56,7 +60,22 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = True) -> None:
-        sp.add_argument("-f", "--file", required=file, help="manifest file (YAML)")
+        sp.add_argument(
+            "-f", "--file", action="append", required=file, metavar="PATH",
+            help="manifest file, or folder of *.yaml/*.yml files (repeatable: their union)",
+        )  # fmt: skip
+        sp.add_argument(
+            "--var", action="append", default=[], metavar="NAME=VALUE",
+            help="set a variable (repeatable; wins over --var-file and LETTA_APPLY_VAR_<NAME>)",
+        )  # fmt: skip
+        sp.add_argument(
+            "--var-file", action="append", default=[], metavar="FILE",
+            help="YAML file of variable values (repeatable; later files win)",
+        )  # fmt: skip
+        sp.add_argument(
+            "--allow-outside-files", action="store_true",
+            help="let value_file/system_file read files outside the folders given to -f",
+        )  # fmt: skip
         sp.add_argument("--format", choices=FORMATS, default="text", help="output format")
         sp.add_argument("--no-color", action="store_true", help="no colors (also: NO_COLOR)")
         if not server:
@@ -140,10 +159,13 @@ def _parser() -> argparse.ArgumentParser:
 class _Out:
     """Where a command writes, and how: format, colors, request counts."""
 
-    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    def __init__(
+        self, args: argparse.Namespace, out: TextIO, err: TextIO, masker: Masker | None = None
+    ) -> None:
         self.args = args
         self.out = out
         self.err = err
+        self.masker = masker if masker is not None else Masker()
         self.format: str = args.format
         self.color = (
             self.format == "text"
@@ -173,14 +195,29 @@ class _Out:
             print(f"requests: {reads} reads, {writes} writes", file=self.err)
 
 
-def _origin(args: argparse.Namespace, client: LettaClient) -> planfile.Origin:
-    files = (args.file,) if args.file else ()
-    return planfile.Origin(
-        client.base_url, args.project, files, planfile.manifest_digest(files) if files else ""
-    )
+def _load(args: argparse.Namespace, o: _Out) -> Desired:
+    """The manifest of `-f` with its variables; its secrets are masked in all output from now."""
+    desired = load_manifest(
+        args.file,
+        Options(
+            vars=args.var, var_files=args.var_file, env=dict(os.environ),
+            allow_outside_files=args.allow_outside_files,
+        ),
+    )  # fmt: skip
+    o.masker.add(desired.secrets)
+    return desired
+
+
+def _origin(
+    args: argparse.Namespace, client: LettaClient, desired: Desired | None = None
+) -> planfile.Origin:
+    files = desired.files if desired else ()
+    return planfile.Origin(client.base_url, args.project, files, desired.digest if desired else "")
 
 
 def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
+    """Print the plan, sensitive values masked."""
+    plan = mask_plan(plan, o.masker)
     if o.format == "json":
         o.out.write(planfile.dumps(plan, origin))
     elif o.format == "markdown":
@@ -192,15 +229,19 @@ def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
 def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -> Plan:
     if not args.target:
         return plan
-    unknown = [
-        t for t in args.target
-        if t not in desired.blocks and t not in desired.agents and t not in desired.tools
-    ]  # fmt: skip
-    if unknown:
-        raise LettaApplyError(
-            f"--target {unknown[0]}: no such resource in the manifest "
-            "(addresses look like block.<key>, agent.<key> or tool.<key>)"
-        )
+    declared = [*desired.blocks, *desired.agents, *desired.tools]
+    targets: list[str] = []
+    for t in map(normalize_address, args.target):
+        # A template's address stands for all its instances: agent.worker is every worker.
+        found = [t] if t in declared else [a for a in declared if a.startswith(t + "[")]
+        if not found:
+            raise LettaApplyError(
+                f"--target {t}: no such resource in the manifest (addresses look like "
+                'block.<key>, agent.<key>, tool.<key>, agent.<key>["<for_each key>"] or '
+                "agent.<key>[<index>])"
+            )
+        targets += found
+    args.target = targets
     print(TARGET_WARNING, file=o.err)
     return restrict(plan, desired, args.target)
 
@@ -221,7 +262,7 @@ def _confirm(plan: Plan, out: TextIO) -> bool:
 
 def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
     try:
-        desired = load_manifest(args.file)
+        desired = _load(args, o)
     except ManifestError as e:
         if o.format != "json":
             raise
@@ -231,24 +272,25 @@ def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
         print(diagnostics_json([]), file=o.out)
     else:
         o.text(
-            f'{args.file}: valid: stack "{desired.stack}", {len(desired.blocks)} shared '
+            f'{", ".join(args.file)}: valid: stack "{desired.stack}", {len(desired.blocks)} shared '
             f"block(s), {len(desired.agents)} agent(s)"
         )
     return EXIT_OK
 
 
 def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
-    desired = load_manifest(args.file)
+    desired = _load(args, o)
     with o.connect() as client:
         plan = plan_for(
             client, desired, destroy=args.destroy, detach_unmanaged=args.detach_unmanaged_blocks
         )
         plan = _targeted(args, desired, plan, o)
-        origin = _origin(args, client)
+        origin = _origin(args, client, desired)
         _show_plan(o, plan, origin)
         if args.out:
+            # Saved without sensitive values: `apply FILE -f ...` takes them from the manifest.
             with open(args.out, "w", encoding="utf-8") as f:
-                f.write(planfile.dumps(plan, origin))
+                f.write(o.masker.text(planfile.dumps(mask_plan(plan, o.masker), origin)))
             print(
                 f"Plan saved to {args.out}; apply it with `letta-apply apply {args.out}`.",
                 file=o.err,
@@ -286,9 +328,12 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
-def _saved_plan(args: argparse.Namespace, client: LettaClient) -> Plan:
+def _saved_plan(
+    args: argparse.Namespace, client: LettaClient, o: _Out
+) -> tuple[Plan, Desired | None]:
     """Load a saved plan and refuse it unless the server, the stack, the manifest and every
-    resource it touches are as they were when it was made."""
+    resource it touches are as they were when it was made. Sensitive values, left out of the
+    saved plan, are taken from the manifest and its variables."""
     plan, origin = planfile.read(args.plan_file)
     here = (client.base_url, args.project)
     if (origin.base_url, origin.project) != here:
@@ -296,16 +341,23 @@ def _saved_plan(args: argparse.Namespace, client: LettaClient) -> Plan:
             f"{args.plan_file}: the plan was made against {origin.base_url} "
             f"(project {origin.project}), not {client.base_url} (project {args.project})"
         )
+    desired: Desired | None = None
+    if has_masked(plan) and not args.file:
+        raise LettaApplyError(
+            f"{args.plan_file}: the plan holds sensitive values, which are not saved in it: "
+            "pass the manifest with -f and the same variables"
+        )
     if args.file:
-        desired = load_manifest(args.file)
+        desired = _load(args, o)
         if desired.stack != plan.stack:
             raise LettaApplyError(
                 f"{args.plan_file}: the plan is for stack '{plan.stack}', the manifest declares "
                 f"'{desired.stack}'"
             )
-        if planfile.manifest_digest([args.file]) != origin.manifest_digest:
+        if desired.digest != origin.manifest_digest:
             raise LettaApplyError(
-                f"stale plan: {args.file} changed since {args.plan_file} was made; plan again"
+                f"stale plan: {', '.join(args.file)} changed since {args.plan_file} was made "
+                "(a manifest file, a file it reads or a variable); plan again"
             )
     creates = {
         c.address: str(c.body.get("name", ""))
@@ -325,7 +377,40 @@ def _saved_plan(args: argparse.Namespace, client: LettaClient) -> Plan:
             + ", ".join(changed)
             + "; nothing was applied, plan again"
         )
-    return plan
+    if desired is not None and has_masked(plan):
+        plan = _fill_sensitive(plan, make_plan(desired, read_live(client, desired)), o)
+    return plan, desired
+
+
+def _fill_sensitive(saved: Plan, fresh: Plan, o: _Out) -> Plan:
+    """The saved plan with its sensitive values taken from a plan made now from the manifest.
+    The two must agree on every change that carries one: the fields it changes, and where the
+    sensitive values go (a sensitive field the server changed since counts as stale)."""
+    by_key = {(c.address, c.action, c.block): c for c in fresh.changes}
+    masked_fresh = {
+        k: mask_plan(Plan(fresh.stack, (c,)), o.masker).changes[0] for k, c in by_key.items()
+    }
+    changes = []
+    for c in saved.changes:
+        paths = masked_paths(dict(c.body))
+        if not paths:
+            changes.append(c)
+            continue
+        key = (c.address, c.action, c.block)
+        now = by_key.get(key)
+        if (
+            now is None
+            or [d.field for d in now.diffs] != [d.field for d in c.diffs]
+            or sorted(map(str, masked_paths(dict(masked_fresh[key].body))))
+            != sorted(map(str, paths))
+        ):
+            raise LettaApplyError(
+                f"stale plan: {c.address} would not change the same way now (the server or a "
+                "sensitive variable changed since the plan was made); nothing was applied, "
+                "plan again"
+            )
+        changes.append(replace(c, body=now.body))
+    return replace(saved, changes=tuple(changes))
 
 
 def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> int:
@@ -337,19 +422,20 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
         if args.plan_file:
             if args.target:
                 raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
-            plan = _saved_plan(args, client)
+            plan, desired = _saved_plan(args, client, o)
         else:
-            desired = load_manifest(args.file)
+            desired = _load(args, o)
             plan = plan_for(
                 client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
             )
             plan = _targeted(args, desired, plan, o)
-        origin = _origin(args, client)
+        origin = _origin(args, client, desired)
         if o.format == "text":
             _show_plan(o, plan, origin)
+        shown = mask_plan(plan, o.masker)
         if plan.blocked:
             if o.format == "json":
-                o.json({"plan": planfile.to_document(plan, origin), "applied": [], "errors": []})
+                o.json({"plan": planfile.to_document(shown, origin), "applied": [], "errors": []})
             raise LettaApplyError(
                 "prevent_destroy: this plan would delete protected resources; nothing was applied"
             )
@@ -375,7 +461,7 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
         o.json(
             {
                 "format_version": planfile.FORMAT_VERSION,
-                "plan": planfile.to_document(plan, origin),
+                "plan": planfile.to_document(shown, origin),
                 "applied": done_json(done),
                 "errors": errors,
                 "not_attempted": failure.not_attempted if failure else 0,
@@ -402,10 +488,10 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
 
 
 def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
-    desired = load_manifest(args.file)
+    desired = _load(args, o)
     with o.connect() as client:
-        plan = plan_for(client, desired)
-        origin = _origin(args, client)
+        plan = mask_plan(plan_for(client, desired), o.masker)
+        origin = _origin(args, client, desired)
         if o.format == "json":
             doc = planfile.to_document(plan, origin)
             o.json(
@@ -427,7 +513,7 @@ def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
 
 
 def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
-    desired = load_manifest(args.file)
+    desired = _load(args, o)
     with o.connect() as client:
         live = read_live(client, desired)
         matched = match(desired.stack, desired.tag, live)
@@ -469,10 +555,12 @@ def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Entry point of the `letta-apply` command; returns the exit code."""
-    out = out or sys.stdout
-    err = err or sys.stderr
+    masker = Masker()
+    # Every byte written goes through the masker: sensitive values never reach the terminal.
+    out = cast(TextIO, MaskedStream(out or sys.stdout, masker))
+    err = cast(TextIO, MaskedStream(err or sys.stderr, masker))
     args = _parser().parse_args(argv)
-    o = _Out(args, out, err)
+    o = _Out(args, out, err, masker)
     try:
         return COMMANDS[args.command](args, o)
     except ManifestError as e:
@@ -490,6 +578,10 @@ def main(
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130
+    except Exception:
+        # A bug, not a user error: the traceback helps, but it goes through the masker too.
+        print(traceback.format_exc().rstrip(), file=err)
+        return EXIT_ERROR
     finally:
         o.stats()
 

@@ -22,6 +22,8 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
+        if self.line == 0:  # not in a file: a command-line option or an environment variable
+            return f"{self.file}: {self.message}"
         return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
 

@@ -56,6 +56,7 @@ _TYPE_NAMES = {
 class Position:
     line: int
     col: int
+    file: str = ""  # set when a document is made of several files: the file this came from
 
 
 @dataclass
@@ -79,7 +80,19 @@ class Document:
 
     def diag(self, path: Path_, message: str, *, key: bool = False) -> Diagnostic:
         pos = self.where(path, key=key)
-        return Diagnostic(self.file, pos.line, pos.col, message)
+        return Diagnostic(pos.file or self.file, pos.line, pos.col, message)
+
+    def file_of(self, path: Path_) -> str:
+        """The file the value at `path` was written in."""
+        return self.where(path).file or self.file
+
+    def at(self, path: Path_, here: Path_ = ()) -> str:
+        """Where `path` is, for a message about `here`: "line N" in the same file, else
+        "FILE:LINE:COL"."""
+        pos = self.where(path, key=True)
+        if self.file_of(here) == (pos.file or self.file):
+            return f"line {pos.line}"
+        return f"{pos.file or self.file}:{pos.line}:{pos.col}"
 
 
 def clip(text: str, limit: int = 60) -> str:

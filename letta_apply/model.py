@@ -14,6 +14,20 @@ DEFAULT_BLOCK_LIMIT = 100000
 """Letta's default block character limit (CreateBlock.limit)."""
 
 
+SHOWN = "(sensitive)"
+"""What outputs show in place of a sensitive value."""
+
+
+class Sensitive(str):
+    """A string that is, or was interpolated from, the value of a variable declared
+    `sensitive: true`. The type travels with the value so that every output can mask it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:  # a stray repr() in a message shows nothing
+        return SHOWN
+
+
 def stack_tag(stack: str) -> str:
     """The tag every resource of `stack` carries; list calls filter on it."""
     return f"letta-apply:{stack}"
@@ -102,6 +116,9 @@ class Desired:
     imports: tuple[Import, ...] = ()
     moved: Mapping[str, str] = field(default_factory=dict)  # from-address -> to-address
     tools: Mapping[str, DesiredTool] = field(default_factory=dict)  # custom tools, by address
+    files: tuple[str, ...] = ()  # the manifest files it was read from
+    digest: str = ""  # of every file read and every variable value, sensitive ones apart
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # sensitive values, to mask
 
     @property
     def tag(self) -> str:

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from dataclasses import replace
+
 from .client import LettaClient
+from .errors import Diagnostic, ManifestError
+from .language import Options, load_source
 from .live import read_live
-from .load import load_file
 from .model import Desired
 from .plan import Plan, make_plan
+from .sensitive import Masker
 from .validate import validate
 
 
-def load_manifest(path: str) -> Desired:
-    """Load and validate one manifest file; raises ManifestError with every problem found."""
-    return validate(load_file(path))
+def load_manifest(paths: str | Sequence[str], options: Options | None = None) -> Desired:
+    """Load the manifest files and folders `paths` names, resolve variables and templates, and
+    validate the result; raises ManifestError with every problem found (sensitive values
+    masked)."""
+    source = load_source(paths, options)
+    try:
+        desired = validate(source.doc)
+    except ManifestError as e:
+        masker = Masker(source.secrets)
+        raise ManifestError(
+            [Diagnostic(d.file, d.line, d.col, masker.text(d.message)) for d in e.diagnostics]
+        ) from None
+    # Tools' source files are read by validate: their text is part of what a saved plan is
+    # checked against too.
+    h = hashlib.sha256(source.digest.encode())
+    for address, tool in sorted(desired.tools.items()):
+        h.update(f"\0{address}\0{tool.source_code}".encode())
+    digest = "sha256:" + h.hexdigest()
+    return replace(desired, files=source.files, digest=digest, secrets=source.secrets)
 
 
 def plan_for(

@@ -22,6 +22,7 @@ from deepdiff import DeepDiff
 
 from .model import (
     MARK_KEY,
+    SHOWN,
     Desired,
     DesiredAgent,
     DesiredBlock,
@@ -30,6 +31,7 @@ from .model import (
     LiveAgent,
     LiveBlock,
     LiveTool,
+    Sensitive,
     owned_block_address,
     rule_tool_names,
 )
@@ -326,37 +328,104 @@ def _tool_fingerprint(t: LiveTool) -> str:
     )  # fmt: skip
 
 
-def _block_fingerprint(b: LiveBlock) -> str:
+SENSITIVE_FIELDS_KEY = "sensitive"
+"""Key in a mark's `applied` listing the fields that hold sensitive values (names, not values)."""
+
+
+def _blank(value: Any, name: str, fields: frozenset[str]) -> Any:
+    """A field's value for a fingerprint: SHOWN when it is sensitive; a mapping (metadata) with
+    its sensitive keys blanked."""
+    if name in fields:
+        return SHOWN
+    if isinstance(value, Mapping):
+        return {k: SHOWN if f"{name}.{k}" in fields else v for k, v in value.items()}
+    return value
+
+
+def _block_fingerprint(b: LiveBlock, blank: frozenset[str] = frozenset()) -> str:
     # The value is left out: agents write it all the time, and no change depends on it.
     return digest(
-        [b.id, b.label, b.description, b.limit, b.read_only, dict(b.metadata), sorted(b.tags)]
-    )
+        [
+            b.id, b.label, _blank(b.description, "description", blank), b.limit, b.read_only,
+            _blank(dict(b.metadata), "metadata", blank), sorted(b.tags),
+        ]
+    )  # fmt: skip
 
 
-def _agent_fingerprint(a: LiveAgent) -> str:
+def _agent_fingerprint(a: LiveAgent, blank: frozenset[str] = frozenset()) -> str:
     parts: list[Any] = [
-        a.id, a.name, a.description, a.system, a.model, a.embedding, sorted(a.tags),
-        dict(a.metadata), sorted(t.id for t in a.tools), sorted(a.block_ids),
+        a.id, a.name, _blank(a.description, "description", blank),
+        _blank(a.system, "system", blank), a.model, a.embedding, sorted(a.tags),
+        _blank(dict(a.metadata), "metadata", blank), sorted(t.id for t in a.tools),
+        sorted(a.block_ids),
     ]  # fmt: skip
     if a.tool_rules:  # left out when empty: fingerprints of plans made before tool rules hold
         parts.append(_rule_keys(a.tool_rules))
     return digest(parts)
 
 
+def _with_blanks(fingerprint: str, blank: frozenset[str]) -> str:
+    # The blanked fields' names travel with the fingerprint, so that a saved plan is checked
+    # with the same fields left out, whatever the variables are when it is applied.
+    return fingerprint + ("|" + ",".join(sorted(blank)) if blank else "")
+
+
+def _marked_blanks(live: Live) -> dict[str, frozenset[str]]:
+    """Fields each live resource's marks say hold sensitive values (its own blocks' included)."""
+    out: dict[str, frozenset[str]] = {}
+    resources: list[LiveAgent | LiveBlock] = [*live.blocks.values(), *live.agents]
+    for r in resources:
+        names = (_applied(r) or {}).get(SENSITIVE_FIELDS_KEY)
+        if isinstance(names, list):
+            out[r.id] = frozenset(map(str, names))
+    for a in live.agents:
+        own = (_applied(a) or {}).get("memory_blocks")
+        if not isinstance(own, Mapping):
+            continue
+        for i in a.block_ids:
+            b = live.blocks.get(i)
+            entry = own.get(b.label) if b is not None else None
+            names = entry.get(SENSITIVE_FIELDS_KEY) if isinstance(entry, Mapping) else None
+            if isinstance(names, list):
+                out[i] = out.get(i, frozenset()) | frozenset(map(str, names))
+    return out
+
+
 def fingerprints(
-    live: Live, present: Mapping[str, str], creates: Mapping[str, str]
+    live: Live,
+    present: Mapping[str, str],
+    creates: Mapping[str, str],
+    blanks: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, str]:
     """Fingerprint of every live resource, by id; and for each address in `creates` (address ->
     agent name, or "" for a block): ABSENT, the id of what now carries the address (`present`),
-    or the ids of unmarked agents that now hold the name."""
-    out = {b.id: _block_fingerprint(b) for b in live.blocks.values()}
-    out.update({a.id: _agent_fingerprint(a) for a in live.agents})
+    or the ids of unmarked agents that now hold the name.
+
+    Fields holding sensitive values are left out (a plain hash of a short secret gives it away):
+    those `blanks` names by resource id, else those the resources' marks name."""
+    if blanks is None:
+        blanks = _marked_blanks(live)
+    out = {
+        b.id: _with_blanks(
+            _block_fingerprint(b, blanks.get(b.id, frozenset())), blanks.get(b.id, frozenset())
+        )
+        for b in live.blocks.values()
+    }
+    out.update(
+        {
+            a.id: _with_blanks(
+                _agent_fingerprint(a, blanks.get(a.id, frozenset())), blanks.get(a.id, frozenset())
+            )
+            for a in live.agents
+        }
+    )
     out.update({t.id: _tool_fingerprint(t) for t in live.custom_tools})
     for found in live.imported.values():
+        blank = blanks.get(found.id, frozenset()) if not isinstance(found, str) else frozenset()
         if isinstance(found, LiveAgent):
-            out[found.id] = _agent_fingerprint(found)
+            out[found.id] = _with_blanks(_agent_fingerprint(found, blank), blank)
         elif isinstance(found, LiveBlock):
-            out[found.id] = _block_fingerprint(found)
+            out[found.id] = _with_blanks(_block_fingerprint(found, blank), blank)
     for address, name in creates.items():
         clash: tuple[str, ...] | None
         if address.startswith("tool."):
@@ -381,18 +450,42 @@ def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metadata.items() if k != MARK_KEY}
 
 
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, Sensitive):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_secret(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_secret(v) for v in value)
+    return False
+
+
+def sensitive_fields(config: Mapping[str, Any]) -> frozenset[str]:
+    """Fields of a declared block or agent that hold sensitive values: `description`, `system`,
+    `metadata.<key>`."""
+    out = {k for k in ("description", "system") if _has_secret(config.get(k))}
+    metadata = config.get("metadata")
+    if isinstance(metadata, Mapping):
+        out |= {f"metadata.{k}" for k, v in metadata.items() if _has_secret(v)}
+    return frozenset(out)
+
+
 def block_applied(db: DesiredBlock) -> dict[str, Any]:
-    """Digests of the configuration letta-apply writes for a block, and its protection."""
+    """Digests of the configuration letta-apply writes for a block, and its protection. A field
+    holding a sensitive value gets no digest (marks are shown in plans and saved in plan files);
+    a difference in it is attributed to the manifest."""
     out: dict[str, Any] = {"label": digest(db.label)}
     for k in _BLOCK_FIELDS:
-        if k in db.config:
+        if k in db.config and not _has_secret(db.config[k]):
             out[k] = digest(db.config[k])
-    if "metadata" in db.config:
+    if "metadata" in db.config and not _has_secret(db.config["metadata"]):
         out["metadata"] = digest(dict(db.config["metadata"]))
     if "tags" in db.config:
         out["tags"] = digest(sorted(db.config["tags"]))
     if db.prevent_destroy:
         out["prevent_destroy"] = True
+    if sensitive_fields(db.config):
+        out[SENSITIVE_FIELDS_KEY] = sorted(sensitive_fields(db.config))
     return out
 
 
@@ -401,9 +494,9 @@ def agent_applied(da: DesiredAgent) -> dict[str, Any]:
     attaches (as addresses), the configuration of its own blocks, and its protection."""
     out: dict[str, Any] = {"name": digest(da.name)}
     for k in _AGENT_FIELDS:
-        if k in da.config:
+        if k in da.config and not _has_secret(da.config[k]):
             out[k] = digest(da.config[k])
-    if "metadata" in da.config:
+    if "metadata" in da.config and not _has_secret(da.config["metadata"]):
         out["metadata"] = digest(dict(da.config["metadata"]))
     if "tags" in da.config:
         out["tags"] = digest(sorted(da.config["tags"]))
@@ -417,6 +510,8 @@ def agent_applied(da: DesiredAgent) -> dict[str, Any]:
     out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
     if da.prevent_destroy:
         out["prevent_destroy"] = True
+    if sensitive_fields(da.config):
+        out[SENSITIVE_FIELDS_KEY] = sorted(sensitive_fields(da.config))
     return out
 
 
@@ -1293,6 +1388,16 @@ class _Planner:
             self._prune(destroy=False)
         return self._finish()
 
+    def _declared(self, address: str) -> DesiredAgent | DesiredBlock | None:
+        """The declared resource at an address, an agent's own blocks included."""
+        if address in self.desired.blocks:
+            return self.desired.blocks[address]
+        agent_address, _, label = address.partition(".memory_blocks.")
+        agent = self.desired.agents.get(agent_address)
+        if agent is None or not label:
+            return agent
+        return next((b for b in agent.memory_blocks if b.label == label), None)
+
     def _finish(self) -> Plan:
         refused = {p.address for p in self.problems}
 
@@ -1305,7 +1410,14 @@ class _Planner:
         changes = [c for c in self.changes if not is_refused(c.address) and not is_refused(c.block)]
         changes.sort(key=lambda c: (c.stage, c.address, c.block or "", c.action, c.key))
         creates = {c.address: _created_name(c) for c in changes if c.action == CREATE}
-        prints = fingerprints(self.live, {}, creates)
+        blanks = _marked_blanks(self.live)
+        for c in changes:
+            declared = self._declared(c.address)
+            if c.remote_id and declared is not None:
+                blanks[c.remote_id] = blanks.get(c.remote_id, frozenset()) | sensitive_fields(
+                    declared.config
+                )
+        prints = fingerprints(self.live, {}, creates, blanks)
         return Plan(
             stack=self.stack,
             changes=tuple(changes),
@@ -1331,10 +1443,16 @@ def make_plan(
 
 
 def stale(plan: Plan, live: Live, tag: str) -> list[str]:
-    """Addresses whose live state differs from what `plan` was computed from."""
+    """Addresses whose live state differs from what `plan` was computed from (with the fields
+    each saved fingerprint left out, left out again)."""
     creates = {c.address: _created_name(c) for c in plan.changes if c.action == CREATE}
     present = match(plan.stack, tag, live).ids()
-    now = fingerprints(live, present, creates)
+    blanks = {
+        key: frozenset(fp.partition("|")[2].split(","))
+        for key, fp in plan.fingerprints.items()
+        if "|" in fp
+    }
+    now = fingerprints(live, present, creates, blanks)
     return sorted(
         {c.address for c in plan.changes if now.get(c.key, ABSENT) != plan.fingerprints.get(c.key)}
     )

@@ -33,6 +33,7 @@ from .plan import (
     Plan,
     Problem,
 )
+from .sensitive import MASKED, Masked, masked_paths
 
 FORMAT_VERSION = 1
 
@@ -58,7 +59,17 @@ def manifest_digest(paths: Iterable[str]) -> str:
 
 def _change(c: Change, fingerprint: str | None) -> dict[str, Any]:
     before = None if c.action in (CREATE, REPLACE) else {d.field: d.before for d in c.diffs}
+    extra: dict[str, Any] = {}
+    paths = masked_paths(dict(c.body))
+    if paths:
+        extra["sensitive_paths"] = [list(p) for p in paths]
+    fields = [
+        d.field for d in c.diffs if isinstance(d.after, Masked) or isinstance(d.before, Masked)
+    ]
+    if fields:
+        extra["sensitive_fields"] = fields
     return {
+        **extra,
         "address": c.address,
         "actions": [c.action],
         "remote_id": c.remote_id,
@@ -107,6 +118,7 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
                 "declared": d.declared,
                 "live": d.live,
                 "action": "restored" if d.restored else "kept",
+                **({"sensitive": True} if isinstance(d.live, Masked) else {}),
             }
             for d in plan.drift
         ],
@@ -147,8 +159,14 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
         changes = []
         for c in doc["changes"]:
             before = c.get("before") or {}
+            masked = set(c.get("sensitive_fields") or ())
             diffs = tuple(
-                FieldDiff(p, before.get(p), c["after"].get(p), _field_why(p, c))
+                FieldDiff(
+                    p,
+                    _mask(before.get(p), p in masked),
+                    _mask(c["after"].get(p), p in masked),
+                    _field_why(p, c),
+                )
                 for p in c["changed_paths"]
             )
             changes.append(
@@ -157,7 +175,7 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                     action=c["actions"][0],
                     remote_id=c.get("remote_id"),
                     diffs=diffs,
-                    body=c.get("body") or {},
+                    body=_masked_body(c.get("body") or {}, c.get("sensitive_paths") or ()),
                     block=c.get("block"),
                     why=tuple(c.get("why") or (MANIFEST,)),
                 )
@@ -169,8 +187,8 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                 Drift(
                     d["address"],
                     d["field"],
-                    d["declared"],
-                    d["live"],
+                    _mask(d["declared"], bool(d.get("sensitive"))),
+                    _mask(d["live"], bool(d.get("sensitive"))),
                     d["kind"],
                     d["action"] == "restored",
                 )
@@ -197,6 +215,21 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
     except (KeyError, TypeError, IndexError, AttributeError) as e:
         raise LettaApplyError(f"{source}: malformed plan file ({type(e).__name__}: {e})") from None
     return plan, origin
+
+
+def _mask(value: Any, masked: bool) -> Any:
+    return MASKED if masked and value is not None else value
+
+
+def _masked_body(body: Mapping[str, Any], paths: Iterable[Any]) -> dict[str, Any]:
+    """The body with MASKED where the saved plan left a sensitive value out."""
+    out: Any = json.loads(json.dumps(body))
+    for path in paths:
+        node = out
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = MASKED
+    return dict(out)
 
 
 def read(path: str) -> tuple[Plan, Origin]:

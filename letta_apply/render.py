@@ -12,6 +12,7 @@ from typing import Any
 from . import __version__
 from .apply import Done
 from .errors import Diagnostic
+from .model import SHOWN
 from .plan import (
     ATTACH,
     CONFIGURATION,
@@ -28,6 +29,7 @@ from .plan import (
     FieldDiff,
     Plan,
 )
+from .sensitive import Masked
 
 SYMBOL = {
     CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",
@@ -67,8 +69,20 @@ def _unified(before: str, after: str, indent: str, names: tuple[str, str]) -> li
     return [indent + line for line in lines]
 
 
+def _secret(d: FieldDiff, *, create: bool) -> str | None:
+    """How a sensitive field is shown: never its value, on either side."""
+    if not (isinstance(d.after, Masked) or isinstance(d.before, Masked)):
+        return None
+    if create or d.before is None:
+        return SHOWN
+    return "(sensitive value changed)" if d.after is not None else "(sensitive value removed)"
+
+
 def _field(d: FieldDiff, indent: str, *, create: bool) -> list[str]:
     note = "  (changed on the server)" if d.why == DRIFT else ""
+    secret = _secret(d, create=create)
+    if secret:
+        return [f"{indent}{d.field}: {secret}{note}"]
     if create:
         if _is_long(d.after):
             lines = str(d.after).splitlines()
@@ -126,6 +140,8 @@ def drift_lines(d: Drift) -> list[str]:
             f"  ~ {d.address}.{d.field} was changed on the server; "
             "apply restores the declared value"
         )
+    if isinstance(d.live, Masked) or isinstance(d.declared, Masked):
+        return [head, "      (sensitive value changed)"]
     if _is_long(d.live) or _is_long(d.declared):
         return [head, *_unified(str(d.declared), str(d.live), "      ", ("declared", "live"))]
     return [head, f"      declared: {_value(d.declared)}", f"      live:     {_value(d.live)}"]
@@ -268,6 +284,9 @@ def _fence(lines: Sequence[str], lang: str = "diff") -> list[str]:
 def _md_field(d: FieldDiff, create: bool) -> list[str]:
     """One field as diff lines, so that GitHub colors them."""
     note = "  (changed on the server)" if d.why == DRIFT else ""
+    secret = _secret(d, create=create)
+    if secret:
+        return [f"{'+' if create else '!'} {d.field}: {secret}{note}"]
     if create:
         if _is_long(d.after):
             lines = _truncate(str(d.after)).splitlines()

@@ -74,8 +74,9 @@ def _read_source(
     rel = spec.get("source_file")
     if not isinstance(rel, str) or not rel:
         return None, None, []  # the schema reports it
-    base = Path(doc.file).parent.resolve()
-    path = source_path(doc.file, rel)
+    manifest = doc.file_of(at)  # the file that names it, when the manifest has several
+    base = Path(manifest).parent.resolve()
+    path = source_path(manifest, rel)
     where = f"tools.{key}.source_file"
     if Path(rel).is_absolute() or not path.resolve().is_relative_to(base):
         return None, None, [doc.diag(at, f"{where}: {clip(rel)} is outside the manifest's folder")]

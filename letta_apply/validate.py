@@ -202,7 +202,7 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                 f"invalid {field} handle {clip(str(inst))}: write it as provider/model, e.g. "
                 "letta/letta-free"
             )
-        elif rule == schema()["$defs"]["key"]["pattern"]:
+        elif rule in (schema()["$defs"][k]["pattern"] for k in ("key", "instanceKey", "blockRef")):
             what = (
                 f"invalid key {clip(str(inst))}: keys use letters, digits, '_' and '-', start "
                 "with a letter or '_', at most 100 characters"
@@ -357,7 +357,7 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                     doc.diag(
                         name_path,
                         f"{_where(name_path)}: agent name {clip(name)} is already used by "
-                        f"{_where(first)} (line {doc.where(first, key=True).line}); "
+                        f"{_where(first)} ({doc.at(first, name_path)}); "
                         "agent names must be unique",
                         key="name" not in spec,
                     )
@@ -408,7 +408,7 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                 doc.diag(
                     at,
                     f"{_where(path)}: two blocks labelled {clip(label)} on one agent: {what} "
-                    f"and {first_what} (line {doc.where(first_at).line}); labels must be unique "
+                    f"and {first_what} ({doc.at(first_at, at)}); labels must be unique "
                     "per agent",
                 )
             )
@@ -432,8 +432,10 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     def claim(address: str, at: Path_, what: str) -> None:
         if address in targets:
             first = targets[address]
-            line = doc.where(first).line
-            err(at, f"{address} is already the target of {_where(first)} (line {line}); {what}")
+            err(
+                at,
+                f"{address} is already the target of {_where(first)} ({doc.at(first, at)}); {what}",
+            )
         else:
             targets[address] = at
 
@@ -548,5 +550,21 @@ def validate(doc: Document) -> Desired:
     taken = {(d.line, d.col) for d in errors}
     errors += [d for d in _semantic(doc) if (d.line, d.col) not in taken]
     if errors:
-        raise ManifestError(list(dict.fromkeys(errors)))
+        raise ManifestError(_once(errors))
     return tools.resolve(_desired(doc.data), doc)
+
+
+_INSTANCE_INDEX = re.compile(r'\[(?:\d+|"(?:[^"\\]|\\.)*")\]')
+
+
+def _once(errors: list[Diagnostic]) -> list[Diagnostic]:
+    """Each problem once: the instances of a `for_each` or `count` template share the positions
+    of the template, so the same mistake would otherwise be reported once per instance."""
+    seen: set[tuple[str, int, int, str]] = set()
+    out = []
+    for d in errors:
+        key = (d.file, d.line, d.col, _INSTANCE_INDEX.sub("[*]", d.message))
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out

@@ -255,7 +255,7 @@ def test_memory_block_must_name_its_label(tmp_path: Path) -> None:
             HEAD + "zzz: 1\n",
             (3, 1),
             "manifest: unknown key 'zzz' (allowed: agents, blocks, imports, moved, stack, tools, "
-            "version)",
+            "variables, version)",
             id="no-close-match",
         ),
     ],

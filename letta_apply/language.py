@@ -1,0 +1,946 @@
+"""The manifest language: several files, variables, interpolation, templates and file references,
+turned into one plain manifest document that `validate` checks like a hand-written one.
+
+Steps, each reporting every problem it finds with its `file:line:col`:
+
+1. `-f` paths become files (a directory gives its `*.yaml` and `*.yml` files, sorted), each loaded
+   with positions; their union is one document (mappings merged key by key, lists concatenated,
+   scalars such as `version` and `stack` equal in every file that sets them). A key declared in
+   two files is an error naming both places.
+2. `variables:` are resolved: declared default < `LETTA_APPLY_VAR_<name>` < `--var-file` files
+   in order < `--var` in order (the later wins).
+3. Every string is interpolated (`${var.x}`, `${env.X}`, `${each.key}`, `${each.value}`,
+   `${each.value.field}`, `${count.index}`; `$${` is a literal `${`); a string that is exactly one
+   reference takes the referenced value's type. Blocks and agents with `for_each` or `count` become
+   one resource per instance (`agent.worker["eu"]`, `agent.worker[0]`).
+4. `value_file`, `system_file` and `description_file` are read (relative to the manifest file that
+   names them, inside the folder given to `-f` unless outside files are allowed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Diagnostic, ManifestError
+from .load import Document, Path_, Position, clip, load_file
+from .model import Sensitive
+
+ENV_PREFIX = "LETTA_APPLY_VAR_"
+VARIABLE_TYPES = ("string", "number", "bool", "list", "map")
+_VARIABLE_KEYS = ("type", "default", "description", "sensitive")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# `$${` is a literal `${`; `${...}` a reference; a `${` with no `}` an error.
+_REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
+_TEMPLATED = ("blocks", "agents")
+# Files whose text becomes a field: (the key naming the file, the field it fills).
+_FILE_FIELDS = {
+    "blocks": (("value_file", "value"), ("description_file", "description")),
+    "memory_blocks": (("value_file", "value"), ("description_file", "description")),
+    "agents": (("system_file", "system"), ("description_file", "description")),
+}
+# Where a sensitive value may go: text that is sent to the server and masked in every output.
+# Names, labels, tags and keys are shown and matched everywhere, so a secret is refused there.
+_SENSITIVE_OK = {"value", "description", "system", "metadata"}
+MAX_REFERENCED_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where variable values come from, and what files a manifest may read."""
+
+    vars: Sequence[str] = ()  # "name=value" from --var, in command-line order
+    var_files: Sequence[str] = ()  # --var-file, in command-line order
+    env: Mapping[str, str] = field(default_factory=dict)  # LETTA_APPLY_VAR_*, ${env.X}
+    allow_outside_files: bool = False
+
+
+@dataclass
+class Source:
+    """A manifest expanded to plain data, ready for `validate`."""
+
+    doc: Document
+    files: tuple[str, ...]
+    digest: str
+    secrets: tuple[str, ...] = field(repr=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Addresses of instances
+
+
+def instance_key(key: str, index: str | int) -> str:
+    """`worker["eu"]` for a for_each key, `worker[0]` for a count index."""
+    if isinstance(index, int):
+        return f"{key}[{index}]"
+    return f"{key}[{json.dumps(index, ensure_ascii=False)}]"
+
+
+_INSTANCE = re.compile(r'^(?P<base>[^\[\]"]+)\[(?P<index>.*)\]$', re.S)
+
+
+def normalize_address(address: str) -> str:
+    """An address as the manifest names it: `agent.worker[eu]` and `agent.worker['eu']` are
+    written `agent.worker["eu"]`; `[0]` stays a count index."""
+    m = _INSTANCE.match(address)
+    if not m:
+        return address
+    index = m.group("index")
+    if re.fullmatch(r"0|[1-9][0-9]*|\*", index):  # a count index, or every instance
+        return address
+    if len(index) >= 2 and index[0] == index[-1] and index[0] in "'\"":
+        inner = index[1:-1]
+        if index[0] == '"':
+            with contextlib.suppress(ValueError):
+                inner = json.loads(index)
+        index = inner
+    return instance_key(m.group("base"), index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def manifest_files(paths: Sequence[str]) -> tuple[list[tuple[str, Path]], list[Diagnostic]]:
+    """The files `-f` names, each with the folder its references must stay in."""
+    out: list[tuple[str, Path]] = []
+    errors: list[Diagnostic] = []
+    seen: set[Path] = set()
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            found = sorted(
+                (f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file()),
+                key=lambda f: f.name,
+            )
+            if not found:
+                errors.append(Diagnostic(arg, 1, 1, "no *.yaml or *.yml file in this directory"))
+            items = [(str(f), p) for f in found]
+        else:
+            items = [(arg, p.parent)]
+        for file, root in items:
+            real = Path(file).resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            out.append((file, root.resolve()))
+    return out, errors
+
+
+def _with_file(pos: Position, file: str) -> Position:
+    return pos if pos.file else Position(pos.line, pos.col, file)
+
+
+def _copy_positions(src: Document, src_path: Path_, dst: Document, dst_path: Path_) -> None:
+    """Positions of `src_path` and everything under it, filed under `dst_path` in `dst`."""
+    n = len(src_path)
+    for table, out in ((src.values, dst.values), (src.keys, dst.keys)):
+        for path, pos in table.items():
+            if path[:n] == src_path:
+                out[(*dst_path, *path[n:])] = _with_file(pos, src.file)
+
+
+def merge(docs: Sequence[Document]) -> Document:
+    """The union of several manifest files, with the file of every position. Mappings are merged
+    key by key (a key in two files is an error naming both), lists are concatenated and scalars
+    must be equal wherever they are set."""
+    if len(docs) == 1:
+        doc = docs[0]
+        return Document(
+            doc.file,
+            doc.data,
+            {p: _with_file(v, doc.file) for p, v in doc.values.items()},
+            {p: _with_file(v, doc.file) for p, v in doc.keys.items()},
+        )
+    out = Document(docs[0].file, {})
+    out.values[()] = Position(1, 1, docs[0].file)
+    errors: list[Diagnostic] = []
+    data: dict[str, Any] = out.data
+    for doc in docs:
+        if not isinstance(doc.data, dict):
+            errors.append(doc.diag((), "a manifest file must be a mapping of sections"))
+            continue
+        for section, value in doc.data.items():
+            here = doc.where((section,), key=True)
+            if section not in data:
+                data[section] = (
+                    dict(value) if isinstance(value, dict)
+                    else list(value) if isinstance(value, list) else value
+                )  # fmt: skip
+                _copy_positions(doc, (section,), out, (section,))
+                out.keys[(section,)] = _with_file(here, doc.file)
+                continue
+            first = out.where((section,), key=True)
+            first_at = f"{first.file}:{first.line}:{first.col}"
+            have = data[section]
+            if isinstance(have, dict) and isinstance(value, dict):
+                for key, item in value.items():
+                    if key in have:
+                        other = out.where((section, key), key=True)
+                        errors.append(
+                            doc.diag(
+                                (section, key),
+                                f"{section}.{key} is declared twice: here and at "
+                                f"{other.file}:{other.line}:{other.col}",
+                                key=True,
+                            )
+                        )
+                        continue
+                    have[key] = item
+                    _copy_positions(doc, (section, key), out, (section, key))
+            elif isinstance(have, list) and isinstance(value, list):
+                start = len(have)
+                have.extend(value)
+                for i in range(len(value)):
+                    _copy_positions(doc, (section, i), out, (section, start + i))
+            elif have != value or type(have) is not type(value):
+                errors.append(
+                    doc.diag(
+                        (section,),
+                        f"{section}: {clip(str(value))} here, but {clip(str(have))} at "
+                        f"{first_at}; every file of a manifest must agree",
+                    )
+                )
+    if errors:
+        raise ManifestError(errors)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Variables
+
+
+@dataclass
+class Variable:
+    name: str
+    type: str
+    sensitive: bool
+    path: Path_
+    value: Any = None
+    has_value: bool = False
+    source: str = ""  # where the value came from, for messages
+    invalid: bool = False  # a value was given but refused (reported there)
+
+
+def _type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    return "string"
+
+
+def _convert(value: Any, kind: str, *, text: bool) -> tuple[Any, str | None]:
+    """`value` as a `kind`, or why it is not one. `text` values (--var, environment) are parsed:
+    numbers, true/false, and YAML flow lists and maps."""
+    if text and isinstance(value, str) and kind != "string":
+        if kind == "bool":
+            if value.lower() in ("true", "false"):
+                return value.lower() == "true", None
+            return None, f"expected true or false, got {clip(value)}"
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return None, f"cannot read {clip(value)} as a {kind}"
+    if kind == "string" and isinstance(value, str):
+        return value, None
+    if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value, None
+    if kind == "bool" and isinstance(value, bool):
+        return value, None
+    if kind == "list" and isinstance(value, list):
+        return value, None
+    if kind == "map" and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return value, None
+    got = "null" if value is None else f"a {_type_of(value)}"
+    return None, f"expected a {kind}, got {got}"
+
+
+def _secrets_of(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _secrets_of(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _secrets_of(v)]
+    if value is None:
+        return []
+    text = _text(value)
+    return [text] if text else []
+
+
+def _mark_sensitive(value: Any) -> Any:
+    if isinstance(value, str):
+        return Sensitive(value)
+    if isinstance(value, dict):
+        return {k: _mark_sensitive(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mark_sensitive(v) for v in value]
+    return value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve_variables(
+    doc: Document, options: Options
+) -> tuple[dict[str, Variable], list[str], list[Diagnostic]]:
+    """Declared variables with their values, the files read for them, and every problem."""
+    errors: list[Diagnostic] = []
+    declared: dict[str, Variable] = {}
+    section = doc.data.get("variables") if isinstance(doc.data, dict) else None
+    if section is not None and not isinstance(section, dict):
+        errors.append(doc.diag(("variables",), "variables: expected a mapping of variables"))
+        section = {}
+    for name, spec in (section or {}).items():
+        path: Path_ = ("variables", name)
+        if not _NAME.fullmatch(name):
+            errors.append(
+                doc.diag(
+                    path,
+                    f"variables: invalid name {clip(name)}: use letters, digits and '_', "
+                    "starting with a letter or '_'",
+                    key=True,
+                )
+            )
+            continue
+        spec = {} if spec is None else spec
+        if not isinstance(spec, dict):
+            errors.append(doc.diag(path, f"variables.{name}: expected a mapping"))
+            continue
+        for k in spec:
+            if k not in _VARIABLE_KEYS:
+                errors.append(
+                    doc.diag(
+                        (*path, k),
+                        f"variables.{name}: unknown key {clip(k)} (allowed: "
+                        f"{', '.join(_VARIABLE_KEYS)})",
+                        key=True,
+                    )
+                )
+        kind = spec.get("type")
+        if kind is None:
+            kind = _type_of(spec["default"]) if spec.get("default") is not None else "string"
+        if kind not in VARIABLE_TYPES:
+            errors.append(
+                doc.diag(
+                    (*path, "type"),
+                    f"variables.{name}.type: must be one of {', '.join(VARIABLE_TYPES)}, got "
+                    f"{clip(str(kind))}",
+                )
+            )
+            continue
+        sensitive = spec.get("sensitive", False)
+        if not isinstance(sensitive, bool):
+            errors.append(
+                doc.diag((*path, "sensitive"), f"variables.{name}.sensitive: true or false")
+            )
+        if "description" in spec and not isinstance(spec["description"], str):
+            errors.append(
+                doc.diag((*path, "description"), f"variables.{name}.description: expected a string")
+            )
+        var = Variable(name, kind, sensitive is True, path)
+        if spec.get("default") is not None:
+            value, problem = _convert(spec["default"], kind, text=False)
+            if problem:
+                errors.append(doc.diag((*path, "default"), f"variables.{name}.default: {problem}"))
+                var.invalid = True
+            else:
+                var.value, var.has_value, var.source = value, True, "its default"
+        declared[name] = var
+
+    def assign(name: str, raw: Any, *, text: bool, where: Diagnostic, source: str) -> None:
+        var = declared.get(name)
+        if var is None:
+            known = ", ".join(sorted(declared)) or "none"
+            errors.append(_at(where, f"no variable {clip(name)} is declared (declared: {known})"))
+            return
+        value, problem = _convert(raw, var.type, text=text)
+        if problem:
+            var.invalid = True
+            shown = f"variable '{name}'"
+            errors.append(
+                _at(
+                    where,
+                    f"{shown}: {problem}"
+                    if not var.sensitive
+                    else f"{shown}: expected a {var.type}",
+                )
+            )
+            return
+        var.value, var.has_value, var.source = value, True, source
+
+    for env_name, raw in sorted(options.env.items()):
+        if env_name.startswith(ENV_PREFIX) and env_name[len(ENV_PREFIX) :] in declared:
+            assign(
+                env_name[len(ENV_PREFIX) :], raw, text=True,
+                where=Diagnostic(env_name, 0, 0, ""), source=env_name,
+            )  # fmt: skip
+
+    read: list[str] = []
+    for var_file in options.var_files:
+        try:
+            vf = load_file(var_file)
+        except ManifestError as e:
+            errors.extend(e.diagnostics)
+            continue
+        read.append(var_file)
+        if not isinstance(vf.data, dict):
+            errors.append(vf.diag((), "a variables file is a mapping of variable names to values"))
+            continue
+        for name, raw in vf.data.items():
+            assign(name, raw, text=False, where=vf.diag((name,), ""), source=var_file)
+
+    for arg in options.vars:
+        name, sep, raw = arg.partition("=")
+        where = Diagnostic("--var", 0, 0, "")
+        if not sep or not name:
+            errors.append(_cli(f"{clip(arg)}: write it as name=value"))
+            continue
+        assign(name.strip(), raw, text=True, where=where, source="--var")
+
+    for var in declared.values():
+        if not var.has_value and not var.invalid:
+            errors.append(
+                doc.diag(
+                    var.path,
+                    f"variable '{var.name}' has no value: give it a default, or set it with "
+                    f"--var {var.name}=..., a --var-file, or {ENV_PREFIX}{var.name}",
+                    key=True,
+                )
+            )
+        elif var.sensitive:
+            var.value = _mark_sensitive(var.value)
+    return declared, read, errors
+
+
+def _at(where: Diagnostic, message: str) -> Diagnostic:
+    return Diagnostic(where.file, where.line, where.col, message)
+
+
+def _cli(message: str) -> Diagnostic:
+    # A value given on the command line has no file position (line 0: none shown).
+    return Diagnostic("--var", 0, 0, message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpolation and templates
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What `${...}` may refer to at one place in the manifest."""
+
+    each: tuple[str, Any] | None = None
+    count: int | None = None
+    what: str = ""  # the resource, for messages
+
+
+class _Expander:
+    def __init__(
+        self,
+        raw: Document,
+        variables: Mapping[str, Variable],
+        options: Options,
+        roots: Mapping[str, Path],
+    ) -> None:
+        self.raw = raw
+        self.variables = variables
+        self.options = options
+        self.roots = roots
+        self.out = Document(raw.file, None)
+        self.errors: list[Diagnostic] = []
+        self.read: list[str] = []
+        # Templated resources: section -> key -> "for_each" or "count", and their instances.
+        self.templates: dict[str, dict[str, str]] = {s: {} for s in _TEMPLATED}
+        self.instances: dict[str, dict[str, list[str]]] = {s: {} for s in _TEMPLATED}
+
+    def err(self, path: Path_, message: str, *, key: bool = False) -> None:
+        self.errors.append(self.raw.diag(path, message, key=key))
+
+    # -- strings -------------------------------------------------------------------------------
+
+    def resolve(self, expr: str, scope: Scope, path: Path_) -> tuple[bool, Any]:
+        parts = expr.strip().split(".")
+        head = parts[0]
+        ref = "${" + expr + "}"
+        if head == "var" and len(parts) == 2:
+            var = self.variables.get(parts[1])
+            if var is None:
+                known = ", ".join(sorted(self.variables)) or "none are declared"
+                hint = _close(parts[1], list(self.variables))
+                self.err(path, f"{ref}: undefined variable '{parts[1]}'{hint} (declared: {known})")
+                return False, None
+            if not var.has_value:
+                return False, None  # reported once, at its declaration
+            return True, var.value
+        if head == "env" and len(parts) == 2:
+            if parts[1] not in self.options.env:
+                self.err(path, f"{ref}: environment variable {parts[1]} is not set")
+                return False, None
+            return True, self.options.env[parts[1]]
+        if head == "each" and len(parts) >= 2 and parts[1] in ("key", "value"):
+            if scope.each is None:
+                self.err(path, f"{ref}: each.{parts[1]} is only defined in a block or agent "
+                         "with for_each")  # fmt: skip
+                return False, None
+            if parts[1] == "key":
+                if len(parts) > 2:
+                    self.err(path, f"{ref}: each.key has no fields")
+                    return False, None
+                return True, scope.each[0]
+            value = scope.each[1]
+            for i, name in enumerate(parts[2:]):
+                if not isinstance(value, dict) or name not in value:
+                    at = ".".join(["each", "value", *parts[2 : 2 + i]])
+                    self.err(path, f"{ref}: {at} has no field '{name}'")
+                    return False, None
+                value = value[name]
+            return True, value
+        if head == "count" and parts[1:] == ["index"]:
+            if scope.count is None:
+                self.err(path, f"{ref}: count.index is only defined in a block or agent with count")
+                return False, None
+            return True, scope.count
+        self.err(
+            path,
+            f"{ref}: unknown reference; use ${{var.NAME}}, ${{env.NAME}}, ${{each.key}}, "
+            "${each.value}, ${count.index}, or write $${ for a literal '${'",
+        )
+        return False, None
+
+    def string(self, text: str, scope: Scope, path: Path_) -> Any:
+        """`text` with its references replaced. A string that is exactly one reference takes the
+        referenced value (and its type)."""
+        if "${" not in text:
+            return text
+        matches = list(_REF.finditer(text))
+        whole = len(matches) == 1 and matches[0].group(1) is not None and matches[0].span() == (
+            0, len(text)
+        )  # fmt: skip
+        if whole:
+            ok, value = self.resolve(matches[0].group(1), scope, path)
+            return value if ok else None
+        out: list[str] = []
+        sensitive = False
+        pos = 0
+        failed = False
+        for m in matches:
+            out.append(text[pos : m.start()])
+            pos = m.end()
+            if m.group() == "$${":
+                out.append("${")
+                continue
+            if m.group(1) is None:
+                self.err(path, "unclosed '${': no matching '}' (write $${ for a literal '${')")
+                failed = True
+                continue
+            ok, value = self.resolve(m.group(1), scope, path)
+            if not ok:
+                failed = True
+                continue
+            if isinstance(value, (dict, list)):
+                kind = "map" if isinstance(value, dict) else "list"
+                self.err(
+                    path,
+                    f"${{{m.group(1)}}} is a {kind}: it can be a whole value, not part of a string",
+                )
+                failed = True
+                continue
+            sensitive = sensitive or isinstance(value, Sensitive) or self._sensitive_ref(m.group(1))
+            out.append(_text(value))
+        out.append(text[pos:])
+        if failed:
+            return None
+        joined = "".join(out)
+        return Sensitive(joined) if sensitive else joined
+
+    def _sensitive_ref(self, expr: str) -> bool:
+        parts = expr.strip().split(".")
+        var = self.variables.get(parts[1]) if parts[0] == "var" and len(parts) == 2 else None
+        return var is not None and var.sensitive
+
+    # -- trees ---------------------------------------------------------------------------------
+
+    def copy(self, raw_path: Path_, path: Path_, value: Any, scope: Scope) -> Any:
+        """`value` (at `raw_path` in the manifest) interpolated, filed under `path`."""
+        self.out.values[path] = self.raw.where(raw_path)
+        if isinstance(value, str):
+            return self.string(value, scope, raw_path)
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if (*raw_path, k) in self.raw.keys:
+                    self.out.keys[(*path, k)] = self.raw.keys[(*raw_path, k)]
+                out[k] = self.copy((*raw_path, k), (*path, k), v, scope)
+            return out
+        if isinstance(value, list):
+            return [self.copy((*raw_path, i), (*path, i), v, scope) for i, v in enumerate(value)]
+        return value
+
+    def _set(self, path: Path_, at: Path_) -> None:
+        """Position a value the manifest implies (a default, a file's text) at `at`."""
+        self.out.values[path] = self.raw.where(at, key=True)
+
+    def expand(self) -> Any:
+        data = self.raw.data
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        self.out.values[()] = self.raw.where(())
+        for section, value in data.items():
+            if section == "variables":
+                continue
+            if (section,) in self.raw.keys:
+                self.out.keys[(section,)] = self.raw.keys[(section,)]
+            if section in _TEMPLATED and isinstance(value, dict):
+                self.out.values[(section,)] = self.raw.where((section,))
+                out[section] = self.resources(section, value)
+            else:
+                out[section] = self.copy((section,), (section,), value, Scope())
+        if isinstance(out.get("agents"), dict):
+            self.references(out["agents"])
+        for section, field_names in (("moved", ("from", "to")), ("imports", ("to",))):
+            for item in out.get(section) or []:
+                if isinstance(item, dict):
+                    for f in field_names:
+                        if isinstance(item.get(f), str):
+                            item[f] = normalize_address(item[f])
+        self.check_sensitive(out)
+        return out
+
+    def resources(self, section: str, specs: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        kind = section[:-1]  # block, agent
+        for key, spec in specs.items():
+            raw_path: Path_ = (section, key)
+            if not isinstance(spec, dict) or ("for_each" not in spec and "count" not in spec):
+                if isinstance(spec, dict) and ("[" in key or "]" in key):
+                    self.err(
+                        raw_path,
+                        f"{section}.{key}: keys cannot contain '[' or ']': instances are made "
+                        "by for_each or count",
+                        key=True,
+                    )
+                if raw_path in self.raw.keys:
+                    self.out.keys[raw_path] = self.raw.keys[raw_path]
+                value = self.copy(raw_path, raw_path, spec, Scope(what=f"{kind}.{key}"))
+                out[key] = self.files(section, raw_path, raw_path, value, Scope())
+                continue
+            instances = self.instances_of(section, key, spec)
+            if instances is None:
+                continue
+            body = {k: v for k, v in spec.items() if k not in ("for_each", "count")}
+            keys: list[str] = []
+            for index, scope in instances:
+                ikey = instance_key(key, index)
+                path: Path_ = (section, ikey)
+                self.out.keys[path] = self.raw.where(raw_path, key=True)
+                value = self.copy(raw_path, path, body, scope)
+                if isinstance(value, dict):
+                    # Names must be unique, labels are what the agent sees: an instance's name
+                    # defaults to key-index, a shared block's label to the key alone.
+                    if section == "agents" and "name" not in value:
+                        value["name"] = f"{key}-{index}"
+                        self._set((*path, "name"), raw_path)
+                    if section == "blocks" and "label" not in value:
+                        value["label"] = key
+                        self._set((*path, "label"), raw_path)
+                out[ikey] = self.files(section, raw_path, path, value, scope)
+                keys.append(ikey)
+            self.instances[section][key] = keys
+        return out
+
+    def instances_of(
+        self, section: str, key: str, spec: dict[str, Any]
+    ) -> list[tuple[str | int, Scope]] | None:
+        path: Path_ = (section, key)
+        what = f"{section}.{key}"
+        if "[" in key or "]" in key:
+            self.err(path, f"{what}: keys cannot contain '[' or ']'", key=True)
+            return None
+        if "for_each" in spec and "count" in spec:
+            self.err((*path, "count"), f"{what}: use for_each or count, not both", key=True)
+            return None
+        if "count" in spec:
+            self.templates[section][key] = "count"
+            n = self.copy((*path, "count"), (*path, "count"), spec["count"], Scope())
+            if isinstance(n, float) and n == int(n):
+                n = int(n)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                if n is not None:
+                    self.err((*path, "count"), f"{what}.count: expected a whole number, 0 or more")
+                return None
+            return [(i, Scope(count=i, what=what)) for i in range(n)]
+        self.templates[section][key] = "for_each"
+        items = self.copy((*path, "for_each"), (*path, "for_each"), spec["for_each"], Scope())
+        if items is None:
+            return None
+        if isinstance(items, list):
+            bad = [x for x in items if not isinstance(x, str)]
+            if bad:
+                self.err(
+                    (*path, "for_each"),
+                    f"{what}.for_each: a list must hold strings (they become the instance "
+                    f"keys); got {clip(_text(bad[0]))}; use a map for other values",
+                )
+                return None
+            dupes = sorted({x for x in items if items.count(x) > 1})
+            if dupes:
+                self.err((*path, "for_each"), f"{what}.for_each: {clip(dupes[0])} is listed twice")
+                return None
+            pairs: list[tuple[str, Any]] = [(x, x) for x in items]
+        elif isinstance(items, dict):
+            pairs = list(items.items())
+        else:
+            self.err((*path, "for_each"), f"{what}.for_each: expected a list or a map")
+            return None
+        if any(isinstance(k, Sensitive) for k, _ in pairs):
+            self.err(
+                (*path, "for_each"),
+                f"{what}.for_each: instance keys cannot be sensitive: they appear in addresses",
+            )
+            return None
+        return [(k, Scope(each=(k, v), what=what)) for k, v in pairs]
+
+    def files(self, section: str, raw_path: Path_, path: Path_, value: Any, scope: Scope) -> Any:
+        """Read `value_file`, `system_file` and `description_file` into their fields."""
+        if not isinstance(value, dict):
+            return value
+        self.file_fields(section, raw_path, path, value)
+        if section == "agents":
+            for i, mb in enumerate(value.get("memory_blocks") or []):
+                if isinstance(mb, dict) and isinstance(value.get("memory_blocks"), list):
+                    for t in ("for_each", "count"):
+                        if t in mb:
+                            at: Path_ = (*raw_path, "memory_blocks", i, t)
+                            self.err(at, f"{_where(at)}: {t} is for shared blocks and agents; "
+                                     "an agent's own blocks come with each of its instances",
+                                     key=True)  # fmt: skip
+                            del mb[t]
+                    self.file_fields(
+                        "memory_blocks", (*raw_path, "memory_blocks", i),
+                        (*path, "memory_blocks", i), mb,
+                    )  # fmt: skip
+        return value
+
+    def file_fields(self, section: str, raw_path: Path_, path: Path_, spec: dict[str, Any]) -> None:
+        for key, target in _FILE_FIELDS[section]:
+            if key not in spec:
+                continue
+            name = spec.pop(key)
+            at: Path_ = (*raw_path, key)
+            if target in spec:
+                self.err(at, f"{_where(raw_path)}: set {target} or {key}, not both", key=True)
+                continue
+            if not isinstance(name, str) or not name:
+                if name is not None:
+                    self.err(at, f"{_where(at)}: expected a file path")
+                continue
+            text = self.read_file(name, at)
+            if text is not None:
+                spec[target] = text
+                self.out.values[(*path, target)] = self.raw.where(at)
+
+    def read_file(self, name: str, at: Path_) -> str | None:
+        manifest = self.raw.file_of(at)
+        base = Path(manifest).resolve().parent
+        target = (base / name).resolve()
+        root = self.roots.get(manifest, base)
+        if not self.options.allow_outside_files and not target.is_relative_to(root):
+            self.err(
+                at,
+                f"{_where(at)}: {clip(name)} is outside {root} (the folder given to -f); "
+                "pass --allow-outside-files to read it",
+            )
+            return None
+        try:
+            size = target.stat().st_size
+            if size > MAX_REFERENCED_BYTES:
+                self.err(at, f"{_where(at)}: {clip(name)} is {size} bytes; the limit is "
+                         f"{MAX_REFERENCED_BYTES}")  # fmt: skip
+                return None
+            text = target.read_bytes().decode("utf-8")
+        except IsADirectoryError:
+            self.err(at, f"{_where(at)}: {clip(name)} is a directory, not a file")
+            return None
+        except FileNotFoundError:
+            self.err(at, f"{_where(at)}: file {clip(name)} not found (looked for {target})")
+            return None
+        except OSError as e:
+            self.err(at, f"{_where(at)}: cannot read {clip(name)}: {e.strerror}")
+            return None
+        except UnicodeDecodeError:
+            self.err(at, f"{_where(at)}: {clip(name)} is not UTF-8 text")
+            return None
+        self.read.append(str(target))
+        return text
+
+    # -- references between resources ---------------------------------------------------------
+
+    def references(self, agents: dict[str, Any]) -> None:
+        """Agents' `blocks:` entries naming instances: `region[eu]` is `region["eu"]`,
+        `region[*]` every instance of `region`."""
+        templates = self.templates["blocks"]
+        for key, spec in agents.items():
+            if not isinstance(spec, dict) or not isinstance(spec.get("blocks"), list):
+                continue
+            out: list[Any] = []
+            positions: list[Position] = []
+            for i, ref in enumerate(spec["blocks"]):
+                pos = self.out.where(("agents", key, "blocks", i))
+                if not isinstance(ref, str):
+                    out.append(ref)
+                    positions.append(pos)
+                    continue
+                ref = normalize_address(ref)
+                m = _INSTANCE.match(ref)
+                base = m.group("base") if m else ref
+                if m and m.group("index") == "*" and base in templates:
+                    refs: list[str] = self.instances["blocks"].get(base, [])
+                elif not m and ref in templates:
+                    form = f"{ref}[0]" if templates[ref] == "count" else f"{ref}[KEY]"
+                    self.errors.append(
+                        Diagnostic(
+                            pos.file or self.raw.file, pos.line, pos.col,
+                            f"agents.{key}.blocks[{i}]: block.{ref} has {templates[ref]}: name "
+                            f"one instance, {form}, or every one, {ref}[*]",
+                        )
+                    )  # fmt: skip
+                    refs = []
+                else:
+                    refs = [ref]
+                out.extend(refs)
+                positions.extend(pos for _ in refs)
+            spec["blocks"] = out
+            for table in (self.out.values, self.out.keys):
+                for p in [p for p in table if p[:4] == ("agents", key, "blocks") and len(p) > 3]:
+                    del table[p]
+            for i, pos in enumerate(positions):
+                self.out.values[("agents", key, "blocks", i)] = pos
+
+    def check_sensitive(self, data: dict[str, Any]) -> None:
+        def walk(value: Any, path: Path_) -> None:
+            if isinstance(value, Sensitive):
+                fields = [p for p in path if isinstance(p, str)]
+                allowed = (
+                    len(path) >= 3
+                    and path[0] in _TEMPLATED
+                    and any(f in _SENSITIVE_OK for f in fields[2:])
+                    and fields[-1] not in ("label", "name", "tags")
+                    and "tags" not in fields[2:]
+                )
+                if not allowed:
+                    pos = self.out.where(path)
+                    self.errors.append(
+                        Diagnostic(
+                            pos.file or self.raw.file, pos.line, pos.col,
+                            f"{_where(path)}: a sensitive value cannot be used here (it would be "
+                            "shown); it can go in value, description, system and metadata",
+                        )
+                    )  # fmt: skip
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, (*path, k))
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    walk(v, (*path, i))
+
+        walk(data, ())
+
+
+def _close(name: str, names: list[str]) -> str:
+    import difflib
+
+    hint = difflib.get_close_matches(name, names, n=1)
+    return f"; did you mean '{hint[0]}'?" if hint else ""
+
+
+def _where(path: Path_) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out or "manifest"
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole step
+
+
+def _digest(files: Sequence[str], variables: Mapping[str, Variable]) -> str:
+    """sha256 over every file read and every variable value. Sensitive values are left out: a
+    hash of a short secret gives it away; a saved plan is checked against them another way."""
+    h = hashlib.sha256()
+    for f in sorted(set(files)):
+        h.update(f.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            h.update(Path(f).read_bytes())
+        except OSError:
+            h.update(b"\0unreadable")
+        h.update(b"\0")
+    plain = {n: v.value for n, v in variables.items() if not v.sensitive}
+    h.update(json.dumps(plain, sort_keys=True, default=str).encode("utf-8"))
+    return "sha256:" + h.hexdigest()
+
+
+def load_source(
+    paths: str | Sequence[str],
+    options: Options | None = None,
+    *,
+    mask: Callable[[str], str] | None = None,
+) -> Source:
+    """Load the manifest `paths` name into one plain document; raises ManifestError with every
+    problem found (messages masked of sensitive values)."""
+    options = options or Options()
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    files, errors = manifest_files(paths)
+    docs: list[Document] = []
+    for file, _root in files:
+        try:
+            docs.append(load_file(file))
+        except ManifestError as e:
+            errors.extend(e.diagnostics)
+    if errors or not docs:
+        raise ManifestError(errors or [Diagnostic("-f", 0, 0, "no manifest file given")])
+    raw = merge(docs)
+    variables, var_files, errors = resolve_variables(raw, options)
+    secrets = sorted({s for v in variables.values() if v.sensitive for s in _secrets_of(v.value)})
+    roots = {file: root for file, root in files}
+    if errors:
+        raise _masked(errors, secrets)
+    expander = _Expander(raw, variables, options, roots)
+    expanded = expander.expand()
+    if expander.errors:
+        raise _masked(expander.errors, secrets)
+    expander.out.data = expanded
+    manifest_names = [f for f, _ in files]
+    read = [*manifest_names, *expander.read, *var_files]
+    return Source(expander.out, tuple(manifest_names), _digest(read, variables), tuple(secrets))
+
+
+def _masked(errors: list[Diagnostic], secrets: Sequence[str]) -> ManifestError:
+    from .sensitive import Masker
+
+    masker = Masker(secrets)
+    return ManifestError(
+        [Diagnostic(d.file, d.line, d.col, masker.text(d.message)) for d in dict.fromkeys(errors)]
+    )
+
+
+def env_options(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Options:
+    """Options with the process environment."""
+    return Options(env=dict(os.environ if environ is None else environ), **kwargs)

@@ -1,0 +1,168 @@
+"""Sensitive values: how they are carried through the pipeline and masked in every output.
+
+A value read from a variable declared `sensitive: true` becomes a `Sensitive` string, and so does
+any string interpolated from one; the type travels with the value into request bodies, diffs and
+drift. Before anything is shown or saved, `mask_plan` replaces each such value (and the other side
+of its diff) by `MASKED`, so that a plan says a sensitive value changed without showing either
+value. `Masker.text` is the last line of defence: it replaces the secrets' text wherever it still
+appears in an output string (messages, errors, server responses).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any, TextIO
+
+from .model import SHOWN, Sensitive
+from .plan import Change, Drift, FieldDiff, Plan
+
+__all__ = ["MASKED", "SHOWN", "Masked", "Masker", "Sensitive", "is_sensitive", "mask_plan"]
+
+# Shorter secrets are masked where they are used, not searched for in free text: masking every
+# "ab" in a plan would make it unreadable and say what the secret is.
+MIN_TEXT_MASK = 4
+
+BodyPath = tuple[str | int, ...]
+
+
+class Masked(str):
+    """What is shown in place of a sensitive value."""
+
+    __slots__ = ()
+
+
+MASKED = Masked(SHOWN)
+
+
+class Masker:
+    """Replaces the text of known secrets in output strings."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.forms: list[str] = []
+        self.secrets: set[str] = set()
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        for s in secrets:
+            if s in self.secrets:
+                continue
+            self.secrets.add(s)
+            # The text as written, as a JSON string, as a Python repr, and each long line of a
+            # multi-line secret (diffs show values line by line).
+            forms = {
+                s,
+                json.dumps(s)[1:-1],
+                json.dumps(s, ensure_ascii=False)[1:-1],
+                str.__repr__(s)[1:-1],
+            }
+            forms |= {line.strip() for line in s.splitlines() if len(line.strip()) >= 8}
+            self.forms.extend(f for f in forms if len(f) >= MIN_TEXT_MASK)
+        self.forms = sorted(set(self.forms), key=len, reverse=True)
+
+    def contains(self, text: str) -> bool:
+        return any(s in text for s in self.secrets if len(s) >= MIN_TEXT_MASK)
+
+    def text(self, text: str) -> str:
+        for form in self.forms:
+            if form in text:
+                text = text.replace(form, SHOWN)
+        return text
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+
+def is_sensitive(value: Any, masker: Masker | None = None) -> bool:
+    """Whether `value` is or holds a sensitive string (by type, or by its text)."""
+    if isinstance(value, Sensitive):
+        return True
+    if isinstance(value, str):
+        return masker is not None and masker.contains(value)
+    if isinstance(value, Mapping):
+        return any(is_sensitive(v, masker) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(is_sensitive(v, masker) for v in value)
+    return False
+
+
+def mask_value(value: Any, masker: Masker | None = None) -> Any:
+    """`value` with every sensitive string replaced by MASKED."""
+    if isinstance(value, str):
+        return MASKED if is_sensitive(value, masker) else value
+    if isinstance(value, Mapping):
+        return {k: mask_value(v, masker) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_value(v, masker) for v in value]
+    if isinstance(value, tuple):
+        return tuple(mask_value(v, masker) for v in value)
+    return value
+
+
+def masked_paths(value: Any, path: BodyPath = ()) -> list[BodyPath]:
+    """Paths of the MASKED strings in `value`."""
+    if isinstance(value, Masked):
+        return [path]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in masked_paths(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in masked_paths(v, (*path, i))]
+    return []
+
+
+def _both(before: Any, after: Any, masker: Masker | None) -> tuple[Any, Any]:
+    """A sensitive text masks both sides of its diff (the live side may hold an older secret);
+    in a mapping or a list only the sensitive items are masked."""
+    if not (is_sensitive(before, masker) or is_sensitive(after, masker)):
+        return before, after
+    if isinstance(before, (str, type(None))) and isinstance(after, (str, type(None))):
+        return (None if before is None else MASKED), (None if after is None else MASKED)
+    return mask_value(before, masker), mask_value(after, masker)
+
+
+def _diff(d: FieldDiff, masker: Masker | None) -> FieldDiff:
+    before, after = _both(d.before, d.after, masker)
+    return replace(d, before=before, after=after)
+
+
+def _change(c: Change, masker: Masker | None) -> Change:
+    return replace(
+        c, diffs=tuple(_diff(d, masker) for d in c.diffs), body=mask_value(dict(c.body), masker)
+    )
+
+
+def _drift(d: Drift, masker: Masker | None) -> Drift:
+    declared, live = _both(d.declared, d.live, masker)
+    return replace(d, declared=declared, live=live)
+
+
+def mask_plan(plan: Plan, masker: Masker | None = None) -> Plan:
+    """The plan as it may be shown or saved: no sensitive value in it, on either side of a diff."""
+    return replace(
+        plan,
+        changes=tuple(_change(c, masker) for c in plan.changes),
+        drift=tuple(_drift(d, masker) for d in plan.drift),
+    )
+
+
+def has_masked(plan: Plan) -> bool:
+    return any(masked_paths(dict(c.body)) for c in plan.changes)
+
+
+class MaskedStream:
+    """A text stream that masks known secrets in everything written to it."""
+
+    def __init__(self, stream: TextIO, masker: Masker) -> None:
+        self.stream = stream
+        self.masker = masker
+
+    def write(self, text: str) -> int:
+        self.stream.write(self.masker.text(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()

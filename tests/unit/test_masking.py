@@ -1,0 +1,210 @@
+"""A sensitive variable's value never appears in any output: text, JSON and markdown plans, saved
+plan files, apply and drift output, validation errors and server errors. Each test greps
+everything the command wrote (and every file it saved) for the secret's text."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from textwrap import dedent
+from typing import Any
+
+import httpx
+import pytest
+
+import letta_apply.cli as cli
+from letta_apply.client import LettaClient
+from tests.fakeletta import FakeLetta
+
+SECRET = "hunter2-north"
+ROTATED = "hunter3-south"
+SHORT = "7319"  # low-entropy: a plain hash of it in a plan file would be found in no time
+
+MANIFEST = dedent(
+    """\
+    version: 1
+    stack: masked
+    variables:
+      key: {sensitive: true}
+      pin: {sensitive: true}
+    blocks:
+      vault:
+        value: "the key is ${var.key}"
+        enforce_value: true
+        description: "pin ${var.pin}"
+    agents:
+      clerk:
+        model: letta/letta-free
+        embedding: letta/letta-free
+        system: "Use ${var.key} when asked."
+        metadata: {key: "${var.key}", team: support}
+        memory_blocks:
+          - {label: persona, value: "I keep ${var.key} safe"}
+        blocks: [vault]
+    """
+)
+
+
+class Run:
+    """The CLI in-process against one fake server; collects every output."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fake = FakeLetta()
+        self.tmp = tmp_path
+        self.manifest = tmp_path / "m.yaml"
+        self.manifest.write_text(MANIFEST, encoding="utf-8")
+        self.outputs: list[str] = []
+
+        def client(base_url: str, **kw: Any) -> LettaClient:
+            return LettaClient(base_url, transport=httpx.MockTransport(self.fake.handle), **kw)
+
+        monkeypatch.setattr(cli, "LettaClient", client)
+        monkeypatch.setenv("LETTA_APPLY_VAR_pin", SHORT)
+
+    def __call__(self, *args: str, key: str = SECRET, manifest: bool = True) -> tuple[int, str]:
+        out, err = io.StringIO(), io.StringIO()
+        argv = [*args, "--var", f"key={key}"]
+        if manifest and "-f" not in args:
+            argv += ["-f", str(self.manifest)]
+        code = cli.main(argv, out=out, err=err)
+        text = out.getvalue() + err.getvalue()
+        self.outputs.append(text)
+        return code, text
+
+    def assert_clean(self) -> None:
+        saved = [p.read_text(encoding="utf-8") for p in self.tmp.glob("*.json")]
+        assert saved or self.outputs
+        for text in [*self.outputs, *saved]:
+            for secret in (SECRET, ROTATED, SHORT):
+                assert secret not in text, text
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    return Run(tmp_path, monkeypatch)
+
+
+def _agent(fake: FakeLetta) -> dict[str, Any]:
+    return next(iter(fake.agents.values()))
+
+
+def test_every_format_of_every_command_masks_the_secret(run: Run) -> None:
+    assert run("validate")[0] == 0
+    assert run("validate", "--format", "json")[0] == 0
+    code, text = run("plan")
+    assert code == 0
+    assert "system: (sensitive)" in text
+    assert '"key": "(sensitive)"' in text and '"team": "support"' in text
+    for fmt in ("json", "markdown"):
+        assert run("plan", "--format", fmt)[0] == 0
+    assert run("plan", "--out", str(run.tmp / "create.json"))[0] == 0
+    assert run("apply", "--auto-approve", "--format", "json")[0] == 0
+    # The server got the real values.
+    agent = _agent(run.fake)
+    assert agent["system"] == f"Use {SECRET} when asked."
+    assert agent["metadata"]["key"] == SECRET
+    assert SECRET not in json.dumps(agent["metadata"]["letta_apply"])  # no digest either
+    assert run("apply", "--auto-approve")[0] == 0
+    assert "No changes." in run.outputs[-1]
+    assert run("show")[0] == 0
+    run.assert_clean()
+
+
+def test_a_changed_secret_shows_as_changed_without_either_value(run: Run) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    code, text = run("plan", key=ROTATED)
+    assert code == 0
+    assert "system: (sensitive value changed)" in text
+    assert "metadata['key']: (sensitive value changed)" in text
+    assert "value: (sensitive value changed)" in text  # enforce_value on the vault block
+    _, md = run("plan", "--format", "markdown", key=ROTATED)
+    assert "(sensitive value changed)" in md
+    _, doc = run("plan", "--format", "json", key=ROTATED)
+    plan = json.loads(doc)
+    change = next(c for c in plan["changes"] if c["address"] == "agent.clerk")
+    assert change["before"]["system"] == change["after"]["system"] == "(sensitive)"
+    assert change["sensitive_fields"] == ["system", "metadata['key']"]
+    run.assert_clean()
+
+
+def test_a_saved_plan_holds_no_secret_and_takes_it_from_the_manifest(run: Run) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    saved = run.tmp / "rotate.json"
+    assert run("plan", "--out", str(saved), key=ROTATED)[0] == 0
+    doc = json.loads(saved.read_text(encoding="utf-8"))
+    assert any(c.get("sensitive_paths") for c in doc["changes"])
+    # Without the manifest there is nothing to write the secret from.
+    code, text = run("apply", str(saved), "--auto-approve", manifest=False)
+    assert code == 1 and "pass the manifest with -f" in text
+    # With other variables than the plan's, the plan does not hold.
+    code, text = run("apply", str(saved), "-f", str(run.manifest), "--auto-approve")
+    assert code == 1 and "stale plan" in text
+    assert _agent(run.fake)["system"] == f"Use {SECRET} when asked."
+    code, text = run("apply", str(saved), "-f", str(run.manifest), "--auto-approve", key=ROTATED)
+    assert code == 0, text
+    assert _agent(run.fake)["system"] == f"Use {ROTATED} when asked."
+    run.assert_clean()
+
+
+def test_fingerprints_do_not_depend_on_sensitive_values(run: Run) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    prints = []
+    for live in (SECRET, "something else entirely"):
+        agent = _agent(run.fake)
+        agent["system"] = f"Use {live} when asked."
+        agent["metadata"]["key"] = live
+        _, doc = run("plan", "--format", "json", key=ROTATED)
+        prints.append([c["fingerprint"] for c in json.loads(doc)["changes"]])
+    assert prints[0] == prints[1]
+    assert all("|" in p for p in prints[0] if p)  # the blanked fields are named
+    run.assert_clean()
+
+
+def test_drift_of_a_sensitive_value_is_masked(run: Run) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    vault = next(b for b in run.fake.blocks.values() if b["label"] == "vault")
+    vault["value"] = f"an agent wrote {SECRET} again"
+    for fmt in ("text", "json", "markdown"):
+        code, _text = run("drift", "--format", fmt)
+        assert code == 2
+    assert "(sensitive value changed)" in run.outputs[-3]
+    run.assert_clean()
+
+
+def test_errors_from_the_server_are_masked(run: Run) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST":
+            return httpx.Response(400, json={"detail": f"bad body: {request.content.decode()}"})
+        return None
+
+    run.fake.before.append(refuse)
+    code, text = run("apply", "--auto-approve")
+    assert code == 1 and "bad body" in text
+    code, text = run("apply", "--auto-approve", "--format", "json")
+    assert code == 1
+    run.assert_clean()
+
+
+def test_manifest_errors_are_masked(run: Run) -> None:
+    run.manifest.write_text(
+        MANIFEST.replace("enforce_value: true", "enforce_value: true\n    limit: 5"),
+        encoding="utf-8",
+    )
+    code, text = run("validate")
+    assert code == 1 and "over the block's limit of 5" in text
+    assert run("validate", "--format", "json")[0] == 1
+    run.manifest.write_text(MANIFEST + "    tags: ['${var.key}']\n", encoding="utf-8")
+    code, text = run("plan")
+    assert code == 1 and "a sensitive value cannot be used here" in text
+    run.assert_clean()
+
+
+def test_an_internal_error_is_masked_too(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError(f"unexpected: {SECRET}")
+
+    monkeypatch.setattr(cli, "plan_for", boom)
+    code, text = run("plan")
+    assert code == 1 and "RuntimeError: unexpected: (sensitive)" in text
+    run.assert_clean()

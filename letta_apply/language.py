@@ -20,6 +20,7 @@ Steps, each reporting every problem it finds with its `file:line:col`:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import os
@@ -864,8 +865,6 @@ class _Expander:
 
 
 def _close(name: str, names: list[str]) -> str:
-    import difflib
-
     hint = difflib.get_close_matches(name, names, n=1)
     return f"; did you mean '{hint[0]}'?" if hint else ""
 

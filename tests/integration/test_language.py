@@ -167,3 +167,37 @@ def test_a_sensitive_variable_never_shows(
     for text in outputs:
         assert SECRET not in text and ROTATED not in text, text
     assert run("destroy", *example(env), "--auto-approve").code == 0
+
+
+def test_an_agent_becomes_a_template_instance_without_being_recreated(
+    run: Run, api: httpx.Client, stack: str, manifest: Callable[[str], str]
+) -> None:
+    single = f"""\
+version: 1
+stack: {stack}
+agents:
+  worker:
+    name: {stack}-worker-eu
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks: [{{label: persona, value: I am a worker}}]
+"""
+    assert run("apply", "-f", manifest(single), "--auto-approve").code == 0
+    before = stack_resources(api, stack)[1][0]["id"]
+    templated = (
+        single.replace("  worker:\n", "  worker:\n    for_each: [eu, us]\n").replace(
+            f"name: {stack}-worker-eu", f"name: {stack}-worker-${{each.key}}"
+        )
+        + "moved:\n  - {from: agent.worker, to: 'agent.worker[eu]'}\n"
+    )
+    path = manifest(templated)
+    plan = run("plan", "-f", path)
+    assert 'address: "agent.worker" -> "agent.worker[\\"eu\\"]"' in plan.out, plan.out
+    assert "Plan: 1 to create, 1 to update, 0 to attach, 0 to detach, 0 to delete." in plan.out
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    agents = {a["name"]: a["id"] for a in stack_resources(api, stack)[1]}
+    assert agents[f"{stack}-worker-eu"] == before  # the same agent, re-marked
+    assert f"{stack}-worker-us" in agents
+    assert run("apply", "-f", path, "--auto-approve").writes == 0
+    assert run("destroy", "-f", path, "--auto-approve").code == 0

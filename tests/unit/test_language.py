@@ -3,16 +3,21 @@ each error kind with its position."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from textwrap import dedent
 
+import httpx
 import pytest
 
+import letta_apply.cli as cli
+from letta_apply.client import LettaClient
 from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.language import Options, normalize_address
 from letta_apply.model import Desired, Sensitive
 from letta_apply.pipeline import load_manifest
+from tests.fakeletta import FakeLetta
 
 HEAD = "version: 1\nstack: s\n"
 AGENT = "MODEL"  # on a line of its own: the model and embedding lines, at that indentation
@@ -493,3 +498,32 @@ def test_errors_never_show_a_sensitive_value(tmp_path: Path) -> None:
     m = write(tmp_path, "m.yaml", text)
     d = one_error(m, vars=[f"key={SECRET}"])
     assert str(d) == "--var: variable 'key': expected a number"
+
+
+def test_target_takes_an_instance_or_every_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeLetta()
+    monkeypatch.setattr(
+        cli,
+        "LettaClient",
+        lambda url, **kw: LettaClient(url, transport=httpx.MockTransport(fake.handle), **kw),
+    )
+    m = write(
+        tmp_path,
+        "m.yaml",
+        HEAD + "agents:\n  w:\n    count: 3\n    MODEL\n  other:\n    MODEL\n",
+    )
+
+    def plan(*targets: str) -> str:
+        out, err = io.StringIO(), io.StringIO()
+        args = [a for t in targets for a in ("--target", t)]
+        assert cli.main(["plan", "-f", m, *args], out=out, err=err) == 0, err.getvalue()
+        return out.getvalue()
+
+    assert "Plan: 1 to create" in plan("agent.w[1]")
+    every = plan("agent.w")
+    assert "Plan: 3 to create" in every and "agent.other" not in every
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["plan", "-f", m, "--target", "agent.w[7]"], out=out, err=err) == 1
+    assert "--target agent.w[7]: no such resource" in err.getvalue()

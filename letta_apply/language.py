@@ -457,13 +457,13 @@ class _Expander:
         raw: Document,
         variables: Mapping[str, Variable],
         options: Options,
-        roots: Mapping[str, Path],
     ) -> None:
         self.raw = raw
         self.variables = variables
         self.options = options
-        self.roots = roots
-        self.out = Document(raw.file, None)
+        self.out = Document(
+            raw.file, None, roots=raw.roots, allow_outside_files=raw.allow_outside_files
+        )
         self.errors: list[Diagnostic] = []
         self.read: list[str] = []
         # Templated resources: section -> key -> "for_each" or "count", and their instances.
@@ -758,16 +758,9 @@ class _Expander:
                 self.out.values[(*path, target)] = self.raw.where(at)
 
     def read_file(self, name: str, at: Path_) -> str | None:
-        manifest = self.raw.file_of(at)
-        base = Path(manifest).resolve().parent
-        target = (base / name).resolve()
-        root = self.roots.get(manifest, base)
-        if not self.options.allow_outside_files and not target.is_relative_to(root):
-            self.err(
-                at,
-                f"{_where(at)}: {clip(name)} is outside {root} (the folder given to -f); "
-                "pass --allow-outside-files to read it",
-            )
+        target, refused = self.raw.referenced(at, name)
+        if refused:
+            self.err(at, f"{_where(at)}: {refused}")
             return None
         try:
             size = target.stat().st_size
@@ -918,10 +911,11 @@ def load_source(
     raw = merge(docs)
     variables, var_files, errors = resolve_variables(raw, options)
     secrets = sorted({s for v in variables.values() if v.sensitive for s in _secrets_of(v.value)})
-    roots = {file: root for file, root in files}
+    raw.roots = dict(files)
+    raw.allow_outside_files = options.allow_outside_files
     if errors:
         raise _masked(errors, secrets)
-    expander = _Expander(raw, variables, options, roots)
+    expander = _Expander(raw, variables, options)
     expanded = expander.expand()
     if expander.errors:
         raise _masked(expander.errors, secrets)

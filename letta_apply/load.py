@@ -67,6 +67,10 @@ class Document:
     data: Any
     values: dict[Path_, Position] = field(default_factory=dict)
     keys: dict[Path_, Position] = field(default_factory=dict)
+    # Files a manifest names (value_file, source_file...) must stay inside these folders, one per
+    # manifest file (the folder given to -f), unless `allow_outside_files`.
+    roots: dict[str, Path] = field(default_factory=dict)
+    allow_outside_files: bool = False
 
     def where(self, path: Path_, *, key: bool = False) -> Position:
         """Best position for `path`: the key itself when asked and known, else the value,
@@ -85,6 +89,20 @@ class Document:
     def file_of(self, path: Path_) -> str:
         """The file the value at `path` was written in."""
         return self.where(path).file or self.file
+
+    def referenced(self, path: Path_, name: str) -> tuple[Path, str | None]:
+        """The file that the value at `path` names (relative to the manifest file that names
+        it), and why it may not be read, or None when it may."""
+        manifest = self.file_of(path)
+        base = Path(manifest).resolve().parent
+        target = (base / name).resolve()  # symlinks resolved: one pointing outside is outside
+        root = self.roots.get(manifest, base)
+        if not self.allow_outside_files and not target.is_relative_to(root):
+            return target, (
+                f"{clip(name)} is outside {root} (the folder given to -f); "
+                "pass --allow-outside-files to read it"
+            )
+        return target, None
 
     def at(self, path: Path_, here: Path_ = ()) -> str:
         """Where `path` is, for a message about `here`: "line N" in the same file, else

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic
@@ -55,11 +54,6 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def source_path(manifest_file: str, source_file: str) -> Path:
-    """Where a tool's source file is: relative to the manifest's folder."""
-    return Path(manifest_file).parent / source_file
-
-
 def function_name(tree: ast.AST) -> ast.FunctionDef | None:
     """The function Letta makes the tool from: the last `def` in `ast.walk` order."""
     found = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
@@ -74,12 +68,10 @@ def _read_source(
     rel = spec.get("source_file")
     if not isinstance(rel, str) or not rel:
         return None, None, []  # the schema reports it
-    manifest = doc.file_of(at)  # the file that names it, when the manifest has several
-    base = Path(manifest).parent.resolve()
-    path = source_path(manifest, rel)
+    path, refused = doc.referenced(at, rel)
     where = f"tools.{key}.source_file"
-    if Path(rel).is_absolute() or not path.resolve().is_relative_to(base):
-        return None, None, [doc.diag(at, f"{where}: {clip(rel)} is outside the manifest's folder")]
+    if refused:
+        return None, None, [doc.diag(at, f"{where}: {refused}")]
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

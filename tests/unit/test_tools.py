@@ -9,9 +9,10 @@ import pytest
 
 from letta_apply.apply import apply_plan
 from letta_apply.errors import ApplyError, Diagnostic, ManifestError
+from letta_apply.language import Options
 from letta_apply.load import load_file
 from letta_apply.model import Desired
-from letta_apply.pipeline import plan_for
+from letta_apply.pipeline import load_manifest, plan_for
 from letta_apply.plan import CREATE, DELETE, IMPORT, UPDATE, restrict, tool_rules_update
 from letta_apply.validate import validate
 from tests.fakeletta import FakeLetta
@@ -110,10 +111,24 @@ def test_the_tools_function_needs_a_docstring(tmp_path: Path) -> None:
     assert "function 'lookup' has no docstring" in d.message
 
 
-def test_a_source_file_outside_the_manifests_folder_is_refused(tmp_path: Path) -> None:
-    [d] = errors(tmp_path, MANIFEST.replace("tools/lookup.py", "../lookup.py"))
+def test_a_source_file_outside_the_manifests_folder_is_refused_unless_allowed(
+    tmp_path: Path,
+) -> None:
+    inside = tmp_path / "repo"
+    inside.mkdir()
+    (tmp_path / "lookup.py").write_text(LOOKUP, encoding="utf-8")
+    text = MANIFEST.replace("tools/lookup.py", "../lookup.py")
+    with pytest.raises(ManifestError) as e:
+        load_manifest(str(write(inside, text)))
+    [d] = e.value.diagnostics
     assert (d.line, d.col) == (5, 18)
-    assert d.message == "tools.lookup.source_file: '../lookup.py' is outside the manifest's folder"
+    assert d.message == (
+        f"tools.lookup.source_file: '../lookup.py' is outside {inside} (the folder given to -f); "
+        "pass --allow-outside-files to read it"
+    )
+    # The same rule, and the same way out, as value_file and system_file.
+    allowed = load_manifest(str(inside / "manifest.yaml"), Options(allow_outside_files=True))
+    assert allowed.tools["tool.lookup"].source_code == LOOKUP
 
 
 def test_two_tools_with_one_name_are_an_error(tmp_path: Path) -> None:

@@ -271,9 +271,10 @@ def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
     if o.format == "json":
         print(diagnostics_json([]), file=o.out)
     else:
+        tools = f", {len(desired.tools)} tool(s)" if desired.tools else ""
         o.text(
             f'{", ".join(args.file)}: valid: stack "{desired.stack}", {len(desired.blocks)} shared '
-            f"block(s), {len(desired.agents)} agent(s)"
+            f"block(s), {len(desired.agents)} agent(s){tools}"
         )
     return EXIT_OK
 

@@ -3,11 +3,13 @@ source file), the desired state, the plan's tool changes and rules, and apply ag
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
 from letta_apply.apply import apply_plan
+from letta_apply.cli import main
 from letta_apply.errors import ApplyError, Diagnostic, ManifestError
 from letta_apply.language import Options
 from letta_apply.load import load_file
@@ -347,3 +349,9 @@ def test_source_edited_on_the_server_is_drift_and_restored(tmp_path: Path) -> No
     apply_plan(client, plan)
     assert tool["source_code"] == LOOKUP
     assert plan_for(client, desired(tmp_path)).changes == ()
+
+
+def test_validate_counts_declared_tools(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert main(["validate", "-f", str(write(tmp_path))], out=out, err=io.StringIO()) == 0
+    assert out.getvalue().rstrip().endswith("1 agent(s), 1 tool(s)")

@@ -99,6 +99,8 @@ def _field(d: FieldDiff, indent: str, *, create: bool) -> list[str]:
                 str(d.before or ""), str(d.after or ""), indent + "    ", ("live", "declared")
             ),
         ]
+    if d.field == "address":  # a moved resource: addresses are shown as the manifest writes them
+        return [f"{indent}address: {d.before} -> {d.after}"]
     return [f"{indent}{d.field}: {_value(d.before)} -> {_value(d.after)}{note}"]
 
 

@@ -192,7 +192,7 @@ agents:
     )
     path = manifest(templated)
     plan = run("plan", "-f", path)
-    assert 'address: "agent.worker" -> "agent.worker[\\"eu\\"]"' in plan.out, plan.out
+    assert 'address: agent.worker -> agent.worker["eu"]' in plan.out, plan.out
     assert "Plan: 1 to create, 1 to update, 0 to attach, 0 to detach, 0 to delete." in plan.out
     applied = run("apply", "-f", path, "--auto-approve")
     assert applied.code == 0, applied.err

@@ -227,7 +227,7 @@ def test_moved_keeps_the_agent(
     path = manifest(renamed)
     plan = run("plan", "-f", path)
     assert f"~ agent.analyst ({ids['agent.worker']}): update" in plan.out
-    assert 'address: "agent.worker" -> "agent.analyst"' in plan.out
+    assert "address: agent.worker -> agent.analyst" in plan.out
     assert "delete" not in plan.out.split("Plan:")[0]
     applied = run("apply", "-f", path, "--auto-approve")
     assert applied.code == 0, applied.err

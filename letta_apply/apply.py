@@ -16,6 +16,7 @@ from typing import Any
 
 from .client import LettaClient
 from .errors import ApiError, ApplyError
+from .marks import tool_rules_update
 from .model import is_base_tool_type, owned_block_address
 from .plan import (
     ATTACH,
@@ -27,7 +28,6 @@ from .plan import (
     UPDATE,
     Change,
     Plan,
-    tool_rules_update,
 )
 
 

@@ -22,9 +22,10 @@ from .errors import ApplyError, LettaApplyError, ManifestError
 from .export import Selection, export_manifest
 from .language import Options, normalize_address
 from .live import read_live, read_stack
+from .match import match
 from .model import Desired, Import, stack_tag
 from .pipeline import load_manifest, plan_for
-from .plan import CREATE, IMPORT, Plan, make_plan, match, restrict, stale
+from .plan import CREATE, IMPORT, Plan, make_plan, restrict, stale
 from .render import (
     colorize,
     diagnostics_json,

@@ -15,8 +15,8 @@ from typing import Any
 
 from .client import LettaClient
 from .errors import ApiError
+from .match import deletion_candidates
 from .model import MARK_KEY, Desired, Import, Live, LiveAgent, LiveBlock, LiveTool, stack_tag
-from .plan import deletion_candidates
 
 AGENT_INCLUDE = ("agent.blocks", "agent.tags", "agent.tools")
 # Above this many missing agents one full listing is cheaper than one lookup per name.

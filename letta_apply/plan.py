@@ -1,28 +1,44 @@
 """Decide what would change: a pure function of the desired and the live state. No I/O.
 
-Live resources are matched to the manifest only by their marks (stack tag plus the stack and
-address in `metadata`); anything without this stack's marks is never changed. Fields the manifest
+Live resources are matched to the manifest only by their marks (match.py); anything without
+this stack's marks is never changed. Fields the manifest
 leaves out are never compared. A block's `value` is only what it starts with: a different live
 value is reported as drift and kept, unless the block sets `enforce_value`.
 
-Every mark also records a digest of each field as letta-apply last wrote it (`applied`). That is
+Every mark also records a digest of each field as letta-apply last wrote it (marks.py). That is
 how a difference is explained without a state file: when the live field no longer matches its
-digest, someone changed it on the server (drift); when it still does, the manifest changed.
+digest, someone changed it on the server (drift); when it still does, the manifest changed. A
+plan carries fingerprints of what it touches (fingerprint.py), so a saved plan can be checked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deepdiff import DeepDiff
 
+from .fingerprint import ABSENT, fingerprints, marked_blanks
+from .marks import (
+    AGENT_FIELDS,
+    BLOCK_FIELDS,
+    TOOL_FIELDS,
+    agent_applied,
+    applied_of,
+    block_applied,
+    digest,
+    mark_metadata,
+    pip_requirements,
+    rule_compared,
+    rules_shown,
+    sensitive_fields,
+    tool_applied,
+    tool_rules_update,
+    user_metadata,
+)
+from .match import match, owned_of
 from .model import (
-    MARK_KEY,
-    SHOWN,
     Desired,
     DesiredAgent,
     DesiredBlock,
@@ -31,7 +47,6 @@ from .model import (
     LiveAgent,
     LiveBlock,
     LiveTool,
-    Sensitive,
     owned_block_address,
     rule_tool_names,
 )
@@ -48,17 +63,6 @@ DESTROY = "destroy"  # `letta-apply destroy`
 ADOPT = "adopt"  # named by `imports:`
 
 CONFIGURATION = "configuration"  # kind of drift other than memory
-ABSENT = "absent"  # fingerprint of an address with nothing on the server
-
-_BLOCK_FIELDS = ("description", "limit", "read_only")
-_AGENT_FIELDS = ("description", "system", "model", "embedding")
-_TOOL_FIELDS = ("description", "return_char_limit", "default_requires_approval")
-
-
-def digest(value: Any) -> str:
-    """A short, stable digest of a JSON value."""
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -166,441 +170,6 @@ class Plan:
 
     def count(self, action: str) -> int:
         return sum(1 for c in self.changes if c.action == action)
-
-
-# ---------------------------------------------------------------------------------------------
-# Matching live resources to addresses by their marks
-
-
-@dataclass(frozen=True)
-class Matched:
-    """The stack's live resources by address: shared blocks, agents, agents' own blocks, and
-    agents superseded by an interrupted replacement."""
-
-    blocks: Mapping[str, LiveBlock]
-    agents: Mapping[str, LiveAgent]
-    owned: Mapping[str, LiveBlock]
-    superseded: tuple[tuple[str, LiveAgent], ...] = ()
-    notes: tuple[str, ...] = ()
-    tools: Mapping[str, LiveTool] = field(default_factory=dict)
-    # Tools with the stack's tag but no marks yet: created by an apply interrupted before it
-    # could mark them. Matched to the declared tool of the same name.
-    unmarked_tools: tuple[LiveTool, ...] = ()
-
-    def ids(self) -> dict[str, str]:
-        out = {a: r.id for a, r in self.tools.items()}
-        out.update({a: r.id for a, r in self.blocks.items()})
-        out.update({a: r.id for a, r in self.agents.items()})
-        out.update({a: r.id for a, r in self.owned.items()})
-        return out
-
-
-def _applied(resource: LiveAgent | LiveBlock | LiveTool) -> Mapping[str, Any] | None:
-    applied = resource.mark.get("applied")
-    return applied if isinstance(applied, Mapping) else None
-
-
-def match(stack: str, tag: str, live: Live) -> Matched:
-    """Find the stack's resources in `live`. Should two agents carry one address, the one that
-    replaces the other wins (an interrupted replacement), else the oldest; should two blocks,
-    the one the stack's agents use. The others are reported and left alone."""
-    notes: list[str] = []
-    candidates: dict[str, list[LiveAgent]] = {}
-    for a in live.agents:
-        address = a.mark.get("address")
-        ours = tag in a.tags and a.mark.get("stack") == stack
-        if ours and isinstance(address, str) and address.startswith("agent."):
-            candidates.setdefault(address, []).append(a)
-    agents: dict[str, LiveAgent] = {}
-    superseded: list[tuple[str, LiveAgent]] = []
-    for address, found in candidates.items():
-        replaced = {a.mark.get("replaces") for a in found}
-        winner = next((a for a in found if a.mark.get("replaces")), found[0])
-        agents[address] = winner
-        for a in found:
-            if a is winner:
-                continue
-            if a.id in replaced:
-                superseded.append((address, a))
-            else:
-                notes.append(
-                    f"{address}: more than one agent carries this address ({winner.id}, {a.id}); "
-                    f"using {winner.id}, the other is left alone"
-                )
-
-    in_use = {i for a in agents.values() for i in a.block_ids}
-    by_address: dict[str, list[LiveBlock]] = {}
-    for b in live.blocks.values():
-        address = b.mark.get("address")
-        if (
-            b.id in live.tagged_block_ids
-            and b.mark.get("stack") == stack
-            and isinstance(address, str)
-            and address.startswith("block.")
-        ):
-            by_address.setdefault(address, []).append(b)
-    blocks: dict[str, LiveBlock] = {}
-    for address, found_blocks in by_address.items():
-        found_blocks.sort(key=lambda b: (b.id not in in_use, b.id))
-        blocks[address] = found_blocks[0]
-        if len(found_blocks) > 1:
-            others = ", ".join(b.id for b in found_blocks[1:])
-            notes.append(
-                f"{address}: more than one block carries this address; using "
-                f"{found_blocks[0].id}, the other ({others}) is left alone"
-            )
-
-    shared_ids = {b.id for b in blocks.values()}
-    owned: dict[str, LiveBlock] = {}
-    for address, a in agents.items():
-        for i in a.block_ids:
-            own = live.blocks.get(i)
-            if own is not None and i in live.tagged_block_ids and i not in shared_ids:
-                owned[owned_block_address(address, own.label)] = own
-    tools, unmarked, tool_notes = _match_tools(stack, tag, live)
-    return Matched(blocks, agents, owned, tuple(superseded), (*notes, *tool_notes), tools, unmarked)
-
-
-def _match_tools(
-    stack: str, tag: str, live: Live
-) -> tuple[dict[str, LiveTool], tuple[LiveTool, ...], list[str]]:
-    tools: dict[str, LiveTool] = {}
-    unmarked: list[LiveTool] = []
-    notes: list[str] = []
-    for t in sorted(live.custom_tools, key=lambda t: t.id):
-        if tag not in t.tags or t.is_base:
-            continue
-        address = t.mark.get("address")
-        if not t.mark:
-            unmarked.append(t)
-        elif (
-            t.mark.get("stack") != stack
-            or not isinstance(address, str)
-            or not address.startswith("tool.")
-        ):
-            continue
-        elif address in tools:
-            notes.append(
-                f"{address}: more than one tool carries this address ({tools[address].id}, "
-                f"{t.id}); using {tools[address].id}, the other is left alone"
-            )
-        else:
-            tools[address] = t
-    return tools, tuple(unmarked), notes
-
-
-def _owned_of(agent: LiveAgent, live: Live, shared_ids: set[str]) -> list[LiveBlock]:
-    """An agent's own blocks: attached, carrying the stack's tag, not a shared block."""
-    return [
-        live.blocks[i]
-        for i in agent.block_ids
-        if i in live.blocks and i in live.tagged_block_ids and i not in shared_ids
-    ]
-
-
-def deletion_candidates(desired: Desired, live: Live, *, destroy: bool = False) -> list[str]:
-    """Ids of the blocks and tools a plan may delete: shared blocks, agents' own blocks and
-    tools of this stack that the manifest no longer declares (all of them, for `destroy`)."""
-    m = match(desired.stack, desired.tag, live)
-    keep = set() if destroy else {*desired.blocks, *desired.agents, *desired.moved}
-    shared_ids = {b.id for b in m.blocks.values()}
-    out = [b.id for a, b in m.blocks.items() if a not in keep]
-    out += [
-        t.id for a, t in m.tools.items() if destroy or (a not in desired.tools and a not in keep)
-    ]
-    for address, agent in [*m.agents.items(), *m.superseded]:
-        declared = desired.agents.get(desired.moved.get(address, address))
-        labels = (
-            {b.label for b in declared.memory_blocks} if declared and address in keep else set()
-        )
-        if declared and address in keep and "memory_blocks" in declared.ignore:
-            continue
-        out += [b.id for b in _owned_of(agent, live, shared_ids) if b.label not in labels]
-    return sorted(set(out))
-
-
-def _tool_fingerprint(t: LiveTool) -> str:
-    return digest(
-        [
-            t.id, t.name, t.source_code, t.description, sorted(t.tags), dict(t.metadata),
-            t.return_char_limit, list(t.pip_requirements or ()), t.default_requires_approval,
-        ]
-    )  # fmt: skip
-
-
-SENSITIVE_FIELDS_KEY = "sensitive"
-"""Key in a mark's `applied` listing the fields that hold sensitive values (names, not values)."""
-
-
-def _blank(value: Any, name: str, fields: frozenset[str]) -> Any:
-    """A field's value for a fingerprint: SHOWN when it is sensitive; a mapping (metadata) with
-    its sensitive keys blanked."""
-    if name in fields:
-        return SHOWN
-    if isinstance(value, Mapping):
-        return {k: SHOWN if f"{name}.{k}" in fields else v for k, v in value.items()}
-    return value
-
-
-def _block_fingerprint(b: LiveBlock, blank: frozenset[str] = frozenset()) -> str:
-    # The value is left out: agents write it all the time, and no change depends on it.
-    return digest(
-        [
-            b.id, b.label, _blank(b.description, "description", blank), b.limit, b.read_only,
-            _blank(dict(b.metadata), "metadata", blank), sorted(b.tags),
-        ]
-    )  # fmt: skip
-
-
-def _agent_fingerprint(a: LiveAgent, blank: frozenset[str] = frozenset()) -> str:
-    parts: list[Any] = [
-        a.id, a.name, _blank(a.description, "description", blank),
-        _blank(a.system, "system", blank), a.model, a.embedding, sorted(a.tags),
-        _blank(dict(a.metadata), "metadata", blank), sorted(t.id for t in a.tools),
-        sorted(a.block_ids),
-    ]  # fmt: skip
-    if a.tool_rules:  # left out when empty: fingerprints of plans made before tool rules hold
-        parts.append(_rule_keys(a.tool_rules))
-    return digest(parts)
-
-
-def _with_blanks(fingerprint: str, blank: frozenset[str]) -> str:
-    # The blanked fields' names travel with the fingerprint, so that a saved plan is checked
-    # with the same fields left out, whatever the variables are when it is applied.
-    return fingerprint + ("|" + ",".join(sorted(blank)) if blank else "")
-
-
-def _marked_blanks(live: Live) -> dict[str, frozenset[str]]:
-    """Fields each live resource's marks say hold sensitive values (its own blocks' included)."""
-    out: dict[str, frozenset[str]] = {}
-    resources: list[LiveAgent | LiveBlock] = [*live.blocks.values(), *live.agents]
-    for r in resources:
-        names = (_applied(r) or {}).get(SENSITIVE_FIELDS_KEY)
-        if isinstance(names, list):
-            out[r.id] = frozenset(map(str, names))
-    for a in live.agents:
-        own = (_applied(a) or {}).get("memory_blocks")
-        if not isinstance(own, Mapping):
-            continue
-        for i in a.block_ids:
-            b = live.blocks.get(i)
-            entry = own.get(b.label) if b is not None else None
-            names = entry.get(SENSITIVE_FIELDS_KEY) if isinstance(entry, Mapping) else None
-            if isinstance(names, list):
-                out[i] = out.get(i, frozenset()) | frozenset(map(str, names))
-    return out
-
-
-def fingerprints(
-    live: Live,
-    present: Mapping[str, str],
-    creates: Mapping[str, str],
-    blanks: Mapping[str, frozenset[str]] | None = None,
-) -> dict[str, str]:
-    """Fingerprint of every live resource, by id; and for each address in `creates` (address ->
-    agent name, or "" for a block): ABSENT, the id of what now carries the address (`present`),
-    or the ids of unmarked agents that now hold the name.
-
-    Fields holding sensitive values are left out (a plain hash of a short secret gives it away):
-    those `blanks` names by resource id, else those the resources' marks name."""
-    if blanks is None:
-        blanks = _marked_blanks(live)
-    out = {
-        b.id: _with_blanks(
-            _block_fingerprint(b, blanks.get(b.id, frozenset())), blanks.get(b.id, frozenset())
-        )
-        for b in live.blocks.values()
-    }
-    out.update(
-        {
-            a.id: _with_blanks(
-                _agent_fingerprint(a, blanks.get(a.id, frozenset())), blanks.get(a.id, frozenset())
-            )
-            for a in live.agents
-        }
-    )
-    out.update({t.id: _tool_fingerprint(t) for t in live.custom_tools})
-    for found in live.imported.values():
-        blank = blanks.get(found.id, frozenset()) if not isinstance(found, str) else frozenset()
-        if isinstance(found, LiveAgent):
-            out[found.id] = _with_blanks(_agent_fingerprint(found, blank), blank)
-        elif isinstance(found, LiveBlock):
-            out[found.id] = _with_blanks(_block_fingerprint(found, blank), blank)
-    for address, name in creates.items():
-        clash: tuple[str, ...] | None
-        if address.startswith("tool."):
-            holder = live.tools.get(name)
-            clash = (holder,) if holder else None
-        else:
-            clash = live.clashes.get(name) if name else None
-        if address in present:
-            out[address] = f"present:{present[address]}"
-        elif clash:
-            out[address] = f"clash:{','.join(clash)}"
-        else:
-            out[address] = ABSENT
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Marks and digests
-
-
-def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metadata.items() if k != MARK_KEY}
-
-
-def _has_secret(value: Any) -> bool:
-    if isinstance(value, Sensitive):
-        return True
-    if isinstance(value, Mapping):
-        return any(_has_secret(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_secret(v) for v in value)
-    return False
-
-
-def sensitive_fields(config: Mapping[str, Any]) -> frozenset[str]:
-    """Fields of a declared block or agent that hold sensitive values: `description`, `system`,
-    `metadata.<key>`."""
-    out = {k for k in ("description", "system") if _has_secret(config.get(k))}
-    metadata = config.get("metadata")
-    if isinstance(metadata, Mapping):
-        out |= {f"metadata.{k}" for k, v in metadata.items() if _has_secret(v)}
-    return frozenset(out)
-
-
-def block_applied(db: DesiredBlock) -> dict[str, Any]:
-    """Digests of the configuration letta-apply writes for a block, and its protection. A field
-    holding a sensitive value gets no digest (marks are shown in plans and saved in plan files);
-    a difference in it is attributed to the manifest."""
-    out: dict[str, Any] = {"label": digest(db.label)}
-    for k in _BLOCK_FIELDS:
-        if k in db.config and not _has_secret(db.config[k]):
-            out[k] = digest(db.config[k])
-    if "metadata" in db.config and not _has_secret(db.config["metadata"]):
-        out["metadata"] = digest(dict(db.config["metadata"]))
-    if "tags" in db.config:
-        out["tags"] = digest(sorted(db.config["tags"]))
-    if db.prevent_destroy:
-        out["prevent_destroy"] = True
-    if sensitive_fields(db.config):
-        out[SENSITIVE_FIELDS_KEY] = sorted(sensitive_fields(db.config))
-    return out
-
-
-def agent_applied(da: DesiredAgent) -> dict[str, Any]:
-    """Digests of the configuration letta-apply writes for an agent, the shared blocks it
-    attaches (as addresses), the configuration of its own blocks, and its protection."""
-    out: dict[str, Any] = {"name": digest(da.name)}
-    for k in _AGENT_FIELDS:
-        if k in da.config and not _has_secret(da.config[k]):
-            out[k] = digest(da.config[k])
-    if "metadata" in da.config and not _has_secret(da.config["metadata"]):
-        out["metadata"] = digest(dict(da.config["metadata"]))
-    if "tags" in da.config:
-        out["tags"] = digest(sorted(da.config["tags"]))
-    if "tools" in da.config:
-        out["tools"] = digest(sorted(da.config["tools"]))
-    if "tool_rules" in da.config:
-        out["tool_rules"] = digest(_rule_keys(da.config["tool_rules"]))
-    if da.include_base_tools is not None:
-        out["include_base_tools"] = da.include_base_tools
-    out["blocks"] = sorted(da.blocks)
-    out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
-    if da.prevent_destroy:
-        out["prevent_destroy"] = True
-    if sensitive_fields(da.config):
-        out[SENSITIVE_FIELDS_KEY] = sorted(sensitive_fields(da.config))
-    return out
-
-
-def tool_applied(dt: DesiredTool) -> dict[str, Any]:
-    """Digests of what letta-apply writes for a custom tool, and its protection."""
-    out: dict[str, Any] = {"name": digest(dt.name), "source_code": digest(dt.source_code)}
-    for k in _TOOL_FIELDS:
-        if k in dt.config:
-            out[k] = digest(dt.config[k])
-    if "tags" in dt.config:
-        out["tags"] = digest(sorted(dt.config["tags"]))
-    if "pip_requirements" in dt.config:
-        out["pip_requirements"] = digest(_pip(dt.config["pip_requirements"]))
-    if dt.prevent_destroy:
-        out["prevent_destroy"] = True
-    return out
-
-
-def _pip(reqs: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    """Pip requirements as compared: the server writes a missing version as null."""
-    return [{k: v for k, v in r.items() if v is not None} for r in reqs or ()]
-
-
-# ---------------------------------------------------------------------------------------------
-# Tool rules
-
-
-def _rule(rule: Mapping[str, Any]) -> dict[str, Any]:
-    """A tool rule as compared: without fields at their server default (null, an ignored
-    prompt template, require_output_mapping false)."""
-    return {
-        k: v
-        for k, v in rule.items()
-        if v is not None
-        and k != "prompt_template"
-        and not (k == "require_output_mapping" and v is False)
-    }
-
-
-def rules_shown(rules: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Tool rules as a plan shows them: `type(tool, field=value...)`, sorted."""
-    out = []
-    for r in map(_rule, rules):
-        extra = [
-            f"{k}={v if isinstance(v, str) else json.dumps(v, sort_keys=True)}"
-            for k, v in sorted(r.items())
-            if k not in ("type", "tool_name")
-        ]
-        out.append(f"{r.get('type')}({', '.join([str(r.get('tool_name')), *extra])})")
-    return sorted(out)
-
-
-def _rule_keys(rules: Iterable[Mapping[str, Any]]) -> list[str]:
-    return sorted(
-        json.dumps(_rule(r), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        for r in rules
-    )
-
-
-def _server_rule(rule: Mapping[str, Any], declared_names: set[str], base_tools: set[str]) -> bool:
-    """A rule the server adds by itself (loop rules of its base tools, approval rules of tools
-    that ask for it), on a tool the manifest's rules leave alone: kept, never compared."""
-    if rule.get("tool_name") in declared_names:
-        return False
-    kind = rule.get("type")
-    return kind == "requires_approval" or (
-        kind in ("continue_loop", "exit_loop") and rule.get("tool_name") in base_tools
-    )
-
-
-def tool_rules_update(
-    declared: Iterable[Mapping[str, Any]],
-    live: Iterable[Mapping[str, Any]],
-    base_tools: Iterable[str],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-    """When an agent's rules differ from the declared ones: (the live rules compared, the whole
-    list to write: the declared rules plus the server's own). None when they match."""
-    wanted = [_rule(r) for r in declared]
-    names = {r["tool_name"] for r in wanted}
-    base = set(base_tools)
-    live_rules = [_rule(r) for r in live]
-    compared = [r for r in live_rules if not _server_rule(r, names, base)]
-    if _rule_keys(compared) == _rule_keys(wanted):
-        return None
-    return compared, wanted + [r for r in live_rules if _server_rule(r, names, base)]
-
-
-def _mark(stack: str, address: str, applied: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    return {MARK_KEY: {"stack": stack, "address": address, "applied": dict(applied), **extra}}
 
 
 def _why(applied: Mapping[str, Any] | None, name: str, live_value: Any) -> str:
@@ -733,12 +302,12 @@ class _Planner:
 
     def _block_body(self, db: DesiredBlock, *, mark: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"label": db.label, "value": db.value}
-        for k in _BLOCK_FIELDS:
+        for k in BLOCK_FIELDS:
             if k in db.config:
                 body[k] = db.config[k]
         metadata = dict(db.config.get("metadata", {}))
         if mark:
-            metadata.update(_mark(self.stack, db.address, block_applied(db)))
+            metadata.update(mark_metadata(self.stack, db.address, block_applied(db)))
         if metadata:
             body["metadata"] = metadata
         body["tags"] = sorted({*db.config.get("tags", ()), self.tag})
@@ -780,11 +349,11 @@ class _Planner:
         if lb.label != db.label and "label" not in ignore:
             differs("label", lb.label, db.label)
             body["label"] = db.label
-        for k in _BLOCK_FIELDS:
+        for k in BLOCK_FIELDS:
             if k in db.config and k not in ignore and getattr(lb, k) != db.config[k]:
                 differs(k, getattr(lb, k), db.config[k])
                 body[k] = db.config[k]
-        live_md = _user_metadata(lb.metadata)
+        live_md = user_metadata(lb.metadata)
         if (
             "metadata" in db.config
             and "metadata" not in ignore
@@ -818,7 +387,10 @@ class _Planner:
             body.setdefault("tags", sorted({*live_tags, self.tag}))
         if diffs or adopt:
             user_md = db.config.get("metadata", live_md)
-            body["metadata"] = {**user_md, **_mark(self.stack, db.address, block_applied(db))}
+            body["metadata"] = {
+                **user_md,
+                **mark_metadata(self.stack, db.address, block_applied(db)),
+            }
             action, whys = (IMPORT, (ADOPT,)) if adopt else (UPDATE, _whys(diffs))
             self.changes.append(Change(db.address, action, lb.id, tuple(diffs), body, why=whys))
 
@@ -833,13 +405,13 @@ class _Planner:
         """What creates the tool. `name` and `metadata_` are not part of Letta's create request:
         apply checks the name and writes the marks right after."""
         body: dict[str, Any] = {"source_code": dt.source_code, "name": dt.name}
-        for k in _TOOL_FIELDS:
+        for k in TOOL_FIELDS:
             if k in dt.config:
                 body[k] = dt.config[k]
         if "pip_requirements" in dt.config:
-            body["pip_requirements"] = _pip(dt.config["pip_requirements"])
+            body["pip_requirements"] = pip_requirements(dt.config["pip_requirements"])
         body["tags"] = sorted({*dt.config.get("tags", ()), self.tag})
-        body["metadata_"] = _mark(self.stack, dt.address, tool_applied(dt))
+        body["metadata_"] = mark_metadata(self.stack, dt.address, tool_applied(dt))
         return body
 
     def _create_tool(self, dt: DesiredTool) -> None:
@@ -863,7 +435,7 @@ class _Planner:
         ]
         diffs += [
             FieldDiff(k, None, body[k], NEW)
-            for k in (*_TOOL_FIELDS, "pip_requirements")
+            for k in (*TOOL_FIELDS, "pip_requirements")
             if k in body
         ]
         if "tags" in dt.config:
@@ -877,7 +449,7 @@ class _Planner:
         """Plan the update of a tool in place (same id). With `finish`, the tool was created by
         an interrupted apply and has no marks yet: they are written now. With `adopt`, the tool
         is imported: it gets the stack's tag and marks in the same request."""
-        applied = None if finish or adopt else _applied(lt)
+        applied = None if finish or adopt else applied_of(lt)
         ignore = dt.ignore
         diffs: list[FieldDiff] = []
         body: dict[str, Any] = {}
@@ -896,12 +468,13 @@ class _Planner:
             # The server derives the tool's name and JSON schema from the source: apply asks it
             # for the schema of the new source and sends both (a PATCH alone keeps the old one).
             body["source_code"] = dt.source_code
-        for k in _TOOL_FIELDS:
+        for k in TOOL_FIELDS:
             if k in dt.config and k not in ignore and getattr(lt, k) != dt.config[k]:
                 differs(k, getattr(lt, k), dt.config[k])
                 body[k] = dt.config[k]
         if "pip_requirements" in dt.config and "pip_requirements" not in ignore:
-            live_pip, want_pip = _pip(lt.pip_requirements), _pip(dt.config["pip_requirements"])
+            live_pip = pip_requirements(lt.pip_requirements)
+            want_pip = pip_requirements(dt.config["pip_requirements"])
             if live_pip != want_pip:
                 differs("pip_requirements", live_pip, want_pip)
                 body["pip_requirements"] = want_pip
@@ -918,8 +491,8 @@ class _Planner:
             body.setdefault("tags", sorted({*live_tags, self.tag}))
         if diffs or finish or adopt:
             body["metadata_"] = {
-                **_user_metadata(lt.metadata),
-                **_mark(self.stack, dt.address, tool_applied(dt)),
+                **user_metadata(lt.metadata),
+                **mark_metadata(self.stack, dt.address, tool_applied(dt)),
             }
             action, whys = (IMPORT, (ADOPT,)) if adopt else (UPDATE, _whys(diffs))
             self.changes.append(Change(dt.address, action, lt.id, tuple(diffs), body, why=whys))
@@ -992,13 +565,13 @@ class _Planner:
         """The request that creates the agent with everything it declares, or None when it
         cannot be made (a problem was reported)."""
         body: dict[str, Any] = {"name": da.name}
-        for k in _AGENT_FIELDS:
+        for k in AGENT_FIELDS:
             if k in da.config:
                 body[k] = da.config[k]
         body["tags"] = sorted({*da.config.get("tags", ()), self.tag})
         body["metadata"] = {
             **da.config.get("metadata", {}),
-            **_mark(self.stack, da.address, agent_applied(da), **mark_extra),
+            **mark_metadata(self.stack, da.address, agent_applied(da), **mark_extra),
         }
         body["memory_blocks"] = [self._block_body(b, mark=False) for b in da.memory_blocks]
         body["block_ids"] = [{"$ref": a} for a in da.blocks]
@@ -1010,7 +583,7 @@ class _Planner:
         if "tool_rules" in da.config:
             if not self._rule_tools_known(da):
                 return None
-            body["tool_rules"] = [_rule(r) for r in da.config["tool_rules"]]
+            body["tool_rules"] = [rule_compared(r) for r in da.config["tool_rules"]]
         if da.include_base_tools is not None:
             body["include_base_tools"] = da.include_base_tools
         return body
@@ -1034,7 +607,7 @@ class _Planner:
         return not unknown
 
     def _create_diffs(self, da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
-        diffs = [FieldDiff(k, None, body[k], NEW) for k in ("name", *_AGENT_FIELDS) if k in body]
+        diffs = [FieldDiff(k, None, body[k], NEW) for k in ("name", *AGENT_FIELDS) if k in body]
         diffs.extend(self._declared_extras(da.config))
         if "tools" in da.config:
             diffs.append(FieldDiff("tools", None, list(da.config["tools"]), NEW))
@@ -1078,7 +651,7 @@ class _Planner:
         body = self._agent_body(da, replaces=la.id)
         if body is None:
             return
-        old_blocks = [b.id for b in _owned_of(la, self.live, {b.id for b in self.blocks.values()})]
+        old_blocks = [b.id for b in owned_of(la, self.live, {b.id for b in self.blocks.values()})]
         body = {**body, "replaces": {"agent": la.id, "blocks": old_blocks}}
         diffs = (reason, *self._create_diffs(da, body))
         self.changes.append(Change(da.address, REPLACE, la.id, diffs, body, why=(reason.why,)))
@@ -1086,7 +659,7 @@ class _Planner:
 
     def _update_agent(self, da: DesiredAgent, la: LiveAgent) -> None:
         adopt = da.address in self.importing
-        applied = _applied(la)
+        applied = applied_of(la)
         recorded = (applied or {}).get("include_base_tools")
         if (
             not adopt
@@ -1112,7 +685,7 @@ class _Planner:
         if la.name != da.name and "name" not in ignore:
             differs("name", la.name, da.name)
             body["name"] = da.name
-        for k in _AGENT_FIELDS:
+        for k in AGENT_FIELDS:
             if k in da.config and k not in ignore and getattr(la, k) != da.config[k]:
                 differs(k, getattr(la, k), da.config[k])
                 body[k] = da.config[k]
@@ -1120,7 +693,7 @@ class _Planner:
         if "tags" in da.config and "tags" not in ignore and live_tags != sorted(da.config["tags"]):
             differs("tags", live_tags, sorted(da.config["tags"]))
             body["tags"] = sorted({*da.config["tags"], self.tag})
-        live_md = _user_metadata(la.metadata)
+        live_md = user_metadata(la.metadata)
         if (
             "metadata" in da.config
             and "metadata" not in ignore
@@ -1153,7 +726,10 @@ class _Planner:
             body.setdefault("tags", sorted({*live_tags, self.tag}))
         if diffs or adopt:
             user_md = da.config.get("metadata", live_md)
-            body["metadata"] = {**user_md, **_mark(self.stack, da.address, agent_applied(da))}
+            body["metadata"] = {
+                **user_md,
+                **mark_metadata(self.stack, da.address, agent_applied(da)),
+            }
             action, whys = (IMPORT, (ADOPT,)) if adopt else (UPDATE, _whys(diffs))
             self.changes.append(Change(da.address, action, la.id, tuple(diffs), body, why=whys))
         self._agent_blocks(da, la, applied, adopt=adopt)
@@ -1189,7 +765,7 @@ class _Planner:
                 self.ids[db.address] = lb.id
                 # Blocks created inline with an agent carry no mark of their own until
                 # letta-apply updates them; until then the agent's mark speaks for them.
-                own = _applied(lb)
+                own = applied_of(lb)
                 self._update_block(db, lb, own if own is not None else owned_applied.get(db.label))
             elif adopt and not lb.mark:
                 self.ids[db.address] = lb.id
@@ -1271,7 +847,7 @@ class _Planner:
     def _protected(self, resource: LiveAgent | LiveBlock | LiveTool, declared: Any = None) -> bool:
         return bool(
             getattr(declared, "prevent_destroy", False)
-            or (_applied(resource) or {}).get("prevent_destroy")
+            or (applied_of(resource) or {}).get("prevent_destroy")
         )
 
     def _refuse_destroy(self, address: str, verb: str = "delete") -> None:
@@ -1305,8 +881,8 @@ class _Planner:
 
     def _delete_agent(self, address: str, la: LiveAgent, why: str, declared: Any = None) -> None:
         shared_ids = {b.id for b in self.blocks.values()}
-        own = _owned_of(la, self.live, shared_ids)
-        owned_applied = (_applied(la) or {}).get("memory_blocks") or {}
+        own = owned_of(la, self.live, shared_ids)
+        owned_applied = (applied_of(la) or {}).get("memory_blocks") or {}
         protected_blocks = [
             b.label for b in own if (owned_applied.get(b.label) or {}).get("prevent_destroy")
         ]
@@ -1359,7 +935,7 @@ class _Planner:
             if address in self.importing or address in self.replacing:
                 continue
             labels = {b.label for b in da.memory_blocks}
-            for b in _owned_of(la, self.live, shared_ids):
+            for b in owned_of(la, self.live, shared_ids):
                 if b.label not in labels:
                     self._delete_block(owned_block_address(address, b.label), b, why)
 
@@ -1378,7 +954,7 @@ class _Planner:
                     self.changes.append(self._create_block(db))
                 else:
                     adopt = addr in self.importing
-                    self._update_block(db, lb, None if adopt else _applied(lb), adopt=adopt)
+                    self._update_block(db, lb, None if adopt else applied_of(lb), adopt=adopt)
             for addr, da in self.desired.agents.items():
                 la = self.agents.get(addr)
                 if la is None:
@@ -1410,7 +986,7 @@ class _Planner:
         changes = [c for c in self.changes if not is_refused(c.address) and not is_refused(c.block)]
         changes.sort(key=lambda c: (c.stage, c.address, c.block or "", c.action, c.key))
         creates = {c.address: _created_name(c) for c in changes if c.action == CREATE}
-        blanks = _marked_blanks(self.live)
+        blanks = marked_blanks(self.live)
         for c in changes:
             declared = self._declared(c.address)
             if c.remote_id and declared is not None:

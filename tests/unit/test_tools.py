@@ -13,9 +13,10 @@ from letta_apply.cli import main
 from letta_apply.errors import ApplyError, Diagnostic, ManifestError
 from letta_apply.language import Options
 from letta_apply.load import load_file
+from letta_apply.marks import tool_rules_update
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for
-from letta_apply.plan import CREATE, DELETE, IMPORT, UPDATE, restrict, tool_rules_update
+from letta_apply.plan import CREATE, DELETE, IMPORT, UPDATE, restrict
 from letta_apply.validate import validate
 from tests.fakeletta import FakeLetta
 

@@ -15,6 +15,9 @@ Steps, each reporting every problem it finds with its `file:line:col`:
    one resource per instance (`agent.worker["eu"]`, `agent.worker[0]`).
 4. `value_file`, `system_file` and `description_file` are read (relative to the manifest file that
    names them, inside the folder given to `-f` unless outside files are allowed).
+
+Loading and merging the files is in load.py, resolving variables in variables.py; this module
+expands the result and ties the steps together (`load_source`).
 """
 
 from __future__ import annotations
@@ -30,16 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import Diagnostic, ManifestError
-from .load import Document, Path_, Position, clip, load_file
+from .load import Document, Path_, Position, clip, load_file, manifest_files, merge
 from .model import Sensitive
+from .variables import Variable, as_text, resolve_variables, secrets_of
 
-ENV_PREFIX = "LETTA_APPLY_VAR_"
-VARIABLE_TYPES = ("string", "number", "bool", "list", "map")
-_VARIABLE_KEYS = ("type", "default", "description", "sensitive")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # `$${` is a literal `${`; `${...}` a reference; a `${` with no `}` an error.
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
 _TEMPLATED = ("blocks", "agents")
@@ -105,337 +103,6 @@ def normalize_address(address: str) -> str:
                 inner = json.loads(index)
         index = inner
     return instance_key(m.group("base"), index)
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-
-
-def manifest_files(paths: Sequence[str]) -> tuple[list[tuple[str, Path]], list[Diagnostic]]:
-    """The files `-f` names, each with the folder its references must stay in."""
-    out: list[tuple[str, Path]] = []
-    errors: list[Diagnostic] = []
-    seen: set[Path] = set()
-    for arg in paths:
-        p = Path(arg)
-        if p.is_dir():
-            found = sorted(
-                (f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file()),
-                key=lambda f: f.name,
-            )
-            if not found:
-                errors.append(Diagnostic(arg, 1, 1, "no *.yaml or *.yml file in this directory"))
-            items = [(str(f), p) for f in found]
-        else:
-            items = [(arg, p.parent)]
-        for file, root in items:
-            real = Path(file).resolve()
-            if real in seen:
-                continue
-            seen.add(real)
-            out.append((file, root.resolve()))
-    return out, errors
-
-
-def _with_file(pos: Position, file: str) -> Position:
-    return pos if pos.file else Position(pos.line, pos.col, file)
-
-
-def _copy_positions(src: Document, src_path: Path_, dst: Document, dst_path: Path_) -> None:
-    """Positions of `src_path` and everything under it, filed under `dst_path` in `dst`."""
-    n = len(src_path)
-    for table, out in ((src.values, dst.values), (src.keys, dst.keys)):
-        for path, pos in table.items():
-            if path[:n] == src_path:
-                out[(*dst_path, *path[n:])] = _with_file(pos, src.file)
-
-
-def merge(docs: Sequence[Document]) -> Document:
-    """The union of several manifest files, with the file of every position. Mappings are merged
-    key by key (a key in two files is an error naming both), lists are concatenated and scalars
-    must be equal wherever they are set."""
-    if len(docs) == 1:
-        doc = docs[0]
-        return Document(
-            doc.file,
-            doc.data,
-            {p: _with_file(v, doc.file) for p, v in doc.values.items()},
-            {p: _with_file(v, doc.file) for p, v in doc.keys.items()},
-        )
-    out = Document(docs[0].file, {})
-    out.values[()] = Position(1, 1, docs[0].file)
-    errors: list[Diagnostic] = []
-    data: dict[str, Any] = out.data
-    for doc in docs:
-        if not isinstance(doc.data, dict):
-            errors.append(doc.diag((), "a manifest file must be a mapping of sections"))
-            continue
-        for section, value in doc.data.items():
-            here = doc.where((section,), key=True)
-            if section not in data:
-                data[section] = (
-                    dict(value) if isinstance(value, dict)
-                    else list(value) if isinstance(value, list) else value
-                )  # fmt: skip
-                _copy_positions(doc, (section,), out, (section,))
-                out.keys[(section,)] = _with_file(here, doc.file)
-                continue
-            first = out.where((section,), key=True)
-            first_at = f"{first.file}:{first.line}:{first.col}"
-            have = data[section]
-            if isinstance(have, dict) and isinstance(value, dict):
-                for key, item in value.items():
-                    if key in have:
-                        other = out.where((section, key), key=True)
-                        errors.append(
-                            doc.diag(
-                                (section, key),
-                                f"{section}.{key} is declared twice: here and at "
-                                f"{other.file}:{other.line}:{other.col}",
-                                key=True,
-                            )
-                        )
-                        continue
-                    have[key] = item
-                    _copy_positions(doc, (section, key), out, (section, key))
-            elif isinstance(have, list) and isinstance(value, list):
-                start = len(have)
-                have.extend(value)
-                for i in range(len(value)):
-                    _copy_positions(doc, (section, i), out, (section, start + i))
-            elif have != value or type(have) is not type(value):
-                errors.append(
-                    doc.diag(
-                        (section,),
-                        f"{section}: {clip(str(value))} here, but {clip(str(have))} at "
-                        f"{first_at}; every file of a manifest must agree",
-                    )
-                )
-    if errors:
-        raise ManifestError(errors)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Variables
-
-
-@dataclass
-class Variable:
-    name: str
-    type: str
-    sensitive: bool
-    path: Path_
-    value: Any = None
-    has_value: bool = False
-    source: str = ""  # where the value came from, for messages
-    invalid: bool = False  # a value was given but refused (reported there)
-
-
-def _type_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "map"
-    return "string"
-
-
-def _convert(value: Any, kind: str, *, text: bool) -> tuple[Any, str | None]:
-    """`value` as a `kind`, or why it is not one. `text` values (--var, environment) are parsed:
-    numbers, true/false, and YAML flow lists and maps."""
-    if text and isinstance(value, str) and kind != "string":
-        if kind == "bool":
-            if value.lower() in ("true", "false"):
-                return value.lower() == "true", None
-            return None, f"expected true or false, got {clip(value)}"
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return None, f"cannot read {clip(value)} as a {kind}"
-    if kind == "string" and isinstance(value, str):
-        return value, None
-    if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value, None
-    if kind == "bool" and isinstance(value, bool):
-        return value, None
-    if kind == "list" and isinstance(value, list):
-        return value, None
-    if kind == "map" and isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return value, None
-    got = "null" if value is None else f"a {_type_of(value)}"
-    return None, f"expected a {kind}, got {got}"
-
-
-def _secrets_of(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _secrets_of(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _secrets_of(v)]
-    if value is None:
-        return []
-    text = _text(value)
-    return [text] if text else []
-
-
-def _mark_sensitive(value: Any) -> Any:
-    if isinstance(value, str):
-        return Sensitive(value)
-    if isinstance(value, dict):
-        return {k: _mark_sensitive(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mark_sensitive(v) for v in value]
-    return value
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def resolve_variables(
-    doc: Document, options: Options
-) -> tuple[dict[str, Variable], list[str], list[Diagnostic]]:
-    """Declared variables with their values, the files read for them, and every problem."""
-    errors: list[Diagnostic] = []
-    declared: dict[str, Variable] = {}
-    section = doc.data.get("variables") if isinstance(doc.data, dict) else None
-    if section is not None and not isinstance(section, dict):
-        errors.append(doc.diag(("variables",), "variables: expected a mapping of variables"))
-        section = {}
-    for name, spec in (section or {}).items():
-        path: Path_ = ("variables", name)
-        if not _NAME.fullmatch(name):
-            errors.append(
-                doc.diag(
-                    path,
-                    f"variables: invalid name {clip(name)}: use letters, digits and '_', "
-                    "starting with a letter or '_'",
-                    key=True,
-                )
-            )
-            continue
-        spec = {} if spec is None else spec
-        if not isinstance(spec, dict):
-            errors.append(doc.diag(path, f"variables.{name}: expected a mapping"))
-            continue
-        for k in spec:
-            if k not in _VARIABLE_KEYS:
-                errors.append(
-                    doc.diag(
-                        (*path, k),
-                        f"variables.{name}: unknown key {clip(k)} (allowed: "
-                        f"{', '.join(_VARIABLE_KEYS)})",
-                        key=True,
-                    )
-                )
-        kind = spec.get("type")
-        if kind is None:
-            kind = _type_of(spec["default"]) if spec.get("default") is not None else "string"
-        if kind not in VARIABLE_TYPES:
-            errors.append(
-                doc.diag(
-                    (*path, "type"),
-                    f"variables.{name}.type: must be one of {', '.join(VARIABLE_TYPES)}, got "
-                    f"{clip(str(kind))}",
-                )
-            )
-            continue
-        sensitive = spec.get("sensitive", False)
-        if not isinstance(sensitive, bool):
-            errors.append(
-                doc.diag((*path, "sensitive"), f"variables.{name}.sensitive: true or false")
-            )
-        if "description" in spec and not isinstance(spec["description"], str):
-            errors.append(
-                doc.diag((*path, "description"), f"variables.{name}.description: expected a string")
-            )
-        var = Variable(name, kind, sensitive is True, path)
-        if spec.get("default") is not None:
-            value, problem = _convert(spec["default"], kind, text=False)
-            if problem:
-                errors.append(doc.diag((*path, "default"), f"variables.{name}.default: {problem}"))
-                var.invalid = True
-            else:
-                var.value, var.has_value, var.source = value, True, "its default"
-        declared[name] = var
-
-    def assign(name: str, raw: Any, *, text: bool, where: Diagnostic, source: str) -> None:
-        var = declared.get(name)
-        if var is None:
-            known = ", ".join(sorted(declared)) or "none"
-            errors.append(_at(where, f"no variable {clip(name)} is declared (declared: {known})"))
-            return
-        value, problem = _convert(raw, var.type, text=text)
-        if problem:
-            var.invalid = True
-            shown = f"variable '{name}'"
-            errors.append(
-                _at(
-                    where,
-                    f"{shown}: {problem}"
-                    if not var.sensitive
-                    else f"{shown}: expected a {var.type}",
-                )
-            )
-            return
-        var.value, var.has_value, var.source = value, True, source
-
-    for env_name, raw in sorted(options.env.items()):
-        if env_name.startswith(ENV_PREFIX) and env_name[len(ENV_PREFIX) :] in declared:
-            assign(
-                env_name[len(ENV_PREFIX) :], raw, text=True,
-                where=Diagnostic(env_name, 0, 0, ""), source=env_name,
-            )  # fmt: skip
-
-    read: list[str] = []
-    for var_file in options.var_files:
-        try:
-            vf = load_file(var_file)
-        except ManifestError as e:
-            errors.extend(e.diagnostics)
-            continue
-        read.append(var_file)
-        if not isinstance(vf.data, dict):
-            errors.append(vf.diag((), "a variables file is a mapping of variable names to values"))
-            continue
-        for name, raw in vf.data.items():
-            assign(name, raw, text=False, where=vf.diag((name,), ""), source=var_file)
-
-    for arg in options.vars:
-        name, sep, raw = arg.partition("=")
-        where = Diagnostic("--var", 0, 0, "")
-        if not sep or not name:
-            errors.append(_cli(f"{clip(arg)}: write it as name=value"))
-            continue
-        assign(name.strip(), raw, text=True, where=where, source="--var")
-
-    for var in declared.values():
-        if not var.has_value and not var.invalid:
-            errors.append(
-                doc.diag(
-                    var.path,
-                    f"variable '{var.name}' has no value: give it a default, or set it with "
-                    f"--var {var.name}=..., a --var-file, or {ENV_PREFIX}{var.name}",
-                    key=True,
-                )
-            )
-        elif var.sensitive:
-            var.value = _mark_sensitive(var.value)
-    return declared, read, errors
-
-
-def _at(where: Diagnostic, message: str) -> Diagnostic:
-    return Diagnostic(where.file, where.line, where.col, message)
-
-
-def _cli(message: str) -> Diagnostic:
-    # A value given on the command line has no file position (line 0: none shown).
-    return Diagnostic("--var", 0, 0, message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,7 +230,7 @@ class _Expander:
                 failed = True
                 continue
             sensitive = sensitive or isinstance(value, Sensitive) or self._sensitive_ref(m.group(1))
-            out.append(_text(value))
+            out.append(as_text(value))
         out.append(text[pos:])
         if failed:
             return None
@@ -697,7 +364,7 @@ class _Expander:
                 self.err(
                     (*path, "for_each"),
                     f"{what}.for_each: a list must hold strings (they become the instance "
-                    f"keys); got {clip(_text(bad[0]))}; use a map for other values",
+                    f"keys); got {clip(as_text(bad[0]))}; use a map for other values",
                 )
                 return None
             dupes = sorted({x for x in items if items.count(x) > 1})
@@ -910,7 +577,7 @@ def load_source(
         raise ManifestError(errors or [Diagnostic("-f", 0, 0, "no manifest file given")])
     raw = merge(docs)
     variables, var_files, errors = resolve_variables(raw, options)
-    secrets = sorted({s for v in variables.values() if v.sensitive for s in _secrets_of(v.value)})
+    secrets = sorted({s for v in variables.values() if v.sensitive for s in secrets_of(v.value)})
     raw.roots = dict(files)
     raw.allow_outside_files = options.allow_outside_files
     if errors:

@@ -1,0 +1,241 @@
+"""Manifest variables: declared under `variables:` with a type, a default and `sensitive`, and
+given values by `LETTA_APPLY_VAR_<name>`, `--var-file` files and `--var`, the later winning.
+Sensitive values are wrapped (model.Sensitive) so that they are masked wherever they travel."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from .errors import Diagnostic, ManifestError
+from .load import Document, Path_, clip, load_file
+from .model import Sensitive
+
+if TYPE_CHECKING:
+    from .language import Options
+
+ENV_PREFIX = "LETTA_APPLY_VAR_"
+VARIABLE_TYPES = ("string", "number", "bool", "list", "map")
+_VARIABLE_KEYS = ("type", "default", "description", "sensitive")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass
+class Variable:
+    name: str
+    type: str
+    sensitive: bool
+    path: Path_
+    value: Any = None
+    has_value: bool = False
+    source: str = ""  # where the value came from, for messages
+    invalid: bool = False  # a value was given but refused (reported there)
+
+
+def _type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    return "string"
+
+
+def _convert(value: Any, kind: str, *, text: bool) -> tuple[Any, str | None]:
+    """`value` as a `kind`, or why it is not one. `text` values (--var, environment) are parsed:
+    numbers, true/false, and YAML flow lists and maps."""
+    if text and isinstance(value, str) and kind != "string":
+        if kind == "bool":
+            if value.lower() in ("true", "false"):
+                return value.lower() == "true", None
+            return None, f"expected true or false, got {clip(value)}"
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return None, f"cannot read {clip(value)} as a {kind}"
+    if kind == "string" and isinstance(value, str):
+        return value, None
+    if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value, None
+    if kind == "bool" and isinstance(value, bool):
+        return value, None
+    if kind == "list" and isinstance(value, list):
+        return value, None
+    if kind == "map" and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return value, None
+    got = "null" if value is None else f"a {_type_of(value)}"
+    return None, f"expected a {kind}, got {got}"
+
+
+def secrets_of(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in secrets_of(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in secrets_of(v)]
+    if value is None:
+        return []
+    text = as_text(value)
+    return [text] if text else []
+
+
+def _mark_sensitive(value: Any) -> Any:
+    if isinstance(value, str):
+        return Sensitive(value)
+    if isinstance(value, dict):
+        return {k: _mark_sensitive(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mark_sensitive(v) for v in value]
+    return value
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve_variables(
+    doc: Document, options: Options
+) -> tuple[dict[str, Variable], list[str], list[Diagnostic]]:
+    """Declared variables with their values, the files read for them, and every problem."""
+    errors: list[Diagnostic] = []
+    declared: dict[str, Variable] = {}
+    section = doc.data.get("variables") if isinstance(doc.data, dict) else None
+    if section is not None and not isinstance(section, dict):
+        errors.append(doc.diag(("variables",), "variables: expected a mapping of variables"))
+        section = {}
+    for name, spec in (section or {}).items():
+        path: Path_ = ("variables", name)
+        if not _NAME.fullmatch(name):
+            errors.append(
+                doc.diag(
+                    path,
+                    f"variables: invalid name {clip(name)}: use letters, digits and '_', "
+                    "starting with a letter or '_'",
+                    key=True,
+                )
+            )
+            continue
+        spec = {} if spec is None else spec
+        if not isinstance(spec, dict):
+            errors.append(doc.diag(path, f"variables.{name}: expected a mapping"))
+            continue
+        for k in spec:
+            if k not in _VARIABLE_KEYS:
+                errors.append(
+                    doc.diag(
+                        (*path, k),
+                        f"variables.{name}: unknown key {clip(k)} (allowed: "
+                        f"{', '.join(_VARIABLE_KEYS)})",
+                        key=True,
+                    )
+                )
+        kind = spec.get("type")
+        if kind is None:
+            kind = _type_of(spec["default"]) if spec.get("default") is not None else "string"
+        if kind not in VARIABLE_TYPES:
+            errors.append(
+                doc.diag(
+                    (*path, "type"),
+                    f"variables.{name}.type: must be one of {', '.join(VARIABLE_TYPES)}, got "
+                    f"{clip(str(kind))}",
+                )
+            )
+            continue
+        sensitive = spec.get("sensitive", False)
+        if not isinstance(sensitive, bool):
+            errors.append(
+                doc.diag((*path, "sensitive"), f"variables.{name}.sensitive: true or false")
+            )
+        if "description" in spec and not isinstance(spec["description"], str):
+            errors.append(
+                doc.diag((*path, "description"), f"variables.{name}.description: expected a string")
+            )
+        var = Variable(name, kind, sensitive is True, path)
+        if spec.get("default") is not None:
+            value, problem = _convert(spec["default"], kind, text=False)
+            if problem:
+                errors.append(doc.diag((*path, "default"), f"variables.{name}.default: {problem}"))
+                var.invalid = True
+            else:
+                var.value, var.has_value, var.source = value, True, "its default"
+        declared[name] = var
+
+    def assign(name: str, raw: Any, *, text: bool, where: Diagnostic, source: str) -> None:
+        var = declared.get(name)
+        if var is None:
+            known = ", ".join(sorted(declared)) or "none"
+            errors.append(_at(where, f"no variable {clip(name)} is declared (declared: {known})"))
+            return
+        value, problem = _convert(raw, var.type, text=text)
+        if problem:
+            var.invalid = True
+            shown = f"variable '{name}'"
+            errors.append(
+                _at(
+                    where,
+                    f"{shown}: {problem}"
+                    if not var.sensitive
+                    else f"{shown}: expected a {var.type}",
+                )
+            )
+            return
+        var.value, var.has_value, var.source = value, True, source
+
+    for env_name, raw in sorted(options.env.items()):
+        if env_name.startswith(ENV_PREFIX) and env_name[len(ENV_PREFIX) :] in declared:
+            assign(
+                env_name[len(ENV_PREFIX) :], raw, text=True,
+                where=Diagnostic(env_name, 0, 0, ""), source=env_name,
+            )  # fmt: skip
+
+    read: list[str] = []
+    for var_file in options.var_files:
+        try:
+            vf = load_file(var_file)
+        except ManifestError as e:
+            errors.extend(e.diagnostics)
+            continue
+        read.append(var_file)
+        if not isinstance(vf.data, dict):
+            errors.append(vf.diag((), "a variables file is a mapping of variable names to values"))
+            continue
+        for name, raw in vf.data.items():
+            assign(name, raw, text=False, where=vf.diag((name,), ""), source=var_file)
+
+    for arg in options.vars:
+        name, sep, raw = arg.partition("=")
+        where = Diagnostic("--var", 0, 0, "")
+        if not sep or not name:
+            errors.append(_cli(f"{clip(arg)}: write it as name=value"))
+            continue
+        assign(name.strip(), raw, text=True, where=where, source="--var")
+
+    for var in declared.values():
+        if not var.has_value and not var.invalid:
+            errors.append(
+                doc.diag(
+                    var.path,
+                    f"variable '{var.name}' has no value: give it a default, or set it with "
+                    f"--var {var.name}=..., a --var-file, or {ENV_PREFIX}{var.name}",
+                    key=True,
+                )
+            )
+        elif var.sensitive:
+            var.value = _mark_sensitive(var.value)
+    return declared, read, errors
+
+
+def _at(where: Diagnostic, message: str) -> Diagnostic:
+    return Diagnostic(where.file, where.line, where.col, message)
+
+
+def _cli(message: str) -> Diagnostic:
+    # A value given on the command line has no file position (line 0: none shown).
+    return Diagnostic("--var", 0, 0, message)

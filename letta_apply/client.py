@@ -19,6 +19,10 @@ from .errors import ApiError, ServerUnreachable
 
 DEFAULT_BASE_URL = "http://localhost:8283"
 PAGE_SIZE = 100
+DEFAULT_MAX_CONNECTIONS = 32
+# Below the server's keep-alive timeout (uvicorn: 5 s), so that a pooled connection is never
+# reused at the moment the server closes it: that would fail a write the server never saw.
+_KEEPALIVE_EXPIRY = 3.0
 _RETRY_STATUS = {429, 502, 503, 504}
 _RETRIES = 3
 
@@ -34,19 +38,27 @@ class LettaClient:
         project: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        """`max_connections` bounds concurrent requests: give it apply's parallelism, or
+        requests beyond the pool wait for a free connection."""
         headers = {"User-Agent": "letta-apply", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         if project:
             headers["X-Project"] = project
         self.base_url = base_url.rstrip("/")
+        self.max_connections = max(1, max_connections)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers,
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            limits=httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+                keepalive_expiry=_KEEPALIVE_EXPIRY,
+            ),
         )
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -112,19 +124,23 @@ class LettaClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def paginate(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Yield every item of a list route, page by page, oldest first."""
+        """Yield every item of a list route, PAGE_SIZE items per request, oldest first.
+
+        Each request asks for one item more than it keeps: that item says whether another page
+        follows, so a list of exactly k pages costs k requests, not k + 1 (the last one empty).
+        """
         after: str | None = None
         while True:
-            page_params = {**params, "limit": PAGE_SIZE, "order": "asc"}
+            page_params = {**params, "limit": PAGE_SIZE + 1, "order": "asc"}
             if after:
                 page_params["after"] = after
             page = self.request("GET", path, params=page_params)
             if not isinstance(page, list):
                 raise ApiError("expected a list", method="GET", path=path)
-            yield from page
-            if len(page) < PAGE_SIZE:
+            yield from page[:PAGE_SIZE]
+            if len(page) <= PAGE_SIZE:
                 return
-            after = page[-1]["id"]
+            after = page[PAGE_SIZE - 1]["id"]
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -133,6 +149,21 @@ class LettaClient:
 
     def list_blocks(self, tag: str) -> list[dict[str, Any]]:
         return list(self.paginate("/v1/blocks/", {"tags": [tag]}))
+
+    def list_block_ids(
+        self,
+        tag: str,
+        *,
+        attached_more_than: int | None = None,
+        attached_fewer_than: int | None = None,
+    ) -> set[str]:
+        """Ids of the blocks carrying `tag` whose number of attached agents is in range."""
+        params: dict[str, Any] = {"tags": [tag]}
+        if attached_more_than is not None:
+            params["connected_to_agents_count_gt"] = attached_more_than
+        if attached_fewer_than is not None:
+            params["connected_to_agents_count_lt"] = attached_fewer_than
+        return {b["id"] for b in self.paginate("/v1/blocks/", params)}
 
     def list_agents(
         self, *, tag: str | None = None, name: str | None = None, include: tuple[str, ...] = ()

@@ -70,6 +70,9 @@ class FakeLetta:
             ("GET", r"/v1/blocks/", lambda: self._list(self.blocks, q)),
             ("POST", r"/v1/blocks/", lambda: self._create_block(body)),
             ("GET", r"/v1/blocks/(block-[^/]+)", lambda i: self._get(self.blocks, i)),
+            ("GET", r"/v1/blocks/(block-[^/]+)/agents", self._block_agents),
+            ("DELETE", r"/v1/blocks/(block-[^/]+)", self._delete_block),
+            ("DELETE", r"/v1/agents/(agent-[^/]+)", self._delete_agent),
             ("PATCH", r"/v1/blocks/(block-[^/]+)", lambda i: self._patch_block(i, body)),
             (
                 "GET",
@@ -121,6 +124,12 @@ class FakeLetta:
             items = [r for r in items if set(tags) & set(r.get("tags") or [])]
         if q.get("name"):
             items = [r for r in items if r.get("name") == q.get("name")]
+        if q.get("connected_to_agents_count_gt") is not None:
+            gt = int(q["connected_to_agents_count_gt"])
+            items = [r for r in items if self._attached(r["id"]) > gt]
+        if q.get("connected_to_agents_count_lt") is not None:
+            lt = int(q["connected_to_agents_count_lt"])
+            items = [r for r in items if self._attached(r["id"]) < lt]
         if q.get("after"):
             seqs = [r["_seq"] for r in items if r["id"] == q.get("after")]
             items = [r for r in items if seqs and r["_seq"] > seqs[0]]
@@ -238,6 +247,24 @@ class FakeLetta:
             raise _Http(404, "block not attached")
         agent["block_ids"].remove(bid)
         return self._agent_view(_public(agent))
+
+    def _attached(self, bid: str) -> int:
+        return sum(1 for a in self.agents.values() if bid in a["block_ids"])
+
+    def _block_agents(self, bid: str) -> list[dict[str, Any]]:
+        self._get(self.blocks, bid)
+        return [_public(a) for a in self.agents.values() if bid in a["block_ids"]]
+
+    def _delete_block(self, bid: str) -> None:
+        self._get(self.blocks, bid)
+        del self.blocks[bid]
+        for a in self.agents.values():  # deleting a block detaches it everywhere
+            if bid in a["block_ids"]:
+                a["block_ids"].remove(bid)
+
+    def _delete_agent(self, aid: str) -> None:
+        self._get(self.agents, aid)
+        del self.agents[aid]  # its own blocks stay behind, as in Letta
 
     def _by_label(self, aid: str, label: str) -> dict[str, Any]:
         for i in self.agents[aid]["block_ids"]:

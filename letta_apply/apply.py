@@ -40,6 +40,7 @@ class Done:
 
 
 OnDone = Callable[[Done], None]
+OnFailed = Callable[[Change, BaseException], None]
 
 
 def _resolve(value: Any, ids: Mapping[str, str]) -> Any:
@@ -159,9 +160,11 @@ def apply_plan(
     *,
     parallelism: int = 8,
     on_done: OnDone = lambda d: None,
+    on_failed: OnFailed = lambda c, e: None,
 ) -> list[Done]:
-    """Execute `plan` against the server, calling `on_done` as each change completes.
-    Raises ApplyError naming what failed, what was done and what was not attempted."""
+    """Execute `plan` against the server, calling `on_done` as each change completes and
+    `on_failed` as one fails (both from worker threads). Raises ApplyError naming what failed,
+    what was done and what was not attempted."""
     runner = _Runner(client, dict(plan.ids), on_done)
     stop = threading.Event()  # set on the first failure: queued work then never starts
 
@@ -170,8 +173,9 @@ def apply_plan(
             return None
         try:
             return runner.run(change)
-        except BaseException:
+        except BaseException as e:
             stop.set()
+            on_failed(change, e)
             raise
 
     done: list[Done] = []

@@ -17,7 +17,7 @@ from typing import NoReturn, TextIO, cast
 
 from . import __version__, planfile
 from .apply import Done, apply_plan
-from .client import DEFAULT_BASE_URL, LettaClient
+from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, LettaClient
 from .errors import ApplyError, LettaApplyError, ManifestError
 from .export import Selection, export_manifest
 from .language import Options, normalize_address
@@ -26,11 +26,12 @@ from .match import match
 from .model import Desired, Import, stack_tag
 from .pipeline import load_manifest, plan_for
 from .plan import CREATE, IMPORT, Plan, make_plan, restrict, stale
+from .progress import Progress
 from .render import (
     colorize,
     diagnostics_json,
     done_json,
-    done_line,
+    done_text,
     drift_text,
     plan_markdown,
     plan_text,
@@ -50,6 +51,16 @@ class _Parser(argparse.ArgumentParser):
         # argparse exits 2 on usage errors; 2 means "changes present" to pipelines.
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"letta-apply: error: {message}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,12 +140,16 @@ def _parser() -> argparse.ArgumentParser:
     lifecycle(sp)
     sp.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by `plan --out`")
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
-    sp.add_argument("--parallelism", type=int, default=8, help="concurrent writes (default 8)")
+    sp.add_argument(
+        "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
+    )
 
     sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
     common(sp)
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
-    sp.add_argument("--parallelism", type=int, default=8, help="concurrent writes (default 8)")
+    sp.add_argument(
+        "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
+    )
 
     sp = sub.add_parser("export", help="write a manifest from existing agents, to adopt them")
     common(sp, file=False)
@@ -175,6 +190,11 @@ class _Out:
             and out.isatty()
         )
 
+    @property
+    def progress_tty(self) -> bool:
+        """Whether progress may redraw a line in place on stderr."""
+        return self.err.isatty() and os.environ.get("TERM") != "dumb"
+
     def text(self, text: str) -> None:
         print(colorize(text) if self.color else text, file=self.out, flush=True)
 
@@ -184,7 +204,12 @@ class _Out:
     def connect(self) -> LettaClient:
         a = self.args
         self.client = LettaClient(
-            a.base_url, api_key=a.api_key, project=a.project, timeout=a.timeout
+            a.base_url,
+            api_key=a.api_key,
+            project=a.project,
+            timeout=a.timeout,
+            # One connection per concurrent write, so that --parallelism is not capped by the pool.
+            max_connections=max(getattr(a, "parallelism", 0), DEFAULT_MAX_CONNECTIONS),
         )
         return self.client
 
@@ -444,18 +469,28 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
         if plan.has_changes and not args.auto_approve and not _confirm(plan, o.out):
             o.text("Apply cancelled; nothing was changed.")
             return EXIT_ERROR
-        done: list[Done] = []
+        done: list[Done] = []  # appended from apply's worker threads
         failure: ApplyError | None = None
         if plan.has_changes:
-            if o.format == "text":
-                o.text("")
+            progress = Progress(o.err, len(plan.changes), tty=o.progress_tty)
+
+            def on_done(d: Done) -> None:
+                done.append(d)
+                progress.completed()
+
             try:
-                done = apply_plan(
+                apply_plan(
                     client, plan, parallelism=args.parallelism,
-                    on_done=lambda d: o.text(done_line(d)) if o.format == "text" else None,
+                    on_done=on_done, on_failed=lambda c, e: progress.failure(),
                 )  # fmt: skip
             except ApplyError as e:
                 failure = e
+            finally:
+                # Changes complete in any order; the record of them is printed in plan order,
+                # also when the apply stopped half-way.
+                progress.close()
+                if o.format == "text" and done:
+                    o.text("\n" + done_text(done))
     errors = [f"{p.address}: {p.message}" for p in plan.problems]
     if failure:
         errors = failure.failures + errors

@@ -384,12 +384,22 @@ def done_line(d: Done) -> str:
     return f"{c.address}: {PAST[c.action]} ({d.remote_id})"
 
 
+def ordered(done: Iterable[Done]) -> list[Done]:
+    """Completed changes in a stable order (they complete in parallel, in any order): the
+    order of the plan."""
+    return sorted(done, key=lambda d: (d.change.stage, d.change.address, d.change.block or ""))
+
+
+def done_text(done: Iterable[Done]) -> str:
+    """One line per completed change, in a stable order."""
+    return "\n".join(done_line(d) for d in ordered(done))
+
+
 def done_json(done: Iterable[Done]) -> list[dict[str, Any]]:
     """Completed changes in a stable order (they complete in parallel, in any order)."""
-    ordered = sorted(done, key=lambda d: (d.change.stage, d.change.address, d.change.block or ""))
     return [
         {"address": c.address, "action": c.action, "block": c.block, "remote_id": d.remote_id}
-        for d in ordered
+        for d in ordered(done)
         for c in [d.change]
     ]
 

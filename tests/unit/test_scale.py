@@ -1,0 +1,361 @@
+"""Costs that must not grow with the fleet (requests per page, not per resource), a connection
+pool as wide as --parallelism, and the progress display of long applies."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from letta_apply import LettaClient, apply_plan, plan_for
+from letta_apply import cli as cli_module
+from letta_apply.cli import main
+from letta_apply.client import PAGE_SIZE
+from letta_apply.load import load_text
+from letta_apply.model import Desired
+from letta_apply.progress import Progress
+from letta_apply.validate import validate
+from tests.fakeletta import FakeLetta, Handler
+
+
+def fleet(agents: int, shared: int, *, stack: str = "fleet") -> str:
+    """A manifest: `shared` shared blocks, `agents` agents with a persona each, attached to two
+    shared blocks."""
+    lines = ["version: 1", f"stack: {stack}", "blocks:"]
+    for j in range(shared):
+        lines += [f"  s{j}:", f"    value: shared {j}"]
+    lines.append("agents:")
+    for i in range(agents):
+        attached = ", ".join(f"s{(i + k) % shared}" for k in range(min(2, shared)))
+        lines += [
+            f"  a{i}:",
+            "    model: letta/letta-free",
+            f"    memory_blocks: [{{label: persona, value: agent {i}}}]",
+            f"    blocks: [{attached}]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def desired(text: str) -> Desired:
+    return validate(load_text(text, "m.yaml"))
+
+
+def converged(fake: FakeLetta, text: str) -> LettaClient:
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired(text)), parallelism=8)
+    fake.counts.clear()
+    fake.calls.clear()
+    return client
+
+
+def per_block_lookups(fake: FakeLetta) -> list[str]:
+    return [p for m, p in fake.calls if m == "GET" and p.endswith("/agents")]
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("agents", [PAGE_SIZE, 2 * PAGE_SIZE, 2 * PAGE_SIZE + 1])
+def test_a_list_of_k_full_pages_costs_k_requests(agents: int) -> None:
+    fake = FakeLetta()
+    text = fleet(agents, 1).replace("    memory_blocks: [{label: persona, value: agent", "    #")
+    client = converged(fake, text)
+    assert plan_for(client, desired(text)).changes == ()
+    agent_pages = [p for m, p in fake.calls if m == "GET" and p == "/v1/agents/"]
+    assert len(agent_pages) == math.ceil(agents / PAGE_SIZE)  # no trailing empty page
+    assert fake.counts["GET"] == math.ceil(agents / PAGE_SIZE) + 1  # + the one block page
+
+
+def test_converged_plan_reads_pages_not_resources() -> None:
+    fake = FakeLetta()
+    text = fleet(250, 3)
+    client = converged(fake, text)
+    plan = plan_for(client, desired(text))
+    assert plan.changes == ()
+    # Agents: 3 pages. Blocks carrying the stack's tag (250 personas + 3 shared): 3 pages.
+    # Letta's view of an agent's blocks omits their tags, hence the block pages for personas.
+    assert fake.counts["GET"] == 3 + 3, fake.calls
+    assert fake.writes == 0
+
+
+def test_destroy_reads_do_not_grow_with_the_fleet() -> None:
+    fake = FakeLetta()
+    text = fleet(150, 3)
+    client = converged(fake, text)
+    plan = plan_for(client, desired(text), destroy=True)
+    assert plan.problems == ()
+    assert len(plan.changes) == 150 + 150 + 3  # agents, their personas, shared blocks
+    assert per_block_lookups(fake) == []
+    listings = math.ceil(153 / PAGE_SIZE) + math.ceil(150 / PAGE_SIZE)
+    # One listing by attachment count per distinct count (personas: 1, shared blocks: 100).
+    assert fake.counts["GET"] == listings + 2, fake.calls
+    apply_plan(client, plan, parallelism=8)
+    assert fake.agents == {} and fake.blocks == {}
+
+
+def test_blocks_used_outside_the_stack_are_found_and_kept() -> None:
+    fake = FakeLetta()
+    text = fleet(30, 2)
+    client = converged(fake, text)
+    by_label = {b["label"]: b for b in fake.blocks.values() if b["label"] != "persona"}
+    shared = by_label["s1"]["id"]
+    persona = next(
+        b["id"] for b in fake.blocks.values() if b["label"] == "persona" and b["value"] == "agent 7"
+    )
+    unused = fake._create_block({"label": "spare", "value": "x", "tags": ["letta-apply:fleet"]})
+    hand = fake._create_agent({"name": "by-hand", "block_ids": [shared, persona]})
+    fake.calls.clear()
+    fake.counts.clear()
+
+    plan = plan_for(client, desired(text), destroy=True)
+
+    refused = {p.address: p.message for p in plan.problems}
+    assert set(refused) == {"block.s1", "agent.a7.memory_blocks.persona"}
+    assert f"by-hand ({hand['id']})" in refused["block.s1"]
+    # Only the two blocks with an outside user were looked up one by one.
+    assert sorted(per_block_lookups(fake)) == sorted(
+        [f"/v1/blocks/{shared}/agents", f"/v1/blocks/{persona}/agents"]
+    )
+    deleted = {c.address for c in plan.changes if c.action == "delete"}
+    assert "block.s0" in deleted and "agent.a7" in deleted
+    assert unused["id"] not in {c.remote_id for c in plan.changes}  # not the stack's: no mark
+
+
+def test_removing_agents_from_the_manifest_reads_no_block_one_by_one() -> None:
+    fake = FakeLetta()
+    client = converged(fake, fleet(120, 2))
+    plan = plan_for(client, desired(fleet(100, 2)))
+    assert sorted({c.action for c in plan.changes}) == ["delete"]
+    assert len([c for c in plan.changes if c.is_agent]) == 20
+    assert per_block_lookups(fake) == []
+    assert fake.counts["GET"] <= 2 + 2 + 1, fake.calls
+
+
+# -- connection pool --------------------------------------------------------------------------
+
+
+class _Barrier(BaseHTTPRequestHandler):
+    """Answers only once `barrier.parties` requests are in flight at the same time."""
+
+    barrier: threading.Barrier
+
+    def do_GET(self) -> None:
+        try:
+            self.barrier.wait()
+            status = 200
+        except threading.BrokenBarrierError:
+            status = 503
+        body = json.dumps({"status": "ok"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def barrier_server() -> Iterator[tuple[str, type[_Barrier]]]:
+    handler = type("Handler", (_Barrier,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def _concurrent_gets(client: LettaClient, n: int) -> list[int]:
+    statuses: list[int] = []
+
+    def get() -> None:
+        try:
+            client.request("GET", "/v1/health/")
+            statuses.append(200)
+        except Exception:
+            statuses.append(0)
+
+    threads = [threading.Thread(target=get) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses
+
+
+def test_the_pool_lets_parallelism_requests_run_at_once(
+    barrier_server: tuple[str, type[_Barrier]],
+) -> None:
+    url, handler = barrier_server
+    handler.barrier = threading.Barrier(40, timeout=10)
+    with LettaClient(url, max_connections=40, timeout=20) as client:
+        assert _concurrent_gets(client, 40) == [200] * 40
+
+
+def test_a_narrower_pool_queues_requests(barrier_server: tuple[str, type[_Barrier]]) -> None:
+    url, handler = barrier_server
+    handler.barrier = threading.Barrier(3, timeout=0.5)
+    with LettaClient(url, max_connections=2, timeout=5) as client:
+        # Two connections: the third request waits for one, the barrier never fills.
+        assert 0 in _concurrent_gets(client, 3)
+
+
+def test_the_cli_sizes_the_pool_from_parallelism(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeLetta()
+    made: list[LettaClient] = []
+
+    def client(base_url: str, **kw: Any) -> LettaClient:
+        made.append(LettaClient(base_url, transport=httpx.MockTransport(fake.handle), **kw))
+        return made[-1]
+
+    monkeypatch.setattr(cli_module, "LettaClient", client)
+    path = tmp_path / "m.yaml"
+    path.write_text(fleet(3, 1))
+    argv = ["apply", "-f", str(path), "--auto-approve", "--parallelism", "48"]
+    assert main(argv, out=io.StringIO(), err=io.StringIO()) == 0
+    assert made[0].max_connections == 48
+
+
+def test_parallelism_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["apply", "-f", str(tmp_path / "m.yaml"), "--parallelism", "0"])
+    assert e.value.code == 1
+    assert "--parallelism: expected a whole number of at least 1" in capsys.readouterr().err
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_off_a_terminal_prints_plain_lines_at_intervals() -> None:
+    out, clock = io.StringIO(), _Clock()
+    p = Progress(out, 5, tty=False, interval=10, clock=clock)
+    p.completed()  # too soon after the start
+    clock.now = 10
+    p.completed()
+    p.failure()  # off a terminal, failures wait for the next line too
+    clock.now = 25
+    p.completed()
+    clock.now = 26
+    p.completed()  # the last one: the summary follows, no line
+    p.close()
+    assert out.getvalue() == "apply: 2/5 done, 0 failed\napply: 3/5 done, 1 failed\n"
+    assert "\r" not in out.getvalue()
+
+
+def test_progress_on_a_terminal_redraws_one_line_and_erases_it() -> None:
+    out, clock = io.StringIO(), _Clock()
+    p = Progress(out, 120, tty=True, interval=0.1, clock=clock)
+    for i in range(119):
+        clock.now = i * 0.01  # 100 completions a second: redrawn about every tenth of a second
+        p.completed()
+    draws = out.getvalue().count("\r")
+    assert 10 <= draws <= 13
+    p.failure()  # shown at once
+    assert out.getvalue().endswith("\rapply: 119/120 done, 1 failed")
+    assert "\n" not in out.getvalue()
+    p.close()
+    assert out.getvalue().endswith("\r" + " " * len("apply: 119/120 done, 1 failed") + "\r")
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _cli_apply(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    err: io.StringIO,
+    text: str,
+    hook: Handler | None = None,
+) -> tuple[int, str, FakeLetta]:
+    fake = FakeLetta()
+    if hook:
+        fake.before.append(hook)
+    monkeypatch.setattr(
+        cli_module,
+        "LettaClient",
+        lambda base_url, **kw: LettaClient(
+            base_url, transport=httpx.MockTransport(fake.handle), **kw
+        ),
+    )
+    monkeypatch.delenv("TERM", raising=False)
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    out = io.StringIO()
+    code = main(["apply", "-f", str(path), "--auto-approve", "--parallelism", "8"], out, err)
+    return code, out.getvalue(), fake
+
+
+def _record(stdout: str) -> list[str]:
+    """The lines of completed changes, without their ids."""
+    tail = stdout.split("\nPlan: ", 1)[1]
+    return [
+        ln.split(" (", 1)[0] for ln in tail.splitlines()[2:] if ln.startswith(("block.", "agent."))
+    ]
+
+
+def test_apply_off_a_terminal_prints_the_record_in_plan_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    err = io.StringIO()
+    code, out, _ = _cli_apply(tmp_path, monkeypatch, err, fleet(12, 2))
+    assert code == 0
+    agents = sorted(f"agent.a{i}" for i in range(12))
+    expected = ["block.s0: created", "block.s1: created", *(f"{a}: created" for a in agents)]
+    assert _record(out) == expected
+    assert out.endswith("\nApply complete: 14 change(s) made.\n")
+    assert "\r" not in err.getvalue() and "apply:" not in err.getvalue()  # a short apply
+
+
+def test_apply_on_a_terminal_shows_progress_on_stderr_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    err = _Tty()
+    code, out, _ = _cli_apply(tmp_path, monkeypatch, err, fleet(12, 2))
+    assert code == 0
+    assert "\rapply: 14/14 done, 0 failed" in err.getvalue()  # the last count is always drawn
+    assert err.getvalue().endswith("\r")  # and erased before the summary
+    assert "\r" not in out
+    assert len(_record(out)) == 14
+
+
+def test_a_failed_apply_counts_failures_and_keeps_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    err = _Tty()
+
+    def fail_a3(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and json.loads(request.content).get("name") == "a3":
+            return httpx.Response(500, json={"detail": "no capacity"})
+        return None
+
+    code, out, _ = _cli_apply(tmp_path, monkeypatch, err, fleet(12, 2), fail_a3)
+    assert code == 1
+    assert "1 failed" in err.getvalue()
+    assert "error: agent.a3: create: POST /v1/agents/: HTTP 500: no capacity" in err.getvalue()
+    record = _record(out)
+    assert record[:2] == ["block.s0: created", "block.s1: created"]
+    addresses = [line.split(":")[0] for line in record[2:]]
+    assert addresses == sorted(addresses) and len(addresses) >= 1
+    assert "agent.a3: created" not in record

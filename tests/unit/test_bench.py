@@ -1,0 +1,24 @@
+"""The benchmark's fleets are valid manifests and its minimum request counts hold on the fake."""
+
+from __future__ import annotations
+
+from bench.run import manifest, minimum
+from letta_apply import apply_plan, plan_for
+from letta_apply.load import load_text
+from letta_apply.validate import validate
+from tests.fakeletta import FakeLetta
+
+
+def test_fleet_and_its_minimums() -> None:
+    agents, shared = 30, 4
+    fake = FakeLetta()
+    client = fake.client()
+    cold = plan_for(client, validate(load_text(manifest("bench-t", agents, shared), "f.yaml")))
+    assert len(cold.changes) == minimum("cold_apply", agents, shared)[1] == agents + shared
+    apply_plan(client, cold)
+    changed = validate(load_text(manifest("bench-t", agents, shared, changed=True), "f.yaml"))
+    fake.counts.clear()
+    plan = plan_for(client, changed)
+    assert fake.counts["GET"] == minimum("change_apply", agents, shared)[0]  # one page each
+    assert len(plan.changes) == minimum("change_apply", agents, shared)[1] == 6
+    assert {c.action for c in plan.changes} == {"update"}

@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,18 +112,19 @@ def manifest(stack: str, agents: int, shared: int, *, changed: bool = False) -> 
     return "\n".join(lines) + "\n"
 
 
-def minimum(step: str, agents: int, shared: int) -> tuple[int, int]:
+def minimum(step: str, agents: int, shared: int, tools: int = 0) -> tuple[int, int]:
     """The fewest (reads, writes) the step can make: each kind of resource listed once, page by
     page (an empty list still costs one request), and one write per resource created, changed or
-    deleted. Letta has no bulk writes."""
+    deleted (Letta has no bulk writes). Letta cannot filter tools by tag, so finding the stack's
+    tools takes one listing of the server's `tools`: the constant of the read cost."""
 
     def pages(n: int) -> int:
         return max(1, math.ceil(n / PAGE_SIZE))
 
-    listing = pages(agents) + pages(shared)
+    listing = pages(agents) + pages(shared) + pages(tools)
     changed = math.ceil(agents / CHANGED_SHARE)
     return {
-        "cold_apply": (2, shared + agents),  # both lists empty; one create per resource
+        "cold_apply": (2 + pages(tools), shared + agents),  # empty lists; one create each
         "converged_plan": (listing, 0),
         "noop_apply": (listing, 0),
         "change_apply": (listing, 2 * changed),  # agent and persona descriptions
@@ -163,6 +165,15 @@ def ensure_server(port: int, data: Path, workers: int, db_pool: bool) -> dict[st
     print(f"bench: starting a Letta server on {base_url} (data in {data})", file=sys.stderr)
     subprocess.run([script, "up"], env=env, check=True)
     return server_config(data)
+
+
+def server_tools(base_url: str) -> int:
+    """How many tools the server has (all of them are listed by every plan)."""
+    req = urllib.request.Request(
+        f"{base_url}/v1/tools/?limit=100000", headers={"User-Agent": "letta-apply-bench"}
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return len(json.load(r))
 
 
 def _proc_cpu(pid: int, *, children: bool = False) -> float:
@@ -243,7 +254,13 @@ def letta_apply(
     start = time.perf_counter()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except KeyboardInterrupt:
+            # Stop it before the stack is destroyed, or it would go on creating behind the destroy.
+            proc.terminate()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     letta1, pg1 = cpu.sample()
@@ -264,10 +281,20 @@ def letta_apply(
 
 
 def run_fleet(
-    agents: int, shared: int, parallelism: int, base_url: str, cpu: ServerCpu, keep: bool
-) -> Run:
+    agents: int,
+    shared: int,
+    parallelism: int,
+    base_url: str,
+    cpu: ServerCpu,
+    keep: bool,
+    tools: int,
+    runs: list[Run],
+) -> None:
+    """Run every step on a new fleet; the Run joins `runs` at once, so that a run stopped
+    half-way still reports the steps it made."""
     stack = f"bench-{agents}x{shared}-p{parallelism}-{uuid.uuid4().hex[:8]}"
     run = Run(agents, shared, parallelism, stack)
+    runs.append(run)
     par = ["--parallelism", str(parallelism)]
     with tempfile.TemporaryDirectory(prefix="letta-apply-bench-") as tmp:
         work = Path(tmp)
@@ -292,7 +319,7 @@ def run_fleet(
                     commands[name], base_url, work, cpu, name
                 )
                 destroyed = destroyed or (name == "destroy" and code == 0)
-                least_r, least_w = minimum(name, agents, shared)
+                least_r, least_w = minimum(name, agents, shared, tools)
                 step = Step(
                     name, round(wall, 3), code, reads, writes, least_r, least_w,
                     round(rss, 1), round(ccpu, 2), round(lcpu, 2), round(pcpu, 2),
@@ -305,7 +332,6 @@ def run_fleet(
         finally:
             if not destroyed and not keep:
                 letta_apply(commands["destroy"], base_url, work, cpu, "cleanup")
-    return run
 
 
 def _progress(run: Run, s: Step) -> None:
@@ -380,6 +406,10 @@ def speedups(runs: list[Run], workers: int) -> list[dict[str, Any]]:
     return out
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _run_json(r: Run) -> dict[str, Any]:
     doc = {k: v for k, v in asdict(r).items() if k != "steps"}
     doc["steps"] = [{**asdict(s), "ratio": round(s.ratio, 3)} for s in r.steps]
@@ -402,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="leave the stacks on the server")
     p.add_argument("--note", default="", help="free text stored with the results")
     args = p.parse_args(argv)
+    # Stopped by a signal, the benchmark still destroys the stack it was working on (SIGINT is
+    # ignored in a background job unless a handler is set).
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     sizes = [tuple(int(n) for n in s.split("x")) for s in args.sizes.split(",") if s]
     if any(len(s) != 2 or s[0] < 1 or s[1] < 1 for s in sizes):
         p.error("--sizes: AGENTSxSHARED, both at least 1, e.g. 20x2,200x10")
@@ -410,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ensure_server(args.port, args.data, args.workers, args.db_pool)
     workers = int(config["workers"])
     cpu = ServerCpu(args.data)
+    tools = server_tools(base_url)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_before = os.getloadavg()
     runs: list[Run] = []
@@ -417,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for agents, shared in sizes:
             for par in pars:
-                runs.append(run_fleet(agents, shared, par, base_url, cpu, args.keep))
+                run_fleet(agents, shared, par, base_url, cpu, args.keep, tools, runs)
     except (RuntimeError, KeyboardInterrupt) as e:
         error = str(e) or type(e).__name__
         print(f"bench: stopped: {error}", file=sys.stderr)
@@ -426,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": started,
         "base_url": base_url,
         "page_size": PAGE_SIZE,
+        "server_tools": tools,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

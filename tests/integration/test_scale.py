@@ -4,9 +4,12 @@ blocks those flag are looked up one by one."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import httpx
+
+from letta_apply.client import PAGE_SIZE
 
 from .conftest import Run, stack_resources
 
@@ -63,9 +66,11 @@ def test_destroy_finds_outside_users_without_reading_every_block(
                 f"manage: {stack}-by-hand ({hand['id']})"
             ) in plan.out
         assert "- block.everyone" in plan.out and "- agent.a0" in plan.out
-        # Two listings, one filtered listing per attachment count (0, 1, 3, 6), two lookups:
-        # not one request per block (6 personas + 3 shared).
-        assert plan.reads == 2 + 4 + 2, plan.err
+        # Blocks and agents: a page each; tools: every tool on the server, page by page; one
+        # filtered listing per attachment count (0, 1, 3, 6); two lookups. Not one request per
+        # block (6 personas + 3 shared).
+        tools = len(api.get("/v1/tools/", params={"limit": 100000}).json())
+        assert plan.reads == 2 + math.ceil(tools / PAGE_SIZE) + 4 + 2, plan.err
     finally:
         api.delete(f"/v1/agents/{hand['id']}")
     gone = run("destroy", "-f", path, "--auto-approve")

@@ -19,6 +19,7 @@ def test_fleet_and_its_minimums() -> None:
     changed = validate(load_text(manifest("bench-t", agents, shared, changed=True), "f.yaml"))
     fake.counts.clear()
     plan = plan_for(client, changed)
-    assert fake.counts["GET"] == minimum("change_apply", agents, shared)[0]  # one page each
+    tools = len(fake.tools)
+    assert fake.counts["GET"] == minimum("change_apply", agents, shared, tools)[0]  # a page each
     assert len(plan.changes) == minimum("change_apply", agents, shared)[1] == 6
     assert {c.action for c in plan.changes} == {"update"}

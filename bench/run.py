@@ -246,10 +246,12 @@ def letta_apply(
 ) -> tuple[int, float, int, int, float, float, float, float, str]:
     """Run one letta-apply process; return its exit code, wall time, request counts, peak RSS
     (MB), its CPU, the server's and Postgres's CPU meanwhile, and its stderr."""
-    exe = Path(sys.executable).with_name("letta-apply")
-    cmd = [str(exe), *args, "--base-url", base_url, "-v"]
+    # The letta-apply next to this file, whichever is installed: a copy of the tree can be
+    # benchmarked while the working tree changes.
+    cmd = [sys.executable, "-m", "letta_apply.cli", *args, "--base-url", base_url, "-v"]
     out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"
     env = {k: v for k, v in os.environ.items() if k not in ("LETTA_API_KEY", "LETTA_PROJECT")}
+    env["PYTHONPATH"] = str(ROOT)
     letta0, pg0 = cpu.sample()
     start = time.perf_counter()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:

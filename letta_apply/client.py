@@ -152,13 +152,14 @@ class LettaClient:
 
     def list_block_ids(
         self,
-        tag: str,
+        tag: str | None,
         *,
         attached_more_than: int | None = None,
         attached_fewer_than: int | None = None,
     ) -> set[str]:
-        """Ids of the blocks carrying `tag` whose number of attached agents is in range."""
-        params: dict[str, Any] = {"tags": [tag]}
+        """Ids of the blocks (carrying `tag`, or all) whose number of attached agents is in
+        range."""
+        params: dict[str, Any] = {"tags": [tag]} if tag else {}
         if attached_more_than is not None:
             params["connected_to_agents_count_gt"] = attached_more_than
         if attached_fewer_than is not None:

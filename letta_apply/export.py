@@ -54,6 +54,10 @@ def _key(text: str, taken: set[str]) -> str:
     return key
 
 
+# Above this many blocks, one listing of the server's multi-attached blocks is cheaper.
+_BLOCK_LOOKUPS_MAX = 10
+
+
 def _select(client: LettaClient, sel: Selection) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     if sel.everything:
@@ -112,13 +116,20 @@ def export_manifest(
         for b in raw.get("blocks") or ():
             blocks.setdefault(b["id"], LiveBlock.from_api(b))
             holders[b["id"]] = holders.get(b["id"], 0) + 1
-    # A block only one exported agent uses is its own, unless another agent uses it too.
+    # A block only one exported agent uses is its own, unless another agent uses it too. For a
+    # few blocks, ask each; for more, one listing of every block attached to more than one agent
+    # on the server says which, whatever the number of blocks exported.
+    shared_ids = {bid for bid, n in holders.items() if n > 1}
+    single = sorted(bid for bid, n in holders.items() if n == 1)
     selected = {a.id for a, _ in agents}
-    shared_ids = {
-        bid
-        for bid, n in holders.items()
-        if n > 1 or any(u["id"] not in selected for u in client.block_agents(bid))
-    }
+    if len(single) <= _BLOCK_LOOKUPS_MAX:
+        shared_ids |= {
+            bid
+            for bid in single
+            if any(u["id"] not in selected for u in client.block_agents(bid))
+        }
+    else:
+        shared_ids |= set(single) & client.list_block_ids(None, attached_more_than=1)
 
     block_keys: dict[str, str] = {}
     taken: set[str] = set()

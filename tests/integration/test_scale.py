@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import yaml
 
 from letta_apply.client import PAGE_SIZE
 
@@ -76,3 +78,41 @@ def test_destroy_finds_outside_users_without_reading_every_block(
     gone = run("destroy", "-f", path, "--auto-approve")
     assert gone.code == 0, gone.err
     assert stack_resources(api, stack) == ([], [])
+
+
+def test_export_finds_blocks_shared_outside_the_selection(
+    run: Run, api: httpx.Client, stack: str, tmp_path: Path
+) -> None:
+    shared = api.post("/v1/blocks/", json={"label": "organization", "value": "v"}).json()
+    made = [
+        api.post(
+            "/v1/agents/",
+            json={
+                "name": f"{stack}-{role}",
+                "model": "letta/letta-free",
+                "embedding": "letta/letta-free",
+                "memory_blocks": [{"label": "persona", "value": f"I am a {role}"}],
+                "block_ids": [shared["id"]],
+            },
+        ).json()
+        for role in ("supervisor", "worker")
+    ]
+    try:
+        out = tmp_path / "exported.yaml"
+        r = run("export", "--stack", stack, "--id", made[1]["id"], "-o", str(out))
+        assert r.code == 0, r.err
+        doc = yaml.safe_load(out.read_text())
+        # Only the worker is exported, but the supervisor uses the block too: it is shared.
+        assert list(doc["blocks"]) == ["organization"]
+        agent = doc["agents"][f"{stack}-worker"]
+        assert agent["blocks"] == ["organization"]
+        assert [b["label"] for b in agent["memory_blocks"]] == ["persona"]
+        # The agent, then its two blocks (a few blocks: asked one by one).
+        assert r.reads == 1 + 2, r.err
+    finally:
+        for a in made:
+            api.delete(f"/v1/agents/{a['id']}")
+            for b in a["blocks"]:
+                if b["id"] != shared["id"]:
+                    api.delete(f"/v1/blocks/{b['id']}")
+        api.delete(f"/v1/blocks/{shared['id']}")

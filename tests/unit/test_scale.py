@@ -1,5 +1,6 @@
-"""Costs that must not grow with the fleet (requests per page, not per resource), a connection
-pool as wide as --parallelism, and the progress display of long applies."""
+"""Costs that must not grow with the fleet (requests per page, not per resource; in plans,
+destroys and exports), a connection pool as wide as --parallelism, and the progress display of
+long applies."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from letta_apply import LettaClient, apply_plan, plan_for
 from letta_apply import cli as cli_module
 from letta_apply.cli import main
 from letta_apply.client import PAGE_SIZE
+from letta_apply.export import Selection, export_manifest
 from letta_apply.load import load_text
 from letta_apply.model import Desired
 from letta_apply.progress import Progress
@@ -362,3 +365,29 @@ def test_a_failed_apply_counts_failures_and_keeps_the_record(
     addresses = [line.split(":")[0] for line in record[2:]]
     assert addresses == sorted(addresses) and len(addresses) >= 1
     assert "agent.a3: created" not in record
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def test_export_of_many_agents_finds_outside_users_in_one_listing() -> None:
+    fake = FakeLetta()
+    org = fake._create_block({"label": "organization", "value": "v"})
+    outside = fake._create_block({"label": "handoff", "value": "h"})
+    for i in range(30):
+        fake._create_agent(
+            {
+                "name": f"w{i}",
+                "tags": ["team"],
+                "memory_blocks": [{"label": "persona", "value": f"worker {i}"}],
+                "block_ids": [org["id"], *([outside["id"]] if i == 0 else [])],
+            }
+        )
+    fake._create_agent({"name": "boss", "block_ids": [outside["id"]]})  # not exported
+    fake.calls.clear()
+    result = export_manifest(fake.client(), "team", Selection(tags=["team"]))
+    doc = yaml.safe_load(result.manifest)
+    assert sorted(doc["blocks"]) == ["handoff", "organization"]
+    assert all(len(a["memory_blocks"]) == 1 for a in doc["agents"].values())
+    # The agents (one page), then the server's multi-attached blocks: not 31 block lookups.
+    assert fake.calls == [("GET", "/v1/agents/"), ("GET", "/v1/blocks/")]

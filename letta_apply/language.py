@@ -462,6 +462,7 @@ class _Expander:
                 continue
             out: list[Any] = []
             positions: list[Position] = []
+            expanded = False  # whether an entry became other than one entry
             for i, ref in enumerate(spec["blocks"]):
                 pos = self.out.where(("agents", key, "blocks", i))
                 if not isinstance(ref, str):
@@ -485,9 +486,14 @@ class _Expander:
                     refs = []
                 else:
                     refs = [ref]
+                expanded = expanded or len(refs) != 1
                 out.extend(refs)
                 positions.extend(pos for _ in refs)
             spec["blocks"] = out
+            if not expanded:
+                continue  # same entries, same places: the recorded positions stand
+            # Renumbering scans every recorded position: only worth it when entries moved (a
+            # scan per agent made loading quadratic in the size of the manifest).
             for table in (self.out.values, self.out.keys):
                 for p in [p for p in table if p[:4] == ("agents", key, "blocks") and len(p) > 3]:
                     del table[p]

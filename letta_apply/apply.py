@@ -2,14 +2,20 @@
 
 Stages follow dependencies: shared blocks, then agents (each created in one request with its own
 blocks, shared block ids, tags and marks) and their own blocks, then attaches and detaches. On the
-first failure no new work starts; work in flight finishes; the error says what was done.
+first failure no new work starts; work in flight finishes; the error says what was done, what
+failed and what was not attempted.
+
+No duplicates: a create that failed ambiguously is first looked up by its marks (stack tag,
+stack and address in metadata) and adopted when the server did make it. After every create the
+resources carrying the same address are listed: should another run have made one too (two
+applies at once without the lock), the oldest wins and the others are deleted by their makers.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -17,7 +23,7 @@ from typing import Any
 from .client import LettaClient
 from .errors import ApiError, ApplyError
 from .marks import tool_rules_update
-from .model import is_base_tool_type, owned_block_address
+from .model import MARK_KEY, is_base_tool_type, owned_block_address, stack_tag
 from .plan import (
     ATTACH,
     CREATE,
@@ -53,9 +59,21 @@ def _resolve(value: Any, ids: Mapping[str, str]) -> Any:
     return value
 
 
+def _carries(resource: Mapping[str, Any], stack: str, address: str) -> bool:
+    mark = (resource.get("metadata") or {}).get(MARK_KEY)
+    return isinstance(mark, Mapping) and (mark.get("stack"), mark.get("address")) == (
+        stack,
+        address,
+    )
+
+
 class _Runner:
-    def __init__(self, client: LettaClient, ids: dict[str, str], on_done: OnDone) -> None:
+    def __init__(
+        self, client: LettaClient, stack: str, ids: dict[str, str], on_done: OnDone
+    ) -> None:
         self.client = client
+        self.stack = stack
+        self.tag = stack_tag(stack)
         self.ids = ids
         self.on_done = on_done
         self.lock = threading.Lock()
@@ -75,7 +93,7 @@ class _Runner:
                 for block_id in replaces["blocks"]:
                     c.delete_block(block_id)
         elif change.action == CREATE:
-            rid = c.create_block(body)["id"]
+            rid = self._create_block(change, body)
             with self.lock:
                 self.ids[change.address] = rid
         elif change.action in (UPDATE, IMPORT):
@@ -120,8 +138,50 @@ class _Runner:
             c.update_tool(rid, body)
         return rid
 
+    def _create_block(self, change: Change, body: Mapping[str, Any]) -> str:
+        def candidates() -> list[dict[str, Any]]:
+            found = self.client.list_blocks(self.tag, label=body["label"])
+            return [b for b in found if _carries(b, self.stack, change.address)]
+
+        created = self.client.create_block(body, find=lambda: next(iter(candidates()), None))
+        winner = self._settle(created, candidates())
+        if winner is not created:
+            self.client.delete_block(created["id"])
+        return str(winner["id"])
+
+    def _agent_candidates(self, change: Change, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Agents carrying the change's address (for a replacement: the replacements of the
+        same agent), oldest first. One narrow list call, by stack tag and name."""
+        replaces = body["metadata"][MARK_KEY].get("replaces")
+        found = self.client.list_agents(
+            tag=self.tag, name=body["name"], include=("agent.blocks", "agent.tags")
+        )
+        return [
+            a for a in found
+            if _carries(a, self.stack, change.address)
+            and (a["metadata"][MARK_KEY].get("replaces") == replaces or not replaces)
+        ]  # fmt: skip
+
+    @staticmethod
+    def _settle(created: dict[str, Any], candidates: list[dict[str, Any]]) -> dict[str, Any]:
+        """The resource to keep when more than one carries an address: the oldest (list
+        order). Every run that made one computes the same winner, so each deletes only its own."""
+        if not candidates or candidates[0]["id"] == created["id"]:
+            return created
+        return candidates[0]
+
     def _create_agent(self, change: Change, body: dict[str, Any]) -> str:
-        created = self.client.create_agent(body)
+        created = self.client.create_agent(
+            body, find=lambda: next(iter(self._agent_candidates(change, body)), None)
+        )
+        winner = self._settle(created, self._agent_candidates(change, body))
+        if winner is not created:
+            # Another run made this agent first: keep theirs, delete ours and its own blocks.
+            self.client.delete_agent(created["id"])
+            for b in created.get("blocks") or ():
+                if b["id"] not in {w["id"] for w in winner.get("blocks") or ()}:
+                    self.client.delete_block(b["id"])
+            created = winner
         rid: str = created["id"]
         with self.lock:
             self.ids[change.address] = rid
@@ -165,7 +225,7 @@ def apply_plan(
     """Execute `plan` against the server, calling `on_done` as each change completes and
     `on_failed` as one fails (both from worker threads). Raises ApplyError naming what failed,
     what was done and what was not attempted."""
-    runner = _Runner(client, dict(plan.ids), on_done)
+    runner = _Runner(client, plan.stack, dict(plan.ids), on_done)
     stop = threading.Event()  # set on the first failure: queued work then never starts
 
     def run(change: Change) -> Done | None:
@@ -181,26 +241,27 @@ def apply_plan(
     done: list[Done] = []
     failures: list[str] = []
     changes = list(plan.changes)
-    attempted = 0
+    attempted: set[int] = set()
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        for _, group in groupby(changes, key=lambda c: c.stage):
-            futures: dict[Future[Done | None], Change] = {pool.submit(run, c): c for c in group}
+        for _, group in groupby(range(len(changes)), key=lambda i: changes[i].stage):
+            futures = {pool.submit(run, changes[i]): i for i in group}
             for f in as_completed(futures):
                 exc = f.exception()
                 if exc is None:
                     result = f.result()
                     if result is not None:
                         done.append(result)
-                        attempted += 1
+                        attempted.add(futures[f])
                 elif isinstance(exc, ApiError):
-                    failures.append(f"{_describe(futures[f])}: {exc}")
-                    attempted += 1
+                    failures.append(f"{_describe(changes[futures[f]])}: {exc}")
+                    attempted.add(futures[f])
                 else:
                     raise exc
             if failures:
                 break
     if failures:
-        raise ApplyError(failures, done=len(done), not_attempted=len(changes) - attempted)
+        skipped = [_describe(c) for i, c in enumerate(changes) if i not in attempted]
+        raise ApplyError(failures, done=len(done), not_attempted=len(skipped), skipped=skipped)
     return done
 
 

@@ -17,11 +17,12 @@ from typing import NoReturn, TextIO, cast
 
 from . import __version__, planfile
 from .apply import Done, apply_plan
-from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, LettaClient
-from .errors import ApplyError, LettaApplyError, ManifestError
+from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
+from .errors import ApiError, ApplyError, LettaApplyError, ManifestError
 from .export import Selection, export_manifest
 from .language import Options, normalize_address
 from .live import read_live, read_stack
+from .lock import LockInfo, StackLock, force_unlock
 from .match import match
 from .model import Desired, Import, stack_tag
 from .pipeline import load_manifest, plan_for
@@ -108,7 +109,26 @@ def _parser() -> argparse.ArgumentParser:
             help="project, sent as the X-Project header (env LETTA_PROJECT)",
         )
         sp.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+        sp.add_argument(
+            "--max-retries", type=_count, default=RetryPolicy.max_retries, metavar="N",
+            help="re-sends of a request after transient failures (default %(default)s)",
+        )  # fmt: skip
+        sp.add_argument(
+            "--retry-max-time", type=_seconds, default=RetryPolicy.max_time, metavar="SECONDS",
+            help="no retry starts later than this after a request's first attempt "
+            "(default %(default)s)",
+        )  # fmt: skip
         sp.add_argument("-v", "--verbose", action="store_true", help="print request counts")
+
+    def locking(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--lock", type=_boolean, default=True, metavar="true|false",
+            help="hold the stack's lock on the server while writing (default true)",
+        )  # fmt: skip
+        sp.add_argument(
+            "--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+            help="how long to wait for a stack locked by another run (default %(default)s)",
+        )  # fmt: skip
 
     def lifecycle(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
@@ -143,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
     )
+    locking(sp)
 
     sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
     common(sp)
@@ -150,6 +171,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
     )
+    locking(sp)
+
+    sp = sub.add_parser("force-unlock", help="remove a stack lock left behind by a run that died")
+    common(sp, file=False)
+    sp.add_argument("lock_id", metavar="ID", help="the lock id named by the error message")
 
     sp = sub.add_parser("export", help="write a manifest from existing agents, to adopt them")
     common(sp, file=False)
@@ -170,6 +196,28 @@ def _parser() -> argparse.ArgumentParser:
 
     common(sub.add_parser("show", help="list the stack's resources on the server with their ids"))
     return p
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text}")
+    return value
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "yes", "1", "on"):
+        return True
+    if text.lower() in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false: {text}")
 
 
 class _Out:
@@ -210,6 +258,7 @@ class _Out:
             timeout=a.timeout,
             # One connection per concurrent write, so that --parallelism is not capped by the pool.
             max_connections=max(getattr(a, "parallelism", 0), DEFAULT_MAX_CONNECTIONS),
+            retry=RetryPolicy(max_retries=a.max_retries, max_time=a.retry_max_time),
         )
         return self.client
 
@@ -218,7 +267,12 @@ class _Out:
         client: LettaClient | None = getattr(self, "client", None)
         if getattr(self.args, "verbose", False):
             reads, writes = (client.reads, client.writes) if client else (0, 0)
-            print(f"requests: {reads} reads, {writes} writes", file=self.err)
+            extra = ""
+            if client and client.retries:
+                extra += f", {client.retries} retried"
+            if client and client.adopted:
+                extra += f", {client.adopted} create(s) found made after an unclear failure"
+            print(f"requests: {reads} reads, {writes} writes{extra}", file=self.err)
 
 
 def _load(args: argparse.Namespace, o: _Out) -> Desired:
@@ -445,52 +499,89 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
         raise LettaApplyError("apply needs a manifest (-f FILE) or a saved plan (PLAN)")
     if o.format != "text" and not args.auto_approve:
         raise LettaApplyError(f"--format {o.format} needs --auto-approve (no prompt in that mode)")
+    if args.plan_file and args.target:
+        raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
     with o.connect() as client:
-        if args.plan_file:
-            if args.target:
-                raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
-            plan, desired = _saved_plan(args, client, o)
-        else:
+
+        def build(first: bool) -> tuple[Plan, Desired | None]:
+            if args.plan_file:
+                return _saved_plan(args, client, o)
             desired = _load(args, o)
             plan = plan_for(
                 client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
             )
-            plan = _targeted(args, desired, plan, o)
-        origin = _origin(args, client, desired)
-        if o.format == "text":
-            _show_plan(o, plan, origin)
-        shown = mask_plan(plan, o.masker)
-        if plan.blocked:
-            if o.format == "json":
-                o.json({"plan": planfile.to_document(shown, origin), "applied": [], "errors": []})
-            raise LettaApplyError(
-                "prevent_destroy: this plan would delete protected resources; nothing was applied"
+            if first:
+                return _targeted(args, desired, plan, o), desired
+            return (restrict(plan, desired, args.target) if args.target else plan), desired
+
+        plan, desired = build(True)
+        # The lock costs two writes: a run with nothing to do neither takes it nor writes.
+        if not (args.lock and plan.has_changes and not plan.blocked):
+            return _apply_planned(args, o, client, plan, desired)
+        lock = StackLock(
+            client, plan.stack, "destroy" if destroy else "apply", timeout=args.lock_timeout,
+            on_wait=lambda held: print(f"waiting for the lock held by {held.describe()}",
+                                       file=o.err),
+        )  # fmt: skip
+        lock.acquire()
+        try:
+            # Plan again under the lock: the run that held it may have changed the stack.
+            return _apply_planned(args, o, client, *build(False))
+        finally:
+            _release(lock, o)
+
+
+def _release(lock: StackLock, o: _Out) -> None:
+    held: LockInfo | None = lock.held
+    try:
+        lock.release()
+    except ApiError as e:
+        if held is not None:
+            print(
+                f"warning: could not release the lock of stack {held.stack!r} ({e}); remove it "
+                f"with `letta-apply force-unlock {held.id}`",
+                file=o.err,
             )
-        if plan.has_changes and not args.auto_approve and not _confirm(plan, o.out):
-            o.text("Apply cancelled; nothing was changed.")
-            return EXIT_ERROR
-        done: list[Done] = []  # appended from apply's worker threads
-        failure: ApplyError | None = None
-        if plan.has_changes:
-            progress = Progress(o.err, len(plan.changes), tty=o.progress_tty)
 
-            def on_done(d: Done) -> None:
-                done.append(d)
-                progress.completed()
 
-            try:
-                apply_plan(
-                    client, plan, parallelism=args.parallelism,
-                    on_done=on_done, on_failed=lambda c, e: progress.failure(),
-                )  # fmt: skip
-            except ApplyError as e:
-                failure = e
-            finally:
-                # Changes complete in any order; the record of them is printed in plan order,
-                # also when the apply stopped half-way.
-                progress.close()
-                if o.format == "text" and done:
-                    o.text("\n" + done_text(done))
+def _apply_planned(
+    args: argparse.Namespace, o: _Out, client: LettaClient, plan: Plan, desired: Desired | None
+) -> int:
+    origin = _origin(args, client, desired)
+    if o.format == "text":
+        _show_plan(o, plan, origin)
+    shown = mask_plan(plan, o.masker)
+    if plan.blocked:
+        if o.format == "json":
+            o.json({"plan": planfile.to_document(shown, origin), "applied": [], "errors": []})
+        raise LettaApplyError(
+            "prevent_destroy: this plan would delete protected resources; nothing was applied"
+        )
+    if plan.has_changes and not args.auto_approve and not _confirm(plan, o.out):
+        o.text("Apply cancelled; nothing was changed.")
+        return EXIT_ERROR
+    done: list[Done] = []  # appended from apply's worker threads
+    failure: ApplyError | None = None
+    if plan.has_changes:
+        progress = Progress(o.err, len(plan.changes), tty=o.progress_tty)
+
+        def on_done(d: Done) -> None:
+            done.append(d)
+            progress.completed()
+
+        try:
+            apply_plan(
+                client, plan, parallelism=args.parallelism,
+                on_done=on_done, on_failed=lambda c, e: progress.failure(),
+            )  # fmt: skip
+        except ApplyError as e:
+            failure = e
+        finally:
+            # Changes complete in any order; the record of them is printed in plan order,
+            # also when the apply stopped half-way.
+            progress.close()
+            if o.format == "text" and done:
+                o.text("\n" + done_text(done))
     errors = [f"{p.address}: {p.message}" for p in plan.problems]
     if failure:
         errors = failure.failures + errors
@@ -502,11 +593,14 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
                 "applied": done_json(done),
                 "errors": errors,
                 "not_attempted": failure.not_attempted if failure else 0,
+                "not_attempted_changes": failure.skipped if failure else [],
             }
         )
     elif failure:
         for f in failure.failures:
             print(f"error: {f}", file=o.err)
+        for skipped in failure.skipped:
+            print(f"not attempted: {skipped}", file=o.err)
         print(
             f"Apply stopped: {failure.done} change(s) done, {len(failure.failures)} failed, "
             f"{failure.not_attempted} not attempted. Run apply again to converge.",
@@ -577,6 +671,13 @@ def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
+def _cmd_force_unlock(args: argparse.Namespace, o: _Out) -> int:
+    with o.connect() as client:
+        info = force_unlock(client, args.lock_id)
+    o.text(f'Removed lock {info.id} of stack "{info.stack}", held by {info.describe()}.')
+    return EXIT_OK
+
+
 COMMANDS = {
     "validate": _cmd_validate,
     "plan": _cmd_plan,
@@ -585,6 +686,7 @@ COMMANDS = {
     "show": _cmd_show,
     "destroy": _cmd_destroy,
     "export": _cmd_export,
+    "force-unlock": _cmd_force_unlock,
 }
 
 

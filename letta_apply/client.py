@@ -3,14 +3,21 @@
 The transport is injectable (`httpx.MockTransport` in unit tests); every request is counted so
 tests and users can see what a command cost. The API key travels only in the Authorization
 header and is never part of a message.
+
+Transient failures (no connection, timeouts, 429, 502, 503, 504, 409 with Retry-After) are
+retried with exponential backoff and jitter, honouring Retry-After, bounded in count and in time
+(RetryPolicy). A create is never blindly re-sent: see `LettaClient.request`.
 """
 
 from __future__ import annotations
 
+import email.utils
+import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,7 +31,28 @@ DEFAULT_MAX_CONNECTIONS = 32
 # reused at the moment the server closes it: that would fail a write the server never saw.
 _KEEPALIVE_EXPIRY = 3.0
 _RETRY_STATUS = {429, 502, 503, 504}
-_RETRIES = 3
+
+Finder = Callable[[], "dict[str, Any] | None"]
+"""Looks up, by its marks, what a create may have made; None when nothing is there."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried: at most `max_retries` re-sends of one request, and
+    none that would start more than `max_time` seconds after its first attempt. Waits grow
+    exponentially from `base_delay` up to `max_delay`, with jitter so that parallel workers do
+    not retry in lockstep; a Retry-After header replaces the computed wait."""
+
+    max_retries: int = 6
+    max_time: float = 120.0
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """Wait before re-send number `retry` (1-based): half fixed, half random ("equal
+        jitter"), so waits still grow while spreading out."""
+        cap: float = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
+        return cap / 2 + rng.uniform(0, cap / 2)
 
 
 class LettaClient:
@@ -39,6 +67,10 @@ class LettaClient:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        seed: int | None = None,
     ) -> None:
         """`max_connections` bounds concurrent requests: give it apply's parallelism, or
         requests beyond the pool wait for a free connection."""
@@ -62,6 +94,12 @@ class LettaClient:
         )
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.retry = retry or RetryPolicy()
+        self.retries = 0  # re-sends after transient failures
+        self.adopted = 0  # creates found on the server after an ambiguous failure
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = random.Random(seed)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -89,39 +127,83 @@ class LettaClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        find: Finder | None = None,
     ) -> Any:
-        """Send one request and return its decoded JSON body. Reads are retried on transient
-        failures; a write is sent once, since the server may have acted on it."""
-        attempts = _RETRIES if method == "GET" else 1
-        for attempt in range(1, attempts + 1):
+        """Send one request and return its decoded JSON body, retrying transient failures under
+        the client's RetryPolicy.
+
+        Everything but POST is safe to repeat (Letta treats a repeated PATCH, attach or detach
+        the same way, and a DELETE or detach that finds nothing after an earlier attempt that
+        may have landed counts as done). A POST creates something, so it is re-sent only when
+        the server surely did not act on it (no connection, 429, 409 with Retry-After). After an
+        ambiguous failure (timeout, lost connection, 5xx) `find` looks the resource up by its
+        marks first: what it returns is adopted; without `find` the failure is raised.
+        """
+        policy = self.retry
+        started = self._clock()
+        retries = 0
+        maybe_done = False  # an earlier attempt may have reached the server and acted
+        while True:
             with self._lock:
                 self.counts[method] += 1
+            failure: ApiError
+            delay: float | None = None
+            retryable = True
             try:
                 resp = self._http.request(method, path, params=params, json=json)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+                # The request never left: repeating it is safe even for a create.
+                failure = ServerUnreachable(
+                    f"cannot reach the Letta server at {self.base_url} ({_reason(e)})",
+                    method=method, path=path,
+                )  # fmt: skip
+                sent = False
             except httpx.TimeoutException:
-                if attempt < attempts:
-                    time.sleep(0.5 * attempt)
-                    continue
-                raise ServerUnreachable(
+                failure = ServerUnreachable(
                     f"no answer from the Letta server at {self.base_url} (timed out)",
-                    method=method,
-                    path=path,
-                ) from None
+                    method=method, path=path,
+                )  # fmt: skip
+                sent = True
             except httpx.TransportError as e:
-                if attempt < attempts:
-                    time.sleep(0.5 * attempt)
-                    continue
-                reason = str(e) or type(e).__name__
-                raise ServerUnreachable(
-                    f"cannot reach the Letta server at {self.base_url} ({reason})",
-                    method=method,
-                    path=path,
-                ) from None
-            if resp.status_code in _RETRY_STATUS and attempt < attempts:
-                time.sleep(_retry_after(resp, attempt))
-                continue
-            return _decode(resp, method, path)
-        raise AssertionError("unreachable")  # pragma: no cover
+                failure = ServerUnreachable(
+                    f"lost the connection to the Letta server at {self.base_url} ({_reason(e)})",
+                    method=method, path=path,
+                )  # fmt: skip
+                sent = True
+            else:
+                if resp.is_success:
+                    return _decode(resp, method, path)
+                if resp.status_code == 404 and maybe_done and _gone_means_done(method, path):
+                    return None  # the earlier attempt did it
+                failure = _error(resp, method, path)
+                delay = retry_after(resp)
+                status = resp.status_code
+                retryable = status in _RETRY_STATUS or (status == 409 and delay is not None)
+                # 429 and 409-with-Retry-After: refused before acting. Other 5xx: maybe acted.
+                sent = status >= 500
+                if not retryable and not (sent and find is not None):
+                    raise failure
+            maybe_done = maybe_done or sent
+            if method == "POST" and sent:
+                if find is None:
+                    raise failure  # never blindly re-send a create
+                # Give a create still being committed a moment to show up before looking.
+                self._sleep(min(policy.backoff(retries + 1, self._rng), policy.max_delay))
+                found = find()
+                if found is not None:
+                    with self._lock:
+                        self.adopted += 1
+                    return found
+            if not retryable:
+                raise failure
+            wait = delay if delay is not None else policy.backoff(retries + 1, self._rng)
+            elapsed = self._clock() - started
+            if retries >= policy.max_retries or elapsed + wait > policy.max_time:
+                raise _gave_up(failure, retries + 1, elapsed, wait, delay)
+            self._sleep(wait)
+            retries += 1
+            with self._lock:
+                self.retries += 1
 
     def paginate(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Yield every item of a list route, PAGE_SIZE items per request, oldest first.
@@ -147,8 +229,11 @@ class LettaClient:
     def health(self) -> dict[str, Any]:
         return self.request("GET", "/v1/health/")  # type: ignore[no-any-return]
 
-    def list_blocks(self, tag: str) -> list[dict[str, Any]]:
-        return list(self.paginate("/v1/blocks/", {"tags": [tag]}))
+    def list_blocks(self, tag: str, *, label: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"tags": [tag]}
+        if label is not None:
+            params["label"] = label
+        return list(self.paginate("/v1/blocks/", params))
 
     def list_block_ids(
         self,
@@ -200,14 +285,16 @@ class LettaClient:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def create_block(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/v1/blocks/", json=body)  # type: ignore[no-any-return]
+    def create_block(self, body: Mapping[str, Any], find: Finder | None = None) -> dict[str, Any]:
+        """Create a block; `find` recovers it after an ambiguous failure (see `request`)."""
+        return self.request("POST", "/v1/blocks/", json=body, find=find)  # type: ignore[no-any-return]
 
     def update_block(self, block_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"/v1/blocks/{block_id}", json=body)  # type: ignore[no-any-return]
 
-    def create_agent(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/v1/agents/", json=body)  # type: ignore[no-any-return]
+    def create_agent(self, body: Mapping[str, Any], find: Finder | None = None) -> dict[str, Any]:
+        """Create an agent; `find` recovers it after an ambiguous failure (see `request`)."""
+        return self.request("POST", "/v1/agents/", json=body, find=find)  # type: ignore[no-any-return]
 
     def update_agent(self, agent_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"/v1/agents/{agent_id}", json=body)  # type: ignore[no-any-return]
@@ -247,11 +334,42 @@ class LettaClient:
         )
 
 
-def _retry_after(resp: httpx.Response, attempt: int) -> float:
+def retry_after(resp: httpx.Response) -> float | None:
+    """Seconds the server asks us to wait (Retry-After, in seconds or as an HTTP date)."""
+    value = resp.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
     try:
-        return min(float(resp.headers.get("Retry-After", "")), 10.0)
+        return max(0.0, float(value))
     except ValueError:
-        return 0.5 * attempt
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _gone_means_done(method: str, path: str) -> bool:
+    """A DELETE or detach answered 404 after an attempt that may have landed: it did land."""
+    return method == "DELETE" or (method == "PATCH" and "/core-memory/blocks/detach/" in path)
+
+
+def _reason(e: Exception) -> str:
+    return str(e) or type(e).__name__
+
+
+def _gave_up(
+    failure: ApiError, attempts: int, elapsed: float, wait: float, asked: float | None
+) -> ApiError:
+    why = f"gave up after {attempts} attempt(s) in {elapsed:.1f}s"
+    if asked is not None and asked == wait:
+        why += f"; the server asked to wait {asked:.0f}s more"
+    return type(failure)(
+        f"{failure.detail} ({why})", status=failure.status, method=failure.method,
+        path=failure.path,
+    )  # fmt: skip
 
 
 def _decode(resp: httpx.Response, method: str, path: str) -> Any:
@@ -267,6 +385,11 @@ def _decode(resp: httpx.Response, method: str, path: str) -> Any:
                 method=method,
                 path=path,
             ) from None
+    raise _error(resp, method, path)
+
+
+def _error(resp: httpx.Response, method: str, path: str) -> ApiError:
+    """The error a failed response stands for, with the server's own message."""
     detail: Any
     try:
         detail = resp.json().get("detail", resp.text)
@@ -277,4 +400,4 @@ def _decode(resp: httpx.Response, method: str, path: str) -> Any:
         text = text[:297] + "..."
     if resp.status_code in (401, 403):
         text += " (check --api-key / LETTA_API_KEY)"
-    raise ApiError(text, status=resp.status_code, method=method, path=path)
+    return ApiError(text, status=resp.status_code, method=method, path=path)

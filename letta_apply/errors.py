@@ -61,8 +61,11 @@ class ServerUnreachable(ApiError):
 class ApplyError(LettaApplyError):
     """Apply stopped on a failed change; `done` and `not_attempted` say where it stood."""
 
-    def __init__(self, failures: list[str], done: int, not_attempted: int) -> None:
+    def __init__(
+        self, failures: list[str], done: int, not_attempted: int, skipped: list[str] | None = None
+    ) -> None:
         self.failures = failures
         self.done = done
         self.not_attempted = not_attempted
+        self.skipped = skipped or []  # the changes not attempted, described
         super().__init__("; ".join(failures))

@@ -18,6 +18,7 @@ from typing import Any
 
 from .client import LettaClient
 from .errors import ApiError
+from .lock import is_lock_record
 from .match import deletion_candidates, match
 from .model import MARK_KEY, Desired, Import, Live, LiveAgent, LiveBlock, LiveTool, stack_tag
 
@@ -114,7 +115,8 @@ def read_stack(
         blocks_read = pool.submit(client.list_blocks, tag)
         agents_read = pool.submit(client.list_agents, tag=tag, include=AGENT_INCLUDE)
         tools_read = pool.submit(client.list_tools)
-        tagged = [LiveBlock.from_api(b) for b in blocks_read.result()]
+        # Lock records never carry the stack's tag; the filter keeps them out regardless.
+        tagged = [LiveBlock.from_api(b) for b in blocks_read.result() if not is_lock_record(b)]
         raw_agents = agents_read.result()
         tools = [LiveTool.from_api(t) for t in tools_read.result()]
     agents = tuple(LiveAgent.from_api(a) for a in raw_agents)

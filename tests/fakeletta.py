@@ -38,6 +38,8 @@ class FakeLetta:
         self.calls: list[tuple[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
+        self.after: list[Handler] = []  # fault injection once the request was carried out
+        self.sleeps: list[float] = []  # waits the client asked for (it never really sleeps)
         self._seq = itertools.count()
         for name, kind in BASE_TOOLS:
             tid = f"tool-{uuid.uuid4()}"
@@ -46,6 +48,8 @@ class FakeLetta:
     # -- plumbing --------------------------------------------------------------------------
 
     def client(self, **kw: Any) -> LettaClient:
+        kw.setdefault("sleep", self.sleeps.append)
+        kw.setdefault("seed", 0)
         return LettaClient(
             "http://127.0.0.1:8283", transport=httpx.MockTransport(self.handle), **kw
         )
@@ -61,6 +65,14 @@ class FakeLetta:
             resp = hook(request)
             if resp is not None:
                 return resp
+        served = self._serve(request)
+        for hook in self.after:  # may raise (a lost connection) or replace the answer
+            resp = hook(request)
+            if resp is not None:
+                return resp
+        return served
+
+    def _serve(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         q = request.url.params
         path = request.url.path
@@ -130,6 +142,8 @@ class FakeLetta:
         if q.get("connected_to_agents_count_lt") is not None:
             lt = int(q["connected_to_agents_count_lt"])
             items = [r for r in items if self._attached(r["id"]) < lt]
+        if q.get("label"):
+            items = [r for r in items if r.get("label") == q.get("label")]
         if q.get("after"):
             seqs = [r["_seq"] for r in items if r["id"] == q.get("after")]
             items = [r for r in items if seqs and r["_seq"] > seqs[0]]
@@ -140,6 +154,14 @@ class FakeLetta:
         if rid not in store:
             raise _Http(404, f"{rid} not found")
         return _public(store[rid])
+
+    def _delete(self, store: dict[str, dict[str, Any]], rid: str) -> None:
+        if rid not in store:
+            raise _Http(404, f"{rid} not found")
+        del store[rid]
+        for a in self.agents.values():  # deleting a block detaches it everywhere
+            if rid in a["block_ids"]:
+                a["block_ids"].remove(rid)
 
     def _new_block(self, spec: dict[str, Any], *, keep_metadata: bool = True) -> dict[str, Any]:
         bid = f"block-{uuid.uuid4()}"
@@ -235,6 +257,8 @@ class FakeLetta:
         agent = self.agents[aid]
         if bid not in self.blocks:
             raise _Http(404, f"{bid} not found")
+        if bid in agent["block_ids"]:  # attaching again changes nothing, as in Letta
+            return self._agent_view(_public(agent))
         labels = {self.blocks[i]["label"] for i in agent["block_ids"]}
         if self.blocks[bid]["label"] in labels:
             raise _Http(409, "duplicate label")

@@ -135,7 +135,9 @@ def test_unreachable_server_names_the_url() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    client = LettaClient("http://127.0.0.1:9", transport=httpx.MockTransport(refuse))
+    client = LettaClient(
+        "http://127.0.0.1:9", transport=httpx.MockTransport(refuse), sleep=lambda s: None
+    )
     with pytest.raises(ServerUnreachable) as e:
         client.health()
     assert "cannot reach the Letta server at http://127.0.0.1:9" in str(e.value)

@@ -1,0 +1,224 @@
+"""An advisory lock per stack, held on the server, so two applies of one stack do not interleave.
+
+Letta has no compare-and-swap, so the lock is a record anyone can write: a block tagged
+`letta-apply-lock:<stack>` whose metadata says who holds it (holder, host, pid, time, operation).
+To take the lock a run creates its record, then lists every record of the stack: the oldest
+wins. A loser deletes its record and waits until the stack is free or `timeout` runs out. The
+winner looks once more after a short pause, in case a record with an earlier timestamp was still
+being committed when it first looked.
+
+Lock records carry neither the stack's tag nor its marks, and are attached to no agent: plan,
+prune, drift and export never see them. The lock is advisory: the no-duplicate rule of apply
+holds without it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import random
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .client import LettaClient
+from .errors import ApiError, LettaApplyError
+
+LOCK_KEY = "letta_apply_lock"
+"""Key in a lock record's `metadata` under which the holder is described."""
+
+LOCK_LABEL = "letta-apply-lock"
+
+
+def lock_tag(stack: str) -> str:
+    """The tag every lock record of `stack` carries (never the stack's own tag)."""
+    return f"letta-apply-lock:{stack}"
+
+
+def is_lock_record(block: Mapping[str, Any]) -> bool:
+    return isinstance((block.get("metadata") or {}).get(LOCK_KEY), Mapping)
+
+
+class LockError(LettaApplyError):
+    """The stack is locked by another run (or a lock record is not what it should be)."""
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """One lock record: its block id and who wrote it."""
+
+    id: str
+    stack: str
+    holder: str
+    host: str
+    pid: int
+    time: str
+    operation: str
+    token: str
+
+    @classmethod
+    def from_block(cls, block: Mapping[str, Any]) -> LockInfo | None:
+        md = (block.get("metadata") or {}).get(LOCK_KEY)
+        if not isinstance(md, Mapping):
+            return None
+        return cls(
+            id=block["id"],
+            stack=str(md.get("stack", "")),
+            holder=str(md.get("holder", "?")),
+            host=str(md.get("host", "?")),
+            pid=int(md.get("pid") or 0),
+            time=str(md.get("time", "?")),
+            operation=str(md.get("operation", "?")),
+            token=str(md.get("token", "")),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.holder}@{self.host} (pid {self.pid}, {self.operation} since {self.time}; "
+            f"lock id {self.id})"
+        )
+
+
+def list_locks(client: LettaClient, stack: str) -> list[LockInfo]:
+    """Every lock record of `stack`, oldest first."""
+    found = (LockInfo.from_block(b) for b in client.list_blocks(lock_tag(stack), label=LOCK_LABEL))
+    return [lock for lock in found if lock is not None and lock.stack == stack]
+
+
+class StackLock:
+    """Take with `acquire()` (raises LockError after `timeout` seconds of waiting), give back
+    with `release()`. `on_wait` is told once who holds the lock when it has to wait."""
+
+    def __init__(
+        self,
+        client: LettaClient,
+        stack: str,
+        operation: str,
+        *,
+        timeout: float = 60.0,
+        poll: float = 1.0,
+        settle: float = 0.3,
+        on_wait: Callable[[LockInfo], None] = lambda lock: None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.stack = stack
+        self.operation = operation
+        self.timeout = timeout
+        self.poll = poll
+        self.settle = settle
+        self.on_wait = on_wait
+        self._sleep = sleep
+        self._clock = clock
+        self.held: LockInfo | None = None
+
+    def _record(self, token: str) -> dict[str, Any]:
+        info = {
+            "stack": self.stack,
+            "holder": _user(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "operation": self.operation,
+            "token": token,
+        }
+        return {
+            "label": LOCK_LABEL,
+            "value": json.dumps(info, sort_keys=True),
+            "description": f"letta-apply lock of stack {self.stack!r}; remove a stuck one with "
+            "`letta-apply force-unlock ID`",
+            "metadata": {LOCK_KEY: info},
+            "tags": [lock_tag(self.stack)],
+        }
+
+    def _create(self) -> LockInfo:
+        token = uuid.uuid4().hex
+
+        def find() -> dict[str, Any] | None:
+            # A lock record made by an attempt that failed ambiguously is ours: adopt it.
+            for b in self.client.list_blocks(lock_tag(self.stack), label=LOCK_LABEL):
+                if (b.get("metadata") or {}).get(LOCK_KEY, {}).get("token") == token:
+                    return b
+            return None
+
+        made = LockInfo.from_block(self.client.create_block(self._record(token), find=find))
+        assert made is not None
+        return made
+
+    def _other(self, locks: list[LockInfo], mine: LockInfo | None) -> LockInfo | None:
+        """The record that holds the lock, when it is not ours."""
+        if not locks or (mine is not None and locks[0].id == mine.id):
+            return None
+        return locks[0]
+
+    def acquire(self) -> LockInfo:
+        deadline = self._clock() + self.timeout
+        told = False
+        while True:
+            holder = self._other(list_locks(self.client, self.stack), None)
+            if holder is None:
+                mine = self._create()
+                try:
+                    holder = self._other(list_locks(self.client, self.stack), mine)
+                    if holder is None:
+                        self._sleep(self.settle)
+                        holder = self._other(list_locks(self.client, self.stack), mine)
+                finally:
+                    if holder is not None or sys.exc_info()[0] is not None:
+                        # Lost the race (the older record holds it) or failed: withdraw ours.
+                        self._withdraw(mine)
+                if holder is None:
+                    self.held = mine
+                    return mine
+            if self._clock() + self.poll > deadline:
+                raise LockError(
+                    f'stack "{self.stack}" is locked by {holder.describe()}; waited '
+                    f"{self.timeout:.0f}s (--lock-timeout). If no run holds it any more, "
+                    f"remove it with `letta-apply force-unlock {holder.id}`"
+                )
+            if not told:
+                self.on_wait(holder)
+                told = True
+            self._sleep(self.poll * (0.5 + random.random()))
+
+    def _withdraw(self, mine: LockInfo) -> None:
+        try:
+            self.client.delete_block(mine.id)
+        except ApiError as e:
+            if e.status != 404:
+                raise
+
+    def release(self) -> None:
+        """Delete our lock record (a record already gone counts as released)."""
+        if self.held is not None:
+            self._withdraw(self.held)
+            self.held = None
+
+
+def force_unlock(client: LettaClient, lock_id: str) -> LockInfo:
+    """Delete the lock record `lock_id`, whoever holds it; refuses any block that is not one."""
+    try:
+        block = client.get_block(lock_id)
+    except ApiError as e:
+        if e.status == 404:
+            raise LockError(f"force-unlock: no lock {lock_id} on the server") from None
+        raise
+    info = LockInfo.from_block(block)
+    if info is None or lock_tag(info.stack) not in (block.get("tags") or ()):
+        raise LockError(f"force-unlock: {lock_id} is not a letta-apply lock record; not deleted")
+    client.delete_block(lock_id)
+    return info
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name (some containers)
+        return "unknown"

@@ -231,6 +231,7 @@ class _Out:
         self.err = err
         self.masker = masker if masker is not None else Masker()
         self.format: str = args.format
+        self.lock: StackLock | None = None  # the stack lock, while apply or destroy holds it
         self.color = (
             self.format == "text"
             and not args.no_color
@@ -272,6 +273,11 @@ class _Out:
                 extra += f", {client.retries} retried"
             if client and client.adopted:
                 extra += f", {client.adopted} create(s) found made after an unclear failure"
+            lock = self.lock
+            if lock is not None:
+                # The lock's own requests are shown apart: the counts stay the cost of the work.
+                reads, writes = reads - lock.reads, writes - lock.writes
+                extra += f"; stack lock: {lock.reads} reads, {lock.writes} writes"
             print(f"requests: {reads} reads, {writes} writes{extra}", file=self.err)
 
 
@@ -523,6 +529,7 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
             on_wait=lambda held: print(f"waiting for the lock held by {held.describe()}",
                                        file=o.err),
         )  # fmt: skip
+        o.lock = lock
         lock.acquire()
         try:
             # Plan again under the lock: the run that held it may have changed the stack.

@@ -118,6 +118,17 @@ class StackLock:
         self._sleep = sleep
         self._clock = clock
         self.held: LockInfo | None = None
+        # Requests made for the lock, counted apart so that a command's own cost stays visible.
+        self.reads = 0
+        self.writes = 0
+
+    def _counted(self, action: Callable[[], Any]) -> Any:
+        reads, writes = self.client.reads, self.client.writes
+        try:
+            return action()
+        finally:
+            self.reads += self.client.reads - reads
+            self.writes += self.client.writes - writes
 
     def _record(self, token: str) -> dict[str, Any]:
         info = {
@@ -159,6 +170,10 @@ class StackLock:
         return locks[0]
 
     def acquire(self) -> LockInfo:
+        result: LockInfo = self._counted(self._acquire)
+        return result
+
+    def _acquire(self) -> LockInfo:
         deadline = self._clock() + self.timeout
         told = False
         while True:
@@ -189,16 +204,24 @@ class StackLock:
             self._sleep(self.poll * (0.5 + random.random()))
 
     def _withdraw(self, mine: LockInfo) -> None:
-        try:
-            self.client.delete_block(mine.id)
-        except ApiError as e:
-            if e.status != 404:
-                raise
+        # Deleting is safe to repeat, and a record left behind blocks every later run: try
+        # harder than for other writes (a 500 is retried too).
+        for attempt in range(3):
+            try:
+                self.client.delete_block(mine.id)
+                return
+            except ApiError as e:
+                if e.status == 404:
+                    return
+                if attempt == 2:
+                    raise
+                self._sleep(self.poll)
 
     def release(self) -> None:
         """Delete our lock record (a record already gone counts as released)."""
         if self.held is not None:
-            self._withdraw(self.held)
+            held = self.held
+            self._counted(lambda: self._withdraw(held))
             self.held = None
 
 

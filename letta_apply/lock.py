@@ -159,7 +159,19 @@ class StackLock:
                     return b
             return None
 
-        made = LockInfo.from_block(self.client.create_block(self._record(token), find=find))
+        try:
+            block = self.client.create_block(self._record(token), find=find)
+        except ApiError:
+            # The record may exist although the create failed: one left behind would block
+            # every later run, so look once more and withdraw it.
+            try:
+                found = find()
+                if found is not None:
+                    self.client.delete_block(found["id"])
+            except ApiError:
+                pass  # the original error says more
+            raise
+        made = LockInfo.from_block(block)
         assert made is not None
         return made
 

@@ -29,7 +29,8 @@ from letta_apply.model import MARK_KEY
 from .conftest import PORT, ROOT, Run, agent_by_name, stack_resources
 from .faultproxy import FaultProxy
 
-SEEDED_RUNS = 10
+SEEDED_RUNS = int(os.environ.get("LETTA_FAULT_RUNS", "10"))
+FIRST_SEED = int(os.environ.get("LETTA_FAULT_FIRST_SEED", "0"))
 RATES = {
     "429": 0.04,
     "503": 0.04,
@@ -40,7 +41,8 @@ RATES = {
 }
 CLIENT_TIMEOUT = 3.0
 # Generous budgets: faults come in bursts, and the proxy makes every request a new connection.
-RETRY_FLAGS = ["--timeout", str(CLIENT_TIMEOUT), "--max-retries", "8", "--retry-max-time", "60"]
+RETRY_FLAGS = ["--timeout", str(CLIENT_TIMEOUT), "--max-retries", "8", "--retry-max-time", "60",
+               "--lock-timeout", "20"]  # fmt: skip
 
 
 @pytest.fixture
@@ -100,7 +102,7 @@ def duplicates(api: httpx.Client, stack: str, blocks: set[str], agents: set[str]
 
 
 def apply_until_done(run: Run, path: str, url: str, attempts: int = 8) -> list[int]:
-    codes = []
+    codes, errors = [], []
     for _ in range(attempts):
         r = run("apply", "-f", path, "--auto-approve", "--parallelism", "4", *RETRY_FLAGS,
                 base_url=url)  # fmt: skip
@@ -109,7 +111,8 @@ def apply_until_done(run: Run, path: str, url: str, attempts: int = 8) -> list[i
             return codes
         # A hard error: the output says what failed, and what was done or not attempted.
         assert "error: " in r.err, r.err
-    raise AssertionError(f"no successful apply in {attempts} attempts: {codes}")
+        errors += [line for line in r.err.splitlines() if line.startswith("error: ")]
+    raise AssertionError(f"no successful apply in {attempts} attempts: {codes}: {errors}")
 
 
 def memory(api: httpx.Client, block_id: str) -> str:
@@ -151,7 +154,7 @@ def test_seeded_fault_runs_never_duplicate_or_lose_memory(
     started = time.monotonic()
     proxy.rates = RATES
     hard_errors = 0
-    for seed in range(SEEDED_RUNS):
+    for seed in range(FIRST_SEED, FIRST_SEED + SEEDED_RUNS):
         proxy.rng.seed(seed)
         stack = f"t-faults-{seed}-{uuid.uuid4().hex[:6]}"
         v1, v2 = fleet(seed, stack, 1), fleet(seed, stack, 2)

@@ -317,6 +317,16 @@ def test_a_held_lock_blocks_apply_until_force_unlocked(
     assert stack_resources(api, stack) == ([], [])  # nothing written while locked
 
     assert run("apply", "-f", path, "--auto-approve", "--lock=false").code == 0
+    hand = api.post("/v1/agents/", json={
+        "name": f"{stack}-by-hand", "model": "letta/letta-free", "embedding": "letta/letta-free",
+        "tags": [f"hand-{stack}"],
+    }).json()  # fmt: skip
+    exported = run("export", "--stack", "copy", "--tag", f"hand-{stack}")
+    api.delete(f"/v1/agents/{hand['id']}").raise_for_status()
+    for b in hand["blocks"]:
+        api.delete(f"/v1/blocks/{b['id']}")
+    assert exported.code == 0 and f"{stack}-by-hand" in exported.out, exported.err
+    assert held.id not in exported.out and "letta-apply-lock" not in exported.out
     unlocked = run("force-unlock", held.id)
     assert unlocked.code == 0 and held.id in unlocked.out
     assert run("force-unlock", held.id).code == 1  # already gone

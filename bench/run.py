@@ -408,6 +408,50 @@ def speedups(runs: list[Run], workers: int) -> list[dict[str, Any]]:
     return out
 
 
+STEP_NAMES = {
+    "cold_apply": "cold apply",
+    "converged_plan": "plan, converged",
+    "noop_apply": "apply, no change",
+    "change_apply": "apply, 10% changed",
+    "destroy": "destroy",
+}
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results as a markdown table (for the README): one row per fleet and step, wall time
+    at each parallelism, the request counts and their ratio to the minimum."""
+    by_step: dict[tuple[int, int, str], dict[int, dict[str, Any]]] = {}
+    pars: set[int] = set()
+    for r in doc["runs"]:
+        pars.add(r["parallelism"])
+        for st in r["steps"]:
+            key = (r["agents"], r["shared_blocks"], st["name"])
+            by_step.setdefault(key, {})[r["parallelism"]] = st
+    cols = sorted(pars)
+    head = (
+        "| fleet (agents x shared blocks) | step | "
+        + " | ".join(f"wall s, -p {p}" for p in cols)
+        + " | reads | writes | minimum r + w | ratio | peak RSS MB |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    order = list(STEP_NAMES)
+    for (agents, shared, name), per_p in sorted(
+        by_step.items(),
+        key=lambda kv: (kv[0][0], order.index(kv[0][2]) if kv[0][2] in order else 9),
+    ):
+        if name not in STEP_NAMES:
+            continue
+        any_st = per_p[max(per_p)]
+        walls = " | ".join(f"{per_p[p]['wall_s']:.1f}" if p in per_p else "" for p in cols)
+        rss = max(st["peak_rss_mb"] for st in per_p.values())
+        lines.append(
+            f"| {agents} x {shared} | {STEP_NAMES[name]} | {walls} | {any_st['reads']} | "
+            f"{any_st['writes']} | {any_st['min_reads']} + {any_st['min_writes']} | "
+            f"{any_st['ratio']:.2f} | {rss:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -433,7 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="JSON results (default bench/results/<time>.json)")
     p.add_argument("--keep", action="store_true", help="leave the stacks on the server")
     p.add_argument("--note", default="", help="free text stored with the results")
+    p.add_argument("--markdown", type=Path, metavar="JSON", help="print results as markdown")
     args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     # Stopped by a signal, the benchmark still destroys the stack it was working on (SIGINT is
     # ignored in a background job unless a handler is set).
     signal.signal(signal.SIGTERM, _interrupted)

@@ -63,6 +63,8 @@ class Step:
     client_cpu_s: float
     server_cpu_s: float
     postgres_cpu_s: float
+    lock_reads: int = 0  # the stack lock's own requests, which letta-apply counts apart
+    lock_writes: int = 0
 
     @property
     def ratio(self) -> float:
@@ -239,6 +241,7 @@ def server_config(data: Path) -> dict[str, Any]:
 # -- running letta-apply ------------------------------------------------------------------------
 
 _COUNTS = re.compile(r"requests: (\d+) reads, (\d+) writes")
+_LOCK = re.compile(r"stack lock: (\d+) reads, (\d+) writes")
 
 
 def letta_apply(
@@ -322,9 +325,11 @@ def run_fleet(
                 )
                 destroyed = destroyed or (name == "destroy" and code == 0)
                 least_r, least_w = minimum(name, agents, shared, tools)
+                lock = _LOCK.search(err)
                 step = Step(
                     name, round(wall, 3), code, reads, writes, least_r, least_w,
                     round(rss, 1), round(ccpu, 2), round(lcpu, 2), round(pcpu, 2),
+                    int(lock.group(1)) if lock else 0, int(lock.group(2)) if lock else 0,
                 )  # fmt: skip
                 run.steps.append(step)
                 _progress(run, step)
@@ -333,7 +338,10 @@ def run_fleet(
                     raise RuntimeError(f"{stack}: {name} exited {code}:\n{tail}")
         finally:
             if not destroyed and not keep:
-                letta_apply(commands["destroy"], base_url, work, cpu, "cleanup")
+                # A letta-apply stopped half-way may still hold the stack lock; the stack is
+                # the benchmark's alone.
+                cleanup = [*commands["destroy"], "--lock=false"]
+                letta_apply(cleanup, base_url, work, cpu, "cleanup")
 
 
 def _progress(run: Run, s: Step) -> None:
@@ -431,7 +439,7 @@ def markdown(doc: dict[str, Any]) -> str:
     head = (
         "| fleet (agents x shared blocks) | step | "
         + " | ".join(f"wall s, -p {p}" for p in cols)
-        + " | reads | writes | minimum r + w | ratio | peak RSS MB |"
+        + " | reads | writes | minimum r + w | ratio | stack lock r + w | peak RSS MB |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     order = list(STEP_NAMES)
@@ -447,7 +455,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {agents} x {shared} | {STEP_NAMES[name]} | {walls} | {any_st['reads']} | "
             f"{any_st['writes']} | {any_st['min_reads']} + {any_st['min_writes']} | "
-            f"{any_st['ratio']:.2f} | {rss:.0f} |"
+            f"{any_st['ratio']:.2f} | {any_st.get('lock_reads', 0)} + "
+            f"{any_st.get('lock_writes', 0)} | {rss:.0f} |"
         )
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -342,6 +343,18 @@ def run_fleet(
                 # the benchmark's alone.
                 cleanup = [*commands["destroy"], "--lock=false"]
                 letta_apply(cleanup, base_url, work, cpu, "cleanup")
+                for lock_id in _lock_records(base_url, stack):
+                    letta_apply(["force-unlock", lock_id], base_url, work, cpu, "unlock")
+
+
+def _lock_records(base_url: str, stack: str) -> list[str]:
+    """Ids of the lock records a stopped letta-apply left on the stack."""
+    query = urllib.parse.urlencode({"tags": f"letta-apply-lock:{stack}", "limit": 1000})
+    req = urllib.request.Request(
+        f"{base_url}/v1/blocks/?{query}", headers={"User-Agent": "letta-apply-bench"}
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return [b["id"] for b in json.load(r)]
 
 
 def _progress(run: Run, s: Step) -> None:

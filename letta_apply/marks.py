@@ -67,32 +67,35 @@ def block_applied(db: DesiredBlock) -> dict[str, Any]:
     """Digests of the configuration letta-apply writes for a block, and its protection. A field
     holding a sensitive value gets no digest (marks are shown in plans and saved in plan files);
     a difference in it is attributed to the manifest."""
-    out: dict[str, Any] = {"label": digest(db.label)}
-    for k in BLOCK_FIELDS:
-        if k in db.config and not has_secret(db.config[k]):
-            out[k] = digest(db.config[k])
-    if "metadata" in db.config and not has_secret(db.config["metadata"]):
-        out["metadata"] = digest(dict(db.config["metadata"]))
-    if "tags" in db.config:
-        out["tags"] = digest(sorted(db.config["tags"]))
+    out: dict[str, Any] = {"label": digest(db.label), **_config_digests(db.config, BLOCK_FIELDS)}
     if db.prevent_destroy:
         out["prevent_destroy"] = True
-    if sensitive_fields(db.config):
-        out[SENSITIVE_FIELDS_KEY] = sorted(sensitive_fields(db.config))
+    return {**out, **_sensitive_names(db.config)}
+
+
+def _config_digests(config: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Digests of the plain fields, metadata and tags a block or an agent declares; fields
+    holding sensitive values get none."""
+    out: dict[str, Any] = {}
+    for k in fields:
+        if k in config and not has_secret(config[k]):
+            out[k] = digest(config[k])
+    if "metadata" in config and not has_secret(config["metadata"]):
+        out["metadata"] = digest(dict(config["metadata"]))
+    if "tags" in config:
+        out["tags"] = digest(sorted(config["tags"]))
     return out
+
+
+def _sensitive_names(config: Mapping[str, Any]) -> dict[str, Any]:
+    names = sensitive_fields(config)
+    return {SENSITIVE_FIELDS_KEY: sorted(names)} if names else {}
 
 
 def agent_applied(da: DesiredAgent) -> dict[str, Any]:
     """Digests of the configuration letta-apply writes for an agent, the shared blocks it
     attaches (as addresses), the configuration of its own blocks, and its protection."""
-    out: dict[str, Any] = {"name": digest(da.name)}
-    for k in AGENT_FIELDS:
-        if k in da.config and not has_secret(da.config[k]):
-            out[k] = digest(da.config[k])
-    if "metadata" in da.config and not has_secret(da.config["metadata"]):
-        out["metadata"] = digest(dict(da.config["metadata"]))
-    if "tags" in da.config:
-        out["tags"] = digest(sorted(da.config["tags"]))
+    out: dict[str, Any] = {"name": digest(da.name), **_config_digests(da.config, AGENT_FIELDS)}
     if "tools" in da.config:
         out["tools"] = digest(sorted(da.config["tools"]))
     if "tool_rules" in da.config:
@@ -103,9 +106,7 @@ def agent_applied(da: DesiredAgent) -> dict[str, Any]:
     out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
     if da.prevent_destroy:
         out["prevent_destroy"] = True
-    if sensitive_fields(da.config):
-        out[SENSITIVE_FIELDS_KEY] = sorted(sensitive_fields(da.config))
-    return out
+    return {**out, **_sensitive_names(da.config)}
 
 
 def tool_applied(dt: DesiredTool) -> dict[str, Any]:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from letta_apply import __version__  # noqa: E402
-from letta_apply.client import PAGE_SIZE  # noqa: E402
+from letta_apply.server.client import PAGE_SIZE  # noqa: E402
 
 DEFAULT_SIZES = "20x2,200x10,1000x50"
 DEFAULT_PORT = 8290

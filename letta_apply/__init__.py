@@ -6,8 +6,7 @@ desired state -> `live` (reads the server) -> `plan` (pure) -> `render` / `apply
 
 __version__ = "0.1.0"
 
-from .apply import Done, apply_plan
-from .client import LettaClient
+from .apply.runner import Done, apply_plan
 from .errors import (
     ApiError,
     ApplyError,
@@ -16,10 +15,11 @@ from .errors import (
     ManifestError,
     ServerUnreachable,
 )
-from .live import read_live
 from .model import Desired, Live
 from .pipeline import load_manifest, plan_for
-from .plan import Change, Drift, Plan, Problem, make_plan
+from .plan.planner import Change, Drift, Plan, Problem, make_plan
+from .server.client import LettaClient
+from .server.live import read_live
 
 __all__ = [
     "ApiError",

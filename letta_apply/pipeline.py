@@ -6,14 +6,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .client import LettaClient
 from .errors import Diagnostic, ManifestError
-from .language import Options, load_source
-from .live import read_live
+from .manifest.language import load_source
+from .manifest.validate import validate
+from .manifest.variables import Options
 from .model import Desired
-from .plan import Plan, make_plan
+from .plan.planner import Plan, make_plan
 from .sensitive import Masker
-from .validate import validate
+from .server.client import LettaClient
+from .server.live import read_live
 
 
 def load_manifest(paths: str | Sequence[str], options: Options | None = None) -> Desired:

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from letta_apply.load import load_file
+from letta_apply.manifest.files import load_file
+from letta_apply.manifest.validate import validate
 from letta_apply.model import Desired, Live, LiveAgent, LiveBlock, LiveTool
-from letta_apply.plan import Plan, make_plan
-from letta_apply.validate import validate
+from letta_apply.plan.planner import Plan, make_plan
 
 PLANS = Path(__file__).resolve().parent / "plans"
 BASE_URL = "http://127.0.0.1:8283"
@@ -20,7 +20,7 @@ CASES = sorted(p.name for p in PLANS.iterdir() if (p / "manifest.yaml").is_file(
 
 
 def live_from_json(data: Mapping[str, Any]) -> Live:
-    """Build Live the way `letta_apply.live.read_live` does from the same responses.
+    """Build Live the way `letta_apply.server.live.read_live` does from the same responses.
 
     `blocks` is GET /v1/blocks/?tags=<stack tag>; `agents` is GET /v1/agents/?tags=<stack tag>
     with blocks, tags and tools included; `clashes` and `tools` are the name lookups' results;

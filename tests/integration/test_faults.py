@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from letta_apply import LettaClient
-from letta_apply.lock import StackLock, lock_tag
 from letta_apply.model import MARK_KEY
+from letta_apply.server.lock import StackLock, lock_tag
 
 from .conftest import PORT, ROOT, Run, agent_by_name, stack_resources
 from .faultproxy import FaultProxy

@@ -18,7 +18,9 @@ import yaml
 
 from .conftest import ROOT, SEED, Run, stack_resources
 
-PLAN_SCHEMA = json.loads((ROOT / "schemas" / "plan.schema.json").read_text())
+PLAN_SCHEMA = json.loads(
+    (ROOT / "letta_apply" / "plan" / "schemas" / "plan.schema.json").read_text()
+)
 
 
 def _ids(api: httpx.Client, stack: str) -> dict[str, str]:

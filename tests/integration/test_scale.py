@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from letta_apply.client import PAGE_SIZE
+from letta_apply.server.client import PAGE_SIZE
 
 from .conftest import Run, stack_resources
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bench.run import manifest, minimum
 from letta_apply import apply_plan, plan_for
-from letta_apply.load import load_text
-from letta_apply.validate import validate
+from letta_apply.manifest.files import load_text
+from letta_apply.manifest.validate import validate
 from tests.fakeletta import FakeLetta
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from letta_apply import ApplyError, LettaClient, ServerUnreachable, apply_plan, plan_for
 from letta_apply.errors import ApiError
-from letta_apply.load import load_text
-from letta_apply.validate import validate
+from letta_apply.manifest.files import load_text
+from letta_apply.manifest.validate import validate
 from tests.fakeletta import FakeLetta
 
 SEED = """\

@@ -11,12 +11,13 @@ from textwrap import dedent
 import httpx
 import pytest
 
-import letta_apply.cli as cli
-from letta_apply.client import LettaClient
+import letta_apply.cli.commands as cli
 from letta_apply.errors import Diagnostic, ManifestError
-from letta_apply.language import Options, normalize_address
+from letta_apply.manifest.language import normalize_address
+from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired, Sensitive
 from letta_apply.pipeline import load_manifest
+from letta_apply.server.client import LettaClient
 from tests.fakeletta import FakeLetta
 
 HEAD = "version: 1\nstack: s\n"

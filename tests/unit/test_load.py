@@ -1,5 +1,5 @@
-"""Unit tests for letta_apply.load: YAML text and files into a Document with positions, and every
-way a file can fail to be a manifest, reported as file:line:col diagnostics."""
+"""Unit tests for letta_apply.manifest.files: YAML text and files into a Document with positions,
+and every way a file can fail to be a manifest, reported as file:line:col diagnostics."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from textwrap import dedent
 import pytest
 import yaml
 
-import letta_apply.load as load_module
+import letta_apply.manifest.files as load_module
 from letta_apply.errors import Diagnostic, ManifestError
-from letta_apply.load import Document, Position, load_file, load_text
+from letta_apply.manifest.files import Document, Position, load_file, load_text
 
 DEFAULT_LOADER = load_module.YAML_LOADER  # before any test patches it
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"

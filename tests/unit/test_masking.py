@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-import letta_apply.cli as cli
-from letta_apply.client import LettaClient
+import letta_apply.cli.commands as cli
+from letta_apply.server.client import LettaClient
 from tests.fakeletta import FakeLetta
 
 SECRET = "hunter2-north"

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from letta_apply.cli.render import drift_lines, plan_text
 from letta_apply.model import MARK_KEY, Live, marks
-from letta_apply.plan import (
+from letta_apply.plan.planner import (
     ATTACH,
     CREATE,
     DELETE,
@@ -20,7 +21,6 @@ from letta_apply.plan import (
     Plan,
     make_plan,
 )
-from letta_apply.render import drift_lines, plan_text
 from tests.plan_cases import BASE_URL, CASES, load_case, plan_case
 
 STACK = "acme-support"
@@ -505,8 +505,8 @@ def test_drift_diff_headers_name_the_side_each_line_comes_from(case: str) -> Non
 
 
 def test_live_helper_keeps_the_tagged_copy_of_a_block() -> None:
-    # The helper mirrors letta_apply.live: a block listed by tag keeps its tags even though the
-    # agent's view of it has none.
+    # The helper mirrors letta_apply.server.live: a block listed by tag keeps its tags even
+    # though the agent's view of it has none.
     _, live = load_case("tools")
     assert isinstance(live, Live)
     assert live.blocks[ORG].tags == (TAG,)

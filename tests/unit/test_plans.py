@@ -15,13 +15,17 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from letta_apply import planfile
-from letta_apply.plan import Plan
-from letta_apply.render import plan_markdown, plan_text
+from letta_apply.cli.render import plan_markdown, plan_text
+from letta_apply.plan import planfile
+from letta_apply.plan.planner import Plan
 from tests.plan_cases import BASE_URL, CASES, PLANS, plan_case
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
-SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
+SCHEMA = json.loads(
+    (
+        Path(__file__).parents[2] / "letta_apply" / "plan" / "schemas" / "plan.schema.json"
+    ).read_text()
+)
 
 
 def origin(case: str) -> planfile.Origin:

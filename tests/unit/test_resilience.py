@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from letta_apply import ApplyError, LettaClient, apply_plan, plan_for
-from letta_apply.client import RetryPolicy, retry_after
 from letta_apply.errors import ApiError, ServerUnreachable
-from letta_apply.lock import LockError, StackLock, force_unlock, list_locks
 from letta_apply.model import MARK_KEY, stack_tag
+from letta_apply.server.client import RetryPolicy, retry_after
+from letta_apply.server.lock import LockError, StackLock, force_unlock, list_locks
 from tests.fakeletta import FakeLetta
 from tests.unit.test_client_apply import desired
 

@@ -18,14 +18,14 @@ import pytest
 import yaml
 
 from letta_apply import LettaClient, apply_plan, plan_for
-from letta_apply import cli as cli_module
-from letta_apply.cli import main
-from letta_apply.client import PAGE_SIZE
-from letta_apply.export import Selection, export_manifest
-from letta_apply.load import load_text
+from letta_apply.cli import commands as cli_module
+from letta_apply.cli.commands import main
+from letta_apply.cli.progress import Progress
+from letta_apply.manifest.files import load_text
+from letta_apply.manifest.validate import validate
 from letta_apply.model import Desired
-from letta_apply.progress import Progress
-from letta_apply.validate import validate
+from letta_apply.server.client import PAGE_SIZE
+from letta_apply.server.export import Selection, export_manifest
 from tests.fakeletta import FakeLetta, Handler
 
 

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from letta_apply.apply import apply_plan
-from letta_apply.cli import main
+from letta_apply.apply.runner import apply_plan
+from letta_apply.cli.commands import main
 from letta_apply.errors import ApplyError, Diagnostic, ManifestError
-from letta_apply.language import Options
-from letta_apply.load import load_file
-from letta_apply.marks import tool_rules_update
+from letta_apply.manifest.files import load_file
+from letta_apply.manifest.validate import validate
+from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for
-from letta_apply.plan import CREATE, DELETE, IMPORT, UPDATE, restrict
-from letta_apply.validate import validate
+from letta_apply.plan.marks import tool_rules_update
+from letta_apply.plan.planner import CREATE, DELETE, IMPORT, UPDATE, restrict
 from tests.fakeletta import FakeLetta
 
 LOOKUP = '''def helper(x):

@@ -1,5 +1,5 @@
-"""Unit tests for letta_apply.validate (JSON Schema, then the rules a schema cannot say) and for
-`letta-apply validate`: every problem at once, each as file:line:col: message."""
+"""Unit tests for letta_apply.manifest.validate (JSON Schema, then the rules a schema cannot
+say) and for `letta-apply validate`: every problem at once, each as file:line:col: message."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from textwrap import dedent
 import pytest
 import yaml
 
-import letta_apply.load as load_module
-from letta_apply.cli import main
+import letta_apply.manifest.files as load_module
+from letta_apply.cli.commands import main
 from letta_apply.errors import Diagnostic, ManifestError
-from letta_apply.load import load_file, load_text
+from letta_apply.manifest.files import load_file, load_text
+from letta_apply.manifest.validate import schema, validate
 from letta_apply.model import Desired, DesiredAgent, DesiredBlock
-from letta_apply.validate import schema, validate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"
 HEAD = "version: 1\nstack: s\n"

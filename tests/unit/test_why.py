@@ -4,11 +4,11 @@ marks (against the in-memory fake server)."""
 from __future__ import annotations
 
 from letta_apply import apply_plan, plan_for
-from letta_apply.load import load_text
+from letta_apply.cli.render import drift_text, plan_markdown, plan_text
+from letta_apply.manifest.files import load_text
+from letta_apply.manifest.validate import validate
 from letta_apply.model import Desired
-from letta_apply.plan import CONFIGURATION, DRIFT, MANIFEST, MEMORY
-from letta_apply.render import drift_text, plan_markdown, plan_text
-from letta_apply.validate import validate
+from letta_apply.plan.planner import CONFIGURATION, DRIFT, MANIFEST, MEMORY
 from tests.fakeletta import FakeLetta
 
 SEED = """\

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import LettaApplyError
-from .plan import (
+from .. import __version__
+from ..errors import LettaApplyError
+from ..sensitive import MASKED, Masked, masked_paths
+from .planner import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -33,7 +34,6 @@ from .plan import (
     Plan,
     Problem,
 )
-from .sensitive import MASKED, Masked, masked_paths
 
 FORMAT_VERSION = 1
 

@@ -9,11 +9,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import __version__
-from .apply import Done
-from .errors import Diagnostic
-from .model import SHOWN
-from .plan import (
+from .. import __version__
+from ..apply.runner import Done
+from ..errors import Diagnostic
+from ..model import SHOWN
+from ..plan.planner import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -29,7 +29,7 @@ from .plan import (
     FieldDiff,
     Plan,
 )
-from .sensitive import Masked
+from ..sensitive import Masked
 
 SYMBOL = {
     CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",

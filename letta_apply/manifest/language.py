@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import Diagnostic, ManifestError
-from .load import Document, Path_, Position, clip, load_file, manifest_files, merge
-from .model import Sensitive
-from .variables import Variable, as_text, resolve_variables, secrets_of
+from ..errors import Diagnostic, ManifestError
+from ..model import Sensitive
+from .files import Document, Path_, Position, clip, load_file, manifest_files, merge
+from .variables import Options, Variable, as_text, resolve_variables, secrets_of
 
 # `$${` is a literal `${`; `${...}` a reference; a `${` with no `}` an error.
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
@@ -51,16 +51,6 @@ _FILE_FIELDS = {
 # Names, labels, tags and keys are shown and matched everywhere, so a secret is refused there.
 _SENSITIVE_OK = {"value", "description", "system", "metadata"}
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Options:
-    """Where variable values come from, and what files a manifest may read."""
-
-    vars: Sequence[str] = ()  # "name=value" from --var, in command-line order
-    var_files: Sequence[str] = ()  # --var-file, in command-line order
-    env: Mapping[str, str] = field(default_factory=dict)  # LETTA_APPLY_VAR_*, ${env.X}
-    allow_outside_files: bool = False
 
 
 @dataclass
@@ -599,7 +589,7 @@ def load_source(
 
 
 def _masked(errors: list[Diagnostic], secrets: Sequence[str]) -> ManifestError:
-    from .sensitive import Masker
+    from ..sensitive import Masker
 
     masker = Masker(secrets)
     return ManifestError(

@@ -5,22 +5,30 @@ Sensitive values are wrapped (model.Sensitive) so that they are masked wherever 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
-from .errors import Diagnostic, ManifestError
-from .load import Document, Path_, clip, load_file
-from .model import Sensitive
-
-if TYPE_CHECKING:
-    from .language import Options
+from ..errors import Diagnostic, ManifestError
+from ..model import Sensitive
+from .files import Document, Path_, clip, load_file
 
 ENV_PREFIX = "LETTA_APPLY_VAR_"
 VARIABLE_TYPES = ("string", "number", "bool", "list", "map")
 _VARIABLE_KEYS = ("type", "default", "description", "sensitive")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where variable values come from, and what files a manifest may read."""
+
+    vars: Sequence[str] = ()  # "name=value" from --var, in command-line order
+    var_files: Sequence[str] = ()  # --var-file, in command-line order
+    env: Mapping[str, str] = field(default_factory=dict)  # LETTA_APPLY_VAR_*, ${env.X}
+    allow_outside_files: bool = False
 
 
 @dataclass

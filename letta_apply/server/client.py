@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from .errors import ApiError, ServerUnreachable
+from ..errors import ApiError, ServerUnreachable
 
 DEFAULT_BASE_URL = "http://localhost:8283"
 PAGE_SIZE = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .model import Desired, Live, LiveAgent, LiveBlock, LiveTool, owned_block_address
+from ..model import Desired, Live, LiveAgent, LiveBlock, LiveTool, owned_block_address
 
 
 @dataclass(frozen=True)

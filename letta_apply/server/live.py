@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from ..errors import ApiError
+from ..model import MARK_KEY, Desired, Import, Live, LiveAgent, LiveBlock, LiveTool, stack_tag
+from ..plan.match import deletion_candidates, match
 from .client import LettaClient
-from .errors import ApiError
 from .lock import is_lock_record
-from .match import deletion_candidates, match
-from .model import MARK_KEY, Desired, Import, Live, LiveAgent, LiveBlock, LiveTool, stack_tag
 
 AGENT_INCLUDE = ("agent.blocks", "agent.tags", "agent.tools")
 # Above this many missing agents one full listing is cheaper than one lookup per name.

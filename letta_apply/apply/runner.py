@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from .client import LettaClient
-from .errors import ApiError, ApplyError
-from .marks import tool_rules_update
-from .model import MARK_KEY, is_base_tool_type, owned_block_address, stack_tag
-from .plan import (
+from ..errors import ApiError, ApplyError
+from ..model import MARK_KEY, is_base_tool_type, owned_block_address, stack_tag
+from ..plan.marks import tool_rules_update
+from ..plan.planner import (
     ATTACH,
     CREATE,
     DELETE,
@@ -35,6 +34,7 @@ from .plan import (
     Change,
     Plan,
 )
+from ..server.client import LettaClient
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from .errors import Diagnostic
-from .load import Document, Path_, clip
-from .model import Desired, DesiredAgent, DesiredTool
+from ..errors import Diagnostic
+from ..model import Desired, DesiredAgent, DesiredTool
+from .files import Document, Path_, clip
 
 TOOL_CONFIG = (
     "description",

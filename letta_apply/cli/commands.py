@@ -15,18 +15,21 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import NoReturn, TextIO, cast
 
-from . import __version__, planfile
-from .apply import Done, apply_plan
-from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
-from .errors import ApiError, ApplyError, LettaApplyError, ManifestError
-from .export import Selection, export_manifest
-from .language import Options, normalize_address
-from .live import read_live, read_stack
-from .lock import LockInfo, StackLock, force_unlock
-from .match import match
-from .model import Desired, Import, stack_tag
-from .pipeline import load_manifest, plan_for
-from .plan import CREATE, IMPORT, Plan, make_plan, restrict, stale
+from .. import __version__
+from ..apply.runner import Done, apply_plan
+from ..errors import ApiError, ApplyError, LettaApplyError, ManifestError
+from ..manifest.language import normalize_address
+from ..manifest.variables import Options
+from ..model import Desired, Import, stack_tag
+from ..pipeline import load_manifest, plan_for
+from ..plan import planfile
+from ..plan.match import match
+from ..plan.planner import CREATE, IMPORT, Plan, make_plan, restrict, stale
+from ..sensitive import MaskedStream, Masker, has_masked, mask_plan, masked_paths
+from ..server.client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
+from ..server.export import Selection, export_manifest
+from ..server.live import read_live, read_stack
+from ..server.lock import LockInfo, StackLock, force_unlock
 from .progress import Progress
 from .render import (
     colorize,
@@ -37,7 +40,6 @@ from .render import (
     plan_markdown,
     plan_text,
 )
-from .sensitive import MaskedStream, Masker, has_masked, mask_plan, masked_paths
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")

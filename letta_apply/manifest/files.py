@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import Diagnostic, ManifestError
+from ..errors import Diagnostic, ManifestError
 
 # A manifest is text a person reviews; anything larger is a mistake, not a manifest.
 MAX_FILE_BYTES = 64 * 1024 * 1024

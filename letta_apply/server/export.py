@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
+from ..model import DEFAULT_BLOCK_LIMIT, MARK_KEY, LiveAgent, LiveBlock
 from .client import LettaClient
 from .live import AGENT_INCLUDE
-from .model import DEFAULT_BLOCK_LIMIT, MARK_KEY, LiveAgent, LiveBlock
 
 # What Letta 0.16.8 fills in when a block or agent leaves them out (letta/constants.py).
 DEFAULT_DESCRIPTIONS = {
@@ -124,9 +124,7 @@ def export_manifest(
     selected = {a.id for a, _ in agents}
     if len(single) <= _BLOCK_LOOKUPS_MAX:
         shared_ids |= {
-            bid
-            for bid in single
-            if any(u["id"] not in selected for u in client.block_agents(bid))
+            bid for bid in single if any(u["id"] not in selected for u in client.block_agents(bid))
         }
     else:
         shared_ids |= set(single) & client.list_block_ids(None, attached_more_than=1)

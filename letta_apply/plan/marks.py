@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .model import (
+from ..model import (
     MARK_KEY,
     DesiredAgent,
     DesiredBlock,

@@ -14,10 +14,8 @@ from typing import Any
 
 import jsonschema
 
-from . import tools
-from .errors import Diagnostic, ManifestError
-from .load import Document, Path_, clip
-from .model import (
+from ..errors import Diagnostic, ManifestError
+from ..model import (
     DEFAULT_BLOCK_LIMIT,
     Desired,
     DesiredAgent,
@@ -25,6 +23,8 @@ from .model import (
     Import,
     owned_block_address,
 )
+from . import tools
+from .files import Document, Path_, clip
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
 

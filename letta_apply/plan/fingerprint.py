@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..model import SHOWN, Live, LiveAgent, LiveBlock, LiveTool
 from .marks import SENSITIVE_FIELDS_KEY, applied_of, digest, rule_keys
-from .model import SHOWN, Live, LiveAgent, LiveBlock, LiveTool
 
 ABSENT = "absent"  # fingerprint of an address with nothing on the server
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ..errors import ApiError, LettaApplyError
 from .client import LettaClient
-from .errors import ApiError, LettaApplyError
 
 LOCK_KEY = "letta_apply_lock"
 """Key in a lock record's `metadata` under which the holder is described."""
@@ -213,7 +213,8 @@ class StackLock:
             if not told:
                 self.on_wait(holder)
                 told = True
-            self._sleep(self.poll * (0.5 + random.random()))
+            # Jittered, but never past the deadline: --lock-timeout is a promise.
+            self._sleep(min(self.poll * (0.5 + random.random()), deadline - self._clock()))
 
     def _withdraw(self, mine: LockInfo) -> None:
         # Deleting is safe to repeat, and a record left behind blocks every later run: try

@@ -19,6 +19,18 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
+from ..model import (
+    Desired,
+    DesiredAgent,
+    DesiredBlock,
+    DesiredTool,
+    Live,
+    LiveAgent,
+    LiveBlock,
+    LiveTool,
+    owned_block_address,
+    rule_tool_names,
+)
 from .fingerprint import ABSENT, fingerprints, marked_blanks
 from .marks import (
     AGENT_FIELDS,
@@ -38,18 +50,6 @@ from .marks import (
     user_metadata,
 )
 from .match import match, owned_of
-from .model import (
-    Desired,
-    DesiredAgent,
-    DesiredBlock,
-    DesiredTool,
-    Live,
-    LiveAgent,
-    LiveBlock,
-    LiveTool,
-    owned_block_address,
-    rule_tool_names,
-)
 
 CREATE, UPDATE, ATTACH, DETACH = "create", "update", "attach", "detach"
 DELETE, IMPORT, REPLACE = "delete", "import", "replace"

@@ -1,0 +1,1 @@
+"""Applying a plan: its changes in dependency order, in parallel within a level."""

@@ -1,0 +1,1 @@
+"""Talking to the Letta server: the HTTP client, reading a stack's live state, the stack lock."""

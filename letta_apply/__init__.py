@@ -17,7 +17,8 @@ from .errors import (
 )
 from .model import Desired, Live
 from .pipeline import load_manifest, plan_for
-from .plan.planner import Change, Drift, Plan, Problem, make_plan
+from .plan.changes import Change, Drift, Plan, Problem
+from .plan.planner import make_plan
 from .server.client import LettaClient
 from .server.live import read_live
 

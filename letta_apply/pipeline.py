@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -11,16 +10,17 @@ from .manifest.language import load_source
 from .manifest.validate import validate
 from .manifest.variables import Options
 from .model import Desired
-from .plan.planner import Plan, make_plan
+from .plan.changes import Plan
+from .plan.planner import make_plan
 from .sensitive import Masker
 from .server.client import LettaClient
 from .server.live import read_live
 
 
 def load_manifest(paths: str | Sequence[str], options: Options | None = None) -> Desired:
-    """Load the manifest files and folders `paths` names, resolve variables and templates, and
-    validate the result; raises ManifestError with every problem found (sensitive values
-    masked)."""
+    """Load the manifest files and folders `paths` names (and the files they name), resolve
+    variables and templates, and validate the result; raises ManifestError with every problem
+    found (sensitive values masked)."""
     source = load_source(paths, options)
     try:
         desired = validate(source.doc)
@@ -29,13 +29,7 @@ def load_manifest(paths: str | Sequence[str], options: Options | None = None) ->
         raise ManifestError(
             [Diagnostic(d.file, d.line, d.col, masker.text(d.message)) for d in e.diagnostics]
         ) from None
-    # Tools' source files are read by validate: their text is part of what a saved plan is
-    # checked against too.
-    h = hashlib.sha256(source.digest.encode())
-    for address, tool in sorted(desired.tools.items()):
-        h.update(f"\0{address}\0{tool.source_code}".encode())
-    digest = "sha256:" + h.hexdigest()
-    return replace(desired, files=source.files, digest=digest, secrets=source.secrets)
+    return replace(desired, files=source.files, digest=source.digest, secrets=source.secrets)
 
 
 def plan_for(

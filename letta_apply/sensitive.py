@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from .model import SHOWN, Sensitive
-from .plan.planner import Change, Drift, FieldDiff, Plan
+from .plan.changes import Change, Drift, FieldDiff, Plan
 
 __all__ = ["MASKED", "SHOWN", "Masked", "Masker", "Sensitive", "is_sensitive", "mask_plan"]
 

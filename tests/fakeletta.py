@@ -35,6 +35,7 @@ class FakeLetta:
         self.blocks: dict[str, dict[str, Any]] = {}
         self.agents: dict[str, dict[str, Any]] = {}
         self.tools: dict[str, dict[str, Any]] = {}
+        self.identities: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
@@ -114,6 +115,24 @@ class FakeLetta:
             ("PATCH", r"/v1/tools/(tool-[^/]+)", lambda i: self._patch_tool(i, body)),
             ("DELETE", r"/v1/tools/(tool-[^/]+)", lambda i: self.tools.pop(i) and None),
             ("POST", r"/v1/tools/generate-schema", lambda: _schema(body["code"])),
+            ("GET", r"/v1/identities/", lambda: self._list(self.identities, q)),
+            ("POST", r"/v1/identities/", lambda: self._create_identity(body)),
+            ("PATCH", r"/v1/identities/(identity-[^/]+)", lambda i: self._patch_identity(i, body)),
+            (
+                "DELETE",
+                r"/v1/identities/(identity-[^/]+)",
+                lambda i: self._delete(self.identities, i),
+            ),
+            (
+                "GET",
+                r"/v1/identities/(identity-[^/]+)/blocks",
+                lambda i: [_public(self.blocks[b]) for b in self._get_raw(i)["block_ids"]],
+            ),
+            (
+                "PATCH",
+                r"/v1/blocks/(block-[^/]+)/identities/(attach|detach)/(identity-[^/]+)",
+                self._block_identity,
+            ),
         ]
         for method, pattern, fn in routes:
             match = re.fullmatch(pattern, path)
@@ -149,6 +168,42 @@ class FakeLetta:
             items = [r for r in items if seqs and r["_seq"] > seqs[0]]
         limit = int(q.get("limit") or 50)
         return [_public(r) for r in items[:limit]]
+
+    # Identities: unique identifier keys; agents link to them with identity_ids, blocks with
+    # the attach route. As in Letta 0.16.8, an identity's own agent_ids and block_ids read empty.
+
+    def _create_identity(self, body: dict[str, Any]) -> dict[str, Any]:
+        if any(i["identifier_key"] == body["identifier_key"] for i in self.identities.values()):
+            raise _Http(409, "A unique constraint was violated for Identity")
+        iid = f"identity-{uuid.uuid4()}"
+        self.identities[iid] = {
+            "id": iid, "_seq": next(self._seq), "agent_ids": [], "block_ids": [],
+            "properties": [], **body,
+        }  # fmt: skip
+        return self._identity_view(iid)
+
+    def _patch_identity(self, iid: str, body: dict[str, Any]) -> dict[str, Any]:
+        identity = self._get_raw(iid)
+        for k in ("identifier_key", "name", "identity_type", "properties"):
+            if body.get(k) is not None:
+                identity[k] = body[k]
+        return self._identity_view(iid)
+
+    def _identity_view(self, iid: str) -> dict[str, Any]:
+        return {**_public(self.identities[iid]), "agent_ids": [], "block_ids": []}
+
+    def _get_raw(self, iid: str) -> dict[str, Any]:
+        if iid not in self.identities:
+            raise _Http(404, f"{iid} not found")
+        return self.identities[iid]
+
+    def _block_identity(self, bid: str, verb: str, iid: str) -> dict[str, Any]:
+        linked = self._get_raw(iid)["block_ids"]
+        if verb == "attach" and bid not in linked:
+            linked.append(bid)
+        elif verb == "detach" and bid in linked:
+            linked.remove(bid)
+        return _public(self.blocks[bid])
 
     def _get(self, store: dict[str, dict[str, Any]], rid: str) -> dict[str, Any]:
         if rid not in store:
@@ -214,6 +269,7 @@ class FakeLetta:
             "block_ids": own + shared,
             "tool_ids": tools,
             "tool_rules": body.get("tool_rules") or [],
+            "identity_ids": [i for i in body.get("identity_ids") or [] if i in self.identities],
         }
         return self._agent_view(_public(self.agents[aid]))
 

@@ -18,17 +18,19 @@ from typing import NoReturn, TextIO, cast
 from .. import __version__
 from ..apply.runner import Done, apply_plan
 from ..errors import ApiError, ApplyError, LettaApplyError, ManifestError
+from ..kinds import KINDS
 from ..manifest.language import normalize_address
 from ..manifest.variables import Options
-from ..model import Desired, Import, stack_tag
+from ..model import Desired
 from ..pipeline import load_manifest, plan_for
 from ..plan import planfile
-from ..plan.match import match
-from ..plan.planner import CREATE, IMPORT, Plan, make_plan, restrict, stale
+from ..plan.changes import Plan
+from ..plan.match import matched_ids
+from ..plan.planner import make_plan, restrict, stale
 from ..sensitive import MaskedStream, Masker, has_masked, mask_plan, masked_paths
 from ..server.client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
 from ..server.export import Selection, export_manifest
-from ..server.live import read_live, read_stack
+from ..server.live import read_live, read_saved
 from ..server.lock import LockInfo, StackLock, force_unlock
 from .progress import Progress
 from .render import (
@@ -317,7 +319,7 @@ def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
 def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -> Plan:
     if not args.target:
         return plan
-    declared = [*desired.blocks, *desired.agents, *desired.tools]
+    declared = desired.addresses
     targets: list[str] = []
     for t in map(normalize_address, args.target):
         # A template's address stands for all its instances: agent.worker is every worker.
@@ -325,8 +327,8 @@ def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -
         if not found:
             raise LettaApplyError(
                 f"--target {t}: no such resource in the manifest (addresses look like "
-                'block.<key>, agent.<key>, tool.<key>, agent.<key>["<for_each key>"] or '
-                "agent.<key>[<index>])"
+                "block.<key>, agent.<key>, tool.<key>, identity.<key>, "
+                'agent.<key>["<for_each key>"] or agent.<key>[<index>])'
             )
         targets += found
     args.target = targets
@@ -448,18 +450,8 @@ def _saved_plan(
                 f"stale plan: {', '.join(args.file)} changed since {args.plan_file} was made "
                 "(a manifest file, a file it reads or a variable); plan again"
             )
-    creates = {
-        c.address: str(c.body.get("name", ""))
-        for c in plan.changes
-        if c.action == CREATE and c.is_agent
-    }
-    imports = [
-        Import(c.address, id=c.remote_id)
-        for c in plan.changes
-        if c.action == IMPORT and c.remote_id and ".memory_blocks." not in c.address
-    ]
-    live = read_stack(client, plan.stack, creates, imports)
-    changed = stale(plan, live, stack_tag(plan.stack))
+    live = read_saved(client, plan)
+    changed = stale(plan, live)
     if changed:
         raise LettaApplyError(
             "stale plan: changed on the server since the plan was made: "
@@ -656,26 +648,15 @@ def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
     desired = _load(args, o)
     with o.connect() as client:
         live = read_live(client, desired)
-        matched = match(desired.stack, desired.tag, live)
-        ids = matched.ids()
+        ids = matched_ids(desired.stack, live)
         if o.format == "json":
             o.json({"stack": desired.stack, "ids": dict(sorted(ids.items()))})
             return EXIT_OK
         lines = [f'stack "{desired.stack}" on {client.base_url}']
-        for address, agent in sorted(matched.agents.items()):
-            labels = ", ".join(
-                f"{live.blocks[i].label} ({i})" for i in agent.block_ids if i in live.blocks
-            )
-            lines.append(f"{address}  {agent.id}  name={agent.name!r}  blocks: {labels}")
-        for address, block in sorted([*matched.blocks.items(), *matched.owned.items()]):
-            lines.append(f"{address}  {block.id}  label={block.label!r}  value={block.value!r}")
-        for address, tool in sorted(matched.tools.items()):
-            lines.append(f"{address}  {tool.id}  name={tool.name!r}")
-        lines += [
-            f"{a}  (not on the server)"
-            for a in [*desired.blocks, *desired.agents, *desired.tools]
-            if a not in ids
-        ]
+        # Dependents first: an agent, then the blocks and tools it uses.
+        for k in reversed(KINDS):
+            lines += [f"{address}  {rid}  {text}" for address, rid, text in k.show(desired, live)]
+        lines += [f"{a}  (not on the server)" for a in desired.addresses if a not in ids]
         o.text("\n".join(lines))
     return EXIT_OK
 

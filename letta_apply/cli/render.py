@@ -12,8 +12,9 @@ from typing import Any
 from .. import __version__
 from ..apply.runner import Done
 from ..errors import Diagnostic
+from ..kinds import apply_order
 from ..model import SHOWN
-from ..plan.planner import (
+from ..plan.changes import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -387,7 +388,9 @@ def done_line(d: Done) -> str:
 def ordered(done: Iterable[Done]) -> list[Done]:
     """Completed changes in a stable order (they complete in parallel, in any order): the
     order of the plan."""
-    return sorted(done, key=lambda d: (d.change.stage, d.change.address, d.change.block or ""))
+    return sorted(
+        done, key=lambda d: (apply_order(d.change), d.change.address, d.change.block or "")
+    )
 
 
 def done_text(done: Iterable[Done]) -> str:

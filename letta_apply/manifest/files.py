@@ -72,6 +72,9 @@ class Document:
     # manifest file (the folder given to -f), unless `allow_outside_files`.
     roots: dict[str, Path] = field(default_factory=dict)
     allow_outside_files: bool = False
+    # Text of the files the manifest names that kinds read while loading (a tool's source):
+    # path of the naming value -> (the file's path, its text).
+    sources: dict[Path_, tuple[str, str]] = field(default_factory=dict)
 
     def where(self, path: Path_, *, key: bool = False) -> Position:
         """Best position for `path`: the key itself when asked and known, else the value,
@@ -112,6 +115,18 @@ class Document:
         if self.file_of(here) == (pos.file or self.file):
             return f"line {pos.line}"
         return f"{pos.file or self.file}:{pos.line}:{pos.col}"
+
+
+def where(path: Path_) -> str:
+    """A path in a manifest as messages write it: agents.bot.memory_blocks[0].label."""
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            part = p if len(p) <= 40 else p[:37] + "..."
+            out += f".{part}" if out else part
+    return out or "manifest"
 
 
 def clip(text: str, limit: int = 60) -> str:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Diagnostic, ManifestError
+from ..kinds import KINDS
 from ..model import Sensitive
 from .files import Document, Path_, Position, clip, load_file, manifest_files, merge
 from .variables import Options, Variable, as_text, resolve_variables, secrets_of
@@ -583,8 +584,17 @@ def load_source(
     if expander.errors:
         raise _masked(expander.errors, secrets)
     expander.out.data = expanded
+    # Files the kinds' entries name (a tool's source) are read now, once: validation does no
+    # I/O, and their text is part of the digest a saved plan is checked against.
+    sources: list[str] = []
+    for k in KINDS:
+        read_by_kind, problems = k.read_files(expander.out, expanded)
+        sources += read_by_kind
+        errors += problems
+    if errors:
+        raise _masked(errors, secrets)
     manifest_names = [f for f, _ in files]
-    read = [*manifest_names, *expander.read, *var_files]
+    read = [*manifest_names, *expander.read, *sources, *var_files]
     return Source(expander.out, tuple(manifest_names), _digest(read, variables), tuple(secrets))
 
 

@@ -15,32 +15,18 @@ from typing import Any
 import jsonschema
 
 from ..errors import Diagnostic, ManifestError
-from ..model import (
-    DEFAULT_BLOCK_LIMIT,
-    Desired,
-    DesiredAgent,
-    DesiredBlock,
-    Import,
-    owned_block_address,
-)
-from . import tools
+from ..kinds import KINDS, kind
+from ..kinds.block import check_block
+from ..model import Desired, Import
 from .files import Document, Path_, clip
+from .files import where as _where
 
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
+BASE_SCHEMA = Path(__file__).parent / "schemas" / "base.schema.json"
 
 # What the server itself accepts: agent names (Letta 0.16.8 CreateAgent.validate_name, matched
 # against the whole name: Letta's own `$` would let a trailing newline through) and block labels
 # (the core-memory routes address a block by label).
 AGENT_NAME = re.compile(r"[\w '\-]+")
-BLOCK_LABEL = re.compile(r"[A-Za-z0-9_/-]+")
-MAX_LABEL = 50
-_LABEL_CHARS = "letters, digits, '_', '-' and '/'"
-
-BLOCK_CONFIG = ("description", "limit", "read_only", "metadata", "tags")
-IMPORT_KIND = {"agent": "agent-", "block": "block-", "tool": "tool-"}
-AGENT_CONFIG = (
-    "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
-)  # fmt: skip
 
 # Invalid in any string sent to Letta: PostgreSQL text and jsonb refuse NUL, and a lone surrogate
 # cannot be encoded as UTF-8.
@@ -49,9 +35,19 @@ _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 @cache
 def schema() -> dict[str, Any]:
-    """The manifest's JSON Schema (2020-12)."""
-    with SCHEMA_PATH.open(encoding="utf-8") as f:
-        return json.load(f)  # type: ignore[no-any-return]
+    """The manifest's JSON Schema (2020-12): the shared part, and each kind's section and
+    definitions (see letta_apply.kinds)."""
+    with BASE_SCHEMA.open(encoding="utf-8") as f:
+        out: dict[str, Any] = json.load(f)
+    for k in KINDS:
+        fragment = k.schema()
+        out["properties"][k.section] = fragment["section"]
+        out["$defs"].update(fragment["$defs"])
+    # Addresses and ids name any kind: `(KINDS)` in the shared part stands for their names.
+    names = "|".join(k.name for k in KINDS)
+    for where in (out["$defs"]["address"], out["$defs"]["import"]["properties"]["id"]):
+        where["pattern"] = where["pattern"].replace("(KINDS)", f"({names})")
+    return out
 
 
 @cache
@@ -76,17 +72,6 @@ def _validator() -> Any:
         jsonschema.Draft202012Validator, {"pattern": _pattern}
     )
     return cls(schema())
-
-
-def _where(path: Path_) -> str:
-    out = ""
-    for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            part = p if len(p) <= 40 else p[:37] + "..."
-            out += f".{part}" if out else part
-    return out or "manifest"
 
 
 _TYPE_NAMES = {
@@ -231,7 +216,7 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                     )
                 ]
         return [doc.diag(path, f"{where}: items must be unique")]
-    if kind == "not" and path and path[-1] == "metadata" and isinstance(inst, dict):
+    if kind == "not" and path and path[-1] in ("metadata", "properties") and isinstance(inst, dict):
         return [
             doc.diag(
                 (*path, "letta_apply"),
@@ -289,50 +274,12 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                 )
             )
 
-    def check_block(path: Path_, spec: dict[str, Any], label: Any, from_key: bool) -> None:
-        if isinstance(label, str):
-            label_path: Path_ = path if from_key else (*path, "label")
-            where = _where(label_path)
-            source = " (the label defaults to the key; set a shorter 'label')" if from_key else ""
-            if len(label) > MAX_LABEL:
-                errors.append(
-                    doc.diag(
-                        label_path,
-                        f"{where}: label is {len(label)} characters; Letta accepts at most "
-                        f"{MAX_LABEL}{source}",
-                        key=from_key,
-                    )
-                )
-            elif label and not BLOCK_LABEL.fullmatch(label):
-                errors.append(
-                    doc.diag(
-                        label_path,
-                        f"{where}: label {clip(label)} is not accepted by Letta: use only "
-                        f"{_LABEL_CHARS}",
-                        key=from_key,
-                    )
-                )
-        value, limit = spec.get("value"), spec.get("limit", DEFAULT_BLOCK_LIMIT)
-        if not _is_limit(limit):
-            return  # the schema reports the limit itself; the value cannot be judged by it
-        if isinstance(value, str) and len(value) > limit:
-            default = "" if "limit" in spec else " (the default; set 'limit' to raise it)"
-            errors.append(
-                doc.diag(
-                    (*path, "value"),
-                    f"{_where((*path, 'value'))}: value is {len(value)} characters, over the "
-                    f"block's limit of {limit}{default}",
-                )
-            )
-
     shared_labels: dict[str, Any] = {}  # shared block key -> its label
     for key, spec in _mapping(data.get("blocks")).items():
         if not isinstance(spec, dict):
             shared_labels[key] = None
             continue
-        label = spec.get("label", key)
-        check_block(("blocks", key), spec, label, "label" not in spec)
-        shared_labels[key] = label
+        shared_labels[key] = spec.get("label", key)  # checked by the block kind
 
     names: dict[str, Path_] = {}
     for key, spec in _mapping(data.get("agents")).items():
@@ -372,7 +319,7 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                 continue
             mpath: Path_ = (*path, "memory_blocks", i)
             label = mb.get("label")
-            check_block(mpath, mb, label, False)
+            errors += check_block(doc, mpath, mb, label, from_key=False)
             if isinstance(label, str):
                 claims.append((label, (*mpath, "label"), _where(mpath)))
 
@@ -413,7 +360,8 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                 )
             )
     errors += _lifecycle(doc, data)
-    errors += tools.check(doc, data)  # custom tools and tool rules: see tools.py
+    for k in KINDS:
+        errors += k.check(doc, data)
     return errors
 
 
@@ -424,9 +372,7 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     def err(path: Path_, message: str) -> None:
         errors.append(doc.diag(path, f"{_where(path)}: {message}"))
 
-    declared = {f"block.{k}" for k in _mapping(data.get("blocks"))}
-    declared |= {f"agent.{k}" for k in _mapping(data.get("agents"))}
-    declared |= {f"tool.{k}" for k in _mapping(data.get("tools"))}
+    declared = {f"{k.name}.{key}" for k in KINDS for key in _mapping(data.get(k.section))}
     targets: dict[str, Path_] = {}
 
     def claim(address: str, at: Path_, what: str) -> None:
@@ -447,12 +393,12 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
             err(("imports", i, "to"), f"{to} is not declared in the manifest")
             continue
         claim(to, ("imports", i, "to"), "import it once")
-        kind = to.split(".", 1)[0]
+        k = kind(to.split(".", 1)[0])
         rid = imp.get("id")
-        if isinstance(rid, str) and not rid.startswith(IMPORT_KIND[kind]):
-            err(("imports", i, "id"), f"{to} is a {kind}: its id starts with '{IMPORT_KIND[kind]}'")
-        if "name" in imp and kind == "block":
-            err(("imports", i, "name"), "blocks are imported by id, not by name")
+        if isinstance(rid, str) and not rid.startswith(k.id_prefix):
+            err(("imports", i, "id"), f"{to} is a {k.name}: its id starts with '{k.id_prefix}'")
+        if "name" in imp and not k.import_by_name:
+            err(("imports", i, "name"), f"{k.section} are imported by id, not by name")
 
     moved_from: set[str] = set()
     for i, mv in enumerate(_list(data.get("moved"))):
@@ -475,70 +421,25 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     return errors
 
 
-def _is_limit(value: Any) -> bool:
-    """A `limit` the schema accepts: an integer (1.0 included), from 1 to its maximum."""
-    bounds = schema()["$defs"]["block"]["properties"]["limit"]
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and value == int(value)
-        and bounds["minimum"] <= value <= bounds["maximum"]
-    )
-
-
 def _order(doc: Document, path: Path_) -> tuple[int, int]:
     pos = doc.where(path)
     return pos.line, pos.col
 
 
-def _block(spec: dict[str, Any], address: str, label: str) -> DesiredBlock:
-    config = {k: spec[k] for k in BLOCK_CONFIG if k in spec}
-    if "limit" in config:
-        config["limit"] = int(config["limit"])  # YAML `limit: 5000.0` is a valid integer
-    return DesiredBlock(
-        address=address,
-        label=label,
-        value=spec["value"],
-        enforce_value=bool(spec.get("enforce_value", False)),
-        config=config,
-        prevent_destroy=bool(spec.get("prevent_destroy", False)),
-        ignore=frozenset(spec.get("ignore_changes", ())),
-    )
-
-
-def _desired(data: dict[str, Any]) -> Desired:
-    """The desired state of a manifest that passed every check."""
-    blocks: dict[str, DesiredBlock] = {}
-    for key, spec in (data.get("blocks") or {}).items():
-        blocks[key] = _block(spec, f"block.{key}", spec.get("label", key))
-
-    agents: dict[str, DesiredAgent] = {}
-    for key, spec in (data.get("agents") or {}).items():
-        address = f"agent.{key}"
-        own = tuple(
-            _block(mb, owned_block_address(address, mb["label"]), mb["label"])
-            for mb in spec.get("memory_blocks") or []
-        )
-        agents[address] = DesiredAgent(
-            address=address,
-            name=spec.get("name", key),
-            config={k: spec[k] for k in AGENT_CONFIG if k in spec},
-            include_base_tools=spec.get("include_base_tools"),
-            memory_blocks=own,
-            blocks=tuple(f"block.{ref}" for ref in spec.get("blocks") or []),
-            prevent_destroy=bool(spec.get("prevent_destroy", False)),
-            ignore=frozenset(spec.get("ignore_changes", ())),
-        )
-
-    return Desired(
+def _desired(doc: Document) -> Desired:
+    """The desired state of a manifest that passed every check: each kind declares its own."""
+    data = doc.data
+    desired = Desired(
         stack=data["stack"],
-        blocks={b.address: b for b in blocks.values()},
-        agents=agents,
+        resources={k.name: k.declare(doc, data) for k in KINDS},
         imports=tuple(
             Import(i["to"], i.get("id"), i.get("name")) for i in data.get("imports") or []
         ),
         moved={m["from"]: m["to"] for m in data.get("moved") or []},
     )
+    for k in KINDS:
+        desired = k.resolve(desired)
+    return desired
 
 
 def validate(doc: Document) -> Desired:
@@ -551,7 +452,7 @@ def validate(doc: Document) -> Desired:
     errors += [d for d in _semantic(doc) if (d.line, d.col) not in taken]
     if errors:
         raise ManifestError(_once(errors))
-    return tools.resolve(_desired(doc.data), doc)
+    return _desired(doc)
 
 
 _INSTANCE_INDEX = re.compile(r'\[(?:\d+|"(?:[^"\\]|\\.)*")\]')

@@ -14,8 +14,9 @@ from typing import Any
 
 from .. import __version__
 from ..errors import LettaApplyError
+from ..kinds import kind_of_address
 from ..sensitive import MASKED, Masked, masked_paths
-from .planner import (
+from .changes import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -33,6 +34,7 @@ from .planner import (
     FieldDiff,
     Plan,
     Problem,
+    Why,
 )
 
 FORMAT_VERSION = 1
@@ -137,7 +139,7 @@ def dumps(plan: Plan, origin: Origin) -> str:
     )
 
 
-def _field_why(path: str, change: Mapping[str, Any]) -> str:
+def _field_why(path: str, change: Mapping[str, Any]) -> Why:
     whys = change.get("why") or []
     if path in (change.get("drift_paths") or []):
         return DRIFT
@@ -178,6 +180,7 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                     body=_masked_body(c.get("body") or {}, c.get("sensitive_paths") or ()),
                     block=c.get("block"),
                     why=tuple(c.get("why") or (MANIFEST,)),
+                    kind=kind_of_address(c["address"]),
                 )
             )
         plan = Plan(

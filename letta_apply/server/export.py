@@ -5,24 +5,17 @@ only what the user chose."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from ..model import DEFAULT_BLOCK_LIMIT, MARK_KEY, LiveAgent, LiveBlock
+from ..kinds.agent import AGENT_INCLUDE, LiveAgent
+from ..kinds.block import LiveBlock, export_block
+from ..kinds.identity import IdentityKind, LiveIdentity
+from ..plan.marks import user_metadata
 from .client import LettaClient
-from .live import AGENT_INCLUDE
-
-# What Letta 0.16.8 fills in when a block or agent leaves them out (letta/constants.py).
-DEFAULT_DESCRIPTIONS = {
-    "persona": "The persona block: Stores details about your current persona, guiding how you "
-    "behave and respond. This helps you to maintain consistency and personality in your "
-    "interactions.",
-    "human": "The human block: Stores key details about the person you are conversing with, "
-    "allowing for more personalized and friend-like conversation.",
-}
 
 
 @dataclass
@@ -75,26 +68,6 @@ def _select(client: LettaClient, sel: Selection) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def _user_metadata(md: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in md.items() if k != MARK_KEY}
-
-
-def _block_fields(b: LiveBlock, *, label: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"label": b.label} if label else {}
-    out["value"] = b.value
-    if b.description and b.description != DEFAULT_DESCRIPTIONS.get(b.label):
-        out["description"] = b.description
-    if b.limit is not None and b.limit != DEFAULT_BLOCK_LIMIT:
-        out["limit"] = b.limit
-    if b.read_only:
-        out["read_only"] = True
-    if _user_metadata(b.metadata):
-        out["metadata"] = _user_metadata(b.metadata)
-    if b.tags:
-        out["tags"] = sorted(b.tags)
-    return out
-
-
 def export_manifest(
     client: LettaClient, stack: str, sel: Selection, *, include_system: bool = False
 ) -> Exported:
@@ -137,8 +110,10 @@ def export_manifest(
         b = blocks[bid]
         key = _key(b.label, taken)
         block_keys[bid] = key
-        manifest_blocks[key] = _block_fields(b, label=key != b.label)
+        manifest_blocks[key] = export_block(b, label=key != b.label)
         imports.append({"to": f"block.{key}", "id": bid})
+
+    identity_keys, manifest_identities = _identities(client, agents, imports)
 
     manifest_agents: dict[str, Any] = {}
     agent_keys: set[str] = set()
@@ -157,21 +132,26 @@ def export_manifest(
             spec["embedding"] = agent.embedding
         if agent.tags:
             spec["tags"] = sorted(agent.tags)
-        if _user_metadata(agent.metadata):
-            spec["metadata"] = _user_metadata(agent.metadata)
+        if user_metadata(agent.metadata):
+            spec["metadata"] = user_metadata(agent.metadata)
         custom_tools = sorted(t.name for t in agent.tools if not t.is_base)
         if custom_tools:
             spec["tools"] = custom_tools
         own = [blocks[i] for i in agent.block_ids if i in blocks and i not in shared_ids]
         if own:
-            spec["memory_blocks"] = [_block_fields(b, label=True) for b in _by_label(own)]
+            spec["memory_blocks"] = [export_block(b, label=True) for b in _by_label(own)]
         shared = [block_keys[i] for i in agent.block_ids if i in shared_ids]
         if shared:
             spec["blocks"] = sorted(shared)
+        idents = sorted(identity_keys[i] for i in agent.identity_ids if i in identity_keys)
+        if idents:
+            spec["identities"] = idents
         manifest_agents[key] = spec
         imports.append({"to": f"agent.{key}", "id": agent.id})
 
     doc: dict[str, Any] = {"version": 1, "stack": stack}
+    if manifest_identities:
+        doc["identities"] = manifest_identities
     if manifest_blocks:
         doc["blocks"] = manifest_blocks
     if manifest_agents:
@@ -184,6 +164,37 @@ def export_manifest(
     )
     text = header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     return Exported(text, len(manifest_agents), len(manifest_blocks), skipped)
+
+
+def _identities(
+    client: LettaClient,
+    agents: list[tuple[LiveAgent, dict[str, Any]]],
+    imports: list[dict[str, str]],
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The identities the exported agents act for (one listing, only when there are some):
+    their keys by id, and their manifest entries; each gets an import. One another stack
+    owns is left out: a resource has one owner."""
+    wanted = {i for agent, _ in agents for i in agent.identity_ids}
+    if not wanted:
+        return {}, {}
+    kind = IdentityKind()
+    keys: dict[str, str] = {}
+    entries: dict[str, Any] = {}
+    taken: set[str] = set()
+    found = [LiveIdentity.from_api(r) for r in client.paginate("/v1/identities/", {})]
+    for identity in sorted(found, key=lambda i: (i.identifier_key, i.id)):
+        if identity.id not in wanted or identity.mark:
+            continue
+        key = _key(identity.identifier_key, taken)
+        keys[identity.id] = key
+        entry = kind.export(identity)
+        if entry.get("identifier_key") == key:
+            del entry["identifier_key"]  # it defaults to the key
+        if entry.get("name") == key:
+            del entry["name"]
+        entries[key] = entry
+        imports.append({"to": f"identity.{key}", "id": identity.id})
+    return keys, entries
 
 
 def _by_label(blocks: Iterable[LiveBlock]) -> list[LiveBlock]:

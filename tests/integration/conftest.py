@@ -21,7 +21,19 @@ import pytest
 from letta_apply.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = os.environ.get("LETTA_SERVER_PORT", "8283")
+# The suite's own server: its own port and database, never a user's quickstart server on 8283
+# (the fault suite restarts the server it tests). scripts/letta-server reads both variables, and
+# every subprocess the tests start inherits them.
+os.environ.setdefault("LETTA_SERVER_PORT", "8284")
+os.environ.setdefault(
+    "LETTA_SERVER_DATA",
+    str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "letta-apply"
+        / "test-server"
+    ),
+)
+PORT = os.environ["LETTA_SERVER_PORT"]
 BASE_URL = f"http://127.0.0.1:{PORT}"
 
 

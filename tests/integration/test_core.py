@@ -70,8 +70,9 @@ def test_second_apply_sends_no_writes(run: Run, manifest: Callable[[str], str]) 
     assert second.code == 0
     assert "No changes" in second.out
     assert second.writes == 0
-    # Reads are list calls, not one per resource: blocks, agents and tools, one page each.
-    assert second.reads == 3
+    # Reads are list calls, not one per resource: blocks, agents, tools and identities, one page
+    # each.
+    assert second.reads == 4
 
 
 def test_shared_memory_between_agents(

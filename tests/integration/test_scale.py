@@ -68,11 +68,13 @@ def test_destroy_finds_outside_users_without_reading_every_block(
                 f"manage: {stack}-by-hand ({hand['id']})"
             ) in plan.out
         assert "- block.everyone" in plan.out and "- agent.a0" in plan.out
-        # Blocks and agents: a page each; tools: every tool on the server, page by page; one
-        # filtered listing per attachment count (0, 1, 3, 6); two lookups. Not one request per
-        # block (6 personas + 3 shared).
+        # Blocks and agents: a page each; tools and identities: every one on the server, page by
+        # page; one filtered listing per attachment count (0, 1, 3, 6); two lookups. Not one
+        # request per block (6 personas + 3 shared).
         tools = len(api.get("/v1/tools/", params={"limit": 100000}).json())
-        assert plan.reads == 2 + math.ceil(tools / PAGE_SIZE) + 4 + 2, plan.err
+        identities = len(api.get("/v1/identities/", params={"limit": 100000}).json())
+        listings = math.ceil(tools / PAGE_SIZE) + max(1, math.ceil(identities / PAGE_SIZE))
+        assert plan.reads == 2 + listings + 4 + 2, plan.err
     finally:
         api.delete(f"/v1/agents/{hand['id']}")
     gone = run("destroy", "-f", path, "--auto-approve")

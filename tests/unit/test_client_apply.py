@@ -69,8 +69,9 @@ def test_reads_are_paginated_not_per_resource() -> None:
     fake.calls.clear()
     plan = plan_for(client, desired(text))
     assert plan.changes == ()
-    # 250 agents -> 3 pages; 251 blocks (250 own? none here: 1 shared) -> 1 page; tools: 1.
-    assert fake.counts["GET"] == 5, fake.calls
+    # 250 agents -> 3 pages; 251 blocks (250 own? none here: 1 shared) -> 1 page; tools: 1;
+    # identities: 1.
+    assert fake.counts["GET"] == 6, fake.calls
     assert fake.writes == 0
 
 

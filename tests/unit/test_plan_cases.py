@@ -5,25 +5,25 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from letta_apply.cli.render import drift_lines, plan_text
-from letta_apply.model import MARK_KEY, Live, marks
-from letta_apply.plan.planner import (
-    ATTACH,
-    CREATE,
-    DELETE,
-    DETACH,
-    UPDATE,
-    Change,
-    Drift,
-    Plan,
-    make_plan,
-)
+from letta_apply.kinds import apply_order
+from letta_apply.model import MARK_KEY, Live
+from letta_apply.plan.changes import ATTACH, CREATE, DELETE, DETACH, UPDATE, Change, Drift, Plan
+from letta_apply.plan.planner import make_plan
 from tests.plan_cases import BASE_URL, CASES, load_case, plan_case
 
 STACK = "acme-support"
+
+
+def marks(stack: str, address: str) -> dict[str, Any]:
+    """The mark letta-apply writes, without its digests."""
+    return {MARK_KEY: {"stack": stack, "address": address}}
+
+
 TAG = "letta-apply:acme-support"
 
 ORG = "block-af3a1bb3-12bf-4430-855d-0f513e3a27c4"
@@ -89,41 +89,52 @@ def test_plan_does_not_depend_on_listing_order(case: str) -> None:
     # Listing order decides nothing, except which of two agents with one address is used.
     desired, live = load_case(case)
     rng = random.Random(case)
-    blocks = list(live.blocks.items())
-    agents = list(live.agents)
+    blocks = list(live.of("block").blocks.items())
+    agents = list(live.of("agent").agents)
     rng.shuffle(blocks)
     rng.shuffle(agents)
-    shuffled = replace(live, blocks=dict(blocks), agents=tuple(agents))
+    states = {
+        **live.states,
+        "block": replace(live.of("block"), blocks=dict(blocks)),
+        "agent": replace(live.of("agent"), agents=tuple(agents)),
+    }
+    shuffled = replace(live, states=states)
     assert make_plan(desired, shuffled) == make_plan(desired, live)
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_changes_are_ordered_by_stage(case: str) -> None:
-    # Shared blocks and tools first, then agents and their own blocks, then detaches (freeing
-    # labels), then attaches, then deletes: agents before blocks and tools.
+def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
+    # Creates and updates level by level (identities and tools, then shared blocks, then agents
+    # and their own blocks), then detaches (freeing labels), then attaches, then deletes:
+    # agents before blocks, blocks before tools and identities.
     plan = plan_case(case)
-    stages = [c.stage for c in plan.changes]
-    assert stages == sorted(stages)
+    orders = [apply_order(c) for c in plan.changes]
+    assert orders == sorted(orders)
     for c in plan.changes:
         if c.action == DELETE:
-            assert c.stage == (4 if c.is_agent else 5)
+            want = {"agent": 0, "block": 1, "tool": 2, "identity": 2}[c.kind]
+            assert apply_order(c) == (3, want)
         elif c.action == DETACH:
-            assert c.stage == 2
+            assert apply_order(c) == (1, 0)
         elif c.action == ATTACH:
-            assert c.stage == 3
-        elif c.address.startswith(("block.", "tool.")):
-            assert c.stage == 0
+            assert apply_order(c) == (2, 0)
+        elif c.address.startswith(("tool.", "identity.")):
+            assert apply_order(c) == (0, 0)
+        elif c.address.startswith("block."):
+            assert apply_order(c) == (0, 1)
         else:
-            assert c.address.startswith("agent.") and c.stage == 1
+            assert c.address.startswith("agent.") and apply_order(c) == (0, 2)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_nothing_without_this_stacks_marks_is_touched(case: str) -> None:
     desired, live = load_case(case)
     ours = {
-        *(a.id for a in live.agents if a.mark.get("stack") == STACK and TAG in a.tags),
-        *(b.id for b in live.blocks.values() if b.id in live.tagged_block_ids),
-        *(t.id for t in live.custom_tools if t.mark.get("stack") == STACK and TAG in t.tags),
+        *(a.id for a in live.of("agent").agents if a.mark.get("stack") == STACK and TAG in a.tags),
+        *(b.id for b in live.of("block").blocks.values() if b.id in live.of("block").tagged),
+        *(t.id for t in live.of("tool").custom if t.mark.get("stack") == STACK and TAG in t.tags),
+        # Identities carry no tags: their mark, a property, says alone.
+        *(i.id for i in live.of("identity").identities if i.mark.get("stack") == STACK),
     }
     plan = make_plan(desired, live)
     for c in plan.changes:
@@ -509,5 +520,5 @@ def test_live_helper_keeps_the_tagged_copy_of_a_block() -> None:
     # though the agent's view of it has none.
     _, live = load_case("tools")
     assert isinstance(live, Live)
-    assert live.blocks[ORG].tags == (TAG,)
-    assert ORG in live.tagged_block_ids
+    assert live.of("block").blocks[ORG].tags == (TAG,)
+    assert ORG in live.of("block").tagged

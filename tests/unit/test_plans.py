@@ -17,7 +17,7 @@ import pytest
 
 from letta_apply.cli.render import plan_markdown, plan_text
 from letta_apply.plan import planfile
-from letta_apply.plan.planner import Plan
+from letta_apply.plan.changes import Plan
 from tests.plan_cases import BASE_URL, CASES, PLANS, plan_case
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

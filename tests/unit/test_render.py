@@ -8,7 +8,7 @@ import pytest
 
 from letta_apply.cli.commands import _Out, _parser
 from letta_apply.cli.render import MD_TOTAL_MAX, MD_VALUE_MAX, colorize, plan_markdown, plan_text
-from letta_apply.plan.planner import CREATE, UPDATE, Change, FieldDiff, Plan
+from letta_apply.plan.changes import CREATE, UPDATE, Change, FieldDiff, Plan
 
 PLAN = Plan(
     stack="s",

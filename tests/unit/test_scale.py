@@ -74,8 +74,9 @@ def test_a_list_of_k_full_pages_costs_k_requests(agents: int) -> None:
     assert plan_for(client, desired(text)).changes == ()
     agent_pages = [p for m, p in fake.calls if m == "GET" and p == "/v1/agents/"]
     assert len(agent_pages) == math.ceil(agents / PAGE_SIZE)  # no trailing empty page
-    # + one page of blocks, one of tools (Letta cannot filter tools by stack: all are listed)
-    assert fake.counts["GET"] == math.ceil(agents / PAGE_SIZE) + 1 + 1
+    # + one page of blocks, one of tools and one of identities (Letta cannot filter either by
+    # stack: all are listed)
+    assert fake.counts["GET"] == math.ceil(agents / PAGE_SIZE) + 1 + 1 + 1
 
 
 def test_converged_plan_reads_pages_not_resources() -> None:
@@ -87,7 +88,7 @@ def test_converged_plan_reads_pages_not_resources() -> None:
     # Agents: 3 pages. Blocks carrying the stack's tag (250 personas + 3 shared): 3 pages.
     # Letta's view of an agent's blocks omits their tags, hence the block pages for personas.
     # Plus one page of tools.
-    assert fake.counts["GET"] == 3 + 3 + 1, fake.calls
+    assert fake.counts["GET"] == 3 + 3 + 1 + 1, fake.calls
     assert fake.writes == 0
 
 
@@ -99,7 +100,7 @@ def test_destroy_reads_do_not_grow_with_the_fleet() -> None:
     assert plan.problems == ()
     assert len(plan.changes) == 150 + 150 + 3  # agents, their personas, shared blocks
     assert per_block_lookups(fake) == []
-    listings = math.ceil(153 / PAGE_SIZE) + math.ceil(150 / PAGE_SIZE) + 1  # + tools
+    listings = math.ceil(153 / PAGE_SIZE) + math.ceil(150 / PAGE_SIZE) + 2  # + tools, identities
     # One listing by attachment count per distinct count (personas: 1, shared blocks: 100).
     assert fake.counts["GET"] == listings + 2, fake.calls
     apply_plan(client, plan, parallelism=8)
@@ -139,10 +140,10 @@ def test_removing_agents_from_the_manifest_reads_no_block_one_by_one() -> None:
     client = converged(fake, fleet(120, 2))
     plan = plan_for(client, desired(fleet(100, 2)))
     assert sorted({c.action for c in plan.changes}) == ["delete"]
-    assert len([c for c in plan.changes if c.is_agent]) == 20
+    assert len([c for c in plan.changes if c.kind == "agent"]) == 20
     assert per_block_lookups(fake) == []
     # Blocks and agents: 2 pages each; tools: 1; one listing by attachment count.
-    assert fake.counts["GET"] == 2 + 2 + 1 + 1, fake.calls
+    assert fake.counts["GET"] == 2 + 2 + 1 + 1 + 1, fake.calls
 
 
 # -- connection pool --------------------------------------------------------------------------

@@ -11,13 +11,13 @@ import pytest
 from letta_apply.apply.runner import apply_plan
 from letta_apply.cli.commands import main
 from letta_apply.errors import ApplyError, Diagnostic, ManifestError
-from letta_apply.manifest.files import load_file
-from letta_apply.manifest.validate import validate
+from letta_apply.kinds.agent import AgentKind
+from letta_apply.kinds.tool_rules import tool_rules_update
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for
-from letta_apply.plan.marks import tool_rules_update
-from letta_apply.plan.planner import CREATE, DELETE, IMPORT, UPDATE, restrict
+from letta_apply.plan.changes import CREATE, DELETE, IMPORT, UPDATE
+from letta_apply.plan.planner import restrict
 from tests.fakeletta import FakeLetta
 
 LOOKUP = '''def helper(x):
@@ -62,7 +62,7 @@ def write(tmp_path: Path, manifest: str = MANIFEST, source: str | None = LOOKUP)
 
 
 def desired(tmp_path: Path, manifest: str = MANIFEST, source: str | None = LOOKUP) -> Desired:
-    return validate(load_file(write(tmp_path, manifest, source)))
+    return load_manifest(str(write(tmp_path, manifest, source)))
 
 
 def errors(
@@ -92,7 +92,7 @@ def test_a_declared_tool_takes_its_last_functions_name_and_agents_use_it_by_key(
         {"type": "run_first", "tool_name": "lookup_ticket"},
         {"type": "max_count_per_step", "tool_name": "lookup_ticket", "max_count_limit": 2},
     ]
-    assert d.agent_tools(agent) == ["tool.lookup"]
+    assert AgentKind().references(agent, d) == ["tool.lookup"]  # what --target keeps with it
 
 
 def test_a_missing_source_file_is_an_error_at_its_manifest_line(tmp_path: Path) -> None:

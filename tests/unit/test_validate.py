@@ -13,9 +13,11 @@ import yaml
 import letta_apply.manifest.files as load_module
 from letta_apply.cli.commands import main
 from letta_apply.errors import Diagnostic, ManifestError
+from letta_apply.kinds.agent import DesiredAgent
+from letta_apply.kinds.block import DesiredBlock
 from letta_apply.manifest.files import load_file, load_text
 from letta_apply.manifest.validate import schema, validate
-from letta_apply.model import Desired, DesiredAgent, DesiredBlock
+from letta_apply.model import Desired
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"
 HEAD = "version: 1\nstack: s\n"
@@ -71,36 +73,40 @@ def test_example_validates_into_the_desired_state() -> None:
     handles = {"model": "letta/letta-free", "embedding": "letta/letta-free"}
     assert desired == Desired(
         stack="shared-memory-example",
-        blocks={"block.organization": organization},
-        agents={
-            "agent.supervisor": DesiredAgent(
-                address="agent.supervisor",
-                name="supervisor",  # defaults to the key
-                config=handles,
-                include_base_tools=None,
-                memory_blocks=(
-                    DesiredBlock(
-                        address="agent.supervisor.memory_blocks.persona",
-                        label="persona",
-                        value="I am a supervisor",
-                        config={},
+        resources={
+            "identity": {},
+            "tool": {},
+            "block": {"block.organization": organization},
+            "agent": {
+                "agent.supervisor": DesiredAgent(
+                    address="agent.supervisor",
+                    name="supervisor",  # defaults to the key
+                    config=handles,
+                    include_base_tools=None,
+                    memory_blocks=(
+                        DesiredBlock(
+                            address="agent.supervisor.memory_blocks.persona",
+                            label="persona",
+                            value="I am a supervisor",
+                            config={},
+                        ),
                     ),
+                    blocks=("block.organization",),
                 ),
-                blocks=("block.organization",),
-            ),
-            "agent.worker": DesiredAgent(
-                address="agent.worker",
-                name="worker",
-                config=handles,
-                memory_blocks=(
-                    DesiredBlock(
-                        address="agent.worker.memory_blocks.persona",
-                        label="persona",
-                        value="I am a worker",
+                "agent.worker": DesiredAgent(
+                    address="agent.worker",
+                    name="worker",
+                    config=handles,
+                    memory_blocks=(
+                        DesiredBlock(
+                            address="agent.worker.memory_blocks.persona",
+                            label="persona",
+                            value="I am a worker",
+                        ),
                     ),
+                    blocks=("block.organization",),
                 ),
-                blocks=("block.organization",),
-            ),
+            },
         },
     )
     assert list(desired.agents) == ["agent.supervisor", "agent.worker"]
@@ -173,8 +179,9 @@ def test_every_field_lands_in_config(tmp_path: Path) -> None:
 
 
 def test_minimal_manifest(tmp_path: Path) -> None:
-    assert check(tmp_path, HEAD) == Desired(stack="s", blocks={}, agents={})
-    assert check(tmp_path, HEAD + "blocks: {}\nagents: {}\n") == Desired("s", {}, {})
+    empty = {"identity": {}, "tool": {}, "block": {}, "agent": {}}
+    assert check(tmp_path, HEAD) == Desired(stack="s", resources=empty)
+    assert check(tmp_path, HEAD + "blocks: {}\nagents: {}\n") == Desired("s", empty)
 
 
 def test_schema_is_draft_2020_12_and_shipped_with_the_package() -> None:
@@ -254,8 +261,8 @@ def test_memory_block_must_name_its_label(tmp_path: Path) -> None:
         pytest.param(
             HEAD + "zzz: 1\n",
             (3, 1),
-            "manifest: unknown key 'zzz' (allowed: agents, blocks, imports, moved, stack, tools, "
-            "variables, version)",
+            "manifest: unknown key 'zzz' (allowed: agents, blocks, identities, imports, moved, "
+            "stack, tools, variables, version)",
             id="no-close-match",
         ),
     ],

@@ -8,7 +8,7 @@ from letta_apply.cli.render import drift_text, plan_markdown, plan_text
 from letta_apply.manifest.files import load_text
 from letta_apply.manifest.validate import validate
 from letta_apply.model import Desired
-from letta_apply.plan.planner import CONFIGURATION, DRIFT, MANIFEST, MEMORY
+from letta_apply.plan.changes import CONFIGURATION, DRIFT, MANIFEST, MEMORY
 from tests.fakeletta import FakeLetta
 
 SEED = """\

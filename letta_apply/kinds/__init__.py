@@ -1,0 +1,74 @@
+"""The resource kinds letta-apply manages, one module each, and their dependency graph.
+
+`KINDS` lists them in dependency order (a kind after every kind it depends on); `level` is a
+kind's depth in that graph: apply creates and updates level by level (in parallel within a
+level) and deletes in the reverse order.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Change
+from .agent import AgentKind
+from .base import Kind
+from .block import BlockKind
+from .identity import IdentityKind
+from .tool import ToolKind
+
+__all__ = ["KINDS", "Kind", "apply_order", "kind", "kind_of_address", "level"]
+
+
+def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
+    """Kinds in dependency order (Kahn's algorithm, ties by name); a cycle is a bug here."""
+    by_name = {k.name: k for k in kinds}
+    done: list[Kind] = []
+    pending = dict(by_name)
+    while pending:
+        ready = sorted(n for n, k in pending.items() if all(d not in pending for d in k.depends_on))
+        if not ready:
+            raise RuntimeError(f"resource kinds depend on each other in a cycle: {sorted(pending)}")
+        for name in ready:
+            done.append(pending.pop(name))
+    return tuple(done)
+
+
+KINDS: tuple[Kind, ...] = _ordered([IdentityKind(), BlockKind(), ToolKind(), AgentKind()])
+_BY_NAME = {k.name: k for k in KINDS}
+
+
+def kind(name: str) -> Kind:
+    return _BY_NAME[name]
+
+
+@cache
+def level(name: str) -> int:
+    """How deep a kind sits in the dependency graph: 0 for a kind that depends on none."""
+    return 1 + max((level(d) for d in kind(name).depends_on), default=-1)
+
+
+def kind_of_address(address: str) -> str:
+    """The kind of what an address names: agent.x is an agent, agent.x.memory_blocks.y a block
+    (the segment is one the owning kind declares as `nested`)."""
+    parts = address.split(".")
+    owner = kind(parts[0])
+    if len(parts) > 2 and parts[2] in owner.nested:
+        return owner.nested[parts[2]]
+    return owner.name
+
+
+_PHASE = {CREATE: 0, UPDATE: 0, IMPORT: 0, REPLACE: 0, DETACH: 1, ATTACH: 2, DELETE: 3}
+_TOP = max(level(k.name) for k in KINDS)
+
+
+def apply_order(change: Change) -> tuple[int, int]:
+    """When a change runs: creates and updates level by level (a resource nested under another
+    is made with its owner, never before it), then detaches (which free labels), then
+    attaches, then deletes, dependents first. Changes of one (phase, level) run in parallel."""
+    phase = _PHASE[change.action]
+    own = level(change.kind or kind_of_address(change.address))
+    if phase == 0:
+        return phase, max(own, level(change.address.split(".", 1)[0]))
+    if phase == 3:
+        return phase, _TOP - own
+    return phase, 0

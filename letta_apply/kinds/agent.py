@@ -1,0 +1,507 @@
+"""Agents: `agents:`, addressed agent.<key>, with the blocks each owns alone (`memory_blocks`,
+addressed agent.<key>.memory_blocks.<label>), the shared blocks it attaches (`blocks`), its
+tools, tool rules and identities.
+
+Marks: the stack's tag in `tags`, and stack, address and digests in `metadata` (with the
+configuration of its own blocks: Letta drops the metadata of blocks created inline with an
+agent until letta-apply writes it). Agent names may repeat in Letta: a declared name taken by an
+agent the stack does not own is refused with the hint to import it. Changing
+`include_base_tools` replaces the agent, create-first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import ApiError, Diagnostic
+from ..manifest.files import Document
+from ..model import Desired, Import, Live
+from ..plan.changes import (
+    ATTACH,
+    CREATE,
+    DELETE,
+    DETACH,
+    REPLACE,
+    Change,
+    Why,
+)
+from ..plan.marks import config_digests, digest, sensitive_fields, sensitive_names
+from ..server.client import LettaClient
+from .base import Context, Field, Kind, Matched, Run, applied_of, carries, mark_of, settle
+from .block import (
+    BlockKind,
+    BlockState,
+    DesiredBlock,
+    blanked,
+    block_applied,
+    declare_block,
+    owned_block_address,
+    owned_of,
+)
+from .tool import LiveTool, is_base_tool_type
+from .tool_rules import check_rules, rule_keys, rule_tool_names, tool_rules_update
+
+AGENT_INCLUDE = ("agent.blocks", "agent.identities", "agent.tags", "agent.tools")
+CONFIG = (
+    "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
+    "identities",
+)  # fmt: skip
+FIELDS = ("description", "system", "model", "embedding")
+# Above this many missing agents one full listing is cheaper than one lookup per name.
+_NAME_LOOKUPS_MAX = 5
+
+
+@dataclass(frozen=True)
+class DesiredAgent:
+    """An agent as the manifest declares it. `config` holds only the fields the manifest sets
+    (description, system, model, embedding, tags, metadata, tools, tool_rules, identities)."""
+
+    address: str
+    name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    include_base_tools: bool | None = None
+    memory_blocks: tuple[DesiredBlock, ...] = ()
+    blocks: tuple[str, ...] = ()  # addresses of shared blocks, in manifest order
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
+
+
+@dataclass(frozen=True)
+class LiveAgent:
+    id: str
+    name: str
+    description: str | None = None
+    system: str | None = None
+    model: str | None = None
+    embedding: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[LiveTool, ...] = ()
+    block_ids: tuple[str, ...] = ()
+    tool_rules: tuple[Mapping[str, Any], ...] = ()
+    identity_ids: tuple[str, ...] = ()
+
+    @property
+    def mark(self) -> Mapping[str, Any]:
+        return mark_of(self.metadata)
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> LiveAgent:
+        llm = d.get("llm_config") or {}
+        emb = d.get("embedding_config") or {}
+        return cls(
+            id=d["id"],
+            name=d.get("name") or "",
+            description=d.get("description"),
+            system=d.get("system"),
+            model=d.get("model") or llm.get("handle"),
+            embedding=d.get("embedding") or emb.get("handle"),
+            tags=tuple(d.get("tags") or ()),
+            metadata=d.get("metadata") or {},
+            tools=tuple(
+                LiveTool(t["id"], t.get("name") or "", t.get("tool_type") or "custom")
+                for t in d.get("tools") or ()
+            ),
+            block_ids=tuple(b["id"] for b in d.get("blocks") or ()),
+            tool_rules=tuple(d.get("tool_rules") or ()),
+            identity_ids=tuple(d.get("identity_ids") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """The agents carrying the stack's tag, and the unmarked agents already holding the names of
+    declared agents that do not exist yet (`clashes`: name -> ids)."""
+
+    agents: tuple[LiveAgent, ...] = ()
+    clashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def ours(self, stack: str) -> list[LiveAgent]:
+        """The agents whose marks say they are `stack`'s."""
+        return [a for a in self.agents if a.mark.get("stack") == stack]
+
+
+@dataclass(frozen=True)
+class AgentMatch:
+    """What matching leaves for planning: agents superseded by an interrupted replacement, and
+    the agents' own blocks by address."""
+
+    superseded: tuple[tuple[str, LiveAgent], ...] = ()
+    owned: Mapping[str, Any] = field(default_factory=dict)
+
+
+def agent_applied(da: DesiredAgent) -> dict[str, Any]:
+    """Digests of the configuration letta-apply writes for an agent, the shared blocks it
+    attaches (as addresses), the configuration of its own blocks, and its protection."""
+    out: dict[str, Any] = {"name": digest(da.name), **config_digests(da.config, FIELDS)}
+    if "tools" in da.config:
+        out["tools"] = digest(sorted(da.config["tools"]))
+    if "tool_rules" in da.config:
+        out["tool_rules"] = digest(rule_keys(da.config["tool_rules"]))
+    if "identities" in da.config:
+        out["identities"] = digest(sorted(da.config["identities"]))
+    if da.include_base_tools is not None:
+        out["include_base_tools"] = da.include_base_tools
+    out["blocks"] = sorted(da.blocks)
+    out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
+    if da.prevent_destroy:
+        out["prevent_destroy"] = True
+    return {**out, **sensitive_names(sensitive_fields(da.config))}
+
+
+def agent_tool_names(agent: DesiredAgent) -> set[str]:
+    """Tool names an agent uses, in `tools` or in `tool_rules`."""
+    names = set(agent.config.get("tools", ()))
+    for rule in agent.config.get("tool_rules", ()):
+        names.update(rule_tool_names(rule))
+    return names
+
+
+class AgentKind(Kind):
+    name: ClassVar[str] = "agent"
+    section: ClassVar[str] = "agents"
+    id_prefix: ClassVar[str] = "agent-"
+    depends_on: ClassVar[tuple[str, ...]] = ("block", "tool", "identity")
+    nested: ClassVar[Mapping[str, str]] = {"memory_blocks": "block"}
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("name"),
+        Field("description"),
+        Field("system"),
+        Field("model"),
+        Field("embedding"),
+        Field("tags"),
+        Field("metadata"),
+        Field("tools"),
+        Field("tool_rules"),
+        Field("identities"),
+        Field("blocks"),
+        Field("include_base_tools", "replace"),
+    )
+    marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
+    import_by_name: ClassVar[bool] = True
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+        # Names, own blocks and shared-block references are checked with the blocks they
+        # claim labels against (manifest.validate); tool rules' fields here.
+        return check_rules(doc, data)
+
+    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+        agents: dict[str, DesiredAgent] = {}
+        for key, spec in (data.get("agents") or {}).items():
+            address = f"agent.{key}"
+            own = tuple(
+                declare_block(mb, owned_block_address(address, mb["label"]), mb["label"])
+                for mb in spec.get("memory_blocks") or []
+            )
+            config = {k: spec[k] for k in CONFIG if k in spec}
+            if "identities" in config:
+                config["identities"] = [f"identity.{k}" for k in config["identities"]]
+            agents[address] = DesiredAgent(
+                address=address,
+                name=spec.get("name", key),
+                config=config,
+                include_base_tools=spec.get("include_base_tools"),
+                memory_blocks=own,
+                blocks=tuple(f"block.{ref}" for ref in spec.get("blocks") or []),
+                prevent_destroy=bool(spec.get("prevent_destroy", False)),
+                ignore=frozenset(spec.get("ignore_changes", ())),
+            )
+        return agents
+
+    def references(self, declared: DesiredAgent, desired: Desired) -> list[str]:
+        used = agent_tool_names(declared)
+        tools = sorted(t.address for t in desired.of("tool").values() if t.name in used)
+        return [*declared.blocks, *tools, *declared.config.get("identities", ())]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+        return client.list_agents(tag=f"letta-apply:{stack}", include=AGENT_INCLUDE)
+
+    def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
+        """An agent by id, or the one unmarked agent of a name; with the agent as read (its
+        blocks go to the blocks' state)."""
+        if imp.id is not None:
+            try:
+                found = client.get_agent(imp.id, AGENT_INCLUDE)
+            except ApiError as e:
+                if e.status == 404:
+                    return f"no such resource on the server: {imp.id}", None
+                raise
+            return LiveAgent.from_api(found), found
+        assert imp.name is not None
+        named = [
+            a for a in client.list_agents(name=imp.name, include=AGENT_INCLUDE)
+            if not LiveAgent.from_api(a).mark
+        ]  # fmt: skip
+        if len(named) != 1:
+            return (
+                f"{len(named)} unmarked agents are named {imp.name!r}; import by id instead",
+                None,
+            )
+        return LiveAgent.from_api(named[0]), named[0]
+
+    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> AgentState:
+        return AgentState(tuple(LiveAgent.from_api(a) for a in raw["agent"]))
+
+    def complete(
+        self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
+    ) -> AgentState:
+        """Unmarked agents whose name a declared, not yet created agent would take."""
+        present = set(self.match(desired.stack, live).pool)
+        imported = {imp.address for imp in desired.imports}
+        missing = {
+            a.name
+            for address, a in desired.of("agent").items()
+            if address not in present and address not in imported
+        }
+        return self.names_taken(client, live, missing)
+
+    def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> AgentState:
+        """The state with the unmarked agents that hold any of `names` (agent names may
+        repeat: the listing cannot say)."""
+        state: AgentState = live.of("agent")
+        missing = names
+        if not missing:
+            return state
+        if len(missing) <= _NAME_LOOKUPS_MAX:
+            found = [
+                a
+                for n in sorted(missing)
+                for a in client.list_agents(name=n, include=("agent.tags",))
+            ]
+        else:
+            found = client.list_agents(include=("agent.tags",))
+        out: dict[str, list[str]] = {}
+        for raw in found:
+            agent = LiveAgent.from_api(raw)
+            if agent.name in missing and not agent.mark:
+                out.setdefault(agent.name, []).append(agent.id)
+        return AgentState(state.agents, {name: tuple(ids) for name, ids in out.items()})
+
+    def resources(self, state: Any) -> Iterable[LiveAgent]:
+        agents: AgentState = state
+        return agents.agents
+
+    # -- planning --------------------------------------------------------------------------
+
+    def match(self, stack: str, live: Live) -> Matched:
+        """Should two agents carry one address, the one that replaces the other wins (an
+        interrupted replacement), else the oldest; the others are reported and left alone."""
+        state: AgentState = live.of("agent")
+        tag = f"letta-apply:{stack}"
+        candidates: dict[str, list[LiveAgent]] = {}
+        for a in state.agents:
+            address = a.mark.get("address")
+            ours = tag in a.tags and a.mark.get("stack") == stack
+            if ours and isinstance(address, str) and address.startswith("agent."):
+                candidates.setdefault(address, []).append(a)
+        pool: dict[str, LiveAgent] = {}
+        superseded: list[tuple[str, LiveAgent]] = []
+        notes: list[str] = []
+        for address, found in candidates.items():
+            replaced = {a.mark.get("replaces") for a in found}
+            winner = next((a for a in found if a.mark.get("replaces")), found[0])
+            pool[address] = winner
+            for a in found:
+                if a is winner:
+                    continue
+                if a.id in replaced:
+                    superseded.append((address, a))
+                else:
+                    notes.append(
+                        f"{address}: more than one agent carries this address ({winner.id}, "
+                        f"{a.id}); using {winner.id}, the other is left alone"
+                    )
+        blocks: BlockState = live.of("block")
+        shared = {
+            b.id
+            for b in blocks.blocks.values()
+            if b.id in blocks.tagged and str(b.mark.get("address", "")).startswith("block.")
+            and b.mark.get("stack") == stack
+        }  # fmt: skip
+        owned = {
+            owned_block_address(address, b.label): b
+            for address, a in pool.items()
+            for b in owned_of(a, blocks, shared)
+        }
+        ids = {a: r.id for a, r in pool.items()} | {a: b.id for a, b in owned.items()}
+        return Matched(pool, ids, tuple(notes), AgentMatch(tuple(superseded), owned))
+
+    def create(self, ctx: Context, declared: DesiredAgent) -> None:
+        from . import agent_plan  # planning helpers import this module's types
+
+        agent_plan.create(ctx, declared)
+
+    def update(
+        self, ctx: Context, declared: DesiredAgent, found: LiveAgent, *, adopt: bool
+    ) -> None:
+        from . import agent_plan  # planning helpers import this module's types
+
+        agent_plan.update(ctx, declared, found)
+
+    def delete(self, ctx: Context, address: str, found: LiveAgent, why: Why) -> None:
+        from . import agent_plan  # planning helpers import this module's types
+
+        agent_plan.delete(ctx, address, found, why, ctx.desired.of("agent").get(address))
+
+    def prune(self, ctx: Context, *, destroy: bool) -> None:
+        from . import agent_plan  # planning helpers import this module's types
+
+        super().prune(ctx, destroy=destroy)
+        extra: AgentMatch = ctx.extra["agent"]
+        for address, la in extra.superseded:
+            agent_plan.delete(ctx, address, la, "replace")
+        if not destroy:
+            agent_plan.prune_own_blocks(ctx)
+
+    def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
+        """The agents' own blocks a plan may delete (Letta leaves them behind an agent)."""
+        m = self.match(desired.stack, live)
+        extra: AgentMatch = m.extra
+        keep = set() if destroy else {*desired.of("agent"), *desired.moved}
+        blocks: BlockState = live.of("block")
+        shared = {b.id for b in blocks.blocks.values() if b.id in blocks.tagged} - {
+            b.id for b in extra.owned.values()
+        }
+        out: set[str] = set()
+        for address, agent in [*m.pool.items(), *extra.superseded]:
+            declared = desired.of("agent").get(desired.moved.get(address, address))
+            labels: set[str] = set()
+            if declared is not None and address in keep:
+                if "memory_blocks" in declared.ignore:
+                    continue
+                labels = {b.label for b in declared.memory_blocks}
+            out |= {b.id for b in owned_of(agent, blocks, shared) if b.label not in labels}
+        return out
+
+    def fingerprint(self, resource: LiveAgent, blank: frozenset[str]) -> str:
+        a = resource
+        parts: list[Any] = [
+            a.id, a.name, blanked(a.description, "description", blank),
+            blanked(a.system, "system", blank), a.model, a.embedding, sorted(a.tags),
+            blanked(dict(a.metadata), "metadata", blank), sorted(t.id for t in a.tools),
+            sorted(a.block_ids),
+        ]  # fmt: skip
+        if a.tool_rules:  # left out when empty: fingerprints of plans made before tool rules hold
+            parts.append(rule_keys(a.tool_rules))
+        if a.identity_ids:  # likewise for identities
+            parts.append(sorted(a.identity_ids))
+        return digest(parts)
+
+    def blanks(self, live: Live) -> dict[str, frozenset[str]]:
+        """Sensitive fields of the agents and of their own blocks (named in the agent's mark)."""
+        out = super().blanks(live)
+        blocks: BlockState = live.of("block")
+        for a in live.of("agent").agents:
+            own = (applied_of(a) or {}).get("memory_blocks")
+            if not isinstance(own, Mapping):
+                continue
+            for i in a.block_ids:
+                b = blocks.blocks.get(i)
+                entry = own.get(b.label) if b is not None else None
+                names = entry.get("sensitive") if isinstance(entry, Mapping) else None
+                if isinstance(names, list):
+                    out[i] = out.get(i, frozenset()) | frozenset(map(str, names))
+        return out
+
+    def created_name(self, change: Change) -> str:
+        return str(change.body.get("name", ""))
+
+    def show(self, desired: Desired, live: Live) -> list[tuple[str, str, str]]:
+        """The agents, then their own blocks."""
+        m = self.match(desired.stack, live)
+        extra: AgentMatch = m.extra
+        rows = [(a, r.id, self.describe(r, live)) for a, r in sorted(m.pool.items())]
+        for address, b in sorted(extra.owned.items()):
+            rows.append((address, b.id, BlockKind().describe(b, live)))
+        return rows
+
+    def describe(self, resource: LiveAgent, live: Live) -> str:
+        blocks: BlockState = live.of("block")
+        labels = ", ".join(
+            f"{blocks.blocks[i].label} ({i})" for i in resource.block_ids if i in blocks.blocks
+        )
+        return f"name={resource.name!r}  blocks: {labels}"
+
+    def clash(self, live: Live, name: str) -> tuple[str, ...]:
+        state: AgentState = live.of("agent")
+        return state.clashes.get(name, ())
+
+    # -- applying --------------------------------------------------------------------------
+
+    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+        c = run.client
+        rid = change.remote_id or ""
+        if change.action in (CREATE, REPLACE):
+            replaces = body.pop("replaces", None)
+            rid = _create(run, change, body)
+            if replaces:
+                # Create-first: the new agent exists, wired to its blocks, before the old goes.
+                c.delete_agent(replaces["agent"])
+                for block_id in replaces["blocks"]:
+                    c.delete_block(block_id)
+        elif change.action == DELETE:
+            c.delete_agent(rid)
+        elif change.action in (ATTACH, DETACH):
+            assert change.block
+            # `block` is an address, or the id of a block the stack does not manage.
+            agent_id, block_id = run.id_of(change.address), run.id_of(change.block)
+            (c.attach_block if change.action == ATTACH else c.detach_block)(agent_id, block_id)
+            rid = block_id
+        else:
+            c.update_agent(rid, body)
+        return rid
+
+
+def _candidates(run: Run, change: Change, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Agents carrying the change's address (for a replacement: the replacements of the same
+    agent), oldest first. One narrow list call, by stack tag and name."""
+    replaces = mark_of(body["metadata"]).get("replaces")
+    found = run.client.list_agents(
+        tag=run.tag, name=body["name"], include=("agent.blocks", "agent.tags")
+    )
+    return [
+        a for a in found
+        if carries(a, run.stack, change.address)
+        and (mark_of(a["metadata"]).get("replaces") == replaces or not replaces)
+    ]  # fmt: skip
+
+
+def _create(run: Run, change: Change, body: dict[str, Any]) -> str:
+    c = run.client
+    created = c.create_agent(body, find=lambda: next(iter(_candidates(run, change, body)), None))
+    winner = settle(created, _candidates(run, change, body))
+    if winner is not created:
+        # Another run made this agent first: keep theirs, delete ours and its own blocks.
+        c.delete_agent(created["id"])
+        for b in created.get("blocks") or ():
+            if b["id"] not in {w["id"] for w in winner.get("blocks") or ()}:
+                c.delete_block(b["id"])
+        created = winner
+    rid: str = created["id"]
+    run.record(change.address, rid)
+    for b in created.get("blocks") or ():
+        run.record(owned_block_address(change.address, b["label"]), b["id"])
+    # Letta drops `metadata` of blocks created inline with an agent; set it afterwards.
+    wanted = {b["label"]: b.get("metadata") for b in change.body.get("memory_blocks", ())}
+    for b in created.get("blocks") or ():
+        md = wanted.get(b["label"])
+        if md and b.get("metadata") != md:
+            c.update_block(b["id"], {"metadata": md})
+    # Letta adds loop rules for its base tools to the declared ones, even on tools the declared
+    # rules already govern: write the declared rules back for those.
+    if "tool_rules" in body:
+        base = [
+            t["name"]
+            for t in created.get("tools") or ()
+            if is_base_tool_type(t.get("tool_type") or "custom")
+        ]
+        update = tool_rules_update(body["tool_rules"], created.get("tool_rules") or (), base)
+        if update is not None:
+            c.update_agent(rid, {"tool_rules": update[1]})
+    return rid

@@ -1,0 +1,519 @@
+"""Planning an agent (kinds.agent): its create request with everything it declares, updates of
+its fields, tools, tool rules and identities, its own blocks and the shared blocks it attaches,
+replacement, and deletion with its own blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..plan.changes import (
+    ATTACH,
+    CONFIGURATION,
+    CREATE,
+    DELETE,
+    DETACH,
+    DRIFT,
+    IMPORT,
+    MANIFEST,
+    NEW,
+    REPLACE,
+    UPDATE,
+    Action,
+    Change,
+    Drift,
+    FieldDiff,
+    Problem,
+    Why,
+)
+from ..plan.marks import mark_metadata, user_metadata
+from .agent import AgentMatch, DesiredAgent, LiveAgent, agent_applied
+from .base import Context, applied_of, dict_diffs, whys
+from .block import (
+    BlockState,
+    LiveBlock,
+    block_body,
+    create_block_change,
+    declared_extras,
+    delete_block,
+    owned_block_address,
+    owned_of,
+    update_block,
+)
+from .tool import FIELDS as _TOOL_FIELDS  # noqa: F401  (tools' fields are the tool kind's)
+from .tool import ToolState
+from .tool_rules import rule_compared, rule_tool_names, rules_shown, tool_rules_update
+
+FIELDS = ("description", "system", "model", "embedding")
+
+
+def _shared(ctx: Context) -> dict[str, str]:
+    """Shared block id -> address."""
+    return {b.id: address for address, b in ctx.pool("block").items()}
+
+
+def _blocks(ctx: Context) -> BlockState:
+    state: BlockState = ctx.live.of("block")
+    return state
+
+
+# -- tools and identities ----------------------------------------------------------------------
+
+
+def _declared_tools(ctx: Context) -> dict[str, Any]:
+    return {t.name: t for t in ctx.desired.of("tool").values()}
+
+
+def _pruned_tools(ctx: Context) -> dict[str, str]:
+    """Names of the stack's tools this plan deletes: an agent must not attach them."""
+    declared = ctx.desired.of("tool")
+    return {t.name: a for a, t in ctx.pool("tool").items() if a not in declared}
+
+
+def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] | None:
+    """Tool ids the agent should end with (`{"$ref": address}` for a tool this plan creates),
+    or None when a tool cannot be attached (a problem was reported)."""
+    ids: list[Any] = [t.id for t in la.tools if t.is_base] if la else []
+    unknown = []
+    declared_tools, pruned = _declared_tools(ctx), _pruned_tools(ctx)
+    tools: ToolState = ctx.live.of("tool")
+    by_name = tools.by_name
+    for name in da.config["tools"]:
+        declared = declared_tools.get(name)
+        tid: Any
+        if declared is not None and declared.address in ctx.refused:
+            ctx.problems.append(
+                Problem(
+                    da.address,
+                    f"uses {declared.address}, which apply refuses to create",
+                    f"see {declared.address}",
+                )
+            )
+            return None
+        if declared is not None:
+            lt = ctx.pool("tool").get(declared.address)
+            tid = lt.id if lt is not None else {"$ref": declared.address}
+        elif name in pruned:
+            ctx.problems.append(
+                Problem(
+                    da.address,
+                    f"uses tool '{name}', which this plan deletes ({pruned[name]} is no longer "
+                    "declared)",
+                    "declare the tool again under `tools:`, or stop using it",
+                )
+            )
+            return None
+        else:
+            tid = by_name.get(name)
+        if tid is None:
+            unknown.append(name)
+        elif tid not in ids:
+            ids.append(tid)
+    if unknown:
+        ctx.problems.append(
+            Problem(
+                da.address,
+                f"unknown tool{'s' if len(unknown) > 1 else ''} " + ", ".join(map(repr, unknown)),
+                "create the tool on the server first, or fix its name",
+            )
+        )
+        return None
+    return ids
+
+
+def rule_tools_known(ctx: Context, da: DesiredAgent) -> bool:
+    """Every tool the agent's rules name exists, or is declared; else a problem."""
+    names = {n for r in da.config["tool_rules"] for n in rule_tool_names(r)}
+    declared, pruned = _declared_tools(ctx), _pruned_tools(ctx)
+    tools: ToolState = ctx.live.of("tool")
+    by_name = tools.by_name
+    unknown = sorted(n for n in names if n not in declared and (n not in by_name or n in pruned))
+    if unknown:
+        ctx.problems.append(
+            Problem(
+                da.address,
+                f"tool_rules name unknown tool{'s' if len(unknown) > 1 else ''} "
+                + ", ".join(map(repr, unknown)),
+                "declare the tool under `tools:`, create it on the server, or fix its name",
+            )
+        )
+    return not unknown
+
+
+def identity_ids(ctx: Context, da: DesiredAgent) -> list[Any]:
+    """Ids of the identities the agent declares (`{"$ref": address}` for one this plan
+    creates)."""
+    pool = ctx.pool("identity")
+    return [pool[a].id if a in pool else {"$ref": a} for a in da.config.get("identities", ())]
+
+
+def _identities_shown(ctx: Context, ids: tuple[str, ...]) -> list[str]:
+    """Live identity ids as addresses where the stack manages them."""
+    by_id = {r.id: a for a, r in ctx.pool("identity").items()}
+    return sorted(by_id.get(i, i) for i in ids)
+
+
+# -- create and replace ------------------------------------------------------------------------
+
+
+def body(ctx: Context, da: DesiredAgent, **mark_extra: Any) -> dict[str, Any] | None:
+    """The request that creates the agent with everything it declares, or None when it cannot
+    be made (a problem was reported)."""
+    out: dict[str, Any] = {"name": da.name}
+    for k in FIELDS:
+        if k in da.config:
+            out[k] = da.config[k]
+    out["tags"] = sorted({*da.config.get("tags", ()), ctx.tag})
+    out["metadata"] = {
+        **da.config.get("metadata", {}),
+        **mark_metadata(ctx.stack, da.address, agent_applied(da), **mark_extra),
+    }
+    out["memory_blocks"] = [block_body(b, ctx.stack, ctx.tag, mark=False) for b in da.memory_blocks]
+    out["block_ids"] = [{"$ref": a} for a in da.blocks]
+    if "tools" in da.config:
+        ids = tool_ids(ctx, da, None)
+        if ids is None:
+            return None
+        out["tool_ids"] = ids
+    if "tool_rules" in da.config:
+        if not rule_tools_known(ctx, da):
+            return None
+        out["tool_rules"] = [rule_compared(r) for r in da.config["tool_rules"]]
+    if "identities" in da.config:
+        out["identity_ids"] = identity_ids(ctx, da)
+    if da.include_base_tools is not None:
+        out["include_base_tools"] = da.include_base_tools
+    return out
+
+
+def create_diffs(da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
+    diffs = [FieldDiff(k, None, body[k], NEW) for k in ("name", *FIELDS) if k in body]
+    diffs.extend(declared_extras(da.config))
+    if "tools" in da.config:
+        diffs.append(FieldDiff("tools", None, list(da.config["tools"]), NEW))
+    if "tool_rules" in da.config:
+        diffs.append(FieldDiff("tool_rules", None, rules_shown(body["tool_rules"]), NEW))
+    if "identities" in da.config:
+        diffs.append(FieldDiff("identities", None, sorted(da.config["identities"]), NEW))
+    if da.include_base_tools is not None:
+        diffs.append(FieldDiff("include_base_tools", None, da.include_base_tools, NEW))
+    for b in da.memory_blocks:
+        diffs.append(FieldDiff(f"memory_blocks.{b.label}.value", None, b.value, NEW))
+        diffs.extend(
+            FieldDiff(f"memory_blocks.{b.label}.{k}", None, v, NEW) for k, v in b.config.items()
+        )
+    if da.blocks:
+        diffs.append(FieldDiff("blocks", None, list(da.blocks), NEW))
+    return diffs
+
+
+def create(ctx: Context, da: DesiredAgent) -> None:
+    clashes = ctx.live.of("agent").clashes
+    if da.name in clashes:
+        ids = ", ".join(clashes[da.name])
+        ctx.problems.append(
+            Problem(
+                da.address,
+                f"an agent named '{da.name}' already exists on the server and is not managed "
+                f"by stack '{ctx.stack}' ({ids})",
+                "adopt it with an `imports:` entry, or give the manifest's agent another `name:`",
+            )
+        )
+        return
+    made = body(ctx, da)
+    if made is not None:
+        diffs = tuple(create_diffs(da, made))
+        ctx.changes.append(
+            Change(da.address, CREATE, diffs=diffs, body=made, why=(NEW,), kind="agent")
+        )
+
+
+def replace(ctx: Context, da: DesiredAgent, la: LiveAgent, reason: FieldDiff) -> None:
+    """Create the new agent first (wired to its blocks in the same request), then delete the
+    old one and its own blocks."""
+    if ctx.protected(la, da):
+        ctx.refuse_destroy(da.address, "replace")
+        return
+    made = body(ctx, da, replaces=la.id)
+    if made is None:
+        return
+    old_blocks = [b.id for b in owned_of(la, _blocks(ctx), set(_shared(ctx)))]
+    made = {**made, "replaces": {"agent": la.id, "blocks": old_blocks}}
+    diffs = (reason, *create_diffs(da, made))
+    ctx.changes.append(
+        Change(da.address, REPLACE, la.id, diffs, made, why=(reason.why,), kind="agent")
+    )
+    ctx.replacing.add(da.address)
+
+
+# -- update ------------------------------------------------------------------------------------
+
+
+def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
+    adopt = da.address in ctx.importing
+    applied = applied_of(la)
+    recorded = (applied or {}).get("include_base_tools")
+    if (
+        not adopt
+        and da.include_base_tools is not None
+        and recorded is not None
+        and recorded != da.include_base_tools
+    ):
+        reason = FieldDiff("include_base_tools", recorded, da.include_base_tools, MANIFEST)
+        replace(ctx, da, la, reason)
+        return
+    diffs, request = _field_changes(ctx, da, la, applied, adopt=adopt)
+    if diffs or adopt:
+        user_md = da.config.get("metadata", user_metadata(la.metadata))
+        request["metadata"] = {
+            **user_md,
+            **mark_metadata(ctx.stack, da.address, agent_applied(da)),
+        }
+        action: Action = IMPORT if adopt else UPDATE
+        why_: tuple[Why, ...] = ("adopt",) if adopt else whys(diffs)
+        ctx.changes.append(
+            Change(da.address, action, la.id, tuple(diffs), request, why=why_, kind="agent")
+        )
+    _agent_blocks(ctx, da, la, applied, adopt=adopt)
+
+
+def _field_changes(
+    ctx: Context,
+    da: DesiredAgent,
+    la: LiveAgent,
+    applied: Mapping[str, Any] | None,
+    *,
+    adopt: bool,
+) -> tuple[list[FieldDiff], dict[str, Any]]:
+    """The agent's own fields that differ, and the PATCH body that converges them."""
+    ignore = da.ignore
+    diffs: list[FieldDiff] = []
+    request: dict[str, Any] = {}
+
+    def differs(name: str, live_value: Any, declared: Any) -> None:
+        diffs.append(FieldDiff(name, live_value, declared, ctx.why(applied, name, live_value)))
+
+    def managed(name: str) -> bool:
+        return name in da.config and name not in ignore
+
+    moved_from = ctx.moved.get(da.address)
+    if moved_from:
+        diffs.append(FieldDiff("address", moved_from, da.address))
+    if la.name != da.name and "name" not in ignore:
+        differs("name", la.name, da.name)
+        request["name"] = da.name
+    for k in FIELDS:
+        if managed(k) and getattr(la, k) != da.config[k]:
+            differs(k, getattr(la, k), da.config[k])
+            request[k] = da.config[k]
+    live_tags = sorted(set(la.tags) - {ctx.tag})
+    if managed("tags") and live_tags != sorted(da.config["tags"]):
+        differs("tags", live_tags, sorted(da.config["tags"]))
+        request["tags"] = sorted({*da.config["tags"], ctx.tag})
+    live_md = user_metadata(la.metadata)
+    if managed("metadata") and live_md != da.config["metadata"]:
+        why = ctx.why(applied, "metadata", live_md)
+        diffs.extend(dict_diffs("metadata", live_md, da.config["metadata"], why))
+    if managed("tools"):
+        ids = tool_ids(ctx, da, la)
+        known = {i for i in ids or () if isinstance(i, str)}
+        if ids is not None and (len(known) != len(ids) or known != {t.id for t in la.tools}):
+            shown = sorted(
+                t.name for t in la.tools if not t.is_base or t.name in da.config["tools"]
+            )
+            differs("tools", shown, sorted(da.config["tools"]))
+            request["tool_ids"] = ids
+    if managed("tool_rules") and rule_tools_known(ctx, da):
+        base = {t.name for t in la.tools if t.is_base}
+        rules = tool_rules_update(da.config["tool_rules"], la.tool_rules, base)
+        if rules is not None:
+            differs("tool_rules", rules_shown(rules[0]), rules_shown(da.config["tool_rules"]))
+            request["tool_rules"] = rules[1]
+    if managed("identities"):
+        ids_ = identity_ids(ctx, da)
+        if any(not isinstance(i, str) for i in ids_) or set(ids_) != set(la.identity_ids):
+            shown_ids = _identities_shown(ctx, la.identity_ids)
+            differs("identities", shown_ids, sorted(da.config["identities"]))
+            request["identity_ids"] = ids_
+    protected = bool((applied or {}).get("prevent_destroy"))
+    if protected != da.prevent_destroy and (la.mark or adopt):
+        diffs.append(FieldDiff("prevent_destroy", protected, da.prevent_destroy))
+    ctx.config_drift(da.address, diffs)
+    if adopt:
+        request.setdefault("tags", sorted({*live_tags, ctx.tag}))
+    return diffs, request
+
+
+# -- blocks ------------------------------------------------------------------------------------
+
+
+def _agent_blocks(
+    ctx: Context,
+    da: DesiredAgent,
+    la: LiveAgent,
+    applied: Mapping[str, Any] | None,
+    *,
+    adopt: bool,
+) -> None:
+    state = _blocks(ctx)
+    attached = [state.blocks[i] for i in la.block_ids if i in state.blocks]
+    by_label = {b.label: b for b in attached}
+    if "memory_blocks" not in da.ignore:
+        _own_blocks(ctx, da, la, by_label, applied, adopt=adopt)
+    if "blocks" not in da.ignore:
+        _shared_blocks(ctx, da, la, attached, by_label, applied)
+
+
+def _own_blocks(
+    ctx: Context,
+    da: DesiredAgent,
+    la: LiveAgent,
+    by_label: Mapping[str, LiveBlock],
+    applied: Mapping[str, Any] | None,
+    *,
+    adopt: bool,
+) -> None:
+    shared_ids = _shared(ctx)
+    state = _blocks(ctx)
+    owned_applied = (applied or {}).get("memory_blocks") or {}
+    taken = "detach that block from the agent or give the declared block another label"
+    for db in da.memory_blocks:
+        lb = by_label.get(db.label)
+        if lb is None:
+            ctx.changes.append(create_block_change(ctx, db))
+            ctx.changes.append(
+                Change(da.address, ATTACH, la.id, block=db.address, why=(NEW,), kind="agent")
+            )
+        elif lb.id in shared_ids:
+            ctx.problems.append(
+                Problem(
+                    db.address,
+                    f"the agent already has a block labelled '{db.label}' ({lb.id}, "
+                    f"{shared_ids[lb.id]})",
+                    taken,
+                )
+            )
+        elif lb.id in state.tagged and not adopt:
+            ctx.ids[db.address] = lb.id
+            # Blocks created inline with an agent carry no mark of their own until letta-apply
+            # updates them; until then the agent's mark speaks for them.
+            own = applied_of(lb)
+            update_block(ctx, db, lb, own if own is not None else owned_applied.get(db.label))
+        elif adopt and not lb.mark:
+            ctx.ids[db.address] = lb.id
+            update_block(ctx, db, lb, None, adopt=True)
+        else:
+            ctx.problems.append(
+                Problem(
+                    db.address,
+                    f"the agent already has a block labelled '{db.label}' ({lb.id}, a block "
+                    "this stack does not manage)",
+                    taken,
+                )
+            )
+
+
+def _shared_blocks(
+    ctx: Context,
+    da: DesiredAgent,
+    la: LiveAgent,
+    attached: list[LiveBlock],
+    by_label: Mapping[str, LiveBlock],
+    applied: Mapping[str, Any] | None,
+) -> None:
+    shared_ids = _shared(ctx)
+    state = _blocks(ctx)
+    was = set(applied["blocks"]) if applied and isinstance(applied.get("blocks"), list) else None
+    wanted = set(da.blocks)
+    for addr in da.blocks:
+        lb = ctx.pool("block").get(addr)
+        if lb is not None and lb.id in la.block_ids:
+            continue
+        label = ctx.desired.of("block")[addr].label
+        other = by_label.get(label)
+        if other is not None and other.id not in shared_ids:
+            ctx.problems.append(
+                Problem(
+                    da.address,
+                    f"cannot attach {addr}: the agent already has a block labelled "
+                    f"'{label}' ({other.id})",
+                    "detach that block from the agent or give the shared block another label",
+                )
+            )
+            continue
+        # Declared and attached before, missing now: someone detached it on the server.
+        why: Why = DRIFT if was is not None and addr in was and lb is not None else MANIFEST
+        ctx.changes.append(Change(da.address, ATTACH, la.id, block=addr, why=(why,), kind="agent"))
+        if why == DRIFT:
+            ctx.drift.append(
+                Drift(da.address, f"blocks[{addr}]", "attached", "detached", CONFIGURATION, True)
+            )
+    declared_labels = {b.label for b in da.memory_blocks}
+    for b in attached:
+        shared = shared_ids.get(b.id)
+        if shared is not None and shared not in wanted:
+            # Never attached by letta-apply: someone attached it on the server.
+            why = DRIFT if was is not None and shared not in was else MANIFEST
+            ctx.changes.append(
+                Change(da.address, DETACH, la.id, block=shared, why=(why,), kind="agent")
+            )
+            if why == DRIFT:
+                ctx.drift.append(
+                    Drift(
+                        da.address, f"blocks[{shared}]", "detached", "attached", CONFIGURATION,
+                        True,
+                    )
+                )  # fmt: skip
+        elif shared is None and b.id not in state.tagged and b.label not in declared_labels:
+            _unmanaged_block(ctx, da, la, b)
+
+
+def _unmanaged_block(ctx: Context, da: DesiredAgent, la: LiveAgent, b: LiveBlock) -> None:
+    """A block this stack does not manage, attached to one of its agents by hand."""
+    if ctx.detach_unmanaged:
+        ctx.changes.append(
+            Change(da.address, DETACH, la.id, block=b.id, why=(DRIFT,), kind="agent")
+        )
+    else:
+        ctx.notes.append(
+            f"{da.address}: block '{b.label}' ({b.id}) is attached but not managed by this "
+            "stack; left alone (--detach-unmanaged-blocks detaches it)"
+        )
+
+
+# -- deletion ----------------------------------------------------------------------------------
+
+
+def delete(ctx: Context, address: str, la: LiveAgent, why: Why, declared: Any = None) -> None:
+    """Delete the agent and its own blocks (Letta leaves them behind)."""
+    own = owned_of(la, _blocks(ctx), set(_shared(ctx)))
+    owned_applied = (applied_of(la) or {}).get("memory_blocks") or {}
+    protected_blocks = [
+        b.label for b in own if (owned_applied.get(b.label) or {}).get("prevent_destroy")
+    ]
+    if ctx.protected(la, declared) or protected_blocks:
+        ctx.refuse_destroy(address)
+        return
+    ctx.changes.append(Change(address, DELETE, la.id, why=(why,), kind="agent"))
+    for b in own:
+        delete_block(ctx, owned_block_address(address, b.label), b, why)
+
+
+def prune_own_blocks(ctx: Context) -> None:
+    """Own blocks the manifest no longer declares, on agents it still does."""
+    shared = set(_shared(ctx))
+    for address, la in ctx.pool("agent").items():
+        da = ctx.desired.of("agent").get(address)
+        if da is None or "memory_blocks" in da.ignore:
+            continue
+        if address in ctx.importing or address in ctx.replacing:
+            continue
+        labels = {b.label for b in da.memory_blocks}
+        for b in owned_of(la, _blocks(ctx), shared):
+            if b.label not in labels:
+                delete_block(ctx, owned_block_address(address, b.label), b, MANIFEST)
+
+
+def superseded(ctx: Context) -> tuple[tuple[str, LiveAgent], ...]:
+    extra: AgentMatch = ctx.extra["agent"]
+    return extra.superseded

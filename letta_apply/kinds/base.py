@@ -1,0 +1,395 @@
+"""The interface every resource kind implements, and the planning context kinds write into.
+
+A kind (block, agent, tool, identity...) is one module with one `Kind` subclass: its manifest
+section and JSON Schema fragment, how its live resources are listed, where its ownership marks
+live, its fields and their policies, what it depends on, and the requests that create, update,
+attach, detach and delete it. The planner, the reader, the applier, prune, import, `moved`,
+`--target` and fingerprints only ever go through this interface.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from deepdiff import DeepDiff
+
+from ..model import MARK_KEY, Desired, Import, Live, stack_tag
+from ..plan.changes import (
+    CONFIGURATION,
+    DRIFT,
+    MANIFEST,
+    Change,
+    Drift,
+    FieldDiff,
+    Problem,
+    Why,
+)
+from ..plan.marks import digest
+
+if TYPE_CHECKING:
+    from ..errors import Diagnostic
+    from ..manifest.files import Document
+    from ..server.client import LettaClient
+
+Policy = Literal["enforced", "initial", "sensitive", "replace"]
+"""How a field is kept: `enforced` (a difference is written back), `initial` (set at creation; a
+live difference is drift, kept, like a block's value), `sensitive` (write-only: never shown,
+never digested), `replace` (a change replaces the resource, create-first)."""
+
+Users = tuple[tuple[str, str, "str | None"], ...]
+"""Agents using a resource: (agent id, agent name, the agent's stack or None)."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field a kind manages, under its Letta name, with its policy."""
+
+    name: str
+    policy: Policy = "enforced"
+
+
+class Resource(Protocol):
+    """What every live resource has: an id and the marks letta-apply wrote on it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def mark(self) -> Mapping[str, Any]: ...
+
+
+class Declared(Protocol):
+    """What every declared resource has."""
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def prevent_destroy(self) -> bool: ...
+
+    @property
+    def ignore(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True)
+class Matched:
+    """A kind's live resources found by their marks: `pool` by address (what the planner works
+    on), `ids` every address that exists (nested ones included), notes, and whatever else the
+    kind needs to plan (`extra`)."""
+
+    pool: Mapping[str, Any]
+    ids: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    extra: Any = None
+
+
+def mark_of(metadata: Any) -> Mapping[str, Any]:
+    """The letta-apply mark in a metadata mapping (empty when there is none)."""
+    m = metadata.get(MARK_KEY) if isinstance(metadata, Mapping) else None
+    return m if isinstance(m, Mapping) else {}
+
+
+def applied_of(resource: Resource) -> Mapping[str, Any] | None:
+    """Digests of the fields as letta-apply last wrote them, from a resource's mark."""
+    applied = resource.mark.get("applied")
+    return applied if isinstance(applied, Mapping) else None
+
+
+def owned_by(resource: Resource, stack: str, prefix: str) -> str | None:
+    """The address `resource` carries when its marks say it is `stack`'s, else None."""
+    address = resource.mark.get("address")
+    if resource.mark.get("stack") == stack and isinstance(address, str):
+        return address if address.startswith(prefix + ".") else None
+    return None
+
+
+class Context:
+    """What the planner and the kinds share while planning: the inputs, the live resources each
+    kind matched (moved and imported ones included), and the changes, drift, problems and notes
+    made so far."""
+
+    def __init__(self, desired: Desired, live: Live, *, detach_unmanaged: bool) -> None:
+        self.desired = desired
+        self.live = live
+        self.detach_unmanaged = detach_unmanaged
+        self.stack = desired.stack
+        self.tag = desired.tag
+        self.changes: list[Change] = []
+        self.drift: list[Drift] = []
+        self.problems: list[Problem] = []
+        self.notes: list[str] = []
+        self.ids: dict[str, str] = {}
+        self.pools: dict[str, dict[str, Any]] = {}  # kind -> address -> live resource
+        self.extra: dict[str, Any] = {}  # kind -> what its match left for planning
+        self.moved: dict[str, str] = {}  # to-address -> from-address, for resources moved now
+        self.importing: set[str] = set()
+        self.replacing: set[str] = set()
+        self.refused: set[str] = set()  # declared addresses apply cannot make
+
+    def pool(self, kind: str) -> dict[str, Any]:
+        return self.pools.setdefault(kind, {})
+
+    def why(self, applied: Mapping[str, Any] | None, name: str, live_value: Any) -> Why:
+        """Whether a difference comes from the manifest or from the server (drift): the live
+        value still matching the digest letta-apply wrote means the manifest changed."""
+        if not applied or name not in applied:
+            return MANIFEST
+        return MANIFEST if applied[name] == digest(live_value) else DRIFT
+
+    def config_drift(self, address: str, diffs: Iterable[FieldDiff]) -> None:
+        for d in diffs:
+            if d.why == DRIFT:
+                self.drift.append(Drift(address, d.field, d.after, d.before, CONFIGURATION, True))
+
+    def protected(self, resource: Resource, declared: Any = None) -> bool:
+        return bool(
+            getattr(declared, "prevent_destroy", False)
+            or (applied_of(resource) or {}).get("prevent_destroy")
+        )
+
+    def refuse_destroy(self, address: str, verb: str = "delete") -> None:
+        self.problems.append(
+            Problem(
+                address,
+                f"prevent_destroy is set, and this plan would {verb} it",
+                "remove prevent_destroy from the manifest and apply that first, or keep the "
+                "resource as it is",
+                fatal=True,
+            )
+        )
+
+    def used_elsewhere(self, address: str, users: Users, ours: set[str]) -> bool:
+        """Refuse to delete a resource agents outside the stack still use (a problem)."""
+        foreign = [u for u in users if u[0] not in ours]
+        if foreign:
+            names = ", ".join(f"{name} ({aid})" for aid, name, _ in foreign)
+            self.problems.append(
+                Problem(
+                    address,
+                    f"not deleted: still attached to agents this stack does not manage: {names}",
+                    "detach it from those agents first",
+                )
+            )
+        return bool(foreign)
+
+
+class Run(Protocol):
+    """What the applier gives a kind to carry out one change."""
+
+    client: LettaClient
+    stack: str
+    tag: str
+    lock: threading.Lock
+
+    def id_of(self, address_or_id: str) -> str: ...
+
+    def record(self, address: str, rid: str) -> None: ...
+
+
+class Kind(ABC):
+    """One kind of Letta resource under management."""
+
+    name: ClassVar[str]  # the address prefix: identity.<key>
+    section: ClassVar[str]  # the manifest section: identities:
+    id_prefix: ClassVar[str]  # the prefix of its ids: identity-
+    depends_on: ClassVar[tuple[str, ...]] = ()  # kinds whose ids its requests carry
+    nested: ClassVar[Mapping[str, str]] = {}  # address segment -> kind of what it owns
+    fields: ClassVar[tuple[Field, ...]] = ()
+    marks: ClassVar[str]  # where its ownership marks live, for people
+    import_by_name: ClassVar[bool] = False
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def schema(self) -> dict[str, Any]:
+        """The kind's JSON Schema fragment, `schemas/<name>.json` beside this module: the schema
+        of its manifest section (`section`) and the `$defs` it adds to the manifest's."""
+        fragment: dict[str, Any] = json.loads(
+            (Path(__file__).parent / "schemas" / f"{self.name}.json").read_text(encoding="utf-8")
+        )
+        return fragment
+
+    def read_files(
+        self, doc: Document, data: Mapping[str, Any]
+    ) -> tuple[list[str], list[Diagnostic]]:
+        """Read the files the kind's entries name (into `doc.sources`), once, while the
+        manifest is loaded: validation does no I/O. Returns the files read and the problems."""
+        return [], []
+
+    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+        """Rules the schema cannot say, on the whole manifest's data (no I/O)."""
+        return []
+
+    @abstractmethod
+    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The declared resources of a manifest that passed every check, by address."""
+
+    def resolve(self, desired: Desired) -> Desired:
+        """A last look at the whole desired state (how other kinds refer to this one)."""
+        return desired
+
+    def references(self, declared: Any, desired: Desired) -> list[str]:
+        """Addresses a declared resource depends on (kept with it by `--target`)."""
+        return []
+
+    # -- reading the server ----------------------------------------------------------------
+
+    @abstractmethod
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+        """The kind's listing: a few paginated list calls, never one per resource."""
+
+    def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
+        """The live resource an `imports:` entry names (or why there is none), and raw data
+        read on the way that other kinds may see (an agent's blocks)."""
+        return f"{self.name}s cannot be imported", None
+
+    @abstractmethod
+    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> Any:
+        """The kind's live state from every kind's listing (`raw`) and what imports read
+        (`seen`). No I/O."""
+
+    def complete(self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]) -> Any:
+        """Reads that depend on the matched state: who else uses what a plan may delete
+        (`doomed`: the ids of every resource of any kind a plan may delete), names a create
+        would clash with. Returns the kind's state, completed."""
+        return live.of(self.name)
+
+    def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:
+        """The kind's state with whatever holds `names` outside the stack, where the listing
+        cannot say (a saved plan's creates are checked against it)."""
+        return live.of(self.name)
+
+    @abstractmethod
+    def resources(self, state: Any) -> Iterable[Resource]:
+        """Every live resource in the kind's state (for fingerprints)."""
+
+    # -- planning --------------------------------------------------------------------------
+
+    @abstractmethod
+    def match(self, stack: str, live: Live) -> Matched:
+        """The stack's resources among the live ones, by their marks only."""
+
+    def plan(self, ctx: Context) -> None:
+        """Plan every declared resource of the kind: create what is missing, update the rest."""
+        for address, declared in ctx.desired.of(self.name).items():
+            found = ctx.pool(self.name).get(address)
+            if found is None:
+                self.create(ctx, declared)
+            else:
+                self.update(ctx, declared, found, adopt=address in ctx.importing)
+
+    @abstractmethod
+    def create(self, ctx: Context, declared: Any) -> None: ...
+
+    @abstractmethod
+    def update(self, ctx: Context, declared: Any, found: Any, *, adopt: bool) -> None: ...
+
+    @abstractmethod
+    def delete(self, ctx: Context, address: str, found: Any, why: Why) -> None: ...
+
+    def prune(self, ctx: Context, *, destroy: bool) -> None:
+        """Delete what the stack owns and no longer declares (everything, for destroy)."""
+        why: Why = "destroy" if destroy else MANIFEST
+        declared = ctx.desired.of(self.name)
+        for address, found in sorted(ctx.pool(self.name).items()):
+            if destroy or address not in declared:
+                self.delete(ctx, address, found, why)
+
+    def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
+        """Ids of live resources (of any kind: an agent's own blocks) a plan may delete."""
+        keep = set() if destroy else {*desired.of(self.name), *desired.moved}
+        return {r.id for a, r in self.match(desired.stack, live).pool.items() if a not in keep}
+
+    @abstractmethod
+    def fingerprint(self, resource: Any, blank: frozenset[str]) -> str:
+        """A digest of what a change to `resource` was planned from (sensitive fields in
+        `blank` left out)."""
+
+    def blanks(self, live: Live) -> dict[str, frozenset[str]]:
+        """Fields each live resource's marks say hold sensitive values."""
+        out: dict[str, frozenset[str]] = {}
+        for r in self.resources(live.of(self.name)):
+            names = (applied_of(r) or {}).get("sensitive")
+            if isinstance(names, list):
+                out[r.id] = frozenset(map(str, names))
+        return out
+
+    def created_name(self, change: Change) -> str:
+        """The unique name a create takes ("" when the kind's names may repeat)."""
+        return ""
+
+    def clash(self, live: Live, name: str) -> tuple[str, ...]:
+        """Ids of resources outside the stack that hold `name` (a saved create is stale)."""
+        return ()
+
+    def show(self, desired: Desired, live: Live) -> list[tuple[str, str, str]]:
+        """The stack's resources of this kind for `show`: (address, id, what it is)."""
+        pool = self.match(desired.stack, live).pool
+        return [(a, r.id, self.describe(r, live)) for a, r in sorted(pool.items())]
+
+    def describe(self, resource: Any, live: Live) -> str:
+        """One line saying what a live resource is (its name, label...)."""
+        return ""
+
+    # -- applying --------------------------------------------------------------------------
+
+    @abstractmethod
+    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+        """Carry out one change; return the id of the resource it made or changed."""
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export(self, found: Any) -> dict[str, Any]:
+        """A manifest entry declaring a live resource as it is."""
+        return {}
+
+
+def tagged(tags: Iterable[str], stack: str) -> list[str]:
+    """A tag set with the stack's tag added (the server replaces tags whole)."""
+    return sorted({*tags, stack_tag(stack)})
+
+
+def dict_diffs(
+    name: str, before: Mapping[str, Any], after: Mapping[str, Any], why: Why
+) -> list[FieldDiff]:
+    """Field-level differences inside a mapping, e.g. metadata['team']: 'a' -> 'b'."""
+    dd = DeepDiff(dict(before), dict(after), verbose_level=2, view="tree")
+    out = []
+    for items in dd.values():
+        for item in items:
+            path = item.path(root=name)
+            t1 = None if _missing(item.t1) else item.t1
+            t2 = None if _missing(item.t2) else item.t2
+            out.append(FieldDiff(path, t1, t2, why))
+    return sorted(out, key=lambda d: d.field)
+
+
+def _missing(value: Any) -> bool:
+    return type(value).__name__ == "NotPresent"
+
+
+def whys(diffs: Iterable[FieldDiff]) -> tuple[Why, ...]:
+    return tuple(sorted({d.why for d in diffs})) or (MANIFEST,)
+
+
+def carries(resource: Mapping[str, Any], stack: str, address: str) -> bool:
+    """Whether a resource, as the server lists it, carries the stack's mark for `address`."""
+    mark = mark_of(resource.get("metadata"))
+    return (mark.get("stack"), mark.get("address")) == (stack, address)
+
+
+def settle(created: dict[str, Any], candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The resource to keep when more than one carries an address (two applies at once): the
+    oldest (list order). Every run that made one computes the same winner, so each deletes
+    only its own."""
+    if not candidates or candidates[0]["id"] == created["id"]:
+        return created
+    return candidates[0]

@@ -1,0 +1,625 @@
+"""Memory blocks: `blocks:` (shared, addressed block.<key>) and the agents' own blocks (declared
+under an agent's `memory_blocks`, addressed agent.<key>.memory_blocks.<label>, planned by the
+agent kind with the helpers here).
+
+Marks: the stack's tag in `tags`, and stack, address and field digests in `metadata`. A block's
+`value` is only what it starts with (policy `initial`): agents rewrite it, so a different live
+value is reported as drift and kept, unless the block sets `enforce_value`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from ..errors import Diagnostic
+from ..manifest.files import Document, Path_, clip, where
+from ..model import Desired, Import, Live
+from ..plan.changes import (
+    CREATE,
+    DELETE,
+    IMPORT,
+    MEMORY,
+    NEW,
+    UPDATE,
+    Action,
+    Change,
+    Drift,
+    FieldDiff,
+    Why,
+)
+from ..plan.marks import (
+    config_digests,
+    digest,
+    mark_metadata,
+    sensitive_fields,
+    sensitive_names,
+    user_metadata,
+)
+from ..server.client import LettaClient
+from ..server.lock import is_lock_record
+from .base import (
+    Context,
+    Field,
+    Kind,
+    Matched,
+    Run,
+    Users,
+    applied_of,
+    carries,
+    dict_diffs,
+    mark_of,
+    owned_by,
+    settle,
+    whys,
+)
+
+DEFAULT_LIMIT = 100000
+"""Letta's default block character limit (CreateBlock.limit)."""
+# What Letta 0.16.8 fills in when a block or agent leaves them out (letta/constants.py).
+DEFAULT_DESCRIPTIONS = {
+    "persona": "The persona block: Stores details about your current persona, guiding how you "
+    "behave and respond. This helps you to maintain consistency and personality in your "
+    "interactions.",
+    "human": "The human block: Stores key details about the person you are conversing with, "
+    "allowing for more personalized and friend-like conversation.",
+}
+FIELDS = ("description", "limit", "read_only")
+CONFIG = ("description", "limit", "read_only", "metadata", "tags", "identities")
+MAX_LABEL = 50
+# Labels the server accepts (the core-memory routes address a block by label).
+BLOCK_LABEL = re.compile(r"[A-Za-z0-9_/-]+")
+_LABEL_CHARS = "letters, digits, '_', '-' and '/'"
+
+
+@dataclass(frozen=True)
+class DesiredBlock:
+    """A memory block as the manifest declares it. `config` holds only the fields the manifest
+    sets (description, limit, read_only, metadata, tags): fields left out are the server's."""
+
+    address: str
+    label: str
+    value: str
+    enforce_value: bool = False
+    config: Mapping[str, Any] = field(default_factory=dict)
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
+
+
+@dataclass(frozen=True)
+class LiveBlock:
+    id: str
+    label: str
+    value: str
+    description: str | None = None
+    limit: int | None = None
+    read_only: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+    @property
+    def mark(self) -> Mapping[str, Any]:
+        return mark_of(self.metadata)
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> LiveBlock:
+        return cls(
+            id=d["id"],
+            label=d.get("label") or "",
+            value=d.get("value") or "",
+            description=d.get("description"),
+            limit=d.get("limit"),
+            read_only=bool(d.get("read_only")),
+            metadata=d.get("metadata") or {},
+            tags=tuple(d.get("tags") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class BlockState:
+    """Every block the stack's reads saw, by id: those carrying its tag, and those attached to
+    its agents (an agent's view of a block omits tags: the tagged copy wins). `users` maps the
+    id of a block a plan may delete to the agents attached to it."""
+
+    blocks: Mapping[str, LiveBlock] = field(default_factory=dict)
+    tagged: frozenset[str] = frozenset()
+    users: Mapping[str, Users] = field(default_factory=dict)
+
+
+class _AgentLike(Protocol):
+    """What blocks need to know of an agent (see kinds.agent)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def block_ids(self) -> tuple[str, ...]: ...
+
+
+class _Agents(Protocol):
+    """What blocks need to know of the agents' live state (see kinds.agent)."""
+
+    def ours(self, stack: str) -> list[_AgentLike]: ...
+
+
+def block_applied(db: DesiredBlock) -> dict[str, Any]:
+    """Digests of the configuration letta-apply writes for a block, and its protection. A field
+    holding a sensitive value gets no digest (marks are shown in plans and saved in plan files);
+    a difference in it is attributed to the manifest."""
+    out: dict[str, Any] = {"label": digest(db.label), **config_digests(db.config, FIELDS)}
+    if "identities" in db.config:
+        out["identities"] = digest(sorted(db.config["identities"]))
+    if db.prevent_destroy:
+        out["prevent_destroy"] = True
+    return {**out, **sensitive_names(sensitive_fields(db.config))}
+
+
+def owned_block_address(agent_address: str, label: str) -> str:
+    """Address of a block an agent owns alone (declared under its `memory_blocks`)."""
+    return f"{agent_address}.memory_blocks.{label}"
+
+
+def declare_block(spec: Mapping[str, Any], address: str, label: str) -> DesiredBlock:
+    config = {k: spec[k] for k in CONFIG if k in spec}
+    if "limit" in config:
+        config["limit"] = int(config["limit"])  # YAML `limit: 5000.0` is a valid integer
+    if "identities" in config:
+        config["identities"] = [f"identity.{k}" for k in config["identities"]]
+    return DesiredBlock(
+        address=address,
+        label=label,
+        value=spec["value"],
+        enforce_value=bool(spec.get("enforce_value", False)),
+        config=config,
+        prevent_destroy=bool(spec.get("prevent_destroy", False)),
+        ignore=frozenset(spec.get("ignore_changes", ())),
+    )
+
+
+def check_block(
+    doc: Document, path: Path_, spec: Mapping[str, Any], label: Any, *, from_key: bool
+) -> list[Diagnostic]:
+    """A label Letta accepts, and a value within the block's limit (shared and own blocks)."""
+    errors: list[Diagnostic] = []
+    if isinstance(label, str):
+        label_path: Path_ = path if from_key else (*path, "label")
+        at = where(label_path)
+        source = " (the label defaults to the key; set a shorter 'label')" if from_key else ""
+        if len(label) > MAX_LABEL:
+            errors.append(
+                doc.diag(
+                    label_path,
+                    f"{at}: label is {len(label)} characters; Letta accepts at most "
+                    f"{MAX_LABEL}{source}",
+                    key=from_key,
+                )
+            )
+        elif label and not BLOCK_LABEL.fullmatch(label):
+            errors.append(
+                doc.diag(
+                    label_path,
+                    f"{at}: label {clip(label)} is not accepted by Letta: use only {_LABEL_CHARS}",
+                    key=from_key,
+                )
+            )
+    value, limit = spec.get("value"), spec.get("limit", DEFAULT_LIMIT)
+    if not _is_limit(limit):
+        return errors  # the schema reports the limit itself; the value cannot be judged by it
+    if isinstance(value, str) and len(value) > limit:
+        default = "" if "limit" in spec else " (the default; set 'limit' to raise it)"
+        errors.append(
+            doc.diag(
+                (*path, "value"),
+                f"{where((*path, 'value'))}: value is {len(value)} characters, over the "
+                f"block's limit of {limit}{default}",
+            )
+        )
+    return errors
+
+
+def _is_limit(value: Any) -> bool:
+    """A `limit` the schema accepts: an integer (1.0 included), from 1 to its maximum."""
+    bounds = BlockKind().schema()["$defs"]["block"]["properties"]["limit"]
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == int(value)
+        and bounds["minimum"] <= value <= bounds["maximum"]
+    )
+
+
+def block_body(db: DesiredBlock, stack: str, tag: str, *, mark: bool) -> dict[str, Any]:
+    """The request that creates a block (inline in an agent's create, without its own mark:
+    Letta drops metadata there)."""
+    body: dict[str, Any] = {"label": db.label, "value": db.value}
+    for k in FIELDS:
+        if k in db.config:
+            body[k] = db.config[k]
+    metadata = dict(db.config.get("metadata", {}))
+    if mark:
+        metadata.update(mark_metadata(stack, db.address, block_applied(db)))
+    if metadata:
+        body["metadata"] = metadata
+    body["tags"] = sorted({*db.config.get("tags", ()), tag})
+    return body
+
+
+def identity_refs(ctx: Context, db: DesiredBlock) -> list[Any]:
+    """Ids of the identities a block declares (`{"$ref": address}` for one this plan makes)."""
+    pool = ctx.pool("identity")
+    return [pool[a].id if a in pool else {"$ref": a} for a in db.config.get("identities", ())]
+
+
+def declared_extras(config: Mapping[str, Any]) -> tuple[FieldDiff, ...]:
+    """Tags and metadata a create sets, as the manifest writes them (without the marks)."""
+    return tuple(FieldDiff(k, None, config[k], NEW) for k in ("tags", "metadata") if k in config)
+
+
+def create_block_change(ctx: Context, db: DesiredBlock) -> Change:
+    body = block_body(db, ctx.stack, ctx.tag, mark=True)
+    diffs = tuple(
+        FieldDiff(k, None, v, NEW) for k, v in body.items() if k not in ("metadata", "tags")
+    ) + declared_extras(db.config)
+    if "identities" in db.config:
+        # Attached right after the create (a block's create request takes no identities).
+        body["attach_identities"] = identity_refs(ctx, db)
+        diffs += (FieldDiff("identities", None, sorted(db.config["identities"]), NEW),)
+    return Change(db.address, CREATE, diffs=diffs, body=body, why=(NEW,), kind="block")
+
+
+def update_block(
+    ctx: Context,
+    db: DesiredBlock,
+    lb: LiveBlock,
+    applied: Mapping[str, Any] | None,
+    *,
+    adopt: bool = False,
+) -> None:
+    """Plan the update of a block; with `adopt`, the block is imported: it gets the stack's tag
+    and marks in the same request."""
+    diffs: list[FieldDiff] = []
+    body: dict[str, Any] = {}
+    ignore = db.ignore
+    state: BlockState = ctx.live.of("block")
+
+    def differs(name: str, live_value: Any, declared: Any) -> None:
+        diffs.append(FieldDiff(name, live_value, declared, ctx.why(applied, name, live_value)))
+
+    moved_from = ctx.moved.get(db.address)
+    if moved_from:
+        diffs.append(FieldDiff("address", moved_from, db.address))
+    if lb.label != db.label and "label" not in ignore:
+        differs("label", lb.label, db.label)
+        body["label"] = db.label
+    for k in FIELDS:
+        if k in db.config and k not in ignore and getattr(lb, k) != db.config[k]:
+            differs(k, getattr(lb, k), db.config[k])
+            body[k] = db.config[k]
+    live_md = user_metadata(lb.metadata)
+    if "metadata" in db.config and "metadata" not in ignore and live_md != db.config["metadata"]:
+        why = ctx.why(applied, "metadata", live_md)
+        diffs.extend(dict_diffs("metadata", live_md, db.config["metadata"], why))
+    live_tags = sorted(set(lb.tags) - {ctx.tag})
+    declared_tags = sorted(db.config.get("tags", ()))
+    tracked = "tags" in db.config and "tags" not in ignore
+    if tracked and (lb.id in state.tagged or adopt) and live_tags != declared_tags:
+        differs("tags", live_tags, declared_tags)
+        body["tags"] = sorted({*declared_tags, ctx.tag})
+    if "identities" in db.config and "identities" not in ignore:
+        _identities(ctx, db, lb, applied, diffs, body)
+    if lb.value != db.value and "value" not in ignore:
+        ctx.drift.append(Drift(db.address, "value", db.value, lb.value, MEMORY, db.enforce_value))
+        if db.enforce_value:
+            diffs.append(FieldDiff("value", lb.value, db.value, MEMORY))
+            body["value"] = db.value
+    protected = bool((applied or {}).get("prevent_destroy"))
+    if protected != db.prevent_destroy and (lb.mark or adopt):
+        diffs.append(FieldDiff("prevent_destroy", protected, db.prevent_destroy))
+    ctx.config_drift(db.address, diffs)
+    if adopt:
+        # Tags go in whole (the server replaces the set): the live ones plus the stack's.
+        body.setdefault("tags", sorted({*live_tags, ctx.tag}))
+    if diffs or adopt:
+        user_md = db.config.get("metadata", live_md)
+        body["metadata"] = {**user_md, **mark_metadata(ctx.stack, db.address, block_applied(db))}
+        action: Action = IMPORT if adopt else UPDATE
+        why_: tuple[Why, ...] = ("adopt",) if adopt else whys(diffs)
+        ctx.changes.append(
+            Change(db.address, action, lb.id, tuple(diffs), body, why=why_, kind="block")
+        )
+
+
+def _identities(
+    ctx: Context,
+    db: DesiredBlock,
+    lb: LiveBlock,
+    applied: Mapping[str, Any] | None,
+    diffs: list[FieldDiff],
+    body: dict[str, Any],
+) -> None:
+    """The stack's identities the block is attached to, against the declared ones."""
+    by_id = {i.id: a for a, i in ctx.pool("identity").items()}
+    live_ids = sorted(i for i, blocks in ctx.live.of("identity").blocks.items() if lb.id in blocks)
+    wanted = identity_refs(ctx, db)
+    if set(live_ids) == {i for i in wanted if isinstance(i, str)} and all(
+        isinstance(i, str) for i in wanted
+    ):
+        return
+    shown = sorted(by_id.get(i, i) for i in live_ids)
+    diffs.append(
+        FieldDiff(
+            "identities", shown, sorted(db.config["identities"]),
+            ctx.why(applied, "identities", shown),
+        )
+    )  # fmt: skip
+    body["attach_identities"] = [i for i in wanted if i not in live_ids]
+    body["detach_identities"] = [i for i in live_ids if i not in wanted]
+
+
+def our_agent_ids(ctx: Context) -> set[str]:
+    """Ids of the stack's agents, those an interrupted replacement left behind included."""
+    agents: Iterable[_AgentLike] = ctx.pool("agent").values()
+    superseded = getattr(ctx.extra.get("agent"), "superseded", ())
+    return {a.id for a in agents} | {a.id for _, a in superseded}
+
+
+def delete_block(ctx: Context, address: str, b: LiveBlock, why: Why, declared: Any = None) -> None:
+    if ctx.protected(b, declared):
+        ctx.refuse_destroy(address)
+        return
+    state: BlockState = ctx.live.of("block")
+    if ctx.used_elsewhere(address, state.users.get(b.id, ()), our_agent_ids(ctx)):
+        return
+    ctx.changes.append(Change(address, DELETE, b.id, why=(why,), kind="block"))
+
+
+def owned_of(agent: _AgentLike, state: BlockState, shared_ids: set[str]) -> list[LiveBlock]:
+    """An agent's own blocks: attached, carrying the stack's tag, not a shared block."""
+    return [
+        state.blocks[i]
+        for i in agent.block_ids
+        if i in state.blocks and i in state.tagged and i not in shared_ids
+    ]
+
+
+def block_fingerprint(b: LiveBlock, blank: frozenset[str]) -> str:
+    # The value is left out: agents write it all the time, and no change depends on it.
+    return digest(
+        [
+            b.id, b.label, blanked(b.description, "description", blank), b.limit, b.read_only,
+            blanked(dict(b.metadata), "metadata", blank), sorted(b.tags),
+        ]
+    )  # fmt: skip
+
+
+def blanked(value: Any, name: str, fields: frozenset[str]) -> Any:
+    """A field's value for a fingerprint: SHOWN when it is sensitive; a mapping (metadata) with
+    its sensitive keys blanked."""
+    from ..model import SHOWN
+
+    if name in fields:
+        return SHOWN
+    if isinstance(value, Mapping):
+        return {k: SHOWN if f"{name}.{k}" in fields else v for k, v in value.items()}
+    return value
+
+
+class BlockKind(Kind):
+    name: ClassVar[str] = "block"
+    section: ClassVar[str] = "blocks"
+    id_prefix: ClassVar[str] = "block-"
+    depends_on: ClassVar[tuple[str, ...]] = ("identity",)
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("label"),
+        Field("value", "initial"),
+        Field("description"),
+        Field("limit"),
+        Field("read_only"),
+        Field("metadata"),
+        Field("tags"),
+        Field("identities"),
+    )
+    marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+        errors: list[Diagnostic] = []
+        blocks = data.get("blocks")
+        for key, spec in (blocks if isinstance(blocks, dict) else {}).items():
+            if isinstance(spec, dict):
+                label = spec.get("label", key)
+                errors += check_block(
+                    doc, ("blocks", key), spec, label, from_key="label" not in spec
+                )
+        return errors
+
+    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            f"block.{key}": declare_block(spec, f"block.{key}", spec.get("label", key))
+            for key, spec in (data.get("blocks") or {}).items()
+        }
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+        from ..model import stack_tag
+
+        # Lock records never carry the stack's tag; the filter keeps them out regardless.
+        return [b for b in client.list_blocks(stack_tag(stack)) if not is_lock_record(b)]
+
+    def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
+        from ..errors import ApiError
+
+        assert imp.id is not None  # validation: blocks are imported by id
+        try:
+            raw_block = client.get_block(imp.id)
+            return LiveBlock.from_api(raw_block), raw_block
+        except ApiError as e:
+            if e.status == 404:
+                return f"no such resource on the server: {imp.id}", None
+            raise
+
+    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> BlockState:
+        tagged = [LiveBlock.from_api(b) for b in raw["block"]]
+        blocks = {b.id: b for b in tagged}
+        for agent in [*raw.get("agent", ()), *(seen.get("agent") or ())]:
+            for b in agent.get("blocks") or ():
+                blocks.setdefault(b["id"], LiveBlock.from_api(b))
+        for b in seen.get("block") or ():
+            blocks.setdefault(b["id"], LiveBlock.from_api(b))
+        return BlockState(blocks, frozenset(b.id for b in tagged))
+
+    def complete(
+        self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
+    ) -> BlockState:
+        state: BlockState = live.of("block")
+        candidates = sorted(i for i in doomed if i in state.blocks)
+        users = block_users(client, desired, live, candidates)
+        return BlockState(state.blocks, state.tagged, users)
+
+    def resources(self, state: Any) -> Iterable[LiveBlock]:
+        blocks: Mapping[str, LiveBlock] = state.blocks
+        return blocks.values()
+
+    # -- planning --------------------------------------------------------------------------
+
+    def match(self, stack: str, live: Live) -> Matched:
+        """Should two blocks carry one address, the one the stack's agents use wins."""
+        state: BlockState = live.of("block")
+        agents: _Agents = live.of("agent")
+        in_use = {i for a in agents.ours(stack) for i in a.block_ids}
+        by_address: dict[str, list[LiveBlock]] = {}
+        for b in state.blocks.values():
+            address = owned_by(b, stack, "block")
+            if b.id in state.tagged and address is not None:
+                by_address.setdefault(address, []).append(b)
+        pool: dict[str, LiveBlock] = {}
+        notes: list[str] = []
+        for address, found in by_address.items():
+            found.sort(key=lambda b: (b.id not in in_use, b.id))
+            pool[address] = found[0]
+            if len(found) > 1:
+                others = ", ".join(b.id for b in found[1:])
+                notes.append(
+                    f"{address}: more than one block carries this address; using "
+                    f"{found[0].id}, the other ({others}) is left alone"
+                )
+        return Matched(pool, {a: b.id for a, b in pool.items()}, tuple(notes))
+
+    def create(self, ctx: Context, declared: DesiredBlock) -> None:
+        ctx.changes.append(create_block_change(ctx, declared))
+
+    def update(
+        self, ctx: Context, declared: DesiredBlock, found: LiveBlock, *, adopt: bool
+    ) -> None:
+        update_block(ctx, declared, found, None if adopt else applied_of(found), adopt=adopt)
+
+    def delete(self, ctx: Context, address: str, found: LiveBlock, why: Why) -> None:
+        delete_block(ctx, address, found, why, ctx.desired.of("block").get(address))
+
+    def fingerprint(self, resource: LiveBlock, blank: frozenset[str]) -> str:
+        return block_fingerprint(resource, blank)
+
+    def describe(self, resource: LiveBlock, live: Live) -> str:
+        return f"label={resource.label!r}  value={resource.value!r}"
+
+    # -- applying --------------------------------------------------------------------------
+
+    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+        c = run.client
+        attach = body.pop("attach_identities", ())
+        detach = body.pop("detach_identities", ())
+        rid = change.remote_id or ""
+        if change.action == CREATE:
+            rid = create_block(run, change.address, body)
+            run.record(change.address, rid)
+        elif change.action == DELETE:
+            c.delete_block(rid)
+        else:
+            c.update_block(rid, body)
+        for verb, ids in (("attach", attach), ("detach", detach)):
+            for identity_id in ids:
+                c.request("PATCH", f"/v1/blocks/{rid}/identities/{verb}/{identity_id}")
+        return rid
+
+
+def create_block(run: Run, address: str, body: Mapping[str, Any]) -> str:
+    """Create a block; settle with any other run that made the same address meanwhile."""
+
+    def candidates() -> list[dict[str, Any]]:
+        found = run.client.list_blocks(run.tag, label=body["label"])
+        return [b for b in found if carries(b, run.stack, address)]
+
+    created = run.client.create_block(body, find=lambda: next(iter(candidates()), None))
+    winner = settle(created, candidates())
+    if winner is not created:
+        run.client.delete_block(created["id"])
+    return str(winner["id"])
+
+
+def export_block(b: LiveBlock, *, label: bool) -> dict[str, Any]:
+    """A block's fields as a manifest declares them (server defaults left out)."""
+    out: dict[str, Any] = {"label": b.label} if label else {}
+    out["value"] = b.value
+    if b.description and b.description != DEFAULT_DESCRIPTIONS.get(b.label):
+        out["description"] = b.description
+    if b.limit is not None and b.limit != DEFAULT_LIMIT:
+        out["limit"] = b.limit
+    if b.read_only:
+        out["read_only"] = True
+    if user_metadata(b.metadata):
+        out["metadata"] = user_metadata(b.metadata)
+    if b.tags:
+        out["tags"] = sorted(b.tags)
+    return out
+
+
+def block_users(
+    client: LettaClient, desired: Desired, live: Live, candidates: list[str]
+) -> dict[str, Users]:
+    """The agents using each of `candidates` (blocks the plan may delete), read only for the
+    blocks that may have users outside the stack.
+
+    The stack's agents were listed with their blocks, so how many of them use each block is
+    known; a block whose attachment count on the server is higher has another user. Letta
+    filters a list of blocks by attachment count, so the check costs one tag-filtered listing
+    per distinct count instead of one request per block; only the blocks it flags (or that lack
+    the stack's tag, which those listings would miss) are looked up one by one.
+    """
+    if not candidates:
+        return {}
+    state: BlockState = live.of("block")
+    agents: _Agents = live.of("agent")
+    ours = agents.ours(desired.stack)
+    known = Counter(i for a in ours for i in set(a.block_ids))
+    suspect = {i for i in candidates if i not in state.tagged}
+    groups: dict[int, set[str]] = {}
+    for i in candidates:
+        if i in state.tagged:
+            groups.setdefault(known[i], set()).add(i)
+    tagged_known = [known[i] for i in state.tagged]
+    for count, ids in sorted(groups.items()):
+        # Ask for the smaller side: the blocks used more than `count` times (suspects), or those
+        # used at most `count` times (cleared). The known counts are lower bounds of the real
+        # ones, so they estimate the size of each answer.
+        above = sum(1 for k in tagged_known if k > count)
+        if above <= len(tagged_known) - above:
+            flagged = client.list_block_ids(desired.tag, attached_more_than=count)
+            suspect |= ids & flagged
+        else:
+            cleared = client.list_block_ids(desired.tag, attached_fewer_than=count + 1)
+            suspect |= ids - cleared
+    return {
+        bid: tuple((u["id"], u.get("name") or "", stack_of(u)) for u in client.block_agents(bid))
+        for bid in sorted(suspect)
+    }
+
+
+def stack_of(agent: Mapping[str, Any]) -> str | None:
+    """The stack an agent (as the server lists it) belongs to, or None."""
+    stack = mark_of(agent.get("metadata")).get("stack")
+    return stack if isinstance(stack, str) else None

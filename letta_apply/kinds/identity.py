@@ -1,0 +1,398 @@
+"""Identities: `identities:`, addressed identity.<key> (Letta's `/v1/identities/`: the users,
+organizations and others agents act for). Agents and shared blocks name theirs by key
+(`identities: [key]`).
+
+Where the marks live: Letta's identities carry no tags and no metadata, so the mark (stack,
+address, field digests) is one entry of the identity's own `properties`, under the reserved key
+`letta_apply` with type `json`. That is safe: the manifest may not declare that key, Letta never
+writes it, and an identity made by hand or by another tool does not carry it, so ownership never
+rests on a name or an identifier_key matching. `identifier_key` is unique per project on the
+server: a declared key already held by an identity the stack does not own is a clash, refused
+with the hint to import it, never taken over.
+
+An agent's identities are a field of the agent (`identity_ids`). A shared block's are attached
+with the block routes; they are read from each of the stack's identities' block listing, only
+when some block declares identities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import Diagnostic
+from ..manifest.files import Document
+from ..model import MARK_KEY, Desired, Import, Live
+from ..plan.changes import (
+    CREATE,
+    DELETE,
+    IMPORT,
+    NEW,
+    UPDATE,
+    Action,
+    Change,
+    FieldDiff,
+    Problem,
+    Why,
+)
+from ..plan.marks import digest, has_secret, sensitive_fields, sensitive_names
+from ..server.client import LettaClient
+from .base import Context, Field, Kind, Matched, Run, applied_of, dict_diffs, owned_by, whys
+
+FIELDS = ("identifier_key", "name", "identity_type")
+_PROPERTY_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"))
+
+
+@dataclass(frozen=True)
+class DesiredIdentity:
+    """An identity as the manifest declares it; `config` holds identifier_key, name,
+    identity_type and, when declared, properties (a mapping of key to value)."""
+
+    address: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class LiveIdentity:
+    id: str
+    identifier_key: str
+    name: str
+    identity_type: str
+    properties: Mapping[str, Any] = field(default_factory=dict)  # key -> value, mark apart
+    mark: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> LiveIdentity:
+        props: dict[str, Any] = {}
+        mark: Mapping[str, Any] = {}
+        for p in d.get("properties") or ():
+            if p.get("key") == MARK_KEY and isinstance(p.get("value"), Mapping):
+                mark = p["value"]
+            elif isinstance(p.get("key"), str):
+                props[p["key"]] = p.get("value")
+        return cls(
+            d["id"], d.get("identifier_key") or "", d.get("name") or "",
+            d.get("identity_type") or "", props, mark,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IdentityState:
+    """Every identity on the server (they cannot be filtered by mark), and the blocks attached
+    to each of the stack's identities (read only when a block declares identities)."""
+
+    identities: tuple[LiveIdentity, ...] = ()
+    blocks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def properties(values: Mapping[str, Any], mark: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Letta's property list: each value with its type, and the mark as one more property."""
+    out = [{"key": k, "value": v, "type": _type_of(v)} for k, v in values.items()]
+    return [*out, {"key": MARK_KEY, "value": dict(mark), "type": "json"}]
+
+
+def _type_of(value: Any) -> str:
+    for types, name in _PROPERTY_TYPES:
+        if isinstance(value, types):
+            return name
+    return "json"
+
+
+def identity_applied(di: DesiredIdentity) -> dict[str, Any]:
+    """Digests of what letta-apply writes for an identity; fields holding sensitive values (a
+    property's value) get none."""
+    out: dict[str, Any] = {k: digest(di.config[k]) for k in FIELDS}
+    props = di.config.get("properties")
+    if props is not None and not has_secret(props):
+        out["properties"] = digest(dict(props))
+    if di.prevent_destroy:
+        out["prevent_destroy"] = True
+    names = sensitive_fields(di.config, plain=(), mappings=("properties",))
+    return {**out, **sensitive_names(names)}
+
+
+def mark(stack: str, di: DesiredIdentity) -> dict[str, Any]:
+    return {"stack": stack, "address": di.address, "applied": identity_applied(di)}
+
+
+class IdentityKind(Kind):
+    name: ClassVar[str] = "identity"
+    section: ClassVar[str] = "identities"
+    id_prefix: ClassVar[str] = "identity-"
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("identifier_key"),
+        Field("name"),
+        Field("identity_type"),
+        Field("properties"),
+    )
+    marks: ClassVar[str] = f"the `{MARK_KEY}` entry of `properties` (identities have no tags)"
+    import_by_name: ClassVar[bool] = True  # by identifier_key
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+        """identifier_keys are unique on the server: two entries may not share one."""
+        errors: list[Diagnostic] = []
+        seen: dict[str, str] = {}
+        section = data.get("identities")
+        for key, spec in (section if isinstance(section, dict) else {}).items():
+            if not isinstance(spec, dict):
+                continue
+            ident = spec.get("identifier_key", key)
+            at = (
+                ("identities", key, "identifier_key")
+                if "identifier_key" in spec
+                else ("identities", key)
+            )
+            if isinstance(ident, str) and ident in seen:
+                errors.append(
+                    doc.diag(
+                        at,
+                        f"identities.{key}: identifier_key {ident!r} is already used by "
+                        f"identities.{seen[ident]}; identifier keys are unique on a Letta server",
+                        key="identifier_key" not in spec,
+                    )
+                )
+            elif isinstance(ident, str):
+                seen[ident] = key
+        return errors + _references(doc, data)
+
+    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, DesiredIdentity] = {}
+        for key, spec in (data.get("identities") or {}).items():
+            config: dict[str, Any] = {
+                "identifier_key": spec.get("identifier_key", key),
+                "name": spec.get("name", key),
+                "identity_type": spec["identity_type"],
+            }
+            if "properties" in spec:
+                config["properties"] = dict(spec["properties"])
+            out[f"identity.{key}"] = DesiredIdentity(
+                f"identity.{key}", config, bool(spec.get("prevent_destroy", False)),
+                frozenset(spec.get("ignore_changes", ())),
+            )  # fmt: skip
+        return out
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+        return list(client.paginate("/v1/identities/", {}))
+
+    def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
+        """From the listing already read: by id, or by identifier_key (given as `name`)."""
+        for found in map(LiveIdentity.from_api, raw["identity"]):
+            if found.id == imp.id or (imp.name is not None and found.identifier_key == imp.name):
+                return found, None
+        return f"no such identity on the server: {imp.id or imp.name}", None
+
+    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> IdentityState:
+        return IdentityState(tuple(LiveIdentity.from_api(i) for i in raw["identity"]))
+
+    def complete(
+        self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
+    ) -> IdentityState:
+        state: IdentityState = live.of("identity")
+        if not any("identities" in b.config for b in desired.of("block").values()):
+            return state
+        ours = self.match(desired.stack, live).pool.values()
+        blocks = {
+            i.id: tuple(b["id"] for b in client.paginate(f"/v1/identities/{i.id}/blocks", {}))
+            for i in ours
+        }
+        return IdentityState(state.identities, blocks)
+
+    def resources(self, state: Any) -> Iterable[LiveIdentity]:
+        identities: IdentityState = state
+        return identities.identities
+
+    # -- planning --------------------------------------------------------------------------
+
+    def match(self, stack: str, live: Live) -> Matched:
+        state: IdentityState = live.of("identity")
+        pool: dict[str, LiveIdentity] = {}
+        notes: list[str] = []
+        for i in state.identities:
+            address = owned_by(i, stack, self.name)
+            if address is None:
+                continue
+            if address in pool:
+                notes.append(
+                    f"{address}: more than one identity carries this address ({pool[address].id}, "
+                    f"{i.id}); using {pool[address].id}, the other is left alone"
+                )
+            else:
+                pool[address] = i
+        return Matched(pool, {a: i.id for a, i in pool.items()}, tuple(notes))
+
+    def create(self, ctx: Context, declared: DesiredIdentity) -> None:
+        di = declared
+        holder = self.clash(ctx.live, di.config["identifier_key"])
+        if holder:
+            ctx.refused.add(di.address)
+            ctx.problems.append(
+                Problem(
+                    di.address,
+                    f"an identity with identifier_key '{di.config['identifier_key']}' already "
+                    f"exists on the server and is not managed by stack '{ctx.stack}' "
+                    f"({', '.join(holder)})",
+                    f"adopt it with an `imports:` entry ({{to: {di.address}, name: "
+                    f"{di.config['identifier_key']}}}), or declare another identifier_key",
+                )
+            )
+            return
+        body = {k: di.config[k] for k in FIELDS}
+        body["properties"] = properties(di.config.get("properties", {}), mark(ctx.stack, di))
+        diffs = [FieldDiff(k, None, di.config[k], NEW) for k in FIELDS]
+        if "properties" in di.config:
+            diffs.append(FieldDiff("properties", None, dict(di.config["properties"]), NEW))
+        ctx.changes.append(
+            Change(di.address, CREATE, diffs=tuple(diffs), body=body, why=(NEW,), kind=self.name)
+        )
+
+    def update(
+        self, ctx: Context, declared: DesiredIdentity, found: LiveIdentity, *, adopt: bool
+    ) -> None:
+        di, li = declared, found
+        applied = None if adopt else applied_of(li)
+        diffs: list[FieldDiff] = []
+        body: dict[str, Any] = {}
+        moved_from = ctx.moved.get(di.address)
+        if moved_from:
+            diffs.append(FieldDiff("address", moved_from, di.address))
+        for k in FIELDS:
+            live_value = getattr(li, k)
+            if k not in di.ignore and live_value != di.config[k]:
+                diffs.append(
+                    FieldDiff(k, live_value, di.config[k], ctx.why(applied, k, live_value))
+                )
+                body[k] = di.config[k]
+        props = di.config.get("properties")
+        if props is not None and "properties" not in di.ignore and dict(li.properties) != props:
+            why = ctx.why(applied, "properties", dict(li.properties))
+            diffs.extend(dict_diffs("properties", dict(li.properties), dict(props), why))
+        protected = bool((applied or {}).get("prevent_destroy"))
+        if protected != di.prevent_destroy and (li.mark or adopt):
+            diffs.append(FieldDiff("prevent_destroy", protected, di.prevent_destroy))
+        ctx.config_drift(di.address, diffs)
+        if diffs or adopt:
+            # The mark is a property: properties are written whole, the live ones kept when
+            # the manifest leaves them out.
+            values = props if props is not None else li.properties
+            body["properties"] = properties(values, mark(ctx.stack, di))
+            action: Action = IMPORT if adopt else UPDATE
+            why_: tuple[Why, ...] = ("adopt",) if adopt else whys(diffs)
+            ctx.changes.append(
+                Change(di.address, action, li.id, tuple(diffs), body, why=why_, kind=self.name)
+            )
+
+    def delete(self, ctx: Context, address: str, found: LiveIdentity, why: Why) -> None:
+        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+            ctx.refuse_destroy(address)
+            return
+        ctx.changes.append(Change(address, DELETE, found.id, why=(why,), kind=self.name))
+
+    def fingerprint(self, resource: LiveIdentity, blank: frozenset[str]) -> str:
+        from ..model import SHOWN
+
+        i = resource
+        props = {k: SHOWN if f"properties.{k}" in blank else v for k, v in i.properties.items()}
+        return digest([i.id, i.identifier_key, i.name, i.identity_type, props, dict(i.mark)])
+
+    def describe(self, resource: LiveIdentity, live: Live) -> str:
+        return f"identifier_key={resource.identifier_key!r}  name={resource.name!r}"
+
+    def created_name(self, change: Change) -> str:
+        return str(change.body.get("identifier_key", ""))
+
+    def clash(self, live: Live, name: str) -> tuple[str, ...]:
+        state: IdentityState = live.of("identity")
+        return tuple(i.id for i in state.identities if i.identifier_key == name and not i.mark)
+
+    # -- applying --------------------------------------------------------------------------
+
+    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+        c = run.client
+        if change.action == CREATE:
+            created = c.request(
+                "POST", "/v1/identities/", json=body, find=lambda: _find(run, change)
+            )
+            rid = str(created["id"])
+            run.record(change.address, rid)
+            return rid
+        rid = change.remote_id or ""
+        if change.action == DELETE:
+            c.request("DELETE", f"/v1/identities/{rid}")
+        else:
+            c.request("PATCH", f"/v1/identities/{rid}", json=body)
+        return rid
+
+    def export(self, found: LiveIdentity) -> dict[str, Any]:
+        out: dict[str, Any] = {"identifier_key": found.identifier_key, "name": found.name}
+        out["identity_type"] = found.identity_type
+        if found.properties:
+            out["properties"] = dict(found.properties)
+        return out
+
+
+def _find(run: Run, change: Change) -> dict[str, Any] | None:
+    """The identity an ambiguous create may have made: identifier keys are unique, so one
+    filtered listing says, and its mark says whether it is ours."""
+    key = change.body["identifier_key"]
+    for raw in run.client.paginate("/v1/identities/", {"identifier_key": key}):
+        found = LiveIdentity.from_api(raw)
+        if (found.mark.get("stack"), found.mark.get("address")) == (run.stack, change.address):
+            return raw
+    return None
+
+
+def block_identity_ids(ctx: Context, block_id: str) -> list[str]:
+    """Ids of the stack's identities a live block is attached to."""
+    state: IdentityState = ctx.live.of("identity")
+    return sorted(i for i, blocks in state.blocks.items() if block_id in blocks)
+
+
+def _references(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    """Agents' and shared blocks' `identities:` name declared identities."""
+    import difflib
+
+    section = data.get("identities")
+    declared = sorted(section) if isinstance(section, dict) else []
+    errors: list[Diagnostic] = []
+    agents = data.get("agents")
+    for key, spec in (agents if isinstance(agents, dict) else {}).items():
+        own = spec.get("memory_blocks") if isinstance(spec, dict) else None
+        for i, mb in enumerate(own if isinstance(own, list) else []):
+            if isinstance(mb, dict) and "identities" in mb:
+                at = ("agents", key, "memory_blocks", i, "identities")
+                errors.append(
+                    doc.diag(
+                        at,
+                        f"agents.{key}.memory_blocks[{i}].identities: identities belong to "
+                        "shared blocks (under `blocks:`) and to agents, not to an agent's own "
+                        "blocks",
+                        key=True,
+                    )
+                )
+    for kind in ("agents", "blocks"):
+        entries = data.get(kind)
+        for key, spec in (entries if isinstance(entries, dict) else {}).items():
+            refs = spec.get("identities") if isinstance(spec, dict) else None
+            for i, ref in enumerate(refs if isinstance(refs, list) else []):
+                if not isinstance(ref, str) or ref in declared:
+                    continue
+                hint = difflib.get_close_matches(ref, declared, n=1)
+                known = (
+                    f"; did you mean '{hint[0]}'?" if hint
+                    else f" (declared: {', '.join(declared)})" if declared
+                    else " (the manifest declares no identities under 'identities')"
+                )  # fmt: skip
+                errors.append(
+                    doc.diag(
+                        (kind, key, "identities", i),
+                        f"{kind}.{key}.identities[{i}]: no identity {ref!r} is declared{known}",
+                    )
+                )
+    return errors

@@ -1,0 +1,140 @@
+"""An agent's `tool_rules`, in Letta's own shape: which fields each kind of rule takes, the tools
+a rule names, and the form rules are compared in (the server adds rules of its own)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..errors import Diagnostic
+from ..manifest.files import Document, Path_, clip
+
+# Fields of each kind of tool rule besides `type` and `tool_name` (Letta 0.16.8 tool_rule.py).
+RULE_FIELDS: dict[str, tuple[str, ...]] = {
+    "run_first": ("args",),
+    "exit_loop": (),
+    "continue_loop": (),
+    "required_before_exit": (),
+    "requires_approval": (),
+    "max_count_per_step": ("max_count_limit",),
+    "conditional": ("default_child", "child_output_mapping", "require_output_mapping"),
+    "constrain_child_tools": ("children",),
+    "parent_last_tool": ("children",),
+}
+
+
+def _where(path: Path_) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def check_rules(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    """Fields a rule's kind does not take (the schema cannot tie fields to `type`)."""
+    errors: list[Diagnostic] = []
+    agents = data.get("agents")
+    for akey, spec in (agents if isinstance(agents, dict) else {}).items():
+        rules = spec.get("tool_rules") if isinstance(spec, dict) else None
+        for i, rule in enumerate(rules if isinstance(rules, list) else []):
+            if not isinstance(rule, dict) or rule.get("type") not in RULE_FIELDS:
+                continue  # the schema reports it
+            allowed = RULE_FIELDS[rule["type"]]
+            for field in rule:
+                if field not in ("type", "tool_name", *allowed):
+                    at: Path_ = ("agents", akey, "tool_rules", i, field)
+                    also = f" (it takes {', '.join(allowed)})" if allowed else ""
+                    errors.append(
+                        doc.diag(
+                            at,
+                            f"{_where(at[:-1])}: {clip(field)} is not a field of "
+                            f"{rule['type']} rules{also}",
+                            key=True,
+                        )
+                    )
+    return errors
+
+
+def rule_tool_names(rule: Mapping[str, Any]) -> list[str]:
+    """Every tool a tool rule names: its own, and children for the rules that have them."""
+    names = [rule["tool_name"], *rule.get("children", ())]
+    if rule.get("default_child"):
+        names.append(rule["default_child"])
+    names += list((rule.get("child_output_mapping") or {}).values())
+    return names
+
+
+def rule_by_name(rule: Mapping[str, Any], name_of: Callable[[str], str]) -> dict[str, Any]:
+    """A rule with every tool it names written as the tool's name (rules may use keys)."""
+    out = dict(rule)
+    out["tool_name"] = name_of(rule["tool_name"])
+    if "children" in out:
+        out["children"] = [name_of(c) for c in out["children"]]
+    if "default_child" in out:
+        out["default_child"] = name_of(out["default_child"])
+    if "child_output_mapping" in out:
+        out["child_output_mapping"] = {
+            k: name_of(v) for k, v in out["child_output_mapping"].items()
+        }
+    return out
+
+
+def rule_compared(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool rule as compared: without fields at their server default (null, an ignored
+    prompt template, require_output_mapping false)."""
+    return {
+        k: v
+        for k, v in rule.items()
+        if v is not None
+        and k != "prompt_template"
+        and not (k == "require_output_mapping" and v is False)
+    }
+
+
+def rules_shown(rules: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Tool rules as a plan shows them: `type(tool, field=value...)`, sorted."""
+    out = []
+    for r in map(rule_compared, rules):
+        extra = [
+            f"{k}={v if isinstance(v, str) else json.dumps(v, sort_keys=True)}"
+            for k, v in sorted(r.items())
+            if k not in ("type", "tool_name")
+        ]
+        out.append(f"{r.get('type')}({', '.join([str(r.get('tool_name')), *extra])})")
+    return sorted(out)
+
+
+def rule_keys(rules: Iterable[Mapping[str, Any]]) -> list[str]:
+    return sorted(
+        json.dumps(rule_compared(r), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        for r in rules
+    )
+
+
+def _server_rule(rule: Mapping[str, Any], declared_names: set[str], base_tools: set[str]) -> bool:
+    """A rule the server adds by itself (loop rules of its base tools, approval rules of tools
+    that ask for it), on a tool the manifest's rules leave alone: kept, never compared."""
+    if rule.get("tool_name") in declared_names:
+        return False
+    kind = rule.get("type")
+    return kind == "requires_approval" or (
+        kind in ("continue_loop", "exit_loop") and rule.get("tool_name") in base_tools
+    )
+
+
+def tool_rules_update(
+    declared: Iterable[Mapping[str, Any]],
+    live: Iterable[Mapping[str, Any]],
+    base_tools: Iterable[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """When an agent's rules differ from the declared ones: (the live rules compared, the whole
+    list to write: the declared rules plus the server's own). None when they match."""
+    wanted = [rule_compared(r) for r in declared]
+    names = {r["tool_name"] for r in wanted}
+    base = set(base_tools)
+    live_rules = [rule_compared(r) for r in live]
+    compared = [r for r in live_rules if not _server_rule(r, names, base)]
+    if rule_keys(compared) == rule_keys(wanted):
+        return None
+    return compared, wanted + [r for r in live_rules if _server_rule(r, names, base)]

@@ -1,0 +1,90 @@
+"""A custom tool's Python source (kinds.tool): read once while the manifest is loaded, then
+parsed, without running it, for the function Letta makes the tool from."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import Diagnostic
+from ..manifest.files import Document, Path_
+
+MAX_TOOL_NAME = 48  # Letta 0.16.8 MAX_TOOL_NAME_LENGTH
+MAX_SOURCE_BYTES = 1024 * 1024
+
+
+def function_name(tree: ast.AST) -> ast.FunctionDef | None:
+    """The function Letta makes the tool from: the last `def` in `ast.walk` order."""
+    found = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    return found[-1] if found else None
+
+
+def source_at(key: str) -> Path_:
+    return ("tools", key, "source_file")
+
+
+def parse_source(doc: Document, key: str) -> tuple[str | None, str | None, list[Diagnostic]]:
+    """The source text of a declared tool (read while loading) and the tool's name, or the
+    problems found."""
+    read = doc.sources.get(source_at(key))
+    if read is None:
+        # The loader reads sources (and reports why one could not be read); a document made
+        # some other way has none.
+        message = f"tools.{key}.source_file: not read (load manifests with load_manifest)"
+        return None, None, [doc.diag(source_at(key), message)]
+    shown, text = read
+    try:
+        tree = ast.parse(text, filename=shown)
+    except SyntaxError as e:
+        line, col = e.lineno or 1, e.offset or 1
+        return None, None, [Diagnostic(shown, line, col, f"tool.{key}: {e.msg}")]
+    func = function_name(tree)
+    if func is None:
+        return None, None, [Diagnostic(shown, 1, 1, f"tool.{key}: no function in the file")]
+    at = (shown, func.lineno, func.col_offset + 1)
+    if not ast.get_docstring(func):
+        message = (
+            f"tool.{key}: function {func.name!r} has no docstring; Letta derives the tool's "
+            "description and arguments from it"
+        )
+        return None, None, [Diagnostic(*at, message)]
+    if len(func.name) > MAX_TOOL_NAME:
+        message = f"tool.{key}: tool name {func.name!r} is over {MAX_TOOL_NAME} characters"
+        return None, None, [Diagnostic(*at, message)]
+    return text, func.name, []
+
+
+def read_sources(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Diagnostic]]:
+    """Read every tool's source file, once, while the manifest is loaded."""
+    read: list[str] = []
+    errors: list[Diagnostic] = []
+    tools = data.get("tools")
+    for key, spec in (tools if isinstance(tools, dict) else {}).items():
+        rel = spec.get("source_file") if isinstance(spec, dict) else None
+        if not isinstance(rel, str) or not rel:
+            continue  # the schema reports it
+        at = source_at(key)
+        path, refused = doc.referenced(at, rel)
+        where = f"tools.{key}.source_file"
+        if refused:
+            errors.append(doc.diag(at, f"{where}: {refused}"))
+            continue
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            errors.append(doc.diag(at, f"{where}: no such file: {path}"))
+            continue
+        except OSError as e:
+            errors.append(doc.diag(at, f"{where}: cannot read {path}: {e.strerror}"))
+            continue
+        if len(raw) > MAX_SOURCE_BYTES:
+            errors.append(doc.diag(at, f"{where}: {path} is over {MAX_SOURCE_BYTES} bytes"))
+            continue
+        try:
+            doc.sources[at] = (str(path), raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            errors.append(doc.diag(at, f"{where}: {path} is not valid UTF-8"))
+            continue
+        read.append(str(path))
+    return read, errors

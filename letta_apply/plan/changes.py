@@ -1,0 +1,117 @@
+"""What a plan is made of: changes (one write each), drift, problems. Plain frozen data; the
+planner makes them, renderers show them, the applier carries them out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+Action = Literal["create", "update", "attach", "detach", "delete", "import", "replace"]
+CREATE: Final = "create"
+UPDATE: Final = "update"
+ATTACH: Final = "attach"
+DETACH: Final = "detach"
+DELETE: Final = "delete"
+IMPORT: Final = "import"
+REPLACE: Final = "replace"
+
+Why = Literal["new", "manifest", "drift", "memory", "destroy", "adopt", "replace"]
+NEW: Final = "new"  # declared, not on the server
+MANIFEST: Final = "manifest"  # the manifest changed since letta-apply last wrote the field
+DRIFT: Final = "drift"  # the field was changed on the server, outside the manifest
+MEMORY: Final = "memory"  # a block value written by agents (restored only with enforce_value)
+DESTROY: Final = "destroy"  # `letta-apply destroy`
+ADOPT: Final = "adopt"  # named by `imports:`
+REPLACED: Final = "replace"  # left behind by an interrupted replacement
+
+DriftKind = Literal["memory", "configuration"]
+CONFIGURATION: Final = "configuration"  # kind of drift other than memory
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    """One field of one resource: `before` is live (None on create), `after` is what apply sets,
+    `why` says where the difference comes from."""
+
+    field: str
+    before: Any
+    after: Any
+    why: Why = MANIFEST
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write apply will make.
+
+    `kind` is the resource kind the write goes to (see letta_apply.kinds). `body` is the request
+    body, in which `{"$ref": address}` stands for the id of a resource that may not exist yet.
+    For attach and detach, `address` is the agent and `block` the block (an address, or the id
+    of a block the stack does not manage).
+    """
+
+    address: str
+    action: Action
+    remote_id: str | None = None
+    diffs: tuple[FieldDiff, ...] = ()
+    body: Mapping[str, Any] = field(default_factory=dict)
+    block: str | None = None
+    why: tuple[Why, ...] = (MANIFEST,)
+    kind: str = ""
+
+    @property
+    def key(self) -> str:
+        """What the change's fingerprint is filed under: the live id, or the address of what
+        does not exist yet."""
+        return self.remote_id or self.address
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A difference made on the server outside the manifest.
+
+    `kind` is MEMORY for a block value (written by agents; kept unless enforce_value) or
+    CONFIGURATION for anything else (hand edits and hand attachments; apply reverts them).
+    """
+
+    address: str
+    field: str
+    declared: Any
+    live: Any
+    kind: DriftKind
+    restored: bool
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A resource apply refuses to touch, with why and what to do about it. A `fatal` problem
+    (prevent_destroy) stops the whole apply before any write."""
+
+    address: str
+    message: str
+    hint: str = ""
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    changes: tuple[Change, ...] = ()
+    drift: tuple[Drift, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = ()
+    ids: Mapping[str, str] = field(default_factory=dict)  # address -> id of what exists
+    # Change.key -> fingerprint of the live state each touched resource was planned from
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def blocked(self) -> bool:
+        """A fatal problem: apply must not write anything."""
+        return any(p.fatal for p in self.problems)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action == action)

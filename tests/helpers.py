@@ -1,16 +1,22 @@
 """Helpers shared by the unit tests: a clock that never really waits, a stand-in terminal, the
-desired state of a manifest text, and the CLI run in-process against the fake server (the `cli`
-fixture of tests/unit/conftest.py builds one)."""
+desired state of a manifest text, manifest files and what is reported about them, and the CLI
+run in-process against the fake server (the `cli` fixture of tests/unit/conftest.py builds
+one)."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from textwrap import dedent
 from typing import Any, NamedTuple
 
 import httpx
+import pytest
 
 from letta_apply.cli import commands
+from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.manifest.files import load_text
 from letta_apply.manifest.validate import validate
 from letta_apply.model import Desired
@@ -66,6 +72,37 @@ agents:
 def desired(text: str, file: str = "m.yaml") -> Desired:
     """The desired state of a manifest given as text."""
     return validate(load_text(text, file))
+
+
+def write(folder: Path, text: str | bytes, name: str = "m.yaml") -> Path:
+    """Write a manifest file: text dedented and in UTF-8, bytes as they are."""
+    path = folder / name
+    path.write_bytes(text if isinstance(text, bytes) else dedent(text).encode("utf-8"))
+    return path
+
+
+def diagnostics(path: Path, read: Callable[[Path], object]) -> list[Diagnostic]:
+    """What `read` reports about the manifest at `path`, checking what every report must be:
+    about that file, one short line each, in file order."""
+    with pytest.raises(ManifestError) as info:
+        read(path)
+    found = info.value.diagnostics
+    assert found, "a ManifestError carries at least one diagnostic"
+    for d in found:
+        assert d.file == str(path)
+        assert len(d.message) < 300, d.message
+        assert "\n" not in d.message
+    assert found == sorted(found)
+    return found
+
+
+def only(found: list[Diagnostic]) -> Diagnostic:
+    assert len(found) == 1, found
+    return found[0]
+
+
+def at(d: Diagnostic) -> tuple[int, int]:
+    return d.line, d.col
 
 
 class Result(NamedTuple):

@@ -12,6 +12,7 @@ import yaml
 import letta_apply.manifest.files as load_module
 from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.manifest.files import Document, Position, load_file, load_text
+from tests.helpers import at, diagnostics, only, write
 
 DEFAULT_LOADER = load_module.YAML_LOADER  # before any test patches it
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"
@@ -28,37 +29,12 @@ def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> t
     return request.param  # type: ignore[no-any-return]
 
 
-def write(tmp_path: Path, text: str | bytes, name: str = "m.yaml") -> Path:
-    path = tmp_path / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_bytes(dedent(text).encode("utf-8"))
-    return path
-
-
 def errors(tmp_path: Path, text: str | bytes) -> list[Diagnostic]:
-    path = write(tmp_path, text)
-    with pytest.raises(ManifestError) as info:
-        load_file(path)
-    found = info.value.diagnostics
-    assert found, "a ManifestError carries at least one diagnostic"
-    for d in found:
-        assert d.file == str(path)
-        assert len(d.message) < 300, d.message
-        assert "\n" not in d.message
-    assert found == sorted(found)
-    return found
+    return diagnostics(write(tmp_path, text), load_file)
 
 
 def error(tmp_path: Path, text: str | bytes) -> Diagnostic:
-    found = errors(tmp_path, text)
-    assert len(found) == 1, found
-    return found[0]
-
-
-def at(d: Diagnostic) -> tuple[int, int]:
-    return d.line, d.col
+    return only(errors(tmp_path, text))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 import yaml
@@ -16,16 +15,10 @@ from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.manifest.files import load_file, load_text
 from letta_apply.manifest.validate import schema, validate
 from letta_apply.model import Desired, DesiredAgent, DesiredBlock
-from tests.helpers import Cli
+from tests.helpers import Cli, at, diagnostics, only, write
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"
 HEAD = "version: 1\nstack: s\n"
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "manifest.yaml"
-    path.write_text(dedent(text), encoding="utf-8")
-    return path
 
 
 def check(tmp_path: Path, text: str) -> Desired:
@@ -33,27 +26,11 @@ def check(tmp_path: Path, text: str) -> Desired:
 
 
 def errors(tmp_path: Path, text: str) -> list[Diagnostic]:
-    path = write(tmp_path, text)
-    with pytest.raises(ManifestError) as info:
-        validate(load_file(path))
-    found = info.value.diagnostics
-    assert found
-    for d in found:
-        assert d.file == str(path)
-        assert len(d.message) < 300, d.message
-        assert "\n" not in d.message
-    assert found == sorted(found)
-    return found
+    return diagnostics(write(tmp_path, text), lambda path: validate(load_file(path)))
 
 
 def error(tmp_path: Path, text: str) -> Diagnostic:
-    found = errors(tmp_path, text)
-    assert len(found) == 1, found
-    return found[0]
-
-
-def at(d: Diagnostic) -> tuple[int, int]:
-    return d.line, d.col
+    return only(errors(tmp_path, text))
 
 
 # ---------------------------------------------------------------------------------------------

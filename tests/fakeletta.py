@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -31,7 +31,8 @@ BASE_TOOLS = [
 
 
 class FakeLetta:
-    def __init__(self) -> None:
+    def __init__(self, *, base_tools: bool = True) -> None:
+        """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
         self.blocks: dict[str, dict[str, Any]] = {}
         self.agents: dict[str, dict[str, Any]] = {}
         self.tools: dict[str, dict[str, Any]] = {}
@@ -42,9 +43,36 @@ class FakeLetta:
         self.after: list[Handler] = []  # fault injection once the request was carried out
         self.sleeps: list[float] = []  # waits the client asked for (it never really sleeps)
         self._seq = itertools.count()
-        for name, kind in BASE_TOOLS:
+        for name, kind in BASE_TOOLS if base_tools else ():
             tid = f"tool-{uuid.uuid4()}"
             self.tools[tid] = {"id": tid, "name": name, "tool_type": kind}
+
+    @classmethod
+    def holding(cls, state: Mapping[str, Any]) -> FakeLetta:
+        """A server holding exactly `state`, listed in its order:
+
+            {"tools": [...], "identities": [...], "blocks": [...], "agents": [...]}
+
+        Each resource as the server stores it, with its "id". Agents name their blocks and tools
+        by id in "block_ids" and "tool_ids". Fields left out take the values a create would give
+        them; there are no base tools but those `state` lists."""
+        fake = cls(base_tools=False)
+        for tool in state.get("tools", ()):
+            fake.tools[tool["id"]] = {"tool_type": "custom", **tool}
+        for identity in state.get("identities", ()):
+            fake.identities[identity["id"]] = {
+                "_seq": next(fake._seq), "agent_ids": [], "block_ids": [], "properties": [],
+                **identity,
+            }  # fmt: skip
+        for block in state.get("blocks", ()):
+            fake._new_block(block)
+        for agent in state.get("agents", ()):
+            for key, store in (("block_ids", fake.blocks), ("tool_ids", fake.tools)):
+                unknown = [i for i in agent.get(key, ()) if i not in store]
+                if unknown:
+                    raise ValueError(f"agent {agent['id']}: {key} names nothing held: {unknown}")
+            fake._new_agent(agent)
+        return fake
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -74,7 +102,7 @@ class FakeLetta:
         return served
 
     def _serve(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
+        body: Any = json.loads(request.content) if request.content else None
         q = request.url.params
         path = request.url.path
         m = request.method
@@ -84,6 +112,11 @@ class FakeLetta:
             ("POST", r"/v1/blocks/", lambda: self._create_block(body)),
             ("GET", r"/v1/blocks/(block-[^/]+)", lambda i: self._get(self.blocks, i)),
             ("GET", r"/v1/blocks/(block-[^/]+)/agents", self._block_agents),
+            (
+                "GET",
+                r"/v1/agents/(agent-[^/]+)",
+                lambda i: self._agent_view(self._get(self.agents, i)),
+            ),
             ("DELETE", r"/v1/blocks/(block-[^/]+)", self._delete_block),
             ("DELETE", r"/v1/agents/(agent-[^/]+)", self._delete_agent),
             ("PATCH", r"/v1/blocks/(block-[^/]+)", lambda i: self._patch_block(i, body)),
@@ -102,15 +135,7 @@ class FakeLetta:
                 r"/v1/agents/(agent-[^/]+)/core-memory/blocks/([^/]+)",
                 lambda a, label: self._patch_block(self._by_label(a, label)["id"], body),
             ),
-            (
-                "GET",
-                r"/v1/tools/",
-                lambda: [
-                    t
-                    for t in self.tools.values()
-                    if not q.get_list("names") or t["name"] in q.get_list("names")
-                ],
-            ),
+            ("GET", r"/v1/tools/", lambda: self._list(self.tools, q)),
             ("POST", r"/v1/tools/", lambda: self._upsert_tool(body)),
             ("PATCH", r"/v1/tools/(tool-[^/]+)", lambda i: self._patch_tool(i, body)),
             ("DELETE", r"/v1/tools/(tool-[^/]+)", lambda i: self.tools.pop(i) and None),
@@ -149,12 +174,15 @@ class FakeLetta:
     # -- resources -------------------------------------------------------------------------
 
     def _list(self, store: dict[str, dict[str, Any]], q: httpx.QueryParams) -> list[dict[str, Any]]:
-        items = sorted(store.values(), key=lambda r: int(r["_seq"]))
+        # Tools keep no sequence number: they are listed in the order they were made.
+        items = sorted(store.values(), key=lambda r: int(r.get("_seq", 0)))
         tags = q.get_list("tags")
         if tags:
             items = [r for r in items if set(tags) & set(r.get("tags") or [])]
         if q.get("name"):
             items = [r for r in items if r.get("name") == q.get("name")]
+        if q.get_list("names"):
+            items = [r for r in items if r.get("name") in q.get_list("names")]
         if q.get("connected_to_agents_count_gt") is not None:
             gt = int(q["connected_to_agents_count_gt"])
             items = [r for r in items if self._attached(r["id"]) > gt]
@@ -164,8 +192,8 @@ class FakeLetta:
         if q.get("label"):
             items = [r for r in items if r.get("label") == q.get("label")]
         if q.get("after"):
-            seqs = [r["_seq"] for r in items if r["id"] == q.get("after")]
-            items = [r for r in items if seqs and r["_seq"] > seqs[0]]
+            ids = [r["id"] for r in items]
+            items = items[ids.index(q["after"]) + 1 :] if q["after"] in ids else []
         limit = int(q.get("limit") or 50)
         return [_public(r) for r in items[:limit]]
 
@@ -218,8 +246,8 @@ class FakeLetta:
             if rid in a["block_ids"]:
                 a["block_ids"].remove(rid)
 
-    def _new_block(self, spec: dict[str, Any], *, keep_metadata: bool = True) -> dict[str, Any]:
-        bid = f"block-{uuid.uuid4()}"
+    def _new_block(self, spec: Mapping[str, Any], *, keep_metadata: bool = True) -> dict[str, Any]:
+        bid = spec.get("id") or f"block-{uuid.uuid4()}"
         self.blocks[bid] = {
             "id": bid,
             "_seq": next(self._seq),
@@ -243,7 +271,6 @@ class FakeLetta:
         return _public(self.blocks[bid])
 
     def _create_agent(self, body: dict[str, Any]) -> dict[str, Any]:
-        aid = f"agent-{uuid.uuid4()}"
         # Letta keeps the tags of inline blocks but drops their metadata.
         own = [
             self._new_block(b, keep_metadata=False)["id"] for b in body.get("memory_blocks") or []
@@ -256,22 +283,27 @@ class FakeLetta:
                 for t in self.tools.values()
                 if t["tool_type"] == "letta_core" and t["id"] not in tools
             ]
+        agent = self._new_agent({**body, "id": None, "block_ids": own + shared, "tool_ids": tools})
+        return self._agent_view(_public(agent))
+
+    def _new_agent(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        aid = spec.get("id") or f"agent-{uuid.uuid4()}"
         self.agents[aid] = {
             "id": aid,
             "_seq": next(self._seq),
-            "name": body.get("name", ""),
-            "description": body.get("description"),
-            "system": body.get("system", "default system"),
-            "model": body.get("model"),
-            "embedding": body.get("embedding"),
-            "tags": body.get("tags") or [],
-            "metadata": body.get("metadata") or {},
-            "block_ids": own + shared,
-            "tool_ids": tools,
-            "tool_rules": body.get("tool_rules") or [],
-            "identity_ids": [i for i in body.get("identity_ids") or [] if i in self.identities],
+            "name": spec.get("name", ""),
+            "description": spec.get("description"),
+            "system": spec.get("system", "default system"),
+            "model": spec.get("model"),
+            "embedding": spec.get("embedding"),
+            "tags": spec.get("tags") or [],
+            "metadata": spec.get("metadata") or {},
+            "block_ids": list(spec.get("block_ids") or []),
+            "tool_ids": list(spec.get("tool_ids") or []),
+            "tool_rules": spec.get("tool_rules") or [],
+            "identity_ids": [i for i in spec.get("identity_ids") or [] if i in self.identities],
         }
-        return self._agent_view(_public(self.agents[aid]))
+        return self.agents[aid]
 
     def _patch_agent(self, aid: str, body: dict[str, Any]) -> dict[str, Any]:
         if aid not in self.agents:
@@ -294,7 +326,8 @@ class FakeLetta:
         # As in Letta, creating a tool whose name exists overwrites that tool.
         schema = _schema(body["source_code"])
         found = [t for t in self.tools.values() if t["name"] == schema["name"]]
-        tool = found[0] if found else {"id": f"tool-{uuid.uuid4()}", "tool_type": "custom"}
+        new: dict[str, Any] = {"id": f"tool-{uuid.uuid4()}", "tool_type": "custom"}
+        tool = found[0] if found else new
         tool.update(body, name=schema["name"], json_schema=schema, metadata_={})
         tool.setdefault("description", schema["description"])
         self.tools[tool["id"]] = tool

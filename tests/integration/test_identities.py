@@ -56,9 +56,7 @@ def props(identity: dict[str, Any]) -> dict[str, Any]:
 
 
 def agent_identities(api: httpx.Client, name: str) -> list[str]:
-    (agent,) = api.get(
-        "/v1/agents/", params={"name": name, "include": ["agent.identities"]}
-    ).json()
+    (agent,) = api.get("/v1/agents/", params={"name": name, "include": ["agent.identities"]}).json()
     return sorted(agent["identity_ids"])
 
 

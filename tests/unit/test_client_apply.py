@@ -7,38 +7,14 @@ import pytest
 
 from letta_apply import ApplyError, LettaClient, ServerUnreachable, apply_plan, plan_for
 from letta_apply.errors import ApiError
-from letta_apply.manifest.files import load_text
-from letta_apply.manifest.validate import validate
 from tests.fakeletta import FakeLetta
-
-SEED = """\
-version: 1
-stack: unit
-blocks:
-  organization:
-    value: Nothing here yet.
-agents:
-  supervisor:
-    model: letta/letta-free
-    embedding: letta/letta-free
-    memory_blocks: [{label: persona, value: I am a supervisor, metadata: {kind: persona}}]
-    blocks: [organization]
-  worker:
-    model: letta/letta-free
-    embedding: letta/letta-free
-    memory_blocks: [{label: persona, value: I am a worker}]
-    blocks: [organization]
-"""
-
-
-def desired(text: str = SEED):  # type: ignore[no-untyped-def]
-    return validate(load_text(text, "m.yaml"))
+from tests.helpers import SEED, desired
 
 
 def test_apply_from_empty_then_converged() -> None:
     fake = FakeLetta()
     client = fake.client()
-    plan = plan_for(client, desired())
+    plan = plan_for(client, desired(SEED))
     assert [(c.action, c.address) for c in plan.changes] == [
         ("create", "block.organization"),
         ("create", "agent.supervisor"),
@@ -52,7 +28,7 @@ def test_apply_from_empty_then_converged() -> None:
     for a in fake.agents.values():
         assert org["id"] in a["block_ids"]
     before = fake.writes
-    again = plan_for(client, desired())
+    again = plan_for(client, desired(SEED))
     assert again.changes == ()
     assert fake.writes == before
 
@@ -87,7 +63,7 @@ def test_transient_read_errors_are_retried() -> None:
         return None
 
     fake.before.append(flaky)
-    assert plan_for(fake.client(), desired()).has_changes
+    assert plan_for(fake.client(), desired(SEED)).has_changes
 
 
 def test_a_failed_write_stops_new_work_and_says_what_was_done() -> None:
@@ -100,7 +76,7 @@ def test_a_failed_write_stops_new_work_and_says_what_was_done() -> None:
 
     fake.before.append(fail_blocks)
     client = fake.client()
-    plan = plan_for(client, desired())
+    plan = plan_for(client, desired(SEED))
     with pytest.raises(ApplyError) as e:
         apply_plan(client, plan)
     assert e.value.failures == [
@@ -122,7 +98,7 @@ def test_queued_work_is_cancelled_after_a_failure() -> None:
 
     fake.before.append(fail_agents)
     client = fake.client()
-    plan = plan_for(client, desired())
+    plan = plan_for(client, desired(SEED))
     with pytest.raises(ApplyError) as e:
         apply_plan(client, plan, parallelism=1)
     # One worker: the second agent was still queued when the first failed, and never ran.
@@ -168,7 +144,7 @@ def test_headers_and_secrets() -> None:
 def test_attach_detach_against_fake() -> None:
     fake = FakeLetta()
     client = fake.client()
-    apply_plan(client, plan_for(client, desired()))
+    apply_plan(client, plan_for(client, desired(SEED)))
     text = SEED.replace("  organization:\n", "  tasks:\n    value: t\n  organization:\n").replace(
         "memory_blocks: [{label: persona, value: I am a worker}]\n    blocks: [organization]",
         "memory_blocks: [{label: persona, value: I am a worker}]\n    blocks: [tasks]",

@@ -3,22 +3,18 @@ each error kind with its position."""
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from textwrap import dedent
 
-import httpx
 import pytest
 
-import letta_apply.cli.commands as cli
 from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.manifest.language import normalize_address
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired, Sensitive
 from letta_apply.pipeline import load_manifest
-from letta_apply.server.client import LettaClient
-from tests.fakeletta import FakeLetta
+from tests.helpers import Cli
 
 HEAD = "version: 1\nstack: s\n"
 AGENT = "MODEL"  # on a line of its own: the model and embedding lines, at that indentation
@@ -501,15 +497,7 @@ def test_errors_never_show_a_sensitive_value(tmp_path: Path) -> None:
     assert str(d) == "--var: variable 'key': expected a number"
 
 
-def test_target_takes_an_instance_or_every_instance(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake = FakeLetta()
-    monkeypatch.setattr(
-        cli,
-        "LettaClient",
-        lambda url, **kw: LettaClient(url, transport=httpx.MockTransport(fake.handle), **kw),
-    )
+def test_target_takes_an_instance_or_every_instance(tmp_path: Path, cli: Cli) -> None:
     m = write(
         tmp_path,
         "m.yaml",
@@ -517,14 +505,13 @@ def test_target_takes_an_instance_or_every_instance(
     )
 
     def plan(*targets: str) -> str:
-        out, err = io.StringIO(), io.StringIO()
-        args = [a for t in targets for a in ("--target", t)]
-        assert cli.main(["plan", "-f", m, *args], out=out, err=err) == 0, err.getvalue()
-        return out.getvalue()
+        code, out, err = cli("plan", "-f", m, *(a for t in targets for a in ("--target", t)))
+        assert code == 0, err
+        return out
 
     assert "Plan: 1 to create" in plan("agent.w[1]")
     every = plan("agent.w")
     assert "Plan: 3 to create" in every and "agent.other" not in every
-    out, err = io.StringIO(), io.StringIO()
-    assert cli.main(["plan", "-f", m, "--target", "agent.w[7]"], out=out, err=err) == 1
-    assert "--target agent.w[7]: no such resource" in err.getvalue()
+    code, _, err = cli("plan", "-f", m, "--target", "agent.w[7]")
+    assert code == 1
+    assert "--target agent.w[7]: no such resource" in err

@@ -4,7 +4,6 @@ everything the command wrote (and every file it saved) for the secret's text."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from textwrap import dedent
@@ -13,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-import letta_apply.cli.commands as cli
-from letta_apply.server.client import LettaClient
+from letta_apply.cli import commands
 from tests.fakeletta import FakeLetta
+from tests.helpers import Cli
 
 SECRET = "hunter2-north"
 ROTATED = "hunter3-south"
@@ -47,30 +46,24 @@ MANIFEST = dedent(
 
 
 class Run:
-    """The CLI in-process against one fake server; collects every output."""
+    """The CLI against one fake server, with the secret variables; collects every output."""
 
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.fake = FakeLetta()
+    def __init__(self, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.cli = cli
+        self.fake = cli.fake
         self.tmp = tmp_path
         self.manifest = tmp_path / "m.yaml"
         self.manifest.write_text(MANIFEST, encoding="utf-8")
         self.outputs: list[str] = []
-
-        def client(base_url: str, **kw: Any) -> LettaClient:
-            return LettaClient(base_url, transport=httpx.MockTransport(self.fake.handle), **kw)
-
-        monkeypatch.setattr(cli, "LettaClient", client)
         monkeypatch.setenv("LETTA_APPLY_VAR_pin", SHORT)
 
     def __call__(self, *args: str, key: str = SECRET, manifest: bool = True) -> tuple[int, str]:
-        out, err = io.StringIO(), io.StringIO()
         argv = [*args, "--var", f"key={key}"]
         if manifest and "-f" not in args:
             argv += ["-f", str(self.manifest)]
-        code = cli.main(argv, out=out, err=err)
-        text = out.getvalue() + err.getvalue()
-        self.outputs.append(text)
-        return code, text
+        code, out, err = self.cli(*argv)
+        self.outputs.append(out + err)
+        return code, out + err
 
     def assert_clean(self) -> None:
         saved = [p.read_text(encoding="utf-8") for p in self.tmp.glob("*.json")]
@@ -81,8 +74,8 @@ class Run:
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
-    return Run(tmp_path, monkeypatch)
+def run(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    return Run(cli, tmp_path, monkeypatch)
 
 
 def _agent(fake: FakeLetta) -> dict[str, Any]:
@@ -204,7 +197,7 @@ def test_an_internal_error_is_masked_too(run: Run, monkeypatch: pytest.MonkeyPat
     def boom(*args: Any, **kw: Any) -> Any:
         raise RuntimeError(f"unexpected: {SECRET}")
 
-    monkeypatch.setattr(cli, "plan_for", boom)
+    monkeypatch.setattr(commands, "plan_for", boom)
     code, text = run("plan")
     assert code == 1 and "RuntimeError: unexpected: (sensitive)" in text
     run.assert_clean()

@@ -9,6 +9,7 @@ import pytest
 from letta_apply.cli.commands import _Out, _parser
 from letta_apply.cli.render import MD_TOTAL_MAX, MD_VALUE_MAX, colorize, plan_markdown, plan_text
 from letta_apply.plan.changes import CREATE, UPDATE, Change, FieldDiff, Plan
+from tests.helpers import Tty
 
 PLAN = Plan(
     stack="s",
@@ -47,11 +48,6 @@ def test_markdown_stays_under_githubs_comment_limit() -> None:
     assert md.startswith("### letta-apply plan: `s`\n\n**Plan: 200 to create")
 
 
-class _Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 @pytest.mark.parametrize(
     ("flags", "env", "tty", "colored"),
     [
@@ -69,7 +65,7 @@ def test_color_only_on_a_terminal_and_never_when_asked_not_to(
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     args = _parser().parse_args(["plan", "-f", "m.yaml", *flags])
-    out = _Tty() if tty else io.StringIO()
+    out = Tty() if tty else io.StringIO()
     o = _Out(args, out, io.StringIO())
     o.text(plan_text(PLAN, "u"))
     assert ("\x1b[32m" in out.getvalue()) is colored

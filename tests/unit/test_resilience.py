@@ -17,22 +17,7 @@ from letta_apply.model import MARK_KEY, stack_tag
 from letta_apply.server.client import RetryPolicy, retry_after
 from letta_apply.server.lock import LockError, StackLock, force_unlock, list_locks
 from tests.fakeletta import FakeLetta
-from tests.unit.test_client_apply import desired
-
-
-class Clock:
-    """A clock that only moves when the client sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import SEED, Clock, desired
 
 
 def answer(status: int, retry: str | None = None) -> httpx.Response:
@@ -213,7 +198,7 @@ def test_ambiguous_creates_are_adopted_not_duplicated(status: int) -> None:
     lose_answer(fake, "POST", "/v1/blocks/", status=status)
     lose_answer(fake, "POST", "/v1/agents/", times=2, status=status)
     client = fake.client()
-    apply_plan(client, plan_for(client, desired()))
+    apply_plan(client, plan_for(client, desired(SEED)))
     assert fake.counts["POST"] == 3  # one per resource: nothing re-sent
     assert client.adopted == 3
     assert len(fake.blocks) == 3 and len(fake.agents) == 2
@@ -221,14 +206,14 @@ def test_ambiguous_creates_are_adopted_not_duplicated(status: int) -> None:
         b for b in fake.blocks.values() if b["label"] == "persona" and b["metadata"]
     )  # the supervisor's own block got its metadata back although its agent was adopted
     assert persona["metadata"] == {"kind": "persona"}
-    assert plan_for(client, desired()).changes == ()
+    assert plan_for(client, desired(SEED)).changes == ()
 
 
 def test_a_create_the_server_did_not_make_is_sent_again() -> None:
     fake = FakeLetta()
     scripted(fake, "POST", [503, 502])  # refused before acting, yet ambiguous to the client
     client = fake.client()
-    apply_plan(client, plan_for(client, desired()))
+    apply_plan(client, plan_for(client, desired(SEED)))
     assert len(fake.blocks) == 3 and len(fake.agents) == 2
     assert client.adopted == 0 and client.retries == 2
 
@@ -236,11 +221,11 @@ def test_a_create_the_server_did_not_make_is_sent_again() -> None:
 def test_a_repeated_delete_or_detach_that_finds_nothing_counts_as_done() -> None:
     fake = FakeLetta()
     client = fake.client()
-    apply_plan(client, plan_for(client, desired()))
+    apply_plan(client, plan_for(client, desired(SEED)))
     lose_answer(fake, "PATCH", "/detach/")
     lose_answer(fake, "DELETE", "/v1/agents/")
     lose_answer(fake, "DELETE", "/v1/blocks/", times=3)
-    plan = plan_for(client, desired(), destroy=True)
+    plan = plan_for(client, desired(SEED), destroy=True)
     apply_plan(client, plan)
     assert fake.agents == {} and fake.blocks == {}
     # a 404 without an earlier attempt is still an error
@@ -268,21 +253,21 @@ def test_a_block_made_by_another_run_first_wins_and_ours_is_deleted() -> None:
     fake = FakeLetta()
     rival_creates_first(fake, "/v1/blocks/")
     client = fake.client()
-    apply_plan(client, plan_for(client, desired()))
+    apply_plan(client, plan_for(client, desired(SEED)))
     (org,) = marked(fake.blocks, "block.organization")
     assert all(org["id"] in a["block_ids"] for a in fake.agents.values())
-    assert plan_for(client, desired()).changes == ()
+    assert plan_for(client, desired(SEED)).changes == ()
 
 
 def test_an_agent_made_by_another_run_first_wins_and_ours_is_deleted() -> None:
     fake = FakeLetta()
     rival_creates_first(fake, "/v1/agents/")
     client = fake.client()
-    apply_plan(client, plan_for(client, desired()), parallelism=1)
+    apply_plan(client, plan_for(client, desired(SEED)), parallelism=1)
     assert len(marked(fake.agents, "agent.supervisor")) == 1
     assert len(fake.agents) == 2
     assert len(fake.blocks) == 3  # the loser's own block went with it
-    assert plan_for(client, desired()).changes == ()
+    assert plan_for(client, desired(SEED)).changes == ()
 
 
 def test_random_faults_never_duplicate_and_converge() -> None:
@@ -319,13 +304,13 @@ def test_random_faults_never_duplicate_and_converge() -> None:
         client = fake.client(retry=RetryPolicy(max_retries=3))
         for _ in range(10):
             try:
-                apply_plan(client, plan_for(client, desired()))
+                apply_plan(client, plan_for(client, desired(SEED)))
                 break
             except (ApplyError, ApiError):
                 continue
         fake.before.clear()
         fake.after.clear()
-        assert plan_for(client, desired()).changes == (), seed
+        assert plan_for(client, desired(SEED)).changes == (), seed
         for address in ("block.organization", "agent.supervisor", "agent.worker"):
             store = fake.agents if address.startswith("agent") else fake.blocks
             assert len(marked(store, address)) == 1, (seed, address)
@@ -338,7 +323,7 @@ def test_a_failure_lists_what_was_not_attempted() -> None:
     scripted(fake, "POST", [None, 422])  # the shared block is made, the first agent refused
     client = fake.client()
     with pytest.raises(ApplyError) as e:
-        apply_plan(client, plan_for(client, desired()), parallelism=1)
+        apply_plan(client, plan_for(client, desired(SEED)), parallelism=1)
     assert e.value.done == 1
     assert e.value.failures == ["agent.supervisor: create: POST /v1/agents/: HTTP 422: status 422"]
     assert e.value.skipped == ["agent.worker: create"]
@@ -355,7 +340,7 @@ def test_lock_is_taken_released_and_invisible_to_plans() -> None:
     assert [lk.id for lk in list_locks(client, "unit")] == [held.id]
     assert held.operation == "apply" and held.pid > 0 and held.host
     assert stack_tag("unit") not in fake.blocks[held.id]["tags"]
-    assert [c.address for c in plan_for(client, desired()).changes] == [
+    assert [c.address for c in plan_for(client, desired(SEED)).changes] == [
         "block.organization", "agent.supervisor", "agent.worker",
     ]  # fmt: skip
     lock.release()

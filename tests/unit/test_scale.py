@@ -18,15 +18,12 @@ import pytest
 import yaml
 
 from letta_apply import LettaClient, apply_plan, plan_for
-from letta_apply.cli import commands as cli_module
 from letta_apply.cli.commands import main
 from letta_apply.cli.progress import Progress
-from letta_apply.manifest.files import load_text
-from letta_apply.manifest.validate import validate
-from letta_apply.model import Desired
-from letta_apply.server.client import PAGE_SIZE
+from letta_apply.server.client import PAGE_SIZE, RetryPolicy
 from letta_apply.server.export import Selection, export_manifest
-from tests.fakeletta import FakeLetta, Handler
+from tests.fakeletta import FakeLetta
+from tests.helpers import Cli, Clock, Result, Tty, desired
 
 
 def fleet(agents: int, shared: int, *, stack: str = "fleet") -> str:
@@ -45,10 +42,6 @@ def fleet(agents: int, shared: int, *, stack: str = "fleet") -> str:
             f"    blocks: [{attached}]",
         ]
     return "\n".join(lines) + "\n"
-
-
-def desired(text: str) -> Desired:
-    return validate(load_text(text, "m.yaml"))
 
 
 def converged(fake: FakeLetta, text: str) -> LettaClient:
@@ -150,16 +143,27 @@ def test_removing_agents_from_the_manifest_reads_no_block_one_by_one() -> None:
 
 
 class _Barrier(BaseHTTPRequestHandler):
-    """Answers only once `barrier.parties` requests are in flight at the same time."""
+    """Answers only once `barrier.parties` requests are in flight at the same time; `peak` is
+    the most requests it has seen in flight at once."""
 
     barrier: threading.Barrier
+    lock = threading.Lock()
+    in_flight = 0
+    peak = 0
 
     def do_GET(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.in_flight += 1
+            cls.peak = max(cls.peak, cls.in_flight)
         try:
             self.barrier.wait()
             status = 200
         except threading.BrokenBarrierError:
             status = 503
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1
         body = json.dumps({"status": "ok"}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -171,11 +175,18 @@ class _Barrier(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog (5) drops connection attempts beyond it: the client sends them again
+    # only a second later.
+    request_queue_size = 64
+
+
 @pytest.fixture
 def barrier_server() -> Iterator[tuple[str, type[_Barrier]]]:
     handler = type("Handler", (_Barrier,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server = _Server(("127.0.0.1", 0), handler)
+    # A short poll: shutdown() waits up to one poll interval for the serving loop to notice.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", handler
     server.shutdown()
@@ -211,28 +222,20 @@ def test_the_pool_lets_parallelism_requests_run_at_once(
 
 def test_a_narrower_pool_queues_requests(barrier_server: tuple[str, type[_Barrier]]) -> None:
     url, handler = barrier_server
-    handler.barrier = threading.Barrier(3, timeout=0.5)
-    with LettaClient(url, max_connections=2, timeout=5) as client:
+    # The barrier's timeout is the one real wait: how long the third request has to show up.
+    handler.barrier = threading.Barrier(3, timeout=0.3)
+    # No retries: a 503 from the broken barrier would be retried after real backoff sleeps.
+    with LettaClient(url, max_connections=2, timeout=5, retry=RetryPolicy(max_retries=0)) as client:
         # Two connections: the third request waits for one, the barrier never fills.
         assert 0 in _concurrent_gets(client, 3)
+    assert handler.peak == 2
 
 
-def test_the_cli_sizes_the_pool_from_parallelism(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake = FakeLetta()
-    made: list[LettaClient] = []
-
-    def client(base_url: str, **kw: Any) -> LettaClient:
-        made.append(LettaClient(base_url, transport=httpx.MockTransport(fake.handle), **kw))
-        return made[-1]
-
-    monkeypatch.setattr(cli_module, "LettaClient", client)
+def test_the_cli_sizes_the_pool_from_parallelism(tmp_path: Path, cli: Cli) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(fleet(3, 1))
-    argv = ["apply", "-f", str(path), "--auto-approve", "--parallelism", "48"]
-    assert main(argv, out=io.StringIO(), err=io.StringIO()) == 0
-    assert made[0].max_connections == 48
+    assert cli("apply", "-f", str(path), "--auto-approve", "--parallelism", "48").code == 0
+    assert cli.clients[0].max_connections == 48
 
 
 def test_parallelism_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -245,16 +248,8 @@ def test_parallelism_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixt
 # -- progress ---------------------------------------------------------------------------------
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_progress_off_a_terminal_prints_plain_lines_at_intervals() -> None:
-    out, clock = io.StringIO(), _Clock()
+    out, clock = io.StringIO(), Clock()
     p = Progress(out, 5, tty=False, interval=10, clock=clock)
     p.completed()  # too soon after the start
     clock.now = 10
@@ -270,7 +265,7 @@ def test_progress_off_a_terminal_prints_plain_lines_at_intervals() -> None:
 
 
 def test_progress_on_a_terminal_redraws_one_line_and_erases_it() -> None:
-    out, clock = io.StringIO(), _Clock()
+    out, clock = io.StringIO(), Clock()
     p = Progress(out, 120, tty=True, interval=0.1, clock=clock)
     for i in range(119):
         clock.now = i * 0.01  # 100 completions a second: redrawn about every tenth of a second
@@ -284,34 +279,13 @@ def test_progress_on_a_terminal_redraws_one_line_and_erases_it() -> None:
     assert out.getvalue().endswith("\r" + " " * len("apply: 119/120 done, 1 failed") + "\r")
 
 
-class _Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def _cli_apply(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    err: io.StringIO,
-    text: str,
-    hook: Handler | None = None,
-) -> tuple[int, str, FakeLetta]:
-    fake = FakeLetta()
-    if hook:
-        fake.before.append(hook)
-    monkeypatch.setattr(
-        cli_module,
-        "LettaClient",
-        lambda base_url, **kw: LettaClient(
-            base_url, transport=httpx.MockTransport(fake.handle), **kw
-        ),
-    )
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: io.StringIO, text: str
+) -> Result:
     monkeypatch.delenv("TERM", raising=False)
     path = tmp_path / "m.yaml"
     path.write_text(text)
-    out = io.StringIO()
-    code = main(["apply", "-f", str(path), "--auto-approve", "--parallelism", "8"], out, err)
-    return code, out.getvalue(), fake
+    return cli("apply", "-f", str(path), "--auto-approve", "--parallelism", "8", err=err)
 
 
 def _record(stdout: str) -> list[str]:
@@ -323,10 +297,10 @@ def _record(stdout: str) -> list[str]:
 
 
 def test_apply_off_a_terminal_prints_the_record_in_plan_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     err = io.StringIO()
-    code, out, _ = _cli_apply(tmp_path, monkeypatch, err, fleet(12, 2))
+    code, out, _ = _cli_apply(cli, tmp_path, monkeypatch, err, fleet(12, 2))
     assert code == 0
     agents = sorted(f"agent.a{i}" for i in range(12))
     expected = ["block.s0: created", "block.s1: created", *(f"{a}: created" for a in agents)]
@@ -336,10 +310,10 @@ def test_apply_off_a_terminal_prints_the_record_in_plan_order(
 
 
 def test_apply_on_a_terminal_shows_progress_on_stderr_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
-    err = _Tty()
-    code, out, _ = _cli_apply(tmp_path, monkeypatch, err, fleet(12, 2))
+    err = Tty()
+    code, out, _ = _cli_apply(cli, tmp_path, monkeypatch, err, fleet(12, 2))
     assert code == 0
     assert "\rapply: 14/14 done, 0 failed" in err.getvalue()  # the last count is always drawn
     assert err.getvalue().endswith("\r")  # and erased before the summary
@@ -348,16 +322,17 @@ def test_apply_on_a_terminal_shows_progress_on_stderr_only(
 
 
 def test_a_failed_apply_counts_failures_and_keeps_the_record(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
-    err = _Tty()
+    err = Tty()
 
     def fail_a3(request: httpx.Request) -> httpx.Response | None:
         if request.method == "POST" and json.loads(request.content).get("name") == "a3":
             return httpx.Response(500, json={"detail": "no capacity"})
         return None
 
-    code, out, _ = _cli_apply(tmp_path, monkeypatch, err, fleet(12, 2), fail_a3)
+    cli.fake.before.append(fail_a3)
+    code, out, _ = _cli_apply(cli, tmp_path, monkeypatch, err, fleet(12, 2))
     assert code == 1
     assert "1 failed" in err.getvalue()
     assert "error: agent.a3: create: POST /v1/agents/: HTTP 500: no capacity" in err.getvalue()

@@ -3,13 +3,11 @@ source file), the desired state, the plan's tool changes and rules, and apply ag
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
 
 from letta_apply.apply.runner import apply_plan
-from letta_apply.cli.commands import main
 from letta_apply.errors import ApplyError, Diagnostic, ManifestError
 from letta_apply.kinds.agent import AgentKind
 from letta_apply.kinds.tool_rules import tool_rules_update
@@ -19,6 +17,7 @@ from letta_apply.pipeline import load_manifest, plan_for
 from letta_apply.plan.changes import CREATE, DELETE, IMPORT, UPDATE
 from letta_apply.plan.planner import restrict
 from tests.fakeletta import FakeLetta
+from tests.helpers import Cli
 
 LOOKUP = '''def helper(x):
     return x
@@ -352,7 +351,7 @@ def test_source_edited_on_the_server_is_drift_and_restored(tmp_path: Path) -> No
     assert plan_for(client, desired(tmp_path)).changes == ()
 
 
-def test_validate_counts_declared_tools(tmp_path: Path) -> None:
-    out = io.StringIO()
-    assert main(["validate", "-f", str(write(tmp_path))], out=out, err=io.StringIO()) == 0
-    assert out.getvalue().rstrip().endswith("1 agent(s), 1 tool(s)")
+def test_validate_counts_declared_tools(tmp_path: Path, cli: Cli) -> None:
+    code, out, _ = cli("validate", "-f", str(write(tmp_path)))
+    assert code == 0
+    assert out.rstrip().endswith("1 agent(s), 1 tool(s)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 import yaml
@@ -18,15 +17,10 @@ from letta_apply.kinds.block import DesiredBlock
 from letta_apply.manifest.files import load_file, load_text
 from letta_apply.manifest.validate import schema, validate
 from letta_apply.model import Desired
+from tests.helpers import Cli, at, diagnostics, only, write
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"
 HEAD = "version: 1\nstack: s\n"
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "manifest.yaml"
-    path.write_text(dedent(text), encoding="utf-8")
-    return path
 
 
 def check(tmp_path: Path, text: str) -> Desired:
@@ -34,27 +28,11 @@ def check(tmp_path: Path, text: str) -> Desired:
 
 
 def errors(tmp_path: Path, text: str) -> list[Diagnostic]:
-    path = write(tmp_path, text)
-    with pytest.raises(ManifestError) as info:
-        validate(load_file(path))
-    found = info.value.diagnostics
-    assert found
-    for d in found:
-        assert d.file == str(path)
-        assert len(d.message) < 300, d.message
-        assert "\n" not in d.message
-    assert found == sorted(found)
-    return found
+    return diagnostics(write(tmp_path, text), lambda path: validate(load_file(path)))
 
 
 def error(tmp_path: Path, text: str) -> Diagnostic:
-    found = errors(tmp_path, text)
-    assert len(found) == 1, found
-    return found[0]
-
-
-def at(d: Diagnostic) -> tuple[int, int]:
-    return d.line, d.col
+    return only(errors(tmp_path, text))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -893,25 +871,19 @@ def test_badly_shaped_parts_do_not_crash_the_semantic_checks(tmp_path: Path) -> 
 # The command line
 
 
-def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(argv, out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def test_cli_validate_valid_file() -> None:
-    code, out, err = run(["validate", "-f", str(EXAMPLE)])
+def test_cli_validate_valid_file(cli: Cli) -> None:
+    code, out, err = cli("validate", "-f", str(EXAMPLE))
     assert code == 0
     assert err == ""
     assert out.startswith(f"{EXAMPLE}: valid")
     assert "1 shared block(s), 2 agent(s)" in out
 
 
-def test_cli_validate_prints_one_line_per_error(tmp_path: Path) -> None:
+def test_cli_validate_prints_one_line_per_error(tmp_path: Path, cli: Cli) -> None:
     path = write(
         tmp_path, HEAD + "agents:\n  a:\n    modle: x/y\n    blocks: [nope]\n  b:\n    name: a/b\n"
     )
-    code, out, err = run(["validate", "-f", str(path)])
+    code, out, err = cli("validate", "-f", str(path))
     assert code == 1
     assert out == ""
     lines = err.splitlines()
@@ -934,25 +906,25 @@ def test_cli_validate_prints_one_line_per_error(tmp_path: Path) -> None:
         pytest.param("a: 1\na: 2\n", ":2:1: duplicate key 'a'", id="duplicate"),
     ],
 )
-def test_cli_validate_load_errors(tmp_path: Path, text: str, line: str) -> None:
+def test_cli_validate_load_errors(tmp_path: Path, cli: Cli, text: str, line: str) -> None:
     path = write(tmp_path, text)
-    code, out, err = run(["validate", "-f", str(path)])
+    code, out, err = cli("validate", "-f", str(path))
     assert (code, out) == (1, "")
     assert err.splitlines()[0].startswith(f"{path}{line}")
     assert err.splitlines()[1] == "1 error in the manifest; nothing was sent to the server."
     assert "Traceback" not in err
 
 
-def test_cli_validate_non_utf8_file(tmp_path: Path) -> None:
+def test_cli_validate_non_utf8_file(tmp_path: Path, cli: Cli) -> None:
     path = tmp_path / "m.yaml"
     path.write_bytes(b"version: 1\nstack: \xff\n")
-    code, _, err = run(["validate", "-f", str(path)])
+    code, _, err = cli("validate", "-f", str(path))
     assert code == 1
     assert err.splitlines()[0] == f"{path}:2:8: not valid UTF-8 (byte 0xff); save the file as UTF-8"
 
 
-def test_cli_validate_missing_file(tmp_path: Path) -> None:
-    code, _, err = run(["validate", "-f", str(tmp_path / "nope.yaml")])
+def test_cli_validate_missing_file(tmp_path: Path, cli: Cli) -> None:
+    code, _, err = cli("validate", "-f", str(tmp_path / "nope.yaml"))
     assert code == 1
     assert err.startswith(f"{tmp_path / 'nope.yaml'}:1:1: cannot read")
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from letta_apply import apply_plan, plan_for
 from letta_apply.cli.render import drift_text, plan_markdown, plan_text
-from letta_apply.manifest.files import load_text
-from letta_apply.manifest.validate import validate
-from letta_apply.model import Desired
 from letta_apply.plan.changes import CONFIGURATION, DRIFT, MANIFEST, MEMORY
 from tests.fakeletta import FakeLetta
+from tests.helpers import desired
 
 SEED = """\
 version: 1
@@ -29,15 +27,11 @@ agents:
 """
 
 
-def desired(text: str = SEED) -> Desired:
-    return validate(load_text(text, "m.yaml"))
-
-
 def converged() -> tuple[FakeLetta, dict[str, str]]:
     fake = FakeLetta()
     client = fake.client()
-    apply_plan(client, plan_for(client, desired()))
-    plan = plan_for(client, desired())
+    apply_plan(client, plan_for(client, desired(SEED)))
+    plan = plan_for(client, desired(SEED))
     assert not plan.has_changes and not plan.drift
     return fake, dict(plan.ids)
 
@@ -45,7 +39,7 @@ def converged() -> tuple[FakeLetta, dict[str, str]]:
 def test_a_hand_edit_is_drift_and_a_manifest_edit_is_not() -> None:
     fake, ids = converged()
     fake.blocks[ids["block.organization"]]["description"] = "edited by hand"
-    plan = plan_for(fake.client(), desired())
+    plan = plan_for(fake.client(), desired(SEED))
     (change,) = plan.changes
     assert change.why == (DRIFT,)
     assert [(d.field, d.why) for d in change.diffs] == [("description", DRIFT)]
@@ -79,7 +73,7 @@ def test_owned_block_hand_edit_is_drift() -> None:
     fake, _ = converged()
     persona = next(b for b in fake.blocks.values() if b["label"] == "persona")
     persona["description"] = "hand"
-    plan = plan_for(fake.client(), desired())
+    plan = plan_for(fake.client(), desired(SEED))
     (change,) = plan.changes
     assert change.address == "agent.worker.memory_blocks.persona"
     assert change.why == (DRIFT,)
@@ -90,7 +84,7 @@ def test_hand_attachments_and_detachments_are_drift() -> None:
     worker = fake.agents[ids["agent.worker"]]
     worker["block_ids"].append(ids["block.notes"])
     worker["block_ids"].remove(ids["block.organization"])
-    plan = plan_for(fake.client(), desired())
+    plan = plan_for(fake.client(), desired(SEED))
     assert sorted((c.action, c.block, c.why) for c in plan.changes) == [
         ("attach", "block.organization", (DRIFT,)),
         ("detach", "block.notes", (DRIFT,)),
@@ -113,7 +107,7 @@ def test_manifest_attachment_changes_are_not_drift() -> None:
 def test_memory_drift_is_its_own_kind() -> None:
     fake, ids = converged()
     fake.blocks[ids["block.organization"]]["value"] = "Organization: Letta"
-    plan = plan_for(fake.client(), desired())
+    plan = plan_for(fake.client(), desired(SEED))
     assert plan.changes == ()
     assert [(d.kind, d.restored) for d in plan.drift] == [(MEMORY, False)]
     text = drift_text(plan, "u")

@@ -1,0 +1,144 @@
+"""Helpers shared by the unit tests: a clock that never really waits, a stand-in terminal, the
+desired state of a manifest text, manifest files and what is reported about them, and the CLI
+run in-process against the fake server (the `cli` fixture of tests/unit/conftest.py builds
+one)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from textwrap import dedent
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+
+from letta_apply.cli import commands
+from letta_apply.errors import Diagnostic, ManifestError
+from letta_apply.manifest.files import load_text
+from letta_apply.manifest.validate import validate
+from letta_apply.model import Desired
+from letta_apply.server.client import LettaClient
+from letta_apply.server.lock import StackLock
+from tests.fakeletta import FakeLetta
+
+
+class Clock:
+    """A clock that moves only when a test sets `now` or when something sleeps on it: retry
+    backoff and lock polling cost no real time, and `sleeps` records each wait asked for."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Tty(io.StringIO):
+    """An output stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+SEED = """\
+version: 1
+stack: unit
+blocks:
+  organization:
+    value: Nothing here yet.
+agents:
+  supervisor:
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks: [{label: persona, value: I am a supervisor, metadata: {kind: persona}}]
+    blocks: [organization]
+  worker:
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks: [{label: persona, value: I am a worker}]
+    blocks: [organization]
+"""
+"""A small stack: one shared block and two agents with a persona each."""
+
+
+def desired(text: str, file: str = "m.yaml") -> Desired:
+    """The desired state of a manifest given as text."""
+    return validate(load_text(text, file))
+
+
+def write(folder: Path, text: str | bytes, name: str = "m.yaml") -> Path:
+    """Write a manifest file: text dedented and in UTF-8, bytes as they are."""
+    path = folder / name
+    path.write_bytes(text if isinstance(text, bytes) else dedent(text).encode("utf-8"))
+    return path
+
+
+def diagnostics(path: Path, read: Callable[[Path], object]) -> list[Diagnostic]:
+    """What `read` reports about the manifest at `path`, checking what every report must be:
+    about that file, one short line each, in file order."""
+    with pytest.raises(ManifestError) as info:
+        read(path)
+    found = info.value.diagnostics
+    assert found, "a ManifestError carries at least one diagnostic"
+    for d in found:
+        assert d.file == str(path)
+        assert len(d.message) < 300, d.message
+        assert "\n" not in d.message
+    assert found == sorted(found)
+    return found
+
+
+def only(found: list[Diagnostic]) -> Diagnostic:
+    assert len(found) == 1, found
+    return found[0]
+
+
+def at(d: Diagnostic) -> tuple[int, int]:
+    return d.line, d.col
+
+
+class Result(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Cli:
+    """`letta-apply` run in-process, every server request going to `fake`. The clients and stack
+    locks the commands make wait on `clock`, never in real time."""
+
+    fake: FakeLetta = field(default_factory=FakeLetta)
+    clock: Clock = field(default_factory=Clock)
+    clients: list[LettaClient] = field(default_factory=list)
+    locks: list[StackLock] = field(default_factory=list)
+
+    def client(self, base_url: str, **kw: Any) -> LettaClient:
+        made = LettaClient(
+            base_url,
+            transport=httpx.MockTransport(self.fake.handle),
+            sleep=self.clock.sleep,
+            clock=self.clock,
+            **kw,
+        )
+        self.clients.append(made)
+        return made
+
+    def stack_lock(self, client: LettaClient, stack: str, operation: str, **kw: Any) -> StackLock:
+        made = StackLock(client, stack, operation, sleep=self.clock.sleep, clock=self.clock, **kw)
+        self.locks.append(made)
+        return made
+
+    def __call__(self, *argv: str, err: io.StringIO | None = None) -> Result:
+        """Run one command; `err` replaces the captured stderr (a Tty, say)."""
+        out, err = io.StringIO(), err if err is not None else io.StringIO()
+        code = commands.main(list(argv), out=out, err=err)
+        return Result(code, out.getvalue(), err.getvalue())

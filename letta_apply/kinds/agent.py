@@ -27,15 +27,15 @@ from ..plan.changes import (
     Change,
     Why,
 )
-from ..plan.marks import config_digests, digest, sensitive_fields, sensitive_names
+from ..plan.marks import digest
 from ..server.client import LettaClient
+from . import agent_plan
 from .base import Context, Field, Kind, Matched, Run, applied_of, carries, mark_of, settle
 from .block import (
     BlockKind,
     BlockState,
     DesiredBlock,
     blanked,
-    block_applied,
     declare_block,
     owned_block_address,
     owned_of,
@@ -130,25 +130,6 @@ class AgentMatch:
 
     superseded: tuple[tuple[str, LiveAgent], ...] = ()
     owned: Mapping[str, Any] = field(default_factory=dict)
-
-
-def agent_applied(da: DesiredAgent) -> dict[str, Any]:
-    """Digests of the configuration letta-apply writes for an agent, the shared blocks it
-    attaches (as addresses), the configuration of its own blocks, and its protection."""
-    out: dict[str, Any] = {"name": digest(da.name), **config_digests(da.config, FIELDS)}
-    if "tools" in da.config:
-        out["tools"] = digest(sorted(da.config["tools"]))
-    if "tool_rules" in da.config:
-        out["tool_rules"] = digest(rule_keys(da.config["tool_rules"]))
-    if "identities" in da.config:
-        out["identities"] = digest(sorted(da.config["identities"]))
-    if da.include_base_tools is not None:
-        out["include_base_tools"] = da.include_base_tools
-    out["blocks"] = sorted(da.blocks)
-    out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
-    if da.prevent_destroy:
-        out["prevent_destroy"] = True
-    return {**out, **sensitive_names(sensitive_fields(da.config))}
 
 
 def agent_tool_names(agent: DesiredAgent) -> set[str]:
@@ -333,25 +314,17 @@ class AgentKind(Kind):
         return Matched(pool, ids, tuple(notes), AgentMatch(tuple(superseded), owned))
 
     def create(self, ctx: Context, declared: DesiredAgent) -> None:
-        from . import agent_plan  # planning helpers import this module's types
-
         agent_plan.create(ctx, declared)
 
     def update(
         self, ctx: Context, declared: DesiredAgent, found: LiveAgent, *, adopt: bool
     ) -> None:
-        from . import agent_plan  # planning helpers import this module's types
-
         agent_plan.update(ctx, declared, found)
 
     def delete(self, ctx: Context, address: str, found: LiveAgent, why: Why) -> None:
-        from . import agent_plan  # planning helpers import this module's types
-
         agent_plan.delete(ctx, address, found, why, ctx.desired.of("agent").get(address))
 
     def prune(self, ctx: Context, *, destroy: bool) -> None:
-        from . import agent_plan  # planning helpers import this module's types
-
         super().prune(ctx, destroy=destroy)
         extra: AgentMatch = ctx.extra["agent"]
         for address, la in extra.superseded:

@@ -5,7 +5,7 @@ replacement, and deletion with its own blocks."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..plan.changes import (
     ATTACH,
@@ -26,12 +26,19 @@ from ..plan.changes import (
     Problem,
     Why,
 )
-from ..plan.marks import mark_metadata, user_metadata
-from .agent import AgentMatch, DesiredAgent, LiveAgent, agent_applied
+from ..plan.marks import (
+    config_digests,
+    digest,
+    mark_metadata,
+    sensitive_fields,
+    sensitive_names,
+    user_metadata,
+)
 from .base import Context, applied_of, dict_diffs, whys
 from .block import (
     BlockState,
     LiveBlock,
+    block_applied,
     block_body,
     create_block_change,
     declared_extras,
@@ -40,11 +47,32 @@ from .block import (
     owned_of,
     update_block,
 )
-from .tool import FIELDS as _TOOL_FIELDS  # noqa: F401  (tools' fields are the tool kind's)
 from .tool import ToolState
-from .tool_rules import rule_compared, rule_tool_names, rules_shown, tool_rules_update
+from .tool_rules import rule_compared, rule_keys, rule_tool_names, rules_shown, tool_rules_update
+
+if TYPE_CHECKING:  # kinds.agent imports this module: its types are only named here
+    from .agent import AgentMatch, DesiredAgent, LiveAgent
 
 FIELDS = ("description", "system", "model", "embedding")
+
+
+def agent_applied(da: DesiredAgent) -> dict[str, Any]:
+    """Digests of the configuration letta-apply writes for an agent, the shared blocks it
+    attaches (as addresses), the configuration of its own blocks, and its protection."""
+    out: dict[str, Any] = {"name": digest(da.name), **config_digests(da.config, FIELDS)}
+    if "tools" in da.config:
+        out["tools"] = digest(sorted(da.config["tools"]))
+    if "tool_rules" in da.config:
+        out["tool_rules"] = digest(rule_keys(da.config["tool_rules"]))
+    if "identities" in da.config:
+        out["identities"] = digest(sorted(da.config["identities"]))
+    if da.include_base_tools is not None:
+        out["include_base_tools"] = da.include_base_tools
+    out["blocks"] = sorted(da.blocks)
+    out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
+    if da.prevent_destroy:
+        out["prevent_destroy"] = True
+    return {**out, **sensitive_names(sensitive_fields(da.config))}
 
 
 def _shared(ctx: Context) -> dict[str, str]:

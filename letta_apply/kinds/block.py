@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from ..errors import Diagnostic
+from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document, Path_, clip, where
-from ..model import Desired, Import, Live
+from ..model import SHOWN, Desired, Import, Live, stack_tag
 from ..plan.changes import (
     CREATE,
     DELETE,
@@ -398,8 +398,6 @@ def block_fingerprint(b: LiveBlock, blank: frozenset[str]) -> str:
 def blanked(value: Any, name: str, fields: frozenset[str]) -> Any:
     """A field's value for a fingerprint: SHOWN when it is sensitive; a mapping (metadata) with
     its sensitive keys blanked."""
-    from ..model import SHOWN
-
     if name in fields:
         return SHOWN
     if isinstance(value, Mapping):
@@ -446,14 +444,10 @@ class BlockKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        from ..model import stack_tag
-
         # Lock records never carry the stack's tag; the filter keeps them out regardless.
         return [b for b in client.list_blocks(stack_tag(stack)) if not is_lock_record(b)]
 
     def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
-        from ..errors import ApiError
-
         assert imp.id is not None  # validation: blocks are imported by id
         try:
             raw_block = client.get_block(imp.id)

@@ -17,13 +17,14 @@ when some block declares identities.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import Diagnostic
 from ..manifest.files import Document
-from ..model import MARK_KEY, Desired, Import, Live
+from ..model import MARK_KEY, SHOWN, Desired, Import, Live
 from ..plan.changes import (
     CREATE,
     DELETE,
@@ -295,8 +296,6 @@ class IdentityKind(Kind):
         ctx.changes.append(Change(address, DELETE, found.id, why=(why,), kind=self.name))
 
     def fingerprint(self, resource: LiveIdentity, blank: frozenset[str]) -> str:
-        from ..model import SHOWN
-
         i = resource
         props = {k: SHOWN if f"properties.{k}" in blank else v for k, v in i.properties.items()}
         return digest([i.id, i.identifier_key, i.name, i.identity_type, props, dict(i.mark)])
@@ -348,16 +347,8 @@ def _find(run: Run, change: Change) -> dict[str, Any] | None:
     return None
 
 
-def block_identity_ids(ctx: Context, block_id: str) -> list[str]:
-    """Ids of the stack's identities a live block is attached to."""
-    state: IdentityState = ctx.live.of("identity")
-    return sorted(i for i, blocks in state.blocks.items() if block_id in blocks)
-
-
 def _references(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
     """Agents' and shared blocks' `identities:` name declared identities."""
-    import difflib
-
     section = data.get("identities")
     declared = sorted(section) if isinstance(section, dict) else []
     errors: list[Diagnostic] = []

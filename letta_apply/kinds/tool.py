@@ -34,6 +34,7 @@ from ..plan.changes import (
 from ..plan.marks import digest, mark_metadata, user_metadata
 from ..server.client import LettaClient
 from .base import Context, Field, Kind, Matched, Run, Users, applied_of, mark_of, whys
+from .block import our_agent_ids, stack_of
 from .tool_rules import rule_by_name
 from .tool_source import parse_source, read_sources, source_at
 
@@ -250,8 +251,6 @@ class ToolKind(Kind):
     ) -> ToolState:
         """Agents using each tool a plan may delete: Letta has no route for a tool's agents, so
         one listing of every agent with its tools (only when a plan may delete a tool)."""
-        from .block import stack_of
-
         state: ToolState = live.of("tool")
         ids = sorted(i for i in doomed if i.startswith(self.id_prefix))
         if not ids:
@@ -423,8 +422,6 @@ class ToolKind(Kind):
             )
 
     def delete(self, ctx: Context, address: str, found: LiveTool, why: Why) -> None:
-        from .block import our_agent_ids
-
         if ctx.protected(found, ctx.desired.of("tool").get(address)):
             ctx.refuse_destroy(address)
             return

@@ -26,7 +26,6 @@ import contextlib
 import difflib
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -605,8 +604,3 @@ def _masked(errors: list[Diagnostic], secrets: Sequence[str]) -> ManifestError:
     return ManifestError(
         [Diagnostic(d.file, d.line, d.col, masker.text(d.message)) for d in dict.fromkeys(errors)]
     )
-
-
-def env_options(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Options:
-    """Options with the process environment."""
-    return Options(env=dict(os.environ if environ is None else environ), **kwargs)

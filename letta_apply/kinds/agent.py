@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, cast
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
@@ -68,6 +68,38 @@ class DesiredAgent:
     ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
 
 
+class _Id(TypedDict):
+    id: str
+
+
+class _Handle(TypedDict, total=False):
+    handle: str | None
+
+
+class _ToolRef(_Id, total=False):
+    name: str
+    tool_type: str
+
+
+class AgentJSON(_Id, total=False):
+    """An agent as Letta's API returns it with `include=` AGENT_INCLUDE (the fields letta-apply
+    reads)."""
+
+    name: str
+    description: str | None
+    system: str | None
+    model: str | None
+    embedding: str | None
+    llm_config: _Handle | None
+    embedding_config: _Handle | None
+    tags: list[str] | None
+    metadata: dict[str, Any] | None
+    tools: list[_ToolRef] | None
+    blocks: list[_Id] | None
+    tool_rules: list[dict[str, Any]] | None
+    identity_ids: list[str] | None
+
+
 @dataclass(frozen=True)
 class LiveAgent:
     id: str
@@ -88,7 +120,8 @@ class LiveAgent:
         return mark_of(self.metadata)
 
     @classmethod
-    def from_api(cls, d: Mapping[str, Any]) -> LiveAgent:
+    def from_api(cls, raw: Mapping[str, Any]) -> LiveAgent:
+        d = cast(AgentJSON, raw)
         llm = d.get("llm_config") or {}
         emb = d.get("embedding_config") or {}
         return cls(

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypedDict, cast
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document, Path_, clip, where
@@ -89,6 +89,22 @@ class DesiredBlock:
     ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
 
 
+class _Id(TypedDict):
+    id: str
+
+
+class BlockJSON(_Id, total=False):
+    """A block as Letta's API returns it (the fields letta-apply reads)."""
+
+    label: str
+    value: str
+    description: str | None
+    limit: int | None
+    read_only: bool | None
+    metadata: dict[str, Any] | None
+    tags: list[str] | None
+
+
 @dataclass(frozen=True)
 class LiveBlock:
     id: str
@@ -105,7 +121,8 @@ class LiveBlock:
         return mark_of(self.metadata)
 
     @classmethod
-    def from_api(cls, d: Mapping[str, Any]) -> LiveBlock:
+    def from_api(cls, raw: Mapping[str, Any]) -> LiveBlock:
+        d = cast(BlockJSON, raw)
         return cls(
             id=d["id"],
             label=d.get("label") or "",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, cast
 
 from ..errors import Diagnostic
 from ..manifest.files import Document
@@ -56,6 +56,25 @@ class DesiredIdentity:
     ignore: frozenset[str] = frozenset()
 
 
+class PropertyJSON(TypedDict):
+    key: str
+    value: Any
+    type: str
+
+
+class _Id(TypedDict):
+    id: str
+
+
+class IdentityJSON(_Id, total=False):
+    """An identity as Letta's API returns it (the fields letta-apply reads)."""
+
+    identifier_key: str
+    name: str
+    identity_type: str
+    properties: list[PropertyJSON] | None
+
+
 @dataclass(frozen=True)
 class LiveIdentity:
     id: str
@@ -66,7 +85,8 @@ class LiveIdentity:
     mark: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_api(cls, d: Mapping[str, Any]) -> LiveIdentity:
+    def from_api(cls, raw: Mapping[str, Any]) -> LiveIdentity:
+        d = cast(IdentityJSON, raw)
         props: dict[str, Any] = {}
         mark: Mapping[str, Any] = {}
         for p in d.get("properties") or ():

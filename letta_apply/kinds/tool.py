@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, cast
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
@@ -64,6 +64,24 @@ class DesiredTool:
     ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
 
 
+class _Id(TypedDict):
+    id: str
+
+
+class ToolJSON(_Id, total=False):
+    """A tool as Letta's API returns it (the fields letta-apply reads)."""
+
+    name: str
+    tool_type: str
+    source_code: str | None
+    description: str | None
+    tags: list[str] | None
+    metadata_: dict[str, Any] | None
+    return_char_limit: int | None
+    pip_requirements: list[dict[str, Any]] | None
+    default_requires_approval: bool | None
+
+
 @dataclass(frozen=True)
 class LiveTool:
     id: str
@@ -87,7 +105,8 @@ class LiveTool:
         return mark_of(self.metadata)
 
     @classmethod
-    def from_api(cls, d: Mapping[str, Any]) -> LiveTool:
+    def from_api(cls, raw: Mapping[str, Any]) -> LiveTool:
+        d = cast(ToolJSON, raw)
         pip = d.get("pip_requirements")
         return cls(
             id=d["id"],

@@ -191,6 +191,7 @@ class AgentKind(Kind):
         Field("tool_rules"),
         Field("identities"),
         Field("blocks"),
+        Field("memory_blocks"),
         Field("include_base_tools", "replace"),
     )
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"

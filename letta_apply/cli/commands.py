@@ -11,42 +11,42 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO, cast
 
 from .. import __version__
-from ..apply.runner import Done, apply_plan
-from ..errors import ApiError, ApplyError, LettaApplyError, ManifestError
-from ..manifest.language import normalize_address
+from ..apply.report import apply_document
+from ..apply.runner import Done
+from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
+from ..errors import ApiError, LettaApplyError, ManifestError
 from ..manifest.variables import Options
-from ..model import Desired, Import, stack_tag
+from ..model import Desired
 from ..pipeline import load_manifest, plan_for
 from ..plan import planfile
-from ..plan.match import match
-from ..plan.planner import CREATE, IMPORT, Plan, make_plan, restrict, stale
-from ..sensitive import MaskedStream, Masker, has_masked, mask_plan, masked_paths
+from ..plan.listing import list_stack
+from ..plan.planner import Change, Plan, restrict
+from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
+from ..plan.targets import TARGET_WARNING, expand_targets
+from ..sensitive import MaskedStream, Masker, mask_plan
 from ..server.client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
 from ..server.export import Selection, export_manifest
-from ..server.live import read_live, read_stack
+from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
 from .progress import Progress
 from .render import (
     colorize,
     diagnostics_json,
-    done_json,
     done_text,
     drift_text,
     plan_markdown,
     plan_text,
+    show_text,
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")
-TARGET_WARNING = (
-    "Warning: --target limits this run to part of the manifest; the rest may not match the "
-    "server afterwards. Use it for exceptional cases, then run a full plan."
-)
+ClientFactory = Callable[..., LettaClient]
+"""Makes the client a command talks through: `factory(base_url, **options)`, like LettaClient."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -226,12 +226,22 @@ class _Out:
     """Where a command writes, and how: format, colors, request counts."""
 
     def __init__(
-        self, args: argparse.Namespace, out: TextIO, err: TextIO, masker: Masker | None = None
+        self,
+        args: argparse.Namespace,
+        out: TextIO,
+        err: TextIO,
+        masker: Masker | None = None,
+        *,
+        client_factory: ClientFactory = LettaClient,
+        stdin: TextIO | None = None,
     ) -> None:
         self.args = args
         self.out = out
         self.err = err
         self.masker = masker if masker is not None else Masker()
+        self.client_factory = client_factory
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.targets_expanded = False  # --target is expanded once, by the first plan
         self.format: str = args.format
         self.lock: StackLock | None = None  # the stack lock, while apply or destroy holds it
         self.color = (
@@ -254,7 +264,7 @@ class _Out:
 
     def connect(self) -> LettaClient:
         a = self.args
-        self.client = LettaClient(
+        self.client = self.client_factory(
             a.base_url,
             api_key=a.api_key,
             project=a.project,
@@ -315,34 +325,25 @@ def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
 
 
 def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -> Plan:
+    """The plan limited to `--target` (expanded to declared addresses once, in `args`)."""
     if not args.target:
         return plan
-    declared = [*desired.blocks, *desired.agents, *desired.tools]
-    targets: list[str] = []
-    for t in map(normalize_address, args.target):
-        # A template's address stands for all its instances: agent.worker is every worker.
-        found = [t] if t in declared else [a for a in declared if a.startswith(t + "[")]
-        if not found:
-            raise LettaApplyError(
-                f"--target {t}: no such resource in the manifest (addresses look like "
-                'block.<key>, agent.<key>, tool.<key>, agent.<key>["<for_each key>"] or '
-                "agent.<key>[<index>])"
-            )
-        targets += found
-    args.target = targets
-    print(TARGET_WARNING, file=o.err)
+    if not o.targets_expanded:
+        args.target = expand_targets(desired, args.target)
+        o.targets_expanded = True
+        print(TARGET_WARNING, file=o.err)
     return restrict(plan, desired, args.target)
 
 
-def _confirm(plan: Plan, out: TextIO) -> bool:
-    if not sys.stdin.isatty():
+def _confirm(plan: Plan, out: TextIO, stdin: TextIO) -> bool:
+    if not stdin.isatty():
         raise LettaApplyError(
             "refusing to ask for confirmation: standard input is not a terminal; "
             "review the plan and pass --auto-approve"
         )
     out.write(f'\nApply these changes to stack "{plan.stack}"? Only "yes" is accepted: ')
     out.flush()
-    return sys.stdin.readline().strip() == "yes"
+    return stdin.readline().strip() == "yes"
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -417,89 +418,62 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
-def _saved_plan(
-    args: argparse.Namespace, client: LettaClient, o: _Out
-) -> tuple[Plan, Desired | None]:
-    """Load a saved plan and refuse it unless the server, the stack, the manifest and every
-    resource it touches are as they were when it was made. Sensitive values, left out of the
-    saved plan, are taken from the manifest and its variables."""
-    plan, origin = planfile.read(args.plan_file)
-    here = (client.base_url, args.project)
-    if (origin.base_url, origin.project) != here:
-        raise LettaApplyError(
-            f"{args.plan_file}: the plan was made against {origin.base_url} "
-            f"(project {origin.project}), not {client.base_url} (project {args.project})"
-        )
-    desired: Desired | None = None
-    if has_masked(plan) and not args.file:
-        raise LettaApplyError(
-            f"{args.plan_file}: the plan holds sensitive values, which are not saved in it: "
-            "pass the manifest with -f and the same variables"
-        )
-    if args.file:
-        desired = _load(args, o)
-        if desired.stack != plan.stack:
-            raise LettaApplyError(
-                f"{args.plan_file}: the plan is for stack '{plan.stack}', the manifest declares "
-                f"'{desired.stack}'"
-            )
-        if desired.digest != origin.manifest_digest:
-            raise LettaApplyError(
-                f"stale plan: {', '.join(args.file)} changed since {args.plan_file} was made "
-                "(a manifest file, a file it reads or a variable); plan again"
-            )
-    creates = {
-        c.address: str(c.body.get("name", ""))
-        for c in plan.changes
-        if c.action == CREATE and c.is_agent
-    }
-    imports = [
-        Import(c.address, id=c.remote_id)
-        for c in plan.changes
-        if c.action == IMPORT and c.remote_id and ".memory_blocks." not in c.address
-    ]
-    live = read_stack(client, plan.stack, creates, imports)
-    changed = stale(plan, live, stack_tag(plan.stack))
-    if changed:
-        raise LettaApplyError(
-            "stale plan: changed on the server since the plan was made: "
-            + ", ".join(changed)
-            + "; nothing was applied, plan again"
-        )
-    if desired is not None and has_masked(plan):
-        plan = _fill_sensitive(plan, make_plan(desired, read_live(client, desired)), o)
+def _saved_plan(args: argparse.Namespace, client: LettaClient, o: _Out) -> Planned:
+    saved = read_saved_plan(args.plan_file)
+    check_server(saved, client.base_url, args.project)
+    desired = _load(args, o) if args.file else None
+    plan = verify_saved_plan(
+        client, saved, desired, project=args.project, masker=o.masker,
+        manifest=", ".join(args.file or ()),
+    )  # fmt: skip
     return plan, desired
 
 
-def _fill_sensitive(saved: Plan, fresh: Plan, o: _Out) -> Plan:
-    """The saved plan with its sensitive values taken from a plan made now from the manifest.
-    The two must agree on every change that carries one: the fields it changes, and where the
-    sensitive values go (a sensitive field the server changed since counts as stale)."""
-    by_key = {(c.address, c.action, c.block): c for c in fresh.changes}
-    masked_fresh = {
-        k: mask_plan(Plan(fresh.stack, (c,)), o.masker).changes[0] for k, c in by_key.items()
-    }
-    changes = []
-    for c in saved.changes:
-        paths = masked_paths(dict(c.body))
-        if not paths:
-            changes.append(c)
-            continue
-        key = (c.address, c.action, c.block)
-        now = by_key.get(key)
-        if (
-            now is None
-            or [d.field for d in now.diffs] != [d.field for d in c.diffs]
-            or sorted(map(str, masked_paths(dict(masked_fresh[key].body))))
-            != sorted(map(str, paths))
-        ):
-            raise LettaApplyError(
-                f"stale plan: {c.address} would not change the same way now (the server or a "
-                "sensitive variable changed since the plan was made); nothing was applied, "
-                "plan again"
-            )
-        changes.append(replace(c, body=now.body))
-    return replace(saved, changes=tuple(changes))
+class _Events(ApplyEvents):
+    """How an apply run shows on the terminal: the plan, the prompt, progress, the record."""
+
+    def __init__(self, args: argparse.Namespace, o: _Out, client: LettaClient) -> None:
+        self.args, self.o, self.client = args, o, client
+        self.progress: Progress | None = None
+
+    def planned(self, plan: Plan, desired: Desired | None) -> None:
+        if self.o.format == "text":
+            _show_plan(self.o, plan, _origin(self.args, self.client, desired))
+
+    def confirm(self, plan: Plan) -> bool:
+        return bool(self.args.auto_approve) or _confirm(plan, self.o.out, self.o.stdin)
+
+    def lock_created(self, lock: StackLock) -> None:
+        self.o.lock = lock
+
+    def lock_wait(self, held: LockInfo) -> None:
+        print(f"waiting for the lock held by {held.describe()}", file=self.o.err)
+
+    def lock_not_released(self, held: LockInfo, error: ApiError) -> None:
+        print(
+            f"warning: could not release the lock of stack {held.stack!r} ({error}); remove it "
+            f"with `letta-apply force-unlock {held.id}`",
+            file=self.o.err,
+        )
+
+    def started(self, plan: Plan) -> None:
+        self.progress = Progress(self.o.err, len(plan.changes), tty=self.o.progress_tty)
+
+    def done(self, done: Done) -> None:
+        if self.progress:
+            self.progress.completed()
+
+    def failed(self, change: Change, error: BaseException) -> None:
+        if self.progress:
+            self.progress.failure()
+
+    def finished(self, done: list[Done]) -> None:
+        # Changes complete in any order; the record of them is printed in plan order, also
+        # when the apply stopped half-way.
+        if self.progress:
+            self.progress.close()
+        if self.o.format == "text" and done:
+            self.o.text("\n" + done_text(done))
 
 
 def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> int:
@@ -511,101 +485,36 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
         raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
     with o.connect() as client:
 
-        def build(first: bool) -> tuple[Plan, Desired | None]:
+        def make() -> Planned:
             if args.plan_file:
                 return _saved_plan(args, client, o)
             desired = _load(args, o)
             plan = plan_for(
                 client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
             )
-            if first:
-                return _targeted(args, desired, plan, o), desired
-            return (restrict(plan, desired, args.target) if args.target else plan), desired
+            return _targeted(args, desired, plan, o), desired
 
-        plan, desired = build(True)
-        # The lock costs two writes: a run with nothing to do neither takes it nor writes.
-        if not (args.lock and plan.has_changes and not plan.blocked):
-            return _apply_planned(args, o, client, plan, desired)
-        lock = StackLock(
-            client, plan.stack, "destroy" if destroy else "apply", timeout=args.lock_timeout,
-            on_wait=lambda held: print(f"waiting for the lock held by {held.describe()}",
-                                       file=o.err),
+        result = run_apply(
+            client, make, operation="destroy" if destroy else "apply", lock=args.lock,
+            lock_timeout=args.lock_timeout, parallelism=args.parallelism,
+            events=_Events(args, o, client),
         )  # fmt: skip
-        o.lock = lock
-        lock.acquire()
-        try:
-            # Plan again under the lock: the run that held it may have changed the stack.
-            return _apply_planned(args, o, client, *build(False))
-        finally:
-            _release(lock, o)
+        return _applied(args, o, client, result)
 
 
-def _release(lock: StackLock, o: _Out) -> None:
-    held: LockInfo | None = lock.held
-    try:
-        lock.release()
-    except ApiError as e:
-        if held is not None:
-            print(
-                f"warning: could not release the lock of stack {held.stack!r} ({e}); remove it "
-                f"with `letta-apply force-unlock {held.id}`",
-                file=o.err,
-            )
-
-
-def _apply_planned(
-    args: argparse.Namespace, o: _Out, client: LettaClient, plan: Plan, desired: Desired | None
-) -> int:
-    origin = _origin(args, client, desired)
-    if o.format == "text":
-        _show_plan(o, plan, origin)
-    shown = mask_plan(plan, o.masker)
-    if plan.blocked:
-        if o.format == "json":
-            o.json({"plan": planfile.to_document(shown, origin), "applied": [], "errors": []})
+def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: ApplyResult) -> int:
+    """Report an apply run; its exit code."""
+    plan, failure = result.plan, result.failure
+    if o.format == "json":
+        o.json(apply_document(result, _origin(args, client, result.desired), o.masker))
+    if result.blocked:
         raise LettaApplyError(
             "prevent_destroy: this plan would delete protected resources; nothing was applied"
         )
-    if plan.has_changes and not args.auto_approve and not _confirm(plan, o.out):
+    if result.cancelled:
         o.text("Apply cancelled; nothing was changed.")
         return EXIT_ERROR
-    done: list[Done] = []  # appended from apply's worker threads
-    failure: ApplyError | None = None
-    if plan.has_changes:
-        progress = Progress(o.err, len(plan.changes), tty=o.progress_tty)
-
-        def on_done(d: Done) -> None:
-            done.append(d)
-            progress.completed()
-
-        try:
-            apply_plan(
-                client, plan, parallelism=args.parallelism,
-                on_done=on_done, on_failed=lambda c, e: progress.failure(),
-            )  # fmt: skip
-        except ApplyError as e:
-            failure = e
-        finally:
-            # Changes complete in any order; the record of them is printed in plan order,
-            # also when the apply stopped half-way.
-            progress.close()
-            if o.format == "text" and done:
-                o.text("\n" + done_text(done))
-    errors = [f"{p.address}: {p.message}" for p in plan.problems]
-    if failure:
-        errors = failure.failures + errors
-    if o.format == "json":
-        o.json(
-            {
-                "format_version": planfile.FORMAT_VERSION,
-                "plan": planfile.to_document(shown, origin),
-                "applied": done_json(done),
-                "errors": errors,
-                "not_attempted": failure.not_attempted if failure else 0,
-                "not_attempted_changes": failure.skipped if failure else [],
-            }
-        )
-    elif failure:
+    if failure and o.format != "json":
         for f in failure.failures:
             print(f"error: {f}", file=o.err)
         for skipped in failure.skipped:
@@ -615,8 +524,8 @@ def _apply_planned(
             f"{failure.not_attempted} not attempted. Run apply again to converge.",
             file=o.err,
         )
-    elif plan.has_changes:
-        o.text(f"\nApply complete: {len(done)} change(s) made.")
+    elif plan.has_changes and o.format != "json":
+        o.text(f"\nApply complete: {len(result.done)} change(s) made.")
     if failure:
         return EXIT_ERROR
     if plan.problems:
@@ -633,18 +542,7 @@ def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
         plan = mask_plan(plan_for(client, desired), o.masker)
         origin = _origin(args, client, desired)
         if o.format == "json":
-            doc = planfile.to_document(plan, origin)
-            o.json(
-                {
-                    "format_version": planfile.FORMAT_VERSION,
-                    "stack": plan.stack,
-                    "has_drift": bool(plan.drift),
-                    "drift": doc["drift"],
-                    "summary": {
-                        k: doc["summary"][k] for k in ("memory_drift", "configuration_drift")
-                    },
-                }
-            )
+            o.json(planfile.drift_document(plan, origin))
         elif o.format == "markdown":
             o.out.write(plan_markdown(plan, origin.base_url))
         else:
@@ -655,28 +553,11 @@ def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
 def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
     desired = _load(args, o)
     with o.connect() as client:
-        live = read_live(client, desired)
-        matched = match(desired.stack, desired.tag, live)
-        ids = matched.ids()
+        listing = list_stack(desired, read_live(client, desired))
         if o.format == "json":
-            o.json({"stack": desired.stack, "ids": dict(sorted(ids.items()))})
-            return EXIT_OK
-        lines = [f'stack "{desired.stack}" on {client.base_url}']
-        for address, agent in sorted(matched.agents.items()):
-            labels = ", ".join(
-                f"{live.blocks[i].label} ({i})" for i in agent.block_ids if i in live.blocks
-            )
-            lines.append(f"{address}  {agent.id}  name={agent.name!r}  blocks: {labels}")
-        for address, block in sorted([*matched.blocks.items(), *matched.owned.items()]):
-            lines.append(f"{address}  {block.id}  label={block.label!r}  value={block.value!r}")
-        for address, tool in sorted(matched.tools.items()):
-            lines.append(f"{address}  {tool.id}  name={tool.name!r}")
-        lines += [
-            f"{a}  (not on the server)"
-            for a in [*desired.blocks, *desired.agents, *desired.tools]
-            if a not in ids
-        ]
-        o.text("\n".join(lines))
+            o.json({"stack": listing.stack, "ids": listing.ids})
+        else:
+            o.text(show_text(listing, client.base_url))
     return EXIT_OK
 
 
@@ -700,15 +581,21 @@ COMMANDS = {
 
 
 def main(
-    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    client_factory: ClientFactory | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
-    """Entry point of the `letta-apply` command; returns the exit code."""
+    """Entry point of the `letta-apply` command; returns the exit code. `client_factory` makes
+    the server client (LettaClient by default); `stdin` answers the confirmation prompt."""
     masker = Masker()
     # Every byte written goes through the masker: sensitive values never reach the terminal.
     out = cast(TextIO, MaskedStream(out or sys.stdout, masker))
     err = cast(TextIO, MaskedStream(err or sys.stderr, masker))
     args = _parser().parse_args(argv)
-    o = _Out(args, out, err, masker)
+    o = _Out(args, out, err, masker, client_factory=client_factory or LettaClient, stdin=stdin)
     try:
         return COMMANDS[args.command](args, o)
     except ManifestError as e:

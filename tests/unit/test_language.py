@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import httpx
 import pytest
@@ -501,15 +502,12 @@ def test_errors_never_show_a_sensitive_value(tmp_path: Path) -> None:
     assert str(d) == "--var: variable 'key': expected a number"
 
 
-def test_target_takes_an_instance_or_every_instance(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_target_takes_an_instance_or_every_instance(tmp_path: Path) -> None:
     fake = FakeLetta()
-    monkeypatch.setattr(
-        cli,
-        "LettaClient",
-        lambda url, **kw: LettaClient(url, transport=httpx.MockTransport(fake.handle), **kw),
-    )
+
+    def client(url: str, **kw: Any) -> LettaClient:
+        return LettaClient(url, transport=httpx.MockTransport(fake.handle), **kw)
+
     m = write(
         tmp_path,
         "m.yaml",
@@ -519,12 +517,14 @@ def test_target_takes_an_instance_or_every_instance(
     def plan(*targets: str) -> str:
         out, err = io.StringIO(), io.StringIO()
         args = [a for t in targets for a in ("--target", t)]
-        assert cli.main(["plan", "-f", m, *args], out=out, err=err) == 0, err.getvalue()
+        code = cli.main(["plan", "-f", m, *args], out=out, err=err, client_factory=client)
+        assert code == 0, err.getvalue()
         return out.getvalue()
 
     assert "Plan: 1 to create" in plan("agent.w[1]")
     every = plan("agent.w")
     assert "Plan: 3 to create" in every and "agent.other" not in every
     out, err = io.StringIO(), io.StringIO()
-    assert cli.main(["plan", "-f", m, "--target", "agent.w[7]"], out=out, err=err) == 1
+    argv = ["plan", "-f", m, "--target", "agent.w[7]"]
+    assert cli.main(argv, out=out, err=err, client_factory=client) == 1
     assert "--target agent.w[7]: no such resource" in err.getvalue()

@@ -55,19 +55,18 @@ class Run:
         self.manifest = tmp_path / "m.yaml"
         self.manifest.write_text(MANIFEST, encoding="utf-8")
         self.outputs: list[str] = []
-
-        def client(base_url: str, **kw: Any) -> LettaClient:
-            return LettaClient(base_url, transport=httpx.MockTransport(self.fake.handle), **kw)
-
-        monkeypatch.setattr(cli, "LettaClient", client)
+        self.client_factory = self.client
         monkeypatch.setenv("LETTA_APPLY_VAR_pin", SHORT)
+
+    def client(self, base_url: str, **kw: Any) -> LettaClient:
+        return LettaClient(base_url, transport=httpx.MockTransport(self.fake.handle), **kw)
 
     def __call__(self, *args: str, key: str = SECRET, manifest: bool = True) -> tuple[int, str]:
         out, err = io.StringIO(), io.StringIO()
         argv = [*args, "--var", f"key={key}"]
         if manifest and "-f" not in args:
             argv += ["-f", str(self.manifest)]
-        code = cli.main(argv, out=out, err=err)
+        code = cli.main(argv, out=out, err=err, client_factory=self.client_factory)
         text = out.getvalue() + err.getvalue()
         self.outputs.append(text)
         return code, text
@@ -200,11 +199,11 @@ def test_manifest_errors_are_masked(run: Run) -> None:
     run.assert_clean()
 
 
-def test_an_internal_error_is_masked_too(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(*args: Any, **kw: Any) -> Any:
+def test_an_internal_error_is_masked_too(run: Run) -> None:
+    def boom(*args: Any, **kw: Any) -> LettaClient:
         raise RuntimeError(f"unexpected: {SECRET}")
 
-    monkeypatch.setattr(cli, "plan_for", boom)
+    run.client_factory = boom
     code, text = run("plan")
     assert code == 1 and "RuntimeError: unexpected: (sensitive)" in text
     run.assert_clean()

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from letta_apply import LettaClient, apply_plan, plan_for
-from letta_apply.cli import commands as cli_module
 from letta_apply.cli.commands import main
 from letta_apply.cli.progress import Progress
 from letta_apply.manifest.files import load_text
@@ -216,9 +215,7 @@ def test_a_narrower_pool_queues_requests(barrier_server: tuple[str, type[_Barrie
         assert 0 in _concurrent_gets(client, 3)
 
 
-def test_the_cli_sizes_the_pool_from_parallelism(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_cli_sizes_the_pool_from_parallelism(tmp_path: Path) -> None:
     fake = FakeLetta()
     made: list[LettaClient] = []
 
@@ -226,11 +223,10 @@ def test_the_cli_sizes_the_pool_from_parallelism(
         made.append(LettaClient(base_url, transport=httpx.MockTransport(fake.handle), **kw))
         return made[-1]
 
-    monkeypatch.setattr(cli_module, "LettaClient", client)
     path = tmp_path / "m.yaml"
     path.write_text(fleet(3, 1))
     argv = ["apply", "-f", str(path), "--auto-approve", "--parallelism", "48"]
-    assert main(argv, out=io.StringIO(), err=io.StringIO()) == 0
+    assert main(argv, out=io.StringIO(), err=io.StringIO(), client_factory=client) == 0
     assert made[0].max_connections == 48
 
 
@@ -298,18 +294,16 @@ def _cli_apply(
     fake = FakeLetta()
     if hook:
         fake.before.append(hook)
-    monkeypatch.setattr(
-        cli_module,
-        "LettaClient",
-        lambda base_url, **kw: LettaClient(
-            base_url, transport=httpx.MockTransport(fake.handle), **kw
-        ),
-    )
+
+    def client(base_url: str, **kw: Any) -> LettaClient:
+        return LettaClient(base_url, transport=httpx.MockTransport(fake.handle), **kw)
+
     monkeypatch.delenv("TERM", raising=False)
     path = tmp_path / "m.yaml"
     path.write_text(text)
     out = io.StringIO()
-    code = main(["apply", "-f", str(path), "--auto-approve", "--parallelism", "8"], out, err)
+    argv = ["apply", "-f", str(path), "--auto-approve", "--parallelism", "8"]
+    code = main(argv, out, err, client_factory=client)
     return code, out.getvalue(), fake
 
 

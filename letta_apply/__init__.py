@@ -1,12 +1,16 @@
 """letta-apply: declarative, GitOps-style provisioning for Letta agents and shared memory blocks.
 
-The pipeline: `load` (YAML with positions) -> `validate` (JSON Schema, then semantic checks) ->
-desired state -> `live` (reads the server) -> `plan` (pure) -> `render` / `apply`.
+Programs use `Stack` (api.py): load a manifest from files or from a dict, plan, render, apply,
+destroy. The pipeline underneath: `load` (YAML with positions) -> `validate` (JSON Schema, then
+semantic checks) -> desired state -> `live` (reads the server) -> `plan` (pure) -> `render` /
+`apply`.
 """
 
 __version__ = "0.1.0"
 
+from .api import ApplyFailed, Format, Stack, StalePlanError, render_plan
 from .apply.runner import Done, apply_plan
+from .apply.session import ApplyResult
 from .errors import (
     ApiError,
     ApplyError,
@@ -16,31 +20,44 @@ from .errors import (
     ServerUnreachable,
 )
 from .model import Desired, Live
-from .pipeline import load_manifest, plan_for
+from .pipeline import load_manifest, load_manifest_data, plan_for
 from .plan.changes import Change, Drift, Plan, Problem
+from .plan.listing import Listed, Listing
 from .plan.planner import make_plan
-from .server.client import LettaClient
+from .server.client import LettaClient, RetryPolicy
 from .server.live import read_live
+from .server.lock import LockError
 
 __all__ = [
     "ApiError",
     "ApplyError",
+    "ApplyFailed",
+    "ApplyResult",
     "Change",
     "Desired",
     "Diagnostic",
     "Done",
     "Drift",
+    "Format",
     "LettaApplyError",
     "LettaClient",
+    "Listed",
+    "Listing",
     "Live",
+    "LockError",
     "ManifestError",
     "Plan",
     "Problem",
+    "RetryPolicy",
     "ServerUnreachable",
+    "Stack",
+    "StalePlanError",
     "__version__",
     "apply_plan",
     "load_manifest",
+    "load_manifest_data",
     "make_plan",
     "plan_for",
     "read_live",
+    "render_plan",
 ]

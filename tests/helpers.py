@@ -21,7 +21,6 @@ from letta_apply.manifest.files import load_text
 from letta_apply.manifest.validate import validate
 from letta_apply.model import Desired
 from letta_apply.server.client import LettaClient
-from letta_apply.server.lock import StackLock
 from tests.fakeletta import FakeLetta
 
 
@@ -113,13 +112,13 @@ class Result(NamedTuple):
 
 @dataclass
 class Cli:
-    """`letta-apply` run in-process, every server request going to `fake`. The clients and stack
-    locks the commands make wait on `clock`, never in real time."""
+    """`letta-apply` run in-process, every server request going to `fake`. The clients the
+    commands make (and so their stack locks) wait on `clock`, never in real time."""
 
     fake: FakeLetta = field(default_factory=FakeLetta)
     clock: Clock = field(default_factory=Clock)
     clients: list[LettaClient] = field(default_factory=list)
-    locks: list[StackLock] = field(default_factory=list)
+    factory: Callable[..., LettaClient] | None = None  # replaces `client` when set
 
     def client(self, base_url: str, **kw: Any) -> LettaClient:
         made = LettaClient(
@@ -132,13 +131,9 @@ class Cli:
         self.clients.append(made)
         return made
 
-    def stack_lock(self, client: LettaClient, stack: str, operation: str, **kw: Any) -> StackLock:
-        made = StackLock(client, stack, operation, sleep=self.clock.sleep, clock=self.clock, **kw)
-        self.locks.append(made)
-        return made
-
     def __call__(self, *argv: str, err: io.StringIO | None = None) -> Result:
         """Run one command; `err` replaces the captured stderr (a Tty, say)."""
         out, err = io.StringIO(), err if err is not None else io.StringIO()
-        code = commands.main(list(argv), out=out, err=err)
+        factory = self.factory or self.client
+        code = commands.main(list(argv), out=out, err=err, client_factory=factory)
         return Result(code, out.getvalue(), err.getvalue())

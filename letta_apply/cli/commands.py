@@ -11,229 +11,64 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from dataclasses import replace
-from typing import NoReturn, TextIO, cast
+from collections.abc import Callable, Sequence
+from typing import TextIO, cast
 
-from .. import __version__
-from ..apply.runner import Done, apply_plan
-from ..errors import ApiError, ApplyError, LettaApplyError, ManifestError
-from ..kinds import KINDS
-from ..manifest.language import normalize_address
+from ..apply.report import apply_document
+from ..apply.runner import Done
+from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
+from ..errors import ApiError, LettaApplyError, ManifestError
 from ..manifest.variables import Options
 from ..model import Desired
 from ..pipeline import load_manifest, plan_for
 from ..plan import planfile
-from ..plan.changes import Plan
-from ..plan.match import matched_ids
-from ..plan.planner import make_plan, restrict, stale
-from ..sensitive import MaskedStream, Masker, has_masked, mask_plan, masked_paths
-from ..server.client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
+from ..plan.changes import Change, Plan
+from ..plan.listing import list_stack
+from ..plan.planner import restrict
+from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
+from ..plan.targets import TARGET_WARNING, expand_targets
+from ..sensitive import MaskedStream, Masker, mask_plan
+from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
 from ..server.export import Selection, export_manifest
-from ..server.live import read_live, read_saved
+from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
+from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from .arguments import parser as _parser
 from .progress import Progress
 from .render import (
     colorize,
     diagnostics_json,
-    done_json,
     done_text,
     drift_text,
     plan_markdown,
     plan_text,
+    show_text,
 )
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-FORMATS = ("text", "json", "markdown")
-TARGET_WARNING = (
-    "Warning: --target limits this run to part of the manifest; the rest may not match the "
-    "server afterwards. Use it for exceptional cases, then run a full plan."
-)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # argparse exits 2 on usage errors; 2 means "changes present" to pipelines.
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"letta-apply: error: {message}\n")
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return n
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="letta-apply",
-        description="Declarative provisioning for Letta agents and memory blocks.",
-    )
-    p.add_argument("--version", action="version", version=f"letta-apply {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    def common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = True) -> None:
-        sp.add_argument(
-            "-f", "--file", action="append", required=file, metavar="PATH",
-            help="manifest file, or folder of *.yaml/*.yml files (repeatable: their union)",
-        )  # fmt: skip
-        sp.add_argument(
-            "--var", action="append", default=[], metavar="NAME=VALUE",
-            help="set a variable (repeatable; wins over --var-file and LETTA_APPLY_VAR_<NAME>)",
-        )  # fmt: skip
-        sp.add_argument(
-            "--var-file", action="append", default=[], metavar="FILE",
-            help="YAML file of variable values (repeatable; later files win)",
-        )  # fmt: skip
-        sp.add_argument(
-            "--allow-outside-files", action="store_true",
-            help="let value_file/system_file read files outside the folders given to -f",
-        )  # fmt: skip
-        sp.add_argument("--format", choices=FORMATS, default="text", help="output format")
-        sp.add_argument("--no-color", action="store_true", help="no colors (also: NO_COLOR)")
-        if not server:
-            return
-        sp.add_argument(
-            "--base-url",
-            default=os.environ.get("LETTA_BASE_URL", DEFAULT_BASE_URL),
-            help="Letta server URL (env LETTA_BASE_URL; default %(default)s)",
-        )
-        sp.add_argument(
-            "--api-key",
-            default=os.environ.get("LETTA_API_KEY"),
-            help="API key, sent as a Bearer token (env LETTA_API_KEY)",
-        )
-        sp.add_argument(
-            "--project",
-            default=os.environ.get("LETTA_PROJECT"),
-            help="project, sent as the X-Project header (env LETTA_PROJECT)",
-        )
-        sp.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-        sp.add_argument(
-            "--max-retries", type=_count, default=RetryPolicy.max_retries, metavar="N",
-            help="re-sends of a request after transient failures (default %(default)s)",
-        )  # fmt: skip
-        sp.add_argument(
-            "--retry-max-time", type=_seconds, default=RetryPolicy.max_time, metavar="SECONDS",
-            help="no retry starts later than this after a request's first attempt "
-            "(default %(default)s)",
-        )  # fmt: skip
-        sp.add_argument("-v", "--verbose", action="store_true", help="print request counts")
-
-    def locking(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--lock", type=_boolean, default=True, metavar="true|false",
-            help="hold the stack's lock on the server while writing (default true)",
-        )  # fmt: skip
-        sp.add_argument(
-            "--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
-            help="how long to wait for a stack locked by another run (default %(default)s)",
-        )  # fmt: skip
-
-    def lifecycle(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--detach-unmanaged-blocks", action="store_true",
-            help="detach blocks this stack does not manage from its agents (left alone otherwise)",
-        )  # fmt: skip
-
-    def target(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--target", action="append", default=[], metavar="ADDRESS",
-            help="limit to this resource and what it depends on (repeatable; exceptional use)",
-        )  # fmt: skip
-
-    common(sub.add_parser("validate", help="check a manifest; sends no request"), server=False)
-
-    sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
-    common(sp)
-    target(sp)
-    lifecycle(sp)
-    sp.add_argument("--destroy", action="store_true", help="plan the deletion of the whole stack")
-    sp.add_argument("--out", metavar="FILE", help="also save the plan, for `apply FILE`")
-    sp.add_argument(
-        "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
-    )
-
-    sp = sub.add_parser("apply", help="converge the server to the manifest, or apply a saved plan")
-    common(sp, file=False)
-    target(sp)
-    lifecycle(sp)
-    sp.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by `plan --out`")
-    sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
-    sp.add_argument(
-        "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
-    )
-    locking(sp)
-
-    sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
-    common(sp)
-    sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
-    sp.add_argument(
-        "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
-    )
-    locking(sp)
-
-    sp = sub.add_parser("force-unlock", help="remove a stack lock left behind by a run that died")
-    common(sp, file=False)
-    sp.add_argument("lock_id", metavar="ID", help="the lock id named by the error message")
-
-    sp = sub.add_parser("export", help="write a manifest from existing agents, to adopt them")
-    common(sp, file=False)
-    sp.add_argument("--stack", required=True, help="stack name for the manifest")
-    sp.add_argument("--id", action="append", default=[], help="agent id (repeatable)")
-    sp.add_argument("--name", action="append", default=[], help="agent name (repeatable)")
-    sp.add_argument("--tag", action="append", default=[], help="agents with this tag (repeatable)")
-    sp.add_argument("--all", action="store_true", help="every agent no stack manages")
-    sp.add_argument("--include-system", action="store_true", help="also export system prompts")
-    sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-
-    sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
-    common(sp)
-    sp.add_argument(
-        "--detailed-exitcode", action="store_true",
-        help="accepted for symmetry with plan: drift always exits 2 when it finds drift",
-    )  # fmt: skip
-
-    common(sub.add_parser("show", help="list the stack's resources on the server with their ids"))
-    return p
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text}")
-    return value
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() in ("true", "yes", "1", "on"):
-        return True
-    if text.lower() in ("false", "no", "0", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false: {text}")
+ClientFactory = Callable[..., LettaClient]
+"""Makes the client a command talks through: `factory(base_url, **options)`, like LettaClient."""
 
 
 class _Out:
     """Where a command writes, and how: format, colors, request counts."""
 
     def __init__(
-        self, args: argparse.Namespace, out: TextIO, err: TextIO, masker: Masker | None = None
+        self,
+        args: argparse.Namespace,
+        out: TextIO,
+        err: TextIO,
+        masker: Masker | None = None,
+        *,
+        client_factory: ClientFactory = LettaClient,
+        stdin: TextIO | None = None,
     ) -> None:
         self.args = args
         self.out = out
         self.err = err
         self.masker = masker if masker is not None else Masker()
+        self.client_factory = client_factory
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.targets_expanded = False  # --target is expanded once, by the first plan
         self.format: str = args.format
         self.lock: StackLock | None = None  # the stack lock, while apply or destroy holds it
         self.color = (
@@ -256,7 +91,7 @@ class _Out:
 
     def connect(self) -> LettaClient:
         a = self.args
-        self.client = LettaClient(
+        self.client = self.client_factory(
             a.base_url,
             api_key=a.api_key,
             project=a.project,
@@ -317,34 +152,25 @@ def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
 
 
 def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -> Plan:
+    """The plan limited to `--target` (expanded to declared addresses once, in `args`)."""
     if not args.target:
         return plan
-    declared = desired.addresses
-    targets: list[str] = []
-    for t in map(normalize_address, args.target):
-        # A template's address stands for all its instances: agent.worker is every worker.
-        found = [t] if t in declared else [a for a in declared if a.startswith(t + "[")]
-        if not found:
-            raise LettaApplyError(
-                f"--target {t}: no such resource in the manifest (addresses look like "
-                "block.<key>, agent.<key>, tool.<key>, identity.<key>, "
-                'agent.<key>["<for_each key>"] or agent.<key>[<index>])'
-            )
-        targets += found
-    args.target = targets
-    print(TARGET_WARNING, file=o.err)
+    if not o.targets_expanded:
+        args.target = expand_targets(desired, args.target)
+        o.targets_expanded = True
+        print(TARGET_WARNING, file=o.err)
     return restrict(plan, desired, args.target)
 
 
-def _confirm(plan: Plan, out: TextIO) -> bool:
-    if not sys.stdin.isatty():
+def _confirm(plan: Plan, out: TextIO, stdin: TextIO) -> bool:
+    if not stdin.isatty():
         raise LettaApplyError(
             "refusing to ask for confirmation: standard input is not a terminal; "
             "review the plan and pass --auto-approve"
         )
     out.write(f'\nApply these changes to stack "{plan.stack}"? Only "yes" is accepted: ')
     out.flush()
-    return sys.stdin.readline().strip() == "yes"
+    return stdin.readline().strip() == "yes"
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -419,79 +245,62 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
-def _saved_plan(
-    args: argparse.Namespace, client: LettaClient, o: _Out
-) -> tuple[Plan, Desired | None]:
-    """Load a saved plan and refuse it unless the server, the stack, the manifest and every
-    resource it touches are as they were when it was made. Sensitive values, left out of the
-    saved plan, are taken from the manifest and its variables."""
-    plan, origin = planfile.read(args.plan_file)
-    here = (client.base_url, args.project)
-    if (origin.base_url, origin.project) != here:
-        raise LettaApplyError(
-            f"{args.plan_file}: the plan was made against {origin.base_url} "
-            f"(project {origin.project}), not {client.base_url} (project {args.project})"
-        )
-    desired: Desired | None = None
-    if has_masked(plan) and not args.file:
-        raise LettaApplyError(
-            f"{args.plan_file}: the plan holds sensitive values, which are not saved in it: "
-            "pass the manifest with -f and the same variables"
-        )
-    if args.file:
-        desired = _load(args, o)
-        if desired.stack != plan.stack:
-            raise LettaApplyError(
-                f"{args.plan_file}: the plan is for stack '{plan.stack}', the manifest declares "
-                f"'{desired.stack}'"
-            )
-        if desired.digest != origin.manifest_digest:
-            raise LettaApplyError(
-                f"stale plan: {', '.join(args.file)} changed since {args.plan_file} was made "
-                "(a manifest file, a file it reads or a variable); plan again"
-            )
-    live = read_saved(client, plan)
-    changed = stale(plan, live)
-    if changed:
-        raise LettaApplyError(
-            "stale plan: changed on the server since the plan was made: "
-            + ", ".join(changed)
-            + "; nothing was applied, plan again"
-        )
-    if desired is not None and has_masked(plan):
-        plan = _fill_sensitive(plan, make_plan(desired, read_live(client, desired)), o)
+def _saved_plan(args: argparse.Namespace, client: LettaClient, o: _Out) -> Planned:
+    saved = read_saved_plan(args.plan_file)
+    check_server(saved, client.base_url, args.project)
+    desired = _load(args, o) if args.file else None
+    plan = verify_saved_plan(
+        client, saved, desired, project=args.project, masker=o.masker,
+        manifest=", ".join(args.file or ()),
+    )  # fmt: skip
     return plan, desired
 
 
-def _fill_sensitive(saved: Plan, fresh: Plan, o: _Out) -> Plan:
-    """The saved plan with its sensitive values taken from a plan made now from the manifest.
-    The two must agree on every change that carries one: the fields it changes, and where the
-    sensitive values go (a sensitive field the server changed since counts as stale)."""
-    by_key = {(c.address, c.action, c.block): c for c in fresh.changes}
-    masked_fresh = {
-        k: mask_plan(Plan(fresh.stack, (c,)), o.masker).changes[0] for k, c in by_key.items()
-    }
-    changes = []
-    for c in saved.changes:
-        paths = masked_paths(dict(c.body))
-        if not paths:
-            changes.append(c)
-            continue
-        key = (c.address, c.action, c.block)
-        now = by_key.get(key)
-        if (
-            now is None
-            or [d.field for d in now.diffs] != [d.field for d in c.diffs]
-            or sorted(map(str, masked_paths(dict(masked_fresh[key].body))))
-            != sorted(map(str, paths))
-        ):
-            raise LettaApplyError(
-                f"stale plan: {c.address} would not change the same way now (the server or a "
-                "sensitive variable changed since the plan was made); nothing was applied, "
-                "plan again"
-            )
-        changes.append(replace(c, body=now.body))
-    return replace(saved, changes=tuple(changes))
+class _Events(ApplyEvents):
+    """How an apply run shows on the terminal: the plan, the prompt, progress, the record."""
+
+    def __init__(self, args: argparse.Namespace, o: _Out, client: LettaClient) -> None:
+        self.args, self.o, self.client = args, o, client
+        self.progress: Progress | None = None
+
+    def planned(self, plan: Plan, desired: Desired | None) -> None:
+        if self.o.format == "text":
+            _show_plan(self.o, plan, _origin(self.args, self.client, desired))
+
+    def confirm(self, plan: Plan) -> bool:
+        return bool(self.args.auto_approve) or _confirm(plan, self.o.out, self.o.stdin)
+
+    def lock_created(self, lock: StackLock) -> None:
+        self.o.lock = lock
+
+    def lock_wait(self, held: LockInfo) -> None:
+        print(f"waiting for the lock held by {held.describe()}", file=self.o.err)
+
+    def lock_not_released(self, held: LockInfo, error: ApiError) -> None:
+        print(
+            f"warning: could not release the lock of stack {held.stack!r} ({error}); remove it "
+            f"with `letta-apply force-unlock {held.id}`",
+            file=self.o.err,
+        )
+
+    def started(self, plan: Plan) -> None:
+        self.progress = Progress(self.o.err, len(plan.changes), tty=self.o.progress_tty)
+
+    def done(self, done: Done) -> None:
+        if self.progress:
+            self.progress.completed()
+
+    def failed(self, change: Change, error: BaseException) -> None:
+        if self.progress:
+            self.progress.failure()
+
+    def finished(self, done: list[Done]) -> None:
+        # Changes complete in any order; the record of them is printed in plan order, also
+        # when the apply stopped half-way.
+        if self.progress:
+            self.progress.close()
+        if self.o.format == "text" and done:
+            self.o.text("\n" + done_text(done))
 
 
 def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> int:
@@ -503,101 +312,36 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
         raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
     with o.connect() as client:
 
-        def build(first: bool) -> tuple[Plan, Desired | None]:
+        def make() -> Planned:
             if args.plan_file:
                 return _saved_plan(args, client, o)
             desired = _load(args, o)
             plan = plan_for(
                 client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
             )
-            if first:
-                return _targeted(args, desired, plan, o), desired
-            return (restrict(plan, desired, args.target) if args.target else plan), desired
+            return _targeted(args, desired, plan, o), desired
 
-        plan, desired = build(True)
-        # The lock costs two writes: a run with nothing to do neither takes it nor writes.
-        if not (args.lock and plan.has_changes and not plan.blocked):
-            return _apply_planned(args, o, client, plan, desired)
-        lock = StackLock(
-            client, plan.stack, "destroy" if destroy else "apply", timeout=args.lock_timeout,
-            on_wait=lambda held: print(f"waiting for the lock held by {held.describe()}",
-                                       file=o.err),
+        result = run_apply(
+            client, make, operation="destroy" if destroy else "apply", lock=args.lock,
+            lock_timeout=args.lock_timeout, parallelism=args.parallelism,
+            events=_Events(args, o, client),
         )  # fmt: skip
-        o.lock = lock
-        lock.acquire()
-        try:
-            # Plan again under the lock: the run that held it may have changed the stack.
-            return _apply_planned(args, o, client, *build(False))
-        finally:
-            _release(lock, o)
+        return _applied(args, o, client, result)
 
 
-def _release(lock: StackLock, o: _Out) -> None:
-    held: LockInfo | None = lock.held
-    try:
-        lock.release()
-    except ApiError as e:
-        if held is not None:
-            print(
-                f"warning: could not release the lock of stack {held.stack!r} ({e}); remove it "
-                f"with `letta-apply force-unlock {held.id}`",
-                file=o.err,
-            )
-
-
-def _apply_planned(
-    args: argparse.Namespace, o: _Out, client: LettaClient, plan: Plan, desired: Desired | None
-) -> int:
-    origin = _origin(args, client, desired)
-    if o.format == "text":
-        _show_plan(o, plan, origin)
-    shown = mask_plan(plan, o.masker)
-    if plan.blocked:
-        if o.format == "json":
-            o.json({"plan": planfile.to_document(shown, origin), "applied": [], "errors": []})
+def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: ApplyResult) -> int:
+    """Report an apply run; its exit code."""
+    plan, failure = result.plan, result.failure
+    if o.format == "json":
+        o.json(apply_document(result, _origin(args, client, result.desired), o.masker))
+    if result.blocked:
         raise LettaApplyError(
             "prevent_destroy: this plan would delete protected resources; nothing was applied"
         )
-    if plan.has_changes and not args.auto_approve and not _confirm(plan, o.out):
+    if result.cancelled:
         o.text("Apply cancelled; nothing was changed.")
         return EXIT_ERROR
-    done: list[Done] = []  # appended from apply's worker threads
-    failure: ApplyError | None = None
-    if plan.has_changes:
-        progress = Progress(o.err, len(plan.changes), tty=o.progress_tty)
-
-        def on_done(d: Done) -> None:
-            done.append(d)
-            progress.completed()
-
-        try:
-            apply_plan(
-                client, plan, parallelism=args.parallelism,
-                on_done=on_done, on_failed=lambda c, e: progress.failure(),
-            )  # fmt: skip
-        except ApplyError as e:
-            failure = e
-        finally:
-            # Changes complete in any order; the record of them is printed in plan order,
-            # also when the apply stopped half-way.
-            progress.close()
-            if o.format == "text" and done:
-                o.text("\n" + done_text(done))
-    errors = [f"{p.address}: {p.message}" for p in plan.problems]
-    if failure:
-        errors = failure.failures + errors
-    if o.format == "json":
-        o.json(
-            {
-                "format_version": planfile.FORMAT_VERSION,
-                "plan": planfile.to_document(shown, origin),
-                "applied": done_json(done),
-                "errors": errors,
-                "not_attempted": failure.not_attempted if failure else 0,
-                "not_attempted_changes": failure.skipped if failure else [],
-            }
-        )
-    elif failure:
+    if failure and o.format != "json":
         for f in failure.failures:
             print(f"error: {f}", file=o.err)
         for skipped in failure.skipped:
@@ -607,8 +351,8 @@ def _apply_planned(
             f"{failure.not_attempted} not attempted. Run apply again to converge.",
             file=o.err,
         )
-    elif plan.has_changes:
-        o.text(f"\nApply complete: {len(done)} change(s) made.")
+    elif plan.has_changes and o.format != "json":
+        o.text(f"\nApply complete: {len(result.done)} change(s) made.")
     if failure:
         return EXIT_ERROR
     if plan.problems:
@@ -625,18 +369,7 @@ def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
         plan = mask_plan(plan_for(client, desired), o.masker)
         origin = _origin(args, client, desired)
         if o.format == "json":
-            doc = planfile.to_document(plan, origin)
-            o.json(
-                {
-                    "format_version": planfile.FORMAT_VERSION,
-                    "stack": plan.stack,
-                    "has_drift": bool(plan.drift),
-                    "drift": doc["drift"],
-                    "summary": {
-                        k: doc["summary"][k] for k in ("memory_drift", "configuration_drift")
-                    },
-                }
-            )
+            o.json(planfile.drift_document(plan, origin))
         elif o.format == "markdown":
             o.out.write(plan_markdown(plan, origin.base_url))
         else:
@@ -647,17 +380,11 @@ def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
 def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
     desired = _load(args, o)
     with o.connect() as client:
-        live = read_live(client, desired)
-        ids = matched_ids(desired.stack, live)
+        listing = list_stack(desired, read_live(client, desired))
         if o.format == "json":
-            o.json({"stack": desired.stack, "ids": dict(sorted(ids.items()))})
-            return EXIT_OK
-        lines = [f'stack "{desired.stack}" on {client.base_url}']
-        # Dependents first: an agent, then the blocks and tools it uses.
-        for k in reversed(KINDS):
-            lines += [f"{address}  {rid}  {text}" for address, rid, text in k.show(desired, live)]
-        lines += [f"{a}  (not on the server)" for a in desired.addresses if a not in ids]
-        o.text("\n".join(lines))
+            o.json({"stack": listing.stack, "ids": listing.ids})
+        else:
+            o.text(show_text(listing, client.base_url))
     return EXIT_OK
 
 
@@ -681,15 +408,21 @@ COMMANDS = {
 
 
 def main(
-    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    client_factory: ClientFactory | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
-    """Entry point of the `letta-apply` command; returns the exit code."""
+    """Entry point of the `letta-apply` command; returns the exit code. `client_factory` makes
+    the server client (LettaClient by default); `stdin` answers the confirmation prompt."""
     masker = Masker()
     # Every byte written goes through the masker: sensitive values never reach the terminal.
     out = cast(TextIO, MaskedStream(out or sys.stdout, masker))
     err = cast(TextIO, MaskedStream(err or sys.stderr, masker))
     args = _parser().parse_args(argv)
-    o = _Out(args, out, err, masker)
+    o = _Out(args, out, err, masker, client_factory=client_factory or LettaClient, stdin=stdin)
     try:
         return COMMANDS[args.command](args, o)
     except ManifestError as e:

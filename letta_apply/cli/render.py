@@ -10,9 +10,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import __version__
+from ..apply.report import done_document
 from ..apply.runner import Done
+from ..apply.session import in_plan_order
 from ..errors import Diagnostic
-from ..kinds import apply_order
 from ..model import SHOWN
 from ..plan.changes import (
     ATTACH,
@@ -30,6 +31,7 @@ from ..plan.changes import (
     FieldDiff,
     Plan,
 )
+from ..plan.listing import Listing
 from ..sensitive import Masked
 
 SYMBOL = {
@@ -386,11 +388,8 @@ def done_line(d: Done) -> str:
 
 
 def ordered(done: Iterable[Done]) -> list[Done]:
-    """Completed changes in a stable order (they complete in parallel, in any order): the
-    order of the plan."""
-    return sorted(
-        done, key=lambda d: (apply_order(d.change), d.change.address, d.change.block or "")
-    )
+    """Completed changes in the order of the plan."""
+    return in_plan_order(done)
 
 
 def done_text(done: Iterable[Done]) -> str:
@@ -400,11 +399,15 @@ def done_text(done: Iterable[Done]) -> str:
 
 def done_json(done: Iterable[Done]) -> list[dict[str, Any]]:
     """Completed changes in a stable order (they complete in parallel, in any order)."""
-    return [
-        {"address": c.address, "action": c.action, "block": c.block, "remote_id": d.remote_id}
-        for d in ordered(done)
-        for c in [d.change]
-    ]
+    return done_document(done)
+
+
+def show_text(listing: Listing, base_url: str) -> str:
+    """The stack's resources on the server with their ids, as `show` prints them."""
+    lines = [f'stack "{listing.stack}" on {base_url}']
+    lines += [f"{r.address}  {r.id}  {r.description}" for r in listing.found]
+    lines += [f"{a}  (not on the server)" for a in listing.missing]
+    return "\n".join(lines)
 
 
 def diagnostics_json(diagnostics: Sequence[Diagnostic]) -> str:

@@ -34,6 +34,17 @@ YAML_LOADER: type[Loader] = (
     yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 )
 
+
+@dataclass(frozen=True)
+class Parsing:
+    """How YAML is read: the parser, and the limits that guard against huge or endless input.
+    Tests choose the parser (positions must not depend on it) and lower the limits."""
+
+    loader: type[Loader] = YAML_LOADER
+    max_values: int = MAX_VALUES
+    max_bytes: int = MAX_FILE_BYTES
+
+
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -184,9 +195,10 @@ def _check_characters(text: str, file: str) -> None:
 class _Builder:
     """Turns a node tree into plain data, recording positions and collecting every problem."""
 
-    def __init__(self, doc: Document, loader: Loader) -> None:
+    def __init__(self, doc: Document, loader: Loader, max_values: int) -> None:
         self.doc = doc
         self.loader = loader
+        self.max_values = max_values
         self.errors: list[Diagnostic] = []
         self.count = 0
         self.active: set[int] = set()  # collection nodes being built: an alias back is a cycle
@@ -197,7 +209,7 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path_, depth: int = 0) -> Any:
         self.count += 1
-        if self.count > MAX_VALUES:
+        if self.count > self.max_values:
             pos = _pos(node.start_mark)
             raise ManifestError(
                 [
@@ -206,7 +218,7 @@ class _Builder:
                         self.doc.file,
                         pos.line,
                         pos.col,
-                        f"the manifest has more than {MAX_VALUES} values once aliases are "
+                        f"the manifest has more than {self.max_values} values once aliases are "
                         "expanded; stopped reading here",
                     ),
                 ]
@@ -338,9 +350,9 @@ _FLOW_CONTEXTS = (
 )
 
 
-def _unclosed_flow(text: str) -> Any:
+def _unclosed_flow(text: str, parser: type[Loader]) -> Any:
     """The innermost '[' or '{' still open where the text ends, if any (a token)."""
-    scanner = YAML_LOADER(text)
+    scanner = parser(text)
     stack: list[Any] = []
     try:
         while (token := scanner.get_token()) is not None:
@@ -369,7 +381,9 @@ def _only_comments_after(lines: list[str], mark: Any) -> bool:
     return all(not r.strip() or r.lstrip().startswith("#") for r in rest)
 
 
-def _syntax_error(e: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:
+def _syntax_error(
+    e: yaml.MarkedYAMLError, text: str, file: str, parser: type[Loader]
+) -> Diagnostic:
     """One clear line for a YAML syntax error, at the place to fix. The pure-Python parser and
     libyaml word their errors differently; both are handled."""
     lines = _BREAK.split(text)
@@ -377,7 +391,7 @@ def _syntax_error(e: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:
     problem = e.problem or e.context or "invalid YAML"
     context, cmark = e.context or "", e.context_mark
     at_end = mark is not None and _only_comments_after(lines, mark)
-    opened = _unclosed_flow(text) if at_end and context in _FLOW_CONTEXTS else None
+    opened = _unclosed_flow(text, parser) if at_end and context in _FLOW_CONTEXTS else None
     if "expected a single document" in str(e):
         problem = "the manifest must be one YAML document, but a second one starts here"
     elif at_end and context == "while scanning a quoted scalar" and cmark is not None:
@@ -404,11 +418,12 @@ def _syntax_error(e: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:
     return Diagnostic(file, line, col, f"invalid YAML: {problem}")
 
 
-def load_text(text: str, file: str) -> Document:
+def load_text(text: str, file: str, parsing: Parsing | None = None) -> Document:
     """Parse YAML text into a Document; raises ManifestError with positions."""
+    parsing = parsing or Parsing()
     _check_characters(text, file)
     doc = Document(file=file, data=None)
-    loader = YAML_LOADER(text)
+    loader = parsing.loader(text)
     try:
         node = loader.get_single_node()
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG):
@@ -422,10 +437,10 @@ def load_text(text: str, file: str) -> Document:
                     )
                 ]
             )
-        builder = _Builder(doc, loader)
+        builder = _Builder(doc, loader, parsing.max_values)
         doc.data = builder.build(node, ())
     except yaml.MarkedYAMLError as e:
-        raise ManifestError([_syntax_error(e, text, file)]) from None
+        raise ManifestError([_syntax_error(e, text, file, parsing.loader)]) from None
     except yaml.YAMLError as e:  # reader errors; _check_characters leaves none in practice
         message = f"invalid YAML: {e}".splitlines()[0]
         raise ManifestError([Diagnostic(file, 1, 1, message)]) from None
@@ -440,15 +455,17 @@ def load_text(text: str, file: str) -> Document:
     return doc
 
 
-def load_file(path: str | Path) -> Document:
+def load_file(path: str | Path, parsing: Parsing | None = None) -> Document:
     """Read and parse one manifest file."""
+    parsing = parsing or Parsing()
     file = str(path)
     p = Path(path)
     try:
         size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
+        if size > parsing.max_bytes:
+            limit = parsing.max_bytes
             raise ManifestError(
-                [Diagnostic(file, 1, 1, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")]
+                [Diagnostic(file, 1, 1, f"file is {size} bytes; the limit is {limit}")]
             )
         raw = p.read_bytes()
     except IsADirectoryError:
@@ -457,7 +474,7 @@ def load_file(path: str | Path) -> Document:
         ) from None
     except OSError as e:
         raise ManifestError([Diagnostic(file, 1, 1, f"cannot read: {e.strerror}")]) from None
-    return load_text(_decode(raw, file), file)
+    return load_text(_decode(raw, file), file, parsing)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,7 +35,16 @@ from typing import Any
 from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS
 from ..model import Sensitive
-from .files import Document, Path_, Position, clip, load_file, manifest_files, merge
+from .files import (
+    Document,
+    Path_,
+    Position,
+    clip,
+    load_file,
+    load_text,
+    manifest_files,
+    merge,
+)
 from .variables import Options, Variable, as_text, resolve_variables, secrets_of
 
 # `$${` is a literal `${`; `${...}` a reference; a `${` with no `}` an error.
@@ -536,14 +545,17 @@ def _where(path: Path_) -> str:
 # The whole step
 
 
-def _digest(files: Sequence[str], variables: Mapping[str, Variable]) -> str:
-    """sha256 over every file read and every variable value. Sensitive values are left out: a
-    hash of a short secret gives it away; a saved plan is checked against them another way."""
+def _digest(
+    files: Sequence[str], variables: Mapping[str, Variable], texts: Mapping[str, str]
+) -> str:
+    """sha256 over every file read (or manifest text given as such) and every variable value.
+    Sensitive values are left out: a hash of a short secret gives it away; a saved plan is
+    checked against them another way."""
     h = hashlib.sha256()
     for f in sorted(set(files)):
         h.update(f.encode("utf-8", "surrogateescape") + b"\0")
         try:
-            h.update(Path(f).read_bytes())
+            h.update(texts[f].encode("utf-8") if f in texts else Path(f).read_bytes())
         except OSError:
             h.update(b"\0unreadable")
         h.update(b"\0")
@@ -560,7 +572,6 @@ def load_source(
 ) -> Source:
     """Load the manifest `paths` name into one plain document; raises ManifestError with every
     problem found (messages masked of sensitive values)."""
-    options = options or Options()
     paths = [paths] if isinstance(paths, str) else list(paths)
     files, errors = manifest_files(paths)
     docs: list[Document] = []
@@ -571,6 +582,21 @@ def load_source(
             errors.extend(e.diagnostics)
     if errors or not docs:
         raise ManifestError(errors or [Diagnostic("-f", 0, 0, "no manifest file given")])
+    return _expand(docs, files, options or Options(), {})
+
+
+def load_source_text(text: str, name: str, options: Options | None = None, *, root: Path) -> Source:
+    """Like load_source, for a manifest given as YAML text: `name` stands for its file in
+    messages, and the files it names are read relative to `root` (and kept inside it)."""
+    return _expand([load_text(text, name)], [(name, root)], options or Options(), {name: text})
+
+
+def _expand(
+    docs: list[Document],
+    files: list[tuple[str, Path]],
+    options: Options,
+    texts: Mapping[str, str],
+) -> Source:
     raw = merge(docs)
     variables, var_files, errors = resolve_variables(raw, options)
     secrets = sorted({s for v in variables.values() if v.sensitive for s in secrets_of(v.value)})
@@ -594,7 +620,8 @@ def load_source(
         raise _masked(errors, secrets)
     manifest_names = [f for f, _ in files]
     read = [*manifest_names, *expander.read, *sources, *var_files]
-    return Source(expander.out, tuple(manifest_names), _digest(read, variables), tuple(secrets))
+    digest = _digest(read, variables, texts)
+    return Source(expander.out, tuple(manifest_names), digest, tuple(secrets))
 
 
 def _masked(errors: list[Diagnostic], secrets: Sequence[str]) -> ManifestError:

@@ -28,6 +28,8 @@ class Options:
     vars: Sequence[str] = ()  # "name=value" from --var, in command-line order
     var_files: Sequence[str] = ()  # --var-file, in command-line order
     env: Mapping[str, str] = field(default_factory=dict)  # LETTA_APPLY_VAR_*, ${env.X}
+    # Typed values given by a program (the Python API): they win over every other source.
+    values: Mapping[str, Any] = field(default_factory=dict)
     allow_outside_files: bool = False
 
 
@@ -224,6 +226,10 @@ def resolve_variables(
             errors.append(_cli(f"{clip(arg)}: write it as name=value"))
             continue
         assign(name.strip(), raw, text=True, where=where, source="--var")
+
+    for name, value in options.values.items():
+        where = Diagnostic("<variables>", 0, 0, "")
+        assign(str(name), value, text=False, where=where, source="the variables given")
 
     for var in declared.values():
         if not var.has_value and not var.invalid:

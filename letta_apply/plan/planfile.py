@@ -133,6 +133,18 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
     }
 
 
+def drift_document(plan: Plan, origin: Origin) -> dict[str, Any]:
+    """What `drift --format json` prints: the plan's drift alone. Mask the plan first."""
+    doc = to_document(plan, origin)
+    return {
+        "format_version": FORMAT_VERSION,
+        "stack": plan.stack,
+        "has_drift": bool(plan.drift),
+        "drift": doc["drift"],
+        "summary": {k: doc["summary"][k] for k in ("memory_drift", "configuration_drift")},
+    }
+
+
 def dumps(plan: Plan, origin: Origin) -> str:
     return (
         json.dumps(to_document(plan, origin), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

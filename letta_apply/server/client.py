@@ -97,8 +97,8 @@ class LettaClient:
         self.retry = retry or RetryPolicy()
         self.retries = 0  # re-sends after transient failures
         self.adopted = 0  # creates found on the server after an ambiguous failure
-        self._sleep = sleep
-        self._clock = clock
+        self.sleep = sleep  # how the client waits (before a retry), and tells time: injectable
+        self.clock = clock
         self._rng = random.Random(seed)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class LettaClient:
         marks first: what it returns is adopted; without `find` the failure is raised.
         """
         policy = self.retry
-        started = self._clock()
+        started = self.clock()
         retries = 0
         maybe_done = False  # an earlier attempt may have reached the server and acted
         while True:
@@ -188,7 +188,7 @@ class LettaClient:
                 if find is None:
                     raise failure  # never blindly re-send a create
                 # Give a create still being committed a moment to show up before looking.
-                self._sleep(min(policy.backoff(retries + 1, self._rng), policy.max_delay))
+                self.sleep(min(policy.backoff(retries + 1, self._rng), policy.max_delay))
                 found = find()
                 if found is not None:
                     with self._lock:
@@ -197,10 +197,10 @@ class LettaClient:
             if not retryable:
                 raise failure
             wait = delay if delay is not None else policy.backoff(retries + 1, self._rng)
-            elapsed = self._clock() - started
+            elapsed = self.clock() - started
             if retries >= policy.max_retries or elapsed + wait > policy.max_time:
                 raise _gave_up(failure, retries + 1, elapsed, wait, delay)
-            self._sleep(wait)
+            self.sleep(wait)
             retries += 1
             with self._lock:
                 self.retries += 1

@@ -20,7 +20,6 @@ import os
 import random
 import socket
 import sys
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -105,9 +104,10 @@ class StackLock:
         poll: float = 1.0,
         settle: float = 0.3,
         on_wait: Callable[[LockInfo], None] = lambda lock: None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """`sleep` and `clock` default to the client's: a lock waits the way its client does."""
         self.client = client
         self.stack = stack
         self.operation = operation
@@ -115,8 +115,8 @@ class StackLock:
         self.poll = poll
         self.settle = settle
         self.on_wait = on_wait
-        self._sleep = sleep
-        self._clock = clock
+        self._sleep = sleep or client.sleep
+        self._clock = clock or client.clock
         self.held: LockInfo | None = None
         # Requests made for the lock, counted apart so that a command's own cost stays visible.
         self.reads = 0

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from letta_apply.cli import commands
 from tests.helpers import Cli
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Cli:
+def cli() -> Cli:
     """`letta-apply` in-process against a fresh fake server, its waits on a fake clock."""
-    run = Cli()
-    monkeypatch.setattr(commands, "LettaClient", run.client)
-    monkeypatch.setattr(commands, "StackLock", run.stack_lock)
-    return run
+    return Cli()

@@ -3,18 +3,20 @@ and every way a file can fail to be a manifest, reported as file:line:col diagno
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 import yaml
 
-import letta_apply.manifest.files as load_module
 from letta_apply.errors import Diagnostic, ManifestError
-from letta_apply.manifest.files import Document, Position, load_file, load_text
+from letta_apply.manifest import files
+from letta_apply.manifest.files import Document, Parsing, Position
 from tests.helpers import at, diagnostics, only, write
 
-DEFAULT_LOADER = load_module.YAML_LOADER  # before any test patches it
+DEFAULT_LOADER = files.YAML_LOADER
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"
 
 LOADERS = [pytest.param(yaml.SafeLoader, id="pure-python")]
@@ -22,11 +24,24 @@ if getattr(yaml, "__with_libyaml__", False):
     LOADERS.append(pytest.param(yaml.CSafeLoader, id="libyaml"))
 
 
+PARSING = Parsing()  # how this module's tests read YAML: set per test by `loader`
+
+
 @pytest.fixture(params=LOADERS, autouse=True)
-def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> type:
+def loader(request: pytest.FixtureRequest) -> Iterator[type]:
     """Every test runs with each YAML parser available: positions must not depend on it."""
-    monkeypatch.setattr(load_module, "YAML_LOADER", request.param)
-    return request.param  # type: ignore[no-any-return]
+    global PARSING
+    PARSING = Parsing(loader=request.param)
+    yield request.param
+    PARSING = Parsing()
+
+
+def load_file(path: str | Path) -> Document:
+    return files.load_file(path, PARSING)
+
+
+def load_text(text: str, file: str) -> Document:
+    return files.load_text(text, file, PARSING)
 
 
 def errors(tmp_path: Path, text: str | bytes) -> list[Diagnostic]:
@@ -507,8 +522,9 @@ def test_very_deep_nesting_is_refused_without_a_crash(tmp_path: Path) -> None:
     assert "nest" in d.message
 
 
-def test_alias_bomb_is_cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load_module, "MAX_VALUES", 10_000)
+def test_alias_bomb_is_cut_short(tmp_path: Path) -> None:
+    global PARSING
+    PARSING = replace(PARSING, max_values=10_000)
     lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
@@ -554,8 +570,9 @@ def test_huge_values_are_never_echoed(tmp_path: Path, loader: type) -> None:
     assert all(len(d.message) < 200 for d in found)
 
 
-def test_file_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load_module, "MAX_FILE_BYTES", 100)
+def test_file_over_the_size_limit(tmp_path: Path) -> None:
+    global PARSING
+    PARSING = replace(PARSING, max_bytes=100)
     d = error(tmp_path, "description: " + "x" * 200 + "\n")
     assert at(d) == (1, 1)
     assert "the limit is 100" in d.message

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from letta_apply.cli import commands
 from tests.fakeletta import FakeLetta
 from tests.helpers import Cli
 
@@ -193,11 +192,11 @@ def test_manifest_errors_are_masked(run: Run) -> None:
     run.assert_clean()
 
 
-def test_an_internal_error_is_masked_too(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_internal_error_is_masked_too(run: Run) -> None:
     def boom(*args: Any, **kw: Any) -> Any:
         raise RuntimeError(f"unexpected: {SECRET}")
 
-    monkeypatch.setattr(commands, "plan_for", boom)
+    run.cli.factory = boom
     code, text = run("plan")
     assert code == 1 and "RuntimeError: unexpected: (sensitive)" in text
     run.assert_clean()

@@ -1,0 +1,226 @@
+"""The Python API: what the `letta-apply` command does, for programs (one stack per tenant, a
+deployment script...). Nothing here prints; results are frozen dataclasses.
+
+    from letta_apply import LettaClient, Stack
+
+    with LettaClient("http://127.0.0.1:8283") as client:
+        stack = Stack.from_dict(manifest, variables={"tenant": "acme"})
+        plan = stack.plan(client)
+        print(stack.render(plan, client=client))
+        result = stack.apply(client, plan=plan)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .apply.runner import Done
+from .apply.session import ApplyEvents, ApplyResult, Planned, run_apply
+from .cli.render import plan_markdown, plan_text
+from .errors import ApplyError, LettaApplyError
+from .manifest.variables import Options
+from .model import Desired
+from .pipeline import DATA_NAME, load_manifest, load_manifest_data, plan_for
+from .plan import planfile
+from .plan.changes import Plan
+from .plan.listing import Listing, list_stack
+from .plan.planner import restrict
+from .plan.targets import expand_targets
+from .sensitive import Masker, mask_plan
+from .server.client import LettaClient
+from .server.live import read_live
+
+Format = Literal["text", "json", "markdown"]
+
+
+class StalePlanError(LettaApplyError):
+    """The plan given to apply is not what the server's state gives now; nothing was applied."""
+
+
+class ApplyFailed(ApplyError):
+    """A change failed and apply stopped; `result` has what was done before it did."""
+
+    def __init__(self, failure: ApplyError, result: ApplyResult) -> None:
+        super().__init__(failure.failures, failure.done, failure.not_attempted, failure.skipped)
+        self.result = result
+
+
+def render_plan(
+    plan: Plan,
+    format: Format = "text",
+    *,
+    base_url: str = "",
+    secrets: Sequence[str] = (),
+    origin: planfile.Origin | None = None,
+) -> str:
+    """The plan as `letta-apply plan --format FORMAT` shows it, sensitive values masked (the
+    values of sensitive variables, and `secrets`)."""
+    origin = origin or planfile.Origin(base_url, None, (), "")
+    shown = mask_plan(plan, Masker(secrets))
+    if format == "json":
+        return planfile.dumps(shown, origin)
+    if format == "markdown":
+        return plan_markdown(shown, origin.base_url)
+    if format == "text":
+        return plan_text(shown, origin.base_url)
+    raise LettaApplyError(f"unknown format {format!r}: text, json or markdown")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A loaded, validated manifest: the stack it declares and everything in it."""
+
+    desired: Desired
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: str | Sequence[str],
+        variables: Mapping[str, Any] | None = None,
+        *,
+        var_files: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        allow_outside_files: bool = False,
+    ) -> Stack:
+        """Load manifest files or folders (as `-f`). `variables` win over `var_files` and
+        over `env` (LETTA_APPLY_VAR_<name>, and `${env.X}`; the process environment is not
+        read unless passed). Raises ManifestError listing every problem."""
+        options = Options(
+            var_files=var_files, env=dict(env or {}), values=dict(variables or {}),
+            allow_outside_files=allow_outside_files,
+        )  # fmt: skip
+        return cls(load_manifest(paths, options))
+
+    @classmethod
+    def from_dict(
+        cls,
+        manifest: Mapping[str, Any],
+        variables: Mapping[str, Any] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        base_dir: str | Path | None = None,
+        name: str = DATA_NAME,
+    ) -> Stack:
+        """Load a manifest given as data, as a YAML file would hold it. Errors name `name`
+        and the key path (`<dict>: agents.a.model: ...`); files it names (value_file...) are
+        read inside `base_dir` (default: the working directory)."""
+        options = Options(env=dict(env or {}), values=dict(variables or {}))
+        return cls(load_manifest_data(manifest, options, name=name, root=base_dir))
+
+    @property
+    def name(self) -> str:
+        """The stack's name: what it owns on the server is marked with it."""
+        return self.desired.stack
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values of sensitive variables, masked in everything rendered."""
+        return self.desired.secrets
+
+    def plan(
+        self,
+        client: LettaClient,
+        *,
+        destroy: bool = False,
+        detach_unmanaged_blocks: bool = False,
+        targets: Sequence[str] = (),
+    ) -> Plan:
+        """What apply would change (with `destroy`: delete everything the stack owns). With
+        `targets`, only those resources and what they depend on."""
+        plan = plan_for(
+            client, self.desired, destroy=destroy, detach_unmanaged=detach_unmanaged_blocks
+        )
+        if targets:
+            plan = restrict(plan, self.desired, expand_targets(self.desired, targets))
+        return plan
+
+    def render(
+        self, plan: Plan, format: Format = "text", *, client: LettaClient | None = None
+    ) -> str:
+        """The plan as text, JSON or markdown (a pull-request comment); secrets masked."""
+        origin = planfile.Origin(
+            client.base_url if client else "", None, self.desired.files, self.desired.digest
+        )
+        return render_plan(plan, format, secrets=self.secrets, origin=origin)
+
+    def apply(
+        self,
+        client: LettaClient,
+        plan: Plan | None = None,
+        *,
+        parallelism: int = 8,
+        lock: bool = True,
+        lock_timeout: float = 60.0,
+        on_done: Callable[[Done], None] | None = None,
+    ) -> ApplyResult:
+        """Converge the server to the manifest: plan (or check that `plan` still holds), take
+        the stack lock, plan again under it, apply. Raises StalePlanError when `plan` no
+        longer matches the server, ApplyFailed (an ApplyError) when a change fails, LockError
+        when the lock stays held, LettaApplyError when prevent_destroy blocks the plan."""
+        return self._run(client, plan, False, parallelism, lock, lock_timeout, on_done)
+
+    def destroy(
+        self,
+        client: LettaClient,
+        plan: Plan | None = None,
+        *,
+        parallelism: int = 8,
+        lock: bool = True,
+        lock_timeout: float = 60.0,
+        on_done: Callable[[Done], None] | None = None,
+    ) -> ApplyResult:
+        """Delete everything the stack owns on the server, and nothing else. `plan`, when
+        given, is one made with `plan(client, destroy=True)`. Raises like apply."""
+        return self._run(client, plan, True, parallelism, lock, lock_timeout, on_done)
+
+    def drift(self, client: LettaClient) -> Plan:
+        """A plan whose `drift` says what changed on the server outside the manifest."""
+        return plan_for(client, self.desired)
+
+    def show(self, client: LettaClient) -> Listing:
+        """The stack's resources on the server, with their ids."""
+        return list_stack(self.desired, read_live(client, self.desired))
+
+    def _run(
+        self,
+        client: LettaClient,
+        given: Plan | None,
+        destroy: bool,
+        parallelism: int,
+        lock: bool,
+        lock_timeout: float,
+        on_done: Callable[[Done], None] | None,
+    ) -> ApplyResult:
+        def make() -> Planned:
+            plan = self.plan(client, destroy=destroy)
+            if given is not None and given.changes != plan.changes:
+                raise StalePlanError(
+                    f'stale plan: stack "{self.name}" changed on the server since the plan was '
+                    "made; nothing was applied, plan again"
+                )
+            return plan, self.desired
+
+        events = _Callbacks(on_done)
+        result = run_apply(
+            client, make, operation="destroy" if destroy else "apply", lock=lock,
+            lock_timeout=lock_timeout, parallelism=parallelism, events=events,
+        )  # fmt: skip
+        if result.blocked:
+            raise LettaApplyError(
+                "prevent_destroy: this plan would delete protected resources; nothing was applied"
+            )
+        if result.failure:
+            raise ApplyFailed(result.failure, result) from result.failure
+        return result
+
+
+class _Callbacks(ApplyEvents):
+    def __init__(self, on_done: Callable[[Done], None] | None) -> None:
+        self.on_done = on_done
+
+    def done(self, done: Done) -> None:
+        if self.on_done:
+            self.on_done(done)

@@ -1,0 +1,39 @@
+"""What an apply run did, as the JSON documents `apply --format json` prints. Sensitive values
+are masked here, so that a document is safe to print or store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..plan import planfile
+from ..sensitive import Masker, mask_plan
+from .runner import Done
+from .session import ApplyResult, in_plan_order
+
+
+def done_document(done: Iterable[Done]) -> list[dict[str, Any]]:
+    """Completed changes in the order of the plan (they complete in parallel, in any order)."""
+    return [
+        {"address": c.address, "action": c.action, "block": c.block, "remote_id": d.remote_id}
+        for d in in_plan_order(done)
+        for c in [d.change]
+    ]
+
+
+def apply_document(
+    result: ApplyResult, origin: planfile.Origin, masker: Masker | None = None
+) -> dict[str, Any]:
+    """The plan applied, the changes made, the errors and what was not attempted."""
+    plan = planfile.to_document(mask_plan(result.plan, masker), origin)
+    if result.blocked:  # nothing was attempted: prevent_destroy refused the whole plan
+        return {"plan": plan, "applied": [], "errors": []}
+    failure = result.failure
+    return {
+        "format_version": planfile.FORMAT_VERSION,
+        "plan": plan,
+        "applied": done_document(result.done),
+        "errors": result.errors,
+        "not_attempted": failure.not_attempted if failure else 0,
+        "not_attempted_changes": failure.skipped if failure else [],
+    }

@@ -1,0 +1,157 @@
+"""One apply or destroy run: plan, take the stack lock when there is something to write, plan
+again under it (the run that held it may have changed the stack), confirm, apply, release.
+
+The caller decides how each step shows: `ApplyEvents` is told what happens, and nothing here
+prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..errors import ApiError, ApplyError
+from ..kinds import apply_order
+from ..model import Desired
+from ..plan.changes import Change, Plan
+from ..server.client import LettaClient
+from ..server.lock import LockInfo, StackLock
+from .runner import Done, apply_plan
+
+Planned = tuple[Plan, Desired | None]
+"""A plan and the manifest it was made from (None for a saved plan applied without one)."""
+
+
+class ApplyEvents:
+    """What an apply run reports as it goes; every method does nothing unless overridden.
+    `done` and `failed` are called from apply's worker threads."""
+
+    def planned(self, plan: Plan, desired: Desired | None) -> None:
+        """The plan about to be confirmed and applied (made again under the lock)."""
+
+    def confirm(self, plan: Plan) -> bool:
+        """Whether to apply `plan`; asked only when it has changes."""
+        return True
+
+    def lock_created(self, lock: StackLock) -> None:
+        """The stack lock, before it is taken (its requests are counted apart)."""
+
+    def lock_wait(self, held: LockInfo) -> None:
+        """Another run holds the lock: told once, before waiting for it."""
+
+    def lock_not_released(self, held: LockInfo, error: ApiError) -> None:
+        """The lock record could not be deleted; it blocks later runs until force-unlocked."""
+
+    def started(self, plan: Plan) -> None:
+        """Writing begins."""
+
+    def done(self, done: Done) -> None:
+        """One change was made."""
+
+    def failed(self, change: Change, error: BaseException) -> None:
+        """One change failed; no new change starts."""
+
+    def finished(self, done: list[Done]) -> None:
+        """Writing ended, completely or not (also on an interruption)."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What an apply run did. `failure` is set when a change failed (the others then stop);
+    `cancelled` when the plan was not confirmed; `blocked` when prevent_destroy refused it."""
+
+    plan: Plan
+    desired: Desired | None
+    done: tuple[Done, ...] = ()
+    failure: ApplyError | None = None
+    cancelled: bool = False
+
+    @property
+    def blocked(self) -> bool:
+        return self.plan.blocked
+
+    @property
+    def errors(self) -> list[str]:
+        """Failed changes, then the resources the plan refused, as `address: message`."""
+        refused = [f"{p.address}: {p.message}" for p in self.plan.problems]
+        return [*(self.failure.failures if self.failure else []), *refused]
+
+    @property
+    def ok(self) -> bool:
+        """Everything planned was applied and nothing was refused."""
+        return not (self.failure or self.cancelled or self.blocked or self.plan.problems)
+
+
+def in_plan_order(done: Iterable[Done]) -> list[Done]:
+    """Completed changes in a stable order (they complete in parallel, in any order): the
+    order of the plan."""
+    return sorted(
+        done, key=lambda d: (apply_order(d.change), d.change.address, d.change.block or "")
+    )
+
+
+def run_apply(
+    client: LettaClient,
+    make: Callable[[], Planned],
+    *,
+    operation: str = "apply",
+    lock: bool = True,
+    lock_timeout: float = 60.0,
+    parallelism: int = 8,
+    events: ApplyEvents | None = None,
+) -> ApplyResult:
+    """Plan with `make`, then apply. With `lock` and something to write, the stack lock is
+    taken and `make` called again under it. A blocked plan writes nothing."""
+    events = events or ApplyEvents()
+    planned = make()
+    # The lock costs two writes: a run with nothing to do neither takes it nor writes.
+    if not (lock and planned[0].has_changes and not planned[0].blocked):
+        return _apply_planned(client, *planned, parallelism, events)
+    stack_lock = StackLock(
+        client, planned[0].stack, operation, timeout=lock_timeout, on_wait=events.lock_wait
+    )
+    events.lock_created(stack_lock)
+    stack_lock.acquire()
+    try:
+        return _apply_planned(client, *make(), parallelism, events)
+    finally:
+        _release(stack_lock, events)
+
+
+def _release(lock: StackLock, events: ApplyEvents) -> None:
+    held = lock.held
+    try:
+        lock.release()
+    except ApiError as e:
+        if held is not None:
+            events.lock_not_released(held, e)
+
+
+def _apply_planned(
+    client: LettaClient,
+    plan: Plan,
+    desired: Desired | None,
+    parallelism: int,
+    events: ApplyEvents,
+) -> ApplyResult:
+    events.planned(plan, desired)
+    if plan.blocked:
+        return ApplyResult(plan, desired)
+    if plan.has_changes and not events.confirm(plan):
+        return ApplyResult(plan, desired, cancelled=True)
+    if not plan.has_changes:
+        return ApplyResult(plan, desired)
+    done: list[Done] = []  # appended from apply's worker threads
+    failure: ApplyError | None = None
+    events.started(plan)
+
+    def on_done(d: Done) -> None:
+        done.append(d)
+        events.done(d)
+
+    try:
+        apply_plan(client, plan, parallelism=parallelism, on_done=on_done, on_failed=events.failed)
+    except ApplyError as e:
+        failure = e
+    finally:
+        events.finished(done)
+    return ApplyResult(plan, desired, tuple(in_plan_order(done)), failure)

@@ -1,0 +1,192 @@
+"""The `letta-apply` command line: its commands, options and their checks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import NoReturn
+
+from .. import __version__
+from ..server.client import DEFAULT_BASE_URL, RetryPolicy
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+FORMATS = ("text", "json", "markdown")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse exits 2 on usage errors; 2 means "changes present" to pipelines.
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"letta-apply: error: {message}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
+
+
+def _common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = True) -> None:
+    sp.add_argument(
+        "-f", "--file", action="append", required=file, metavar="PATH",
+        help="manifest file, or folder of *.yaml/*.yml files (repeatable: their union)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE",
+        help="set a variable (repeatable; wins over --var-file and LETTA_APPLY_VAR_<NAME>)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--var-file", action="append", default=[], metavar="FILE",
+        help="YAML file of variable values (repeatable; later files win)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--allow-outside-files", action="store_true",
+        help="let value_file/system_file read files outside the folders given to -f",
+    )  # fmt: skip
+    sp.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    sp.add_argument("--no-color", action="store_true", help="no colors (also: NO_COLOR)")
+    if not server:
+        return
+    sp.add_argument(
+        "--base-url",
+        default=os.environ.get("LETTA_BASE_URL", DEFAULT_BASE_URL),
+        help="Letta server URL (env LETTA_BASE_URL; default %(default)s)",
+    )
+    sp.add_argument(
+        "--api-key",
+        default=os.environ.get("LETTA_API_KEY"),
+        help="API key, sent as a Bearer token (env LETTA_API_KEY)",
+    )
+    sp.add_argument(
+        "--project",
+        default=os.environ.get("LETTA_PROJECT"),
+        help="project, sent as the X-Project header (env LETTA_PROJECT)",
+    )
+    sp.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    sp.add_argument(
+        "--max-retries", type=_count, default=RetryPolicy.max_retries, metavar="N",
+        help="re-sends of a request after transient failures (default %(default)s)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--retry-max-time", type=_seconds, default=RetryPolicy.max_time, metavar="SECONDS",
+        help="no retry starts later than this after a request's first attempt "
+        "(default %(default)s)",
+    )  # fmt: skip
+    sp.add_argument("-v", "--verbose", action="store_true", help="print request counts")
+
+
+def _locking(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--lock", type=_boolean, default=True, metavar="true|false",
+        help="hold the stack's lock on the server while writing (default true)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+        help="how long to wait for a stack locked by another run (default %(default)s)",
+    )  # fmt: skip
+
+
+def _lifecycle(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--detach-unmanaged-blocks", action="store_true",
+        help="detach blocks this stack does not manage from its agents (left alone otherwise)",
+    )  # fmt: skip
+
+
+def _target(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--target", action="append", default=[], metavar="ADDRESS",
+        help="limit to this resource and what it depends on (repeatable; exceptional use)",
+    )  # fmt: skip
+
+
+def parser() -> argparse.ArgumentParser:
+    """The `letta-apply` command line."""
+    p = _Parser(
+        prog="letta-apply",
+        description="Declarative provisioning for Letta agents and memory blocks.",
+    )
+    p.add_argument("--version", action="version", version=f"letta-apply {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    _common(sub.add_parser("validate", help="check a manifest; sends no request"), server=False)
+
+    sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
+    _common(sp)
+    _target(sp)
+    _lifecycle(sp)
+    sp.add_argument("--destroy", action="store_true", help="plan the deletion of the whole stack")
+    sp.add_argument("--out", metavar="FILE", help="also save the plan, for `apply FILE`")
+    sp.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
+    )
+
+    sp = sub.add_parser("apply", help="converge the server to the manifest, or apply a saved plan")
+    _common(sp, file=False)
+    _target(sp)
+    _lifecycle(sp)
+    sp.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by `plan --out`")
+    sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    sp.add_argument(
+        "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
+    )
+    _locking(sp)
+
+    sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
+    _common(sp)
+    sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    sp.add_argument(
+        "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
+    )
+    _locking(sp)
+
+    sp = sub.add_parser("force-unlock", help="remove a stack lock left behind by a run that died")
+    _common(sp, file=False)
+    sp.add_argument("lock_id", metavar="ID", help="the lock id named by the error message")
+
+    sp = sub.add_parser("export", help="write a manifest from existing agents, to adopt them")
+    _common(sp, file=False)
+    sp.add_argument("--stack", required=True, help="stack name for the manifest")
+    sp.add_argument("--id", action="append", default=[], help="agent id (repeatable)")
+    sp.add_argument("--name", action="append", default=[], help="agent name (repeatable)")
+    sp.add_argument("--tag", action="append", default=[], help="agents with this tag (repeatable)")
+    sp.add_argument("--all", action="store_true", help="every agent no stack manages")
+    sp.add_argument("--include-system", action="store_true", help="also export system prompts")
+    sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+    sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
+    _common(sp)
+    sp.add_argument(
+        "--detailed-exitcode", action="store_true",
+        help="accepted for symmetry with plan: drift always exits 2 when it finds drift",
+    )  # fmt: skip
+
+    _common(sub.add_parser("show", help="list the stack's resources on the server with their ids"))
+    return p
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text}")
+    return value
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "yes", "1", "on"):
+        return True
+    if text.lower() in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false: {text}")

@@ -1,0 +1,115 @@
+"""Applying a saved plan: refused unless the server, the stack, the manifest and every resource
+it touches are as they were when it was made. Sensitive values, left out of a saved plan, are
+taken from the manifest and its variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import LettaApplyError
+from ..model import Desired
+from ..sensitive import Masker, has_masked, mask_plan, masked_paths
+from ..server.client import LettaClient
+from ..server.live import read_live, read_saved
+from . import planfile
+from .changes import Plan
+from .planner import make_plan, stale
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A plan read back from `path`, with what it was made from."""
+
+    path: str
+    plan: Plan
+    origin: planfile.Origin
+
+
+def read_saved_plan(path: str) -> SavedPlan:
+    """Load a plan file saved by `plan --out`; raises LettaApplyError when it is not one."""
+    plan, origin = planfile.read(path)
+    return SavedPlan(path, plan, origin)
+
+
+def check_server(saved: SavedPlan, base_url: str, project: str | None) -> None:
+    """Refuse a plan made against another server or project."""
+    origin = saved.origin
+    if (origin.base_url, origin.project) != (base_url, project):
+        raise LettaApplyError(
+            f"{saved.path}: the plan was made against {origin.base_url} "
+            f"(project {origin.project}), not {base_url} (project {project})"
+        )
+
+
+def verify_saved_plan(
+    client: LettaClient,
+    saved: SavedPlan,
+    desired: Desired | None = None,
+    *,
+    project: str | None = None,
+    masker: Masker | None = None,
+    manifest: str = "the manifest",
+) -> Plan:
+    """The saved plan, ready to apply: checked against the server, against `desired` (the
+    manifest it was made from, named `manifest` in messages) and against every resource it
+    touches, with its sensitive values filled in from `desired`. Raises LettaApplyError."""
+    check_server(saved, client.base_url, project)
+    plan, origin = saved.plan, saved.origin
+    if has_masked(plan) and desired is None:
+        raise LettaApplyError(
+            f"{saved.path}: the plan holds sensitive values, which are not saved in it: "
+            "pass the manifest with -f and the same variables"
+        )
+    if desired is not None:
+        if desired.stack != plan.stack:
+            raise LettaApplyError(
+                f"{saved.path}: the plan is for stack '{plan.stack}', the manifest declares "
+                f"'{desired.stack}'"
+            )
+        if desired.digest != origin.manifest_digest:
+            raise LettaApplyError(
+                f"stale plan: {manifest} changed since {saved.path} was made "
+                "(a manifest file, a file it reads or a variable); plan again"
+            )
+    live = read_saved(client, plan)
+    changed = stale(plan, live)
+    if changed:
+        raise LettaApplyError(
+            "stale plan: changed on the server since the plan was made: "
+            + ", ".join(changed)
+            + "; nothing was applied, plan again"
+        )
+    if desired is not None and has_masked(plan):
+        plan = fill_sensitive(plan, make_plan(desired, read_live(client, desired)), masker)
+    return plan
+
+
+def fill_sensitive(saved: Plan, fresh: Plan, masker: Masker | None = None) -> Plan:
+    """The saved plan with its sensitive values taken from a plan made now from the manifest.
+    The two must agree on every change that carries one: the fields it changes, and where the
+    sensitive values go (a sensitive field the server changed since counts as stale)."""
+    by_key = {(c.address, c.action, c.block): c for c in fresh.changes}
+    masked_fresh = {
+        k: mask_plan(Plan(fresh.stack, (c,)), masker).changes[0] for k, c in by_key.items()
+    }
+    changes = []
+    for c in saved.changes:
+        paths = masked_paths(dict(c.body))
+        if not paths:
+            changes.append(c)
+            continue
+        key = (c.address, c.action, c.block)
+        now = by_key.get(key)
+        if (
+            now is None
+            or [d.field for d in now.diffs] != [d.field for d in c.diffs]
+            or sorted(map(str, masked_paths(dict(masked_fresh[key].body))))
+            != sorted(map(str, paths))
+        ):
+            raise LettaApplyError(
+                f"stale plan: {c.address} would not change the same way now (the server or a "
+                "sensitive variable changed since the plan was made); nothing was applied, "
+                "plan again"
+            )
+        changes.append(replace(c, body=now.body))
+    return replace(saved, changes=tuple(changes))

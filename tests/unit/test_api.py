@@ -1,0 +1,228 @@
+"""The Python API (letta_apply.Stack) against the in-memory fake server."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import letta_apply
+from letta_apply import (
+    ApplyFailed,
+    ApplyResult,
+    LettaApplyError,
+    ManifestError,
+    Stack,
+    StalePlanError,
+    render_plan,
+)
+from letta_apply.cli import main
+from tests.fakeletta import FakeLetta
+
+SECRET = "s3cret-value-42"
+
+
+def manifest(tenant_blocks: int = 1) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "stack": "tenant-${var.tenant}",
+        "variables": {"tenant": {"type": "string"}, "key": {"sensitive": True, "default": ""}},
+        "blocks": {
+            f"org{i}": {"value": "Facts about ${var.tenant}.", "description": "shared"}
+            for i in range(tenant_blocks)
+        },
+        "agents": {
+            "helper": {
+                "name": "${var.tenant}-helper",
+                "model": "letta/letta-free",
+                "embedding": "letta/letta-free",
+                "system": "Use key ${var.key}.",
+                "memory_blocks": [{"label": "persona", "value": "I help ${var.tenant}."}],
+                "blocks": [f"org{i}" for i in range(tenant_blocks)],
+            }
+        },
+    }
+
+
+def test_the_package_exports_the_api() -> None:
+    for name in ("Stack", "ApplyResult", "ApplyFailed", "StalePlanError", "render_plan"):
+        assert name in letta_apply.__all__ and hasattr(letta_apply, name)
+
+
+def test_from_dict_plan_apply_converge_destroy() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    stack = Stack.from_dict(manifest(), variables={"tenant": "acme", "key": SECRET})
+    assert stack.name == "tenant-acme"
+    plan = stack.plan(client)
+    assert [(c.action, c.address) for c in plan.changes] == [
+        ("create", "block.org0"),
+        ("create", "agent.helper"),
+    ]
+    result = stack.apply(client, plan=plan)
+    assert isinstance(result, ApplyResult) and result.ok
+    assert [d.change.address for d in result.done] == ["block.org0", "agent.helper"]
+    assert not fake.blocks or all(b["label"] != "letta-apply-lock" for b in fake.blocks.values())
+    assert stack.plan(client).changes == ()
+    listing = stack.show(client)
+    assert {r.address for r in listing.found} >= {"agent.helper", "block.org0"}
+    assert listing.missing == ()
+    writes = fake.writes
+    assert stack.apply(client).done == ()  # converged: no write, not even the lock's
+    assert fake.writes == writes
+    gone = stack.destroy(client)
+    assert {d.change.action for d in gone.done} == {"delete"}
+    assert not fake.agents
+
+
+def test_render_masks_sensitive_values_in_every_format() -> None:
+    client = FakeLetta().client()
+    stack = Stack.from_dict(manifest(), variables={"tenant": "acme", "key": SECRET})
+    plan = stack.plan(client)
+    text = stack.render(plan, client=client)
+    assert text.startswith('letta-apply plan: stack "tenant-acme" on http://127.0.0.1:8283')
+    assert "Plan: 2 to create" in text
+    doc = json.loads(stack.render(plan, "json", client=client))
+    assert doc["stack"] == "tenant-acme" and doc["manifest"]["files"] == ["<dict>"]
+    assert "### letta-apply plan" in stack.render(plan, "markdown")
+    for fmt in ("text", "json", "markdown"):
+        assert SECRET not in stack.render(plan, fmt)  # type: ignore[arg-type]
+        assert SECRET not in render_plan(plan, fmt)  # type: ignore[arg-type]
+    with pytest.raises(LettaApplyError, match="unknown format 'yaml'"):
+        render_plan(plan, "yaml")  # type: ignore[arg-type]
+
+
+def test_render_is_the_cli_output(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    path = tmp_path / "m.yaml"
+    path.write_text("version: 1\nstack: same\nblocks:\n  b: {value: v}\n", encoding="utf-8")
+    out = io.StringIO()
+    factory = lambda url, **kw: fake.client()  # noqa: E731
+    assert main(["plan", "-f", str(path)], out, io.StringIO(), client_factory=factory) == 0
+    stack = Stack.from_files([str(path)])
+    client = fake.client()
+    assert stack.render(stack.plan(client), client=client) + "\n" == out.getvalue()
+
+
+def test_a_plan_the_server_outdated_is_refused() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    stack = Stack.from_dict(manifest(), variables={"tenant": "acme"})
+    plan = stack.plan(client)
+    Stack.from_dict(manifest(), variables={"tenant": "acme"}).apply(client)
+    writes = fake.writes
+    with pytest.raises(StalePlanError, match='stale plan: stack "tenant-acme" changed'):
+        stack.apply(client, plan=plan)
+    assert fake.writes == writes
+
+
+def test_a_failed_change_raises_with_the_result() -> None:
+    fake = FakeLetta()
+    client = fake.client(retry=letta_apply.RetryPolicy(max_retries=0))
+
+    def refuse_agents(request: Any) -> Any:
+        if request.method == "POST" and request.url.path.rstrip("/") == "/v1/agents":
+            return httpx.Response(400, json={"detail": "no agents today"})
+        return None
+
+    fake.before.append(refuse_agents)
+    stack = Stack.from_dict(manifest(), variables={"tenant": "acme"})
+    with pytest.raises(ApplyFailed) as info:
+        stack.apply(client)
+    assert isinstance(info.value, letta_apply.ApplyError)
+    assert [d.change.address for d in info.value.result.done] == ["block.org0"]
+    assert "no agents today" in str(info.value)
+    assert not [b for b in fake.blocks.values() if b["label"] == "letta-apply-lock"]
+
+
+def test_targets_limit_the_plan() -> None:
+    client = FakeLetta().client()
+    stack = Stack.from_dict(manifest(2), variables={"tenant": "acme"})
+    assert [c.address for c in stack.plan(client, targets=["block.org1"]).changes] == ["block.org1"]
+    with pytest.raises(LettaApplyError, match=r"--target block\.nope: no such resource"):
+        stack.plan(client, targets=["block.nope"])
+
+
+def test_errors_in_a_dict_name_the_key_path_not_a_line() -> None:
+    bad = manifest()
+    bad["agents"]["helper"]["model"] = "nonsense"
+    bad["blocks"]["org0"]["limit"] = "big"
+    with pytest.raises(ManifestError) as info:
+        Stack.from_dict(bad, variables={"tenant": "acme"})
+    assert [str(d) for d in info.value.diagnostics] == [
+        "<dict>: agents.helper.model: invalid model handle 'nonsense': write it as "
+        "provider/model, e.g. letta/letta-free",
+        "<dict>: blocks.org0.limit: expected an integer, got a string",
+    ]
+
+
+def test_values_that_are_not_plain_data_are_named() -> None:
+    bad = manifest()
+    bad["blocks"]["org0"]["value"] = {1, 2}
+    with pytest.raises(ManifestError) as info:
+        Stack.from_dict(bad, variables={"tenant": "acme"}, name="tenant.py")
+    assert str(info.value) == (
+        "tenant.py: blocks.org0.value: set is not plain data (use str, int, float, bool, None, "
+        "list or dict)"
+    )
+
+
+def test_variables_are_typed_and_checked() -> None:
+    with pytest.raises(ManifestError) as info:
+        Stack.from_dict(manifest(), variables={"tenant": "acme", "nope": 1})
+    assert str(info.value) == "<variables>: no variable 'nope' is declared (declared: key, tenant)"
+    with pytest.raises(ManifestError, match="variable 'tenant' has no value"):
+        Stack.from_dict(manifest())
+    data = {
+        "version": 1,
+        "stack": "s",
+        "variables": {"n": {"type": "number"}, "names": {"type": "list"}},
+        "blocks": {"b": {"value": "x", "limit": "${var.n}", "tags": "${var.names}"}},
+    }
+    stack = Stack.from_dict(data, variables={"n": 500, "names": ["a", "b"]})
+    block = stack.desired.blocks["block.b"]
+    assert block.config["limit"] == 500 and block.config["tags"] == ["a", "b"]
+
+
+def test_from_files_takes_variables_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\nstack: ${var.tenant}-${env.REGION}\nvariables:\n  tenant: {}\n"
+        "blocks:\n  b: {value: v}\n",
+        encoding="utf-8",
+    )
+    stack = Stack.from_files(str(path), {"tenant": "acme"}, env={"REGION": "eu"})
+    assert stack.name == "acme-eu"
+    assert stack.desired.files == (str(path),)
+
+
+def test_a_saved_plan_digest_differs_with_the_dict() -> None:
+    a = Stack.from_dict(manifest(), variables={"tenant": "acme"})
+    b = Stack.from_dict(manifest(2), variables={"tenant": "acme"})
+    c = Stack.from_dict(manifest(), variables={"tenant": "acme"})
+    assert a.desired.digest != b.desired.digest and a.desired.digest == c.desired.digest
+
+
+def test_the_cli_confirms_through_the_stdin_it_is_given(tmp_path: Path) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    fake = FakeLetta()
+    path = tmp_path / "m.yaml"
+    path.write_text("version: 1\nstack: asked\nblocks:\n  b: {value: v}\n", encoding="utf-8")
+    factory = lambda url, **kw: fake.client()  # noqa: E731
+    out = io.StringIO()
+    argv = ["apply", "-f", str(path)]
+    assert main(argv, out, io.StringIO(), client_factory=factory, stdin=Terminal("no\n")) == 1
+    assert "Apply cancelled; nothing was changed." in out.getvalue() and not fake.blocks
+    code = main(argv, io.StringIO(), io.StringIO(), client_factory=factory, stdin=Terminal("yes\n"))
+    assert code == 0 and len(fake.blocks) == 1
+    err = io.StringIO()
+    argv = ["destroy", "-f", str(path)]
+    assert main(argv, io.StringIO(), err, client_factory=factory, stdin=io.StringIO("yes\n")) == 1
+    assert "standard input is not a terminal" in err.getvalue()

@@ -1,12 +1,10 @@
 """letta-apply: declarative, GitOps-style provisioning for Letta agents and shared memory blocks.
 
 Programs use `Stack` (api.py): load a manifest from files or from a dict, plan, render, apply,
-destroy. The pipeline underneath: `load` (YAML with positions) -> `validate` (JSON Schema, then
-semantic checks) -> desired state -> `live` (reads the server) -> `plan` (pure) -> `render` /
-`apply`.
+destroy. The pipeline underneath, a folder per phase: manifest/ (files with positions, variables,
+templates, validation) -> desired state -> server/ (reads the live state) -> plan/ (pure, generic
+over the resource kinds in kinds/) -> cli/ render, apply/.
 """
-
-__version__ = "0.1.0"
 
 from .api import ApplyFailed, Format, Stack, StalePlanError, render_plan
 from .apply.runner import Done, apply_plan
@@ -27,6 +25,7 @@ from .plan.planner import make_plan
 from .server.client import LettaClient, RetryPolicy
 from .server.live import read_live
 from .server.lock import LockError
+from .version import __version__
 
 __all__ = [
     "ApiError",

@@ -7,8 +7,8 @@ import os
 import sys
 from typing import NoReturn
 
-from .. import __version__
 from ..server.client import DEFAULT_BASE_URL, RetryPolicy
+from ..version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")

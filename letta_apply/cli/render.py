@@ -9,7 +9,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .. import __version__
 from ..apply.report import done_document
 from ..apply.runner import Done
 from ..apply.session import in_plan_order
@@ -33,6 +32,7 @@ from ..plan.changes import (
 )
 from ..plan.listing import Listing
 from ..sensitive import Masked
+from ..version import __version__
 
 SYMBOL = {
     CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..errors import LettaApplyError
 from ..kinds import kind_of_address
 from ..sensitive import MASKED, Masked, masked_paths
+from ..version import __version__
 from .changes import (
     ATTACH,
     CONFIGURATION,

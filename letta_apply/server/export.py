@@ -5,7 +5,7 @@ only what the user chose."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,33 +119,8 @@ def export_manifest(
     agent_keys: set[str] = set()
     for agent, _ in agents:
         key = _key(agent.name, agent_keys)
-        spec: dict[str, Any] = {}  # in the order a person writes it
-        if agent.name != key:
-            spec["name"] = agent.name
-        if agent.description:
-            spec["description"] = agent.description
-        if include_system and agent.system:
-            spec["system"] = agent.system
-        if agent.model:
-            spec["model"] = agent.model
-        if agent.embedding:
-            spec["embedding"] = agent.embedding
-        if agent.tags:
-            spec["tags"] = sorted(agent.tags)
-        if user_metadata(agent.metadata):
-            spec["metadata"] = user_metadata(agent.metadata)
-        custom_tools = sorted(t.name for t in agent.tools if not t.is_base)
-        if custom_tools:
-            spec["tools"] = custom_tools
-        own = [blocks[i] for i in agent.block_ids if i in blocks and i not in shared_ids]
-        if own:
-            spec["memory_blocks"] = [export_block(b, label=True) for b in _by_label(own)]
-        shared = [block_keys[i] for i in agent.block_ids if i in shared_ids]
-        if shared:
-            spec["blocks"] = sorted(shared)
-        idents = sorted(identity_keys[i] for i in agent.identity_ids if i in identity_keys)
-        if idents:
-            spec["identities"] = idents
+        refs = _Refs(blocks, shared_ids, block_keys, identity_keys)
+        spec = _agent_spec(agent, key, refs, include_system=include_system)
         manifest_agents[key] = spec
         imports.append({"to": f"agent.{key}", "id": agent.id})
 
@@ -164,6 +139,50 @@ def export_manifest(
     )
     text = header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     return Exported(text, len(manifest_agents), len(manifest_blocks), skipped)
+
+
+@dataclass(frozen=True)
+class _Refs:
+    """How an exported agent names what it uses: its blocks (by id), which are shared, and the
+    manifest keys of the shared blocks and identities."""
+
+    blocks: Mapping[str, LiveBlock]
+    shared_ids: set[str]
+    block_keys: Mapping[str, str]
+    identity_keys: Mapping[str, str]
+
+
+def _agent_spec(agent: LiveAgent, key: str, refs: _Refs, *, include_system: bool) -> dict[str, Any]:
+    """An agent's manifest entry, in the order a person writes it."""
+    spec: dict[str, Any] = {}
+    if agent.name != key:
+        spec["name"] = agent.name
+    if agent.description:
+        spec["description"] = agent.description
+    if include_system and agent.system:
+        spec["system"] = agent.system
+    if agent.model:
+        spec["model"] = agent.model
+    if agent.embedding:
+        spec["embedding"] = agent.embedding
+    if agent.tags:
+        spec["tags"] = sorted(agent.tags)
+    if user_metadata(agent.metadata):
+        spec["metadata"] = user_metadata(agent.metadata)
+    custom_tools = sorted(t.name for t in agent.tools if not t.is_base)
+    if custom_tools:
+        spec["tools"] = custom_tools
+    ids = [i for i in agent.block_ids if i in refs.blocks]
+    own = [refs.blocks[i] for i in ids if i not in refs.shared_ids]
+    if own:
+        spec["memory_blocks"] = [export_block(b, label=True) for b in _by_label(own)]
+    shared = [refs.block_keys[i] for i in ids if i in refs.shared_ids]
+    if shared:
+        spec["blocks"] = sorted(shared)
+    idents = sorted(refs.identity_keys[i] for i in agent.identity_ids if i in refs.identity_keys)
+    if idents:
+        spec["identities"] = idents
+    return spec
 
 
 def _identities(

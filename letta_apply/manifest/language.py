@@ -58,7 +58,8 @@ _FILE_FIELDS = {
 }
 # Where a sensitive value may go: text that is sent to the server and masked in every output.
 # Names, labels, tags and keys are shown and matched everywhere, so a secret is refused there.
-_SENSITIVE_OK = {"value", "description", "system", "metadata"}
+_SENSITIVE_OK = {"value", "description", "system", "metadata", "properties"}
+_SENSITIVE_SECTIONS = ("blocks", "agents", "identities")
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
 
 
@@ -505,7 +506,7 @@ class _Expander:
                 fields = [p for p in path if isinstance(p, str)]
                 allowed = (
                     len(path) >= 3
-                    and path[0] in _TEMPLATED
+                    and path[0] in _SENSITIVE_SECTIONS
                     and any(f in _SENSITIVE_OK for f in fields[2:])
                     and fields[-1] not in ("label", "name", "tags")
                     and "tags" not in fields[2:]
@@ -516,7 +517,8 @@ class _Expander:
                         Diagnostic(
                             pos.file or self.raw.file, pos.line, pos.col,
                             f"{_where(path)}: a sensitive value cannot be used here (it would be "
-                            "shown); it can go in value, description, system and metadata",
+                            "shown); it can go in value, description, system, metadata and "
+                            "properties",
                         )
                     )  # fmt: skip
             elif isinstance(value, dict):

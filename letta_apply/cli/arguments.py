@@ -48,6 +48,10 @@ def _common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = Tr
         "--allow-outside-files", action="store_true",
         help="let value_file/system_file read files outside the folders given to -f",
     )  # fmt: skip
+    sp.add_argument(
+        "--max-instances", type=_positive, default=10_000, metavar="N",
+        help="most instances one count/for_each template may make (default %(default)s)",
+    )  # fmt: skip
     sp.add_argument("--format", choices=FORMATS, default="text", help="output format")
     sp.add_argument("--no-color", action="store_true", help="no colors (also: NO_COLOR)")
     if not server:

@@ -126,7 +126,7 @@ def _load(args: argparse.Namespace, o: _Out) -> Desired:
         args.file,
         Options(
             vars=args.var, var_files=args.var_file, env=dict(os.environ),
-            allow_outside_files=args.allow_outside_files,
+            allow_outside_files=args.allow_outside_files, max_instances=args.max_instances,
         ),
     )  # fmt: skip
     o.masker.add(desired.secrets)

@@ -27,6 +27,7 @@ import difflib
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,6 +334,31 @@ class _Expander:
             self.instances[section][key] = keys
         return out
 
+    def template_value(self, path: Path_, name: str, spec: dict[str, Any]) -> Any:
+        """The value of `count` or `for_each`, or None after reporting why there is none. An
+        empty or null value is an error, never zero instances: on a live stack that would plan
+        the deletion of every instance."""
+        at: Path_ = (*path, name)
+        before = len(self.errors)
+        value = self.copy(at, at, spec[name], Scope())
+        if value is None and len(self.errors) == before:
+            self.err(
+                at,
+                f"{_where(at)}: no value (empty or null); write {'0' if name == 'count' else '[]'} "
+                "for no instances",
+            )
+        return value
+
+    def within_cap(self, path: Path_, name: str, n: int) -> bool:
+        cap = self.options.max_instances
+        if n > cap:
+            self.err(
+                (*path, name),
+                f"{_where((*path, name))}: {n} instances, over the limit of {cap} per template "
+                "(--max-instances raises it)",
+            )
+        return n <= cap
+
     def instances_of(
         self, section: str, key: str, spec: dict[str, Any]
     ) -> list[tuple[str | int, Scope]] | None:
@@ -346,17 +372,22 @@ class _Expander:
             return None
         if "count" in spec:
             self.templates[section][key] = "count"
-            n = self.copy((*path, "count"), (*path, "count"), spec["count"], Scope())
-            if isinstance(n, float) and n == int(n):
+            n = self.template_value(path, "count", spec)
+            if n is None:
+                return None
+            if isinstance(n, float) and n.is_integer():
                 n = int(n)
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                if n is not None:
-                    self.err((*path, "count"), f"{what}.count: expected a whole number, 0 or more")
+                self.err((*path, "count"), f"{what}.count: expected a whole number, 0 or more")
+                return None
+            if not self.within_cap(path, "count", n):
                 return None
             return [(i, Scope(count=i, what=what)) for i in range(n)]
         self.templates[section][key] = "for_each"
-        items = self.copy((*path, "for_each"), (*path, "for_each"), spec["for_each"], Scope())
+        items = self.template_value(path, "for_each", spec)
         if items is None:
+            return None
+        if isinstance(items, (list, dict)) and not self.within_cap(path, "for_each", len(items)):
             return None
         if isinstance(items, list):
             bad = [x for x in items if not isinstance(x, str)]
@@ -367,7 +398,7 @@ class _Expander:
                     f"keys); got {clip(as_text(bad[0]))}; use a map for other values",
                 )
                 return None
-            dupes = sorted({x for x in items if items.count(x) > 1})
+            dupes = sorted(x for x, n in Counter(items).items() if n > 1)  # linear: no count()
             if dupes:
                 self.err((*path, "for_each"), f"{what}.for_each: {clip(dupes[0])} is listed twice")
                 return None

@@ -31,6 +31,9 @@ class Options:
     # Typed values given by a program (the Python API): they win over every other source.
     values: Mapping[str, Any] = field(default_factory=dict)
     allow_outside_files: bool = False
+    # The most instances one count/for_each template may make: a typo of a few digits must not
+    # exhaust memory (raised with --max-instances).
+    max_instances: int = 10_000
 
 
 @dataclass

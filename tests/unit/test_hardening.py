@@ -1,0 +1,92 @@
+"""Manifests that could make letta-apply destroy what the user meant to keep, or exhaust the
+machine: a template with no value is an error (never zero instances), instance counts are capped,
+and the checks over a template's instances stay linear."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from letta_apply.errors import ManifestError
+from letta_apply.manifest.variables import Options
+from letta_apply.pipeline import load_manifest
+from tests.fakeletta import FakeLetta
+from tests.helpers import Cli, write
+
+HEAD = "version: 1\nstack: s\n"
+AGENT = "    model: letta/letta-free\n    embedding: letta/letta-free\n"
+
+
+def problems(path: Path, **options: object) -> list[str]:
+    with pytest.raises(ManifestError) as e:
+        load_manifest(str(path), Options(**options))  # type: ignore[arg-type]
+    return [str(d) for d in e.value.diagnostics]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("count:", "agents.w.count: no value (empty or null); write 0 for no instances"),
+        ("count: null", "agents.w.count: no value (empty or null); write 0 for no instances"),
+        ("for_each:", "agents.w.for_each: no value (empty or null); write [] for no instances"),
+        ("for_each: ~", "agents.w.for_each: no value (empty or null); write [] for no instances"),
+    ],
+)
+def test_a_template_with_no_value_is_an_error(tmp_path: Path, template: str, message: str) -> None:
+    text = HEAD + "agents:\n  w:\n    " + template + "\n" + AGENT
+    (found,) = problems(write(tmp_path, text))
+    assert found.startswith(f"{tmp_path / 'm.yaml'}:5:") and message in found
+
+
+def test_an_empty_count_on_a_live_stack_deletes_nothing(tmp_path: Path, cli: Cli) -> None:
+    # The failure this guards against: `count:` emptied by mistake planned every instance's
+    # deletion. It is a manifest error now: exit 1, no request.
+    full = write(tmp_path, HEAD + "agents:\n  w:\n    count: 3\n" + AGENT, "full.yaml")
+    assert cli("apply", "-f", str(full), "--auto-approve").code == 0
+    assert len(cli.fake.agents) == 3
+    emptied = write(tmp_path, HEAD + "agents:\n  w:\n    count:\n" + AGENT, "emptied.yaml")
+    cli.fake.calls.clear()
+    r = cli("apply", "-f", str(emptied), "--auto-approve")
+    assert r.code == 1 and "agents.w.count: no value" in r.err
+    assert cli.fake.calls == [] and len(cli.fake.agents) == 3
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "2.5", "-1", "1.0e+400"])
+def test_a_count_that_is_no_whole_number_is_a_located_error(tmp_path: Path, value: str) -> None:
+    # Given as a variable: YAML in a file refuses .inf and .nan itself.
+    text = HEAD + "variables:\n  n: {type: number}\nagents:\n  w:\n    count: ${var.n}\n"
+    path = write(tmp_path, text + AGENT)
+    (found,) = problems(path, vars=[f"n={value}"])
+    assert found == f"{path}:7:12: agents.w.count: expected a whole number, 0 or more"
+
+
+def test_instance_counts_are_capped_and_the_cap_can_be_raised(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + "agents:\n  w:\n    count: 1000000000\n" + AGENT)
+    started = time.monotonic()
+    (found,) = problems(path)
+    assert time.monotonic() - started < 2  # refused before any instance is made
+    assert "1000000000 instances, over the limit of 10000 per template" in found
+    assert "--max-instances" in found
+    few = write(tmp_path, HEAD + "agents:\n  w:\n    count: 12\n" + AGENT, "few.yaml")
+    (capped,) = problems(few, max_instances=10)
+    assert "12 instances, over the limit of 10" in capped
+    assert len(load_manifest(str(few), Options(max_instances=12)).agents) == 12
+
+
+def test_the_cli_takes_the_cap(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + "blocks:\n  b:\n    count: 20\n    value: v\n")
+    cli = Cli(fake=FakeLetta())
+    assert cli("validate", "-f", str(path), "--max-instances", "10").code == 1
+    assert cli("validate", "-f", str(path), "--max-instances", "20").code == 0
+
+
+def test_a_long_for_each_is_checked_in_linear_time(tmp_path: Path) -> None:
+    # 100,000 keys took 85 s when each key was counted against the whole list.
+    keys = [f"k{i}" for i in range(100_000)] + ["k7"]
+    text = HEAD + "blocks:\n  b:\n    for_each: [" + ", ".join(keys) + "]\n    value: v\n"
+    started = time.monotonic()
+    (found,) = problems(write(tmp_path, text), max_instances=200_000)
+    assert time.monotonic() - started < 20
+    assert "blocks.b.for_each: 'k7' is listed twice" in found

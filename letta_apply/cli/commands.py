@@ -99,6 +99,7 @@ class _Out:
             # One connection per concurrent write, so that --parallelism is not capped by the pool.
             max_connections=max(getattr(a, "parallelism", 0), DEFAULT_MAX_CONNECTIONS),
             retry=RetryPolicy(max_retries=a.max_retries, max_time=a.retry_max_time),
+            redact=self.masker.text,
         )
         return self.client
 

@@ -222,11 +222,12 @@ def resolve_variables(
         for name, raw in vf.data.items():
             assign(name, raw, text=False, where=vf.diag((name,), ""), source=var_file)
 
-    for arg in options.vars:
+    for n, arg in enumerate(options.vars, 1):
         name, sep, raw = arg.partition("=")
         where = Diagnostic("--var", 0, 0, "")
         if not sep or not name:
-            errors.append(_cli(f"{clip(arg)}: write it as name=value"))
+            # Not echoed: what was meant as a value may be a secret.
+            errors.append(_cli(f"value {n} is not name=value (not shown: it may hold a secret)"))
             continue
         assign(name.strip(), raw, text=True, where=where, source="--var")
 

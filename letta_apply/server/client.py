@@ -71,6 +71,7 @@ class LettaClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         """`max_connections` bounds concurrent requests: give it apply's parallelism, or
         requests beyond the pool wait for a free connection."""
@@ -100,6 +101,9 @@ class LettaClient:
         self.sleep = sleep  # how the client waits (before a retry), and tells time: injectable
         self.clock = clock
         self._rng = random.Random(seed)
+        # Masks secrets in the server's error messages before they are cut short: a secret cut
+        # in half could no longer be recognised, and its first half would be printed.
+        self.redact = redact
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ class LettaClient:
                     return _decode(resp, method, path)
                 if resp.status_code == 404 and maybe_done and _gone_means_done(method, path):
                     return None  # the earlier attempt did it
-                failure = _error(resp, method, path)
+                failure = _error(resp, method, path, self.redact)
                 delay = retry_after(resp)
                 status = resp.status_code
                 retryable = status in _RETRY_STATUS or (status == 409 and delay is not None)
@@ -373,29 +377,29 @@ def _gave_up(
 
 
 def _decode(resp: httpx.Response, method: str, path: str) -> Any:
-    if resp.is_success:
-        if not resp.content:
-            return None
-        try:
-            return resp.json()
-        except ValueError:
-            raise ApiError(
-                "the server answered with something that is not JSON",
-                status=resp.status_code,
-                method=method,
-                path=path,
-            ) from None
-    raise _error(resp, method, path)
+    """A successful response's JSON (None when empty)."""
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        raise ApiError(
+            "the server answered with something that is not JSON",
+            status=resp.status_code,
+            method=method,
+            path=path,
+        ) from None
 
 
-def _error(resp: httpx.Response, method: str, path: str) -> ApiError:
-    """The error a failed response stands for, with the server's own message."""
+def _error(resp: httpx.Response, method: str, path: str, redact: Callable[[str], str]) -> ApiError:
+    """The error a failed response stands for, with the server's own message (secrets masked,
+    then cut short)."""
     detail: Any
     try:
         detail = resp.json().get("detail", resp.text)
     except (ValueError, AttributeError):
         detail = resp.text
-    text = str(detail).strip().replace("\n", " ") or resp.reason_phrase
+    text = redact(str(detail).strip().replace("\n", " ")) or resp.reason_phrase
     if len(text) > 300:
         text = text[:297] + "..."
     if resp.status_code in (401, 403):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from letta_apply.errors import ManifestError
@@ -90,3 +91,38 @@ def test_a_long_for_each_is_checked_in_linear_time(tmp_path: Path) -> None:
     (found,) = problems(write(tmp_path, text), max_instances=200_000)
     assert time.monotonic() - started < 20
     assert "blocks.b.for_each: 'k7' is listed twice" in found
+
+
+# -- secrets that leaked sideways ---------------------------------------------------------------
+
+SECRET = "hunter2-swordfish-0123456789"
+SENSITIVE = HEAD + "variables:\n  key: {type: string, sensitive: true}\n"
+
+
+def test_a_malformed_var_is_not_echoed(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, SENSITIVE)
+    for mistake in (f"key:{SECRET}", f"key {SECRET}"):
+        r = cli("validate", "-f", str(path), "--var", mistake)
+        assert r.code == 1
+        assert "--var: value 1 is not name=value (not shown: it may hold a secret)" in r.err
+        assert SECRET not in r.out + r.err and SECRET[:8] not in r.out + r.err
+
+
+def test_a_server_error_is_masked_before_it_is_cut(tmp_path: Path, cli: Cli) -> None:
+    # The server echoes the request in its error, the secret straddling the 300-character cut.
+    path = write(
+        tmp_path,
+        SENSITIVE + 'blocks:\n  b: {value: "${var.key}"}\n',
+    )
+    detail = "x" * 290 + SECRET + " rejected"
+
+    def refuse(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST":
+            return httpx.Response(400, json={"detail": detail})
+        return None
+
+    cli.fake.before.append(refuse)
+    r = cli("apply", "-f", str(path), "--var", f"key={SECRET}", "--auto-approve")
+    assert r.code == 1 and "HTTP 400" in r.err
+    assert SECRET[:6] not in r.out + r.err  # not even the first half of it
+    assert "x(sensit" in r.err  # masked first: what is cut is the mask

@@ -207,7 +207,10 @@ def test_text_values_are_converted_to_the_declared_type(tmp_path: Path) -> None:
         ({"vars": ["limit=lots"]}, "--var: variable 'limit': expected a number, got a string"),
         ({"vars": ["strict=yes"]}, "--var: variable 'strict': expected true or false, got 'yes'"),
         ({"vars": ["nope=1"]}, "--var: no variable 'nope' is declared (declared: env, limit, "),
-        ({"vars": ["novalue"]}, "--var: 'novalue': write it as name=value"),
+        (
+            {"vars": ["novalue"]},
+            "--var: value 1 is not name=value (not shown: it may hold a secret)",
+        ),
         (
             {"env": {"LETTA_APPLY_VAR_limit": "x"}},
             "LETTA_APPLY_VAR_limit: variable 'limit': expected a number",

@@ -18,6 +18,7 @@ from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS, kind
 from ..kinds.block import check_block
 from ..model import Desired, Import
+from ..server.lock import LOCK_KEY, LOCK_LABEL
 from .files import Document, Path_, clip
 from .files import where as _where
 
@@ -364,8 +365,46 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                 )
             )
     errors += _lifecycle(doc, data)
+    errors += _reserved(doc, data)
     for k in KINDS:
         errors += k.check(doc, data)
+    return errors
+
+
+# What letta-apply writes to recognise its own records: a manifest that declared them could
+# pass for letta-apply (a forged stack lock, another stack's mark).
+RESERVED_TAG_PREFIXES = ("letta-apply:", "letta-apply-lock:")
+RESERVED_LABELS = (LOCK_LABEL,)
+RESERVED_METADATA = (LOCK_KEY,)  # MARK_KEY is refused by the schema
+
+
+def _reserved(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """Tags, labels and metadata keys letta-apply reserves for its marks and its lock."""
+    errors: list[Diagnostic] = []
+    for at, text, is_key in _strings(data, ()):
+        fields = [p for p in at if isinstance(p, str)]
+        if len(fields) < 3 or fields[0] not in ("blocks", "agents", "tools"):
+            continue
+        what = None
+        if not is_key and "tags" in fields[2:] and text.startswith(RESERVED_TAG_PREFIXES):
+            what = f"tag {clip(text)} is reserved for letta-apply's marks and stack lock"
+        elif not is_key and fields[-1] == "label" and text in RESERVED_LABELS:
+            what = f"label {clip(text)} is reserved for letta-apply's stack lock"
+        elif is_key and fields[-2] == "metadata" and text in RESERVED_METADATA:
+            what = f"the key {clip(text)} is reserved for letta-apply's stack lock"
+        if what:
+            errors.append(doc.diag(at, f"{_where(at)}: {what}", key=is_key))
+    for key in _mapping(data.get("blocks")):
+        spec = _mapping(_mapping(data.get("blocks")).get(key))
+        if "label" not in spec and key in RESERVED_LABELS:
+            errors.append(
+                doc.diag(
+                    ("blocks", key),
+                    f"blocks.{key}: label {clip(key)} (the key) is reserved for letta-apply's "
+                    "stack lock; set another 'label'",
+                    key=True,
+                )
+            )
     return errors
 
 

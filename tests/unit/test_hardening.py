@@ -126,3 +126,41 @@ def test_a_server_error_is_masked_before_it_is_cut(tmp_path: Path, cli: Cli) -> 
     assert r.code == 1 and "HTTP 400" in r.err
     assert SECRET[:6] not in r.out + r.err  # not even the first half of it
     assert "x(sensit" in r.err  # masked first: what is cut is the mask
+
+
+# -- a manifest must not impersonate letta-apply ------------------------------------------------
+
+FORGED_LOCK = (
+    HEAD
+    + """blocks:
+  forged:
+    label: letta-apply-lock
+    value: x
+    tags: ["letta-apply-lock:prod"]
+    metadata: {letta_apply_lock: {holder: me, stack: prod}}
+agents:
+  a:
+    tags: ["letta-apply:prod"]
+    memory_blocks: [{label: p, value: v, tags: ["letta-apply:other"]}]
+"""
+)
+
+
+def test_reserved_tags_labels_and_metadata_are_errors(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, FORGED_LOCK)
+    r = cli("apply", "-f", str(path), "--auto-approve")
+    assert r.code == 1 and cli.fake.calls == []
+    lines = r.err.splitlines()
+    assert f"{path}:5:12: blocks.forged.label: label 'letta-apply-lock' is reserved for " \
+        "letta-apply's stack lock" in lines  # fmt: skip
+    assert any("blocks.forged.tags[0]: tag 'letta-apply-lock:prod' is reserved" in x for x in lines)
+    assert any(
+        "metadata.letta_apply_lock: the key 'letta_apply_lock' is reserved" in x for x in lines
+    )
+    assert any("agents.a.tags[0]: tag 'letta-apply:prod' is reserved" in x for x in lines)
+    assert any("memory_blocks[0].tags[0]: tag 'letta-apply:other' is reserved" in x for x in lines)
+    keyed = write(tmp_path, HEAD + "blocks:\n  letta-apply-lock: {value: v}\n", "keyed.yaml")
+    assert (
+        "(the key) is reserved for letta-apply's stack lock"
+        in cli("validate", "-f", str(keyed)).err
+    )

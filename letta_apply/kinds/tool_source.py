@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import Diagnostic
-from ..manifest.files import Document, Path_
+from ..manifest.files import Document, Path_, Unreadable, read_regular
 
 MAX_TOOL_NAME = 48  # Letta 0.16.8 MAX_TOOL_NAME_LENGTH
 MAX_SOURCE_BYTES = 1024 * 1024
@@ -70,16 +70,13 @@ def read_sources(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], lis
         if refused:
             errors.append(doc.diag(at, f"{where}: {refused}"))
             continue
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        if not path.exists() and not path.is_symlink():
             errors.append(doc.diag(at, f"{where}: no such file: {path}"))
             continue
-        except OSError as e:
-            errors.append(doc.diag(at, f"{where}: cannot read {path}: {e.strerror}"))
-            continue
-        if len(raw) > MAX_SOURCE_BYTES:
-            errors.append(doc.diag(at, f"{where}: {path} is over {MAX_SOURCE_BYTES} bytes"))
+        try:
+            raw = read_regular(path, MAX_SOURCE_BYTES)
+        except Unreadable as e:
+            errors.append(doc.diag(at, f"{where}: {path} {e}"))
             continue
         try:
             doc.sources[at] = (str(path), raw.decode("utf-8"))

@@ -9,7 +9,9 @@ a fraction of a second instead of several seconds with the pure-Python parser).
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +112,10 @@ class Document:
         it), and why it may not be read, or None when it may."""
         manifest = self.file_of(path)
         base = Path(manifest).resolve().parent
-        target = (base / name).resolve()  # symlinks resolved: one pointing outside is outside
+        try:
+            target = (base / name).resolve()  # symlinks resolved: one pointing outside is outside
+        except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL in the name
+            return base / name, f"{clip(name)} cannot be read: {e}"
         root = self.roots.get(manifest, base)
         if not self.allow_outside_files and not target.is_relative_to(root):
             return target, (
@@ -455,26 +460,54 @@ def load_text(text: str, file: str, parsing: Parsing | None = None) -> Document:
     return doc
 
 
+class Unreadable(Exception):
+    """A file letta-apply will not read, and why (`str(e)`: "cannot read: ...", ...)."""
+
+
+def read_regular(path: str | Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. Anything else is Unreadable: a
+    pipe or a device would block or never end, a symlink loop or a bad name cannot be opened."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise Unreadable("is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise Unreadable("is not a regular file (a pipe or a device?); only files are read")
+        if st.st_size > limit:
+            raise Unreadable(f"is {st.st_size} bytes; the limit is {limit}")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except (OSError, ValueError, RuntimeError) as e:  # a NUL in the name; a symlink loop
+        raise Unreadable(f"cannot read: {_reason(e)}") from None
+    if len(data) > limit:  # it grew while being read
+        raise Unreadable(f"is over {limit} bytes")
+    return data
+
+
 def load_file(path: str | Path, parsing: Parsing | None = None) -> Document:
     """Read and parse one manifest file."""
     parsing = parsing or Parsing()
     file = str(path)
-    p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > parsing.max_bytes:
-            limit = parsing.max_bytes
-            raise ManifestError(
-                [Diagnostic(file, 1, 1, f"file is {size} bytes; the limit is {limit}")]
-            )
-        raw = p.read_bytes()
-    except IsADirectoryError:
-        raise ManifestError(
-            [Diagnostic(file, 1, 1, "is a directory, not a manifest file")]
-        ) from None
-    except OSError as e:
-        raise ManifestError([Diagnostic(file, 1, 1, f"cannot read: {e.strerror}")]) from None
+        raw = read_regular(path, parsing.max_bytes)
+    except Unreadable as e:
+        message = str(e)
+        if message.startswith("is a directory"):
+            message = "is a directory, not a manifest file"
+        elif message.startswith("is ") and "bytes; the limit" in message:
+            message = "file " + message
+        raise ManifestError([Diagnostic(clip_path(file), 1, 1, message)]) from None
     return load_text(_decode(raw, file), file, parsing)
+
+
+def _reason(e: Exception) -> str:
+    """Why a file could not be read, without echoing its (maybe very long) name."""
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e).split(": '")[0]
+
+
+def clip_path(name: str, limit: int = 200) -> str:
+    """A path for a message: a very long one (a name over the system's limit) cut short."""
+    return name if len(name) <= limit else name[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,7 +521,13 @@ def manifest_files(paths: Sequence[str]) -> tuple[list[tuple[str, Path]], list[D
     seen: set[Path] = set()
     for arg in paths:
         p = Path(arg)
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+            p.resolve()
+        except (OSError, RuntimeError, ValueError) as e:  # a name too long, a symlink loop
+            errors.append(Diagnostic(clip_path(arg), 1, 1, f"cannot read: {_reason(e)}"))
+            continue
+        if is_dir:
             found = sorted(
                 (f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file()),
                 key=lambda f: f.name,

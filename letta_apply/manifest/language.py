@@ -40,11 +40,13 @@ from .files import (
     Document,
     Path_,
     Position,
+    Unreadable,
     clip,
     load_file,
     load_text,
     manifest_files,
     merge,
+    read_regular,
 )
 from .variables import Options, Variable, as_text, resolve_variables, secrets_of
 
@@ -461,20 +463,12 @@ class _Expander:
             self.err(at, f"{_where(at)}: {refused}")
             return None
         try:
-            size = target.stat().st_size
-            if size > MAX_REFERENCED_BYTES:
-                self.err(at, f"{_where(at)}: {clip(name)} is {size} bytes; the limit is "
-                         f"{MAX_REFERENCED_BYTES}")  # fmt: skip
-                return None
-            text = target.read_bytes().decode("utf-8")
-        except IsADirectoryError:
-            self.err(at, f"{_where(at)}: {clip(name)} is a directory, not a file")
-            return None
-        except FileNotFoundError:
-            self.err(at, f"{_where(at)}: file {clip(name)} not found (looked for {target})")
-            return None
-        except OSError as e:
-            self.err(at, f"{_where(at)}: cannot read {clip(name)}: {e.strerror}")
+            text = read_regular(target, MAX_REFERENCED_BYTES).decode("utf-8")
+        except Unreadable as e:
+            if not target.exists() and not target.is_symlink():
+                self.err(at, f"{_where(at)}: file {clip(name)} not found (looked for {target})")
+            else:
+                self.err(at, f"{_where(at)}: {clip(name)} {e}")
             return None
         except UnicodeDecodeError:
             self.err(at, f"{_where(at)}: {clip(name)} is not UTF-8 text")
@@ -588,8 +582,8 @@ def _digest(
     for f in sorted(set(files)):
         h.update(f.encode("utf-8", "surrogateescape") + b"\0")
         try:
-            h.update(texts[f].encode("utf-8") if f in texts else Path(f).read_bytes())
-        except OSError:
+            h.update(texts[f].encode("utf-8") if f in texts else read_regular(f, 1 << 30))
+        except Unreadable:
             h.update(b"\0unreadable")
         h.update(b"\0")
     plain = {n: v.value for n, v in variables.items() if not v.sensitive}

@@ -4,6 +4,9 @@ and the checks over a template's instances stay linear."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -164,3 +167,70 @@ def test_reserved_tags_labels_and_metadata_are_errors(tmp_path: Path, cli: Cli) 
         "(the key) is reserved for letta-apply's stack lock"
         in cli("validate", "-f", str(keyed)).err
     )
+
+
+# -- files that are not files -------------------------------------------------------------------
+
+
+def _cli_in_subprocess(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A subprocess with a timeout: a read that blocks (a FIFO) fails the test instead of
+    # hanging the suite.
+    return subprocess.run(
+        [sys.executable, "-m", "letta_apply.cli", *argv],
+        cwd=cwd, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        "-f fifo",
+        "-f /dev/zero",
+        "--var-file fifo",
+        "blocks:\n  b: {value_file: fifo}\n",
+        "agents:\n  a:\n    system_file: fifo\n",
+        "tools:\n  t: {source_file: fifo}\n",
+        "blocks:\n  b: {value_file: /dev/zero}\n",
+    ],
+)
+def test_pipes_and_devices_are_refused_not_read(tmp_path: Path, manifest: str) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    write(tmp_path, HEAD)
+    if manifest.startswith("-"):
+        flag, name = manifest.split()
+        argv = (
+            ["validate", "-f", "m.yaml", flag, name] if flag != "-f" else ["validate", flag, name]
+        )
+    else:
+        write(tmp_path, HEAD + manifest)
+        argv = ["validate", "-f", "m.yaml", "--allow-outside-files"]
+    r = _cli_in_subprocess(*argv, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "is not a regular file (a pipe or a device?)" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "-f loop",
+        "-f " + "n" * 5000,
+        "blocks:\n  b: {value_file: loop}\n",
+        "tools:\n  t: {source_file: loop}\n",
+        'blocks:\n  b: {value_file: "a\\0b"}\n',
+    ],
+)
+def test_loops_long_names_and_nul_are_located_errors(
+    tmp_path: Path, cli: Cli, reference: str
+) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    if reference.startswith("-f "):
+        argv = ["validate", "-f", str(tmp_path / reference[3:])]
+    else:
+        argv = ["validate", "-f", str(write(tmp_path, HEAD + reference))]
+    r = cli(*argv)
+    assert r.code == 1 and "Traceback" not in r.err
+    first = r.err.splitlines()[0]
+    assert "cannot read" in first or "cannot be read" in first
+    assert len(first) < 400  # a 5,000-character name is not echoed whole

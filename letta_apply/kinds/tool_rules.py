@@ -38,7 +38,9 @@ def check_rules(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
     for akey, spec in (agents if isinstance(agents, dict) else {}).items():
         rules = spec.get("tool_rules") if isinstance(spec, dict) else None
         for i, rule in enumerate(rules if isinstance(rules, list) else []):
-            if not isinstance(rule, dict) or rule.get("type") not in RULE_FIELDS:
+            if not isinstance(rule, dict) or not isinstance(rule.get("type"), str):
+                continue  # the schema reports it
+            if rule["type"] not in RULE_FIELDS:
                 continue  # the schema reports it
             allowed = RULE_FIELDS[rule["type"]]
             for field in rule:

@@ -39,6 +39,9 @@ def parse_source(doc: Document, key: str) -> tuple[str | None, str | None, list[
     except SyntaxError as e:
         line, col = e.lineno or 1, e.offset or 1
         return None, None, [Diagnostic(shown, line, col, f"tool.{key}: {e.msg}")]
+    except (RecursionError, MemoryError):  # an expression of 100,000 terms, say
+        message = f"tool.{key}: the source is nested too deeply for Python to read"
+        return None, None, [Diagnostic(shown, 1, 1, message)]
     func = function_name(tree)
     if func is None:
         return None, None, [Diagnostic(shown, 1, 1, f"tool.{key}: no function in the file")]

@@ -286,7 +286,8 @@ class _Expander:
         if isinstance(out.get("agents"), dict):
             self.references(out["agents"])
         for section, field_names in (("moved", ("from", "to")), ("imports", ("to",))):
-            for item in out.get(section) or []:
+            items = out.get(section)
+            for item in items if isinstance(items, list) else []:  # the schema reports others
                 if isinstance(item, dict):
                     for f in field_names:
                         if isinstance(item.get(f), str):
@@ -424,8 +425,9 @@ class _Expander:
             return value
         self.file_fields(section, raw_path, path, value)
         if section == "agents":
-            for i, mb in enumerate(value.get("memory_blocks") or []):
-                if isinstance(mb, dict) and isinstance(value.get("memory_blocks"), list):
+            own = value.get("memory_blocks")
+            for i, mb in enumerate(own if isinstance(own, list) else []):
+                if isinstance(mb, dict):
                     for t in ("for_each", "count"):
                         if t in mb:
                             at: Path_ = (*raw_path, "memory_blocks", i, t)

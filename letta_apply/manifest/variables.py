@@ -9,11 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from ..errors import Diagnostic, ManifestError
 from ..model import Sensitive
-from .files import Document, Path_, clip, load_file
+from .files import Document, Path_, clip, load_file, load_text
 
 ENV_PREFIX = "LETTA_APPLY_VAR_"
 VARIABLE_TYPES = ("string", "number", "bool", "list", "map")
@@ -69,9 +67,11 @@ def _convert(value: Any, kind: str, *, text: bool) -> tuple[Any, str | None]:
                 return value.lower() == "true", None
             return None, f"expected true or false, got {clip(value)}"
         try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return None, f"cannot read {clip(value)} as a {kind}"
+            # The manifest's own reader: its guards against deep nesting, alias bombs and
+            # non-finite numbers hold for values given on the command line too.
+            value = load_text(value, "--var").data
+        except ManifestError as e:
+            return None, f"cannot read it as a {kind}: {e.diagnostics[0].message}"
     if kind == "string" and isinstance(value, str):
         return value, None
     if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):

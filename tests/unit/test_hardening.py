@@ -57,13 +57,23 @@ def test_an_empty_count_on_a_live_stack_deletes_nothing(tmp_path: Path, cli: Cli
     assert cli.fake.calls == [] and len(cli.fake.agents) == 3
 
 
-@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "2.5", "-1", "1.0e+400"])
-def test_a_count_that_is_no_whole_number_is_a_located_error(tmp_path: Path, value: str) -> None:
-    # Given as a variable: YAML in a file refuses .inf and .nan itself.
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2.5", "m.yaml:7:12: agents.w.count: expected a whole number, 0 or more"),
+        ("-1", "m.yaml:7:12: agents.w.count: expected a whole number, 0 or more"),
+        (".inf", "--var: variable 'n': cannot read it as a number: unsupported YAML value"),
+        (".nan", "--var: variable 'n': cannot read it as a number: unsupported YAML value"),
+        ("1.0e+400", "--var: variable 'n': cannot read it as a number: unsupported YAML"),
+    ],
+)
+def test_a_count_that_is_no_whole_number_is_a_located_error(
+    tmp_path: Path, value: str, message: str
+) -> None:
     text = HEAD + "variables:\n  n: {type: number}\nagents:\n  w:\n    count: ${var.n}\n"
     path = write(tmp_path, text + AGENT)
     (found,) = problems(path, vars=[f"n={value}"])
-    assert found == f"{path}:7:12: agents.w.count: expected a whole number, 0 or more"
+    assert message in found
 
 
 def test_instance_counts_are_capped_and_the_cap_can_be_raised(tmp_path: Path) -> None:
@@ -234,3 +244,58 @@ def test_loops_long_names_and_nul_are_located_errors(
     first = r.err.splitlines()[0]
     assert "cannot read" in first or "cannot be read" in first
     assert len(first) < 400  # a 5,000-character name is not echoed whole
+
+
+# -- crashes that became located errors -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("agents:\n  a:\n    memory_blocks: 5\n", "agents.a.memory_blocks: expected a list"),
+        ("moved: true\n", "moved: expected a list, got a boolean (true)"),
+        ("imports: 7\n", "imports: expected a list, got an integer"),
+        (
+            "agents:\n  a:\n    tool_rules:\n      - {type: [a], tool_name: x}\n",
+            "agents.a.tool_rules[0].type: ['a'] is not one of",
+        ),
+    ],
+)
+def test_a_section_of_the_wrong_type_is_a_located_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (found,) = problems(write(tmp_path, HEAD + text))
+    assert message in found and found.startswith(str(tmp_path / "m.yaml") + ":")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[" * 1000 + "]" * 1000, "nested more than 100 levels deep"),
+        (
+            "[&a [x,x,x,x,x,x,x,x,x], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], "
+            "&c [*b,*b,*b,*b,*b,*b,*b,*b,*b], &d [*c,*c,*c,*c,*c,*c,*c,*c,*c], "
+            "&e [*d,*d,*d,*d,*d,*d,*d,*d,*d], &f [*e,*e,*e,*e,*e,*e,*e,*e,*e], "
+            "&g [*f,*f,*f,*f,*f,*f,*f,*f,*f]]",
+            "values once aliases are expanded",
+        ),
+    ],
+)
+def test_a_var_value_is_read_with_the_manifests_guards(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    path = write(tmp_path, HEAD + "variables:\n  v: {type: list}\n")
+    started = time.monotonic()
+    (found,) = problems(path, vars=[f"v={value}"])
+    assert time.monotonic() - started < 10
+    assert found.startswith("--var: variable 'v': cannot read it as a list: ") and message in found
+
+
+def test_a_tool_source_too_deep_for_python_is_a_located_error(tmp_path: Path) -> None:
+    (tmp_path / "deep.py").write_text(
+        'def f(x):\n    """Doc."""\n    return ' + "+".join(["x"] * 100_000) + "\n"
+    )
+    path = write(tmp_path, HEAD + "tools:\n  t: {source_file: deep.py}\n")
+    (found,) = problems(path)
+    assert found == f"{tmp_path / 'deep.py'}:1:1: tool.t: the source is nested too deeply for " \
+        "Python to read"  # fmt: skip

@@ -62,10 +62,17 @@ class ApplyError(LettaApplyError):
     """Apply stopped on a failed change; `done` and `not_attempted` say where it stood."""
 
     def __init__(
-        self, failures: list[str], done: int, not_attempted: int, skipped: list[str] | None = None
+        self,
+        failures: list[str],
+        done: int,
+        not_attempted: int,
+        skipped: list[str] | None = None,
+        *,
+        interrupted: bool = False,
     ) -> None:
         self.failures = failures
         self.done = done
         self.not_attempted = not_attempted
         self.skipped = skipped or []  # the changes not attempted, described
-        super().__init__("; ".join(failures))
+        self.interrupted = interrupted  # stopped when asked (a signal), not by a failure
+        super().__init__("; ".join(failures) or "stopped when asked; no new change was started")

@@ -35,5 +35,6 @@ def apply_document(
         "applied": done_document(result.done),
         "errors": result.errors,
         "not_attempted": failure.not_attempted if failure else 0,
+        "interrupted": bool(failure and failure.interrupted),
         "not_attempted_changes": failure.skipped if failure else [],
     }

@@ -16,8 +16,8 @@ without the lock), the oldest wins and the others are deleted by their makers.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -89,20 +89,23 @@ def apply_plan(
     parallelism: int = 8,
     on_done: OnDone = lambda d: None,
     on_failed: OnFailed = lambda c, e: None,
+    stop: threading.Event | None = None,
 ) -> list[Done]:
     """Execute `plan` against the server, calling `on_done` as each change completes and
     `on_failed` as one fails (both from worker threads). Raises ApplyError naming what failed,
-    what was done and what was not attempted."""
+    what was done and what was not attempted. Setting `stop` (a signal handler, say) starts no
+    new change: those in flight finish, and ApplyError says the apply was interrupted."""
     runner = _Runner(client, plan.stack, dict(plan.ids), on_done)
-    stop = threading.Event()  # set on the first failure: queued work then never starts
+    asked = stop if stop is not None else threading.Event()
+    failed = threading.Event()  # set on the first failure: queued work then never starts
 
     def run(change: Change) -> Done | None:
-        if stop.is_set():
+        if failed.is_set() or asked.is_set():
             return None
         try:
             return runner.run(change)
         except BaseException as e:
-            stop.set()
+            failed.set()
             on_failed(change, e)
             raise
 
@@ -113,7 +116,7 @@ def apply_plan(
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for _, group in groupby(range(len(changes)), key=lambda i: apply_order(changes[i])):
             futures = {pool.submit(run, changes[i]): i for i in group}
-            for f in as_completed(futures):
+            for f in _as_completed(futures):
                 exc = f.exception()
                 if exc is None:
                     result = f.result()
@@ -125,12 +128,24 @@ def apply_plan(
                     attempted.add(futures[f])
                 else:
                     raise exc
-            if failures:
+            if failures or asked.is_set():
                 break
-    if failures:
-        skipped = [describe(c) for i, c in enumerate(changes) if i not in attempted]
-        raise ApplyError(failures, done=len(done), not_attempted=len(skipped), skipped=skipped)
+    skipped = [describe(c) for i, c in enumerate(changes) if i not in attempted]
+    if failures or skipped:
+        raise ApplyError(
+            failures, done=len(done), not_attempted=len(skipped), skipped=skipped,
+            interrupted=not failures,
+        )  # fmt: skip
     return done
+
+
+def _as_completed(futures: Iterable[Future[Done | None]]) -> Iterator[Future[Done | None]]:
+    """Futures as they complete, the waiting thread waking at least every 0.1 s: a signal's
+    handler runs only when the main thread runs, and a stop must not wait for a whole level."""
+    pending = set(futures)
+    while pending:
+        finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        yield from finished
 
 
 def describe(change: Change) -> str:

@@ -6,6 +6,7 @@ prints."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -98,21 +99,25 @@ def run_apply(
     lock_timeout: float = 60.0,
     parallelism: int = 8,
     events: ApplyEvents | None = None,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     """Plan with `make`, then apply. With `lock` and something to write, the stack lock is
-    taken and `make` called again under it. A blocked plan writes nothing."""
+    taken and `make` called again under it. A blocked plan writes nothing. Setting `stop`
+    starts no new change; the lock is released all the same."""
     events = events or ApplyEvents()
     planned = make()
     # The lock costs two writes: a run with nothing to do neither takes it nor writes.
     if not (lock and planned[0].has_changes and not planned[0].blocked):
-        return _apply_planned(client, *planned, parallelism, events)
+        return _apply_planned(client, *planned, parallelism, events, stop)
     stack_lock = StackLock(
         client, planned[0].stack, operation, timeout=lock_timeout, on_wait=events.lock_wait
     )
     events.lock_created(stack_lock)
     stack_lock.acquire()
     try:
-        return _apply_planned(client, *make(), parallelism, events)
+        if stop is not None and stop.is_set():  # asked to stop while waiting for the lock
+            return ApplyResult(planned[0], planned[1], cancelled=True)
+        return _apply_planned(client, *make(), parallelism, events, stop)
     finally:
         _release(stack_lock, events)
 
@@ -132,6 +137,7 @@ def _apply_planned(
     desired: Desired | None,
     parallelism: int,
     events: ApplyEvents,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     events.planned(plan, desired)
     if plan.blocked:
@@ -149,7 +155,10 @@ def _apply_planned(
         events.done(d)
 
     try:
-        apply_plan(client, plan, parallelism=parallelism, on_done=on_done, on_failed=events.failed)
+        apply_plan(
+            client, plan, parallelism=parallelism, on_done=on_done, on_failed=events.failed,
+            stop=stop,
+        )  # fmt: skip
     except ApplyError as e:
         failure = e
     finally:

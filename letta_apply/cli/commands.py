@@ -9,9 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 from typing import TextIO, cast
 
 from ..apply.report import apply_document
@@ -322,12 +326,45 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
             )
             return _targeted(args, desired, plan, o), desired
 
-        result = run_apply(
-            client, make, operation="destroy" if destroy else "apply", lock=args.lock,
-            lock_timeout=args.lock_timeout, parallelism=args.parallelism,
-            events=_Events(args, o, client),
-        )  # fmt: skip
-        return _applied(args, o, client, result)
+        stop = threading.Event()
+        with _stopped_by_signals(stop, o) as received:
+            result = run_apply(
+                client, make, operation="destroy" if destroy else "apply", lock=args.lock,
+                lock_timeout=args.lock_timeout, parallelism=args.parallelism,
+                events=_Events(args, o, client), stop=stop,
+            )  # fmt: skip
+        code = _applied(args, o, client, result)
+        # Stopped by a signal: the shell's convention, 128 + its number (130, 143).
+        return 128 + received[0] if received else code
+
+
+@contextmanager
+def _stopped_by_signals(stop: threading.Event, o: _Out) -> Iterator[list[int]]:
+    """While applying, the first SIGINT or SIGTERM sets `stop`: no new change starts, those in
+    flight finish, the lock is released and what was done is reported. A second one aborts at
+    once (the lock is then left behind: `force-unlock` removes it)."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signals reach only the main thread
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop.set()
+        print(
+            "\nStopping: no new change starts; waiting for those in flight "
+            "(interrupt again to abort at once).",
+            file=o.err,
+        )
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: ApplyResult) -> int:
@@ -342,7 +379,15 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
     if result.cancelled:
         o.text("Apply cancelled; nothing was changed.")
         return EXIT_ERROR
-    if failure and o.format != "json":
+    if failure and failure.interrupted and o.format != "json":
+        for skipped in failure.skipped:
+            print(f"not attempted: {skipped}", file=o.err)
+        print(
+            f"Apply interrupted: {failure.done} change(s) done, {failure.not_attempted} not "
+            "attempted. Run apply again to converge.",
+            file=o.err,
+        )
+    elif failure and o.format != "json":
         for f in failure.failures:
             print(f"error: {f}", file=o.err)
         for skipped in failure.skipped:

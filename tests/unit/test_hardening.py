@@ -4,7 +4,9 @@ and the checks over a template's instances stay linear."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -299,3 +301,36 @@ def test_a_tool_source_too_deep_for_python_is_a_located_error(tmp_path: Path) ->
     (found,) = problems(path)
     assert found == f"{tmp_path / 'deep.py'}:1:1: tool.t: the source is nested too deeply for " \
         "Python to read"  # fmt: skip
+
+
+# -- stopping ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_new_work_releases_the_lock_and_reports(
+    tmp_path: Path, cli: Cli, signum: int, code: int
+) -> None:
+    blocks = "".join(f"  b{i}: {{value: v}}\n" for i in range(10))
+    path = write(tmp_path, HEAD + "blocks:\n" + blocks)
+    creates: list[str] = []
+
+    def interrupt_after_the_third(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/v1/blocks/":
+            body = json.loads(request.content)
+            if "letta_apply_lock" not in (body.get("metadata") or {}):
+                creates.append(body["label"])
+                if len(creates) == 3:
+                    os.kill(os.getpid(), signum)  # as a user's Ctrl-C or a CI runner's TERM
+                    time.sleep(0.3)  # a request in flight; the handler runs meanwhile
+        return None
+
+    cli.fake.before.append(interrupt_after_the_third)
+    r = cli("apply", "-f", str(path), "--auto-approve", "--parallelism", "1")
+    assert r.code == code, r.err
+    assert "Stopping: no new change starts" in r.err
+    assert "Apply interrupted: 3 change(s) done, 7 not attempted." in r.err
+    assert r.err.count("not attempted: block.") == 7
+    assert len(cli.fake.blocks) == 3  # nothing started after the signal, no lock record left
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    again = cli("apply", "-f", str(path), "--auto-approve")
+    assert again.code == 0 and "7 to create" in again.out

@@ -30,7 +30,18 @@ from ..plan.changes import (
 from ..plan.marks import digest
 from ..server.client import LettaClient
 from . import agent_plan
-from .base import Context, Field, Kind, Matched, Run, applied_of, carries, mark_of, settle
+from .base import (
+    Context,
+    Field,
+    Kind,
+    Matched,
+    Run,
+    applied_of,
+    carries,
+    mark_of,
+    settle,
+    shown_hidden,
+)
 from .block import (
     BlockKind,
     BlockState,
@@ -421,14 +432,15 @@ class AgentKind(Kind):
 
     def show(self, desired: Desired, live: Live) -> list[tuple[str, str, str]]:
         """The agents, then their own blocks."""
-        m = self.match(desired.stack, live)
-        extra: AgentMatch = m.extra
-        rows = [(a, r.id, self.describe(r, live)) for a, r in sorted(m.pool.items())]
+        rows = super().show(desired, live)
+        extra: AgentMatch = self.match(desired.stack, live).extra
+        blocks, marked = BlockKind(), self.blanks(live)  # the agent's marks name its blocks'
         for address, b in sorted(extra.owned.items()):
-            rows.append((address, b.id, BlockKind().describe(b, live)))
+            hidden = shown_hidden(blocks, desired, address, b.id, marked)
+            rows.append((address, b.id, blocks.describe(b, live, hidden)))
         return rows
 
-    def describe(self, resource: LiveAgent, live: Live) -> str:
+    def describe(self, resource: LiveAgent, live: Live, hidden: frozenset[str]) -> str:
         blocks: BlockState = live.of("block")
         labels = ", ".join(
             f"{blocks.blocks[i].label} ({i})" for i in resource.block_ids if i in blocks.blocks

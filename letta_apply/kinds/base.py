@@ -30,7 +30,7 @@ from ..plan.changes import (
     Problem,
     Why,
 )
-from ..plan.marks import digest
+from ..plan.marks import digest, sensitive_fields
 
 if TYPE_CHECKING:
     from ..errors import Diagnostic
@@ -330,13 +330,23 @@ class Kind(ABC):
         """Ids of resources outside the stack that hold `name` (a saved create is stale)."""
         return ()
 
+    def hidden(self, declared: Any) -> frozenset[str]:
+        """Fields of a declared resource that hold sensitive values (never shown, never
+        digested): plain fields, and `<mapping>.<key>` for metadata and properties."""
+        return sensitive_fields(declared.config, mappings=("metadata", "properties"))
+
     def show(self, desired: Desired, live: Live) -> list[tuple[str, str, str]]:
         """The stack's resources of this kind for `show`: (address, id, what it is)."""
         pool = self.match(desired.stack, live).pool
-        return [(a, r.id, self.describe(r, live)) for a, r in sorted(pool.items())]
+        marked = self.blanks(live)
+        return [
+            (a, r.id, self.describe(r, live, shown_hidden(self, desired, a, r.id, marked)))
+            for a, r in sorted(pool.items())
+        ]
 
-    def describe(self, resource: Any, live: Live) -> str:
-        """One line saying what a live resource is (its name, label...)."""
+    def describe(self, resource: Any, live: Live, hidden: frozenset[str]) -> str:
+        """One line saying what a live resource is (its name, label...), the fields in
+        `hidden` masked whatever their live value (a secret rotated since is still one)."""
         return ""
 
     # -- applying --------------------------------------------------------------------------
@@ -393,3 +403,24 @@ def settle(created: dict[str, Any], candidates: list[dict[str, Any]]) -> dict[st
     if not candidates or candidates[0]["id"] == created["id"]:
         return created
     return candidates[0]
+
+
+def declared_at(desired: Desired, address: str) -> Any:
+    """The declared resource at an address, resources nested in another included (an agent's
+    own blocks)."""
+    top = address.split(".")
+    owner = desired.of(top[0]).get(".".join(top[:2]))
+    if owner is None or len(top) < 4:
+        return owner
+    nested = getattr(owner, top[2], ())
+    return next((r for r in nested if getattr(r, "label", None) == ".".join(top[3:])), None)
+
+
+def shown_hidden(
+    kind: Kind, desired: Desired, address: str, rid: str, marked: Mapping[str, frozenset[str]]
+) -> frozenset[str]:
+    """What `show` masks of a resource: what its marks say is sensitive, and what the manifest
+    declares sensitive now."""
+    declared = declared_at(desired, address)
+    now = kind.hidden(declared) if declared is not None else frozenset()
+    return marked.get(rid, frozenset()) | now

@@ -34,6 +34,7 @@ from ..plan.changes import (
 from ..plan.marks import (
     config_digests,
     digest,
+    has_secret,
     mark_metadata,
     sensitive_fields,
     sensitive_names,
@@ -171,7 +172,8 @@ def block_applied(db: DesiredBlock) -> dict[str, Any]:
         out["identities"] = digest(sorted(db.config["identities"]))
     if db.prevent_destroy:
         out["prevent_destroy"] = True
-    return {**out, **sensitive_names(sensitive_fields(db.config))}
+    names = sensitive_fields(db.config) | ({"value"} if has_secret(db.value) else set())
+    return {**out, **sensitive_names(frozenset(names))}
 
 
 def owned_block_address(agent_address: str, label: str) -> str:
@@ -535,8 +537,13 @@ class BlockKind(Kind):
     def fingerprint(self, resource: LiveBlock, blank: frozenset[str]) -> str:
         return block_fingerprint(resource, blank)
 
-    def describe(self, resource: LiveBlock, live: Live) -> str:
-        return f"label={resource.label!r}  value={resource.value!r}"
+    def hidden(self, declared: DesiredBlock) -> frozenset[str]:
+        value = frozenset({"value"}) if has_secret(declared.value) else frozenset()
+        return super().hidden(declared) | value
+
+    def describe(self, resource: LiveBlock, live: Live, hidden: frozenset[str]) -> str:
+        value = SHOWN if "value" in hidden else resource.value
+        return f"label={resource.label!r}  value={value!r}"
 
     # -- applying --------------------------------------------------------------------------
 

@@ -320,7 +320,7 @@ class IdentityKind(Kind):
         props = {k: SHOWN if f"properties.{k}" in blank else v for k, v in i.properties.items()}
         return digest([i.id, i.identifier_key, i.name, i.identity_type, props, dict(i.mark)])
 
-    def describe(self, resource: LiveIdentity, live: Live) -> str:
+    def describe(self, resource: LiveIdentity, live: Live, hidden: frozenset[str]) -> str:
         return f"identifier_key={resource.identifier_key!r}  name={resource.name!r}"
 
     def created_name(self, change: Change) -> str:

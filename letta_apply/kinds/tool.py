@@ -464,7 +464,7 @@ class ToolKind(Kind):
     def created_name(self, change: Change) -> str:
         return str(change.body.get("name", ""))
 
-    def describe(self, resource: LiveTool, live: Live) -> str:
+    def describe(self, resource: LiveTool, live: Live, hidden: frozenset[str]) -> str:
         return f"name={resource.name!r}"
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:

@@ -17,9 +17,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..kinds import KINDS, apply_order, kind, kind_of_address
-from ..kinds.base import Context
+from ..kinds.base import Context, declared_at
 from ..model import Desired, Live
-from ..plan.marks import sensitive_fields
 from .changes import CREATE, Change, Plan, Problem
 from .fingerprint import ABSENT, fingerprints, marked_blanks
 from .match import matched_ids
@@ -77,17 +76,6 @@ def _imports(ctx: Context) -> None:
         ctx.importing.add(imp.address)
 
 
-def declared_at(desired: Desired, address: str) -> Any:
-    """The declared resource at an address, resources nested in another included (an agent's
-    own blocks)."""
-    top = address.split(".")
-    owner = desired.of(top[0]).get(".".join(top[:2]))
-    if owner is None or len(top) < 4:
-        return owner
-    nested = getattr(owner, top[2], ())
-    return next((r for r in nested if getattr(r, "label", None) == ".".join(top[3:])), None)
-
-
 def _refs(value: Any) -> set[str]:
     """Addresses a request body refers to (`{"$ref": address}`: made by this plan)."""
     if isinstance(value, dict):
@@ -134,9 +122,8 @@ def _finish(ctx: Context) -> Plan:
     for c in changes:
         declared = declared_at(ctx.desired, c.address)
         if c.remote_id and declared is not None:
-            blanks[c.remote_id] = blanks.get(c.remote_id, frozenset()) | sensitive_fields(
-                declared.config, mappings=("metadata", "properties")
-            )
+            hidden = kind(c.kind).hidden(declared)
+            blanks[c.remote_id] = blanks.get(c.remote_id, frozenset()) | hidden
     prints = fingerprints(ctx.live, {}, creates, blanks)
     return Plan(
         stack=ctx.stack,
@@ -212,4 +199,4 @@ def restrict(plan: Plan, desired: Desired, targets: Iterable[str]) -> Plan:
     )
 
 
-__all__ = ["Change", "Plan", "declared_at", "make_plan", "restrict", "stale"]
+__all__ = ["Change", "Plan", "make_plan", "restrict", "stale"]

@@ -334,3 +334,23 @@ def test_a_signal_stops_new_work_releases_the_lock_and_reports(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     again = cli("apply", "-f", str(path), "--auto-approve")
     assert again.code == 0 and "7 to create" in again.out
+
+
+def test_show_masks_a_sensitive_field_whatever_its_live_value(tmp_path: Path, cli: Cli) -> None:
+    # A secret holding a quote, in a value holding the other quote: repr() escapes it, so
+    # masking by searching the output text missed it; and after a rotation the live value is
+    # the old secret, which the masker does not know.
+    path = write(
+        tmp_path,
+        SENSITIVE + 'blocks:\n  b: {value: "say \\"${var.key}\\""}\n'
+        "agents:\n  a:\n    model: letta/letta-free\n"
+        '    memory_blocks: [{label: p, value: "${var.key}"}]\n',
+    )
+    old, new = "it's-hunter2-secret", "rotated-hunter3-secret"
+    assert cli("apply", "-f", str(path), "--var", f"key={old}", "--auto-approve").code == 0
+    for key in (old, new):
+        r = cli("show", "-f", str(path), "--var", f"key={key}")
+        assert r.code == 0, r.err
+        assert "hunter" not in r.out + r.err
+        assert "block.b" in r.out and "value='(sensitive)'" in r.out
+        assert "agent.a.memory_blocks.p" in r.out

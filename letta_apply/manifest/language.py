@@ -52,6 +52,7 @@ from .variables import Options, Variable, as_text, resolve_variables, secrets_of
 
 # `$${` is a literal `${`; `${...}` a reference; a `${` with no `}` an error.
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
+_WHOLE_REF = re.compile(r"\$\{([^{}]*)\}")  # a string that is exactly one reference
 _TEMPLATED = ("blocks", "agents")
 # Files whose text becomes a field: (the key naming the file, the field it fills).
 _FILE_FIELDS = {
@@ -199,13 +200,11 @@ class _Expander:
         referenced value (and its type)."""
         if "${" not in text:
             return text
-        matches = list(_REF.finditer(text))
-        whole = len(matches) == 1 and matches[0].group(1) is not None and matches[0].span() == (
-            0, len(text)
-        )  # fmt: skip
+        whole = _WHOLE_REF.fullmatch(text)
         if whole:
-            ok, value = self.resolve(matches[0].group(1), scope, path)
+            ok, value = self.resolve(whole.group(1), scope, path)
             return value if ok else None
+        matches = _REF.finditer(text)  # lazily: a string of garbage stops at its first error
         out: list[str] = []
         sensitive = False
         pos = 0
@@ -217,9 +216,9 @@ class _Expander:
                 out.append("${")
                 continue
             if m.group(1) is None:
+                # Once per string: 10 MB of `${` made millions of identical errors.
                 self.err(path, "unclosed '${': no matching '}' (write $${ for a literal '${')")
-                failed = True
-                continue
+                return None
             ok, value = self.resolve(m.group(1), scope, path)
             if not ok:
                 failed = True

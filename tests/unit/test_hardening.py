@@ -354,3 +354,14 @@ def test_show_masks_a_sensitive_field_whatever_its_live_value(tmp_path: Path, cl
         assert "hunter" not in r.out + r.err
         assert "block.b" in r.out and "value='(sensitive)'" in r.out
         assert "agent.a.memory_blocks.p" in r.out
+
+
+def test_ten_megabytes_of_unclosed_references_are_one_error_quickly(tmp_path: Path) -> None:
+    value = "${" * (5 * 1024 * 1024)
+    path = write(tmp_path, HEAD + f'blocks:\n  b:\n    value: "{value}"\n    limit: 10000000\n')
+    started = time.monotonic()
+    (found,) = problems(path)
+    assert time.monotonic() - started < 10  # took over 20 s: an error per `${`
+    assert (
+        found == f"{path}:5:12: unclosed '${{': no matching '}}' (write $${{ for a literal '${{')"
+    )

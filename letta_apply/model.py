@@ -24,6 +24,34 @@ class Sensitive(str):
         return SHOWN
 
 
+class SensitiveInt(int):
+    """A whole number from a sensitive variable: sent as a number, masked as a value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return SHOWN
+
+
+class SensitiveFloat(float):
+    """A number from a sensitive variable: sent as a number, masked as a value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return SHOWN
+
+
+SECRET_TYPES = (Sensitive, SensitiveInt, SensitiveFloat)
+"""The types a value from a sensitive variable travels as: whatever is one is masked where it
+is rendered and never digested."""
+
+
+def is_secret(value: object) -> bool:
+    """Whether `value` itself came from a sensitive variable."""
+    return isinstance(value, SECRET_TYPES)
+
+
 def stack_tag(stack: str) -> str:
     """The tag every tagged resource of `stack` carries; list calls filter on it."""
     return f"letta-apply:{stack}"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TextIO
 
-from .model import SHOWN, Sensitive
+from .model import SHOWN, Sensitive, is_secret
 from .plan.changes import Change, Drift, FieldDiff, Plan
 
 __all__ = ["MASKED", "SHOWN", "Masked", "Masker", "Sensitive", "is_sensitive", "mask_plan"]
@@ -75,8 +75,8 @@ class Masker:
 
 
 def is_sensitive(value: Any, masker: Masker | None = None) -> bool:
-    """Whether `value` is or holds a sensitive string (by type, or by its text)."""
-    if isinstance(value, Sensitive):
+    """Whether `value` is or holds a sensitive value (by type, or a string by its text)."""
+    if is_secret(value):
         return True
     if isinstance(value, str):
         return masker is not None and masker.contains(value)
@@ -88,7 +88,9 @@ def is_sensitive(value: Any, masker: Masker | None = None) -> bool:
 
 
 def mask_value(value: Any, masker: Masker | None = None) -> Any:
-    """`value` with every sensitive string replaced by MASKED."""
+    """`value` with every sensitive value (string or number) replaced by MASKED."""
+    if is_secret(value):
+        return MASKED
     if isinstance(value, str):
         return MASKED if is_sensitive(value, masker) else value
     if isinstance(value, Mapping):

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS
-from ..model import Sensitive
+from ..model import Sensitive, is_secret
 from .files import (
     Document,
     Path_,
@@ -231,7 +231,7 @@ class _Expander:
                 )
                 failed = True
                 continue
-            sensitive = sensitive or isinstance(value, Sensitive) or self._sensitive_ref(m.group(1))
+            sensitive = sensitive or is_secret(value) or self._sensitive_ref(m.group(1))
             out.append(as_text(value))
         out.append(text[pos:])
         if failed:
@@ -410,7 +410,7 @@ class _Expander:
         else:
             self.err((*path, "for_each"), f"{what}.for_each: expected a list or a map")
             return None
-        if any(isinstance(k, Sensitive) for k, _ in pairs):
+        if any(is_secret(k) for k, _ in pairs):
             self.err(
                 (*path, "for_each"),
                 f"{what}.for_each: instance keys cannot be sensitive: they appear in addresses",
@@ -528,7 +528,7 @@ class _Expander:
 
     def check_sensitive(self, data: dict[str, Any]) -> None:
         def walk(value: Any, path: Path_) -> None:
-            if isinstance(value, Sensitive):
+            if is_secret(value):
                 fields = [p for p in path if isinstance(p, str)]
                 allowed = (
                     len(path) >= 3

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Diagnostic, ManifestError
-from ..model import Sensitive
+from ..model import Sensitive, SensitiveFloat, SensitiveInt
 from .files import Document, Path_, clip, load_file, load_text
 
 ENV_PREFIX = "LETTA_APPLY_VAR_"
@@ -87,19 +87,30 @@ def _convert(value: Any, kind: str, *, text: bool) -> tuple[Any, str | None]:
 
 
 def secrets_of(value: Any) -> list[str]:
+    """The text of a sensitive value's strings, searched for in free text as a last defence.
+    Numbers are masked as values only: searching output for `1234` would mangle it (and JSON)."""
     if isinstance(value, dict):
         return [s for v in value.values() for s in secrets_of(v)]
     if isinstance(value, list):
         return [s for v in value for s in secrets_of(v)]
-    if value is None:
-        return []
-    text = as_text(value)
-    return [text] if text else []
+    return [value] if isinstance(value, str) and value else []
+
+
+def _bools(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_bools(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_bools(v) for v in value)
+    return isinstance(value, bool)
 
 
 def _mark_sensitive(value: Any) -> Any:
     if isinstance(value, str):
         return Sensitive(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return SensitiveInt(value)
+    if isinstance(value, float):
+        return SensitiveFloat(value)
     if isinstance(value, dict):
         return {k: _mark_sensitive(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -242,6 +253,17 @@ def resolve_variables(
                     var.path,
                     f"variable '{var.name}' has no value: give it a default, or set it with "
                     f"--var {var.name}=..., a --var-file, or {ENV_PREFIX}{var.name}",
+                    key=True,
+                )
+            )
+        elif var.sensitive and _bools(var.value):
+            # A boolean has two values: no mask keeps it secret, and masking `true` in output
+            # text would mangle every other true.
+            errors.append(
+                doc.diag(
+                    var.path,
+                    f"variable '{var.name}': a sensitive value cannot be (or hold) a boolean: "
+                    "it has two values, so it cannot be kept secret",
                     key=True,
                 )
             )

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import MARK_KEY, Sensitive
+from ..model import MARK_KEY, is_secret
 
 SENSITIVE_FIELDS_KEY = "sensitive"
 """Key in a mark's `applied` listing the fields that hold sensitive values (names, not values)."""
@@ -31,7 +31,8 @@ def user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def has_secret(value: Any) -> bool:
-    if isinstance(value, Sensitive):
+    """Whether `value` is or holds a value from a sensitive variable (of any type)."""
+    if is_secret(value):
         return True
     if isinstance(value, Mapping):
         return any(has_secret(v) for v in value.values())

@@ -365,3 +365,42 @@ def test_ten_megabytes_of_unclosed_references_are_one_error_quickly(tmp_path: Pa
     assert (
         found == f"{path}:5:12: unclosed '${{': no matching '}}' (write $${{ for a literal '${{')"
     )
+
+
+def test_a_sensitive_number_is_masked_as_a_value_and_never_digested(
+    tmp_path: Path, cli: Cli
+) -> None:
+    # 8283 is also the server's port, in every plan's header: text masking would mangle it.
+    path = write(
+        tmp_path,
+        HEAD + "variables:\n  pin: {type: number, sensitive: true}\n"
+        'blocks:\n  b: {value: v, metadata: {pin: "${var.pin}", port: 8283}}\n',
+    )
+    plan = cli("plan", "-f", str(path), "--var", "pin=8283", "--format", "json")
+    assert plan.code == 0, plan.err
+    doc = json.loads(plan.out)  # valid JSON: no `(sensitive)` pasted over a number
+    after = doc["changes"][0]["after"]
+    assert after["metadata"] == {"pin": "(sensitive)", "port": 8283}
+    assert doc["server"]["base_url"].endswith(":8283")
+    assert cli("apply", "-f", str(path), "--var", "pin=8283", "--auto-approve").code == 0
+    (block,) = cli.fake.blocks.values()
+    assert block["metadata"]["pin"] == 8283  # the server got the number
+    applied = block["metadata"]["letta_apply"]["applied"]
+    assert "metadata" not in applied and applied["sensitive"] == ["metadata.pin"]
+
+
+def test_a_sensitive_value_where_it_would_be_shown_or_a_boolean_is_refused(tmp_path: Path) -> None:
+    limit = write(
+        tmp_path,
+        HEAD + "variables:\n  pin: {type: number, sensitive: true, default: 1234567}\n"
+        'blocks:\n  b: {value: v, limit: "${var.pin}"}\n',
+    )
+    (found,) = problems(limit)
+    assert "blocks.b.limit: a sensitive value cannot be used here" in found
+    flag = write(
+        tmp_path,
+        HEAD + "variables:\n  flag: {type: bool, sensitive: true, default: true}\n",
+        "flag.yaml",
+    )
+    (found,) = problems(flag)
+    assert "variable 'flag': a sensitive value cannot be (or hold) a boolean" in found

@@ -182,10 +182,19 @@ def summary(plan: Plan) -> str:
 def plan_text(plan: Plan, base_url: str) -> str:
     """The plan as a person reads it in a terminal or a CI log."""
     lines = [f'letta-apply plan: stack "{plan.stack}" on {base_url}', ""]
+    if len(plan.changes) > LONG_PLAN:  # the totals first: the details run for pages
+        lines += [summary(plan), ""]
     if plan.changes:
         lines.append("Changes:")
-        for c in plan.changes:
-            lines.extend(change_lines(c))
+        for run in _runs(plan.changes):
+            lines.extend(change_lines(run[0]))
+            if len(run) > 1:
+                sym = SYMBOL[run[0].action]
+                lines.append(
+                    f"  {sym} {run[1].address} ... {run[-1].address}: {run[0].action}, "
+                    f"{len(run) - 1} more like {run[0].address} (the same fields; see the JSON "
+                    "plan for each)"
+                )
         lines.append("")
     if plan.drift:
         lines.append("Drift (changed on the server since letta-apply wrote it):")
@@ -211,6 +220,32 @@ def plan_text(plan: Plan, base_url: str) -> str:
         lines.append("")
     lines.append(summary(plan))
     return "\n".join(lines)
+
+
+LONG_PLAN = 50
+"""More changes than this, and the text plan gives its totals first."""
+SAME_MIN = 5
+"""More changes than this alike (one template's instances, the same action and fields) are
+shown as the first in full and one line for the rest: a fleet of 10,000 stays readable."""
+_INDEX = re.compile(r"\[[^\]]*\]")
+
+
+def _runs(changes: Iterable[Change]) -> list[list[Change]]:
+    """Consecutive changes grouped when alike: instances of one template (or their own blocks)
+    with the same action and the same changed fields. Small groups are left one by one."""
+    runs: list[list[Change]] = []
+    last: tuple[Any, ...] | None = None
+    for c in changes:
+        key = (_INDEX.sub("[*]", c.address), c.action, c.block, tuple(d.field for d in c.diffs))
+        if runs and key == last and "[" in c.address:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+        last = key
+    out: list[list[Change]] = []
+    for run in runs:
+        out += [run] if len(run) > SAME_MIN else [[c] for c in run]
+    return out
 
 
 def drift_text(plan: Plan, base_url: str) -> str:

@@ -404,3 +404,22 @@ def test_a_sensitive_value_where_it_would_be_shown_or_a_boolean_is_refused(tmp_p
     )
     (found,) = problems(flag)
     assert "variable 'flag': a sensitive value cannot be (or hold) a boolean" in found
+
+
+# -- large plans --------------------------------------------------------------------------------
+
+
+def test_a_large_plan_stays_readable_and_its_json_complete(tmp_path: Path, cli: Cli) -> None:
+    path = write(
+        tmp_path,
+        HEAD + "agents:\n  w:\n    count: 2000\n" + AGENT
+        + "    memory_blocks: [{label: persona, value: 'I am ${count.index}'}]\n",
+    )  # fmt: skip
+    text = cli("plan", "-f", str(path))
+    assert text.code == 0, text.err
+    lines = text.out.splitlines()
+    assert lines[2] == "Plan: 2000 to create, 0 to update, 0 to attach, 0 to detach, 0 to delete."
+    assert "1999 more like agent.w[0] (the same fields; see the JSON plan for each)" in text.out
+    assert len(text.out) < 2000  # was one block of lines per agent
+    doc = json.loads(cli("plan", "-f", str(path), "--format", "json").out)
+    assert len(doc["changes"]) == 2000

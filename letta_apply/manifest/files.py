@@ -491,12 +491,7 @@ def load_file(path: str | Path, parsing: Parsing | None = None) -> Document:
     try:
         raw = read_regular(path, parsing.max_bytes)
     except Unreadable as e:
-        message = str(e)
-        if message.startswith("is a directory"):
-            message = "is a directory, not a manifest file"
-        elif message.startswith("is ") and "bytes; the limit" in message:
-            message = "file " + message
-        raise ManifestError([Diagnostic(clip_path(file), 1, 1, message)]) from None
+        raise ManifestError([Diagnostic(clip_path(file), 1, 1, str(e))]) from None
     return load_text(_decode(raw, file), file, parsing)
 
 

@@ -158,13 +158,24 @@ class MaskedStream:
     def __init__(self, stream: TextIO, masker: Masker) -> None:
         self.stream = stream
         self.masker = masker
+        # The reader went away (`... | head`): the rest is dropped, and the command still
+        # finishes and returns its exit code.
+        self.closed_by_reader = False
 
     def write(self, text: str) -> int:
-        self.stream.write(self.masker.text(text))
+        if not self.closed_by_reader:
+            try:
+                self.stream.write(self.masker.text(text))
+            except BrokenPipeError:
+                self.closed_by_reader = True
         return len(text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        if not self.closed_by_reader:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.closed_by_reader = True
 
     def isatty(self) -> bool:
         return self.stream.isatty()

@@ -465,8 +465,25 @@ def main(
     the server client (LettaClient by default); `stdin` answers the confirmation prompt."""
     masker = Masker()
     # Every byte written goes through the masker: sensitive values never reach the terminal.
-    out = cast(TextIO, MaskedStream(out or sys.stdout, masker))
-    err = cast(TextIO, MaskedStream(err or sys.stderr, masker))
+    streams = MaskedStream(out or sys.stdout, masker), MaskedStream(err or sys.stderr, masker)
+    try:
+        return _main(argv, *streams, masker, client_factory, stdin)
+    finally:
+        if out is None and streams[0].closed_by_reader:
+            # Python flushes stdout once more at exit: point it at /dev/null so that a closed
+            # pipe is not reported as an error after the command is done.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _main(
+    argv: Sequence[str] | None,
+    masked_out: MaskedStream,
+    masked_err: MaskedStream,
+    masker: Masker,
+    client_factory: ClientFactory | None,
+    stdin: TextIO | None,
+) -> int:
+    out, err = cast(TextIO, masked_out), cast(TextIO, masked_err)
     args = _parser().parse_args(argv)
     o = _Out(args, out, err, masker, client_factory=client_factory or LettaClient, stdin=stdin)
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,5 +259,14 @@ def read(path: str) -> tuple[Plan, Origin]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
+        if _looks_like_a_manifest(text):
+            raise LettaApplyError(
+                f"{path} is a manifest, not a saved plan: pass it with -f (apply -f {path})"
+            ) from None
         raise LettaApplyError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from None
     return from_document(doc, path)
+
+
+def _looks_like_a_manifest(text: str) -> bool:
+    """Whether a file given as a saved plan is a manifest (a user forgot `-f`)."""
+    return bool(re.search(r"^(version|stack)\s*:", text[:10_000], re.M))

@@ -18,6 +18,7 @@ import getpass
 import json
 import os
 import random
+import re
 import socket
 import sys
 import uuid
@@ -238,8 +239,16 @@ class StackLock:
             self.held = None
 
 
+_LOCK_ID = re.compile(r"block-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def force_unlock(client: LettaClient, lock_id: str) -> LockInfo:
     """Delete the lock record `lock_id`, whoever holds it; refuses any block that is not one."""
+    if not _LOCK_ID.fullmatch(lock_id):
+        raise LockError(
+            f"force-unlock: {lock_id!r} is not a lock id: lock ids look like block-<uuid>, as "
+            "the error that named the lock wrote it"
+        )
     try:
         block = client.get_block(lock_id)
     except ApiError as e:

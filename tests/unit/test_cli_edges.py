@@ -1,0 +1,61 @@
+"""What a new user tripped on at the command line: a reader that closes the pipe early, a
+manifest passed where a saved plan goes, a lock id that cannot be one."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import Cli, write
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+    def flush(self) -> None:
+        raise BrokenPipeError
+
+
+def test_a_reader_that_went_away_keeps_the_exit_code(tmp_path: Path, cli: Cli) -> None:
+    from letta_apply.cli.commands import main
+
+    path = write(tmp_path, "version: 1\nstack: s\nblocks:\n  b: {value: v, limit: 0}\n")
+    err = io.StringIO()
+    assert main(["validate", "-f", str(path), "--format", "json"], _ClosedPipe(), err) == 1
+    assert err.getvalue() == ""  # nothing about the pipe, no traceback
+
+
+def test_head_on_a_long_output_is_quiet(tmp_path: Path) -> None:
+    # Over a pipe's buffer of output, read one line: the writer gets EPIPE mid-output.
+    blocks = "".join(f"  b{i}: {{value: v, limit: 0}}\n" for i in range(3000))
+    path = write(tmp_path, "version: 1\nstack: s\nblocks:\n" + blocks)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "letta_apply.cli", "validate", "-f", str(path), "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert writer.stdout is not None and writer.stderr is not None
+    writer.stdout.readline()
+    writer.stdout.close()
+    stderr = writer.stderr.read().decode()
+    writer.stderr.close()
+    assert writer.wait(timeout=60) == 1  # the manifest's errors: exit 1, as without the pipe
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_a_manifest_given_as_a_saved_plan_gets_a_hint(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, "version: 1\nstack: s\n", "sm.yaml")
+    r = cli("apply", str(path), "--auto-approve")
+    assert r.code == 1
+    assert r.err.strip() == f"error: {path} is a manifest, not a saved plan: pass it with -f " \
+        f"(apply -f {path})"  # fmt: skip
+    assert cli.fake.calls == []
+
+
+def test_force_unlock_checks_the_id_before_asking_the_server(cli: Cli) -> None:
+    r = cli("force-unlock", "block-123")
+    assert r.code == 1 and cli.fake.calls == []
+    assert "'block-123' is not a lock id: lock ids look like block-<uuid>" in r.err
+    assert "string_pattern_mismatch" not in r.err

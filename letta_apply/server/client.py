@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import ApiError, ServerUnreachable
+from ..errors import ApiError, LettaApplyError, ServerUnreachable
 
 DEFAULT_BASE_URL = "http://localhost:8283"
 PAGE_SIZE = 100
@@ -75,6 +75,12 @@ class LettaClient:
     ) -> None:
         """`max_connections` bounds concurrent requests: give it apply's parallelism, or
         requests beyond the pool wait for a free connection."""
+        if not base_url.startswith(("http://", "https://")):
+            # A configuration mistake, not a network failure: said at once, never retried.
+            raise LettaApplyError(
+                f"the server URL {base_url!r} has no scheme: write it as http://{base_url} "
+                "(or https://)"
+            )
         headers = {"User-Agent": "letta-apply", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -97,6 +103,9 @@ class LettaClient:
         self.counts: Counter[str] = Counter()
         self.retry = retry or RetryPolicy()
         self.retries = 0  # re-sends after transient failures
+        # Whether the server ever answered: retries are for a server that was there. One that
+        # cannot be reached on first contact is reported at once, not after half a minute.
+        self.answered = False
         self.adopted = 0  # creates found on the server after an ambiguous failure
         self.sleep = sleep  # how the client waits (before a retry), and tells time: injectable
         self.clock = clock
@@ -162,6 +171,8 @@ class LettaClient:
                     method=method, path=path,
                 )  # fmt: skip
                 sent = False
+                if not self.answered:
+                    raise failure from None
             except httpx.TimeoutException:
                 failure = ServerUnreachable(
                     f"no answer from the Letta server at {self.base_url} (timed out)",
@@ -175,6 +186,7 @@ class LettaClient:
                 )  # fmt: skip
                 sent = True
             else:
+                self.answered = True
                 if resp.is_success:
                     return _decode(resp, method, path)
                 if resp.status_code == 404 and maybe_done and _gone_means_done(method, path):

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from letta_apply import ApplyError, LettaClient, apply_plan, plan_for
+from letta_apply import ApplyError, LettaApplyError, LettaClient, apply_plan, plan_for
 from letta_apply.errors import ApiError, ServerUnreachable
 from letta_apply.model import MARK_KEY, stack_tag
 from letta_apply.server.client import RetryPolicy, retry_after
@@ -131,7 +131,7 @@ def test_a_server_error_on_a_write_is_not_retried() -> None:
     assert fake.counts["PATCH"] == 1
 
 
-def test_unreachable_server_is_retried_then_named() -> None:
+def test_a_server_unreachable_on_first_contact_is_named_at_once() -> None:
     attempts = []
 
     def refuse(request: httpx.Request) -> httpx.Response:
@@ -144,11 +144,37 @@ def test_unreachable_server_is_retried_then_named() -> None:
     )  # fmt: skip
     with pytest.raises(ServerUnreachable) as e:
         client.health()
-    assert len(attempts) == 3
+    assert len(attempts) == 1  # no server there: retrying only makes the user wait
     assert "cannot reach the Letta server at http://127.0.0.1:9" in str(e.value)
 
 
-# -- writes that may have landed ------------------------------------------------------------------
+def test_a_server_that_answered_then_went_away_is_retried_then_named() -> None:
+    attempts = []
+
+    def answer_once(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        if len(attempts) == 1:
+            return httpx.Response(200, json={"status": "ok"})
+        raise httpx.ConnectError("connection refused", request=request)
+
+    client = LettaClient(
+        "http://127.0.0.1:9", transport=httpx.MockTransport(answer_once), sleep=lambda s: None,
+        retry=RetryPolicy(max_retries=2),
+    )  # fmt: skip
+    client.health()
+    with pytest.raises(ServerUnreachable) as e:
+        client.health()
+    assert len(attempts) == 1 + 3
+    assert "cannot reach the Letta server at http://127.0.0.1:9" in str(e.value)
+
+
+def test_a_server_url_without_a_scheme_is_a_configuration_error() -> None:
+    with pytest.raises(LettaApplyError) as e:
+        LettaClient("127.0.0.1:9999")
+    assert str(e.value) == (
+        "the server URL '127.0.0.1:9999' has no scheme: write it as http://127.0.0.1:9999 "
+        "(or https://)"
+    )
 
 
 def lose_answer(fake: FakeLetta, method: str, path_part: str, times: int = 1, status: int = 0):  # type: ignore[no-untyped-def]
@@ -179,6 +205,7 @@ def test_connection_refused_create_is_resent_once_made() -> None:
 
     fake.before.append(refuse_once)
     client = fake.client()
+    client.health()  # the server answered once: a refused connection now is transient
     client.create_block({"label": "x", "value": "v"})
     assert len(fake.blocks) == 1 and fake.counts["POST"] == 2
 

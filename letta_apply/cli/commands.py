@@ -145,7 +145,7 @@ def _origin(
     return planfile.Origin(client.base_url, args.project, files, desired.digest if desired else "")
 
 
-def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
+def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin, *, destroy: bool = False) -> None:
     """Print the plan, sensitive values masked."""
     plan = mask_plan(plan, o.masker)
     if o.format == "json":
@@ -153,7 +153,7 @@ def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin) -> None:
     elif o.format == "markdown":
         o.out.write(plan_markdown(plan, origin.base_url))
     else:
-        o.text(plan_text(plan, origin.base_url))
+        o.text(plan_text(plan, origin.base_url, destroy=destroy))
 
 
 def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -> Plan:
@@ -208,7 +208,7 @@ def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
         )
         plan = _targeted(args, desired, plan, o)
         origin = _origin(args, client, desired)
-        _show_plan(o, plan, origin)
+        _show_plan(o, plan, origin, destroy=args.destroy)
         if args.out:
             # Saved without sensitive values: `apply FILE -f ...` takes them from the manifest.
             with open(args.out, "w", encoding="utf-8") as f:
@@ -270,7 +270,8 @@ class _Events(ApplyEvents):
 
     def planned(self, plan: Plan, desired: Desired | None) -> None:
         if self.o.format == "text":
-            _show_plan(self.o, plan, _origin(self.args, self.client, desired))
+            destroy = self.args.command == "destroy"
+            _show_plan(self.o, plan, _origin(self.args, self.client, desired), destroy=destroy)
 
     def confirm(self, plan: Plan) -> bool:
         return bool(self.args.auto_approve) or _confirm(plan, self.o.out, self.o.stdin)
@@ -397,6 +398,9 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
             f"{failure.not_attempted} not attempted. Run apply again to converge.",
             file=o.err,
         )
+    elif plan.has_changes and o.format != "json" and args.command == "destroy":
+        deleted = sum(1 for d in result.done if d.change.action == "delete")
+        o.text(f"\nDestroy complete: {deleted} resource(s) deleted.")
     elif plan.has_changes and o.format != "json":
         o.text(f"\nApply complete: {len(result.done)} change(s) made.")
     if failure:

@@ -152,8 +152,10 @@ def drift_lines(d: Drift) -> list[str]:
     return [head, f"      declared: {_value(d.declared)}", f"      live:     {_value(d.live)}"]
 
 
-def summary(plan: Plan) -> str:
-    if not plan.changes:
+def summary(plan: Plan, *, destroy: bool = False) -> str:
+    if not plan.changes and destroy:
+        text = "Nothing to destroy: the stack owns nothing on the server."
+    elif not plan.changes:
         clean = not plan.drift and not plan.problems
         text = "No changes." + (" The server matches the manifest." if clean else "")
     else:
@@ -179,8 +181,9 @@ def summary(plan: Plan) -> str:
     return text
 
 
-def plan_text(plan: Plan, base_url: str) -> str:
-    """The plan as a person reads it in a terminal or a CI log."""
+def plan_text(plan: Plan, base_url: str, *, destroy: bool = False) -> str:
+    """The plan as a person reads it in a terminal or a CI log (`destroy`: a plan that deletes
+    the whole stack)."""
     lines = [f'letta-apply plan: stack "{plan.stack}" on {base_url}', ""]
     if len(plan.changes) > LONG_PLAN:  # the totals first: the details run for pages
         lines += [summary(plan), ""]
@@ -218,7 +221,7 @@ def plan_text(plan: Plan, base_url: str) -> str:
         lines.append("Notes:")
         lines.extend(f"  - {n}" for n in plan.notes)
         lines.append("")
-    lines.append(summary(plan))
+    lines.append(summary(plan, destroy=destroy))
     return "\n".join(lines)
 
 

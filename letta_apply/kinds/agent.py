@@ -442,9 +442,11 @@ class AgentKind(Kind):
 
     def describe(self, resource: LiveAgent, live: Live, hidden: frozenset[str]) -> str:
         blocks: BlockState = live.of("block")
-        labels = ", ".join(
-            f"{blocks.blocks[i].label} ({i})" for i in resource.block_ids if i in blocks.blocks
+        # By label: the server lists an agent's blocks in no stable order.
+        attached = sorted(
+            (blocks.blocks[i].label, i) for i in resource.block_ids if i in blocks.blocks
         )
+        labels = ", ".join(f"{label} ({i})" for label, i in attached)
         return f"name={resource.name!r}  blocks: {labels}"
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ replacement, and deletion with its own blocks."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -138,11 +139,15 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
         elif tid not in ids:
             ids.append(tid)
     if unknown:
+        known = [*by_name, *declared_tools]
+        hints = [h for n in unknown for h in difflib.get_close_matches(n, known, n=1)]
         ctx.problems.append(
             Problem(
                 da.address,
                 f"unknown tool{'s' if len(unknown) > 1 else ''} " + ", ".join(map(repr, unknown)),
-                "create the tool on the server first, or fix its name",
+                f"did you mean {', '.join(map(repr, hints))}?"
+                if hints
+                else "create the tool on the server first, or fix its name",
             )
         )
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from ..errors import LettaApplyError
@@ -22,6 +23,11 @@ def expand_targets(desired: Desired, targets: Iterable[str]) -> list[str]:
     for t in map(normalize_address, targets):
         found = [t] if t in declared else [a for a in declared if a.startswith(t + "[")]
         if not found:
+            hint = difflib.get_close_matches(t, declared, n=1)
+            if hint:
+                raise LettaApplyError(
+                    f"--target {t}: no such resource in the manifest; did you mean {hint[0]}?"
+                )
             raise LettaApplyError(
                 f"--target {t}: no such resource in the manifest (addresses look like "
                 "block.<key>, agent.<key>, tool.<key>, identity.<key>, "

@@ -59,3 +59,52 @@ def test_force_unlock_checks_the_id_before_asking_the_server(cli: Cli) -> None:
     assert r.code == 1 and cli.fake.calls == []
     assert "'block-123' is not a lock id: lock ids look like block-<uuid>" in r.err
     assert "string_pattern_mismatch" not in r.err
+
+
+AGENTS = """version: 1
+stack: s
+blocks:
+  zeta: {value: z}
+  alpha: {value: a}
+agents:
+  worker:
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks: [{label: persona, value: p}]
+    blocks: [zeta, alpha]
+"""
+
+
+def test_a_mistyped_target_or_tool_gets_a_did_you_mean(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, AGENTS)
+    r = cli("plan", "-f", str(path), "--target", "agent.wroker")
+    assert r.code == 1
+    assert "--target agent.wroker: no such resource in the manifest; did you mean agent.worker?" \
+        in r.err  # fmt: skip
+    typo = write(tmp_path, AGENTS + "    tools: [web_serch]\n", "typo.yaml")
+    r = cli("plan", "-f", str(typo))
+    assert r.code == 1
+    assert "unknown tool 'web_serch'" in r.out and "hint: did you mean 'web_search'?" in r.out
+
+
+def test_destroy_says_what_it_did(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, AGENTS)
+    empty = cli("destroy", "-f", str(path), "--auto-approve")
+    assert empty.code == 0
+    assert "Nothing to destroy: the stack owns nothing on the server." in empty.out
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    r = cli("destroy", "-f", str(path), "--auto-approve")
+    assert r.code == 0 and "Destroy complete: 4 resource(s) deleted." in r.out
+    assert "Apply complete" not in r.out
+
+
+def test_show_lists_an_agents_blocks_in_a_stable_order(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, AGENTS)
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    (agent,) = cli.fake.agents.values()
+    agent["block_ids"].reverse()  # the server's order changes from read to read
+    first = cli("show", "-f", str(path)).out
+    agent["block_ids"].reverse()
+    assert cli("show", "-f", str(path)).out == first
+    line = next(x for x in first.splitlines() if x.startswith("agent.worker "))
+    assert line.index("alpha (") < line.index("persona (") < line.index("zeta (")

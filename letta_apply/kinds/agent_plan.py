@@ -15,12 +15,9 @@ from ..plan.changes import (
     DELETE,
     DETACH,
     DRIFT,
-    IMPORT,
     MANIFEST,
     NEW,
     REPLACE,
-    UPDATE,
-    Action,
     Change,
     Drift,
     FieldDiff,
@@ -35,7 +32,7 @@ from ..plan.marks import (
     sensitive_names,
     user_metadata,
 )
-from .base import Context, applied_of, dict_diffs, whys
+from .base import Context, Update, applied_of
 from .block import (
     BlockState,
     LiveBlock,
@@ -295,18 +292,14 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
         reason = FieldDiff("include_base_tools", recorded, da.include_base_tools, MANIFEST)
         replace(ctx, da, la, reason)
         return
-    diffs, request = _field_changes(ctx, da, la, applied, adopt=adopt)
-    if diffs or adopt:
+    u = _field_changes(ctx, da, la, applied, adopt=adopt)
+    if u.needed(adopt=adopt):
         user_md = da.config.get("metadata", user_metadata(la.metadata))
-        request["metadata"] = {
+        u.body["metadata"] = {
             **user_md,
             **mark_metadata(ctx.stack, da.address, agent_applied(da)),
         }
-        action: Action = IMPORT if adopt else UPDATE
-        why_: tuple[Why, ...] = ("adopt",) if adopt else whys(diffs)
-        ctx.changes.append(
-            Change(da.address, action, la.id, tuple(diffs), request, why=why_, kind="agent")
-        )
+        u.emit("agent", la.id, adopt=adopt)
     _agent_blocks(ctx, da, la, applied, adopt=adopt)
 
 
@@ -317,64 +310,40 @@ def _field_changes(
     applied: Mapping[str, Any] | None,
     *,
     adopt: bool,
-) -> tuple[list[FieldDiff], dict[str, Any]]:
+) -> Update:
     """The agent's own fields that differ, and the PATCH body that converges them."""
-    ignore = da.ignore
-    diffs: list[FieldDiff] = []
-    request: dict[str, Any] = {}
-
-    def differs(name: str, live_value: Any, declared: Any) -> None:
-        diffs.append(FieldDiff(name, live_value, declared, ctx.why(applied, name, live_value)))
-
-    def managed(name: str) -> bool:
-        return name in da.config and name not in ignore
-
-    moved_from = ctx.moved.get(da.address)
-    if moved_from:
-        diffs.append(FieldDiff("address", moved_from, da.address))
-    if la.name != da.name and "name" not in ignore:
-        differs("name", la.name, da.name)
-        request["name"] = da.name
-    for k in FIELDS:
-        if managed(k) and getattr(la, k) != da.config[k]:
-            differs(k, getattr(la, k), da.config[k])
-            request[k] = da.config[k]
+    u = Update(ctx, da, applied)
+    if "name" not in da.ignore:
+        u.field("name", la.name, da.name)
+    u.fields(la, FIELDS)
     live_tags = sorted(set(la.tags) - {ctx.tag})
-    if managed("tags") and live_tags != sorted(da.config["tags"]):
-        differs("tags", live_tags, sorted(da.config["tags"]))
-        request["tags"] = sorted({*da.config["tags"], ctx.tag})
-    live_md = user_metadata(la.metadata)
-    if managed("metadata") and live_md != da.config["metadata"]:
-        why = ctx.why(applied, "metadata", live_md)
-        diffs.extend(dict_diffs("metadata", live_md, da.config["metadata"], why))
-    if managed("tools"):
+    u.tags(live_tags)
+    u.mapping("metadata", user_metadata(la.metadata))
+    if u.managed("tools"):
         ids = tool_ids(ctx, da, la)
         known = {i for i in ids or () if isinstance(i, str)}
         if ids is not None and (len(known) != len(ids) or known != {t.id for t in la.tools}):
             shown = sorted(
                 t.name for t in la.tools if not t.is_base or t.name in da.config["tools"]
             )
-            differs("tools", shown, sorted(da.config["tools"]))
-            request["tool_ids"] = ids
-    if managed("tool_rules") and rule_tools_known(ctx, da):
+            u.differs("tools", shown, sorted(da.config["tools"]))
+            u.body["tool_ids"] = ids
+    if u.managed("tool_rules") and rule_tools_known(ctx, da):
         base = {t.name for t in la.tools if t.is_base}
         rules = tool_rules_update(da.config["tool_rules"], la.tool_rules, base)
         if rules is not None:
-            differs("tool_rules", rules_shown(rules[0]), rules_shown(da.config["tool_rules"]))
-            request["tool_rules"] = rules[1]
-    if managed("identities"):
+            u.differs("tool_rules", rules_shown(rules[0]), rules_shown(da.config["tool_rules"]))
+            u.body["tool_rules"] = rules[1]
+    if u.managed("identities"):
         ids_ = identity_ids(ctx, da)
         if any(not isinstance(i, str) for i in ids_) or set(ids_) != set(la.identity_ids):
             shown_ids = _identities_shown(ctx, la.identity_ids)
-            differs("identities", shown_ids, sorted(da.config["identities"]))
-            request["identity_ids"] = ids_
-    protected = bool((applied or {}).get("prevent_destroy"))
-    if protected != da.prevent_destroy and (la.mark or adopt):
-        diffs.append(FieldDiff("prevent_destroy", protected, da.prevent_destroy))
-    ctx.config_drift(da.address, diffs)
+            u.differs("identities", shown_ids, sorted(da.config["identities"]))
+            u.body["identity_ids"] = ids_
+    u.protection(bool(la.mark) or adopt)
     if adopt:
-        request.setdefault("tags", sorted({*live_tags, ctx.tag}))
-    return diffs, request
+        u.body.setdefault("tags", sorted({*live_tags, ctx.tag}))
+    return u
 
 
 # -- blocks ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..plan.changes import (
     CONFIGURATION,
     DRIFT,
     MANIFEST,
+    Action,
     Change,
     Drift,
     FieldDiff,
@@ -180,6 +181,83 @@ class Context:
                 )
             )
         return bool(foreign)
+
+
+class Update:
+    """The update of one declared resource from its live one, as every kind plans it: the
+    differences, each with why (drift or the manifest), and the request that converges them.
+    Only fields the manifest declares and does not `ignore_changes` are compared."""
+
+    def __init__(self, ctx: Context, declared: Any, applied: Mapping[str, Any] | None) -> None:
+        self.ctx = ctx
+        self.declared = declared
+        self.applied = applied
+        self.diffs: list[FieldDiff] = []
+        self.body: dict[str, Any] = {}
+        moved_from = ctx.moved.get(declared.address)
+        if moved_from:
+            self.diffs.append(FieldDiff("address", moved_from, declared.address))
+
+    def managed(self, name: str) -> bool:
+        return name in self.declared.config and name not in self.declared.ignore
+
+    def differs(self, name: str, live: Any, declared: Any) -> None:
+        self.diffs.append(FieldDiff(name, live, declared, self.ctx.why(self.applied, name, live)))
+
+    def field(self, name: str, live: Any, declared: Any, *, request: str | None = None) -> None:
+        """A field enforced as declared: a difference is written back."""
+        if live != declared:
+            self.differs(name, live, declared)
+            self.body[request or name] = declared
+
+    def fields(self, live: Any, names: Iterable[str]) -> None:
+        """Plain fields the manifest may declare, compared with the live resource's."""
+        for k in names:
+            if self.managed(k):
+                self.field(k, getattr(live, k), self.declared.config[k])
+
+    def mapping(self, name: str, live: Mapping[str, Any]) -> None:
+        """A mapping (metadata, properties): differences key by key, written whole."""
+        wanted = self.declared.config.get(name)
+        if self.managed(name) and dict(live) != wanted:
+            why = self.ctx.why(self.applied, name, dict(live))
+            self.diffs.extend(dict_diffs(name, dict(live), dict(wanted), why))
+
+    def tags(self, live_tags: list[str]) -> None:
+        """Declared tags against the live ones (the stack's tag apart, always kept)."""
+        if self.managed("tags") and live_tags != sorted(self.declared.config["tags"]):
+            wanted = sorted(self.declared.config["tags"])
+            self.differs("tags", live_tags, wanted)
+            self.body["tags"] = sorted({*wanted, self.ctx.tag})
+
+    def protection(self, marked: bool) -> None:
+        """prevent_destroy lives in the marks: a change of it is a write of the marks."""
+        protected = bool((self.applied or {}).get("prevent_destroy"))
+        if protected != self.declared.prevent_destroy and marked:
+            self.diffs.append(
+                FieldDiff("prevent_destroy", protected, self.declared.prevent_destroy)
+            )
+
+    def needed(self, *, adopt: bool, also: bool = False) -> bool:
+        """Whether a request is needed (drift found is recorded on the way)."""
+        self.ctx.config_drift(self.declared.address, self.diffs)
+        return bool(self.diffs) or adopt or also
+
+    def emit(self, kind: str, rid: str, *, adopt: bool) -> None:
+        """The change: an import (the marks written) or an update."""
+        action: Action = "import" if adopt else "update"
+        why: tuple[Why, ...] = ("adopt",) if adopt else whys(self.diffs)
+        self.ctx.changes.append(
+            Change(
+                self.declared.address,
+                action,
+                rid,
+                tuple(self.diffs),
+                self.body,
+                why=why,
+                kind=kind,
+            )
+        )
 
 
 class Run(Protocol):

@@ -21,11 +21,8 @@ from ..model import SHOWN, Desired, Import, Live, stack_tag
 from ..plan.changes import (
     CREATE,
     DELETE,
-    IMPORT,
     MEMORY,
     NEW,
-    UPDATE,
-    Action,
     Change,
     Drift,
     FieldDiff,
@@ -48,14 +45,13 @@ from .base import (
     Kind,
     Matched,
     Run,
+    Update,
     Users,
     applied_of,
     carries,
-    dict_diffs,
     mark_of,
     owned_by,
     settle,
-    whys,
 )
 
 DEFAULT_LIMIT = 100000
@@ -299,66 +295,34 @@ def update_block(
 ) -> None:
     """Plan the update of a block; with `adopt`, the block is imported: it gets the stack's tag
     and marks in the same request."""
-    diffs: list[FieldDiff] = []
-    body: dict[str, Any] = {}
-    ignore = db.ignore
+    u = Update(ctx, db, applied)
     state: BlockState = ctx.live.of("block")
-
-    def differs(name: str, live_value: Any, declared: Any) -> None:
-        diffs.append(FieldDiff(name, live_value, declared, ctx.why(applied, name, live_value)))
-
-    moved_from = ctx.moved.get(db.address)
-    if moved_from:
-        diffs.append(FieldDiff("address", moved_from, db.address))
-    if lb.label != db.label and "label" not in ignore:
-        differs("label", lb.label, db.label)
-        body["label"] = db.label
-    for k in FIELDS:
-        if k in db.config and k not in ignore and getattr(lb, k) != db.config[k]:
-            differs(k, getattr(lb, k), db.config[k])
-            body[k] = db.config[k]
+    if "label" not in db.ignore:
+        u.field("label", lb.label, db.label)
+    u.fields(lb, FIELDS)
     live_md = user_metadata(lb.metadata)
-    if "metadata" in db.config and "metadata" not in ignore and live_md != db.config["metadata"]:
-        why = ctx.why(applied, "metadata", live_md)
-        diffs.extend(dict_diffs("metadata", live_md, db.config["metadata"], why))
+    u.mapping("metadata", live_md)
     live_tags = sorted(set(lb.tags) - {ctx.tag})
-    declared_tags = sorted(db.config.get("tags", ()))
-    tracked = "tags" in db.config and "tags" not in ignore
-    if tracked and (lb.id in state.tagged or adopt) and live_tags != declared_tags:
-        differs("tags", live_tags, declared_tags)
-        body["tags"] = sorted({*declared_tags, ctx.tag})
-    if "identities" in db.config and "identities" not in ignore:
-        _identities(ctx, db, lb, applied, diffs, body)
-    if lb.value != db.value and "value" not in ignore:
+    if lb.id in state.tagged or adopt:  # an agent's view of a block has no tags to compare
+        u.tags(live_tags)
+    if u.managed("identities"):
+        _identities(ctx, db, lb, u)
+    if lb.value != db.value and "value" not in db.ignore:
         ctx.drift.append(Drift(db.address, "value", db.value, lb.value, MEMORY, db.enforce_value))
         if db.enforce_value:
-            diffs.append(FieldDiff("value", lb.value, db.value, MEMORY))
-            body["value"] = db.value
-    protected = bool((applied or {}).get("prevent_destroy"))
-    if protected != db.prevent_destroy and (lb.mark or adopt):
-        diffs.append(FieldDiff("prevent_destroy", protected, db.prevent_destroy))
-    ctx.config_drift(db.address, diffs)
+            u.diffs.append(FieldDiff("value", lb.value, db.value, MEMORY))
+            u.body["value"] = db.value
+    u.protection(bool(lb.mark) or adopt)
     if adopt:
         # Tags go in whole (the server replaces the set): the live ones plus the stack's.
-        body.setdefault("tags", sorted({*live_tags, ctx.tag}))
-    if diffs or adopt:
+        u.body.setdefault("tags", sorted({*live_tags, ctx.tag}))
+    if u.needed(adopt=adopt):
         user_md = db.config.get("metadata", live_md)
-        body["metadata"] = {**user_md, **mark_metadata(ctx.stack, db.address, block_applied(db))}
-        action: Action = IMPORT if adopt else UPDATE
-        why_: tuple[Why, ...] = ("adopt",) if adopt else whys(diffs)
-        ctx.changes.append(
-            Change(db.address, action, lb.id, tuple(diffs), body, why=why_, kind="block")
-        )
+        u.body["metadata"] = {**user_md, **mark_metadata(ctx.stack, db.address, block_applied(db))}
+        u.emit("block", lb.id, adopt=adopt)
 
 
-def _identities(
-    ctx: Context,
-    db: DesiredBlock,
-    lb: LiveBlock,
-    applied: Mapping[str, Any] | None,
-    diffs: list[FieldDiff],
-    body: dict[str, Any],
-) -> None:
+def _identities(ctx: Context, db: DesiredBlock, lb: LiveBlock, u: Update) -> None:
     """The stack's identities the block is attached to, against the declared ones."""
     by_id = {i.id: a for a, i in ctx.pool("identity").items()}
     live_ids = sorted(i for i, blocks in ctx.live.of("identity").blocks.items() if lb.id in blocks)
@@ -368,14 +332,9 @@ def _identities(
     ):
         return
     shown = sorted(by_id.get(i, i) for i in live_ids)
-    diffs.append(
-        FieldDiff(
-            "identities", shown, sorted(db.config["identities"]),
-            ctx.why(applied, "identities", shown),
-        )
-    )  # fmt: skip
-    body["attach_identities"] = [i for i in wanted if i not in live_ids]
-    body["detach_identities"] = [i for i in live_ids if i not in wanted]
+    u.differs("identities", shown, sorted(db.config["identities"]))
+    u.body["attach_identities"] = [i for i in wanted if i not in live_ids]
+    u.body["detach_identities"] = [i for i in live_ids if i not in wanted]
 
 
 def our_agent_ids(ctx: Context) -> set[str]:

@@ -28,10 +28,7 @@ from ..model import MARK_KEY, SHOWN, Desired, Import, Live
 from ..plan.changes import (
     CREATE,
     DELETE,
-    IMPORT,
     NEW,
-    UPDATE,
-    Action,
     Change,
     FieldDiff,
     Problem,
@@ -39,7 +36,7 @@ from ..plan.changes import (
 )
 from ..plan.marks import digest, has_secret, sensitive_fields, sensitive_names
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Matched, Run, applied_of, dict_diffs, owned_by, whys
+from .base import Context, Field, Kind, Matched, Run, Update, applied_of, owned_by
 
 FIELDS = ("identifier_key", "name", "identity_type")
 _PROPERTY_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"))
@@ -277,37 +274,16 @@ class IdentityKind(Kind):
         self, ctx: Context, declared: DesiredIdentity, found: LiveIdentity, *, adopt: bool
     ) -> None:
         di, li = declared, found
-        applied = None if adopt else applied_of(li)
-        diffs: list[FieldDiff] = []
-        body: dict[str, Any] = {}
-        moved_from = ctx.moved.get(di.address)
-        if moved_from:
-            diffs.append(FieldDiff("address", moved_from, di.address))
-        for k in FIELDS:
-            live_value = getattr(li, k)
-            if k not in di.ignore and live_value != di.config[k]:
-                diffs.append(
-                    FieldDiff(k, live_value, di.config[k], ctx.why(applied, k, live_value))
-                )
-                body[k] = di.config[k]
-        props = di.config.get("properties")
-        if props is not None and "properties" not in di.ignore and dict(li.properties) != props:
-            why = ctx.why(applied, "properties", dict(li.properties))
-            diffs.extend(dict_diffs("properties", dict(li.properties), dict(props), why))
-        protected = bool((applied or {}).get("prevent_destroy"))
-        if protected != di.prevent_destroy and (li.mark or adopt):
-            diffs.append(FieldDiff("prevent_destroy", protected, di.prevent_destroy))
-        ctx.config_drift(di.address, diffs)
-        if diffs or adopt:
+        u = Update(ctx, di, None if adopt else applied_of(li))
+        u.fields(li, FIELDS)
+        u.mapping("properties", li.properties)
+        u.protection(bool(li.mark) or adopt)
+        if u.needed(adopt=adopt):
             # The mark is a property: properties are written whole, the live ones kept when
             # the manifest leaves them out.
-            values = props if props is not None else li.properties
-            body["properties"] = properties(values, mark(ctx.stack, di))
-            action: Action = IMPORT if adopt else UPDATE
-            why_: tuple[Why, ...] = ("adopt",) if adopt else whys(diffs)
-            ctx.changes.append(
-                Change(di.address, action, li.id, tuple(diffs), body, why=why_, kind=self.name)
-            )
+            values = di.config.get("properties", li.properties)
+            u.body["properties"] = properties(values, mark(ctx.stack, di))
+            u.emit(self.name, li.id, adopt=adopt)
 
     def delete(self, ctx: Context, address: str, found: LiveIdentity, why: Why) -> None:
         if ctx.protected(found, ctx.desired.of(self.name).get(address)):

@@ -22,10 +22,7 @@ from ..model import Desired, Import, Live
 from ..plan.changes import (
     CREATE,
     DELETE,
-    IMPORT,
     NEW,
-    UPDATE,
-    Action,
     Change,
     FieldDiff,
     Problem,
@@ -33,7 +30,7 @@ from ..plan.changes import (
 )
 from ..plan.marks import digest, mark_metadata, user_metadata
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Matched, Run, Users, applied_of, mark_of, whys
+from .base import Context, Field, Kind, Matched, Run, Update, Users, applied_of, mark_of
 from .block import our_agent_ids, stack_of
 from .tool_rules import rule_by_name
 from .tool_source import parse_source, read_sources, source_at
@@ -389,56 +386,33 @@ class ToolKind(Kind):
         """Plan the update of a tool in place (same id). With `finish`, the tool was created by
         an interrupted apply and has no marks yet: they are written now. With `adopt`, the tool
         is imported: it gets the stack's tag and marks in the same request."""
-        applied = None if finish or adopt else applied_of(lt)
-        ignore = dt.ignore
-        diffs: list[FieldDiff] = []
-        body: dict[str, Any] = {}
-
-        def differs(name: str, live_value: Any, declared: Any) -> None:
-            diffs.append(FieldDiff(name, live_value, declared, ctx.why(applied, name, live_value)))
-
-        moved_from = ctx.moved.get(dt.address)
-        if moved_from:
-            diffs.append(FieldDiff("address", moved_from, dt.address))
-        if "source_code" not in ignore and (lt.source_code != dt.source_code or lt.name != dt.name):
+        u = Update(ctx, dt, None if finish or adopt else applied_of(lt))
+        if "source_code" not in dt.ignore and (
+            lt.source_code != dt.source_code or lt.name != dt.name
+        ):
             if lt.name != dt.name:
-                differs("name", lt.name, dt.name)
+                u.differs("name", lt.name, dt.name)
             if lt.source_code != dt.source_code:
-                differs("source_code", lt.source_code, dt.source_code)
+                u.differs("source_code", lt.source_code, dt.source_code)
             # The server derives the tool's name and JSON schema from the source: apply asks it
             # for the schema of the new source and sends both (a PATCH alone keeps the old one).
-            body["source_code"] = dt.source_code
-        for k in FIELDS:
-            if k in dt.config and k not in ignore and getattr(lt, k) != dt.config[k]:
-                differs(k, getattr(lt, k), dt.config[k])
-                body[k] = dt.config[k]
-        if "pip_requirements" in dt.config and "pip_requirements" not in ignore:
+            u.body["source_code"] = dt.source_code
+        u.fields(lt, FIELDS)
+        if u.managed("pip_requirements"):
             live_pip = pip_requirements(lt.pip_requirements)
-            want_pip = pip_requirements(dt.config["pip_requirements"])
-            if live_pip != want_pip:
-                differs("pip_requirements", live_pip, want_pip)
-                body["pip_requirements"] = want_pip
+            u.field("pip_requirements", live_pip, pip_requirements(dt.config["pip_requirements"]))
         live_tags = sorted(set(lt.tags) - {ctx.tag})
-        if "tags" in dt.config and "tags" not in ignore and live_tags != sorted(dt.config["tags"]):
-            differs("tags", live_tags, sorted(dt.config["tags"]))
-            body["tags"] = sorted({*dt.config["tags"], ctx.tag})
-        protected = bool((applied or {}).get("prevent_destroy"))
-        if protected != dt.prevent_destroy and lt.mark:
-            diffs.append(FieldDiff("prevent_destroy", protected, dt.prevent_destroy))
-        ctx.config_drift(dt.address, diffs)
+        u.tags(live_tags)
+        u.protection(bool(lt.mark))
         if adopt:
             # Tags go in whole (the server replaces the set): the live ones plus the stack's.
-            body.setdefault("tags", sorted({*live_tags, ctx.tag}))
-        if diffs or finish or adopt:
-            body["metadata_"] = {
+            u.body.setdefault("tags", sorted({*live_tags, ctx.tag}))
+        if u.needed(adopt=adopt, also=finish):
+            u.body["metadata_"] = {
                 **user_metadata(lt.metadata),
                 **mark_metadata(ctx.stack, dt.address, tool_applied(dt)),
             }
-            action: Action = IMPORT if adopt else UPDATE
-            why_: tuple[Why, ...] = ("adopt",) if adopt else whys(diffs)
-            ctx.changes.append(
-                Change(dt.address, action, lt.id, tuple(diffs), body, why=why_, kind="tool")
-            )
+            u.emit("tool", lt.id, adopt=adopt)
 
     def delete(self, ctx: Context, address: str, found: LiveTool, why: Why) -> None:
         if ctx.protected(found, ctx.desired.of("tool").get(address)):

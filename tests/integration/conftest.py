@@ -44,8 +44,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def server() -> str:
-    """Base URL of the local Letta server, brought up by the project's own script."""
+def server() -> Iterator[str]:
+    """Base URL of the local Letta server, brought up by the project's own script. What the
+    tests made on it is removed before and after the session (a run that was killed leaves
+    its stacks behind)."""
     proc = subprocess.run(
         [str(ROOT / "scripts" / "letta-server"), "up"], capture_output=True, text=True, timeout=1800
     )
@@ -55,7 +57,62 @@ def server() -> str:
             f"{proc.returncode}):\n{proc.stdout}\n{proc.stderr}",
             pytrace=False,
         )
-    return BASE_URL
+    remove_test_resources(BASE_URL)
+    yield BASE_URL
+    remove_test_resources(BASE_URL)
+
+
+# The names the tests give what they make: stacks `t-<10 hex>` (the `stack` fixture) and
+# `tenant-t<10 hex>` (the API example), agents and identities named after their stack.
+_TEST_NAME = re.compile(r"(tenant-)?t-?[0-9a-f]{10}\b")
+
+
+def remove_test_resources(base_url: str) -> None:
+    """Delete the agents, blocks, tools and identities the tests made, recognised by their
+    stack's tag or their name; nothing else on the server is touched. Best effort: a failure
+    here never fails the suite."""
+
+    def ours(tags: Any) -> bool:
+        return any(
+            _TEST_NAME.fullmatch(t.split(":", 1)[1])
+            for t in tags or ()
+            if t.startswith(("letta-apply:", "letta-apply-lock:"))
+        )
+
+    with httpx.Client(base_url=base_url, timeout=60) as c:
+        try:
+            listed = {
+                kind: c.get(f"/v1/{kind}/", params={"limit": 100000, **extra}).json()
+                for kind, extra in (
+                    ("agents", {"include": ["agent.tags", "agent.blocks"]}), ("blocks", {}),
+                    ("tools", {}),
+                    ("identities", {}),
+                )
+            }  # fmt: skip
+            agents = [
+                a
+                for a in listed["agents"]
+                if ours(a.get("tags")) or _TEST_NAME.match(a.get("name") or "")
+            ]
+            # Letta leaves an agent's own blocks behind it: those no other agent uses go too.
+            kept = {b["id"] for a in listed["agents"] if a not in agents for b in a["blocks"]}
+            owned = {b["id"] for a in agents for b in a.get("blocks") or ()} - kept
+            doomed = [f"/v1/agents/{a['id']}" for a in agents]
+            doomed += [
+                f"/v1/blocks/{b['id']}"
+                for b in listed["blocks"]
+                if ours(b.get("tags")) or b["id"] in owned
+            ]
+            doomed += [f"/v1/tools/{t['id']}" for t in listed["tools"] if ours(t.get("tags"))]
+            doomed += [
+                f"/v1/identities/{i['id']}"
+                for i in listed["identities"]
+                if _TEST_NAME.match(i.get("identifier_key") or "")
+            ]
+            for path in doomed:
+                c.delete(path)
+        except (httpx.HTTPError, ValueError, TypeError):
+            pass
 
 
 @pytest.fixture

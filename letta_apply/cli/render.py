@@ -132,7 +132,13 @@ def change_lines(c: Change) -> list[str]:
 
 
 def drift_lines(d: Drift) -> list[str]:
-    if d.kind == MEMORY and not d.restored:
+    if d.kind == MEMORY and d.conflict:
+        head = (
+            f"  ! {d.address}.{d.field} changed both in the manifest and on the server (by an "
+            "agent or by hand): a conflict; "
+            + ("enforce_value writes the manifest's" if d.restored else "the server's is kept")
+        )
+    elif d.kind == MEMORY and not d.restored:
         head = f"  ! {d.address}.{d.field} was written on the server (by an agent or by hand); kept"
     elif d.kind == MEMORY:
         head = f"  ~ {d.address}.{d.field} was changed on the server; enforce_value restores it"
@@ -168,9 +174,12 @@ def summary(plan: Plan, *, destroy: bool = False) -> str:
         ]
         parts += [f"{plan.count(a)} to {a}" for a in (IMPORT, REPLACE) if plan.count(a)]
         text = "Plan: " + ", ".join(parts) + "."
-    kept = sum(1 for d in plan.drift if d.kind == MEMORY and not d.restored)
+    kept = sum(1 for d in plan.drift if d.kind == MEMORY and not d.restored and not d.conflict)
     if kept:
         text += f" {kept} agent-written value{'s' if kept > 1 else ''} kept."
+    conflicts = sum(1 for d in plan.drift if d.kind == MEMORY and d.conflict)
+    if conflicts:
+        text += f" {conflicts} memory conflict{'s' if conflicts > 1 else ''}."
     config = sum(1 for d in plan.drift if d.kind == CONFIGURATION)
     if config:
         text += f" {config} change{'s' if config > 1 else ''} made on the server reverted."
@@ -206,7 +215,7 @@ def plan_text(plan: Plan, base_url: str, *, destroy: bool = False) -> str:
         if any(d.kind == MEMORY and not d.restored for d in plan.drift):
             lines.append(
                 "  Agent-written memory is kept; set `enforce_value: true` on a block "
-                "to restore it."
+                "to write the manifest's value."
             )
         lines.append("")
     if plan.problems:
@@ -406,6 +415,12 @@ def plan_markdown(plan: Plan, base_url: str) -> str:
 
 def _md_drift(d: Drift) -> str:
     if d.kind == MEMORY:
+        if d.conflict:
+            state = "the manifest's written (enforce_value)" if d.restored else "the server's kept"
+            return (
+                f"`{d.address}.{d.field}`: a conflict, changed both in the manifest and on the "
+                f"server; {state}"
+            )
         state = "restored (enforce_value)" if d.restored else "kept"
         return f"`{d.address}.{d.field}`: written by an agent or by hand; {state}"
     if d.field.startswith("blocks["):

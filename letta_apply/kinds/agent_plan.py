@@ -54,9 +54,11 @@ if TYPE_CHECKING:  # kinds.agent imports this module: its types are only named h
 FIELDS = ("description", "system", "model", "embedding")
 
 
-def agent_applied(da: DesiredAgent) -> dict[str, Any]:
+def agent_applied(da: DesiredAgent, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Digests of the configuration letta-apply writes for an agent, the shared blocks it
-    attaches (as addresses), the configuration of its own blocks, and its protection."""
+    attaches (as addresses), the configuration of its own blocks, and its protection. An
+    update (`previous`: the marks it replaces) writes no memory value: the bases of its own
+    blocks' values are carried over (a block whose value is written gets its own marks)."""
     out: dict[str, Any] = {"name": digest(da.name), **config_digests(da.config, FIELDS)}
     if "tools" in da.config:
         out["tools"] = digest(sorted(da.config["tools"]))
@@ -67,7 +69,19 @@ def agent_applied(da: DesiredAgent) -> dict[str, Any]:
     if da.include_base_tools is not None:
         out["include_base_tools"] = da.include_base_tools
     out["blocks"] = sorted(da.blocks)
-    out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
+    if previous is None:
+        out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
+    else:
+        before = previous.get("memory_blocks")
+        bases = {
+            label: marks.get("value")
+            for label, marks in (before.items() if isinstance(before, Mapping) else ())
+            if isinstance(marks, Mapping)
+        }
+        out["memory_blocks"] = {
+            b.label: block_applied(b, written=False, base=bases.get(b.label))
+            for b in da.memory_blocks
+        }
     if da.prevent_destroy:
         out["prevent_destroy"] = True
     return {**out, **sensitive_names(sensitive_fields(da.config))}
@@ -297,7 +311,7 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
         user_md = da.config.get("metadata", user_metadata(la.metadata))
         u.body["metadata"] = {
             **user_md,
-            **mark_metadata(ctx.stack, da.address, agent_applied(da)),
+            **mark_metadata(ctx.stack, da.address, agent_applied(da, applied or {})),
         }
         u.emit("agent", la.id, adopt=adopt)
     _agent_blocks(ctx, da, la, applied, adopt=adopt)

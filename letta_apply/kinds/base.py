@@ -391,6 +391,21 @@ class Kind(ABC):
         """A digest of what a change to `resource` was planned from (sensitive fields in
         `blank` left out)."""
 
+    def watched(self, change: Change) -> str:
+        """A field `change` writes that `fingerprint` leaves out (a block's value, which agents
+        rewrite all the time): a saved plan that writes it checks it too. "" for none."""
+        return ""
+
+    def secret_values(self, resource: Any, names: frozenset[str]) -> list[Any]:
+        """The live values of the fields `names` (`<mapping>.<key>` for a key of a mapping):
+        what a saved plan seals (see plan.fingerprint.seal)."""
+        out = []
+        for name in sorted(names):
+            head, _, key = name.partition(".")
+            value = getattr(resource, head, None)
+            out.append(value.get(key) if key and isinstance(value, Mapping) else value)
+        return out
+
     def blanks(self, live: Live) -> dict[str, frozenset[str]]:
         """Fields each live resource's marks say hold sensitive values."""
         out: dict[str, frozenset[str]] = {}

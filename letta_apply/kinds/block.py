@@ -3,8 +3,9 @@ under an agent's `memory_blocks`, addressed agent.<key>.memory_blocks.<label>, p
 agent kind with the helpers here).
 
 Marks: the stack's tag in `tags`, and stack, address and field digests in `metadata`. A block's
-`value` is only what it starts with (policy `initial`): agents rewrite it, so a different live
-value is reported as drift and kept, unless the block sets `enforce_value`.
+`value` is memory: agents rewrite it. A difference is decided three ways against the value
+letta-apply last wrote (see `plan_value`): a manifest edit is applied, an agent's write is kept
+and reported, both at once is a conflict, kept and reported; `enforce_value` always writes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..model import SHOWN, Desired, Import, Live, stack_tag
 from ..plan.changes import (
     CREATE,
     DELETE,
+    MANIFEST,
     MEMORY,
     NEW,
     Change,
@@ -159,11 +161,20 @@ class _Agents(Protocol):
     def ours(self, stack: str) -> list[_AgentLike]: ...
 
 
-def block_applied(db: DesiredBlock) -> dict[str, Any]:
+def block_applied(
+    db: DesiredBlock, *, written: bool = True, base: str | None = None
+) -> dict[str, Any]:
     """Digests of the configuration letta-apply writes for a block, and its protection. A field
     holding a sensitive value gets no digest (marks are shown in plans and saved in plan files);
-    a difference in it is attributed to the manifest."""
+    a difference in it is attributed to the manifest.
+
+    `value` is the base of the three-way decision on memory (see `plan_value`): the digest of
+    the value letta-apply last wrote, or knew the server to hold. When this write leaves the
+    value alone (`written` false), the previous `base` is carried over."""
     out: dict[str, Any] = {"label": digest(db.label), **config_digests(db.config, FIELDS)}
+    value = digest(db.value) if written else base
+    if value and not has_secret(db.value):
+        out["value"] = value
     if "identities" in db.config:
         out["identities"] = digest(sorted(db.config["identities"]))
     if db.prevent_destroy:
@@ -307,19 +318,45 @@ def update_block(
         u.tags(live_tags)
     if u.managed("identities"):
         _identities(ctx, db, lb, u)
-    if lb.value != db.value and "value" not in db.ignore:
-        ctx.drift.append(Drift(db.address, "value", db.value, lb.value, MEMORY, db.enforce_value))
-        if db.enforce_value:
-            u.diffs.append(FieldDiff("value", lb.value, db.value, MEMORY))
-            u.body["value"] = db.value
+    if "value" not in db.ignore:
+        plan_value(ctx, db, lb.value, applied, u)
     u.protection(bool(lb.mark) or adopt)
     if adopt:
         # Tags go in whole (the server replaces the set): the live ones plus the stack's.
         u.body.setdefault("tags", sorted({*live_tags, ctx.tag}))
     if u.needed(adopt=adopt):
         user_md = db.config.get("metadata", live_md)
-        u.body["metadata"] = {**user_md, **mark_metadata(ctx.stack, db.address, block_applied(db))}
+        applied_now = block_applied(
+            db,
+            written="value" in u.body or lb.value == db.value,
+            base=(applied or {}).get("value"),
+        )
+        u.body["metadata"] = {**user_md, **mark_metadata(ctx.stack, db.address, applied_now)}
         u.emit("block", lb.id, adopt=adopt)
+
+
+def plan_value(
+    ctx: Context, db: DesiredBlock, live: str, applied: Mapping[str, Any] | None, u: Update
+) -> None:
+    """A memory value decided three ways, against the digest of the value letta-apply last
+    wrote (the base): only the manifest changed -> written; only the server changed (an agent,
+    or a hand) -> kept and reported; both -> a conflict, kept and reported with both values.
+    `enforce_value` writes the manifest's value whatever changed. Without a base (a sensitive
+    value, or marks written before the base was kept) every difference counts as the server's."""
+    if live == db.value:
+        return
+    base = (applied or {}).get("value")
+    if base is not None and digest(live) == base:
+        u.diffs.append(FieldDiff("value", live, db.value, MANIFEST))
+        u.body["value"] = db.value
+        return
+    conflict = base is not None and digest(db.value) != base
+    ctx.drift.append(
+        Drift(db.address, "value", db.value, live, MEMORY, db.enforce_value, conflict=conflict)
+    )
+    if db.enforce_value:
+        u.diffs.append(FieldDiff("value", live, db.value, MEMORY))
+        u.body["value"] = db.value
 
 
 def _identities(ctx: Context, db: DesiredBlock, lb: LiveBlock, u: Update) -> None:
@@ -495,6 +532,9 @@ class BlockKind(Kind):
 
     def fingerprint(self, resource: LiveBlock, blank: frozenset[str]) -> str:
         return block_fingerprint(resource, blank)
+
+    def watched(self, change: Change) -> str:
+        return "value" if "value" in change.body else ""
 
     def hidden(self, declared: DesiredBlock) -> frozenset[str]:
         value = frozenset({"value"}) if has_secret(declared.value) else frozenset()

@@ -80,6 +80,7 @@ class Drift:
     live: Any
     kind: DriftKind
     restored: bool
+    conflict: bool = False  # a memory value changed in the manifest and on the server both
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,15 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Seal:
+    """A digest of the live values of sensitive fields a plan overwrites (`resources`: live id
+    and field names), checked before a saved plan is applied (see plan.fingerprint.seal)."""
+
+    resources: tuple[tuple[str, tuple[str, ...]], ...]
+    digest: str
+
+
+@dataclass(frozen=True)
 class Plan:
     stack: str
     changes: tuple[Change, ...] = ()
@@ -103,6 +113,7 @@ class Plan:
     ids: Mapping[str, str] = field(default_factory=dict)  # address -> id of what exists
     # Change.key -> fingerprint of the live state each touched resource was planned from
     fingerprints: Mapping[str, str] = field(default_factory=dict)
+    seal: Seal | None = None  # of the live sensitive values the plan overwrites
 
     @property
     def has_changes(self) -> bool:

@@ -35,6 +35,7 @@ from .changes import (
     FieldDiff,
     Plan,
     Problem,
+    Seal,
     Why,
 )
 
@@ -113,6 +114,16 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
         "has_changes": plan.has_changes,
         "summary": summary(plan),
         "changes": [_change(c, plan.fingerprints.get(c.key)) for c in plan.changes],
+        **(
+            {
+                "seal": {
+                    "resources": [list(r) for r in plan.seal.resources],
+                    "digest": plan.seal.digest,
+                }
+            }
+            if plan.seal
+            else {}
+        ),
         "drift": [
             {
                 "address": d.address,
@@ -121,6 +132,7 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
                 "declared": d.declared,
                 "live": d.live,
                 "action": "restored" if d.restored else "kept",
+                **({"conflict": True} if d.conflict else {}),
                 **({"sensitive": True} if isinstance(d.live, Masked) else {}),
             }
             for d in plan.drift
@@ -150,6 +162,13 @@ def dumps(plan: Plan, origin: Origin) -> str:
     return (
         json.dumps(to_document(plan, origin), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     )
+
+
+def _seal(doc: Any) -> Seal | None:
+    if doc is None:
+        return None
+    resources = tuple((str(rid), tuple(map(str, names))) for rid, names in doc["resources"])
+    return Seal(resources, str(doc["digest"]))
 
 
 def _field_why(path: str, change: Mapping[str, Any]) -> Why:
@@ -207,6 +226,7 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                     _mask(d["live"], bool(d.get("sensitive"))),
                     d["kind"],
                     d["action"] == "restored",
+                    conflict=bool(d.get("conflict")),
                 )
                 for d in doc.get("drift", ())
             ),
@@ -221,6 +241,7 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                 for c, d in zip(changes, doc["changes"], strict=True)
                 if d.get("fingerprint")
             },
+            seal=_seal(doc.get("seal")),
         )
         origin = Origin(
             base_url=doc["server"]["base_url"],

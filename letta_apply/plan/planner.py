@@ -12,7 +12,7 @@ digest, the manifest otherwise). A plan carries fingerprints of what it touches
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from ..kinds import KINDS, apply_order, kind, kind_of_address
 from ..kinds.base import Context, declared_at
 from ..model import Desired, Live
 from .changes import CREATE, Change, Plan, Problem
-from .fingerprint import ABSENT, fingerprints, marked_blanks
+from .fingerprint import ABSENT, blanks_of, fingerprints, marked_blanks, seal, sealed, watched
 from .match import matched_ids
 
 
@@ -124,8 +124,8 @@ def _finish(ctx: Context) -> Plan:
         if c.remote_id and declared is not None:
             hidden = kind(c.kind).hidden(declared)
             blanks[c.remote_id] = blanks.get(c.remote_id, frozenset()) | hidden
-    prints = fingerprints(ctx.live, {}, creates, blanks)
-    return Plan(
+    prints = fingerprints(ctx.live, {}, creates, blanks, watched(changes))
+    plan = Plan(
         stack=ctx.stack,
         changes=tuple(changes),
         drift=tuple(sorted(ctx.drift, key=lambda d: (d.address, d.field))),
@@ -134,6 +134,7 @@ def _finish(ctx: Context) -> Plan:
         ids=dict(sorted(ctx.ids.items())),
         fingerprints={c.key: prints[c.key] for c in changes},
     )
+    return replace(plan, seal=seal(plan, ctx.live, ctx.desired.secrets))
 
 
 def make_plan(
@@ -163,15 +164,23 @@ def stale(plan: Plan, live: Live) -> list[str]:
     """Addresses whose live state differs from what `plan` was computed from (with the fields
     each saved fingerprint left out, left out again)."""
     creates = {c.address: kind(c.kind).created_name(c) for c in plan.changes if c.action == CREATE}
-    blanks = {
-        key: frozenset(fp.partition("|")[2].split(","))
-        for key, fp in plan.fingerprints.items()
-        if "|" in fp
-    }
-    now = fingerprints(live, matched_ids(plan.stack, live), creates, blanks)
+    blanks = blanks_of(plan)
+    now = fingerprints(live, matched_ids(plan.stack, live), creates, blanks, watched(plan.changes))
     return sorted(
         {c.address for c in plan.changes if now.get(c.key, ABSENT) != plan.fingerprints.get(c.key)}
     )
+
+
+def stale_secrets(plan: Plan, live: Live, secrets: Sequence[str]) -> list[str]:
+    """Addresses of the changes writing sensitive values, when one of the fields they write
+    was changed on the server since the plan was made (the plan's seal no longer matches)."""
+    if plan.seal is None:
+        return []
+    if sealed(plan.stack, plan.seal.resources, live, secrets) == plan.seal.digest:
+        return []
+    ids = {rid for rid, _ in plan.seal.resources}
+    by_id = {v: k for k, v in plan.ids.items()}
+    return sorted({by_id.get(rid, rid) for rid in ids})
 
 
 def restrict(plan: Plan, desired: Desired, targets: Iterable[str]) -> Plan:
@@ -199,4 +208,4 @@ def restrict(plan: Plan, desired: Desired, targets: Iterable[str]) -> Plan:
     )
 
 
-__all__ = ["Change", "Plan", "make_plan", "restrict", "stale"]
+__all__ = ["Change", "Plan", "make_plan", "restrict", "stale", "stale_secrets"]

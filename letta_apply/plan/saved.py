@@ -13,7 +13,7 @@ from ..server.client import LettaClient
 from ..server.live import read_live, read_saved
 from . import planfile
 from .changes import Plan
-from .planner import make_plan, stale
+from .planner import make_plan, stale, stale_secrets
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ def verify_saved_plan(
             )
     live = read_saved(client, plan)
     changed = stale(plan, live)
+    if desired is not None and not changed:
+        changed = stale_secrets(plan, live, desired.secrets)
     if changed:
         raise LettaApplyError(
             "stale plan: changed on the server since the plan was made: "

@@ -139,6 +139,27 @@ def test_a_saved_plan_holds_no_secret_and_takes_it_from_the_manifest(run: Run) -
     run.assert_clean()
 
 
+def test_a_saved_plan_notices_a_hand_edit_of_a_sensitive_field_it_overwrites(run: Run) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    saved = run.tmp / "rotate.json"
+    assert run("plan", "--out", str(saved), key=ROTATED)[0] == 0
+    seal = json.loads(saved.read_text(encoding="utf-8"))["seal"]
+    assert seal["digest"].startswith("scrypt:") and ["system", "metadata.key"] in [
+        sorted(names, reverse=True) for _, names in seal["resources"]
+    ]
+    # Someone rotates the key by hand between the review and the apply: not overwritten.
+    _agent(run.fake)["system"] = "Use the hand-rotated key when asked."
+    code, text = run("apply", str(saved), "-f", str(run.manifest), "--auto-approve", key=ROTATED)
+    assert code == 1 and "stale plan" in text and "agent.clerk" in text, text
+    assert _agent(run.fake)["system"] == "Use the hand-rotated key when asked."
+    # Planned again, it applies.
+    assert run("plan", "--out", str(saved), key=ROTATED)[0] == 0
+    code, text = run("apply", str(saved), "-f", str(run.manifest), "--auto-approve", key=ROTATED)
+    assert code == 0, text
+    assert _agent(run.fake)["system"] == f"Use {ROTATED} when asked."
+    run.assert_clean()
+
+
 def test_fingerprints_do_not_depend_on_sensitive_values(run: Run) -> None:
     assert run("apply", "--auto-approve")[0] == 0
     prints = []

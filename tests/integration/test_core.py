@@ -118,6 +118,65 @@ def test_agent_written_value_is_kept(
     assert org["value"] == "Organization: Letta"
 
 
+def test_memory_values_are_decided_three_ways(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    assert run("apply", "-f", manifest(SEED), "--auto-approve").code == 0
+    ids = _ids(api, stack)
+
+    def value(address: str) -> str:
+        agent, _, label = address.partition(".memory_blocks.")
+        url = (
+            f"/v1/agents/{ids[agent]}/core-memory/blocks/{label}"
+            if label
+            else f"/v1/blocks/{ids[address]}"
+        )
+        got: str = api.get(url).json()["value"]
+        return got
+
+    # The manifest changes a shared value and an agent's own one, the server is untouched:
+    # manifest changes, written (the own block's base comes from its agent's marks).
+    edited = SEED.replace(
+        "Nothing here yet, we should update this over time.", "Acme, CET"
+    ).replace(
+        "{label: persona, value: I am a worker}", "{label: persona, value: I am the night worker}"
+    )
+    plan = run("plan", "-f", manifest(edited))
+    assert "written on the server" not in plan.out and "Drift" not in plan.out, plan.out
+    assert "- Nothing here yet, we should update this over time.\n+ Acme, CET" in plan.out or (
+        '"Nothing here yet, we should update this over time." -> "Acme, CET"' in plan.out
+    ), plan.out
+    assert '"I am a worker" -> "I am the night worker"' in plan.out
+    assert run("drift", "-f", manifest(edited)).code == 0
+    assert run("apply", "-f", manifest(edited), "--auto-approve").code == 0
+    assert value("block.organization") == "Acme, CET"
+    assert value("agent.worker.memory_blocks.persona") == "I am the night worker"
+    assert "The server matches the manifest" in run("plan", "-f", manifest(edited)).out
+
+    # An agent writes its persona and the manifest changes it too: a conflict, the agent's
+    # value kept, and still a conflict after an apply that rewrote the agent's marks.
+    r = api.patch(
+        f"/v1/agents/{ids['agent.worker']}/core-memory/blocks/persona",
+        json={"value": "I am a worker who likes night shifts"},
+    )
+    assert r.status_code == 200, r.text
+    both = edited.replace("I am the night worker", "I am the day worker").replace(
+        "    name: {stack}-worker\n", "    name: {stack}-worker\n    description: Day shift.\n"
+    )
+    plan = run("plan", "-f", manifest(both))
+    assert (
+        "agent.worker.memory_blocks.persona.value changed both in the manifest and on the server"
+        in plan.out
+    ), plan.out
+    assert 'declared: "I am the day worker"' in plan.out
+    assert 'live:     "I am a worker who likes night shifts"' in plan.out
+    assert run("drift", "-f", manifest(both)).code == 2
+    assert run("apply", "-f", manifest(both), "--auto-approve").code == 0
+    assert value("agent.worker.memory_blocks.persona") == "I am a worker who likes night shifts"
+    again = run("plan", "-f", manifest(both))
+    assert "1 memory conflict." in again.out and "No changes." in again.out, again.out
+
+
 def test_enforced_value_is_restored(
     run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
 ) -> None:

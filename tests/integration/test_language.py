@@ -153,6 +153,17 @@ def test_a_sensitive_variable_never_shows(
     assert "ticket_api_key']: (sensitive value changed)" in outputs[2]
     plan_file = saved.read_text(encoding="utf-8")
     outputs.append(plan_file)
+    # A hand rotation between the plan and its apply is noticed (through the plan's seal), not
+    # overwritten; once the value is back to what was planned from, the plan holds again.
+    url = f"/v1/agents/{supervisor['id']}"
+    for key in ("rotated-by-hand", SECRET):
+        md = {**supervisor["metadata"], "ticket_api_key": key}
+        assert api.patch(url, json={"metadata": md}).status_code == 200
+        if key != SECRET:
+            refused = run("apply", str(saved), *example(env, *rotate), "--auto-approve")
+            assert refused.code == 1 and "stale plan" in refused.err, refused.err
+            assert api.get(url).json()["metadata"]["ticket_api_key"] == key
+            outputs.append(refused.out + refused.err)
     applied = run("apply", str(saved), *example(env, *rotate), "--auto-approve")
     assert applied.code == 0, applied.err
     outputs.append(applied.out + applied.err)

@@ -54,6 +54,15 @@ class ApiError(LettaApplyError):
         super().__init__(f"{where}{code}{message}")
 
 
+def is_rejection(error: BaseException) -> bool:
+    """A request the server refused as wrong (a 4xx that is not about timing: not a timeout,
+    a conflict, a lock or a rate limit): sending it again gets the same answer."""
+    status = getattr(error, "status", None)
+    return isinstance(error, ApiError) and status is not None and 400 <= status < 500 and (
+        status not in (408, 409, 423, 429)
+    )
+
+
 class ServerUnreachable(ApiError):
     """No connection could be made to the server (refused, DNS, timeout)."""
 
@@ -69,8 +78,11 @@ class ApplyError(LettaApplyError):
         skipped: list[str] | None = None,
         *,
         interrupted: bool = False,
+        rejected: bool = False,
     ) -> None:
         self.failures = failures
+        # The server refused a request as wrong (HTTP 4xx): running apply again sends it again.
+        self.rejected = rejected
         self.done = done
         self.not_attempted = not_attempted
         self.skipped = skipped or []  # the changes not attempted, described

@@ -119,6 +119,9 @@ class Live:
 
     states: Mapping[str, Any] = field(default_factory=dict)
     imported: Mapping[str, Any] = field(default_factory=dict)
+    # What the server serves that changes are checked against (the model handles it knows),
+    # by kind name: read only when a first plan has changes that need it (see Kind.facts).
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     def of(self, kind: str) -> Any:
         return self.states[kind]

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .errors import Diagnostic, ManifestError
+from .kinds import KINDS
 from .manifest.files import Path_, load_text
 from .manifest.language import Source, load_source, load_source_text
 from .manifest.validate import validate
@@ -140,4 +141,11 @@ def plan_for(
     """Read the live state of `desired`'s stack and plan against it (with `destroy`, plan the
     deletion of everything the stack owns)."""
     live = read_live(client, desired, destroy=destroy)
-    return make_plan(desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged)
+    plan = make_plan(desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged)
+    # Changes that need the server's facts (a model handle to create an agent with) are
+    # checked against them: read only then, so a converged plan costs nothing more.
+    facts = {k.name: f for k in KINDS if (f := k.facts(client, plan)) is not None}
+    if facts:
+        live = replace(live, facts=facts)
+        plan = make_plan(desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged)
+    return plan

@@ -30,6 +30,13 @@ BASE_TOOLS = [
 ]
 
 
+MODELS = (
+    "letta/letta-free", "openai/gpt-4o", "openai/gpt-4o-mini", "x/y", "x/z",
+    "anthropic/claude-3-5-sonnet-20241022", "anthropic/claude-sonnet-4-20250514",
+)  # fmt: skip
+EMBEDDINGS = ("letta/letta-free", "openai/text-embedding-3-small", "x/y")
+
+
 class FakeLetta:
     def __init__(self, *, base_tools: bool = True) -> None:
         """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
@@ -42,6 +49,9 @@ class FakeLetta:
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
         self.after: list[Handler] = []  # fault injection once the request was carried out
         self.sleeps: list[float] = []  # waits the client asked for (it never really sleeps)
+        # The handles the server serves (GET /v1/models/, /v1/models/embedding).
+        self.models = set(MODELS)
+        self.embeddings = set(EMBEDDINGS)
         self._seq = itertools.count()
         for name, kind in BASE_TOOLS if base_tools else ():
             tid = f"tool-{uuid.uuid4()}"
@@ -108,6 +118,12 @@ class FakeLetta:
         m = request.method
         routes: list[tuple[str, str, Callable[..., Any]]] = [
             ("GET", r"/v1/health/", lambda: {"version": "0.16.8", "status": "ok"}),
+            ("GET", r"/v1/models/", lambda: [{"handle": h} for h in sorted(self.models)]),
+            (
+                "GET",
+                r"/v1/models/embedding",
+                lambda: [{"handle": h} for h in sorted(self.embeddings)],
+            ),
             ("GET", r"/v1/blocks/", lambda: self._list(self.blocks, q)),
             ("POST", r"/v1/blocks/", lambda: self._create_block(body)),
             ("GET", r"/v1/blocks/(block-[^/]+)", lambda i: self._get(self.blocks, i)),

@@ -36,5 +36,6 @@ def apply_document(
         "errors": result.errors,
         "not_attempted": failure.not_attempted if failure else 0,
         "interrupted": bool(failure and failure.interrupted),
+        "rejected": bool(failure and failure.rejected),
         "not_attempted_changes": failure.skipped if failure else [],
     }

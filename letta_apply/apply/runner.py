@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from ..errors import ApiError, ApplyError
+from ..errors import ApiError, ApplyError, is_rejection
 from ..kinds import apply_order, kind, kind_of_address
 from ..model import stack_tag
 from ..plan.changes import Change, Plan
@@ -111,6 +111,7 @@ def apply_plan(
 
     done: list[Done] = []
     failures: list[str] = []
+    rejected = False
     changes = sorted(plan.changes, key=apply_order)  # stable: plan order within a level
     attempted: set[int] = set()
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
@@ -125,6 +126,7 @@ def apply_plan(
                         attempted.add(futures[f])
                 elif isinstance(exc, ApiError):
                     failures.append(f"{describe(changes[futures[f]])}: {exc}")
+                    rejected = rejected or is_rejection(exc)
                     attempted.add(futures[f])
                 else:
                     raise exc
@@ -134,7 +136,7 @@ def apply_plan(
     if failures or skipped:
         raise ApplyError(
             failures, done=len(done), not_attempted=len(skipped), skipped=skipped,
-            interrupted=not failures,
+            interrupted=not failures, rejected=rejected,
         )  # fmt: skip
     return done
 

@@ -393,9 +393,15 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
             print(f"error: {f}", file=o.err)
         for skipped in failure.skipped:
             print(f"not attempted: {skipped}", file=o.err)
+        after = (
+            "The server refused a request as wrong (HTTP 4xx): fix what it names in the "
+            "manifest or on the server, then apply again."
+            if failure.rejected
+            else "Run apply again to converge."
+        )
         print(
             f"Apply stopped: {failure.done} change(s) done, {len(failure.failures)} failed, "
-            f"{failure.not_attempted} not attempted. Run apply again to converge.",
+            f"{failure.not_attempted} not attempted. {after}",
             file=o.err,
         )
     elif plan.has_changes and o.format != "json" and args.command == "destroy":

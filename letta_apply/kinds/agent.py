@@ -24,12 +24,15 @@ from ..plan.changes import (
     DELETE,
     DETACH,
     REPLACE,
+    UPDATE,
     Change,
+    Plan,
     Why,
 )
 from ..plan.marks import digest
 from ..server.client import LettaClient
 from . import agent_plan
+from .agent_plan import HANDLES
 from .base import (
     Context,
     Field,
@@ -286,6 +289,26 @@ class AgentKind(Kind):
             if address not in present and address not in imported
         }
         return self.names_taken(client, live, missing)
+
+    def facts(self, client: LettaClient, plan: Plan) -> Mapping[str, frozenset[str]] | None:
+        """The model and embedding handles the server serves, when a change sets one."""
+        wanted = {
+            name
+            for c in plan.changes
+            if c.kind == "agent" and c.action in (CREATE, REPLACE, UPDATE)
+            for name in HANDLES
+            if isinstance(c.body.get(name), str)
+        }
+        if not wanted:
+            return None
+        return {
+            name: frozenset(
+                m["handle"]
+                for m in client.request("GET", HANDLES[name])
+                if isinstance(m, Mapping) and isinstance(m.get("handle"), str)
+            )
+            for name in sorted(wanted)
+        }
 
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> AgentState:
         """The state with the unmarked agents that hold any of `names` (agent names may

@@ -52,6 +52,8 @@ if TYPE_CHECKING:  # kinds.agent imports this module: its types are only named h
     from .agent import AgentMatch, DesiredAgent, LiveAgent
 
 FIELDS = ("description", "system", "model", "embedding")
+HANDLES = {"model": "/v1/models/", "embedding": "/v1/models/embedding"}
+"""Fields naming a handle the server must serve, and where it lists those it does."""
 
 
 def agent_applied(da: DesiredAgent, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -251,6 +253,29 @@ def create_diffs(da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
     return diffs
 
 
+def served(ctx: Context, da: DesiredAgent, body: Mapping[str, Any]) -> bool:
+    """Whether the server serves the model and embedding handles `body` sets (when it was asked,
+    see AgentKind.facts); a problem, with the closest handles, for each it does not."""
+    facts = ctx.live.facts.get("agent") or {}
+    ok = True
+    for name, route in HANDLES.items():
+        handle, known = body.get(name), facts.get(name)
+        if known is None or not isinstance(handle, str) or handle in known:
+            continue
+        ok = False
+        hints = difflib.get_close_matches(handle, sorted(known), n=3, cutoff=0.4)
+        listed = ", ".join(map(repr, hints or sorted(known)[:5])) or "none"
+        ctx.problems.append(
+            Problem(
+                da.address,
+                f"{name} '{handle}' is not served by this server (GET {route})",
+                (f"did you mean {listed}?" if hints else f"the server serves: {listed}")
+                + " (a provider not configured on the server serves no handle)",
+            )
+        )
+    return ok
+
+
 def create(ctx: Context, da: DesiredAgent) -> None:
     clashes = ctx.live.of("agent").clashes
     if da.name in clashes:
@@ -265,7 +290,7 @@ def create(ctx: Context, da: DesiredAgent) -> None:
         )
         return
     made = body(ctx, da)
-    if made is not None:
+    if made is not None and served(ctx, da, made):
         diffs = tuple(create_diffs(da, made))
         ctx.changes.append(
             Change(da.address, CREATE, diffs=diffs, body=made, why=(NEW,), kind="agent")
@@ -279,7 +304,7 @@ def replace(ctx: Context, da: DesiredAgent, la: LiveAgent, reason: FieldDiff) ->
         ctx.refuse_destroy(da.address, "replace")
         return
     made = body(ctx, da, replaces=la.id)
-    if made is None:
+    if made is None or not served(ctx, da, made):
         return
     old_blocks = [b.id for b in owned_of(la, _blocks(ctx), set(_shared(ctx)))]
     made = {**made, "replaces": {"agent": la.id, "blocks": old_blocks}}
@@ -307,6 +332,8 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
         replace(ctx, da, la, reason)
         return
     u = _field_changes(ctx, da, la, applied, adopt=adopt)
+    if not served(ctx, da, u.body):
+        return
     if u.needed(adopt=adopt):
         user_md = da.config.get("metadata", user_metadata(la.metadata))
         u.body["metadata"] = {

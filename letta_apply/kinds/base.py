@@ -28,6 +28,7 @@ from ..plan.changes import (
     Change,
     Drift,
     FieldDiff,
+    Plan,
     Problem,
     Why,
 )
@@ -339,6 +340,11 @@ class Kind(ABC):
         (`doomed`: the ids of every resource of any kind a plan may delete), names a create
         would clash with. Returns the kind's state, completed."""
         return live.of(self.name)
+
+    def facts(self, client: LettaClient, plan: Plan) -> Any:
+        """What the server serves that the kind's changes in `plan` must be checked against
+        (read only then; the planner plans again with it in `Live.facts`). None: nothing."""
+        return None
 
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:
         """The kind's state with whatever holds `names` outside the stack, where the listing

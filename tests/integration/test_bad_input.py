@@ -215,3 +215,21 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+def test_a_model_the_server_does_not_serve_is_refused_by_plan(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    """The local server serves letta/letta-free only: a handle of a provider it does not have
+    is caught by plan with the closest handles, and apply sends nothing for that agent."""
+    path = manifest(SEED.replace("model: letta/letta-free", "model: openai/gpt-4o", 1))
+    plan = run("plan", "-f", path)
+    assert plan.code == 1, plan.out
+    assert (
+        "x agent.supervisor: model 'openai/gpt-4o' is not served by this server (GET /v1/models/)"
+    ) in plan.out
+    assert "letta/letta-free" in plan.out  # what it does serve
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 1
+    assert [a["name"] for a in stack_resources(api, stack)[1]] == [f"{stack}-worker"]
+    assert "Run apply again" not in applied.err

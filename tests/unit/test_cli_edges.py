@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import httpx
 
 from tests.helpers import Cli, write
 
@@ -108,3 +111,49 @@ def test_show_lists_an_agents_blocks_in_a_stable_order(tmp_path: Path, cli: Cli)
     assert cli("show", "-f", str(path)).out == first
     line = next(x for x in first.splitlines() if x.startswith("agent.worker "))
     assert line.index("alpha (") < line.index("persona (") < line.index("zeta (")
+
+
+def test_a_model_the_server_does_not_serve_is_refused_at_plan(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, AGENTS.replace("model: letta/letta-free", "model: openai/gpt-4o-mni"))
+    r = cli("plan", "-f", str(path))
+    assert r.code == 1, r.out
+    assert (
+        "x agent.worker: model 'openai/gpt-4o-mni' is not served by this server (GET /v1/models/)"
+    ) in r.out
+    assert "hint: did you mean 'openai/gpt-4o-mini'" in r.out
+    writes = cli.fake.writes
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 1
+    assert not cli.fake.agents  # nothing half-made: the agent was refused, not sent
+    # A converged plan does not ask for the model lists; a model change is checked.
+    assert cli("apply", "-f", str(write(tmp_path, AGENTS)), "--auto-approve").code == 0
+    cli.fake.calls.clear()
+    assert "No changes" in cli("plan", "-f", str(write(tmp_path, AGENTS))).out
+    assert not [p for _, p in cli.fake.calls if p.startswith("/v1/models")]
+    cli.fake.embeddings.discard("openai/text-embedding-3-small")
+    changed = AGENTS.replace(
+        "embedding: letta/letta-free", "embedding: openai/text-embedding-3-small"
+    )
+    r = cli("plan", "-f", str(write(tmp_path, changed)))
+    assert r.code == 1 and "embedding 'openai/text-embedding-3-small' is not served" in r.out
+    assert writes <= cli.fake.writes
+
+
+def test_a_request_the_server_refuses_as_wrong_is_not_worth_a_rerun(
+    tmp_path: Path, cli: Cli
+) -> None:
+    def answer(status: int) -> Callable[[httpx.Request], httpx.Response | None]:
+        def refuse(request: httpx.Request) -> httpx.Response | None:
+            if request.method == "POST" and request.url.path == "/v1/agents/":
+                return httpx.Response(status, json={"detail": "context_window too large"})
+            return None
+
+        return refuse
+
+    cli.fake.before.append(answer(422))
+    r = cli("apply", "-f", str(write(tmp_path, AGENTS)), "--auto-approve")
+    assert r.code == 1
+    assert "The server refused a request as wrong (HTTP 4xx)" in r.err
+    assert "Run apply again" not in r.err
+    cli.fake.before[:] = [answer(503)]
+    r = cli("apply", "-f", str(write(tmp_path, AGENTS)), "--auto-approve")
+    assert r.code == 1 and "Run apply again to converge." in r.err

@@ -104,6 +104,7 @@ class _Out:
             max_connections=max(getattr(a, "parallelism", 0), DEFAULT_MAX_CONNECTIONS),
             retry=RetryPolicy(max_retries=a.max_retries, max_time=a.retry_max_time),
             redact=self.masker.text,
+            on_retry=lambda line: print(line, file=self.err, flush=True),
         )
         return self.client
 

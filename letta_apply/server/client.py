@@ -72,9 +72,11 @@ class LettaClient:
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
         redact: Callable[[str], str] = lambda text: text,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         """`max_connections` bounds concurrent requests: give it apply's parallelism, or
-        requests beyond the pool wait for a free connection."""
+        requests beyond the pool wait for a free connection. `on_retry` is told, in a line,
+        what is about to be sent again and when (a run must not sit silent while it waits)."""
         if not base_url.startswith(("http://", "https://")):
             # A configuration mistake, not a network failure: said at once, never retried.
             raise LettaApplyError(
@@ -113,6 +115,7 @@ class LettaClient:
         # Masks secrets in the server's error messages before they are cut short: a secret cut
         # in half could no longer be recognised, and its first half would be printed.
         self.redact = redact
+        self.on_retry = on_retry
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -216,6 +219,11 @@ class LettaClient:
             elapsed = self.clock() - started
             if retries >= policy.max_retries or elapsed + wait > policy.max_time:
                 raise _gave_up(failure, retries + 1, elapsed, wait, delay)
+            if self.on_retry is not None:
+                self.on_retry(
+                    f"retrying {failure} in {wait:.1f} s (attempt {retries + 2} of "
+                    f"{policy.max_retries + 1})"
+                )
             self.sleep(wait)
             retries += 1
             with self._lock:

@@ -157,3 +157,21 @@ def test_a_request_the_server_refuses_as_wrong_is_not_worth_a_rerun(
     cli.fake.before[:] = [answer(503)]
     r = cli("apply", "-f", str(write(tmp_path, AGENTS)), "--auto-approve")
     assert r.code == 1 and "Run apply again to converge." in r.err
+
+
+def test_what_is_retried_is_said_while_it_is(tmp_path: Path, cli: Cli) -> None:
+    busy = iter([503, 429])
+
+    def flaky(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path == "/v1/agents/":
+            status = next(busy, None)
+            return httpx.Response(status) if status else None
+        return None
+
+    cli.fake.before.append(flaky)
+    r = cli("plan", "-f", str(write(tmp_path, AGENTS)))
+    assert r.code == 0, r.err
+    lines = [line for line in r.err.splitlines() if line.startswith("retrying")]
+    assert len(lines) == 2, r.err
+    assert lines[0].startswith("retrying GET /v1/agents/: HTTP 503")
+    assert "(attempt 2 of " in lines[0] and "(attempt 3 of " in lines[1]

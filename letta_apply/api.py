@@ -26,6 +26,7 @@ from .model import Desired
 from .pipeline import DATA_NAME, load_manifest, load_manifest_data, plan_for
 from .plan import planfile
 from .plan.changes import Plan
+from .plan.graph import Graph, stack_graph
 from .plan.listing import Listing, list_stack
 from .plan.planner import restrict
 from .plan.targets import expand_targets
@@ -145,6 +146,13 @@ class Stack:
             client.base_url if client else "", None, self.desired.files, self.desired.digest
         )
         return render_plan(plan, format, secrets=self.secrets, origin=origin)
+
+    def graph(self, plan: Plan | None = None) -> Graph:
+        """The stack as a graph (agents, their own blocks, shared blocks, tools, identities);
+        with a `plan` of this stack, each resource marked with what the plan does to it and
+        what it deletes drawn too. No request is sent: `render_graph(graph, "mermaid")` or
+        `"dot"` draws it."""
+        return stack_graph(self.desired, plan)
 
     def apply(
         self,

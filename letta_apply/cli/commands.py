@@ -27,6 +27,7 @@ from ..model import Desired
 from ..pipeline import load_manifest, plan_for
 from ..plan import planfile
 from ..plan.changes import Change, Plan
+from ..plan.graph import changed_graph, stack_graph
 from ..plan.listing import list_stack
 from ..plan.planner import restrict
 from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
@@ -38,6 +39,7 @@ from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from .arguments import parser as _parser
+from .diagram import render_graph
 from .progress import Progress
 from .render import (
     colorize,
@@ -438,6 +440,20 @@ def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
+def _cmd_graph(args: argparse.Namespace, o: _Out) -> int:
+    desired = _load(args, o)
+    plan = None
+    if args.plan or args.destroy or args.only_changes:
+        with o.connect() as client:
+            plan = plan_for(
+                client, desired, destroy=args.destroy,
+                detach_unmanaged=args.detach_unmanaged_blocks,
+            )  # fmt: skip
+    graph = stack_graph(desired, plan)
+    o.out.write(render_graph(changed_graph(graph) if args.only_changes else graph, args.format))
+    return EXIT_ERROR if plan is not None and plan.problems else EXIT_OK
+
+
 def _cmd_force_unlock(args: argparse.Namespace, o: _Out) -> int:
     with o.connect() as client:
         info = force_unlock(client, args.lock_id)
@@ -454,6 +470,7 @@ COMMANDS = {
     "destroy": _cmd_destroy,
     "export": _cmd_export,
     "force-unlock": _cmd_force_unlock,
+    "graph": _cmd_graph,
 }
 
 

@@ -147,13 +147,21 @@ def _origin(
     return planfile.Origin(client.base_url, args.project, files, desired.digest if desired else "")
 
 
-def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin, *, destroy: bool = False) -> None:
-    """Print the plan, sensitive values masked."""
+def _show_plan(
+    o: _Out,
+    plan: Plan,
+    origin: planfile.Origin,
+    *,
+    destroy: bool = False,
+    desired: Desired | None = None,
+) -> None:
+    """Print the plan, sensitive values masked (markdown with a diagram, given `desired`)."""
     plan = mask_plan(plan, o.masker)
     if o.format == "json":
         o.out.write(planfile.dumps(plan, origin))
     elif o.format == "markdown":
-        o.out.write(plan_markdown(plan, origin.base_url))
+        graph = stack_graph(desired, plan) if desired is not None else None
+        o.out.write(plan_markdown(plan, origin.base_url, graph))
     else:
         o.text(plan_text(plan, origin.base_url, destroy=destroy))
 
@@ -210,7 +218,7 @@ def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
         )
         plan = _targeted(args, desired, plan, o)
         origin = _origin(args, client, desired)
-        _show_plan(o, plan, origin, destroy=args.destroy)
+        _show_plan(o, plan, origin, destroy=args.destroy, desired=desired)
         if args.out:
             # Saved without sensitive values: `apply FILE -f ...` takes them from the manifest.
             with open(args.out, "w", encoding="utf-8") as f:

@@ -9,6 +9,7 @@ over the resource kinds in kinds/) -> cli/ render, apply/.
 from .api import ApplyFailed, Format, Stack, StalePlanError, render_plan
 from .apply.runner import Done, apply_plan
 from .apply.session import ApplyResult
+from .cli.diagram import GraphFormat, render_graph
 from .errors import (
     ApiError,
     ApplyError,
@@ -20,6 +21,7 @@ from .errors import (
 from .model import Desired, Live
 from .pipeline import load_manifest, load_manifest_data, plan_for
 from .plan.changes import Change, Drift, Plan, Problem
+from .plan.graph import Graph
 from .plan.listing import Listed, Listing
 from .plan.planner import make_plan
 from .server.client import LettaClient, RetryPolicy
@@ -38,6 +40,8 @@ __all__ = [
     "Done",
     "Drift",
     "Format",
+    "Graph",
+    "GraphFormat",
     "LettaApplyError",
     "LettaClient",
     "Listed",
@@ -58,5 +62,6 @@ __all__ = [
     "make_plan",
     "plan_for",
     "read_live",
+    "render_graph",
     "render_plan",
 ]

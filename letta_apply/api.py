@@ -26,6 +26,7 @@ from .model import Desired
 from .pipeline import DATA_NAME, load_manifest, load_manifest_data, plan_for
 from .plan import planfile
 from .plan.changes import Plan
+from .plan.graph import Graph, stack_graph
 from .plan.listing import Listing, list_stack
 from .plan.planner import restrict
 from .plan.targets import expand_targets
@@ -55,15 +56,18 @@ def render_plan(
     base_url: str = "",
     secrets: Sequence[str] = (),
     origin: planfile.Origin | None = None,
+    desired: Desired | None = None,
 ) -> str:
     """The plan as `letta-apply plan --format FORMAT` shows it, sensitive values masked (the
-    values of sensitive variables, and `secrets`)."""
+    values of sensitive variables, and `secrets`). Markdown has a diagram of the changes when
+    the manifest's `desired` state is given."""
     origin = origin or planfile.Origin(base_url, None, (), "")
     shown = mask_plan(plan, Masker(secrets))
     if format == "json":
         return planfile.dumps(shown, origin)
     if format == "markdown":
-        return plan_markdown(shown, origin.base_url)
+        graph = stack_graph(desired, plan) if desired is not None else None
+        return plan_markdown(shown, origin.base_url, graph)
     if format == "text":
         return plan_text(shown, origin.base_url)
     raise LettaApplyError(f"unknown format {format!r}: text, json or markdown")
@@ -144,7 +148,14 @@ class Stack:
         origin = planfile.Origin(
             client.base_url if client else "", None, self.desired.files, self.desired.digest
         )
-        return render_plan(plan, format, secrets=self.secrets, origin=origin)
+        return render_plan(plan, format, secrets=self.secrets, origin=origin, desired=self.desired)
+
+    def graph(self, plan: Plan | None = None) -> Graph:
+        """The stack as a graph (agents, their own blocks, shared blocks, tools, identities);
+        with a `plan` of this stack, each resource marked with what the plan does to it and
+        what it deletes drawn too. No request is sent: `render_graph(graph, "mermaid")` or
+        `"dot"` draws it."""
+        return stack_graph(self.desired, plan)
 
     def apply(
         self,

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from ..server.client import DEFAULT_BASE_URL, RetryPolicy
 from ..version import __version__
+from .diagram import GRAPH_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")
@@ -171,7 +172,37 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     _common(sub.add_parser("show", help="list the stack's resources on the server with their ids"))
+    _graph(sub)
     return p
+
+
+def _graph(sub: argparse._SubParsersAction[_Parser]) -> None:
+    # `--format` here is the diagram's language: it replaces the common one ("resolve").
+    sp = sub.add_parser(
+        "graph", conflict_handler="resolve",
+        help="draw the stack as a Mermaid or DOT diagram; sends no request unless --plan",
+        description="Draw the manifest's stack: agents with their own blocks, shared blocks "
+        "linked to every agent using them, tools and identities. Without --plan it reads no "
+        "server; with --plan it plans against the server and marks what apply would create, "
+        "update, replace, import or delete (deleted resources drawn too).",
+    )  # fmt: skip
+    _common(sp)
+    _lifecycle(sp)
+    sp.add_argument(
+        "--format", choices=GRAPH_FORMATS, default="mermaid",
+        help="mermaid (a flowchart, default) or dot (Graphviz)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--plan", action="store_true",
+        help="read the server and mark what the plan would change",
+    )  # fmt: skip
+    sp.add_argument(
+        "--destroy", action="store_true", help="mark what destroy would delete (implies --plan)"
+    )
+    sp.add_argument(
+        "--only-changes", action="store_true",
+        help="draw only what the plan changes and the resources next to it (implies --plan)",
+    )  # fmt: skip
 
 
 def _count(text: str) -> int:

@@ -27,6 +27,7 @@ from ..model import Desired
 from ..pipeline import load_manifest, plan_for
 from ..plan import planfile
 from ..plan.changes import Change, Plan
+from ..plan.graph import changed_graph, stack_graph
 from ..plan.listing import list_stack
 from ..plan.planner import restrict
 from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
@@ -38,6 +39,7 @@ from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from .arguments import parser as _parser
+from .diagram import render_graph
 from .progress import Progress
 from .render import (
     colorize,
@@ -146,13 +148,21 @@ def _origin(
     return planfile.Origin(client.base_url, args.project, files, desired.digest if desired else "")
 
 
-def _show_plan(o: _Out, plan: Plan, origin: planfile.Origin, *, destroy: bool = False) -> None:
-    """Print the plan, sensitive values masked."""
+def _show_plan(
+    o: _Out,
+    plan: Plan,
+    origin: planfile.Origin,
+    *,
+    destroy: bool = False,
+    desired: Desired | None = None,
+) -> None:
+    """Print the plan, sensitive values masked (markdown with a diagram, given `desired`)."""
     plan = mask_plan(plan, o.masker)
     if o.format == "json":
         o.out.write(planfile.dumps(plan, origin))
     elif o.format == "markdown":
-        o.out.write(plan_markdown(plan, origin.base_url))
+        graph = stack_graph(desired, plan) if desired is not None else None
+        o.out.write(plan_markdown(plan, origin.base_url, graph))
     else:
         o.text(plan_text(plan, origin.base_url, destroy=destroy))
 
@@ -209,7 +219,7 @@ def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
         )
         plan = _targeted(args, desired, plan, o)
         origin = _origin(args, client, desired)
-        _show_plan(o, plan, origin, destroy=args.destroy)
+        _show_plan(o, plan, origin, destroy=args.destroy, desired=desired)
         if args.out:
             # Saved without sensitive values: `apply FILE -f ...` takes them from the manifest.
             with open(args.out, "w", encoding="utf-8") as f:
@@ -445,6 +455,20 @@ def _cmd_show(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
+def _cmd_graph(args: argparse.Namespace, o: _Out) -> int:
+    desired = _load(args, o)
+    plan = None
+    if args.plan or args.destroy or args.only_changes:
+        with o.connect() as client:
+            plan = plan_for(
+                client, desired, destroy=args.destroy,
+                detach_unmanaged=args.detach_unmanaged_blocks,
+            )  # fmt: skip
+    graph = stack_graph(desired, plan)
+    o.out.write(render_graph(changed_graph(graph) if args.only_changes else graph, args.format))
+    return EXIT_ERROR if plan is not None and plan.problems else EXIT_OK
+
+
 def _cmd_force_unlock(args: argparse.Namespace, o: _Out) -> int:
     with o.connect() as client:
         info = force_unlock(client, args.lock_id)
@@ -461,6 +485,7 @@ COMMANDS = {
     "destroy": _cmd_destroy,
     "export": _cmd_export,
     "force-unlock": _cmd_force_unlock,
+    "graph": _cmd_graph,
 }
 
 

@@ -30,9 +30,11 @@ from ..plan.changes import (
     FieldDiff,
     Plan,
 )
+from ..plan.graph import Graph, changed_graph
 from ..plan.listing import Listing
 from ..sensitive import Masked
 from ..version import __version__
+from .diagram import mermaid
 
 SYMBOL = {
     CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",
@@ -354,9 +356,32 @@ def _md_change_detail(c: Change) -> list[str]:
     return _fence([ln for d in c.diffs for ln in _md_field(d, c.action == CREATE)])
 
 
-def plan_markdown(plan: Plan, base_url: str) -> str:
-    """The plan as a pull-request comment: summary first, details collapsed, detaches and
-    refusals called out."""
+MD_GRAPH_NODES = 40
+MD_GRAPH_EDGES = 120
+"""The diagram in a markdown plan draws at most this many resources and lines (the changed ones
+first, then their neighbours) and says how many changes it left out: GitHub renders no diagram
+past 500 lines, and a pull-request comment has 65,536 characters."""
+
+
+def _md_diagram(graph: Graph) -> list[str]:
+    shown = changed_graph(graph, max_nodes=MD_GRAPH_NODES, max_edges=MD_GRAPH_EDGES)
+    if not shown.nodes:
+        return []
+    # Blank lines around the fence: GitHub renders it inside <details> only then.
+    return [
+        "<details open><summary>Diagram of the changes</summary>",
+        "",
+        *_fence(mermaid(shown), "mermaid"),
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def plan_markdown(plan: Plan, base_url: str, graph: Graph | None = None) -> str:
+    """The plan as a pull-request comment: summary first, a diagram of what changes (with
+    `graph`, the stack's graph marked with this plan), details collapsed, detaches and refusals
+    called out."""
     out = [f"### letta-apply plan: `{plan.stack}`", "", f"**{summary(plan)}**", ""]
     fatal = [p for p in plan.problems if p.fatal]
     if fatal:
@@ -380,6 +405,10 @@ def plan_markdown(plan: Plan, base_url: str) -> str:
         out += ["> [!CAUTION]", "> Apply refuses these resources:"]
         out += [f"> - `{p.address}`: {p.message}" for p in refused]
         out.append("")
+    if graph is not None and (plan.changes or plan.problems):
+        diagram = _md_diagram(graph)
+        if sum(len(line) + 1 for line in (*out, *diagram)) < MD_TOTAL_MAX:
+            out += diagram  # never cut in the middle: a broken diagram renders as an error
     if plan.changes:
         out += ["| | Resource | Why |", "|---|---|---|"]
         for c in plan.changes:

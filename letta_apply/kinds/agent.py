@@ -37,8 +37,10 @@ from .base import (
     Context,
     Field,
     Kind,
+    Link,
     Matched,
     Run,
+    Shape,
     applied_of,
     carries,
     mark_of,
@@ -210,6 +212,7 @@ class AgentKind(Kind):
     )
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
     import_by_name: ClassVar[bool] = True
+    shape: ClassVar[Shape] = "rounded"
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -245,6 +248,20 @@ class AgentKind(Kind):
         used = agent_tool_names(declared)
         tools = sorted(t.address for t in desired.of("tool").values() if t.name in used)
         return [*declared.blocks, *tools, *declared.config.get("identities", ())]
+
+    def links(self, declared: DesiredAgent, desired: Desired) -> list[Link]:
+        """Shared blocks as shared memory; tools it names that the manifest does not declare
+        are the server's (base tools, tools made by hand), linked by name."""
+        declared_tools = {t.name: t.address for t in desired.of("tool").values()}
+        tools = [
+            Link(declared_tools[n]) if n in declared_tools else Link(n, outside="tool")
+            for n in sorted(agent_tool_names(declared))
+        ]
+        return [
+            *(Link(b, shared=True) for b in declared.blocks),
+            *tools,
+            *(Link(i) for i in declared.config.get("identities", ())),
+        ]
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -47,6 +47,21 @@ never digested), `replace` (a change replaces the resource, create-first)."""
 Users = tuple[tuple[str, str, "str | None"], ...]
 """Agents using a resource: (agent id, agent name, the agent's stack or None)."""
 
+Shape = Literal["box", "rounded", "cylinder", "hexagon", "parallelogram"]
+"""How `letta-apply graph` draws a kind's resources (each renderer has its own syntax)."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A line `letta-apply graph` draws from a declared resource to one it uses. `to` is an
+    address, or, with `outside` (a kind's name), the name of a resource of that kind the manifest
+    does not declare (a base tool on the server). A `shared` link is shared memory: the two read
+    and write it alike, so it is drawn as a dotted line, as on Letta's own diagram."""
+
+    to: str
+    shared: bool = False
+    outside: str = ""
+
 
 @dataclass(frozen=True)
 class Field:
@@ -285,6 +300,7 @@ class Kind(ABC):
     fields: ClassVar[tuple[Field, ...]] = ()
     marks: ClassVar[str]  # where its ownership marks live, for people
     import_by_name: ClassVar[bool] = False
+    shape: ClassVar[Shape] = "box"  # how `letta-apply graph` draws it
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -318,6 +334,12 @@ class Kind(ABC):
     def references(self, declared: Any, desired: Desired) -> list[str]:
         """Addresses a declared resource depends on (kept with it by `--target`)."""
         return []
+
+    def links(self, declared: Any, desired: Desired) -> list[Link]:
+        """What `letta-apply graph` links a declared resource to: what it references, unless
+        the kind says more (shared memory, resources on the server by name). Resources nested
+        in it (`nested`) are drawn inside it without a link."""
+        return [Link(a) for a in self.references(declared, desired)]
 
     # -- reading the server ----------------------------------------------------------------
 

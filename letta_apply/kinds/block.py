@@ -45,8 +45,10 @@ from .base import (
     Context,
     Field,
     Kind,
+    Link,
     Matched,
     Run,
+    Shape,
     Update,
     Users,
     applied_of,
@@ -436,6 +438,7 @@ class BlockKind(Kind):
         Field("identities"),
     )
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
+    shape: ClassVar[Shape] = "cylinder"
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -455,6 +458,9 @@ class BlockKind(Kind):
             f"block.{key}": declare_block(spec, f"block.{key}", spec.get("label", key))
             for key, spec in (data.get("blocks") or {}).items()
         }
+
+    def links(self, declared: DesiredBlock, desired: Desired) -> list[Link]:
+        return [Link(i) for i in declared.config.get("identities", ())]
 
     # -- reading ---------------------------------------------------------------------------
 

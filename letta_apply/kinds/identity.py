@@ -36,7 +36,7 @@ from ..plan.changes import (
 )
 from ..plan.marks import digest, has_secret, sensitive_fields, sensitive_names
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Matched, Run, Update, applied_of, owned_by
+from .base import Context, Field, Kind, Matched, Run, Shape, Update, applied_of, owned_by
 
 FIELDS = ("identifier_key", "name", "identity_type")
 _PROPERTY_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"))
@@ -147,6 +147,7 @@ class IdentityKind(Kind):
         Field("properties"),
     )
     marks: ClassVar[str] = f"the `{MARK_KEY}` entry of `properties` (identities have no tags)"
+    shape: ClassVar[Shape] = "parallelogram"
     import_by_name: ClassVar[bool] = True  # by identifier_key
 
     # -- the manifest ----------------------------------------------------------------------

@@ -30,7 +30,18 @@ from ..plan.changes import (
 )
 from ..plan.marks import digest, mark_metadata, user_metadata
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Matched, Run, Update, Users, applied_of, mark_of
+from .base import (
+    Context,
+    Field,
+    Kind,
+    Matched,
+    Run,
+    Shape,
+    Update,
+    Users,
+    applied_of,
+    mark_of,
+)
 from .block import our_agent_ids, stack_of
 from .tool_rules import rule_by_name
 from .tool_source import parse_source, read_sources, source_at
@@ -175,6 +186,7 @@ class ToolKind(Kind):
         Field("default_requires_approval"),
     )
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata_`"
+    shape: ClassVar[Shape] = "hexagon"
     import_by_name: ClassVar[bool] = True
 
     # -- the manifest ----------------------------------------------------------------------

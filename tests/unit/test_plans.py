@@ -1,5 +1,6 @@
 """Golden cases for the planner and its renderings, one per folder of `tests/plans/`: the text
-plan (expected.txt), the JSON plan (expected.json) and the pull-request comment (expected.md).
+plan (expected.txt), the JSON plan (expected.json), the pull-request comment with its diagram
+(expected.md) and the stack's graph marked with the plan (expected.mmd, `graph --plan`).
 
 `UPDATE_GOLDEN=1 pytest tests/unit/test_plans.py` rewrites the expected files from the current
 output instead of comparing; review the diff before keeping it.
@@ -15,10 +16,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from letta_apply.cli.diagram import render_graph
 from letta_apply.cli.render import plan_markdown, plan_text
 from letta_apply.plan import planfile
 from letta_apply.plan.changes import Plan
-from tests.plan_cases import BASE_URL, CASES, PLANS, plan_case
+from letta_apply.plan.graph import Graph, stack_graph
+from tests.plan_cases import BASE_URL, CASES, PLANS, load_case, plan_case
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 SCHEMA = json.loads(
@@ -35,10 +38,15 @@ def origin(case: str) -> planfile.Origin:
     )
 
 
+def graph(plan: Plan, case: str) -> Graph:
+    return stack_graph(load_case(case)[0], plan)
+
+
 RENDERINGS: dict[str, Callable[[Plan, str], str]] = {
     "expected.txt": lambda plan, case: plan_text(plan, BASE_URL) + "\n",
     "expected.json": lambda plan, case: planfile.dumps(plan, origin(case)),
-    "expected.md": lambda plan, case: plan_markdown(plan, BASE_URL),
+    "expected.md": lambda plan, case: plan_markdown(plan, BASE_URL, graph(plan, case)),
+    "expected.mmd": lambda plan, case: render_graph(graph(plan, case)),
 }
 
 

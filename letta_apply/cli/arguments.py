@@ -12,6 +12,7 @@ from ..version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")
+EXPORT_FORMATS = ("yaml", "json")  # export writes a manifest: both load with -f
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +32,15 @@ def _positive(text: str) -> int:
     return n
 
 
-def _common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = True) -> None:
+def _common(
+    sp: argparse.ArgumentParser,
+    *,
+    server: bool = True,
+    file: bool = True,
+    formats: tuple[str, ...] = FORMATS,
+    format_default: str | None = "text",
+    format_help: str = "output format",
+) -> None:
     sp.add_argument(
         "-f", "--file", action="append", required=file, metavar="PATH",
         help="manifest file, or folder of *.yaml/*.yml files (repeatable: their union)",
@@ -52,7 +61,7 @@ def _common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = Tr
         "--max-instances", type=_positive, default=10_000, metavar="N",
         help="most instances one count/for_each template may make (default %(default)s)",
     )  # fmt: skip
-    sp.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    sp.add_argument("--format", choices=formats, default=format_default, help=format_help)
     sp.add_argument("--no-color", action="store_true", help="no colors (also: NO_COLOR)")
     if not server:
         return
@@ -154,7 +163,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("lock_id", metavar="ID", help="the lock id named by the error message")
 
     sp = sub.add_parser("export", help="write a manifest from existing agents, to adopt them")
-    _common(sp, file=False)
+    _common(
+        sp, file=False, formats=EXPORT_FORMATS, format_default=None,
+        format_help="manifest format (default: json for an -o FILE ending in .json, else yaml)",
+    )  # fmt: skip
     sp.add_argument("--stack", required=True, help="stack name for the manifest")
     sp.add_argument("--id", action="append", default=[], help="agent id (repeatable)")
     sp.add_argument("--name", action="append", default=[], help="agent name (repeatable)")

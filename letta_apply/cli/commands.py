@@ -33,7 +33,7 @@ from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
 from ..plan.targets import TARGET_WARNING, expand_targets
 from ..sensitive import MaskedStream, Masker, mask_plan
 from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
-from ..server.export import Selection, export_manifest
+from ..server.export import ExportFormat, Selection, export_manifest
 from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
@@ -73,7 +73,7 @@ class _Out:
         self.client_factory = client_factory
         self.stdin = stdin if stdin is not None else sys.stdin
         self.targets_expanded = False  # --target is expanded once, by the first plan
-        self.format: str = args.format
+        self.format: str = args.format or ""  # export's default depends on its -o file
         self.lock: StackLock | None = None  # the stack lock, while apply or destroy holds it
         self.color = (
             self.format == "text"
@@ -234,20 +234,28 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
     sel = Selection(ids=args.id, names=args.name, tags=args.tag, everything=args.all)
     if not (sel.ids or sel.names or sel.tags or sel.everything):
         raise LettaApplyError("export: select agents with --id, --name, --tag or --all")
+    # JSON when asked, or when the file to write is named so; YAML otherwise.
+    json_file = bool(args.output and args.output.lower().endswith(".json"))
+    fmt: ExportFormat = args.format or ("json" if json_file else "yaml")
     with o.connect() as client:
         result = export_manifest(client, args.stack, sel, include_system=args.include_system)
     for why in result.skipped:
         print(f"skipped {why}", file=o.err)
+    if not result.agents:
+        # A manifest of nothing would adopt nothing, and -o would overwrite a file with it.
+        managed = "every selected agent is already managed by a stack"
+        why = managed if result.skipped else "no agent matches the selection"
+        raise LettaApplyError(f"nothing to export: {why}; nothing was written")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
-            f.write(result.manifest)
+            f.write(result.text(fmt))
         print(
             f"Wrote {args.output}: {result.agents} agent(s), {result.blocks} shared block(s). "
             f"`letta-apply apply -f {args.output}` adopts them.",
             file=o.err,
         )
     else:
-        o.out.write(result.manifest)
+        o.out.write(result.text(fmt))
     return EXIT_OK
 
 

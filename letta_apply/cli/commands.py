@@ -38,6 +38,8 @@ from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from .arguments import parser as _parser
+from .completion import ADDRESSES_COMMAND, complete_addresses
+from .completion import script as completion_script
 from .progress import Progress
 from .render import (
     colorize,
@@ -73,11 +75,12 @@ class _Out:
         self.client_factory = client_factory
         self.stdin = stdin if stdin is not None else sys.stdin
         self.targets_expanded = False  # --target is expanded once, by the first plan
-        self.format: str = args.format or ""  # export's default depends on its -o file
+        # export's default format depends on its -o file; completion has none.
+        self.format: str = getattr(args, "format", None) or ""
         self.lock: StackLock | None = None  # the stack lock, while apply or destroy holds it
         self.color = (
             self.format == "text"
-            and not args.no_color
+            and not getattr(args, "no_color", False)
             and "NO_COLOR" not in os.environ
             and out.isatty()
         )
@@ -460,6 +463,11 @@ def _cmd_force_unlock(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
+def _cmd_completion(args: argparse.Namespace, o: _Out) -> int:
+    o.out.write(completion_script(args.shell, _parser()))
+    return EXIT_OK
+
+
 COMMANDS = {
     "validate": _cmd_validate,
     "plan": _cmd_plan,
@@ -469,6 +477,7 @@ COMMANDS = {
     "destroy": _cmd_destroy,
     "export": _cmd_export,
     "force-unlock": _cmd_force_unlock,
+    "completion": _cmd_completion,
 }
 
 
@@ -503,6 +512,9 @@ def _main(
     stdin: TextIO | None,
 ) -> int:
     out, err = cast(TextIO, masked_out), cast(TextIO, masked_err)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [ADDRESSES_COMMAND]:  # hidden: what shell completion asks on each Tab
+        return complete_addresses(argv[1:], out)
     args = _parser().parse_args(argv)
     o = _Out(args, out, err, masker, client_factory=client_factory or LettaClient, stdin=stdin)
     try:

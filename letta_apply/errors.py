@@ -58,8 +58,11 @@ def is_rejection(error: BaseException) -> bool:
     """A request the server refused as wrong (a 4xx that is not about timing: not a timeout,
     a conflict, a lock or a rate limit): sending it again gets the same answer."""
     status = getattr(error, "status", None)
-    return isinstance(error, ApiError) and status is not None and 400 <= status < 500 and (
-        status not in (408, 409, 423, 429)
+    return (
+        isinstance(error, ApiError)
+        and status is not None
+        and 400 <= status < 500
+        and (status not in (408, 409, 423, 429))
     )
 
 

@@ -11,13 +11,14 @@ import yaml
 
 from .errors import Diagnostic, ManifestError
 from .kinds import KINDS
-from .manifest.files import Path_, load_text
+from .manifest.files import Path_, load_file, load_text, manifest_files
 from .manifest.language import Source, load_source, load_source_text
 from .manifest.validate import validate
 from .manifest.variables import Options
 from .model import Desired
 from .plan.changes import Plan
 from .plan.planner import make_plan
+from .plan.targets import target_addresses
 from .sensitive import Masker
 from .server.client import LettaClient
 from .server.live import read_live
@@ -31,6 +32,27 @@ def load_manifest(paths: str | Sequence[str], options: Options | None = None) ->
     validate the result; raises ManifestError with every problem found (sensitive values
     masked)."""
     return _validated(load_source(paths, options))
+
+
+def declared_addresses(paths: Sequence[str], options: Options | None = None) -> list[str]:
+    """The addresses `--target` accepts for a manifest, for shell completion: from the manifest
+    when it loads; else (a variable with no value yet, a line being edited) the keys its files
+    declare. Reads the files only. Raises ManifestError when not even the keys can be read."""
+    try:
+        return target_addresses(load_manifest(paths, options))
+    except ManifestError:
+        pass
+    files, errors = manifest_files(paths)
+    if errors:
+        raise ManifestError(errors)
+    out: dict[str, None] = {}  # in file order, once
+    for file, _root in files:
+        data = load_file(file).data
+        for kind in KINDS:
+            section = data.get(kind.section) if isinstance(data, dict) else None
+            for key in section if isinstance(section, dict) else ():
+                out[f"{kind.name}.{key}"] = None
+    return list(out)
 
 
 def load_manifest_data(

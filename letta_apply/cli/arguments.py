@@ -13,6 +13,8 @@ from .diagram import GRAPH_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")
+EXPORT_FORMATS = ("yaml", "json")  # export writes a manifest: both load with -f
+SHELLS = ("bash", "zsh", "fish")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,28 +34,17 @@ def _positive(text: str) -> int:
     return n
 
 
-def _common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = True) -> None:
-    sp.add_argument(
-        "-f", "--file", action="append", required=file, metavar="PATH",
-        help="manifest file, or folder of *.yaml/*.yml files (repeatable: their union)",
-    )  # fmt: skip
-    sp.add_argument(
-        "--var", action="append", default=[], metavar="NAME=VALUE",
-        help="set a variable (repeatable; wins over --var-file and LETTA_APPLY_VAR_<NAME>)",
-    )  # fmt: skip
-    sp.add_argument(
-        "--var-file", action="append", default=[], metavar="FILE",
-        help="YAML file of variable values (repeatable; later files win)",
-    )  # fmt: skip
-    sp.add_argument(
-        "--allow-outside-files", action="store_true",
-        help="let value_file/system_file read files outside the folders given to -f",
-    )  # fmt: skip
-    sp.add_argument(
-        "--max-instances", type=_positive, default=10_000, metavar="N",
-        help="most instances one count/for_each template may make (default %(default)s)",
-    )  # fmt: skip
-    sp.add_argument("--format", choices=FORMATS, default="text", help="output format")
+def _common(
+    sp: argparse.ArgumentParser,
+    *,
+    server: bool = True,
+    file: bool = True,
+    formats: tuple[str, ...] = FORMATS,
+    format_default: str | None = "text",
+    format_help: str = "output format",
+) -> None:
+    load_options(sp, file=file)
+    sp.add_argument("--format", choices=formats, default=format_default, help=format_help)
     sp.add_argument("--no-color", action="store_true", help="no colors (also: NO_COLOR)")
     if not server:
         return
@@ -83,6 +74,30 @@ def _common(sp: argparse.ArgumentParser, *, server: bool = True, file: bool = Tr
         "(default %(default)s)",
     )  # fmt: skip
     sp.add_argument("-v", "--verbose", action="store_true", help="print request counts")
+
+
+def load_options(sp: argparse.ArgumentParser, *, file: bool = False) -> None:
+    """The options that say which manifest to load, and with which variables."""
+    sp.add_argument(
+        "-f", "--file", action="append", required=file, metavar="PATH",
+        help="manifest file, or folder of *.yaml/*.yml files (repeatable: their union)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE",
+        help="set a variable (repeatable; wins over --var-file and LETTA_APPLY_VAR_<NAME>)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--var-file", action="append", default=[], metavar="FILE",
+        help="YAML file of variable values (repeatable; later files win)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--allow-outside-files", action="store_true",
+        help="let value_file/system_file read files outside the folders given to -f",
+    )  # fmt: skip
+    sp.add_argument(
+        "--max-instances", type=_positive, default=10_000, metavar="N",
+        help="most instances one count/for_each template may make (default %(default)s)",
+    )  # fmt: skip
 
 
 def _locking(sp: argparse.ArgumentParser) -> None:
@@ -155,7 +170,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("lock_id", metavar="ID", help="the lock id named by the error message")
 
     sp = sub.add_parser("export", help="write a manifest from existing agents, to adopt them")
-    _common(sp, file=False)
+    _common(
+        sp, file=False, formats=EXPORT_FORMATS, format_default=None,
+        format_help="manifest format (default: json for an -o FILE ending in .json, else yaml)",
+    )  # fmt: skip
     sp.add_argument("--stack", required=True, help="stack name for the manifest")
     sp.add_argument("--id", action="append", default=[], help="agent id (repeatable)")
     sp.add_argument("--name", action="append", default=[], help="agent name (repeatable)")
@@ -173,6 +191,9 @@ def parser() -> argparse.ArgumentParser:
 
     _common(sub.add_parser("show", help="list the stack's resources on the server with their ids"))
     _graph(sub)
+
+    sp = sub.add_parser("completion", help="print the shell completion script (see README)")
+    sp.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return p
 
 

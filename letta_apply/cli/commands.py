@@ -34,11 +34,13 @@ from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
 from ..plan.targets import TARGET_WARNING, expand_targets
 from ..sensitive import MaskedStream, Masker, mask_plan
 from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
-from ..server.export import Selection, export_manifest
+from ..server.export import ExportFormat, Selection, export_manifest
 from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from .arguments import parser as _parser
+from .completion import ADDRESSES_COMMAND, complete_addresses
+from .completion import script as completion_script
 from .diagram import render_graph
 from .progress import Progress
 from .render import (
@@ -75,11 +77,12 @@ class _Out:
         self.client_factory = client_factory
         self.stdin = stdin if stdin is not None else sys.stdin
         self.targets_expanded = False  # --target is expanded once, by the first plan
-        self.format: str = args.format
+        # export's default format depends on its -o file; completion has none.
+        self.format: str = getattr(args, "format", None) or ""
         self.lock: StackLock | None = None  # the stack lock, while apply or destroy holds it
         self.color = (
             self.format == "text"
-            and not args.no_color
+            and not getattr(args, "no_color", False)
             and "NO_COLOR" not in os.environ
             and out.isatty()
         )
@@ -244,20 +247,28 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
     sel = Selection(ids=args.id, names=args.name, tags=args.tag, everything=args.all)
     if not (sel.ids or sel.names or sel.tags or sel.everything):
         raise LettaApplyError("export: select agents with --id, --name, --tag or --all")
+    # JSON when asked, or when the file to write is named so; YAML otherwise.
+    json_file = bool(args.output and args.output.lower().endswith(".json"))
+    fmt: ExportFormat = args.format or ("json" if json_file else "yaml")
     with o.connect() as client:
         result = export_manifest(client, args.stack, sel, include_system=args.include_system)
     for why in result.skipped:
         print(f"skipped {why}", file=o.err)
+    if not result.agents:
+        # A manifest of nothing would adopt nothing, and -o would overwrite a file with it.
+        managed = "every selected agent is already managed by a stack"
+        why = managed if result.skipped else "no agent matches the selection"
+        raise LettaApplyError(f"nothing to export: {why}; nothing was written")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
-            f.write(result.manifest)
+            f.write(result.text(fmt))
         print(
             f"Wrote {args.output}: {result.agents} agent(s), {result.blocks} shared block(s). "
             f"`letta-apply apply -f {args.output}` adopts them.",
             file=o.err,
         )
     else:
-        o.out.write(result.manifest)
+        o.out.write(result.text(fmt))
     return EXIT_OK
 
 
@@ -328,18 +339,23 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
     if args.plan_file and args.target:
         raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
     with o.connect() as client:
+        planning = threading.Event()  # set while the first plan is made: nothing written yet
+        planning.set()
 
         def make() -> Planned:
-            if args.plan_file:
-                return _saved_plan(args, client, o)
-            desired = _load(args, o)
-            plan = plan_for(
-                client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
-            )
-            return _targeted(args, desired, plan, o), desired
+            try:
+                if args.plan_file:
+                    return _saved_plan(args, client, o)
+                desired = _load(args, o)
+                plan = plan_for(
+                    client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
+                )
+                return _targeted(args, desired, plan, o), desired
+            finally:
+                planning.clear()
 
         stop = threading.Event()
-        with _stopped_by_signals(stop, o) as received:
+        with _stopped_by_signals(stop, o, planning) as received:
             result = run_apply(
                 client, make, operation="destroy" if destroy else "apply", lock=args.lock,
                 lock_timeout=args.lock_timeout, parallelism=args.parallelism,
@@ -350,17 +366,30 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
         return 128 + received[0] if received else code
 
 
+class _Interrupted(KeyboardInterrupt):
+    """A signal while nothing was written yet: the run ends at once."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+
+
 @contextmanager
-def _stopped_by_signals(stop: threading.Event, o: _Out) -> Iterator[list[int]]:
+def _stopped_by_signals(
+    stop: threading.Event, o: _Out, planning: threading.Event
+) -> Iterator[list[int]]:
     """While applying, the first SIGINT or SIGTERM sets `stop`: no new change starts, those in
     flight finish, the lock is released and what was done is reported. A second one aborts at
-    once (the lock is then left behind: `force-unlock` removes it)."""
+    once (the lock is then left behind: `force-unlock` removes it). While the first plan is
+    made (`planning`), nothing is written yet: the first one aborts at once."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received  # signals reach only the main thread
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if planning.is_set():
+            raise _Interrupted(signum)
         if received:
             raise KeyboardInterrupt
         received.append(signum)
@@ -476,6 +505,11 @@ def _cmd_force_unlock(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
+def _cmd_completion(args: argparse.Namespace, o: _Out) -> int:
+    o.out.write(completion_script(args.shell, _parser()))
+    return EXIT_OK
+
+
 COMMANDS = {
     "validate": _cmd_validate,
     "plan": _cmd_plan,
@@ -486,6 +520,7 @@ COMMANDS = {
     "export": _cmd_export,
     "force-unlock": _cmd_force_unlock,
     "graph": _cmd_graph,
+    "completion": _cmd_completion,
 }
 
 
@@ -520,6 +555,9 @@ def _main(
     stdin: TextIO | None,
 ) -> int:
     out, err = cast(TextIO, masked_out), cast(TextIO, masked_err)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [ADDRESSES_COMMAND]:  # hidden: what shell completion asks on each Tab
+        return complete_addresses(argv[1:], out)
     args = _parser().parse_args(argv)
     o = _Out(args, out, err, masker, client_factory=client_factory or LettaClient, stdin=stdin)
     try:
@@ -536,6 +574,9 @@ def _main(
     except LettaApplyError as e:
         print(f"error: {e}", file=err)
         return EXIT_ERROR
+    except _Interrupted as e:
+        print("interrupted while planning; nothing was written", file=err)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130

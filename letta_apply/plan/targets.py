@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from collections.abc import Iterable
 
 from ..errors import LettaApplyError
@@ -34,4 +36,30 @@ def expand_targets(desired: Desired, targets: Iterable[str]) -> list[str]:
                 'agent.<key>["<for_each key>"] or agent.<key>[<index>])'
             )
         out += found
+    return out
+
+
+# An instance key that needs no quotes in `--target`: not a count index, nothing a shell or the
+# address syntax reads specially.
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def target_addresses(desired: Desired) -> list[str]:
+    """What `--target` accepts for this manifest, in the form easiest to type, for shell
+    completion: every declared address, and each template's own (all its instances);
+    `agent.worker[eu]` rather than `agent.worker["eu"]` when the key needs no quotes."""
+    out: list[str] = []
+    for address in desired.addresses:
+        base, bracket, index = address.partition("[")
+        if not bracket:
+            out.append(address)
+            continue
+        if base not in out:
+            out.append(base)
+        key = index[:-1]
+        if key.startswith('"'):
+            plain = json.loads(key)
+            if _PLAIN_KEY.fullmatch(plain):
+                key = plain
+        out.append(f"{base}[{key}]")
     return out

@@ -4,16 +4,18 @@ only what the user chose."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from ..kinds.agent import AGENT_INCLUDE, LiveAgent
 from ..kinds.block import LiveBlock, export_block
 from ..kinds.identity import IdentityKind, LiveIdentity
+from ..manifest.published import manifest_schema_id
 from ..plan.marks import user_metadata
 from .client import LettaClient
 
@@ -28,12 +30,37 @@ class Selection:
     everything: bool = False
 
 
+ExportFormat = Literal["yaml", "json"]
+
+
 @dataclass
 class Exported:
-    manifest: str
+    document: dict[str, Any]  # the manifest, as data
     agents: int
     blocks: int
     skipped: list[str]  # why some selected agents were left out
+
+    def text(self, fmt: ExportFormat = "yaml") -> str:
+        """The manifest as a file: YAML with a header naming the schema (for editors) and
+        what the imports do, or JSON (YAML's subset: `-f` loads it like any manifest)."""
+        if fmt == "json":
+            return json.dumps(self.document, indent=2, ensure_ascii=False) + "\n"
+        body = yaml.dump(
+            self.document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+        )
+        return _HEADER + body
+
+    @property
+    def manifest(self) -> str:
+        """The manifest as YAML."""
+        return self.text("yaml")
+
+
+_HEADER = (
+    f"# yaml-language-server: $schema={manifest_schema_id()}\n"
+    "# Written by `letta-apply export`. The imports adopt these resources into the stack on\n"
+    "# the next apply (it marks them; nothing else changes). Review, then commit.\n"
+)
 
 
 def _key(text: str, taken: set[str]) -> str:
@@ -133,12 +160,7 @@ def export_manifest(
         doc["agents"] = manifest_agents
     if imports:
         doc["imports"] = imports
-    header = (
-        "# Written by `letta-apply export`. The imports adopt these resources into the stack on\n"
-        "# the next apply (it marks them; nothing else changes). Review, then commit.\n"
-    )
-    text = header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-    return Exported(text, len(manifest_agents), len(manifest_blocks), skipped)
+    return Exported(doc, len(manifest_agents), len(manifest_blocks), skipped)
 
 
 @dataclass(frozen=True)

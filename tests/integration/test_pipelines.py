@@ -1,20 +1,23 @@
 """Pipelines against a real Letta: saved plans that cannot lie, drift checks, output formats, and
-the example GitHub Actions workflow's own commands."""
+the GitHub Action, run step by step as the example workflow uses it."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jsonschema
 import pytest
 import yaml
+
+from tests import actionrun
 
 from .conftest import ROOT, SEED, Run, stack_resources
 
@@ -201,92 +204,149 @@ def test_target_limits_the_run(
     assert bad.code == 1 and "no such resource" in bad.err
 
 
-# -- the example workflow, step by step ---------------------------------------------------------
+# -- the example workflow and the action it uses, step by step ----------------------------------
 
 WORKFLOW = yaml.safe_load((ROOT / "examples" / "ci" / "github-actions.yml").read_text())
-# Steps that talk to GitHub itself; the test stands in for them.
-GITHUB_ONLY = {
-    "install",
-    "comment",
-    "fetch the reviewed plan",
-    "keep the reviewed plan for the merge",
+SECRET_KEY = "sk-letta-apply-ci-test-8f2c"  # the server ignores it; no log may show it
+REPO = "acme/agents"
+
+
+def _action_inputs(job: str) -> dict[str, str]:
+    """The `with:` of the job's letta-apply step, as the workflow gives it."""
+    (step,) = [s for s in WORKFLOW["jobs"][job]["steps"] if "letta-apply/" in s.get("uses", "")]
+    return dict(step["with"])
+
+
+@dataclass
+class Ci:
+    """A checkout of a repository with the manifest, and what the action needs around it: the
+    server (its secrets), letta-apply on PATH, and a stand-in `gh` with its recorded state."""
+
+    repo: Path
+    env: dict[str, str]
+    secrets: dict[str, str]
+    gh_state: Path
+
+    def job(self, job: str, github: dict[str, Any]) -> actionrun.Run:
+        github = {"repository": REPO, "workflow": WORKFLOW["name"], "token": "ghs-test", **github}
+        run = actionrun.run_action(
+            _action_inputs(job), github=github, secrets=self.secrets, cwd=self.repo, env=self.env
+        )
+        assert SECRET_KEY not in run.log + run.summary
+        return run
+
+    @property
+    def gh(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(self.gh_state.read_text())
+        return state
+
+    def set_gh(self, **changes: Any) -> None:
+        self.gh_state.write_text(json.dumps({**self.gh, **changes}))
+
+
+PULL_REQUEST = {
+    "event_name": "pull_request",
+    "event": {"action": "synchronize", "pull_request": {"number": 7, "head": {"sha": "c0ffee"}}},
 }
-
-
-def _steps(job: str) -> list[tuple[str, str]]:
-    return [
-        (s["name"], s["run"])
-        for s in WORKFLOW["jobs"][job]["steps"]
-        if "run" in s and s.get("name") not in GITHUB_ONLY
-    ]
-
-
-def _run_job(
-    job: str, workdir: Path, env: dict[str, str]
-) -> list[subprocess.CompletedProcess[str]]:
-    out = []
-    for _name, script in _steps(job):
-        proc = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-            cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        out.append(proc)
-        if proc.returncode != 0:
-            break
-    return out
+MERGED = {
+    "event_name": "pull_request",
+    "event": {
+        "action": "closed",
+        "pull_request": {"number": 7, "merged": True, "head": {"sha": "c0ffee"}},
+    },
+}
+NIGHTLY = {"event_name": "schedule", "event": {}}
 
 
 @pytest.fixture
-def ci_env(server: str, tmp_path: Path, stack: str) -> tuple[Path, dict[str, str]]:
+def ci(server: str, tmp_path: Path, stack: str) -> Ci:
     repo = tmp_path / "repo"
     (repo / "letta").mkdir(parents=True)
     (repo / "letta" / "agents.yaml").write_text(SEED.replace("{stack}", stack))
-    bindir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
-        "MANIFEST": WORKFLOW["env"]["MANIFEST"],
-        "LETTA_BASE_URL": server,
-        "LETTA_API_KEY": "",
-    }
-    assert shutil.which("letta-apply", path=env["PATH"])
-    return repo, env
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    gh = bindir / "gh"
+    gh.write_text(f"#!{sys.executable}\n{actionrun.FAKE_GH}")
+    gh.chmod(0o755)
+    state = tmp_path / "gh.json"
+    state.write_text(json.dumps({"calls": [], "comments": []}))
+    path = os.pathsep.join([str(bindir), str(Path(sys.executable).parent), os.environ["PATH"]])
+    env = {**os.environ, "PATH": path, "FAKE_GH_STATE": str(state)}
+    env.pop("LETTA_BASE_URL", None)
+    env.pop("LETTA_API_KEY", None)
+    assert shutil.which("letta-apply", path=path)
+    secrets = {"LETTA_BASE_URL": server, "LETTA_API_KEY": SECRET_KEY}
+    return Ci(repo, env, secrets, state)
 
 
-def test_example_workflow_plan_apply_drift(
-    ci_env: tuple[Path, dict[str, str]], api: httpx.Client, stack: str
+def _ran(run: actionrun.Run) -> dict[str, str]:
+    return {s.name: s.status for s in run.steps}
+
+
+def test_action_plans_comments_once_applies_the_reviewed_plan_and_checks_drift(
+    ci: Ci, api: httpx.Client, stack: str
 ) -> None:
-    repo, env = ci_env
-    assert [n for n, _ in _steps("plan")] == ["validate", "plan"]
-    plan = _run_job("plan", repo, env)
-    assert all(p.returncode == 0 for p in plan), [(p.stdout, p.stderr) for p in plan]
-    assert "letta-apply plan exited 2" in plan[-1].stdout
-    comment = (repo / "plan.md").read_text()
-    assert "**Plan: 3 to create, 0 to update, 0 to attach, 0 to detach, 0 to delete.**" in comment
-    jsonschema.validate(json.loads((repo / "plan.json").read_text()), PLAN_SCHEMA)
+    plan = ci.job("plan", PULL_REQUEST)
+    assert plan.ok, plan.log
+    assert _ran(plan) == {
+        "set up Python": "uses", "install": "left out", "validate": "ran",
+        "fetch the reviewed plan": "skipped", "run": "ran",
+        "keep the plan for the merge": "uses", "comment": "ran",
+    }  # fmt: skip
+    assert plan.outputs["exitcode"] == "2" and plan.outputs["has-changes"] == "true"
+    saved = Path(plan.outputs["plan-file"])
+    assert saved == ci.repo / "letta-plan.json"
+    jsonschema.validate(json.loads(saved.read_text()), PLAN_SCHEMA)
+    totals = "**Plan: 3 to create, 0 to update, 0 to attach, 0 to detach, 0 to delete.**"
+    assert totals in Path(plan.outputs["report-file"]).read_text() and totals in plan.summary
+    (comment,) = ci.gh["comments"]
+    assert comment["body"].startswith(f"<!-- letta-apply: {stack} -->\n### letta-apply plan: ")
+    assert totals in comment["body"]
 
-    applied = _run_job("apply", repo, env)
-    assert [p.returncode for p in applied] == [0], applied[-1].stderr
+    # Another push to the pull request: the same comment is updated, not a second one posted.
+    (ci.repo / "letta" / "agents.yaml").write_text(
+        SEED.replace("{stack}", stack).replace("I am a worker", "I am a careful worker")
+    )
+    again = ci.job("plan", PULL_REQUEST)
+    assert again.ok, again.log
+    (updated,) = ci.gh["comments"]
+    assert updated["id"] == comment["id"] and "careful worker" in updated["body"]
+    methods = [c[c.index("--method") + 1] for c in ci.gh["calls"] if "--method" in c]
+    assert methods == ["POST", "PATCH"]
+    assert "Updated the plan comment on pull request #7." in again.step("comment").stdout
+
+    # The merge: a fresh checkout has no plan file; the reviewed one comes from the artifact the
+    # pull request's run kept (upload-artifact there, `gh run download` here).
+    artifact = ci.repo.parent / "artifact" / "letta-plan.json"
+    artifact.parent.mkdir()
+    saved.rename(artifact)
+    ci.set_gh(run_id="4242", artifacts={"letta-plan": str(artifact)})
+    applied = ci.job("apply", MERGED)
+    assert applied.ok, applied.log
+    assert _ran(applied)["fetch the reviewed plan"] == "ran"
+    assert "Applying the plan reviewed in run 4242." in applied.log
+    assert applied.outputs["exitcode"] == "0" and applied.outputs["has-changes"] == "true"
+    assert ci.gh["calls"][-1][:5] == ["run", "download", "4242", "--name", "letta-plan"]
     assert len(_ids(api, stack)) == 3
+    assert _ran(applied)["comment"] == "skipped"
 
-    drift = _run_job("drift", repo, env)
-    assert drift[-1].returncode == 0 and "No drift" in drift[-1].stdout
+    drift = ci.job("drift", NIGHTLY)
+    assert drift.ok, drift.log
+    assert (drift.outputs["exitcode"], drift.outputs["has-changes"]) == ("0", "false")
     ids = _ids(api, stack)
     api.patch(
         f"/v1/agents/{ids['agent.worker']}/core-memory/blocks/organization",
         json={"value": "Organization: Letta"},
     )
-    drift = _run_job("drift", repo, env)
-    assert drift[-1].returncode == 0
-    assert "::warning::drift found" in drift[-1].stdout
-    assert "Memory written by agents" in drift[-1].stdout
+    drift = ci.job("drift", NIGHTLY)
+    assert drift.ok, drift.log  # drift is reported, it does not fail the job
+    assert (drift.outputs["exitcode"], drift.outputs["has-changes"]) == ("2", "true")
+    assert "::warning::Drift found on the Letta server" in drift.log
+    assert "`block.organization.value`: written by an agent or by hand; kept" in drift.summary
 
 
-def test_example_workflow_refuses_a_stale_plan(
-    ci_env: tuple[Path, dict[str, str]], api: httpx.Client, stack: str
-) -> None:
-    repo, env = ci_env
-    assert all(p.returncode == 0 for p in _run_job("plan", repo, env))
+def test_action_refuses_a_stale_plan(ci: Ci, api: httpx.Client, stack: str) -> None:
+    assert ci.job("plan", PULL_REQUEST).ok
     # A block with the planned label and marks appears before the merge is applied.
     api.post(
         "/v1/blocks/",
@@ -295,8 +355,21 @@ def test_example_workflow_refuses_a_stale_plan(
             "metadata": {"letta_apply": {"stack": stack, "address": "block.organization"}},
         },
     )  # fmt: skip
-    (applied,) = _run_job("apply", repo, env)
-    assert applied.returncode == 1
-    assert "stale plan" in applied.stderr
+    applied = ci.job("apply", MERGED)
+    assert not applied.ok
+    assert applied.step("fetch the reviewed plan").stdout.startswith("Applying the saved plan")
+    run = applied.step("run")
+    assert run.code == 1 and "stale plan" in run.stderr
     _, agents = stack_resources(api, stack)
     assert agents == []
+
+
+def test_action_fails_on_an_invalid_manifest_before_any_request(ci: Ci) -> None:
+    (ci.repo / "letta" / "agents.yaml").write_text(
+        "version: 1\nstack: x\nagents:\n  a: {modle: x}\n"
+    )
+    run = ci.job("plan", PULL_REQUEST)
+    assert not run.ok
+    assert run.step("validate").code == 1
+    assert "letta/agents.yaml:4:7: agents.a: unknown key 'modle'" in run.step("validate").stderr
+    assert _ran(run)["run"] == "skipped" and ci.gh["calls"] == []

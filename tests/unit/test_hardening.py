@@ -336,6 +336,28 @@ def test_a_signal_stops_new_work_releases_the_lock_and_reports(
     assert again.code == 0 and "7 to create" in again.out
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_first_plan_is_made_ends_the_run_at_once(
+    tmp_path: Path, cli: Cli, signum: int, code: int
+) -> None:
+    """Nothing is written before the plan is made: there is nothing to wait for (a plan of
+    10,000 agents took 12 s to notice)."""
+    path = write(tmp_path, HEAD + "blocks:\n  b: {value: v}\n")
+
+    def interrupt_while_reading(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path == "/v1/blocks/":
+            os.kill(os.getpid(), signum)
+            time.sleep(0.3)
+        return None
+
+    cli.fake.before.append(interrupt_while_reading)
+    r = cli("apply", "-f", str(path), "--auto-approve")
+    assert r.code == code, r.err
+    assert "interrupted while planning; nothing was written" in r.err
+    assert cli.fake.writes == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_show_masks_a_sensitive_field_whatever_its_live_value(tmp_path: Path, cli: Cli) -> None:
     # A secret holding a quote, in a value holding the other quote: repr() escapes it, so
     # masking by searching the output text missed it; and after a rotation the live value is

@@ -50,6 +50,7 @@ class FakeLetta:
         self.after: list[Handler] = []  # fault injection once the request was carried out
         self.sleeps: list[float] = []  # waits the client asked for (it never really sleeps)
         # The handles the server serves (GET /v1/models/, /v1/models/embedding).
+        self.page_cap: Callable[[], int] | None = None  # items a list page holds, if capped
         self.models = set(MODELS)
         self.embeddings = set(EMBEDDINGS)
         self._seq = itertools.count()
@@ -210,7 +211,9 @@ class FakeLetta:
         if q.get("after"):
             ids = [r["id"] for r in items]
             items = items[ids.index(q["after"]) + 1 :] if q["after"] in ids else []
-        limit = int(q.get("limit") or 50)
+        # A server that caps its pages (Letta Cloud) answers with its own number of items,
+        # whatever `limit` asked for.
+        limit = self.page_cap() if self.page_cap else int(q.get("limit") or 50)
         return [_public(r) for r in items[:limit]]
 
     # Identities: unique identifier keys; agents link to them with identity_ids, blocks with

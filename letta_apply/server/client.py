@@ -230,23 +230,27 @@ class LettaClient:
                 self.retries += 1
 
     def paginate(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Yield every item of a list route, PAGE_SIZE items per request, oldest first.
+        """Yield every item of a list route, oldest first, asking for PAGE_SIZE items a page.
 
-        Each request asks for one item more than it keeps: that item says whether another page
-        follows, so a list of exactly k pages costs k requests, not k + 1 (the last one empty).
-        """
+        Only an empty page ends a listing: a server may answer with fewer items than asked
+        (Letta Cloud caps pages, and the cap may differ from page to page) or ignore `limit`,
+        so a short page says nothing about what follows. That costs one request more than the
+        pages there are; stopping at a short page would make plans miss resources."""
         after: str | None = None
+        seen: set[str] = set()
         while True:
-            page_params = {**params, "limit": PAGE_SIZE + 1, "order": "asc"}
+            page_params = {**params, "limit": PAGE_SIZE, "order": "asc"}
             if after:
                 page_params["after"] = after
             page = self.request("GET", path, params=page_params)
             if not isinstance(page, list):
                 raise ApiError("expected a list", method="GET", path=path)
-            yield from page[:PAGE_SIZE]
-            if len(page) <= PAGE_SIZE:
-                return
-            after = page[PAGE_SIZE - 1]["id"]
+            fresh = [item for item in page if item.get("id") not in seen]
+            if not fresh:
+                return  # an empty page (or one that repeats: a server ignoring `after`)
+            seen.update(item.get("id") for item in fresh)
+            yield from fresh
+            after = fresh[-1]["id"]
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -45,9 +45,9 @@ def test_reads_are_paginated_not_per_resource() -> None:
     fake.calls.clear()
     plan = plan_for(client, desired(text))
     assert plan.changes == ()
-    # 250 agents -> 3 pages; 251 blocks (250 own? none here: 1 shared) -> 1 page; tools: 1;
-    # identities: 1.
-    assert fake.counts["GET"] == 6, fake.calls
+    # 250 agents -> 3 pages; 1 shared block -> 1 page; tools: 1; identities: none; each listing
+    # ends with an empty page.
+    assert fake.counts["GET"] == 4 + 2 + 2 + 1, fake.calls
     assert fake.writes == 0
 
 

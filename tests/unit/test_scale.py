@@ -5,6 +5,7 @@ long applies."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 import threading
@@ -52,6 +53,11 @@ def converged(fake: FakeLetta, text: str) -> LettaClient:
     return client
 
 
+def listing(n: int) -> int:
+    """Requests a listing of n items costs: its pages, and the empty page that ends it."""
+    return math.ceil(n / PAGE_SIZE) + 1
+
+
 def per_block_lookups(fake: FakeLetta) -> list[str]:
     return [p for m, p in fake.calls if m == "GET" and p.endswith("/agents")]
 
@@ -60,16 +66,33 @@ def per_block_lookups(fake: FakeLetta) -> list[str]:
 
 
 @pytest.mark.parametrize("agents", [PAGE_SIZE, 2 * PAGE_SIZE, 2 * PAGE_SIZE + 1])
-def test_a_list_of_k_full_pages_costs_k_requests(agents: int) -> None:
+def test_a_listing_of_k_pages_costs_k_requests_and_the_empty_one(agents: int) -> None:
     fake = FakeLetta()
     text = fleet(agents, 1).replace("    memory_blocks: [{label: persona, value: agent", "    #")
     client = converged(fake, text)
+    fake.calls.clear()
+    fake.counts.clear()
     assert plan_for(client, desired(text)).changes == ()
     agent_pages = [p for m, p in fake.calls if m == "GET" and p == "/v1/agents/"]
-    assert len(agent_pages) == math.ceil(agents / PAGE_SIZE)  # no trailing empty page
-    # + one page of blocks, one of tools and one of identities (Letta cannot filter either by
-    # stack: all are listed)
-    assert fake.counts["GET"] == math.ceil(agents / PAGE_SIZE) + 1 + 1 + 1
+    assert len(agent_pages) == math.ceil(agents / PAGE_SIZE) + 1
+    # + the blocks, tools and identities (Letta cannot filter either by stack: all are listed)
+    others = listing(len(fake.blocks)) + listing(len(fake.tools)) + listing(len(fake.identities))
+    assert fake.counts["GET"] == listing(agents) + others
+
+
+@pytest.mark.parametrize("caps", [[7], [7, 7, 5], [3, 100, 1]])
+def test_a_listing_is_complete_whatever_the_server_caps_its_pages_at(caps: list[int]) -> None:
+    """Letta Cloud answers with fewer items than asked, not always the same number, whatever
+    `limit` says: a short page is no end (a plan would miss resources and duplicate them)."""
+    fake = FakeLetta()
+    text = fleet(40, 3)
+    client = converged(fake, text)
+    served = itertools.cycle(caps)
+    fake.page_cap = lambda: next(served)
+    before = len(fake.agents), len(fake.blocks)
+    plan = plan_for(client, desired(text))
+    assert plan.changes == (), [c.address for c in plan.changes]
+    assert (len(fake.agents), len(fake.blocks)) == before
 
 
 def test_converged_plan_reads_pages_not_resources() -> None:
@@ -80,8 +103,8 @@ def test_converged_plan_reads_pages_not_resources() -> None:
     assert plan.changes == ()
     # Agents: 3 pages. Blocks carrying the stack's tag (250 personas + 3 shared): 3 pages.
     # Letta's view of an agent's blocks omits their tags, hence the block pages for personas.
-    # Plus one page of tools.
-    assert fake.counts["GET"] == 3 + 3 + 1 + 1, fake.calls
+    # Plus tools and identities; each listing ends with an empty page.
+    assert fake.counts["GET"] == listing(250) + listing(253) + listing(len(fake.tools)) + 1
     assert fake.writes == 0
 
 
@@ -93,9 +116,10 @@ def test_destroy_reads_do_not_grow_with_the_fleet() -> None:
     assert plan.problems == ()
     assert len(plan.changes) == 150 + 150 + 3  # agents, their personas, shared blocks
     assert per_block_lookups(fake) == []
-    listings = math.ceil(153 / PAGE_SIZE) + math.ceil(150 / PAGE_SIZE) + 2  # + tools, identities
-    # One listing by attachment count per distinct count (personas: 1, shared blocks: 100).
-    assert fake.counts["GET"] == listings + 2, fake.calls
+    listings = listing(153) + listing(150) + listing(len(fake.tools)) + listing(0)
+    # One listing by attachment count per distinct count (personas: 1, shared blocks: 150):
+    # the blocks attached to more than one agent (the 3 shared), none to more than 150.
+    assert fake.counts["GET"] == listings + listing(3) + listing(0), fake.calls
     apply_plan(client, plan, parallelism=8)
     assert fake.agents == {} and fake.blocks == {}
 
@@ -119,9 +143,9 @@ def test_blocks_used_outside_the_stack_are_found_and_kept() -> None:
     refused = {p.address: p.message for p in plan.problems}
     assert set(refused) == {"block.s1", "agent.a7.memory_blocks.persona"}
     assert f"by-hand ({hand['id']})" in refused["block.s1"]
-    # Only the two blocks with an outside user were looked up one by one.
+    # Only the two blocks with an outside user were looked up one by one (a listing each).
     assert sorted(per_block_lookups(fake)) == sorted(
-        [f"/v1/blocks/{shared}/agents", f"/v1/blocks/{persona}/agents"]
+        2 * [f"/v1/blocks/{shared}/agents", f"/v1/blocks/{persona}/agents"]
     )
     deleted = {c.address for c in plan.changes if c.action == "delete"}
     assert "block.s0" in deleted and "agent.a7" in deleted
@@ -135,8 +159,8 @@ def test_removing_agents_from_the_manifest_reads_no_block_one_by_one() -> None:
     assert sorted({c.action for c in plan.changes}) == ["delete"]
     assert len([c for c in plan.changes if c.kind == "agent"]) == 20
     assert per_block_lookups(fake) == []
-    # Blocks and agents: 2 pages each; tools: 1; one listing by attachment count.
-    assert fake.counts["GET"] == 2 + 2 + 1 + 1 + 1, fake.calls
+    # Blocks and agents: 2 pages each; tools; identities; one listing by attachment count.
+    assert fake.counts["GET"] == listing(122) + listing(120) + listing(len(fake.tools)) + 1 + 2
 
 
 # -- connection pool --------------------------------------------------------------------------
@@ -366,4 +390,4 @@ def test_export_of_many_agents_finds_outside_users_in_one_listing() -> None:
     assert sorted(doc["blocks"]) == ["handoff", "organization"]
     assert all(len(a["memory_blocks"]) == 1 for a in doc["agents"].values())
     # The agents (one page), then the server's multi-attached blocks: not 31 block lookups.
-    assert fake.calls == [("GET", "/v1/agents/"), ("GET", "/v1/blocks/")]
+    assert fake.calls == 2 * [("GET", "/v1/agents/")] + 2 * [("GET", "/v1/blocks/")]

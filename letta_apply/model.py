@@ -122,6 +122,9 @@ class Live:
     # What the server serves that changes are checked against (the model handles it knows),
     # by kind name: read only when a first plan has changes that need it (see Kind.facts).
     facts: Mapping[str, Any] = field(default_factory=dict)
+    # The Letta Cloud project the server was read in (None: no project). Agents, blocks and
+    # identities are listed by project; tools are the organization's, so their marks say it.
+    project: str | None = None
 
     def of(self, kind: str) -> Any:
         return self.states[kind]

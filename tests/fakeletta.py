@@ -51,6 +51,8 @@ class FakeLetta:
         self.sleeps: list[float] = []  # waits the client asked for (it never really sleeps)
         # The handles the server serves (GET /v1/models/, /v1/models/embedding).
         self.page_cap: Callable[[], int] | None = None  # items a list page holds, if capped
+        # Letta Cloud's projects (GET /v1/projects); None: a self-hosted server, which has none.
+        self.projects: list[dict[str, str]] | None = None
         self.models = set(MODELS)
         self.embeddings = set(EMBEDDINGS)
         self._seq = itertools.count()
@@ -120,6 +122,7 @@ class FakeLetta:
         routes: list[tuple[str, str, Callable[..., Any]]] = [
             ("GET", r"/v1/health/", lambda: {"version": "0.16.8", "status": "ok"}),
             ("GET", r"/v1/models/", lambda: [{"handle": h} for h in sorted(self.models)]),
+            ("GET", r"/v1/projects", self._projects),
             (
                 "GET",
                 r"/v1/models/embedding",
@@ -183,6 +186,9 @@ class FakeLetta:
                     result = fn(*match.groups())
                 except _Http as e:
                     return httpx.Response(e.status, json={"detail": e.detail})
+                project = request.headers.get("x-project-id")
+                if m == "POST" and project and isinstance(result, dict):
+                    self._in_project(result, project)
                 return httpx.Response(200, json=result)
         if not path.endswith("/") and re.fullmatch(r"/v1/(agents|blocks|tools)", path):
             return httpx.Response(307, headers={"location": path + "/"})
@@ -190,9 +196,24 @@ class FakeLetta:
 
     # -- resources -------------------------------------------------------------------------
 
+    def _in_project(self, made: dict[str, Any], project: str) -> None:
+        """As Letta Cloud: what is made in a project is listed in that project only (tools
+        are the organization's)."""
+        for store in (self.agents, self.blocks, self.identities):
+            if made.get("id") in store:
+                store[made["id"]]["_project"] = project
+        for b in made.get("blocks") or ():
+            self.blocks[b["id"]]["_project"] = project
+
+    def _projects(self) -> dict[str, Any]:
+        if self.projects is None:
+            raise _Http(404, "Not Found")
+        return {"projects": self.projects, "hasNextPage": False}
+
     def _list(self, store: dict[str, dict[str, Any]], q: httpx.QueryParams) -> list[dict[str, Any]]:
         # Tools keep no sequence number: they are listed in the order they were made.
         items = sorted(store.values(), key=lambda r: int(r.get("_seq", 0)))
+        items = [r for r in items if r.get("_project") == q.get("project_id")]
         tags = q.get_list("tags")
         if tags:
             items = [r for r in items if set(tags) & set(r.get("tags") or [])]

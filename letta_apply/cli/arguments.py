@@ -61,7 +61,8 @@ def _common(
     sp.add_argument(
         "--project",
         default=os.environ.get("LETTA_PROJECT"),
-        help="project, sent as the X-Project header (env LETTA_PROJECT)",
+        help="Letta Cloud project (its id, slug or name; env LETTA_PROJECT): every request is "
+        "scoped to it",
     )
     sp.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     sp.add_argument(

@@ -158,6 +158,11 @@ def pip_requirements(reqs: Iterable[Mapping[str, Any]] | None) -> list[dict[str,
     return [{k: v for k, v in r.items() if v is not None} for r in reqs or ()]
 
 
+def _project(ctx: Context) -> dict[str, str]:
+    """The project a tool's marks name: tools are the organization's, not a project's."""
+    return {"project": ctx.live.project} if ctx.live.project else {}
+
+
 def tool_applied(dt: DesiredTool) -> dict[str, Any]:
     """Digests of what letta-apply writes for a custom tool, and its protection."""
     out: dict[str, Any] = {"name": digest(dt.name), "source_code": digest(dt.source_code)}
@@ -312,6 +317,9 @@ class ToolKind(Kind):
                 unmarked.append(t)
             elif (
                 t.mark.get("stack") != stack
+                # Another project's tool (tools are the organization's); a mark from before
+                # projects were recorded counts as this project's.
+                or t.mark.get("project", live.project) != live.project
                 or not isinstance(address, str)
                 or not address.startswith("tool.")
             ):
@@ -349,7 +357,7 @@ class ToolKind(Kind):
         if "pip_requirements" in dt.config:
             body["pip_requirements"] = pip_requirements(dt.config["pip_requirements"])
         body["tags"] = sorted({*dt.config.get("tags", ()), ctx.tag})
-        body["metadata_"] = mark_metadata(ctx.stack, dt.address, tool_applied(dt))
+        body["metadata_"] = mark_metadata(ctx.stack, dt.address, tool_applied(dt), **_project(ctx))
         return body
 
     def create(self, ctx: Context, declared: DesiredTool) -> None:
@@ -422,7 +430,7 @@ class ToolKind(Kind):
         if u.needed(adopt=adopt, also=finish):
             u.body["metadata_"] = {
                 **user_metadata(lt.metadata),
-                **mark_metadata(ctx.stack, dt.address, tool_applied(dt)),
+                **mark_metadata(ctx.stack, dt.address, tool_applied(dt), **_project(ctx)),
             }
             u.emit("tool", lt.id, adopt=adopt)
 

@@ -26,6 +26,8 @@ from ..errors import ApiError, LettaApplyError, ServerUnreachable
 
 DEFAULT_BASE_URL = "http://localhost:8283"
 PAGE_SIZE = 100
+PROJECT_LISTS = frozenset({"/v1/agents/", "/v1/blocks/", "/v1/identities/", "/v1/groups/"})
+"""List routes that take a `project_id` (Letta Cloud): each lists one project's resources."""
 DEFAULT_MAX_CONNECTIONS = 32
 # Below the server's keep-alive timeout (uvicorn: 5 s), so that a pooled connection is never
 # reused at the moment the server closes it: that would fail a write the server never saw.
@@ -86,8 +88,6 @@ class LettaClient:
         headers = {"User-Agent": "letta-apply", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        if project:
-            headers["X-Project"] = project
         self.base_url = base_url.rstrip("/")
         self.max_connections = max(1, max_connections)
         self._http = httpx.Client(
@@ -116,6 +116,9 @@ class LettaClient:
         # in half could no longer be recognised, and its first half would be printed.
         self.redact = redact
         self.on_retry = on_retry
+        self.project = project or None  # as given: an id, a slug or a name
+        self._scope: Project | None = None
+        self._scope_lock = threading.Lock()  # looked up once, whichever thread asks first
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -144,6 +147,7 @@ class LettaClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         find: Finder | None = None,
+        scoped: bool = True,
     ) -> Any:
         """Send one request and return its decoded JSON body, retrying transient failures under
         the client's RetryPolicy.
@@ -155,6 +159,8 @@ class LettaClient:
         ambiguous failure (timeout, lost connection, 5xx) `find` looks the resource up by its
         marks first: what it returns is adopted; without `find` the failure is raised.
         """
+        if scoped and self.project is not None:
+            self.scope()  # looked up before the first request it scopes
         policy = self.retry
         started = self.clock()
         retries = 0
@@ -166,7 +172,8 @@ class LettaClient:
             delay: float | None = None
             retryable = True
             try:
-                resp = self._http.request(method, path, params=params, json=json)
+                headers, query = self._scoped(method, path, params) if scoped else ({}, params)
+                resp = self._http.request(method, path, params=query, json=json, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 # The request never left: repeating it is safe even for a create.
                 failure = ServerUnreachable(
@@ -228,6 +235,58 @@ class LettaClient:
             retries += 1
             with self._lock:
                 self.retries += 1
+
+    # -- projects (Letta Cloud) ------------------------------------------------------------
+
+    @property
+    def project_id(self) -> str | None:
+        """The id of the project every request is scoped to (None without a project)."""
+        scope = self.scope()
+        return scope.id if scope else None
+
+    def scope(self) -> Project | None:
+        """The project the client was given, looked up once among the server's projects by id,
+        slug or name (as Letta Cloud's own clients take it). A server without projects (the
+        self-hosted server) cannot scope anything: that is an error, never ignored."""
+        if self.project is None or self._scope is not None:
+            return self._scope
+        with self._scope_lock:
+            if self._scope is None:
+                self._scope = self._look_up(self.project)
+        return self._scope
+
+    def _look_up(self, given: str) -> Project:
+        try:
+            found = self.request("GET", "/v1/projects", params={"name": given}, scoped=False)
+            if not any(_matches(p, given) for p in _projects(found)):
+                found = self.request("GET", "/v1/projects", scoped=False)  # by id or slug
+        except ApiError as e:
+            if e.status == 404:
+                raise LettaApplyError(
+                    f"project {given!r}: {self.base_url} has no projects (GET /v1/projects: "
+                    "404); projects are Letta Cloud's: leave out --project (LETTA_PROJECT)"
+                ) from None
+            raise
+        matching = [p for p in _projects(found) if _matches(p, given)]
+        if len(matching) != 1:
+            known = ", ".join(sorted(str(p.get("slug")) for p in _projects(found))) or "none"
+            what = "no project" if not matching else "more than one project"
+            raise LettaApplyError(
+                f"project {given!r}: {what} with that id, slug or name (projects: {known})"
+            )
+        return Project(str(matching[0]["id"]), str(matching[0]["slug"]))
+
+    def _scoped(
+        self, method: str, path: str, params: Mapping[str, Any] | None
+    ) -> tuple[dict[str, str], Mapping[str, Any] | None]:
+        """The project's headers for every request, and its `project_id` on the listings that
+        take it (Cloud lists the default project's resources otherwise)."""
+        if self._scope is None:
+            return {}, params
+        headers = {"X-Project-Id": self._scope.id, "X-Project": self._scope.slug}
+        if method == "GET" and path in PROJECT_LISTS:
+            params = {**(params or {}), "project_id": self._scope.id}
+        return headers, params
 
     def paginate(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Yield every item of a list route, oldest first, asking for PAGE_SIZE items a page.
@@ -382,6 +441,23 @@ def retry_after(resp: httpx.Response) -> float | None:
 def _gone_means_done(method: str, path: str) -> bool:
     """A DELETE or detach answered 404 after an attempt that may have landed: it did land."""
     return method == "DELETE" or (method == "PATCH" and "/core-memory/blocks/detach/" in path)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Letta Cloud project: its id, and its slug (what the X-Project header takes)."""
+
+    id: str
+    slug: str
+
+
+def _projects(found: Any) -> list[Mapping[str, Any]]:
+    items = found.get("projects") if isinstance(found, Mapping) else found
+    return [p for p in items or () if isinstance(p, Mapping) and "id" in p and "slug" in p]
+
+
+def _matches(project: Mapping[str, Any], given: str) -> bool:
+    return given in (project.get("id"), project.get("slug"), project.get("name"))
 
 
 def _reason(e: Exception) -> str:

@@ -63,7 +63,7 @@ def read_stack(
         if extra is not None:
             seen.setdefault(name, []).append(extra)
     states = {k.name: k.state(raw, seen, stack) for k in KINDS}
-    return Live(states, imported)
+    return Live(states, imported, project=client.project_id)
 
 
 def read_saved(client: LettaClient, plan: Plan) -> Live:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from letta_apply import ApplyError, LettaClient, ServerUnreachable, apply_plan, plan_for
-from letta_apply.errors import ApiError
+from letta_apply.errors import ApiError, LettaApplyError
+from letta_apply.pipeline import load_manifest
 from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, desired
 
@@ -125,20 +128,40 @@ def test_headers_and_secrets() -> None:
 
     def deny(request: httpx.Request) -> httpx.Response:
         seen.append(request)
+        if request.url.path == "/v1/projects":
+            project = {"id": "4f1c-a", "slug": "team-a", "name": "Team A"}
+            return httpx.Response(200, json={"projects": [project], "hasNextPage": False})
         return httpx.Response(401, json={"detail": "bad token"})
 
     client = LettaClient(
         "http://127.0.0.1:8283",
         api_key="sk-secret-1",
-        project="proj-a",
+        project="Team A",
         transport=httpx.MockTransport(deny),
     )
     with pytest.raises(ApiError) as e:
-        client.health()
-    assert seen[0].headers["authorization"] == "Bearer sk-secret-1"
-    assert seen[0].headers["x-project"] == "proj-a"
+        client.list_agents(tag="t")
+    assert seen[0].url.params["name"] == "Team A"
+    assert seen[1].headers["authorization"] == "Bearer sk-secret-1"
+    assert (seen[1].headers["x-project-id"], seen[1].headers["x-project"]) == ("4f1c-a", "team-a")
+    assert seen[1].url.params["project_id"] == "4f1c-a"
     assert "sk-secret-1" not in str(e.value)
     assert "check --api-key" in str(e.value)
+
+
+def test_a_project_is_looked_up_once_and_must_exist() -> None:
+    fake = FakeLetta()
+    fake.projects = [{"id": "4f1c-a", "slug": "team-a", "name": "Team A"}]
+    client = fake.client(project="team-a")
+    client.list_agents(tag="t")
+    client.list_blocks("t")
+    assert [p for _, p in fake.calls].count("/v1/projects") == 1
+    with pytest.raises(LettaApplyError, match=r"no project with that id, slug or name \(projects: "
+                       r"team-a\)"):  # fmt: skip
+        fake.client(project="team-b").list_agents(tag="t")
+    fake.projects = None  # the self-hosted server has none
+    with pytest.raises(LettaApplyError, match="has no projects"):
+        fake.client(project="team-a").list_agents(tag="t")
 
 
 def test_attach_detach_against_fake() -> None:
@@ -157,3 +180,32 @@ def test_attach_detach_against_fake() -> None:
     ]
     apply_plan(client, plan)
     assert plan_for(client, desired(text)).changes == ()
+
+
+def test_two_stacks_of_one_name_in_two_projects_never_see_each_other(tmp_path: Path) -> None:
+    """Agents and blocks are listed by project; tools are the organization's, and their marks
+    say whose project they belong to."""
+    fake = FakeLetta()
+    fake.projects = [
+        {"id": "4f1c-a", "slug": "team-a", "name": "Team A"},
+        {"id": "9d2e-b", "slug": "team-b", "name": "Team B"},
+    ]
+    (tmp_path / "greet.py").write_text(
+        'def greet() -> str:\n    """Say hello."""\n    return "hi"\n'
+    )
+    path = tmp_path / "m.yaml"
+    path.write_text(SEED + "tools:\n  greet: {source_file: greet.py}\n")
+    for project in ("team-a", "team-b"):
+        client = fake.client(project=project)
+        apply_plan(client, plan_for(client, load_manifest(str(path))))
+    # Each project has its own agents and blocks; a tool name is the organization's, so the
+    # second project's tool clashes with the first's and is refused, never taken over.
+    assert len(fake.agents) == 4
+    (greet,) = [t for t in fake.tools.values() if t["name"] == "greet"]
+    assert greet["metadata_"]["letta_apply"]["project"] == "4f1c-a"
+    for project in ("team-a", "team-b"):
+        client = fake.client(project=project)
+        plan = plan_for(client, load_manifest(str(path)))
+        assert plan.changes == ()
+        refused = [p.address for p in plan.problems]
+        assert refused == ([] if project == "team-a" else ["tool.greet"])

@@ -6,6 +6,7 @@ If the server cannot be started the tests fail loudly; they never skip.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import subprocess
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from letta_apply.cli import main
+from letta_apply.server.client import PAGE_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite's own server: its own port and database, never a user's quickstart server on 8283
@@ -224,3 +226,14 @@ agents:
       - {label: persona, value: I am a worker}
     blocks: [organization]
 """
+
+
+def listing(n: int) -> int:
+    """Requests letta-apply spends listing n items: a page per PAGE_SIZE, and the empty page
+    that ends the listing (only that proves the end on a server that caps its pages)."""
+    return math.ceil(n / PAGE_SIZE) + 1
+
+
+def server_count(api: httpx.Client, route: str) -> int:
+    """How many items a list route holds (tools and identities are listed whole)."""
+    return len(api.get(route, params={"limit": 100000}).json())

@@ -159,7 +159,6 @@ class FakeLetta:
             ("POST", r"/v1/tools/", lambda: self._upsert_tool(body)),
             ("PATCH", r"/v1/tools/(tool-[^/]+)", lambda i: self._patch_tool(i, body)),
             ("DELETE", r"/v1/tools/(tool-[^/]+)", lambda i: self.tools.pop(i) and None),
-            ("POST", r"/v1/tools/generate-schema", lambda: _schema(body["code"])),
             ("GET", r"/v1/identities/", lambda: self._list(self.identities, q)),
             ("POST", r"/v1/identities/", lambda: self._create_identity(body)),
             ("PATCH", r"/v1/identities/(identity-[^/]+)", lambda i: self._patch_identity(i, body)),

@@ -12,6 +12,8 @@ for a tool's metadata). The server's own tools (memory, search...) are never own
 
 from __future__ import annotations
 
+import ast
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypedDict, cast
@@ -44,7 +46,7 @@ from .base import (
 )
 from .block import our_agent_ids, stack_of
 from .tool_rules import rule_by_name
-from .tool_source import parse_source, read_sources, source_at
+from .tool_source import function_name, parse_source, read_sources, renamed, source_at
 
 CONFIG = (
     "description",
@@ -489,6 +491,25 @@ class ToolKind(Kind):
         else:
             if "source_code" in body:
                 # A PATCH with new source keeps the old JSON schema: derive the new one first.
-                body["json_schema"] = c.tool_schema(body["source_code"])
+                body["json_schema"] = derived_schema(c, body["source_code"])
             c.update_tool(rid, body)
         return rid
+
+
+def derived_schema(c: LettaClient, source: str) -> dict[str, Any]:
+    """The JSON schema the server derives from a tool's source, asked the way every Letta
+    server answers (Letta Cloud has no generate-schema route): a scratch tool is made from the
+    source under a name of its own, read and deleted. Its own name keeps the create from
+    overwriting any tool (Letta's create replaces a tool of the same name)."""
+    scratch_name = f"letta_apply_schema_{secrets.token_hex(6)}"
+    scratch_source = renamed(source, scratch_name)
+    name = function_name(ast.parse(source))
+    if scratch_source is None or name is None:
+        raise ApiError("the tool's source holds no function", method="POST", path="/v1/tools/")
+    made = c.create_tool({"source_code": scratch_source})
+    try:
+        schema = dict(made.get("json_schema") or {})
+    finally:
+        c.delete_tool(made["id"])
+    schema["name"] = name.name
+    return schema

@@ -88,3 +88,19 @@ def read_sources(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], lis
             continue
         read.append(str(path))
     return read, errors
+
+
+def renamed(source: str, name: str) -> str | None:
+    """`source` with the function Letta makes the tool from renamed to `name` (its `def` line
+    only), or None when the source has no such function."""
+    node = function_name(ast.parse(source))
+    if node is None:
+        return None
+    lines = source.splitlines(keepends=True)
+    line = lines[node.lineno - 1]
+    at = line.find(f"def {node.name}", node.col_offset)
+    if at < 0:
+        return None
+    start = at + len("def ")
+    lines[node.lineno - 1] = line[:start] + name + line[start + len(node.name) :]
+    return "".join(lines)

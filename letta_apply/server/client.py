@@ -396,12 +396,6 @@ class LettaClient:
     def delete_tool(self, tool_id: str) -> None:
         self.request("DELETE", f"/v1/tools/{tool_id}")
 
-    def tool_schema(self, source_code: str) -> dict[str, Any]:
-        """The JSON schema the server derives from a tool's source (changes nothing)."""
-        return self.request(  # type: ignore[no-any-return]
-            "POST", "/v1/tools/generate-schema", json={"code": source_code}
-        )
-
     def attach_block(self, agent_id: str, block_id: str) -> None:
         self.request("PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/attach/{block_id}")
 

@@ -159,6 +159,18 @@ def test_custom_tool_created_attached_updated_in_place_and_pruned(
     # The server's schema follows the new source (a PATCH of the source alone would not).
     assert "include_history" in updated["json_schema"]["parameters"]["properties"]
     assert run("apply", "-f", path, "--auto-approve").writes == 0
+    # Renamed in its source, the tool is renamed in place, its schema derived by the server
+    # (without the generate-schema route, which Letta Cloud lacks), and no scratch tool stays.
+    source(CHANGED.format(fn=fn).replace(f"def {fn}(", f"def {fn}_v2("))
+    assert run("apply", "-f", path, "--auto-approve").code == 0
+    moved = api.get(f"/v1/tools/{tool['id']}").json()
+    assert (moved["name"], moved["json_schema"]["name"]) == (f"{fn}_v2", f"{fn}_v2")
+    assert "include_history" in moved["json_schema"]["parameters"]["properties"]
+    source(CHANGED.format(fn=fn))
+    assert run("apply", "-f", path, "--auto-approve").code == 0
+    assert api.get(f"/v1/tools/{tool['id']}").json()["json_schema"]["name"] == fn
+    names = {t["name"] for t in api.get("/v1/tools/", params={"limit": 100000}).json()}
+    assert not {n for n in names if n.startswith("letta_apply_schema_")}
 
     # A hand-made agent starts using the tool: removing the tool from the manifest is refused.
     foreign = api.post(

@@ -355,3 +355,27 @@ def test_validate_counts_declared_tools(tmp_path: Path, cli: Cli) -> None:
     code, out, _ = cli("validate", "-f", str(write(tmp_path)))
     assert code == 0
     assert out.rstrip().endswith("1 agent(s), 1 tool(s)")
+
+
+def test_a_new_source_gets_the_servers_schema_without_the_generate_schema_route(
+    tmp_path: Path,
+) -> None:
+    """Letta Cloud has no generate-schema route: the schema comes from a scratch tool of a name
+    of its own (never overwriting a tool), deleted at once; renames stay in place."""
+    fake = FakeLetta()
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired(tmp_path)))
+    (tool,) = [t for t in fake.tools.values() if t["name"] == "lookup_ticket"]
+    before = set(fake.tools)
+    changed = LOOKUP.replace("def lookup_ticket(", "def find_ticket(").replace(
+        "Look up a support ticket.", "Find a support ticket."
+    )
+    fake.calls.clear()
+    apply_plan(client, plan_for(client, desired(tmp_path, MANIFEST, changed)))
+    assert set(fake.tools) == before  # the scratch tool is gone, nothing else was made
+    assert (tool["name"], tool["json_schema"]["name"]) == ("find_ticket", "find_ticket")
+    assert tool["json_schema"]["description"] == "Find a support ticket."
+    assert tool["source_code"] == changed
+    writes = [(m, p) for m, p in fake.calls if m != "GET" and p.startswith("/v1/tools/")]
+    assert [m for m, _ in writes] == ["POST", "DELETE", "PATCH"], writes
+    assert not [p for _, p in fake.calls if "generate-schema" in p]

@@ -253,6 +253,19 @@ def create_diffs(da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
     return diffs
 
 
+def same_handle(declared: Any, live: Any) -> bool:
+    """Whether the server holds the declared model or embedding handle, compared the way
+    servers report them: a handle the server does not report (Letta Cloud manages embeddings
+    itself) is not a difference, case does not count, and a provider prefix the server drops
+    or adds (`openai/gpt-4o` against `gpt-4o`) is the same model."""
+    if live is None or live == "":
+        return True
+    if not isinstance(declared, str) or not isinstance(live, str):
+        return bool(declared == live)
+    a, b = declared.strip().lower(), live.strip().lower()
+    return a == b or a.split("/", 1)[-1] == b or b.split("/", 1)[-1] == a
+
+
 def served(ctx: Context, da: DesiredAgent, body: Mapping[str, Any]) -> bool:
     """Whether the server serves the model and embedding handles `body` sets (when it was asked,
     see AgentKind.facts); a problem, with the closest handles, for each it does not."""
@@ -356,7 +369,11 @@ def _field_changes(
     u = Update(ctx, da, applied)
     if "name" not in da.ignore:
         u.field("name", la.name, da.name)
-    u.fields(la, FIELDS)
+    u.fields(la, [f for f in FIELDS if f not in HANDLES])
+    for name in HANDLES:
+        live = getattr(la, name)
+        if u.managed(name) and not same_handle(da.config[name], live):
+            u.field(name, live, da.config[name])
     live_tags = sorted(set(la.tags) - {ctx.tag})
     u.tags(live_tags)
     u.mapping("metadata", user_metadata(la.metadata))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import Cli, write
 
@@ -175,3 +176,44 @@ def test_what_is_retried_is_said_while_it_is(tmp_path: Path, cli: Cli) -> None:
     assert len(lines) == 2, r.err
     assert lines[0].startswith("retrying GET /v1/agents/: HTTP 503")
     assert "(attempt 2 of " in lines[0] and "(attempt 3 of " in lines[1]
+
+
+def test_a_handle_the_server_normalizes_or_manages_is_no_change(tmp_path: Path, cli: Cli) -> None:
+    text = AGENTS.replace("model: letta/letta-free", "model: openai/gpt-4o-mini").replace(
+        "embedding: letta/letta-free", "embedding: openai/text-embedding-3-small"
+    )
+    path = write(tmp_path, text)
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    (agent,) = cli.fake.agents.values()
+    # As Letta Cloud reports them: the provider prefix dropped, the embedding its own business.
+    agent["model"], agent["embedding"] = "GPT-4o-mini", None
+    agent.pop("llm_config", None), agent.pop("embedding_config", None)
+    assert "The server matches the manifest" in cli("plan", "-f", str(path)).out
+    agent["model"] = "openai/gpt-4o"  # another model is a change
+    r = cli("plan", "-f", str(path))
+    assert 'model: "openai/gpt-4o" -> "openai/gpt-4o-mini"' in r.out, r.out
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 410, 418, 500, 501, 507, 301])
+def test_any_status_on_a_create_is_a_clear_error_and_never_a_duplicate(
+    tmp_path: Path, cli: Cli, status: int
+) -> None:
+    """The specs promise only 200 and 422: whatever else a server answers, the run says what
+    failed in a line, and no agent is made twice (a re-run converges to one)."""
+    answered = iter([status])
+
+    def odd(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/v1/agents/":
+            code = next(answered, None)
+            if code is not None:
+                return httpx.Response(code, text="<html>odd</html>")
+        return None
+
+    cli.fake.before.append(odd)
+    path = write(tmp_path, AGENTS)
+    r = cli("apply", "-f", str(path), "--auto-approve")
+    assert r.code == 1, r.err
+    assert f"POST /v1/agents/: HTTP {status}" in r.err and "Traceback" not in r.err
+    again = cli("apply", "-f", str(path), "--auto-approve")
+    assert again.code == 0, again.err
+    assert len(cli.fake.agents) == 1

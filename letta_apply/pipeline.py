@@ -163,11 +163,16 @@ def plan_for(
     """Read the live state of `desired`'s stack and plan against it (with `destroy`, plan the
     deletion of everything the stack owns)."""
     live = read_live(client, desired, destroy=destroy)
-    plan = make_plan(desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged)
+    key = client.api_key
+    plan = make_plan(
+        desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged, seal_key=key
+    )
     # Changes that need the server's facts (a model handle to create an agent with) are
     # checked against them: read only then, so a converged plan costs nothing more.
     facts = {k.name: f for k in KINDS if (f := k.facts(client, plan)) is not None}
     if facts:
         live = replace(live, facts=facts)
-        plan = make_plan(desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged)
+        plan = make_plan(
+            desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged, seal_key=key
+        )
     return plan

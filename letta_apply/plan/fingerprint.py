@@ -95,7 +95,7 @@ def blanks_of(plan: Plan) -> dict[str, frozenset[str]]:
     }
 
 
-def seal(plan: Plan, live: Live, secrets: Sequence[str]) -> Seal | None:
+def seal(plan: Plan, live: Live, secrets: Sequence[str], key: str = "") -> Seal | None:
     """The seal of the live values of the sensitive fields `plan` writes, so that a saved plan
     notices a hand edit of one of them without keeping them in a guessable form. None when the
     plan writes no sensitive value."""
@@ -110,7 +110,7 @@ def seal(plan: Plan, live: Live, secrets: Sequence[str]) -> Seal | None:
     if not items or not secrets:
         return None
     resources = tuple(sorted(set(items)))
-    return Seal(resources, sealed(plan.stack, resources, live, secrets))
+    return Seal(resources, sealed(plan.stack, resources, live, secrets, key))
 
 
 def sealed(
@@ -118,19 +118,21 @@ def sealed(
     resources: Sequence[tuple[str, tuple[str, ...]]],
     live: Live,
     secrets: Sequence[str],
+    key: str = "",
 ) -> str:
     """scrypt over the live values of `resources`' fields together with every sensitive
-    variable of the manifest (which apply needs again), at a cost that makes each guess slow:
-    without all of those it gives nothing away."""
+    variable of the manifest (which apply needs again) and the API key if there is one, at a
+    cost that makes each guess slow: without all of those it gives nothing away (with an API
+    key, nothing at all)."""
     by_id = {r.id: (k, r) for k in KINDS for r in k.resources(live.of(k.name))}
     values = []
     for rid, names in resources:
         found = by_id.get(rid)
         values.append([rid, found[0].secret_values(found[1], frozenset(names)) if found else None])
-    password = json.dumps([sorted(secrets), values], sort_keys=True, default=str)
+    password = json.dumps([sorted(secrets), key, values], sort_keys=True, default=str)
     # A salt of its own for each plan's resources: no table of digests serves two plans.
     salt = hashlib.sha256(json.dumps([stack, [r for r, _ in resources]]).encode()).digest()
-    key = hashlib.scrypt(
+    derived = hashlib.scrypt(
         password.encode("utf-8", "surrogateescape"),
         salt=salt[:16],
         n=SEAL_COST,
@@ -139,4 +141,4 @@ def sealed(
         maxmem=1 << 26,
         dklen=16,
     )
-    return f"scrypt:{SEAL_COST}:{key.hex()}"
+    return f"scrypt:{SEAL_COST}:{derived.hex()}"

@@ -105,7 +105,7 @@ def _refuse_dependents(ctx: Context) -> None:
             refused.add(address)
 
 
-def _finish(ctx: Context) -> Plan:
+def _finish(ctx: Context, seal_key: str = "") -> Plan:
     _refuse_dependents(ctx)
     refused = {p.address for p in ctx.problems}
 
@@ -134,14 +134,20 @@ def _finish(ctx: Context) -> Plan:
         ids=dict(sorted(ctx.ids.items())),
         fingerprints={c.key: prints[c.key] for c in changes},
     )
-    return replace(plan, seal=seal(plan, ctx.live, ctx.desired.secrets))
+    return replace(plan, seal=seal(plan, ctx.live, ctx.desired.secrets, seal_key))
 
 
 def make_plan(
-    desired: Desired, live: Live, *, destroy: bool = False, detach_unmanaged: bool = False
+    desired: Desired,
+    live: Live,
+    *,
+    destroy: bool = False,
+    detach_unmanaged: bool = False,
+    seal_key: str = "",
 ) -> Plan:
     """Compare desired with live and return the changes that converge the server; with
-    `destroy`, the changes that delete everything the stack owns."""
+    `destroy`, the changes that delete everything the stack owns. `seal_key` (the API key)
+    keys the plan's seal along with the manifest's secrets."""
     ctx = Context(desired, live, detach_unmanaged=detach_unmanaged)
     for k in KINDS:
         m = k.match(desired.stack, live)
@@ -157,7 +163,7 @@ def make_plan(
             k.plan(ctx)
     for k in reversed(KINDS):
         k.prune(ctx, destroy=destroy)
-    return _finish(ctx)
+    return _finish(ctx, seal_key)
 
 
 def stale(plan: Plan, live: Live) -> list[str]:
@@ -171,12 +177,12 @@ def stale(plan: Plan, live: Live) -> list[str]:
     )
 
 
-def stale_secrets(plan: Plan, live: Live, secrets: Sequence[str]) -> list[str]:
+def stale_secrets(plan: Plan, live: Live, secrets: Sequence[str], seal_key: str = "") -> list[str]:
     """Addresses of the changes writing sensitive values, when one of the fields they write
     was changed on the server since the plan was made (the plan's seal no longer matches)."""
     if plan.seal is None:
         return []
-    if sealed(plan.stack, plan.seal.resources, live, secrets) == plan.seal.digest:
+    if sealed(plan.stack, plan.seal.resources, live, secrets, seal_key) == plan.seal.digest:
         return []
     ids = {rid for rid, _ in plan.seal.resources}
     by_id = {v: k for k, v in plan.ids.items()}

@@ -73,13 +73,19 @@ def verify_saved_plan(
             )
     live = read_saved(client, plan)
     changed = stale(plan, live)
-    if desired is not None and not changed:
-        changed = stale_secrets(plan, live, desired.secrets)
     if changed:
         raise LettaApplyError(
             "stale plan: changed on the server since the plan was made: "
             + ", ".join(changed)
             + "; nothing was applied, plan again"
+        )
+    sealed = stale_secrets(plan, live, desired.secrets, client.api_key) if desired else []
+    if sealed:
+        # The seal is keyed with the API key too: a plan made with another key cannot tell.
+        other_key = " (or the plan was made with another API key)" if client.api_key else ""
+        raise LettaApplyError(
+            "stale plan: a sensitive value it overwrites was changed on the server since the "
+            f"plan was made{other_key}: " + ", ".join(sealed) + "; nothing was applied, plan again"
         )
     if desired is not None and has_masked(plan):
         plan = fill_sensitive(plan, make_plan(desired, read_live(client, desired)), masker)

@@ -117,6 +117,7 @@ class LettaClient:
         self.redact = redact
         self.on_retry = on_retry
         self.project = project or None  # as given: an id, a slug or a name
+        self.api_key = api_key or ""  # also keys saved plans' seals (see plan.fingerprint)
         self._scope: Project | None = None
         self._scope_lock = threading.Lock()  # looked up once, whichever thread asks first
 

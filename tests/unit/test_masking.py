@@ -160,6 +160,24 @@ def test_a_saved_plan_notices_a_hand_edit_of_a_sensitive_field_it_overwrites(run
     run.assert_clean()
 
 
+def test_the_seal_is_keyed_with_the_api_key_too(run: Run) -> None:
+    """With an API key (Letta Cloud always has one) the seal cannot be guessed without it; a
+    plan applied with another key is refused, and says why it may be."""
+    assert run("apply", "--auto-approve")[0] == 0
+    saved = run.tmp / "rotate.json"
+    assert run("plan", "--out", str(saved), "--api-key", "sk-let-plan", key=ROTATED)[0] == 0
+    digest = json.loads(saved.read_text(encoding="utf-8"))["seal"]["digest"]
+    assert run("plan", "--out", str(saved), key=ROTATED)[0] == 0  # the same plan, no key
+    assert json.loads(saved.read_text(encoding="utf-8"))["seal"]["digest"] != digest
+    assert run("plan", "--out", str(saved), "--api-key", "sk-let-plan", key=ROTATED)[0] == 0
+    other = ("apply", str(saved), "-f", str(run.manifest), "--auto-approve", "--api-key")
+    code, text = run(*other, "sk-let-other", key=ROTATED)
+    assert code == 1 and "or the plan was made with another API key" in text, text
+    code, text = run(*other, "sk-let-plan", key=ROTATED)
+    assert code == 0, text
+    run.assert_clean()
+
+
 def test_fingerprints_do_not_depend_on_sensitive_values(run: Run) -> None:
     assert run("apply", "--auto-approve")[0] == 0
     prints = []

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import NoReturn
 
+from ..manifest.variables import Options
 from ..server.client import DEFAULT_BASE_URL, RetryPolicy
 from ..version import __version__
 from .diagram import GRAPH_FORMATS
@@ -75,6 +76,14 @@ def _common(
         "(default %(default)s)",
     )  # fmt: skip
     sp.add_argument("-v", "--verbose", action="store_true", help="print request counts")
+
+
+def options_of(args: argparse.Namespace) -> Options:
+    """How the manifest of `-f` is loaded, from the options `load_options` added."""
+    return Options(
+        vars=args.var, var_files=args.var_file, env=dict(os.environ),
+        allow_outside_files=args.allow_outside_files, max_instances=args.max_instances,
+    )  # fmt: skip
 
 
 def load_options(sp: argparse.ArgumentParser, *, file: bool = False) -> None:

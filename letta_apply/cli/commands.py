@@ -22,7 +22,6 @@ from ..apply.report import apply_document
 from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from ..errors import ApiError, LettaApplyError, ManifestError
-from ..manifest.variables import Options
 from ..model import Desired
 from ..pipeline import load_manifest, plan_for
 from ..plan import planfile
@@ -37,7 +36,7 @@ from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
 from ..server.export import ExportFormat, Selection, export_manifest
 from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
-from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
 from .arguments import parser as _parser
 from .completion import ADDRESSES_COMMAND, complete_addresses
 from .completion import script as completion_script
@@ -133,13 +132,7 @@ class _Out:
 
 def _load(args: argparse.Namespace, o: _Out) -> Desired:
     """The manifest of `-f` with its variables; its secrets are masked in all output from now."""
-    desired = load_manifest(
-        args.file,
-        Options(
-            vars=args.var, var_files=args.var_file, env=dict(os.environ),
-            allow_outside_files=args.allow_outside_files, max_instances=args.max_instances,
-        ),
-    )  # fmt: skip
+    desired = load_manifest(args.file, options_of(args))
     o.masker.add(desired.secrets)
     return desired
 

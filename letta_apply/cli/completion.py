@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NoReturn, TextIO
 
-from ..manifest.variables import Options
 from ..pipeline import declared_addresses
-from .arguments import EXIT_ERROR, EXIT_OK, SHELLS, load_options
+from .arguments import EXIT_ERROR, EXIT_OK, SHELLS, load_options, options_of
 
 ADDRESSES_COMMAND = "__complete-addresses"
 PROG = "letta-apply"
@@ -161,13 +159,7 @@ def complete_addresses(argv: Sequence[str], out: TextIO) -> int:
         args, _ = addresses_parser().parse_known_args(list(argv))
         if not args.file:
             return EXIT_ERROR
-        addresses = declared_addresses(
-            args.file,
-            Options(
-                vars=args.var, var_files=args.var_file, env=dict(os.environ),
-                allow_outside_files=args.allow_outside_files, max_instances=args.max_instances,
-            ),
-        )  # fmt: skip
+        addresses = declared_addresses(args.file, options_of(args))
     except Exception:
         return EXIT_ERROR
     # Never a secret: addresses are keys, which may not hold sensitive values.

@@ -258,9 +258,9 @@ class LettaClient:
 
     def _look_up(self, given: str) -> Project:
         try:
-            found = self.request("GET", "/v1/projects", params={"name": given}, scoped=False)
-            if not any(_matches(p, given) for p in _projects(found)):
-                found = self.request("GET", "/v1/projects", scoped=False)  # by id or slug
+            found = self._projects({"name": given})
+            if not any(_matches(p, given) for p in found):
+                found = self._projects({})  # by id or slug: the name filter knows neither
         except ApiError as e:
             if e.status == 404:
                 raise LettaApplyError(
@@ -268,14 +268,28 @@ class LettaClient:
                     "404); projects are Letta Cloud's: leave out --project (LETTA_PROJECT)"
                 ) from None
             raise
-        matching = [p for p in _projects(found) if _matches(p, given)]
+        matching = [p for p in found if _matches(p, given)]
         if len(matching) != 1:
-            known = ", ".join(sorted(str(p.get("slug")) for p in _projects(found))) or "none"
+            known = ", ".join(sorted(str(p.get("slug")) for p in found)) or "none"
             what = "no project" if not matching else "more than one project"
             raise LettaApplyError(
                 f"project {given!r}: {what} with that id, slug or name (projects: {known})"
             )
         return Project(str(matching[0]["id"]), str(matching[0]["slug"]))
+
+    def _projects(self, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """Every project the listing holds, page by page (Cloud pages it with `offset` and says
+        `hasNextPage`)."""
+        out: list[Mapping[str, Any]] = []
+        for _ in range(1000):  # a server that never says the end is not followed forever
+            page = self.request(
+                "GET", "/v1/projects", params={**params, "offset": len(out)}, scoped=False
+            )
+            got = _projects(page)
+            out += got
+            if not got or not (isinstance(page, Mapping) and page.get("hasNextPage")):
+                break
+        return out
 
     def _scoped(
         self, method: str, path: str, params: Mapping[str, Any] | None

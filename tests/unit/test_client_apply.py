@@ -209,3 +209,24 @@ def test_two_stacks_of_one_name_in_two_projects_never_see_each_other(tmp_path: P
         assert plan.changes == ()
         refused = [p.address for p in plan.problems]
         assert refused == ([] if project == "team-a" else ["tool.greet"])
+
+
+def test_a_project_on_a_later_page_of_the_listing_is_found() -> None:
+    projects = [{"id": f"p{i}", "slug": f"team-{i}", "name": f"Team {i}"} for i in range(5)]
+
+    def cloud(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/projects":
+            if request.url.params.get("name"):  # the name filter knows names only
+                named = [p for p in projects if p["name"] == request.url.params["name"]]
+                return httpx.Response(200, json={"projects": named, "hasNextPage": False})
+            at = int(request.url.params.get("offset", 0))
+            page = projects[at : at + 2]
+            return httpx.Response(200, json={"projects": page, "hasNextPage": at + 2 < 5})
+        assert request.headers["x-project-id"] == "p4"
+        return httpx.Response(200, json=[])
+
+    client = LettaClient(
+        "http://127.0.0.1:8283", project="team-4", transport=httpx.MockTransport(cloud)
+    )
+    assert client.list_agents(tag="t") == []
+    assert client.project_id == "p4"

@@ -142,8 +142,10 @@ class GroupState:
 
 
 def group_applied(dg: DesiredGroup) -> dict[str, Any]:
-    """Digests of what letta-apply writes for a group, as the manifest says it."""
-    out: dict[str, Any] = {k: digest(v) for k, v in sorted(dg.config.items())}
+    """Digests of what letta-apply writes for a group, as the manifest says it (fields under
+    ignore_changes apart: a change of them must not write the marks)."""
+    config = sorted((k, v) for k, v in dg.config.items() if k not in dg.ignore)
+    out: dict[str, Any] = {k: digest(v) for k, v in config}
     if dg.prevent_destroy:
         out["prevent_destroy"] = True
     return out
@@ -152,7 +154,9 @@ def group_applied(dg: DesiredGroup) -> dict[str, Any]:
 def mark_body(stack: str, dg: DesiredGroup, **extra: Any) -> dict[str, Any]:
     """The mark block's metadata, without the group id (known once the group is made)."""
     mark = {"stack": stack, "address": dg.address, **extra, "applied": group_applied(dg)}
-    if "blocks" in dg.config:
+    # The record of what letta-apply attached (Letta does not report it). Under
+    # ignore_changes it is dropped: attaching again, once compared, is harmless.
+    if "blocks" in dg.config and "blocks" not in dg.ignore:
         mark["blocks"] = list(dg.config["blocks"])
     return {MARK_KEY: mark}
 
@@ -476,7 +480,8 @@ class GroupKind(Kind):
             # A block that is gone took its attachment with it.
             detach = [ctx.ids[b] for b in had if b not in wanted and b in ctx.ids]
         u.protection(bool(lg.mark) or adopt)
-        marks_stale = not adopt and lg.mark.get("applied") != group_applied(dg)
+        applied = {k: v for k, v in (u.applied or {}).items() if k not in dg.ignore}
+        marks_stale = not adopt and applied != group_applied(dg)
         if u.needed(adopt=adopt, also=bool(patch) or marks_stale):
             u.body.update({"patch": patch, "attach": attach, "detach": detach})
             u.body["mark"] = mark_body(ctx.stack, dg, group=lg.id)

@@ -211,3 +211,15 @@ def test_a_hand_built_group_exports_and_round_trips_to_no_changes(tmp_path: Path
     again = cli("apply", "-f", str(out), "--auto-approve")
     assert "No changes." in again.out and cli.fake.writes == writes
     assert len(cli.fake.groups) == 2
+
+
+def test_moved_and_ignore_changes(tmp_path: Path, cli: Cli) -> None:
+    apply(cli, tmp_path, AGENTS + GROUP % ("worker", ""))
+    gid = group(cli)["id"]
+    moved = AGENTS + GROUP.replace("team", "crew") % ("worker", "")
+    out = apply(cli, tmp_path, moved + "moved:\n  - {from: group.team, to: group.crew}\n")
+    assert group(cli)["id"] == gid and "- group" not in out
+    (mark,) = marks(cli)
+    assert mark["metadata"]["letta_apply"]["address"] == "group.crew"
+    ignored = AGENTS + GROUP.replace("team", "crew") % ("helper", ", ignore_changes: [agents]")
+    assert "No changes." in cli("plan", "-f", str(write(tmp_path, ignored))).out

@@ -44,6 +44,7 @@ class FakeLetta:
         self.agents: dict[str, dict[str, Any]] = {}
         self.tools: dict[str, dict[str, Any]] = {}
         self.identities: dict[str, dict[str, Any]] = {}
+        self.groups: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
@@ -64,7 +65,8 @@ class FakeLetta:
     def holding(cls, state: Mapping[str, Any]) -> FakeLetta:
         """A server holding exactly `state`, listed in its order:
 
-            {"tools": [...], "identities": [...], "blocks": [...], "agents": [...]}
+            {"tools": [...], "identities": [...], "blocks": [...], "agents": [...],
+             "groups": [...]}
 
         Each resource as the server stores it, with its "id". Agents name their blocks and tools
         by id in "block_ids" and "tool_ids". Fields left out take the values a create would give
@@ -85,6 +87,8 @@ class FakeLetta:
                 if unknown:
                     raise ValueError(f"agent {agent['id']}: {key} names nothing held: {unknown}")
             fake._new_agent(agent)
+        for group in state.get("groups", ()):
+            fake.groups[group["id"]] = {**fake._group_defaults(), **group}
         return fake
 
     # -- plumbing --------------------------------------------------------------------------
@@ -176,6 +180,15 @@ class FakeLetta:
                 "PATCH",
                 r"/v1/blocks/(block-[^/]+)/identities/(attach|detach)/(identity-[^/]+)",
                 self._block_identity,
+            ),
+            ("GET", r"/v1/groups/", lambda: self._list(self.groups, q)),
+            ("POST", r"/v1/groups/", lambda: self._create_group(body)),
+            ("PATCH", r"/v1/groups/(group-[^/]+)", lambda i: self._patch_group(i, body)),
+            ("DELETE", r"/v1/groups/(group-[^/]+)", lambda i: self._delete(self.groups, i)),
+            (
+                "PATCH",
+                r"/v1/groups/(group-[^/]+)/blocks/(attach|detach)/(block-[^/]+)",
+                self._group_block,
             ),
         ]
         for method, pattern, fn in routes:
@@ -271,6 +284,54 @@ class FakeLetta:
         elif verb == "detach" and bid in linked:
             linked.remove(bid)
         return _public(self.blocks[bid])
+
+    # Groups as Letta 0.16.8 keeps them (letta/services/group_manager.py): a PATCH ignores
+    # falsy values and shared_block_ids, and refuses another manager type; a group's shared
+    # blocks (kept in "_shared") are never reported: shared_block_ids reads empty.
+
+    def _group_defaults(self) -> dict[str, Any]:
+        return {"_seq": next(self._seq), "description": "", "agent_ids": [],
+                "shared_block_ids": [], "_shared": [], "manager_agent_id": None}  # fmt: skip
+
+    def _create_group(self, body: dict[str, Any]) -> dict[str, Any]:
+        gid = f"group-{uuid.uuid4()}"
+        unknown = [a for a in body["agent_ids"] if a not in self.agents]
+        if unknown:
+            raise _Http(404, f"Items not found in agents: {unknown}")
+        config = dict(body["manager_config"])
+        self.groups[gid] = {
+            **self._group_defaults(), "id": gid, "description": body["description"],
+            "agent_ids": list(body["agent_ids"]),
+            "_shared": list(body.get("shared_block_ids") or ()), **config,
+        }  # fmt: skip
+        return _public(self.groups[gid])
+
+    def _patch_group(self, gid: str, body: dict[str, Any]) -> dict[str, Any]:
+        group = self._get_group(gid)
+        config = body.get("manager_config") or {}
+        if config and config["manager_type"] != group["manager_type"]:
+            raise _Http(400, "Cannot change group pattern after creation")
+        for k, v in config.items():
+            if v:
+                group[k] = v
+        if body.get("description"):
+            group["description"] = body["description"]
+        if body.get("agent_ids"):
+            group["agent_ids"] = list(body["agent_ids"])
+        return _public(group)
+
+    def _get_group(self, gid: str) -> dict[str, Any]:
+        if gid not in self.groups:
+            raise _Http(404, f"{gid} not found")
+        return self.groups[gid]
+
+    def _group_block(self, gid: str, verb: str, bid: str) -> None:
+        shared = self._get_group(gid)["_shared"]
+        self._get(self.blocks, bid)
+        if verb == "attach" and bid not in shared:
+            shared.append(bid)
+        elif verb == "detach" and bid in shared:
+            shared.remove(bid)
 
     def _get(self, store: dict[str, dict[str, Any]], rid: str) -> dict[str, Any]:
         if rid not in store:

@@ -124,7 +124,8 @@ def change_lines(c: Change) -> list[str]:
     rid = f" ({c.remote_id})" if c.remote_id else ""
     lines = [f"  {sym} {c.address}{rid}: {c.action}"]
     if c.action == REPLACE:
-        lines[0] += " (created first, then the old agent and its own blocks are deleted)"
+        old = "the old agent and its own blocks are" if c.kind == "agent" else "the old one is"
+        lines[0] += f" (created first, then {old} deleted)"
     for i, d in enumerate(c.diffs):
         create = c.action == CREATE or (c.action == REPLACE and i > 0)
         lines.extend(_field(d, "      ", create=create))

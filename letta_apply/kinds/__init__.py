@@ -13,6 +13,7 @@ from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDA
 from .agent import AgentKind
 from .base import Kind
 from .block import BlockKind
+from .group import GroupKind
 from .identity import IdentityKind
 from .tool import ToolKind
 
@@ -33,7 +34,9 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
     return tuple(done)
 
 
-KINDS: tuple[Kind, ...] = _ordered([IdentityKind(), BlockKind(), ToolKind(), AgentKind()])
+KINDS: tuple[Kind, ...] = _ordered(
+    [IdentityKind(), BlockKind(), ToolKind(), AgentKind(), GroupKind()]
+)
 _BY_NAME = {k.name: k for k in KINDS}
 
 

@@ -62,7 +62,8 @@ def manifest_digest(paths: Iterable[str]) -> str:
 
 
 def _change(c: Change, fingerprint: str | None) -> dict[str, Any]:
-    before = None if c.action in (CREATE, REPLACE) else {d.field: d.before for d in c.diffs}
+    # A replacement's first difference is the field that forces it: what it was is kept.
+    before = None if c.action == CREATE else {d.field: d.before for d in c.diffs}
     extra: dict[str, Any] = {}
     paths = masked_paths(dict(c.body))
     if paths:

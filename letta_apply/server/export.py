@@ -14,6 +14,7 @@ import yaml
 
 from ..kinds.agent import AGENT_INCLUDE, LiveAgent
 from ..kinds.block import LiveBlock, export_block
+from ..kinds.group import GroupKind, LiveGroup
 from ..kinds.identity import IdentityKind, LiveIdentity
 from ..manifest.published import manifest_schema_id
 from ..plan.marks import user_metadata
@@ -144,12 +145,15 @@ def export_manifest(
 
     manifest_agents: dict[str, Any] = {}
     agent_keys: set[str] = set()
+    key_of_agent: dict[str, str] = {}
     for agent, _ in agents:
         key = _key(agent.name, agent_keys)
+        key_of_agent[agent.id] = key
         refs = _Refs(blocks, shared_ids, block_keys, identity_keys)
         spec = _agent_spec(agent, key, refs, include_system=include_system)
         manifest_agents[key] = spec
         imports.append({"to": f"agent.{key}", "id": agent.id})
+    manifest_groups = _groups(client, key_of_agent, imports)
 
     doc: dict[str, Any] = {"version": 1, "stack": stack}
     if manifest_identities:
@@ -158,6 +162,8 @@ def export_manifest(
         doc["blocks"] = manifest_blocks
     if manifest_agents:
         doc["agents"] = manifest_agents
+    if manifest_groups:
+        doc["groups"] = manifest_groups
     if imports:
         doc["imports"] = imports
     return Exported(doc, len(manifest_agents), len(manifest_blocks), skipped)
@@ -205,6 +211,33 @@ def _agent_spec(agent: LiveAgent, key: str, refs: _Refs, *, include_system: bool
     if idents:
         spec["identities"] = idents
     return spec
+
+
+def _groups(
+    client: LettaClient, key_of_agent: Mapping[str, str], imports: list[dict[str, str]]
+) -> dict[str, Any]:
+    """The groups made only of exported agents (manager and members; one listing, only when
+    agents are exported), with their imports. A stack's group has the stack's agents in it,
+    which are never exported, so none of these is a stack's. Their shared blocks are left out:
+    Letta does not report them."""
+    if not key_of_agent:
+        return {}
+    kind = GroupKind()
+    entries: dict[str, Any] = {}
+    taken: set[str] = set()
+    for raw in client.paginate("/v1/groups/", {}):
+        group = LiveGroup.from_api(raw)
+        members = [*group.agent_ids, *([group.manager_agent_id] if group.manager_agent_id else [])]
+        if not members or any(a not in key_of_agent for a in members):
+            continue
+        entry = kind.export(group)
+        entry["agents"] = [key_of_agent[a] for a in entry["agents"]]
+        if "manager_agent" in entry:
+            entry["manager_agent"] = key_of_agent[entry["manager_agent"]]
+        key = _key(f"{entry.get('manager_agent') or entry['agents'][0]}_group", taken)
+        entries[key] = entry
+        imports.append({"to": f"group.{key}", "id": group.id})
+    return entries
 
 
 def _identities(

@@ -70,7 +70,7 @@ _TEST_NAME = re.compile(r"(tenant-)?t-?[0-9a-f]{10}\b")
 
 
 def remove_test_resources(base_url: str) -> None:
-    """Delete the agents, blocks, tools and identities the tests made, recognised by their
+    """Delete the groups, agents, blocks, tools and identities the tests made, recognised by their
     stack's tag or their name; nothing else on the server is touched. Best effort: a failure
     here never fails the suite."""
 
@@ -99,7 +99,14 @@ def remove_test_resources(base_url: str) -> None:
             # Letta leaves an agent's own blocks behind it: those no other agent uses go too.
             kept = {b["id"] for a in listed["agents"] if a not in agents for b in a["blocks"]}
             owned = {b["id"] for a in agents for b in a.get("blocks") or ()} - kept
-            doomed = [f"/v1/agents/{a['id']}" for a in agents]
+            # A group's manager cannot be deleted while the group exists: groups go first.
+            ids = {a["id"] for a in agents}
+            doomed = [
+                f"/v1/groups/{g['id']}"
+                for g in c.get("/v1/groups/", params={"limit": 100000}).json()
+                if g.get("manager_agent_id") in ids or set(g.get("agent_ids") or ()) & ids
+            ]
+            doomed += [f"/v1/agents/{a['id']}" for a in agents]
             doomed += [
                 f"/v1/blocks/{b['id']}"
                 for b in listed["blocks"]

@@ -12,7 +12,18 @@ import pytest
 from letta_apply.cli.render import drift_lines, plan_text
 from letta_apply.kinds import apply_order
 from letta_apply.model import MARK_KEY, Live
-from letta_apply.plan.changes import ATTACH, CREATE, DELETE, DETACH, UPDATE, Change, Drift, Plan
+from letta_apply.plan.changes import (
+    ATTACH,
+    CREATE,
+    DELETE,
+    DETACH,
+    IMPORT,
+    REPLACE,
+    UPDATE,
+    Change,
+    Drift,
+    Plan,
+)
 from letta_apply.plan.planner import make_plan
 from tests.plan_cases import BASE_URL, CASES, load_case, plan_case
 
@@ -112,7 +123,7 @@ def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
     assert orders == sorted(orders)
     for c in plan.changes:
         if c.action == DELETE:
-            want = {"agent": 0, "block": 1, "tool": 2, "identity": 2}[c.kind]
+            want = {"group": 0, "agent": 1, "block": 2, "tool": 3, "identity": 3}[c.kind]
             assert apply_order(c) == (3, want)
         elif c.action == DETACH:
             assert apply_order(c) == (1, 0)
@@ -122,6 +133,8 @@ def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
             assert apply_order(c) == (0, 0)
         elif c.address.startswith("block."):
             assert apply_order(c) == (0, 1)
+        elif c.address.startswith("group."):
+            assert apply_order(c) == (0, 3)
         else:
             assert c.address.startswith("agent.") and apply_order(c) == (0, 2)
 
@@ -135,11 +148,15 @@ def test_nothing_without_this_stacks_marks_is_touched(case: str) -> None:
         *(t.id for t in live.of("tool").custom if t.mark.get("stack") == STACK and TAG in t.tags),
         # Identities carry no tags: their mark, a property, says alone.
         *(i.id for i in live.of("identity").identities if i.mark.get("stack") == STACK),
+        # Groups carry neither: a mark block of the stack names them.
+        *(g.id for g in live.of("group").live() if g.mark.get("stack") == STACK),
     }
     plan = make_plan(desired, live)
     for c in plan.changes:
-        assert c.remote_id is None or c.remote_id in ours, c
-    assert set(plan.ids.values()) <= ours
+        # What `imports:` names is not the stack's until the import writes its marks.
+        assert c.remote_id is None or c.remote_id in ours or c.action == IMPORT, c
+    imported = {c.remote_id for c in plan.changes if c.action == IMPORT}
+    assert set(plan.ids.values()) <= ours | imported
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -153,14 +170,15 @@ def test_refused_resources_have_no_changes(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_summary_counts_match_changes(case: str) -> None:
     plan = plan_case(case)
-    assert sum(plan.count(a) for a in (CREATE, UPDATE, ATTACH, DETACH, DELETE)) == len(plan.changes)
+    actions = (CREATE, UPDATE, ATTACH, DETACH, DELETE, IMPORT, REPLACE)
+    assert sum(plan.count(a) for a in actions) == len(plan.changes)
     assert plan.has_changes == bool(plan.changes)
     last = plan_text(plan, BASE_URL).splitlines()[-1]
     if plan.has_changes:
         assert last.startswith(
             f"Plan: {plan.count(CREATE)} to create, {plan.count(UPDATE)} to update, "
             f"{plan.count(ATTACH)} to attach, {plan.count(DETACH)} to detach, "
-            f"{plan.count(DELETE)} to delete."
+            f"{plan.count(DELETE)} to delete"
         )
     else:
         assert last.startswith("No changes.")

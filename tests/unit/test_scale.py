@@ -389,5 +389,8 @@ def test_export_of_many_agents_finds_outside_users_in_one_listing() -> None:
     doc = yaml.safe_load(result.manifest)
     assert sorted(doc["blocks"]) == ["handoff", "organization"]
     assert all(len(a["memory_blocks"]) == 1 for a in doc["agents"].values())
-    # The agents (one page), then the server's multi-attached blocks: not 31 block lookups.
-    assert fake.calls == 2 * [("GET", "/v1/agents/")] + 2 * [("GET", "/v1/blocks/")]
+    # The agents (one page), then the server's multi-attached blocks: not 31 block lookups;
+    # then the groups: one empty page (the groups of exported agents are exported too).
+    assert fake.calls == (
+        2 * [("GET", "/v1/agents/")] + 2 * [("GET", "/v1/blocks/")] + [("GET", "/v1/groups/")]
+    )

@@ -106,8 +106,10 @@ def test_export_finds_blocks_shared_outside_the_selection(
         agent = doc["agents"][f"{stack}-worker"]
         assert agent["blocks"] == ["organization"]
         assert [b["label"] for b in agent["memory_blocks"]] == ["persona"]
-        # The agent, then who uses its two blocks (a few blocks: asked one by one).
-        assert r.reads == 1 + 2 * listing(2), r.err
+        # The agent, then who uses its two blocks (a few blocks: asked one by one), and the
+        # server's groups, listed once.
+        groups = server_count(api, "/v1/groups/")
+        assert r.reads == 1 + 2 * listing(2) + listing(groups), r.err
     finally:
         for a in made:
             api.delete(f"/v1/agents/{a['id']}")

@@ -33,6 +33,7 @@ from ..plan.marks import digest
 from ..server.client import LettaClient
 from . import agent_plan
 from .agent_plan import HANDLES
+from .agent_settings import SETTINGS, live_settings
 from .base import (
     Context,
     Field,
@@ -62,7 +63,7 @@ from .tool_rules import check_rules, rule_keys, rule_tool_names, tool_rules_upda
 AGENT_INCLUDE = ("agent.blocks", "agent.identities", "agent.tags", "agent.tools")
 CONFIG = (
     "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
-    "identities",
+    "identities", *SETTINGS,
 )  # fmt: skip
 FIELDS = ("description", "system", "model", "embedding")
 # Above this many missing agents one full listing is cheaper than one lookup per name.
@@ -130,6 +131,7 @@ class LiveAgent:
     block_ids: tuple[str, ...] = ()
     tool_rules: tuple[Mapping[str, Any], ...] = ()
     identity_ids: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)  # as reported (agent_settings)
 
     @property
     def mark(self) -> Mapping[str, Any]:
@@ -156,6 +158,7 @@ class LiveAgent:
             block_ids=tuple(b["id"] for b in d.get("blocks") or ()),
             tool_rules=tuple(d.get("tool_rules") or ()),
             identity_ids=tuple(d.get("identity_ids") or ()),
+            settings=live_settings(raw),
         )
 
 
@@ -209,6 +212,7 @@ class AgentKind(Kind):
         Field("blocks"),
         Field("memory_blocks"),
         Field("include_base_tools", "replace"),
+        *(Field(name) for name in SETTINGS),
     )
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
     import_by_name: ClassVar[bool] = True
@@ -449,6 +453,8 @@ class AgentKind(Kind):
             parts.append(rule_keys(a.tool_rules))
         if a.identity_ids:  # likewise for identities
             parts.append(sorted(a.identity_ids))
+        if a.settings:  # likewise for settings
+            parts.append(dict(a.settings))
         return digest(parts)
 
     def blanks(self, live: Live) -> dict[str, frozenset[str]]:

@@ -349,7 +349,7 @@ class FakeLetta:
         if aid not in self.agents:
             raise _Http(404, f"{aid} not found")
         for k, v in body.items():
-            if v is not None and k not in _LANDED:
+            if v is not None and k not in _LANDED and k not in _SECRETS:
                 self.agents[aid][k] = v
         _land_settings(self.agents[aid], body)
         return self._agent_view(_public(self.agents[aid]))
@@ -455,8 +455,22 @@ _KEPT = (
 )  # fmt: skip
 
 
+# As Letta: secrets are sent as a mapping and returned as rows with their values in plain; a
+# write of them replaces the set, each row with a new id.
+_SECRETS = ("secrets", "tool_exec_environment_variables")
+
+
 def _land_settings(agent: dict[str, Any], body: Mapping[str, Any]) -> None:
     # Only what a body sets: agents of other tests keep the fields they were made with.
+    for name in _SECRETS:
+        given = body.get(name)
+        if isinstance(given, list):  # a case's live.json: rows as the server returns them
+            agent["secrets"] = given
+        elif isinstance(given, Mapping):
+            agent["secrets"] = [
+                {"id": f"agent-env-{uuid.uuid4()}", "key": k, "value": str(v)}
+                for k, v in given.items()
+            ]
     for k in _KEPT:
         if body.get(k) is not None:
             agent[k] = body[k]

@@ -32,6 +32,7 @@ from ..plan.marks import (
     sensitive_names,
     user_metadata,
 )
+from .agent_secrets import WRITTEN, plan_secrets, with_recorded
 from .agent_settings import SETTINGS, compared
 from .base import Context, Update, applied_of, dict_diffs
 from .block import (
@@ -218,6 +219,10 @@ def body(ctx: Context, da: DesiredAgent, **mark_extra: Any) -> dict[str, Any] | 
         **da.config.get("metadata", {}),
         **mark_metadata(ctx.stack, da.address, agent_applied(da), **mark_extra),
     }
+    if "secrets" in da.config:
+        out["secrets"] = dict(da.config["secrets"])
+        written = dict.fromkeys(da.config["secrets"], WRITTEN)
+        out["metadata"] = with_recorded(out["metadata"], written)
     out["memory_blocks"] = [block_body(b, ctx.stack, ctx.tag, mark=False) for b in da.memory_blocks]
     out["block_ids"] = [{"$ref": a} for a in da.blocks]
     if "tools" in da.config:
@@ -248,6 +253,8 @@ def create_diffs(da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
     if da.include_base_tools is not None:
         diffs.append(FieldDiff("include_base_tools", None, da.include_base_tools, NEW))
     diffs.extend(FieldDiff(k, None, da.config[k], NEW) for k in SETTINGS if k in da.config)
+    secrets = sorted((da.config.get("secrets") or {}).items())
+    diffs.extend(FieldDiff(f"secrets['{k}']", None, v, NEW) for k, v in secrets)
     for b in da.memory_blocks:
         diffs.append(FieldDiff(f"memory_blocks.{b.label}.value", None, b.value, NEW))
         diffs.extend(
@@ -350,6 +357,7 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
         replace(ctx, da, la, reason)
         return
     u = _field_changes(ctx, da, la, applied, adopt=adopt)
+    secrets = plan_secrets(ctx, u, da, la)
     if not served(ctx, da, u.body):
         return
     if u.needed(adopt=adopt):
@@ -358,6 +366,8 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
             **user_md,
             **mark_metadata(ctx.stack, da.address, agent_applied(da, applied or {})),
         }
+        if secrets:
+            u.body["metadata"] = with_recorded(u.body["metadata"], secrets)
         u.emit("agent", la.id, adopt=adopt)
     _agent_blocks(ctx, da, la, applied, adopt=adopt)
 

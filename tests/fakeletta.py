@@ -403,14 +403,16 @@ class FakeLetta:
             "tool_rules": spec.get("tool_rules") or [],
             "identity_ids": [i for i in spec.get("identity_ids") or [] if i in self.identities],
         }
+        _land_settings(self.agents[aid], spec)
         return self.agents[aid]
 
     def _patch_agent(self, aid: str, body: dict[str, Any]) -> dict[str, Any]:
         if aid not in self.agents:
             raise _Http(404, f"{aid} not found")
         for k, v in body.items():
-            if v is not None:
+            if v is not None and k not in _LANDED and k not in _SECRETS:
                 self.agents[aid][k] = v
+        _land_settings(self.agents[aid], body)
         return self._agent_view(_public(self.agents[aid]))
 
     def _agent_view(self, a: dict[str, Any]) -> dict[str, Any]:
@@ -501,3 +503,52 @@ def _schema(source: str) -> dict[str, Any]:
 
 def _public(r: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in r.items() if not k.startswith("_")}
+
+
+# Agent settings as Letta 0.16.8 keeps them: some requested at the top land in `llm_config` (and
+# in `model_settings`, which the server derives from it); the objects it keeps come back completed
+# with its defaults.
+_LANDED = {"context_window_limit": "context_window", "max_tokens": "max_tokens"}
+_KEPT = (
+    "llm_config", "model_settings", "compaction_settings", "response_format", "timezone",
+    "enable_sleeptime", "message_buffer_autoclear", "max_files_open",
+    "per_file_view_window_char_limit",
+)  # fmt: skip
+
+
+# As Letta: secrets are sent as a mapping and returned as rows with their values in plain; a
+# write of them replaces the set, each row with a new id.
+_SECRETS = ("secrets", "tool_exec_environment_variables")
+
+
+def _land_settings(agent: dict[str, Any], body: Mapping[str, Any]) -> None:
+    # Only what a body sets: agents of other tests keep the fields they were made with.
+    for name in _SECRETS:
+        given = body.get(name)
+        if isinstance(given, list):  # a case's live.json: rows as the server returns them
+            agent["secrets"] = given
+        elif isinstance(given, Mapping):
+            agent["secrets"] = [
+                {"id": f"agent-env-{uuid.uuid4()}", "key": k, "value": str(v)}
+                for k, v in given.items()
+            ]
+    for k in _KEPT:
+        if body.get(k) is not None:
+            agent[k] = body[k]
+    if isinstance(body.get("model_settings"), Mapping):
+        agent["model_settings"] = {"temperature": 0.7, "strict": True, **body["model_settings"]}
+    if isinstance(body.get("compaction_settings"), Mapping):
+        agent["compaction_settings"] = {"clip_chars": 50000, **body["compaction_settings"]}
+    llm = agent.get("llm_config") or {}
+    settings = agent.get("model_settings") or {}
+    for request, landed in _LANDED.items():
+        if body.get(request) is not None:
+            llm[landed] = body[request]
+    if body.get("max_tokens") is not None:
+        settings["max_output_tokens"] = body["max_tokens"]
+    if body.get("parallel_tool_calls") is not None:
+        llm["parallel_tool_calls"] = settings["parallel_tool_calls"] = body["parallel_tool_calls"]
+    if llm:
+        agent["llm_config"] = llm
+    if settings:
+        agent["model_settings"] = settings

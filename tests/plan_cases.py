@@ -38,6 +38,7 @@ from letta_apply.model import Desired, Live
 from letta_apply.pipeline import load_manifest
 from letta_apply.plan.changes import Plan
 from letta_apply.plan.planner import make_plan
+from letta_apply.sensitive import mask_plan
 from letta_apply.server.live import read_live
 from tests.fakeletta import FakeLetta
 
@@ -60,4 +61,5 @@ def load_case(case: str) -> tuple[Desired, Live]:
 
 
 def plan_case(case: str) -> Plan:
-    return make_plan(*load_case(case))
+    """The case's plan as every command shows and saves it: sensitive values masked."""
+    return mask_plan(make_plan(*load_case(case)))

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypedDict, cast
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
-from ..model import Desired, Import, Live
+from ..model import Desired, Import, Live, is_secret
 from ..plan.changes import (
     ATTACH,
     CREATE,
@@ -29,10 +29,22 @@ from ..plan.changes import (
     Plan,
     Why,
 )
-from ..plan.marks import digest
+from ..plan.marks import digest, sensitive_fields
+from ..sensitive import Masker
 from ..server.client import LettaClient
 from . import agent_plan
 from .agent_plan import HANDLES
+from .agent_secrets import (
+    LIVE,
+    NAMES,
+    LiveSecret,
+    carried_over,
+    declared_secrets,
+    live_secrets,
+    with_recorded,
+    written_ids,
+)
+from .agent_settings import SETTINGS, live_settings
 from .base import (
     Context,
     Field,
@@ -62,9 +74,12 @@ from .tool_rules import check_rules, rule_keys, rule_tool_names, tool_rules_upda
 AGENT_INCLUDE = ("agent.blocks", "agent.identities", "agent.tags", "agent.tools")
 CONFIG = (
     "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
-    "identities",
+    "identities", *SETTINGS,
 )  # fmt: skip
 FIELDS = ("description", "system", "model", "embedding")
+# What plan and import read: secrets come back in plain, compared in memory and never kept
+# (kinds.agent_secrets). Export reads without them: it never writes a secret's value.
+WITH_SECRETS = (*AGENT_INCLUDE, "agent.secrets")
 # Above this many missing agents one full listing is cheaper than one lookup per name.
 _NAME_LOOKUPS_MAX = 5
 
@@ -114,6 +129,7 @@ class AgentJSON(_Id, total=False):
     blocks: list[_Id] | None
     tool_rules: list[dict[str, Any]] | None
     identity_ids: list[str] | None
+    secrets: list[dict[str, Any]] | None
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,8 @@ class LiveAgent:
     block_ids: tuple[str, ...] = ()
     tool_rules: tuple[Mapping[str, Any], ...] = ()
     identity_ids: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)  # as reported (agent_settings)
+    secrets: Mapping[str, LiveSecret] = field(default_factory=dict, repr=False)
 
     @property
     def mark(self) -> Mapping[str, Any]:
@@ -156,6 +174,8 @@ class LiveAgent:
             block_ids=tuple(b["id"] for b in d.get("blocks") or ()),
             tool_rules=tuple(d.get("tool_rules") or ()),
             identity_ids=tuple(d.get("identity_ids") or ()),
+            settings=live_settings(raw),
+            secrets=live_secrets(d.get("secrets")),
         )
 
 
@@ -209,6 +229,8 @@ class AgentKind(Kind):
         Field("blocks"),
         Field("memory_blocks"),
         Field("include_base_tools", "replace"),
+        *(Field(name) for name in SETTINGS),
+        *(Field(name, "sensitive") for name in NAMES),
     )
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
     import_by_name: ClassVar[bool] = True
@@ -218,8 +240,8 @@ class AgentKind(Kind):
 
     def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
         # Names, own blocks and shared-block references are checked with the blocks they
-        # claim labels against (manifest.validate); tool rules' fields here.
-        return check_rules(doc, data)
+        # claim labels against (manifest.validate); tool rules' fields and secrets here.
+        return [*check_rules(doc, data), *_check_secrets(doc, data)]
 
     def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
         agents: dict[str, DesiredAgent] = {}
@@ -230,6 +252,9 @@ class AgentKind(Kind):
                 for mb in spec.get("memory_blocks") or []
             )
             config = {k: spec[k] for k in CONFIG if k in spec}
+            secrets = declared_secrets(spec)
+            if secrets is not None:
+                config["secrets"] = secrets
             if "identities" in config:
                 config["identities"] = [f"identity.{k}" for k in config["identities"]]
             agents[address] = DesiredAgent(
@@ -240,7 +265,10 @@ class AgentKind(Kind):
                 memory_blocks=own,
                 blocks=tuple(f"block.{ref}" for ref in spec.get("blocks") or []),
                 prevent_destroy=bool(spec.get("prevent_destroy", False)),
-                ignore=frozenset(spec.get("ignore_changes", ())),
+                # Either name of the secrets ignores them (they are one place on the server).
+                ignore=frozenset(
+                    "secrets" if f == NAMES[1] else f for f in spec.get("ignore_changes", ())
+                ),
             )
         return agents
 
@@ -266,14 +294,14 @@ class AgentKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        return client.list_agents(tag=f"letta-apply:{stack}", include=AGENT_INCLUDE)
+        return client.list_agents(tag=f"letta-apply:{stack}", include=WITH_SECRETS)
 
     def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
         """An agent by id, or the one unmarked agent of a name; with the agent as read (its
         blocks go to the blocks' state)."""
         if imp.id is not None:
             try:
-                found = client.get_agent(imp.id, AGENT_INCLUDE)
+                found = client.get_agent(imp.id, WITH_SECRETS)
             except ApiError as e:
                 if e.status == 404:
                     return f"no such resource on the server: {imp.id}", None
@@ -281,7 +309,7 @@ class AgentKind(Kind):
             return LiveAgent.from_api(found), found
         assert imp.name is not None
         named = [
-            a for a in client.list_agents(name=imp.name, include=AGENT_INCLUDE)
+            a for a in client.list_agents(name=imp.name, include=WITH_SECRETS)
             if not LiveAgent.from_api(a).mark
         ]  # fmt: skip
         if len(named) != 1:
@@ -449,7 +477,14 @@ class AgentKind(Kind):
             parts.append(rule_keys(a.tool_rules))
         if a.identity_ids:  # likewise for identities
             parts.append(sorted(a.identity_ids))
+        if a.settings:  # likewise for settings
+            parts.append(dict(a.settings))
+        if a.secrets:  # names and row ids only: a rewrite on the server changes the ids
+            parts.append(sorted((k, s.id) for k, s in a.secrets.items()))
         return digest(parts)
+
+    def hidden(self, declared: Any) -> frozenset[str]:
+        return super().hidden(declared) | sensitive_fields(declared.config, (), ("secrets",))
 
     def blanks(self, live: Live) -> dict[str, frozenset[str]]:
         """Sensitive fields of the agents and of their own blocks (named in the agent's mark)."""
@@ -515,7 +550,7 @@ class AgentKind(Kind):
             (c.attach_block if change.action == ATTACH else c.detach_block)(agent_id, block_id)
             rid = block_id
         else:
-            c.update_agent(rid, body)
+            _update(run, rid, body)
         return rid
 
 
@@ -546,6 +581,7 @@ def _create(run: Run, change: Change, body: dict[str, Any]) -> str:
         created = winner
     rid: str = created["id"]
     run.record(change.address, rid)
+    _record_secrets(run, rid, body, created)
     for b in created.get("blocks") or ():
         run.record(owned_block_address(change.address, b["label"]), b["id"])
     # Letta drops `metadata` of blocks created inline with an agent; set it afterwards.
@@ -566,3 +602,65 @@ def _create(run: Run, change: Change, body: dict[str, Any]) -> str:
         if update is not None:
             c.update_agent(rid, {"tool_rules": update[1]})
     return rid
+
+
+def _update(run: Run, rid: str, body: dict[str, Any]) -> None:
+    c = run.client
+    by_hand: list[str] = []
+    if any(isinstance(v, Mapping) and LIVE in v for v in (body.get("secrets") or {}).values()):
+        # Letta replaces the whole set: the secrets set by hand go along, as they are now.
+        now = live_secrets(c.get_agent(rid, ("agent.secrets",)).get("secrets"))
+        wanted = body["secrets"]
+        by_hand = [now[k].value for k, v in wanted.items() if isinstance(v, Mapping) and k in now]
+        body["secrets"] = carried_over(wanted, now)
+    try:
+        answer = c.update_agent(rid, body)
+    except ApiError as e:
+        if not by_hand:
+            raise
+        # No sensitive variable holds those: mask them here, should the server quote them.
+        masker = Masker(by_hand)
+        detail = masker.text(e.detail)
+        raise ApiError(detail, status=e.status, method=e.method, path=e.path) from None
+    _record_secrets(run, rid, body, answer)
+
+
+def _record_secrets(run: Run, rid: str, body: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
+    """Record in the mark the row ids the server gave the secrets just written (how a later
+    rewrite on the server is told from a change of the manifest)."""
+    ids = written_ids(body.get("metadata") or {}, answer)
+    if ids is not None:
+        run.client.update_agent(rid, {"metadata": with_recorded(body["metadata"], ids)})
+
+
+def _check_secrets(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    """Secrets come from sensitive variables (a plain value would sit in the manifest's
+    history), under one of Letta's two names."""
+    errors: list[Diagnostic] = []
+    agents = data.get("agents")
+    for key, spec in agents.items() if isinstance(agents, Mapping) else ():
+        if not isinstance(spec, Mapping):
+            continue
+        if all(n in spec for n in NAMES):
+            errors.append(
+                doc.diag(
+                    ("agents", key, NAMES[1]),
+                    f"agents.{key}: declare secrets under `secrets` or "
+                    "`tool_exec_environment_variables`, not both",
+                    key=True,
+                )
+            )
+        for name in NAMES:
+            given = spec.get(name)
+            # The schema reports a secrets entry that is no mapping; checks run beside it.
+            for k, v in given.items() if isinstance(given, Mapping) else ():
+                if not is_secret(v):
+                    errors.append(
+                        doc.diag(
+                            ("agents", key, name, k),
+                            f"agents.{key}.{name}.{k}: a secret's value must come from a "
+                            "sensitive variable (${var.NAME} with `sensitive: true`), never "
+                            "be written in the manifest",
+                        )
+                    )
+    return errors

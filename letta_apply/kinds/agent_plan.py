@@ -32,7 +32,9 @@ from ..plan.marks import (
     sensitive_names,
     user_metadata,
 )
-from .base import Context, Update, applied_of
+from .agent_secrets import WRITTEN, plan_secrets, with_recorded
+from .agent_settings import SETTINGS, compared
+from .base import Context, Update, applied_of, dict_diffs
 from .block import (
     BlockState,
     LiveBlock,
@@ -61,7 +63,10 @@ def agent_applied(da: DesiredAgent, previous: Mapping[str, Any] | None = None) -
     attaches (as addresses), the configuration of its own blocks, and its protection. An
     update (`previous`: the marks it replaces) writes no memory value: the bases of its own
     blocks' values are carried over (a block whose value is written gets its own marks)."""
-    out: dict[str, Any] = {"name": digest(da.name), **config_digests(da.config, FIELDS)}
+    out: dict[str, Any] = {
+        "name": digest(da.name),
+        **config_digests(da.config, (*FIELDS, *SETTINGS)),
+    }
     if "tools" in da.config:
         out["tools"] = digest(sorted(da.config["tools"]))
     if "tool_rules" in da.config:
@@ -206,7 +211,7 @@ def body(ctx: Context, da: DesiredAgent, **mark_extra: Any) -> dict[str, Any] | 
     """The request that creates the agent with everything it declares, or None when it cannot
     be made (a problem was reported)."""
     out: dict[str, Any] = {"name": da.name}
-    for k in FIELDS:
+    for k in (*FIELDS, *SETTINGS):
         if k in da.config:
             out[k] = da.config[k]
     out["tags"] = sorted({*da.config.get("tags", ()), ctx.tag})
@@ -214,6 +219,10 @@ def body(ctx: Context, da: DesiredAgent, **mark_extra: Any) -> dict[str, Any] | 
         **da.config.get("metadata", {}),
         **mark_metadata(ctx.stack, da.address, agent_applied(da), **mark_extra),
     }
+    if "secrets" in da.config:
+        out["secrets"] = dict(da.config["secrets"])
+        written = dict.fromkeys(da.config["secrets"], WRITTEN)
+        out["metadata"] = with_recorded(out["metadata"], written)
     out["memory_blocks"] = [block_body(b, ctx.stack, ctx.tag, mark=False) for b in da.memory_blocks]
     out["block_ids"] = [{"$ref": a} for a in da.blocks]
     if "tools" in da.config:
@@ -243,6 +252,9 @@ def create_diffs(da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
         diffs.append(FieldDiff("identities", None, sorted(da.config["identities"]), NEW))
     if da.include_base_tools is not None:
         diffs.append(FieldDiff("include_base_tools", None, da.include_base_tools, NEW))
+    diffs.extend(FieldDiff(k, None, da.config[k], NEW) for k in SETTINGS if k in da.config)
+    secrets = sorted((da.config.get("secrets") or {}).items())
+    diffs.extend(FieldDiff(f"secrets['{k}']", None, v, NEW) for k, v in secrets)
     for b in da.memory_blocks:
         diffs.append(FieldDiff(f"memory_blocks.{b.label}.value", None, b.value, NEW))
         diffs.extend(
@@ -345,6 +357,7 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
         replace(ctx, da, la, reason)
         return
     u = _field_changes(ctx, da, la, applied, adopt=adopt)
+    secrets = plan_secrets(ctx, u, da, la)
     if not served(ctx, da, u.body):
         return
     if u.needed(adopt=adopt):
@@ -353,6 +366,8 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
             **user_md,
             **mark_metadata(ctx.stack, da.address, agent_applied(da, applied or {})),
         }
+        if secrets:
+            u.body["metadata"] = with_recorded(u.body["metadata"], secrets)
         u.emit("agent", la.id, adopt=adopt)
     _agent_blocks(ctx, da, la, applied, adopt=adopt)
 
@@ -398,6 +413,18 @@ def _field_changes(
             shown_ids = _identities_shown(ctx, la.identity_ids)
             u.differs("identities", shown_ids, sorted(da.config["identities"]))
             u.body["identity_ids"] = ids_
+    for k in SETTINGS:
+        if u.managed(k):
+            declared = da.config[k]
+            live = compared(declared, la.settings.get(k))
+            if live == declared:
+                continue
+            u.body[k] = declared
+            if isinstance(live, Mapping):  # key by key, as metadata
+                why = ctx.why(applied, k, live)
+                u.diffs.extend(dict_diffs(k, live, declared, why))
+            else:
+                u.differs(k, live, declared)
     u.protection(bool(la.mark) or adopt)
     if adopt:
         u.body.setdefault("tags", sorted({*live_tags, ctx.tag}))

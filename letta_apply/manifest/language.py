@@ -62,7 +62,10 @@ _FILE_FIELDS = {
 }
 # Where a sensitive value may go: text that is sent to the server and masked in every output.
 # Names, labels, tags and keys are shown and matched everywhere, so a secret is refused there.
-_SENSITIVE_OK = {"value", "description", "system", "metadata", "properties"}
+_SENSITIVE_OK = {
+    "value", "description", "system", "metadata", "properties", "secrets",
+    "tool_exec_environment_variables",
+}  # fmt: skip
 _SENSITIVE_SECTIONS = ("blocks", "agents", "identities")
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
 

@@ -1,0 +1,58 @@
+"""An agent's settings (kinds.agent): the knobs teams tune, under Letta's request names, and where
+Letta 0.16.8 reports each one back.
+
+Letta takes some settings at the top of `CreateAgent`/`UpdateAgent` but reports them inside
+`llm_config` (`context_window_limit` comes back as `llm_config.context_window`); it fills defaults
+in the objects it keeps (`model_settings`, `compaction_settings`, `response_format`). Comparing
+the request with the answer as-is would show a change on every plan, so each setting is read from
+where the server reports it, and an object is compared on the keys the manifest declares only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "context_window_limit": ("llm_config", "context_window"),
+    "max_tokens": ("llm_config", "max_tokens"),
+    "parallel_tool_calls": ("llm_config", "parallel_tool_calls"),
+    "model_settings": ("model_settings",),
+    "compaction_settings": ("compaction_settings",),
+    "response_format": ("response_format",),
+    "enable_sleeptime": ("enable_sleeptime",),
+    "message_buffer_autoclear": ("message_buffer_autoclear",),
+    "timezone": ("timezone",),
+    "max_files_open": ("max_files_open",),
+    "per_file_view_window_char_limit": ("per_file_view_window_char_limit",),
+}
+"""Setting (its name in CreateAgent and UpdateAgent) -> where AgentState reports it."""
+
+OBJECTS = ("model_settings", "compaction_settings", "response_format")
+"""Settings the server keeps as objects it completes with defaults: compared on declared keys."""
+
+
+def live_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings an agent, as the server returns it, reports (those it reports at all)."""
+    out: dict[str, Any] = {}
+    for name, path in SETTINGS.items():
+        value: Any = raw
+        for step in path:
+            value = value.get(step) if isinstance(value, Mapping) else None
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def compared(declared: Any, live: Any) -> Any:
+    """The live value as far as the manifest declares it: for a mapping, only the declared keys
+    (nested mappings likewise), so what the server fills in is never a difference."""
+    if isinstance(declared, Mapping) and isinstance(live, Mapping):
+        return {k: compared(v, live.get(k)) for k, v in declared.items()}
+    if (
+        isinstance(declared, float)
+        and isinstance(live, (int, float))
+        and not isinstance(live, bool)
+    ):
+        return float(live)
+    return live

@@ -1,0 +1,87 @@
+"""The checker the Cloud contract test relies on (openapi.py), and the list of requests only a
+self-hosted server serves: each entry says why and what letta-apply does on Cloud, names a route
+the self-hosted API has, and one Letta Cloud does not have."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from .openapi import CLOUD_SPEC, SELF_HOSTED_SPEC, Api, Sent, self_hosted_only, shape
+
+CLOUD = Api.load(CLOUD_SPEC)
+SELF_HOSTED = Api.load(SELF_HOSTED_SPEC)
+
+
+def _json(method: str, target: str, body: object) -> Sent:
+    return Sent(method, target, json.dumps(body).encode(), "application/json")
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        Sent(
+            "GET",
+            "/v1/agents/?tags=letta-apply%3As&include=agent.blocks&include=agent.tags"
+            "&limit=101&order=asc&after=agent-1&project_id=proj-1",
+        ),
+        Sent("GET", "/v1/blocks/?connected_to_agents_count_gt=1&match_all_tags=true"),
+        Sent("GET", "/v1/blocks/count"),  # a literal segment, not block "count"
+        Sent("PATCH", "/v1/agents/agent-1/core-memory/blocks/attach/block-2"),
+        _json("POST", "/v1/blocks/", {"label": "persona", "value": "I am", "limit": 5000}),
+        _json("PATCH", "/v1/agents/agent-1", {"tags": ["a"], "metadata": {"k": {"n": 1}}}),
+    ],
+    ids=lambda s: f"{s.method} {s.path}",
+)
+def test_what_cloud_declares_passes(sent: Sent) -> None:
+    assert CLOUD.violations(sent) == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "problem"),
+    [
+        (_json("POST", "/v1/tools/generate-schema", {"code": "def f(): ..."}), "no such route"),
+        (Sent("DELETE", "/v1/health/"), "no such route"),
+        (Sent("GET", "/v1/agents/?bogus=1"), "query parameter 'bogus' is not declared"),
+        (Sent("GET", "/v1/agents/?include=agent.everything"), "'include'="),
+        (Sent("GET", "/v1/agents/?limit=many"), "'limit'="),
+        (Sent("GET", "/v1/agents/agent-1?order=asc&order=desc"), "'order' is not declared"),
+        (Sent("GET", "/v1/blocks/?order=asc&order=desc"), "'order'="),  # not an array
+        (
+            _json("POST", "/v1/blocks/", {"label": "l", "value": "v", "limit": "big"}),
+            "body['limit']",
+        ),
+        (_json("PATCH", "/v1/agents/agent-1/core-memory/blocks/attach/block-2", {}), "no JSON"),
+        (Sent("POST", "/v1/blocks/"), "requires a JSON body"),
+        (Sent("POST", "/v1/blocks/", b"label=x", "application/x-www-form-urlencoded"), "not JSON"),
+    ],
+)
+def test_what_cloud_would_refuse_is_found(sent: Sent, problem: str) -> None:
+    found = CLOUD.violations(sent)
+    assert len(found) == 1 and problem in found[0], found
+
+
+def test_distinct_requests_are_method_template_and_parameter_names() -> None:
+    a = shape(CLOUD, Sent("GET", "/v1/agents/agent-1?include=agent.blocks"))
+    b = shape(CLOUD, Sent("GET", "/v1/agents/agent-2?include=agent.tags&include=agent.blocks"))
+    c = shape(CLOUD, Sent("GET", "/v1/agents/agent-2"))
+    assert a == b == ("GET", "/v1/agents/{agent_id}", ("include",))
+    assert c == ("GET", "/v1/agents/{agent_id}", ())
+
+
+def test_every_listed_request_is_self_hosted_only_and_says_what_replaces_it() -> None:
+    listed = self_hosted_only()
+    assert listed, "an empty list belongs in no file: delete it, or let the test say none"
+    assert len({(e.method, e.path) for e in listed}) == len(listed), "listed twice"
+    for e in listed:
+        assert e.why.strip() and e.cloud_fallback.strip(), e
+        concrete = re.sub(r"\{[^}]+\}", "x-1", e.path)
+        on_server = SELF_HOSTED.match(e.method, concrete)
+        assert on_server is not None and on_server.operation.template == e.path, (
+            f"{e.method} {e.path}: not a route of {SELF_HOSTED_SPEC.name}"
+        )
+        assert CLOUD.match(e.method, concrete) is None, (
+            f"{e.method} {e.path}: Letta Cloud serves it now; take it off the list"
+        )

@@ -41,6 +41,12 @@ class Sent:
     body: bytes = b""
     content_type: str = ""
     cloud: bool = False  # sent to the Cloud-like proxy (no self-hosted route is excused)
+    user_agent: str = ""
+
+    @property
+    def by_letta_apply(self) -> bool:
+        """Sent by letta-apply's client (not by a test's own client)."""
+        return re.match(r"letta-apply(/|$)", self.user_agent) is not None
 
     @cached_property
     def path(self) -> str:

@@ -28,7 +28,7 @@ import pytest
 from letta_apply.cli import main
 from letta_apply.server.client import PAGE_SIZE
 
-from .cloudproxy import API_KEY, PROJECTS, CloudProxy, Recorder, TapProxy
+from .cloudproxy import API_KEY, PROJECTS, CloudProxy, Recorder, TapProxy, every_third_short
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite's own server: its own port and database, never a user's quickstart server on 8283
@@ -326,8 +326,15 @@ agents:
 
 
 def listing(n: int) -> int:
-    """Requests letta-apply spends listing n items: a page per PAGE_SIZE, and the empty page
-    that ends the listing (only that proves the end on a server that caps its pages)."""
+    """Requests letta-apply spends listing n items: a page per PAGE_SIZE (through the Cloud-like
+    proxy, a page per what its caps let through), and the empty page that ends the listing (only
+    that proves the end on a server that caps its pages)."""
+    if MODE == "cloud":
+        pages = held = 0
+        while held < n:
+            pages += 1
+            held += every_third_short(pages)
+        return pages + 1
     return math.ceil(n / PAGE_SIZE) + 1
 
 

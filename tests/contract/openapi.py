@@ -227,6 +227,19 @@ class SelfHostedOnly:
     cloud_fallback: str
 
 
+def unexplained(entry: SelfHostedOnly, cloud: Api, self_hosted: Api) -> list[str]:
+    """What is wrong with an entry of the list: it must say why and what replaces it, name a
+    route of the self-hosted server, and one Letta Cloud lacks."""
+    problems = [f"no {k}" for k in ("why", "cloud_fallback") if not getattr(entry, k).strip()]
+    concrete = re.sub(r"\{[^}]+\}", "x-1", entry.path)
+    found = self_hosted.match(entry.method, concrete)
+    if found is None or found.operation.template != entry.path:
+        problems.append("not a route of the self-hosted server")
+    if cloud.match(entry.method, concrete) is not None:
+        problems.append("Letta Cloud serves it: take it off the list")
+    return [f"{entry.method} {entry.path}: {p}" for p in problems]
+
+
 def self_hosted_only(path: Path = SELF_HOSTED_ONLY) -> list[SelfHostedOnly]:
     entries = json.loads(path.read_text(encoding="utf-8"))
     return [SelfHostedOnly(**e) for e in entries]

@@ -7,7 +7,7 @@
 - `CloudProxy` behaves like Letta Cloud where Cloud differs from a self-hosted server:
     * a request without `Authorization: Bearer <key>` is refused (401);
     * a method and path that Cloud's API description lacks answers 404;
-    * it serves `GET /v1/projects` itself, with the fixed `PROJECTS`;
+    * it serves `GET /v1/projects` itself, with the fixed `PROJECTS` (`name` filters by name);
     * every other request but `/v1/health/` needs `X-Project-Id` naming one of them and
       `X-Project` giving its slug (400 otherwise);
     * resources belong to a project: what a request creates (agents, their own blocks, blocks,
@@ -382,11 +382,10 @@ class CloudProxy(_Proxy):
 
     def _projects(self, request: Request, close: bool) -> bytes:
         query = dict(httpx.URL(request.target).params)
+        # Filtered by name only (the slug and the id are not names): a client given one of
+        # those finds its project in the whole list.
         wanted = (query.get("name") or "").lower()
-        found = [
-            p.listed() for p in self.projects.values()
-            if not wanted or wanted in (p.id.lower(), p.slug.lower(), p.name.lower())
-        ]  # fmt: skip
+        found = [p.listed() for p in self.projects.values() if wanted in ("", p.name.lower())]
         offset = int(query.get("offset") or 0)
         page = found[offset : offset + self.page_cap(1)]
         body = {"projects": page, "hasNextPage": offset + len(page) < len(found)}

@@ -89,7 +89,8 @@ def test_second_apply_sends_no_writes(
     lists = {"/v1/blocks/", "/v1/agents/", "/v1/tools/", "/v1/identities/"}
     assert read == (lists if MODE == "direct" else lists | {"/v1/projects"})
     tools, identities = server_count(api, "/v1/tools/"), server_count(api, "/v1/identities/")
-    lookup = 0 if MODE == "direct" else 1
+    # The project, given by its slug: looked up by name first, then in the whole list.
+    lookup = 0 if MODE == "direct" else 2
     assert second.reads == lookup + listing(3) + listing(2) + listing(tools) + listing(identities)
 
 

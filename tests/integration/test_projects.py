@@ -1,8 +1,8 @@
 """Projects on Letta Cloud, through the Cloud-like proxy (in either mode): the same stack applied
 in two projects makes two sets of resources that never meet. Each project's plan sees its own,
 an edit applied in one changes that one's, a destroy in one removes that one's. Tools belong to
-the organization, not to a project: a tool both projects' stacks declare is one tool, and a
-destroy in one project must not take it from the other."""
+the organization, not to a project: a tool the stack made in one project is refused to the same
+stack in another, never taken over, and a destroy there leaves it alone."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ agents:
 """
 
 
-def test_a_tool_both_projects_declare_outlives_a_destroy_in_either(
+def test_a_tool_of_one_project_is_never_taken_by_the_same_stack_in_another(
     team: Team,
     manifest: Callable[[str], str],
     api: httpx.Client,
@@ -153,12 +153,17 @@ def test_a_tool_both_projects_declare_outlives_a_destroy_in_either(
     teardown.append(path)
     try:
         a, b = team(TEAM_A), team(TEAM_B)
-        for project in (a, b):
-            r = project("apply", "-f", path, "--auto-approve")
-            assert r.code == 0, r.err
-        [tool] = api.get("/v1/tools/", params={"names": [fn]}).json()  # one, organization-wide
+        made = a("apply", "-f", path, "--auto-approve")
+        assert made.code == 0, made.err
+        [tool] = api.get("/v1/tools/", params={"names": [fn]}).json()
+        # Tool names are the organization's: team B's stack finds team A's tool under the
+        # name it declares, and is refused it rather than taking it over.
+        refused = b("apply", "-f", path, "--auto-approve")
+        assert refused.code == 1, refused.out
+        assert f"a tool named '{fn}' already exists" in refused.out + refused.err
+        assert refused.writes == 0
+        # Nor does a destroy in team B remove it: team A's stack is still whole.
         assert b("destroy", "-f", path, "--auto-approve").code == 0
-        # Team A's agent still has the tool, and team A's plan has nothing to do.
         assert api.get(f"/v1/tools/{tool['id']}").status_code == 200
         kept = a("plan", "-f", path, "--detailed-exitcode")
         assert kept.code == 0, kept.out

@@ -2,7 +2,8 @@
 contract tests): the method and path exist (matched against path templates such as
 /v1/agents/{agent_id}), every query parameter is declared and its values fit its schema, and a
 JSON body validates against the operation's request schema, $refs resolved in the document's
-components (OpenAPI 3.1 schemas are JSON Schema 2020-12).
+components (OpenAPI 3.1 schemas are JSON Schema 2020-12). What a body breaks is said without its
+values: a body may carry a secret.
 
 Query strings carry only text: a value is accepted when it, or the number or boolean it spells,
 fits the schema; a parameter sent more than once must be declared as an array.
@@ -176,7 +177,7 @@ class Api:
                     problems.append("the body is not valid JSON")
                 else:
                     problems += [
-                        f"body{_where(e.absolute_path)}: {e.message}"
+                        f"body{_where(e.absolute_path)}: {_without_values(e)}"
                         for e in self.validator(schema).iter_errors(body)
                     ]
         elif schema is not None and (op.spec.get("requestBody") or {}).get("required"):
@@ -194,6 +195,14 @@ def shape(api: Api, sent: Sent) -> tuple[str, str, tuple[str, ...]]:
 
 def _where(path: Iterable[Any]) -> str:
     return "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
+
+
+def _without_values(error: jsonschema.ValidationError) -> str:
+    """What a body breaks, without the value that breaks it (a body may carry a secret)."""
+    if error.validator in ("required", "additionalProperties", "unevaluatedProperties"):
+        return error.message  # names properties, never their values
+    rule = repr(error.validator_value)
+    return f"does not satisfy {error.validator} {rule[:120]}"
 
 
 def _spelled(raw: str) -> Any:

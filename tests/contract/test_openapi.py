@@ -59,7 +59,7 @@ def test_what_cloud_declares_passes(sent: Sent) -> None:
         (Sent("GET", "/v1/blocks/?order=asc&order=desc"), "'order'="),  # not an array
         (
             _json("POST", "/v1/blocks/", {"label": "l", "value": "v", "limit": "big"}),
-            "body['limit']",
+            "body['limit']: does not satisfy type 'integer'",
         ),
         (_json("PATCH", "/v1/agents/agent-1/core-memory/blocks/attach/block-2", {}), "no JSON"),
         (Sent("POST", "/v1/blocks/"), "requires a JSON body"),
@@ -69,6 +69,12 @@ def test_what_cloud_declares_passes(sent: Sent) -> None:
 def test_what_cloud_would_refuse_is_found(sent: Sent, problem: str) -> None:
     found = CLOUD.violations(sent)
     assert len(found) == 1 and problem in found[0], found
+
+
+def test_what_a_body_breaks_is_said_without_its_values() -> None:
+    secret = "sk-let-0123456789"
+    found = CLOUD.violations(_json("PATCH", "/v1/blocks/block-1", {"limit": secret}))
+    assert found and all(secret not in f for f in found), found
 
 
 def test_distinct_requests_are_method_template_and_parameter_names() -> None:

@@ -46,11 +46,17 @@ class Project:
         return {"id": self.id, "slug": self.slug, "name": self.name}
 
 
+TEAM_A = Project("proj-0a1b2c3d-0000-4000-8000-00000000000a", "team-a", "Team A")
+TEAM_B = Project("proj-0a1b2c3d-0000-4000-8000-00000000000b", "team-b", "Team B")
+# The organization's projects, the first its default; more than a page of them, team B on the
+# second page, so that finding it takes reading the listing to its end.
 PROJECTS = (
-    Project("proj-0a1b2c3d-0000-4000-8000-00000000000a", "team-a", "Team A"),
-    Project("proj-0a1b2c3d-0000-4000-8000-00000000000b", "team-b", "Team B"),
-    Project("proj-0a1b2c3d-0000-4000-8000-00000000000c", "sandbox", "Sandbox"),
-)
+    TEAM_A,
+    *(Project(f"proj-0a1b2c3d-0000-4000-8000-0000000001{i:02}", f"p-{i}", f"P {i}")
+      for i in range(8)),
+    TEAM_B,
+)  # fmt: skip
+PROJECT_PAGE = 7  # projects a page of the listing holds
 API_KEY = "sk-letta-cloud-test-5b1d"  # what the proxy accepts; kept out of recordings and logs
 
 # Ids of project-scoped resources start like this; anything else (tools) is organization-wide.
@@ -387,7 +393,7 @@ class CloudProxy(_Proxy):
         wanted = (query.get("name") or "").lower()
         found = [p.listed() for p in self.projects.values() if wanted in ("", p.name.lower())]
         offset = int(query.get("offset") or 0)
-        page = found[offset : offset + self.page_cap(1)]
+        page = found[offset : offset + PROJECT_PAGE]
         body = {"projects": page, "hasNextPage": offset + len(page) < len(found)}
         return response(200, json.dumps(body).encode(), [("content-type", "application/json")],
                         close=close)  # fmt: skip

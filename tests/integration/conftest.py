@@ -28,7 +28,7 @@ import pytest
 from letta_apply.cli import main
 from letta_apply.server.client import PAGE_SIZE
 
-from .cloudproxy import API_KEY, PROJECTS, CloudProxy, Recorder, TapProxy, every_third_short
+from .cloudproxy import API_KEY, TEAM_A, CloudProxy, Recorder, TapProxy, every_third_short
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite's own server: its own port and database, never a user's quickstart server on 8283
@@ -124,7 +124,7 @@ def front() -> Iterator[TapProxy | CloudProxy]:
         # In-process runs and subprocesses alike: letta-apply takes both from the environment.
         with pytest.MonkeyPatch.context() as env:
             env.setenv("LETTA_API_KEY", API_KEY)
-            env.setenv("LETTA_PROJECT", PROJECTS[0].slug)
+            env.setenv("LETTA_PROJECT", TEAM_A.slug)
             yield proxy
     else:
         proxy = TapProxy(int(PORT), RECORDER).start()

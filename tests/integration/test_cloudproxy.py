@@ -10,9 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .cloudproxy import API_KEY, PROJECTS, CloudProxy
-
-TEAM_A, TEAM_B = PROJECTS[0], PROJECTS[1]
+from .cloudproxy import API_KEY, PROJECT_PAGE, PROJECTS, TEAM_A, TEAM_B, CloudProxy
 
 
 def _client(proxy: CloudProxy, project: Any = TEAM_A, key: str | None = API_KEY) -> httpx.Client:
@@ -68,8 +66,11 @@ def test_refuses_what_cloud_refuses(cloud: CloudProxy, stack: str) -> None:
 
 def test_lists_the_test_projects_filtered_by_name(cloud: CloudProxy) -> None:
     with _client(cloud, project=None) as c:
-        everything = c.get("/v1/projects").json()
-        assert everything == {"projects": [p.listed() for p in PROJECTS], "hasNextPage": False}
+        first = c.get("/v1/projects").json()
+        rest = c.get("/v1/projects", params={"offset": PROJECT_PAGE, "limit": 100}).json()
+        assert first["hasNextPage"] and not rest["hasNextPage"]
+        assert len(first["projects"]) == PROJECT_PAGE  # whatever the limit
+        assert first["projects"] + rest["projects"] == [p.listed() for p in PROJECTS]
         for given in (TEAM_B.name, TEAM_B.name.upper()):
             found = c.get("/v1/projects", params={"name": given}).json()
             assert found == {"projects": [TEAM_B.listed()], "hasNextPage": False}, given

@@ -14,10 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .cloudproxy import API_KEY, PROJECTS, CloudProxy, Project
+from .cloudproxy import API_KEY, PROJECTS, TEAM_A, TEAM_B, CloudProxy, Project
 from .conftest import SEED, Result, Run, stack_resources
-
-TEAM_A, TEAM_B = PROJECTS[0], PROJECTS[1]
 
 In = Callable[..., Result]
 Team = Callable[..., In]  # (project, *, checked=True) -> a run in that project

@@ -11,11 +11,12 @@
     * every other request but `/v1/health/` needs `X-Project-Id` naming one of them and
       `X-Project` giving its slug (400 otherwise);
     * resources belong to a project: what a request creates (agents, their own blocks, blocks,
-      identities) belongs to its project; what the proxy did not see created (made behind
+      identities, groups) belongs to its project; what the proxy did not see created (made behind
       letta-apply's back by a test) belongs to the first project, the organization's default.
-      A path or a body naming an agent, block or identity of another project answers 404, and
-      lists leave them out: by `project_id` on the routes that declare it (as Cloud filters
-      them: without it, they list every project's), by the request's project on the others.
+      A path or a body naming an agent, block, identity or group of another project answers
+      404, and lists leave them out: by `project_id` on the routes that declare it (as Cloud
+      filters them: without it, they list every project's), by the request's project on the
+      others.
       Tools belong to the organization (Cloud's tool routes take no project): never filtered;
     * list pages hold at most 7 items, 5 on every third page of a walk, whatever `limit` asks.
   It records what it receives too, as sent (the API key is never kept).
@@ -60,10 +61,10 @@ PROJECT_PAGE = 7  # projects a page of the listing holds
 API_KEY = "sk-letta-cloud-test-5b1d"  # what the proxy accepts; kept out of recordings and logs
 
 # Ids of project-scoped resources start like this; anything else (tools) is organization-wide.
-_SCOPED = ("agent-", "block-", "identity-")
+_SCOPED = ("agent-", "block-", "identity-", "group-")
 # Creates whose answer names what they made (and an agent's answer its own blocks).
 _CREATES = {("POST", "/v1/agents/"), ("POST", "/v1/blocks/"), ("POST", "/v1/identities/"),
-            ("PUT", "/v1/identities/")}  # fmt: skip
+            ("PUT", "/v1/identities/"), ("POST", "/v1/groups/")}  # fmt: skip
 _UNFORWARDED = {"host", "connection", "keep-alive", "content-length", "transfer-encoding",
                 "authorization", "x-project", "x-project-id", "accept-encoding"}  # fmt: skip
 _BATCH = 50  # items per upstream page while filling a capped page

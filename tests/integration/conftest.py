@@ -1,5 +1,11 @@
 """Real-server fixtures: a pinned Letta 0.16.8 on 127.0.0.1, started by scripts/letta-server.
 
+letta-apply reaches it through a proxy that records every request for the contract test
+(test_cloud_contract.py): with LETTA_TEST_PROXY unset (or `direct`), a tap that changes nothing;
+with LETTA_TEST_PROXY=cloud, a proxy that behaves like Letta Cloud (cloudproxy.py), letta-apply
+then given its API key and a project through LETTA_API_KEY and LETTA_PROJECT. The `api` fixture,
+the tests' own look behind letta-apply's back, talks to the server itself.
+
 If the server cannot be started the tests fail loudly; they never skip.
 """
 
@@ -12,7 +18,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,8 @@ import pytest
 
 from letta_apply.cli import main
 from letta_apply.server.client import PAGE_SIZE
+
+from .cloudproxy import API_KEY, TEAM_A, CloudProxy, Recorder, TapProxy, every_third_short
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite's own server: its own port and database, never a user's quickstart server on 8283
@@ -37,19 +45,69 @@ os.environ.setdefault(
 )
 PORT = os.environ["LETTA_SERVER_PORT"]
 BASE_URL = f"http://127.0.0.1:{PORT}"
+MODE = os.environ.get("LETTA_TEST_PROXY") or "direct"
+MODES = ("direct", "cloud")
+HERE = Path(__file__).resolve().parent
+RECORDER = Recorder()  # every request letta-apply sent in this session
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@dataclass
+class Session:
+    """What the contract test needs to know about the session it ends."""
+
+    named_suite: bool = False  # the command line names the whole integration folder
+    deselected: bool = False  # ... but some of its tests were left out (-k, -m, --lf)
+    summary: list[str] = field(default_factory=list)  # printed after the tests
+
+    @property
+    def whole_suite(self) -> bool:
+        """Every integration test was selected."""
+        return self.named_suite and not self.deselected
+
+
+SESSION = Session()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.fspath):
+        if HERE in Path(item.fspath).parents:
             item.add_marker(pytest.mark.integration)
+    # The contract test checks what the tests before it sent: it runs last.
+    items.sort(key=lambda item: item.get_closest_marker("contract") is not None)
+    SESSION.named_suite = _covers_suite(config)
+
+
+def _covers_suite(config: pytest.Config) -> bool:
+    """Whether the command line names the whole integration folder (or a folder holding it)."""
+    base = config.invocation_params.dir
+    for arg in config.args:
+        if "::" in arg:
+            continue
+        path = (base / arg).resolve()
+        if path == HERE or path in HERE.parents:
+            return True
+    return False
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if any(HERE in Path(item.fspath).parents for item in items):
+        SESSION.deselected = True
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in SESSION.summary:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[str]:
-    """Base URL of the local Letta server, brought up by the project's own script. What the
-    tests made on it is removed before and after the session (a run that was killed leaves
+def front() -> Iterator[TapProxy | CloudProxy]:
+    """The proxy letta-apply talks to the server through (see the module's docstring), in
+    front of the local Letta server brought up by the project's own script. What the tests
+    made on the server is removed before and after the session (a run that was killed leaves
     its stacks behind)."""
+    if MODE not in MODES:
+        pytest.fail(f"LETTA_TEST_PROXY={MODE!r}: expected one of {', '.join(MODES)}")
     proc = subprocess.run(
         [str(ROOT / "scripts" / "letta-server"), "up"], capture_output=True, text=True, timeout=1800
     )
@@ -60,8 +118,37 @@ def server() -> Iterator[str]:
             pytrace=False,
         )
     remove_test_resources(BASE_URL)
-    yield BASE_URL
+    proxy: TapProxy | CloudProxy
+    if MODE == "cloud":
+        proxy = CloudProxy(BASE_URL, RECORDER).start()
+        # In-process runs and subprocesses alike: letta-apply takes both from the environment.
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("LETTA_API_KEY", API_KEY)
+            env.setenv("LETTA_PROJECT", TEAM_A.slug)
+            yield proxy
+    else:
+        proxy = TapProxy(int(PORT), RECORDER).start()
+        yield proxy
+    proxy.stop()
     remove_test_resources(BASE_URL)
+
+
+@pytest.fixture(scope="session")
+def server(front: TapProxy | CloudProxy) -> str:
+    """The URL letta-apply is given: the proxy in front of the local server."""
+    return front.url
+
+
+@pytest.fixture(scope="session")
+def cloud(front: TapProxy | CloudProxy) -> Iterator[CloudProxy]:
+    """A Cloud-like proxy in front of the local server, in either mode: the session's own in
+    cloud mode, else one for the tests that need it."""
+    if isinstance(front, CloudProxy):
+        yield front
+        return
+    proxy = CloudProxy(BASE_URL, RECORDER).start()
+    yield proxy
+    proxy.stop()
 
 
 # The names the tests give what they make: stacks `t-<10 hex>` (the `stack` fixture) and
@@ -126,9 +213,10 @@ def remove_test_resources(base_url: str) -> None:
 
 @pytest.fixture
 def api(server: str) -> Iterator[httpx.Client]:
-    """A plain client for looking at and editing the server behind letta-apply's back."""
+    """A plain client for looking at and editing the server behind letta-apply's back: it
+    talks to the server itself, never through the proxy."""
     with httpx.Client(
-        base_url=server, timeout=60, headers={"User-Agent": "letta-apply-tests"}
+        base_url=BASE_URL, timeout=60, headers={"User-Agent": "letta-apply-tests"}
     ) as c:
         yield c
 
@@ -166,7 +254,9 @@ def run(server: str) -> Run:
         if argv[0] != "validate":
             argv += ["--base-url", base_url or server, "-v"]
         code = main(argv, out=out, err=err)
-        return Result(code, out.getvalue(), err.getvalue())
+        result = Result(code, out.getvalue(), err.getvalue())
+        assert API_KEY not in result.out + result.err, "the API key was printed"
+        return result
 
     return _run
 
@@ -236,8 +326,15 @@ agents:
 
 
 def listing(n: int) -> int:
-    """Requests letta-apply spends listing n items: a page per PAGE_SIZE, and the empty page
-    that ends the listing (only that proves the end on a server that caps its pages)."""
+    """Requests letta-apply spends listing n items: a page per PAGE_SIZE (through the Cloud-like
+    proxy, a page per what its caps let through), and the empty page that ends the listing (only
+    that proves the end on a server that caps its pages)."""
+    if MODE == "cloud":
+        pages = held = 0
+        while held < n:
+            pages += 1
+            held += every_third_short(pages)
+        return pages + 1
     return math.ceil(n / PAGE_SIZE) + 1
 
 

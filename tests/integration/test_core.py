@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import httpx
 
-from .conftest import SEED, Run, agent_by_name, listing, server_count, stack_resources
+from .cloudproxy import PROJECT_PAGE, PROJECTS
+from .conftest import (
+    MODE,
+    RECORDER,
+    SEED,
+    Run,
+    agent_by_name,
+    listing,
+    server_count,
+    stack_resources,
+)
 
 
 def _ids(api: httpx.Client, stack: str) -> dict[str, str]:
@@ -68,14 +79,21 @@ def test_second_apply_sends_no_writes(
 ) -> None:
     path = manifest(SEED)
     assert run("apply", "-f", path, "--auto-approve").code == 0
+    before = len(RECORDER.sent)
     second = run("apply", "-f", path, "--auto-approve")
     assert second.code == 0
     assert "No changes" in second.out
     assert second.writes == 0
     # Reads are list calls, not one per resource: blocks, agents, tools and identities, one page
-    # each and the empty page that ends it (tools and identities are the server's, all listed).
+    # each and the empty page that ends it (tools and identities are the server's, all listed);
+    # through the Cloud-like proxy, as many pages as its caps make, and the project's lookup.
+    read = {s.path for s in RECORDER.sent[before:] if s.method == "GET"}
+    lists = {"/v1/blocks/", "/v1/agents/", "/v1/tools/", "/v1/identities/"}
+    assert read == (lists if MODE == "direct" else lists | {"/v1/projects"})
     tools, identities = server_count(api, "/v1/tools/"), server_count(api, "/v1/identities/")
-    assert second.reads == listing(3) + listing(2) + listing(tools) + listing(identities)
+    # The project, given by its slug: looked up by name first, then in the whole listing.
+    lookup = 0 if MODE == "direct" else 1 + math.ceil(len(PROJECTS) / PROJECT_PAGE)
+    assert second.reads == lookup + listing(3) + listing(2) + listing(tools) + listing(identities)
 
 
 def test_shared_memory_between_agents(

@@ -26,7 +26,7 @@ from letta_apply import LettaClient
 from letta_apply.model import MARK_KEY
 from letta_apply.server.lock import StackLock, lock_tag
 
-from .conftest import PORT, ROOT, Run, agent_by_name, stack_resources
+from .conftest import ROOT, Run, agent_by_name, stack_resources
 from .faultproxy import FaultProxy
 
 SEEDED_RUNS = int(os.environ.get("LETTA_FAULT_RUNS", "10"))
@@ -47,7 +47,8 @@ RETRY_FLAGS = ["--timeout", str(CLIENT_TIMEOUT), "--max-retries", "8", "--retry-
 
 @pytest.fixture
 def proxy(server: str) -> Iterator[FaultProxy]:
-    p = FaultProxy(int(PORT), delay=CLIENT_TIMEOUT + 0.5).start()
+    # Behind the session's own proxy, so that the contract test sees these requests too.
+    p = FaultProxy(httpx.URL(server).port or 80, delay=CLIENT_TIMEOUT + 0.5).start()
     yield p
     p.stop()
 

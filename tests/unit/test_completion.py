@@ -237,7 +237,6 @@ def _complete(script_path: Path, words: list[str], cwd: Path) -> list[str]:
     return [line for line in proc.stdout.splitlines() if line]
 
 
-@pytest.mark.skipif(BASH is None, reason="bash is not installed")
 def test_bash_completes_commands_flags_values_and_addresses(tmp_path: Path) -> None:
     completion = tmp_path / "letta-apply.bash"
     completion.write_text(script("bash", parser()))
@@ -280,7 +279,6 @@ def test_bash_completes_commands_flags_values_and_addresses(tmp_path: Path) -> N
     assert tab("plan", "-f", "missing.yaml", "--target", "") == []
 
 
-@pytest.mark.skipif(BASH is None, reason="bash is not installed")
 def test_bash_completion_works_with_the_seed_example(tmp_path: Path) -> None:
     completion = tmp_path / "letta-apply.bash"
     completion.write_text(script("bash", parser()))

@@ -168,7 +168,8 @@ def plan_for(
         desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged, seal_key=key
     )
     # Changes that need the server's facts (a model handle to create an agent with) are
-    # checked against them: read only then, so a converged plan costs nothing more.
+    # checked against them: read only then, so a converged plan costs nothing more, and
+    # planned again only when one fails (a fleet's plan is not made twice for nothing).
     facts = {k.name: f for k in KINDS if (f := k.facts(client, plan)) is not None}
     if facts:
         live = replace(live, facts=facts)

@@ -336,17 +336,15 @@ class AgentKind(Kind):
         return self.names_taken(client, live, missing)
 
     def facts(self, client: LettaClient, plan: Plan) -> Mapping[str, frozenset[str]] | None:
-        """The model and embedding handles the server serves, when a change sets one."""
-        wanted = {
-            name
-            for c in plan.changes
-            if c.kind == "agent" and c.action in (CREATE, REPLACE, UPDATE)
-            for name in HANDLES
-            if isinstance(c.body.get(name), str)
-        }
-        if not wanted:
-            return None
-        return {
+        """The model and embedding handles the server serves, when a change sets one the
+        server does not serve (all served: None, and the plan stands as made)."""
+        wanted: dict[str, set[str]] = {}
+        for c in plan.changes:
+            if c.kind == "agent" and c.action in (CREATE, REPLACE, UPDATE):
+                for name in HANDLES:
+                    if isinstance(c.body.get(name), str):
+                        wanted.setdefault(name, set()).add(c.body[name])
+        served = {
             name: frozenset(
                 m["handle"]
                 for m in client.request("GET", HANDLES[name])
@@ -354,6 +352,7 @@ class AgentKind(Kind):
             )
             for name in sorted(wanted)
         }
+        return served if any(wanted[n] - served[n] for n in served) else None
 
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> AgentState:
         """The state with the unmarked agents that hold any of `names` (agent names may

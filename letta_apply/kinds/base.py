@@ -364,8 +364,9 @@ class Kind(ABC):
         return live.of(self.name)
 
     def facts(self, client: LettaClient, plan: Plan) -> Any:
-        """What the server serves that the kind's changes in `plan` must be checked against
-        (read only then; the planner plans again with it in `Live.facts`). None: nothing."""
+        """What the server serves that the kind's changes in `plan` must be checked against,
+        read only then; when a change fails the check, the plan is made again with it in
+        `Live.facts`. None: nothing to check, or nothing fails."""
         return None
 
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:

@@ -45,7 +45,6 @@ from .base import (
     Context,
     Field,
     Kind,
-    Link,
     Matched,
     Run,
     Shape,
@@ -459,8 +458,8 @@ class BlockKind(Kind):
             for key, spec in (data.get("blocks") or {}).items()
         }
 
-    def links(self, declared: DesiredBlock, desired: Desired) -> list[Link]:
-        return [Link(i) for i in declared.config.get("identities", ())]
+    def references(self, declared: DesiredBlock, desired: Desired) -> list[str]:
+        return list(declared.config.get("identities", ()))
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -168,9 +168,10 @@ class Stack:
         on_done: Callable[[Done], None] | None = None,
     ) -> ApplyResult:
         """Converge the server to the manifest: plan (or check that `plan` still holds), take
-        the stack lock, plan again under it, apply. Raises StalePlanError when `plan` no
-        longer matches the server, ApplyFailed (an ApplyError) when a change fails, LockError
-        when the lock stays held, LettaApplyError when prevent_destroy blocks the plan."""
+        the stack lock, plan again under it if another run wrote to the stack since, apply.
+        Raises StalePlanError when `plan` no longer matches the server, ApplyFailed (an
+        ApplyError) when a change fails, LockError when the lock stays held, LettaApplyError
+        when prevent_destroy blocks the plan."""
         return self._run(client, plan, False, parallelism, lock, lock_timeout, on_done)
 
     def destroy(

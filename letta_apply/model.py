@@ -125,6 +125,9 @@ class Live:
     # The Letta Cloud project the server was read in (None: no project). Agents, blocks and
     # identities are listed by project; tools are the organization's, so their marks say it.
     project: str | None = None
+    # The stack's serial as the listing of its blocks showed it (server.lock.stack_serial):
+    # another run that writes to the stack changes it.
+    serial: str = ""
 
     def of(self, kind: str) -> Any:
         return self.states[kind]

@@ -104,6 +104,14 @@ class FakeLetta:
     def writes(self) -> int:
         return sum(n for m, n in self.counts.items() if m != "GET")
 
+    @property
+    def memory(self) -> dict[str, dict[str, Any]]:
+        """The blocks but letta-apply's lock records and stack serials."""
+        return {
+            i: b for i, b in self.blocks.items()
+            if "letta_apply_lock" not in (b.get("metadata") or {})
+        }  # fmt: skip
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.calls.append((request.method, request.url.path))
         self.counts[request.method] += 1

@@ -1,5 +1,6 @@
 """One apply or destroy run: plan, take the stack lock when there is something to write, plan
-again under it (the run that held it may have changed the stack), confirm, apply, release.
+again under it only if another run wrote to the stack since (the stack's serial says), confirm,
+apply, give the stack a new serial, release.
 
 The caller decides how each step shows: `ApplyEvents` is told what happens, and nothing here
 prints."""
@@ -15,7 +16,7 @@ from ..kinds import apply_order
 from ..model import Desired
 from ..plan.changes import Change, Plan
 from ..server.client import LettaClient
-from ..server.lock import LockInfo, StackLock
+from ..server.lock import LockInfo, StackLock, bump_serial, forget_serial
 from .runner import Done, apply_plan
 
 Planned = tuple[Plan, Desired | None]
@@ -27,7 +28,7 @@ class ApplyEvents:
     `done` and `failed` are called from apply's worker threads."""
 
     def planned(self, plan: Plan, desired: Desired | None) -> None:
-        """The plan about to be confirmed and applied (made again under the lock)."""
+        """The plan about to be confirmed and applied (checked under the lock)."""
 
     def confirm(self, plan: Plan) -> bool:
         """Whether to apply `plan`; asked only when it has changes."""
@@ -102,30 +103,55 @@ def run_apply(
     stop: threading.Event | None = None,
 ) -> ApplyResult:
     """Plan with `make`, then apply. With `lock` and something to write, the stack lock is
-    taken and `make` called again under it. A blocked plan writes nothing. Setting `stop`
-    starts no new change; the lock is released all the same."""
+    taken; the plan stands under it when no other run wrote to the stack since it was read
+    (the stack's serial says), else `make` is called again. A blocked plan writes nothing.
+    Setting `stop` starts no new change; the lock is released all the same."""
     events = events or ApplyEvents()
     planned = make()
-    # The lock costs two writes: a run with nothing to do neither takes it nor writes.
+    stack = planned[0].stack
+    destroying = operation == "destroy"
+    # The lock costs its writes: a run with nothing to do neither takes it nor writes.
     if not (lock and planned[0].has_changes and not planned[0].blocked):
-        return _apply_planned(client, *planned, parallelism, events, stop)
-    stack_lock = StackLock(
-        client, planned[0].stack, operation, timeout=lock_timeout, on_wait=events.lock_wait
-    )
+        unlocked = _apply_planned(client, *planned, parallelism, events, stop)
+        # Without the lock too, a run that wrote says so to the runs that hold it.
+        if destroying and unlocked.ok and unlocked.plan.has_changes:
+            forget_serial(client, stack)
+        elif _wrote(unlocked):
+            bump_serial(client, stack)
+        return unlocked
+    stack_lock = StackLock(client, stack, operation, timeout=lock_timeout, on_wait=events.lock_wait)
     events.lock_created(stack_lock)
     stack_lock.acquire()
+    result: ApplyResult | None = None
     try:
         if stop is not None and stop.is_set():  # asked to stop while waiting for the lock
-            return ApplyResult(planned[0], planned[1], cancelled=True)
-        return _apply_planned(client, *make(), parallelism, events, stop)
+            result = ApplyResult(planned[0], planned[1], cancelled=True)
+            return result
+        if planned[0].serial is None or planned[0].serial != stack_lock.serial:
+            planned = make()  # another run wrote to the stack since: plan again
+        result = _apply_planned(client, *planned, parallelism, events, stop)
+        return result
     finally:
-        _release(stack_lock, events)
+        _release(stack_lock, events, result, destroying)
 
 
-def _release(lock: StackLock, events: ApplyEvents) -> None:
+def _wrote(result: ApplyResult | None) -> bool:
+    """Whether a run may have written to the stack: it made a change, or one failed in a way
+    that may have acted (or it ended in an exception)."""
+    if result is None:
+        return True
+    failure = result.failure
+    return bool(result.done) or (failure is not None and not failure.rejected)
+
+
+def _release(
+    lock: StackLock, events: ApplyEvents, result: ApplyResult | None, destroying: bool
+) -> None:
     held = lock.held
     try:
-        lock.release()
+        lock.release(
+            wrote=_wrote(result), destroyed=destroying and result is not None and result.ok
+        )
     except ApiError as e:
         if held is not None:
             events.lock_not_released(held, e)

@@ -40,7 +40,7 @@ from ..plan.marks import (
     user_metadata,
 )
 from ..server.client import LettaClient
-from ..server.lock import is_lock_record
+from ..server.lock import is_lock_record, serial_tag
 from .base import (
     Context,
     Field,
@@ -464,8 +464,8 @@ class BlockKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        # Lock records never carry the stack's tag; the filter keeps them out regardless.
-        return [b for b in client.list_blocks(stack_tag(stack)) if not is_lock_record(b)]
+        # The stack's serial record comes along (server.lock): `state` leaves it out.
+        return client.list_blocks(stack_tag(stack), serial_tag(stack))
 
     def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
         assert imp.id is not None  # validation: blocks are imported by id
@@ -478,7 +478,8 @@ class BlockKind(Kind):
             raise
 
     def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> BlockState:
-        tagged = [LiveBlock.from_api(b) for b in raw["block"]]
+        # Lock records never carry the stack's tag; the filter keeps them out regardless.
+        tagged = [LiveBlock.from_api(b) for b in raw["block"] if not is_lock_record(b)]
         blocks = {b.id: b for b in tagged}
         for agent in [*raw.get("agent", ()), *(seen.get("agent") or ())]:
             for b in agent.get("blocks") or ():

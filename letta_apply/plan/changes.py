@@ -114,6 +114,8 @@ class Plan:
     # Change.key -> fingerprint of the live state each touched resource was planned from
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     seal: Seal | None = None  # of the live sensitive values the plan overwrites
+    # The stack's serial when it was read (server.lock): None for a plan read from a file.
+    serial: str | None = None
 
     @property
     def has_changes(self) -> bool:

@@ -133,6 +133,7 @@ def _finish(ctx: Context, seal_key: str = "") -> Plan:
         notes=tuple(sorted(ctx.notes)),
         ids=dict(sorted(ctx.ids.items())),
         fingerprints={c.key: prints[c.key] for c in changes},
+        serial=ctx.live.serial,
     )
     return replace(plan, seal=seal(plan, ctx.live, ctx.desired.secrets, seal_key))
 

@@ -331,8 +331,9 @@ class LettaClient:
     def health(self) -> dict[str, Any]:
         return self.request("GET", "/v1/health/")  # type: ignore[no-any-return]
 
-    def list_blocks(self, tag: str, *, label: str | None = None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"tags": [tag]}
+    def list_blocks(self, tag: str, *also: str, label: str | None = None) -> list[dict[str, Any]]:
+        """The blocks carrying `tag` (or any of the tags `also` names)."""
+        params: dict[str, Any] = {"tags": [tag, *also]}
         if label is not None:
             params["label"] = label
         return list(self.paginate("/v1/blocks/", params))

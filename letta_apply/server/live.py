@@ -19,6 +19,7 @@ from ..kinds import KINDS, kind, kind_of_address
 from ..model import Desired, Import, Live, kind_of
 from ..plan.changes import CREATE, IMPORT, Plan
 from .client import LettaClient
+from .lock import stack_serial
 
 
 def read_live(client: LettaClient, desired: Desired, *, destroy: bool = False) -> Live:
@@ -63,7 +64,8 @@ def read_stack(
         if extra is not None:
             seen.setdefault(name, []).append(extra)
     states = {k.name: k.state(raw, seen, stack) for k in KINDS}
-    return Live(states, imported, project=client.project_id)
+    serial = stack_serial(raw.get("block") or (), stack)
+    return Live(states, imported, project=client.project_id, serial=serial)
 
 
 def read_saved(client: LettaClient, plan: Plan) -> Live:

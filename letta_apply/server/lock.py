@@ -10,6 +10,16 @@ being committed when it first looked.
 Lock records carry neither the stack's tag nor its marks, and are attached to no agent: plan,
 prune, drift and export never see them. The lock is advisory: the no-duplicate rule of apply
 holds without it.
+
+The stack's *serial* says whether another run wrote to the stack since a plan read it: a block
+labelled `letta-apply-stack`, tagged `letta-apply-serial:<stack>` only, whose metadata holds a
+random token that every run that wrote to the stack replaces when it is done (before it
+releases the lock). A plan lists the stack's blocks by the stack's tag or the serial's (Letta
+matches any of the tags given), the lock its records by the lock tag or the serial's: both
+read it at no extra request, and neither the stack's resources nor its lock records include
+it. When the two agree, no run wrote to the stack in between, and the plan made before the
+lock is the plan under it. Edits by hand do not change it (nor were they ever held off by the
+lock).
 """
 
 from __future__ import annotations
@@ -22,18 +32,19 @@ import re
 import socket
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import ApiError, LettaApplyError
+from ..errors import ApiError, LettaApplyError, is_rejection
 from .client import LettaClient
 
 LOCK_KEY = "letta_apply_lock"
 """Key in a lock record's `metadata` under which the holder is described."""
 
 LOCK_LABEL = "letta-apply-lock"
+STACK_LABEL = "letta-apply-stack"
 
 
 def lock_tag(stack: str) -> str:
@@ -85,10 +96,90 @@ class LockInfo:
         )
 
 
+def serial_tag(stack: str) -> str:
+    """The tag of the stack's serial record (neither the stack's tag nor its lock tag)."""
+    return f"letta-apply-serial:{stack}"
+
+
 def list_locks(client: LettaClient, stack: str) -> list[LockInfo]:
     """Every lock record of `stack`, oldest first."""
-    found = (LockInfo.from_block(b) for b in client.list_blocks(lock_tag(stack), label=LOCK_LABEL))
+    return _records(client.list_blocks(lock_tag(stack)), stack)
+
+
+def _lock_listing(client: LettaClient, stack: str) -> list[dict[str, Any]]:
+    """The stack's lock records and its serial record, in one listing."""
+    return client.list_blocks(lock_tag(stack), serial_tag(stack))
+
+
+def _records(blocks: Iterable[Mapping[str, Any]], stack: str) -> list[LockInfo]:
+    found = (LockInfo.from_block(b) for b in blocks if b.get("label") == LOCK_LABEL)
     return [lock for lock in found if lock is not None and lock.stack == stack]
+
+
+def _serial_records(blocks: Iterable[Mapping[str, Any]], stack: str) -> list[Mapping[str, Any]]:
+    return [
+        b for b in blocks
+        if b.get("label") == STACK_LABEL
+        and serial_tag(stack) in (b.get("tags") or ())
+        and isinstance((b.get("metadata") or {}).get(LOCK_KEY), Mapping)
+        and b["metadata"][LOCK_KEY].get("stack") == stack
+    ]  # fmt: skip
+
+
+def stack_serial(blocks: Iterable[Mapping[str, Any]], stack: str) -> str:
+    """The stack's serial as `blocks` (a listing that takes the serial's tag in) show it:
+    "" when no run wrote to the stack yet. Two runs that made the record at once made two:
+    their tokens together are the serial."""
+    return ",".join(
+        str(b["metadata"][LOCK_KEY].get("serial", "")) for b in _serial_records(blocks, stack)
+    )
+
+
+def bump_serial(client: LettaClient, stack: str, blocks: Sequence[Mapping[str, Any]] = ()) -> None:
+    """Give the stack a new serial: a run wrote to it. `blocks`, when given, is a listing that
+    took the serial's tag in, which saves looking the record up. Like a lock's withdrawal, it
+    is tried harder than other writes (a 500 is tried again): until it is written, the lock
+    is not released."""
+    token = uuid.uuid4().hex
+    meta = {LOCK_KEY: {"stack": stack, "serial": token}}
+
+    def listed() -> list[Mapping[str, Any]]:
+        return _serial_records(client.list_blocks(serial_tag(stack)), stack)
+
+    def find() -> dict[str, Any] | None:
+        # An ambiguous create that did land: its token says it is this one.
+        return next(
+            (dict(b) for b in listed() if b["metadata"][LOCK_KEY].get("serial") == token), None
+        )
+
+    for attempt in range(3):
+        try:
+            records = _serial_records(blocks, stack) if blocks else listed()
+            if records:
+                client.update_block(str(records[0]["id"]), {"metadata": meta})
+                for extra in records[1:]:  # two runs made one at once without the lock
+                    client.delete_block(str(extra["id"]))
+                return
+            body = {
+                "label": STACK_LABEL,
+                "value": f"letta-apply: the serial of stack {stack!r}; every run that writes "
+                "to the stack changes it. It is not memory and is attached to no agent.",
+                "metadata": meta,
+                "tags": [serial_tag(stack)],
+            }
+            client.create_block(body, find=find)
+            return
+        except ApiError as e:
+            if attempt == 2 or is_rejection(e):
+                raise
+            blocks = ()  # look again: the write may have landed
+            client.sleep(1.0)
+
+
+def forget_serial(client: LettaClient, stack: str) -> None:
+    """Delete the stack's serial record (the stack was destroyed)."""
+    for b in _serial_records(client.list_blocks(serial_tag(stack)), stack):
+        client.delete_block(str(b["id"]))
 
 
 class StackLock:
@@ -119,6 +210,8 @@ class StackLock:
         self._sleep = sleep or client.sleep
         self._clock = clock or client.clock
         self.held: LockInfo | None = None
+        self.serial = ""  # the stack's serial when the lock was taken (see stack_serial)
+        self._seen: list[dict[str, Any]] = []  # the last listing of lock and serial records
         # Requests made for the lock, counted apart so that a command's own cost stays visible.
         self.reads = 0
         self.writes = 0
@@ -176,6 +269,10 @@ class StackLock:
         assert made is not None
         return made
 
+    def _locks(self) -> list[LockInfo]:
+        self._seen = _lock_listing(self.client, self.stack)
+        return _records(self._seen, self.stack)
+
     def _other(self, locks: list[LockInfo], mine: LockInfo | None) -> LockInfo | None:
         """The record that holds the lock, when it is not ours."""
         if not locks or (mine is not None and locks[0].id == mine.id):
@@ -190,20 +287,21 @@ class StackLock:
         deadline = self._clock() + self.timeout
         told = False
         while True:
-            holder = self._other(list_locks(self.client, self.stack), None)
+            holder = self._other(self._locks(), None)
             if holder is None:
                 mine = self._create()
                 try:
-                    holder = self._other(list_locks(self.client, self.stack), mine)
+                    holder = self._other(self._locks(), mine)
                     if holder is None:
                         self._sleep(self.settle)
-                        holder = self._other(list_locks(self.client, self.stack), mine)
+                        holder = self._other(self._locks(), mine)
                 finally:
                     if holder is not None or sys.exc_info()[0] is not None:
                         # Lost the race (the older record holds it) or failed: withdraw ours.
                         self._withdraw(mine)
                 if holder is None:
                     self.held = mine
+                    self.serial = stack_serial(self._seen, self.stack)
                     return mine
             if self._clock() + self.poll > deadline:
                 raise LockError(
@@ -231,12 +329,20 @@ class StackLock:
                     raise
                 self._sleep(self.poll)
 
-    def release(self) -> None:
-        """Delete our lock record (a record already gone counts as released)."""
-        if self.held is not None:
-            held = self.held
-            self._counted(lambda: self._withdraw(held))
-            self.held = None
+    def release(self, *, wrote: bool = False, destroyed: bool = False) -> None:
+        """Delete our lock record (a record already gone counts as released). A run that
+        `wrote` gives the stack a new serial first (one that `destroyed` the stack deletes
+        it): should that fail, the lock stays held, for no later run to apply a plan made
+        before these writes."""
+        if self.held is None:
+            return
+        held = self.held
+        if destroyed:
+            self._counted(lambda: forget_serial(self.client, self.stack))
+        elif wrote:
+            self._counted(lambda: bump_serial(self.client, self.stack, self._seen))
+        self._counted(lambda: self._withdraw(held))
+        self.held = None
 
 
 _LOCK_ID = re.compile(r"block-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -255,9 +361,11 @@ def force_unlock(client: LettaClient, lock_id: str) -> LockInfo:
         if e.status == 404:
             raise LockError(f"force-unlock: no lock {lock_id} on the server") from None
         raise
-    info = LockInfo.from_block(block)
+    info = LockInfo.from_block(block) if block.get("label") == LOCK_LABEL else None
     if info is None or lock_tag(info.stack) not in (block.get("tags") or ()):
         raise LockError(f"force-unlock: {lock_id} is not a letta-apply lock record; not deleted")
+    # The run that held it may have written to the stack before it died.
+    bump_serial(client, info.stack)
     client.delete_block(lock_id)
     return info
 

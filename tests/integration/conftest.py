@@ -174,7 +174,7 @@ def remove_test_resources(base_url: str) -> None:
         return any(
             _TEST_NAME.fullmatch(t.split(":", 1)[1])
             for t in tags or ()
-            if t.startswith(("letta-apply:", "letta-apply-lock:"))
+            if t.startswith(("letta-apply:", "letta-apply-lock:", "letta-apply-serial:"))
         )
 
     with httpx.Client(base_url=base_url, timeout=60) as c:

@@ -98,17 +98,15 @@ def test_the_example_from_empty_then_zero_writes(
     assert g["agent_ids"] == [agent_id(api, f"{stack}-worker")]
     (mark,) = marks(api, stack)
     assert mark["metadata"]["letta_apply"]["group"] == g["id"]
-    # The plan twice (the second under the stack lock), and a listing after each stage of
-    # creates that settles duplicates (the blocks', the agents'; a group has no mark to look
-    # up before its mark block exists), its page and the empty page. Writes: the block, the
-    # agents, the group, its mark block, the organization block's attachment to the group.
-    # On an empty server: 24 reads. The project (through the Cloud-like proxy) is looked up
-    # once per run.
+    # The plan once (under the stack lock it stands: no other run wrote to the stack since),
+    # and a listing after each stage of creates that settles duplicates (the blocks', the
+    # agents'; a group has no mark to look up before its mark block exists), its page and the
+    # empty page. Writes: the block, the agents, the group, its mark block, the organization
+    # block's attachment to the group. On an empty server: 14 reads.
     settling = listing(1) + listing(2)
-    assert (first.reads, first.writes) == (2 * cold.reads + settling - project_lookup(), 6), (
-        first.err
-    )
-    # Blocks (organization, two personas, the mark), agents, tools, identities, groups: a
+    assert (first.reads, first.writes) == (cold.reads + settling, 6), first.err
+    # Blocks (organization, two personas, the mark; the stack's serial), agents, tools,
+    # identities, groups: a
     # page each and the empty page that ends it. On an empty server: 9 reads.
     tools, identities = server_count(api, "/v1/tools/"), server_count(api, "/v1/identities/")
     reads = project_lookup() + listing(4) + listing(2) + listing(tools) + listing(identities)

@@ -221,7 +221,7 @@ def test_the_cli_confirms_through_the_stdin_it_is_given(tmp_path: Path) -> None:
     assert main(argv, out, io.StringIO(), client_factory=factory, stdin=Terminal("no\n")) == 1
     assert "Apply cancelled; nothing was changed." in out.getvalue() and not fake.blocks
     code = main(argv, io.StringIO(), io.StringIO(), client_factory=factory, stdin=Terminal("yes\n"))
-    assert code == 0 and len(fake.blocks) == 1
+    assert code == 0 and len(fake.memory) == 1
     err = io.StringIO()
     argv = ["destroy", "-f", str(path)]
     assert main(argv, io.StringIO(), err, client_factory=factory, stdin=io.StringIO("yes\n")) == 1

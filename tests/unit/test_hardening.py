@@ -330,7 +330,8 @@ def test_a_signal_stops_new_work_releases_the_lock_and_reports(
     assert "Stopping: no new change starts" in r.err
     assert "Apply interrupted: 3 change(s) done, 7 not attempted." in r.err
     assert r.err.count("not attempted: block.") == 7
-    assert len(cli.fake.blocks) == 3  # nothing started after the signal, no lock record left
+    assert len(cli.fake.blocks) == 4  # nothing started after the signal, no lock record left
+    assert len(cli.fake.memory) == 3  # (but the stack's new serial: it was written to)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     again = cli("apply", "-f", str(path), "--auto-approve")
     assert again.code == 0 and "7 to create" in again.out
@@ -405,7 +406,7 @@ def test_a_sensitive_number_is_masked_as_a_value_and_never_digested(
     assert after["metadata"] == {"pin": "(sensitive)", "port": 8283}
     assert doc["server"]["base_url"].endswith(":8283")
     assert cli("apply", "-f", str(path), "--var", "pin=8283", "--auto-approve").code == 0
-    (block,) = cli.fake.blocks.values()
+    (block,) = cli.fake.memory.values()
     assert block["metadata"]["pin"] == 8283  # the server got the number
     applied = block["metadata"]["letta_apply"]["applied"]
     assert "metadata" not in applied and applied["sensitive"] == ["metadata.pin"]

@@ -106,4 +106,4 @@ def test_a_target_keeps_the_identities_a_shared_block_names(tmp_path: Path, cli:
     (identity,) = cli.fake.identities.values()
     (block,) = [b for b in cli.fake.blocks.values() if b["label"] == "x"]
     assert identity["block_ids"] == [block["id"]]
-    assert [b["label"] for b in cli.fake.blocks.values()] == ["x"]  # block.y is not targeted
+    assert [b["label"] for b in cli.fake.memory.values()] == ["x"]  # block.y is not targeted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -12,10 +13,11 @@ import httpx
 import pytest
 
 from letta_apply import ApplyError, LettaApplyError, LettaClient, apply_plan, plan_for
+from letta_apply.apply.session import Planned, run_apply
 from letta_apply.errors import ApiError, ServerUnreachable
 from letta_apply.model import MARK_KEY, stack_tag
 from letta_apply.server.client import RetryPolicy, retry_after
-from letta_apply.server.lock import LockError, StackLock, force_unlock, list_locks
+from letta_apply.server.lock import STACK_LABEL, LockError, StackLock, force_unlock, list_locks
 from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, Clock, desired
 
@@ -426,3 +428,102 @@ def test_force_unlock_removes_only_lock_records() -> None:
     assert list_locks(client, "unit") == []
     with pytest.raises(LockError, match="no lock"):
         force_unlock(client, held.id)
+
+
+# -- the stack's serial: the plan under the lock ------------------------------------------------
+
+
+def planner(client: LettaClient, text: str) -> tuple[list[int], Callable[[], Planned]]:
+    """A `make` for run_apply, and how many times it was called."""
+    made = [0]
+
+    def make() -> Planned:
+        made[0] += 1
+        return plan_for(client, desired(text)), None
+
+    return made, make
+
+
+def test_a_plan_stands_under_the_lock_when_no_run_wrote_since_it_was_read() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    made, make = planner(client, SEED)
+    first = run_apply(client, make)
+    assert first.ok and made == [1]  # planned once: nothing wrote to the stack meanwhile
+    (record,) = [b for b in fake.blocks.values() if b["label"] == STACK_LABEL]
+    serial = record["metadata"]["letta_apply_lock"]["serial"]
+    assert record["tags"] == ["letta-apply-serial:unit"]  # no resource, no lock record
+    assert [c.address for c in plan_for(client, desired(SEED)).changes] == []  # not a block
+    made, make = planner(client, SEED)
+    assert run_apply(client, make).ok and made == [1]
+    assert record["metadata"]["letta_apply_lock"]["serial"] == serial  # nothing was written
+    made, make = planner(client, SEED.replace("Nothing here yet.", "Something."))
+    assert run_apply(client, make).ok and made == [1]
+    assert record["metadata"]["letta_apply_lock"]["serial"] != serial  # written to
+
+
+def test_a_run_that_wrote_between_the_plan_and_the_lock_makes_it_plan_again() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    assert run_apply(client, planner(client, SEED)[1]).ok
+    other = SEED.replace("Nothing here yet.", "Theirs.")
+    wrote = [False]
+
+    def another_run_first(request: httpx.Request) -> httpx.Response | None:
+        # Just before this run takes the lock, another run applies its manifest.
+        if "letta-apply-lock" in str(request.url) and not wrote[0]:
+            wrote[0] = True
+            theirs = fake.client()
+            assert run_apply(theirs, planner(theirs, other)[1]).ok
+        return None
+
+    fake.before.append(another_run_first)
+    mine = SEED.replace("Nothing here yet.", "Ours.")
+    made, make = planner(client, mine)
+    result = run_apply(client, make)
+    assert result.ok and made == [2]  # planned again under the lock
+    (org,) = [b for b in fake.memory.values() if b["label"] == "organization"]
+    assert org["value"] == "Ours."
+
+
+def test_a_hand_edit_does_not_change_the_serial() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    assert run_apply(client, planner(client, SEED)[1]).ok
+    (org,) = [b for b in fake.memory.values() if b["label"] == "organization"]
+    edited = [False]
+
+    def by_hand(request: httpx.Request) -> httpx.Response | None:
+        if "letta-apply-lock" in str(request.url) and not edited[0]:
+            edited[0] = True
+            org["description"] = "by hand"  # no run of ours: the lock never held it off
+        return None
+
+    fake.before.append(by_hand)
+    made, make = planner(client, SEED.replace("Nothing here yet.", "Ours."))
+    assert run_apply(client, make).ok and made == [1]
+
+
+def test_destroy_deletes_the_serial_and_force_unlock_changes_it() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    assert run_apply(client, planner(client, SEED)[1]).ok
+    dead = StackLock(client, "unit", "apply", settle=0).acquire()  # a run that died holding it
+
+    def serial() -> list[str]:
+        return [
+            b["metadata"]["letta_apply_lock"]["serial"]
+            for b in fake.blocks.values() if b["label"] == STACK_LABEL
+        ]  # fmt: skip
+
+    before = serial()
+    with pytest.raises(LockError):  # the serial record is no lock
+        force_unlock(client, next(i for i, b in fake.blocks.items() if b["label"] == STACK_LABEL))
+    force_unlock(client, dead.id)
+    assert len(serial()) == 1 and serial() != before  # the dead run may have written
+
+    def destroying() -> Planned:
+        return plan_for(client, desired(SEED), destroy=True), None
+
+    assert run_apply(client, destroying, operation="destroy").ok
+    assert fake.blocks == {} and fake.agents == {}

@@ -1,0 +1,191 @@
+"""MCP servers and agents' MCP tools against the fake server (which keeps MCP servers as Letta
+0.16.8 does): manifest rules with their positions, registration with a token that never shows,
+`all` and named tools from empty to zero writes, a tool added and one vanished on the MCP
+server, a token rotated in place with the attachments kept, a server the stack does not own
+never touched, prune."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from letta_apply.kinds.mcp_server import MARK_LABEL
+from letta_apply.pipeline import load_manifest
+from tests.helpers import Cli, at, diagnostics, write
+
+TOKEN = "tok-Zq8v-first"
+ROTATED = "tok-Wm3k-second"
+HEAD = "version: 1\nstack: s\nvariables:\n  token: {sensitive: true}\n"
+SERVERS = (
+    "mcp_servers:\n"
+    "  search:\n"
+    "    mcp_server_type: streamable_http\n"
+    "    server_url: https://mcp.example.com/mcp\n"
+    "    auth_token: ${var.token}\n"
+)
+AGENTS = (
+    "agents:\n"
+    "  all:\n"
+    "    model: letta/letta-free\n    embedding: letta/letta-free\n"
+    "    mcp_tools: [{server: search, tools: all}]\n"
+    "  one:\n"
+    "    model: letta/letta-free\n    embedding: letta/letta-free\n"
+    "    mcp_tools: [{server: search, tools: [lookup]}]\n"
+)
+MANIFEST = HEAD + SERVERS + AGENTS
+
+
+def errors(tmp_path: Path, text: str) -> list[tuple[tuple[int, int], str]]:
+    found = diagnostics(write(tmp_path, text), lambda p: load_manifest(str(p)))
+    return [(at(d), d.message) for d in found]
+
+
+def run(cli: Cli, tmp_path: Path, *argv: str, token: str = TOKEN, text: str = MANIFEST) -> Any:
+    path = write(tmp_path, text)
+    return cli(*argv, "-f", str(path), "--var", f"token={token}")
+
+
+def attached(cli: Cli, agent: str) -> list[str]:
+    a = next(a for a in cli.fake.agents.values() if a["name"] == agent)
+    return sorted(
+        cli.fake.tools[t]["name"] for t in a["tool_ids"]
+        if cli.fake.tools[t].get("tool_type") == "external_mcp"
+    )  # fmt: skip
+
+
+@pytest.fixture
+def served(cli: Cli) -> Cli:
+    cli.fake.mcp_offers["search"] = ["lookup", "fetch"]
+    return cli
+
+
+def test_transport_fields_and_references_are_located_errors(tmp_path: Path) -> None:
+    text = "version: 1\nstack: s\n" + (
+        "mcp_servers:\n"
+        "  a: {mcp_server_type: stdio, server_url: 'https://x'}\n"
+        "  b: {mcp_server_type: sse, server_url: 'https://x', auth_header: X-Key, auth_token: t}\n"
+        "  c: {mcp_server_type: streamable_http, server_url: 'https://x', auth_token: t,"
+        " custom_headers: {A: b}}\n"
+        "  d: {mcp_server_type: sse, server_name: a, server_url: 'https://y'}\n"
+        "agents:\n"
+        "  x: {model: x/m, embedding: x/e,"
+        " mcp_tools: [{server: serch}, {server: a}, {server: a}]}\n"
+    )
+    found = errors(tmp_path, text)
+    messages = [m for _, m in found]
+    assert ((4, 31), "mcp_servers.a.server_url: a stdio server does not take it") in found
+    assert ((4, 3), "mcp_servers.a: a stdio server needs `command`") in found
+    assert any(m.startswith("mcp_servers.b.auth_header") for m in messages), messages
+    assert any("Letta sends no token when custom_headers are set" in m for m in messages)
+    assert any("server_name 'a' is already used by mcp_servers.a" in m for m in messages)
+    assert "agents.x.mcp_tools[0].server: no MCP server 'serch' is declared" in " ".join(messages)
+    assert "agents.x.mcp_tools[2].server: MCP server 'a' is listed twice" in messages
+
+
+def test_registered_attached_and_converged_without_the_token_shown(
+    served: Cli, tmp_path: Path
+) -> None:
+    cli = served
+    r = run(cli, tmp_path, "plan", "--format", "json")
+    assert r.code == 0, r.err
+    assert TOKEN not in r.out + r.err
+    r = run(cli, tmp_path, "apply", "--auto-approve")
+    assert r.code == 0, r.out + r.err
+    assert TOKEN not in r.out + r.err
+    (server,) = cli.fake.mcp_servers.values()
+    assert server["auth_token"] == f"Bearer {TOKEN}"
+    assert attached(cli, "all") == ["fetch", "lookup"]
+    assert attached(cli, "one") == ["lookup"]
+    marks = [b for b in cli.fake.blocks.values() if b["label"] == MARK_LABEL]
+    assert len(marks) == 1 and TOKEN not in json.dumps(marks)
+    before = cli.fake.writes
+    r = run(cli, tmp_path, "plan", "--detailed-exitcode")
+    assert r.code == 0, r.out + r.err
+    r = run(cli, tmp_path, "apply", "--auto-approve")
+    assert r.code == 0 and cli.fake.writes == before, r.out
+
+
+def test_all_follows_the_mcp_server_and_a_vanished_tool_is_detached(
+    served: Cli, tmp_path: Path
+) -> None:
+    cli = served
+    assert run(cli, tmp_path, "apply", "--auto-approve").code == 0
+    cli.fake.mcp_offers["search"] = ["lookup", "summarize"]  # fetch gone, summarize new
+    r = run(cli, tmp_path, "plan")
+    assert "summarize" in r.out and "fetch" in r.out, r.out
+    assert "MCP tool 'fetch' is gone from mcp_server.search; detached" in r.out, r.out
+    assert run(cli, tmp_path, "apply", "--auto-approve").code == 0
+    assert attached(cli, "all") == ["lookup", "summarize"]
+    assert attached(cli, "one") == ["lookup"]
+    assert run(cli, tmp_path, "plan", "--detailed-exitcode").code == 0
+
+
+def test_unknown_tool_is_refused_with_a_hint(served: Cli, tmp_path: Path) -> None:
+    cli = served
+    assert run(cli, tmp_path, "apply", "--auto-approve").code == 0
+    text = MANIFEST.replace("tools: [lookup]", "tools: [lookpu]")
+    r = run(cli, tmp_path, "plan", text=text)
+    assert r.code == 1
+    assert "offers no tool 'lookpu'" in r.out + r.err and "did you mean 'lookup'?" in r.out + r.err
+
+
+def test_token_rotated_in_place_keeps_the_attachments(served: Cli, tmp_path: Path) -> None:
+    cli = served
+    assert run(cli, tmp_path, "apply", "--auto-approve").code == 0
+    (sid,) = cli.fake.mcp_servers
+    tools = attached(cli, "all")
+    saved = tmp_path / "rotate.json"
+    r = run(cli, tmp_path, "plan", "--out", str(saved), token=ROTATED)
+    assert r.code == 0 and "auth_token" in r.out, r.out
+    for text in (r.out, r.err, saved.read_text(encoding="utf-8")):
+        assert TOKEN not in text and ROTATED not in text
+    r = run(cli, tmp_path, "apply", str(saved), "--auto-approve", token=ROTATED)
+    assert r.code == 0, r.out + r.err
+    assert list(cli.fake.mcp_servers) == [sid]
+    assert cli.fake.mcp_servers[sid]["auth_token"] == f"Bearer {ROTATED}"
+    assert attached(cli, "all") == tools
+    r = run(cli, tmp_path, "show", token=ROTATED)
+    assert r.code == 0 and "mcp_server.search" in r.out and ROTATED not in r.out, r.out
+    assert run(cli, tmp_path, "plan", "--detailed-exitcode", token=ROTATED).code == 0
+
+
+def test_a_server_of_that_name_not_owned_is_a_clash(served: Cli, tmp_path: Path) -> None:
+    cli = served
+    cli.fake.mcp_servers["mcp_server-hand"] = {
+        "id": "mcp_server-hand", "server_name": "search", "mcp_server_type": "sse",
+        "server_url": "https://hand.example.com", "auth_header": None, "auth_token": None,
+        "custom_headers": None,
+    }  # fmt: skip
+    r = run(cli, tmp_path, "plan")
+    assert r.code == 1
+    assert "an MCP server named 'search' already exists" in r.out + r.err
+    assert "imports:" in r.out + r.err
+    r = run(cli, tmp_path, "destroy", "--auto-approve")
+    assert r.code == 0 and "mcp_server-hand" in cli.fake.mcp_servers
+
+
+def test_pruned_with_its_mark_and_tools(served: Cli, tmp_path: Path) -> None:
+    cli = served
+    assert run(cli, tmp_path, "apply", "--auto-approve").code == 0
+    text = HEAD + "agents:\n  all: {model: letta/letta-free, embedding: letta/letta-free}\n"
+    r = run(cli, tmp_path, "apply", "--auto-approve", text=text)
+    assert r.code == 0, r.out + r.err
+    assert not cli.fake.mcp_servers
+    assert not [b for b in cli.fake.blocks.values() if b["label"] == MARK_LABEL]
+    assert not [t for t in cli.fake.tools.values() if t.get("tool_type") == "external_mcp"]
+
+
+def test_stdio_refused_by_the_server_is_said_plainly(cli: Cli, tmp_path: Path) -> None:
+    cli.fake.mcp_stdio = False
+    text = HEAD + (
+        "mcp_servers:\n  local: {mcp_server_type: stdio, command: uvx, args: [tool],"
+        " env: {KEY: '${var.token}'}}\n"
+    )
+    r = run(cli, tmp_path, "apply", "--auto-approve", text=text)
+    assert r.code == 1
+    assert "does not allow stdio MCP servers" in r.out + r.err
+    assert TOKEN not in r.out + r.err
+    assert "Traceback" not in r.out + r.err

@@ -1,0 +1,203 @@
+"""MCP servers against the real server: a real MCP server (tests/integration/mcpserver.py, run
+by Letta over stdio) registered through the manifest, `all` its tools attached to one agent and
+one named tool to another, checked through Letta's own API; a tool added on the MCP server picked
+up by the next plan, one removed shown detached; an HTTP server's token rotated in place and
+never shown in any output; a same-named server the stack does not own never touched; prune.
+
+Letta 0.16.8 refuses to connect to MCP servers on loopback addresses, so the HTTP server is one
+Letta stores without reaching (`http://127.1:<port>`: 127.0.0.1 written so that its registration
+check lets it through); an agent using its tools gets a plan problem saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from letta_apply.kinds.mcp_server import MARK_LABEL
+from tests.integration.conftest import Run
+
+SCRIPT = Path(__file__).resolve().parent / "mcpserver.py"
+TOKEN = "tok-Qx7Lm2first"
+ROTATED = "tok-Vb9Kp4second"
+ENV_SECRET = "env-Hs5Rt8secret"
+
+MANIFEST = """\
+version: 1
+stack: {stack}
+variables:
+  token: {sensitive: true}
+  env_secret: {sensitive: true}
+mcp_servers:
+  web:
+    server_name: {stack}-web
+    mcp_server_type: streamable_http
+    server_url: http://127.1:9/mcp
+    auth_token: ${var.token}
+  local:
+    server_name: {stack}-local
+    mcp_server_type: stdio
+    command: PYTHON
+    args: [SCRIPT, TOOLS]
+    env: {MCP_TEST_SECRET: "${var.env_secret}"}
+agents:
+  every:
+    name: {stack}-every
+    model: letta/letta-free
+    embedding: letta/letta-free
+    mcp_tools: [{server: local, tools: all}]
+  one:
+    name: {stack}-one
+    model: letta/letta-free
+    embedding: letta/letta-free
+    mcp_tools: [{server: local, tools: [beta]}]
+"""
+
+
+def servers(api: httpx.Client, stack: str) -> dict[str, dict[str, Any]]:
+    return {
+        s["server_name"]: s for s in api.get("/v1/mcp-servers/").json() if stack in s["server_name"]
+    }
+
+
+def agent_mcp_tools(api: httpx.Client, name: str) -> list[str]:
+    (agent,) = api.get("/v1/agents/", params={"name": name, "include": ["agent.tools"]}).json()
+    return sorted(t["name"] for t in agent["tools"] if t["tool_type"] == "external_mcp")
+
+
+@pytest.fixture
+def tools_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tools.txt"
+    path.write_text("alpha\nbeta\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def write(manifest: Callable[[str], str], tools_file: Path) -> Callable[..., str]:
+    def _write(text: str = MANIFEST) -> str:
+        text = text.replace("PYTHON", sys.executable).replace("SCRIPT", str(SCRIPT))
+        return manifest(text.replace("TOOLS", str(tools_file)))
+
+    return _write
+
+
+@pytest.fixture
+def cleanup(api: httpx.Client, stack: str) -> Iterator[None]:
+    """Delete every MCP server named after the stack, whoever made it."""
+    yield
+    for s in servers(api, stack).values():
+        api.delete(f"/v1/mcp-servers/{s['id']}")
+
+
+def cli(run: Run, *args: str, token: str = TOKEN) -> Any:
+    return run(*args, "--var", f"token={token}", "--var", f"env_secret={ENV_SECRET}")
+
+
+def test_registered_attached_followed_rotated_and_pruned(
+    run: Run, write: Callable[..., str], api: httpx.Client, stack: str, tools_file: Path,
+    tmp_path: Path, cleanup: None,
+) -> None:  # fmt: skip
+    path = write()
+    r = cli(run, "apply", "-f", path, "--auto-approve")
+    assert r.code == 0, r.out + r.err
+    found = servers(api, stack)
+    web, local = found[f"{stack}-web"], found[f"{stack}-local"]
+    assert web["auth_token"] == f"Bearer {TOKEN}"
+    assert local["env"] == {"MCP_TEST_SECRET": ENV_SECRET}
+    # Letta lists the MCP server's tools, and the agents have them.
+    listed = api.get(f"/v1/mcp-servers/{local['id']}/tools").json()
+    assert sorted(t["name"] for t in listed) == ["alpha", "beta"]
+    assert agent_mcp_tools(api, f"{stack}-every") == ["alpha", "beta"]
+    assert agent_mcp_tools(api, f"{stack}-one") == ["beta"]
+    marks = api.get("/v1/blocks/", params={"tags": [f"letta-apply:{stack}"]}).json()
+    marks = [b for b in marks if b["label"] == MARK_LABEL]
+    assert (
+        len(marks) == 2 and TOKEN not in json.dumps(marks) and ENV_SECRET not in json.dumps(marks)
+    )
+
+    r = cli(run, "plan", "-f", path, "--detailed-exitcode")
+    assert r.code == 0 and r.writes == 0, r.out + r.err
+
+    # A tool added on the MCP server: `all` follows it; the named one stays as it is.
+    tools_file.write_text("alpha\nbeta\ngamma\n", encoding="utf-8")
+    r = cli(run, "plan", "-f", path)
+    assert r.code == 0 and "gamma" in r.out, r.out + r.err
+    assert cli(run, "apply", "-f", path, "--auto-approve").code == 0
+    assert agent_mcp_tools(api, f"{stack}-every") == ["alpha", "beta", "gamma"]
+    assert agent_mcp_tools(api, f"{stack}-one") == ["beta"]
+
+    # The token rotated: updated in place, shown in no output format.
+    saved = tmp_path / "rotate.json"
+    outputs = [
+        cli(run, "plan", "-f", path, token=ROTATED),
+        cli(run, "plan", "-f", path, "--format", "json", token=ROTATED),
+        cli(run, "plan", "-f", path, "--format", "markdown", token=ROTATED),
+        cli(run, "plan", "-f", path, "--out", str(saved), token=ROTATED),
+    ]
+    assert all(o.code == 0 for o in outputs), [o.err for o in outputs]
+    assert "auth_token: (sensitive value changed)" in outputs[0].out, outputs[0].out
+    r = cli(run, "apply", str(saved), "-f", path, "--auto-approve", token=ROTATED)
+    assert r.code == 0, r.out + r.err
+    outputs += [r, cli(run, "show", "-f", path, token=ROTATED)]
+    outputs.append(run("export", "--stack", "x", "--name", f"{stack}-every"))
+    texts = [o.out + o.err for o in outputs] + [saved.read_text(encoding="utf-8")]
+    for text in texts:
+        for value in (TOKEN, ROTATED, ENV_SECRET):
+            assert value not in text, text
+    after = servers(api, stack)[f"{stack}-web"]
+    assert after["id"] == web["id"] and after["auth_token"] == f"Bearer {ROTATED}"
+    assert agent_mcp_tools(api, f"{stack}-every") == ["alpha", "beta", "gamma"]
+
+    # A tool gone from the MCP server is detached.
+    tools_file.write_text("beta\ngamma\n", encoding="utf-8")
+    r = cli(run, "apply", "-f", path, "--auto-approve", token=ROTATED)
+    assert r.code == 0 and "MCP tool 'alpha' is gone from mcp_server.local" in r.out, r.out
+    assert agent_mcp_tools(api, f"{stack}-every") == ["beta", "gamma"]
+    assert cli(run, "plan", "-f", path, "--detailed-exitcode", token=ROTATED).code == 0
+
+    # Prune: the servers, their marks and their tools go; the agents stay.
+    kept = MANIFEST.split("mcp_servers:")[0] + "agents:" + MANIFEST.split("agents:")[1]
+    kept = kept.replace("    mcp_tools: [{server: local, tools: all}]\n", "")
+    kept = kept.replace("    mcp_tools: [{server: local, tools: [beta]}]\n", "")
+    r = cli(run, "apply", "-f", write(kept), "--auto-approve", token=ROTATED)
+    assert r.code == 0, r.out + r.err
+    assert not servers(api, stack)
+    assert agent_mcp_tools(api, f"{stack}-every") == []
+
+
+def test_a_server_of_that_name_not_owned_is_never_touched(
+    run: Run, write: Callable[..., str], api: httpx.Client, stack: str, cleanup: None
+) -> None:
+    made = api.post(
+        "/v1/mcp-servers/",
+        json={"server_name": f"{stack}-web", "config": {
+            "mcp_server_type": "sse", "server_url": "http://127.1:7/sse"}},
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    hand = made.json()
+    path = write()
+    r = cli(run, "plan", "-f", path)
+    assert r.code == 1
+    assert f"an MCP server named '{stack}-web' already exists" in r.out + r.err
+    assert "imports:" in r.out + r.err
+    r = cli(run, "destroy", "-f", path, "--auto-approve")
+    assert r.code == 0, r.out + r.err
+    assert servers(api, stack)[f"{stack}-web"] == hand
+
+
+def test_an_agent_using_an_unreachable_server_is_a_plan_problem(
+    run: Run, write: Callable[..., str], api: httpx.Client, stack: str, cleanup: None
+) -> None:
+    path = write()
+    assert cli(run, "apply", "-f", path, "--auto-approve").code == 0
+    text = MANIFEST.replace("[{server: local, tools: [beta]}]", "[{server: web, tools: all}]")
+    r = cli(run, "plan", "-f", write(text))
+    assert r.code == 1
+    assert "cannot list the tools of mcp_server.web" in r.out + r.err, r.out + r.err
+    assert "Traceback" not in r.out + r.err and TOKEN not in r.out + r.err

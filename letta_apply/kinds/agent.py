@@ -294,6 +294,7 @@ class AgentKind(Kind):
             *(Link(b, shared=True) for b in declared.blocks),
             *tools,
             *(Link(i) for i in declared.config.get("identities", ())),
+            *(Link(s) for s in mcp_servers_of(declared.config)),
         ]
 
     # -- reading ---------------------------------------------------------------------------

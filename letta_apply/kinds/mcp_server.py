@@ -316,6 +316,7 @@ class McpServerKind(Kind):
         live = Live({**live.states, self.name: state}, live.imported, live.facts, live.project)
         found = dict(self.match(desired.stack, live).pool)
         found.update((a, s) for a, s in live.imported.items() if isinstance(s, LiveMcpServer))
+        found.update((to, found[was]) for was, to in desired.moved.items() if was in found)
         tools: dict[str, tuple[str, ...] | str] = {}
         for address in sorted(used_servers(desired)):
             s = found.get(address)

@@ -189,3 +189,33 @@ def test_stdio_refused_by_the_server_is_said_plainly(cli: Cli, tmp_path: Path) -
     assert "does not allow stdio MCP servers" in r.out + r.err
     assert TOKEN not in r.out + r.err
     assert "Traceback" not in r.out + r.err
+
+
+def test_imported_by_name_then_moved(served: Cli, tmp_path: Path) -> None:
+    cli = served
+    cli.fake.mcp_servers["mcp_server-hand"] = {
+        "id": "mcp_server-hand", "server_name": "search", "mcp_server_type": "streamable_http",
+        "server_url": "https://old.example.com/mcp", "auth_header": None, "auth_token": None,
+        "custom_headers": None,
+    }  # fmt: skip
+    cli.fake._refresh_mcp("mcp_server-hand")
+    text = MANIFEST + "imports:\n  - {to: mcp_server.search, name: search}\n"
+    r = run(cli, tmp_path, "plan", text=text)
+    assert r.code == 0 and "mcp_server.search (mcp_server-hand): import" in r.out, r.out
+    assert TOKEN not in r.out
+    assert run(cli, tmp_path, "apply", "--auto-approve", text=text).code == 0
+    hand = cli.fake.mcp_servers["mcp_server-hand"]
+    assert hand["server_url"] == "https://mcp.example.com/mcp"
+    assert hand["auth_token"] == f"Bearer {TOKEN}"
+    assert attached(cli, "all") == ["fetch", "lookup"]
+    assert run(cli, tmp_path, "plan", "--detailed-exitcode", text=text).code == 0
+    moved = MANIFEST.replace("  search:\n", "  web:\n").replace("server: search", "server: web")
+    moved = moved.replace("    mcp_server_type: streamable_http\n", "    server_name: search\n"
+                          "    mcp_server_type: streamable_http\n", 1)  # fmt: skip
+    moved += "moved:\n  - {from: mcp_server.search, to: mcp_server.web}\n"
+    r = run(cli, tmp_path, "plan", text=moved)
+    assert r.code == 0 and "mcp_server.web" in r.out and "address" in r.out, r.out
+    assert run(cli, tmp_path, "apply", "--auto-approve", text=moved).code == 0
+    assert list(cli.fake.mcp_servers) == ["mcp_server-hand"]
+    assert attached(cli, "all") == ["fetch", "lookup"]
+    assert run(cli, tmp_path, "plan", "--detailed-exitcode", text=moved).code == 0

@@ -38,6 +38,7 @@ mark, a digest, a plan file or an error. What Letta 0.16.8 does decides the rest
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -317,18 +318,20 @@ class McpServerKind(Kind):
         found = dict(self.match(desired.stack, live).pool)
         found.update((a, s) for a, s in live.imported.items() if isinstance(s, LiveMcpServer))
         found.update((to, found[was]) for was, to in desired.moved.items() if was in found)
-        tools: dict[str, tuple[str, ...] | str] = {}
-        for address in sorted(used_servers(desired)):
-            s = found.get(address)
-            if s is None:
-                continue
+        used = [found[a] for a in sorted(used_servers(desired)) if a in found]
+
+        def tools_of(s: LiveMcpServer) -> tuple[str, ...] | str:
             try:
                 listed = client.request(
                     "GET", f"/v1/tools/mcp/servers/{quote(s.server_name, safe='')}/tools"
                 )
-                tools[s.id] = tuple(sorted(str(t["name"]) for t in listed))
             except ApiError as e:
-                tools[s.id] = e.detail
+                return e.detail
+            return tuple(sorted(str(t["name"]) for t in listed))
+
+        # Each listing asks the MCP server itself (a stdio one is started for it): side by side.
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(used)))) as pool:
+            tools = dict(zip([s.id for s in used], pool.map(tools_of, used), strict=True))
         return McpState(state.servers, state.marks, state.listed, tools)
 
     def resources(self, state: Any) -> Iterable[LiveMcpServer]:

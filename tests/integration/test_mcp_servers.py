@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from letta_apply.kinds.mcp_server import MARK_LABEL
-from tests.integration.conftest import Run
+from tests.integration.conftest import RECORDER, SESSION, Run
 
 SCRIPT = Path(__file__).resolve().parent / "mcpserver.py"
 TOKEN = "tok-Qx7Lm2first"
@@ -201,3 +202,43 @@ def test_an_agent_using_an_unreachable_server_is_a_plan_problem(
     assert r.code == 1
     assert "cannot list the tools of mcp_server.web" in r.out + r.err, r.out + r.err
     assert "Traceback" not in r.out + r.err and TOKEN not in r.out + r.err
+
+
+def test_a_converged_plan_of_3_servers_and_20_agents_lists_each_server_once(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str, tmp_path: Path,
+    cleanup: None,
+) -> None:  # fmt: skip
+    servers_yaml, agents_yaml = [], []
+    for n in range(3):
+        tools = tmp_path / f"tools-{n}.txt"
+        tools.write_text("".join(f"s{n}_tool{t}\n" for t in range(3)), encoding="utf-8")
+        servers_yaml.append(
+            f"  s{n}:\n    server_name: {stack}-s{n}\n    mcp_server_type: stdio\n"
+            f"    command: {sys.executable}\n    args: [{SCRIPT}, {tools}]\n"
+        )
+    for i in range(20):
+        a, b = i % 3, (i + 1) % 3
+        agents_yaml.append(
+            f"  a{i}:\n    name: {stack}-a{i}\n    model: letta/letta-free\n"
+            "    embedding: letta/letta-free\n"
+            f"    mcp_tools: [{{server: s{a}, tools: all}},"
+            f" {{server: s{b}, tools: [s{b}_tool1]}}]\n"
+        )
+    text = "version: 1\nstack: {stack}\nmcp_servers:\n" + "".join(servers_yaml)
+    path = manifest(text + "agents:\n" + "".join(agents_yaml))
+    r = run("apply", "-f", path, "--auto-approve")
+    assert r.code == 0, r.out + r.err
+    assert agent_mcp_tools(api, f"{stack}-a4") == ["s1_tool0", "s1_tool1", "s1_tool2", "s2_tool1"]
+    before = len(RECORDER.sent)
+    r = run("plan", "-f", path, "--detailed-exitcode")
+    assert r.code == 0 and r.writes == 0, r.out + r.err
+    sent = [f"{s.method} {s.path.split('?')[0]}" for s in RECORDER.sent[before:]]
+    listed = [s for s in sent if s.startswith("GET /v1/tools/mcp/servers/")]
+    assert len(listed) == 3 and sent.count("GET /v1/mcp-servers/") == 1, sent
+    # Nothing per agent: the agents come in one listing, their tools with them.
+    assert not [s for s in sent if "/agent-" in s], sent
+    SESSION.summary.append(
+        f"MCP: converged plan, 3 MCP servers and 20 agents: {r.reads} reads ({len(sent)} "
+        "requests through the proxy): "
+        + ", ".join(f"{k} x{n}" for k, n in sorted(Counter(sent).items()))
+    )

@@ -219,3 +219,42 @@ def test_imported_by_name_then_moved(served: Cli, tmp_path: Path) -> None:
     assert list(cli.fake.mcp_servers) == ["mcp_server-hand"]
     assert attached(cli, "all") == ["fetch", "lookup"]
     assert run(cli, tmp_path, "plan", "--detailed-exitcode", text=moved).code == 0
+
+
+def test_headers_env_and_name_change_in_place(cli: Cli, tmp_path: Path) -> None:
+    cli.fake.mcp_offers.update({"hdr": ["one"], "loc": ["two"], "hdr2": ["one"]})
+    text = HEAD + (
+        "mcp_servers:\n"
+        "  h: {server_name: hdr, mcp_server_type: sse, server_url: 'https://h.example.com',"
+        " custom_headers: {X-Key: '${var.token}'}}\n"
+        "  l: {server_name: loc, mcp_server_type: stdio, command: uvx, args: [a],"
+        " env: {KEY: '${var.token}'}}\n"
+    )
+    assert run(cli, tmp_path, "apply", "--auto-approve", text=text).code == 0
+    ids = sorted(cli.fake.mcp_servers)
+    changed = text.replace("server_name: hdr", "server_name: hdr2").replace(
+        "args: [a]", "args: [b]"
+    )
+    r = run(cli, tmp_path, "plan", text=changed, token=ROTATED)
+    assert r.code == 0, r.out + r.err
+    assert "custom_headers['X-Key']: (sensitive value changed)" in r.out, r.out
+    assert (
+        "env['KEY']: (sensitive value changed)" in r.out and 'server_name: "hdr" -> "hdr2"' in r.out
+    )
+    assert TOKEN not in r.out and ROTATED not in r.out
+    assert run(cli, tmp_path, "apply", "--auto-approve", text=changed, token=ROTATED).code == 0
+    assert sorted(cli.fake.mcp_servers) == ids
+    by_name = {s["server_name"]: s for s in cli.fake.mcp_servers.values()}
+    assert by_name["hdr2"]["custom_headers"] == {"X-Key": ROTATED}
+    assert by_name["loc"]["env"] == {"KEY": ROTATED} and by_name["loc"]["args"] == ["b"]
+    assert run(cli, tmp_path, "plan", "--detailed-exitcode", text=changed, token=ROTATED).code == 0
+    # A rename onto a name another server holds: Letta would delete that one. Refused.
+    cli.fake.mcp_servers["mcp_server-hand"] = {
+        "id": "mcp_server-hand", "server_name": "taken", "mcp_server_type": "sse",
+        "server_url": "https://t.example.com", "auth_header": None, "auth_token": None,
+        "custom_headers": None,
+    }  # fmt: skip
+    onto = changed.replace("server_name: hdr2", "server_name: taken")
+    r = run(cli, tmp_path, "apply", "--auto-approve", text=onto, token=ROTATED)
+    assert r.code == 1 and "an MCP server named 'taken' already exists" in r.out + r.err
+    assert "mcp_server-hand" in cli.fake.mcp_servers

@@ -50,7 +50,8 @@ from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
 from ..plan.marks import digest, sensitive_names
 from ..sensitive import MASKED, Masker
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Matched, Run, Shape, Update, applied_of
+from .base import Context, Field, Kind, Matched, Run, Shape, Update, Users, applied_of
+from .block import our_agent_ids, stack_of
 from .mark_blocks import MarkBlock, read_marks, write_mark
 
 MARK_LABEL = "letta-apply-mcp-server"
@@ -121,6 +122,7 @@ class McpState:
     marks: tuple[MarkBlock, ...] = ()
     listed: bool = True
     tools: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
+    users: Mapping[str, Users] = field(default_factory=dict)  # of the servers a plan may delete
 
     def live(self) -> list[LiveMcpServer]:
         by_id: dict[str, MarkBlock] = {}
@@ -314,6 +316,9 @@ class McpServerKind(Kind):
         state: McpState = live.of(self.name)
         if not state.listed and state.marks:
             state = McpState(tuple(client.request("GET", "/v1/mcp-servers/")), state.marks)
+            # What a plan may delete was found without the listing: the stack's servers now.
+            ours = {m.target for m in state.marks}
+            doomed = doomed | {str(s["id"]) for s in state.servers if str(s["id"]) in ours}
         live = Live({**live.states, self.name: state}, live.imported, live.facts, live.project)
         found = dict(self.match(desired.stack, live).pool)
         found.update((a, s) for a, s in live.imported.items() if isinstance(s, LiveMcpServer))
@@ -332,7 +337,28 @@ class McpServerKind(Kind):
         # Each listing asks the MCP server itself (a stdio one is started for it): side by side.
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(used)))) as pool:
             tools = dict(zip([s.id for s in used], pool.map(tools_of, used), strict=True))
-        return McpState(state.servers, state.marks, state.listed, tools)
+        return McpState(
+            state.servers, state.marks, state.listed, tools, self._users(client, live, doomed)
+        )
+
+    def _users(self, client: LettaClient, live: Live, doomed: set[str]) -> dict[str, Users]:
+        """Agents using the tools of each server a plan may delete (deleting a server deletes
+        its tools, detaching them everywhere): one listing of every agent with its tools, only
+        then (Letta has no route for a tool's agents)."""
+        ids = sorted(i for i in doomed if i.startswith(self.id_prefix))
+        if not ids:
+            return {}
+        server_of = {
+            t.id: (t.metadata.get("mcp") or {}).get("server_id")
+            for t in live.of("tool").tools
+            if t.tool_type == MCP_TOOL
+        }
+        out: dict[str, list[tuple[str, str, str | None]]] = {i: [] for i in ids}
+        for a in client.list_agents(include=("agent.tools", "agent.tags")):
+            using = {server_of.get(t["id"]) for t in a.get("tools") or ()} & set(ids)
+            for sid in using:
+                out[str(sid)].append((a["id"], a.get("name") or "", stack_of(a)))
+        return {i: tuple(u) for i, u in out.items()}
 
     def resources(self, state: Any) -> Iterable[LiveMcpServer]:
         mcp: McpState = state
@@ -468,6 +494,9 @@ class McpServerKind(Kind):
     def delete(self, ctx: Context, address: str, found: LiveMcpServer, why: Why) -> None:
         if ctx.protected(found, ctx.desired.of(self.name).get(address)):
             ctx.refuse_destroy(address)
+            return
+        users = ctx.live.of(self.name).users.get(found.id, ())
+        if ctx.used_elsewhere(address, users, our_agent_ids(ctx)):
             return
         body = {"mark_block": found.mark_block}
         ctx.changes.append(Change(address, DELETE, found.id, body=body, why=(why,), kind=self.name))

@@ -258,3 +258,18 @@ def test_headers_env_and_name_change_in_place(cli: Cli, tmp_path: Path) -> None:
     r = run(cli, tmp_path, "apply", "--auto-approve", text=onto, token=ROTATED)
     assert r.code == 1 and "an MCP server named 'taken' already exists" in r.out + r.err
     assert "mcp_server-hand" in cli.fake.mcp_servers
+
+
+def test_not_pruned_while_an_agent_outside_the_stack_uses_its_tools(
+    served: Cli, tmp_path: Path
+) -> None:
+    cli = served
+    assert run(cli, tmp_path, "apply", "--auto-approve").code == 0
+    lookup = next(t["id"] for t in cli.fake.tools.values() if t["name"] == "lookup")
+    made = cli.fake._create_agent({"name": "by-hand", "tool_ids": [lookup]})
+    text = HEAD + "agents:\n  all: {model: letta/letta-free, embedding: letta/letta-free}\n"
+    r = run(cli, tmp_path, "plan", text=text)
+    assert "mcp_server.search: not deleted: still attached to agents this stack does not " in r.out
+    assert f"by-hand ({made['id']})" in r.out, r.out
+    assert run(cli, tmp_path, "apply", "--auto-approve", text=text).code == 1
+    assert len(cli.fake.mcp_servers) == 1 and lookup in cli.fake.tools

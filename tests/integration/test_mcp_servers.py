@@ -242,3 +242,38 @@ def test_a_converged_plan_of_3_servers_and_20_agents_lists_each_server_once(
         "requests through the proxy): "
         + ", ".join(f"{k} x{n}" for k, n in sorted(Counter(sent).items()))
     )
+
+
+def test_export_declares_an_agents_mcp_server_and_the_manifest_adopts_it(
+    run: Run, write: Callable[..., str], api: httpx.Client, stack: str, tools_file: Path,
+    tmp_path: Path, cleanup: None,
+) -> None:  # fmt: skip
+    config = {
+        "mcp_server_type": "stdio", "command": sys.executable,
+        "args": [str(SCRIPT), str(tools_file)], "env": {"MCP_TEST_SECRET": ENV_SECRET},
+    }  # fmt: skip
+    made = api.post("/v1/mcp-servers/", json={"server_name": f"{stack}-hand", "config": config})
+    assert made.status_code == 200, made.text
+    sid = made.json()["id"]
+    beta = next(
+        t["id"] for t in api.get(f"/v1/mcp-servers/{sid}/tools").json() if t["name"] == "beta"
+    )
+    body = {"name": f"{stack}-hand-agent", "model": "letta/letta-free",
+            "embedding": "letta/letta-free", "tool_ids": [beta]}  # fmt: skip
+    agent = api.post("/v1/agents/", json=body)
+    assert agent.status_code == 200, agent.text
+    try:
+        out = tmp_path / "exported.yaml"
+        r = run("export", "--stack", stack, "--name", f"{stack}-hand-agent", "-o", str(out))
+        assert r.code == 0, r.out + r.err
+        text = out.read_text(encoding="utf-8")
+        assert ENV_SECRET not in text and f"mcp_server.{stack}-hand" in text, text
+        assert "mcp_tools:" in text and "- beta" in text, text
+        r = run("apply", "-f", str(out), "--auto-approve")
+        assert r.code == 0, r.out + r.err
+        r = run("plan", "-f", str(out), "--detailed-exitcode")
+        assert r.code == 0 and r.writes == 0, r.out + r.err
+        assert servers(api, stack)[f"{stack}-hand"]["env"] == {"MCP_TEST_SECRET": ENV_SECRET}
+        assert agent_mcp_tools(api, f"{stack}-hand-agent") == ["beta"]
+    finally:
+        api.delete(f"/v1/agents/{agent.json()['id']}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from letta_apply.kinds.mcp_server import MARK_LABEL
 from letta_apply.pipeline import load_manifest
@@ -273,3 +274,33 @@ def test_not_pruned_while_an_agent_outside_the_stack_uses_its_tools(
     assert f"by-hand ({made['id']})" in r.out, r.out
     assert run(cli, tmp_path, "apply", "--auto-approve", text=text).code == 1
     assert len(cli.fake.mcp_servers) == 1 and lookup in cli.fake.tools
+
+
+def test_export_declares_the_servers_of_the_agents_tools_without_secrets(
+    served: Cli, tmp_path: Path
+) -> None:
+    cli = served
+    made = cli.fake._create_mcp({"server_name": "search", "config": {
+        "mcp_server_type": "streamable_http", "server_url": "https://mcp.example.com/mcp",
+        "auth_token": TOKEN}})  # fmt: skip
+    tools = {t["name"]: t["id"] for t in cli.fake._mcp_registered(made["id"])}
+    cli.fake._create_agent(
+        {"name": "hand", "model": "letta/letta-free", "tool_ids": [tools["lookup"]]}
+    )
+    out = tmp_path / "exported.yaml"
+    r = cli("export", "--stack", "s", "--name", "hand", "-o", str(out))
+    assert r.code == 0, r.out + r.err
+    text = out.read_text(encoding="utf-8")
+    assert TOKEN not in text
+    doc = yaml.safe_load(text)
+    assert doc["mcp_servers"] == {
+        "search": {"server_name": "search", "mcp_server_type": "streamable_http",
+                   "server_url": "https://mcp.example.com/mcp"}
+    }  # fmt: skip
+    assert doc["agents"]["hand"]["mcp_tools"] == [{"server": "search", "tools": ["lookup"]}]
+    assert "tools" not in doc["agents"]["hand"]
+    assert {"to": "mcp_server.search", "id": made["id"]} in doc["imports"]
+    r = cli("apply", "-f", str(out), "--auto-approve")
+    assert r.code == 0, r.out + r.err
+    assert cli.fake.mcp_servers[made["id"]]["auth_token"] == f"Bearer {TOKEN}"  # not managed
+    assert cli("plan", "-f", str(out), "--detailed-exitcode").code == 0

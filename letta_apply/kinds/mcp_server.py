@@ -37,11 +37,12 @@ mark, a digest, a plan file or an error. What Letta 0.16.8 does decides the rest
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
@@ -59,7 +60,14 @@ HTTP = ("streamable_http", "sse")
 PLAIN = ("server_url", "auth_header", "command", "args")
 MAPPINGS = ("custom_headers", "env")  # their values are secrets, their keys are not
 BEARER = "Bearer "
-MCP_TOOL = "external_mcp"  # Letta's tool_type for a tool an MCP server provides
+MCP_TOOL = "external_mcp"
+_LOCAL_SUFFIXES = (
+    ".local",
+    ".localdomain",
+    ".home.arpa",
+    ".svc",
+    ".cluster.local",
+)  # Letta's tool_type for a tool an MCP server provides
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,18 @@ class McpState:
         for m in self.marks:
             by_id.setdefault(m.target, m)
         return [LiveMcpServer.from_api(s, by_id.get(str(s["id"]))) for s in self.servers]
+
+
+def refused_url(url: str) -> bool:
+    """Whether Letta 0.16.8 refuses an MCP URL without resolving it (validate_mcp_server_url):
+    localhost and local names, and IP addresses that are not global."""
+    host = (urlparse(url).hostname or "").rstrip(".").lower()
+    if host in ("localhost", "metadata.google.internal") or host.endswith(_LOCAL_SUFFIXES):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
 
 
 def secret(value: Any) -> Sensitive:
@@ -214,6 +234,18 @@ class McpServerKind(Kind):
             at = (self.section, key)
             where = f"{self.section}.{key}"
             kind = spec.get("mcp_server_type")
+            if kind not in (*HTTP, "stdio"):
+                continue  # the schema says
+            url = spec.get("server_url")
+            if kind in HTTP and isinstance(url, str) and refused_url(url):
+                errors.append(
+                    doc.diag(
+                        (*at, "server_url"),
+                        f"{where}.server_url: Letta refuses MCP servers on loopback or private "
+                        "addresses (it checks at registration and before every connection); "
+                        "give a public address",
+                    )
+                )
             wrong = ("command", "args", "env") if kind in HTTP else (
                 "server_url", "auth_header", "auth_token", "custom_headers"
             )  # fmt: skip
@@ -225,7 +257,7 @@ class McpServerKind(Kind):
                         )
                     )
             need = "server_url" if kind in HTTP else "command"
-            if kind in (*HTTP, "stdio") and need not in spec:
+            if need not in spec:
                 errors.append(doc.diag(at, f"{where}: a {kind} server needs `{need}`", key=True))
             header = spec.get("auth_header")
             if header is not None and header != "Authorization":

@@ -304,3 +304,15 @@ def test_export_declares_the_servers_of_the_agents_tools_without_secrets(
     assert r.code == 0, r.out + r.err
     assert cli.fake.mcp_servers[made["id"]]["auth_token"] == f"Bearer {TOKEN}"  # not managed
     assert cli("plan", "-f", str(out), "--detailed-exitcode").code == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000/mcp", "http://localhost/mcp", "https://10.1.2.3/x",
+            "http://[::1]:9/mcp", "http://files.local/mcp"],
+)  # fmt: skip
+def test_an_address_letta_refuses_is_a_located_error(tmp_path: Path, url: str) -> None:
+    text = (
+        f"version: 1\nstack: s\nmcp_servers:\n  a: {{mcp_server_type: sse, server_url: '{url}'}}\n"
+    )
+    ((where, message),) = errors(tmp_path, text)
+    assert where == (4, 41) and "Letta refuses MCP servers on loopback or private" in message

@@ -174,7 +174,10 @@ class McpServerKind(Kind):
                     "GET", f"/v1/tools/mcp/servers/{quote(s.server_name, safe='')}/tools"
                 )
             except ApiError as e:
-                return e.detail
+                # Letta quotes the MCP client's error: whatever of the server's secrets it
+                # names is masked (a token written in the manifest is no variable to mask).
+                known = [s.auth_token, *s.custom_headers.values(), *s.env.values()]
+                return Masker([str(v) for v in known if v]).text(e.detail)
             return tuple(sorted(str(t["name"]) for t in listed))
 
         # Each listing asks the MCP server itself (a stdio one is started for it): side by side.

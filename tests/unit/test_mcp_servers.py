@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -316,3 +317,22 @@ def test_an_address_letta_refuses_is_a_located_error(tmp_path: Path, url: str) -
     )
     ((where, message),) = errors(tmp_path, text)
     assert where == (4, 41) and "Letta refuses MCP servers on loopback or private" in message
+
+
+def test_an_unreachable_server_is_a_problem_that_never_quotes_its_token(
+    served: Cli, tmp_path: Path
+) -> None:
+    cli = served
+    assert run(cli, tmp_path, "apply", "--auto-approve").code == 0
+
+    def refuse(request: httpx.Request) -> httpx.Response | None:
+        # Letta quotes the MCP client's error, which may name the live (not yet rotated) token.
+        if request.url.path.startswith("/v1/tools/mcp/servers/"):
+            detail = f"could not connect with headers {{'Authorization': 'Bearer {TOKEN}'}}"
+            return httpx.Response(400, json={"detail": detail})
+        return None
+
+    cli.fake.before.append(refuse)
+    r = run(cli, tmp_path, "plan", token=ROTATED)
+    assert r.code == 1 and "cannot list the tools of mcp_server.search" in r.out, r.out + r.err
+    assert TOKEN not in r.out + r.err and ROTATED not in r.out + r.err

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 MARKER = "$mcp"
 ALL = "all"
+# The tools of each server an apply made or refreshed, listed once per apply (the servers'
+# changes all come before the agents'): run -> server id -> name -> tool id.
+_LISTED: WeakKeyDictionary[Any, dict[str, dict[str, str]]] = WeakKeyDictionary()
 
 
 def declared_mcp_tools(entries: Any) -> list[dict[str, Any]]:
@@ -207,7 +211,8 @@ def expand(run: Run, body: dict[str, Any]) -> dict[str, Any]:
     ids = body.get("tool_ids")
     if not isinstance(ids, list) or not any(_placeholder(i) for i in ids):
         return body
-    tools: dict[str, dict[str, str]] = {}
+    with run.lock:
+        tools = _LISTED.setdefault(run, {})
     out: list[Any] = []
     for i in ids:
         if not _placeholder(i):
@@ -216,7 +221,9 @@ def expand(run: Run, body: dict[str, Any]) -> dict[str, Any]:
         sid = run.id_of(i[MARKER])
         path = f"/v1/mcp-servers/{sid}/tools"
         if sid not in tools:
-            tools[sid] = {str(t["name"]): str(t["id"]) for t in run.client.request("GET", path)}
+            listed = run.client.request("GET", path)
+            with run.lock:
+                tools[sid] = {str(t["name"]): str(t["id"]) for t in listed}
         have = tools[sid]
         names = sorted(have) if i["tools"] == ALL else list(i["tools"])
         missing = [n for n in names if n not in have]

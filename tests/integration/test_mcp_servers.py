@@ -228,6 +228,7 @@ def test_a_converged_plan_of_3_servers_and_20_agents_lists_each_server_once(
     path = manifest(text + "agents:\n" + "".join(agents_yaml))
     r = run("apply", "-f", path, "--auto-approve")
     assert r.code == 0, r.out + r.err
+    first = f"first apply {r.reads} reads + {r.writes} writes"
     assert agent_mcp_tools(api, f"{stack}-a4") == ["s1_tool0", "s1_tool1", "s1_tool2", "s2_tool1"]
     before = len(RECORDER.sent)
     r = run("plan", "-f", path, "--detailed-exitcode")
@@ -238,7 +239,7 @@ def test_a_converged_plan_of_3_servers_and_20_agents_lists_each_server_once(
     # Nothing per agent: the agents come in one listing, their tools with them.
     assert not [s for s in sent if "/agent-" in s], sent
     SESSION.summary.append(
-        f"MCP: converged plan, 3 MCP servers and 20 agents: {r.reads} reads ({len(sent)} "
+        f"MCP, 3 servers and 20 agents: {first}; converged plan {r.reads} reads ({len(sent)} "
         "requests through the proxy): "
         + ", ".join(f"{k} x{n}" for k, n in sorted(Counter(sent).items()))
     )

@@ -336,3 +336,43 @@ def test_an_unreachable_server_is_a_problem_that_never_quotes_its_token(
     r = run(cli, tmp_path, "plan", token=ROTATED)
     assert r.code == 1 and "cannot list the tools of mcp_server.search" in r.out, r.out + r.err
     assert TOKEN not in r.out + r.err and ROTATED not in r.out + r.err
+
+
+def test_a_saved_plan_registers_and_attaches(served: Cli, tmp_path: Path) -> None:
+    cli = served
+    saved = tmp_path / "first.json"
+    assert run(cli, tmp_path, "plan", "--out", str(saved)).code == 0
+    assert TOKEN not in saved.read_text(encoding="utf-8")
+    r = run(cli, tmp_path, "apply", str(saved), "--auto-approve")
+    assert r.code == 0, r.out + r.err
+    assert attached(cli, "all") == ["fetch", "lookup"] and attached(cli, "one") == ["lookup"]
+    # A server of the declared name registered by hand since: the saved create is stale.
+    saved = tmp_path / "again.json"
+    text = MANIFEST.replace("search:", "other:").replace("server: search", "server: other")
+    assert run(cli, tmp_path, "plan", "--out", str(saved), text=text).code == 0
+    cli.fake._create_mcp({"server_name": "other", "config": {
+        "mcp_server_type": "sse", "server_url": "https://x.example.com"}})  # fmt: skip
+    r = run(cli, tmp_path, "apply", str(saved), "--auto-approve", text=text)
+    assert r.code == 1 and "stale plan" in r.out + r.err, r.out + r.err
+
+
+def test_declared_tools_and_mcp_tools_share_the_agents_tool_ids(
+    served: Cli, tmp_path: Path
+) -> None:
+    cli = served
+    cli.fake.tools["tool-mine"] = {"id": "tool-mine", "name": "mine", "tool_type": "custom"}
+    text = MANIFEST.replace(
+        "    mcp_tools: [{server: search, tools: all}]\n",
+        "    tools: [mine]\n    mcp_tools: [{server: search, tools: all}]\n",
+    )
+    assert run(cli, tmp_path, "apply", "--auto-approve", text=text).code == 0
+    agent = next(a for a in cli.fake.agents.values() if a["name"] == "all")
+    assert "tool-mine" in agent["tool_ids"] and attached(cli, "all") == ["fetch", "lookup"]
+    assert run(cli, tmp_path, "plan", "--detailed-exitcode", text=text).code == 0
+    cli.fake.mcp_offers["search"] = ["lookup"]
+    assert run(cli, tmp_path, "apply", "--auto-approve", text=text).code == 0
+    assert "tool-mine" in agent["tool_ids"] and attached(cli, "all") == ["lookup"]
+    without = text.replace("    tools: [mine]\n", "    tools: []\n")
+    assert run(cli, tmp_path, "apply", "--auto-approve", text=without).code == 0
+    assert "tool-mine" not in agent["tool_ids"] and attached(cli, "all") == ["lookup"]
+    assert run(cli, tmp_path, "plan", "--detailed-exitcode", text=without).code == 0

@@ -31,6 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,12 @@ class Step:
     def ratio(self) -> float:
         least = self.min_reads + self.min_writes
         return (self.reads + self.writes) / least if least else float("inf")
+
+    @property
+    def floor_s(self) -> float:
+        """The shortest the step could take on this machine: the server's CPU for it (Letta
+        and Postgres) spread over every core."""
+        return (self.server_cpu_s + self.postgres_cpu_s) / (os.cpu_count() or 1)
 
 
 @dataclass
@@ -379,6 +386,7 @@ def table(runs: list[Run]) -> str:
         f"{'fleet':>8} {'-p':>3} {'step':<15} {'wall s':>8} {'reads':>6} {'writes':>6} "
         f"{'min r':>6} {'min w':>6} {'ratio':>6} {'rss MB':>7} {'srv cpu':>8} {'pg cpu':>7}"
     )
+    head += f" {'ms/write':>9} {'floor s':>7}"
     lines = [head, "-" * len(head)]
     for r in runs:
         for s in r.steps:
@@ -386,9 +394,17 @@ def table(runs: list[Run]) -> str:
                 f"{f'{r.agents}x{r.shared_blocks}':>8} {r.parallelism:>3} {s.name:<15} "
                 f"{s.wall_s:>8.2f} {s.reads:>6} {s.writes:>6} {s.min_reads:>6} "
                 f"{s.min_writes:>6} {s.ratio:>6.2f} {s.peak_rss_mb:>7.1f} "
-                f"{s.server_cpu_s:>8.2f} {s.postgres_cpu_s:>7.2f}"
+                f"{s.server_cpu_s:>8.2f} {s.postgres_cpu_s:>7.2f} "
+                f"{_per_write(s):>9} {s.floor_s:>7.2f}"
             )
     return "\n".join(lines)
+
+
+def _per_write(s: Step) -> str:
+    """The server's CPU (Letta + Postgres) per write, in ms: what a created resource costs."""
+    if not s.writes:
+        return "-"
+    return f"{1000 * s.server_cpu_s / s.writes:.0f}+{1000 * s.postgres_cpu_s / s.writes:.0f}"
 
 
 def speedups(runs: list[Run], workers: int) -> list[dict[str, Any]]:
@@ -443,6 +459,17 @@ STEP_NAMES = {
 }
 
 
+def _md_per_write(st: Mapping[str, Any]) -> str:
+    if not st["writes"]:
+        return "-"
+    letta, pg = (1000 * st[k] / st["writes"] for k in ("server_cpu_s", "postgres_cpu_s"))
+    return f"{letta:.0f} + {pg:.0f}"
+
+
+def _md_floor(st: Mapping[str, Any]) -> str:
+    return f"{st.get('floor_s', 0.0):.1f}"
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The results as a markdown table (for the README): one row per fleet and step, wall time
     at each parallelism, the request counts and their ratio to the minimum."""
@@ -458,6 +485,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "| fleet (agents x shared blocks) | step | "
         + " | ".join(f"wall s, -p {p}" for p in cols)
         + " | reads | writes | minimum r + w | ratio | stack lock r + w | peak RSS MB |"
+        + " server CPU ms per write, Letta + Postgres | CPU floor s |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     order = list(STEP_NAMES)
@@ -474,7 +502,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {agents} x {shared} | {STEP_NAMES[name]} | {walls} | {any_st['reads']} | "
             f"{any_st['writes']} | {any_st['min_reads']} + {any_st['min_writes']} | "
             f"{any_st['ratio']:.2f} | {any_st.get('lock_reads', 0)} + "
-            f"{any_st.get('lock_writes', 0)} | {rss:.0f} |"
+            f"{any_st.get('lock_writes', 0)} | {rss:.0f} | {_md_per_write(any_st)} | "
+            f"{_md_floor(any_st)} |"
         )
     return "\n".join(lines)
 
@@ -485,7 +514,9 @@ def _interrupted(signum: int, frame: object) -> None:
 
 def _run_json(r: Run) -> dict[str, Any]:
     doc = {k: v for k, v in asdict(r).items() if k != "steps"}
-    doc["steps"] = [{**asdict(s), "ratio": round(s.ratio, 3)} for s in r.steps]
+    doc["steps"] = [
+        {**asdict(s), "ratio": round(s.ratio, 3), "floor_s": round(s.floor_s, 2)} for s in r.steps
+    ]
     return doc
 
 

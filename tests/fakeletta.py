@@ -574,7 +574,12 @@ class FakeLetta:
 
     def _delete_agent(self, aid: str) -> None:
         self._get(self.agents, aid)
+        if any(g.get("manager_agent_id") == aid for g in self.groups.values()):
+            # The group's manager column is ON DELETE RESTRICT in Letta.
+            raise _Http(409, 'update or delete on table "agents" violates foreign key constraint')
         del self.agents[aid]  # its own blocks stay behind, as in Letta
+        for g in self.groups.values():  # its memberships go with it
+            g["agent_ids"] = [a for a in g["agent_ids"] if a != aid]
 
     def _by_label(self, aid: str, label: str) -> dict[str, Any]:
         for i in self.agents[aid]["block_ids"]:

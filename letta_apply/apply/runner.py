@@ -8,9 +8,10 @@ deletes, dependents first. On the first failure no new work starts; work in flig
 the error says what was done, what failed and what was not attempted.
 
 No duplicates: a create that failed ambiguously is first looked up by its marks and adopted when
-the server did make it. After every create of a kind whose names may repeat, the resources
-carrying the same address are listed: should another run have made one too (two applies at once
-without the lock), the oldest wins and the others are deleted by their makers.
+the server did make it. Once a stage has made resources of a kind whose names may repeat, the
+stack's resources of that kind are listed once: should another run have made one of the same
+address too (two applies at once without the lock), the oldest wins and the others are deleted
+by their makers, before the next stage names them.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Any
 
 from ..errors import ApiError, ApplyError, is_rejection
 from ..kinds import apply_order, kind, kind_of_address
 from ..model import stack_tag
-from ..plan.changes import Change, Plan
+from ..plan.changes import CREATE, REPLACE, Change, Plan
 from ..server.client import LettaClient
 
 
@@ -73,9 +74,12 @@ class _Runner:
         with self.lock:
             self.ids[address] = rid
 
-    def run(self, change: Change) -> Done:
+    def resolve(self, body: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
-            body = _resolve(dict(change.body), self.ids)
+            return _resolve(dict(body), self.ids)  # type: ignore[no-any-return]
+
+    def run(self, change: Change) -> Done:
+        body = self.resolve(change.body)
         rid = kind(change.kind or kind_of_address(change.address)).apply(self, change, body)
         done = Done(change, rid)
         self.on_done(done)
@@ -117,12 +121,13 @@ def apply_plan(
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for _, group in groupby(range(len(changes)), key=lambda i: apply_order(changes[i])):
             futures = {pool.submit(run, changes[i]): i for i in group}
+            stage: list[Done] = []
             for f in _as_completed(futures):
                 exc = f.exception()
                 if exc is None:
                     result = f.result()
                     if result is not None:
-                        done.append(result)
+                        stage.append(result)
                         attempted.add(futures[f])
                 elif isinstance(exc, ApiError):
                     failures.append(f"{describe(changes[futures[f]])}: {exc}")
@@ -130,6 +135,13 @@ def apply_plan(
                     attempted.add(futures[f])
                 else:
                     raise exc
+            try:
+                # Before the next stage names what this one made (failed or not: what was
+                # made is settled now, not left for a later run to find twice).
+                done.extend(_settled(runner, stage))
+            except ApiError as e:
+                done.extend(stage)
+                failures.append(f"settling what this apply made with other runs: {e}")
             if failures or asked.is_set():
                 break
     skipped = [describe(c) for i, c in enumerate(changes) if i not in attempted]
@@ -139,6 +151,25 @@ def apply_plan(
             interrupted=not failures, rejected=rejected,
         )  # fmt: skip
     return done
+
+
+def _settled(runner: _Runner, stage: list[Done]) -> list[Done]:
+    """The stage's changes once each kind settled what it made with other runs (see
+    Kind.settle), one listing per kind: a create another run beat shows the id kept."""
+    made: dict[str, list[tuple[Change, str]]] = {}
+    for d in stage:
+        if d.change.action in (CREATE, REPLACE):
+            name = d.change.kind or kind_of_address(d.change.address)
+            made.setdefault(name, []).append((d.change, d.remote_id))
+    moved: dict[str, str] = {}
+    for name, items in sorted(made.items()):
+        moved.update(kind(name).settle(runner, items))
+    return [
+        replace(d, remote_id=moved[d.change.address])
+        if d.change.action in (CREATE, REPLACE) and d.change.address in moved
+        else d
+        for d in stage
+    ]
 
 
 def _as_completed(futures: Iterable[Future[Done | None]]) -> Iterator[Future[Done | None]]:

@@ -51,7 +51,7 @@ WHY_TEXT = {
     "memory": "agent-written memory, enforce_value",
     "destroy": "destroy",
     "adopt": "imports:",
-    "replace": "left by an interrupted replacement",
+    "replace": "superseded by its replacement",
 }
 
 

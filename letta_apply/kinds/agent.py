@@ -11,7 +11,7 @@ agent the stack does not own is refused with the hint to import it. Changing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypedDict, cast
 
@@ -535,6 +535,9 @@ class AgentKind(Kind):
 
     # -- applying --------------------------------------------------------------------------
 
+    def settle(self, run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str]:
+        return settle_agents(run, made)
+
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client
         rid = change.remote_id or ""
@@ -561,30 +564,60 @@ class AgentKind(Kind):
 
 
 def _candidates(run: Run, change: Change, body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Agents carrying the change's address (for a replacement: the replacements of the same
-    agent), oldest first. One narrow list call, by stack tag and name."""
-    replaces = mark_of(body["metadata"]).get("replaces")
+    """Agents carrying the change's address, oldest first (see `_carrying`): one narrow list
+    call, by stack tag and name."""
     found = run.client.list_agents(
         tag=run.tag, name=body["name"], include=("agent.blocks", "agent.tags")
     )
+    return _carrying(run, change, body, found)
+
+
+def _carrying(
+    run: Run, change: Change, body: Mapping[str, Any], agents: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Those of `agents` carrying the change's address (for a replacement: the replacements
+    of the same agent)."""
+    replaces = mark_of(body["metadata"]).get("replaces")
     return [
-        a for a in found
+        a for a in agents
         if carries(a, run.stack, change.address)
         and (mark_of(a["metadata"]).get("replaces") == replaces or not replaces)
     ]  # fmt: skip
 
 
+def settle_agents(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str]:
+    """Agents made by this stage that another run made too (for a replacement: the same
+    replacement): the oldest stays, and every run that made one computes the same winner, so
+    each deletes only its own, with its own blocks. One listing of the stack's agents for the
+    whole stage."""
+    listing = run.client.list_agents(tag=run.tag, include=("agent.blocks", "agent.tags"))
+    moved: dict[str, str] = {}
+    for change, rid in made:
+        winner = settle({"id": rid}, _carrying(run, change, change.body, listing))
+        if winner["id"] == rid:
+            continue
+        ours = next((a for a in listing if a["id"] == rid), {})
+        run.client.delete_agent(rid)
+        kept = {b["id"] for b in winner.get("blocks") or ()}
+        for b in ours.get("blocks") or ():
+            if b["id"] not in kept:
+                run.client.delete_block(b["id"])
+        # What ours was given after its create, theirs gets too (their run may have stopped
+        # before giving it).
+        moved[change.address] = _finish(run, change, run.resolve(change.body), winner)
+    return moved
+
+
 def _create(run: Run, change: Change, body: dict[str, Any]) -> str:
+    created = run.client.create_agent(
+        body, find=lambda: next(iter(_candidates(run, change, body)), None)
+    )
+    return _finish(run, change, body, created)
+
+
+def _finish(run: Run, change: Change, body: Mapping[str, Any], created: dict[str, Any]) -> str:
+    """Record an agent just made, and write what Letta's create leaves out."""
     c = run.client
-    created = c.create_agent(body, find=lambda: next(iter(_candidates(run, change, body)), None))
-    winner = settle(created, _candidates(run, change, body))
-    if winner is not created:
-        # Another run made this agent first: keep theirs, delete ours and its own blocks.
-        c.delete_agent(created["id"])
-        for b in created.get("blocks") or ():
-            if b["id"] not in {w["id"] for w in winner.get("blocks") or ()}:
-                c.delete_block(b["id"])
-        created = winner
     rid: str = created["id"]
     run.record(change.address, rid)
     _record_secrets(run, rid, body, created)

@@ -18,6 +18,7 @@ from ..plan.changes import (
     MANIFEST,
     NEW,
     REPLACE,
+    REPLACED,
     Change,
     Drift,
     FieldDiff,
@@ -330,20 +331,38 @@ def create(ctx: Context, da: DesiredAgent) -> None:
 
 def replace(ctx: Context, da: DesiredAgent, la: LiveAgent, reason: FieldDiff) -> None:
     """Create the new agent first (wired to its blocks in the same request), then delete the
-    old one and its own blocks."""
+    old one and its own blocks. The old one of a group's manager is deleted with the deletes,
+    once the group names the new one: Letta refuses to delete a group's manager."""
     if ctx.protected(la, da):
         ctx.refuse_destroy(da.address, "replace")
         return
     made = body(ctx, da, replaces=la.id)
     if made is None or not served(ctx, da, made):
         return
-    old_blocks = [b.id for b in owned_of(la, _blocks(ctx), set(_shared(ctx)))]
-    made = {**made, "replaces": {"agent": la.id, "blocks": old_blocks}}
-    diffs = (reason, *create_diffs(da, made), *agent_mcp_tools.create_diffs(ctx, da))
+    manages = la.id in _managers(ctx)
+    if not manages:
+        old_blocks = [b.id for b in owned_of(la, _blocks(ctx), set(_shared(ctx)))]
+        made = {**made, "replaces": {"agent": la.id, "blocks": old_blocks}}
+    # As a saved plan reads them back: what the new agent is made with, for the manifest.
+    made_diffs = (
+        FieldDiff(d.field, None, d.after)
+        for d in (*create_diffs(da, made), *agent_mcp_tools.create_diffs(ctx, da))
+        if d.field != reason.field
+    )
+    diffs = (reason, *made_diffs)
     ctx.changes.append(
         Change(da.address, REPLACE, la.id, diffs, made, why=(reason.why,), kind="agent")
     )
     ctx.replacing.add(da.address)
+    if manages:
+        delete(ctx, da.address, la, REPLACED)
+
+
+def _managers(ctx: Context) -> set[str]:
+    """The ids of the agents managing a group, as far as the plan listed groups (it does
+    whenever the manifest or the stack has some)."""
+    groups = getattr(ctx.live.of("group"), "groups", ())
+    return {str(g["manager_agent_id"]) for g in groups if g.get("manager_agent_id")}
 
 
 # -- update ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -288,6 +288,10 @@ class Run(Protocol):
 
     def record(self, address: str, rid: str) -> None: ...
 
+    def resolve(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A change's body with the ids of what it refers to."""
+        ...
+
 
 class Kind(ABC):
     """One kind of Letta resource under management."""
@@ -476,6 +480,14 @@ class Kind(ABC):
     @abstractmethod
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         """Carry out one change; return the id of the resource it made or changed."""
+
+    def settle(self, run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str]:
+        """After a stage of creates (`made`: each change with the id it made), should another
+        run have made one of these addresses meanwhile (two applies at once, without the
+        lock), keep one and delete ours, with one listing for the whole stage; return the
+        addresses now held by another run's resource, with its id. A kind whose resources
+        the server keeps unique by name has nothing to settle."""
+        return {}
 
     # -- export ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypedDict, cast
 
@@ -45,7 +45,6 @@ from .base import (
     Context,
     Field,
     Kind,
-    Link,
     Matched,
     Run,
     Shape,
@@ -459,8 +458,8 @@ class BlockKind(Kind):
             for key, spec in (data.get("blocks") or {}).items()
         }
 
-    def links(self, declared: DesiredBlock, desired: Desired) -> list[Link]:
-        return [Link(i) for i in declared.config.get("identities", ())]
+    def references(self, declared: DesiredBlock, desired: Desired) -> list[str]:
+        return list(declared.config.get("identities", ()))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -552,6 +551,9 @@ class BlockKind(Kind):
 
     # -- applying --------------------------------------------------------------------------
 
+    def settle(self, run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str]:
+        return settle_blocks(run, made)
+
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client
         attach = body.pop("attach_identities", ())
@@ -571,17 +573,31 @@ class BlockKind(Kind):
 
 
 def create_block(run: Run, address: str, body: Mapping[str, Any]) -> str:
-    """Create a block; settle with any other run that made the same address meanwhile."""
+    """Create a block. After an ambiguous failure it is looked up by its marks (one narrow
+    listing) before anything is sent again; another run's block of the same address is
+    settled with the stage (`settle_blocks`)."""
 
-    def candidates() -> list[dict[str, Any]]:
+    def find() -> dict[str, Any] | None:
         found = run.client.list_blocks(run.tag, label=body["label"])
-        return [b for b in found if carries(b, run.stack, address)]
+        return next((b for b in found if carries(b, run.stack, address)), None)
 
-    created = run.client.create_block(body, find=lambda: next(iter(candidates()), None))
-    winner = settle(created, candidates())
-    if winner is not created:
-        run.client.delete_block(created["id"])
-    return str(winner["id"])
+    return str(run.client.create_block(body, find=find)["id"])
+
+
+def settle_blocks(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str]:
+    """Blocks made by this stage that another run made too: the oldest stays (every run that
+    made one computes the same winner, so each deletes only its own). One listing of the
+    stack's blocks for the whole stage."""
+    listing = run.client.list_blocks(run.tag)
+    moved: dict[str, str] = {}
+    for change, rid in made:
+        found = [b for b in listing if carries(b, run.stack, change.address)]
+        winner = settle({"id": rid}, found)
+        if winner["id"] != rid:
+            run.client.delete_block(rid)
+            run.record(change.address, str(winner["id"]))
+            moved[change.address] = str(winner["id"])
+    return moved
 
 
 def export_block(b: LiveBlock, *, label: bool) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import Diagnostic
+from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
 from ..model import MARK_KEY, Desired, Import, Live
 from ..plan.changes import CREATE, DELETE, NEW, REPLACE, REPLACED, Change, FieldDiff, Why
@@ -158,6 +158,11 @@ def _ref(ctx: Context, address: str) -> Any:
     if address in ctx.ids and address not in ctx.replacing and address not in ctx.refused:
         return ctx.ids[address]
     return {"$ref": address}
+
+
+def _renewed(ctx: Context, addresses: list[Any]) -> list[str]:
+    """Addresses as a plan shows them, those this plan replaces marked as the new resource."""
+    return [f"{a} (new)" if a in ctx.replacing else str(a) for a in addresses]
 
 
 def _named(ctx: Context, rid: str | None) -> str | None:
@@ -423,6 +428,8 @@ class GroupKind(Kind):
         if u.managed("agents") and (live_agents != dg.config["agents"] or moved_agents):
             if live_agents != dg.config["agents"]:
                 u.differs("agents", live_agents, dg.config["agents"])
+            else:
+                u.diffs.append(FieldDiff("agents", live_agents, _renewed(ctx, live_agents)))
             patch["agent_ids"] = [_ref(ctx, a) for a in dg.config["agents"]]
         manager: str | None = dg.config.get("manager_agent")
         if (
@@ -432,6 +439,8 @@ class GroupKind(Kind):
         ):
             if live_manager != manager:
                 u.differs("manager_agent", live_manager, manager)
+            else:
+                u.diffs.append(FieldDiff("manager_agent", manager, _renewed(ctx, [manager])[0]))
             config["manager_agent_id"] = _ref(ctx, manager)
         for s in SETTINGS:
             if u.managed(s) and lg.settings.get(s) != dg.config[s]:
@@ -527,10 +536,9 @@ class GroupKind(Kind):
         c = run.client
         rid = change.remote_id or ""
         if change.action in (CREATE, REPLACE):
-            # No `find`: nothing on a group can be looked up by mark, so an ambiguous failure
-            # of this create is reported, never retried into a second group.
+            sent = {**body["group"], "shared_block_ids": []}
             created = c.request(
-                "POST", "/v1/groups/", json={**body["group"], "shared_block_ids": []}
+                "POST", "/v1/groups/", json=sent, find=lambda: _lost(run, change.address, sent)
             )
             rid = str(created["id"])
             # The mark right after the group: the window in which it is nobody's is one request.
@@ -575,6 +583,29 @@ def _write_mark(
     run: Run, address: str, group_id: str, metadata: Mapping[str, Any], block: str | None
 ) -> None:
     write_mark(run, MARK_LABEL, "group", address, group_id, metadata, block)
+
+
+def _lost(run: Run, address: str, sent: Mapping[str, Any]) -> None:
+    """After an ambiguous failure of a group's create: nothing on a group proves it is the one
+    sent (no tags, no metadata), so a group that looks like it is never adopted. The failure
+    is reported naming the look-alikes, for the user to import or delete; with none the
+    create surely did not land and is sent again."""
+    config = sent["manager_config"]
+    alike = [
+        str(g["id"])
+        for g in run.client.paginate("/v1/groups/", {})
+        if g.get("manager_type") == config["manager_type"]
+        and list(g.get("agent_ids") or ()) == list(sent["agent_ids"])
+        and g.get("manager_agent_id") == config.get("manager_agent_id")
+        and (g.get("description") or "") == sent["description"]
+    ]
+    if alike:
+        raise ApiError(
+            f"{address}: the server's answer to the group's create was lost, and "
+            f"{', '.join(alike)} looks like what it sent (groups carry no mark to prove it): "
+            f"adopt it with `imports: [{{to: {address}, id: {alike[0]}}}]` or delete it, "
+            "then apply again"
+        )
 
 
 def _delete(run: Run, group_id: str, mark_block: str | None) -> None:

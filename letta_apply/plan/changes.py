@@ -23,7 +23,7 @@ DRIFT: Final = "drift"  # the field was changed on the server, outside the manif
 MEMORY: Final = "memory"  # a block value written by agents (restored only with enforce_value)
 DESTROY: Final = "destroy"  # `letta-apply destroy`
 ADOPT: Final = "adopt"  # named by `imports:`
-REPLACED: Final = "replace"  # left behind by an interrupted replacement
+REPLACED: Final = "replace"  # superseded by its replacement (now, or by an interrupted apply)
 
 DriftKind = Literal["memory", "configuration"]
 CONFIGURATION: Final = "configuration"  # kind of drift other than memory

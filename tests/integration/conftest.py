@@ -28,7 +28,16 @@ import pytest
 from letta_apply.cli import main
 from letta_apply.server.client import PAGE_SIZE
 
-from .cloudproxy import API_KEY, TEAM_A, CloudProxy, Recorder, TapProxy, every_third_short
+from .cloudproxy import (
+    API_KEY,
+    PROJECT_PAGE,
+    PROJECTS,
+    TEAM_A,
+    CloudProxy,
+    Recorder,
+    TapProxy,
+    every_third_short,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite's own server: its own port and database, never a user's quickstart server on 8283
@@ -336,6 +345,12 @@ def listing(n: int) -> int:
             held += every_third_short(pages)
         return pages + 1
     return math.ceil(n / PAGE_SIZE) + 1
+
+
+def project_lookup() -> int:
+    """Requests one letta-apply run spends finding its project by slug (by name first, then
+    in the whole listing): none without a project."""
+    return 0 if MODE == "direct" else 1 + math.ceil(len(PROJECTS) / PROJECT_PAGE)
 
 
 def server_count(api: httpx.Client, route: str) -> int:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import httpx
 
-from .cloudproxy import PROJECT_PAGE, PROJECTS
 from .conftest import (
     MODE,
     RECORDER,
@@ -15,6 +13,7 @@ from .conftest import (
     Run,
     agent_by_name,
     listing,
+    project_lookup,
     server_count,
     stack_resources,
 )
@@ -91,9 +90,9 @@ def test_second_apply_sends_no_writes(
     lists = {"/v1/blocks/", "/v1/agents/", "/v1/tools/", "/v1/identities/"}
     assert read == (lists if MODE == "direct" else lists | {"/v1/projects"})
     tools, identities = server_count(api, "/v1/tools/"), server_count(api, "/v1/identities/")
-    # The project, given by its slug: looked up by name first, then in the whole listing.
-    lookup = 0 if MODE == "direct" else 1 + math.ceil(len(PROJECTS) / PROJECT_PAGE)
-    assert second.reads == lookup + listing(3) + listing(2) + listing(tools) + listing(identities)
+    assert second.reads == project_lookup() + listing(3) + listing(2) + listing(tools) + listing(
+        identities
+    )
 
 
 def test_shared_memory_between_agents(

@@ -14,9 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from letta_apply.kinds.group import MARK_LABEL
-from tests.integration.conftest import Run, agent_by_name, listing, server_count
+from tests.integration.conftest import (
+    Run,
+    agent_by_name,
+    listing,
+    project_lookup,
+    server_count,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "examples" / "supervisor-group.yaml").read_text(encoding="utf-8")
@@ -91,15 +98,20 @@ def test_the_example_from_empty_then_zero_writes(
     assert g["agent_ids"] == [agent_id(api, f"{stack}-worker")]
     (mark,) = marks(api, stack)
     assert mark["metadata"]["letta_apply"]["group"] == g["id"]
-    # The plan twice (the second under the stack lock), and a listing of two pages per create
-    # that settles duplicates (the block and the agents; a group has no mark to look up
-    # before its mark block exists). Writes: the block, the agents, the group, its mark block,
-    # the organization block's attachment to the group. On an empty server: 26 reads.
-    assert (first.reads, first.writes) == (2 * cold.reads + 6, 6), first.err
+    # The plan twice (the second under the stack lock), and a listing after each stage of
+    # creates that settles duplicates (the blocks', the agents'; a group has no mark to look
+    # up before its mark block exists), its page and the empty page. Writes: the block, the
+    # agents, the group, its mark block, the organization block's attachment to the group.
+    # On an empty server: 24 reads. The project (through the Cloud-like proxy) is looked up
+    # once per run.
+    settling = listing(1) + listing(2)
+    assert (first.reads, first.writes) == (2 * cold.reads + settling - project_lookup(), 6), (
+        first.err
+    )
     # Blocks (organization, two personas, the mark), agents, tools, identities, groups: a
     # page each and the empty page that ends it. On an empty server: 9 reads.
     tools, identities = server_count(api, "/v1/tools/"), server_count(api, "/v1/identities/")
-    reads = listing(4) + listing(2) + listing(tools) + listing(identities)
+    reads = project_lookup() + listing(4) + listing(2) + listing(tools) + listing(identities)
     reads += listing(server_count(api, "/v1/groups/"))
     plan = run("plan", "-f", path)
     assert "No changes." in plan.out and (plan.reads, plan.writes) == (reads, 0)
@@ -177,4 +189,106 @@ def test_a_hand_built_group_is_never_touched_until_imported(
     (mark,) = marks(api, stack)
     assert mark["metadata"]["letta_apply"]["group"] == gid
     again = run("apply", "-f", manifest(same), "--auto-approve")
+    assert "No changes." in again.out and again.writes == 0
+
+
+def test_a_replaced_manager_is_swapped_in_one_apply(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str, cleanup: None
+) -> None:
+    boss = '  boss: {name: "{stack}-boss", model: letta/letta-free, embedding: letta/letta-free}\n'
+    assert boss in AGENTS
+    text = AGENTS.replace(boss, boss[:-2] + ", include_base_tools: %s}\n")
+    assert run("apply", "-f", manifest(text % "true" + GROUP % ("boss", "worker", "")),
+               "--auto-approve").code == 0  # fmt: skip
+    (g,) = groups(api, stack_agents(api, stack))
+    old = agent_id(api, f"{stack}-boss")
+    # Letta refuses to delete a group's manager: the old agent goes once the group names the
+    # new one, in the same apply.
+    swapped = run("apply", "-f", manifest(text % "false" + GROUP % ("boss", "worker", "")),
+                  "--auto-approve")  # fmt: skip
+    assert swapped.code == 0, swapped.out + swapped.err
+    new = agent_id(api, f"{stack}-boss")
+    (now,) = groups(api, stack_agents(api, stack))
+    assert new != old and (now["id"], now["manager_agent_id"]) == (g["id"], new)
+    assert api.get(f"/v1/agents/{old}").status_code == 404
+    again = run("apply", "-f", manifest(text % "false" + GROUP % ("boss", "worker", "")),
+                "--auto-approve")  # fmt: skip
+    assert "No changes." in again.out and again.writes == 0
+
+
+SLEEPERS = AGENTS + (
+    '  notes: {name: "{stack}-notes", model: letta/letta-free, embedding: letta/letta-free}\n'
+    "groups:\n"
+    "  sleep: {manager_type: sleeptime, manager_agent: boss, agents: [worker],\n"
+    "          sleeptime_agent_frequency: %d}\n"
+    "  voice: {manager_type: voice_sleeptime, manager_agent: helper, agents: [notes],\n"
+    "          max_message_buffer_length: %d, min_message_buffer_length: 5}\n"
+)
+
+
+def test_sleeptime_and_voice_sleeptime_groups_converge_and_change_in_place(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str, cleanup: None
+) -> None:
+    made = run("apply", "-f", manifest(SLEEPERS % (3, 10)), "--auto-approve")
+    assert made.code == 0, made.out + made.err
+    found = {g["manager_type"]: g for g in groups(api, stack_agents(api, stack))}
+    assert found["sleeptime"]["sleeptime_agent_frequency"] == 3
+    assert found["sleeptime"]["agent_ids"] == [agent_id(api, f"{stack}-worker")]
+    assert found["voice_sleeptime"]["manager_agent_id"] == agent_id(api, f"{stack}-helper")
+    assert (found["voice_sleeptime"]["max_message_buffer_length"],
+            found["voice_sleeptime"]["min_message_buffer_length"]) == (10, 5)  # fmt: skip
+    again = run("apply", "-f", manifest(SLEEPERS % (3, 10)), "--auto-approve")
+    assert "No changes." in again.out and again.writes == 0
+    changed = run("apply", "-f", manifest(SLEEPERS % (5, 12)), "--auto-approve")
+    assert changed.code == 0, changed.out + changed.err
+    assert "sleeptime_agent_frequency: 3 -> 5" in changed.out
+    assert "max_message_buffer_length: 10 -> 12" in changed.out
+    now = {g["manager_type"]: g for g in groups(api, stack_agents(api, stack))}
+    assert {t: g["id"] for t, g in now.items()} == {t: g["id"] for t, g in found.items()}
+    assert now["sleeptime"]["sleeptime_agent_frequency"] == 5
+    assert now["voice_sleeptime"]["max_message_buffer_length"] == 12
+    assert "No changes." in run("plan", "-f", manifest(SLEEPERS % (5, 12))).out
+
+
+def test_a_hand_built_group_exports_and_round_trips_to_no_changes(
+    run: Run, api: httpx.Client, stack: str, tmp_path: Path, cleanup: None
+) -> None:
+    tag = f"export-{stack}"
+    made = {}
+    for role in ("lead", "member"):
+        r = api.post(
+            "/v1/agents/",
+            json={"name": f"{stack}-{role}", "model": "letta/letta-free",
+                  "embedding": "letta/letta-free", "tags": [tag]},
+        )  # fmt: skip
+        r.raise_for_status()
+        made[role] = r.json()["id"]
+    hand = api.post(
+        "/v1/groups/",
+        json={"description": "Reviews every answer.", "agent_ids": [made["member"]],
+              "manager_config": {"manager_type": "dynamic", "manager_agent_id": made["lead"],
+                                 "max_turns": 4, "termination_token": "DONE"}},
+    )  # fmt: skip
+    hand.raise_for_status()
+    gid = hand.json()["id"]
+    out = tmp_path / "exported.yaml"
+    exported = run("export", "--stack", stack, "--tag", tag, "-o", str(out))
+    assert exported.code == 0, exported.err
+    doc = yaml.safe_load(out.read_text(encoding="utf-8"))
+    ((key, spec),) = doc["groups"].items()
+    assert spec == {
+        "manager_type": "dynamic", "manager_agent": f"{stack}-lead",
+        "agents": [f"{stack}-member"], "description": "Reviews every answer.",
+        "max_turns": 4, "termination_token": "DONE",
+    }  # fmt: skip
+    assert {"to": f"group.{key}", "id": gid} in doc["imports"]
+    plan = run("plan", "-f", str(out))
+    assert f"= group.{key} ({gid}): import" in plan.out, plan.out
+    assert "0 to create, 0 to update" in plan.out and "0 to delete" in plan.out
+    adopted = run("apply", "-f", str(out), "--auto-approve")
+    assert adopted.code == 0, adopted.out + adopted.err
+    (mark,) = marks(api, stack)
+    assert mark["metadata"]["letta_apply"]["group"] == gid
+    assert [g["id"] for g in groups(api, set(made.values()))] == [gid]
+    again = run("apply", "-f", str(out), "--auto-approve")
     assert "No changes." in again.out and again.writes == 0

@@ -8,9 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from letta_apply.kinds.group import MARK_LABEL
 from letta_apply.pipeline import load_manifest
 from tests.helpers import Cli, at, diagnostics, write
+from tests.unit.test_resilience import lose_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "examples" / "supervisor-group.yaml").read_text(encoding="utf-8")
@@ -117,6 +120,48 @@ def test_the_manager_changed_in_place(tmp_path: Path, cli: Cli) -> None:
     assert 'manager_agent: "agent.boss" -> "agent.helper"' in out
     assert (group(cli)["id"], group(cli)["manager_agent_id"]) == (gid, agent_id(cli, "helper"))
     assert "No changes." in cli("plan", "-f", str(write(tmp_path, text))).out
+
+
+def test_a_replaced_manager_is_deleted_once_the_group_names_its_replacement(
+    tmp_path: Path, cli: Cli
+) -> None:
+    boss = "  boss: {model: letta/letta-free, embedding: letta/letta-free}\n"
+    text = AGENTS.replace(boss, boss[:-2] + ", include_base_tools: %s}\n")
+    apply(cli, tmp_path, text % "true" + GROUP % ("worker", ""))
+    gid, old = group(cli)["id"], agent_id(cli, "boss")
+    out = apply(cli, tmp_path, text % "false" + GROUP % ("worker", ""))
+    assert 'manager_agent: "agent.boss" -> "agent.boss (new)"' in out
+    new = agent_id(cli, "boss")
+    assert new != old and old not in cli.fake.agents  # the fake refuses a manager's delete
+    assert (group(cli)["id"], group(cli)["manager_agent_id"]) == (gid, new)
+    plan = cli("plan", "-f", str(write(tmp_path, text % "false" + GROUP % ("worker", ""))))
+    assert "No changes." in plan.out
+
+
+def test_a_group_create_whose_answer_is_lost_names_the_look_alike_and_never_resends(
+    tmp_path: Path, cli: Cli
+) -> None:
+    lose_answer(cli.fake, "POST", "/v1/groups/", status=502)
+    r = cli("apply", "-f", str(write(tmp_path, AGENTS + GROUP % ("worker", ""))), "--auto-approve")
+    assert r.code == 1
+    gid = group(cli)["id"]  # one group: the create was not sent again
+    assert f"group.team: the server's answer to the group's create was lost, and {gid}" in r.err
+    assert f"imports: [{{to: group.team, id: {gid}}}]" in r.err
+    assert marks(cli) == []  # nothing claims it: it is not proven to be the stack's
+
+
+def test_a_group_create_the_server_did_not_make_is_sent_again(tmp_path: Path, cli: Cli) -> None:
+    refused = [True]
+
+    def refuse_once(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/v1/groups/" and refused[0]:
+            refused[0] = False
+            return httpx.Response(502, json={"detail": "bad gateway"})  # before acting
+        return None
+
+    cli.fake.before.append(refuse_once)
+    apply(cli, tmp_path, AGENTS + GROUP % ("worker", ""))
+    assert [m["metadata"]["letta_apply"]["group"] for m in marks(cli)] == [group(cli)["id"]]
 
 
 def test_shared_blocks_attached_and_detached_in_place(tmp_path: Path, cli: Cli) -> None:

@@ -93,3 +93,17 @@ def test_a_refused_identity_refuses_the_agent_that_acts_for_it(tmp_path: Path, c
     assert cli.fake.agents == {}  # nothing half-made for the agent
     assert cli.fake.identities["identity-0"]["name"] == "Alice"  # never taken over
     assert sorted(i["identifier_key"] for i in cli.fake.identities.values()) == ["acme", "alice"]
+
+
+def test_a_target_keeps_the_identities_a_shared_block_names(tmp_path: Path, cli: Cli) -> None:
+    text = (
+        "version: 1\nstack: s\n"
+        "identities:\n  u: {identifier_key: u1, name: U, identity_type: user}\n"
+        "blocks:\n  x: {value: v, identities: [u]}\n  y: {value: w}\n"
+    )
+    r = cli("apply", "-f", str(write(tmp_path, text)), "--target", "block.x", "--auto-approve")
+    assert r.code == 0, r.out + r.err
+    (identity,) = cli.fake.identities.values()
+    (block,) = [b for b in cli.fake.blocks.values() if b["label"] == "x"]
+    assert identity["block_ids"] == [block["id"]]
+    assert [b["label"] for b in cli.fake.blocks.values()] == ["x"]  # block.y is not targeted

@@ -45,6 +45,9 @@ class FakeLetta:
         self.tools: dict[str, dict[str, Any]] = {}
         self.identities: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
+        self.mcp_servers: dict[str, dict[str, Any]] = {}
+        # The tools each MCP server offers, by server_name (what the MCP server itself says).
+        self.mcp_offers: dict[str, list[str]] = {}
         self.calls: list[tuple[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
@@ -55,6 +58,7 @@ class FakeLetta:
         # Letta Cloud's projects (GET /v1/projects); None: a self-hosted server, which has none.
         self.projects: list[dict[str, str]] | None = None
         self.models = set(MODELS)
+        self.mcp_stdio = True  # whether stdio MCP servers are allowed (MCP_DISABLE_STDIO=false)
         self.embeddings = set(EMBEDDINGS)
         self._seq = itertools.count()
         for name, kind in BASE_TOOLS if base_tools else ():
@@ -89,6 +93,10 @@ class FakeLetta:
             fake._new_agent(agent)
         for group in state.get("groups", ()):
             fake.groups[group["id"]] = {**fake._group_defaults(), **group}
+        for server in state.get("mcp_servers", ()):
+            offers = server.get("offers", [])
+            fake.mcp_servers[server["id"]] = {k: v for k, v in server.items() if k != "offers"}
+            fake.mcp_offers[server["server_name"]] = list(offers)
         return fake
 
     # -- plumbing --------------------------------------------------------------------------
@@ -198,6 +206,13 @@ class FakeLetta:
                 r"/v1/groups/(group-[^/]+)/blocks/(attach|detach)/(block-[^/]+)",
                 self._group_block,
             ),
+            ("GET", r"/v1/mcp-servers/", lambda: list(self.mcp_servers.values())),
+            ("POST", r"/v1/mcp-servers/", lambda: self._create_mcp(body)),
+            ("PATCH", r"/v1/mcp-servers/(mcp_server-[^/]+)", lambda i: self._patch_mcp(i, body)),
+            ("DELETE", r"/v1/mcp-servers/(mcp_server-[^/]+)", self._delete_mcp),
+            ("GET", r"/v1/mcp-servers/(mcp_server-[^/]+)/tools", self._mcp_registered),
+            ("PATCH", r"/v1/mcp-servers/(mcp_server-[^/]+)/refresh", self._refresh_mcp),
+            ("GET", r"/v1/tools/mcp/servers/([^/]+)/tools", self._mcp_offered),
         ]
         for method, pattern, fn in routes:
             match = re.fullmatch(pattern, path)
@@ -340,6 +355,86 @@ class FakeLetta:
             shared.append(bid)
         elif verb == "detach" and bid in shared:
             shared.remove(bid)
+
+    # MCP servers as Letta 0.16.8 keeps them: a token without "Bearer " (listed with it, under
+    # auth_header Authorization), headers and env in plain; a streamable_http-shaped PATCH
+    # drops a token, an sse-shaped one writes it; names are unique; registering and refreshing
+    # make a Letta tool of each tool offered, and deleting the server deletes them.
+
+    def _create_mcp(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["server_name"]
+        if any(s["server_name"] == name for s in self.mcp_servers.values()):
+            raise _Http(409, f"MCP server with name '{name}' already exists")
+        config = dict(body["config"])
+        if config["mcp_server_type"] == "stdio" and not self.mcp_stdio:
+            raise _Http(400, "MCP stdio servers are disabled. Set MCP_DISABLE_STDIO=false.")
+        sid = f"mcp_server-{uuid.uuid4()}"
+        server = {"id": sid, "server_name": name, **_mcp_fields(config, {})}
+        self.mcp_servers[sid] = server
+        self._refresh_mcp(sid)
+        return server
+
+    def _patch_mcp(self, sid: str, body: dict[str, Any]) -> dict[str, Any]:
+        server = self._get_mcp(sid)
+        if body.get("server_name"):
+            # As in Letta, a rename onto a taken name deletes the other server.
+            for other in [i for i, s in self.mcp_servers.items() if i != sid]:
+                if self.mcp_servers[other]["server_name"] == body["server_name"]:
+                    del self.mcp_servers[other]
+            server["server_name"] = body["server_name"]
+        config = dict(body.get("config") or {})
+        if config.get("mcp_server_type") == "streamable_http":
+            config.pop("auth_token", None)
+        server.update(_mcp_fields(config, server))
+        return server
+
+    def _get_mcp(self, sid: str) -> dict[str, Any]:
+        if sid not in self.mcp_servers:
+            raise _Http(404, f"{sid} not found")
+        return self.mcp_servers[sid]
+
+    def _delete_mcp(self, sid: str) -> None:
+        self._get_mcp(sid)
+        for tid in [t["id"] for t in self._mcp_registered(sid)]:
+            self._delete_tool(tid)
+        del self.mcp_servers[sid]
+
+    def _mcp_registered(self, sid: str) -> list[dict[str, Any]]:
+        return [
+            t for t in self.tools.values()
+            if t.get("tool_type") == "external_mcp"
+            and (t.get("metadata_") or {}).get("mcp", {}).get("server_id") == sid
+        ]  # fmt: skip
+
+    def _refresh_mcp(self, sid: str) -> dict[str, Any]:
+        server = self._get_mcp(sid)
+        offers = self.mcp_offers.get(server["server_name"], [])
+        have = {t["name"]: t["id"] for t in self._mcp_registered(sid)}
+        for name, tid in have.items():
+            if name not in offers:
+                self._delete_tool(tid)
+        for name in offers:
+            if name not in have:
+                tid = f"tool-{uuid.uuid4()}"
+                meta = {"mcp": {"server_name": server["server_name"], "server_id": sid}}
+                tags = [f"mcp:{server['server_name']}"]
+                self.tools[tid] = {"id": tid, "name": name, "tool_type": "external_mcp",
+                                   "metadata_": meta, "tags": tags}  # fmt: skip
+        return {
+            "added": sorted(set(offers) - set(have)),
+            "deleted": sorted(set(have) - set(offers)),
+        }
+
+    def _mcp_offered(self, name: str) -> list[dict[str, Any]]:
+        if not any(s["server_name"] == name for s in self.mcp_servers.values()):
+            raise _Http(404, f"MCP server {name} not found")
+        return [{"name": n, "description": f"{n} tool"} for n in self.mcp_offers.get(name, [])]
+
+    def _delete_tool(self, tid: str) -> None:
+        self.tools.pop(tid, None)
+        for a in self.agents.values():
+            if tid in a["tool_ids"]:
+                a["tool_ids"].remove(tid)
 
     def _get(self, store: dict[str, dict[str, Any]], rid: str) -> dict[str, Any]:
         if rid not in store:
@@ -565,3 +660,26 @@ def _land_settings(agent: dict[str, Any], body: Mapping[str, Any]) -> None:
         agent["llm_config"] = llm
     if settings:
         agent["model_settings"] = settings
+
+
+def _mcp_fields(config: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
+    """An MCP server's fields as listed, from a create or PATCH config over the `old` ones."""
+    kind = old.get("mcp_server_type") or config["mcp_server_type"]
+    if kind == "stdio":
+        keys = ("command", "args", "env")
+        out = {"mcp_server_type": kind, **{k: old.get(k) for k in keys}}
+        out.update({k: config[k] for k in keys if config.get(k) is not None})
+        return out
+    token = config.get("auth_token")
+    if isinstance(token, str):
+        token = token.removeprefix("Bearer ")
+    else:
+        token = (old.get("auth_token") or "").removeprefix("Bearer ") or None
+    headers = config.get("custom_headers")
+    return {
+        "mcp_server_type": kind,
+        "server_url": config.get("server_url") or old.get("server_url"),
+        "auth_header": "Authorization" if token else None,
+        "auth_token": f"Bearer {token}" if token else None,
+        "custom_headers": headers if headers is not None else old.get("custom_headers"),
+    }

@@ -17,8 +17,13 @@ stores them:
                   "metadata": {...}, "block_ids": ["block-..."], "tool_ids": ["tool-..."],
                   "identity_ids": ["identity-..."]}, ...],
       "identities": [{"id": "identity-...", "identifier_key": "...", "name": "...",
-                      "identity_type": "user", "properties": [...]}, ...]
+                      "identity_type": "user", "properties": [...]}, ...],
+      "mcp_servers": [{"id": "mcp_server-...", "server_name": "...", "mcp_server_type": "...",
+                       ..., "offers": ["tool names the MCP server itself offers"]}, ...]
     }
+
+An MCP server's registered tools are tools with `tool_type` "external_mcp" and
+`metadata_.mcp.server_id`; its mark is a block labelled `letta-apply-mcp-server`.
 
 Base tools are the ones whose `tool_type` starts with "letta" (a custom tool defaults to
 "custom"); there are none but those listed. A field left out takes the value a create gives it

@@ -15,6 +15,7 @@ from .base import Kind
 from .block import BlockKind
 from .group import GroupKind
 from .identity import IdentityKind
+from .mcp_server import McpServerKind
 from .tool import ToolKind
 
 __all__ = ["KINDS", "Kind", "apply_order", "kind", "kind_of_address", "level"]
@@ -35,7 +36,7 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
 
 
 KINDS: tuple[Kind, ...] = _ordered(
-    [IdentityKind(), BlockKind(), ToolKind(), AgentKind(), GroupKind()]
+    [IdentityKind(), BlockKind(), ToolKind(), McpServerKind(), AgentKind(), GroupKind()]
 )
 _BY_NAME = {k.name: k for k in KINDS}
 

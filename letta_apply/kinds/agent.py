@@ -33,6 +33,7 @@ from ..plan.marks import digest, sensitive_fields
 from ..sensitive import Masker
 from ..server.client import LettaClient
 from . import agent_plan
+from .agent_mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
 from .agent_plan import HANDLES
 from .agent_secrets import (
     LIVE,
@@ -213,7 +214,7 @@ class AgentKind(Kind):
     name: ClassVar[str] = "agent"
     section: ClassVar[str] = "agents"
     id_prefix: ClassVar[str] = "agent-"
-    depends_on: ClassVar[tuple[str, ...]] = ("block", "tool", "identity")
+    depends_on: ClassVar[tuple[str, ...]] = ("block", "tool", "identity", "mcp_server")
     nested: ClassVar[Mapping[str, str]] = {"memory_blocks": "block"}
     fields: ClassVar[tuple[Field, ...]] = (
         Field("name"),
@@ -226,6 +227,7 @@ class AgentKind(Kind):
         Field("tools"),
         Field("tool_rules"),
         Field("identities"),
+        Field("mcp_tools"),
         Field("blocks"),
         Field("memory_blocks"),
         Field("include_base_tools", "replace"),
@@ -241,7 +243,7 @@ class AgentKind(Kind):
     def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
         # Names, own blocks and shared-block references are checked with the blocks they
         # claim labels against (manifest.validate); tool rules' fields and secrets here.
-        return [*check_rules(doc, data), *_check_secrets(doc, data)]
+        return [*check_rules(doc, data), *_check_secrets(doc, data), *check_mcp_tools(doc, data)]
 
     def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
         agents: dict[str, DesiredAgent] = {}
@@ -257,6 +259,8 @@ class AgentKind(Kind):
                 config["secrets"] = secrets
             if "identities" in config:
                 config["identities"] = [f"identity.{k}" for k in config["identities"]]
+            if "mcp_tools" in spec:
+                config["mcp_tools"] = declared_mcp_tools(spec["mcp_tools"])
             agents[address] = DesiredAgent(
                 address=address,
                 name=spec.get("name", key),
@@ -275,7 +279,8 @@ class AgentKind(Kind):
     def references(self, declared: DesiredAgent, desired: Desired) -> list[str]:
         used = agent_tool_names(declared)
         tools = sorted(t.address for t in desired.of("tool").values() if t.name in used)
-        return [*declared.blocks, *tools, *declared.config.get("identities", ())]
+        identities = declared.config.get("identities", ())
+        return [*declared.blocks, *tools, *identities, *mcp_servers_of(declared.config)]
 
     def links(self, declared: DesiredAgent, desired: Desired) -> list[Link]:
         """Shared blocks as shared memory; tools it names that the manifest does not declare
@@ -289,6 +294,7 @@ class AgentKind(Kind):
             *(Link(b, shared=True) for b in declared.blocks),
             *tools,
             *(Link(i) for i in declared.config.get("identities", ())),
+            *(Link(s) for s in mcp_servers_of(declared.config)),
         ]
 
     # -- reading ---------------------------------------------------------------------------
@@ -535,6 +541,7 @@ class AgentKind(Kind):
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client
         rid = change.remote_id or ""
+        body = expand(run, body)  # MCP tools registered by this apply, by id
         if change.action in (CREATE, REPLACE):
             replaces = body.pop("replaces", None)
             rid = _create(run, change, body)

@@ -33,6 +33,7 @@ from ..plan.marks import (
     sensitive_names,
     user_metadata,
 )
+from . import agent_mcp_tools
 from .agent_secrets import WRITTEN, plan_secrets, with_recorded
 from .agent_settings import SETTINGS, compared
 from .base import Context, Update, applied_of, dict_diffs
@@ -121,7 +122,10 @@ def _pruned_tools(ctx: Context) -> dict[str, str]:
 def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] | None:
     """Tool ids the agent should end with (`{"$ref": address}` for a tool this plan creates),
     or None when a tool cannot be attached (a problem was reported)."""
-    ids: list[Any] = [t.id for t in la.tools if t.is_base] if la else []
+    # Base tools are the server's; MCP tools are `mcp_tools:`'s (kinds.agent_mcp_tools).
+    ids: list[Any] = [
+        t.id for t in la.tools if t.is_base or t.tool_type == agent_mcp_tools.MCP_TOOL
+    ] if la else []  # fmt: skip
     unknown = []
     declared_tools, pruned = _declared_tools(ctx), _pruned_tools(ctx)
     tools: ToolState = ctx.live.of("tool")
@@ -231,6 +235,8 @@ def body(ctx: Context, da: DesiredAgent, **mark_extra: Any) -> dict[str, Any] | 
         if ids is None:
             return None
         out["tool_ids"] = ids
+    if "mcp_tools" in da.config and not agent_mcp_tools.create_tools(ctx, da, out):
+        return None
     if "tool_rules" in da.config:
         if not rule_tools_known(ctx, da):
             return None
@@ -317,7 +323,7 @@ def create(ctx: Context, da: DesiredAgent) -> None:
         return
     made = body(ctx, da)
     if made is not None and served(ctx, da, made):
-        diffs = tuple(create_diffs(da, made))
+        diffs = (*create_diffs(da, made), *agent_mcp_tools.create_diffs(ctx, da))
         ctx.changes.append(
             Change(da.address, CREATE, diffs=diffs, body=made, why=(NEW,), kind="agent")
         )
@@ -339,7 +345,9 @@ def replace(ctx: Context, da: DesiredAgent, la: LiveAgent, reason: FieldDiff) ->
         made = {**made, "replaces": {"agent": la.id, "blocks": old_blocks}}
     # As a saved plan reads them back: what the new agent is made with, for the manifest.
     made_diffs = (
-        FieldDiff(d.field, None, d.after) for d in create_diffs(da, made) if d.field != reason.field
+        FieldDiff(d.field, None, d.after)
+        for d in (*create_diffs(da, made), *agent_mcp_tools.create_diffs(ctx, da))
+        if d.field != reason.field
     )
     diffs = (reason, *made_diffs)
     ctx.changes.append(
@@ -375,6 +383,7 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
         return
     u = _field_changes(ctx, da, la, applied, adopt=adopt)
     secrets = plan_secrets(ctx, u, da, la)
+    agent_mcp_tools.plan_mcp_tools(ctx, u, da, la)
     if not served(ctx, da, u.body):
         return
     if u.needed(adopt=adopt):

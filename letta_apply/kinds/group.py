@@ -43,11 +43,12 @@ from typing import Any, ClassVar
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
-from ..model import MARK_KEY, Desired, Import, Live, stack_tag
+from ..model import MARK_KEY, Desired, Import, Live
 from ..plan.changes import CREATE, DELETE, NEW, REPLACE, REPLACED, Change, FieldDiff, Why
 from ..plan.marks import digest
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of, mark_of
+from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
+from .mark_blocks import MarkBlock, read_marks, write_mark
 
 MARK_LABEL = "letta-apply-group"
 MANAGER_TYPES = ("supervisor", "round_robin", "dynamic", "sleeptime", "voice_sleeptime")
@@ -111,15 +112,6 @@ class LiveGroup:
 
 
 @dataclass(frozen=True)
-class MarkBlock:
-    """A mark block as the stack's block listing shows it."""
-
-    id: str
-    group: str
-    mark: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
 class GroupState:
     """Every group on the server (they cannot be filtered by mark), and the stack's mark
     blocks, oldest first."""
@@ -132,7 +124,7 @@ class GroupState:
         """Groups with their marks (a group no mark block names has none)."""
         by_group: dict[str, MarkBlock] = {}
         for m in self.marks:
-            by_group.setdefault(m.group, m)
+            by_group.setdefault(m.target, m)
         out = []
         for g in self.groups:
             found = by_group.get(str(g["id"]))
@@ -340,21 +332,9 @@ class GroupKind(Kind):
         return f"no such group on the server: {imp.id}", None
 
     def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> GroupState:
-        marks = []
-        for b in raw.get("block", ()):
-            m = mark_of(b.get("metadata"))
-            address, gid = m.get("address"), m.get("group")
-            if (
-                b.get("label") == MARK_LABEL
-                and stack_tag(stack) in (b.get("tags") or [stack_tag(stack)])
-                and m.get("stack") == stack
-                and isinstance(address, str)
-                and address.startswith("group.")
-                and isinstance(gid, str)
-            ):
-                marks.append(MarkBlock(str(b["id"]), gid, m))
+        marks = read_marks(raw.get("block", ()), stack, MARK_LABEL, self.name)
         listing = raw.get("group")
-        return GroupState(tuple(listing or ()), tuple(marks), listing is not None)
+        return GroupState(tuple(listing or ()), marks, listing is not None)
 
     def resources(self, state: Any) -> Iterable[LiveGroup]:
         groups: GroupState = state
@@ -379,7 +359,7 @@ class GroupKind(Kind):
             pool[address] = winners[0]
             leftovers.extend((address, g) for g in gs if g is not winners[0])
         live_ids = {str(g["id"]) for g in state.groups}
-        stale = tuple(m.id for m in state.marks if state.listed and m.group not in live_ids)
+        stale = tuple(m.id for m in state.marks if state.listed and m.target not in live_ids)
         ids = {a: g.id for a, g in pool.items()}
         return Matched(pool, ids, extra={"leftovers": leftovers, "stale": stale})
 
@@ -602,19 +582,7 @@ class GroupKind(Kind):
 def _write_mark(
     run: Run, address: str, group_id: str, metadata: Mapping[str, Any], block: str | None
 ) -> None:
-    meta = {MARK_KEY: {**metadata[MARK_KEY], "group": group_id}}
-    if block:
-        run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
-        return
-    value = (
-        f"letta-apply: this block marks {group_id} as {address} of stack '{run.stack}'. "
-        "It is not memory and is attached to no agent; deleting it releases the group."
-    )
-    run.client.request(
-        "POST",
-        "/v1/blocks/",
-        json={"label": MARK_LABEL, "value": value, "tags": [run.tag], "metadata": meta},
-    )
+    write_mark(run, MARK_LABEL, "group", address, group_id, metadata, block)
 
 
 def _lost(run: Run, address: str, sent: Mapping[str, Any]) -> None:

@@ -64,9 +64,9 @@ _FILE_FIELDS = {
 # Names, labels, tags and keys are shown and matched everywhere, so a secret is refused there.
 _SENSITIVE_OK = {
     "value", "description", "system", "metadata", "properties", "secrets",
-    "tool_exec_environment_variables",
+    "tool_exec_environment_variables", "auth_token", "custom_headers", "env",
 }  # fmt: skip
-_SENSITIVE_SECTIONS = ("blocks", "agents", "identities")
+_SENSITIVE_SECTIONS = ("blocks", "agents", "identities", "mcp_servers")
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
 
 

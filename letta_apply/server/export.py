@@ -19,6 +19,7 @@ from ..kinds.identity import IdentityKind, LiveIdentity
 from ..manifest.published import manifest_schema_id
 from ..plan.marks import user_metadata
 from .client import LettaClient
+from .export_mcp import export_mcp
 
 
 @dataclass
@@ -142,6 +143,7 @@ def export_manifest(
         imports.append({"to": f"block.{key}", "id": bid})
 
     identity_keys, manifest_identities = _identities(client, agents, imports)
+    manifest_mcp, mcp_tools = export_mcp(client, (a for a, _ in agents), imports, _key)
 
     manifest_agents: dict[str, Any] = {}
     agent_keys: set[str] = set()
@@ -149,7 +151,7 @@ def export_manifest(
     for agent, _ in agents:
         key = _key(agent.name, agent_keys)
         key_of_agent[agent.id] = key
-        refs = _Refs(blocks, shared_ids, block_keys, identity_keys)
+        refs = _Refs(blocks, shared_ids, block_keys, identity_keys, mcp_tools)
         spec = _agent_spec(agent, key, refs, include_system=include_system)
         manifest_agents[key] = spec
         imports.append({"to": f"agent.{key}", "id": agent.id})
@@ -160,6 +162,8 @@ def export_manifest(
         doc["identities"] = manifest_identities
     if manifest_blocks:
         doc["blocks"] = manifest_blocks
+    if manifest_mcp:
+        doc["mcp_servers"] = manifest_mcp
     if manifest_agents:
         doc["agents"] = manifest_agents
     if manifest_groups:
@@ -178,6 +182,7 @@ class _Refs:
     shared_ids: set[str]
     block_keys: Mapping[str, str]
     identity_keys: Mapping[str, str]
+    mcp_tools: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)  # by agent id
 
 
 def _agent_spec(agent: LiveAgent, key: str, refs: _Refs, *, include_system: bool) -> dict[str, Any]:
@@ -197,9 +202,13 @@ def _agent_spec(agent: LiveAgent, key: str, refs: _Refs, *, include_system: bool
         spec["tags"] = sorted(agent.tags)
     if user_metadata(agent.metadata):
         spec["metadata"] = user_metadata(agent.metadata)
-    custom_tools = sorted(t.name for t in agent.tools if not t.is_base)
+    mcp = refs.mcp_tools.get(agent.id, [])
+    from_mcp = {n for e in mcp for n in e["tools"]}
+    custom_tools = sorted(t.name for t in agent.tools if not t.is_base and t.name not in from_mcp)
     if custom_tools:
         spec["tools"] = custom_tools
+    if mcp:
+        spec["mcp_tools"] = mcp
     ids = [i for i in agent.block_ids if i in refs.blocks]
     own = [refs.blocks[i] for i in ids if i not in refs.shared_ids]
     if own:

@@ -1,0 +1,242 @@
+"""An agent's MCP tools (kinds.agent): `mcp_tools: [{server: key, tools: all | [names]}]`, the
+tools of the manifest's MCP servers (kinds.mcp_server) the agent attaches.
+
+Letta makes a tool of its own (`tool_type: external_mcp`, `metadata_.mcp.server_id`) of each tool
+an MCP server offers, when the server is registered or refreshed; an agent attaches those by id,
+in the same `tool_ids` as every other tool. So:
+
+- the names are resolved against the live tool list of the MCP server, read once per server at
+  plan (kinds.mcp_server); an unknown name is refused with a did-you-mean, `all` is that list;
+- a tool Letta has not registered yet (new on the MCP server: the server's change refreshes it;
+  or on a server this plan registers) is named in the request by a placeholder, `{"$mcp":
+  address, "tools": [...]}`, that apply turns into ids with one listing of the server's tools
+  (`GET /v1/mcp-servers/{id}/tools`) once the server's change is made;
+- attached MCP tools of a server the agent declares are managed: a tool that vanished from the
+  MCP server is shown detached (drift); MCP tools of other servers are left alone, and so are
+  MCP tools in `tools:` management (kinds.agent_plan keeps them like base tools).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from ..errors import ApiError, Diagnostic
+from ..manifest.files import Document
+from ..plan.changes import MANIFEST, NEW, FieldDiff, Problem
+from .mcp_server import MCP_TOOL, registered
+
+__all__ = ["MCP_TOOL", "check_mcp_tools", "declared_mcp_tools", "expand", "mcp_servers_of"]
+
+if TYPE_CHECKING:
+    from .agent import DesiredAgent, LiveAgent
+    from .base import Context, Run, Update
+
+MARKER = "$mcp"
+ALL = "all"
+# The tools of each server an apply made or refreshed, listed once per apply (the servers'
+# changes all come before the agents'): run -> server id -> name -> tool id.
+_LISTED: WeakKeyDictionary[Any, dict[str, dict[str, str]]] = WeakKeyDictionary()
+
+
+def declared_mcp_tools(entries: Any) -> list[dict[str, Any]]:
+    """The manifest's entries with servers as addresses (names sorted, `all` kept)."""
+    out = []
+    for e in entries:
+        tools = e.get("tools", ALL)
+        out.append(
+            {
+                "server": f"mcp_server.{e['server']}",
+                "tools": tools if tools == ALL else sorted(tools),
+            }
+        )
+    return out
+
+
+def mcp_servers_of(config: Mapping[str, Any]) -> list[str]:
+    return [e["server"] for e in config.get("mcp_tools", ())]
+
+
+def check_mcp_tools(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    """Each entry names a declared MCP server, once per agent."""
+    errors: list[Diagnostic] = []
+    section = data.get("mcp_servers")
+    known = sorted(section) if isinstance(section, dict) else []
+    agents = data.get("agents")
+    for key, spec in agents.items() if isinstance(agents, Mapping) else ():
+        entries = spec.get("mcp_tools") if isinstance(spec, Mapping) else None
+        seen: set[str] = set()
+        for i, e in enumerate(entries if isinstance(entries, list) else []):
+            ref = e.get("server") if isinstance(e, Mapping) else None
+            if not isinstance(ref, str):
+                continue  # the schema says
+            at = ("agents", key, "mcp_tools", i, "server")
+            where = f"agents.{key}.mcp_tools[{i}].server"
+            if ref in seen:
+                errors.append(doc.diag(at, f"{where}: MCP server {ref!r} is listed twice"))
+            seen.add(ref)
+            if ref not in known:
+                hint = difflib.get_close_matches(ref, known, n=1)
+                tail = (
+                    f"; did you mean '{hint[0]}'?" if hint
+                    else f" (declared: {', '.join(known)})" if known
+                    else " (the manifest declares none under 'mcp_servers')"
+                )  # fmt: skip
+                errors.append(doc.diag(at, f"{where}: no MCP server {ref!r} is declared{tail}"))
+    return errors
+
+
+def _label(address: str, tool: str) -> str:
+    return f"{address.split('.', 1)[1]}/{tool}"
+
+
+def _wanted(
+    ctx: Context, da: DesiredAgent, *, report: bool = True
+) -> tuple[list[Any], list[str]] | None:
+    """The ids (or placeholders) of the MCP tools the agent should have, and their names as
+    shown (`key/tool`); None when one cannot be attached (a problem was reported)."""
+    ids: list[Any] = []
+    shown: list[str] = []
+    listed_by = ctx.live.of("mcp_server").tools
+    for e in da.config["mcp_tools"]:
+        address, tools = e["server"], e["tools"]
+        server = ctx.pool("mcp_server").get(address)
+        if address in ctx.refused:
+            if report:
+                ctx.problems.append(
+                    Problem(
+                        da.address,
+                        f"uses {address}, which apply refuses to create",
+                        f"see {address}",
+                    )
+                )
+            return None
+        if server is None:
+            # Registered by this plan: its tools are known once it is.
+            ids.append({MARKER: address, "tools": tools})
+            shown += [_label(address, t) for t in tools] if tools != ALL else [_label(address, "*")]
+            continue
+        listed = listed_by.get(server.id)
+        if not isinstance(listed, tuple):
+            if report:
+                ctx.problems.append(
+                    Problem(
+                        da.address,
+                        f"cannot list the tools of {address} (MCP server '{server.server_name}'): "
+                        f"{listed or 'not listed'}",
+                        "check the server's url, token and headers: Letta must reach it",
+                    )
+                )
+            return None
+        names = list(listed) if tools == ALL else list(tools)
+        unknown = [n for n in names if n not in listed]
+        if unknown:
+            if report:
+                hints = [h for n in unknown for h in difflib.get_close_matches(n, listed, n=1)]
+                ctx.problems.append(
+                    Problem(
+                        da.address,
+                        f"{address} offers no tool{'s' if len(unknown) > 1 else ''} "
+                        + ", ".join(map(repr, unknown)),
+                        f"did you mean {', '.join(map(repr, hints))}?"
+                        if hints
+                        else f"it offers: {', '.join(listed) or 'none'}",
+                    )
+                )
+            return None
+        have = registered(ctx, server.id)
+        missing = [n for n in names if n not in have]
+        ids += [have[n] for n in names if n in have]
+        if missing:
+            ids.append({MARKER: address, "tools": missing})
+        shown += [_label(address, n) for n in names]
+    return ids, sorted(shown)
+
+
+def create_tools(ctx: Context, da: DesiredAgent, body: dict[str, Any]) -> bool:
+    """Add the agent's MCP tools to its create request; False when one cannot be attached."""
+    wanted = _wanted(ctx, da)
+    if wanted is None:
+        return False
+    body["tool_ids"] = [*body.get("tool_ids", ()), *wanted[0]]
+    return True
+
+
+def create_diffs(ctx: Context, da: DesiredAgent) -> list[FieldDiff]:
+    if "mcp_tools" not in da.config:
+        return []
+    wanted = _wanted(ctx, da, report=False)
+    return [FieldDiff("mcp_tools", None, wanted[1], NEW)] if wanted else []
+
+
+def plan_mcp_tools(ctx: Context, u: Update, da: DesiredAgent, la: LiveAgent) -> None:
+    """Compare the agent's MCP tools of its declared servers with the wanted ones; add the
+    difference and the `tool_ids` that converge it to `u`."""
+    if not u.managed("mcp_tools"):
+        return
+    wanted = _wanted(ctx, da)
+    if wanted is None:
+        return
+    ids, shown = wanted
+    servers = {s.id: a for a, s in ctx.pool("mcp_server").items() if a in mcp_servers_of(da.config)}
+    by_id = {t.id: t for t in ctx.live.of("tool").tools}
+    managed: dict[str, str] = {}  # attached tool id -> shown name
+    for t in la.tools:
+        found = by_id.get(t.id)
+        sid = (found.metadata.get("mcp") or {}).get("server_id") if found else None
+        if t.tool_type == MCP_TOOL and sid in servers:
+            managed[t.id] = _label(servers[sid], t.name)
+    if not any(_placeholder(i) for i in ids) and set(managed) == set(ids):
+        return
+    before = sorted(managed.values())
+    pool = ctx.pool("mcp_server")
+    for name in sorted(set(before) - set(shown)):
+        server, _, tool = name.partition("/")
+        listed = ctx.live.of("mcp_server").tools.get(pool[f"mcp_server.{server}"].id)
+        if isinstance(listed, tuple) and tool not in listed:
+            # The server's refresh deletes Letta's copy (detaching it everywhere) anyway.
+            ctx.notes.append(
+                f"{da.address}: MCP tool '{tool}' is gone from mcp_server.{server}; detached"
+            )
+    u.diffs.append(FieldDiff("mcp_tools", before, shown, MANIFEST))
+    base = u.body.get("tool_ids", [t.id for t in la.tools])
+    u.body["tool_ids"] = [i for i in base if i not in managed] + ids
+
+
+def expand(run: Run, body: dict[str, Any]) -> dict[str, Any]:
+    """The request with the placeholders of MCP tools replaced by their ids: one listing of
+    each server's tools, made now that the server's change is."""
+    ids = body.get("tool_ids")
+    if not isinstance(ids, list) or not any(_placeholder(i) for i in ids):
+        return body
+    with run.lock:
+        tools = _LISTED.setdefault(run, {})
+    out: list[Any] = []
+    for i in ids:
+        if not _placeholder(i):
+            out.append(i)
+            continue
+        sid = run.id_of(i[MARKER])
+        path = f"/v1/mcp-servers/{sid}/tools"
+        if sid not in tools:
+            listed = run.client.request("GET", path)
+            with run.lock:
+                tools[sid] = {str(t["name"]): str(t["id"]) for t in listed}
+        have = tools[sid]
+        names = sorted(have) if i["tools"] == ALL else list(i["tools"])
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise ApiError(
+                f"{i[MARKER]}: Letta has not registered the MCP tool(s) "
+                f"{', '.join(map(repr, missing))} (it has: {', '.join(sorted(have)) or 'none'}); "
+                "is the MCP server reachable from Letta?",
+                status=404, method="GET", path=path,
+            )  # fmt: skip
+        out += [have[n] for n in names if have[n] not in out]
+    return {**body, "tool_ids": out}
+
+
+def _placeholder(value: Any) -> bool:
+    return isinstance(value, Mapping) and MARKER in value

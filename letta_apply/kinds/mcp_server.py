@@ -1,0 +1,483 @@
+"""MCP servers: `mcp_servers:`, addressed mcp_server.<key> (Letta's `/v1/mcp-servers/`): the
+Model Context Protocol servers whose tools Letta turns into its own tools (`tool_type:
+external_mcp`), which agents attach with `mcp_tools:` (kinds.agent_mcp_tools).
+
+Where the marks live: Letta's MCP servers carry no tags and no metadata, and nothing free-form
+that is not sent to the MCP server itself. The mark (stack, address, the server's id, digests of
+its plain fields, the names of its sensitive ones) is kept in a *mark block* (kinds.mark_blocks)
+labelled `letta-apply-mcp-server`, as groups do. Ownership of a server is that block naming its
+id, nothing else, which is safe:
+
+- a server registered by hand or by another tool is named by no mark block, so it is never
+  changed, pruned or destroyed, even when its name is the declared one;
+- server names are unique per organization (Letta refuses a second one, and a *rename* onto a
+  taken name deletes the other server): a declared name held by a server the stack does not own
+  is a clash, refused with the hint to import it, and so is a rename onto it;
+- the block kind lists the stack's tagged blocks anyway: the marks cost no request. A mark whose
+  server is gone proves nothing (the server is registered again, the stale mark deleted).
+
+Secrets: `auth_token`, the values of `custom_headers` and of `env` are always sensitive (Letta
+returns them in plain from its listing): compared in memory, shown as `(sensitive)`, never in a
+mark, a digest, a plan file or an error. What Letta 0.16.8 does decides the rest
+(letta/services/mcp_server_manager.py, letta/schemas/mcp_server.py):
+
+- it stores a token without its `Bearer ` prefix and sends it as `Authorization: Bearer <token>`
+  whatever `auth_header` said, and sends no token at all when custom headers are set: so
+  `auth_header` may only be `Authorization`, and a token goes with no custom headers;
+- its PATCH for a streamable_http server drops a new token (the internal update names it
+  `auth_token`, the table `token`); the PATCH shaped as for an `sse` server writes url, token
+  and headers and keeps the server's type, so updates of both HTTP transports are sent so;
+- it refuses MCP URLs on loopback or private addresses, and stdio servers unless started with
+  MCP_DISABLE_STDIO=false (Letta Cloud: never);
+- tools: registering a server registers its tools (best effort); `PATCH .../refresh` adds new
+  ones, updates changed ones in place (same ids: agents keep them) and deletes the vanished ones
+  (detached from every agent). A plan lists each used server's live tools once
+  (`GET /v1/tools/mcp/servers/{name}/tools`, which asks the MCP server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from ..errors import ApiError, Diagnostic
+from ..manifest.files import Document
+from ..model import Desired, Import, Live, Sensitive
+from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ..plan.marks import digest
+from ..sensitive import MASKED, Masker
+from ..server.client import LettaClient
+from .base import Context, Field, Kind, Matched, Run, Shape, Update, Users, applied_of
+from .block import our_agent_ids, stack_of
+from .mark_blocks import read_marks, write_mark
+from .mcp_server_model import (
+    HTTP,
+    MAPPINGS,
+    MARK_LABEL,
+    MCP_TOOL,
+    PLAIN,
+    DesiredMcpServer,
+    LiveMcpServer,
+    McpState,
+    check_mcp_servers,
+    hidden_fields,
+    mark_body,
+    mcp_applied,
+    registered,
+    secret,
+    token_of,
+    used_servers,
+)
+
+__all__ = ["MARK_LABEL", "MCP_TOOL", "LiveMcpServer", "McpServerKind", "McpState", "registered"]
+
+
+class McpServerKind(Kind):
+    name: ClassVar[str] = "mcp_server"
+    section: ClassVar[str] = "mcp_servers"
+    id_prefix: ClassVar[str] = "mcp_server-"
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("server_name"),
+        Field("mcp_server_type"),
+        Field("server_url"),
+        Field("auth_header"),
+        Field("auth_token", "sensitive"),
+        Field("custom_headers", "sensitive"),
+        Field("command"),
+        Field("args"),
+        Field("env", "sensitive"),
+    )
+    marks: ClassVar[str] = (
+        f"the metadata of a `{MARK_LABEL}` block tagged with the stack (MCP servers have no "
+        "tags and no metadata)"
+    )
+    shape: ClassVar[Shape] = "parallelogram"
+    import_by_name: ClassVar[bool] = True
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+        """Fields that fit the transport, and what Letta can keep (see the module's doc)."""
+        return check_mcp_servers(doc, data)
+
+    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, DesiredMcpServer] = {}
+        for key, spec in (data.get(self.section) or {}).items():
+            config: dict[str, Any] = {"mcp_server_type": spec["mcp_server_type"]}
+            for k in PLAIN:
+                if k in spec:
+                    config[k] = list(spec[k]) if k == "args" else spec[k]
+            if "auth_token" in spec:
+                config["auth_token"] = token_of(spec["auth_token"])
+                config.setdefault("auth_header", "Authorization")
+            for k in MAPPINGS:
+                if k in spec:
+                    config[k] = {str(n): secret(v) for n, v in dict(spec[k]).items()}
+            address = f"{self.name}.{key}"
+            out[address] = DesiredMcpServer(
+                address, str(spec.get("server_name", key)), config,
+                bool(spec.get("prevent_destroy", False)),
+                frozenset(spec.get("ignore_changes", ())),
+            )  # fmt: skip
+        return out
+
+    def hidden(self, declared: Any) -> frozenset[str]:
+        dm: DesiredMcpServer = declared
+        return hidden_fields(dm.config)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+        # Listed only when the manifest declares or imports servers; otherwise `complete`
+        # lists them only if the stack has mark blocks (a stack without MCP pays nothing).
+        imports = desired.imports if desired is not None else ()
+        if (
+            desired is not None
+            and not desired.of(self.name)
+            and not any(i.address.startswith(self.name + ".") for i in imports)
+        ):
+            return None
+        return client.request("GET", "/v1/mcp-servers/")
+
+    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> McpState:
+        marks = read_marks(raw.get("block", ()), stack, MARK_LABEL, self.name)
+        listing = raw.get(self.name)
+        return McpState(tuple(listing or ()), marks, listing is not None)
+
+    def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
+        """From the listing already read: by id, or by server_name (given as `name`)."""
+        for s in raw.get(self.name) or ():
+            if s.get("id") == imp.id or (imp.name is not None and s.get("server_name") == imp.name):
+                return LiveMcpServer.from_api(s), None
+        return f"no such MCP server on the server: {imp.id or imp.name}", None
+
+    def complete(self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]) -> Any:
+        """The listing if only the marks said the stack has servers, and the live tool names
+        of each server the manifest's agents use: one request per such server."""
+        state: McpState = live.of(self.name)
+        if not state.listed and state.marks:
+            state = McpState(tuple(client.request("GET", "/v1/mcp-servers/")), state.marks)
+            # What a plan may delete was found without the listing: the stack's servers now.
+            ours = {m.target for m in state.marks}
+            doomed = doomed | {str(s["id"]) for s in state.servers if str(s["id"]) in ours}
+        live = Live({**live.states, self.name: state}, live.imported, live.facts, live.project)
+        found = dict(self.match(desired.stack, live).pool)
+        found.update((a, s) for a, s in live.imported.items() if isinstance(s, LiveMcpServer))
+        found.update((to, found[was]) for was, to in desired.moved.items() if was in found)
+        used = [found[a] for a in sorted(used_servers(desired)) if a in found]
+
+        def tools_of(s: LiveMcpServer) -> tuple[str, ...] | str:
+            try:
+                listed = client.request(
+                    "GET", f"/v1/tools/mcp/servers/{quote(s.server_name, safe='')}/tools"
+                )
+            except ApiError as e:
+                # Letta quotes the MCP client's error: whatever of the server's secrets it
+                # names is masked (a token written in the manifest is no variable to mask).
+                known = [s.auth_token, *s.custom_headers.values(), *s.env.values()]
+                return Masker([str(v) for v in known if v]).text(e.detail)
+            return tuple(sorted(str(t["name"]) for t in listed))
+
+        # Each listing asks the MCP server itself (a stdio one is started for it): side by side.
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(used)))) as pool:
+            tools = dict(zip([s.id for s in used], pool.map(tools_of, used), strict=True))
+        return McpState(
+            state.servers, state.marks, state.listed, tools, self._users(client, live, doomed)
+        )
+
+    def _users(self, client: LettaClient, live: Live, doomed: set[str]) -> dict[str, Users]:
+        """Agents using the tools of each server a plan may delete (deleting a server deletes
+        its tools, detaching them everywhere): one listing of every agent with its tools, only
+        then (Letta has no route for a tool's agents)."""
+        ids = sorted(i for i in doomed if i.startswith(self.id_prefix))
+        if not ids:
+            return {}
+        server_of = {
+            t.id: (t.metadata.get("mcp") or {}).get("server_id")
+            for t in live.of("tool").tools
+            if t.tool_type == MCP_TOOL
+        }
+        out: dict[str, list[tuple[str, str, str | None]]] = {i: [] for i in ids}
+        for a in client.list_agents(include=("agent.tools", "agent.tags")):
+            using = {server_of.get(t["id"]) for t in a.get("tools") or ()} & set(ids)
+            for sid in using:
+                out[str(sid)].append((a["id"], a.get("name") or "", stack_of(a)))
+        return {i: tuple(u) for i, u in out.items()}
+
+    def resources(self, state: Any) -> Iterable[LiveMcpServer]:
+        mcp: McpState = state
+        return mcp.live()
+
+    # -- planning --------------------------------------------------------------------------
+
+    def match(self, stack: str, live: Live) -> Matched:
+        state: McpState = live.of(self.name)
+        pool: dict[str, LiveMcpServer] = {}
+        notes: list[str] = []
+        for s in state.live():
+            address = s.mark.get("address")
+            if s.mark.get("stack") != stack or not isinstance(address, str):
+                continue
+            if address in pool:
+                notes.append(
+                    f"{address}: more than one MCP server carries this address "
+                    f"({pool[address].id}, {s.id}); using {pool[address].id}, the other is "
+                    "left alone"
+                )
+            else:
+                pool[address] = s
+        ids = {str(s["id"]) for s in state.servers}
+        stale = tuple(m.id for m in state.marks if state.listed and m.target not in ids)
+        return Matched(pool, {a: s.id for a, s in pool.items()}, tuple(notes), {"stale": stale})
+
+    def _holder(self, ctx: Context, name: str, own: str | None = None) -> list[str]:
+        """Ids of servers named `name` that are not the stack's (nor `own`)."""
+        ours = {s.id for s in ctx.pool(self.name).values()}
+        return [
+            s.id for s in ctx.live.of(self.name).live()
+            if s.server_name == name and s.id not in ours and s.id != own
+        ]  # fmt: skip
+
+    def _clash(self, ctx: Context, dm: DesiredMcpServer, holders: list[str]) -> None:
+        ctx.refused.add(dm.address)
+        ctx.problems.append(
+            Problem(
+                dm.address,
+                f"an MCP server named '{dm.name}' already exists on the server and is not "
+                f"managed by stack '{ctx.stack}' ({', '.join(holders)})",
+                f"adopt it with an `imports:` entry ({{to: {dm.address}, name: {dm.name}}}), "
+                "or declare another server_name",
+            )
+        )
+
+    def create(self, ctx: Context, declared: DesiredMcpServer) -> None:
+        dm = declared
+        holders = self._holder(ctx, dm.name)
+        if holders:
+            self._clash(ctx, dm, holders)
+            return
+        stale = (ctx.extra.get(self.name) or {}).get("stale", ())
+        marks = [m.id for m in ctx.live.of(self.name).marks if m.id in stale]
+        marks = [m for m in marks if _mark_address(ctx, m) == dm.address]
+        body = {
+            "server": {"server_name": dm.name, "config": dict(dm.config)},
+            "mark": mark_body(ctx.stack, dm),
+            "stale": marks,
+        }
+        diffs = [FieldDiff("server_name", None, dm.name, NEW)]
+        diffs += [FieldDiff(k, None, v, NEW) for k, v in dm.config.items() if k not in MAPPINGS]
+        for k in MAPPINGS:
+            diffs += [
+                FieldDiff(f"{k}['{n}']", None, v, NEW) for n, v in dm.config.get(k, {}).items()
+            ]
+        ctx.changes.append(
+            Change(dm.address, CREATE, diffs=tuple(diffs), body=body, why=(NEW,), kind=self.name)
+        )
+
+    def update(
+        self, ctx: Context, declared: DesiredMcpServer, found: LiveMcpServer, *, adopt: bool
+    ) -> None:
+        dm, ls = declared, found
+        u = Update(ctx, dm, None if adopt else applied_of(ls))
+        if ls.mcp_server_type != dm.config["mcp_server_type"]:
+            ctx.problems.append(
+                Problem(
+                    dm.address,
+                    f"the server is a {ls.mcp_server_type} MCP server and Letta cannot change "
+                    f"its transport to {dm.config['mcp_server_type']}",
+                    "declare the new transport under another key (a new server) and move the "
+                    "agents' mcp_tools to it",
+                )
+            )
+            return
+        patch: dict[str, Any] = {}
+        if "server_name" not in dm.ignore and ls.server_name != dm.name:
+            holders = self._holder(ctx, dm.name, own=ls.id)
+            if holders:
+                self._clash(ctx, dm, holders)
+                return
+            u.field("server_name", ls.server_name, dm.name)
+        for k in PLAIN:
+            if u.managed(k):
+                live = list(ls.args) if k == "args" and ls.args is not None else getattr(ls, k)
+                u.field(k, live, dm.config[k])
+        if u.managed("auth_token") and ls.auth_token != dm.config["auth_token"]:
+            before = None if ls.auth_token is None else MASKED
+            u.diffs.append(FieldDiff("auth_token", before, dm.config["auth_token"]))
+            u.body["auth_token"] = dm.config["auth_token"]
+        for k in MAPPINGS:
+            if u.managed(k) and dict(getattr(ls, k)) != dict(dm.config[k]):
+                was, now = getattr(ls, k), dm.config[k]
+                for n in sorted({*was, *now}):
+                    if was.get(n) != now.get(n):
+                        before = MASKED if n in was else None
+                        u.diffs.append(FieldDiff(f"{k}['{n}']", before, now.get(n)))
+                u.body[k] = dict(now)
+        if "server_name" in u.body:
+            patch["server_name"] = u.body.pop("server_name")
+        config = {k: u.body.pop(k) for k in [*PLAIN, "auth_token", *MAPPINGS] if k in u.body}
+        if config:
+            patch["config"] = _update_config(dm, ls, config)
+        refresh = bool(config) and ls.id in ctx.live.of(self.name).tools
+        listed = ctx.live.of(self.name).tools.get(ls.id)
+        if isinstance(listed, tuple):
+            have = sorted(registered(ctx, ls.id))
+            if have != list(listed):
+                # Letta registers a server's tools when it is made and on a refresh only.
+                u.diffs.append(FieldDiff("tools", have, list(listed)))
+                refresh = True
+        u.protection(bool(ls.mark) or adopt)
+        marks_stale = not adopt and (u.applied or {}) != mcp_applied(dm)
+        if u.needed(adopt=adopt, also=bool(patch) or refresh or marks_stale):
+            u.body.update(
+                {"patch": patch, "refresh": refresh, "mark": mark_body(ctx.stack, dm),
+                 "mark_block": ls.mark_block}
+            )  # fmt: skip
+            u.emit(self.name, ls.id, adopt=adopt)
+
+    def delete(self, ctx: Context, address: str, found: LiveMcpServer, why: Why) -> None:
+        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+            ctx.refuse_destroy(address)
+            return
+        users = ctx.live.of(self.name).users.get(found.id, ())
+        if ctx.used_elsewhere(address, users, our_agent_ids(ctx)):
+            return
+        body = {"mark_block": found.mark_block}
+        ctx.changes.append(Change(address, DELETE, found.id, body=body, why=(why,), kind=self.name))
+
+    def fingerprint(self, resource: LiveMcpServer, blank: frozenset[str]) -> str:
+        s = resource
+        # Secrets in: the fingerprint is a digest that never leaves the plan's checks, but a
+        # plain hash of a short token gives it away, so only whether each is set is kept.
+        return digest(
+            [s.id, s.server_name, s.mcp_server_type, s.server_url, s.auth_header,
+             s.auth_token is not None, sorted(s.custom_headers), s.command,
+             None if s.args is None else list(s.args), sorted(s.env), dict(s.mark),
+             s.mark_block]
+        )  # fmt: skip
+
+    def describe(self, resource: LiveMcpServer, live: Live, hidden: frozenset[str]) -> str:
+        s = resource
+        where = s.server_url if s.mcp_server_type in HTTP else s.command
+        return f"server_name={s.server_name!r}  {s.mcp_server_type} {where}"
+
+    def created_name(self, change: Change) -> str:
+        return str(change.body.get("server", {}).get("server_name", ""))
+
+    def clash(self, live: Live, name: str) -> tuple[str, ...]:
+        state: McpState = live.of(self.name)
+        return tuple(s.id for s in state.live() if s.server_name == name and not s.mark)
+
+    def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:
+        state: McpState = live.of(self.name)
+        if names and not state.listed:
+            return McpState(tuple(client.request("GET", "/v1/mcp-servers/")), state.marks)
+        return state
+
+    # -- applying --------------------------------------------------------------------------
+
+    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+        c = run.client
+        rid = change.remote_id or ""
+        if change.action == CREATE:
+            # No `find`: a server's mark is not on it, so an ambiguous failure of this create
+            # is reported, never retried into a clash with itself.
+            created = _guarded(change, body["server"], lambda: c.request(
+                "POST", "/v1/mcp-servers/", json=body["server"]
+            ))  # fmt: skip
+            rid = str(created["id"])
+            write_mark(run, MARK_LABEL, self.name, change.address, rid, body["mark"], None)
+            run.record(change.address, rid)
+            for stale in body.get("stale", ()):
+                c.request("DELETE", f"/v1/blocks/{stale}")
+            return rid
+        if change.action == DELETE:
+            c.request("DELETE", f"/v1/mcp-servers/{rid}")
+            if body.get("mark_block"):
+                c.request("DELETE", f"/v1/blocks/{body['mark_block']}")
+            return rid
+        if body["patch"]:
+            patch = body["patch"]
+            _guarded(
+                change, patch, lambda: c.request("PATCH", f"/v1/mcp-servers/{rid}", json=patch)
+            )
+        if body["refresh"]:
+            c.request("PATCH", f"/v1/mcp-servers/{rid}/refresh")
+        write_mark(
+            run, MARK_LABEL, self.name, change.address, rid, body["mark"], body["mark_block"]
+        )
+        return rid
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export(self, found: LiveMcpServer) -> dict[str, Any]:
+        """The server without its secrets (token, header and env values): they are declared
+        from sensitive variables, never written into a manifest."""
+        out: dict[str, Any] = {"server_name": found.server_name}
+        out["mcp_server_type"] = found.mcp_server_type
+        for k in ("server_url", "command"):
+            if getattr(found, k):
+                out[k] = getattr(found, k)
+        if found.args is not None:
+            out["args"] = list(found.args)
+        return out
+
+
+def _mark_address(ctx: Context, block_id: str) -> Any:
+    return next(
+        (m.mark.get("address") for m in ctx.live.of("mcp_server").marks if m.id == block_id), None
+    )
+
+
+def _update_config(
+    dm: DesiredMcpServer, ls: LiveMcpServer, changed: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A PATCH's `config`. HTTP servers: shaped as for an `sse` server whatever the transport
+    (Letta 0.16.8 writes a token only so, and keeps the type), with the url it requires.
+    stdio: command and args together (Letta ignores one without the other), env kept."""
+    if dm.config["mcp_server_type"] in HTTP:
+        out: dict[str, Any] = {
+            "mcp_server_type": "sse",
+            "server_url": dm.config.get("server_url", ls.server_url),
+        }
+        if "auth_token" in changed:
+            out["auth_token"] = changed["auth_token"]
+        if "custom_headers" in changed:
+            out["custom_headers"] = changed["custom_headers"]
+        return out
+    return {
+        "mcp_server_type": "stdio",
+        "command": dm.config.get("command", ls.command),
+        "args": dm.config.get("args", list(ls.args or ())),
+        "env": changed.get("env", dm.config.get("env", dict(ls.env))),
+    }
+
+
+def _guarded(change: Change, sent: Mapping[str, Any], send: Any) -> Any:
+    """Send a request carrying secrets: should the server quote them in its error, they are
+    masked (a plain token declared in the manifest is no sensitive variable the CLI knows);
+    stdio refused by the server is said plainly."""
+    try:
+        return send()
+    except ApiError as e:
+        values = [str(v) for v in _secrets(sent)]
+        detail = Masker(values).text(e.detail)
+        if "stdio" in detail and "disabled" in detail:
+            detail = (
+                f"{change.address}: this Letta server does not allow stdio MCP servers (a "
+                "self-hosted server allows them when started with MCP_DISABLE_STDIO=false; "
+                f"Letta Cloud never does): {detail}"
+            )
+        raise ApiError(detail, status=e.status, method=e.method, path=e.path) from None
+
+
+def _secrets(value: Any) -> list[Any]:
+    if isinstance(value, Sensitive):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _secrets(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _secrets(v)]
+    return []

@@ -13,6 +13,7 @@ from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDA
 from .agent import AgentKind
 from .base import Kind
 from .block import BlockKind
+from .folder import FolderKind
 from .group import GroupKind
 from .identity import IdentityKind
 from .tool import ToolKind
@@ -35,7 +36,7 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
 
 
 KINDS: tuple[Kind, ...] = _ordered(
-    [IdentityKind(), BlockKind(), ToolKind(), AgentKind(), GroupKind()]
+    [IdentityKind(), BlockKind(), ToolKind(), AgentKind(), GroupKind(), FolderKind()]
 )
 _BY_NAME = {k.name: k for k in KINDS}
 

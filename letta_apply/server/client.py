@@ -147,6 +147,7 @@ class LettaClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
         find: Finder | None = None,
         scoped: bool = True,
     ) -> Any:
@@ -158,7 +159,8 @@ class LettaClient:
         may have landed counts as done). A POST creates something, so it is re-sent only when
         the server surely did not act on it (no connection, 429, 409 with Retry-After). After an
         ambiguous failure (timeout, lost connection, 5xx) `find` looks the resource up by its
-        marks first: what it returns is adopted; without `find` the failure is raised.
+        marks first: what it returns is adopted; without `find` the failure is raised. `files`
+        sends a multipart upload (field -> (file name, bytes, content type)).
         """
         if scoped and self.project is not None:
             self.scope()  # looked up before the first request it scopes
@@ -174,7 +176,9 @@ class LettaClient:
             retryable = True
             try:
                 headers, query = self._scoped(method, path, params) if scoped else ({}, params)
-                resp = self._http.request(method, path, params=query, json=json, headers=headers)
+                resp = self._http.request(
+                    method, path, params=query, json=json, files=files, headers=headers
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 # The request never left: repeating it is safe even for a create.
                 failure = ServerUnreachable(

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from letta_apply import LettaClient
+from tests.fakefolders import FakeFolders, Http
 
 Handler = Callable[[httpx.Request], httpx.Response | None]
 
@@ -37,7 +38,7 @@ MODELS = (
 EMBEDDINGS = ("letta/letta-free", "openai/text-embedding-3-small", "x/y")
 
 
-class FakeLetta:
+class FakeLetta(FakeFolders):
     def __init__(self, *, base_tools: bool = True) -> None:
         """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
         self.blocks: dict[str, dict[str, Any]] = {}
@@ -45,6 +46,7 @@ class FakeLetta:
         self.tools: dict[str, dict[str, Any]] = {}
         self.identities: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
+        self.init_folders()
         self.calls: list[tuple[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
@@ -89,6 +91,7 @@ class FakeLetta:
             fake._new_agent(agent)
         for group in state.get("groups", ()):
             fake.groups[group["id"]] = {**fake._group_defaults(), **group}
+        fake.hold_folders(state, lambda: next(fake._seq))
         return fake
 
     # -- plumbing --------------------------------------------------------------------------
@@ -119,7 +122,9 @@ class FakeLetta:
         return served
 
     def _serve(self, request: httpx.Request) -> httpx.Response:
-        body: Any = json.loads(request.content) if request.content else None
+        # Uploads are multipart: only JSON bodies are decoded here.
+        is_json = request.headers.get("content-type", "").startswith("application/json")
+        body: Any = json.loads(request.content) if request.content and is_json else None
         q = request.url.params
         path = request.url.path
         m = request.method
@@ -190,19 +195,20 @@ class FakeLetta:
                 r"/v1/groups/(group-[^/]+)/blocks/(attach|detach)/(block-[^/]+)",
                 self._group_block,
             ),
+            *self.folder_routes(request, body, lambda: next(self._seq)),
         ]
         for method, pattern, fn in routes:
             match = re.fullmatch(pattern, path)
             if method == m and match:
                 try:
                     result = fn(*match.groups())
-                except _Http as e:
+                except (_Http, Http) as e:
                     return httpx.Response(e.status, json={"detail": e.detail})
                 project = request.headers.get("x-project-id")
                 if m == "POST" and project and isinstance(result, dict):
                     self._in_project(result, project)
                 return httpx.Response(200, json=result)
-        if not path.endswith("/") and re.fullmatch(r"/v1/(agents|blocks|tools)", path):
+        if not path.endswith("/") and re.fullmatch(r"/v1/(agents|blocks|tools|folders)", path):
             return httpx.Response(307, headers={"location": path + "/"})
         return httpx.Response(404, json={"detail": f"no route {m} {path}"})
 

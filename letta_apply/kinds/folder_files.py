@@ -242,11 +242,20 @@ def declared_files(doc: Document, key: str) -> tuple[LocalFile, ...]:
     """The files of folder `key` read while loading, by name."""
     prefix = files_at(key)
     out = [
-        LocalFile(str(p[-1]), path, file_digest(data), len(data))
+        LocalFile(str(p[-1]), _relative(path), file_digest(data), len(data))
         for p, (path, data) in doc.blobs.items()
         if p[:-1] == prefix
     ]
     return tuple(sorted(out, key=lambda f: f.name))
+
+
+def _relative(path: str) -> str:
+    """`path` as a plan records it: relative to the working folder when under it, as manifest
+    paths are (a plan saved in one checkout applies in another at the same place)."""
+    try:
+        return Path(path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path
 
 
 def read_all(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Diagnostic]]:

@@ -156,10 +156,9 @@ def plan_agents(
         ctx.notes.append(f"{df.address}: attached to {aid} outside the stack; left alone")
     diffs: list[FieldDiff] = []
     if names or detach:
-        before = sorted(a for a, la in agents.items() if la.id in attached)
-        diffs.append(
-            FieldDiff("agents", before, sorted(df.agents), NEW if lf is None else MANIFEST)
-        )
+        # A create's differences have no before (as a saved plan reads them back).
+        before = sorted(a for a, la in agents.items() if la.id in attached) if lf else None
+        diffs.append(FieldDiff("agents", before, sorted(df.agents), MANIFEST if lf else NEW))
     return diffs, attach, detach
 
 

@@ -48,6 +48,7 @@ class FakeFolders:
     def init_folders(self) -> None:
         self.folders = {}
         self.files = {}
+        self.stalled = False  # uploads are never processed (apply's wait runs out)
 
     def hold_folders(self, state: Mapping[str, Any], seq: Callable[[], int]) -> None:
         """Folders of a case's live.json: each with its "files" (as listed) and "agent_ids"."""
@@ -149,7 +150,7 @@ class FakeFolders:
             items = items[ids.index(after) + 1 :] if after in ids else []
         page = [_public(f) for f in items[: int(request.url.params.get("limit") or 50)]]
         for f in items:  # processed once listed: the next look sees the outcome
-            if f["processing_status"] == "parsing":
+            if f["processing_status"] == "parsing" and not self.stalled:
                 failed = f["_fails"]
                 f["processing_status"] = "error" if failed else "completed"
                 f["error_message"] = "the parser could not read it" if failed else None

@@ -376,7 +376,7 @@ class FolderKind(Kind):
             c.request("PATCH", f"/v1/agents/{aid}/folders/detach/{rid}")
         for aid in body.get("attach") or ():
             c.request("PATCH", f"/v1/agents/{aid}/folders/attach/{rid}")
-        failed = fp.failures(change.address, done)
+        failed = fp.failures(done)
         if failed:
             raise ApiError(failed)
         return rid

@@ -215,15 +215,15 @@ def wait_processed(
             return {i: now[i] for i in ids if i in now}
         if c.clock() - started > timeout:
             raise ApiError(
-                f"{address}: Letta is still processing {', '.join(pending)} after "
-                f"{timeout:.0f} s; apply again later to see how it ended"
+                f"Letta is still processing {', '.join(pending)} after {timeout:.0f} s; "
+                "apply again later to see how it ended"
             )
         c.sleep(POLL)
 
 
-def failures(address: str, done: Mapping[str, LiveFile]) -> str:
+def failures(done: Mapping[str, LiveFile]) -> str:
     """One line naming each file Letta failed to process, with its reason ("" for none)."""
     bad = sorted(
         (f.name, f.error or "no reason given") for f in done.values() if f.status == "error"
     )
-    return "; ".join(f"{address}: file '{n}' failed processing: {why}" for n, why in bad)
+    return "; ".join(f"file '{n}' failed processing: {why}" for n, why in bad)

@@ -362,7 +362,7 @@ class FolderKind(Kind):
             made = fp.upload(run, change.address, rid, up)
             sent[made.id] = made
             files[str(up["name"])] = {"digest": up["digest"], "size": up["size"], "id": made.id}
-        done = fp.wait_processed(run, change.address, rid, set(sent), fp.WAIT_TIMEOUT)
+        done = fp.wait_processed(run, change.address, rid, set(sent))
         # The mark records every uploaded file with the id Letta gave it, failed ones too: their
         # status says they are sent again. A create wrote the rest of the folder already.
         patch = {} if change.action == CREATE else folder

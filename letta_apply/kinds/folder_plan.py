@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from .folder import DesiredFolder, LiveFolder
 
 DONE = frozenset({"completed", "error"})
-WAIT_TIMEOUT = 600.0  # seconds apply waits for Letta to process uploads, by default
 POLL = 0.5  # seconds between looks at the folder's files while they are processed
+PROGRESS = 5.0  # seconds between progress lines while waiting
 
 
 @dataclass(frozen=True)
@@ -199,26 +199,38 @@ def _uploaded(run: Run, fid: str, name: str) -> dict[str, Any] | None:
     return found[-1] if found else None
 
 
-def wait_processed(
-    run: Run, address: str, fid: str, ids: set[str], timeout: float
-) -> dict[str, LiveFile]:
-    """Wait, bounded, until Letta has processed the files `ids` (completed or failed); their
-    final state. Reads the folder's file listing, never one request per file."""
+def wait_processed(run: Run, address: str, fid: str, ids: set[str]) -> dict[str, LiveFile]:
+    """Wait, bounded by the client's `wait_timeout`, until Letta has processed the files `ids`
+    (completed or failed); their final state, each also told in a line. Reads the folder's
+    file listing, never one request per file."""
     c = run.client
     if not ids:
         return {}
     started = c.clock()
+    told = started
     while True:
         now = {f.id: f for f in map(LiveFile.from_api, c.paginate(f"/v1/folders/{fid}/files", {}))}
         pending = sorted(now[i].name for i in ids if i in now and now[i].status not in DONE)
+        elapsed = c.clock() - started
         if not pending:
-            return {i: now[i] for i in ids if i in now}
-        if c.clock() - started > timeout:
+            done = {i: now[i] for i in ids if i in now}
+            each = sorted(f"{f.name} ({f.status})" for f in done.values())
+            _tell(run, f"{address}: processed in {elapsed:.1f} s: {', '.join(each)}")
+            return done
+        if elapsed > c.wait_timeout:
             raise ApiError(
-                f"Letta is still processing {', '.join(pending)} after {timeout:.0f} s; "
+                f"Letta is still processing {', '.join(pending)} after {c.wait_timeout:.0f} s; "
                 "apply again later to see how it ended"
             )
+        if c.clock() - told >= PROGRESS:
+            told = c.clock()
+            _tell(run, f"{address}: Letta is processing {len(pending)} of {len(ids)} file(s)")
         c.sleep(POLL)
+
+
+def _tell(run: Run, line: str) -> None:
+    if run.client.on_retry is not None:
+        run.client.on_retry(line)
 
 
 def failures(done: Mapping[str, LiveFile]) -> str:

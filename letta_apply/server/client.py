@@ -78,7 +78,8 @@ class LettaClient:
     ) -> None:
         """`max_connections` bounds concurrent requests: give it apply's parallelism, or
         requests beyond the pool wait for a free connection. `on_retry` is told, in a line,
-        what is about to be sent again and when (a run must not sit silent while it waits)."""
+        what is about to be sent again and when, or what the server is still processing (a run
+        must not sit silent while it waits)."""
         if not base_url.startswith(("http://", "https://")):
             # A configuration mistake, not a network failure: said at once, never retried.
             raise LettaApplyError(
@@ -116,6 +117,8 @@ class LettaClient:
         # in half could no longer be recognised, and its first half would be printed.
         self.redact = redact
         self.on_retry = on_retry
+        # How long apply waits for the server to process what it was sent (uploaded files).
+        self.wait_timeout = 600.0
         self.project = project or None  # as given: an id, a slug or a name
         self.api_key = api_key or ""  # also keys saved plans' seals (see plan.fingerprint)
         self._scope: Project | None = None

@@ -11,7 +11,6 @@ import pytest
 
 from letta_apply.apply.runner import apply_plan
 from letta_apply.errors import ApplyError, LettaApplyError, ManifestError
-from letta_apply.kinds import folder_plan
 from letta_apply.kinds.folder import DesiredFolder
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
@@ -19,7 +18,7 @@ from letta_apply.pipeline import load_manifest, plan_for
 from letta_apply.plan.changes import CREATE, DELETE, UPDATE
 from tests.fakefolders import FAIL_MARKER
 from tests.fakeletta import FakeLetta
-from tests.helpers import at, diagnostics, only
+from tests.helpers import Clock, at, diagnostics, only
 
 HEAD = """version: 1
 stack: docs-unit
@@ -330,17 +329,28 @@ def test_a_file_changed_after_the_plan_is_not_sent(tmp_path: Path) -> None:
     assert uploads(fake) == []
 
 
-def test_waiting_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_waiting_is_bounded_and_told(tmp_path: Path) -> None:
     tree(tmp_path, DOCS)
-    monkeypatch.setattr(folder_plan, "WAIT_TIMEOUT", 5.0)
     fake = FakeLetta()
     fake.stalled = True
-    with pytest.raises(ApplyError) as info:
-        plan_apply(fake, manifest(tmp_path, "other.md"))
+    clock = Clock()
+    told: list[str] = []
+    path = manifest(tmp_path, "other.md")
+    with fake.client(sleep=clock.sleep, clock=clock, on_retry=told.append) as c:
+        c.wait_timeout = 12.0
+        plan = plan_for(c, load_manifest(str(path)))
+        with pytest.raises(ApplyError) as info:
+            apply_plan(c, plan)
     assert info.value.failures == [
-        "folder.handbook: create: Letta is still processing other.md after 5 s; apply again "
+        "folder.handbook: create: Letta is still processing other.md after 12 s; apply again "
         "later to see how it ended"
     ]
+    assert told == ["folder.handbook: Letta is processing 1 of 1 file(s)"] * 2
+    fake.stalled = False
+    told.clear()
+    with fake.client(on_retry=told.append) as c:
+        apply_plan(c, plan_for(c, load_manifest(str(path))))
+    assert told == ["folder.handbook: processed in 0.0 s: other.md (completed)"]
 
 
 def test_an_agent_leaving_detaches_and_prune_deletes(tmp_path: Path) -> None:

@@ -328,7 +328,9 @@ class FolderKind(Kind):
 
     def fingerprint(self, resource: LiveFolder, blank: frozenset[str]) -> str:
         f = resource
-        files = sorted((x.id, x.name, x.status) for x in f.files)
+        # A file still being processed when the plan was made may have finished since: only a
+        # failure changes what a plan does with it.
+        files = sorted((x.id, x.name, x.status == "error") for x in f.files)
         return digest([f.id, f.name, f.description, f.instructions, dict(f.metadata),
                        dict(f.mark), files, sorted(f.agents)])  # fmt: skip
 

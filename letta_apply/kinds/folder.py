@@ -43,7 +43,7 @@ from .base import (
     owned_by,
     settle,
 )
-from .folder_files import LocalFile, declared_files, read_all
+from .folder_files import LocalFile, declared_files, files_at, read_all
 
 FIELDS = ("name", "description", "instructions")
 
@@ -191,8 +191,9 @@ class FolderKind(Kind):
             if "metadata" in spec:
                 config["metadata"] = dict(spec["metadata"])
             address = f"folder.{key}"
+            files = declared_files(doc, files_at(key))
             out[address] = DesiredFolder(
-                address, config, declared_files(doc, key), tuple(sorted(users.get(key, ()))),
+                address, config, files, tuple(sorted(users.get(key, ()))),
                 bool(spec.get("prevent_destroy", False)),
                 frozenset(spec.get("ignore_changes", ())),
             )  # fmt: skip

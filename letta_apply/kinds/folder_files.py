@@ -176,15 +176,19 @@ def _matches(doc: Document, at: Path_, pattern: str) -> tuple[list[tuple[str, st
     return [(n, f"{base_rel}/{n}" if base_rel else n) for n in names], None
 
 
-def read_folder_files(doc: Document, key: str, patterns: list[Any]) -> list[Diagnostic]:
-    """Resolve and read the files of folder `key` into `doc.blobs`; the problems found."""
+def read_folder_files(
+    doc: Document, key: str, patterns: list[Any], list_at: Path_ | None = None
+) -> list[Diagnostic]:
+    """Resolve and read the files of the list at `list_at` (folder `key`'s `files` unless
+    given) into `doc.blobs`; the problems found."""
     errors: list[Diagnostic] = []
     by_name: dict[str, tuple[str, int]] = {}  # name -> (path, entry index)
-    where = f"folders.{key}.files"
+    list_at = list_at or files_at(key)
+    where = ".".join(map(str, list_at))
     for i, pattern in enumerate(patterns):
         if not isinstance(pattern, str) or not pattern:
             continue  # the schema reports it
-        at = (*files_at(key), i)
+        at = (*list_at, i)
         found, why = _matches(doc, at, pattern)
         if why:
             errors.append(doc.diag(at, f"{where}[{i}]: {why}"))
@@ -217,9 +221,9 @@ def read_folder_files(doc: Document, key: str, patterns: list[Any]) -> list[Diag
                 errors.append(doc.diag(at, f"{where}[{i}]: {path} {e}"))
                 continue
             by_name[name] = (rel, i)
-            doc.blobs[(*files_at(key), name)] = (str(path), data)
+            doc.blobs[(*list_at, name)] = (str(path), data)
     if len(by_name) > MAX_FILES:
-        errors.append(doc.diag(files_at(key), f"{where}: over {MAX_FILES} files"))
+        errors.append(doc.diag(list_at, f"{where}: over {MAX_FILES} files"))
     return errors
 
 
@@ -238,9 +242,8 @@ def _refused_name(name: str) -> str | None:
     return None
 
 
-def declared_files(doc: Document, key: str) -> tuple[LocalFile, ...]:
-    """The files of folder `key` read while loading, by name."""
-    prefix = files_at(key)
+def declared_files(doc: Document, prefix: Path_) -> tuple[LocalFile, ...]:
+    """The files of the list at `prefix` (a folder's `files`) read while loading, by name."""
     out = [
         LocalFile(str(p[-1]), _relative(path), file_digest(data), len(data))
         for p, (path, data) in doc.blobs.items()

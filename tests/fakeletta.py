@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from letta_apply import LettaClient
+from tests.fakearchives import FakeArchives
 from tests.fakefolders import FakeFolders, Http
 
 Handler = Callable[[httpx.Request], httpx.Response | None]
@@ -38,7 +39,7 @@ MODELS = (
 EMBEDDINGS = ("letta/letta-free", "openai/text-embedding-3-small", "x/y")
 
 
-class FakeLetta(FakeFolders):
+class FakeLetta(FakeFolders, FakeArchives):
     def __init__(self, *, base_tools: bool = True) -> None:
         """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
         self.blocks: dict[str, dict[str, Any]] = {}
@@ -47,6 +48,7 @@ class FakeLetta(FakeFolders):
         self.identities: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.init_folders()
+        self.init_archives()
         self.calls: list[tuple[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
@@ -92,6 +94,7 @@ class FakeLetta(FakeFolders):
         for group in state.get("groups", ()):
             fake.groups[group["id"]] = {**fake._group_defaults(), **group}
         fake.hold_folders(state, lambda: next(fake._seq))
+        fake.hold_archives(state, lambda: next(fake._seq))
         return fake
 
     # -- plumbing --------------------------------------------------------------------------
@@ -109,7 +112,9 @@ class FakeLetta(FakeFolders):
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.calls.append((request.method, request.url.path))
-        self.counts[request.method] += 1
+        # A passage search is a POST that changes nothing: counted as a read, as the client does.
+        search = request.url.path == "/v1/passages/search"
+        self.counts["GET" if search else request.method] += 1
         for hook in self.before:
             resp = hook(request)
             if resp is not None:
@@ -196,6 +201,7 @@ class FakeLetta(FakeFolders):
                 self._group_block,
             ),
             *self.folder_routes(request, body, lambda: next(self._seq)),
+            *self.archive_routes(request, body, lambda: next(self._seq)),
         ]
         for method, pattern, fn in routes:
             match = re.fullmatch(pattern, path)

@@ -11,6 +11,7 @@ from functools import cache
 
 from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Change
 from .agent import AgentKind
+from .archive import ArchiveKind
 from .base import Kind
 from .block import BlockKind
 from .folder import FolderKind
@@ -36,7 +37,7 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
 
 
 KINDS: tuple[Kind, ...] = _ordered(
-    [IdentityKind(), BlockKind(), ToolKind(), AgentKind(), GroupKind(), FolderKind()]
+    [IdentityKind(), BlockKind(), ToolKind(), AgentKind(), GroupKind(), FolderKind(), ArchiveKind()]
 )
 _BY_NAME = {k.name: k for k in KINDS}
 

@@ -153,6 +153,7 @@ class LettaClient:
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         find: Finder | None = None,
         scoped: bool = True,
+        read: bool = False,
     ) -> Any:
         """Send one request and return its decoded JSON body, retrying transient failures under
         the client's RetryPolicy.
@@ -163,7 +164,8 @@ class LettaClient:
         the server surely did not act on it (no connection, 429, 409 with Retry-After). After an
         ambiguous failure (timeout, lost connection, 5xx) `find` looks the resource up by its
         marks first: what it returns is adopted; without `find` the failure is raised. `files`
-        sends a multipart upload (field -> (file name, bytes, content type)).
+        sends a multipart upload (field -> (file name, bytes, content type)). `read` marks a POST
+        that changes nothing (a search): counted as a read, and safe to send again.
         """
         if scoped and self.project is not None:
             self.scope()  # looked up before the first request it scopes
@@ -173,7 +175,7 @@ class LettaClient:
         maybe_done = False  # an earlier attempt may have reached the server and acted
         while True:
             with self._lock:
-                self.counts[method] += 1
+                self.counts["GET" if read else method] += 1
             failure: ApiError
             delay: float | None = None
             retryable = True
@@ -218,7 +220,7 @@ class LettaClient:
                 if not retryable and not (sent and find is not None):
                     raise failure
             maybe_done = maybe_done or sent
-            if method == "POST" and sent:
+            if method == "POST" and sent and not read:
                 if find is None:
                     raise failure  # never blindly re-send a create
                 # Give a create still being committed a moment to show up before looking.

@@ -29,6 +29,7 @@ from letta_apply.cli import main
 from letta_apply.server.client import PAGE_SIZE
 
 from .cloudproxy import API_KEY, TEAM_A, CloudProxy, Recorder, TapProxy, every_third_short
+from .embedding import endpoint  # noqa: F401 (the knowledge tests' embedding endpoint)
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite's own server: its own port and database, never a user's quickstart server on 8283

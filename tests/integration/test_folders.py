@@ -10,8 +10,6 @@ what is left.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import ROOT, Run
+from tests.integration.conftest import Run
 
 DOCS = {
     "handbook/welcome.md": "# Welcome\n\nYou help Acme customers with orders and refunds.\n",
@@ -56,25 +54,6 @@ agents:
     embedding: letta/letta-free
     folders: [handbook]
 """
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """A local OpenAI-compatible embedding endpoint on 127.0.0.1 (any free port)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "embedding-server"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("embedding-server: http://127.0.0.1:"), line
-    try:
-        yield line.split(" ", 1)[1]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 
 from letta_apply import LettaClient
+from tests.fakearchives import FakeArchives
+from tests.fakefolders import FakeFolders, Http
 
 Handler = Callable[[httpx.Request], httpx.Response | None]
 
@@ -37,7 +39,7 @@ MODELS = (
 EMBEDDINGS = ("letta/letta-free", "openai/text-embedding-3-small", "x/y")
 
 
-class FakeLetta:
+class FakeLetta(FakeFolders, FakeArchives):
     def __init__(self, *, base_tools: bool = True) -> None:
         """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
         self.blocks: dict[str, dict[str, Any]] = {}
@@ -48,6 +50,8 @@ class FakeLetta:
         self.mcp_servers: dict[str, dict[str, Any]] = {}
         # The tools each MCP server offers, by server_name (what the MCP server itself says).
         self.mcp_offers: dict[str, list[str]] = {}
+        self.init_folders()
+        self.init_archives()
         self.calls: list[tuple[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
@@ -97,6 +101,8 @@ class FakeLetta:
             offers = server.get("offers", [])
             fake.mcp_servers[server["id"]] = {k: v for k, v in server.items() if k != "offers"}
             fake.mcp_offers[server["server_name"]] = list(offers)
+        fake.hold_folders(state, lambda: next(fake._seq))
+        fake.hold_archives(state, lambda: next(fake._seq))
         return fake
 
     # -- plumbing --------------------------------------------------------------------------
@@ -122,7 +128,9 @@ class FakeLetta:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.calls.append((request.method, request.url.path))
-        self.counts[request.method] += 1
+        # A passage search is a POST that changes nothing: counted as a read, as the client does.
+        search = request.url.path == "/v1/passages/search"
+        self.counts["GET" if search else request.method] += 1
         for hook in self.before:
             resp = hook(request)
             if resp is not None:
@@ -135,7 +143,9 @@ class FakeLetta:
         return served
 
     def _serve(self, request: httpx.Request) -> httpx.Response:
-        body: Any = json.loads(request.content) if request.content else None
+        # Uploads are multipart: only JSON bodies are decoded here.
+        is_json = request.headers.get("content-type", "").startswith("application/json")
+        body: Any = json.loads(request.content) if request.content and is_json else None
         q = request.url.params
         path = request.url.path
         m = request.method
@@ -213,19 +223,21 @@ class FakeLetta:
             ("GET", r"/v1/mcp-servers/(mcp_server-[^/]+)/tools", self._mcp_registered),
             ("PATCH", r"/v1/mcp-servers/(mcp_server-[^/]+)/refresh", self._refresh_mcp),
             ("GET", r"/v1/tools/mcp/servers/([^/]+)/tools", self._mcp_offered),
+            *self.folder_routes(request, body, lambda: next(self._seq)),
+            *self.archive_routes(request, body, lambda: next(self._seq)),
         ]
         for method, pattern, fn in routes:
             match = re.fullmatch(pattern, path)
             if method == m and match:
                 try:
                     result = fn(*match.groups())
-                except _Http as e:
+                except (_Http, Http) as e:
                     return httpx.Response(e.status, json={"detail": e.detail})
                 project = request.headers.get("x-project-id")
                 if m == "POST" and project and isinstance(result, dict):
                     self._in_project(result, project)
                 return httpx.Response(200, json=result)
-        if not path.endswith("/") and re.fullmatch(r"/v1/(agents|blocks|tools)", path):
+        if not path.endswith("/") and re.fullmatch(r"/v1/(agents|blocks|tools|folders)", path):
             return httpx.Response(307, headers={"location": path + "/"})
         return httpx.Response(404, json={"detail": f"no route {m} {path}"})
 

@@ -165,6 +165,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
     )
+    sp.add_argument(
+        "--wait-timeout", type=_seconds, default=600.0, metavar="SECONDS",
+        help="how long to wait for Letta to process uploaded files (default %(default)s)",
+    )  # fmt: skip
     _locking(sp)
 
     sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")

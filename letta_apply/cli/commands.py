@@ -110,6 +110,7 @@ class _Out:
             redact=self.masker.text,
             on_retry=lambda line: print(line, file=self.err, flush=True),
         )
+        self.client.wait_timeout = getattr(a, "wait_timeout", self.client.wait_timeout)
         return self.client
 
     def stats(self) -> None:

@@ -11,8 +11,10 @@ from functools import cache
 
 from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Change
 from .agent import AgentKind
+from .archive import ArchiveKind
 from .base import Kind
 from .block import BlockKind
+from .folder import FolderKind
 from .group import GroupKind
 from .identity import IdentityKind
 from .mcp_server import McpServerKind
@@ -37,6 +39,7 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
 
 KINDS: tuple[Kind, ...] = _ordered(
     [IdentityKind(), BlockKind(), ToolKind(), McpServerKind(), AgentKind(), GroupKind()]
+    + [FolderKind(), ArchiveKind()]
 )
 _BY_NAME = {k.name: k for k in KINDS}
 

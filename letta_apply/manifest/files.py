@@ -88,6 +88,9 @@ class Document:
     # Text of the files the manifest names that kinds read while loading (a tool's source):
     # path of the naming value -> (the file's path, its text).
     sources: dict[Path_, tuple[str, str]] = field(default_factory=dict)
+    # Bytes of the files kinds upload as they are (a folder's documents, PDFs among them):
+    # path of the naming value plus the file's name there -> (the file's path, its bytes).
+    blobs: dict[Path_, tuple[str, bytes]] = field(default_factory=dict)
 
     def where(self, path: Path_, *, key: bool = False) -> Position:
         """Best position for `path`: the key itself when asked and known, else the value,

@@ -78,7 +78,8 @@ class LettaClient:
     ) -> None:
         """`max_connections` bounds concurrent requests: give it apply's parallelism, or
         requests beyond the pool wait for a free connection. `on_retry` is told, in a line,
-        what is about to be sent again and when (a run must not sit silent while it waits)."""
+        what is about to be sent again and when, or what the server is still processing (a run
+        must not sit silent while it waits)."""
         if not base_url.startswith(("http://", "https://")):
             # A configuration mistake, not a network failure: said at once, never retried.
             raise LettaApplyError(
@@ -116,6 +117,8 @@ class LettaClient:
         # in half could no longer be recognised, and its first half would be printed.
         self.redact = redact
         self.on_retry = on_retry
+        # How long apply waits for the server to process what it was sent (uploaded files).
+        self.wait_timeout = 600.0
         self.project = project or None  # as given: an id, a slug or a name
         self.api_key = api_key or ""  # also keys saved plans' seals (see plan.fingerprint)
         self._scope: Project | None = None
@@ -147,8 +150,10 @@ class LettaClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
         find: Finder | None = None,
         scoped: bool = True,
+        read: bool = False,
     ) -> Any:
         """Send one request and return its decoded JSON body, retrying transient failures under
         the client's RetryPolicy.
@@ -158,7 +163,9 @@ class LettaClient:
         may have landed counts as done). A POST creates something, so it is re-sent only when
         the server surely did not act on it (no connection, 429, 409 with Retry-After). After an
         ambiguous failure (timeout, lost connection, 5xx) `find` looks the resource up by its
-        marks first: what it returns is adopted; without `find` the failure is raised.
+        marks first: what it returns is adopted; without `find` the failure is raised. `files`
+        sends a multipart upload (field -> (file name, bytes, content type)). `read` marks a POST
+        that changes nothing (a search): counted as a read, and safe to send again.
         """
         if scoped and self.project is not None:
             self.scope()  # looked up before the first request it scopes
@@ -168,13 +175,15 @@ class LettaClient:
         maybe_done = False  # an earlier attempt may have reached the server and acted
         while True:
             with self._lock:
-                self.counts[method] += 1
+                self.counts["GET" if read else method] += 1
             failure: ApiError
             delay: float | None = None
             retryable = True
             try:
                 headers, query = self._scoped(method, path, params) if scoped else ({}, params)
-                resp = self._http.request(method, path, params=query, json=json, headers=headers)
+                resp = self._http.request(
+                    method, path, params=query, json=json, files=files, headers=headers
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 # The request never left: repeating it is safe even for a create.
                 failure = ServerUnreachable(
@@ -211,7 +220,7 @@ class LettaClient:
                 if not retryable and not (sent and find is not None):
                     raise failure
             maybe_done = maybe_done or sent
-            if method == "POST" and sent:
+            if method == "POST" and sent and not read:
                 if find is None:
                     raise failure  # never blindly re-send a create
                 # Give a create still being committed a moment to show up before looking.

@@ -87,6 +87,12 @@ class Operation:
         return tuple(re.findall(r"\{([^}]+)\}", self.template))
 
     @property
+    def takes_upload(self) -> bool:
+        """Whether the operation's body is a multipart upload (a file)."""
+        content = (self.spec.get("requestBody") or {}).get("content") or {}
+        return "multipart/form-data" in content
+
+    @property
     def body_schema(self) -> str | None:
         """JSON pointer to the JSON request body's schema; None when it takes no JSON body."""
         content = (self.spec.get("requestBody") or {}).get("content") or {}
@@ -165,7 +171,11 @@ class Api:
             elif not _query_fits(self, op.query[name], given):
                 problems.append(f"query parameter {name!r}={given!r} does not fit its schema")
         schema = op.body_schema
-        if sent.body:
+        if sent.body and op.takes_upload:
+            # A file upload: multipart, as the operation declares; its parts are files.
+            if not sent.content_type.startswith("multipart/form-data"):
+                problems.append(f"the body is {sent.content_type or 'untyped'}, not multipart")
+        elif sent.body:
             if schema is None:
                 problems.append("a body was sent; the operation takes no JSON body")
             elif "json" not in sent.content_type:

@@ -40,6 +40,12 @@ def _json(method: str, target: str, body: object) -> Sent:
         Sent("PATCH", "/v1/agents/agent-1/core-memory/blocks/attach/block-2"),
         _json("POST", "/v1/blocks/", {"label": "persona", "value": "I am", "limit": 5000}),
         _json("PATCH", "/v1/agents/agent-1", {"tags": ["a"], "metadata": {"k": {"n": 1}}}),
+        Sent(
+            "POST",
+            "/v1/folders/source-1/upload?name=policies%2Frefunds.md&duplicate_handling=replace",
+            b"--b\r\n...\r\n--b--\r\n",
+            "multipart/form-data; boundary=b",
+        ),
     ],
     ids=lambda s: f"{s.method} {s.path}",
 )
@@ -64,6 +70,7 @@ def test_what_cloud_declares_passes(sent: Sent) -> None:
         (_json("PATCH", "/v1/agents/agent-1/core-memory/blocks/attach/block-2", {}), "no JSON"),
         (Sent("POST", "/v1/blocks/"), "requires a JSON body"),
         (Sent("POST", "/v1/blocks/", b"label=x", "application/x-www-form-urlencoded"), "not JSON"),
+        (_json("POST", "/v1/folders/source-1/upload", {"file": "x"}), "not multipart"),
     ],
 )
 def test_what_cloud_would_refuse_is_found(sent: Sent, problem: str) -> None:

@@ -38,6 +38,7 @@ from .cloudproxy import (
     TapProxy,
     every_third_short,
 )
+from .embedding import endpoint  # noqa: F401 (the knowledge tests' embedding endpoint)
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite's own server: its own port and database, never a user's quickstart server on 8283

@@ -123,7 +123,8 @@ def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
     assert orders == sorted(orders)
     for c in plan.changes:
         if c.action == DELETE:
-            want = {"group": 0, "agent": 1, "block": 2, "tool": 3, "identity": 3, "mcp_server": 3}
+            want = {"group": 0, "folder": 0, "archive": 0, "agent": 1, "block": 2, "tool": 3}
+            want.update(identity=3, mcp_server=3)
             want = want[c.kind]
             assert apply_order(c) == (3, want)
         elif c.action == DETACH:
@@ -134,7 +135,7 @@ def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
             assert apply_order(c) == (0, 0)
         elif c.address.startswith("block."):
             assert apply_order(c) == (0, 1)
-        elif c.address.startswith("group."):
+        elif c.address.startswith(("group.", "folder.", "archive.")):
             assert apply_order(c) == (0, 3)
         else:
             assert c.address.startswith("agent.") and apply_order(c) == (0, 2)
@@ -153,6 +154,10 @@ def test_nothing_without_this_stacks_marks_is_touched(case: str) -> None:
         *(g.id for g in live.of("group").live() if g.mark.get("stack") == STACK),
         # MCP servers likewise.
         *(s.id for s in live.of("mcp_server").live() if s.mark.get("stack") == STACK),
+        # Folders carry no tags: their mark, in metadata, says alone.
+        *(f.id for f in live.of("folder").folders if f.mark.get("stack") == STACK),
+        # Archives carry no marks of their own: a mark block of the stack names them.
+        *(a.id for a in live.of("archive").live(STACK).values()),
     }
     plan = make_plan(desired, live)
     for c in plan.changes:

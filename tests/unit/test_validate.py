@@ -86,6 +86,8 @@ def test_example_validates_into_the_desired_state() -> None:
                 ),
             },
             "group": {},
+            "folder": {},
+            "archive": {},
         },
     )
     assert list(desired.agents) == ["agent.supervisor", "agent.worker"]
@@ -158,7 +160,10 @@ def test_every_field_lands_in_config(tmp_path: Path) -> None:
 
 
 def test_minimal_manifest(tmp_path: Path) -> None:
-    empty = {"identity": {}, "tool": {}, "mcp_server": {}, "block": {}, "agent": {}, "group": {}}
+    empty = {
+        "identity": {}, "tool": {}, "mcp_server": {}, "block": {}, "agent": {}, "group": {},
+        "folder": {}, "archive": {},
+    }  # fmt: skip
     assert check(tmp_path, HEAD) == Desired(stack="s", resources=empty)
     assert check(tmp_path, HEAD + "blocks: {}\nagents: {}\n") == Desired("s", empty)
 
@@ -240,8 +245,8 @@ def test_memory_block_must_name_its_label(tmp_path: Path) -> None:
         pytest.param(
             HEAD + "zzz: 1\n",
             (3, 1),
-            "manifest: unknown key 'zzz' (allowed: agents, blocks, groups, identities, imports, "
-            "mcp_servers, moved, stack, tools, variables, version)",
+            "manifest: unknown key 'zzz' (allowed: agents, archives, blocks, folders, groups, "
+            "identities, imports, mcp_servers, moved, stack, tools, variables, version)",
             id="no-close-match",
         ),
     ],

@@ -1,0 +1,399 @@
+"""Archives: `archives:`, addressed archive.<key> (Letta's `/v1/archives/`: long-term knowledge an
+agent searches with its archival memory tools), optionally seeded with passages from files
+(kinds.archive_passages). Agents attach an archive by key (`archives: [kb]`); Letta gives an
+agent one archive at most.
+
+Where the marks live: Letta 0.16.8 takes no metadata on an archive (create and update accept name
+and description only), and its description is the agents' to read. So, as for groups, the mark
+(stack, address, the archive's id) is kept in a *mark block*: a block labelled
+`letta-apply-archive`, tagged with the stack, attached to no agent, found in the stack's block
+listing at no cost. An archive is the stack's when such a block names it, and for no other
+reason. Archives are listed (one paginated listing) only for a stack that declares archives or
+has mark blocks; then, per archive of the stack, its passages (Letta's passage search, pages of
+100) and its agents.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import Diagnostic
+from ..manifest.files import Document
+from ..model import MARK_KEY, Desired, Live, stack_tag
+from ..plan.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
+from ..plan.marks import digest
+from ..server.client import LettaClient
+from . import archive_passages as ap
+from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of, mark_of
+
+MARK_LABEL = "letta-apply-archive"
+FIELDS = ("name", "description")
+
+
+@dataclass(frozen=True)
+class DesiredArchive:
+    address: str
+    config: Mapping[str, Any] = field(default_factory=dict)  # name, description, embedding
+    passages: tuple[ap.SeedPassage, ...] = ()
+    seeded: bool = False  # whether the manifest declares `passages:` (else they are not compared)
+    agents: tuple[str, ...] = ()
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class MarkBlock:
+    id: str
+    archive: str
+    mark: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LiveArchive:
+    id: str
+    name: str
+    description: str | None
+    mark: Mapping[str, Any]
+    mark_block: str
+    passages: tuple[ap.LivePassage, ...] = ()
+    agents: tuple[tuple[str, str], ...] = ()  # (id, name) of the agents it is attached to
+
+
+@dataclass(frozen=True)
+class ArchiveState:
+    """The stack's mark blocks, the server's archives (None: not listed), and, per archive of
+    the stack, its passages and agents as the server returns them."""
+
+    marks: tuple[MarkBlock, ...] = ()
+    archives: tuple[Mapping[str, Any], ...] | None = None
+    passages: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    agents: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    def live(self, stack: str) -> dict[str, LiveArchive]:
+        """The stack's archives by address: the oldest mark naming an archive that exists."""
+        listed = {str(a["id"]): a for a in self.archives or ()}
+        out: dict[str, LiveArchive] = {}
+        for m in self.marks:
+            address = str(m.mark.get("address"))
+            if address in out or (self.archives is not None and m.archive not in listed):
+                continue
+            raw = listed.get(m.archive, {})
+            passages = list(self.passages.get(m.archive, ()))
+            out[address] = LiveArchive(
+                m.archive, str(raw.get("name") or ""), raw.get("description"), m.mark, m.id,
+                ap.ours(passages, stack, address), self.agents.get(m.archive, ()),
+            )  # fmt: skip
+        return out
+
+
+def _embedding_body(embedding: Any) -> dict[str, Any]:
+    return (
+        {"embedding": embedding}
+        if isinstance(embedding, str)
+        else {"embedding_config": dict(embedding)}
+    )
+
+
+class ArchiveKind(Kind):
+    name: ClassVar[str] = "archive"
+    section: ClassVar[str] = "archives"
+    id_prefix: ClassVar[str] = "archive-"
+    depends_on: ClassVar[tuple[str, ...]] = ("agent",)  # attached to agents by their ids
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("name"),
+        Field("description"),
+        Field("embedding", "initial"),
+        Field("passages"),
+    )
+    marks: ClassVar[str] = f"the metadata of a `{MARK_LABEL}` block tagged with the stack"
+    shape: ClassVar[Shape] = "cylinder"
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def read_files(
+        self, doc: Document, data: Mapping[str, Any]
+    ) -> tuple[list[str], list[Diagnostic]]:
+        return ap.read_all(doc, data)
+
+    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+        """Agents name declared archives, one each (Letta attaches one archive per agent)."""
+        errors: list[Diagnostic] = []
+        section = data.get("archives")
+        archives = section if isinstance(section, dict) else {}
+        agents = data.get("agents")
+        for key, spec in (agents if isinstance(agents, dict) else {}).items():
+            refs = spec.get("archives") if isinstance(spec, dict) else None
+            if not isinstance(refs, list):
+                continue
+            if len(refs) > 1:
+                errors.append(
+                    doc.diag(
+                        ("agents", key, "archives", 1),
+                        f"agents.{key}.archives: Letta attaches one archive per agent; "
+                        f"{len(refs)} are named",
+                    )
+                )
+            for i, ref in enumerate(refs):
+                if not isinstance(ref, str) or ref in archives:
+                    continue
+                hint = difflib.get_close_matches(ref, sorted(archives), n=1)
+                known = (
+                    f"; did you mean '{hint[0]}'?" if hint
+                    else f" (declared: {', '.join(sorted(archives))})" if archives
+                    else " (the manifest declares no archives under 'archives')"
+                )  # fmt: skip
+                errors.append(
+                    doc.diag(
+                        ("agents", key, "archives", i),
+                        f"agents.{key}.archives[{i}]: no archive {ref!r} is declared{known}",
+                    )
+                )
+        return errors
+
+    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+        users: dict[str, list[str]] = {}
+        for akey, spec in (data.get("agents") or {}).items():
+            for ref in spec.get("archives") or ():
+                users.setdefault(ref, []).append(f"agent.{akey}")
+        out: dict[str, DesiredArchive] = {}
+        for key, spec in (data.get("archives") or {}).items():
+            config: dict[str, Any] = {"name": spec.get("name", key)}
+            for k in ("description", "embedding"):
+                if k in spec:
+                    config[k] = spec[k]
+            address = f"archive.{key}"
+            out[address] = DesiredArchive(
+                address, config, ap.seed_passages(doc, key, spec), "passages" in spec,
+                tuple(sorted(users.get(key, ()))), bool(spec.get("prevent_destroy", False)),
+                frozenset(spec.get("ignore_changes", ())),
+            )  # fmt: skip
+        return out
+
+    def references(self, declared: DesiredArchive, desired: Desired) -> list[str]:
+        return list(declared.agents)
+
+    def links(self, declared: DesiredArchive, desired: Desired) -> list[Link]:
+        return [Link(a, shared=True) for a in declared.agents]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+        # Listed now only when the manifest declares archives; otherwise `complete` lists them
+        # only when the stack has mark blocks: a stack without archives pays nothing for them.
+        if desired is not None and not desired.of(self.name):
+            return None
+        return list(client.paginate("/v1/archives/", {}))
+
+    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> ArchiveState:
+        marks = []
+        for b in raw.get("block", ()):
+            m = mark_of(b.get("metadata"))
+            address, aid = m.get("address"), m.get("archive")
+            if (
+                b.get("label") == MARK_LABEL
+                and stack_tag(stack) in (b.get("tags") or [stack_tag(stack)])
+                and m.get("stack") == stack
+                and isinstance(address, str)
+                and address.startswith("archive.")
+                and isinstance(aid, str)
+            ):
+                marks.append(MarkBlock(str(b["id"]), aid, m))
+        listing = raw.get("archive")
+        return ArchiveState(tuple(marks), None if listing is None else tuple(listing))
+
+    def complete(
+        self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
+    ) -> ArchiveState:
+        state: ArchiveState = live.of(self.name)
+        if not state.marks:
+            return state
+        archives = state.archives
+        if archives is None:
+            archives = tuple(client.paginate("/v1/archives/", {}))
+        listed = ArchiveState(state.marks, archives)
+        passages: dict[str, tuple[Mapping[str, Any], ...]] = {}
+        agents: dict[str, tuple[tuple[str, str], ...]] = {}
+        for la in listed.live(desired.stack).values():
+            passages[la.id] = tuple(ap.list_passages(client, la.id))
+            found = client.paginate(f"/v1/archives/{la.id}/agents", {"include": ["agent.tags"]})
+            agents[la.id] = tuple((str(a["id"]), str(a.get("name") or "")) for a in found)
+        return ArchiveState(state.marks, archives, passages, agents)
+
+    def resources(self, state: Any) -> Iterable[LiveArchive]:
+        archives: ArchiveState = state
+        stacks = {str(m.mark.get("stack")) for m in archives.marks}
+        return [a for s in sorted(stacks) for a in archives.live(s).values()]
+
+    # -- planning --------------------------------------------------------------------------
+
+    def match(self, stack: str, live: Live) -> Matched:
+        state: ArchiveState = live.of(self.name)
+        pool = state.live(stack)
+        return Matched(pool, {a: x.id for a, x in pool.items()})
+
+    def create(self, ctx: Context, declared: DesiredArchive) -> None:
+        da = declared
+        archive = {k: da.config[k] for k in FIELDS if k in da.config}
+        if "embedding" in da.config:
+            archive.update(_embedding_body(da.config["embedding"]))
+        diffs = [FieldDiff(k, None, da.config[k], NEW) for k in (*FIELDS, "embedding")
+                 if k in da.config]  # fmt: skip
+        inserts, p_diffs, _ = self._passages(ctx, da, None)
+        attach, a_diffs, _ = self._agents(ctx, da, None)
+        body = {"archive": archive, "mark": self._mark(ctx, da), "insert": inserts,
+                "delete": [], "attach": attach, "detach": []}  # fmt: skip
+        ctx.changes.append(
+            Change(
+                da.address,
+                CREATE,
+                diffs=(*diffs, *p_diffs, *a_diffs),
+                body=body,
+                why=(NEW,),
+                kind=self.name,
+            )
+        )
+
+    def update(
+        self, ctx: Context, declared: DesiredArchive, found: LiveArchive, *, adopt: bool
+    ) -> None:
+        da, la = declared, found
+        u = Update(ctx, da, applied_of(la))
+        u.fields(la, FIELDS)
+        u.protection(True)
+        marked = any(d.field == "prevent_destroy" for d in u.diffs)
+        inserts, p_diffs, deletes = self._passages(ctx, da, la)
+        attach, a_diffs, detach = self._agents(ctx, da, la)
+        if u.needed(adopt=adopt, also=bool(inserts or deletes or attach or detach)):
+            u.diffs.extend([*p_diffs, *a_diffs])
+            u.body = {"archive": dict(u.body), "mark": self._mark(ctx, da) if marked else None,
+                      "mark_block": la.mark_block, "insert": inserts, "delete": deletes,
+                      "attach": attach, "detach": detach}  # fmt: skip
+            u.emit(self.name, la.id, adopt=adopt)
+
+    def _mark(self, ctx: Context, da: DesiredArchive) -> dict[str, Any]:
+        mark: dict[str, Any] = {"stack": ctx.stack, "address": da.address}
+        if da.prevent_destroy:
+            mark["applied"] = {"prevent_destroy": True}
+        return mark
+
+    def _passages(
+        self, ctx: Context, da: DesiredArchive, la: LiveArchive | None
+    ) -> tuple[list[dict[str, Any]], list[FieldDiff], list[str]]:
+        """Seeded passages to insert (new or changed), and the ids of those whose source is
+        gone or changed; agent-written passages carry no mark and are never among them."""
+        if not da.seeded or "passages" in da.ignore:
+            return [], [], []
+        have = {(p.source, p.digest): p for p in (la.passages if la else ())}
+        want = {(p.source, p.digest): p for p in da.passages}
+        why: Why = NEW if la is None else MANIFEST
+        inserts, diffs = [], []
+        for k, p in want.items():
+            if k not in have:
+                inserts.append(ap.passage_body(ctx.stack, da.address, p))
+                diffs.append(FieldDiff(_field(p.source, p.digest), None, _short(p.text), why))
+        deletes = []
+        for k, lp in have.items():
+            if k not in want:
+                deletes.append(lp.id)
+                diffs.append(FieldDiff(_field(lp.source, lp.digest), _short(lp.text), None, why))
+        return inserts, diffs, deletes
+
+    def _agents(
+        self, ctx: Context, da: DesiredArchive, la: LiveArchive | None
+    ) -> tuple[list[Any], list[FieldDiff], list[str]]:
+        attached = {aid for aid, _ in la.agents} if la else set()
+        agents = ctx.pool("agent")
+        attach: list[Any] = []
+        for address in da.agents:
+            aid = ctx.ids.get(address)
+            if address not in ctx.refused and (
+                aid is None or aid not in attached or address in ctx.replacing
+            ):
+                attach.append({"$ref": address})
+        declared = ctx.desired.of("agent")
+        detach = sorted(x.id for a, x in agents.items()
+                        if x.id in attached and a in declared and a not in da.agents)  # fmt: skip
+        diffs: list[FieldDiff] = []
+        if attach or detach:
+            before = sorted(a for a, x in agents.items() if x.id in attached) if la else None
+            diffs.append(FieldDiff("agents", before, sorted(da.agents), MANIFEST if la else NEW))
+        return attach, diffs, detach
+
+    def delete(self, ctx: Context, address: str, found: LiveArchive, why: Why) -> None:
+        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+            ctx.refuse_destroy(address)
+            return
+        ours = {x.id for x in ctx.pool("agent").values()}
+        if ctx.used_elsewhere(address, tuple((i, n, None) for i, n in found.agents), ours):
+            return
+        body = {"mark_block": found.mark_block}
+        ctx.changes.append(Change(address, DELETE, found.id, body=body, why=(why,), kind=self.name))
+
+    def fingerprint(self, resource: LiveArchive, blank: frozenset[str]) -> str:
+        a = resource
+        passages = sorted((p.id, p.digest) for p in a.passages)
+        return digest([a.id, a.name, a.description, dict(a.mark), a.mark_block, passages,
+                       sorted(a.agents)])  # fmt: skip
+
+    def describe(self, resource: LiveArchive, live: Live, hidden: frozenset[str]) -> str:
+        return f"name={resource.name!r}  passages={len(resource.passages)}"
+
+    # -- applying --------------------------------------------------------------------------
+
+    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+        c = run.client
+        rid = change.remote_id or ""
+        if change.action == DELETE:
+            c.request("DELETE", f"/v1/archives/{rid}")
+            c.request("DELETE", f"/v1/blocks/{body['mark_block']}")
+            return rid
+        if change.action == CREATE:
+            rid = str(c.request("POST", "/v1/archives/", json=body["archive"])["id"])
+            run.record(change.address, rid)
+            _write_mark(run, change.address, rid, body["mark"], None)
+        else:
+            if body.get("archive"):
+                c.request("PATCH", f"/v1/archives/{rid}", json=body["archive"])
+            if body.get("mark"):
+                _write_mark(run, change.address, rid, body["mark"], body.get("mark_block"))
+        for pid in body.get("delete") or ():
+            c.request("DELETE", f"/v1/archives/{rid}/passages/{pid}")
+        if body.get("insert"):
+            c.request("POST", f"/v1/archives/{rid}/passages/batch",
+                      json={"passages": body["insert"]})  # fmt: skip
+        for aid in body.get("detach") or ():
+            c.request("PATCH", f"/v1/agents/{aid}/archives/detach/{rid}")
+        for aid in body.get("attach") or ():
+            c.request("PATCH", f"/v1/agents/{aid}/archives/attach/{rid}")
+        return rid
+
+
+def _short(text: str, limit: int = 70) -> str:
+    """A passage as a plan shows it: one line, cut short."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _field(source: str, text_digest: str) -> str:
+    return f"passages['{source}'][{text_digest[:8]}]"
+
+
+def _write_mark(
+    run: Run, address: str, archive_id: str, mark: Mapping[str, Any], block: str | None
+) -> None:
+    meta = {MARK_KEY: {**mark, "archive": archive_id}}
+    if block:
+        run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
+        return
+    value = (
+        f"letta-apply: this block marks {archive_id} as {address} of stack '{run.stack}'. "
+        "It is not memory and is attached to no agent; deleting it releases the archive."
+    )
+    run.client.request(
+        "POST",
+        "/v1/blocks/",
+        json={"label": MARK_LABEL, "value": value, "tags": [run.tag], "metadata": meta},
+    )

@@ -1,0 +1,150 @@
+"""An archive's seeded passages (kinds.archive): read from files while the manifest is loaded, one
+passage per file or one per part between declared separators. Each passage letta-apply inserts is
+tagged with the stack's tag and marked (in its metadata) with its source file and the digest of
+its text, so apply inserts the new ones and deletes those whose source is gone or changed; a
+passage without that mark (one an agent wrote) is never touched.
+
+Letta has no listing of an archive's passages; its passage search, with no query, lists them
+oldest first, at most 100 at a time (tags are filtered after the limit, so the filter is applied
+here), paged by creation time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Diagnostic
+from ..manifest.files import Document, Path_, clip
+from ..model import MARK_KEY, stack_tag
+from ..plan.marks import digest
+from ..server.client import LettaClient
+from .folder_files import declared_files, read_folder_files
+
+MAX_PASSAGE = 100_000  # characters: a passage is embedded whole
+SEARCH_PAGE = 100  # the most Letta's passage search returns
+
+
+def passages_at(key: str) -> Path_:
+    return ("archives", key, "passages", "files")
+
+
+@dataclass(frozen=True)
+class SeedPassage:
+    """One passage the manifest seeds: the file it comes from, its text and the text's digest."""
+
+    source: str
+    text: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class LivePassage:
+    """A passage letta-apply inserted (the stack's tag and mark on it)."""
+
+    id: str
+    text: str
+    source: str
+    digest: str
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> LivePassage:
+        meta = raw.get("metadata")
+        mark = meta.get(MARK_KEY) if isinstance(meta, Mapping) else None
+        mark = mark if isinstance(mark, Mapping) else {}
+        return cls(
+            str(raw["id"]), str(raw.get("text") or ""), str(mark.get("source") or ""),
+            str(mark.get("digest") or ""),
+        )  # fmt: skip
+
+
+def read_all(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Diagnostic]]:
+    """Every archive's seed files, read once while the manifest is loaded (UTF-8 text)."""
+    errors: list[Diagnostic] = []
+    archives = data.get("archives")
+    for key, spec in (archives if isinstance(archives, dict) else {}).items():
+        seed = spec.get("passages") if isinstance(spec, dict) else None
+        patterns = seed.get("files") if isinstance(seed, dict) else None
+        if not isinstance(patterns, list):
+            continue
+        at = passages_at(key)
+        errors += read_folder_files(doc, key, patterns, at)
+        for p, (path, raw) in list(doc.blobs.items()):
+            if p[:-1] != at:
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                message = f"archives.{key}.passages: {clip(path)} is not UTF-8 text"
+                errors.append(doc.diag(at, message))
+                continue
+            sep = seed.get("separator") if isinstance(seed, dict) else None
+            parts = text.split(sep) if isinstance(sep, str) and sep else [text]
+            if any(len(part.strip()) > MAX_PASSAGE for part in parts):
+                errors.append(
+                    doc.diag(
+                        at,
+                        f"archives.{key}.passages: {clip(path)} holds a passage over "
+                        f"{MAX_PASSAGE} characters; declare a separator to split it",
+                    )
+                )
+    read = sorted({path for p, (path, _) in doc.blobs.items() if p[:1] == ("archives",)})
+    return read, errors
+
+
+def seed_passages(doc: Document, key: str, spec: Mapping[str, Any]) -> tuple[SeedPassage, ...]:
+    """The passages archive `key` seeds, in file order; a text repeated in one file is one."""
+    seed = spec.get("passages") or {}
+    sep = seed.get("separator")
+    out: list[SeedPassage] = []
+    seen: set[tuple[str, str]] = set()
+    for f in declared_files(doc, passages_at(key)):
+        _, raw = doc.blobs[(*passages_at(key), f.name)]
+        for part in raw.decode("utf-8").split(sep) if sep else [raw.decode("utf-8")]:
+            text = part.strip()
+            if text and (f.name, text) not in seen:
+                seen.add((f.name, text))
+                out.append(SeedPassage(f.name, text, digest(text)))
+    return tuple(out)
+
+
+def passage_body(stack: str, address: str, p: SeedPassage) -> dict[str, Any]:
+    """The request that inserts a seeded passage, with its mark."""
+    mark = {"stack": stack, "address": address, "source": p.source, "digest": p.digest}
+    return {"text": p.text, "tags": [stack_tag(stack)], "metadata": {MARK_KEY: mark}}
+
+
+def list_passages(client: LettaClient, archive_id: str) -> list[dict[str, Any]]:
+    """Every passage of an archive, oldest first: pages of the passage search (a read), each
+    starting at the newest time seen (inclusive: repeats are dropped)."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    body: dict[str, Any] = {"archive_id": archive_id, "limit": SEARCH_PAGE}
+    while True:
+        page = client.request("POST", "/v1/passages/search", json=body, read=True) or []
+        fresh = [r["passage"] for r in page if r["passage"]["id"] not in seen]
+        if not fresh:
+            return out
+        seen.update(p["id"] for p in fresh)
+        out.extend(fresh)
+        if len(page) < SEARCH_PAGE:
+            return out
+        body = {**body, "start_date": max(str(p["created_at"]) for p in fresh)}
+
+
+def ours(
+    passages: Iterable[Mapping[str, Any]], stack: str, address: str
+) -> tuple[LivePassage, ...]:
+    """The passages letta-apply inserted for `address`: the stack's tag and mark on them."""
+    found = []
+    for p in passages:
+        meta = p.get("metadata")
+        mark = meta.get(MARK_KEY) if isinstance(meta, Mapping) else None
+        if (
+            stack_tag(stack) in (p.get("tags") or ())
+            and isinstance(mark, Mapping)
+            and (mark.get("stack"), mark.get("address")) == (stack, address)
+        ):
+            found.append(LivePassage.from_api(p))
+    return tuple(found)

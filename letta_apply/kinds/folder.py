@@ -1,0 +1,415 @@
+"""Folders: `folders:`, addressed folder.<key> (Letta's `/v1/folders/`: documents an agent reads,
+searches and opens with its file tools), with their files (`files:`, paths and globs relative to
+the manifest, see kinds.folder_files). Agents attach folders by key (`folders: [handbook]`); a
+folder attached to many agents is uploaded once.
+
+Marks: in the folder's `metadata`, under `letta_apply`: stack, address, field digests, and the
+files letta-apply uploaded (name -> digest, size, file id; see kinds.folder_plan). Letta's
+files carry no metadata of their own, so the folder holds the record. Folder names are unique
+on a server: a declared name held by a folder the stack does not own is refused.
+
+The folder's embedding is set when it is made (Letta embeds every file with it; changing it
+under existing files would mix two models): a different declared embedding is a note, not a
+change. Reads are one folder listing plus, per folder of the stack, its file listing and its
+agent list.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import ApiError, Diagnostic
+from ..manifest.files import Document
+from ..model import MARK_KEY, Desired, Live
+from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ..plan.marks import digest
+from ..server.client import LettaClient
+from . import folder_plan as fp
+from .base import (
+    Context,
+    Field,
+    Kind,
+    Link,
+    Matched,
+    Run,
+    Shape,
+    Update,
+    applied_of,
+    carries,
+    mark_of,
+    owned_by,
+    settle,
+)
+from .folder_files import LocalFile, declared_files, files_at, read_all
+
+FIELDS = ("name", "description", "instructions")
+
+
+@dataclass(frozen=True)
+class DesiredFolder:
+    """A folder as the manifest declares it; `config` holds name and whatever else it sets
+    (description, instructions, metadata, embedding)."""
+
+    address: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    files: tuple[LocalFile, ...] = ()
+    agents: tuple[str, ...] = ()  # addresses of the agents that attach it
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class LiveFolder:
+    id: str
+    name: str
+    description: str | None
+    instructions: str | None
+    metadata: Mapping[str, Any]  # the mark apart
+    embedding: Mapping[str, Any]
+    mark: Mapping[str, Any]
+    files: tuple[fp.LiveFile, ...] = ()
+    agents: tuple[str, ...] = ()  # ids of the agents it is attached to
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any], files: Any = (), agents: Any = ()) -> LiveFolder:
+        meta = dict(raw.get("metadata") or {})
+        mark = mark_of(meta)
+        meta.pop(MARK_KEY, None)
+        return cls(
+            str(raw["id"]), str(raw.get("name") or ""), raw.get("description"),
+            raw.get("instructions"), meta, dict(raw.get("embedding_config") or {}), mark,
+            tuple(fp.LiveFile.from_api(f) for f in files), tuple(agents),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FolderState:
+    folders: tuple[LiveFolder, ...] = ()
+
+
+def folder_applied(df: DesiredFolder) -> dict[str, Any]:
+    out: dict[str, Any] = {k: digest(df.config[k]) for k in (*FIELDS, "metadata") if k in df.config}
+    if df.prevent_destroy:
+        out["prevent_destroy"] = True
+    return out
+
+
+def folder_mark(stack: str, df: DesiredFolder, files: Mapping[str, Any]) -> dict[str, Any]:
+    return {"stack": stack, "address": df.address, "applied": folder_applied(df),
+            "files": dict(files)}  # fmt: skip
+
+
+def _embedding_body(embedding: Any) -> dict[str, Any]:
+    if isinstance(embedding, str):
+        return {"embedding": embedding}
+    return {"embedding_config": dict(embedding)}
+
+
+def _embedding_differs(declared: Any, live: Mapping[str, Any]) -> bool:
+    if isinstance(declared, str):
+        return bool(live.get("handle")) and live.get("handle") != declared
+    return any(live.get(k) != v for k, v in dict(declared).items())
+
+
+class FolderKind(Kind):
+    name: ClassVar[str] = "folder"
+    section: ClassVar[str] = "folders"
+    id_prefix: ClassVar[str] = "source-"
+    depends_on: ClassVar[tuple[str, ...]] = ("agent",)  # attached to agents by their ids
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("name"),
+        Field("description"),
+        Field("instructions"),
+        Field("metadata"),
+        Field("embedding", "initial"),
+        Field("files"),
+    )
+    marks: ClassVar[str] = f"the `{MARK_KEY}` entry of `metadata` (with the uploaded files)"
+    shape: ClassVar[Shape] = "cylinder"
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def read_files(
+        self, doc: Document, data: Mapping[str, Any]
+    ) -> tuple[list[str], list[Diagnostic]]:
+        return read_all(doc, data)
+
+    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+        """Folder names are unique on a server; agents name declared folders."""
+        errors: list[Diagnostic] = []
+        section = data.get("folders")
+        folders = section if isinstance(section, dict) else {}
+        seen: dict[str, str] = {}
+        for key, spec in folders.items():
+            name = spec.get("name", key) if isinstance(spec, dict) else key
+            if isinstance(name, str) and name in seen:
+                at = ("folders", key, "name") if "name" in spec else ("folders", key)
+                errors.append(
+                    doc.diag(
+                        at,
+                        f"folders.{key}: name {name!r} is already used by folders.{seen[name]}; "
+                        "folder names are unique on a Letta server",
+                        key="name" not in spec,
+                    )
+                )
+            elif isinstance(name, str):
+                seen[name] = key
+        agents = data.get("agents")
+        for key, spec in (agents if isinstance(agents, dict) else {}).items():
+            refs = spec.get("folders") if isinstance(spec, dict) else None
+            for i, ref in enumerate(refs if isinstance(refs, list) else []):
+                if not isinstance(ref, str) or ref in folders:
+                    continue
+                hint = difflib.get_close_matches(ref, sorted(folders), n=1)
+                known = (
+                    f"; did you mean '{hint[0]}'?" if hint
+                    else f" (declared: {', '.join(sorted(folders))})" if folders
+                    else " (the manifest declares no folders under 'folders')"
+                )  # fmt: skip
+                errors.append(
+                    doc.diag(
+                        ("agents", key, "folders", i),
+                        f"agents.{key}.folders[{i}]: no folder {ref!r} is declared{known}",
+                    )
+                )
+        return errors
+
+    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+        users: dict[str, list[str]] = {}
+        for akey, spec in (data.get("agents") or {}).items():
+            for ref in spec.get("folders") or ():
+                users.setdefault(ref, []).append(f"agent.{akey}")
+        out: dict[str, DesiredFolder] = {}
+        for key, spec in (data.get("folders") or {}).items():
+            config: dict[str, Any] = {"name": spec.get("name", key)}
+            for k in ("description", "instructions", "embedding"):
+                if k in spec:
+                    config[k] = spec[k]
+            if "metadata" in spec:
+                config["metadata"] = dict(spec["metadata"])
+            address = f"folder.{key}"
+            files = declared_files(doc, files_at(key))
+            out[address] = DesiredFolder(
+                address, config, files, tuple(sorted(users.get(key, ()))),
+                bool(spec.get("prevent_destroy", False)),
+                frozenset(spec.get("ignore_changes", ())),
+            )  # fmt: skip
+        return out
+
+    def references(self, declared: DesiredFolder, desired: Desired) -> list[str]:
+        return list(declared.agents)
+
+    def links(self, declared: DesiredFolder, desired: Desired) -> list[Link]:
+        return [Link(a, shared=True) for a in declared.agents]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+        """Every folder (folders have no tags to filter on); files and agents of the stack's."""
+        folders = list(client.paginate("/v1/folders/", {}))
+        files: dict[str, list[dict[str, Any]]] = {}
+        agents: dict[str, list[str]] = {}
+        for f in folders:
+            if mark_of(f.get("metadata")).get("stack") != stack:
+                continue
+            fid = str(f["id"])
+            files[fid] = list(client.paginate(f"/v1/folders/{fid}/files", {}))
+            agents[fid] = folder_agents(client, fid)
+        return {"folders": folders, "files": files, "agents": agents}
+
+    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> FolderState:
+        got = raw["folder"]
+        return FolderState(
+            tuple(
+                LiveFolder.from_api(
+                    f, got["files"].get(f["id"], ()), got["agents"].get(f["id"], ())
+                )
+                for f in got["folders"]
+            )
+        )
+
+    def resources(self, state: Any) -> Iterable[LiveFolder]:
+        folders: FolderState = state
+        return folders.folders
+
+    # -- planning --------------------------------------------------------------------------
+
+    def match(self, stack: str, live: Live) -> Matched:
+        state: FolderState = live.of("folder")
+        pool: dict[str, LiveFolder] = {}
+        notes: list[str] = []
+        for f in state.folders:
+            address = owned_by(f, stack, self.name)
+            if address is None:
+                continue
+            if address in pool:
+                notes.append(
+                    f"{address}: more than one folder carries this address ({pool[address].id}, "
+                    f"{f.id}); using {pool[address].id}, the other is left alone"
+                )
+            else:
+                pool[address] = f
+        return Matched(pool, {a: f.id for a, f in pool.items()}, tuple(notes))
+
+    def create(self, ctx: Context, declared: DesiredFolder) -> None:
+        df = declared
+        holder = self.clash(ctx.live, df.config["name"])
+        if holder:
+            ctx.refused.add(df.address)
+            ctx.problems.append(
+                Problem(
+                    df.address,
+                    f"a folder named '{df.config['name']}' already exists on the server and is "
+                    f"not managed by stack '{ctx.stack}' ({', '.join(holder)})",
+                    "declare another name (folder names are unique on a Letta server)",
+                )
+            )
+            return
+        folder = {k: df.config[k] for k in FIELDS if k in df.config}
+        folder["metadata"] = {**df.config.get("metadata", {}),
+                              MARK_KEY: folder_mark(ctx.stack, df, {})}  # fmt: skip
+        if "embedding" in df.config:
+            folder.update(_embedding_body(df.config["embedding"]))
+        diffs = [FieldDiff(k, None, df.config[k], NEW) for k in (*FIELDS, "metadata", "embedding")
+                 if k in df.config]  # fmt: skip
+        file_diffs, uploads, _, _ = fp.plan_files(ctx, df, None)
+        agent_diffs, attach, _ = fp.plan_agents(ctx, df, None)
+        body = {"folder": folder, "uploads": uploads, "deletes": [], "attach": attach,
+                "detach": [], "kept": {}}  # fmt: skip
+        ctx.changes.append(
+            Change(
+                df.address,
+                CREATE,
+                diffs=(*diffs, *file_diffs, *agent_diffs),
+                body=body,
+                why=(NEW,),
+                kind=self.name,
+            )
+        )
+
+    def update(
+        self, ctx: Context, declared: DesiredFolder, found: LiveFolder, *, adopt: bool
+    ) -> None:
+        df, lf = declared, found
+        u = Update(ctx, df, None if adopt else applied_of(lf))
+        u.fields(lf, FIELDS)
+        u.mapping("metadata", lf.metadata)
+        u.protection(bool(lf.mark) or adopt)
+        if "embedding" in df.config and _embedding_differs(df.config["embedding"], lf.embedding):
+            ctx.notes.append(
+                f"{df.address}: the declared embedding differs from the folder's; a folder keeps "
+                "the embedding it was made with (rename the folder to make a new one)"
+            )
+        file_diffs, uploads, deletes, kept = fp.plan_files(ctx, df, lf)
+        agent_diffs, attach, detach = fp.plan_agents(ctx, df, lf)
+        writes = bool(uploads or deletes or attach or detach)
+        if u.needed(adopt=adopt, also=writes):
+            marked = bool(u.diffs) or bool(file_diffs) or adopt  # attaches alone leave the mark
+            u.diffs.extend([*file_diffs, *agent_diffs])
+            folder = dict(u.body)
+            if marked:
+                meta = df.config.get("metadata", lf.metadata)
+                folder["metadata"] = {**meta, MARK_KEY: folder_mark(ctx.stack, df, kept)}
+            u.body = {"folder": folder, "uploads": uploads, "deletes": deletes,
+                      "attach": attach, "detach": detach, "kept": kept}  # fmt: skip
+            u.emit(self.name, lf.id, adopt=adopt)
+
+    def delete(self, ctx: Context, address: str, found: LiveFolder, why: Why) -> None:
+        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+            ctx.refuse_destroy(address)
+            return
+        ours = {la.id for la in ctx.pool("agent").values()}
+        users = tuple((aid, aid, None) for aid in found.agents)
+        if ctx.used_elsewhere(address, users, ours):
+            return
+        ctx.changes.append(Change(address, DELETE, found.id, why=(why,), kind=self.name))
+
+    def fingerprint(self, resource: LiveFolder, blank: frozenset[str]) -> str:
+        f = resource
+        # A file still being processed when the plan was made may have finished since: only a
+        # failure changes what a plan does with it.
+        files = sorted((x.id, x.name, x.status == "error") for x in f.files)
+        return digest([f.id, f.name, f.description, f.instructions, dict(f.metadata),
+                       dict(f.mark), files, sorted(f.agents)])  # fmt: skip
+
+    def describe(self, resource: LiveFolder, live: Live, hidden: frozenset[str]) -> str:
+        return f"name={resource.name!r}  files={len(resource.files)}"
+
+    def created_name(self, change: Change) -> str:
+        return str(change.body.get("folder", {}).get("name", ""))
+
+    def clash(self, live: Live, name: str) -> tuple[str, ...]:
+        state: FolderState = live.of("folder")
+        return tuple(f.id for f in state.folders if f.name == name and not f.mark)
+
+    # -- applying --------------------------------------------------------------------------
+
+    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+        c = run.client
+        rid = change.remote_id or ""
+        if change.action == DELETE:
+            c.request("DELETE", f"/v1/folders/{rid}")
+            return rid
+        folder = dict(body.get("folder") or {})
+        if change.action == CREATE:
+            rid = _create(run, change.address, folder)
+            run.record(change.address, rid)
+        for file_id in body.get("deletes") or ():
+            c.request("DELETE", f"/v1/folders/{rid}/{file_id}")
+        files = dict(body.get("kept") or {})
+        sent: dict[str, fp.LiveFile] = {}
+        for up in body.get("uploads") or ():
+            made = fp.upload(run, change.address, rid, up)
+            sent[made.id] = made
+            files[str(up["name"])] = {"digest": up["digest"], "size": up["size"], "id": made.id}
+        done = fp.wait_processed(run, change.address, rid, set(sent))
+        # The mark records every uploaded file with the id Letta gave it, failed ones too: their
+        # status says they are sent again. A create wrote the rest of the folder already.
+        patch = {} if change.action == CREATE else folder
+        if "metadata" in folder and (sent or patch):
+            meta = dict(folder["metadata"])
+            mark = {**dict(meta.get(MARK_KEY) or {}), "files": files}
+            c.request(
+                "PATCH", f"/v1/folders/{rid}", json={**patch, "metadata": {**meta, MARK_KEY: mark}}
+            )
+        for aid in body.get("detach") or ():
+            c.request("PATCH", f"/v1/agents/{aid}/folders/detach/{rid}")
+        for aid in body.get("attach") or ():
+            c.request("PATCH", f"/v1/agents/{aid}/folders/attach/{rid}")
+        failed = fp.failures(done)
+        if failed:
+            raise ApiError(failed)
+        return rid
+
+
+def _create(run: Run, address: str, body: Mapping[str, Any]) -> str:
+    """Create a folder; settle with any other run that made the same address meanwhile."""
+
+    def candidates() -> list[dict[str, Any]]:
+        found = run.client.paginate("/v1/folders/", {"name": body["name"]})
+        return [f for f in found if carries(f, run.stack, address)]
+
+    created = run.client.request(
+        "POST", "/v1/folders/", json=body, find=lambda: next(iter(candidates()), None)
+    )
+    winner = settle(created, candidates())
+    if winner is not created:
+        run.client.request("DELETE", f"/v1/folders/{created['id']}")
+    return str(winner["id"])
+
+
+def folder_agents(client: LettaClient, fid: str) -> list[str]:
+    """Ids of the agents a folder is attached to (the route lists ids, not objects)."""
+    out: list[str] = []
+    while True:
+        params: dict[str, Any] = {"limit": 1000, "order": "asc"}
+        if out:
+            params["after"] = out[-1]
+        page = client.request("GET", f"/v1/folders/{fid}/agents", params=params)
+        fresh = [str(a) for a in page or () if str(a) not in out]
+        out.extend(fresh)
+        if len(fresh) < 1000:
+            return out

@@ -1,0 +1,282 @@
+"""A folder's files (kinds.folder): the paths and globs of `files:` resolved against the manifest's
+tree and read once while the manifest is loaded, under the same rule as `value_file` (nothing
+outside the folder given to -f without --allow-outside-files; a symlink counts where it points).
+
+Each file gets its name in the Letta folder: its path relative to the pattern's literal folder
+(`docs/handbook/**/*.md` names `docs/handbook/policies/refunds.md` as `policies/refunds.md`; a
+plain path is named by its base name). Letta keys duplicate uploads by that name, so two files
+with one name in a folder are refused here. Files Letta would refuse (its parsers take a fixed
+set of extensions) are refused here too, before any request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import Diagnostic
+from ..manifest.files import Document, Path_, Unreadable, clip, read_regular
+
+# Letta 0.16.8's parsers (services/file_processor/file_types.py): anything else gets 415.
+EXTENSIONS = frozenset(
+    {
+        ".pdf",
+        ".txt",
+        ".md",
+        ".markdown",
+        ".json",
+        ".jsonl",
+        ".csv",
+        ".py",
+        ".js",
+        ".ts",
+        ".java",
+        ".cpp",
+        ".cxx",
+        ".c",
+        ".h",
+        ".cs",
+        ".php",
+        ".rb",
+        ".go",
+        ".rs",
+        ".swift",
+        ".kt",
+        ".scala",
+        ".r",
+        ".m",
+        ".html",
+        ".htm",
+        ".css",
+        ".scss",
+        ".sass",
+        ".less",
+        ".vue",
+        ".jsx",
+        ".tsx",
+        ".xml",
+        ".yaml",
+        ".yml",
+        ".toml",
+        ".ini",
+        ".cfg",
+        ".conf",
+        ".sh",
+        ".bash",
+        ".ps1",
+        ".bat",
+        ".cmd",
+        ".dockerfile",
+        ".sql",
+    }
+)
+MAX_NAME = 255  # Letta 0.16.8 MAX_FILENAME_LENGTH
+MAX_FILE_BYTES = 50 * 1024 * 1024  # what letta-apply holds in memory per file
+MAX_FILES = 10_000  # per folder: a glob that matches more is a mistake, not a handbook
+_GLOB = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """One file a folder declares: its name in the folder, where it is read from, its digest
+    (sha256 of the bytes, the first 16 hex digits) and size."""
+
+    name: str
+    path: str
+    digest: str
+    size: int
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def files_at(key: str) -> Path_:
+    return ("folders", key, "files")
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A glob as a regex on posix relative paths: `**/` any folders (none included), `*` and
+    `?` within one name, `[...]` a class. Names starting with '.' match only spelt out."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += r"(?:[^/.][^/]*/)*"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += r"(?:[^/.][^/]*(?:/[^/.][^/]*)*)?"
+            i += 2
+        elif pattern[i] == "*":
+            out += r"[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += r"[^/]"
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i + 1 : end].replace("\\", "\\\\")
+            out += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
+            i = end + 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out)
+
+
+def _literal_base(pattern: str) -> str:
+    """The folders of a glob before its first wildcard ("docs/**/*.md" -> "docs")."""
+    parts = PurePosixPath(pattern).parts
+    literal = []
+    for part in parts[:-1]:
+        if _GLOB.search(part):
+            break
+        literal.append(part)
+    return "/".join(literal)
+
+
+def _walk(base: Path) -> list[str]:
+    """Every file under `base` as a posix path relative to it. Symlinked folders are not
+    entered (a loop would never end; one pointing outside is outside); hidden ones neither."""
+    found: list[str] = []
+    for top, dirs, files in os.walk(base, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(top).relative_to(base).as_posix()
+        for f in sorted(files):
+            if not f.startswith("."):
+                found.append(f if rel == "." else f"{rel}/{f}")
+        if len(found) > MAX_FILES:
+            break
+    return found
+
+
+def _matches(doc: Document, at: Path_, pattern: str) -> tuple[list[tuple[str, str]], str | None]:
+    """(name in the folder, path relative to the manifest) of each file `pattern` names, or
+    why it names none that may be read."""
+    if pattern.startswith("/") or "\\" in pattern:
+        return [], f"{clip(pattern)}: write paths relative to the manifest, with '/'"
+    if not _GLOB.search(pattern):
+        return [(PurePosixPath(pattern).name, pattern)], None
+    base_rel = _literal_base(pattern)
+    base, refused = doc.referenced(at, base_rel or ".")
+    if refused:
+        return [], refused
+    if not base.is_dir():
+        return [], f"{clip(pattern)} matches no file ({base_rel or '.'} is not a folder)"
+    rest = pattern[len(base_rel) + 1 :] if base_rel else pattern
+    regex = _pattern_regex(rest)
+    names = [n for n in _walk(base) if regex.fullmatch(n)]
+    if not names:
+        return [], f"{clip(pattern)} matches no file"
+    return [(n, f"{base_rel}/{n}" if base_rel else n) for n in names], None
+
+
+def read_folder_files(
+    doc: Document, key: str, patterns: list[Any], list_at: Path_ | None = None
+) -> list[Diagnostic]:
+    """Resolve and read the files of the list at `list_at` (folder `key`'s `files` unless
+    given) into `doc.blobs`; the problems found."""
+    errors: list[Diagnostic] = []
+    by_name: dict[str, tuple[str, int]] = {}  # name -> (path, entry index)
+    list_at = list_at or files_at(key)
+    where = ".".join(map(str, list_at))
+    for i, pattern in enumerate(patterns):
+        if not isinstance(pattern, str) or not pattern:
+            continue  # the schema reports it
+        at = (*list_at, i)
+        found, why = _matches(doc, at, pattern)
+        if why:
+            errors.append(doc.diag(at, f"{where}[{i}]: {why}"))
+            continue
+        for name, rel in found:
+            problem = _refused_name(name)
+            if problem:
+                errors.append(doc.diag(at, f"{where}[{i}]: {clip(rel)}: {problem}"))
+                continue
+            if name in by_name and by_name[name][0] != rel:
+                other, j = by_name[name]
+                errors.append(
+                    doc.diag(
+                        at,
+                        f"{where}[{i}]: {clip(rel)} and {clip(other)} (files[{j}]) would both be "
+                        f"named {name!r} in the folder; Letta keys files by name",
+                    )
+                )
+                continue
+            path, refused = doc.referenced(at, rel)
+            if refused:
+                errors.append(doc.diag(at, f"{where}[{i}]: {refused}"))
+                continue
+            if not path.exists() and not path.is_symlink():
+                errors.append(doc.diag(at, f"{where}[{i}]: no such file: {path}"))
+                continue
+            try:
+                data = read_regular(path, MAX_FILE_BYTES)
+            except Unreadable as e:
+                errors.append(doc.diag(at, f"{where}[{i}]: {path} {e}"))
+                continue
+            by_name[name] = (rel, i)
+            doc.blobs[(*list_at, name)] = (str(path), data)
+    if len(by_name) > MAX_FILES:
+        errors.append(doc.diag(list_at, f"{where}: over {MAX_FILES} files"))
+    return errors
+
+
+def _refused_name(name: str) -> str | None:
+    ext = PurePosixPath(name).suffix.lower()
+    if ext not in EXTENSIONS:
+        shown = f"type {ext!r}" if ext else "a file with no extension"
+        return (
+            f"Letta does not take {shown} (it takes .md, .txt, .pdf, .json, .csv, source code "
+            "and the like)"
+        )
+    if len(name) > MAX_NAME:
+        return f"its name in the folder is over {MAX_NAME} characters"
+    if PurePosixPath(name).name.startswith("."):
+        return "Letta refuses names starting with '.'"
+    return None
+
+
+def declared_files(doc: Document, prefix: Path_) -> tuple[LocalFile, ...]:
+    """The files of the list at `prefix` (a folder's `files`) read while loading, by name."""
+    out = [
+        LocalFile(str(p[-1]), _relative(path), file_digest(data), len(data))
+        for p, (path, data) in doc.blobs.items()
+        if p[:-1] == prefix
+    ]
+    return tuple(sorted(out, key=lambda f: f.name))
+
+
+def _relative(path: str) -> str:
+    """`path` as a plan records it: relative to the working folder when under it, as manifest
+    paths are (a plan saved in one checkout applies in another at the same place)."""
+    try:
+        return Path(path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path
+
+
+def read_all(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Diagnostic]]:
+    """Every folder's files, read once while the manifest is loaded."""
+    errors: list[Diagnostic] = []
+    folders = data.get("folders")
+    for key, spec in (folders if isinstance(folders, dict) else {}).items():
+        patterns = spec.get("files") if isinstance(spec, dict) else None
+        if isinstance(patterns, list):
+            errors += read_folder_files(doc, key, patterns)
+    read = sorted({path for p, (path, _) in doc.blobs.items() if p[:1] == ("folders",)})
+    return read, errors
+
+
+def size(n: int) -> str:
+    """A byte count as people read it."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"

@@ -38,8 +38,16 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
 
 
 KINDS: tuple[Kind, ...] = _ordered(
-    [IdentityKind(), BlockKind(), ToolKind(), McpServerKind(), AgentKind(), GroupKind()]
-    + [FolderKind(), ArchiveKind()]
+    [
+        IdentityKind(),
+        BlockKind(),
+        ToolKind(),
+        McpServerKind(),
+        AgentKind(),
+        GroupKind(),
+        FolderKind(),
+        ArchiveKind(),
+    ]
 )
 _BY_NAME = {k.name: k for k in KINDS}
 

@@ -127,19 +127,19 @@ def minimum(
 ) -> tuple[int, int]:
     """The fewest (reads, writes) the step can make: each kind of resource listed once, page by
     page until an empty page (only that proves the end: a server may cap its pages), and one
-    write per resource created, changed or
-    deleted (Letta has no bulk writes). Letta cannot filter tools, identities or folders by
-    tag, so finding the stack's takes one listing of the server's `tools`, `identities` and
-    `folders` (none here): the constant of the read cost."""
+    write per resource created, changed or deleted (Letta has no bulk writes). Letta cannot
+    filter tools or identities by tag, so finding the stack's takes one listing of the
+    server's `tools` and `identities`: the constant of the read cost. (Folders are listed only
+    by a stack that holds some.)"""
 
     def pages(n: int) -> int:
         return math.ceil(n / PAGE_SIZE) + 1
 
-    listing = pages(agents) + pages(shared) + pages(tools) + pages(identities) + pages(0)
+    listing = pages(agents) + pages(shared) + pages(tools) + pages(identities)
     changed = math.ceil(agents / CHANGED_SHARE)
     return {
         # empty lists; one create each
-        "cold_apply": (3 * pages(0) + pages(tools) + pages(identities), shared + agents),
+        "cold_apply": (2 * pages(0) + pages(tools) + pages(identities), shared + agents),
         "converged_plan": (listing, 0),
         "noop_apply": (listing, 0),
         "change_apply": (listing, 2 * changed),  # agent and persona descriptions

@@ -17,13 +17,14 @@ agent list.
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
-from ..model import MARK_KEY, Desired, Live
+from ..model import MARK_KEY, Desired, Live, stack_tag
 from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
 from ..plan.marks import digest
 from ..server.client import LettaClient
@@ -46,6 +47,13 @@ from .base import (
 from .folder_files import LocalFile, declared_files, files_at, read_all
 
 FIELDS = ("name", "description", "instructions")
+FLAG_LABEL = "letta-apply-folders"
+FLAG = "folder flag"  # what the run records the flag's id under
+
+# The flag is written once per run, however many folder creates run at once, and deleted after
+# the last of a plan's folder deletes: counted here (one apply per process).
+_flag_lock = threading.Lock()
+_deleted: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,20 @@ class LiveFolder:
 @dataclass(frozen=True)
 class FolderState:
     folders: tuple[LiveFolder, ...] = ()
+    flag: str | None = None  # the id of the stack's folder flag
+    listed: bool = True  # False: the server's folders were not read (the stack has none)
+
+
+def folder_flag(blocks: Iterable[Mapping[str, Any]], stack: str) -> str | None:
+    """The id of the stack's folder flag among its tagged blocks, if any."""
+    for b in blocks:
+        if (
+            b.get("label") == FLAG_LABEL
+            and stack_tag(stack) in (b.get("tags") or ())
+            and mark_of(b.get("metadata")).get("stack") == stack
+        ):
+            return str(b["id"])
+    return None
 
 
 def folder_applied(df: DesiredFolder) -> dict[str, Any]:
@@ -208,28 +230,36 @@ class FolderKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        """Every folder (folders have no tags to filter on); files and agents of the stack's."""
-        folders = list(client.paginate("/v1/folders/", {}))
-        files: dict[str, list[dict[str, Any]]] = {}
-        agents: dict[str, list[str]] = {}
-        for f in folders:
-            if mark_of(f.get("metadata")).get("stack") != stack:
-                continue
-            fid = str(f["id"])
-            files[fid] = list(client.paginate(f"/v1/folders/{fid}/files", {}))
-            agents[fid] = folder_agents(client, fid)
-        return {"folders": folders, "files": files, "agents": agents}
+        """Every folder (folders have no tags to filter on); files and agents of the stack's.
+        Only when the manifest declares folders: otherwise `complete` reads them if the stack's
+        folder flag says it holds some."""
+        if desired is not None and not desired.of(self.name):
+            return None
+        return _listing(client, stack)
 
     def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> FolderState:
+        flag = folder_flag(raw.get("block", ()), stack)
         got = raw["folder"]
+        if got is None:
+            return FolderState(flag=flag, listed=False)
         return FolderState(
             tuple(
                 LiveFolder.from_api(
                     f, got["files"].get(f["id"], ()), got["agents"].get(f["id"], ())
                 )
                 for f in got["folders"]
-            )
+            ),
+            flag,
         )
+
+    def complete(
+        self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
+    ) -> FolderState:
+        state: FolderState = live.of(self.name)
+        if state.listed or state.flag is None:
+            return state
+        found = self.state({"folder": _listing(client, desired.stack)}, {}, desired.stack)
+        return replace(found, flag=state.flag)
 
     def resources(self, state: Any) -> Iterable[LiveFolder]:
         folders: FolderState = state
@@ -277,8 +307,11 @@ class FolderKind(Kind):
                  if k in df.config]  # fmt: skip
         file_diffs, uploads, _, _ = fp.plan_files(ctx, df, None)
         agent_diffs, attach, _ = fp.plan_agents(ctx, df, None)
-        body = {"folder": folder, "uploads": uploads, "deletes": [], "attach": attach,
-                "detach": [], "kept": {}}  # fmt: skip
+        body: dict[str, Any] = {"folder": folder, "uploads": uploads, "deletes": [],
+                                "attach": attach, "detach": [], "kept": {}}  # fmt: skip
+        state: FolderState = ctx.live.of(self.name)
+        if state.flag is None:
+            body["flag"] = True
         ctx.changes.append(
             Change(
                 df.address,
@@ -325,7 +358,13 @@ class FolderKind(Kind):
         users = tuple((aid, aid, None) for aid in found.agents)
         if ctx.used_elsewhere(address, users, ours):
             return
-        ctx.changes.append(Change(address, DELETE, found.id, why=(why,), kind=self.name))
+        state: FolderState = ctx.live.of(self.name)
+        body: dict[str, Any] = {}
+        if state.flag and not ctx.desired.of(self.name):
+            # The stack keeps no folder: the flag goes after the last delete (a delete that is
+            # refused or fails leaves its folder, and the count short, so the flag stays).
+            body = {"flag": state.flag, "of": len(ctx.pool(self.name))}
+        ctx.changes.append(Change(address, DELETE, found.id, body=body, why=(why,), kind=self.name))
 
     def fingerprint(self, resource: LiveFolder, blank: frozenset[str]) -> str:
         f = resource
@@ -352,9 +391,13 @@ class FolderKind(Kind):
         rid = change.remote_id or ""
         if change.action == DELETE:
             c.request("DELETE", f"/v1/folders/{rid}")
+            if body.get("flag"):
+                _lower_flag(run, str(body["flag"]), int(body["of"]))
             return rid
         folder = dict(body.get("folder") or {})
         if change.action == CREATE:
+            if body.get("flag"):
+                _raise_flag(run)
             rid = _create(run, change.address, folder)
             run.record(change.address, rid)
         for file_id in body.get("deletes") or ():
@@ -399,6 +442,60 @@ def _create(run: Run, address: str, body: Mapping[str, Any]) -> str:
     if winner is not created:
         run.client.request("DELETE", f"/v1/folders/{created['id']}")
     return str(winner["id"])
+
+
+def _listing(client: LettaClient, stack: str) -> dict[str, Any]:
+    folders = list(client.paginate("/v1/folders/", {}))
+    files: dict[str, list[dict[str, Any]]] = {}
+    agents: dict[str, list[str]] = {}
+    for f in folders:
+        if mark_of(f.get("metadata")).get("stack") != stack:
+            continue
+        fid = str(f["id"])
+        files[fid] = list(client.paginate(f"/v1/folders/{fid}/files", {}))
+        agents[fid] = folder_agents(client, fid)
+    return {"folders": folders, "files": files, "agents": agents}
+
+
+def _raise_flag(run: Run) -> None:
+    """Write the stack's folder flag, once per run, before the folder that needs it."""
+    with _flag_lock:
+        if run.id_of(FLAG) != FLAG:
+            return
+
+        def find() -> dict[str, Any] | None:
+            return next(iter(run.client.list_blocks(run.tag, label=FLAG_LABEL)), None)
+
+        value = (
+            f"letta-apply: stack '{run.stack}' holds folders. This block is not memory and is "
+            "attached to no agent; it is deleted with the stack's last folder."
+        )
+        made = run.client.request(
+            "POST",
+            "/v1/blocks/",
+            json={
+                "label": FLAG_LABEL,
+                "value": value,
+                "tags": [run.tag],
+                "metadata": {MARK_KEY: {"stack": run.stack}},
+            },
+            find=find,
+        )
+        run.record(FLAG, str(made["id"]))
+
+
+def _lower_flag(run: Run, flag: str, deletes: int) -> None:
+    """Count one of the plan's `deletes` folder deletes done; after the last, delete the flag
+    (a delete that failed leaves a folder, and so the flag)."""
+    with _flag_lock:
+        _deleted[flag] = _deleted.get(flag, 0) + 1
+        if _deleted[flag] < deletes:
+            return
+    try:
+        run.client.request("DELETE", f"/v1/blocks/{flag}")
+    except ApiError as e:
+        if e.status != 404:
+            raise
 
 
 def folder_agents(client: LettaClient, fid: str) -> list[str]:

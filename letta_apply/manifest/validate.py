@@ -18,6 +18,7 @@ from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS, kind
 from ..kinds.archive import MARK_LABEL as ARCHIVE_MARK_LABEL
 from ..kinds.block import check_block
+from ..kinds.folder import FLAG_LABEL as FOLDER_FLAG_LABEL
 from ..kinds.group import MARK_LABEL as GROUP_MARK_LABEL
 from ..kinds.mcp_server import MARK_LABEL as MCP_MARK_LABEL
 from ..model import Desired, Import
@@ -377,7 +378,13 @@ def _semantic(doc: Document) -> list[Diagnostic]:
 # What letta-apply writes to recognise its own records: a manifest that declared them could
 # pass for letta-apply (a forged stack lock, another stack's mark).
 RESERVED_TAG_PREFIXES = ("letta-apply:", "letta-apply-lock:")
-RESERVED_LABELS = (LOCK_LABEL, GROUP_MARK_LABEL, MCP_MARK_LABEL, ARCHIVE_MARK_LABEL)
+RESERVED_LABELS = (
+    LOCK_LABEL,
+    GROUP_MARK_LABEL,
+    MCP_MARK_LABEL,
+    ARCHIVE_MARK_LABEL,
+    FOLDER_FLAG_LABEL,
+)
 RESERVED_METADATA = (LOCK_KEY,)  # MARK_KEY is refused by the schema
 
 

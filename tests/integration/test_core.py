@@ -83,17 +83,16 @@ def test_second_apply_sends_no_writes(
     assert second.code == 0
     assert "No changes" in second.out
     assert second.writes == 0
-    # Reads are list calls, not one per resource: blocks, agents, tools, identities and folders,
-    # one page each and the empty page that ends it (tools, identities and folders are the
-    # server's, all listed); through the Cloud-like proxy, as many pages as its caps make, and
-    # the project's lookup.
+    # Reads are list calls, not one per resource: blocks, agents, tools and identities, one page
+    # each and the empty page that ends it (tools and identities are the server's, all listed);
+    # through the Cloud-like proxy, as many pages as its caps make, and the project's lookup.
     read = {s.path for s in RECORDER.sent[before:] if s.method == "GET"}
-    lists = {"/v1/blocks/", "/v1/agents/", "/v1/tools/", "/v1/identities/", "/v1/folders/"}
+    lists = {"/v1/blocks/", "/v1/agents/", "/v1/tools/", "/v1/identities/"}
     assert read == (lists if MODE == "direct" else lists | {"/v1/projects"})
     tools, identities = server_count(api, "/v1/tools/"), server_count(api, "/v1/identities/")
-    folders = server_count(api, "/v1/folders/")
-    servers = listing(tools) + listing(identities) + listing(folders)
-    assert second.reads == project_lookup() + listing(3) + listing(2) + servers
+    assert second.reads == project_lookup() + listing(3) + listing(2) + listing(tools) + listing(
+        identities
+    )
 
 
 def test_shared_memory_between_agents(

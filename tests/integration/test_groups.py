@@ -106,11 +106,11 @@ def test_the_example_from_empty_then_zero_writes(
     settling = listing(1) + listing(2)
     assert (first.reads, first.writes) == (cold.reads + settling, 6), first.err
     # Blocks (organization, two personas, the mark; the stack's serial), agents, tools,
-    # identities, groups, folders: a
+    # identities, groups: a
     # page each and the empty page that ends it. On an empty server: 9 reads.
     tools, identities = server_count(api, "/v1/tools/"), server_count(api, "/v1/identities/")
     reads = project_lookup() + listing(4) + listing(2) + listing(tools) + listing(identities)
-    reads += listing(server_count(api, "/v1/groups/")) + listing(server_count(api, "/v1/folders/"))
+    reads += listing(server_count(api, "/v1/groups/"))
     plan = run("plan", "-f", path)
     assert "No changes." in plan.out and (plan.reads, plan.writes) == (reads, 0)
     again = run("apply", "-f", path, "--auto-approve")

@@ -48,9 +48,9 @@ def test_reads_are_paginated_not_per_resource() -> None:
     fake.calls.clear()
     plan = plan_for(client, desired(text))
     assert plan.changes == ()
-    # 250 agents -> 3 pages; 1 shared block -> 1 page; tools: 1; identities and folders: none;
-    # each listing ends with an empty page.
-    assert fake.counts["GET"] == 4 + 2 + 2 + 1 + 1, fake.calls
+    # 250 agents -> 3 pages; 1 shared block -> 1 page; tools: 1; identities: none; each listing
+    # ends with an empty page. Folders are not listed: the stack holds none.
+    assert fake.counts["GET"] == 4 + 2 + 2 + 1, fake.calls
     assert fake.writes == 0
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from letta_apply.apply.runner import apply_plan
 from letta_apply.errors import ApplyError, LettaApplyError, ManifestError
-from letta_apply.kinds.folder import DesiredFolder
+from letta_apply.kinds.folder import FLAG_LABEL, DesiredFolder
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for
@@ -375,6 +375,68 @@ def test_an_agent_leaving_detaches_and_prune_deletes(tmp_path: Path) -> None:
     assert fake.folders == {} and fake.files == {}
 
 
+def flags(fake: FakeLetta) -> list[str]:
+    return [b["id"] for b in fake.blocks.values() if b.get("label") == FLAG_LABEL]
+
+
+def folder_listings(fake: FakeLetta) -> int:
+    return len([p for m, p in fake.calls if m == "GET" and p == "/v1/folders/"])
+
+
+def test_a_stack_holding_folders_is_flagged_once_and_unflagged_with_the_last(
+    tmp_path: Path,
+) -> None:
+    for n in range(4):
+        tree(tmp_path, {f"f{n}/doc.md": f"doc {n}"})
+    text = "version: 1\nstack: docs-unit\nfolders:\n" + "".join(
+        f'  f{n}: {{embedding: letta/letta-free, files: ["f{n}/*.md"]}}\n' for n in range(4)
+    )
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    fake = FakeLetta()
+    with fake.client() as c:
+        apply_plan(c, plan_for(c, load_manifest(str(path))), parallelism=8)
+    assert len(flags(fake)) == 1  # four creates at once, one flag
+    # Out of the manifest, the folders are still found (the flag says the stack holds some)
+    # and pruned; the flag goes after the last.
+    path.write_text("version: 1\nstack: docs-unit\n")
+    with fake.client() as c:
+        plan = plan_for(c, load_manifest(str(path)))
+        assert sorted(ch.address for ch in plan.changes) == [f"folder.f{n}" for n in range(4)]
+        apply_plan(c, plan, parallelism=8)
+    assert fake.folders == {} and flags(fake) == []
+    fake.calls.clear()
+    with fake.client() as c:
+        assert plan_for(c, load_manifest(str(path))).changes == ()
+    assert folder_listings(fake) == 0  # a stack without folders never lists the server's
+
+
+def test_the_flag_stays_while_a_folder_does(tmp_path: Path) -> None:
+    tree(tmp_path, {"a/doc.md": "a", "b/doc.md": "b"})
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\nstack: docs-unit\nfolders:\n"
+        '  a: {name: a, embedding: letta/letta-free, files: ["a/*.md"]}\n'
+        '  b: {name: b, embedding: letta/letta-free, files: ["b/*.md"]}\n'
+    )
+    fake = FakeLetta()
+    plan_apply(fake, path)
+    (b,) = [fid for fid, f in fake.folders.items() if f["name"] == "b"]
+    with fake.client() as c:  # an agent outside the stack uses b: b is kept
+        hand = c.request("POST", "/v1/agents/", json={"name": "hand", "model": "letta/letta-free"})
+        c.request("PATCH", f"/v1/agents/{hand['id']}/folders/attach/{b}")
+    path.write_text("version: 1\nstack: docs-unit\n")
+    with fake.client() as c:
+        plan = plan_for(c, load_manifest(str(path)))
+        assert [ch.address for ch in plan.changes] == ["folder.a"]
+        apply_plan(c, plan)
+    assert list(fake.folders) == [b] and len(flags(fake)) == 1
+    fake.calls.clear()
+    with fake.client() as c:
+        plan_for(c, load_manifest(str(path)))
+    assert folder_listings(fake) == 2  # b is still the stack's: a page and the empty one
+
+
 def test_reads_stay_pages_not_files(tmp_path: Path) -> None:
     # 10 folders of 60 files each: a converged plan reads a few pages per folder, never a file.
     for n in range(10):
@@ -387,9 +449,9 @@ def test_reads_stay_pages_not_files(tmp_path: Path) -> None:
     fake = FakeLetta()
     plan_apply(fake, path)
     desired = converged(fake, path)
-    # The server's identities, tools (2 pages), blocks, agents and folders (2 pages); per folder
-    # one page of files and the empty one, and its agents.
-    assert fake.counts["GET"] == 1 + 2 + 1 + 1 + 2 + 10 * (2 + 1)
+    # The server's identities, tools (2 pages), blocks (the folder flag: 2 pages), agents and
+    # folders (2 pages); per folder one page of files and the empty one, and its agents.
+    assert fake.counts["GET"] == 1 + 2 + 2 + 1 + 2 + 10 * (2 + 1)
     assert len(desired.of("folder")) == 10
 
 

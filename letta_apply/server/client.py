@@ -34,6 +34,14 @@ DEFAULT_MAX_CONNECTIONS = 32
 _KEEPALIVE_EXPIRY = 3.0
 _RETRY_STATUS = {429, 502, 503, 504}
 
+# Fields of an agent create that change the configuration Letta builds from its model and
+# embedding handles: a create with any of them has its handles resolved by the server.
+_SHAPING = frozenset({
+    "llm_config", "embedding_config", "context_window_limit", "max_tokens",
+    "max_reasoning_tokens", "enable_reasoner", "reasoning", "model_settings",
+    "parallel_tool_calls", "embedding_chunk_size", "enable_sleeptime",
+})  # fmt: skip
+
 Finder = Callable[[], "dict[str, Any] | None"]
 """Looks up, by its marks, what a create may have made; None when nothing is there."""
 
@@ -123,6 +131,7 @@ class LettaClient:
         self.api_key = api_key or ""  # also keys saved plans' seals (see plan.fingerprint)
         self._scope: Project | None = None
         self._scope_lock = threading.Lock()  # looked up once, whichever thread asks first
+        self._configs: dict[tuple[str, str, str], dict[str, Any]] = {}  # see create_agent
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -405,8 +414,31 @@ class LettaClient:
         return self.request("PATCH", f"/v1/blocks/{block_id}", json=body)  # type: ignore[no-any-return]
 
     def create_agent(self, body: Mapping[str, Any], find: Finder | None = None) -> dict[str, Any]:
-        """Create an agent; `find` recovers it after an ambiguous failure (see `request`)."""
-        return self.request("POST", "/v1/agents/", json=body, find=find)  # type: ignore[no-any-return]
+        """Create an agent; `find` recovers it after an ambiguous failure (see `request`).
+
+        Letta resolves a create's model and embedding handles into configurations anew each
+        time (two provider lookups: a fifth of its work on a plain create). Once it has for
+        one create, the next creates with the same handles (and nothing else that shapes the
+        configurations) carry what it resolved, beside the handles: the server uses it as
+        given, and the agent is the same."""
+        key = None
+        if isinstance(body.get("model"), str) and not _SHAPING & body.keys():
+            key = (str(body["model"]), str(body.get("embedding")), str(body.get("agent_type")))
+        with self._lock:
+            known = self._configs.get(key) if key else None
+        created: dict[str, Any] = self.request(
+            "POST", "/v1/agents/", json={**body, **(known or {})}, find=find
+        )
+        if key and known is None:
+            resolved = {
+                k: created[k]
+                for k in ("llm_config", "embedding_config")
+                if isinstance(created.get(k), dict)
+            }
+            if "llm_config" in resolved:
+                with self._lock:
+                    self._configs.setdefault(key, resolved)
+        return created
 
     def update_agent(self, agent_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"/v1/agents/{agent_id}", json=body)  # type: ignore[no-any-return]

@@ -4,13 +4,14 @@ blocks those flag are looked up one by one."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import yaml
 
-from .conftest import Run, listing, server_count, stack_resources
+from .conftest import RECORDER, Run, listing, server_count, stack_resources
 
 FLEET = """\
 version: 1
@@ -117,3 +118,46 @@ def test_export_finds_blocks_shared_outside_the_selection(
                 if b["id"] != shared["id"]:
                     api.delete(f"/v1/blocks/{b['id']}")
         api.delete(f"/v1/blocks/{shared['id']}")
+
+
+def test_creates_after_the_first_carry_the_configuration_letta_resolved(
+    run: Run, api: httpx.Client, manifest: Callable[[str], str], stack: str
+) -> None:
+    """Agents made in one apply, the first with handles only and the others with what Letta
+    resolved for it (sparing the server a provider lookup per agent), are the agent Letta makes
+    from the handles alone."""
+    before = len(RECORDER.sent)
+    path = manifest(_fleet(6))
+    made = run("apply", "-f", path, "--auto-approve", "--parallelism", "1")
+    assert made.code == 0, made.err
+    creates = [
+        json.loads(s.body)
+        for s in RECORDER.sent[before:]
+        if s.method == "POST" and s.target.split("?")[0] == "/v1/agents/" and s.by_letta_apply
+    ]
+    assert len(creates) == 6
+    assert "llm_config" not in creates[0] and all("llm_config" in c for c in creates[1:])
+    assert all(c["model"] == "letta/letta-free" for c in creates)  # the handles go too
+    hand = api.post(
+        "/v1/agents/",
+        json={
+            "name": f"{stack}-by-hand",
+            "model": "letta/letta-free",
+            "embedding": "letta/letta-free",
+        },
+    ).json()
+    try:
+        _, agents = stack_resources(api, stack)
+        assert len(agents) == 6
+        for a in agents:
+            assert a["llm_config"] == hand["llm_config"]
+            assert a["embedding_config"] == hand["embedding_config"]
+            assert (a.get("model"), a.get("embedding")) == (
+                hand.get("model"),
+                hand.get("embedding"),
+            )
+            assert len(a["message_ids"]) == len(hand["message_ids"])
+    finally:
+        api.delete(f"/v1/agents/{hand['id']}")
+    again = run("plan", "-f", path, "--detailed-exitcode")
+    assert again.code == 0, again.out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -230,3 +231,37 @@ def test_a_project_on_a_later_page_of_the_listing_is_found() -> None:
     )
     assert client.list_agents(tag="t") == []
     assert client.project_id == "p4"
+
+
+def test_creates_reuse_what_the_server_resolved_for_the_same_handles() -> None:
+    sent: list[dict[str, object]] = []
+
+    def create(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        resolved = {"handle": body["model"], "context_window": 30000}
+        return httpx.Response(
+            200,
+            json={
+                "id": f"agent-{len(sent)}",
+                "llm_config": body.get("llm_config", resolved),
+                "embedding_config": {"handle": body.get("embedding")},
+            },
+        )
+
+    client = LettaClient("http://127.0.0.1:8283", transport=httpx.MockTransport(create))
+    plain = {"model": "letta/letta-free", "embedding": "letta/letta-free"}
+    client.create_agent({"name": "a", **plain})
+    client.create_agent({"name": "b", **plain})
+    client.create_agent({"name": "c", "model": "openai/gpt-4o-mini"})  # other handles
+    client.create_agent({"name": "d", **plain, "context_window_limit": 8000})  # shaped
+    client.create_agent({"name": "e", "model": "openai/gpt-4o-mini"})
+    reused = {str(b["name"]): (b.get("llm_config"), b.get("embedding_config")) for b in sent}
+    assert reused["a"] == reused["c"] == reused["d"] == (None, None)
+    letta_free = {"handle": "letta/letta-free", "context_window": 30000}
+    assert reused["b"] == (letta_free, {"handle": "letta/letta-free"})
+    assert reused["e"] == (
+        {"handle": "openai/gpt-4o-mini", "context_window": 30000},
+        {"handle": None},
+    )
+    assert all(b["model"] for b in sent)  # the handles are always sent

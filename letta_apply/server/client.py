@@ -25,7 +25,7 @@ import httpx
 from ..errors import ApiError, LettaApplyError, ServerUnreachable
 
 DEFAULT_BASE_URL = "http://localhost:8283"
-PAGE_SIZE = 100
+PAGE_SIZE = 500
 PROJECT_LISTS = frozenset({"/v1/agents/", "/v1/blocks/", "/v1/identities/", "/v1/groups/"})
 """List routes that take a `project_id` (Letta Cloud): each lists one project's resources."""
 DEFAULT_MAX_CONNECTIONS = 32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from letta_apply import ApplyError, LettaClient, ServerUnreachable, apply_plan, plan_for
 from letta_apply.errors import ApiError, LettaApplyError
 from letta_apply.pipeline import load_manifest
+from letta_apply.server.client import PAGE_SIZE
 from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, desired
 
@@ -49,9 +51,9 @@ def test_reads_are_paginated_not_per_resource() -> None:
     fake.calls.clear()
     plan = plan_for(client, desired(text))
     assert plan.changes == ()
-    # 250 agents -> 3 pages; 1 shared block -> 1 page; tools: 1; identities: none; each listing
-    # ends with an empty page. Folders are not listed: the stack holds none.
-    assert fake.counts["GET"] == 4 + 2 + 2 + 1, fake.calls
+    # 250 agents -> a page per PAGE_SIZE; 1 shared block -> 1 page; tools: 1; identities: none;
+    # each listing ends with an empty page. Folders are not listed: the stack holds none.
+    assert fake.counts["GET"] == math.ceil(250 / PAGE_SIZE) + 1 + 2 + 2 + 1, fake.calls
     assert fake.writes == 0
 
 

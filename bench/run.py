@@ -7,7 +7,7 @@ read and write requests letta-apply counted (`-v`), the fewest requests each ste
 our ratio to that, the peak RSS of the letta-apply process, and the CPU the Letta server and its
 Postgres spent meanwhile. Results: a table on stdout and JSON in bench/results/.
 
-    .venv/bin/python bench/run.py                          # 20x2, 200x10, 1000x50 at -p 1 and 8
+    .venv/bin/python bench/run.py                    # 20x2, 200x10, 300x10, 1000x50 at -p 1, 8
     .venv/bin/python bench/run.py --sizes 20x2 --parallelism 8    # a quick run
 
 It talks only to 127.0.0.1, to its own server (port 8290, data in
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from letta_apply import __version__  # noqa: E402
 from letta_apply.server.client import PAGE_SIZE  # noqa: E402
 
-DEFAULT_SIZES = "20x2,200x10,1000x50"
+DEFAULT_SIZES = "20x2,200x10,300x10,1000x50"
 DEFAULT_PORT = 8290
 DEFAULT_DATA = Path.home() / ".cache" / "letta-apply" / "data-bench"
 CHANGED_SHARE = 10  # every 10th agent changes in the "change 10%" step

@@ -325,6 +325,7 @@ def test_a_signal_stops_new_work_releases_the_lock_and_reports(
         return None
 
     cli.fake.before.append(interrupt_after_the_third)
+    handler = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs in the background
     r = cli("apply", "-f", str(path), "--auto-approve", "--parallelism", "1")
     assert r.code == code, r.err
     assert "Stopping: no new change starts" in r.err
@@ -332,7 +333,7 @@ def test_a_signal_stops_new_work_releases_the_lock_and_reports(
     assert r.err.count("not attempted: block.") == 7
     assert len(cli.fake.blocks) == 4  # nothing started after the signal, no lock record left
     assert len(cli.fake.memory) == 3  # (but the stack's new serial: it was written to)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is handler  # handlers restored
     again = cli("apply", "-f", str(path), "--auto-approve")
     assert again.code == 0 and "7 to create" in again.out
 
@@ -352,11 +353,12 @@ def test_a_signal_while_the_first_plan_is_made_ends_the_run_at_once(
         return None
 
     cli.fake.before.append(interrupt_while_reading)
+    handler = signal.getsignal(signal.SIGINT)
     r = cli("apply", "-f", str(path), "--auto-approve")
     assert r.code == code, r.err
     assert "interrupted while planning; nothing was written" in r.err
     assert cli.fake.writes == 0
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_show_masks_a_sensitive_field_whatever_its_live_value(tmp_path: Path, cli: Cli) -> None:

@@ -11,20 +11,20 @@ on a server: a declared name held by a folder the stack does not own is refused.
 The folder's embedding is set when it is made (Letta embeds every file with it; changing it
 under existing files would mix two models): a different declared embedding is a note, not a
 change. Reads are one folder listing plus, per folder of the stack, its file listing and its
-agent list.
+agent list, and only for a stack that declares folders or carries the folder flag (see
+kinds.folder_flag).
 """
 
 from __future__ import annotations
 
 import difflib
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
-from ..model import MARK_KEY, Desired, Live, stack_tag
+from ..model import MARK_KEY, Desired, Live
 from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
 from ..plan.marks import digest
 from ..server.client import LettaClient
@@ -45,15 +45,9 @@ from .base import (
     settle,
 )
 from .folder_files import LocalFile, declared_files, files_at, read_all
+from .folder_flag import folder_flag, lower_flag, raise_flag
 
 FIELDS = ("name", "description", "instructions")
-FLAG_LABEL = "letta-apply-folders"
-FLAG = "folder flag"  # what the run records the flag's id under
-
-# The flag is written once per run, however many folder creates run at once, and deleted after
-# the last of a plan's folder deletes: counted here (one apply per process).
-_flag_lock = threading.Lock()
-_deleted: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -98,18 +92,6 @@ class FolderState:
     folders: tuple[LiveFolder, ...] = ()
     flag: str | None = None  # the id of the stack's folder flag
     listed: bool = True  # False: the server's folders were not read (the stack has none)
-
-
-def folder_flag(blocks: Iterable[Mapping[str, Any]], stack: str) -> str | None:
-    """The id of the stack's folder flag among its tagged blocks, if any."""
-    for b in blocks:
-        if (
-            b.get("label") == FLAG_LABEL
-            and stack_tag(stack) in (b.get("tags") or ())
-            and mark_of(b.get("metadata")).get("stack") == stack
-        ):
-            return str(b["id"])
-    return None
 
 
 def folder_applied(df: DesiredFolder) -> dict[str, Any]:
@@ -392,12 +374,12 @@ class FolderKind(Kind):
         if change.action == DELETE:
             c.request("DELETE", f"/v1/folders/{rid}")
             if body.get("flag"):
-                _lower_flag(run, str(body["flag"]), int(body["of"]))
+                lower_flag(run, str(body["flag"]), int(body["of"]))
             return rid
         folder = dict(body.get("folder") or {})
         if change.action == CREATE:
             if body.get("flag"):
-                _raise_flag(run)
+                raise_flag(run)
             rid = _create(run, change.address, folder)
             run.record(change.address, rid)
         for file_id in body.get("deletes") or ():
@@ -455,47 +437,6 @@ def _listing(client: LettaClient, stack: str) -> dict[str, Any]:
         files[fid] = list(client.paginate(f"/v1/folders/{fid}/files", {}))
         agents[fid] = folder_agents(client, fid)
     return {"folders": folders, "files": files, "agents": agents}
-
-
-def _raise_flag(run: Run) -> None:
-    """Write the stack's folder flag, once per run, before the folder that needs it."""
-    with _flag_lock:
-        if run.id_of(FLAG) != FLAG:
-            return
-
-        def find() -> dict[str, Any] | None:
-            return next(iter(run.client.list_blocks(run.tag, label=FLAG_LABEL)), None)
-
-        value = (
-            f"letta-apply: stack '{run.stack}' holds folders. This block is not memory and is "
-            "attached to no agent; it is deleted with the stack's last folder."
-        )
-        made = run.client.request(
-            "POST",
-            "/v1/blocks/",
-            json={
-                "label": FLAG_LABEL,
-                "value": value,
-                "tags": [run.tag],
-                "metadata": {MARK_KEY: {"stack": run.stack}},
-            },
-            find=find,
-        )
-        run.record(FLAG, str(made["id"]))
-
-
-def _lower_flag(run: Run, flag: str, deletes: int) -> None:
-    """Count one of the plan's `deletes` folder deletes done; after the last, delete the flag
-    (a delete that failed leaves a folder, and so the flag)."""
-    with _flag_lock:
-        _deleted[flag] = _deleted.get(flag, 0) + 1
-        if _deleted[flag] < deletes:
-            return
-    try:
-        run.client.request("DELETE", f"/v1/blocks/{flag}")
-    except ApiError as e:
-        if e.status != 404:
-            raise
 
 
 def folder_agents(client: LettaClient, fid: str) -> list[str]:

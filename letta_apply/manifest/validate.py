@@ -18,7 +18,7 @@ from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS, kind
 from ..kinds.archive import MARK_LABEL as ARCHIVE_MARK_LABEL
 from ..kinds.block import check_block
-from ..kinds.folder import FLAG_LABEL as FOLDER_FLAG_LABEL
+from ..kinds.folder_flag import FLAG_LABEL as FOLDER_FLAG_LABEL
 from ..kinds.group import MARK_LABEL as GROUP_MARK_LABEL
 from ..kinds.mcp_server import MARK_LABEL as MCP_MARK_LABEL
 from ..model import Desired, Import

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -39,6 +40,14 @@ def _fleet(agents: int) -> str:
     return text
 
 
+def _by_hand(api: httpx.Client, stack: str, **extra: Any) -> dict[str, Any]:
+    """An agent made outside letta-apply, from the handles the fleet's agents declare."""
+    body = {"name": f"{stack}-by-hand", "model": "letta/letta-free",
+            "embedding": "letta/letta-free", **extra}  # fmt: skip
+    made: dict[str, Any] = api.post("/v1/agents/", json=body).json()
+    return made
+
+
 def test_destroy_finds_outside_users_without_reading_every_block(
     run: Run, api: httpx.Client, manifest: Callable[[str], str], stack: str
 ) -> None:
@@ -48,15 +57,7 @@ def test_destroy_finds_outside_users_without_reading_every_block(
     a0 = next(a for a in agents if a["name"] == f"{stack}-a0")
     persona = next(b["id"] for b in a0["blocks"] if b["label"] == "persona")
     spare = next(b["id"] for b in blocks if b["label"] == "spare")
-    hand = api.post(
-        "/v1/agents/",
-        json={
-            "name": f"{stack}-by-hand",
-            "model": "letta/letta-free",
-            "embedding": "letta/letta-free",
-            "block_ids": [spare, persona],
-        },
-    ).json()
+    hand = _by_hand(api, stack, block_ids=[spare, persona])
     try:
         plan = run("plan", "-f", path, "--destroy")
         assert plan.code == 1, plan.out  # refused resources
@@ -138,14 +139,7 @@ def test_creates_after_the_first_carry_the_configuration_letta_resolved(
     assert len(creates) == 6
     assert "llm_config" not in creates[0] and all("llm_config" in c for c in creates[1:])
     assert all(c["model"] == "letta/letta-free" for c in creates)  # the handles go too
-    hand = api.post(
-        "/v1/agents/",
-        json={
-            "name": f"{stack}-by-hand",
-            "model": "letta/letta-free",
-            "embedding": "letta/letta-free",
-        },
-    ).json()
+    hand = _by_hand(api, stack)
     try:
         _, agents = stack_resources(api, stack)
         assert len(agents) == 6

@@ -11,7 +11,8 @@ import pytest
 
 from letta_apply.apply.runner import apply_plan
 from letta_apply.errors import ApplyError, LettaApplyError, ManifestError
-from letta_apply.kinds.folder import FLAG_LABEL, DesiredFolder
+from letta_apply.kinds.folder import DesiredFolder
+from letta_apply.kinds.folder_flag import FLAG_LABEL
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for

@@ -87,7 +87,7 @@ class FakeFolders:
         ]
 
     def _list_folders(self) -> list[dict[str, Any]]:
-        return [_public(f) for f in sorted(self.folders.values(), key=lambda f: f["_seq"])]
+        return [_public(f) for f in sorted(list(self.folders.values()), key=lambda f: f["_seq"])]
 
     def _folder(self, fid: str) -> dict[str, Any]:
         if fid not in self.folders:
@@ -95,7 +95,7 @@ class FakeFolders:
         return _public(self.folders[fid])
 
     def _create_folder(self, body: dict[str, Any], n: int) -> dict[str, Any]:
-        if any(f["name"] == body["name"] for f in self.folders.values()):
+        if any(f["name"] == body["name"] for f in list(self.folders.values())):
             raise Http(409, f"a folder named {body['name']} exists")
         fid = f"source-{uuid.uuid4()}"
         emb = body.get("embedding_config") or {"handle": body.get("embedding")}
@@ -116,7 +116,7 @@ class FakeFolders:
     def _delete_folder(self, fid: str) -> None:
         self._folder(fid)
         del self.folders[fid]
-        for i in [i for i, f in self.files.items() if f["source_id"] == fid]:
+        for i in [i for i, f in list(self.files.items()) if f["source_id"] == fid]:
             del self.files[i]
         for a in self.agents.values():
             a["folder_ids"] = [x for x in a.get("folder_ids", ()) if x != fid]
@@ -127,7 +127,7 @@ class FakeFolders:
         name = request.url.params.get("name") or given
         if not name.endswith(EXTENSIONS):
             raise Http(415, f"Unsupported file type (filename: {given})")
-        same = [i for i, f in self.files.items() if f["source_id"] == fid and
+        same = [i for i, f in list(self.files.items()) if f["source_id"] == fid and
                 f["original_file_name"] == name]  # fmt: skip
         if same and request.url.params.get("duplicate_handling") == "replace":
             del self.files[same[0]]
@@ -142,7 +142,7 @@ class FakeFolders:
     def _list_files(self, fid: str, request: httpx.Request) -> list[dict[str, Any]]:
         self._folder(fid)
         items = sorted(
-            (f for f in self.files.values() if f["source_id"] == fid), key=lambda f: f["_seq"]
+            (f for f in list(self.files.values()) if f["source_id"] == fid), key=lambda f: f["_seq"]
         )
         after = request.url.params.get("after")
         if after:

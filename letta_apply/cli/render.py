@@ -22,6 +22,7 @@ from ..plan.changes import (
     DETACH,
     DRIFT,
     IMPORT,
+    LEFTOVER,
     MEMORY,
     REPLACE,
     UPDATE,
@@ -52,6 +53,8 @@ WHY_TEXT = {
     "destroy": "destroy",
     "adopt": "imports:",
     "replace": "superseded by its replacement",
+    "resume": "made by a run that stopped before marking it",
+    "leftover": "marks nothing: left by a run that stopped, or its resource is gone",
 }
 
 
@@ -123,6 +126,8 @@ def change_lines(c: Change) -> list[str]:
         return [f"  {sym} {c.address}: {c.action} {c.block}{_attachment(c)}"]
     rid = f" ({c.remote_id})" if c.remote_id else ""
     lines = [f"  {sym} {c.address}{rid}: {c.action}"]
+    if LEFTOVER in c.why:
+        lines[0] += " (only its mark is left: the resource is gone, or was never made)"
     if c.action == REPLACE:
         old = "the old agent and its own blocks are" if c.kind == "agent" else "the old one is"
         lines[0] += f" (created first, then {old} deleted)"

@@ -22,12 +22,22 @@ from typing import Any, ClassVar
 
 from ..errors import Diagnostic
 from ..manifest.files import Document
-from ..model import MARK_KEY, Desired, Live, stack_tag
+from ..model import MARK_KEY, Desired, Live
 from ..plan.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
 from ..plan.marks import digest
 from ..server.client import LettaClient
 from . import archive_passages as ap
-from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of, mark_of
+from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
+from .mark_blocks import (
+    MarkBlock,
+    intend,
+    prune_marks,
+    read_marks,
+    resolve,
+    reuse,
+    unanswered,
+    write_mark,
+)
 
 MARK_LABEL = "letta-apply-archive"
 FIELDS = ("name", "description")
@@ -42,13 +52,6 @@ class DesiredArchive:
     agents: tuple[str, ...] = ()
     prevent_destroy: bool = False
     ignore: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class MarkBlock:
-    id: str
-    archive: str
-    mark: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -72,21 +75,42 @@ class ArchiveState:
     passages: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
     agents: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
+    def resolved(self) -> tuple[MarkBlock, ...]:
+        """The marks, each intent answered by an archive given it (kinds.mark_blocks): by the
+        name and description the create sent, among the archives made since the plan."""
+        if self.archives is None:
+            return self.marks
+        return resolve(self.marks, self.archives, _claimed)
+
+    def stale(self) -> tuple[MarkBlock, ...]:
+        """Marks of no archive (see mark_blocks.unanswered); none known until listed."""
+        if self.archives is None:
+            return ()
+        return unanswered(self.resolved(), [str(a["id"]) for a in self.archives])
+
     def live(self, stack: str) -> dict[str, LiveArchive]:
         """The stack's archives by address: the oldest mark naming an archive that exists."""
         listed = {str(a["id"]): a for a in self.archives or ()}
         out: dict[str, LiveArchive] = {}
-        for m in self.marks:
+        for m in self.resolved():
             address = str(m.mark.get("address"))
-            if address in out or (self.archives is not None and m.archive not in listed):
+            if address in out or not m.target:
                 continue
-            raw = listed.get(m.archive, {})
-            passages = list(self.passages.get(m.archive, ()))
+            if self.archives is not None and m.target not in listed:
+                continue
+            raw = listed.get(m.target, {})
+            passages = list(self.passages.get(m.target, ()))
             out[address] = LiveArchive(
-                m.archive, str(raw.get("name") or ""), raw.get("description"), m.mark, m.id,
-                ap.ours(passages, stack, address), self.agents.get(m.archive, ()),
+                m.target, str(raw.get("name") or ""), raw.get("description"), m.mark, m.id,
+                ap.ours(passages, stack, address), self.agents.get(m.target, ()),
             )  # fmt: skip
         return out
+
+
+def _claimed(claims: Mapping[str, Any], raw: Mapping[str, Any]) -> bool:
+    return raw.get("name") == claims.get("name") and (raw.get("description") or None) == (
+        claims.get("description") or None
+    )
 
 
 def _embedding_body(embedding: Any) -> dict[str, Any]:
@@ -188,21 +212,9 @@ class ArchiveKind(Kind):
         return list(client.paginate("/v1/archives/", {}))
 
     def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> ArchiveState:
-        marks = []
-        for b in raw.get("block", ()):
-            m = mark_of(b.get("metadata"))
-            address, aid = m.get("address"), m.get("archive")
-            if (
-                b.get("label") == MARK_LABEL
-                and stack_tag(stack) in (b.get("tags") or [stack_tag(stack)])
-                and m.get("stack") == stack
-                and isinstance(address, str)
-                and address.startswith("archive.")
-                and isinstance(aid, str)
-            ):
-                marks.append(MarkBlock(str(b["id"]), aid, m))
+        marks = read_marks(raw.get("block", ()), stack, MARK_LABEL, self.name)
         listing = raw.get("archive")
-        return ArchiveState(tuple(marks), None if listing is None else tuple(listing))
+        return ArchiveState(marks, None if listing is None else tuple(listing))
 
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
@@ -224,7 +236,7 @@ class ArchiveKind(Kind):
 
     def resources(self, state: Any) -> Iterable[LiveArchive]:
         archives: ArchiveState = state
-        stacks = {str(m.mark.get("stack")) for m in archives.marks}
+        stacks = {str(m.mark.get("stack")) for m in archives.resolved()}
         return [a for s in sorted(stacks) for a in archives.live(s).values()]
 
     # -- planning --------------------------------------------------------------------------
@@ -243,8 +255,12 @@ class ArchiveKind(Kind):
                  if k in da.config]  # fmt: skip
         inserts, p_diffs, _ = self._passages(ctx, da, None)
         attach, a_diffs, _ = self._agents(ctx, da, None)
+        # Archives already on the server under this name: never adopted by its intent.
+        state: ArchiveState = ctx.live.of(self.name)
+        alike = [str(a["id"]) for a in state.archives or () if a.get("name") == da.config["name"]]
         body = {"archive": archive, "mark": self._mark(ctx, da), "insert": inserts,
-                "delete": [], "attach": attach, "detach": []}  # fmt: skip
+                "delete": [], "attach": attach, "detach": [], "exclude": alike,
+                **reuse(state.stale(), da.address)}  # fmt: skip
         ctx.changes.append(
             Change(
                 da.address,
@@ -268,7 +284,9 @@ class ArchiveKind(Kind):
         attach, a_diffs, detach = self._agents(ctx, da, la)
         if u.needed(adopt=adopt, also=bool(inserts or deletes or attach or detach)):
             u.diffs.extend([*p_diffs, *a_diffs])
-            u.body = {"archive": dict(u.body), "mark": self._mark(ctx, da) if marked else None,
+            # An adopted archive (by its intent) gets its mark written.
+            mark = self._mark(ctx, da) if marked or adopt else None
+            u.body = {"archive": dict(u.body), "mark": mark,
                       "mark_block": la.mark_block, "insert": inserts, "delete": deletes,
                       "attach": attach, "detach": detach}  # fmt: skip
             u.emit(self.name, la.id, adopt=adopt)
@@ -277,7 +295,11 @@ class ArchiveKind(Kind):
         mark: dict[str, Any] = {"stack": ctx.stack, "address": da.address}
         if da.prevent_destroy:
             mark["applied"] = {"prevent_destroy": True}
-        return mark
+        return {MARK_KEY: mark}
+
+    def prune(self, ctx: Context, *, destroy: bool) -> None:
+        super().prune(ctx, destroy=destroy)
+        prune_marks(ctx, self.name, ctx.live.of(self.name).stale())
 
     def _passages(
         self, ctx: Context, da: DesiredArchive, la: LiveArchive | None
@@ -347,18 +369,32 @@ class ArchiveKind(Kind):
         c = run.client
         rid = change.remote_id or ""
         if change.action == DELETE:
-            c.request("DELETE", f"/v1/archives/{rid}")
+            if rid:  # else a mark that marks nothing
+                c.request("DELETE", f"/v1/archives/{rid}")
             c.request("DELETE", f"/v1/blocks/{body['mark_block']}")
-            return rid
+            return rid or str(body["mark_block"])
         if change.action == CREATE:
-            rid = str(c.request("POST", "/v1/archives/", json=body["archive"])["id"])
+            # The intent first: a run that dies after the create leaves an archive its stack
+            # adopts, never one that is nobody's (kinds.mark_blocks).
+            sent = body["archive"]
+            claims = {"name": sent["name"], "description": sent.get("description")}
+            block = intend(
+                run, MARK_LABEL, self.name, change.address, body["mark"], claims,
+                body.get("exclude", ()), body.get("intent_block"),
+            )  # fmt: skip
+            rid = str(c.request("POST", "/v1/archives/", json=sent)["id"])
             run.record(change.address, rid)
-            _write_mark(run, change.address, rid, body["mark"], None)
+            write_mark(run, MARK_LABEL, self.name, change.address, rid, body["mark"], block)
+            for stale in body.get("stale", ()):
+                c.request("DELETE", f"/v1/blocks/{stale}")
         else:
             if body.get("archive"):
                 c.request("PATCH", f"/v1/archives/{rid}", json=body["archive"])
             if body.get("mark"):
-                _write_mark(run, change.address, rid, body["mark"], body.get("mark_block"))
+                write_mark(
+                    run, MARK_LABEL, self.name, change.address, rid, body["mark"],
+                    body.get("mark_block"),
+                )  # fmt: skip
         for pid in body.get("delete") or ():
             c.request("DELETE", f"/v1/archives/{rid}/passages/{pid}")
         if body.get("insert"):
@@ -381,19 +417,3 @@ def _field(source: str, text_digest: str) -> str:
     return f"passages['{source}'][{text_digest[:8]}]"
 
 
-def _write_mark(
-    run: Run, address: str, archive_id: str, mark: Mapping[str, Any], block: str | None
-) -> None:
-    meta = {MARK_KEY: {**mark, "archive": archive_id}}
-    if block:
-        run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
-        return
-    value = (
-        f"letta-apply: this block marks {archive_id} as {address} of stack '{run.stack}'. "
-        "It is not memory and is attached to no agent; deleting it releases the archive."
-    )
-    run.client.request(
-        "POST",
-        "/v1/blocks/",
-        json={"label": MARK_LABEL, "value": value, "tags": [run.tag], "metadata": meta},
-    )

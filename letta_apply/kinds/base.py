@@ -21,9 +21,11 @@ from deepdiff import DeepDiff
 
 from ..model import MARK_KEY, Desired, Import, Live, stack_tag
 from ..plan.changes import (
+    ADOPT,
     CONFIGURATION,
     DRIFT,
     MANIFEST,
+    RESUME,
     Action,
     Change,
     Drift,
@@ -149,6 +151,7 @@ class Context:
         self.extra: dict[str, Any] = {}  # kind -> what its match left for planning
         self.moved: dict[str, str] = {}  # to-address -> from-address, for resources moved now
         self.importing: set[str] = set()
+        self.resumed: set[str] = set()  # adopted by an intent (kinds.mark_blocks)
         self.replacing: set[str] = set()
         self.refused: set[str] = set()  # declared addresses apply cannot make
 
@@ -262,7 +265,8 @@ class Update:
     def emit(self, kind: str, rid: str, *, adopt: bool) -> None:
         """The change: an import (the marks written) or an update."""
         action: Action = "import" if adopt else "update"
-        why: tuple[Why, ...] = ("adopt",) if adopt else whys(self.diffs)
+        resumed = self.declared.address in self.ctx.resumed
+        why: tuple[Why, ...] = (RESUME if resumed else ADOPT,) if adopt else whys(self.diffs)
         self.ctx.changes.append(
             Change(
                 self.declared.address,
@@ -394,6 +398,14 @@ class Kind(ABC):
             found = ctx.pool(self.name).get(address)
             if found is None:
                 self.create(ctx, declared)
+            elif isinstance(found.mark.get("intent"), Mapping):
+                # Matched by a write-ahead intent (kinds.mark_blocks): made by a run that
+                # stopped before marking it. Adopted as an import: its mark is written.
+                ctx.resumed.add(address)
+                ctx.notes.append(
+                    f"{address}: adopted, made by a run that stopped before marking it"
+                )
+                self.update(ctx, declared, found, adopt=True)
             else:
                 self.update(ctx, declared, found, adopt=address in ctx.importing)
 

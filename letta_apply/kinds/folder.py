@@ -320,9 +320,12 @@ class FolderKind(Kind):
             )
         file_diffs, uploads, deletes, kept = fp.plan_files(ctx, df, lf)
         agent_diffs, attach, detach = fp.plan_agents(ctx, df, lf)
-        writes = bool(uploads or deletes or attach or detach)
+        # An intent to upload left by a run that stopped: the mark is written without it.
+        pending = bool(fp.recorded_files(lf.mark, "pending"))
+        writes = bool(uploads or deletes or attach or detach) or pending
         if u.needed(adopt=adopt, also=writes):
-            marked = bool(u.diffs) or bool(file_diffs) or adopt  # attaches alone leave the mark
+            # Attaches alone leave the mark as it is.
+            marked = bool(u.diffs) or bool(file_diffs) or adopt or pending
             u.diffs.extend([*file_diffs, *agent_diffs])
             folder = dict(u.body)
             if marked:
@@ -377,16 +380,23 @@ class FolderKind(Kind):
                 lower_flag(run, str(body["flag"]), int(body["of"]))
             return rid
         folder = dict(body.get("folder") or {})
+        uploads = list(body.get("uploads") or ())
+        meta = dict(folder.get("metadata") or {})
+        # The intent to upload goes first (kinds.folder_plan.pending_mark): in the create
+        # itself, or in one write before an update's uploads.
+        intent = {**meta, MARK_KEY: fp.pending_mark(meta.get(MARK_KEY) or {}, uploads)}
         if change.action == CREATE:
             if body.get("flag"):
                 raise_flag(run)
-            rid = _create(run, change.address, folder)
+            rid = _create(run, change.address, dict(folder, metadata=intent) if uploads else folder)
             run.record(change.address, rid)
+        elif uploads and MARK_KEY in meta:
+            c.request("PATCH", f"/v1/folders/{rid}", json={"metadata": intent})
         for file_id in body.get("deletes") or ():
             c.request("DELETE", f"/v1/folders/{rid}/{file_id}")
         files = dict(body.get("kept") or {})
         sent: dict[str, fp.LiveFile] = {}
-        for up in body.get("uploads") or ():
+        for up in uploads:
             made = fp.upload(run, change.address, rid, up)
             sent[made.id] = made
             files[str(up["name"])] = {"digest": up["digest"], "size": up["size"], "id": made.id}

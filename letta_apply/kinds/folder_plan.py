@@ -50,12 +50,37 @@ class LiveFile:
         )
 
 
-def recorded_files(mark: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Name -> {digest, size, id} of the files letta-apply uploaded, from a folder's mark."""
-    got = mark.get("files")
+def recorded_files(mark: Mapping[str, Any], key: str = "files") -> dict[str, dict[str, Any]]:
+    """Name -> {digest, size, id} of the files letta-apply uploaded, from a folder's mark
+    (`pending`: name -> {digest, size} of those an apply was about to upload)."""
+    got = mark.get(key)
     if not isinstance(got, Mapping):
         return {}
     return {str(k): dict(v) for k, v in got.items() if isinstance(v, Mapping)}
+
+
+def pending_mark(mark: Mapping[str, Any], uploads: list[dict[str, Any]]) -> dict[str, Any]:
+    """A folder's mark with the intent to upload `uploads`, written before they are sent: a run
+    that stops before recording them leaves files its stack knows as its own."""
+    pending = {str(u["name"]): {"digest": u["digest"], "size": u["size"]} for u in uploads}
+    return {**mark, "pending": pending}
+
+
+def resumed(ctx: Context, address: str, mark: Mapping[str, Any],
+            live: Mapping[str, list[LiveFile]]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The files a run that stopped uploaded and did not record, as its intent names them
+    (name, and size where Letta reports one), with the ids Letta gave them."""
+    was = recorded_files(mark)
+    out = {}
+    for name, p in recorded_files(mark, "pending").items():
+        found = [f for f in live.get(name, []) if not f.size or f.size == p.get("size")]
+        if name not in was and len(found) == 1:
+            out[name] = {**p, "id": found[0].id}
+            ctx.notes.append(
+                f"{address}: file '{name}' adopted, uploaded by a run that stopped before "
+                "recording it"
+            )
+    return out
 
 
 def shown(f: LocalFile | Mapping[str, Any]) -> str:
@@ -78,10 +103,10 @@ def plan_files(
 ) -> tuple[list[FieldDiff], list[dict[str, Any]], list[str], dict[str, dict[str, Any]]]:
     """The per-file differences (`+` new, `~` changed or failed, `-` gone from the globs), the
     uploads and the file ids to delete, and the files the mark keeps as they are."""
-    was = recorded_files(lf.mark) if lf else {}
     live: dict[str, list[LiveFile]] = {}
     for lfile in lf.files if lf else ():
         live.setdefault(lfile.name, []).append(lfile)
+    was = {**recorded_files(lf.mark), **resumed(ctx, df.address, lf.mark, live)} if lf else {}
     diffs: list[FieldDiff] = []
     uploads: list[dict[str, Any]] = []
     deletes: list[str] = []

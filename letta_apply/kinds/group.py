@@ -44,11 +44,29 @@ from typing import Any, ClassVar
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
 from ..model import MARK_KEY, Desired, Import, Live
-from ..plan.changes import CREATE, DELETE, NEW, REPLACE, REPLACED, Change, FieldDiff, Why
+from ..plan.changes import (
+    CREATE,
+    DELETE,
+    NEW,
+    REPLACE,
+    REPLACED,
+    Change,
+    FieldDiff,
+    Why,
+)  # fmt: skip
 from ..plan.marks import digest
 from ..server.client import LettaClient
 from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
-from .mark_blocks import MarkBlock, read_marks, write_mark
+from .mark_blocks import (
+    MarkBlock,
+    intend,
+    prune_marks,
+    read_marks,
+    resolve,
+    reuse,
+    unanswered,
+    write_mark,
+)  # fmt: skip
 
 MARK_LABEL = "letta-apply-group"
 MANAGER_TYPES = ("supervisor", "round_robin", "dynamic", "sleeptime", "voice_sleeptime")
@@ -120,10 +138,14 @@ class GroupState:
     marks: tuple[MarkBlock, ...] = ()
     listed: bool = True  # False: the groups were not listed (the stack has none to read)
 
+    def resolved(self) -> tuple[MarkBlock, ...]:
+        """The marks, each intent answered by a group given it (kinds.mark_blocks)."""
+        return resolve(self.marks, self.groups, _claimed)
+
     def live(self) -> list[LiveGroup]:
         """Groups with their marks (a group no mark block names has none)."""
         by_group: dict[str, MarkBlock] = {}
-        for m in self.marks:
+        for m in self.resolved():
             by_group.setdefault(m.target, m)
         out = []
         for g in self.groups:
@@ -151,6 +173,26 @@ def mark_body(stack: str, dg: DesiredGroup, **extra: Any) -> dict[str, Any]:
     if "blocks" in dg.config and "blocks" not in dg.ignore:
         mark["blocks"] = list(dg.config["blocks"])
     return {MARK_KEY: mark}
+
+
+def _claims(sent: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies a group a create sent (groups have no name): its intent's claims."""
+    config = sent["manager_config"]
+    return {
+        "manager_type": config["manager_type"],
+        "agent_ids": list(sent["agent_ids"]),
+        "manager_agent_id": config.get("manager_agent_id"),
+        "description": sent["description"],
+    }
+
+
+def _claimed(claims: Mapping[str, Any], raw: Mapping[str, Any]) -> bool:
+    return (
+        raw.get("manager_type") == claims.get("manager_type")
+        and list(raw.get("agent_ids") or ()) == list(claims.get("agent_ids") or ())
+        and raw.get("manager_agent_id") == claims.get("manager_agent_id")
+        and (raw.get("description") or "") == claims.get("description")
+    )
 
 
 def _ref(ctx: Context, address: str) -> Any:
@@ -358,22 +400,27 @@ class GroupKind(Kind):
             winners = [g for g in gs if g.id not in replaced] or gs
             pool[address] = winners[0]
             leftovers.extend((address, g) for g in gs if g is not winners[0])
-        live_ids = {str(g["id"]) for g in state.groups}
-        stale = tuple(m.id for m in state.marks if state.listed and m.target not in live_ids)
+        live_ids = [str(g["id"]) for g in state.groups]
+        stale = tuple(m.id for m in unanswered(state.resolved(), live_ids) if state.listed)
         ids = {a: g.id for a, g in pool.items()}
         return Matched(pool, ids, extra={"leftovers": leftovers, "stale": stale})
 
-    def _stale(self, ctx: Context, address: str) -> list[str]:
-        """Mark blocks of `address` whose group is gone: deleted with the new group's create."""
-        state: GroupState = ctx.live.of("group")
+    def _stale(self, ctx: Context) -> list[MarkBlock]:
+        """Mark blocks that mark no group: intents nothing answered, marks whose group is gone."""
         gone = set((ctx.extra.get(self.name) or {}).get("stale", ()))
-        return [m.id for m in state.marks if m.id in gone and m.mark.get("address") == address]
+        return [m for m in ctx.live.of("group").marks if m.id in gone]
 
     def _create_body(self, ctx: Context, dg: DesiredGroup) -> dict[str, Any]:
         config = {"manager_type": dg.config["manager_type"]}
         if "manager_agent" in dg.config:
             config["manager_agent_id"] = _ref(ctx, dg.config["manager_agent"])
         config.update({s: dg.config[s] for s in SETTINGS if s in dg.config})
+        # Groups already on the server that look like this one: never adopted by its intent.
+        alike = [
+            str(g["id"]) for g in ctx.live.of("group").groups
+            if g.get("manager_type") == config["manager_type"]
+            and (g.get("description") or "") == dg.config["description"]
+        ]  # fmt: skip
         return {
             "group": {
                 "description": dg.config["description"],
@@ -382,7 +429,8 @@ class GroupKind(Kind):
             },
             "blocks": [_ref(ctx, b) for b in dg.config.get("blocks", ())],
             "mark": mark_body(ctx.stack, dg),
-            "stale": self._stale(ctx, dg.address),
+            **reuse(self._stale(ctx), dg.address),
+            "exclude": alike,
         }
 
     def _diffs(self, dg: DesiredGroup) -> list[FieldDiff]:
@@ -511,6 +559,7 @@ class GroupKind(Kind):
             ctx.changes.append(
                 Change(address, DELETE, g.id, body=body, why=(REPLACED,), kind=self.name)
             )
+        prune_marks(ctx, self.name, self._stale(ctx))
 
     def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
         m = self.match(desired.stack, live)
@@ -537,12 +586,18 @@ class GroupKind(Kind):
         rid = change.remote_id or ""
         if change.action in (CREATE, REPLACE):
             sent = {**body["group"], "shared_block_ids": []}
+            # The intent first: a run that dies after the create leaves a group its stack
+            # adopts, never one that is nobody's (kinds.mark_blocks).
+            block = intend(
+                run, MARK_LABEL, self.name, change.address, body["mark"], _claims(sent),
+                body.get("exclude", ()), body.get("intent_block"),
+            )  # fmt: skip
             created = c.request(
-                "POST", "/v1/groups/", json=sent, find=lambda: _lost(run, change.address, sent)
-            )
+                "POST", "/v1/groups/", json=sent,
+                find=lambda: _lost(run, change.address, sent, body.get("exclude", ())),
+            )  # fmt: skip
             rid = str(created["id"])
-            # The mark right after the group: the window in which it is nobody's is one request.
-            _write_mark(run, change.address, rid, body["mark"], None)
+            _write_mark(run, change.address, rid, body["mark"], block)
             run.record(change.address, rid)
             for bid in body["blocks"]:
                 c.request("PATCH", f"/v1/groups/{rid}/blocks/attach/{bid}")
@@ -554,7 +609,7 @@ class GroupKind(Kind):
             return rid
         if change.action == DELETE:
             _delete(run, rid, body.get("mark_block"))
-            return rid
+            return rid or str(body.get("mark_block"))
         if body["patch"]:
             c.request("PATCH", f"/v1/groups/{rid}", json=body["patch"])
         for bid in body["attach"]:
@@ -585,31 +640,32 @@ def _write_mark(
     write_mark(run, MARK_LABEL, "group", address, group_id, metadata, block)
 
 
-def _lost(run: Run, address: str, sent: Mapping[str, Any]) -> None:
-    """After an ambiguous failure of a group's create: nothing on a group proves it is the one
-    sent (no tags, no metadata), so a group that looks like it is never adopted. The failure
-    is reported naming the look-alikes, for the user to import or delete; with none the
-    create surely did not land and is sent again."""
-    config = sent["manager_config"]
+def _lost(
+    run: Run, address: str, sent: Mapping[str, Any], exclude: Iterable[str]
+) -> dict[str, Any] | None:
+    """After an ambiguous failure of a group's create: the one group that answers the intent
+    written before it (and was not on the server when the plan was made) is the one sent. With
+    none the create surely did not land and is sent again; with several nothing proves which,
+    and the failure says so."""
+    claims, old = _claims(sent), set(exclude)
     alike = [
-        str(g["id"])
-        for g in run.client.paginate("/v1/groups/", {})
-        if g.get("manager_type") == config["manager_type"]
-        and list(g.get("agent_ids") or ()) == list(sent["agent_ids"])
-        and g.get("manager_agent_id") == config.get("manager_agent_id")
-        and (g.get("description") or "") == sent["description"]
-    ]
-    if alike:
+        g for g in run.client.paginate("/v1/groups/", {})
+        if _claimed(claims, g) and str(g["id"]) not in old
+    ]  # fmt: skip
+    if len(alike) > 1:
+        ids = ", ".join(str(g["id"]) for g in alike)
         raise ApiError(
-            f"{address}: the server's answer to the group's create was lost, and "
-            f"{', '.join(alike)} looks like what it sent (groups carry no mark to prove it): "
-            f"adopt it with `imports: [{{to: {address}, id: {alike[0]}}}]` or delete it, "
-            "then apply again"
+            f"{address}: the server's answer to the group's create was lost, and {ids} all "
+            f"look like what it sent: adopt one with `imports: [{{to: {address}, id: ...}}]` "
+            "and delete the others, then apply again"
         )
+    return dict(alike[0]) if alike else None
 
 
-def _delete(run: Run, group_id: str, mark_block: str | None) -> None:
-    """The group, then its mark: a group is never left without one while it exists."""
-    run.client.request("DELETE", f"/v1/groups/{group_id}")
+def _delete(run: Run, group_id: str | None, mark_block: str | None) -> None:
+    """The group, then its mark: a group is never left without one while it exists. Without a
+    group: a mark that marks none."""
+    if group_id:
+        run.client.request("DELETE", f"/v1/groups/{group_id}")
     if mark_block:
         run.client.request("DELETE", f"/v1/blocks/{mark_block}")

@@ -1,38 +1,73 @@
 """Mark blocks: where kinds whose resources carry no tags and no metadata keep their ownership
-marks (groups, MCP servers).
+marks (groups, MCP servers, archives), and the write-ahead intents that make their creates
+crash-safe.
 
 A mark block is a memory block labelled for its kind (`letta-apply-group`, ...), tagged with the
 stack's tag, attached to no agent, whose `metadata` holds the mark: stack, address, the id of
 the resource it marks (under the kind's name) and field digests. The block kind lists the
 stack's tagged blocks anyway, so reading the marks costs no request; it ignores these blocks
 (their address is not block.<key>), and the manifest may not declare their labels.
+
+**Intents.** Such a resource's mark cannot travel in its create request, so a run killed between
+the create and the mark would leave a resource that is nobody's (and, where names are unique,
+that blocks the stack for good). So the mark block is written *first*, as an intent: the mark
+without the resource's id, plus what will identify the resource (`claims`: the fields the create
+sends, such as an MCP server's name) and the ids of the resources that already answered those
+claims when the plan was made (`exclude`). Then the create; then the mark block gets the id and
+loses the intent. A later run that finds an intent and exactly one resource that answers its
+claims, is named by no mark, and is not among `exclude` (so it was made after the plan that wrote
+the intent) adopts it, saying so. An intent that nothing answers is reused by the next create of
+its address, or deleted. A resource that answers no intent is still never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from ..model import MARK_KEY, stack_tag
-from .base import Run, mark_of
+from ..plan.changes import DELETE, LEFTOVER, Change
+from .base import Context, Run, mark_of
+
+INTENT = "intent"
+"""The key of an intent in a mark (see the module's docstring)."""
+
+RUN = uuid.uuid4().hex
+"""This process's run token, recorded in the intents it writes."""
+
+Claims = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+"""Whether a resource, as the server lists it, answers an intent's claims."""
 
 
 @dataclass(frozen=True)
 class MarkBlock:
     """A mark block as the stack's block listing shows it: its id, the id of the resource it
-    marks, and the mark."""
+    marks ("" for an intent no resource answers), and the mark."""
 
     id: str
     target: str
     mark: Mapping[str, Any]
+
+    @property
+    def intent(self) -> Mapping[str, Any] | None:
+        """The intent when the mark is not complete yet (see the module's docstring)."""
+        found = self.mark.get(INTENT)
+        return found if isinstance(found, Mapping) else None
+
+
+def pending(mark: Mapping[str, Any]) -> bool:
+    """Whether a resource's mark is an intent it was matched by: its mark is still to write."""
+    return isinstance(mark.get(INTENT), Mapping)
 
 
 def read_marks(
     blocks: Iterable[Mapping[str, Any]], stack: str, label: str, prefix: str
 ) -> tuple[MarkBlock, ...]:
     """The stack's mark blocks labelled `label` for addresses of `prefix` (a kind's name, which
-    is also the key of the marked resource's id in the mark), oldest first."""
+    is also the key of the marked resource's id in the mark), intents included, oldest first."""
     out = []
     for b in blocks:
         m = mark_of(b.get("metadata"))
@@ -43,10 +78,105 @@ def read_marks(
             and m.get("stack") == stack
             and isinstance(address, str)
             and address.startswith(prefix + ".")
-            and isinstance(target, str)
+            and (isinstance(target, str) or isinstance(m.get(INTENT), Mapping))
         ):
-            out.append(MarkBlock(str(b["id"]), target, m))
+            out.append(MarkBlock(str(b["id"]), target if isinstance(target, str) else "", m))
     return tuple(out)
+
+
+def resolve(
+    marks: Iterable[MarkBlock], resources: Iterable[Mapping[str, Any]], claims: Claims
+) -> tuple[MarkBlock, ...]:
+    """`marks`, each intent that exactly one unmarked resource answers given that resource as
+    its target (its mark keeps the intent: it is still to write). An intent that several
+    resources answer proves nothing and stays unresolved."""
+    marks = tuple(marks)
+    listed = tuple(resources)
+    taken = {m.target for m in marks if m.target}
+    out = []
+    for m in marks:
+        intent = m.intent
+        if m.target or intent is None:
+            out.append(m)
+            continue
+        wanted = intent.get("claims")
+        skip = taken | {str(i) for i in intent.get("exclude") or ()}
+        found = [
+            str(r["id"])
+            for r in listed
+            if str(r["id"]) not in skip and isinstance(wanted, Mapping) and claims(wanted, r)
+        ]
+        if len(found) == 1:
+            taken.add(found[0])
+            out.append(MarkBlock(m.id, found[0], m.mark))
+        else:
+            out.append(m)
+    return tuple(out)
+
+
+def unanswered(marks: Iterable[MarkBlock], live_ids: Iterable[str]) -> tuple[MarkBlock, ...]:
+    """Mark blocks that mark nothing: intents no resource answers, and marks whose resource
+    is gone (deleted by hand, or by a run that stopped before deleting its mark)."""
+    ids = set(live_ids)
+    return tuple(m for m in marks if m.target not in ids)
+
+
+def reuse(stale: Iterable[MarkBlock], address: str) -> dict[str, Any]:
+    """What a create at `address` does with the mark blocks of that address that mark nothing
+    (`unanswered`): the first carries its intent, the others are deleted once it is made."""
+    ids = [m.id for m in stale if m.mark.get("address") == address]
+    return {"intent_block": ids[0] if ids else None, "stale": ids[1:]}
+
+
+def prune_marks(ctx: Context, kind: str, stale: Iterable[MarkBlock]) -> None:
+    """Delete the mark blocks that mark nothing and that no create of `kind` in the plan reuses
+    (after a destroy, nothing of the stack is left)."""
+    reused: set[Any] = set()
+    for c in ctx.changes:
+        if c.kind == kind:
+            reused |= {c.body.get("intent_block"), *c.body.get("stale", ())}
+    for m in stale:
+        if m.id not in reused:
+            address = str(m.mark.get("address"))
+            body = {"mark_block": m.id}
+            ctx.changes.append(Change(address, DELETE, None, body=body, why=(LEFTOVER,), kind=kind))
+
+
+def intend(
+    run: Run,
+    label: str,
+    prefix: str,
+    address: str,
+    metadata: Mapping[str, Any],
+    claims: Mapping[str, Any],
+    exclude: Iterable[str] = (),
+    block: str | None = None,
+) -> str:
+    """Record the intent to create the resource at `address` before creating it: into mark
+    block `block` (an intent nothing answered, reused), or a new one. Returns the block's id.
+    `metadata` is the mark block's metadata as `write_mark` takes it."""
+    intent = {
+        "run": RUN,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "claims": dict(claims),
+        "exclude": sorted(exclude),
+    }
+    mark = {k: v for k, v in metadata[MARK_KEY].items() if k != prefix}
+    meta = {MARK_KEY: {**mark, INTENT: intent}}
+    if block:
+        run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
+        return block
+    value = (
+        f"letta-apply: this block marks the {prefix} at {address} of stack '{run.stack}' "
+        f"(while it is being made, what will identify it). It is not memory and is attached "
+        f"to no agent; deleting it releases the {prefix}."
+    )
+    made = run.client.request(
+        "POST",
+        "/v1/blocks/",
+        json={"label": label, "value": value, "tags": [run.tag], "metadata": meta},
+    )
+    return str(made["id"])
 
 
 def write_mark(
@@ -58,9 +188,11 @@ def write_mark(
     metadata: Mapping[str, Any],
     block: str | None,
 ) -> None:
-    """Write the mark of resource `target` at `address`: into its mark block `block`, or a new
-    one. `metadata` is the mark block's metadata without the target's id."""
-    meta = {MARK_KEY: {**metadata[MARK_KEY], prefix: target}}
+    """Write the mark of resource `target` at `address`: into its mark block `block` (its
+    intent, if it was one, goes), or a new one. `metadata` is the mark block's metadata without
+    the target's id."""
+    mark = {k: v for k, v in metadata[MARK_KEY].items() if k != INTENT}
+    meta = {MARK_KEY: {**mark, prefix: target}}
     if block:
         run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
         return

@@ -51,7 +51,7 @@ from ..sensitive import MASKED, Masker
 from ..server.client import LettaClient
 from .base import Context, Field, Kind, Matched, Run, Shape, Update, Users, applied_of
 from .block import our_agent_ids, stack_of
-from .mark_blocks import read_marks, write_mark
+from .mark_blocks import MarkBlock, intend, prune_marks, read_marks, reuse, unanswered, write_mark
 from .mcp_server_model import (
     HTTP,
     MAPPINGS,
@@ -160,7 +160,7 @@ class McpServerKind(Kind):
         if not state.listed and state.marks:
             state = McpState(tuple(client.request("GET", "/v1/mcp-servers/")), state.marks)
             # What a plan may delete was found without the listing: the stack's servers now.
-            ours = {m.target for m in state.marks}
+            ours = {m.target for m in state.resolved()}
             doomed = doomed | {str(s["id"]) for s in state.servers if str(s["id"]) in ours}
         live = Live({**live.states, self.name: state}, live.imported, live.facts, live.project)
         found = dict(self.match(desired.stack, live).pool)
@@ -228,8 +228,8 @@ class McpServerKind(Kind):
                 )
             else:
                 pool[address] = s
-        ids = {str(s["id"]) for s in state.servers}
-        stale = tuple(m.id for m in state.marks if state.listed and m.target not in ids)
+        ids = [str(s["id"]) for s in state.servers]
+        stale = tuple(m.id for m in unanswered(state.resolved(), ids) if state.listed)
         return Matched(pool, {a: s.id for a, s in pool.items()}, tuple(notes), {"stale": stale})
 
     def _holder(self, ctx: Context, name: str, own: str | None = None) -> list[str]:
@@ -258,13 +258,10 @@ class McpServerKind(Kind):
         if holders:
             self._clash(ctx, dm, holders)
             return
-        stale = (ctx.extra.get(self.name) or {}).get("stale", ())
-        marks = [m.id for m in ctx.live.of(self.name).marks if m.id in stale]
-        marks = [m for m in marks if _mark_address(ctx, m) == dm.address]
         body = {
             "server": {"server_name": dm.name, "config": dict(dm.config)},
             "mark": mark_body(ctx.stack, dm),
-            "stale": marks,
+            **reuse(self._stale(ctx), dm.address),
         }
         diffs = [FieldDiff("server_name", None, dm.name, NEW)]
         diffs += [FieldDiff(k, None, v, NEW) for k, v in dm.config.items() if k not in MAPPINGS]
@@ -337,6 +334,16 @@ class McpServerKind(Kind):
             )  # fmt: skip
             u.emit(self.name, ls.id, adopt=adopt)
 
+    def _stale(self, ctx: Context) -> list[MarkBlock]:
+        """Mark blocks that mark no server: intents nothing answered, marks whose server is
+        gone."""
+        gone = set((ctx.extra.get(self.name) or {}).get("stale", ()))
+        return [m for m in ctx.live.of(self.name).marks if m.id in gone]
+
+    def prune(self, ctx: Context, *, destroy: bool) -> None:
+        super().prune(ctx, destroy=destroy)
+        prune_marks(ctx, self.name, self._stale(ctx))
+
     def delete(self, ctx: Context, address: str, found: LiveMcpServer, why: Why) -> None:
         if ctx.protected(found, ctx.desired.of(self.name).get(address)):
             ctx.refuse_destroy(address)
@@ -382,22 +389,30 @@ class McpServerKind(Kind):
         c = run.client
         rid = change.remote_id or ""
         if change.action == CREATE:
-            # No `find`: a server's mark is not on it, so an ambiguous failure of this create
-            # is reported, never retried into a clash with itself.
+            # The intent first: a run that dies after the create leaves a server its stack
+            # adopts, not a name that blocks it (kinds.mark_blocks).
+            name = body["server"]["server_name"]
+            block = intend(
+                run, MARK_LABEL, self.name, change.address, body["mark"],
+                {"server_name": name}, (), body.get("intent_block"),
+            )  # fmt: skip
+            # No `find`: an ambiguous failure of this create is reported, never retried into a
+            # clash with itself; the next run adopts the server by its intent.
             created = _guarded(change, body["server"], lambda: c.request(
                 "POST", "/v1/mcp-servers/", json=body["server"]
             ))  # fmt: skip
             rid = str(created["id"])
-            write_mark(run, MARK_LABEL, self.name, change.address, rid, body["mark"], None)
+            write_mark(run, MARK_LABEL, self.name, change.address, rid, body["mark"], block)
             run.record(change.address, rid)
             for stale in body.get("stale", ()):
                 c.request("DELETE", f"/v1/blocks/{stale}")
             return rid
         if change.action == DELETE:
-            c.request("DELETE", f"/v1/mcp-servers/{rid}")
+            if rid:  # else a mark that marks nothing
+                c.request("DELETE", f"/v1/mcp-servers/{rid}")
             if body.get("mark_block"):
                 c.request("DELETE", f"/v1/blocks/{body['mark_block']}")
-            return rid
+            return rid or str(body.get("mark_block"))
         if body["patch"]:
             patch = body["patch"]
             _guarded(
@@ -423,12 +438,6 @@ class McpServerKind(Kind):
         if found.args is not None:
             out["args"] = list(found.args)
         return out
-
-
-def _mark_address(ctx: Context, block_id: str) -> Any:
-    return next(
-        (m.mark.get("address") for m in ctx.live.of("mcp_server").marks if m.id == block_id), None
-    )
 
 
 def _update_config(

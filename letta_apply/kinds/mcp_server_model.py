@@ -15,7 +15,7 @@ from ..manifest.files import Document
 from ..model import MARK_KEY, Desired, Sensitive
 from ..plan.marks import digest, sensitive_names
 from .base import Context, Users
-from .mark_blocks import MarkBlock
+from .mark_blocks import MarkBlock, resolve
 
 SECTION = "mcp_servers"
 MARK_LABEL = "letta-apply-mcp-server"
@@ -95,9 +95,16 @@ class McpState:
     tools: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
     users: Mapping[str, Users] = field(default_factory=dict)  # of the servers a plan may delete
 
+    def resolved(self) -> tuple[MarkBlock, ...]:
+        """The marks, each intent answered by a server given it (kinds.mark_blocks): server
+        names are unique, so the name the create sent identifies it."""
+        return resolve(
+            self.marks, self.servers, lambda c, s: s.get("server_name") == c.get("server_name")
+        )
+
     def live(self) -> list[LiveMcpServer]:
         by_id: dict[str, MarkBlock] = {}
-        for m in self.marks:
+        for m in self.resolved():
             by_id.setdefault(m.target, m)
         return [LiveMcpServer.from_api(s, by_id.get(str(s["id"]))) for s in self.servers]
 

@@ -16,7 +16,9 @@ DELETE: Final = "delete"
 IMPORT: Final = "import"
 REPLACE: Final = "replace"
 
-Why = Literal["new", "manifest", "drift", "memory", "destroy", "adopt", "replace"]
+Why = Literal[
+    "new", "manifest", "drift", "memory", "destroy", "adopt", "replace", "resume", "leftover"
+]
 NEW: Final = "new"  # declared, not on the server
 MANIFEST: Final = "manifest"  # the manifest changed since letta-apply last wrote the field
 DRIFT: Final = "drift"  # the field was changed on the server, outside the manifest
@@ -24,6 +26,8 @@ MEMORY: Final = "memory"  # a block value written by agents (restored only with 
 DESTROY: Final = "destroy"  # `letta-apply destroy`
 ADOPT: Final = "adopt"  # named by `imports:`
 REPLACED: Final = "replace"  # superseded by its replacement (now, or by an interrupted apply)
+RESUME: Final = "resume"  # made by a run that stopped before marking it (kinds.mark_blocks)
+LEFTOVER: Final = "leftover"  # a mark of nothing: its resource is gone, or was never made
 
 DriftKind = Literal["memory", "configuration"]
 CONFIGURATION: Final = "configuration"  # kind of drift other than memory

@@ -132,7 +132,8 @@ def _finish(ctx: Context, seal_key: str = "") -> Plan:
         problems=tuple(sorted(ctx.problems, key=lambda p: (not p.fatal, p.address))),
         notes=tuple(sorted(ctx.notes)),
         ids=dict(sorted(ctx.ids.items())),
-        fingerprints={c.key: prints[c.key] for c in changes},
+        # A mark block that marks nothing has no fingerprint: its deletion is never stale.
+        fingerprints={c.key: prints.get(c.key, ABSENT) for c in changes},
         serial=ctx.live.serial,
     )
     return replace(plan, seal=seal(plan, ctx.live, ctx.desired.secrets, seal_key))

@@ -349,9 +349,16 @@ def test_waiting_is_bounded_and_told(tmp_path: Path) -> None:
     assert told == ["folder.handbook: Letta is processing 1 of 1 file(s)"] * 2
     fake.stalled = False
     told.clear()
+    # The file the stopped apply sent is the stack's by the intent written before it: recorded,
+    # not sent again.
     with fake.client(on_retry=told.append) as c:
-        apply_plan(c, plan_for(c, load_manifest(str(path))))
-    assert told == ["folder.handbook: processed in 0.0 s: other.md (completed)"]
+        plan = plan_for(c, load_manifest(str(path)))
+        assert any("file 'other.md' adopted" in n for n in plan.notes)
+        apply_plan(c, plan)
+    assert told == [] and len(uploads(fake)) == 1
+    (folder,) = fake.folders.values()
+    mark = folder["metadata"]["letta_apply"]
+    assert list(mark["files"]) == ["other.md"] and "pending" not in mark
 
 
 def test_an_agent_leaving_detaches_and_prune_deletes(tmp_path: Path) -> None:

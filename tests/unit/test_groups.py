@@ -138,16 +138,38 @@ def test_a_replaced_manager_is_deleted_once_the_group_names_its_replacement(
     assert "No changes." in plan.out
 
 
-def test_a_group_create_whose_answer_is_lost_names_the_look_alike_and_never_resends(
+def test_a_group_create_whose_answer_is_lost_is_adopted_by_its_intent_never_resent(
     tmp_path: Path, cli: Cli
 ) -> None:
     lose_answer(cli.fake, "POST", "/v1/groups/", status=502)
-    r = cli("apply", "-f", str(write(tmp_path, AGENTS + GROUP % ("worker", ""))), "--auto-approve")
-    assert r.code == 1
+    apply(cli, tmp_path, AGENTS + GROUP % ("worker", ""))
     gid = group(cli)["id"]  # one group: the create was not sent again
-    assert f"group.team: the server's answer to the group's create was lost, and {gid}" in r.err
-    assert f"imports: [{{to: group.team, id: {gid}}}]" in r.err
-    assert marks(cli) == []  # nothing claims it: it is not proven to be the stack's
+    # The intent written before the create proves it: the group is marked, the intent gone.
+    (mark,) = marks(cli)
+    assert mark["metadata"]["letta_apply"]["group"] == gid
+    assert "intent" not in mark["metadata"]["letta_apply"]
+
+
+def test_a_group_create_whose_answer_is_lost_among_look_alikes_is_not_guessed(
+    tmp_path: Path, cli: Cli
+) -> None:
+    manifest = write(tmp_path, AGENTS + GROUP % ("worker", ""))
+    lose_answer(cli.fake, "POST", "/v1/groups/", status=502)
+    twin = [True]
+
+    def make_a_twin(request: httpx.Request) -> httpx.Response | None:
+        # Someone makes the same group by hand while the create is in flight.
+        if request.method == "POST" and request.url.path == "/v1/groups/" and twin[0]:
+            twin[0] = False
+            cli.fake._serve(request)
+        return None
+
+    cli.fake.before.append(make_a_twin)
+    r = cli("apply", "-f", str(manifest), "--auto-approve")
+    assert r.code == 1
+    groups = [g["id"] for g in cli.fake.groups.values()]
+    assert len(groups) == 2  # nothing was sent again
+    assert "all look like what it sent" in r.err and all(g in r.err for g in groups)
 
 
 def test_a_group_create_the_server_did_not_make_is_sent_again(tmp_path: Path, cli: Cli) -> None:

@@ -40,6 +40,9 @@ class ApplyEvents:
     def lock_wait(self, held: LockInfo) -> None:
         """Another run holds the lock: told once, before waiting for it."""
 
+    def lock_taken_over(self, held: LockInfo, why: str) -> None:
+        """The run holding the lock is gone (`why`): its lock is taken over."""
+
     def lock_not_released(self, held: LockInfo, error: ApiError) -> None:
         """The lock record could not be deleted; it blocks later runs until force-unlocked."""
 
@@ -119,7 +122,10 @@ def run_apply(
         elif _wrote(unlocked):
             bump_serial(client, stack)
         return unlocked
-    stack_lock = StackLock(client, stack, operation, timeout=lock_timeout, on_wait=events.lock_wait)
+    stack_lock = StackLock(
+        client, stack, operation, timeout=lock_timeout, on_wait=events.lock_wait,
+        on_take_over=events.lock_taken_over,
+    )  # fmt: skip
     events.lock_created(stack_lock)
     stack_lock.acquire()
     result: ApplyResult | None = None

@@ -298,6 +298,9 @@ class _Events(ApplyEvents):
     def lock_wait(self, held: LockInfo) -> None:
         print(f"waiting for the lock held by {held.describe()}", file=self.o.err)
 
+    def lock_taken_over(self, held: LockInfo, why: str) -> None:
+        print(f"took over the lock held by {held.describe()}: {why}", file=self.o.err)
+
     def lock_not_released(self, held: LockInfo, error: ApiError) -> None:
         print(
             f"warning: could not release the lock of stack {held.stack!r} ({error}); remove it "

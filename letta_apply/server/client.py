@@ -98,6 +98,10 @@ class LettaClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        # Set when the run's lease on the stack lock could not be renewed (server.lock): no
+        # request is sent any more, for another run may take the lock over.
+        self.halted: str | None = None
         self.max_connections = max(1, max_connections)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -183,6 +187,8 @@ class LettaClient:
         retries = 0
         maybe_done = False  # an earlier attempt may have reached the server and acted
         while True:
+            if self.halted:
+                raise ApiError(self.halted, method=method, path=path)
             with self._lock:
                 self.counts["GET" if read else method] += 1
             failure: ApiError

@@ -11,6 +11,21 @@ Lock records carry neither the stack's tag nor its marks, and are attached to no
 prune, drift and export never see them. The lock is advisory: the no-duplicate rule of apply
 holds without it.
 
+**Leases.** A run killed while it holds the lock (a cancelled CI job) cannot release it. So a
+record carries a lease: its holder renews it (a counter in the record, one write every
+`RENEW` seconds) while it works, and stops sending requests when no renewal succeeded for
+`HALT` seconds, well before the lease (HALT + the request timeout + a margin) can run out:
+whatever it had in flight has ended by then. A run that finds the lock held takes it over
+(deleting the dead run's record and changing the serial, so that it plans again) when:
+
+- the holder ran on this machine (same host name, boot and process namespace) and its process
+  is gone: at once;
+- or it has watched the record go unrenewed for a whole lease on its own clock (clocks of
+  different machines are never compared), or the record's last renewal is older than the lease
+  and a generous allowance for clock skew.
+
+A record without a lease (older releases) is never taken over: `force-unlock` removes it.
+
 The stack's *serial* says whether another run wrote to the stack since a plan read it: a block
 labelled `letta-apply-stack`, tagged `letta-apply-serial:<stack>` only, whose metadata holds a
 random token that every run that wrote to the stack replaces when it is done (before it
@@ -31,10 +46,13 @@ import random
 import re
 import socket
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from ..errors import ApiError, LettaApplyError, is_rejection
@@ -45,6 +63,17 @@ LOCK_KEY = "letta_apply_lock"
 
 LOCK_LABEL = "letta-apply-lock"
 STACK_LABEL = "letta-apply-stack"
+
+RENEW = 10.0  # seconds between renewals of a lease
+HALT = 25.0  # seconds without a renewal after which the holder sends nothing more
+MARGIN = 5.0
+SKEW = 60.0  # what clocks of two machines may differ by, for a record's own renewal time
+
+
+def lease_for(request_timeout: float) -> float:
+    """The lease a holder takes: it stops after HALT without renewing, and a request it sent
+    just before ends within the request timeout."""
+    return HALT + request_timeout + MARGIN
 
 
 def lock_tag(stack: str) -> str:
@@ -72,21 +101,34 @@ class LockInfo:
     time: str
     operation: str
     token: str
+    lease: float = 0.0  # seconds; 0: a record of an older release, never taken over
+    renewals: int = 0
+    renewed: str = ""  # the holder's clock at its last renewal (UTC)
+    machine: str = ""  # boot and process namespace: what makes `host` one machine
 
     @classmethod
     def from_block(cls, block: Mapping[str, Any]) -> LockInfo | None:
         md = (block.get("metadata") or {}).get(LOCK_KEY)
         if not isinstance(md, Mapping):
             return None
+        try:
+            lease, renewals = float(md.get("lease") or 0), int(md.get("renewals") or 0)
+            pid = int(md.get("pid") or 0)
+        except (TypeError, ValueError):
+            lease, renewals, pid = 0.0, 0, 0
         return cls(
             id=block["id"],
             stack=str(md.get("stack", "")),
             holder=str(md.get("holder", "?")),
             host=str(md.get("host", "?")),
-            pid=int(md.get("pid") or 0),
+            pid=pid,
             time=str(md.get("time", "?")),
             operation=str(md.get("operation", "?")),
             token=str(md.get("token", "")),
+            lease=lease,
+            renewals=renewals,
+            renewed=str(md.get("renewed") or ""),
+            machine=str(md.get("machine") or ""),
         )
 
     def describe(self) -> str:
@@ -196,10 +238,15 @@ class StackLock:
         poll: float = 1.0,
         settle: float = 0.3,
         on_wait: Callable[[LockInfo], None] = lambda lock: None,
+        on_take_over: Callable[[LockInfo, str], None] = lambda lock, why: None,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
+        lease: float | None = None,
+        renew: float = RENEW,
+        halt: float = HALT,
     ) -> None:
-        """`sleep` and `clock` default to the client's: a lock waits the way its client does."""
+        """`sleep` and `clock` default to the client's: a lock waits the way its client does.
+        `lease` defaults to what the client's request timeout needs (see `lease_for`)."""
         self.client = client
         self.stack = stack
         self.operation = operation
@@ -207,6 +254,14 @@ class StackLock:
         self.poll = poll
         self.settle = settle
         self.on_wait = on_wait
+        self.on_take_over = on_take_over
+        self.lease = lease if lease is not None else lease_for(client.timeout)
+        self.renew = renew
+        self.halt = halt
+        self._watched: dict[str, tuple[int, float]] = {}  # record id -> (renewals, first seen)
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self._info: dict[str, Any] = {}
         self._sleep = sleep or client.sleep
         self._clock = clock or client.clock
         self.held: LockInfo | None = None
@@ -225,15 +280,21 @@ class StackLock:
             self.writes += self.client.writes - writes
 
     def _record(self, token: str) -> dict[str, Any]:
+        now = _utc()
         info = {
             "stack": self.stack,
             "holder": _user(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": now,
             "operation": self.operation,
             "token": token,
+            "lease": self.lease,
+            "renewals": 0,
+            "renewed": now,
+            "machine": _machine(),
         }
+        self._info = info
         return {
             "label": LOCK_LABEL,
             "value": json.dumps(info, sort_keys=True),
@@ -288,6 +349,10 @@ class StackLock:
         told = False
         while True:
             holder = self._other(self._locks(), None)
+            gone = self._gone(holder) if holder is not None else ""
+            if holder is not None and gone:
+                self._take_over(holder, gone)
+                continue
             if holder is None:
                 mine = self._create()
                 try:
@@ -302,6 +367,7 @@ class StackLock:
                 if holder is None:
                     self.held = mine
                     self.serial = stack_serial(self._seen, self.stack)
+                    self._start_renewing(mine)
                     return mine
             if self._clock() + self.poll > deadline:
                 raise LockError(
@@ -314,6 +380,75 @@ class StackLock:
                 told = True
             # Jittered, but never past the deadline: --lock-timeout is a promise.
             self._sleep(min(self.poll * (0.5 + random.random()), deadline - self._clock()))
+
+    def _gone(self, holder: LockInfo) -> str:
+        """Why the run holding the lock is surely gone ("" when it may be alive)."""
+        if (
+            holder.pid
+            and holder.machine
+            and holder.host == socket.gethostname()
+            and holder.machine == _machine()
+            and not _alive(holder.pid)
+        ):
+            return f"its process {holder.pid} on this machine is gone"
+        if holder.lease <= 0:
+            return ""
+        now = self._clock()
+        seen = self._watched.get(holder.id)
+        if seen is None or seen[0] != holder.renewals:
+            self._watched[holder.id] = (holder.renewals, now)
+        elif now - seen[1] >= holder.lease:
+            return f"its lease of {holder.lease:.0f} s was not renewed for {now - seen[1]:.0f} s"
+        renewed = _parse_utc(holder.renewed)
+        if renewed is not None and time.time() - renewed > holder.lease + SKEW:
+            return f"its lease of {holder.lease:.0f} s ran out (last renewed {holder.renewed})"
+        return ""
+
+    def _take_over(self, holder: LockInfo, why: str) -> None:
+        """Remove a dead run's record, as force-unlock does: the stack gets a new serial first
+        (the dead run may have written), so the plan is made again under the lock."""
+        self.on_take_over(holder, why)
+        bump_serial(self.client, self.stack)
+        try:
+            self.client.delete_block(holder.id)
+        except ApiError as e:
+            if e.status != 404:  # another run took it over at the same moment
+                raise
+
+    def _start_renewing(self, mine: LockInfo) -> None:
+        self._stop.clear()
+        self._renewer = threading.Thread(
+            target=self._renew_loop, args=(mine,), name="letta-apply-lease", daemon=True
+        )
+        self._renewer.start()
+
+    def _renew_loop(self, mine: LockInfo) -> None:
+        """Renew the lease every `renew` seconds; when none succeeded for `halt` seconds, stop
+        the client from sending anything more (the lease may run out: another run may take the
+        lock over, and this one must not write beside it)."""
+        last = time.monotonic()
+        renewals = 0
+        while not self._stop.wait(self.renew):
+            try:
+                info = {**self._info, "renewals": renewals + 1, "renewed": _utc()}
+                self.client.update_block(mine.id, {"metadata": {LOCK_KEY: info}})
+                renewals += 1
+                last = time.monotonic()
+                self.writes += 1  # counted apart from the command's own requests
+            except Exception:
+                if time.monotonic() - last > self.halt:
+                    self.client.halted = (
+                        f'stopped: the lease on the lock of stack "{self.stack}" could not be '
+                        f"renewed for {self.halt:.0f} s (lock id {mine.id}); apply again"
+                    )
+                    return
+
+    def _stop_renewing(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
+        self.client.halted = None  # the lock's own last requests go through
 
     def _withdraw(self, mine: LockInfo) -> None:
         # Deleting is safe to repeat, and a record left behind blocks every later run: try
@@ -337,6 +472,7 @@ class StackLock:
         if self.held is None:
             return
         held = self.held
+        self._stop_renewing()
         if destroyed:
             self._counted(lambda: forget_serial(self.client, self.stack))
         elif wrote:
@@ -368,6 +504,44 @@ def force_unlock(client: LettaClient, lock_id: str) -> LockInfo:
     bump_serial(client, info.stack)
     client.delete_block(lock_id)
     return info
+
+
+def _utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_utc(text: str) -> float | None:
+    try:
+        when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _machine() -> str:
+    """This machine's boot and this process's PID namespace: a host name alone may be shared
+    (containers), and a pid means something only within one boot and one namespace. "" where
+    the system does not say (then only leases recover a lock)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` (on this machine) still runs; a zombie does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _user() -> str:

@@ -414,15 +414,21 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
         raise LettaApplyError(
             "prevent_destroy: this plan would delete protected resources; nothing was applied"
         )
+    # After a destroy, apply would make the stack again: a destroy is finished by another.
+    run, again = (
+        ("Destroy", "Run destroy again to finish it.")
+        if args.command == "destroy"
+        else ("Apply", "Run apply again to converge.")
+    )
     if result.cancelled:
-        o.text("Apply cancelled; nothing was changed.")
+        o.text(f"{run} cancelled; nothing was changed.")
         return EXIT_ERROR
     if failure and failure.interrupted and o.format != "json":
         for skipped in failure.skipped:
             print(f"not attempted: {skipped}", file=o.err)
         print(
-            f"Apply interrupted: {failure.done} change(s) done, {failure.not_attempted} not "
-            "attempted. Run apply again to converge.",
+            f"{run} interrupted: {failure.done} change(s) done, {failure.not_attempted} not "
+            f"attempted. {again}",
             file=o.err,
         )
     elif failure and o.format != "json":
@@ -432,12 +438,12 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
             print(f"not attempted: {skipped}", file=o.err)
         after = (
             "The server refused a request as wrong (HTTP 4xx): fix what it names in the "
-            "manifest or on the server, then apply again."
+            f"manifest or on the server, then {run.lower()} again."
             if failure.rejected
-            else "Run apply again to converge."
+            else again
         )
         print(
-            f"Apply stopped: {failure.done} change(s) done, {len(failure.failures)} failed, "
+            f"{run} stopped: {failure.done} change(s) done, {len(failure.failures)} failed, "
             f"{failure.not_attempted} not attempted. {after}",
             file=o.err,
         )

@@ -79,11 +79,18 @@ _TOP = max(level(k.name) for k in KINDS)
 def apply_order(change: Change) -> tuple[int, int]:
     """When a change runs: creates and updates level by level (a resource nested under another
     is made with its owner, never before it), then detaches (which free labels), then
-    attaches, then deletes, dependents first. Changes of one (phase, level) run in parallel."""
+    attaches, then deletes, dependents first. Changes of one (phase, level) run in parallel.
+
+    A resource nested under another (an agent's own blocks) is deleted in a stage of its own
+    right before its owner's: Letta leaves an agent's blocks behind it, and a run stopped in
+    between then leaves an agent the next run still sees, not blocks no agent holds."""
     phase = _PHASE[change.action]
-    own = level(change.kind or kind_of_address(change.address))
+    name = change.kind or kind_of_address(change.address)
+    owner = change.address.split(".", 1)[0]
     if phase == 0:
-        return phase, max(own, level(change.address.split(".", 1)[0]))
+        return phase, max(level(name), level(owner))
     if phase == 3:
-        return phase, _TOP - own
+        if owner != name and owner in _BY_NAME:
+            return phase, 2 * (_TOP - level(owner)) - 1
+        return phase, 2 * (_TOP - level(name))
     return phase, 0

@@ -22,7 +22,9 @@ from ..plan.changes import (
     ATTACH,
     CREATE,
     DELETE,
+    DESTROY,
     DETACH,
+    DRIFT,
     REPLACE,
     UPDATE,
     Change,
@@ -64,8 +66,10 @@ from .block import (
     BlockKind,
     BlockState,
     DesiredBlock,
+    LiveBlock,
     blanked,
     declare_block,
+    leftover_own_blocks,
     owned_block_address,
     owned_of,
 )
@@ -196,10 +200,11 @@ class AgentState:
 @dataclass(frozen=True)
 class AgentMatch:
     """What matching leaves for planning: agents superseded by an interrupted replacement, and
-    the agents' own blocks by address."""
+    the agents' own blocks by address, and the own blocks left behind by agents now gone."""
 
     superseded: tuple[tuple[str, LiveAgent], ...] = ()
     owned: Mapping[str, Any] = field(default_factory=dict)
+    leftovers: tuple[tuple[str, LiveBlock], ...] = ()  # own blocks whose agent is gone
 
 
 def agent_tool_names(agent: DesiredAgent) -> set[str]:
@@ -429,7 +434,8 @@ class AgentKind(Kind):
             for b in owned_of(a, blocks, shared)
         }
         ids = {a: r.id for a, r in pool.items()} | {a: b.id for a, b in owned.items()}
-        return Matched(pool, ids, tuple(notes), AgentMatch(tuple(superseded), owned))
+        leftovers = tuple(leftover_own_blocks(blocks, state.agents, stack))
+        return Matched(pool, ids, tuple(notes), AgentMatch(tuple(superseded), owned, leftovers))
 
     def create(self, ctx: Context, declared: DesiredAgent) -> None:
         agent_plan.create(ctx, declared)
@@ -449,9 +455,11 @@ class AgentKind(Kind):
             agent_plan.delete(ctx, address, la, "replace")
         if not destroy:
             agent_plan.prune_own_blocks(ctx)
+        agent_plan.prune_leftovers(ctx, DESTROY if destroy else DRIFT)
 
     def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
-        """The agents' own blocks a plan may delete (Letta leaves them behind an agent)."""
+        """The agents' own blocks a plan may delete (Letta leaves them behind an agent), those
+        whose agent is gone included."""
         m = self.match(desired.stack, live)
         extra: AgentMatch = m.extra
         keep = set() if destroy else {*desired.of("agent"), *desired.moved}
@@ -459,7 +467,7 @@ class AgentKind(Kind):
         shared = {b.id for b in blocks.blocks.values() if b.id in blocks.tagged} - {
             b.id for b in extra.owned.values()
         }
-        out: set[str] = set()
+        out: set[str] = {b.id for _, b in extra.leftovers}
         for address, agent in [*m.pool.items(), *extra.superseded]:
             declared = desired.of("agent").get(desired.moved.get(address, address))
             labels: set[str] = set()
@@ -546,10 +554,11 @@ class AgentKind(Kind):
             replaces = body.pop("replaces", None)
             rid = _create(run, change, body)
             if replaces:
-                # Create-first: the new agent exists, wired to its blocks, before the old goes.
-                c.delete_agent(replaces["agent"])
+                # Create-first: the new agent exists, wired to its blocks, before the old goes;
+                # its own blocks before it (stopped in between, the old agent is still seen).
                 for block_id in replaces["blocks"]:
                     c.delete_block(block_id)
+                c.delete_agent(replaces["agent"])
         elif change.action == DELETE:
             c.delete_agent(rid)
         elif change.action in (ATTACH, DETACH):
@@ -597,11 +606,11 @@ def settle_agents(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str
         if winner["id"] == rid:
             continue
         ours = next((a for a in listing if a["id"] == rid), {})
-        run.client.delete_agent(rid)
         kept = {b["id"] for b in winner.get("blocks") or ()}
         for b in ours.get("blocks") or ():
             if b["id"] not in kept:
                 run.client.delete_block(b["id"])
+        run.client.delete_agent(rid)
         # What ours was given after its create, theirs gets too (their run may have stopped
         # before giving it).
         moved[change.address] = _finish(run, change, run.resolve(change.body), winner)

@@ -36,7 +36,7 @@ from ..plan.marks import (
 from . import agent_mcp_tools
 from .agent_secrets import WRITTEN, plan_secrets, with_recorded
 from .agent_settings import SETTINGS, compared
-from .base import Context, Update, applied_of, dict_diffs
+from .base import Context, Update, applied_of, declared_at, dict_diffs
 from .block import (
     BlockState,
     LiveBlock,
@@ -45,6 +45,7 @@ from .block import (
     create_block_change,
     declared_extras,
     delete_block,
+    our_agent_ids,
     owned_block_address,
     owned_of,
     update_block,
@@ -625,6 +626,26 @@ def prune_own_blocks(ctx: Context) -> None:
         for b in owned_of(la, _blocks(ctx), shared):
             if b.label not in labels:
                 delete_block(ctx, owned_block_address(address, b.label), b, MANIFEST)
+
+
+def prune_leftovers(ctx: Context, why: Why) -> None:
+    """Own blocks whose agent is gone are the stack's leftovers: deleted, by apply and destroy
+    alike, unless protected (by their marks or the manifest) or attached to an agent outside
+    the stack: those are kept, and named."""
+    extra: AgentMatch = ctx.extra["agent"]
+    users = _blocks(ctx).users
+    ours = our_agent_ids(ctx)
+    for address, b in extra.leftovers:
+        head = f"{address} ({b.id}): its agent is gone"
+        if ctx.protected(b, declared_at(ctx.desired, address)):
+            ctx.notes.append(f"{head}; kept: prevent_destroy is set")
+            continue
+        foreign = [f"{name} ({aid})" for aid, name, _ in users.get(b.id, ()) if aid not in ours]
+        if foreign:
+            ctx.notes.append(f"{head}; kept: attached to {', '.join(foreign)}, not this stack's")
+            continue
+        ctx.changes.append(Change(address, DELETE, b.id, why=(why,), kind="block"))
+        ctx.notes.append(f"{head}; the block is deleted")
 
 
 def superseded(ctx: Context) -> tuple[tuple[str, LiveAgent], ...]:

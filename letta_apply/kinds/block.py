@@ -392,6 +392,32 @@ def delete_block(ctx: Context, address: str, b: LiveBlock, why: Why, declared: A
     ctx.changes.append(Change(address, DELETE, b.id, why=(why,), kind="block"))
 
 
+def leftover_own_blocks(
+    state: BlockState, agents: Iterable[_AgentLike], stack: str
+) -> list[tuple[str, LiveBlock]]:
+    """The stack's own blocks whose agent is gone (deleted by hand, or by a run stopped before
+    it deleted them too), with their addresses: blocks carrying the stack's tag and its mark
+    for an own block's address, attached to none of the stack's agents (`agents`: every agent
+    carrying its tag, both sides of a replacement included). A block made inline with an agent
+    has no mark of its own until letta-apply writes one (Letta drops it): without its agent,
+    nothing tells it from a block tagged by hand, and it is left alone. Blocks attached
+    outside the stack are told apart later (`users`)."""
+    in_use = {i for a in agents for i in a.block_ids}
+    out: list[tuple[str, LiveBlock]] = []
+    for i in sorted(state.tagged - in_use):
+        b = state.blocks[i]
+        address = b.mark.get("address")
+        if (
+            stack_tag(stack) in b.tags
+            and b.mark.get("stack") == stack
+            and isinstance(address, str)
+            and address.startswith("agent.")
+            and ".memory_blocks." in address
+        ):
+            out.append((address, b))
+    return out
+
+
 def owned_of(agent: _AgentLike, state: BlockState, shared_ids: set[str]) -> list[LiveBlock]:
     """An agent's own blocks: attached, carrying the stack's tag, not a shared block."""
     return [

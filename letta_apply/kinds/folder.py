@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
 from ..model import MARK_KEY, Desired, Live
-from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ..plan.changes import CREATE, DELETE, DESTROY, MANIFEST, NEW, Change, FieldDiff, Problem, Why
 from ..plan.marks import digest
 from ..server.client import LettaClient
 from . import folder_plan as fp
@@ -45,7 +45,7 @@ from .base import (
     settle,
 )
 from .folder_files import LocalFile, declared_files, files_at, read_all
-from .folder_flag import folder_flag, lower_flag, raise_flag
+from .folder_flag import FLAG_ADDRESS, folder_flag, raise_flag
 
 FIELDS = ("name", "description", "instructions")
 
@@ -343,13 +343,25 @@ class FolderKind(Kind):
         users = tuple((aid, aid, None) for aid in found.agents)
         if ctx.used_elsewhere(address, users, ours):
             return
+        ctx.changes.append(Change(address, DELETE, found.id, why=(why,), kind=self.name))
+
+    def prune(self, ctx: Context, *, destroy: bool) -> None:
+        """Delete the folders, then the folder flag once the stack keeps no folder: every one
+        of its folders is deleted by this plan, or none is left (deleted by hand, or by a run
+        stopped before the flag). A block delete runs after the folder deletes (apply's
+        order), and not at all after one failed: the flag stays while a folder does."""
+        super().prune(ctx, destroy=destroy)
         state: FolderState = ctx.live.of(self.name)
-        body: dict[str, Any] = {}
-        if state.flag and not ctx.desired.of(self.name):
-            # The stack keeps no folder: the flag goes after the last delete (a delete that is
-            # refused or fails leaves its folder, and the count short, so the flag stays).
-            body = {"flag": state.flag, "of": len(ctx.pool(self.name))}
-        ctx.changes.append(Change(address, DELETE, found.id, body=body, why=(why,), kind=self.name))
+        if state.flag is None or not state.listed or (ctx.desired.of(self.name) and not destroy):
+            return
+        deleted = {c.address for c in ctx.changes if c.kind == self.name and c.action == DELETE}
+        if all(address in deleted for address in ctx.pool(self.name)):
+            why: Why = DESTROY if destroy else MANIFEST
+            ctx.changes.append(Change(FLAG_ADDRESS, DELETE, state.flag, why=(why,), kind="block"))
+            ctx.notes.append(
+                f"{FLAG_ADDRESS} ({state.flag}): the stack's folder flag; deleted, the stack "
+                "keeps no folder"
+            )
 
     def fingerprint(self, resource: LiveFolder, blank: frozenset[str]) -> str:
         f = resource
@@ -376,8 +388,6 @@ class FolderKind(Kind):
         rid = change.remote_id or ""
         if change.action == DELETE:
             c.request("DELETE", f"/v1/folders/{rid}")
-            if body.get("flag"):
-                lower_flag(run, str(body["flag"]), int(body["of"]))
             return rid
         folder = dict(body.get("folder") or {})
         uploads = list(body.get("uploads") or ())

@@ -4,7 +4,8 @@ Folders carry no tag to list a stack's by, so a stack that declares none would h
 every folder on the server to find those it still owns (to prune them). Instead, a stack that
 holds folders has a *folder flag*: a block labelled `letta-apply-folders`, tagged with the
 stack, attached to no agent, written before the stack's first folder is created and deleted
-after its last one. The stack's block listing reads it for free; without it and without
+once the stack keeps no folder (a block delete of its own, `FLAG_ADDRESS` in a plan, which runs
+after the folder deletes). The stack's block listing reads it for free; without it and without
 declared folders, folders are not listed at all (see kinds.folder).
 """
 
@@ -14,17 +15,16 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..errors import ApiError
 from ..model import MARK_KEY, stack_tag
 from .base import Run, mark_of
 
 FLAG_LABEL = "letta-apply-folders"
 FLAG = "folder flag"  # what the run records the flag's id under
+# The flag has no address of its own: its delete is shown under this one (a block, by its label).
+FLAG_ADDRESS = f"block.{FLAG_LABEL}"
 
-# The flag is written once per run, however many folder creates run at once, and deleted after
-# the last of a plan's folder deletes: counted here (one apply per process).
+# The flag is written once per run, however many folder creates run at once.
 _flag_lock = threading.Lock()
-_deleted: dict[str, int] = {}
 
 
 def folder_flag(blocks: Iterable[Mapping[str, Any]], stack: str) -> str | None:
@@ -64,17 +64,3 @@ def raise_flag(run: Run) -> None:
             find=find,
         )
         run.record(FLAG, str(made["id"]))
-
-
-def lower_flag(run: Run, flag: str, deletes: int) -> None:
-    """Count one of the plan's `deletes` folder deletes done; after the last, delete the flag
-    (a delete that failed leaves a folder, and so the flag)."""
-    with _flag_lock:
-        _deleted[flag] = _deleted.get(flag, 0) + 1
-        if _deleted[flag] < deletes:
-            return
-    try:
-        run.client.request("DELETE", f"/v1/blocks/{flag}")
-    except ApiError as e:
-        if e.status != 404:
-            raise

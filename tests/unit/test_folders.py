@@ -12,7 +12,7 @@ import pytest
 from letta_apply.apply.runner import apply_plan
 from letta_apply.errors import ApplyError, LettaApplyError, ManifestError
 from letta_apply.kinds.folder import DesiredFolder
-from letta_apply.kinds.folder_flag import FLAG_LABEL
+from letta_apply.kinds.folder_flag import FLAG_ADDRESS, FLAG_LABEL
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for
@@ -410,13 +410,55 @@ def test_a_stack_holding_folders_is_flagged_once_and_unflagged_with_the_last(
     path.write_text("version: 1\nstack: docs-unit\n")
     with fake.client() as c:
         plan = plan_for(c, load_manifest(str(path)))
-        assert sorted(ch.address for ch in plan.changes) == [f"folder.f{n}" for n in range(4)]
+        assert sorted(ch.address for ch in plan.changes) == [
+            FLAG_ADDRESS,
+            *(f"folder.f{n}" for n in range(4)),
+        ]
         apply_plan(c, plan, parallelism=8)
     assert fake.folders == {} and flags(fake) == []
     fake.calls.clear()
     with fake.client() as c:
         assert plan_for(c, load_manifest(str(path))).changes == ()
     assert folder_listings(fake) == 0  # a stack without folders never lists the server's
+
+
+def test_destroy_deletes_the_flag_after_the_folders_it_deletes(tmp_path: Path) -> None:
+    tree(tmp_path, DOCS)
+    path = manifest(tmp_path, "other.md")
+    fake = FakeLetta()
+    plan_apply(fake, path)
+    assert len(flags(fake)) == 1
+    fake.calls.clear()
+    with fake.client() as c:
+        plan = plan_for(c, load_manifest(str(path)), destroy=True)
+        apply_plan(c, plan)
+    assert fake.folders == {} and flags(fake) == []
+    deletes = [p for m, p in fake.calls if m == "DELETE"]
+    # The flag goes last: a folder delete that failed would have left it.
+    assert deletes[-1].startswith("/v1/blocks/") and "/v1/folders/" in deletes[0]
+
+
+@pytest.mark.parametrize("destroy", [False, True])
+def test_a_flag_left_without_folders_is_deleted(tmp_path: Path, destroy: bool) -> None:
+    tree(tmp_path, DOCS)
+    path = manifest(tmp_path, "other.md")
+    fake = FakeLetta()
+    plan_apply(fake, path)
+    fake.folders.clear()  # deleted by hand: the flag alone says the stack held folders
+    if not destroy:
+        path.write_text("version: 1\nstack: docs-unit\n")
+    with fake.client() as c:
+        plan = plan_for(c, load_manifest(str(path)), destroy=destroy)
+        assert [(ch.address, ch.action) for ch in plan.changes if ch.kind != "agent"] == [
+            (FLAG_ADDRESS, DELETE)
+        ]
+        apply_plan(c, plan)
+    assert flags(fake) == []
+    fake.calls.clear()
+    with fake.client() as c:
+        assert plan_for(c, load_manifest(str(path)), destroy=destroy).changes == ()
+    if not destroy:
+        assert folder_listings(fake) == 0  # the flag gone, folders are no longer listed
 
 
 def test_the_flag_stays_while_a_folder_does(tmp_path: Path) -> None:

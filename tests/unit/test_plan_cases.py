@@ -117,16 +117,17 @@ def test_plan_does_not_depend_on_listing_order(case: str) -> None:
 def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
     # Creates and updates level by level (identities and tools, then shared blocks, then agents
     # and their own blocks), then detaches (freeing labels), then attaches, then deletes:
-    # agents before blocks, blocks before tools and identities.
+    # an agent's own blocks right before the agents, shared blocks after them, then tools
+    # and identities.
     plan = plan_case(case)
     orders = [apply_order(c) for c in plan.changes]
     assert orders == sorted(orders)
     for c in plan.changes:
         if c.action == DELETE:
-            want = {"group": 0, "folder": 0, "archive": 0, "agent": 1, "block": 2, "tool": 3}
-            want.update(identity=3, mcp_server=3)
-            want = want[c.kind]
-            assert apply_order(c) == (3, want)
+            want = {"group": 0, "folder": 0, "archive": 0, "agent": 2, "block": 4, "tool": 6}
+            want.update(identity=6, mcp_server=6)
+            nested = c.kind == "block" and c.address.startswith("agent.")
+            assert apply_order(c) == (3, 1 if nested else want[c.kind])
         elif c.action == DETACH:
             assert apply_order(c) == (1, 0)
         elif c.action == ATTACH:
@@ -460,9 +461,9 @@ def test_plan_text_shows_include_base_tools_it_will_send() -> None:
 def test_resources_no_longer_declared_are_pruned() -> None:
     plan = plan_case("no_longer_declared")
     assert [(c.action, c.address) for c in plan.changes] == [
-        (DELETE, "agent.reviewer"),
         (DELETE, "agent.reviewer.memory_blocks.persona"),
         (DELETE, "agent.worker.memory_blocks.scratchpad"),
+        (DELETE, "agent.reviewer"),
         (DELETE, "block.handoff"),
     ]
     assert plan.notes == ()

@@ -44,7 +44,8 @@ class ApplyEvents:
         """The run holding the lock is gone (`why`): its lock is taken over."""
 
     def lock_not_released(self, held: LockInfo, error: ApiError) -> None:
-        """The lock record could not be deleted; it blocks later runs until force-unlocked."""
+        """The lock record could not be deleted; later runs take it over once its lease runs
+        out (or at once on this machine, this process gone)."""
 
     def started(self, plan: Plan) -> None:
         """Writing begins."""

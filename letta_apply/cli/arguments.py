@@ -117,7 +117,9 @@ def _locking(sp: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     sp.add_argument(
         "--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
-        help="how long to wait for a stack locked by another run (default %(default)s)",
+        help="how long to wait for a stack locked by another run (default %(default)s); a "
+        "holder that does not renew its lease is waited for until the lease runs out, then its "
+        "lock is taken over",
     )  # fmt: skip
 
 

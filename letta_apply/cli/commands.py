@@ -303,8 +303,9 @@ class _Events(ApplyEvents):
 
     def lock_not_released(self, held: LockInfo, error: ApiError) -> None:
         print(
-            f"warning: could not release the lock of stack {held.stack!r} ({error}); remove it "
-            f"with `letta-apply force-unlock {held.id}`",
+            f"warning: could not release the lock of stack {held.stack!r} ({error}); the next "
+            "run takes it over once its lease runs out, or remove it now with "
+            f"`letta-apply force-unlock {held.id}`",
             file=self.o.err,
         )
 
@@ -377,7 +378,7 @@ def _stopped_by_signals(
 ) -> Iterator[list[int]]:
     """While applying, the first SIGINT or SIGTERM sets `stop`: no new change starts, those in
     flight finish, the lock is released and what was done is reported. A second one aborts at
-    once (the lock is then left behind: `force-unlock` removes it). While the first plan is
+    once (a lock left behind is taken over by the next run: server.lock). While the first plan is
     made (`planning`), nothing is written yet: the first one aborts at once."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():

@@ -259,6 +259,7 @@ class StackLock:
         self.renew = renew
         self.halt = halt
         self._watched: dict[str, tuple[int, float]] = {}  # record id -> (renewals, first seen)
+        self._renewing: set[str] = set()  # records seen renewed while this run waited
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._info: dict[str, Any] = {}
@@ -369,7 +370,7 @@ class StackLock:
                     self.serial = stack_serial(self._seen, self.stack)
                     self._start_renewing(mine)
                     return mine
-            if self._clock() + self.poll > deadline:
+            if self._clock() + self.poll > deadline and not self._expiring(holder):
                 raise LockError(
                     f'stack "{self.stack}" is locked by {holder.describe()}; waited '
                     f"{self.timeout:.0f}s (--lock-timeout). If no run holds it any more, "
@@ -378,8 +379,12 @@ class StackLock:
             if not told:
                 self.on_wait(holder)
                 told = True
-            # Jittered, but never past the deadline: --lock-timeout is a promise.
-            self._sleep(min(self.poll * (0.5 + random.random()), deadline - self._clock()))
+            # Jittered, but never past the deadline (--lock-timeout is a promise), unless a
+            # silent holder's lease is being waited out.
+            wait = self.poll * (0.5 + random.random())
+            if not self._expiring(holder):
+                wait = min(wait, deadline - self._clock())
+            self._sleep(max(0.0, wait))
 
     def _gone(self, holder: LockInfo) -> str:
         """Why the run holding the lock is surely gone ("" when it may be alive)."""
@@ -396,6 +401,8 @@ class StackLock:
         now = self._clock()
         seen = self._watched.get(holder.id)
         if seen is None or seen[0] != holder.renewals:
+            if seen is not None:
+                self._renewing.add(holder.id)  # seen renewing: alive
             self._watched[holder.id] = (holder.renewals, now)
         elif now - seen[1] >= holder.lease:
             return f"its lease of {holder.lease:.0f} s was not renewed for {now - seen[1]:.0f} s"
@@ -403,6 +410,14 @@ class StackLock:
         if renewed is not None and time.time() - renewed > holder.lease + SKEW:
             return f"its lease of {holder.lease:.0f} s ran out (last renewed {holder.renewed})"
         return ""
+
+    def _expiring(self, holder: LockInfo) -> bool:
+        """Whether `holder` has a lease that has not been renewed since this run first saw it:
+        the run may be dead, and waiting out its lease beats giving up (a live holder renews
+        within `RENEW` seconds, and is then waited for only until the deadline)."""
+        seen = self._watched.get(holder.id)
+        return bool(holder.lease > 0 and seen and seen[0] == holder.renewals
+                    and holder.id not in self._renewing)  # fmt: skip
 
     def _take_over(self, holder: LockInfo, why: str) -> None:
         """Remove a dead run's record, as force-unlock does: the stack gets a new serial first

@@ -78,15 +78,28 @@ def test_a_holder_of_this_machine_whose_process_is_gone_is_taken_over_at_once() 
     lock.release()
 
 
+def renewing(fake: FakeLetta, rid: str) -> None:
+    """The holder of record `rid` renews it between the waiter's looks at the lock."""
+
+    def renew(request: httpx.Request) -> httpx.Response | None:
+        tags = request.url.params.get_list("tags")
+        if request.method == "GET" and "letta-apply-lock:unit" in tags and rid in fake.blocks:
+            fake.blocks[rid]["metadata"][LOCK_KEY]["renewals"] += 1
+        return None
+
+    fake.before.append(renew)
+
+
 def test_a_live_holder_of_this_machine_is_never_taken_over() -> None:
     fake = FakeLetta()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         live = record(fake, host=socket.gethostname(), machine=machine(), pid=alive.pid)
+        renewing(fake, live)
         clock, told = Clock(), []
         with pytest.raises(LockError, match=live):
-            waiter(fake, clock, 30, told).acquire()  # 30 s: within its 90 s lease
-        assert told == []
+            waiter(fake, clock, 200, told).acquire()  # longer than its lease: it renews
+        assert told == [] and clock.now >= 195
     finally:
         alive.kill()
         alive.wait()
@@ -94,13 +107,15 @@ def test_a_live_holder_of_this_machine_is_never_taken_over() -> None:
 
 def test_a_pid_of_another_machine_with_the_same_host_name_proves_nothing() -> None:
     # Containers may share a host name: the pid is looked at only on the same boot and PID
-    # namespace.
+    # namespace. Only the lease, unrenewed, lets the record go.
     fake = FakeLetta()
-    record(fake, host=socket.gethostname(), machine="another-boot/pid:[1]", pid=dead_pid())
+    dead = record(fake, host=socket.gethostname(), machine="another-boot/pid:[1]", pid=dead_pid())
     clock, told = Clock(), []
-    with pytest.raises(LockError):
-        waiter(fake, clock, 30, told).acquire()
-    assert told == []
+    lock = waiter(fake, clock, 30, told)
+    lock.acquire()
+    assert clock.now >= 90 and len(told) == 1 and "lease of 90 s was not renewed" in told[0]
+    assert told[0].startswith(dead)
+    lock.release()
 
 
 def test_a_holder_elsewhere_is_taken_over_after_its_lease_goes_unrenewed() -> None:
@@ -117,21 +132,23 @@ def test_a_holder_elsewhere_is_taken_over_after_its_lease_goes_unrenewed() -> No
 def test_a_holder_that_renews_its_lease_keeps_the_lock() -> None:
     fake = FakeLetta()
     live = record(fake, lease=20.0)
+    renewing(fake, live)
     clock, told = Clock(), []
-    renewals = [0]
-
-    def renew(request: httpx.Request) -> httpx.Response | None:
-        # The holder renews between our looks at the lock.
-        tags = request.url.params.get_list("tags")
-        if request.method == "GET" and "letta-apply-lock:unit" in tags:
-            renewals[0] += 1
-            fake.blocks[live]["metadata"][LOCK_KEY]["renewals"] = renewals[0]
-        return None
-
-    fake.before.append(renew)
     with pytest.raises(LockError, match=live):
         waiter(fake, clock, 50, told).acquire()
     assert told == [] and clock.now >= 45
+
+
+def test_a_holder_that_stops_renewing_is_waited_for_past_the_lock_timeout() -> None:
+    # --lock-timeout bounds the wait for a live holder; a silent one may be dead, and its
+    # lease is waited out rather than giving up just before it runs out.
+    fake = FakeLetta()
+    dead = record(fake, lease=40.0)
+    clock, told = Clock(), []
+    lock = waiter(fake, clock, 10, told)
+    lock.acquire()
+    assert 40 <= clock.now <= 43 and told[0].startswith(dead)
+    lock.release()
 
 
 def test_a_record_renewed_long_ago_is_taken_over_at_once() -> None:

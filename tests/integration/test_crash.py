@@ -23,7 +23,7 @@ passage); a further `apply -v` makes 0 writes; `destroy` then leaves nothing of 
 block tagged `letta-apply:<stack>`, `letta-apply-lock:<stack>` or `letta-apply-serial:<stack>`,
 no agent, group, identity, MCP server, folder or archive, no block seen before the destroy).
 
-Every run is given `--lock-timeout` (LETTA_APPLY_CRASH_LOCK_TIMEOUT, default 15 s): a run that
+Every run is given `--lock-timeout` (LETTA_APPLY_CRASH_LOCK_TIMEOUT, default 10 s): a run that
 waits for a dead run's lock then fails (a wedge) within seconds instead of a minute.
 
 Sizing. By default (what scripts/test runs) a seeded sample: 3 apply boundaries (one just after a
@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -77,7 +78,7 @@ SWEEP = os.environ.get("LETTA_APPLY_CRASH_SWEEP", "").strip().lower() == "all"
 RANDOM_KILLS = int(os.environ.get("LETTA_APPLY_CRASH_RANDOM") or (50 if SWEEP else 1))
 SEED = int(os.environ.get("LETTA_APPLY_CRASH_SEED") or 1)
 SLOTS = max(1, int(os.environ.get("LETTA_APPLY_CRASH_SLOTS") or 8))
-LOCK_TIMEOUT = os.environ.get("LETTA_APPLY_CRASH_LOCK_TIMEOUT") or "15"
+LOCK_TIMEOUT = os.environ.get("LETTA_APPLY_CRASH_LOCK_TIMEOUT") or "10"
 APPLY_AT = _ints("LETTA_APPLY_CRASH_APPLY_AT")
 DESTROY_AT = _ints("LETTA_APPLY_CRASH_DESTROY_AT")
 JSON_OUT = os.environ.get("LETTA_APPLY_CRASH_JSON") or (
@@ -632,6 +633,7 @@ class Outcome:
 
 
 OUTCOMES: list[Outcome] = []
+REFERENCE_SEQUENCES: list[list[Seen]] = [[], []]  # the reference apply's and destroy's requests
 
 
 @dataclass
@@ -675,7 +677,7 @@ class Harness:
     def op(self, operation: str, s: Stack, *extra: str, url: str | None = None) -> Result:
         return self.run(operation, "-f", s.path, "--auto-approve", *extra, url=url)
 
-    def kill_at(self, p: Proc, o: Outcome) -> bool:
+    def kill_at(self, p: Proc, o: Outcome, ref: list[Seen] | None = None) -> bool:
         """Wait for the armed proxy to hold its request, kill `p` (SIGKILL), release the
         proxy. False when the run ended before reaching the boundary."""
         deadline = time.monotonic() + RUN_TIMEOUT
@@ -687,6 +689,11 @@ class Harness:
             p.kill()
             held = self.proxy.held_request
             o.request = f"request {o.boundary} ({held.method} {held.path})" if held else None
+            if held and ref and o.boundary and o.boundary <= len(ref):
+                was = ref[o.boundary - 1]
+                if (was.method, _shape(was.path)) != (held.method, _shape(held.path)):
+                    o.notes.append(f"the reference run's request {o.boundary} was {was.method} "
+                                   f"{was.path}")  # fmt: skip
         self.proxy.release()
         if not reached:
             r = p.finish()
@@ -743,6 +750,14 @@ class Harness:
         o.destroy_left += leftovers(self.api, s, before)
 
 
+_ID = re.compile(r"[a-z_]+-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _shape(path: str) -> str:
+    """A request path with its resource ids left out (ids differ from stack to stack)."""
+    return _ID.sub("{id}", path)
+
+
 def _record(o: Outcome, started: float) -> Outcome:
     o.seconds = round(time.monotonic() - started, 1)
     OUTCOMES.append(o)
@@ -756,7 +771,7 @@ def apply_killed_at(h: Harness, n: int, ref: Reference) -> Outcome:
     try:
         h.proxy.arm(n)
         p = h.start("apply", "-f", s.path, "--auto-approve", "--parallelism", "1")
-        h.kill_at(p, o)
+        h.kill_at(p, o, ref.apply)
         before = h.recover_and_verify(s, o)
         h.verify_destroyed(s, o, before)
     finally:
@@ -777,7 +792,7 @@ def destroy_killed_at(h: Harness, n: int, ref: Reference) -> Outcome:
         before = look(h.api, s)
         h.proxy.arm(n)
         p = h.start("destroy", "-f", s.path, "--auto-approve", "--parallelism", "1")
-        h.kill_at(p, o)
+        h.kill_at(p, o, ref.destroy)
         h.recover("destroy", s, o)
         o.destroy_left += leftovers(h.api, s, before)
     finally:
@@ -832,13 +847,13 @@ def two_applies_one_killed(h: Harness, how: str, ref: Reference, seed: int) -> O
             writes = [x.n for x in ref.apply if x.write][2:]  # past taking the lock
             o.boundary, o.of = rng.choice(writes), len(ref.apply)
             h.proxy.arm(o.boundary)
-            a = h.start(*args)
+            a = h.start(*args, "--parallelism", "1")
             deadline = time.monotonic() + RUN_TIMEOUT
             while not h.proxy.held.wait(0.05) and a.popen.poll() is None:
                 assert time.monotonic() < deadline, "run A never reached its boundary"
             b = h.start(*args, url=h.server)
             time.sleep(3.0)  # B plans, and finds the stack locked by A (alive, held)
-            if h.kill_at(a, o):
+            if h.kill_at(a, o, ref.apply):
                 o.notes.append("B was started while A held its request, and waited for A")
         else:
             delay = rng.uniform(0.3, max(0.5, ref.apply_seconds))
@@ -911,7 +926,7 @@ def reference(harness: Harness) -> Reference:
     try:
         harness.proxy.arm(None)
         t = time.monotonic()
-        r = harness.op("apply", s)
+        r = harness.op("apply", s, "--parallelism", "1")
         apply_seconds = time.monotonic() - t
         applied = list(harness.proxy.seen)
         if r.code != 0:
@@ -919,7 +934,7 @@ def reference(harness: Harness) -> Reference:
         before = harness.verify_converged(s, o)
         harness.proxy.arm(None)
         t = time.monotonic()
-        d = harness.op("destroy", s)
+        d = harness.op("destroy", s, "--parallelism", "1")
         destroy_seconds = time.monotonic() - t
         destroyed = list(harness.proxy.seen)
         if d.code != 0:
@@ -933,6 +948,7 @@ def reference(harness: Harness) -> Reference:
         f"({sum(x.write for x in destroyed)} writes) in {destroy_seconds:.1f} s"
     )
     _record(o, started)
+    REFERENCE_SEQUENCES[:] = [applied, destroyed]
     assert applied and destroyed, o.report()
     return Reference(applied, destroyed, apply_seconds, destroy_seconds, o)
 
@@ -1016,6 +1032,8 @@ def _write_summary(seconds: float) -> None:
         "lock_timeout": float(LOCK_TIMEOUT),
         "seconds": round(seconds, 1),
         "reference": ref.summary() if ref else None,
+        "apply_requests": [f"{x.method} {_shape(x.path)}" for x in REFERENCE_SEQUENCES[0]],
+        "destroy_requests": [f"{x.method} {_shape(x.path)}" for x in REFERENCE_SEQUENCES[1]],
         "totals": totals,
         "cases": [o.summary() for o in cases],
     }
@@ -1059,7 +1077,8 @@ def test_apply_killed_at_a_random_instant(
     harness: Harness, reference: Reference, index: int
 ) -> None:
     rng = random.Random(f"random-{SEED}-{index}")
-    delay = rng.uniform(0.1, reference.apply_seconds)
+    # The reference ran at --parallelism 1; a run at the default is quicker.
+    delay = rng.uniform(0.1, 0.9 * reference.apply_seconds)
     _check([apply_killed_after(harness, delay, index)])
 
 

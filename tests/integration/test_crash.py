@@ -703,15 +703,18 @@ class Harness:
 
     def recover(self, operation: str, s: Stack, o: Outcome) -> bool:
         """Plain re-runs of `operation`, at most RECOVERY_RUNS, until one succeeds."""
+        last = ""
         for attempt in range(1, RECOVERY_RUNS + 1):
             r = self.op(operation, s)
+            why = errors_of(r) if r.code else ""
+            shown = "the same error" if why and why == last else why
             o.recovery.append(f"{operation} {attempt}: exit {r.code}"
-                              + (f": {errors_of(r)}" if r.code else ""))  # fmt: skip
+                              + (f": {shown}" if shown else ""))  # fmt: skip
             if r.code == 0:
                 o.recovery_runs = attempt
                 return True
-        o.wedged = (f"{RECOVERY_RUNS} plain `{operation}` runs failed; last: "
-                    f"{o.recovery[-1]}")  # fmt: skip
+            last = why
+        o.wedged = f"{RECOVERY_RUNS} plain `{operation}` runs failed: {last}"
         return False
 
     def verify_converged(self, s: Stack, o: Outcome) -> Live:
@@ -746,7 +749,10 @@ class Harness:
     def verify_destroyed(self, s: Stack, o: Outcome, before: Live | None) -> None:
         d = self.op("destroy", s)
         if d.code != 0:
-            o.errors.append(f"destroy exited {d.code}: {errors_of(d)}")
+            why = errors_of(d)
+            if o.wedged.endswith(why):
+                why = "the error that wedged the recovery"
+            o.errors.append(f"destroy exited {d.code}: {why}")
         o.destroy_left += leftovers(self.api, s, before)
 
 

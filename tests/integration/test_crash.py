@@ -662,7 +662,9 @@ class Harness:
         self.counter += 1
         out = self.root / f"run-{self.counter}.out"
         err = self.root / f"run-{self.counter}.err"
-        argv = (*args, "--base-url", url or self.proxy.url, "-v", "--lock-timeout", LOCK_TIMEOUT)
+        argv = (*args, "--base-url", url or self.proxy.url, "-v")
+        if args[0] in ("apply", "destroy"):
+            argv += ("--lock-timeout", LOCK_TIMEOUT)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
         with out.open("wb") as o, err.open("wb") as e:
             popen = subprocess.Popen(
@@ -715,6 +717,11 @@ class Harness:
                 return True
             last = why
         o.wedged = f"{RECOVERY_RUNS} plain `{operation}` runs failed: {last}"
+        # What stands behind the first wedge: `plan` takes no lock, and shows whether the stack
+        # as left could be planned at all (a resource it refuses, say). Looked at, not a re-run.
+        plan = self.run("plan", "-f", s.path, *(("--destroy",) if operation == "destroy" else ()))
+        if plan.code != 0:
+            o.wedged += f"; and `plan` exits {plan.code}: {errors_of(plan)}"
         return False
 
     def verify_converged(self, s: Stack, o: Outcome) -> Live:
@@ -750,7 +757,7 @@ class Harness:
         d = self.op("destroy", s)
         if d.code != 0:
             why = errors_of(d)
-            if o.wedged.endswith(why):
+            if why in o.wedged:
                 why = "the error that wedged the recovery"
             o.errors.append(f"destroy exited {d.code}: {why}")
         o.destroy_left += leftovers(self.api, s, before)

@@ -53,7 +53,7 @@ from ..plan.changes import (
     Change,
     FieldDiff,
     Why,
-)  # fmt: skip
+)
 from ..plan.marks import digest
 from ..server.client import LettaClient
 from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
@@ -66,7 +66,7 @@ from .mark_blocks import (
     reuse,
     unanswered,
     write_mark,
-)  # fmt: skip
+)
 
 MARK_LABEL = "letta-apply-group"
 MANAGER_TYPES = ("supervisor", "round_robin", "dynamic", "sleeptime", "voice_sleeptime")

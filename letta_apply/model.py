@@ -128,6 +128,9 @@ class Live:
     # The stack's serial as the listing of its blocks showed it (server.lock.stack_serial):
     # another run that writes to the stack changes it.
     serial: str = ""
+    # The stack's lock records as that listing showed them (server.lock), as the server sent
+    # them: a run with nothing to write still removes a dead run's.
+    locks: tuple[Mapping[str, Any], ...] = ()
 
     def of(self, kind: str) -> Any:
         return self.states[kind]

@@ -116,6 +116,11 @@ def run_apply(
     destroying = operation == "destroy"
     # The lock costs its writes: a run with nothing to do neither takes it nor writes.
     if not (lock and planned[0].has_changes and not planned[0].blocked):
+        if lock and planned[0].locks:
+            # Nothing to write, but a run that died holding the lock may have left its record.
+            StackLock(client, stack, operation, on_take_over=events.lock_taken_over).clear_dead(
+                planned[0].locks
+            )
         unlocked = _apply_planned(client, *planned, parallelism, events, stop)
         # Without the lock too, a run that wrote says so to the runs that hold it.
         if destroying and unlocked.ok and unlocked.plan.has_changes:

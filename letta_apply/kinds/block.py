@@ -40,7 +40,7 @@ from ..plan.marks import (
     user_metadata,
 )
 from ..server.client import LettaClient
-from ..server.lock import is_lock_record, serial_tag
+from ..server.lock import is_lock_record, lock_tag, serial_tag
 from .base import (
     Context,
     Field,
@@ -490,8 +490,8 @@ class BlockKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        # The stack's serial record comes along (server.lock): `state` leaves it out.
-        return client.list_blocks(stack_tag(stack), serial_tag(stack))
+        # The stack's serial and lock records come along (server.lock): `state` leaves them out.
+        return client.list_blocks(stack_tag(stack), serial_tag(stack), lock_tag(stack))
 
     def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
         assert imp.id is not None  # validation: blocks are imported by id

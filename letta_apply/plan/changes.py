@@ -120,6 +120,8 @@ class Plan:
     seal: Seal | None = None  # of the live sensitive values the plan overwrites
     # The stack's serial when it was read (server.lock): None for a plan read from a file.
     serial: str | None = None
+    # The stack's lock records when it was read, as the server sent them (server.lock).
+    locks: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def has_changes(self) -> bool:

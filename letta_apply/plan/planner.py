@@ -135,6 +135,7 @@ def _finish(ctx: Context, seal_key: str = "") -> Plan:
         # A mark block that marks nothing has no fingerprint: its deletion is never stale.
         fingerprints={c.key: prints.get(c.key, ABSENT) for c in changes},
         serial=ctx.live.serial,
+        locks=ctx.live.locks,
     )
     return replace(plan, seal=seal(plan, ctx.live, ctx.desired.secrets, seal_key))
 

@@ -19,7 +19,7 @@ from ..kinds import KINDS, kind, kind_of_address
 from ..model import Desired, Import, Live, kind_of
 from ..plan.changes import CREATE, IMPORT, Plan
 from .client import LettaClient
-from .lock import stack_serial
+from .lock import LOCK_LABEL, stack_serial
 
 
 def read_live(client: LettaClient, desired: Desired, *, destroy: bool = False) -> Live:
@@ -65,7 +65,8 @@ def read_stack(
             seen.setdefault(name, []).append(extra)
     states = {k.name: k.state(raw, seen, stack) for k in KINDS}
     serial = stack_serial(raw.get("block") or (), stack)
-    return Live(states, imported, project=client.project_id, serial=serial)
+    locks = tuple(b for b in raw.get("block") or () if b.get("label") == LOCK_LABEL)
+    return Live(states, imported, project=client.project_id, serial=serial, locks=locks)
 
 
 def read_saved(client: LettaClient, plan: Plan) -> Live:

@@ -411,6 +411,14 @@ class StackLock:
             return f"its lease of {holder.lease:.0f} s ran out (last renewed {holder.renewed})"
         return ""
 
+    def clear_dead(self, blocks: Iterable[Mapping[str, Any]]) -> None:
+        """Take over (and so remove) the records among `blocks` whose holders are surely gone
+        without waiting (see `_gone`); a record whose holder may be alive is left alone."""
+        for holder in _records(blocks, self.stack):
+            gone = self._gone(holder)
+            if gone:
+                self._take_over(holder, gone)
+
     def _expiring(self, holder: LockInfo) -> bool:
         """Whether `holder` has a lease that has not been renewed since this run first saw it:
         the run may be dead, and waiting out its lease beats giving up (a live holder renews

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from letta_apply.apply.session import ApplyEvents, run_apply
 from letta_apply.errors import ApiError
 from letta_apply.server.lock import (
     LOCK_KEY,
@@ -23,7 +24,8 @@ from letta_apply.server.lock import (
 )
 from letta_apply.server.lock import _machine as machine
 from tests.fakeletta import FakeLetta
-from tests.helpers import Clock
+from tests.helpers import SEED, Clock
+from tests.unit.test_resilience import planner
 
 
 def dead_pid() -> int:
@@ -198,3 +200,23 @@ def test_the_holder_renews_its_lease_and_stops_when_it_cannot() -> None:
     failing.clear()
     lock.release()  # the lock's own last requests go through
     assert list_locks(client, "unit") == []
+
+
+def test_an_apply_with_nothing_to_do_removes_a_dead_runs_lock_and_no_other() -> None:
+    # A run killed while it released the lock leaves its record and nothing to do: the next
+    # apply, which takes no lock, still removes the record (its listing of the stack's blocks
+    # takes the lock records in: no more requests).
+    fake = FakeLetta()
+    client = fake.client()
+    assert run_apply(client, planner(client, SEED)[1]).ok
+    dead = record(fake, host=socket.gethostname(), machine=machine(), pid=dead_pid())
+    alive = record(fake, renewed=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    told: list[str] = []
+
+    class Events(ApplyEvents):
+        def lock_taken_over(self, held: Any, why: str) -> None:
+            told.append(held.id)
+
+    result = run_apply(client, planner(client, SEED)[1], events=Events())
+    assert result.ok and not result.plan.has_changes
+    assert told == [dead] and dead not in fake.blocks and alive in fake.blocks

@@ -378,7 +378,9 @@ def test_lock_is_taken_released_and_invisible_to_plans() -> None:
 
 def test_a_held_lock_makes_others_wait_then_fail_naming_the_holder() -> None:
     fake = FakeLetta()
-    first = StackLock(fake.client(), "unit", "destroy", settle=0)
+    # A holder without a lease: the fake clock outruns the real one its renewals use, and a
+    # silent lease would be waited out and its lock taken over (test_lock_lease.py).
+    first = StackLock(fake.client(), "unit", "destroy", settle=0, lease=0)
     held = first.acquire()
     clock = Clock()
     waited: list[str] = []
@@ -398,7 +400,7 @@ def test_a_held_lock_makes_others_wait_then_fail_naming_the_holder() -> None:
 def test_the_oldest_lock_record_wins_a_race() -> None:
     fake = FakeLetta()
     client = fake.client()
-    rival = StackLock(client, "unit", "apply", settle=0)
+    rival = StackLock(client, "unit", "apply", settle=0, lease=0)  # see the test above
     calls = [0]
 
     def race(request: httpx.Request) -> httpx.Response | None:
@@ -470,8 +472,10 @@ def test_a_run_that_wrote_between_the_plan_and_the_lock_makes_it_plan_again() ->
     wrote = [False]
 
     def another_run_first(request: httpx.Request) -> httpx.Response | None:
-        # Just before this run takes the lock, another run applies its manifest.
-        if "letta-apply-lock" in str(request.url) and not wrote[0]:
+        # Just before this run takes the lock, another run applies its manifest (the lock's
+        # own listing: the plan's takes the lock records in with the stack's blocks).
+        tags = request.url.params.get_list("tags")
+        if "letta-apply-lock:unit" in tags and stack_tag("unit") not in tags and not wrote[0]:
             wrote[0] = True
             theirs = fake.client()
             assert run_apply(theirs, planner(theirs, other)[1]).ok

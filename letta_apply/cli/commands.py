@@ -32,7 +32,7 @@ from ..plan.planner import restrict
 from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
 from ..plan.targets import TARGET_WARNING, expand_targets
 from ..sensitive import MaskedStream, Masker, mask_plan
-from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
+from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy, url_secrets
 from ..server.export import ExportFormat, Selection, export_manifest
 from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
@@ -99,6 +99,7 @@ class _Out:
 
     def connect(self) -> LettaClient:
         a = self.args
+        self.masker.add(url_secrets(a.base_url))  # the client shows the URL without them
         self.client = self.client_factory(
             a.base_url,
             api_key=a.api_key,

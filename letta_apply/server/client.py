@@ -234,7 +234,9 @@ class LettaClient:
                 failure = _error(resp, method, path, self.redact)
                 delay = retry_after(resp)
                 status = resp.status_code
-                retryable = status in _RETRY_STATUS or (status == 409 and delay is not None)
+                retryable = (status in _RETRY_STATUS and not _mcp_unreachable(resp)) or (
+                    status == 409 and delay is not None
+                )
                 # 429 and 409-with-Retry-After: refused before acting. Other 5xx: maybe acted.
                 sent = status >= 500
                 if not retryable and not (sent and find is not None):
@@ -587,14 +589,36 @@ def _decode(resp: httpx.Response, method: str, path: str) -> Any:
         ) from None
 
 
+def _letta_error(resp: httpx.Response) -> Mapping[str, Any]:
+    """The `error` object of Letta's own error answers ({"error": {"type", "message",
+    "detail"}}); empty for any other answer."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, Mapping) else None
+    return error if isinstance(error, Mapping) else {}
+
+
+def _mcp_unreachable(resp: httpx.Response) -> bool:
+    """A 502 that is Letta's answer, not a gateway's: Letta could not connect to an MCP server
+    (a stdio command not installed, a URL that refuses). Asking again asks the same MCP server
+    the same way: not retried."""
+    return _letta_error(resp).get("type") == "mcp_connection_error"
+
+
 def _error(resp: httpx.Response, method: str, path: str, redact: Callable[[str], str]) -> ApiError:
     """The error a failed response stands for, with the server's own message (secrets masked,
     then cut short)."""
     detail: Any
+    letta = _letta_error(resp)
     try:
         detail = resp.json().get("detail", resp.text)
     except (ValueError, AttributeError):
         detail = resp.text
+    if letta:
+        said = [str(letta.get(k) or "").strip() for k in ("message", "detail")]
+        detail = " ".join(dict.fromkeys(s for s in said if s)) or detail
     text = redact(str(detail).strip().replace("\n", " ")) or resp.reason_phrase
     if len(text) > 300:
         text = text[:297] + "..."

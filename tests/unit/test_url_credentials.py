@@ -7,7 +7,12 @@ import base64
 import json
 from pathlib import Path
 
-from letta_apply.server.client import public_url, url_secrets
+import httpx
+
+from letta_apply import plan_for, render_plan
+from letta_apply.pipeline import load_manifest
+from letta_apply.server.client import LettaClient, public_url, url_secrets
+from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, Cli, write
 
 URL = "http://user:pw-secret@127.0.0.1:8283"
@@ -62,3 +67,16 @@ def test_an_error_echoing_the_url_does_not_show_the_password(cli: Cli, tmp_path:
     assert r.code == 1
     assert "has no scheme: write it as http://127.0.0.1:8283" in r.err
     assert "pw-secret" not in r.out + r.err
+
+
+def test_the_python_api_renders_the_url_without_its_credentials(tmp_path: Path) -> None:
+    desired = load_manifest([str(write(tmp_path, SEED))])
+    with LettaClient(URL, transport=httpx.MockTransport(FakeLetta().handle)) as client:
+        plan = plan_for(client, desired)
+        assert client.base_url == "http://127.0.0.1:8283"
+    for shown in (
+        render_plan(plan, "text", base_url=URL),
+        render_plan(plan, "markdown", base_url=URL),
+        render_plan(plan, "json", base_url=URL),
+    ):
+        assert "pw-secret" not in shown and "127.0.0.1:8283" in shown

@@ -31,7 +31,7 @@ from .plan.listing import Listing, list_stack
 from .plan.planner import restrict
 from .plan.targets import expand_targets
 from .sensitive import Masker, mask_plan
-from .server.client import LettaClient
+from .server.client import LettaClient, public_url
 from .server.live import read_live
 
 Format = Literal["text", "json", "markdown"]
@@ -61,7 +61,7 @@ def render_plan(
     """The plan as `letta-apply plan --format FORMAT` shows it, sensitive values masked (the
     values of sensitive variables, and `secrets`). Markdown has a diagram of the changes when
     the manifest's `desired` state is given."""
-    origin = origin or planfile.Origin(base_url, None, (), "")
+    origin = origin or planfile.Origin(public_url(base_url), None, (), "")  # no credentials
     shown = mask_plan(plan, Masker(secrets))
     if format == "json":
         return planfile.dumps(shown, origin)

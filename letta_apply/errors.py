@@ -3,7 +3,8 @@
 LettaApplyError
  ├── ManifestError     one or more `file:line:col: message` diagnostics; nothing was sent
  ├── ApiError          the server refused or failed a request (carries status and address)
- │    └── ServerUnreachable
+ │    ├── ServerUnreachable
+ │    └── Rejected      a request not sent: what the server holds shows it wrong
  └── ApplyError        some changes failed; carries what was done and what was not
 """
 
@@ -58,7 +59,7 @@ def is_rejection(error: BaseException) -> bool:
     """A request the server refused as wrong (a 4xx that is not about timing: not a timeout,
     a conflict, a lock or a rate limit): sending it again gets the same answer."""
     status = getattr(error, "status", None)
-    return (
+    return isinstance(error, Rejected) or (
         isinstance(error, ApiError)
         and status is not None
         and 400 <= status < 500
@@ -68,6 +69,11 @@ def is_rejection(error: BaseException) -> bool:
 
 class ServerUnreachable(ApiError):
     """No connection could be made to the server (refused, DNS, timeout)."""
+
+
+class Rejected(ApiError):
+    """A request apply does not send, for what the server holds shows it wrong (an MCP tool the
+    MCP server does not offer): sending it again would get the same answer."""
 
 
 class ApplyError(LettaApplyError):

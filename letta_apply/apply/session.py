@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..errors import ApiError, ApplyError
 from ..kinds import apply_order
 from ..model import Desired
-from ..plan.changes import Change, Plan
+from ..plan.changes import Change, Plan, natural_key
 from ..server.client import LettaClient
 from ..server.lock import LockInfo, StackLock, bump_serial, forget_serial
 from .runner import Done, apply_plan
@@ -91,7 +91,12 @@ def in_plan_order(done: Iterable[Done]) -> list[Done]:
     """Completed changes in a stable order (they complete in parallel, in any order): the
     order of the plan."""
     return sorted(
-        done, key=lambda d: (apply_order(d.change), d.change.address, d.change.block or "")
+        done,
+        key=lambda d: (
+            apply_order(d.change),
+            natural_key(d.change.address),
+            natural_key(d.change.block or ""),
+        ),
     )
 
 

@@ -65,7 +65,9 @@ def _common(
         help="Letta Cloud project (its id, slug or name; env LETTA_PROJECT): every request is "
         "scoped to it",
     )
-    sp.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    sp.add_argument(
+        "--timeout", type=_timeout, default=60.0, metavar="SECONDS", help="seconds per request"
+    )
     sp.add_argument(
         "--max-retries", type=_count, default=RetryPolicy.max_retries, metavar="N",
         help="re-sends of a request after transient failures (default %(default)s)",
@@ -253,6 +255,17 @@ def _seconds(text: str) -> float:
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    # 0 would fail every request at once, reported as a server that cannot be reached.
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text}")
     return value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -32,7 +33,7 @@ from ..plan.planner import restrict
 from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
 from ..plan.targets import TARGET_WARNING, expand_targets
 from ..sensitive import MaskedStream, Masker, mask_plan
-from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy
+from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy, url_secrets
 from ..server.export import ExportFormat, Selection, export_manifest
 from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
@@ -99,6 +100,7 @@ class _Out:
 
     def connect(self) -> LettaClient:
         a = self.args
+        self.masker.add(url_secrets(a.base_url))  # the client shows the URL without them
         self.client = self.client_factory(
             a.base_url,
             api_key=a.api_key,
@@ -221,13 +223,23 @@ def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
             # Saved without sensitive values: `apply FILE -f ...` takes them from the manifest.
             with open(args.out, "w", encoding="utf-8") as f:
                 f.write(o.masker.text(planfile.dumps(mask_plan(plan, o.masker), origin)))
-            print(
-                f"Plan saved to {args.out}; apply it with `letta-apply apply {args.out}`.",
-                file=o.err,
-            )
+            print(f"Plan saved to {args.out}; apply it with {_apply_command(args)}.", file=o.err)
     if plan.problems:
         return EXIT_ERROR
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def _apply_command(args: argparse.Namespace) -> str:
+    """The command that applies the plan `plan --out` saved: with the manifest and variable
+    files it was made from (its sensitive values come from them); --var values are not repeated
+    here, for they may be secrets."""
+    argv = ["letta-apply", "apply", args.out]
+    for path in args.file:
+        argv += ["-f", path]
+    for path in args.var_file:
+        argv += ["--var-file", path]
+    same = " and the same --var values" if args.var else ""
+    return f"`{shlex.join(argv)}`{same}"
 
 
 def _cmd_destroy(args: argparse.Namespace, o: _Out) -> int:
@@ -438,7 +450,8 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
         for skipped in failure.skipped:
             print(f"not attempted: {skipped}", file=o.err)
         after = (
-            "The server refused a request as wrong (HTTP 4xx): fix what it names in the "
+            "A request was refused as wrong (by the server, HTTP 4xx, or by letta-apply before "
+            "sending it): sending it again gets the same answer; fix what it names in the "
             f"manifest or on the server, then {run.lower()} again."
             if failure.rejected
             else again
@@ -448,17 +461,26 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
             f"{failure.not_attempted} not attempted. {after}",
             file=o.err,
         )
+    elif plan.problems and o.format != "json":
+        # Not complete: what was refused is still to do. Every reason, as the plan listed them.
+        for p in plan.problems:
+            print(f"error: {p.address}: {p.message}", file=o.err)
+        refused = len({p.address for p in plan.problems})
+        made = (
+            f"{sum(1 for d in result.done if d.change.action == 'delete')} resource(s) deleted"
+            if args.command == "destroy"
+            else f"{len(result.done)} change(s) made"
+        )
+        o.text(
+            f"\n{run} incomplete: {made}; {refused} resource(s) refused (see the errors): fix "
+            f"them, then {run.lower()} again."
+        )
     elif plan.has_changes and o.format != "json" and args.command == "destroy":
         deleted = sum(1 for d in result.done if d.change.action == "delete")
         o.text(f"\nDestroy complete: {deleted} resource(s) deleted.")
     elif plan.has_changes and o.format != "json":
         o.text(f"\nApply complete: {len(result.done)} change(s) made.")
-    if failure:
-        return EXIT_ERROR
-    if plan.problems:
-        if o.format != "json":
-            for p in plan.problems:
-                print(f"error: {p.address}: {p.message}", file=o.err)
+    if failure or plan.problems:
         return EXIT_ERROR
     return EXIT_OK
 

@@ -194,7 +194,7 @@ def summary(plan: Plan, *, destroy: bool = False) -> str:
     if plan.blocked:
         text += " Blocked by prevent_destroy: apply writes nothing."
     elif plan.problems:
-        text += f" {len(plan.problems)} refused."
+        text += f" {len({p.address for p in plan.problems})} refused."
     return text
 
 

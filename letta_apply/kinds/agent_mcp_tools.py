@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from ..errors import ApiError, Diagnostic
+from ..errors import ApiError, Diagnostic, Rejected
 from ..manifest.files import Document
 from ..plan.changes import MANIFEST, NEW, FieldDiff, Problem
 from .mcp_server import MCP_TOOL, registered
@@ -126,7 +126,7 @@ def _wanted(
                         da.address,
                         f"cannot list the tools of {address} (MCP server '{server.server_name}'): "
                         f"{listed or 'not listed'}",
-                        "check the server's url, token and headers: Letta must reach it",
+                        reach_hint(server.mcp_server_type),
                     )
                 )
             return None
@@ -153,6 +153,16 @@ def _wanted(
             ids.append({MARKER: address, "tools": missing})
         shown += [_label(address, n) for n in names]
     return ids, sorted(shown)
+
+
+def reach_hint(transport: str) -> str:
+    """What to check when Letta cannot list an MCP server's tools, by its transport."""
+    if transport == "stdio":
+        return (
+            "check the server's command, args and env: Letta starts the command on its own "
+            "host, where it must be installed"
+        )
+    return "check the server's url, token and headers: Letta must reach it"
 
 
 def create_tools(ctx: Context, da: DesiredAgent, body: dict[str, Any]) -> bool:
@@ -228,14 +238,32 @@ def expand(run: Run, body: dict[str, Any]) -> dict[str, Any]:
         names = sorted(have) if i["tools"] == ALL else list(i["tools"])
         missing = [n for n in names if n not in have]
         if missing:
-            raise ApiError(
-                f"{i[MARKER]}: Letta has not registered the MCP tool(s) "
-                f"{', '.join(map(repr, missing))} (it has: {', '.join(sorted(have)) or 'none'}); "
-                "is the MCP server reachable from Letta?",
-                status=404, method="GET", path=path,
-            )  # fmt: skip
+            raise _not_registered(run, i[MARKER], sid, missing, sorted(have))
         out += [have[n] for n in names if have[n] not in out]
     return {**body, "tool_ids": out}
+
+
+def _not_registered(
+    run: Run, address: str, sid: str, missing: list[str], have: list[str]
+) -> ApiError:
+    """Why tools named for a server this apply registered are not among those Letta registered:
+    a name the MCP server does not offer (said as plan says it), or an MCP server Letta could
+    not reach, so that it registered none (what to check depends on its transport)."""
+    names = ", ".join(map(repr, missing))
+    if have:
+        plural = "s" if len(missing) > 1 else ""
+        hints = [h for n in missing for h in difflib.get_close_matches(n, have, n=1)]
+        mean = f"; did you mean {', '.join(map(repr, hints))}?" if hints else ""
+        return Rejected(
+            f"{address} offers no tool{plural} {names}{mean} (it offers: {', '.join(have)})"
+        )
+    servers = run.client.request("GET", "/v1/mcp-servers/")
+    found = [s for s in servers if isinstance(s, Mapping) and s.get("id") == sid]
+    transport = str(found[0].get("mcp_server_type") or "") if found else ""
+    return ApiError(
+        f"{address}: Letta registered no tools of it, so not {names} (the MCP server offers "
+        f"none, or Letta could not reach it); {reach_hint(transport)}"
+    )
 
 
 def _placeholder(value: Any) -> bool:

@@ -128,6 +128,7 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
         t.id for t in la.tools if t.is_base or t.tool_type == agent_mcp_tools.MCP_TOOL
     ] if la else []  # fmt: skip
     unknown = []
+    refused = False  # every tool is looked at: each reason is reported, not the first alone
     declared_tools, pruned = _declared_tools(ctx), _pruned_tools(ctx)
     tools: ToolState = ctx.live.of("tool")
     by_name = tools.by_name
@@ -142,7 +143,8 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
                     f"see {declared.address}",
                 )
             )
-            return None
+            refused = True
+            continue
         if declared is not None:
             lt = ctx.pool("tool").get(declared.address)
             tid = lt.id if lt is not None else {"$ref": declared.address}
@@ -155,7 +157,8 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
                     "declare the tool again under `tools:`, or stop using it",
                 )
             )
-            return None
+            refused = True
+            continue
         else:
             tid = by_name.get(name)
         if tid is None:
@@ -175,7 +178,7 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
             )
         )
         return None
-    return ids
+    return None if refused else ids
 
 
 def rule_tools_known(ctx: Context, da: DesiredAgent) -> bool:
@@ -231,22 +234,21 @@ def body(ctx: Context, da: DesiredAgent, **mark_extra: Any) -> dict[str, Any] | 
         out["metadata"] = with_recorded(out["metadata"], written)
     out["memory_blocks"] = [block_body(b, ctx.stack, ctx.tag, mark=False) for b in da.memory_blocks]
     out["block_ids"] = [{"$ref": a} for a in da.blocks]
+    ok = True  # every check runs: each reason the agent is refused is reported
     if "tools" in da.config:
         ids = tool_ids(ctx, da, None)
-        if ids is None:
-            return None
+        ok = ids is not None
         out["tool_ids"] = ids
     if "mcp_tools" in da.config and not agent_mcp_tools.create_tools(ctx, da, out):
-        return None
+        ok = False
     if "tool_rules" in da.config:
-        if not rule_tools_known(ctx, da):
-            return None
+        ok = rule_tools_known(ctx, da) and ok
         out["tool_rules"] = [rule_compared(r) for r in da.config["tool_rules"]]
     if "identities" in da.config:
         out["identity_ids"] = identity_ids(ctx, da)
     if da.include_base_tools is not None:
         out["include_base_tools"] = da.include_base_tools
-    return out
+    return out if ok else None
 
 
 def create_diffs(da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
@@ -323,7 +325,7 @@ def create(ctx: Context, da: DesiredAgent) -> None:
         )
         return
     made = body(ctx, da)
-    if made is not None and served(ctx, da, made):
+    if served(ctx, da, da.config) and made is not None:
         diffs = (*create_diffs(da, made), *agent_mcp_tools.create_diffs(ctx, da))
         ctx.changes.append(
             Change(da.address, CREATE, diffs=diffs, body=made, why=(NEW,), kind="agent")
@@ -338,7 +340,7 @@ def replace(ctx: Context, da: DesiredAgent, la: LiveAgent, reason: FieldDiff) ->
         ctx.refuse_destroy(da.address, "replace")
         return
     made = body(ctx, da, replaces=la.id)
-    if made is None or not served(ctx, da, made):
+    if not served(ctx, da, da.config) or made is None:
         return
     manages = la.id in _managers(ctx)
     if not manages:

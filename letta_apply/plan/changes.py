@@ -3,6 +3,7 @@ planner makes them, renderers show them, the applier carries them out."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -134,3 +135,11 @@ class Plan:
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action == action)
+
+
+def natural_key(text: str) -> tuple[object, ...]:
+    """A sort key putting worker[2] before worker[10], the one order addresses are listed in
+    everywhere: runs of digits compare by length, then digit by digit (no int(): a key may hold
+    thousands of digits)."""
+    parts = re.split(r"([0-9]+)", text)
+    return tuple(p if i % 2 == 0 else (len(p.lstrip("0")), p) for i, p in enumerate(parts))

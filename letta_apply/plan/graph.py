@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from ..kinds import KINDS, kind
 from ..kinds.base import Shape
 from ..model import Desired, kind_of
-from .changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Plan
+from .changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Plan, natural_key
 
 KNOWN = frozenset(k.name for k in KINDS)
 INHERITED = (CREATE, REPLACE, IMPORT, DELETE)
@@ -92,13 +92,6 @@ def _nested_in(address: str) -> tuple[str, str, str] | None:
     return (owner, nested, m.group("tail")) if nested else None
 
 
-def _natural(text: str) -> tuple[object, ...]:
-    """A sort key putting worker[2] before worker[10]: runs of digits compare by length, then
-    digit by digit (no int(): a key may hold thousands of digits)."""
-    parts = re.split(r"([0-9]+)", text)
-    return tuple(p if i % 2 == 0 else (len(p.lstrip("0")), p) for i, p in enumerate(parts))
-
-
 class _Builder:
     def __init__(self, stack: str) -> None:
         self.stack = stack
@@ -144,7 +137,7 @@ class _Builder:
         # owner; resources outside the stack last, by kind and name.
         def sort_key(n: Node) -> tuple[object, ...]:
             t = top(n)
-            return (t.outside, order.get(t.kind, len(order)), _natural(t.key), n.owner, n.key)
+            return (t.outside, order.get(t.kind, len(order)), natural_key(t.key), n.owner, n.key)
 
         nodes = tuple(sorted(self.nodes.values(), key=sort_key))
         rank = {n.key: i for i, n in enumerate(nodes)}

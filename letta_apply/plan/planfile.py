@@ -100,7 +100,7 @@ def summary(plan: Plan) -> dict[str, int]:
         "replace": plan.count(REPLACE),
         "memory_drift": sum(1 for d in plan.drift if d.kind == MEMORY),
         "configuration_drift": sum(1 for d in plan.drift if d.kind == CONFIGURATION),
-        "refused": len(plan.problems),
+        "refused": len({p.address for p in plan.problems}),  # resources, each with its reasons
     }
 
 

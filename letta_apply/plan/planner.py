@@ -19,7 +19,7 @@ from typing import Any
 from ..kinds import KINDS, apply_order, kind, kind_of_address
 from ..kinds.base import Context, declared_at
 from ..model import Desired, Live
-from .changes import CREATE, Change, Plan, Problem
+from .changes import CREATE, Change, Plan, Problem, natural_key
 from .fingerprint import ABSENT, blanks_of, fingerprints, marked_blanks, seal, sealed, watched
 from .match import matched_ids
 
@@ -91,17 +91,18 @@ def _refuse_dependents(ctx: Context) -> None:
     """A change that needs a resource apply refuses to make is refused too, until none is."""
     refused = {p.address for p in ctx.problems}
     while True:
-        more = [
-            (c.address, sorted(_refs(c.body) & refused)[0])
-            for c in ctx.changes
-            if c.address not in refused and _refs(c.body) & refused
-        ]
+        more: dict[str, set[str]] = {}
+        for c in ctx.changes:
+            if c.address not in refused and _refs(c.body) & refused:
+                more.setdefault(c.address, set()).update(_refs(c.body) & refused)
         if not more:
             return
-        for address, ref in dict(more).items():
-            ctx.problems.append(
-                Problem(address, f"uses {ref}, which apply refuses to make", f"see {ref}")
-            )
+        for address, refs in more.items():
+            # Each refused resource it needs: fixing one would not be enough.
+            for ref in sorted(refs, key=natural_key):
+                ctx.problems.append(
+                    Problem(address, f"uses {ref}, which apply refuses to make", f"see {ref}")
+                )
             refused.add(address)
 
 
@@ -116,7 +117,15 @@ def _finish(ctx: Context, seal_key: str = "") -> Plan:
         )
 
     changes = [c for c in ctx.changes if not is_refused(c.address) and not is_refused(c.block)]
-    changes.sort(key=lambda c: (apply_order(c), c.address, c.block or "", c.action, c.key))
+    changes.sort(
+        key=lambda c: (
+            apply_order(c),
+            natural_key(c.address),
+            natural_key(c.block or ""),
+            c.action,
+            c.key,
+        )
+    )
     creates = {c.address: kind(c.kind).created_name(c) for c in changes if c.action == CREATE}
     blanks = marked_blanks(ctx.live)
     for c in changes:
@@ -128,8 +137,8 @@ def _finish(ctx: Context, seal_key: str = "") -> Plan:
     plan = Plan(
         stack=ctx.stack,
         changes=tuple(changes),
-        drift=tuple(sorted(ctx.drift, key=lambda d: (d.address, d.field))),
-        problems=tuple(sorted(ctx.problems, key=lambda p: (not p.fatal, p.address))),
+        drift=tuple(sorted(ctx.drift, key=lambda d: (natural_key(d.address), d.field))),
+        problems=tuple(sorted(ctx.problems, key=lambda p: (not p.fatal, natural_key(p.address)))),
         notes=tuple(sorted(ctx.notes)),
         ids=dict(sorted(ctx.ids.items())),
         # A mark block that marks nothing has no fingerprint: its deletion is never stale.

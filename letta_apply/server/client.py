@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
@@ -90,21 +91,25 @@ class LettaClient:
         must not sit silent while it waits)."""
         if not base_url.startswith(("http://", "https://")):
             # A configuration mistake, not a network failure: said at once, never retried.
+            shown = public_url(base_url)
             raise LettaApplyError(
-                f"the server URL {base_url!r} has no scheme: write it as http://{base_url} "
-                "(or https://)"
+                f"the server URL {shown!r} has no scheme: write it as http://{shown} (or https://)"
             )
         headers = {"User-Agent": "letta-apply", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self.base_url = base_url.rstrip("/")
+        # Credentials in the URL (http://user:password@host) are secrets: they travel only in
+        # the requests (httpx sends them as Basic auth); what is shown, saved in a plan and
+        # compared with a saved plan's server is the URL without them.
+        self.base_url = public_url(base_url).rstrip("/")
+        self.url_secrets = url_secrets(base_url)
         self.timeout = timeout
         # Set when the run's lease on the stack lock could not be renewed (server.lock): no
         # request is sent any more, for another run may take the lock over.
         self.halted: str | None = None
         self.max_connections = max(1, max_connections)
         self._http = httpx.Client(
-            base_url=self.base_url,
+            base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=timeout,
             transport=transport,
@@ -229,7 +234,9 @@ class LettaClient:
                 failure = _error(resp, method, path, self.redact)
                 delay = retry_after(resp)
                 status = resp.status_code
-                retryable = status in _RETRY_STATUS or (status == 409 and delay is not None)
+                retryable = (status in _RETRY_STATUS and not _mcp_unreachable(resp)) or (
+                    status == 409 and delay is not None
+                )
                 # 429 and 409-with-Retry-After: refused before acting. Other 5xx: maybe acted.
                 sent = status >= 500
                 if not retryable and not (sent and find is not None):
@@ -517,6 +524,40 @@ def _matches(project: Mapping[str, Any], given: str) -> bool:
     return given in (project.get("id"), project.get("slug"), project.get("name"))
 
 
+def _userinfo(url: str) -> tuple[str, str, str]:
+    """`url` split around its credentials: (before, credentials, after); credentials are what
+    stands between `//` (or the start) and the last `@` of the authority."""
+    start = url.find("//")
+    start = start + 2 if start >= 0 else 0
+    end = len(url)
+    for stop in "/?#":
+        at = url.find(stop, start)
+        if at >= 0:
+            end = min(end, at)
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return url, "", ""
+    return url[:start], url[start:at], url[at + 1 :]
+
+
+def public_url(url: str) -> str:
+    """`url` without the credentials it may carry (`http://user:pw@host` -> `http://host`)."""
+    before, credentials, after = _userinfo(url)
+    return before + after if credentials else url
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets `url` carries, as written and decoded, to be masked in any output: its
+    credentials, and their password (a user name alone is no secret, and masking a common
+    word everywhere would garble the output)."""
+    _, credentials, _ = _userinfo(url)
+    if not credentials:
+        return []
+    _, _, password = credentials.partition(":")
+    parts = {credentials, password, unquote(password)}
+    return sorted(p for p in parts if p)
+
+
 def _reason(e: Exception) -> str:
     return str(e) or type(e).__name__
 
@@ -548,14 +589,36 @@ def _decode(resp: httpx.Response, method: str, path: str) -> Any:
         ) from None
 
 
+def _letta_error(resp: httpx.Response) -> Mapping[str, Any]:
+    """The `error` object of Letta's own error answers ({"error": {"type", "message",
+    "detail"}}); empty for any other answer."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, Mapping) else None
+    return error if isinstance(error, Mapping) else {}
+
+
+def _mcp_unreachable(resp: httpx.Response) -> bool:
+    """A 502 that is Letta's answer, not a gateway's: Letta could not connect to an MCP server
+    (a stdio command not installed, a URL that refuses). Asking again asks the same MCP server
+    the same way: not retried."""
+    return _letta_error(resp).get("type") == "mcp_connection_error"
+
+
 def _error(resp: httpx.Response, method: str, path: str, redact: Callable[[str], str]) -> ApiError:
     """The error a failed response stands for, with the server's own message (secrets masked,
     then cut short)."""
     detail: Any
+    letta = _letta_error(resp)
     try:
         detail = resp.json().get("detail", resp.text)
     except (ValueError, AttributeError):
         detail = resp.text
+    if letta:
+        said = [str(letta.get(k) or "").strip() for k in ("message", "detail")]
+        detail = " ".join(dict.fromkeys(s for s in said if s)) or detail
     text = redact(str(detail).strip().replace("\n", " ")) or resp.reason_phrase
     if len(text) > 300:
         text = text[:297] + "..."

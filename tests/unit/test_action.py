@@ -5,16 +5,26 @@ tests/integration/test_pipelines.py runs its steps against a real server."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from letta_apply.version import __version__
+from tests import actionrun
 from tests.actionrun import ACTION, EXPRESSION
+from tests.fakeletta import FakeLetta
+from tests.helpers import SEED
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = yaml.safe_load((ROOT / "examples" / "ci" / "github-actions.yml").read_text())
@@ -89,9 +99,9 @@ def test_outputs_come_from_steps_that_write_them() -> None:
         assert m, ref
         step, key = m.groups()
         assert f'echo "{key}=' in ids[step]["run"], name
-    for ref in (e for e in _expressions(ACTION["runs"]) if e.startswith("steps.")):
-        step, _, key = ref.split(".")[1:4]
-        assert f'echo "{key}=' in ids[step]["run"], ref
+    for e in _expressions(ACTION["runs"]):
+        for step, key in re.findall(r"steps\.([a-z-]+)\.outputs\.([a-z-]+)", e):
+            assert f'echo "{key}=' in ids[step]["run"], e
 
 
 @pytest.mark.parametrize("step", SCRIPTS, ids=lambda s: s["name"])
@@ -124,3 +134,114 @@ def test_readme_shows_the_action_as_the_workflow_uses_it() -> None:
         assert f"`{name}`" in readme, name
     for name in ACTION["outputs"]:
         assert f"`{name}`" in readme, name
+
+
+# -- the action run against the fake server ---------------------------------------------------
+
+
+class _Serve(BaseHTTPRequestHandler):
+    """The fake server (tests/fakeletta.py) over HTTP, for the letta-apply the action runs."""
+
+    fake: FakeLetta
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        request = httpx.Request(
+            self.command,
+            f"http://127.0.0.1{self.path}",
+            headers=dict(self.headers.items()),
+            content=self.rfile.read(length) if length else b"",
+        )
+        response = self.fake.handle(request)
+        body = response.read()
+        self.send_response(response.status_code)
+        self.send_header("Content-Type", response.headers.get("content-type", "application/json"))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, FakeLetta]]:
+    handler = type("Handler", (_Serve,), {"fake": FakeLetta()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler.fake
+    server.shutdown()
+    server.server_close()
+
+
+def _job(
+    tmp_path: Path, base_url: str, manifest: str
+) -> tuple[actionrun.Run, list[dict[str, Any]]]:
+    """The plan job of the example workflow on a pull request, its secret LETTA_BASE_URL
+    `base_url`; what it ran and the comments on the pull request."""
+    repo = tmp_path / "repo"
+    (repo / "letta").mkdir(parents=True)
+    (repo / "letta" / "agents.yaml").write_text(manifest)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    gh = bindir / "gh"
+    gh.write_text(f"#!{sys.executable}\n{actionrun.FAKE_GH}")
+    gh.chmod(0o755)
+    state = tmp_path / "gh.json"
+    state.write_text(json.dumps({"calls": [], "comments": []}))
+    path = os.pathsep.join([str(bindir), str(Path(sys.executable).parent), os.environ["PATH"]])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LETTA_")}
+    env.update(PATH=path, FAKE_GH_STATE=str(state))
+    (step,) = [s for s in WORKFLOW["jobs"]["plan"]["steps"] if "letta-apply/" in s.get("uses", "")]
+    github = {
+        "repository": "acme/agents", "workflow": WORKFLOW["name"], "token": "ghs-test",
+        "event_name": "pull_request",
+        "event": {"action": "synchronize", "pull_request": {"number": 7, "head": {"sha": "c0"}}},
+    }  # fmt: skip
+    secrets = {"LETTA_BASE_URL": base_url, "LETTA_API_KEY": "sk-let-unit"}
+    run = actionrun.run_action(step["with"], github=github, secrets=secrets, cwd=repo, env=env)
+    comments: list[dict[str, Any]] = json.loads(state.read_text())["comments"]
+    return run, comments
+
+
+def test_the_plan_comment_names_no_server(tmp_path: Path, served: tuple[str, FakeLetta]) -> None:
+    url, _ = served
+    secret = url.replace("http://", "http://ci:pw-secret@")
+    run, comments = _job(tmp_path, secret, SEED)
+    assert run.ok, run.log
+    (comment,) = comments
+    assert "**Plan: 3 to create" in comment["body"]
+    assert f"<sub>letta-apply {__version__}</sub>" in comment["body"]
+    for shown in (comment["body"], run.summary, run.log):
+        assert url.removeprefix("http://") not in shown and "pw-secret" not in shown
+
+
+def test_a_plan_that_refuses_a_resource_is_commented_then_fails_the_job(
+    tmp_path: Path, served: tuple[str, FakeLetta]
+) -> None:
+    url, _ = served
+    manifest = SEED.replace("    blocks: [organization]\n", "    tools: [no_such_tool]\n", 1)
+    run, comments = _job(tmp_path, url, manifest)
+    assert not run.ok
+    assert {s.name: s.status for s in run.steps if s.status != "left out"} == {
+        "set up Python": "uses", "validate": "ran", "fetch the reviewed plan": "skipped",
+        "run": "ran", "keep the plan for the merge": "skipped", "comment": "ran",
+        "fail on refused resources": "ran",
+    }  # fmt: skip
+    assert run.step("run").code == run.step("comment").code == 0
+    assert run.step("fail on refused resources").code == 1
+    assert "::error::The plan refuses resources" in run.log
+    assert run.outputs["exitcode"] == "1"
+    (comment,) = comments
+    assert "Apply refuses these resources:" in comment["body"]
+    assert "`agent.supervisor`: unknown tool 'no_such_tool'" in comment["body"]
+
+
+def test_a_plan_that_fails_otherwise_fails_at_once_without_a_comment(tmp_path: Path) -> None:
+    run, comments = _job(tmp_path, "http://127.0.0.1:9", SEED)  # nothing listens there
+    assert not run.ok and run.step("run").code == 1
+    assert run.step("comment").status == run.step("fail on refused resources").status == "skipped"
+    assert comments == []

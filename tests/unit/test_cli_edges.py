@@ -153,7 +153,7 @@ def test_a_request_the_server_refuses_as_wrong_is_not_worth_a_rerun(
     cli.fake.before.append(answer(422))
     r = cli("apply", "-f", str(write(tmp_path, AGENTS)), "--auto-approve")
     assert r.code == 1
-    assert "The server refused a request as wrong (HTTP 4xx)" in r.err
+    assert "A request was refused as wrong (by the server, HTTP 4xx" in r.err
     assert "Run apply again" not in r.err
     cli.fake.before[:] = [answer(503)]
     r = cli("apply", "-f", str(write(tmp_path, AGENTS)), "--auto-approve")

@@ -327,7 +327,7 @@ def test_apply_off_a_terminal_prints_the_record_in_plan_order(
     err = io.StringIO()
     code, out, _ = _cli_apply(cli, tmp_path, monkeypatch, err, fleet(12, 2))
     assert code == 0
-    agents = sorted(f"agent.a{i}" for i in range(12))
+    agents = [f"agent.a{i}" for i in range(12)]  # natural order: a2 before a10
     expected = ["block.s0: created", "block.s1: created", *(f"{a}: created" for a in agents)]
     assert _record(out) == expected
     assert out.endswith("\nApply complete: 14 change(s) made.\n")

@@ -200,9 +200,13 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
                 errors.append(
                     doc.diag((*at, f), f"{where}.{f}: a {kind} server does not take it", key=True)
                 )
-        need = "server_url" if kind in HTTP else "command"
-        if need not in spec:
-            errors.append(doc.diag(at, f"{where}: a {kind} server needs `{need}`", key=True))
+        # Letta 0.16.8 refuses a stdio server without `args` (CreateStdioMCPServer requires it).
+        for need in ("server_url",) if kind in HTTP else ("command", "args"):
+            if need not in spec:
+                tail = " (args: [] for none)" if need == "args" else ""
+                errors.append(
+                    doc.diag(at, f"{where}: a {kind} server needs `{need}`{tail}", key=True)
+                )
         header = spec.get("auth_header")
         if header is not None and header != "Authorization":
             errors.append(

@@ -643,7 +643,9 @@ def _expand(
     # Files the kinds' entries name (a tool's source) are read now, once: validation does no
     # I/O, and their text is part of the digest a saved plan is checked against.
     sources: list[str] = []
-    for k in KINDS:
+    # A document that is not a mapping has no entries to read files for: the schema says what
+    # it should be.
+    for k in KINDS if isinstance(expanded, dict) else ():
         read_by_kind, problems = k.read_files(expander.out, expanded)
         sources += read_by_kind
         errors += problems

@@ -3,10 +3,13 @@ its position: never a traceback, never a 4xx or 5xx halfway through an apply."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
+from letta_apply.kinds import folder_files as folder_files_module
 from letta_apply.pipeline import load_manifest
 from tests.helpers import Cli, at, diagnostics, write
 
@@ -14,8 +17,9 @@ HEAD = "version: 1\nstack: s\n"
 AGENT = "    model: letta/letta-free\n    embedding: letta/letta-free\n"
 
 
-def errors(tmp_path: Path, text: str) -> list[tuple[tuple[int, int], str]]:
-    found = diagnostics(write(tmp_path, text), lambda p: load_manifest(str(p)))
+def errors(tmp_path: Path, text: str | Path) -> list[tuple[tuple[int, int], str]]:
+    path = text if isinstance(text, Path) else write(tmp_path, text)
+    found = diagnostics(path, lambda p: load_manifest(str(p)))
     return [(at(d), d.message) for d in found]
 
 
@@ -96,3 +100,104 @@ def test_ignore_changes_keeps_what_it_honours(tmp_path: Path, section: str, fiel
     )
     kind = section[:-1]
     assert load_manifest(str(write(tmp_path, text))).of(kind)[f"{kind}.x"].ignore == {field}
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded time
+
+
+def folder_manifest(tmp_path: Path, pattern: str) -> Path:
+    files = HEAD + f"folders:\n  docs:\n    embedding: letta/letta-free\n    files: ['{pattern}']\n"
+    return write(tmp_path, files)
+
+
+def folder_files(path: Path) -> list[str]:
+    return sorted(f.name for f in load_manifest(str(path)).of("folder")["folder.docs"].files)
+
+
+def test_a_glob_is_matched_in_linear_time(tmp_path: Path) -> None:
+    # As a regex this glob backtracked for 21 s on one 44-character name.
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / ("a" * 44)).write_text("x")
+    (tmp_path / "k" / ("a" * 12 + "b.md")).write_text("x")
+    started = time.monotonic()
+    found = folder_files(folder_manifest(tmp_path, "k/" + "*a" * 10 + "*b.md"))
+    assert time.monotonic() - started < 5
+    assert found == ["a" * 12 + "b.md"]
+
+
+def test_a_glob_of_thousands_of_stars_ends(tmp_path: Path) -> None:
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / ("a" * 44)).write_text("x")
+    started = time.monotonic()
+    ((pos, message),) = errors(tmp_path, folder_manifest(tmp_path, "k/" + "*a" * 5000 + "*b.md"))
+    assert time.monotonic() - started < 5
+    assert pos == (6, 13)
+    assert message.startswith("folders.docs.files[0]: 'k/*a*a") and "matches no file" in message
+
+
+def test_a_glob_matches_what_it_says(tmp_path: Path) -> None:
+    for name in ("k/aXbYc.md", "k/acb.md", "k/abc.md", "k/x/y/b/c.md", "k/b/d.md", "k/x/e.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    cases = {
+        "k/a*b*c.md": ["aXbYc.md", "abc.md"],
+        "k/**/b/*.md": ["b/d.md", "x/y/b/c.md"],
+        "k/*/*.md": ["b/d.md", "x/e.md"],
+        "k/[!a]*.md": [],
+        "k/[a]?b.md": ["acb.md"],
+        "k/**": ["aXbYc.md", "abc.md", "acb.md", "b/d.md", "x/e.md", "x/y/b/c.md"],
+    }
+    for pattern, names in cases.items():
+        if not names:
+            assert "matches no file" in errors(tmp_path, folder_manifest(tmp_path, pattern))[0][1]
+            continue
+        assert folder_files(folder_manifest(tmp_path, pattern)) == names, pattern
+
+
+def test_a_bad_glob_class_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "k").mkdir()
+    assert errors(tmp_path, folder_manifest(tmp_path, "k/[z-a].md")) == [
+        ((6, 13), "folders.docs.files[0]: invalid character class '[z-a]': bad character "
+         "range z-a at position 1"),
+    ]  # fmt: skip
+
+
+def test_a_duplicate_in_a_long_list_is_found_in_linear_time(tmp_path: Path) -> None:
+    tags = [f"t{i}" for i in range(20_000)] + ["t5"]
+    text = HEAD + "agents:\n  a:\n" + AGENT + f"    tags: {json.dumps(tags)}\n"
+    started = time.monotonic()
+    ((_, message),) = errors(tmp_path, text)
+    assert time.monotonic() - started < 5  # quadratic, it took over a minute
+    assert message == "agents.a.tags[20000]: 't5' is listed twice (first at line 7)"
+
+
+def big_tree(tmp_path: Path) -> Path:
+    for name in ("0.md", *(f"node_modules/{i}.js" for i in range(9)), "z/b.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    return folder_manifest(tmp_path, "**/*.md")
+
+
+def test_a_glob_over_a_big_tree_drops_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The walk used to stop after MAX_FILES files, matched or not: z/b.md was left out, and
+    # plan deleted it from the Letta folder.
+    monkeypatch.setattr(folder_files_module, "MAX_FILES", 5)
+    assert folder_files(big_tree(tmp_path)) == ["0.md", "z/b.md"]
+
+
+def test_a_glob_over_the_limits_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = big_tree(tmp_path)
+    monkeypatch.setattr(folder_files_module, "MAX_FILES", 1)
+    assert errors(tmp_path, path) == [
+        ((6, 13), "folders.docs.files[0]: '**/*.md' matches 2 files, over the limit of 1")
+    ]
+    monkeypatch.setattr(folder_files_module, "MAX_ENTRIES", 5)
+    assert errors(tmp_path, path) == [
+        ((6, 13), "folders.docs.files[0]: '**/*.md': stopped after 5 files and folders under "
+         ".; name a narrower folder"),
+    ]  # fmt: skip

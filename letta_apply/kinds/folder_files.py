@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import Diagnostic
-from ..manifest.files import Document, Path_, Unreadable, clip, read_regular
+from ..manifest.files import Document, Path_, Unreadable, clip, clip_path, read_regular
 
 # Letta 0.16.8's parsers (services/file_processor/file_types.py): anything else gets 415.
 EXTENSIONS = frozenset(
@@ -306,18 +307,34 @@ def read_folder_files(
                 errors.append(doc.diag(at, f"{where}[{i}]: {refused}"))
                 continue
             if not path.exists() and not path.is_symlink():
-                errors.append(doc.diag(at, f"{where}[{i}]: no such file: {path}"))
+                errors.append(doc.diag(at, f"{where}[{i}]: no such file: {clip_path(str(path))}"))
                 continue
             try:
                 data = read_regular(path, MAX_FILE_BYTES)
             except Unreadable as e:
-                errors.append(doc.diag(at, f"{where}[{i}]: {path} {e}"))
+                errors.append(doc.diag(at, f"{where}[{i}]: {clip_path(str(path))} {e}"))
                 continue
             by_name[name] = (rel, i)
             doc.blobs[(*list_at, name)] = (str(path), data)
     if len(by_name) > MAX_FILES:
         errors.append(doc.diag(list_at, f"{where}: over {MAX_FILES} files"))
     return errors
+
+
+def shown_name(name: str) -> str:
+    """A file name for plan text: control and format characters (a newline, a terminal escape,
+    a bidirectional override) escaped, and `\\` and `'` as well, so a name can neither fake a
+    line of the plan nor end its quotes."""
+    out = []
+    for ch in name:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _refused_name(name: str) -> str | None:

@@ -42,6 +42,7 @@ from .files import (
     Position,
     Unreadable,
     clip,
+    clip_path,
     load_file,
     load_text,
     manifest_files,
@@ -470,7 +471,8 @@ class _Expander:
             text = read_regular(target, MAX_REFERENCED_BYTES).decode("utf-8")
         except Unreadable as e:
             if not target.exists() and not target.is_symlink():
-                self.err(at, f"{_where(at)}: file {clip(name)} not found (looked for {target})")
+                looked = clip_path(str(target))
+                self.err(at, f"{_where(at)}: file {clip(name)} not found (looked for {looked})")
             else:
                 self.err(at, f"{_where(at)}: {clip(name)} {e}")
             return None

@@ -201,3 +201,57 @@ def test_a_glob_over_the_limits_is_an_error(
         ((6, 13), "folders.docs.files[0]: '**/*.md': stopped after 5 files and folders under "
          ".; name a narrower folder"),
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# No traceback, no forged output
+
+
+def test_a_server_url_that_names_no_server_is_an_error(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        HEAD + "mcp_servers:\n"
+        '  a: {mcp_server_type: sse, server_url: "http://[::1/"}\n'
+        '  b: {mcp_server_type: streamable_http, server_url: "http://"}\n'
+        '  c: {mcp_server_type: streamable_http, server_url: "https://h:99999/x"}\n',
+    )
+    assert [m for _, m in found] == [
+        "mcp_servers.a.server_url: 'http://[::1/' is not a valid URL (Invalid IPv6 URL)",
+        "mcp_servers.b.server_url: 'http://' names no host",
+        "mcp_servers.c.server_url: 'https://h:99999/x' is not a valid URL (Port out of range "
+        "0-65535)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ("blocks:\n  b: {value_file: NAME.txt}\n", "blocks.b.value_file"),
+        ("agents:\n  a: {system_file: NAME.txt}\n", "agents.a.system_file"),
+        ("tools:\n  t: {source_file: NAME.py}\n", "tools.t.source_file"),
+        ("folders:\n  f: {embedding: a/b, files: [d/NAME/x.md]}\n", "folders.f.files[0]"),
+        ("folders:\n  f: {embedding: a/b, files: ['NAME/*.md']}\n", "folders.f.files[0]"),
+    ],
+)
+def test_a_file_name_over_the_system_limit_is_an_error(
+    tmp_path: Path, entry: str, where: str
+) -> None:
+    (message,) = [m for _, m in errors(tmp_path, HEAD + entry.replace("NAME", "x" * 300))]
+    assert message.startswith(f"{where}: '")
+    assert message.endswith("cannot be read: a file or folder name in it is over 255 bytes")
+    deep = "y/" * 3000
+    (message,) = [m for _, m in errors(tmp_path, HEAD + entry.replace("NAME", deep))]
+    assert message.endswith("cannot be read: the path is over 4096 bytes")
+
+
+def test_file_names_cannot_forge_plan_lines(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / "a\n  + agent.forged.md").write_text("x")
+    (tmp_path / "k" / "\x1b[31mred.md").write_text("x")
+    path = folder_manifest(tmp_path, "k/*.md")
+    r = cli("plan", "-f", str(path), "--no-color")
+    assert r.code == 0, r.err
+    assert "files['a\\x0a  + agent.forged.md']" in r.out
+    assert "files['\\x1b[31mred.md']" in r.out
+    assert "\x1b" not in r.out
+    assert not [line for line in r.out.splitlines() if line.lstrip().startswith("+ agent.")]

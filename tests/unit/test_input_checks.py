@@ -255,3 +255,24 @@ def test_file_names_cannot_forge_plan_lines(cli: Cli, tmp_path: Path) -> None:
     assert "files['\\x1b[31mred.md']" in r.out
     assert "\x1b" not in r.out
     assert not [line for line in r.out.splitlines() if line.lstrip().startswith("+ agent.")]
+
+
+def test_a_group_names_instances_of_templated_agents(cli: Cli, tmp_path: Path) -> None:
+    text = (
+        HEAD + "blocks:\n  region: {for_each: [eu, us], value: x}\n"
+        "agents:\n  w:\n    count: 2\n" + AGENT + "  boss:\n    for_each: [eu]\n" + AGENT
+        + "groups:\n  g:\n    manager_type: supervisor\n    manager_agent: 'boss[\"eu\"]'\n"
+        "    agents: ['w[0]', 'w[1]']\n    blocks: ['region[\"eu\"]']\n"
+    )  # fmt: skip
+    group = load_manifest(str(write(tmp_path, text))).of("group")["group.g"]
+    assert group.config["agents"] == ["agent.w[0]", "agent.w[1]"]
+    assert group.config["manager_agent"] == 'agent.boss["eu"]'
+    r = cli("plan", "-f", str(tmp_path / "m.yaml"), "--no-color")
+    assert r.code == 0, r.err
+    assert "+ group.g" in r.out
+    # The hint names what the group may write.
+    ((_, message),) = errors(tmp_path, text.replace("'w[1]'", "w"))
+    assert (
+        message
+        == "groups.g.agents[1]: no agent 'w' is declared (declared: boss[\"eu\"], w[0], w[1])"
+    )

@@ -47,7 +47,7 @@ from .agent_secrets import (
     with_recorded,
     written_ids,
 )
-from .agent_settings import SETTINGS, live_settings
+from .agent_settings import SETTINGS, check_timezones, live_settings
 from .base import (
     Context,
     Field,
@@ -248,7 +248,12 @@ class AgentKind(Kind):
     def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
         # Names, own blocks and shared-block references are checked with the blocks they
         # claim labels against (manifest.validate); tool rules' fields and secrets here.
-        return [*check_rules(doc, data), *_check_secrets(doc, data), *check_mcp_tools(doc, data)]
+        return [
+            *check_rules(doc, data),
+            *_check_secrets(doc, data),
+            *check_mcp_tools(doc, data),
+            *check_timezones(doc, data),
+        ]
 
     def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
         agents: dict[str, DesiredAgent] = {}

@@ -10,8 +10,15 @@ where the server reports it, and an object is compared on the keys the manifest 
 
 from __future__ import annotations
 
+import difflib
+import zoneinfo
 from collections.abc import Mapping
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..errors import Diagnostic
+    from ..manifest.files import Document
 
 SETTINGS: dict[str, tuple[str, ...]] = {
     "context_window_limit": ("llm_config", "context_window"),
@@ -56,3 +63,37 @@ def compared(declared: Any, live: Any) -> Any:
     ):
         return float(live)
     return live
+
+
+@cache
+def _zones() -> dict[str, str]:
+    """IANA zone names as this machine knows them (the system's database, or the tzdata
+    package), by lowercase name. Empty where neither is installed: then nothing is checked."""
+    try:
+        names = zoneinfo.available_timezones()
+    except Exception:  # an unreadable database: checked by the server alone, as before
+        names = set()
+    return {n.lower(): n for n in names}
+
+
+def check_timezones(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    """A timezone Letta cannot read fails the agent's create with an HTTP 500 (it stores the
+    name, then fails to use it): an IANA zone name is checked here instead."""
+    from ..manifest.files import clip, where
+
+    zones = _zones()
+    agents = data.get("agents")
+    errors: list[Diagnostic] = []
+    for key, spec in (agents if isinstance(agents, dict) and zones else {}).items():
+        tz = spec.get("timezone") if isinstance(spec, dict) else None
+        if not isinstance(tz, str) or not tz or zones.get(tz.lower()) == tz:
+            continue  # the schema reports what is not a string
+        at = ("agents", key, "timezone")
+        same = zones.get(tz.lower())
+        if same:
+            hint = f"; write it {same!r}"
+        else:
+            close = difflib.get_close_matches(tz, list(zones.values()), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else " (e.g. 'Europe/Paris', 'UTC')"
+        errors.append(doc.diag(at, f"{where(at)}: {clip(tz)} is not an IANA time zone name{hint}"))
+    return errors

@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import Diagnostic
-from ..manifest.files import Document, Path_, Unreadable, clip, read_regular
+from ..manifest.files import Document, Path_, Unreadable, clip, clip_path, read_regular
 
 # Letta 0.16.8's parsers (services/file_processor/file_types.py): anything else gets 415.
 EXTENSIONS = frozenset(
@@ -78,6 +79,7 @@ EXTENSIONS = frozenset(
 MAX_NAME = 255  # Letta 0.16.8 MAX_FILENAME_LENGTH
 MAX_FILE_BYTES = 50 * 1024 * 1024  # what letta-apply holds in memory per file
 MAX_FILES = 10_000  # per folder: a glob that matches more is a mistake, not a handbook
+MAX_ENTRIES = 1_000_000  # files and folders a glob's walk looks at, matched or not
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -100,33 +102,103 @@ def files_at(key: str) -> Path_:
     return ("folders", key, "files")
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """A glob as a regex on posix relative paths: `**/` any folders (none included), `*` and
-    `?` within one name, `[...]` a class. Names starting with '.' match only spelt out."""
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out += r"(?:[^/.][^/]*/)*"
-            i += 3
-        elif pattern.startswith("**", i):
-            out += r"(?:[^/.][^/]*(?:/[^/.][^/]*)*)?"
-            i += 2
-        elif pattern[i] == "*":
-            out += r"[^/]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += r"[^/]"
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
-            end = pattern.index("]", i + 1)
-            body = pattern[i + 1 : end].replace("\\", "\\\\")
-            out += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
-            i = end + 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.compile(out)
+class _Name:
+    """One path component of a glob, matched against one name in time linear in both: the
+    pattern is cut at its `*`s into pieces of fixed width (`?`, `[...]` and literal
+    characters), each found leftmost after the one before, the first at the start and the last
+    at the end. A regex of the whole (`.*a.*a.*b`) backtracks exponentially on a name that
+    nearly matches."""
+
+    def __init__(self, part: str) -> None:
+        pieces: list[str] = [""]
+        widths = [0]
+        i = 0
+        while i < len(part):
+            c = part[i]
+            if c == "*":
+                if len(pieces) == 1 or pieces[-1]:  # `**` inside a name is one `*`
+                    pieces.append("")
+                    widths.append(0)
+                i += 1
+                continue
+            if c == "?":
+                atom = "."
+                i += 1
+            elif c == "[" and "]" in part[i + 1 :]:
+                end = part.index("]", i + 1)
+                body = part[i + 1 : end].replace("\\", "\\\\")
+                atom = "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
+                try:
+                    re.compile(atom)
+                except re.error as e:
+                    shown = clip(part[i : end + 1])
+                    raise ValueError(f"invalid character class {shown}: {e}") from None
+                i = end + 1
+            else:
+                atom = re.escape(c)
+                i += 1
+            pieces[-1] += atom
+            widths[-1] += 1
+        self.starred = len(pieces) > 1
+        self.pieces = [re.compile(p, re.S) for p in pieces]
+        self.last_width = widths[-1]
+
+    def match(self, name: str) -> bool:
+        first, *rest = self.pieces
+        if not self.starred:
+            return first.fullmatch(name) is not None
+        *middle, last = rest
+        head = first.match(name)
+        if head is None:
+            return False
+        pos = head.end()
+        for piece in middle:
+            found = piece.search(name, pos)
+            if found is None:
+                return False
+            pos = found.end()
+        # The last piece ends the name, after everything before it.
+        start = len(name) - self.last_width
+        return start >= pos and last.fullmatch(name, start) is not None
+
+
+class _Glob:
+    """A glob on posix paths relative to its literal folder: `**` as a whole component spans
+    any folders (none included), `*` (`**` too, inside a name), `?` and `[...]` stay within a
+    name. Matched a component at a time, keeping every place in the pattern a path so far can
+    have reached (as a finite automaton does): never exponential, and a folder no place can
+    continue from is not walked."""
+
+    def __init__(self, pattern: str) -> None:
+        parts = pattern.split("/")
+        self.parts: list[_Name | None] = [None if p == "**" else _Name(p) for p in parts]
+
+    def start(self) -> frozenset[int]:
+        return self._closure({0})
+
+    def _closure(self, states: set[int]) -> frozenset[int]:
+        out = set(states)
+        for i in sorted(states):
+            j = i
+            while j < len(self.parts) and self.parts[j] is None:
+                j += 1
+                out.add(j)
+        return frozenset(out)
+
+    def step(self, states: frozenset[int], name: str) -> frozenset[int]:
+        after: set[int] = set()
+        for i in states:
+            if i >= len(self.parts):
+                continue
+            part = self.parts[i]
+            if part is None:
+                after.add(i)  # `**` takes this name and may take more
+            elif part.match(name):
+                after.add(i + 1)
+        return self._closure(after)
+
+    def accepts(self, states: frozenset[int]) -> bool:
+        return len(self.parts) in states
 
 
 def _literal_base(pattern: str) -> str:
@@ -140,19 +212,31 @@ def _literal_base(pattern: str) -> str:
     return "/".join(literal)
 
 
-def _walk(base: Path) -> list[str]:
-    """Every file under `base` as a posix path relative to it. Symlinked folders are not
-    entered (a loop would never end; one pointing outside is outside); hidden ones neither."""
+def _walk(base: Path, glob: _Glob) -> tuple[list[str], bool]:
+    """Every file under `base` the glob matches, as a posix path relative to it, and whether
+    the walk stopped at MAX_ENTRIES. Only folders the glob can continue into are entered;
+    symlinked folders are not (a loop would never end; one pointing outside is outside), nor
+    hidden ones."""
     found: list[str] = []
+    seen = 0
+    states: dict[str, frozenset[int]] = {".": glob.start()}
     for top, dirs, files in os.walk(base, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         rel = Path(top).relative_to(base).as_posix()
+        here = states.pop(rel, frozenset())
+        seen += len(dirs) + len(files)
+        if seen > MAX_ENTRIES:
+            return found, True
+        kept = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            after = glob.step(here, d)
+            if after:
+                states[d if rel == "." else f"{rel}/{d}"] = after
+                kept.append(d)
+        dirs[:] = kept
         for f in sorted(files):
-            if not f.startswith("."):
+            if not f.startswith(".") and glob.accepts(glob.step(here, f)):
                 found.append(f if rel == "." else f"{rel}/{f}")
-        if len(found) > MAX_FILES:
-            break
-    return found
+    return found, False
 
 
 def _matches(doc: Document, at: Path_, pattern: str) -> tuple[list[tuple[str, str]], str | None]:
@@ -169,8 +253,18 @@ def _matches(doc: Document, at: Path_, pattern: str) -> tuple[list[tuple[str, st
     if not base.is_dir():
         return [], f"{clip(pattern)} matches no file ({base_rel or '.'} is not a folder)"
     rest = pattern[len(base_rel) + 1 :] if base_rel else pattern
-    regex = _pattern_regex(rest)
-    names = [n for n in _walk(base) if regex.fullmatch(n)]
+    try:
+        glob = _Glob(rest)
+    except ValueError as e:
+        return [], str(e)
+    names, stopped = _walk(base, glob)
+    if stopped:
+        return [], (
+            f"{clip(pattern)}: stopped after {MAX_ENTRIES} files and folders under "
+            f"{base_rel or '.'}; name a narrower folder"
+        )
+    if len(names) > MAX_FILES:
+        return [], f"{clip(pattern)} matches {len(names)} files, over the limit of {MAX_FILES}"
     if not names:
         return [], f"{clip(pattern)} matches no file"
     return [(n, f"{base_rel}/{n}" if base_rel else n) for n in names], None
@@ -213,18 +307,34 @@ def read_folder_files(
                 errors.append(doc.diag(at, f"{where}[{i}]: {refused}"))
                 continue
             if not path.exists() and not path.is_symlink():
-                errors.append(doc.diag(at, f"{where}[{i}]: no such file: {path}"))
+                errors.append(doc.diag(at, f"{where}[{i}]: no such file: {clip_path(str(path))}"))
                 continue
             try:
                 data = read_regular(path, MAX_FILE_BYTES)
             except Unreadable as e:
-                errors.append(doc.diag(at, f"{where}[{i}]: {path} {e}"))
+                errors.append(doc.diag(at, f"{where}[{i}]: {clip_path(str(path))} {e}"))
                 continue
             by_name[name] = (rel, i)
             doc.blobs[(*list_at, name)] = (str(path), data)
     if len(by_name) > MAX_FILES:
         errors.append(doc.diag(list_at, f"{where}: over {MAX_FILES} files"))
     return errors
+
+
+def shown_name(name: str) -> str:
+    """A file name for plan text: control and format characters (a newline, a terminal escape,
+    a bidirectional override) escaped, and `\\` and `'` as well, so a name can neither fake a
+    line of the plan nor end its quotes."""
+    out = []
+    for ch in name:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _refused_name(name: str) -> str | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError, LettaApplyError
 from ..manifest.files import Unreadable, read_regular
 from ..plan.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
-from .folder_files import MAX_FILE_BYTES, LocalFile, file_digest, size
+from .folder_files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
 
 if TYPE_CHECKING:
     from .base import Context, Run
@@ -77,8 +77,8 @@ def resumed(ctx: Context, address: str, mark: Mapping[str, Any],
         if name not in was and len(found) == 1:
             out[name] = {**p, "id": found[0].id}
             ctx.notes.append(
-                f"{address}: file '{name}' adopted, uploaded by a run that stopped before "
-                "recording it"
+                f"{address}: file '{shown_name(name)}' adopted, uploaded by a run that stopped "
+                "before recording it"
             )
     return out
 
@@ -91,7 +91,7 @@ def shown(f: LocalFile | Mapping[str, Any]) -> str:
 
 
 def _field(name: str) -> str:
-    return f"files['{name}']"
+    return f"files['{shown_name(name)}']"
 
 
 def upload_of(f: LocalFile) -> dict[str, Any]:
@@ -135,7 +135,9 @@ def plan_files(
         else:
             kept[f.name] = {"digest": f.digest, "size": f.size, "id": ours.id}
             if ours.status not in DONE:
-                ctx.notes.append(f"{df.address}: {f.name} is still being processed ({ours.status})")
+                ctx.notes.append(
+                    f"{df.address}: {shown_name(f.name)} is still being processed ({ours.status})"
+                )
             continue
         uploads.append(upload_of(f))
     declared = {f.name for f in df.files}
@@ -149,7 +151,7 @@ def plan_files(
     for name in sorted(live):
         if name not in declared and name not in was:
             ctx.notes.append(
-                f"{df.address}: file '{name}' was put in the folder by hand; left alone"
+                f"{df.address}: file '{shown_name(name)}' was put in the folder by hand; left alone"
             )
     return diffs, uploads, deletes, kept
 
@@ -239,7 +241,7 @@ def wait_processed(run: Run, address: str, fid: str, ids: set[str]) -> dict[str,
         elapsed = c.clock() - started
         if not pending:
             done = {i: now[i] for i in ids if i in now}
-            each = sorted(f"{f.name} ({f.status})" for f in done.values())
+            each = sorted(f"{shown_name(f.name)} ({f.status})" for f in done.values())
             _tell(run, f"{address}: processed in {elapsed:.1f} s: {', '.join(each)}")
             return done
         if elapsed > c.wait_timeout:
@@ -263,4 +265,4 @@ def failures(done: Mapping[str, LiveFile]) -> str:
     bad = sorted(
         (f.name, f.error or "no reason given") for f in done.values() if f.status == "error"
     )
-    return "; ".join(f"file '{n}' failed processing: {why}" for n, why in bad)
+    return "; ".join(f"file '{shown_name(n)}' failed processing: {why}" for n, why in bad)

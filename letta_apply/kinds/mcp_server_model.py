@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import Diagnostic
-from ..manifest.files import Document
+from ..manifest.files import Document, clip
 from ..model import MARK_KEY, Desired, Sensitive
 from ..plan.marks import digest, sensitive_names
 from .base import Context, Users
@@ -121,6 +121,19 @@ def refused_url(url: str) -> bool:
         return False
 
 
+def _broken_url(url: str) -> str | None:
+    """Why a URL cannot name a server (no host, or one that cannot be read), else None."""
+    try:
+        parts = urlparse(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (reading it checks it)
+    except ValueError as e:
+        return f"{clip(url)} is not a valid URL ({e})"
+    if not host:
+        return f"{clip(url)} names no host"
+    return None
+
+
 def secret(value: Any) -> Sensitive:
     return value if isinstance(value, Sensitive) else Sensitive(str(value))
 
@@ -183,7 +196,10 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
         if kind not in (*HTTP, "stdio"):
             continue  # the schema says
         url = spec.get("server_url")
-        if kind in HTTP and isinstance(url, str) and refused_url(url):
+        broken = _broken_url(url) if kind in HTTP and isinstance(url, str) else None
+        if broken:
+            errors.append(doc.diag((*at, "server_url"), f"{where}.server_url: {broken}"))
+        elif kind in HTTP and isinstance(url, str) and refused_url(url):
             errors.append(
                 doc.diag(
                     (*at, "server_url"),
@@ -200,9 +216,13 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
                 errors.append(
                     doc.diag((*at, f), f"{where}.{f}: a {kind} server does not take it", key=True)
                 )
-        need = "server_url" if kind in HTTP else "command"
-        if need not in spec:
-            errors.append(doc.diag(at, f"{where}: a {kind} server needs `{need}`", key=True))
+        # Letta 0.16.8 refuses a stdio server without `args` (CreateStdioMCPServer requires it).
+        for need in ("server_url",) if kind in HTTP else ("command", "args"):
+            if need not in spec:
+                tail = " (args: [] for none)" if need == "args" else ""
+                errors.append(
+                    doc.diag(at, f"{where}: a {kind} server needs `{need}`{tail}", key=True)
+                )
         header = spec.get("auth_header")
         if header is not None and header != "Authorization":
             errors.append(

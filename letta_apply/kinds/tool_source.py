@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import Diagnostic
-from ..manifest.files import Document, Path_, Unreadable, read_regular
+from ..manifest.files import Document, Path_, Unreadable, clip_path, read_regular
 
 MAX_TOOL_NAME = 48  # Letta 0.16.8 MAX_TOOL_NAME_LENGTH
 MAX_SOURCE_BYTES = 1024 * 1024
@@ -74,17 +74,17 @@ def read_sources(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], lis
             errors.append(doc.diag(at, f"{where}: {refused}"))
             continue
         if not path.exists() and not path.is_symlink():
-            errors.append(doc.diag(at, f"{where}: no such file: {path}"))
+            errors.append(doc.diag(at, f"{where}: no such file: {clip_path(str(path))}"))
             continue
         try:
             raw = read_regular(path, MAX_SOURCE_BYTES)
         except Unreadable as e:
-            errors.append(doc.diag(at, f"{where}: {path} {e}"))
+            errors.append(doc.diag(at, f"{where}: {clip_path(str(path))} {e}"))
             continue
         try:
             doc.sources[at] = (str(path), raw.decode("utf-8"))
         except UnicodeDecodeError:
-            errors.append(doc.diag(at, f"{where}: {path} is not valid UTF-8"))
+            errors.append(doc.diag(at, f"{where}: {clip_path(str(path))} is not valid UTF-8"))
             continue
         read.append(str(path))
     return read, errors

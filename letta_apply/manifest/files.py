@@ -115,6 +115,9 @@ class Document:
         it), and why it may not be read, or None when it may."""
         manifest = self.file_of(path)
         base = Path(manifest).resolve().parent
+        too_long = _too_long(name)
+        if too_long:
+            return base, f"{clip(name)} cannot be read: {too_long}"
         try:
             target = (base / name).resolve()  # symlinks resolved: one pointing outside is outside
         except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL in the name
@@ -134,6 +137,20 @@ class Document:
         if self.file_of(here) == (pos.file or self.file):
             return f"line {pos.line}"
         return f"{pos.file or self.file}:{pos.line}:{pos.col}"
+
+
+# What file systems take (NAME_MAX and PATH_MAX on Linux and macOS): past them the system
+# refuses the name in every call, and Python raises where it would answer "no such file".
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+
+def _too_long(name: str) -> str | None:
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        return f"the path is over {MAX_PATH_BYTES} bytes"
+    if any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in name.split("/")):
+        return f"a file or folder name in it is over {MAX_NAME_BYTES} bytes"
+    return None
 
 
 def where(path: Path_) -> str:

@@ -42,6 +42,7 @@ from .files import (
     Position,
     Unreadable,
     clip,
+    clip_path,
     load_file,
     load_text,
     manifest_files,
@@ -470,7 +471,8 @@ class _Expander:
             text = read_regular(target, MAX_REFERENCED_BYTES).decode("utf-8")
         except Unreadable as e:
             if not target.exists() and not target.is_symlink():
-                self.err(at, f"{_where(at)}: file {clip(name)} not found (looked for {target})")
+                looked = clip_path(str(target))
+                self.err(at, f"{_where(at)}: file {clip(name)} not found (looked for {looked})")
             else:
                 self.err(at, f"{_where(at)}: {clip(name)} {e}")
             return None
@@ -643,7 +645,9 @@ def _expand(
     # Files the kinds' entries name (a tool's source) are read now, once: validation does no
     # I/O, and their text is part of the digest a saved plan is checked against.
     sources: list[str] = []
-    for k in KINDS:
+    # A document that is not a mapping has no entries to read files for: the schema says what
+    # it should be.
+    for k in KINDS if isinstance(expanded, dict) else ():
         read_by_kind, problems = k.read_files(expander.out, expanded)
         sources += read_by_kind
         errors += problems

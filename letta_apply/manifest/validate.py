@@ -49,9 +49,11 @@ def schema() -> dict[str, Any]:
         out["properties"][k.section] = fragment["section"]
         out["$defs"].update(fragment["$defs"])
         # ignore_changes names the fields the kind manages in place: a field whose change
-        # replaces the resource cannot be ignored.
+        # replaces the resource cannot be ignored. A kind that lists the fields it honours
+        # (a folder's embedding is never compared, its files are not "changes") keeps its list.
         ignorable = [f.name for f in k.fields if f.policy != "replace"]
-        out["$defs"][k.name]["properties"]["ignore_changes"]["items"] = {"enum": ignorable}
+        items = out["$defs"][k.name]["properties"]["ignore_changes"].setdefault("items", {})
+        items.setdefault("enum", ignorable)
     # Addresses and ids name any kind: `(KINDS)` in the shared part stands for their names.
     names = "|".join(k.name for k in KINDS)
     for where in (out["$defs"]["address"], out["$defs"]["import"]["properties"]["id"]):
@@ -214,8 +216,9 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
         bound = "at least" if kind == "minimum" else "at most"
         return [doc.diag(path, f"{where}: must be {bound} {rule}, got {_show(inst)}")]
     if kind == "uniqueItems" and isinstance(inst, list):
+        firsts: dict[str, int] = {}  # each item's JSON, typed: linear in the list's length
         for i, item in enumerate(inst):
-            first = next(j for j, other in enumerate(inst) if _same(other, item))
+            first = firsts.setdefault(_identity(item), i)
             if first != i:
                 line = doc.where((*path, first)).line
                 return [
@@ -237,9 +240,22 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
     return [doc.diag(path, f"{where}: {message}")]
 
 
-def _same(a: Any, b: Any) -> bool:
-    # JSON equality: true is not 1.
-    return type(a) is type(b) and a == b
+def _identity(value: Any) -> str:
+    """A text equal for two values exactly when JSON says they are equal (true is not 1, 1 is
+    1.0, keys in any order)."""
+
+    def typed(v: Any) -> Any:
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return [type(v).__name__, v]
+        if isinstance(v, (int, float)):
+            return ["number", v if isinstance(v, int) or not v.is_integer() else int(v)]
+        if isinstance(v, list):
+            return ["list", [typed(x) for x in v]]
+        if isinstance(v, dict):
+            return ["map", sorted([k, typed(x)] for k, x in v.items())]
+        return ["other", repr(v)]
+
+    return json.dumps(typed(value), ensure_ascii=False)
 
 
 def _strings(value: Any, path: Path_) -> Iterator[tuple[Path_, str, bool]]:

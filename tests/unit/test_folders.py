@@ -209,7 +209,8 @@ def test_an_agent_names_an_undeclared_folder(tmp_path: Path) -> None:
 def test_two_folders_may_not_share_a_name(tmp_path: Path) -> None:
     tree(tmp_path, DOCS)
     text = HEAD + "  # a second folder\n"
-    text = text.replace("folders:\n", "folders:\n  other: {name: handbook, files: [other.md]}\n")
+    other = "  other: {name: handbook, embedding: letta/letta-free, files: [other.md]}\n"
+    text = text.replace("folders:\n", "folders:\n" + other)
     position, message = error_of(manifest(tmp_path, "other.md", text))
     assert message == (
         "folders.handbook: name 'handbook' is already used by folders.other; folder names are "

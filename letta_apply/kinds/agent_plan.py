@@ -432,7 +432,10 @@ def _field_changes(
         base = {t.name for t in la.tools if t.is_base}
         rules = tool_rules_update(da.config["tool_rules"], la.tool_rules, base)
         if rules is not None:
-            u.differs("tool_rules", rules_shown(rules[0]), rules_shown(da.config["tool_rules"]))
+            # The marks digest the rules as compared (rule_keys), not as a plan shows them.
+            why = ctx.why(applied, "tool_rules", rule_keys(rules[0]))
+            shown = rules_shown(rules[0]), rules_shown(da.config["tool_rules"])
+            u.diffs.append(FieldDiff("tool_rules", *shown, why))
             u.body["tool_rules"] = rules[1]
     if u.managed("identities"):
         ids_ = identity_ids(ctx, da)

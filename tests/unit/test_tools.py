@@ -379,3 +379,20 @@ def test_a_new_source_gets_the_servers_schema_without_the_generate_schema_route(
     writes = [(m, p) for m, p in fake.calls if m != "GET" and p.startswith("/v1/tools/")]
     assert [m for m, _ in writes] == ["POST", "DELETE", "PATCH"], writes
     assert not [p for _, p in fake.calls if "generate-schema" in p]
+
+
+def test_a_tool_rules_change_in_the_manifest_is_not_drift(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired(tmp_path)))
+    changed = MANIFEST.replace("max_count_limit: 2", "max_count_limit: 3")
+    plan = plan_for(client, desired(tmp_path, changed))
+    [update] = [c for c in plan.changes if c.address == "agent.helper"]
+    [diff] = [d for d in update.diffs if d.field == "tool_rules"]
+    assert diff.why == "manifest"
+    assert plan.drift == ()
+    # Changed on the server instead: that is drift.
+    [agent] = fake.agents.values()
+    agent["tool_rules"] = [r for r in agent["tool_rules"] if r["type"] != "run_first"]
+    plan = plan_for(client, desired(tmp_path))
+    assert [(d.address, d.field) for d in plan.drift] == [("agent.helper", "tool_rules")]

@@ -51,7 +51,15 @@ from .block import (
     update_block,
 )
 from .tool import ToolState
-from .tool_rules import rule_compared, rule_keys, rule_tool_names, rules_shown, tool_rules_update
+from .tool_rules import (
+    RULES_INTERIM,
+    rule_compared,
+    rule_keys,
+    rule_tool_names,
+    rules_interim,
+    rules_shown,
+    tool_rules_update,
+)
 
 if TYPE_CHECKING:  # kinds.agent imports this module: its types are only named here
     from .agent import AgentMatch, DesiredAgent, LiveAgent
@@ -437,6 +445,9 @@ def _field_changes(
             shown = rules_shown(rules[0]), rules_shown(da.config["tool_rules"])
             u.diffs.append(FieldDiff("tool_rules", *shown, why))
             u.body["tool_rules"] = rules[1]
+            interim = rules_interim(rules[1], la.tool_rules)
+            if interim is not None:
+                u.body[RULES_INTERIM] = interim
     if u.managed("identities"):
         ids_ = identity_ids(ctx, da)
         if any(not isinstance(i, str) for i in ids_) or set(ids_) != set(la.identity_ids):

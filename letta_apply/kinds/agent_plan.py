@@ -442,8 +442,8 @@ def _field_changes(
         if rules is not None:
             # The marks digest the rules as compared (rule_keys), not as a plan shows them.
             why = ctx.why(applied, "tool_rules", rule_keys(rules[0]))
-            shown = rules_shown(rules[0]), rules_shown(da.config["tool_rules"])
-            u.diffs.append(FieldDiff("tool_rules", *shown, why))
+            before, after = rules_shown(rules[0]), rules_shown(da.config["tool_rules"])
+            u.diffs.append(FieldDiff("tool_rules", before, after, why))
             u.body["tool_rules"] = rules[1]
             interim = rules_interim(rules[1], la.tool_rules)
             if interim is not None:

@@ -24,7 +24,42 @@ __all__ = ["MASKED", "SHOWN", "Masked", "Masker", "Sensitive", "is_sensitive", "
 # "ab" in a plan would make it unreadable and say what the secret is.
 MIN_TEXT_MASK = 4
 
+# A run of this many characters from either end of a longer secret is masked where it appears.
+PARTIAL_MASK = 8
+
 BodyPath = tuple[str | int, ...]
+
+
+def _mask_partial(text: str, secret: str) -> str:
+    """`text` with every run of PARTIAL_MASK or more characters that starts or ends `secret`
+    masked."""
+    head, tail = secret[:PARTIAL_MASK], secret[-PARTIAL_MASK:]
+    spans: list[tuple[int, int]] = []
+    at = text.find(head)
+    while at != -1:
+        n = PARTIAL_MASK
+        while n < len(secret) and at + n < len(text) and text[at + n] == secret[n]:
+            n += 1
+        spans.append((at, at + n))
+        at = text.find(head, at + 1)
+    at = text.find(tail)
+    while at != -1:
+        start, n = at, PARTIAL_MASK
+        while n < len(secret) and start > 0 and text[start - 1] == secret[-n - 1]:
+            start, n = start - 1, n + 1
+        spans.append((start, at + PARTIAL_MASK))
+        at = text.find(tail, at + 1)
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if start < last:  # overlapping spans are one
+            if end > last:
+                last = end
+            continue
+        out.append(text[last:start] + SHOWN)
+        last = end
+    return "".join(out) + text[last:]
 
 
 class Masked(str):
@@ -68,6 +103,11 @@ class Masker:
         for form in self.forms:
             if form in text:
                 text = text.replace(form, SHOWN)
+        # A secret cut short (a server's echo truncated, a line cut at a width) is no longer
+        # found whole: a run of its first or last characters is masked too.
+        for form in self.forms:
+            if len(form) > PARTIAL_MASK:
+                text = _mask_partial(text, form)
         return text
 
     def __bool__(self) -> bool:
@@ -113,12 +153,16 @@ def masked_paths(value: Any, path: BodyPath = ()) -> list[BodyPath]:
     return []
 
 
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float))
+
+
 def _both(before: Any, after: Any, masker: Masker | None) -> tuple[Any, Any]:
     """A sensitive text masks both sides of its diff (the live side may hold an older secret);
     in a mapping or a list only the sensitive items are masked."""
     if not (is_sensitive(before, masker) or is_sensitive(after, masker)):
         return before, after
-    if isinstance(before, (str, type(None))) and isinstance(after, (str, type(None))):
+    if _scalar(before) and _scalar(after):  # text or a number: the live side too
         return (None if before is None else MASKED), (None if after is None else MASKED)
     return mask_value(before, masker), mask_value(after, masker)
 

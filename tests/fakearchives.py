@@ -16,6 +16,10 @@ from tests.fakefolders import Http, _public
 _EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
 
+def _time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text)
+
+
 class FakeArchives:
     """The archive half of the fake server; FakeLetta mixes it in."""
 
@@ -55,7 +59,7 @@ class FakeArchives:
             (
                 "POST",
                 r"/v1/archives/(archive-[^/]+)/passages/batch",
-                lambda i: [_public(self._store_passage(i, p, seq())) for p in body["passages"]],
+                lambda i: self._store_batch(i, body["passages"], seq),
             ),
             (
                 "DELETE",
@@ -112,10 +116,19 @@ class FakeArchives:
             items = items[ids.index(q["after"]) + 1 :] if q["after"] in ids else []
         return [{"id": a["id"], "name": a["name"], "tags": a["tags"]} for a in items]
 
-    def _store_passage(self, aid: str, spec: Mapping[str, Any], n: int) -> dict[str, Any]:
+    def _store_batch(
+        self, aid: str, specs: list[Mapping[str, Any]], seq: Callable[[], int]
+    ) -> list[dict[str, Any]]:
+        # As in Letta, every passage of one batch gets the same creation time, unless given one.
+        at = seq()
+        return [_public(self._store_passage(aid, p, seq(), at)) for p in specs]
+
+    def _store_passage(
+        self, aid: str, spec: Mapping[str, Any], n: int, at: int | None = None
+    ) -> dict[str, Any]:
         self._archive(aid)
         # Creation times a second apart: the search pages by them.
-        made = (_EPOCH + datetime.timedelta(seconds=n)).isoformat()
+        made = (_EPOCH + datetime.timedelta(seconds=n if at is None else at)).isoformat()
         p = {
             "_seq": n, "id": spec.get("id") or f"passage-{uuid.uuid4()}", "archive_id": aid,
             "text": spec["text"], "tags": spec.get("tags"), "metadata": spec.get("metadata") or {},
@@ -130,11 +143,13 @@ class FakeArchives:
         del self.passages[pid]
 
     def _search(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        items = sorted(self.passages.values(), key=lambda p: p["_seq"])
+        # As in Letta: oldest first, by creation time then id; start_date is inclusive.
+        items = sorted(self.passages.values(), key=lambda p: (_time(p["created_at"]), p["id"]))
         if body.get("archive_id"):
             items = [p for p in items if p["archive_id"] == body["archive_id"]]
         if body.get("start_date"):
-            items = [p for p in items if p["created_at"] >= body["start_date"]]
+            start = _time(body["start_date"])
+            items = [p for p in items if _time(p["created_at"]) >= start]
         items = items[: int(body.get("limit") or 50)]
         if body.get("tags"):  # after the limit, as Letta does
             items = [p for p in items if set(body["tags"]) & set(p.get("tags") or ())]

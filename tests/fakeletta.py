@@ -525,6 +525,8 @@ class FakeLetta(FakeFolders, FakeArchives):
         if aid not in self.agents:
             raise _Http(404, f"{aid} not found")
         for k, v in body.items():
+            if k == "tool_rules" and _same_rules(self.agents[aid].get("tool_rules") or [], v):
+                continue  # as in Letta, which compares a run_first rule without its args
             if v is not None and k not in _LANDED and k not in _SECRETS:
                 self.agents[aid][k] = v
         _land_settings(self.agents[aid], body)
@@ -619,6 +621,17 @@ def _schema(source: str) -> dict[str, Any]:
     name = re.findall(r"^\s*def (\w+)", source, re.M)[-1]
     doc = re.search(r'"""(.*?)(\n|""")', source)
     return {"name": name, "description": doc.group(1) if doc else "", "parameters": {}}
+
+
+def _same_rules(old: list[dict[str, Any]], new: Any) -> bool:
+    """Letta's comparison of two rule lists: in order, a run_first rule without its args."""
+
+    def compared(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if not (r.get("type") == "run_first" and k == "args")}
+
+    return isinstance(new, list) and len(old) == len(new) and all(
+        compared(a) == compared(b) for a, b in zip(old, new, strict=True)
+    )
 
 
 def _public(r: dict[str, Any]) -> dict[str, Any]:

@@ -74,7 +74,15 @@ from .block import (
     owned_of,
 )
 from .tool import LiveTool, is_base_tool_type
-from .tool_rules import check_rules, rule_keys, rule_tool_names, tool_rules_update
+from .tool_rules import (
+    RULES_INTERIM,
+    check_rules,
+    rule_keys,
+    rule_tool_names,
+    rules_missing,
+    rules_shown,
+    tool_rules_update,
+)
 
 AGENT_INCLUDE = ("agent.blocks", "agent.identities", "agent.tags", "agent.tools")
 CONFIG = (
@@ -666,6 +674,9 @@ def _update(run: Run, rid: str, body: dict[str, Any]) -> None:
         wanted = body["secrets"]
         by_hand = [now[k].value for k, v in wanted.items() if isinstance(v, Mapping) and k in now]
         body["secrets"] = carried_over(wanted, now)
+    interim = body.pop(RULES_INTERIM, None)
+    if interim is not None:
+        c.update_agent(rid, {"tool_rules": interim})
     try:
         answer = c.update_agent(rid, body)
     except ApiError as e:
@@ -675,6 +686,14 @@ def _update(run: Run, rid: str, body: dict[str, Any]) -> None:
         masker = Masker(by_hand)
         detail = masker.text(e.detail)
         raise ApiError(detail, status=e.status, method=e.method, path=e.path) from None
+    missing = rules_missing(body.get("tool_rules") or (), answer.get("tool_rules") or ())
+    if "tool_rules" in body and missing:
+        raise ApiError(
+            f"the server did not take the tool_rules written: {', '.join(rules_shown(missing))} "
+            "missing from the agent's rules after the update",
+            method="PATCH",
+            path=f"/v1/agents/{rid}",
+        )
     _record_secrets(run, rid, body, answer)
 
 

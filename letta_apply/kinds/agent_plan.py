@@ -51,7 +51,15 @@ from .block import (
     update_block,
 )
 from .tool import ToolState
-from .tool_rules import rule_compared, rule_keys, rule_tool_names, rules_shown, tool_rules_update
+from .tool_rules import (
+    RULES_INTERIM,
+    rule_compared,
+    rule_keys,
+    rule_tool_names,
+    rules_interim,
+    rules_shown,
+    tool_rules_update,
+)
 
 if TYPE_CHECKING:  # kinds.agent imports this module: its types are only named here
     from .agent import AgentMatch, DesiredAgent, LiveAgent
@@ -434,8 +442,14 @@ def _field_changes(
         base = {t.name for t in la.tools if t.is_base}
         rules = tool_rules_update(da.config["tool_rules"], la.tool_rules, base)
         if rules is not None:
-            u.differs("tool_rules", rules_shown(rules[0]), rules_shown(da.config["tool_rules"]))
+            # The marks digest the rules as compared (rule_keys), not as a plan shows them.
+            why = ctx.why(applied, "tool_rules", rule_keys(rules[0]))
+            before, after = rules_shown(rules[0]), rules_shown(da.config["tool_rules"])
+            u.diffs.append(FieldDiff("tool_rules", before, after, why))
             u.body["tool_rules"] = rules[1]
+            interim = rules_interim(rules[1], la.tool_rules)
+            if interim is not None:
+                u.body[RULES_INTERIM] = interim
     if u.managed("identities"):
         ids_ = identity_ids(ctx, da)
         if any(not isinstance(i, str) for i in ids_) or set(ids_) != set(la.identity_ids):

@@ -399,7 +399,7 @@ class ArchiveKind(Kind):
             c.request("DELETE", f"/v1/archives/{rid}/passages/{pid}")
         if body.get("insert"):
             c.request("POST", f"/v1/archives/{rid}/passages/batch",
-                      json={"passages": body["insert"]})  # fmt: skip
+                      json={"passages": ap.stamped(body["insert"])})  # fmt: skip
         for aid in body.get("detach") or ():
             c.request("PATCH", f"/v1/agents/{aid}/archives/detach/{rid}")
         for aid in body.get("attach") or ():

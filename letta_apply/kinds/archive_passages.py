@@ -6,16 +6,19 @@ passage without that mark (one an agent wrote) is never touched.
 
 Letta has no listing of an archive's passages; its passage search, with no query, lists them
 oldest first, at most 100 at a time (tags are filtered after the limit, so the filter is applied
-here), paged by creation time.
+here), paged by creation time. Letta gives every passage of one batch insert the same creation
+time, and a search cannot page past more than 100 passages made at one instant: so each passage
+letta-apply inserts carries its own creation time, a microsecond after the one before it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, LettaApplyError
 from ..manifest.files import Document, Path_, clip
 from ..model import MARK_KEY, stack_tag
 from ..plan.marks import digest
@@ -115,15 +118,35 @@ def passage_body(stack: str, address: str, p: SeedPassage) -> dict[str, Any]:
     return {"text": p.text, "tags": [stack_tag(stack)], "metadata": {MARK_KEY: mark}}
 
 
+def stamped(inserts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Passages to insert in one batch, each with a creation time of its own (now, then a
+    microsecond apart), by which the passage search pages."""
+    now = datetime.now(timezone.utc)
+    return [
+        {**p, "created_at": (now + timedelta(microseconds=i)).isoformat(timespec="microseconds")}
+        for i, p in enumerate(inserts)
+    ]
+
+
 def list_passages(client: LettaClient, archive_id: str) -> list[dict[str, Any]]:
     """Every passage of an archive, oldest first: pages of the passage search (a read), each
-    starting at the newest time seen (inclusive: repeats are dropped)."""
+    starting at the newest time seen (inclusive: repeats are dropped). A full page that brings
+    nothing new is more than a page of passages made at one instant: an error, never a
+    listing cut short (a plan would insert the passages it did not see again)."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     body: dict[str, Any] = {"archive_id": archive_id, "limit": SEARCH_PAGE}
     while True:
         page = client.request("POST", "/v1/passages/search", json=body, read=True) or []
         fresh = [r["passage"] for r in page if r["passage"]["id"] not in seen]
+        if not fresh and len(page) >= SEARCH_PAGE:
+            raise LettaApplyError(
+                f"archive {archive_id}: more than {SEARCH_PAGE} of its passages were made at one "
+                f"instant ({body.get('start_date')}, a batch inserted by an earlier letta-apply "
+                "or by hand), and Letta's passage search cannot list past them, so the seeded "
+                "passages cannot be compared; delete those passages (or the archive, which the "
+                "next apply makes and seeds again)"
+            )
         if not fresh:
             return out
         seen.update(p["id"] for p in fresh)

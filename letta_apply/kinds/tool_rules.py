@@ -10,6 +10,9 @@ from typing import Any
 from ..errors import Diagnostic
 from ..manifest.files import Document, Path_, clip
 
+RULES_INTERIM = "tool_rules_interim"
+"""Key, in an agent's update, of the rules to write before its `tool_rules` (rules_interim)."""
+
 # Fields of each kind of tool rule besides `type` and `tool_name` (Letta 0.16.8 tool_rule.py).
 RULE_FIELDS: dict[str, tuple[str, ...]] = {
     "run_first": ("args",),
@@ -112,6 +115,39 @@ def rule_keys(rules: Iterable[Mapping[str, Any]]) -> list[str]:
         json.dumps(rule_compared(r), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         for r in rules
     )
+
+
+# Fields Letta 0.16.8 leaves out when it compares two rules (schemas/tool_rule.py, `__eq__`). It
+# writes an agent's new rules only when the list differs from the stored one by its comparison,
+# so a change of those fields alone is dropped without an error.
+LETTA_IGNORES: dict[str, tuple[str, ...]] = {"run_first": ("args",)}
+
+
+def _as_letta_compares(rule: Mapping[str, Any]) -> dict[str, Any]:
+    ignored = LETTA_IGNORES.get(str(rule.get("type")), ())
+    return {k: v for k, v in rule_compared(rule).items() if k not in ignored}
+
+
+def rules_interim(
+    written: Iterable[Mapping[str, Any]], live: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """When Letta would drop `written` (it differs from the `live` list, in its stored order,
+    only in fields Letta does not compare): the list to write first, without the rules Letta
+    would not see change, so that both writes are taken. None when `written` is taken as it is."""
+    new, old = [dict(r) for r in written], list(live)
+    if len(new) != len(old) or rule_keys(new) == rule_keys(old):
+        return None
+    if any(_as_letta_compares(a) != _as_letta_compares(b) for a, b in zip(new, old, strict=True)):
+        return None
+    return [r for r in new if not LETTA_IGNORES.get(str(r.get("type")))]
+
+
+def rules_missing(
+    written: Iterable[Mapping[str, Any]], answer: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rules of `written` the server's `answer` does not hold (it did not take them)."""
+    held = set(rule_keys(answer))
+    return [rule_compared(r) for r in written if rule_keys([r])[0] not in held]
 
 
 def _server_rule(rule: Mapping[str, Any], declared_names: set[str], base_tools: set[str]) -> bool:

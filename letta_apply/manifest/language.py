@@ -381,6 +381,12 @@ class _Expander:
             n = self.template_value(path, "count", spec)
             if n is None:
                 return None
+            if is_secret(n):
+                self.err(
+                    (*path, "count"),
+                    f"{what}.count: cannot be sensitive: the number of instances is shown",
+                )
+                return None
             if isinstance(n, float) and n.is_integer():
                 n = int(n)
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -541,6 +547,8 @@ class _Expander:
                     and any(f in _SENSITIVE_OK for f in fields[2:])
                     and fields[-1] not in ("label", "name", "tags")
                     and "tags" not in fields[2:]
+                    # Rules are shown and compared whole: a rule's args cannot hide a secret.
+                    and "tool_rules" not in fields[2:]
                 )
                 if not allowed:
                     pos = self.out.where(path)

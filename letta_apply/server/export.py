@@ -76,6 +76,9 @@ def _key(text: str, taken: set[str]) -> str:
     return key
 
 
+ON_REQUEST = ("letta_builtin",)
+"""Types of the server's own tools that an agent gets only when it asks for them by name."""
+
 # Above this many blocks, one listing of the server's multi-attached blocks is cheaper.
 _BLOCK_LOOKUPS_MAX = 10
 
@@ -204,9 +207,15 @@ def _agent_spec(agent: LiveAgent, key: str, refs: _Refs, *, include_system: bool
         spec["metadata"] = user_metadata(agent.metadata)
     mcp = refs.mcp_tools.get(agent.id, [])
     from_mcp = {n for e in mcp for n in e["tools"]}
-    custom_tools = sorted(t.name for t in agent.tools if not t.is_base and t.name not in from_mcp)
-    if custom_tools:
-        spec["tools"] = custom_tools
+    # The server's own tools it attaches only when asked (web_search, run_code...) are named
+    # too: a copy made from the export would go without them.
+    tools = sorted(
+        t.name
+        for t in agent.tools
+        if (not t.is_base or t.tool_type in ON_REQUEST) and t.name not in from_mcp
+    )
+    if tools:
+        spec["tools"] = tools
     if mcp:
         spec["mcp_tools"] = mcp
     ids = [i for i in agent.block_ids if i in refs.blocks]

@@ -113,3 +113,34 @@ def test_archive_seeded_kept_in_step_and_pruned(
     assert api.get("/v1/archives/", params={"name": f"{stack}-facts"}).json() == []
     marks = api.get("/v1/blocks/", params={"tags": [f"letta-apply:{stack}"]}).json()
     assert [b for b in marks if b["label"] == "letta-apply-archive"] == []
+
+
+def test_an_archive_of_over_a_thousand_passages_converges_without_duplicates(
+    run: Run, api: httpx.Client, stack: str, endpoint: str, tmp_path: Path, cleanup: None
+) -> None:
+    # One batch insert: Letta gives every passage of it one creation time, and its passage
+    # search pages by creation time. Each passage gets its own, so the listing sees them all.
+    lines = "".join(f"Fact number {i} about Acme.\n" for i in range(1001))
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "facts.md").write_text(lines)
+    text = MANIFEST.replace("{stack}", stack).replace("{endpoint}", endpoint)
+    path = tmp_path / "m.yaml"
+    path.write_text(text.replace('separator: "\\n---\\n"', 'separator: "\\n"'))
+    first = run("apply", "-f", str(path), "--auto-approve")
+    assert first.code == 0, first.err
+    again = run("apply", "-f", str(path), "--auto-approve")
+    assert again.code == 0, again.err
+    assert again.writes == 0, again.out
+    # Counted by the server's own listing of the attached agent's archival memory.
+    (agent,) = api.get("/v1/agents/", params={"name": f"{stack}-support"}).json()
+    seen: list[str] = []
+    after = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000, **({"after": after} if after else {})}
+        page = api.get(f"/v1/agents/{agent['id']}/archival-memory", params=params).json()
+        if not page:
+            break
+        seen += [p["text"] for p in page]
+        after = page[-1]["id"]
+    assert len(seen) == len(set(seen)) == 1001
+    api.delete(f"/v1/agents/{agent['id']}")

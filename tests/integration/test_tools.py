@@ -343,3 +343,31 @@ def test_a_declared_rule_on_a_base_tool_replaces_the_servers_own(
         ("exit_loop", "conversation_search", None)
     ]
     assert run("apply", "-f", path, "--auto-approve").writes == 0
+
+
+def test_a_change_of_run_first_args_converges(
+    run: Run,
+    manifest: Callable[[str], str],
+    source: Callable[[str], None],
+    api: httpx.Client,
+    stack: str,
+    fn: str,
+    cleanup: list[str],
+) -> None:
+    # Letta 0.16.8 compares run_first rules without their args: a change of the args alone
+    # would be dropped by the server while apply said "updated".
+    source(SOURCE.format(fn=fn))
+    first = MANIFEST.replace(
+        "{type: run_first, tool_name: lookup}",
+        "{type: run_first, tool_name: lookup, args: {ticket_id: T-1}}",
+    )
+    assert run("apply", "-f", manifest(first), "--auto-approve").code == 0
+    cleanup.append(agent_named(api, f"{stack}-helper")["id"])
+    changed = manifest(first.replace("T-1", "T-2"))
+    applied = run("apply", "-f", changed, "--auto-approve")
+    assert applied.code == 0, applied.out
+    [rule] = [
+        r for r in agent_named(api, f"{stack}-helper")["tool_rules"] if r["type"] == "run_first"
+    ]
+    assert rule["args"] == {"ticket_id": "T-2"}
+    assert run("apply", "-f", changed, "--auto-approve").writes == 0

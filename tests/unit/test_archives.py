@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from letta_apply.apply.runner import apply_plan
+from letta_apply.errors import LettaApplyError
 from letta_apply.kinds.archive import MARK_LABEL, DesiredArchive
 from letta_apply.pipeline import load_manifest, plan_for
 from letta_apply.plan.changes import CREATE, DELETE, UPDATE
@@ -224,3 +225,26 @@ def test_ignore_changes(tmp_path: Path, field: str) -> None:
     with fake.client() as c:
         (change,) = plan_for(c, load_manifest(str(path))).changes
     assert field not in {d.field.split("[")[0] for d in change.diffs}
+
+
+def test_a_file_of_many_passages_converges_without_duplicates(tmp_path: Path) -> None:
+    # One batch of 250: Letta gives them all one creation time, by which the search pages.
+    text = HEAD.replace('separator: "\\n---\\n"', 'separator: "\\n"')
+    path = write(tmp_path, {"kb/lines.md": "".join(f"line {i}\n" for i in range(250))}, text)
+    fake = FakeLetta()
+    for _ in range(3):
+        apply(fake, path)
+    assert len(fake.passages) == 250
+    converged(fake, path)
+
+
+def test_more_than_a_page_made_at_one_instant_is_an_error_not_a_short_listing(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, KB)
+    fake = FakeLetta()
+    apply(fake, path)
+    (aid,) = fake.archives
+    fake._store_batch(aid, [{"text": f"note {i}"} for i in range(101)], lambda: 5000)
+    with fake.client() as c, pytest.raises(LettaApplyError, match="made at one instant"):
+        plan_for(c, load_manifest(str(path)))

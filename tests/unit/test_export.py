@@ -101,3 +101,23 @@ def test_export_of_agents_all_managed_says_why_nothing_was_exported(
         "error: nothing to export: every selected agent is already managed by a stack; "
         "nothing was written"
     )
+
+
+def test_export_names_the_servers_tools_an_agent_asked_for(cli: Cli, tmp_path: Path) -> None:
+    web = next(t["id"] for t in cli.fake.tools.values() if t["name"] == "web_search")
+    cli.fake._create_agent(
+        {"name": "searcher", "model": "letta/letta-free", "tags": ["team"], "tool_ids": [web]}
+    )
+    r = cli("export", "--stack", "team", "--tag", "team")
+    assert r.code == 0, r.err
+    # web_search is named; the base tools every agent gets are not.
+    assert yaml.safe_load(r.out)["agents"]["searcher"]["tools"] == ["web_search"]
+    # A copy applied from the export has it.
+    doc = yaml.safe_load(r.out)
+    del doc["imports"]
+    doc["stack"] = "copy"
+    doc["agents"] = {"copy": {**doc["agents"]["searcher"], "name": "copy"}}
+    path = write(tmp_path, yaml.safe_dump(doc), "copy.yaml")
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    [made] = [a for a in cli.fake.agents.values() if a["name"] == "copy"]
+    assert web in made["tool_ids"]

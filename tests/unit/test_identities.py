@@ -107,3 +107,24 @@ def test_a_target_keeps_the_identities_a_shared_block_names(tmp_path: Path, cli:
     (block,) = [b for b in cli.fake.blocks.values() if b["label"] == "x"]
     assert identity["block_ids"] == [block["id"]]
     assert [b["label"] for b in cli.fake.memory.values()] == ["x"]  # block.y is not targeted
+
+
+def test_a_rotated_sensitive_number_shows_on_neither_side(tmp_path: Path, cli: Cli) -> None:
+    path = write(
+        tmp_path,
+        HEAD + "variables:\n  pin: {type: number, sensitive: true}\n"
+        "identities:\n  acme:\n    identity_type: org\n"
+        '    properties: {pin: "${var.pin}", plan: pro}\n',
+    )
+    first = cli("apply", "-f", str(path), "--var", "pin=731946", "--auto-approve")
+    assert first.code == 0, first.err
+    saved = tmp_path / "plan.json"
+    changed = cli(
+        "plan", "-f", str(path), "--var", "pin=582064", "--format", "json", "--out", str(saved)
+    )
+    assert changed.code == 0, changed.err
+    [change] = json.loads(changed.out)["changes"]
+    assert change["before"]["properties['pin']"] == "(sensitive)"
+    assert change["after"]["properties['pin']"] == "(sensitive)"
+    for text in (changed.out, changed.err, saved.read_text(encoding="utf-8")):
+        assert "731946" not in text and "582064" not in text

@@ -518,3 +518,28 @@ def test_target_takes_an_instance_or_every_instance(tmp_path: Path, cli: Cli) ->
     code, _, err = cli("plan", "-f", m, "--target", "agent.w[7]")
     assert code == 1
     assert "--target agent.w[7]: no such resource" in err
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "{type: run_first, tool_name: web_search, args: {value: '${var.key}'}}",
+        "{type: run_first, tool_name: web_search, args: {metadata: {k: '${var.key}'}}}",
+        "{type: conditional, tool_name: web_search, child_output_mapping: {value: '${var.key}'}}",
+    ],
+)
+def test_a_sensitive_value_is_refused_in_a_tool_rule(tmp_path: Path, rule: str) -> None:
+    # A rule is shown and compared whole in plans, drift and the marks.
+    text = HEAD + "variables:\n  key: {sensitive: true}\nagents:\n  a:\n    tools: [web_search]\n"
+    text += f"    tool_rules:\n      - {rule}\n"
+    d = one_error(write(tmp_path, "m.yaml", text), vars=[f"key={SECRET}"])
+    assert "a sensitive value cannot be used here" in d.message
+    assert "tool_rules[0]" in d.message
+    assert SECRET not in str(d)
+
+
+def test_a_sensitive_number_cannot_be_a_count(tmp_path: Path) -> None:
+    text = HEAD + "variables:\n  pin: {type: number, sensitive: true}\n"
+    text += "agents:\n  a:\n    count: ${var.pin}\n"
+    d = one_error(write(tmp_path, "m.yaml", text), vars=["pin=3"])
+    assert d.message == "agents.a.count: cannot be sensitive: the number of instances is shown"

@@ -239,3 +239,33 @@ def test_an_internal_error_is_masked_too(run: Run) -> None:
     code, text = run("plan")
     assert code == 1 and "RuntimeError: unexpected: (sensitive)" in text
     run.assert_clean()
+
+
+def test_a_secret_cut_short_in_an_error_is_masked(tmp_path: Path, cli: Cli) -> None:
+    # An MCP server's literal token, echoed by the server cut one character short.
+    token = "tok-ABCDEFGHIJKLMNOPQRSTUV"
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\nstack: cut\nmcp_servers:\n  search:\n    mcp_server_type: streamable_http\n"
+        f"    server_url: https://mcp.example.com/mcp\n    auth_token: {token}\n",
+        encoding="utf-8",
+    )
+
+    def refuse(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and "mcp" in request.url.path:
+            return httpx.Response(400, json={"detail": f"bad token {token[:-1]}... (cut)"})
+        return None
+
+    cli.fake.before.append(refuse)
+    r = cli("apply", "-f", str(path), "--auto-approve")
+    assert r.code == 1 and "bad token" in r.out + r.err
+    assert token[:8] not in r.out + r.err and token[-9:-1] not in r.out + r.err
+
+
+def test_the_masker_masks_either_end_of_a_secret_and_leaves_other_text() -> None:
+    from letta_apply.sensitive import Masker
+
+    m = Masker(["abcdefghijklmnopqrstuvwxyz"])
+    assert m.text("x abcdefghijklmnopqrstuvwxy] y") == "x (sensitive)] y"
+    assert m.text("[cdefghijklmnopqrstuvwxyz") == "[(sensitive)"
+    assert m.text("abcdefg and tuvwxyz stay") == "abcdefg and tuvwxyz stay"

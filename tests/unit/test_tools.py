@@ -3,6 +3,7 @@ source file), the desired state, the plan's tool changes and rules, and apply ag
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -379,3 +380,59 @@ def test_a_new_source_gets_the_servers_schema_without_the_generate_schema_route(
     writes = [(m, p) for m, p in fake.calls if m != "GET" and p.startswith("/v1/tools/")]
     assert [m for m, _ in writes] == ["POST", "DELETE", "PATCH"], writes
     assert not [p for _, p in fake.calls if "generate-schema" in p]
+
+
+def test_a_tool_rules_change_in_the_manifest_is_not_drift(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired(tmp_path)))
+    changed = MANIFEST.replace("max_count_limit: 2", "max_count_limit: 3")
+    plan = plan_for(client, desired(tmp_path, changed))
+    [update] = [c for c in plan.changes if c.address == "agent.helper"]
+    [diff] = [d for d in update.diffs if d.field == "tool_rules"]
+    assert diff.why == "manifest"
+    assert plan.drift == ()
+    # Changed on the server instead: that is drift.
+    [agent] = fake.agents.values()
+    agent["tool_rules"] = [r for r in agent["tool_rules"] if r["type"] != "run_first"]
+    plan = plan_for(client, desired(tmp_path))
+    assert [(d.address, d.field) for d in plan.drift] == [("agent.helper", "tool_rules")]
+
+
+RUN_FIRST_ARGS = MANIFEST.replace(
+    "{type: run_first, tool_name: lookup}",
+    "{type: run_first, tool_name: lookup, args: {ticket_id: T-1}}",
+)
+
+
+def test_a_change_of_run_first_args_alone_is_written_so_the_server_takes_it(
+    tmp_path: Path,
+) -> None:
+    # Letta compares run_first rules without their args and drops a list that differs only
+    # there: the rules are written without them first, then whole.
+    fake = FakeLetta()
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired(tmp_path, RUN_FIRST_ARGS)))
+    changed = desired(tmp_path, RUN_FIRST_ARGS.replace("T-1", "T-2"))
+    apply_plan(client, plan_for(client, changed))
+    [agent] = fake.agents.values()
+    [rule] = [r for r in agent["tool_rules"] if r["type"] == "run_first"]
+    assert rule["args"] == {"ticket_id": "T-2"}
+    assert plan_for(client, changed).changes == ()
+
+
+def test_rules_the_server_did_not_take_fail_the_apply(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    apply_plan(client, plan_for(client, desired(tmp_path, RUN_FIRST_ARGS)))
+    plan = plan_for(client, desired(tmp_path, RUN_FIRST_ARGS.replace("T-1", "T-2")))
+    [update] = [c for c in plan.changes if c.address == "agent.helper"]
+    # As a server that drops the update: the interim write is left out.
+    body = {k: v for k, v in update.body.items() if k != "tool_rules_interim"}
+    stripped = replace(plan, changes=(replace(update, body=body),))
+    with pytest.raises(ApplyError, match="the server did not take the tool_rules written"):
+        apply_plan(client, stripped)
+    [agent] = fake.agents.values()
+    assert [r.get("args") for r in agent["tool_rules"] if r["type"] == "run_first"] == [
+        {"ticket_id": "T-1"}
+    ]

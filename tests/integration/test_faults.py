@@ -303,8 +303,10 @@ def test_a_held_lock_blocks_apply_until_force_unlocked(
     run: Run, api: httpx.Client, server: str, manifest: Callable[[str], str], stack: str
 ) -> None:
     path = manifest(fleet(3, stack, 1))
-    with LettaClient(server) as client:
-        held = StackLock(client, stack, "apply").acquire()
+    # A live holder: it renews its lease (every 10 s) for as long as the test holds it.
+    client = LettaClient(server)
+    holder = StackLock(client, stack, "apply")
+    held = holder.acquire()
     # Plans, drift and show neither take the lock nor see it.
     plan = run("plan", "-f", path, "--format", "json")
     assert plan.code == 0 and held.id not in plan.out and "letta-apply-lock" not in plan.out
@@ -331,6 +333,8 @@ def test_a_held_lock_blocks_apply_until_force_unlocked(
     unlocked = run("force-unlock", held.id)
     assert unlocked.code == 0 and held.id in unlocked.out
     assert run("force-unlock", held.id).code == 1  # already gone
+    holder.release()  # its renewals stop; its record is gone already
+    client.close()
     destroyed = run("destroy", "-f", path, "--auto-approve")
     assert destroyed.code == 0, destroyed.err
     assert "stack lock: " in destroyed.err  # destroy takes the lock

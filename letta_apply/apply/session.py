@@ -16,7 +16,8 @@ from ..kinds import apply_order
 from ..model import Desired
 from ..plan.changes import Change, Plan, natural_key
 from ..server.client import LettaClient
-from ..server.lock import LockInfo, StackLock, bump_serial, forget_serial
+from ..server.lock import LockInfo, StackLock
+from ..server.serial import bump_serial, forget_serial
 from .runner import Done, apply_plan
 
 Planned = tuple[Plan, Desired | None]

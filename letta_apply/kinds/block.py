@@ -40,7 +40,8 @@ from ..plan.marks import (
     user_metadata,
 )
 from ..server.client import LettaClient
-from ..server.lock import is_lock_record, lock_tag, serial_tag
+from ..server.lock import is_lock_record, lock_tag
+from ..server.serial import serial_tag
 from .base import (
     Context,
     Field,

@@ -22,7 +22,8 @@ from ..kinds.folder_flag import FLAG_LABEL as FOLDER_FLAG_LABEL
 from ..kinds.group import MARK_LABEL as GROUP_MARK_LABEL
 from ..kinds.mcp_server import MARK_LABEL as MCP_MARK_LABEL
 from ..model import Desired, Import
-from ..server.lock import LOCK_KEY, LOCK_LABEL
+from ..server.lock import LOCK_LABEL
+from ..server.serial import LOCK_KEY
 from .files import Document, Path_, clip
 from .files import where as _where
 

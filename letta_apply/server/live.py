@@ -19,7 +19,8 @@ from ..kinds import KINDS, kind, kind_of_address
 from ..model import Desired, Import, Live, kind_of
 from ..plan.changes import CREATE, IMPORT, Plan
 from .client import LettaClient
-from .lock import LOCK_LABEL, stack_serial
+from .lock import LOCK_LABEL
+from .serial import stack_serial
 
 
 def read_live(client: LettaClient, desired: Desired, *, destroy: bool = False) -> Live:

@@ -7,9 +7,11 @@ wins. A loser deletes its record and waits until the stack is free or `timeout` 
 winner looks once more after a short pause, in case a record with an earlier timestamp was still
 being committed when it first looked.
 
-Lock records carry neither the stack's tag nor its marks, and are attached to no agent: plan,
-prune, drift and export never see them. The lock is advisory: the no-duplicate rule of apply
-holds without it.
+Lock records carry neither the stack's tag nor its marks, and are attached to no agent: no kind
+sees them, so plan, prune, drift and export leave them out (a plan's listing of the stack's
+blocks takes them in, at no extra request, only so that a run with nothing to write can still
+remove a dead run's record). The lock is advisory: the no-duplicate rule of apply holds
+without it.
 
 **Leases.** A run killed while it holds the lock (a cancelled CI job) cannot release it. So a
 record carries a lease: its holder renews it (a counter in the record, one write every
@@ -26,15 +28,8 @@ whatever it had in flight has ended by then. A run that finds the lock held take
 
 A record without a lease (older releases) is never taken over: `force-unlock` removes it.
 
-The stack's *serial* says whether another run wrote to the stack since a plan read it: a block
-labelled `letta-apply-stack`, tagged `letta-apply-serial:<stack>` only, whose metadata holds a
-random token that every run that wrote to the stack replaces when it is done (before it
-releases the lock). A plan lists the stack's blocks by the stack's tag or the serial's (Letta
-matches any of the tags given), the lock its records by the lock tag or the serial's: both
-read it at no extra request, and neither the stack's resources nor its lock records include
-it. When the two agree, no run wrote to the stack in between, and the plan made before the
-lock is the plan under it. Edits by hand do not change it (nor were they ever held off by the
-lock).
+The stack's *serial* (server.serial) says whether another run wrote to the stack since a plan
+read it; a run that wrote changes it before it releases the lock.
 """
 
 from __future__ import annotations
@@ -49,20 +44,17 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError, LettaApplyError, is_rejection
+from ..errors import ApiError, LettaApplyError
 from .client import LettaClient
-
-LOCK_KEY = "letta_apply_lock"
-"""Key in a lock record's `metadata` under which the holder is described."""
+from .serial import LOCK_KEY, bump_serial, forget_serial, serial_tag, stack_serial
 
 LOCK_LABEL = "letta-apply-lock"
-STACK_LABEL = "letta-apply-stack"
 
 RENEW = 10.0  # seconds between renewals of a lease
 HALT = 25.0  # seconds without a renewal after which the holder sends nothing more
@@ -138,11 +130,6 @@ class LockInfo:
         )
 
 
-def serial_tag(stack: str) -> str:
-    """The tag of the stack's serial record (neither the stack's tag nor its lock tag)."""
-    return f"letta-apply-serial:{stack}"
-
-
 def list_locks(client: LettaClient, stack: str) -> list[LockInfo]:
     """Every lock record of `stack`, oldest first."""
     return _records(client.list_blocks(lock_tag(stack)), stack)
@@ -156,72 +143,6 @@ def _lock_listing(client: LettaClient, stack: str) -> list[dict[str, Any]]:
 def _records(blocks: Iterable[Mapping[str, Any]], stack: str) -> list[LockInfo]:
     found = (LockInfo.from_block(b) for b in blocks if b.get("label") == LOCK_LABEL)
     return [lock for lock in found if lock is not None and lock.stack == stack]
-
-
-def _serial_records(blocks: Iterable[Mapping[str, Any]], stack: str) -> list[Mapping[str, Any]]:
-    return [
-        b for b in blocks
-        if b.get("label") == STACK_LABEL
-        and serial_tag(stack) in (b.get("tags") or ())
-        and isinstance((b.get("metadata") or {}).get(LOCK_KEY), Mapping)
-        and b["metadata"][LOCK_KEY].get("stack") == stack
-    ]  # fmt: skip
-
-
-def stack_serial(blocks: Iterable[Mapping[str, Any]], stack: str) -> str:
-    """The stack's serial as `blocks` (a listing that takes the serial's tag in) show it:
-    "" when no run wrote to the stack yet. Two runs that made the record at once made two:
-    their tokens together are the serial."""
-    return ",".join(
-        str(b["metadata"][LOCK_KEY].get("serial", "")) for b in _serial_records(blocks, stack)
-    )
-
-
-def bump_serial(client: LettaClient, stack: str, blocks: Sequence[Mapping[str, Any]] = ()) -> None:
-    """Give the stack a new serial: a run wrote to it. `blocks`, when given, is a listing that
-    took the serial's tag in, which saves looking the record up. Like a lock's withdrawal, it
-    is tried harder than other writes (a 500 is tried again): until it is written, the lock
-    is not released."""
-    token = uuid.uuid4().hex
-    meta = {LOCK_KEY: {"stack": stack, "serial": token}}
-
-    def listed() -> list[Mapping[str, Any]]:
-        return _serial_records(client.list_blocks(serial_tag(stack)), stack)
-
-    def find() -> dict[str, Any] | None:
-        # An ambiguous create that did land: its token says it is this one.
-        return next(
-            (dict(b) for b in listed() if b["metadata"][LOCK_KEY].get("serial") == token), None
-        )
-
-    for attempt in range(3):
-        try:
-            records = _serial_records(blocks, stack) if blocks else listed()
-            if records:
-                client.update_block(str(records[0]["id"]), {"metadata": meta})
-                for extra in records[1:]:  # two runs made one at once without the lock
-                    client.delete_block(str(extra["id"]))
-                return
-            body = {
-                "label": STACK_LABEL,
-                "value": f"letta-apply: the serial of stack {stack!r}; every run that writes "
-                "to the stack changes it. It is not memory and is attached to no agent.",
-                "metadata": meta,
-                "tags": [serial_tag(stack)],
-            }
-            client.create_block(body, find=find)
-            return
-        except ApiError as e:
-            if attempt == 2 or is_rejection(e):
-                raise
-            blocks = ()  # look again: the write may have landed
-            client.sleep(1.0)
-
-
-def forget_serial(client: LettaClient, stack: str) -> None:
-    """Delete the stack's serial record (the stack was destroyed)."""
-    for b in _serial_records(client.list_blocks(serial_tag(stack)), stack):
-        client.delete_block(str(b["id"]))
 
 
 class StackLock:

@@ -16,7 +16,8 @@ import pytest
 
 from letta_apply.model import stack_tag
 from letta_apply.plan.changes import DELETE
-from letta_apply.server.lock import lock_tag, serial_tag
+from letta_apply.server.lock import lock_tag
+from letta_apply.server.serial import serial_tag
 from tests.fakeletta import FakeLetta
 from tests.helpers import Cli, write
 

@@ -14,15 +14,9 @@ import pytest
 
 from letta_apply.apply.session import ApplyEvents, run_apply
 from letta_apply.errors import ApiError
-from letta_apply.server.lock import (
-    LOCK_KEY,
-    STACK_LABEL,
-    LockError,
-    StackLock,
-    lease_for,
-    list_locks,
-)
+from letta_apply.server.lock import LockError, StackLock, lease_for, list_locks
 from letta_apply.server.lock import _machine as machine
+from letta_apply.server.serial import LOCK_KEY, STACK_LABEL
 from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, Clock
 from tests.unit.test_resilience import planner

@@ -23,8 +23,8 @@ whatever it had in flight has ended by then. A run that finds the lock held take
 - the holder ran on this machine (same host name, boot and process namespace) and its process
   is gone: at once;
 - or it has watched the record go unrenewed for a whole lease on its own clock (clocks of
-  different machines are never compared), or the record's last renewal is older than the lease
-  and a generous allowance for clock skew.
+  different machines are never compared), or for two renewal intervals when the record's last
+  renewal, by the holder's clock, is older than the lease and a generous allowance for skew.
 
 A record without a lease (older releases) is never taken over: `force-unlock` removes it.
 
@@ -327,8 +327,11 @@ class StackLock:
             self._watched[holder.id] = (holder.renewals, now)
         elif now - seen[1] >= holder.lease:
             return f"its lease of {holder.lease:.0f} s was not renewed for {now - seen[1]:.0f} s"
+        # Long dead by its own clock: taken over once this run has seen it silent for two
+        # renewals, so that a live holder whose clock lags far behind is never taken for dead.
         renewed = _parse_utc(holder.renewed)
-        if renewed is not None and time.time() - renewed > holder.lease + SKEW:
+        silent = seen is not None and seen[0] == holder.renewals and now - seen[1] >= 2 * RENEW
+        if silent and renewed is not None and time.time() - renewed > holder.lease + SKEW:
             return f"its lease of {holder.lease:.0f} s ran out (last renewed {holder.renewed})"
         return ""
 

@@ -147,15 +147,25 @@ def test_a_holder_that_stops_renewing_is_waited_for_past_the_lock_timeout() -> N
     lock.release()
 
 
-def test_a_record_renewed_long_ago_is_taken_over_at_once() -> None:
+def test_a_record_renewed_long_ago_is_taken_over_after_two_renewals_of_silence() -> None:
     fake = FakeLetta()
     dead = record(fake, renewed="2026-01-01T00:00:00Z")
     clock, told = Clock(), []
     lock = waiter(fake, clock, 60, told)
     lock.acquire()
-    assert clock.now < 1
+    assert 20 <= clock.now < 23  # not the whole 90 s lease
     assert told == [f"{dead}: its lease of 90 s ran out (last renewed 2026-01-01T00:00:00Z)"]
     lock.release()
+
+
+def test_a_live_holder_whose_clock_lags_far_behind_keeps_the_lock() -> None:
+    fake = FakeLetta()
+    live = record(fake, renewed="2026-01-01T00:00:00Z")  # its clock, months behind ours
+    renewing(fake, live)
+    clock, told = Clock(), []
+    with pytest.raises(LockError, match=live):
+        waiter(fake, clock, 60, told).acquire()
+    assert told == []
 
 
 def test_a_record_without_a_lease_waits_for_force_unlock() -> None:

@@ -19,9 +19,9 @@ from ..plan.changes import (
     CONFIGURATION,
     CREATE,
     DELETE,
-    FORGET,
     DETACH,
     DRIFT,
+    FORGET,
     IMPORT,
     LEFTOVER,
     MEMORY,
@@ -132,7 +132,7 @@ def change_lines(c: Change) -> list[str]:
     if LEFTOVER in c.why:
         lines[0] += " (only its mark is left: the resource is gone, or was never made)"
     if c.action == FORGET:
-        lines[0] += " (the stack's marks are taken off; it stays on the server, unmanaged)"
+        lines[0] += " (kept on the server, no longer managed)"
     if c.action == REPLACE:
         old = "the old agent and its own blocks are" if c.kind == "agent" else "the old one is"
         lines[0] += f" (created first, then {old} deleted)"

@@ -101,7 +101,7 @@ def test_every_kind_is_let_go_of_and_stays_on_the_server(tmp_path: Path, cli: Cl
     for address in ADDRESSES:
         assert f"  - {address} (" in plan and f"{address} (" in plan
     assert "  - agent.support.memory_blocks.persona (" in plan
-    assert ": forget (the stack's marks are taken off; it stays on the server" in plan
+    assert ": forget (kept on the server, no longer managed)" in plan
     # prevent_destroy does not block; the one delete is the stack's folder flag: it has none now
     assert "1 to delete, 9 to forget." in plan and "the stack keeps no folder" in plan
     before = len(fake.calls)

@@ -80,6 +80,8 @@ class Desired:
     resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     imports: tuple[Import, ...] = ()
     moved: Mapping[str, str] = field(default_factory=dict)  # from-address -> to-address
+    # `removed:`: addresses the stack lets go of (its marks taken off, the resource kept)
+    removed: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # the manifest files it was read from
     digest: str = ""  # of every file read and every variable value, sensitive ones apart
     secrets: tuple[str, ...] = field(default=(), repr=False)  # sensitive values, to mask

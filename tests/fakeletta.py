@@ -187,10 +187,12 @@ class FakeLetta(FakeFolders, FakeArchives):
             ),
             ("GET", r"/v1/tools/", lambda: self._list(self.tools, q)),
             ("POST", r"/v1/tools/", lambda: self._upsert_tool(body)),
+            ("GET", r"/v1/tools/(tool-[^/]+)", lambda i: self._get(self.tools, i)),
             ("PATCH", r"/v1/tools/(tool-[^/]+)", lambda i: self._patch_tool(i, body)),
             ("DELETE", r"/v1/tools/(tool-[^/]+)", lambda i: self.tools.pop(i) and None),
             ("GET", r"/v1/identities/", lambda: self._list(self.identities, q)),
             ("POST", r"/v1/identities/", lambda: self._create_identity(body)),
+            ("GET", r"/v1/identities/(identity-[^/]+)", lambda i: self._get(self.identities, i)),
             ("PATCH", r"/v1/identities/(identity-[^/]+)", lambda i: self._patch_identity(i, body)),
             (
                 "DELETE",

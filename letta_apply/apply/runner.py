@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import ApiError, ApplyError, is_rejection
 from ..kinds import apply_order, kind, kind_of_address
 from ..model import stack_tag
-from ..plan.changes import CREATE, REPLACE, Change, Plan
+from ..plan.changes import CREATE, FORGET, REPLACE, Change, Plan
 from ..server.client import LettaClient
 
 
@@ -80,7 +80,12 @@ class _Runner:
 
     def run(self, change: Change) -> Done:
         body = self.resolve(change.body)
-        rid = kind(change.kind or kind_of_address(change.address)).apply(self, change, body)
+        k = kind(change.kind or kind_of_address(change.address))
+        if change.action == FORGET:  # `removed:`: the resource is kept, its marks go
+            k.unmark(self, change)
+            rid = change.remote_id or ""
+        else:
+            rid = k.apply(self, change, body)
         done = Done(change, rid)
         self.on_done(done)
         return done

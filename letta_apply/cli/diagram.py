@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 from ..kinds.base import Shape
-from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE
+from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, FORGET, IMPORT, REPLACE, UPDATE
 from ..plan.graph import Edge, Graph, Node
 
 GraphFormat = Literal["mermaid", "dot"]
@@ -31,6 +31,7 @@ COLORS = {
     REPLACE: ("#fff1e5", "#bc4c00"),
     DELETE: ("#ffebe9", "#cf222e"),
     IMPORT: ("#ddf4ff", "#0969da"),
+    FORGET: ("#f6f8fa", "#8250df"),  # let go of: kept on the server, no longer the stack's
 }
 EDGE_COLORS = {ATTACH: "#1a7f37", DETACH: "#cf222e"}
 REFUSED = "#cf222e"
@@ -178,7 +179,7 @@ def _mermaid_style(name: str) -> str:
     if name == "refused":
         return f"stroke:{REFUSED},stroke-width:3px"
     fill, border = OUTSIDE if name == "outside" else COLORS[name]
-    dashed = ",stroke-dasharray:4 3" if name in (DELETE, "outside") else ""
+    dashed = ",stroke-dasharray:4 3" if name in (DELETE, FORGET, "outside") else ""
     return f"fill:{fill},stroke:{border},color:#1f2328{dashed}"
 
 
@@ -208,7 +209,7 @@ def _dot_node(n: Node, nid: str, *, inside_itself: bool = False) -> str:
         fill, border = COLORS[n.action] if n.action else OUTSIDE
         styles.append("filled")
         attrs |= {"fillcolor": f'"{fill}"', "color": f'"{border}"'}
-    if n.action == DELETE or n.outside:
+    if n.action in (DELETE, FORGET) or n.outside:
         styles.append("dashed")
     if n.refused:
         attrs |= {"color": f'"{REFUSED}"', "penwidth": "3"}

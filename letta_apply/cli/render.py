@@ -21,6 +21,7 @@ from ..plan.changes import (
     DELETE,
     DETACH,
     DRIFT,
+    FORGET,
     IMPORT,
     LEFTOVER,
     MEMORY,
@@ -39,10 +40,11 @@ from .diagram import mermaid
 
 SYMBOL = {
     CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",
+    FORGET: "-",
 }  # fmt: skip
 PAST = {
     CREATE: "created", UPDATE: "updated", ATTACH: "attached", DETACH: "detached",
-    DELETE: "deleted", IMPORT: "imported", REPLACE: "replaced",
+    DELETE: "deleted", IMPORT: "imported", REPLACE: "replaced", FORGET: "forgotten",
 }  # fmt: skip
 _INLINE_MAX = 72
 WHY_TEXT = {
@@ -55,6 +57,7 @@ WHY_TEXT = {
     "replace": "superseded by its replacement",
     "resume": "made by a run that stopped before marking it",
     "leftover": "marks nothing: left by a run that stopped, or its resource is gone",
+    "removed": "removed:",
 }
 
 
@@ -128,6 +131,8 @@ def change_lines(c: Change) -> list[str]:
     lines = [f"  {sym} {c.address}{rid}: {c.action}"]
     if LEFTOVER in c.why:
         lines[0] += " (only its mark is left: the resource is gone, or was never made)"
+    if c.action == FORGET:
+        lines[0] += " (kept on the server, no longer managed)"
     if c.action == REPLACE:
         old = "the old agent and its own blocks are" if c.kind == "agent" else "the old one is"
         lines[0] += f" (created first, then {old} deleted)"
@@ -180,7 +185,7 @@ def summary(plan: Plan, *, destroy: bool = False) -> str:
             f"{plan.count(DETACH)} to detach",
             f"{plan.count(DELETE)} to delete",
         ]
-        parts += [f"{plan.count(a)} to {a}" for a in (IMPORT, REPLACE) if plan.count(a)]
+        parts += [f"{plan.count(a)} to {a}" for a in (IMPORT, REPLACE, FORGET) if plan.count(a)]
         text = "Plan: " + ", ".join(parts) + "."
     kept = sum(1 for d in plan.drift if d.kind == MEMORY and not d.restored and not d.conflict)
     if kept:
@@ -327,6 +332,7 @@ MD_TOTAL_MAX = 60000  # GitHub refuses comments over 65536 characters
 _MD_SYMBOL = {
     CREATE: "🟢 create", UPDATE: "🟡 update", ATTACH: "🔗 attach", DETACH: "⛔ detach",
     DELETE: "🗑️ **delete**", IMPORT: "📥 import", REPLACE: "♻️ **replace**",
+    FORGET: "👋 forget",
 }  # fmt: skip
 
 
@@ -400,6 +406,16 @@ def plan_markdown(plan: Plan, base_url: str, graph: Graph | None = None) -> str:
         for c in gone:
             how = " (replaced by a new agent)" if c.action == REPLACE else ""
             out.append(f"> - `{c.address}` ({c.remote_id}){how}")
+        out.append("")
+    # An agent's own blocks go with it: named once, by their agent.
+    forgets = [
+        c for c in plan.changes
+        if c.action == FORGET and not any(c.address.startswith(o.address + ".")
+                                          for o in plan.changes if o.action == FORGET)
+    ]  # fmt: skip
+    if forgets:
+        out += ["> [!NOTE]", "> This plan **stops managing** (kept on the server, unmarked):"]
+        out += [f"> - `{c.address}` ({c.remote_id})" for c in forgets]
         out.append("")
     detaches = [c for c in plan.changes if c.action == DETACH]
     if detaches:

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from functools import cache
 
-from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Change
+from ..plan.changes import (
+    ATTACH,
+    CREATE,
+    DELETE,
+    DETACH,
+    FORGET,
+    IMPORT,
+    REPLACE,
+    UPDATE,
+    Change,
+)
 from .agent import AgentKind
 from .archive import ArchiveKind
 from .base import Kind
@@ -72,14 +82,19 @@ def kind_of_address(address: str) -> str:
     return owner.name
 
 
-_PHASE = {CREATE: 0, UPDATE: 0, IMPORT: 0, REPLACE: 0, DETACH: 1, ATTACH: 2, DELETE: 3}
+# A forget goes with the deletes: an agent's own blocks let go before it (stopped in between,
+# they are not left marked for an agent the stack no longer sees, as leftovers to delete).
+_PHASE = {
+    CREATE: 0, UPDATE: 0, IMPORT: 0, REPLACE: 0, DETACH: 1, ATTACH: 2, DELETE: 3, FORGET: 3,
+}  # fmt: skip
 _TOP = max(level(k.name) for k in KINDS)
 
 
 def apply_order(change: Change) -> tuple[int, int]:
     """When a change runs: creates and updates level by level (a resource nested under another
     is made with its owner, never before it), then detaches (which free labels), then
-    attaches, then deletes, dependents first. Changes of one (phase, level) run in parallel.
+    attaches, then deletes and forgets, dependents first. Changes of one (phase, level) run
+    in parallel.
 
     A resource nested under another (an agent's own blocks) is deleted in a stage of its own
     right before its owner's: Letta leaves an agent's blocks behind it, and a run stopped in

@@ -61,6 +61,7 @@ from .base import (
     mark_of,
     settle,
     shown_hidden,
+    unmark_tagged,
 )
 from .block import (
     BlockKind,
@@ -470,6 +471,16 @@ class AgentKind(Kind):
             agent_plan.prune_own_blocks(ctx)
         agent_plan.prune_leftovers(ctx, DESTROY if destroy else DRIFT)
 
+    def forget(self, ctx: Context, address: str, found: LiveAgent) -> None:
+        """The agent and its own blocks: none is left marked for an agent the stack no longer
+        sees (it would delete them as its leftovers)."""
+        super().forget(ctx, address, found)
+        extra: AgentMatch = ctx.extra["agent"]
+        blocks = BlockKind()
+        for owned, b in sorted(extra.owned.items()):
+            if owned.startswith(address + "."):
+                blocks.forget(ctx, owned, b)
+
     def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
         """The agents' own blocks a plan may delete (Letta leaves them behind an agent), those
         whose agent is gone included."""
@@ -481,7 +492,9 @@ class AgentKind(Kind):
             b.id for b in extra.owned.values()
         }
         out: set[str] = {b.id for _, b in extra.leftovers}
-        for address, agent in [*m.pool.items(), *extra.superseded]:
+        # A removed agent is let go of with its own blocks, never deleted.
+        kept = [(a, r) for a, r in m.pool.items() if a not in desired.removed]
+        for address, agent in [*kept, *extra.superseded]:
             declared = desired.of("agent").get(desired.moved.get(address, address))
             labels: set[str] = set()
             if declared is not None and address in keep:
@@ -558,6 +571,10 @@ class AgentKind(Kind):
 
     def settle(self, run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str]:
         return settle_agents(run, made)
+
+    def unmark(self, run: Run, change: Change) -> None:
+        path = f"/v1/agents/{change.remote_id}"
+        unmark_tagged(run, path, params={"include": ["agent.tags"]})
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client

@@ -30,6 +30,7 @@ from . import archive_passages as ap
 from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
 from .mark_blocks import (
     MarkBlock,
+    drop_marks,
     intend,
     prune_marks,
     read_marks,
@@ -364,6 +365,9 @@ class ArchiveKind(Kind):
         return f"name={resource.name!r}  passages={len(resource.passages)}"
 
     # -- applying --------------------------------------------------------------------------
+
+    def unmark(self, run: Run, change: Change) -> None:
+        drop_marks(run, MARK_LABEL, self.name, change.address)
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client

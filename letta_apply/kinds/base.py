@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from deepdiff import DeepDiff
 
+from ..errors import ApiError
 from ..model import MARK_KEY, Desired, Import, Live, stack_tag
 from ..plan.changes import (
     ADOPT,
     CONFIGURATION,
     DRIFT,
+    FORGET,
     MANIFEST,
+    REMOVED,
     RESUME,
     Action,
     Change,
@@ -418,6 +421,12 @@ class Kind(ABC):
     @abstractmethod
     def delete(self, ctx: Context, address: str, found: Any, why: Why) -> None: ...
 
+    def forget(self, ctx: Context, address: str, found: Any) -> None:
+        """Stop managing `found` without deleting it (`removed:`): the change that takes its
+        marks off (see `unmark`). A kind whose resources own others (an agent's own blocks)
+        lets go of them too."""
+        ctx.changes.append(Change(address, FORGET, found.id, why=(REMOVED,), kind=self.name))
+
     def prune(self, ctx: Context, *, destroy: bool) -> None:
         """Delete what the stack owns and no longer declares (everything, for destroy)."""
         why: Why = "destroy" if destroy else MANIFEST
@@ -429,6 +438,7 @@ class Kind(ABC):
     def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
         """Ids of live resources (of any kind: an agent's own blocks) a plan may delete."""
         keep = set() if destroy else {*desired.of(self.name), *desired.moved}
+        keep |= set(desired.removed)  # let go of, never deleted
         return {r.id for a, r in self.match(desired.stack, live).pool.items() if a not in keep}
 
     @abstractmethod
@@ -493,6 +503,13 @@ class Kind(ABC):
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         """Carry out one change; return the id of the resource it made or changed."""
 
+    @abstractmethod
+    def unmark(self, run: Run, change: Change) -> None:
+        """Take the stack's marks (its tag, its mark, its mark block) off the resource a forget
+        names (`change.remote_id`, at `change.address`), and change nothing else of it: how
+        `removed:` lets go of a resource. Read as it is now, so nothing written since the plan
+        is undone; gone already, nothing to do."""
+
     def settle(self, run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str]:
         """After a stage of creates (`made`: each change with the id it made), should another
         run have made one of these addresses meanwhile (two applies at once, without the
@@ -506,6 +523,30 @@ class Kind(ABC):
     def export(self, found: Any) -> dict[str, Any]:
         """A manifest entry declaring a live resource as it is."""
         return {}
+
+
+def unmark_tagged(
+    run: Run,
+    path: str,
+    metadata: str = "metadata",
+    *,
+    tags: bool = True,
+    params: Mapping[str, Any] | None = None,
+) -> None:
+    """`Kind.unmark` for a resource whose marks are the stack's tag in `tags` (unless `tags`
+    is false: the kind has none) and its mark in a metadata mapping (named `metadata`): read
+    it, write both back without the marks."""
+    try:
+        found = run.client.request("GET", path, params=params)
+    except ApiError as e:
+        if e.status == 404:
+            return  # gone: nothing is marked
+        raise
+    kept = {k: v for k, v in (found.get(metadata) or {}).items() if k != MARK_KEY}
+    body: dict[str, Any] = {metadata: kept}
+    if tags:
+        body["tags"] = sorted(set(found.get("tags") or ()) - {run.tag})
+    run.client.request("PATCH", path, json=body)
 
 
 def tagged(tags: Iterable[str], stack: str) -> list[str]:

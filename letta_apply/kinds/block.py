@@ -56,6 +56,7 @@ from .base import (
     mark_of,
     owned_by,
     settle,
+    unmark_tagged,
 )
 
 DEFAULT_LIMIT = 100000
@@ -581,6 +582,9 @@ class BlockKind(Kind):
 
     def settle(self, run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str]:
         return settle_blocks(run, made)
+
+    def unmark(self, run: Run, change: Change) -> None:
+        unmark_tagged(run, f"/v1/blocks/{change.remote_id}")
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client

@@ -43,6 +43,7 @@ from .base import (
     mark_of,
     owned_by,
     settle,
+    unmark_tagged,
 )
 from .folder_files import LocalFile, declared_files, files_at, read_all
 from .folder_flag import FLAG_ADDRESS, folder_flag, raise_flag
@@ -382,6 +383,10 @@ class FolderKind(Kind):
         return tuple(f.id for f in state.folders if f.name == name and not f.mark)
 
     # -- applying --------------------------------------------------------------------------
+
+    def unmark(self, run: Run, change: Change) -> None:
+        # The mark holds the record of the uploaded files: they stay, with the folder.
+        unmark_tagged(run, f"/v1/folders/{change.remote_id}", tags=False)
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client

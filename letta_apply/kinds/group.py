@@ -59,6 +59,7 @@ from ..server.client import LettaClient
 from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
 from .mark_blocks import (
     MarkBlock,
+    drop_marks,
     intend,
     prune_marks,
     read_marks,
@@ -580,6 +581,9 @@ class GroupKind(Kind):
         return f"manager_type={g.manager_type}  agents={len(g.agent_ids)}"
 
     # -- applying --------------------------------------------------------------------------
+
+    def unmark(self, run: Run, change: Change) -> None:
+        drop_marks(run, MARK_LABEL, self.name, change.address)
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client

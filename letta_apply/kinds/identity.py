@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypedDict, cast
 
-from ..errors import Diagnostic
+from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
 from ..model import MARK_KEY, SHOWN, Desired, Import, Live
 from ..plan.changes import (
@@ -308,6 +308,18 @@ class IdentityKind(Kind):
         return tuple(i.id for i in state.identities if i.identifier_key == name and not i.mark)
 
     # -- applying --------------------------------------------------------------------------
+
+    def unmark(self, run: Run, change: Change) -> None:
+        """The mark is one of the properties: they are written back whole without it."""
+        path = f"/v1/identities/{change.remote_id}"
+        try:
+            found = run.client.request("GET", path)
+        except ApiError as e:
+            if e.status == 404:
+                return
+            raise
+        kept = [p for p in found.get("properties") or () if p.get("key") != MARK_KEY]
+        run.client.request("PATCH", path, json={"properties": kept})
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client

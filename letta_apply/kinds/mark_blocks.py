@@ -128,6 +128,14 @@ def reuse(stale: Iterable[MarkBlock], address: str) -> dict[str, Any]:
     return {"intent_block": ids[0] if ids else None, "stale": ids[1:]}
 
 
+def drop_marks(run: Run, label: str, prefix: str, address: str) -> None:
+    """`Kind.unmark` for a kind whose marks are mark blocks: every mark block of `address`
+    (an intent too) is deleted, one narrow listing to find them; the resource stays, nobody's."""
+    for m in read_marks(run.client.list_blocks(run.tag, label=label), run.stack, label, prefix):
+        if m.mark.get("address") == address:
+            run.client.request("DELETE", f"/v1/blocks/{m.id}")
+
+
 def prune_marks(ctx: Context, kind: str, stale: Iterable[MarkBlock]) -> None:
     """Delete the mark blocks that mark nothing and that no create of `kind` in the plan reuses
     (after a destroy, nothing of the stack is left)."""

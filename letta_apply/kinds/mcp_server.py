@@ -51,7 +51,16 @@ from ..sensitive import MASKED, Masker
 from ..server.client import LettaClient
 from .base import Context, Field, Kind, Matched, Run, Shape, Update, Users, applied_of
 from .block import our_agent_ids, stack_of
-from .mark_blocks import MarkBlock, intend, prune_marks, read_marks, reuse, unanswered, write_mark
+from .mark_blocks import (
+    MarkBlock,
+    drop_marks,
+    intend,
+    prune_marks,
+    read_marks,
+    reuse,
+    unanswered,
+    write_mark,
+)
 from .mcp_server_model import (
     HTTP,
     MAPPINGS,
@@ -384,6 +393,9 @@ class McpServerKind(Kind):
         return state
 
     # -- applying --------------------------------------------------------------------------
+
+    def unmark(self, run: Run, change: Change) -> None:
+        drop_marks(run, MARK_LABEL, self.name, change.address)
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client

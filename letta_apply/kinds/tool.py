@@ -43,6 +43,7 @@ from .base import (
     Users,
     applied_of,
     mark_of,
+    unmark_tagged,
 )
 from .block import our_agent_ids, stack_of
 from .tool_rules import rule_by_name
@@ -469,6 +470,9 @@ class ToolKind(Kind):
         return (holder,) if holder else ()
 
     # -- applying --------------------------------------------------------------------------
+
+    def unmark(self, run: Run, change: Change) -> None:
+        unmark_tagged(run, f"/v1/tools/{change.remote_id}", "metadata_")
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
         c = run.client

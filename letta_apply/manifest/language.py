@@ -288,7 +288,11 @@ class _Expander:
                 out[section] = self.copy((section,), (section,), value, Scope())
         if isinstance(out.get("agents"), dict):
             self.references(out["agents"])
-        for section, field_names in (("moved", ("from", "to")), ("imports", ("to",))):
+        for section, field_names in (
+            ("moved", ("from", "to")),
+            ("imports", ("to",)),
+            ("removed", ("from",)),
+        ):
             items = out.get(section)
             for item in items if isinstance(items, list) else []:  # the schema reports others
                 if isinstance(item, dict):

@@ -436,7 +436,8 @@ def _reserved(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
 
 
 def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
-    """`imports:` and `moved:` name declared addresses, each at most once."""
+    """`imports:` and `moved:` name declared addresses, each at most once; `removed:` names
+    addresses no longer declared."""
     errors: list[Diagnostic] = []
 
     def err(path: Path_, message: str) -> None:
@@ -488,6 +489,21 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
             err(("moved", i, "from"), f"{src} is moved twice")
         moved_from.add(src)
         claim(dst, ("moved", i, "to"), "a resource is imported or moved into it once")
+
+    removed: set[str] = set()
+    for i, rm in enumerate(_list(data.get("removed"))):
+        src = rm.get("from") if isinstance(rm, dict) else None
+        if not isinstance(src, str):
+            continue
+        at: Path_ = ("removed", i, "from")
+        if src in declared:
+            err(at, f"{src} is still declared; `removed:` lets go of a key the manifest no "
+                "longer declares (delete its entry, or this one)")  # fmt: skip
+        elif src in moved_from:
+            err(at, f"{src} is also moved; a resource is either moved or removed")
+        elif src in removed:
+            err(at, f"{src} is removed twice")
+        removed.add(src)
     return errors
 
 
@@ -506,6 +522,7 @@ def _desired(doc: Document) -> Desired:
             Import(i["to"], i.get("id"), i.get("name")) for i in data.get("imports") or []
         ),
         moved={m["from"]: m["to"] for m in data.get("moved") or []},
+        removed=tuple(dict.fromkeys(r["from"] for r in data.get("removed") or [])),
     )
     for k in KINDS:
         desired = k.resolve(desired)

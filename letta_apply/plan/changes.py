@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-Action = Literal["create", "update", "attach", "detach", "delete", "import", "replace"]
+Action = Literal["create", "update", "attach", "detach", "delete", "import", "replace", "forget"]
 CREATE: Final = "create"
 UPDATE: Final = "update"
 ATTACH: Final = "attach"
@@ -16,9 +16,19 @@ DETACH: Final = "detach"
 DELETE: Final = "delete"
 IMPORT: Final = "import"
 REPLACE: Final = "replace"
+FORGET: Final = "forget"  # `removed:`: the stack's marks taken off, the resource left as it is
 
 Why = Literal[
-    "new", "manifest", "drift", "memory", "destroy", "adopt", "replace", "resume", "leftover"
+    "new",
+    "manifest",
+    "drift",
+    "memory",
+    "destroy",
+    "adopt",
+    "replace",
+    "resume",
+    "leftover",
+    "removed",
 ]
 NEW: Final = "new"  # declared, not on the server
 MANIFEST: Final = "manifest"  # the manifest changed since letta-apply last wrote the field
@@ -29,6 +39,7 @@ ADOPT: Final = "adopt"  # named by `imports:`
 REPLACED: Final = "replace"  # superseded by its replacement (now, or by an interrupted apply)
 RESUME: Final = "resume"  # made by a run that stopped before marking it (kinds.mark_blocks)
 LEFTOVER: Final = "leftover"  # a mark of nothing: its resource is gone, or was never made
+REMOVED: Final = "removed"  # named by `removed:`: no longer managed, kept on the server
 
 DriftKind = Literal["memory", "configuration"]
 CONFIGURATION: Final = "configuration"  # kind of drift other than memory

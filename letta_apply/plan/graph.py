@@ -17,12 +17,23 @@ from dataclasses import dataclass, replace
 from ..kinds import KINDS, kind
 from ..kinds.base import Shape
 from ..model import Desired, kind_of
-from .changes import ATTACH, CREATE, DELETE, DETACH, IMPORT, REPLACE, UPDATE, Plan, natural_key
+from .changes import (
+    ATTACH,
+    CREATE,
+    DELETE,
+    DETACH,
+    FORGET,
+    IMPORT,
+    REPLACE,
+    UPDATE,
+    Plan,
+    natural_key,
+)
 
 KNOWN = frozenset(k.name for k in KINDS)
-INHERITED = (CREATE, REPLACE, IMPORT, DELETE)
+INHERITED = (CREATE, REPLACE, IMPORT, DELETE, FORGET)
 
-MARKED = (REPLACE, DELETE, CREATE, IMPORT, UPDATE)
+MARKED = (REPLACE, DELETE, FORGET, CREATE, IMPORT, UPDATE)
 """The plan's actions a node is marked with; when a resource has several changes, the first
 here wins (a replacement says more than the update of its fields)."""
 
@@ -37,7 +48,7 @@ class Node:
     label: str
     shape: Shape
     owner: str = ""
-    action: str = ""  # the plan's: create, update, replace, delete, import; "" when unchanged
+    action: str = ""  # the plan's: create, update, replace, delete, import, forget; "" if none
     outside: bool = False
     refused: bool = False  # apply refuses to touch it (see the plan's problems)
 

@@ -24,6 +24,7 @@ from .changes import (
     DELETE,
     DETACH,
     DRIFT,
+    FORGET,
     IMPORT,
     MANIFEST,
     MEMORY,
@@ -98,6 +99,8 @@ def summary(plan: Plan) -> dict[str, int]:
         "delete": plan.count(DELETE),
         "import": plan.count(IMPORT),
         "replace": plan.count(REPLACE),
+        # Only when the plan lets go of something (`removed:`): older readers know the rest.
+        **({"forget": plan.count(FORGET)} if plan.count(FORGET) else {}),
         "memory_drift": sum(1 for d in plan.drift if d.kind == MEMORY),
         "configuration_drift": sum(1 for d in plan.drift if d.kind == CONFIGURATION),
         "refused": len({p.address for p in plan.problems}),  # resources, each with its reasons

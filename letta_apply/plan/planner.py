@@ -2,11 +2,12 @@
 
 Generic over resource kinds (letta_apply.kinds): live resources are matched to the manifest by
 their marks only (each kind knows where its marks live); anything without this stack's marks is
-never changed. Moves and imports re-address matched resources; then each kind plans its declared
-resources in dependency order, and prunes what it owns and no longer declares in the reverse
-order. Every mark records a digest of each field as letta-apply last wrote it: that is how a
-difference is explained without a state file (drift when the live field no longer matches its
-digest, the manifest otherwise). A plan carries fingerprints of what it touches
+never changed. `removed:` lets go of what it names (its marks taken off, never deleted); moves
+and imports re-address matched resources; then each kind plans its declared resources in
+dependency order, and prunes what it owns and no longer declares in the reverse order. Every
+mark records a digest of each field as letta-apply last wrote it: that is how a difference is
+explained without a state file (drift when the live field no longer matches its digest, the
+manifest otherwise). A plan carries fingerprints of what it touches
 (fingerprint.py), so a saved plan can be checked.
 """
 
@@ -22,6 +23,22 @@ from ..model import Desired, Live
 from .changes import CREATE, Change, Plan, Problem, natural_key
 from .fingerprint import ABSENT, blanks_of, fingerprints, marked_blanks, seal, sealed, watched
 from .match import matched_ids
+
+
+def _forgets(ctx: Context) -> None:
+    """`removed:` entries: what the stack owns there is let go of (its marks taken off, the
+    resource kept), never deleted, prevent_destroy or not. An entry naming nothing the stack
+    owns (let go of already) is a note: it may stay in the manifest."""
+    for address in ctx.desired.removed:
+        name = kind_of_address(address)
+        found = ctx.pool(name).pop(address, None)
+        if found is None:
+            ctx.notes.append(
+                f"removed: {address}: this stack manages nothing there on the server (let go "
+                "of already, or never made); the entry can go"
+            )
+            continue
+        kind(name).forget(ctx, address, found)
 
 
 def _moves(ctx: Context) -> None:
@@ -168,6 +185,7 @@ def make_plan(
         ctx.notes.extend(m.notes)
         # Nested resources (an agent's own blocks) get their ids as their owner is planned.
         ctx.ids.update({a: r.id for a, r in m.pool.items()})
+    _forgets(ctx)  # destroy too: what the manifest lets go of is never deleted
     if not destroy:
         _moves(ctx)
         _imports(ctx)

@@ -17,6 +17,7 @@ from letta_apply.plan.changes import (
     CREATE,
     DELETE,
     DETACH,
+    FORGET,
     IMPORT,
     REPLACE,
     UPDATE,
@@ -123,7 +124,7 @@ def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
     orders = [apply_order(c) for c in plan.changes]
     assert orders == sorted(orders)
     for c in plan.changes:
-        if c.action == DELETE:
+        if c.action in (DELETE, FORGET):  # a forget goes with the deletes, in their order
             want = {"group": 0, "folder": 0, "archive": 0, "agent": 2, "block": 4, "tool": 6}
             want.update(identity=6, mcp_server=6)
             nested = c.kind == "block" and c.address.startswith("agent.")
@@ -179,7 +180,7 @@ def test_refused_resources_have_no_changes(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_summary_counts_match_changes(case: str) -> None:
     plan = plan_case(case)
-    actions = (CREATE, UPDATE, ATTACH, DETACH, DELETE, IMPORT, REPLACE)
+    actions = (CREATE, UPDATE, ATTACH, DETACH, DELETE, IMPORT, REPLACE, FORGET)
     assert sum(plan.count(a) for a in actions) == len(plan.changes)
     assert plan.has_changes == bool(plan.changes)
     last = plan_text(plan, BASE_URL).splitlines()[-1]

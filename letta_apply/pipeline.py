@@ -75,7 +75,7 @@ def load_manifest_data(
 
 def _validated(source: Source) -> Desired:
     try:
-        desired = validate(source.doc)
+        desired = validate(source.doc, source.errors, source.quiet)
     except ManifestError as e:
         masker = Masker(source.secrets)
         raise ManifestError(

@@ -96,7 +96,7 @@ class Stack:
         options = Options(
             var_files=var_files, env=env if env is not None else {},
             values=variables if variables is not None else {},
-            allow_outside_files=allow_outside_files is True,
+            allow_outside_files=allow_outside_files,
         )  # fmt: skip
         return cls(load_manifest(paths, options))
 

@@ -92,8 +92,10 @@ class Stack:
         """Load manifest files or folders (as `-f`). `variables` win over `var_files` and
         over `env` (LETTA_APPLY_VAR_<name>, and `${env.X}`; the process environment is not
         read unless passed). Raises ManifestError listing every problem."""
+        # Checked as data by load_manifest before anything converts them.
         options = Options(
-            var_files=var_files, env=dict(env or {}), values=dict(variables or {}),
+            var_files=var_files, env=env if env is not None else {},
+            values=variables if variables is not None else {},
             allow_outside_files=allow_outside_files,
         )  # fmt: skip
         return cls(load_manifest(paths, options))
@@ -111,7 +113,9 @@ class Stack:
         """Load a manifest given as data, as a YAML file would hold it. Errors name `name`
         and the key path (`<dict>: agents.a.model: ...`); files it names (value_file...) are
         read inside `base_dir` (default: the working directory)."""
-        options = Options(env=dict(env or {}), values=dict(variables or {}))
+        options = Options(
+            env=env if env is not None else {}, values=variables if variables is not None else {}
+        )
         return cls(load_manifest_data(manifest, options, name=name, root=base_dir))
 
     @property
@@ -137,6 +141,8 @@ class Stack:
         plan = plan_for(
             client, self.desired, destroy=destroy, detach_unmanaged=detach_unmanaged_blocks
         )
+        if isinstance(targets, str):
+            targets = [targets]  # one address, not its characters
         if targets:
             plan = restrict(plan, self.desired, expand_targets(self.desired, targets))
         return plan

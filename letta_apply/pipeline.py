@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from .errors import Diagnostic, ManifestError
 from .kinds import KINDS
-from .manifest.files import Path_, load_file, load_text, manifest_files
+from .manifest.data import (
+    Budget,
+    data_name,
+    environment,
+    file_paths,
+    folder,
+    key_path,
+    manifest_data,
+    variable_values,
+)
+from .manifest.files import load_file, load_text, manifest_files
 from .manifest.language import Source, load_source, load_source_text
 from .manifest.validate import validate
 from .manifest.variables import Options
@@ -23,6 +33,8 @@ from .sensitive import Masker
 from .server.client import LettaClient
 from .server.live import read_live
 
+T = TypeVar("T")
+
 DATA_NAME = "<dict>"
 """What errors call a manifest given as data rather than as a file."""
 
@@ -31,7 +43,8 @@ def load_manifest(paths: str | Sequence[str], options: Options | None = None) ->
     """Load the manifest files and folders `paths` names, resolve variables and templates, and
     validate the result; raises ManifestError with every problem found (sensitive values
     masked)."""
-    return _validated(load_source(paths, options))
+    checked = file_paths(paths, "paths")
+    return _validated(load_source(checked, _checked(options, Budget())))
 
 
 def declared_addresses(paths: Sequence[str], options: Options | None = None) -> list[str]:
@@ -64,58 +77,66 @@ def load_manifest_data(
 ) -> Desired:
     """Like load_manifest, for a manifest given as data (a dict, as a YAML file would hold).
     Errors name `name` and the key path instead of a line; files the manifest names are read
-    relative to `root` (default: the working directory)."""
-    text = _as_yaml(data, name)
-    base = Path(root if root is not None else Path.cwd()).resolve()
+    relative to `root` (default: the working directory). The data is checked first, in time
+    and memory bounded by the limits of a manifest file: plain types, no cycle, at most
+    MAX_DEPTH levels, MAX_VALUES values and MAX_FILE_BYTES characters in all."""
+    name = data_name(name)
+    base = folder(root, "root") or Path.cwd()
+    budget = Budget()
     try:
-        return _validated(load_source_text(text, name, options, root=base))
+        plain, errors = manifest_data(data, name, budget), []
+    except ManifestError as e:
+        plain, errors = {}, e.diagnostics
+    options = _checked(options, budget, errors)
+    text = yaml.dump(
+        plain, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=1 << 16
+    )  # fmt: skip
+    try:
+        return _validated(load_source_text(text, name, options, root=base.resolve()))
     except ManifestError as e:
         raise _by_key_path(e, text, name) from None
 
 
+# libyaml's writer when PyYAML has it: the pure-Python one takes a minute for 60 MB.
+_DUMPER: Any = yaml.CSafeDumper if getattr(yaml, "__with_libyaml__", False) else yaml.SafeDumper
+
+
+def _checked(
+    options: Options | None, budget: Budget, errors: list[Diagnostic] | None = None
+) -> Options:
+    """`options` with what a program gives (variable values, an environment, var files) checked
+    as plain data within `budget`, before anything converts them. Raises ManifestError with
+    `errors` (found before) and every problem found here."""
+    options = options or Options()
+    found = list(errors or [])
+
+    def take(check: Callable[[], T], default: T) -> T:
+        try:
+            return check()
+        except ManifestError as e:
+            found.extend(e.diagnostics)
+            return default
+
+    no_values: dict[str, Any] = {}
+    no_env: dict[str, str] = {}
+    no_files: list[str] = []
+    values = take(lambda: variable_values(options.values, budget), no_values)
+    env = take(lambda: environment(options.env, budget), no_env)
+    var_files = take(lambda: file_paths(options.var_files, "var_files"), no_files)
+    if found:
+        raise ManifestError(found)
+    return replace(options, values=values, env=env, var_files=var_files)
+
+
 def _validated(source: Source) -> Desired:
     try:
-        desired = validate(source.doc)
+        desired = validate(source.doc, source.errors, source.quiet)
     except ManifestError as e:
         masker = Masker(source.secrets)
         raise ManifestError(
             [Diagnostic(d.file, d.line, d.col, masker.text(d.message)) for d in e.diagnostics]
         ) from None
     return replace(desired, files=source.files, digest=source.digest, secrets=source.secrets)
-
-
-def _as_yaml(data: Mapping[str, Any], name: str) -> str:
-    """The data as YAML text, so that it is read exactly like a manifest file."""
-    errors: list[Diagnostic] = []
-    plain = _plain(data, (), name, errors)
-    if not isinstance(data, Mapping):
-        errors = [Diagnostic(name, 0, 0, "a manifest is a mapping of sections")]
-    if errors:
-        raise ManifestError(errors)
-    return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, width=1 << 16)
-
-
-def _plain(value: Any, path: Path_, name: str, errors: list[Diagnostic]) -> Any:
-    """`value` as the plain types YAML writes (str, int, float, bool, None, list, dict)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return str(value)  # a subclass of str is written as a plain string
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, (*path, i), name, errors) for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                message = f"{key_path(path)}: key {k!r} is not a string"
-                errors.append(Diagnostic(name, 0, 0, message))
-                continue
-            out[str(k)] = _plain(v, (*path, k), name, errors)
-        return out
-    kind = type(value).__name__
-    message = f"{key_path(path)}: {kind} is not plain data (use str, int, float, bool, None, list "
-    errors.append(Diagnostic(name, 0, 0, message + "or dict)"))
-    return None
 
 
 def _by_key_path(error: ManifestError, text: str, name: str) -> ManifestError:
@@ -143,14 +164,6 @@ def _by_key_path(error: ManifestError, text: str, name: str) -> ManifestError:
             message = f"{at}: {message}"
         out.append(Diagnostic(name, 0, 0, message))
     return ManifestError(out)
-
-
-def key_path(path: Path_) -> str:
-    """`agents.worker.memory_blocks[0].value`, as messages name a place in a manifest."""
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "manifest"
 
 
 def plan_for(

@@ -445,6 +445,18 @@ def _syntax_error(
 
 def load_text(text: str, file: str, parsing: Parsing | None = None) -> Document:
     """Parse YAML text into a Document; raises ManifestError with positions."""
+    doc, errors = parse_text(text, file, parsing)
+    if errors:
+        raise ManifestError(errors)
+    return doc
+
+
+def parse_text(
+    text: str, file: str, parsing: Parsing | None = None
+) -> tuple[Document, list[Diagnostic]]:
+    """Parse YAML text into a Document, and the problems that left parts of it out (a duplicate
+    key, an unsupported tag: the rest is read, so that later checks report their problems too).
+    Raises ManifestError when nothing can be read (invalid YAML, an empty file)."""
     parsing = parsing or Parsing()
     _check_characters(text, file)
     doc = Document(file=file, data=None)
@@ -475,9 +487,7 @@ def load_text(text: str, file: str, parsing: Parsing | None = None) -> Document:
         ) from None
     finally:
         loader.dispose()
-    if builder.errors:
-        raise ManifestError(list(dict.fromkeys(builder.errors)))
-    return doc
+    return doc, list(dict.fromkeys(builder.errors))
 
 
 class Unreadable(Exception):
@@ -506,13 +516,23 @@ def read_regular(path: str | Path, limit: int) -> bytes:
 
 def load_file(path: str | Path, parsing: Parsing | None = None) -> Document:
     """Read and parse one manifest file."""
+    doc, errors = parse_file(path, parsing)
+    if errors:
+        raise ManifestError(errors)
+    return doc
+
+
+def parse_file(
+    path: str | Path, parsing: Parsing | None = None
+) -> tuple[Document, list[Diagnostic]]:
+    """Read and parse one manifest file, as parse_text."""
     parsing = parsing or Parsing()
     file = str(path)
     try:
         raw = read_regular(path, parsing.max_bytes)
     except Unreadable as e:
         raise ManifestError([Diagnostic(clip_path(file), 1, 1, str(e))]) from None
-    return load_text(_decode(raw, file), file, parsing)
+    return parse_text(_decode(raw, file), file, parsing)
 
 
 def _reason(e: Exception) -> str:
@@ -574,10 +594,11 @@ def _copy_positions(src: Document, src_path: Path_, dst: Document, dst_path: Pat
                 out[(*dst_path, *path[n:])] = _with_file(pos, src.file)
 
 
-def merge(docs: Sequence[Document]) -> Document:
-    """The union of several manifest files, with the file of every position. Mappings are merged
-    key by key (a key in two files is an error naming both), lists are concatenated and scalars
-    must be equal wherever they are set."""
+def merge(docs: Sequence[Document]) -> tuple[Document, list[Diagnostic]]:
+    """The union of several manifest files, with the file of every position, and the problems
+    found. Mappings are merged key by key (a key in two files is an error naming both; the first
+    is kept), lists are concatenated and scalars must be equal wherever they are set. Raises
+    ManifestError when a file is not a mapping: what it holds cannot be merged."""
     if len(docs) == 1:
         doc = docs[0]
         return Document(
@@ -585,7 +606,7 @@ def merge(docs: Sequence[Document]) -> Document:
             doc.data,
             {p: _with_file(v, doc.file) for p, v in doc.values.items()},
             {p: _with_file(v, doc.file) for p, v in doc.keys.items()},
-        )
+        ), []
     out = Document(docs[0].file, {})
     out.values[()] = Position(1, 1, docs[0].file)
     errors: list[Diagnostic] = []
@@ -635,6 +656,6 @@ def merge(docs: Sequence[Document]) -> Document:
                         f"{first_at}; every file of a manifest must agree",
                     )
                 )
-    if errors:
+    if any(not isinstance(doc.data, dict) for doc in docs):
         raise ManifestError(errors)
-    return out
+    return out, errors

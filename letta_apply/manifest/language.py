@@ -43,10 +43,10 @@ from .files import (
     Unreadable,
     clip,
     clip_path,
-    load_file,
-    load_text,
     manifest_files,
     merge,
+    parse_file,
+    parse_text,
     read_regular,
 )
 from .variables import Options, Variable, as_text, resolve_variables, secrets_of
@@ -70,15 +70,22 @@ _SENSITIVE_OK = {
 _SENSITIVE_SECTIONS = ("blocks", "agents", "identities", "mcp_servers")
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
 
+Place = tuple[str, int, int]
+"""A position in a manifest file: file, line, column."""
+
 
 @dataclass
 class Source:
-    """A manifest expanded to plain data, ready for `validate`."""
+    """A manifest expanded to plain data, ready for `validate`, with the problems found while
+    loading it (`errors`, masked), and the places whose value those problems left out or empty
+    (`quiet`: a check that finds nothing there reports the same problem again)."""
 
     doc: Document
     files: tuple[str, ...]
     digest: str
     secrets: tuple[str, ...] = field(repr=False)
+    errors: tuple[Diagnostic, ...] = ()
+    quiet: frozenset[Place] = frozenset()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,9 +151,23 @@ class _Expander:
         # Templated resources: section -> key -> "for_each" or "count", and their instances.
         self.templates: dict[str, dict[str, str]] = {s: {} for s in _TEMPLATED}
         self.instances: dict[str, dict[str, list[str]]] = {s: {} for s in _TEMPLATED}
+        # Templates that made no instances for a reported problem (a count of -1): references
+        # to their instances are not "undeclared".
+        self.broken: dict[str, set[str]] = {s: set() for s in _TEMPLATED}
+        self.quiet: set[Place] = set()
+        self.unresolved = 0  # strings left empty for a problem reported elsewhere
+        # A `variables:` that is not a mapping (reported): its names are unknown, not undefined.
+        section = raw.data.get("variables") if isinstance(raw.data, dict) else None
+        self.no_variables = section is not None and not isinstance(section, dict)
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         self.errors.append(self.raw.diag(path, message, key=key))
+
+    def hush(self, path: Path_) -> None:
+        """The value at `path` is left empty for a problem already reported."""
+        pos = self.raw.where(path)
+        self.quiet.add((pos.file or self.raw.file, pos.line, pos.col))
+        self.unresolved += 1
 
     # -- strings -------------------------------------------------------------------------------
 
@@ -156,6 +177,8 @@ class _Expander:
         ref = "${" + expr + "}"
         if head == "var" and len(parts) == 2:
             var = self.variables.get(parts[1])
+            if var is None and self.no_variables:
+                return False, None
             if var is None:
                 known = ", ".join(sorted(self.variables)) or "none are declared"
                 hint = _close(parts[1], list(self.variables))
@@ -207,6 +230,8 @@ class _Expander:
         whole = _WHOLE_REF.fullmatch(text)
         if whole:
             ok, value = self.resolve(whole.group(1), scope, path)
+            if not ok:
+                self.hush(path)
             return value if ok else None
         matches = _REF.finditer(text)  # lazily: a string of garbage stops at its first error
         out: list[str] = []
@@ -222,6 +247,7 @@ class _Expander:
             if m.group(1) is None:
                 # Once per string: 10 MB of `${` made millions of identical errors.
                 self.err(path, "unclosed '${': no matching '}' (write $${ for a literal '${')")
+                self.hush(path)
                 return None
             ok, value = self.resolve(m.group(1), scope, path)
             if not ok:
@@ -239,6 +265,7 @@ class _Expander:
             out.append(as_text(value))
         out.append(text[pos:])
         if failed:
+            self.hush(path)
             return None
         joined = "".join(out)
         return Sensitive(joined) if sensitive else joined
@@ -322,6 +349,7 @@ class _Expander:
                 continue
             instances = self.instances_of(section, key, spec)
             if instances is None:
+                self.broken[section].add(key)
                 continue
             body = {k: v for k, v in spec.items() if k not in ("for_each", "count")}
             keys: list[str] = []
@@ -349,9 +377,9 @@ class _Expander:
         empty or null value is an error, never zero instances: on a live stack that would plan
         the deletion of every instance."""
         at: Path_ = (*path, name)
-        before = len(self.errors)
+        before = len(self.errors), self.unresolved
         value = self.copy(at, at, spec[name], Scope())
-        if value is None and len(self.errors) == before:
+        if value is None and (len(self.errors), self.unresolved) == before:
             self.err(
                 at,
                 f"{_where(at)}: no value (empty or null); write {'0' if name == 'count' else '[]'} "
@@ -466,11 +494,14 @@ class _Expander:
             if not isinstance(name, str) or not name:
                 if name is not None:
                     self.err(at, f"{_where(at)}: expected a file path")
+                    spec[target] = None  # not reported missing on top: see below
+                    self.out.values[(*path, target)] = self.raw.where(at)
                 continue
             text = self.read_file(name, at)
-            if text is not None:
-                spec[target] = text
-                self.out.values[(*path, target)] = self.raw.where(at)
+            # A file that could not be read (reported at `at`) leaves its field empty, at the
+            # same place, where the problem is already reported: not "missing" on top.
+            spec[target] = text
+            self.out.values[(*path, target)] = self.raw.where(at)
 
     def read_file(self, name: str, at: Path_) -> str | None:
         target, refused = self.raw.referenced(at, name)
@@ -540,6 +571,37 @@ class _Expander:
                     del table[p]
             for i, pos in enumerate(positions):
                 self.out.values[("agents", key, "blocks", i)] = pos
+
+    def broken_references(self, data: Any) -> set[Place]:
+        """Where the manifest names an instance of a template that made none for a reported
+        problem (`block.w[0]` of a `count: -1`): no check reports those names undeclared."""
+        if not any(self.broken.values()):
+            return set()
+        prefixes = {s: f"{s[:-1]}." for s in _TEMPLATED}
+        out: set[Place] = set()
+
+        def names_broken(text: str) -> bool:
+            m = _INSTANCE.match(text)
+            if not m:
+                return False
+            base = m.group("base")
+            for section, keys in self.broken.items():
+                if base in keys or base.removeprefix(prefixes[section]) in keys:
+                    return True
+            return False
+
+        stack: list[tuple[Path_, Any]] = [((), data)]
+        while stack:
+            path, value = stack.pop()
+            if isinstance(value, str):
+                if names_broken(normalize_address(value)):
+                    pos = self.out.where(path)
+                    out.add((pos.file or self.raw.file, pos.line, pos.col))
+            elif isinstance(value, dict):
+                stack.extend(((*path, k), v) for k, v in value.items())
+            elif isinstance(value, list):
+                stack.extend(((*path, i), v) for i, v in enumerate(value))
+        return out
 
     def check_sensitive(self, data: dict[str, Any]) -> None:
         def walk(value: Any, path: Path_) -> None:
@@ -615,25 +677,34 @@ def load_source(
     *,
     mask: Callable[[str], str] | None = None,
 ) -> Source:
-    """Load the manifest `paths` name into one plain document; raises ManifestError with every
-    problem found (messages masked of sensitive values)."""
+    """Load the manifest `paths` name into one plain document. The problems found on the way
+    are in `Source.errors` (messages masked of sensitive values), for `validate` to report with
+    its own; raises ManifestError only when a file cannot be read at all (invalid YAML)."""
     paths = [paths] if isinstance(paths, str) else list(paths)
     files, errors = manifest_files(paths)
     docs: list[Document] = []
+    problems: list[Diagnostic] = []
+    fatal = bool(errors)
     for file, _root in files:
         try:
-            docs.append(load_file(file))
+            doc, found = parse_file(file)
         except ManifestError as e:
             errors.extend(e.diagnostics)
-    if errors or not docs:
+            fatal = True
+            continue
+        docs.append(doc)
+        problems += found
+    if fatal or not docs:
+        errors += problems
         raise ManifestError(errors or [Diagnostic("-f", 0, 0, "no manifest file given")])
-    return _expand(docs, files, options or Options(), {})
+    return _expand(docs, files, options or Options(), {}, problems)
 
 
 def load_source_text(text: str, name: str, options: Options | None = None, *, root: Path) -> Source:
     """Like load_source, for a manifest given as YAML text: `name` stands for its file in
     messages, and the files it names are read relative to `root` (and kept inside it)."""
-    return _expand([load_text(text, name)], [(name, root)], options or Options(), {name: text})
+    doc, problems = parse_text(text, name)
+    return _expand([doc], [(name, root)], options or Options(), {name: text}, problems)
 
 
 def _expand(
@@ -641,18 +712,20 @@ def _expand(
     files: list[tuple[str, Path]],
     options: Options,
     texts: Mapping[str, str],
+    problems: list[Diagnostic],
 ) -> Source:
-    raw = merge(docs)
-    variables, var_files, errors = resolve_variables(raw, options)
+    raw, errors = merge(docs)
+    errors = [*problems, *errors]
+    variables, var_files, variable_errors = resolve_variables(raw, options)
+    errors += variable_errors
     secrets = sorted({s for v in variables.values() if v.sensitive for s in secrets_of(v.value)})
     raw.roots = dict(files)
     raw.allow_outside_files = options.allow_outside_files
-    if errors:
-        raise _masked(errors, secrets)
+    # Every step goes on past the problems it finds (what they leave out is left empty), so
+    # that validation reports the rest at once.
     expander = _Expander(raw, variables, options)
     expanded = expander.expand()
-    if expander.errors:
-        raise _masked(expander.errors, secrets)
+    errors += expander.errors
     expander.out.data = expanded
     # Files the kinds' entries name (a tool's source) are read now, once: validation does no
     # I/O, and their text is part of the digest a saved plan is checked against.
@@ -660,15 +733,17 @@ def _expand(
     # A document that is not a mapping has no entries to read files for: the schema says what
     # it should be.
     for k in KINDS if isinstance(expanded, dict) else ():
-        read_by_kind, problems = k.read_files(expander.out, expanded)
+        read_by_kind, read_problems = k.read_files(expander.out, expanded)
         sources += read_by_kind
-        errors += problems
-    if errors:
-        raise _masked(errors, secrets)
+        errors += read_problems
     manifest_names = [f for f, _ in files]
     read = [*manifest_names, *expander.read, *sources, *var_files]
     digest = _digest(read, variables, texts)
-    return Source(expander.out, tuple(manifest_names), digest, tuple(secrets))
+    quiet = expander.quiet | expander.broken_references(expanded)
+    return Source(
+        expander.out, tuple(manifest_names), digest, tuple(secrets),
+        tuple(_masked(errors, secrets).diagnostics) if errors else (), frozenset(quiet),
+    )  # fmt: skip
 
 
 def _masked(errors: list[Diagnostic], secrets: Sequence[str]) -> ManifestError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -529,16 +529,23 @@ def _desired(doc: Document) -> Desired:
     return desired
 
 
-def validate(doc: Document) -> Desired:
+def validate(
+    doc: Document,
+    reported: Sequence[Diagnostic] = (),
+    quiet: Collection[tuple[str, int, int]] = (),
+) -> Desired:
     """Validate a loaded manifest and return its desired state, or raise ManifestError with every
-    problem found."""
-    errors = _schema_diagnostics(doc)
+    problem found: `reported`, those found while loading it, and the checks' own. A check's
+    problem at a place `reported` already names, or at a place in `quiet` (a value loading left
+    empty for a problem reported elsewhere), is the same problem seen again: left out."""
+    taken = {(d.file, d.line, d.col) for d in reported} | set(quiet)
+    errors = [d for d in _schema_diagnostics(doc) if (d.file, d.line, d.col) not in taken]
     # A semantic error where the schema already reported one is the same problem seen twice
     # (a label that is too long for both, say): keep the schema's.
-    taken = {(d.line, d.col) for d in errors}
-    errors += [d for d in _semantic(doc) if (d.line, d.col) not in taken]
-    if errors:
-        raise ManifestError(_once(errors))
+    taken |= {(d.file, d.line, d.col) for d in errors}
+    errors += [d for d in _semantic(doc) if (d.file, d.line, d.col) not in taken]
+    if errors or reported:
+        raise ManifestError([*dict.fromkeys(reported), *_once(errors)])
     return _desired(doc)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import Diagnostic, ManifestError
 from ..model import Sensitive, SensitiveFloat, SensitiveInt
-from .files import Document, Path_, clip, load_file, load_text
+from .files import Document, Path_, clip, load_text, parse_file
 
 ENV_PREFIX = "LETTA_APPLY_VAR_"
 VARIABLE_TYPES = ("string", "number", "bool", "list", "map")
@@ -145,10 +145,12 @@ def resolve_variables(
                     key=True,
                 )
             )
+            declared[name] = _broken(name, path)
             continue
         spec = {} if spec is None else spec
         if not isinstance(spec, dict):
             errors.append(doc.diag(path, f"variables.{name}: expected a mapping"))
+            declared[name] = _broken(name, path)
             continue
         for k in spec:
             if k not in _VARIABLE_KEYS:
@@ -171,6 +173,7 @@ def resolve_variables(
                     f"{clip(str(kind))}",
                 )
             )
+            declared[name] = _broken(name, path)
             continue
         sensitive = spec.get("sensitive", False)
         if not isinstance(sensitive, bool):
@@ -197,6 +200,8 @@ def resolve_variables(
             known = ", ".join(sorted(declared)) or "none"
             errors.append(_at(where, f"no variable {clip(name)} is declared (declared: {known})"))
             return
+        if not var.type:
+            return  # its declaration is wrong, and reported
         value, problem = _convert(raw, var.type, text=text)
         if problem:
             var.invalid = True
@@ -222,10 +227,11 @@ def resolve_variables(
     read: list[str] = []
     for var_file in options.var_files:
         try:
-            vf = load_file(var_file)
+            vf, problems = parse_file(var_file)
         except ManifestError as e:
             errors.extend(e.diagnostics)
             continue
+        errors += problems
         read.append(var_file)
         if not isinstance(vf.data, dict):
             errors.append(vf.diag((), "a variables file is a mapping of variable names to values"))
@@ -267,9 +273,16 @@ def resolve_variables(
                     key=True,
                 )
             )
+            # Its uses are left empty, quietly: the value is neither shown nor used.
+            var.value, var.has_value, var.invalid = None, False, True
         elif var.sensitive:
             var.value = _mark_sensitive(var.value)
     return declared, read, errors
+
+
+def _broken(name: str, path: Path_) -> Variable:
+    """A variable whose declaration is wrong (reported): its uses are left empty, quietly."""
+    return Variable(name, "", False, path, invalid=True)
 
 
 def _at(where: Diagnostic, message: str) -> Diagnostic:

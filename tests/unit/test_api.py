@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import io
 import json
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from letta_apply import (
     render_plan,
 )
 from letta_apply.cli import main
+from letta_apply.manifest.data import Budget, manifest_data
 from tests.fakeletta import FakeLetta
 
 SECRET = "s3cret-value-42"
@@ -226,3 +230,135 @@ def test_the_cli_confirms_through_the_stdin_it_is_given(tmp_path: Path) -> None:
     argv = ["destroy", "-f", str(path)]
     assert main(argv, io.StringIO(), err, client_factory=factory, stdin=io.StringIO("yes\n")) == 1
     assert "standard input is not a terminal" in err.getvalue()
+
+
+# -- hostile data: every problem is the library's own error, with the key path, found fast ------
+
+
+class Count(enum.IntEnum):
+    FIVE_HUNDRED = 500
+
+
+class Text(str, enum.Enum):
+    HELLO = "hello"
+
+
+def refused(data: Any = None, **kwargs: Any) -> list[str]:
+    with pytest.raises(ManifestError) as info:
+        if "paths" in kwargs:
+            Stack.from_files(**kwargs)
+        else:
+            Stack.from_dict(manifest() if data is None else data, **kwargs)
+    return [str(d) for d in info.value.diagnostics]
+
+
+def with_metadata(value: Any) -> dict[str, Any]:
+    data = manifest()
+    data["blocks"]["org0"]["metadata"] = {"x": value}
+    return data
+
+
+def test_cycles_and_deep_nesting_are_named_not_a_recursion_error() -> None:
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    deep: list[Any] = []
+    inner = deep
+    for _ in range(5000):
+        inner.append([])
+        inner = inner[0]
+    vars_ = {"tenant": "acme"}
+    assert refused(with_metadata(cycle), variables=vars_) == [
+        "<dict>: blocks.org0.metadata.x.self: refers to a list or mapping that contains it (a "
+        "cycle)"
+    ]
+    [message] = refused(with_metadata(deep), variables=vars_)
+    assert message.startswith("<dict>: blocks.org0.metadata.x[0][0]")
+    assert message.endswith("[0]: nested more than 100 levels deep") and len(message) < 300
+
+
+def test_numbers_python_cannot_write_are_named() -> None:
+    vars_ = {"tenant": "acme"}
+    assert refused(with_metadata(10**5000), variables=vars_) == [
+        "<dict>: blocks.org0.metadata.x: a whole number of more than 4300 digits"
+    ]
+    assert refused(with_metadata(float("inf")), variables=vars_) == [
+        "<dict>: blocks.org0.metadata.x: inf is not a finite number"
+    ]
+    data = manifest()
+    data["variables"]["n"] = {"type": "number"}
+    data["blocks"]["org0"]["limit"] = "${var.n}"
+    assert refused(data, variables={"tenant": "acme", "n": float("nan")}) == [
+        "<variables>: n: nan is not a finite number"
+    ]
+
+
+def test_enum_members_are_their_plain_values() -> None:
+    data = manifest()
+    data["blocks"]["org0"]["limit"] = Count.FIVE_HUNDRED
+    data["blocks"]["org0"]["value"] = Text.HELLO
+    stack = Stack.from_dict(data, variables={"tenant": Text.HELLO})
+    block = stack.desired.blocks["block.org0"]
+    assert block.config["limit"] == 500 and block.value == "hello"
+    assert stack.name == "tenant-hello"
+
+
+def test_arguments_of_the_wrong_type_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("version: 1\nstack: s\nblocks: {b: {value: x}}\n", encoding="utf-8")
+    # One var file, not one per character of its name.
+    assert refused(paths=str(path), var_files="vars.yaml") == [
+        "vars.yaml:1:1: cannot read: No such file or directory"
+    ]
+    assert refused(paths=[str(path), 5]) == ["paths: [1]: expected a path, not int"]
+    assert refused(paths=path, variables=[("a", 1)]) == [
+        "<variables>: expected a mapping of variable names to values, not list"
+    ]
+    assert refused(paths=str(path), env={"A": 1, 2: "x"}) == [
+        "<env>: A: expected a string",
+        "<env>: a key is int, not a string",
+    ]
+    assert refused([("version", 1)]) == ["<dict>: a manifest is a mapping of sections, not list"]
+    assert refused(name=5) == ["name: expected a non-empty string"]
+    assert refused(base_dir=5, variables={"tenant": "acme"}) == ["root: expected a path, not int"]
+
+
+class Failing(Mapping[str, Any]):
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        raise OSError("no")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_a_mapping_whose_items_fail_is_named() -> None:
+    assert refused(with_metadata(Failing()), variables={"tenant": "acme"}) == [
+        "<dict>: blocks.org0.metadata.x: its items cannot be read (OSError)"
+    ]
+
+
+def test_data_over_the_size_of_a_manifest_file_is_refused_before_it_is_converted() -> None:
+    # 70 MB as the manifest sees it, 1 MB in memory: one string named 70 times.
+    data = manifest()
+    data["blocks"]["org0"]["tags"] = ["y" * 1_000_000] * 70
+    started = time.monotonic()
+    assert refused(data, variables={"tenant": "acme"}) == [
+        "<dict>: blocks.org0.tags[67]: over 67108864 characters in all (the size limit of a "
+        "manifest file); stopped reading here"
+    ]
+    assert time.monotonic() - started < 5
+    # The limit holds for everything one call is given, variables included.
+    assert refused(manifest(), variables={"tenant": "acme", "x": ["y" * 1_000_000] * 70}) == [
+        "<variables>: x[67]: over 67108864 characters in all (the size limit of a manifest "
+        "file); stopped reading here"
+    ]
+    with pytest.raises(ManifestError, match=r"more than 100 values in all"):
+        manifest_data({"a": list(range(200))}, "<dict>", Budget(values=100))
+
+
+def test_one_target_is_one_address_not_its_characters() -> None:
+    client = FakeLetta().client()
+    stack = Stack.from_dict(manifest(2), variables={"tenant": "acme"})
+    assert [c.address for c in stack.plan(client, targets="block.org1").changes] == ["block.org1"]

@@ -496,8 +496,11 @@ def test_errors_never_show_a_sensitive_value(tmp_path: Path) -> None:
         """
     )
     m = write(tmp_path, "m.yaml", text)
-    d = one_error(m, vars=[f"key={SECRET}"])
-    assert str(d) == "--var: variable 'key': expected a number"
+    found = [str(d) for d in errors(m, vars=[f"key={SECRET}"])]
+    assert found[0] == "--var: variable 'key': expected a number"
+    assert found[1].endswith("blocks.org.description: expected a string, got an integer; quote "
+                             "it to make it a string")  # fmt: skip
+    assert all(SECRET not in d for d in found)
 
 
 def test_target_takes_an_instance_or_every_instance(tmp_path: Path, cli: Cli) -> None:
@@ -543,3 +546,155 @@ def test_a_sensitive_number_cannot_be_a_count(tmp_path: Path) -> None:
     text += "agents:\n  a:\n    count: ${var.pin}\n"
     d = one_error(write(tmp_path, "m.yaml", text), vars=["pin=3"])
     assert d.message == "agents.a.count: cannot be sensitive: the number of instances is shown"
+
+
+# -- every problem at once ---------------------------------------------------------------------
+
+
+def messages(paths: str | list[str], **options: object) -> list[str]:
+    """Each error as `line:col: message` (file names left out)."""
+    return [f"{d.line}:{d.col}: {d.message}" for d in errors(paths, **options)]
+
+
+def test_a_file_that_cannot_be_read_hides_no_other_problem(tmp_path: Path) -> None:
+    m = write(
+        tmp_path,
+        "m.yaml",
+        HEAD
+        + dedent(
+            """\
+            blocks:
+              org:
+                value_file: missing.txt
+              other:
+                descripton: typo
+            agents:
+              a:
+                MODEL
+                memory_blocks:
+                  - label: persona
+                blocks: [org, nope]
+            """
+        ),
+    )
+    found = messages(m)
+    assert found[0].startswith("5:17: blocks.org.value_file: file 'missing.txt' not found")
+    # The block whose file is missing is not reported as missing its value on top.
+    assert found[1:] == [
+        "6:3: blocks.other: missing required key 'value'",
+        "7:5: blocks.other: unknown key 'descripton'; did you mean 'description'?",
+        "13:9: agents.a.memory_blocks[0]: missing required key 'value'",
+        "14:19: agents.a.blocks[1]: no shared block 'nope' is declared (declared: org, other)",
+    ]
+
+
+def test_loading_problems_and_checks_are_reported_together(tmp_path: Path) -> None:
+    (tmp_path / "tool.py").write_text('def t():\n    """A tool."""\n', encoding="utf-8")
+    m = write(
+        tmp_path,
+        "m.yaml",
+        HEAD
+        + dedent(
+            """\
+            variables:
+              flag: {type: bool, sensitive: true, default: true}
+            blocks:
+              org:
+                value: x
+                value: y
+              w:
+                count: -1
+                value: z
+            agents:
+              a:
+                MODEL
+                modle: x
+                include_base_tools: ${var.flag}
+                blocks: [org, "w[0]", "w[*]", nope]
+            tools:
+              t:
+                source_file: missing.py
+            """
+        ),
+    )
+    found = messages(m)
+    assert [f.split(":", 3)[:2] for f in found] == [
+        ["4", "3"], ["8", "5"], ["10", "12"], ["16", "5"], ["18", "35"], ["21", "18"],
+    ]  # fmt: skip
+    assert "sensitive value cannot be (or hold) a boolean" in found[0]
+    assert "duplicate key 'value'" in found[1]
+    assert "blocks.w.count: expected a whole number, 0 or more" in found[2]
+    assert "unknown key 'modle'" in found[3]
+    assert "no shared block 'nope'" in found[4]  # and none about w[0]: its count is the problem
+    assert "tools.t.source_file: no such file" in found[5]
+
+
+def test_a_value_left_empty_by_a_reported_problem_is_not_reported_again(tmp_path: Path) -> None:
+    m = write(
+        tmp_path,
+        "m.yaml",
+        HEAD
+        + dedent(
+            """\
+            variables:
+              n: {type: number}
+              bad: {type: strin}
+              my-var: {}
+            blocks:
+              w:
+                count: ${var.n}
+                value: z
+              v:
+                for_each: ${var.bad}
+                value: q
+              u:
+                value: ${var.my-var}
+                limit: ${var.n}
+            agents:
+              a:
+                model: ${var.bad}
+                embedding: letta/letta-free
+                blocks: ["w[0]", "v[eu]", u]
+              x:
+                count: -2
+                MODEL
+            groups:
+              g:
+                manager_type: round_robin
+                agents: ["x[0]", a]
+            moved:
+              - {from: block.old, to: "block.w[1]"}
+            imports:
+              - {to: "agent.x[1]", id: agent-00000000-0000-0000-0000-000000000000}
+            """
+        ),
+    )
+    found = messages(m)
+    assert [f.split(": ", 2)[1] for f in found] == [
+        "variable 'n' has no value", "variables.bad.type", "variables", "agents.x.count",
+    ]  # fmt: skip
+
+
+def test_a_variables_section_of_the_wrong_shape_leaves_its_uses_alone(tmp_path: Path) -> None:
+    m = write(
+        tmp_path,
+        "m.yaml",
+        HEAD + "variables: 5\nblocks:\n  u:\n    value: ${var.x}\n    descripton: k\n",
+    )
+    assert messages(m) == [
+        "3:12: variables: expected a mapping of variables",
+        "7:5: blocks.u: unknown key 'descripton'; did you mean 'description'?",
+    ]
+
+
+def test_every_file_of_a_manifest_is_checked_past_a_duplicate(tmp_path: Path) -> None:
+    a = write(tmp_path, "m/a.yaml", HEAD + "blocks:\n  b: {value: x}\n  b: {value: y}\n")
+    write(tmp_path, "m/b.yaml", "blocks:\n  b: {value: z}\n  c: {vale: z}\n")
+    found = [str(d) for d in errors(str(Path(a).parent))]
+    assert [f.split(": ", 1)[0].rsplit("/", 1)[1] for f in found] == [
+        "a.yaml:5:3", "b.yaml:2:3", "b.yaml:3:3", "b.yaml:3:7",
+    ]  # fmt: skip
+    assert "duplicate key 'b'" in found[0]
+    assert "blocks.b is declared twice" in found[1]
+    assert "missing required key 'value'" in found[2]
+    assert "unknown key 'vale'" in found[3]

@@ -909,7 +909,9 @@ def test_cli_validate_prints_one_line_per_error(tmp_path: Path, cli: Cli) -> Non
     [
         pytest.param("a: [\n", ":1:4: invalid YAML: unclosed '['", id="syntax"),
         pytest.param("", ":1:1: the manifest is empty", id="empty"),
-        pytest.param("a: 1\na: 2\n", ":2:1: duplicate key 'a'", id="duplicate"),
+        pytest.param(
+            "version: 1\nstack: s\nstack: s\n", ":3:1: duplicate key 'stack'", id="duplicate"
+        ),
     ],
 )
 def test_cli_validate_load_errors(tmp_path: Path, cli: Cli, text: str, line: str) -> None:

@@ -421,12 +421,15 @@ def leftover_own_blocks(
 
 
 def owned_of(agent: _AgentLike, state: BlockState, shared_ids: set[str]) -> list[LiveBlock]:
-    """An agent's own blocks: attached, carrying the stack's tag, not a shared block."""
+    """An agent's own blocks: attached, carrying the stack's tag, not a shared block (one the
+    plan manages as such, or whose mark names a shared block: one `removed:` lets go of, say,
+    which stays attached and is no agent's own)."""
     return [
         state.blocks[i]
         for i in agent.block_ids
         if i in state.blocks and i in state.tagged and i not in shared_ids
-    ]
+        and not str(state.blocks[i].mark.get("address", "")).startswith("block.")
+    ]  # fmt: skip
 
 
 def block_fingerprint(b: LiveBlock, blank: frozenset[str]) -> str:

@@ -238,6 +238,42 @@ def test_moved_keeps_the_agent(
     assert run("apply", "-f", path, "--auto-approve").writes == 0
 
 
+def test_removed_lets_go_of_an_agent_and_a_shared_block_without_deleting_them(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    assert run("apply", "-f", manifest(SEED), "--auto-approve").code == 0
+    ids = _ids(api, stack)
+    worker = _agent(api, ids["agent.worker"])
+    persona = next(b["id"] for b in worker["blocks"] if b["label"] == "persona")
+    # The worker and the organization block are handed over: no longer declared, not deleted.
+    kept = SEED[: SEED.index("  worker:\n")].replace(" [organization]", " []")
+    kept = kept.replace("blocks:\n  organization:", "blocks:\n  notes:")
+    path = manifest(kept + "removed:\n  - {from: agent.worker}\n  - {from: block.organization}\n")
+    plan = run("plan", "-f", path)
+    assert f"agent.worker ({ids['agent.worker']}): forget" in plan.out, plan.out
+    assert f"block.organization ({ids['block.organization']}): forget" in plan.out
+    assert "0 to delete" in plan.out, plan.out
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    # Still on the server, through Letta's own API: without the stack's tag and mark.
+    tag = f"letta-apply:{stack}"
+    after = _agent(api, ids["agent.worker"])
+    assert tag not in (after.get("tags") or [])
+    assert "letta_apply" not in (after.get("metadata") or {})
+    for bid in (persona, ids["block.organization"]):
+        block = api.get(f"/v1/blocks/{bid}").json()
+        assert tag not in (block.get("tags") or []), block
+        assert "letta_apply" not in (block.get("metadata") or {}), block
+    assert run("apply", "-f", path, "--auto-approve").writes == 0
+    assert run("destroy", "-f", path, "--auto-approve").code == 0
+    assert _exists(api, "agents", ids["agent.worker"])
+    assert _exists(api, "blocks", ids["block.organization"])
+    assert not _exists(api, "agents", ids["agent.supervisor"])
+    api.delete(f"/v1/agents/{ids['agent.worker']}")
+    for bid in (persona, ids["block.organization"]):
+        api.delete(f"/v1/blocks/{bid}")
+
+
 def test_ignore_changes_leaves_fields_alone(
     run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
 ) -> None:

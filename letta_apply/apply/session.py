@@ -122,14 +122,16 @@ def run_apply(
     destroying = operation == "destroy"
     # The lock costs its writes: a run with nothing to do neither takes it nor writes.
     if not (lock and planned[0].has_changes and not planned[0].blocked):
+        gone = destroying and not planned[0].has_changes  # the stack owns nothing any more
         if lock and planned[0].locks:
             # Nothing to write, but a run that died holding the lock may have left its record.
             StackLock(client, stack, operation, on_take_over=events.lock_taken_over).clear_dead(
-                planned[0].locks
+                planned[0].locks, serial=not gone
             )
         unlocked = _apply_planned(client, *planned, parallelism, events, stop)
-        # Without the lock too, a run that wrote says so to the runs that hold it.
-        if destroying and unlocked.ok and unlocked.plan.has_changes:
+        # Without the lock too, a run that wrote says so to the runs that hold it; a destroyed
+        # stack keeps no serial (one a stopped destroy left included).
+        if destroying and unlocked.ok and (unlocked.plan.has_changes or planned[0].serial):
             forget_serial(client, stack)
         elif _wrote(unlocked):
             bump_serial(client, stack)

@@ -335,13 +335,14 @@ class StackLock:
             return f"its lease of {holder.lease:.0f} s ran out (last renewed {holder.renewed})"
         return ""
 
-    def clear_dead(self, blocks: Iterable[Mapping[str, Any]]) -> None:
+    def clear_dead(self, blocks: Iterable[Mapping[str, Any]], *, serial: bool = True) -> None:
         """Take over (and so remove) the records among `blocks` whose holders are surely gone
-        without waiting (see `_gone`); a record whose holder may be alive is left alone."""
+        without waiting (see `_gone`); a record whose holder may be alive is left alone. Without
+        `serial` the stack's serial is left to the caller (a destroyed stack keeps none)."""
         for holder in _records(blocks, self.stack):
             gone = self._gone(holder)
             if gone:
-                self._take_over(holder, gone)
+                self._take_over(holder, gone, serial=serial)
 
     def _expiring(self, holder: LockInfo) -> bool:
         """Whether `holder` has a lease that has not been renewed since this run first saw it:
@@ -351,11 +352,12 @@ class StackLock:
         return bool(holder.lease > 0 and seen and seen[0] == holder.renewals
                     and holder.id not in self._renewing)  # fmt: skip
 
-    def _take_over(self, holder: LockInfo, why: str) -> None:
+    def _take_over(self, holder: LockInfo, why: str, *, serial: bool = True) -> None:
         """Remove a dead run's record, as force-unlock does: the stack gets a new serial first
         (the dead run may have written), so the plan is made again under the lock."""
         self.on_take_over(holder, why)
-        bump_serial(self.client, self.stack)
+        if serial:
+            bump_serial(self.client, self.stack)
         try:
             self.client.delete_block(holder.id)
         except ApiError as e:

@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
+from letta_apply import plan_for
 from letta_apply.apply.session import ApplyEvents, run_apply
 from letta_apply.errors import ApiError
 from letta_apply.server.lock import LockError, StackLock, lease_for, list_locks
 from letta_apply.server.lock import _machine as machine
-from letta_apply.server.serial import LOCK_KEY, STACK_LABEL
+from letta_apply.server.serial import LOCK_KEY, STACK_LABEL, bump_serial
 from tests.fakeletta import FakeLetta
-from tests.helpers import SEED, Clock
+from tests.helpers import SEED, Clock, desired
 from tests.unit.test_resilience import planner
 
 
@@ -224,3 +225,22 @@ def test_an_apply_with_nothing_to_do_removes_a_dead_runs_lock_and_no_other() -> 
     result = run_apply(client, planner(client, SEED)[1], events=Events())
     assert result.ok and not result.plan.has_changes
     assert told == [dead] and dead not in fake.blocks and alive in fake.blocks
+
+
+def test_a_destroy_stopped_while_releasing_the_lock_is_finished_by_the_next() -> None:
+    # Killed after its deletes, while it gave the lock back: the serial and its lock record
+    # are left. The next destroy has nothing to delete; it removes both, and writes no serial.
+    fake = FakeLetta()
+    client = fake.client()
+    assert run_apply(client, planner(client, SEED)[1]).ok
+
+    def destroying() -> Any:
+        return plan_for(client, desired(SEED), destroy=True), None
+
+    assert run_apply(client, destroying, operation="destroy").ok
+    assert fake.blocks == {}
+    bump_serial(client, "unit")
+    record(fake, host=socket.gethostname(), machine=machine(), pid=dead_pid(), operation="destroy")
+    result = run_apply(client, destroying, operation="destroy")
+    assert result.ok and not result.plan.has_changes
+    assert fake.blocks == {}

@@ -1095,8 +1095,10 @@ def test_apply_killed_at_a_random_instant(
     _check([apply_killed_after(harness, delay, index)])
 
 
-RACES = ["held", "random"] if not SWEEP else [f"{how}-{i}" for how in ("held", "random")
-                                              for i in range(3)]  # fmt: skip
+# The default run keeps the deterministic race (the suite's time is counted); the sweep adds
+# runs killed at random while the other waits.
+RACES = ["held"] if not SWEEP else [f"{how}-{i}" for how in ("held", "random")
+                                    for i in range(3)]  # fmt: skip
 
 
 @pytest.mark.parametrize("race", RACES)

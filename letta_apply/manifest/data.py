@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import Diagnostic, ManifestError
 from .files import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, Path_, clip_path
+from .files import where as place
 
 # Python turns whole numbers of at most this many digits into text and back (its default
 # int_max_str_digits): as YAML text a longer one could not be written or read back.
@@ -46,16 +47,10 @@ class _Stop(Exception):
 def key_path(path: Path_, root: str = "manifest") -> str:
     """`agents.worker.memory_blocks[0].value`, as messages name a place in a manifest (`root`
     for the whole), cut short in the middle when it is very long."""
-    out = ""
-    for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            part = p if len(p) <= 40 else p[:37] + "..."
-            out += f".{part}" if out else part
-    if len(out) > 200:
-        out = out[:100] + "..." + out[-97:]
-    return out or root
+    if not path:
+        return root
+    out = place(path)
+    return out if len(out) <= 200 else out[:100] + "..." + out[-97:]
 
 
 class _Plain:

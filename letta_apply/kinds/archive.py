@@ -245,7 +245,7 @@ class ArchiveKind(Kind):
     def match(self, stack: str, live: Live) -> Matched:
         state: ArchiveState = live.of(self.name)
         pool = state.live(stack)
-        return Matched(pool, {a: x.id for a, x in pool.items()})
+        return Matched(pool, {a: x.id for a, x in pool.items()}, extra={"stale": state.stale()})
 
     def create(self, ctx: Context, declared: DesiredArchive) -> None:
         da = declared
@@ -261,7 +261,7 @@ class ArchiveKind(Kind):
         alike = [str(a["id"]) for a in state.archives or () if a.get("name") == da.config["name"]]
         body = {"archive": archive, "mark": self._mark(ctx, da), "insert": inserts,
                 "delete": [], "attach": attach, "detach": [], "exclude": alike,
-                **reuse(state.stale(), da.address)}  # fmt: skip
+                **reuse(ctx, self.name, da.address)}  # fmt: skip
         ctx.changes.append(
             Change(
                 da.address,
@@ -300,7 +300,7 @@ class ArchiveKind(Kind):
 
     def prune(self, ctx: Context, *, destroy: bool) -> None:
         super().prune(ctx, destroy=destroy)
-        prune_marks(ctx, self.name, ctx.live.of(self.name).stale())
+        prune_marks(ctx, self.name)
 
     def _passages(
         self, ctx: Context, da: DesiredArchive, la: LiveArchive | None

@@ -402,14 +402,9 @@ class GroupKind(Kind):
             pool[address] = winners[0]
             leftovers.extend((address, g) for g in gs if g is not winners[0])
         live_ids = [str(g["id"]) for g in state.groups]
-        stale = tuple(m.id for m in unanswered(state.resolved(), live_ids) if state.listed)
+        stale = unanswered(state.resolved(), live_ids) if state.listed else ()
         ids = {a: g.id for a, g in pool.items()}
         return Matched(pool, ids, extra={"leftovers": leftovers, "stale": stale})
-
-    def _stale(self, ctx: Context) -> list[MarkBlock]:
-        """Mark blocks that mark no group: intents nothing answered, marks whose group is gone."""
-        gone = set((ctx.extra.get(self.name) or {}).get("stale", ()))
-        return [m for m in ctx.live.of("group").marks if m.id in gone]
 
     def _create_body(self, ctx: Context, dg: DesiredGroup) -> dict[str, Any]:
         config = {"manager_type": dg.config["manager_type"]}
@@ -430,7 +425,7 @@ class GroupKind(Kind):
             },
             "blocks": [_ref(ctx, b) for b in dg.config.get("blocks", ())],
             "mark": mark_body(ctx.stack, dg),
-            **reuse(self._stale(ctx), dg.address),
+            **reuse(ctx, self.name, dg.address),
             "exclude": alike,
         }
 
@@ -560,7 +555,7 @@ class GroupKind(Kind):
             ctx.changes.append(
                 Change(address, DELETE, g.id, body=body, why=(REPLACED,), kind=self.name)
             )
-        prune_marks(ctx, self.name, self._stale(ctx))
+        prune_marks(ctx, self.name)
 
     def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
         m = self.match(desired.stack, live)

@@ -121,10 +121,16 @@ def unanswered(marks: Iterable[MarkBlock], live_ids: Iterable[str]) -> tuple[Mar
     return tuple(m for m in marks if m.target not in ids)
 
 
-def reuse(stale: Iterable[MarkBlock], address: str) -> dict[str, Any]:
-    """What a create at `address` does with the mark blocks of that address that mark nothing
-    (`unanswered`): the first carries its intent, the others are deleted once it is made."""
-    ids = [m.id for m in stale if m.mark.get("address") == address]
+def stale(ctx: Context, kind: str) -> tuple[MarkBlock, ...]:
+    """The mark blocks of `kind` that mark nothing (`unanswered`), as the kind's match left
+    them for planning (`Matched.extra["stale"]`)."""
+    return tuple((ctx.extra.get(kind) or {}).get("stale", ()))
+
+
+def reuse(ctx: Context, kind: str, address: str) -> dict[str, Any]:
+    """What a create at `address` does with the mark blocks of that address that mark nothing:
+    the first carries its intent, the others are deleted once it is made."""
+    ids = [m.id for m in stale(ctx, kind) if m.mark.get("address") == address]
     return {"intent_block": ids[0] if ids else None, "stale": ids[1:]}
 
 
@@ -136,14 +142,14 @@ def drop_marks(run: Run, label: str, prefix: str, address: str) -> None:
             run.client.request("DELETE", f"/v1/blocks/{m.id}")
 
 
-def prune_marks(ctx: Context, kind: str, stale: Iterable[MarkBlock]) -> None:
-    """Delete the mark blocks that mark nothing and that no create of `kind` in the plan reuses
+def prune_marks(ctx: Context, kind: str) -> None:
+    """Delete the mark blocks of `kind` that mark nothing and that no create in the plan reuses
     (after a destroy, nothing of the stack is left)."""
     reused: set[Any] = set()
     for c in ctx.changes:
         if c.kind == kind:
             reused |= {c.body.get("intent_block"), *c.body.get("stale", ())}
-    for m in stale:
+    for m in stale(ctx, kind):
         if m.id not in reused:
             address = str(m.mark.get("address"))
             body = {"mark_block": m.id}

@@ -52,7 +52,6 @@ from ..server.client import LettaClient
 from .base import Context, Field, Kind, Matched, Run, Shape, Update, Users, applied_of
 from .block import our_agent_ids, stack_of
 from .mark_blocks import (
-    MarkBlock,
     drop_marks,
     intend,
     prune_marks,
@@ -238,7 +237,7 @@ class McpServerKind(Kind):
             else:
                 pool[address] = s
         ids = [str(s["id"]) for s in state.servers]
-        stale = tuple(m.id for m in unanswered(state.resolved(), ids) if state.listed)
+        stale = unanswered(state.resolved(), ids) if state.listed else ()
         return Matched(pool, {a: s.id for a, s in pool.items()}, tuple(notes), {"stale": stale})
 
     def _holder(self, ctx: Context, name: str, own: str | None = None) -> list[str]:
@@ -270,7 +269,7 @@ class McpServerKind(Kind):
         body = {
             "server": {"server_name": dm.name, "config": dict(dm.config)},
             "mark": mark_body(ctx.stack, dm),
-            **reuse(self._stale(ctx), dm.address),
+            **reuse(ctx, self.name, dm.address),
         }
         diffs = [FieldDiff("server_name", None, dm.name, NEW)]
         diffs += [FieldDiff(k, None, v, NEW) for k, v in dm.config.items() if k not in MAPPINGS]
@@ -343,15 +342,9 @@ class McpServerKind(Kind):
             )  # fmt: skip
             u.emit(self.name, ls.id, adopt=adopt)
 
-    def _stale(self, ctx: Context) -> list[MarkBlock]:
-        """Mark blocks that mark no server: intents nothing answered, marks whose server is
-        gone."""
-        gone = set((ctx.extra.get(self.name) or {}).get("stale", ()))
-        return [m for m in ctx.live.of(self.name).marks if m.id in gone]
-
     def prune(self, ctx: Context, *, destroy: bool) -> None:
         super().prune(ctx, destroy=destroy)
-        prune_marks(ctx, self.name, self._stale(ctx))
+        prune_marks(ctx, self.name)
 
     def delete(self, ctx: Context, address: str, found: LiveMcpServer, why: Why) -> None:
         if ctx.protected(found, ctx.desired.of(self.name).get(address)):

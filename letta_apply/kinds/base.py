@@ -114,6 +114,16 @@ class Matched:
     extra: Any = None
 
 
+INTENT = "intent"
+"""The key of a write-ahead intent in a mark (kinds.mark_blocks)."""
+
+
+def pending(mark: Mapping[str, Any]) -> bool:
+    """Whether a resource was matched by the intent a run wrote before making it, and stopped
+    before completing: its mark is still to write."""
+    return isinstance(mark.get(INTENT), Mapping)
+
+
 def mark_of(metadata: Any) -> Mapping[str, Any]:
     """The letta-apply mark in a metadata mapping (empty when there is none)."""
     m = metadata.get(MARK_KEY) if isinstance(metadata, Mapping) else None
@@ -401,7 +411,7 @@ class Kind(ABC):
             found = ctx.pool(self.name).get(address)
             if found is None:
                 self.create(ctx, declared)
-            elif isinstance(found.mark.get("intent"), Mapping):
+            elif pending(found.mark):
                 # Matched by a write-ahead intent (kinds.mark_blocks): made by a run that
                 # stopped before marking it. Adopted as an import: its mark is written.
                 ctx.resumed.add(address)

@@ -30,10 +30,7 @@ from typing import Any
 
 from ..model import MARK_KEY, stack_tag
 from ..plan.changes import DELETE, LEFTOVER, Change
-from .base import Context, Run, mark_of
-
-INTENT = "intent"
-"""The key of an intent in a mark (see the module's docstring)."""
+from .base import INTENT, Context, Run, mark_of
 
 RUN = uuid.uuid4().hex
 """This process's run token, recorded in the intents it writes."""
@@ -56,11 +53,6 @@ class MarkBlock:
         """The intent when the mark is not complete yet (see the module's docstring)."""
         found = self.mark.get(INTENT)
         return found if isinstance(found, Mapping) else None
-
-
-def pending(mark: Mapping[str, Any]) -> bool:
-    """Whether a resource's mark is an intent it was matched by: its mark is still to write."""
-    return isinstance(mark.get(INTENT), Mapping)
 
 
 def read_marks(

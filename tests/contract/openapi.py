@@ -26,7 +26,7 @@ from referencing.jsonschema import DRAFT202012
 
 HERE = Path(__file__).resolve().parent
 CLOUD_SPEC = HERE / "cloud-openapi.json"
-SELF_HOSTED_SPEC = HERE.parents[1] / "openapi_letta.json"  # Letta 0.16.8, the test server
+SELF_HOSTED_SPEC = HERE / "server-0.16.8-openapi.json"  # Letta 0.16.8, the test server
 SELF_HOSTED_ONLY = HERE / "self_hosted_only.json"
 
 _METHODS = ("get", "post", "put", "patch", "delete")

@@ -10,7 +10,24 @@ LettaApplyError
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control and format characters (a newline, a terminal escape, a bidirectional
+    override) written as escapes, so that text from a manifest (a file name, a key) can neither
+    fake a line of output nor drive the terminal."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 @dataclass(frozen=True, order=True)
@@ -23,9 +40,10 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
+        message = escape_controls(self.message)
         if self.line == 0:  # not in a file: a command-line option or an environment variable
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+            return f"{escape_controls(self.file)}: {message}"
+        return f"{escape_controls(self.file)}:{self.line}:{self.col}: {message}"
 
 
 class LettaApplyError(Exception):

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from .apply.runner import Done
 from .apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from .cli.render import plan_markdown, plan_text
-from .errors import ApplyError, LettaApplyError
+from .errors import ApplyError, LettaApplyError, StalePlanError
 from .manifest.variables import Options
 from .model import Desired
 from .pipeline import DATA_NAME, load_manifest, load_manifest_data, plan_for
@@ -35,10 +35,6 @@ from .server.client import LettaClient, public_url
 from .server.live import read_live
 
 Format = Literal["text", "json", "markdown"]
-
-
-class StalePlanError(LettaApplyError):
-    """The plan given to apply is not what the server's state gives now; nothing was applied."""
 
 
 class ApplyFailed(ApplyError):

@@ -5,6 +5,7 @@ LettaApplyError
  ├── ApiError          the server refused or failed a request (carries status and address)
  │    ├── ServerUnreachable
  │    └── Rejected      a request not sent: what the server holds shows it wrong
+ ├── StalePlanError    a saved plan no longer matches the manifest or the server; nothing written
  └── ApplyError        some changes failed; carries what was done and what was not
 """
 
@@ -92,6 +93,11 @@ class ServerUnreachable(ApiError):
 class Rejected(ApiError):
     """A request apply does not send, for what the server holds shows it wrong (an MCP tool the
     MCP server does not offer): sending it again would get the same answer."""
+
+
+class StalePlanError(LettaApplyError):
+    """The plan given to apply is not what the manifest and the server's state give now;
+    nothing was applied. The same class through the command line and the Python API."""
 
 
 class ApplyError(LettaApplyError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..errors import LettaApplyError
+from ..errors import LettaApplyError, StalePlanError
 from ..model import Desired
 from ..sensitive import Masker, has_masked, mask_plan, masked_paths
 from ..server.client import LettaClient
@@ -67,14 +67,14 @@ def verify_saved_plan(
                 f"'{desired.stack}'"
             )
         if desired.digest != origin.manifest_digest:
-            raise LettaApplyError(
+            raise StalePlanError(
                 f"stale plan: {manifest} changed since {saved.path} was made "
                 "(a manifest file, a file it reads or a variable); plan again"
             )
     live = read_saved(client, plan)
     changed = stale(plan, live)
     if changed:
-        raise LettaApplyError(
+        raise StalePlanError(
             "stale plan: changed on the server since the plan was made: "
             + ", ".join(changed)
             + "; nothing was applied, plan again"
@@ -83,7 +83,7 @@ def verify_saved_plan(
     if sealed:
         # The seal is keyed with the API key too: a plan made with another key cannot tell.
         other_key = " (or the plan was made with another API key)" if client.api_key else ""
-        raise LettaApplyError(
+        raise StalePlanError(
             "stale plan: a sensitive value it overwrites was changed on the server since the "
             f"plan was made{other_key}: " + ", ".join(sealed) + "; nothing was applied, plan again"
         )
@@ -114,7 +114,7 @@ def fill_sensitive(saved: Plan, fresh: Plan, masker: Masker | None = None) -> Pl
             or sorted(map(str, masked_paths(dict(masked_fresh[key].body))))
             != sorted(map(str, paths))
         ):
-            raise LettaApplyError(
+            raise StalePlanError(
                 f"stale plan: {c.address} would not change the same way now (the server or a "
                 "sensitive variable changed since the plan was made); nothing was applied, "
                 "plan again"

@@ -8,8 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from letta_apply import StalePlanError
 from letta_apply.model import MARK_KEY
 from letta_apply.plan.marks import digest
+from letta_apply.plan.saved import read_saved_plan, verify_saved_plan
 from tests.helpers import Cli, write
 
 ORG, PERSONA = "Acme sells anvils.", "I am a worker."
@@ -163,6 +167,9 @@ def test_a_saved_plan_that_writes_a_value_refuses_after_an_agent_wrote_it(
     result = cli("apply", str(saved), "-f", str(edited), "--auto-approve")
     assert result.code == 1 and "stale plan" in result.err and "block.org" in result.err
     assert block(cli, "org")["value"] == "Acme sells anvils; Bob prefers email."
+    # The command line's check is the Python API's: the same error class.
+    with pytest.raises(StalePlanError, match=r"block\.org"):
+        verify_saved_plan(cli.client("http://localhost:8283"), read_saved_plan(str(saved)))
     # A plan that leaves the value alone is not made stale by an agent's write.
     apply(cli, write(tmp_path, manifest()))
     described = write(tmp_path, manifest(extra=", description: Company"))

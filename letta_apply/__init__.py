@@ -6,7 +6,7 @@ templates, validation) -> desired state -> server/ (reads the live state) -> pla
 over the resource kinds in kinds/) -> cli/ render, apply/.
 """
 
-from .api import ApplyFailed, Format, Stack, StalePlanError, render_plan
+from .api import ApplyFailed, Format, Stack, render_plan
 from .apply.runner import Done, apply_plan
 from .apply.session import ApplyResult
 from .cli.diagram import GraphFormat, render_graph
@@ -17,6 +17,7 @@ from .errors import (
     LettaApplyError,
     ManifestError,
     ServerUnreachable,
+    StalePlanError,
 )
 from .model import Desired, Live
 from .pipeline import load_manifest, load_manifest_data, plan_for

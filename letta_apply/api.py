@@ -12,6 +12,7 @@ deployment script...). Nothing here prints; results are frozen dataclasses.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +209,8 @@ class Stack:
         lock_timeout: float,
         on_done: Callable[[Done], None] | None,
     ) -> ApplyResult:
+        _check_options(parallelism, lock, lock_timeout, on_done)
+
         def make() -> Planned:
             plan = self.plan(client, destroy=destroy)
             if given is not None and given.changes != plan.changes:
@@ -229,6 +232,26 @@ class Stack:
         if result.failure:
             raise ApplyFailed(result.failure, result) from result.failure
         return result
+
+
+def _check_options(parallelism: object, lock: object, timeout: object, on_done: object) -> None:
+    """The options of apply and destroy, checked before anything is read: a wrong one is the
+    library's own error naming it, not a failure deep inside the run."""
+    if isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1:
+        raise LettaApplyError(
+            f"parallelism: expected a whole number of at least 1, got {parallelism!r}"
+        )
+    if not isinstance(lock, bool):
+        raise LettaApplyError(f"lock: expected true or false, got {type(lock).__name__}")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout < 0
+    ):
+        raise LettaApplyError(f"lock_timeout: expected seconds (0 or more), got {timeout!r}")
+    if on_done is not None and not callable(on_done):
+        raise LettaApplyError(f"on_done: expected a function, got {type(on_done).__name__}")
 
 
 class _Callbacks(ApplyEvents):

@@ -322,6 +322,23 @@ def test_arguments_of_the_wrong_type_are_named(tmp_path: Path) -> None:
     assert refused(base_dir=5, variables={"tenant": "acme"}) == ["root: expected a path, not int"]
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("parallelism", 0), ("parallelism", "8"), ("parallelism", True), ("lock", 1),
+     ("lock_timeout", float("nan")), ("lock_timeout", -1), ("lock_timeout", "60"),
+     ("on_done", 5)],
+)  # fmt: skip
+def test_apply_options_of_the_wrong_type_are_named_before_anything_is_read(
+    option: str, value: Any
+) -> None:
+    fake = FakeLetta()
+    stack = Stack.from_dict(manifest(), variables={"tenant": "acme"})
+    for run in (stack.apply, stack.destroy):
+        with pytest.raises(LettaApplyError, match=f"^{option}: expected"):
+            run(fake.client(), **{option: value})
+    assert fake.calls == []
+
+
 class Failing(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         raise KeyError(key)

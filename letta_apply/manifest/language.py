@@ -16,7 +16,7 @@ Steps, each reporting every problem it finds with its `file:line:col`:
 4. `value_file`, `system_file` and `description_file` are read (relative to the manifest file that
    names them, inside the folder given to `-f` unless outside files are allowed).
 
-Loading and merging the files is in load.py, resolving variables in variables.py; this module
+Reading the files with positions is in files.py, resolving variables in variables.py; this module
 expands the result and ties the steps together (`load_source`).
 """
 

@@ -618,12 +618,17 @@ class _Expander:
                 )
                 if not allowed:
                     pos = self.out.where(path)
+                    why = (
+                        "tool rules are shown whole in every plan; keep secrets out of them"
+                        if "tool_rules" in fields[2:]
+                        else "it can go in value, description, system, metadata, properties, "
+                        "secrets, an MCP server's auth_token, custom_headers and env"
+                    )
                     self.errors.append(
                         Diagnostic(
                             pos.file or self.raw.file, pos.line, pos.col,
                             f"{_where(path)}: a sensitive value cannot be used here (it would be "
-                            "shown); it can go in value, description, system, metadata and "
-                            "properties",
+                            f"shown); {why}",
                         )
                     )  # fmt: skip
             elif isinstance(value, dict):

@@ -538,6 +538,8 @@ def test_a_sensitive_value_is_refused_in_a_tool_rule(tmp_path: Path, rule: str) 
     d = one_error(write(tmp_path, "m.yaml", text), vars=[f"key={SECRET}"])
     assert "a sensitive value cannot be used here" in d.message
     assert "tool_rules[0]" in d.message
+    # It says why, not that a value or metadata may hold one (these are in a rule).
+    assert "tool rules are shown whole" in d.message and "it can go in" not in d.message
     assert SECRET not in str(d)
 
 

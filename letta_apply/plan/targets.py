@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 
 from ..errors import LettaApplyError
+from ..kinds import KINDS
 from ..manifest.language import normalize_address
 from ..model import Desired
 
@@ -30,9 +31,9 @@ def expand_targets(desired: Desired, targets: Iterable[str]) -> list[str]:
                 raise LettaApplyError(
                     f"--target {t}: no such resource in the manifest; did you mean {hint[0]}?"
                 )
+            kinds = ", ".join(f"{k.name}.<key>" for k in KINDS)
             raise LettaApplyError(
-                f"--target {t}: no such resource in the manifest (addresses look like "
-                "block.<key>, agent.<key>, tool.<key>, identity.<key>, "
+                f"--target {t}: no such resource in the manifest (addresses look like {kinds}, "
                 'agent.<key>["<for_each key>"] or agent.<key>[<index>])'
             )
         out += found

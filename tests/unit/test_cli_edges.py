@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from letta_apply.kinds import KINDS
 from tests.helpers import Cli, write
 
 
@@ -85,6 +86,11 @@ def test_a_mistyped_target_or_tool_gets_a_did_you_mean(tmp_path: Path, cli: Cli)
     assert r.code == 1
     assert "--target agent.wroker: no such resource in the manifest; did you mean agent.worker?" \
         in r.err  # fmt: skip
+    # With nothing close, the hint names the address of every kind.
+    r = cli("plan", "-f", str(path), "--target", "zzzz.q")
+    assert r.code == 1 and all(
+        f"{k.name}.<key>" in r.err for k in KINDS
+    ), r.err  # fmt: skip
     typo = write(tmp_path, AGENTS + "    tools: [web_serch]\n", "typo.yaml")
     r = cli("plan", "-f", str(typo))
     assert r.code == 1

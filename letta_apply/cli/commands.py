@@ -23,6 +23,7 @@ from ..apply.report import apply_document
 from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from ..errors import ApiError, LettaApplyError, ManifestError
+from ..kinds import KINDS
 from ..model import Desired
 from ..pipeline import load_manifest, plan_for
 from ..plan import planfile
@@ -202,10 +203,14 @@ def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
     if o.format == "json":
         print(diagnostics_json([]), file=o.out)
     else:
-        tools = f", {len(desired.tools)} tool(s)" if desired.tools else ""
+        counts = [
+            f"{len(desired.of(k.name))} {k.noun or k.name.replace('_', ' ')}(s)"
+            for k in KINDS
+            if desired.of(k.name)
+        ]
         o.text(
-            f'{", ".join(args.file)}: valid: stack "{desired.stack}", {len(desired.blocks)} shared '
-            f"block(s), {len(desired.agents)} agent(s){tools}"
+            f'{", ".join(args.file)}: valid: stack "{desired.stack}", '
+            + (", ".join(counts) or "nothing declared")
         )
     return EXIT_OK
 

@@ -315,6 +315,7 @@ class Kind(ABC):
 
     name: ClassVar[str]  # the address prefix: identity.<key>
     section: ClassVar[str]  # the manifest section: identities:
+    noun: ClassVar[str] = ""  # what one is called in summaries, when not `name` with spaces
     id_prefix: ClassVar[str]  # the prefix of its ids: identity-
     depends_on: ClassVar[tuple[str, ...]] = ()  # kinds whose ids its requests carry
     nested: ClassVar[Mapping[str, str]] = {}  # address segment -> kind of what it owns

@@ -454,6 +454,7 @@ def blanked(value: Any, name: str, fields: frozenset[str]) -> Any:
 
 class BlockKind(Kind):
     name: ClassVar[str] = "block"
+    noun: ClassVar[str] = "shared block"  # an agent's own blocks are counted with it
     section: ClassVar[str] = "blocks"
     id_prefix: ClassVar[str] = "block-"
     depends_on: ClassVar[tuple[str, ...]] = ("identity",)

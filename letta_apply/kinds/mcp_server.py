@@ -84,6 +84,7 @@ __all__ = ["MARK_LABEL", "MCP_TOOL", "LiveMcpServer", "McpServerKind", "McpState
 
 class McpServerKind(Kind):
     name: ClassVar[str] = "mcp_server"
+    noun: ClassVar[str] = "MCP server"
     section: ClassVar[str] = "mcp_servers"
     id_prefix: ClassVar[str] = "mcp_server-"
     fields: ClassVar[tuple[Field, ...]] = (

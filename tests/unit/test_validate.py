@@ -883,6 +883,11 @@ def test_cli_validate_valid_file(cli: Cli) -> None:
     assert err == ""
     assert out.startswith(f"{EXAMPLE}: valid")
     assert "1 shared block(s), 2 agent(s)" in out
+    # Every kind the manifest declares is counted, not only blocks, agents and tools.
+    knowledge = EXAMPLE.parent / "knowledge.yaml"
+    code, out, err = cli("validate", "-f", str(knowledge))
+    assert code == 0 and out.endswith('valid: stack "knowledge-example", 2 agent(s), '
+                                      "1 archive(s), 1 folder(s)\n"), out  # fmt: skip
 
 
 def test_cli_validate_prints_one_line_per_error(tmp_path: Path, cli: Cli) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 
 from letta_apply.kinds import KINDS
+from letta_apply.kinds.reference import pages
 from letta_apply.manifest.published import manifest_schema_id, published_schema
 from letta_apply.manifest.validate import schema
 
@@ -79,3 +80,22 @@ def test_every_kind_contributes_its_section() -> None:
     assert not set(s["properties"]) - {k.section for k in KINDS} - {
         "version", "stack", "variables", "imports", "moved", "removed",
     }  # fmt: skip
+
+
+def test_the_kind_reference_pages_are_current() -> None:
+    docs = ROOT / "docs" / "kinds"
+    expected = pages((ROOT / "examples").glob("*.yaml"))
+    assert {p.name for p in docs.glob("*.md")} == set(expected), "run scripts/schemas"
+    for name, text in expected.items():
+        assert (docs / name).read_text(encoding="utf-8") == text, (
+            f"docs/kinds/{name}: run scripts/schemas"
+        )
+    # Each field a kind manages is on its page with its policy (those the schema names).
+    for k in KINDS:
+        rows = {
+            line.split("`")[1]: line for line in expected[f"{k.name}.md"].splitlines()
+            if line.startswith("| `")
+        }  # fmt: skip
+        for f in k.fields:
+            assert f.name not in rows or f"| {f.policy} |" in rows[f.name], (k.name, f.name)
+        assert len(rows) >= len(k.fields) - 1, k.name

@@ -355,7 +355,7 @@ def test_source_edited_on_the_server_is_drift_and_restored(tmp_path: Path) -> No
 def test_validate_counts_declared_tools(tmp_path: Path, cli: Cli) -> None:
     code, out, _ = cli("validate", "-f", str(write(tmp_path)))
     assert code == 0
-    assert out.rstrip().endswith("1 agent(s), 1 tool(s)")
+    assert out.rstrip().endswith("1 tool(s), 1 agent(s)")
 
 
 def test_a_new_source_gets_the_servers_schema_without_the_generate_schema_route(

@@ -500,7 +500,23 @@ class FakeLetta(FakeFolders, FakeArchives):
                 for t in self.tools.values()
                 if t["tool_type"] == "letta_core" and t["id"] not in tools
             ]
-        agent = self._new_agent({**body, "id": None, "block_ids": own + shared, "tool_ids": tools})
+        # As Letta 0.16.8: include_base_tool_rules adds loop rules for the base tools it gives
+        # (send_message ends the loop), after the declared rules; the agent does not report it.
+        rules = list(body.get("tool_rules") or [])
+        if body.get("include_base_tool_rules"):
+            base = [
+                self.tools[t]["name"] for t in tools if self.tools[t]["tool_type"] == "letta_core"
+            ]
+            rules += [
+                {"type": "exit_loop" if n == "send_message" else "continue_loop", "tool_name": n}
+                for n in base
+            ]
+        agent = self._new_agent(
+            {**body, "id": None, "block_ids": own + shared, "tool_ids": tools, "tool_rules": rules}
+        )
+        # The agent's first messages (None: Letta's default greeting), kept where no view
+        # shows them: letta-apply never reads messages.
+        agent["_initial_messages"] = body.get("initial_message_sequence")
         return self._agent_view(_public(agent))
 
     def _new_agent(self, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -513,6 +529,7 @@ class FakeLetta(FakeFolders, FakeArchives):
             "system": spec.get("system", "default system"),
             "model": spec.get("model"),
             "embedding": spec.get("embedding"),
+            "agent_type": spec.get("agent_type") or "letta_v1_agent",  # Letta's default
             "tags": spec.get("tags") or [],
             "metadata": spec.get("metadata") or {},
             "block_ids": list(spec.get("block_ids") or []),
@@ -529,7 +546,8 @@ class FakeLetta(FakeFolders, FakeArchives):
         for k, v in body.items():
             if k == "tool_rules" and _same_rules(self.agents[aid].get("tool_rules") or [], v):
                 continue  # as in Letta, which compares a run_first rule without its args
-            if v is not None and k not in _LANDED and k not in _SECRETS:
+            # Letta's UpdateAgent has no create-only fields: they are dropped.
+            if v is not None and k not in (*_LANDED, *_SECRETS, *_CREATE_ONLY):
                 self.agents[aid][k] = v
         _land_settings(self.agents[aid], body)
         return self._agent_view(_public(self.agents[aid]))
@@ -654,6 +672,9 @@ _KEPT = (
 # As Letta: secrets are sent as a mapping and returned as rows with their values in plain; a
 # write of them replaces the set, each row with a new id.
 _SECRETS = ("secrets", "tool_exec_environment_variables")
+_CREATE_ONLY = (
+    "agent_type", "include_base_tools", "include_base_tool_rules", "initial_message_sequence",
+)  # fmt: skip
 
 
 def _land_settings(agent: dict[str, Any], body: Mapping[str, Any]) -> None:

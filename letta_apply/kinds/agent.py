@@ -5,8 +5,8 @@ tools, tool rules and identities.
 Marks: the stack's tag in `tags`, and stack, address and digests in `metadata` (with the
 configuration of its own blocks: Letta drops the metadata of blocks created inline with an
 agent until letta-apply writes it). Agent names may repeat in Letta: a declared name taken by an
-agent the stack does not own is refused with the hint to import it. Changing
-`include_base_tools` replaces the agent, create-first.
+agent the stack does not own is refused with the hint to import it. What an agent is made with
+and cannot change (`agent_type`, ...: kinds.agent_create_only) replaces it, create-first.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ..plan.changes import (
 from ..plan.marks import digest, sensitive_fields
 from ..sensitive import Masker
 from ..server.client import LettaClient
-from . import agent_plan
+from . import agent_create_only, agent_plan
 from .agent_mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
 from .agent_plan import HANDLES
 from .agent_secrets import (
@@ -106,7 +106,7 @@ class DesiredAgent:
     address: str
     name: str
     config: Mapping[str, Any] = field(default_factory=dict)
-    include_base_tools: bool | None = None
+    created: Mapping[str, Any] = field(default_factory=dict)  # create-only fields it sets
     memory_blocks: tuple[DesiredBlock, ...] = ()
     blocks: tuple[str, ...] = ()  # addresses of shared blocks, in manifest order
     prevent_destroy: bool = False
@@ -135,6 +135,7 @@ class AgentJSON(_Id, total=False):
     system: str | None
     model: str | None
     embedding: str | None
+    agent_type: str | None
     llm_config: _Handle | None
     embedding_config: _Handle | None
     tags: list[str] | None
@@ -154,6 +155,7 @@ class LiveAgent:
     system: str | None = None
     model: str | None = None
     embedding: str | None = None
+    agent_type: str | None = None
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
     tools: tuple[LiveTool, ...] = ()
@@ -179,6 +181,7 @@ class LiveAgent:
             system=d.get("system"),
             model=d.get("model") or llm.get("handle"),
             embedding=d.get("embedding") or emb.get("handle"),
+            agent_type=d.get("agent_type"),
             tags=tuple(d.get("tags") or ()),
             metadata=d.get("metadata") or {},
             tools=tuple(
@@ -244,7 +247,10 @@ class AgentKind(Kind):
         Field("mcp_tools"),
         Field("blocks"),
         Field("memory_blocks"),
+        Field("agent_type", "replace"),
         Field("include_base_tools", "replace"),
+        Field("include_base_tool_rules", "replace"),
+        Field("initial_message_sequence", "create"),
         *(Field(name) for name in SETTINGS),
         *(Field(name, "sensitive") for name in NAMES),
     )
@@ -262,6 +268,7 @@ class AgentKind(Kind):
             *_check_secrets(doc, data),
             *check_mcp_tools(doc, data),
             *check_timezones(doc, data),
+            *agent_create_only.check_create_only(doc, data),
         ]
 
     def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,7 +291,7 @@ class AgentKind(Kind):
                 address=address,
                 name=spec.get("name", key),
                 config=config,
-                include_base_tools=spec.get("include_base_tools"),
+                created=agent_create_only.declared(spec),
                 memory_blocks=own,
                 blocks=tuple(f"block.{ref}" for ref in spec.get("blocks") or []),
                 prevent_destroy=bool(spec.get("prevent_destroy", False)),

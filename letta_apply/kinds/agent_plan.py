@@ -33,7 +33,7 @@ from ..plan.marks import (
     sensitive_names,
     user_metadata,
 )
-from . import agent_mcp_tools
+from . import agent_create_only, agent_mcp_tools
 from .agent_secrets import WRITTEN, plan_secrets, with_recorded
 from .agent_settings import SETTINGS, compared
 from .base import Context, Update, applied_of, declared_at, dict_diffs
@@ -84,8 +84,7 @@ def agent_applied(da: DesiredAgent, previous: Mapping[str, Any] | None = None) -
         out["tool_rules"] = digest(rule_keys(da.config["tool_rules"]))
     if "identities" in da.config:
         out["identities"] = digest(sorted(da.config["identities"]))
-    if da.include_base_tools is not None:
-        out["include_base_tools"] = da.include_base_tools
+    out.update(agent_create_only.recorded(da))
     out["blocks"] = sorted(da.blocks)
     if previous is None:
         out["memory_blocks"] = {b.label: block_applied(b) for b in da.memory_blocks}
@@ -254,8 +253,7 @@ def body(ctx: Context, da: DesiredAgent, **mark_extra: Any) -> dict[str, Any] | 
         out["tool_rules"] = [rule_compared(r) for r in da.config["tool_rules"]]
     if "identities" in da.config:
         out["identity_ids"] = identity_ids(ctx, da)
-    if da.include_base_tools is not None:
-        out["include_base_tools"] = da.include_base_tools
+    out.update(da.created)
     return out if ok else None
 
 
@@ -268,8 +266,7 @@ def create_diffs(da: DesiredAgent, body: Mapping[str, Any]) -> list[FieldDiff]:
         diffs.append(FieldDiff("tool_rules", None, rules_shown(body["tool_rules"]), NEW))
     if "identities" in da.config:
         diffs.append(FieldDiff("identities", None, sorted(da.config["identities"]), NEW))
-    if da.include_base_tools is not None:
-        diffs.append(FieldDiff("include_base_tools", None, da.include_base_tools, NEW))
+    diffs.extend(agent_create_only.create_diffs(da))
     diffs.extend(FieldDiff(k, None, da.config[k], NEW) for k in SETTINGS if k in da.config)
     secrets = sorted((da.config.get("secrets") or {}).items())
     diffs.extend(FieldDiff(f"secrets['{k}']", None, v, NEW) for k, v in secrets)
@@ -382,14 +379,18 @@ def _managers(ctx: Context) -> set[str]:
 def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
     adopt = da.address in ctx.importing
     applied = applied_of(la)
-    recorded = (applied or {}).get("include_base_tools")
-    if (
-        not adopt
-        and da.include_base_tools is not None
-        and recorded is not None
-        and recorded != da.include_base_tools
-    ):
-        reason = FieldDiff("include_base_tools", recorded, da.include_base_tools, MANIFEST)
+    reason = agent_create_only.replacement(da, la, applied)
+    if reason is not None and adopt:  # adopting, never replacing: what it has stays
+        ctx.problems.append(
+            Problem(
+                da.address,
+                f"the agent to import has {reason.field} {reason.before}, the manifest declares "
+                f"{reason.after}: Letta cannot change it",
+                f"declare {reason.field}: {reason.before} (or leave it out) to import this agent",
+            )
+        )
+        return
+    if reason is not None:
         replace(ctx, da, la, reason)
         return
     u = _field_changes(ctx, da, la, applied, adopt=adopt)

@@ -44,10 +44,12 @@ if TYPE_CHECKING:
     from ..manifest.files import Document
     from ..server.client import LettaClient
 
-Policy = Literal["enforced", "initial", "sensitive", "replace"]
+Policy = Literal["enforced", "initial", "sensitive", "replace", "create"]
 """How a field is kept: `enforced` (a difference is written back), `initial` (set at creation; a
 live difference is drift, kept, like a block's value), `sensitive` (write-only: never shown,
-never digested), `replace` (a change replaces the resource, create-first)."""
+never digested), `replace` (a change replaces the resource, create-first), `create` (sent with
+the create only, never compared: what the resource starts with, such as an agent's first
+messages)."""
 
 Users = tuple[tuple[str, str, "str | None"], ...]
 """Agents using a resource: (agent id, agent name, the agent's stack or None)."""

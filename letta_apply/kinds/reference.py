@@ -21,6 +21,7 @@ POLICY = {
     "initial": "initial: set when the resource is made, then left to the server and its agents",
     "sensitive": "sensitive: compared by digest, masked in every output and plan file",
     "replace": "replace: a change makes a new resource (created first) and deletes the old one",
+    "create": "create: sent when the resource is made, never compared or sent again",
 }
 # Fields every kind reads the same way: how letta-apply itself treats the resource.
 MANIFEST_ONLY = ("prevent_destroy", "ignore_changes", "for_each", "count")

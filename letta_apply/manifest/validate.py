@@ -50,9 +50,10 @@ def schema() -> dict[str, Any]:
         out["properties"][k.section] = fragment["section"]
         out["$defs"].update(fragment["$defs"])
         # ignore_changes names the fields the kind manages in place: a field whose change
-        # replaces the resource cannot be ignored. A kind that lists the fields it honours
-        # (a folder's embedding is never compared, its files are not "changes") keeps its list.
-        ignorable = [f.name for f in k.fields if f.policy != "replace"]
+        # replaces the resource, or one never compared, cannot be ignored. A kind that lists the
+        # fields it honours (a folder's embedding is never compared, its files are not
+        # "changes") keeps its list.
+        ignorable = [f.name for f in k.fields if f.policy not in ("replace", "create")]
         items = out["$defs"][k.name]["properties"]["ignore_changes"].setdefault("items", {})
         items.setdefault("enum", ignorable)
     # Addresses and ids name any kind: `(KINDS)` in the shared part stands for their names.

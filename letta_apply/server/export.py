@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 
 from ..kinds.agent import AGENT_INCLUDE, LiveAgent
+from ..kinds.agent_create_only import DEFAULT_AGENT_TYPE
 from ..kinds.block import LiveBlock, export_block
 from ..kinds.group import GroupKind, LiveGroup
 from ..kinds.identity import IdentityKind, LiveIdentity
@@ -201,6 +202,8 @@ def _agent_spec(agent: LiveAgent, key: str, refs: _Refs, *, include_system: bool
         spec["model"] = agent.model
     if agent.embedding:
         spec["embedding"] = agent.embedding
+    if agent.agent_type and agent.agent_type != DEFAULT_AGENT_TYPE:
+        spec["agent_type"] = agent.agent_type  # a copy made from the export is of its type
     if agent.tags:
         spec["tags"] = sorted(agent.tags)
     if user_metadata(agent.metadata):

@@ -60,7 +60,6 @@ def test_example_validates_into_the_desired_state() -> None:
                     address="agent.supervisor",
                     name="supervisor",  # defaults to the key
                     config=handles,
-                    include_base_tools=None,
                     memory_blocks=(
                         DesiredBlock(
                             address="agent.supervisor.memory_blocks.persona",
@@ -141,7 +140,7 @@ def test_every_field_lands_in_config(tmp_path: Path) -> None:
     }
     agent = desired.agents["agent.bot"]
     assert agent.name == "Support Bot"
-    assert agent.include_base_tools is False
+    assert agent.created["include_base_tools"] is False
     assert agent.config == {
         "description": "answers",
         "system": "You are helpful.",

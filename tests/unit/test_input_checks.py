@@ -257,6 +257,36 @@ def test_file_names_cannot_forge_plan_lines(cli: Cli, tmp_path: Path) -> None:
     assert not [line for line in r.out.splitlines() if line.lstrip().startswith("+ agent.")]
 
 
+def test_passage_file_names_cannot_forge_plan_lines(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / "a\n  + agent.forged.md").write_text("x")
+    (tmp_path / "k" / "\x1b[31mred.md").write_text("y")
+    path = write(
+        tmp_path,
+        HEAD + "archives:\n  kb:\n    embedding: letta/letta-free\n"
+        "    passages: {files: ['k/*.md']}\n",
+    )
+
+    def escaped(out: str, times: int) -> None:
+        # Escaped as a folder's file names are (kinds.folder_files.shown_name).
+        assert out.count("passages['a\\x0a  + agent.forged.md']") == times, out
+        assert out.count("passages['\\x1b[31mred.md']") == times, out
+        assert "\x1b" not in out
+        assert not [line for line in out.splitlines() if line.lstrip().startswith("+ agent.")]
+
+    r = cli("plan", "-f", str(path), "--no-color")
+    assert r.code == 0, r.err
+    escaped(r.out, 1)
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    # Changed files: the passages inserted go, named by the source their marks on the server
+    # hold, and new ones come.
+    for f in (tmp_path / "k").iterdir():
+        f.write_text("changed " + f.read_text())
+    r = cli("plan", "-f", str(path), "--no-color")
+    assert r.code == 0, r.err
+    escaped(r.out, 2)
+
+
 def test_a_group_names_instances_of_templated_agents(cli: Cli, tmp_path: Path) -> None:
     text = (
         HEAD + "blocks:\n  region: {for_each: [eu, us], value: x}\n"

@@ -422,5 +422,3 @@ def _field(source: str, text_digest: str) -> str:
     # Escaped as a folder's file names are: a name (or a mark's source on the server) with a
     # newline or a terminal escape cannot fake a line of the plan.
     return f"passages['{shown_name(source)}'][{text_digest[:8]}]"
-
-

@@ -313,8 +313,7 @@ class _Expander:
                 out[section] = self.resources(section, value)
             else:
                 out[section] = self.copy((section,), (section,), value, Scope())
-        if isinstance(out.get("agents"), dict):
-            self.references(out["agents"])
+        self.references(out)
         for section, field_names in (
             ("moved", ("from", "to")),
             ("imports", ("to",)),
@@ -525,52 +524,72 @@ class _Expander:
 
     # -- references between resources ---------------------------------------------------------
 
-    def references(self, agents: dict[str, Any]) -> None:
-        """Agents' `blocks:` entries naming instances: `region[eu]` is `region["eu"]`,
-        `region[*]` every instance of `region`."""
-        templates = self.templates["blocks"]
-        for key, spec in agents.items():
-            if not isinstance(spec, dict) or not isinstance(spec.get("blocks"), list):
+    def references(self, data: dict[str, Any]) -> None:
+        """The fields that name shared blocks or agents by key (each kind's `instance_refs`:
+        an agent's `blocks:`, a group's members), read alike: `region[eu]` is `region["eu"]`,
+        and `region[*]`, in a list, every instance of `region`."""
+        for k in KINDS:
+            section = data.get(k.section)
+            if not k.instance_refs or not isinstance(section, dict):
                 continue
-            out: list[Any] = []
-            positions: list[Position] = []
-            expanded = False  # whether an entry became other than one entry
-            for i, ref in enumerate(spec["blocks"]):
-                pos = self.out.where(("agents", key, "blocks", i))
-                if not isinstance(ref, str):
-                    out.append(ref)
-                    positions.append(pos)
+            for key, spec in section.items():
+                if not isinstance(spec, dict):
                     continue
-                ref = normalize_address(ref)
-                m = _INSTANCE.match(ref)
-                base = m.group("base") if m else ref
-                if m and m.group("index") == "*" and base in templates:
-                    refs: list[str] = self.instances["blocks"].get(base, [])
-                elif not m and ref in templates:
-                    form = f"{ref}[0]" if templates[ref] == "count" else f"{ref}[KEY]"
-                    self.errors.append(
-                        Diagnostic(
-                            pos.file or self.raw.file, pos.line, pos.col,
-                            f"agents.{key}.blocks[{i}]: block.{ref} has {templates[ref]}: name "
-                            f"one instance, {form}, or every one, {ref}[*]",
-                        )
-                    )  # fmt: skip
-                    refs = []
-                else:
-                    refs = [ref]
-                expanded = expanded or len(refs) != 1
-                out.extend(refs)
-                positions.extend(pos for _ in refs)
-            spec["blocks"] = out
-            if not expanded:
-                continue  # same entries, same places: the recorded positions stand
-            # Renumbering scans every recorded position: only worth it when entries moved (a
-            # scan per agent made loading quadratic in the size of the manifest).
-            for table in (self.out.values, self.out.keys):
-                for p in [p for p in table if p[:4] == ("agents", key, "blocks") and len(p) > 3]:
-                    del table[p]
-            for i, pos in enumerate(positions):
-                self.out.values[("agents", key, "blocks", i)] = pos
+                for name, target in k.instance_refs.items():
+                    at: Path_ = (k.section, key, name)
+                    value = spec.get(name)
+                    if isinstance(value, str):
+                        # One resource: a wrong name is reported, and left for no check to
+                        # report again (the same place).
+                        spec[name] = next(iter(self.named(value, target, at, many=False)), value)
+                    elif isinstance(value, list):
+                        self.reference_list(value, target, at)
+
+    def named(self, ref: str, target: str, at: Path_, *, many: bool) -> list[str]:
+        """The keys of `target` (blocks, agents) that `ref`, at `at`, names: none, reported,
+        for a template named without one instance (or, where one is named, with `[*]`)."""
+        ref = normalize_address(ref)
+        m = _INSTANCE.match(ref)
+        base = m.group("base") if m else ref
+        templates = self.templates[target]
+        if base not in templates or (m and m.group("index") != "*"):
+            return [ref]
+        if m and many:
+            return list(self.instances[target].get(base, []))
+        example = _instance_example(base, templates[base], self.instances[target].get(base, []))
+        every = f", or every one, {base}[*]" if many else ""
+        pos = self.out.where(at)
+        self.errors.append(
+            Diagnostic(
+                pos.file or self.raw.file, pos.line, pos.col,
+                f"{_where(at)}: {target[:-1]}.{base} has {templates[base]}: name one instance, "
+                f"{example}{every}",
+            )
+        )  # fmt: skip
+        return []
+
+    def reference_list(self, refs: list[Any], target: str, at: Path_) -> None:
+        """`refs` (the list at `at`) with each entry read by `named`, in place."""
+        out: list[Any] = []
+        positions: list[Position] = []
+        expanded = False  # whether an entry became other than one entry
+        for i, ref in enumerate(refs):
+            pos = self.out.where((*at, i))
+            found = self.named(ref, target, (*at, i), many=True) if isinstance(ref, str) else [ref]
+            expanded = expanded or len(found) != 1
+            out.extend(found)
+            positions.extend(pos for _ in found)
+        refs[:] = out
+        if not expanded:
+            return  # same entries, same places: the recorded positions stand
+        # Renumbering scans every recorded position: only worth it when entries moved (a scan
+        # per agent made loading quadratic in the size of the manifest).
+        n = len(at)
+        for table in (self.out.values, self.out.keys):
+            for p in [p for p in table if p[:n] == at and len(p) > n]:
+                del table[p]
+        for i, pos in enumerate(positions):
+            self.out.values[(*at, i)] = pos
 
     def broken_references(self, data: Any) -> set[Place]:
         """Where the manifest names an instance of a template that made none for a reported
@@ -634,6 +653,18 @@ class _Expander:
                     walk(v, (*path, i))
 
         walk(data, ())
+
+
+def _instance_example(key: str, template: str, instances: list[str]) -> str:
+    """One instance of template `key` as a manifest may name it: `w[0]`, `region[eu]`."""
+    if template == "count":
+        return f"{key}[0]"
+    m = _INSTANCE.match(instances[0]) if instances else None
+    if not m:
+        return f"{key}[KEY]"
+    index = json.loads(m.group("index"))
+    # A key that reads as a number keeps its quotes: `w[0]` is a count index.
+    return f"{key}[{index}]" if re.fullmatch(r"[A-Za-z_][\w-]*", index) else instances[0]
 
 
 def _close(name: str, names: list[str]) -> str:

@@ -125,6 +125,9 @@ def _characters(n: int) -> str:
     return f"{n} character" + ("" if n == 1 else "s")
 
 
+_KEY_PATTERNS = ("key", "instanceKey", "instanceRef")  # reported as an invalid key
+
+
 def _schema_diagnostics(doc: Document) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for err in _validator().iter_errors(doc.data):
@@ -199,7 +202,7 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                 f"invalid {field} handle {clip(str(inst))}: write it as provider/model, e.g. "
                 "letta/letta-free"
             )
-        elif rule in (schema()["$defs"][k]["pattern"] for k in ("key", "instanceKey", "blockRef")):
+        elif rule in (schema()["$defs"][k]["pattern"] for k in _KEY_PATTERNS):
             what = (
                 f"invalid key {clip(str(inst))}: keys use letters, digits, '_' and '-', start "
                 "with a letter or '_', at most 100 characters"

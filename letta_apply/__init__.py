@@ -19,7 +19,7 @@ from .errors import (
     ServerUnreachable,
 )
 from .model import Desired, Live
-from .pipeline import load_manifest, load_manifest_data, plan_for
+from .pipeline import Validated, load_manifest, load_manifest_data, plan_for, validate_manifest
 from .plan.changes import Change, Drift, Plan, Problem
 from .plan.graph import Graph
 from .plan.listing import Listed, Listing
@@ -55,6 +55,7 @@ __all__ = [
     "ServerUnreachable",
     "Stack",
     "StalePlanError",
+    "Validated",
     "__version__",
     "apply_plan",
     "load_manifest",
@@ -64,4 +65,5 @@ __all__ = [
     "read_live",
     "render_graph",
     "render_plan",
+    "validate_manifest",
 ]

@@ -24,7 +24,7 @@ from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from ..errors import ApiError, LettaApplyError, ManifestError
 from ..model import Desired
-from ..pipeline import load_manifest, plan_for
+from ..pipeline import load_manifest, plan_for, validate_manifest
 from ..plan import planfile
 from ..plan.changes import Change, Plan
 from ..plan.graph import changed_graph, stack_graph
@@ -192,20 +192,32 @@ def _confirm(plan: Plan, out: TextIO, stdin: TextIO) -> bool:
 
 
 def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
+    # Needs no variable values: one not given is unknown, and checked as far as its
+    # declaration tells (plan and apply need them all).
     try:
-        desired = _load(args, o)
+        found = validate_manifest(args.file, options_of(args))
     except ManifestError as e:
         if o.format != "json":
             raise
         print(diagnostics_json(e.diagnostics), file=o.out)
         return EXIT_ERROR
+    desired = found.desired
+    checked = ", ".join(args.file)
+    if args.var_file:
+        checked += f" with {', '.join(args.var_file)}"
     if o.format == "json":
-        print(diagnostics_json([]), file=o.out)
+        print(diagnostics_json([], found.unknown), file=o.out)
+    elif desired is None:
+        o.text(
+            f"{checked}: valid, without values for {', '.join(found.unknown)} (what depends on "
+            "them is checked by plan, which needs them)"
+        )
     else:
+        o.masker.add(desired.secrets)
         tools = f", {len(desired.tools)} tool(s)" if desired.tools else ""
         o.text(
-            f'{", ".join(args.file)}: valid: stack "{desired.stack}", {len(desired.blocks)} shared '
-            f"block(s), {len(desired.agents)} agent(s){tools}"
+            f'{checked}: valid: stack "{desired.stack}", {len(desired.blocks)} shared block(s), '
+            f"{len(desired.agents)} agent(s){tools}"
         )
     return EXIT_OK
 

@@ -859,6 +859,10 @@ def _expand(
     expanded = expander.expand()
     errors += expander.errors
     expander.out.data = expanded
+    if options.unknown_values:  # used or not, plan asks for their values
+        expander.unknown |= {
+            f"var.{v.name}" for v in variables.values() if not v.has_value and not v.invalid
+        }
     # Files the kinds' entries name (a tool's source) are read now, once: validation does no
     # I/O, and their text is part of the digest a saved plan is checked against.
     sources: list[str] = []

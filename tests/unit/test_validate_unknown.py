@@ -99,6 +99,12 @@ def test_a_var_file_is_still_checked_against_the_declarations(tmp_path: Path) ->
     ]
 
 
+def test_a_variable_without_value_is_listed_used_or_not(tmp_path: Path) -> None:
+    text = HEAD + "variables:\n  spare: {type: number}\n  set: {default: x}\n"
+    assert checked(tmp_path, text) == Validated(None, ("var.spare",))
+    assert checked(tmp_path, text, vars=["spare=1"]).desired is not None
+
+
 def test_an_unset_environment_variable_is_unknown_to_validate_only(tmp_path: Path) -> None:
     text = HEAD + "agents:\n  a:\n" + AGENT + "    description: ${env.LETTA_TEST_UNSET_X}\n"
     assert checked(tmp_path, text).unknown == ("env.LETTA_TEST_UNSET_X",)
@@ -171,9 +177,9 @@ def test_what_depends_on_an_unknown_value_waits_for_it(tmp_path: Path) -> None:
         "    agents: ['w[0]', 'w[*]']\n    blocks: ['region[us]']\n"
         "imports:\n  - {to: 'agent.w[3]', id: agent-00000000-0000-0000-0000-000000000000}\n"
     )
-    found = checked(tmp_path, text)
-    assert found.desired is None
-    assert found.unknown == ("var.m", "var.n", "var.s")
+    assert checked(tmp_path, text) == Validated(
+        None, ("var.key", "var.l", "var.m", "var.n", "var.s")
+    )
 
 
 def test_a_template_of_unknown_instances_is_checked_once(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ Steps, each reporting every problem it finds with its `file:line:col`:
    scalars such as `version` and `stack` equal in every file that sets them). A key declared in
    two files is an error naming both places.
 2. `variables:` are resolved: declared default < `LETTA_APPLY_VAR_<name>` < `--var-file` files
-   in order < `--var` in order (the later wins).
+   in order < `--var` in order (the later wins). For `validate`, one given no value is unknown
+   (manifest.unknown), not an error.
 3. Every string is interpolated (`${var.x}`, `${env.X}`, `${each.key}`, `${each.value}`,
    `${each.value.field}`, `${count.index}`; `$${` is a literal `${`); a string that is exactly one
    reference takes the referenced value's type. Blocks and agents with `for_each` or `count` become
@@ -39,6 +40,7 @@ from ..model import Sensitive, is_secret
 from .files import (
     Document,
     Path_,
+    Place,
     Position,
     Unreadable,
     clip,
@@ -70,9 +72,6 @@ _SENSITIVE_OK = {
 }  # fmt: skip
 _SENSITIVE_SECTIONS = ("blocks", "agents", "identities", "mcp_servers")
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
-
-Place = tuple[str, int, int]
-"""A position in a manifest file: file, line, column."""
 
 
 @dataclass
@@ -220,8 +219,9 @@ class _Expander:
                 return True, scope.each[0]
             value = scope.each[1]
             for i, name in enumerate(parts[2:]):
-                if isinstance(value, Unknown) and field_of(value, name):
-                    value = field_of(value, name)
+                inner = field_of(value) if isinstance(value, Unknown) else None
+                if inner is not None:
+                    value = inner
                     continue
                 if not isinstance(value, dict) or name not in value:
                     at = ".".join(["each", "value", *parts[2 : 2 + i]])

@@ -26,9 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .files import Path_
-
-Place = tuple[str, int, int]
+from .files import Path_, Place
 
 REPRESENTATIVE = "*"
 """The instance key a template whose instances are not known is checked as: `worker["*"]`."""
@@ -53,9 +51,8 @@ class Unknown:
     sensitive: bool = False
 
 
-def field_of(value: Unknown, name: str) -> Unknown | None:
-    """`value.name` (`${each.value.field}`) of an unknown value, or None when its type has no
-    fields."""
+def field_of(value: Unknown) -> Unknown | None:
+    """A field of an unknown value (`${each.value.field}`), or None when its type has none."""
     if value.type not in (None, "map"):
         return None
     return Unknown(None, value.sensitive)

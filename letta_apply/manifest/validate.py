@@ -24,14 +24,11 @@ from ..kinds.mcp_server import MARK_LABEL as MCP_MARK_LABEL
 from ..model import Desired, Import
 from ..server.lock import LOCK_LABEL
 from ..server.serial import LOCK_KEY
-from .files import Document, Path_, clip
+from .files import Document, Path_, Place, clip
 from .files import where as _where
 from .unknown import placeholders
 
 BASE_SCHEMA = Path(__file__).parent / "schemas" / "base.schema.json"
-
-Place = tuple[str, int, int]
-"""A position in a manifest file: file, line, column."""
 
 # What the server itself accepts: agent names (Letta 0.16.8 CreateAgent.validate_name, matched
 # against the whole name: Letta's own `$` would let a trailing newline through) and block labels

@@ -20,7 +20,7 @@ from .errors import (
     StalePlanError,
 )
 from .model import Desired, Live
-from .pipeline import load_manifest, load_manifest_data, plan_for
+from .pipeline import Validated, load_manifest, load_manifest_data, plan_for, validate_manifest
 from .plan.changes import Change, Drift, Plan, Problem
 from .plan.graph import Graph
 from .plan.listing import Listed, Listing
@@ -56,6 +56,7 @@ __all__ = [
     "ServerUnreachable",
     "Stack",
     "StalePlanError",
+    "Validated",
     "__version__",
     "apply_plan",
     "load_manifest",
@@ -65,4 +66,5 @@ __all__ = [
     "read_live",
     "render_graph",
     "render_plan",
+    "validate_manifest",
 ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from .manifest.data import (
 )
 from .manifest.files import load_file, load_text, manifest_files
 from .manifest.language import Source, load_source, load_source_text
-from .manifest.validate import validate
+from .manifest.validate import check, validate
 from .manifest.variables import Options
 from .model import Desired
 from .plan.changes import Plan
@@ -45,6 +46,30 @@ def load_manifest(paths: str | Sequence[str], options: Options | None = None) ->
     masked)."""
     checked = file_paths(paths, "paths")
     return _validated(load_source(checked, _checked(options, Budget())))
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A manifest `validate_manifest` found valid: its desired state when every value is known;
+    else the references checked without one (`var.x`, `env.X`) and no desired state (that
+    needs them: plan and apply ask for them)."""
+
+    desired: Desired | None
+    unknown: tuple[str, ...] = ()
+
+
+def validate_manifest(paths: str | Sequence[str], options: Options | None = None) -> Validated:
+    """Check the manifest `paths` name as `letta-apply validate` does: without the values of its
+    variables (nor of `${env.X}`). A value given is used; one not given is unknown, and the
+    checks that depend on it are made as far as its declaration tells (manifest.unknown).
+    Raises ManifestError with every problem found, as load_manifest does."""
+    checked = file_paths(paths, "paths")
+    source = load_source(checked, replace(_checked(options, Budget()), unknown_values=True))
+    if not source.unknown:
+        return Validated(_validated(source))
+    with _masked(source):
+        check(source.doc, source.errors, source.quiet, source.typed)
+    return Validated(None, source.unknown)
 
 
 def declared_addresses(paths: Sequence[str], options: Options | None = None) -> list[str]:
@@ -129,14 +154,21 @@ def _checked(
 
 
 def _validated(source: Source) -> Desired:
-    try:
+    with _masked(source):
         desired = validate(source.doc, source.errors, source.quiet)
+    return replace(desired, files=source.files, digest=source.digest, secrets=source.secrets)
+
+
+@contextmanager
+def _masked(source: Source) -> Iterator[None]:
+    """The manifest errors raised inside, with `source`'s sensitive values masked."""
+    try:
+        yield
     except ManifestError as e:
         masker = Masker(source.secrets)
         raise ManifestError(
             [Diagnostic(d.file, d.line, d.col, masker.text(d.message)) for d in e.diagnostics]
         ) from None
-    return replace(desired, files=source.files, digest=source.digest, secrets=source.secrets)
 
 
 def _by_key_path(error: ManifestError, text: str, name: str) -> ManifestError:

@@ -25,7 +25,7 @@ from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from ..errors import ApiError, LettaApplyError, ManifestError
 from ..kinds import KINDS
 from ..model import Desired
-from ..pipeline import load_manifest, plan_for
+from ..pipeline import load_manifest, plan_for, validate_manifest
 from ..plan import planfile
 from ..plan.changes import Change, Plan
 from ..plan.graph import changed_graph, stack_graph
@@ -193,23 +193,35 @@ def _confirm(plan: Plan, out: TextIO, stdin: TextIO) -> bool:
 
 
 def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
+    # Needs no variable values: one not given is unknown, and checked as far as its
+    # declaration tells (plan and apply need them all).
     try:
-        desired = _load(args, o)
+        found = validate_manifest(args.file, options_of(args))
     except ManifestError as e:
         if o.format != "json":
             raise
         print(diagnostics_json(e.diagnostics), file=o.out)
         return EXIT_ERROR
+    desired = found.desired
+    checked = ", ".join(args.file)
+    if args.var_file:
+        checked += f" with {', '.join(args.var_file)}"
     if o.format == "json":
-        print(diagnostics_json([]), file=o.out)
+        print(diagnostics_json([], found.unknown), file=o.out)
+    elif desired is None:
+        o.text(
+            f"{checked}: valid, without values for {', '.join(found.unknown)} (what depends on "
+            "them is checked by plan, which needs them)"
+        )
     else:
+        o.masker.add(desired.secrets)
         counts = [
             f"{len(desired.of(k.name))} {k.noun or k.name.replace('_', ' ')}(s)"
             for k in KINDS
             if desired.of(k.name)
         ]
         o.text(
-            f'{", ".join(args.file)}: valid: stack "{desired.stack}", '
+            f'{checked}: valid: stack "{desired.stack}", '
             + (", ".join(counts) or "nothing declared")
         )
     return EXIT_OK

@@ -514,7 +514,8 @@ def show_text(listing: Listing, base_url: str) -> str:
     return "\n".join(lines)
 
 
-def diagnostics_json(diagnostics: Sequence[Diagnostic]) -> str:
+def diagnostics_json(diagnostics: Sequence[Diagnostic], unknown: Sequence[str] = ()) -> str:
+    """`validate --format json`: the problems, and the references checked without a value."""
     doc = {
         "format_version": 1,
         "valid": not diagnostics,
@@ -522,5 +523,6 @@ def diagnostics_json(diagnostics: Sequence[Diagnostic]) -> str:
             {"file": d.file, "line": d.line, "column": d.col, "message": d.message}
             for d in diagnostics
         ],
+        "unknown": list(unknown),
     }
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)

@@ -233,6 +233,7 @@ class AgentKind(Kind):
     id_prefix: ClassVar[str] = "agent-"
     depends_on: ClassVar[tuple[str, ...]] = ("block", "tool", "identity", "mcp_server")
     nested: ClassVar[Mapping[str, str]] = {"memory_blocks": "block"}
+    instance_refs: ClassVar[Mapping[str, str]] = {"blocks": "blocks"}
     fields: ClassVar[tuple[Field, ...]] = (
         Field("name"),
         Field("description"),

@@ -28,6 +28,7 @@ from ..plan.marks import digest
 from ..server.client import LettaClient
 from . import archive_passages as ap
 from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
+from .folder_files import shown_name
 from .mark_blocks import (
     MarkBlock,
     drop_marks,
@@ -418,6 +419,6 @@ def _short(text: str, limit: int = 70) -> str:
 
 
 def _field(source: str, text_digest: str) -> str:
-    return f"passages['{source}'][{text_digest[:8]}]"
-
-
+    # Escaped as a folder's file names are: a name (or a mark's source on the server) with a
+    # newline or a terminal escape cannot fake a line of the plan.
+    return f"passages['{shown_name(source)}'][{text_digest[:8]}]"

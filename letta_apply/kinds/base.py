@@ -325,6 +325,10 @@ class Kind(ABC):
     marks: ClassVar[str]  # where its ownership marks live, for people
     import_by_name: ClassVar[bool] = False
     shape: ClassVar[Shape] = "box"  # how `letta-apply graph` draws it
+    # Fields of an entry that name shared blocks or agents by key (field -> the section named),
+    # templates' instances included: the manifest language reads `w[eu]`, `'w["eu"]'`, `w[0]`
+    # and, in a list, `w[*]` there alike.
+    instance_refs: ClassVar[Mapping[str, str]] = {}
 
     # -- the manifest ----------------------------------------------------------------------
 

@@ -220,6 +220,9 @@ class GroupKind(Kind):
     section: ClassVar[str] = "groups"
     id_prefix: ClassVar[str] = "group-"
     depends_on: ClassVar[tuple[str, ...]] = ("agent", "block")
+    instance_refs: ClassVar[Mapping[str, str]] = {
+        "agents": "agents", "manager_agent": "agents", "blocks": "blocks",
+    }  # fmt: skip
     fields: ClassVar[tuple[Field, ...]] = (
         Field("manager_type", "replace"),
         Field("manager_agent"),

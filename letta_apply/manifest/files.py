@@ -28,6 +28,8 @@ MAX_DEPTH = 100
 MAX_VALUES = 1_000_000
 
 Path_ = tuple[str | int, ...]
+Place = tuple[str, int, int]
+"""A position in a manifest file: file, line, column."""
 if TYPE_CHECKING:  # yaml.CSafeLoader exists only when PyYAML was built with libyaml
     Loader = yaml.SafeLoader | yaml.CSafeLoader
 

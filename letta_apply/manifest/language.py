@@ -8,7 +8,8 @@ Steps, each reporting every problem it finds with its `file:line:col`:
    scalars such as `version` and `stack` equal in every file that sets them). A key declared in
    two files is an error naming both places.
 2. `variables:` are resolved: declared default < `LETTA_APPLY_VAR_<name>` < `--var-file` files
-   in order < `--var` in order (the later wins).
+   in order < `--var` in order (the later wins). For `validate`, one given no value is unknown
+   (manifest.unknown), not an error.
 3. Every string is interpolated (`${var.x}`, `${env.X}`, `${each.key}`, `${each.value}`,
    `${each.value.field}`, `${count.index}`; `$${` is a literal `${`); a string that is exactly one
    reference takes the referenced value's type. Blocks and agents with `for_each` or `count` become
@@ -39,6 +40,7 @@ from ..model import Sensitive, is_secret
 from .files import (
     Document,
     Path_,
+    Place,
     Position,
     Unreadable,
     clip,
@@ -49,6 +51,7 @@ from .files import (
     parse_text,
     read_regular,
 )
+from .unknown import REPRESENTATIVE, Unknown, field_of, settle
 from .variables import Options, Variable, as_text, resolve_variables, secrets_of
 
 # `$${` is a literal `${`; `${...}` a reference; a `${` with no `}` an error.
@@ -70,9 +73,6 @@ _SENSITIVE_OK = {
 _SENSITIVE_SECTIONS = ("blocks", "agents", "identities", "mcp_servers")
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
 
-Place = tuple[str, int, int]
-"""A position in a manifest file: file, line, column."""
-
 
 @dataclass
 class Source:
@@ -86,6 +86,11 @@ class Source:
     secrets: tuple[str, ...] = field(repr=False)
     errors: tuple[Diagnostic, ...] = ()
     quiet: frozenset[Place] = frozenset()
+    # Values not known yet (Options.unknown_values; manifest.unknown): the references given no
+    # value (`var.x`, `env.X`), and the paths of the unknown values of a known type, each with a
+    # placeholder of that type for the schema check.
+    unknown: tuple[str, ...] = ()
+    typed: dict[Path_, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,8 +133,8 @@ def normalize_address(address: str) -> str:
 class Scope:
     """What `${...}` may refer to at one place in the manifest."""
 
-    each: tuple[str, Any] | None = None
-    count: int | None = None
+    each: tuple[str | Unknown, Any] | None = None
+    count: int | Unknown | None = None
     what: str = ""  # the resource, for messages
 
 
@@ -154,6 +159,10 @@ class _Expander:
         # Templates that made no instances for a reported problem (a count of -1): references
         # to their instances are not "undeclared".
         self.broken: dict[str, set[str]] = {s: set() for s in _TEMPLATED}
+        # Templates whose instances are not known yet (manifest.unknown): checked as one.
+        self.unknown_templates: dict[str, set[str]] = {s: set() for s in _TEMPLATED}
+        self.unknown: set[str] = set()  # the references given no value, `var.x`, `env.X`
+        self.typed: dict[Path_, Any] = {}  # unknown values of a known type: placeholders
         self.quiet: set[Place] = set()
         self.unresolved = 0  # strings left empty for a problem reported elsewhere
         # A `variables:` that is not a mapping (reported): its names are unknown, not undefined.
@@ -184,10 +193,16 @@ class _Expander:
                 hint = _close(parts[1], list(self.variables))
                 self.err(path, f"{ref}: undefined variable '{parts[1]}'{hint} (declared: {known})")
                 return False, None
+            if not var.has_value and self.options.unknown_values and not var.invalid:
+                self.unknown.add(f"var.{var.name}")
+                return True, Unknown(var.type, var.sensitive)
             if not var.has_value:
                 return False, None  # reported once, at its declaration
             return True, var.value
         if head == "env" and len(parts) == 2:
+            if parts[1] not in self.options.env and self.options.unknown_values:
+                self.unknown.add(f"env.{parts[1]}")
+                return True, Unknown("string")
             if parts[1] not in self.options.env:
                 self.err(path, f"{ref}: environment variable {parts[1]} is not set")
                 return False, None
@@ -204,6 +219,10 @@ class _Expander:
                 return True, scope.each[0]
             value = scope.each[1]
             for i, name in enumerate(parts[2:]):
+                inner = field_of(value) if isinstance(value, Unknown) else None
+                if inner is not None:
+                    value = inner
+                    continue
                 if not isinstance(value, dict) or name not in value:
                     at = ".".join(["each", "value", *parts[2 : 2 + i]])
                     self.err(path, f"{ref}: {at} has no field '{name}'")
@@ -238,6 +257,7 @@ class _Expander:
         sensitive = False
         pos = 0
         failed = False
+        unknown = False  # a part not known yet: so is the whole string
         for m in matches:
             out.append(text[pos : m.start()])
             pos = m.end()
@@ -253,20 +273,25 @@ class _Expander:
             if not ok:
                 failed = True
                 continue
-            if isinstance(value, (dict, list)):
-                kind = "map" if isinstance(value, dict) else "list"
+            kind = _collection(value)
+            if kind:
                 self.err(
                     path,
                     f"${{{m.group(1)}}} is a {kind}: it can be a whole value, not part of a string",
                 )
                 failed = True
                 continue
-            sensitive = sensitive or is_secret(value) or self._sensitive_ref(m.group(1))
+            sensitive = sensitive or _secret(value) or self._sensitive_ref(m.group(1))
+            if isinstance(value, Unknown):
+                unknown = True
+                continue
             out.append(as_text(value))
         out.append(text[pos:])
         if failed:
             self.hush(path)
             return None
+        if unknown:
+            return Unknown("string", sensitive)
         joined = "".join(out)
         return Sensitive(joined) if sensitive else joined
 
@@ -313,8 +338,7 @@ class _Expander:
                 out[section] = self.resources(section, value)
             else:
                 out[section] = self.copy((section,), (section,), value, Scope())
-        if isinstance(out.get("agents"), dict):
-            self.references(out["agents"])
+        self.references(out)
         for section, field_names in (
             ("moved", ("from", "to")),
             ("imports", ("to",)),
@@ -327,7 +351,16 @@ class _Expander:
                         if isinstance(item.get(f), str):
                             item[f] = normalize_address(item[f])
         self.check_sensitive(out)
+        if self.unknown:
+            # Unknown values are left empty for the checks (manifest.unknown): nothing is
+            # reported where they are but, from the schema, a type their declaration rules out.
+            self.typed, places = settle(out, self.place)
+            self.quiet |= places
         return out
+
+    def place(self, path: Path_) -> Place:
+        pos = self.out.where(path)
+        return pos.file or self.raw.file, pos.line, pos.col
 
     def resources(self, section: str, specs: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -361,9 +394,14 @@ class _Expander:
                 if isinstance(value, dict):
                     # Names must be unique, labels are what the agent sees: an instance's name
                     # defaults to key-index, a shared block's label to the key alone.
-                    if section == "agents" and "name" not in value:
+                    if section == "agents" and "name" not in value and self.known(section, key):
                         value["name"] = f"{key}-{index}"
                         self._set((*path, "name"), raw_path)
+                    elif section == "agents" and "name" not in value:
+                        # Not known yet either: placed with the count or for_each that tells it.
+                        value["name"] = Unknown("string")
+                        template = "count" if "count" in spec else "for_each"
+                        self.out.values[(*path, "name")] = self.raw.where((*raw_path, template))
                     if section == "blocks" and "label" not in value:
                         value["label"] = key
                         self._set((*path, "label"), raw_path)
@@ -371,6 +409,10 @@ class _Expander:
                 keys.append(ikey)
             self.instances[section][key] = keys
         return out
+
+    def known(self, section: str, key: str) -> bool:
+        """Whether the instances of template `key` are known (else one stands for them)."""
+        return key not in self.unknown_templates[section]
 
     def template_value(self, path: Path_, name: str, spec: dict[str, Any]) -> Any:
         """The value of `count` or `for_each`, or None after reporting why there is none. An
@@ -413,12 +455,14 @@ class _Expander:
             n = self.template_value(path, "count", spec)
             if n is None:
                 return None
-            if is_secret(n):
+            if _secret(n):
                 self.err(
                     (*path, "count"),
                     f"{what}.count: cannot be sensitive: the number of instances is shown",
                 )
                 return None
+            if isinstance(n, Unknown):
+                return self.representative(section, key, "count", n)
             if isinstance(n, float) and n.is_integer():
                 n = int(n)
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -434,14 +478,20 @@ class _Expander:
         if isinstance(items, (list, dict)) and not self.within_cap(path, "for_each", len(items)):
             return None
         if isinstance(items, list):
-            bad = [x for x in items if not isinstance(x, str)]
+            bad = [x for x in items if not isinstance(x, str) and not _maybe_string(x)]
             if bad:
+                got = f"a {bad[0].type}" if isinstance(bad[0], Unknown) else clip(as_text(bad[0]))
                 self.err(
                     (*path, "for_each"),
                     f"{what}.for_each: a list must hold strings (they become the instance "
-                    f"keys); got {clip(as_text(bad[0]))}; use a map for other values",
+                    f"keys); got {got}; use a map for other values",
                 )
                 return None
+            if any(isinstance(x, Unknown) for x in items):  # its keys are not known yet
+                items = Unknown("list", any(_secret(x) for x in items))
+        if isinstance(items, Unknown):
+            return self.representative(section, key, "for_each", items)
+        if isinstance(items, list):
             dupes = sorted(x for x, n in Counter(items).items() if n > 1)  # linear: no count()
             if dupes:
                 self.err((*path, "for_each"), f"{what}.for_each: {clip(dupes[0])} is listed twice")
@@ -459,6 +509,29 @@ class _Expander:
             )
             return None
         return [(k, Scope(each=(k, v), what=what)) for k, v in pairs]
+
+    def representative(
+        self, section: str, key: str, name: str, value: Unknown
+    ) -> list[tuple[str | int, Scope]] | None:
+        """For a template whose count or for_each is not known yet, one instance standing for
+        every one (manifest.unknown), or None after reporting what its declaration already
+        rules out."""
+        at: Path_ = (section, key, name)
+        what = f"{section}.{key}.{name}"
+        wanted = ("number",) if name == "count" else ("list", "map")
+        if value.type is not None and value.type not in wanted:
+            expected = "a whole number, 0 or more" if name == "count" else "a list or a map"
+            self.err(at, f"{what}: expected {expected}, got a {value.type}")
+            return None
+        if value.sensitive and value.type == "list":
+            self.err(at, f"{what}: instance keys cannot be sensitive: they appear in addresses")
+            return None
+        self.unknown_templates[section].add(key)
+        if name == "count":
+            return [(REPRESENTATIVE, Scope(count=Unknown("number"), what=f"{section}.{key}"))]
+        each_value = Unknown("string" if value.type == "list" else None, value.sensitive)
+        scope = Scope(each=(Unknown("string"), each_value), what=f"{section}.{key}")
+        return [(REPRESENTATIVE, scope)]
 
     def files(self, section: str, raw_path: Path_, path: Path_, value: Any, scope: Scope) -> Any:
         """Read `value_file`, `system_file` and `description_file` into their fields."""
@@ -490,6 +563,10 @@ class _Expander:
             at: Path_ = (*raw_path, key)
             if target in spec:
                 self.err(at, f"{_where(raw_path)}: set {target} or {key}, not both", key=True)
+                continue
+            if _maybe_string(name):  # which file is not known yet, nor its text
+                spec[target] = Unknown("string")
+                self.out.values[(*path, target)] = self.raw.where(at)
                 continue
             if not isinstance(name, str) or not name:
                 if name is not None:
@@ -525,59 +602,82 @@ class _Expander:
 
     # -- references between resources ---------------------------------------------------------
 
-    def references(self, agents: dict[str, Any]) -> None:
-        """Agents' `blocks:` entries naming instances: `region[eu]` is `region["eu"]`,
-        `region[*]` every instance of `region`."""
-        templates = self.templates["blocks"]
-        for key, spec in agents.items():
-            if not isinstance(spec, dict) or not isinstance(spec.get("blocks"), list):
+    def references(self, data: dict[str, Any]) -> None:
+        """The fields that name shared blocks or agents by key (each kind's `instance_refs`:
+        an agent's `blocks:`, a group's members), read alike: `region[eu]` is `region["eu"]`,
+        and `region[*]`, in a list, every instance of `region`."""
+        for k in KINDS:
+            section = data.get(k.section)
+            if not k.instance_refs or not isinstance(section, dict):
                 continue
-            out: list[Any] = []
-            positions: list[Position] = []
-            expanded = False  # whether an entry became other than one entry
-            for i, ref in enumerate(spec["blocks"]):
-                pos = self.out.where(("agents", key, "blocks", i))
-                if not isinstance(ref, str):
-                    out.append(ref)
-                    positions.append(pos)
+            for key, spec in section.items():
+                if not isinstance(spec, dict):
                     continue
-                ref = normalize_address(ref)
-                m = _INSTANCE.match(ref)
-                base = m.group("base") if m else ref
-                if m and m.group("index") == "*" and base in templates:
-                    refs: list[str] = self.instances["blocks"].get(base, [])
-                elif not m and ref in templates:
-                    form = f"{ref}[0]" if templates[ref] == "count" else f"{ref}[KEY]"
-                    self.errors.append(
-                        Diagnostic(
-                            pos.file or self.raw.file, pos.line, pos.col,
-                            f"agents.{key}.blocks[{i}]: block.{ref} has {templates[ref]}: name "
-                            f"one instance, {form}, or every one, {ref}[*]",
-                        )
-                    )  # fmt: skip
-                    refs = []
-                else:
-                    refs = [ref]
-                expanded = expanded or len(refs) != 1
-                out.extend(refs)
-                positions.extend(pos for _ in refs)
-            spec["blocks"] = out
-            if not expanded:
-                continue  # same entries, same places: the recorded positions stand
-            # Renumbering scans every recorded position: only worth it when entries moved (a
-            # scan per agent made loading quadratic in the size of the manifest).
-            for table in (self.out.values, self.out.keys):
-                for p in [p for p in table if p[:4] == ("agents", key, "blocks") and len(p) > 3]:
-                    del table[p]
-            for i, pos in enumerate(positions):
-                self.out.values[("agents", key, "blocks", i)] = pos
+                for name, target in k.instance_refs.items():
+                    at: Path_ = (k.section, key, name)
+                    value = spec.get(name)
+                    if isinstance(value, str):
+                        # One resource: a wrong name is reported, and left for no check to
+                        # report again (the same place).
+                        spec[name] = next(iter(self.named(value, target, at, many=False)), value)
+                    elif isinstance(value, list):
+                        self.reference_list(value, target, at)
+
+    def named(self, ref: str, target: str, at: Path_, *, many: bool) -> list[str]:
+        """The keys of `target` (blocks, agents) that `ref`, at `at`, names: none, reported,
+        for a template named without one instance (or, where one is named, with `[*]`)."""
+        ref = normalize_address(ref)
+        m = _INSTANCE.match(ref)
+        base = m.group("base") if m else ref
+        templates = self.templates[target]
+        if base not in templates or (m and m.group("index") != "*"):
+            return [ref]
+        if m and many:
+            return list(self.instances[target].get(base, []))
+        known = self.instances[target].get(base, []) if self.known(target, base) else []
+        example = _instance_example(base, templates[base], known)
+        every = f", or every one, {base}[*]" if many else ""
+        pos = self.out.where(at)
+        self.errors.append(
+            Diagnostic(
+                pos.file or self.raw.file, pos.line, pos.col,
+                f"{_where(at)}: {target[:-1]}.{base} has {templates[base]}: name one instance, "
+                f"{example}{every}",
+            )
+        )  # fmt: skip
+        return []
+
+    def reference_list(self, refs: list[Any], target: str, at: Path_) -> None:
+        """`refs` (the list at `at`) with each entry read by `named`, in place."""
+        out: list[Any] = []
+        positions: list[Position] = []
+        expanded = False  # whether an entry became other than one entry
+        for i, ref in enumerate(refs):
+            pos = self.out.where((*at, i))
+            found = self.named(ref, target, (*at, i), many=True) if isinstance(ref, str) else [ref]
+            expanded = expanded or len(found) != 1
+            out.extend(found)
+            positions.extend(pos for _ in found)
+        refs[:] = out
+        if not expanded:
+            return  # same entries, same places: the recorded positions stand
+        # Renumbering scans every recorded position: only worth it when entries moved (a scan
+        # per agent made loading quadratic in the size of the manifest).
+        n = len(at)
+        for table in (self.out.values, self.out.keys):
+            for p in [p for p in table if p[:n] == at and len(p) > n]:
+                del table[p]
+        for i, pos in enumerate(positions):
+            self.out.values[(*at, i)] = pos
 
     def broken_references(self, data: Any) -> set[Place]:
         """Where the manifest names an instance of a template that made none for a reported
-        problem (`block.w[0]` of a `count: -1`): no check reports those names undeclared."""
-        if not any(self.broken.values()):
+        problem (`block.w[0]` of a `count: -1`), or whose instances are not known yet (but the
+        one standing for them): no check reports those names undeclared."""
+        if not any(self.broken.values()) and not any(self.unknown_templates.values()):
             return set()
         prefixes = {s: f"{s[:-1]}." for s in _TEMPLATED}
+        stands = instance_key("", REPRESENTATIVE)
         out: set[Place] = set()
 
         def names_broken(text: str) -> bool:
@@ -585,7 +685,10 @@ class _Expander:
             if not m:
                 return False
             base = m.group("base")
-            for section, keys in self.broken.items():
+            for section in _TEMPLATED:
+                keys = self.broken[section]
+                if m.group() != base + stands:
+                    keys = keys | self.unknown_templates[section]
                 if base in keys or base.removeprefix(prefixes[section]) in keys:
                     return True
             return False
@@ -605,7 +708,7 @@ class _Expander:
 
     def check_sensitive(self, data: dict[str, Any]) -> None:
         def walk(value: Any, path: Path_) -> None:
-            if is_secret(value):
+            if _secret(value):
                 fields = [p for p in path if isinstance(p, str)]
                 allowed = (
                     len(path) >= 3
@@ -639,6 +742,35 @@ class _Expander:
                     walk(v, (*path, i))
 
         walk(data, ())
+
+
+def _instance_example(key: str, template: str, instances: list[str]) -> str:
+    """One instance of template `key` as a manifest may name it: `w[0]`, `region[eu]`."""
+    if template == "count":
+        return f"{key}[0]"
+    m = _INSTANCE.match(instances[0]) if instances else None
+    if not m:
+        return f"{key}[KEY]"
+    index = json.loads(m.group("index"))
+    # A key that reads as a number keeps its quotes: `w[0]` is a count index.
+    return f"{key}[{index}]" if re.fullmatch(r"[A-Za-z_][\w-]*", index) else instances[0]
+
+
+def _maybe_string(value: Any) -> bool:
+    """Whether `value` is a string not known yet, or a value not known yet of unknown type."""
+    return isinstance(value, Unknown) and value.type in (None, "string")
+
+
+def _secret(value: Any) -> bool:
+    """Whether `value` came from a sensitive variable (known or not yet)."""
+    return is_secret(value) or (isinstance(value, Unknown) and value.sensitive)
+
+
+def _collection(value: Any) -> str:
+    """`map` or `list` for a value of that type (known, or declared), else empty."""
+    if isinstance(value, Unknown):
+        return value.type if value.type in ("map", "list") else ""
+    return "map" if isinstance(value, dict) else "list" if isinstance(value, list) else ""
 
 
 def _close(name: str, names: list[str]) -> str:
@@ -732,6 +864,10 @@ def _expand(
     expanded = expander.expand()
     errors += expander.errors
     expander.out.data = expanded
+    if options.unknown_values:  # used or not, plan asks for their values
+        expander.unknown |= {
+            f"var.{v.name}" for v in variables.values() if not v.has_value and not v.invalid
+        }
     # Files the kinds' entries name (a tool's source) are read now, once: validation does no
     # I/O, and their text is part of the digest a saved plan is checked against.
     sources: list[str] = []
@@ -748,6 +884,7 @@ def _expand(
     return Source(
         expander.out, tuple(manifest_names), digest, tuple(secrets),
         tuple(_masked(errors, secrets).diagnostics) if errors else (), frozenset(quiet),
+        tuple(sorted(expander.unknown)), expander.typed,
     )  # fmt: skip
 
 

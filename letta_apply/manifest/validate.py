@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ from ..kinds.mcp_server import MARK_LABEL as MCP_MARK_LABEL
 from ..model import Desired, Import
 from ..server.lock import LOCK_LABEL
 from ..server.serial import LOCK_KEY
-from .files import Document, Path_, clip
+from .files import Document, Path_, Place, clip
 from .files import where as _where
+from .unknown import placeholders
 
 BASE_SCHEMA = Path(__file__).parent / "schemas" / "base.schema.json"
 
@@ -126,23 +127,49 @@ def _characters(n: int) -> str:
     return f"{n} character" + ("" if n == 1 else "s")
 
 
-def _schema_diagnostics(doc: Document) -> list[Diagnostic]:
+_KEY_PATTERNS = ("key", "instanceKey", "instanceRef")  # reported as an invalid key
+
+
+def _schema_diagnostics(doc: Document, unknown: Collection[Path_] = ()) -> list[Diagnostic]:
+    """The schema's errors, but those that values not known yet may turn out not to have (a
+    placeholder of its type stands at each path of `unknown`)."""
     out: list[Diagnostic] = []
     for err in _validator().iter_errors(doc.data):
-        out.extend(_explain(doc, err))
+        if not unknown or _certain(err, unknown):
+            out.extend(_explain(doc, err))
     return out
 
 
+def _certain(err: jsonschema.ValidationError, unknown: Collection[Path_]) -> bool:
+    """Whether `err` stands whatever the values at `unknown` turn out to be: there, only a type
+    error does (their type is known); where one alternative of an anyOf or oneOf may hold,
+    nothing does."""
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        alternatives: dict[Any, list[jsonschema.ValidationError]] = {}
+        for sub in err.context:
+            alternatives.setdefault(sub.relative_schema_path[0], []).append(sub)
+        return all(any(_certain(s, unknown) for s in subs) for subs in alternatives.values())
+    path = tuple(err.absolute_path)
+    if any(path[: len(u)] == u for u in unknown):
+        return err.validator == "type" and path in unknown
+    return True
+
+
+def _leaf(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """The most specific error under `err`: the one reported rather than "is not valid under
+    any of the schemas"."""
+    if err.validator in ("anyOf", "oneOf", "allOf") and err.context:
+        return _leaf(jsonschema.exceptions.best_match(err.context))
+    return err
+
+
 def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]:
+    err = _leaf(err)
     path: Path_ = tuple(err.absolute_path)
     where = _where(path)
     kind = err.validator
     inst = err.instance
     rule = err.validator_value
-    if kind in ("anyOf", "oneOf", "allOf") and err.context:
-        # Report the most specific sub-error rather than "is not valid under any of the schemas".
-        best = jsonschema.exceptions.best_match(err.context)
-        return _explain(doc, best)
     if "propertyNames" in err.schema_path:
         # The instance is the offending key (jsonschema puts no key in the path): point at it.
         return [
@@ -200,7 +227,7 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                 f"invalid {field} handle {clip(str(inst))}: write it as provider/model, e.g. "
                 "letta/letta-free"
             )
-        elif rule in (schema()["$defs"][k]["pattern"] for k in ("key", "instanceKey", "blockRef")):
+        elif rule in (schema()["$defs"][k]["pattern"] for k in _KEY_PATTERNS):
             what = (
                 f"invalid key {clip(str(inst))}: keys use letters, digits, '_' and '-', start "
                 "with a letter or '_', at most 100 characters"
@@ -533,21 +560,40 @@ def _desired(doc: Document) -> Desired:
 def validate(
     doc: Document,
     reported: Sequence[Diagnostic] = (),
-    quiet: Collection[tuple[str, int, int]] = (),
+    quiet: Collection[Place] = (),
 ) -> Desired:
     """Validate a loaded manifest and return its desired state, or raise ManifestError with every
-    problem found: `reported`, those found while loading it, and the checks' own. A check's
-    problem at a place `reported` already names, or at a place in `quiet` (a value loading left
-    empty for a problem reported elsewhere), is the same problem seen again: left out."""
-    taken = {(d.file, d.line, d.col) for d in reported} | set(quiet)
-    errors = [d for d in _schema_diagnostics(doc) if (d.file, d.line, d.col) not in taken]
+    problem found (see `check`)."""
+    check(doc, reported, quiet)
+    return _desired(doc)
+
+
+def check(
+    doc: Document,
+    reported: Sequence[Diagnostic] = (),
+    quiet: Collection[Place] = (),
+    unknown: Mapping[Path_, Any] | None = None,
+) -> None:
+    """Raise ManifestError with every problem found in a loaded manifest: `reported`, those found
+    while loading it, and the checks' own. A check's problem at a place `reported` already
+    names, or at a place in `quiet` (a value loading left empty for a problem reported
+    elsewhere, or not known yet), is the same problem seen again, or one that cannot be told
+    yet: left out. `unknown` gives the paths of values not known yet whose type is
+    (manifest.unknown), each with a placeholder of that type: the schema check sees those,
+    and reports their type errors."""
+    unknown = unknown or {}
+    typed = {(p.file or doc.file, p.line, p.col) for p in map(doc.where, unknown)}
+    named = {(d.file, d.line, d.col) for d in reported}
+    with placeholders(doc.data, unknown):
+        found = _schema_diagnostics(doc, set(unknown))
+    errors = [d for d in found if (d.file, d.line, d.col) not in named | (set(quiet) - typed)]
+    taken = named | set(quiet)
     # A semantic error where the schema already reported one is the same problem seen twice
     # (a label that is too long for both, say): keep the schema's.
     taken |= {(d.file, d.line, d.col) for d in errors}
     errors += [d for d in _semantic(doc) if (d.file, d.line, d.col) not in taken]
     if errors or reported:
         raise ManifestError([*dict.fromkeys(reported), *_once(errors)])
-    return _desired(doc)
 
 
 _INSTANCE_INDEX = re.compile(r'\[(?:\d+|"(?:[^"\\]|\\.)*")\]')

@@ -32,6 +32,10 @@ class Options:
     # The most instances one count/for_each template may make: a typo of a few digits must not
     # exhaust memory (raised with --max-instances).
     max_instances: int = 10_000
+    # `validate`: a variable given no value (and an unset `${env.X}`) is unknown, as Terraform's
+    # validate has it: what depends on it is checked as far as its declaration tells, the rest
+    # as usual. Plan and apply leave this off: they need every value.
+    unknown_values: bool = False
 
 
 @dataclass
@@ -194,11 +198,15 @@ def resolve_variables(
                 var.value, var.has_value, var.source = value, True, "its default"
         declared[name] = var
 
-    def assign(name: str, raw: Any, *, text: bool, where: Diagnostic, source: str) -> None:
+    def assign(
+        name: str, raw: Any, *, text: bool, where: Diagnostic, source: str,
+        named: Diagnostic | None = None,
+    ) -> None:  # fmt: skip
         var = declared.get(name)
         if var is None:
             known = ", ".join(sorted(declared)) or "none"
-            errors.append(_at(where, f"no variable {clip(name)} is declared (declared: {known})"))
+            message = f"no variable {clip(name)} is declared (declared: {known})"
+            errors.append(_at(named or where, message))  # at the name, where a file has one
             return
         if not var.type:
             return  # its declaration is wrong, and reported
@@ -237,7 +245,10 @@ def resolve_variables(
             errors.append(vf.diag((), "a variables file is a mapping of variable names to values"))
             continue
         for name, raw in vf.data.items():
-            assign(name, raw, text=False, where=vf.diag((name,), ""), source=var_file)
+            assign(
+                name, raw, text=False, where=vf.diag((name,), ""), source=var_file,
+                named=vf.diag((name,), "", key=True),
+            )  # fmt: skip
 
     for n, arg in enumerate(options.vars, 1):
         name, sep, raw = arg.partition("=")
@@ -253,7 +264,11 @@ def resolve_variables(
         assign(str(name), value, text=False, where=where, source="the variables given")
 
     for var in declared.values():
-        if not var.has_value and not var.invalid:
+        if not var.has_value and not var.invalid and options.unknown_values:
+            if var.sensitive and var.type == "bool":
+                errors.append(_sensitive_bool(doc, var))
+                var.invalid = True
+        elif not var.has_value and not var.invalid:
             errors.append(
                 doc.diag(
                     var.path,
@@ -263,21 +278,23 @@ def resolve_variables(
                 )
             )
         elif var.sensitive and _bools(var.value):
-            # A boolean has two values: no mask keeps it secret, and masking `true` in output
-            # text would mangle every other true.
-            errors.append(
-                doc.diag(
-                    var.path,
-                    f"variable '{var.name}': a sensitive value cannot be (or hold) a boolean: "
-                    "it has two values, so it cannot be kept secret",
-                    key=True,
-                )
-            )
+            errors.append(_sensitive_bool(doc, var))
             # Its uses are left empty, quietly: the value is neither shown nor used.
             var.value, var.has_value, var.invalid = None, False, True
         elif var.sensitive:
             var.value = _mark_sensitive(var.value)
     return declared, read, errors
+
+
+def _sensitive_bool(doc: Document, var: Variable) -> Diagnostic:
+    # A boolean has two values: no mask keeps it secret, and masking `true` in output text
+    # would mangle every other true.
+    return doc.diag(
+        var.path,
+        f"variable '{var.name}': a sensitive value cannot be (or hold) a boolean: it has two "
+        "values, so it cannot be kept secret",
+        key=True,
+    )
 
 
 def _broken(name: str, path: Path_) -> Variable:

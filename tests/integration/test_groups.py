@@ -144,6 +144,49 @@ def test_members_and_manager_change_in_place(
     assert "No changes." in run("plan", "-f", manifest(text)).out
 
 
+TEMPLATED = """\
+version: 1
+stack: {stack}
+blocks:
+  region: {for_each: [eu, us], value: v}
+agents:
+  boss:
+    for_each: [eu, us]
+    name: "{stack}-boss-${each.key}"
+    model: letta/letta-free
+    embedding: letta/letta-free
+  w:
+    count: 2
+    name: "{stack}-w-${count.index}"
+    model: letta/letta-free
+    embedding: letta/letta-free
+groups:
+  team:
+    manager_type: supervisor
+    manager_agent: boss[eu]
+    agents:
+      - w[*]
+      - boss['us']
+    blocks:
+      - region[eu]
+"""
+
+
+def test_a_group_of_template_instances_named_as_agents_name_blocks(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str, cleanup: None
+) -> None:
+    path = manifest(TEMPLATED)
+    applied = run("apply", "-f", path, "--auto-approve")
+    assert applied.code == 0, applied.out + applied.err
+    (g,) = groups(api, stack_agents(api, stack))
+    assert g["manager_agent_id"] == agent_id(api, f"{stack}-boss-eu")
+    assert g["agent_ids"] == [agent_id(api, f"{stack}-{n}") for n in ("w-0", "w-1", "boss-us")]
+    (mark,) = marks(api, stack)
+    assert mark["metadata"]["letta_apply"]["blocks"] == ['block.region["eu"]']
+    again = run("plan", "-f", path, "--detailed-exitcode")
+    assert again.code == 0 and "No changes." in again.out, again.out + again.err
+
+
 def test_a_new_manager_type_replaces_and_a_pruned_group_leaves_its_agents(
     run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str, cleanup: None
 ) -> None:

@@ -257,6 +257,36 @@ def test_file_names_cannot_forge_plan_lines(cli: Cli, tmp_path: Path) -> None:
     assert not [line for line in r.out.splitlines() if line.lstrip().startswith("+ agent.")]
 
 
+def test_passage_file_names_cannot_forge_plan_lines(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / "a\n  + agent.forged.md").write_text("x")
+    (tmp_path / "k" / "\x1b[31mred.md").write_text("y")
+    path = write(
+        tmp_path,
+        HEAD + "archives:\n  kb:\n    embedding: letta/letta-free\n"
+        "    passages: {files: ['k/*.md']}\n",
+    )
+
+    def escaped(out: str, times: int) -> None:
+        # Escaped as a folder's file names are (kinds.folder_files.shown_name).
+        assert out.count("passages['a\\x0a  + agent.forged.md']") == times, out
+        assert out.count("passages['\\x1b[31mred.md']") == times, out
+        assert "\x1b" not in out
+        assert not [line for line in out.splitlines() if line.lstrip().startswith("+ agent.")]
+
+    r = cli("plan", "-f", str(path), "--no-color")
+    assert r.code == 0, r.err
+    escaped(r.out, 1)
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    # Changed files: the passages inserted go, named by the source their marks on the server
+    # hold, and new ones come.
+    for f in (tmp_path / "k").iterdir():
+        f.write_text("changed " + f.read_text())
+    r = cli("plan", "-f", str(path), "--no-color")
+    assert r.code == 0, r.err
+    escaped(r.out, 2)
+
+
 def test_a_group_names_instances_of_templated_agents(cli: Cli, tmp_path: Path) -> None:
     text = (
         HEAD + "blocks:\n  region: {for_each: [eu, us], value: x}\n"
@@ -270,9 +300,81 @@ def test_a_group_names_instances_of_templated_agents(cli: Cli, tmp_path: Path) -
     r = cli("plan", "-f", str(tmp_path / "m.yaml"), "--no-color")
     assert r.code == 0, r.err
     assert "+ group.g" in r.out
-    # The hint names what the group may write.
-    ((_, message),) = errors(tmp_path, text.replace("'w[1]'", "w"))
-    assert (
-        message
-        == "groups.g.agents[1]: no agent 'w' is declared (declared: boss[\"eu\"], w[0], w[1])"
-    )
+
+
+GROUPED = (
+    HEAD + "blocks:\n  region: {for_each: [eu, us], value: x}\n"
+    "agents:\n  w:\n    count: 2\n" + AGENT + "  boss:\n    for_each: [eu, us]\n" + AGENT
+    + "groups:\n  g:\n    manager_type: supervisor\n    manager_agent: MANAGER\n"
+    "    agents:\n      - MEMBER\n    blocks:\n      - BLOCK\n"
+)  # fmt: skip
+
+
+def grouped(**refs: str) -> str:
+    """A group naming instances, the references given as they are written (unquoted: in a block
+    list, YAML takes `w[0]` as it is)."""
+    text = GROUPED
+    for name, ref in {
+        "MANAGER": "boss[us]",
+        "MEMBER": "w[0]",
+        "BLOCK": "region[eu]",
+        **refs,
+    }.items():
+        text = text.replace(name, ref)
+    return text
+
+
+@pytest.mark.parametrize(
+    ("refs", "members", "blocks"),
+    [
+        # Every spelling an agent's `blocks:` takes.
+        ({"MEMBER": "w[1]"}, ["agent.w[1]"], ['block.region["eu"]']),
+        ({"MANAGER": "boss['us']", "MEMBER": "boss[eu]", "BLOCK": "region['us']"},
+         ['agent.boss["eu"]'], ['block.region["us"]']),
+        ({"MANAGER": 'boss["us"]', "MEMBER": 'boss["eu"]', "BLOCK": "region[*]"},
+         ['agent.boss["eu"]'], ['block.region["eu"]', 'block.region["us"]']),
+        ({"MANAGER": "'boss[\"us\"]'", "MEMBER": "w[*]", "BLOCK": "'region[\"eu\"]'"},
+         ["agent.w[0]", "agent.w[1]"], ['block.region["eu"]']),
+    ],
+)  # fmt: skip
+def test_a_group_names_instances_as_agents_name_blocks(
+    tmp_path: Path, refs: dict[str, str], members: list[str], blocks: list[str]
+) -> None:
+    group = load_manifest(str(write(tmp_path, grouped(**refs)))).of("group")["group.g"]
+    assert group.config["manager_agent"] == 'agent.boss["us"]'
+    assert group.config["agents"] == members
+    assert group.config["blocks"] == blocks
+
+
+@pytest.mark.parametrize(
+    ("refs", "message", "fix"),
+    [
+        ({"MANAGER": "boss"},
+         "groups.g.manager_agent: agent.boss has for_each: name one instance, boss[eu]",
+         {"MANAGER": "boss[eu]"}),
+        ({"MANAGER": "boss[*]"},
+         "groups.g.manager_agent: agent.boss has for_each: name one instance, boss[eu]",
+         {"MANAGER": "boss[eu]"}),
+        ({"MEMBER": "w"},
+         "groups.g.agents[0]: agent.w has count: name one instance, w[0], or every one, w[*]",
+         {"MEMBER": "w[*]"}),
+        ({"BLOCK": "region"},
+         "groups.g.blocks[0]: block.region has for_each: name one instance, region[eu], or every "
+         "one, region[*]",
+         {"BLOCK": "region[eu]"}),
+        ({"MANAGER": "bos[us]"},
+         "groups.g.manager_agent: no agent 'bos[\"us\"]' is declared; did you mean "
+         "'boss[\"us\"]'?",
+         {"MANAGER": "'boss[\"us\"]'"}),
+        ({"MEMBER": "w[2]"},
+         "groups.g.agents[0]: no agent 'w[2]' is declared; did you mean 'w[1]'?",
+         {"MEMBER": "'w[1]'"}),
+    ],
+)  # fmt: skip
+def test_a_group_hint_suggests_what_a_group_accepts(
+    tmp_path: Path, refs: dict[str, str], message: str, fix: dict[str, str]
+) -> None:
+    assert [m for _, m in errors(tmp_path, grouped(**refs))] == [message]
+    # What the message suggests, written as it writes it, is taken.
+    assert all(ref in message for ref in fix.values())
+    load_manifest(str(write(tmp_path, grouped(**fix))))

@@ -14,7 +14,8 @@ from .diagram import GRAPH_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")
-EXPORT_FORMATS = ("yaml", "json")  # export writes a manifest: both load with -f
+# export writes a manifest (both load with -f), or the stack's agents as an Agent File (af).
+EXPORT_FORMATS = ("yaml", "json", "af")
 SHELLS = ("bash", "zsh", "fish")
 
 
@@ -187,18 +188,25 @@ def parser() -> argparse.ArgumentParser:
     _common(sp, file=False)
     sp.add_argument("lock_id", metavar="ID", help="the lock id named by the error message")
 
-    sp = sub.add_parser("export", help="write a manifest from existing agents, to adopt them")
+    sp = sub.add_parser(
+        "export",
+        help="write a manifest from existing agents, to adopt them; or, with --format af and "
+        "-f, the stack's agents as one Agent File",
+    )  # fmt: skip
     _common(
         sp, file=False, formats=EXPORT_FORMATS, format_default=None,
-        format_help="manifest format (default: json for an -o FILE ending in .json, else yaml)",
+        format_help="manifest format (default: json for an -o FILE ending in .json, else yaml); "
+        "af: the agents of the stack of -f FILE as one Letta Agent File",
     )  # fmt: skip
-    sp.add_argument("--stack", required=True, help="stack name for the manifest")
+    sp.add_argument("--stack", help="stack name for the manifest (required but with --format af)")
     sp.add_argument("--id", action="append", default=[], help="agent id (repeatable)")
     sp.add_argument("--name", action="append", default=[], help="agent name (repeatable)")
     sp.add_argument("--tag", action="append", default=[], help="agents with this tag (repeatable)")
     sp.add_argument("--all", action="store_true", help="every agent no stack manages")
     sp.add_argument("--include-system", action="store_true", help="also export system prompts")
     sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+    _convert(sub)
 
     sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
     _common(sp)
@@ -213,6 +221,26 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("completion", help="print the shell completion script (see README)")
     sp.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return p
+
+
+def _convert(sub: argparse._SubParsersAction[_Parser]) -> None:
+    sp = sub.add_parser(
+        "convert", help="write a manifest from a Letta Agent File (.af); sends no request",
+        description="Write a manifest declaring what an Agent File holds, for `apply` to create. "
+        "What the file holds that a manifest does not manage is reported on stderr, one line "
+        "each; agent secrets become sensitive variables without values.",
+    )  # fmt: skip
+    sp.add_argument("agent_file", metavar="FILE", help="the Agent File (.af) to convert")
+    sp.add_argument("--stack", help="stack name for the manifest (default: from the file's name)")
+    sp.add_argument(
+        "-o", "--output", metavar="FILE",
+        help="write the manifest here instead of stdout (custom tools' sources go in a tools/ "
+        "folder beside it)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--messages", action="store_true",
+        help="keep the agents' user and assistant messages as their initial_message_sequence",
+    )  # fmt: skip
 
 
 def _graph(sub: argparse._SubParsersAction[_Parser]) -> None:

@@ -49,7 +49,7 @@ class Exported:
         if fmt == "json":
             return json.dumps(self.document, indent=2, ensure_ascii=False) + "\n"
         body = yaml.dump(
-            self.document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+            self.document, Dumper=ManifestDumper, sort_keys=False, allow_unicode=True, width=100
         )
         return _HEADER + body
 
@@ -66,7 +66,8 @@ _HEADER = (
 )
 
 
-def _key(text: str, taken: set[str]) -> str:
+def manifest_key(text: str, taken: set[str]) -> str:
+    """A manifest key made from a name or label, unlike any in `taken` (it joins them)."""
     key = re.sub(r"[^A-Za-z0-9_-]+", "_", text.strip()).strip("_-").lower()[:60] or "x"
     if not re.match(r"[A-Za-z_]", key):
         key = "_" + key
@@ -141,19 +142,19 @@ def export_manifest(
     imports: list[dict[str, str]] = []
     for bid in sorted(shared_ids, key=lambda i: (blocks[i].label, i)):
         b = blocks[bid]
-        key = _key(b.label, taken)
+        key = manifest_key(b.label, taken)
         block_keys[bid] = key
         manifest_blocks[key] = export_block(b, label=key != b.label)
         imports.append({"to": f"block.{key}", "id": bid})
 
     identity_keys, manifest_identities = _identities(client, agents, imports)
-    manifest_mcp, mcp_tools = export_mcp(client, (a for a, _ in agents), imports, _key)
+    manifest_mcp, mcp_tools = export_mcp(client, (a for a, _ in agents), imports, manifest_key)
 
     manifest_agents: dict[str, Any] = {}
     agent_keys: set[str] = set()
     key_of_agent: dict[str, str] = {}
     for agent, _ in agents:
-        key = _key(agent.name, agent_keys)
+        key = manifest_key(agent.name, agent_keys)
         key_of_agent[agent.id] = key
         refs = _Refs(blocks, shared_ids, block_keys, identity_keys, mcp_tools)
         spec = _agent_spec(agent, key, refs, include_system=include_system)
@@ -255,7 +256,7 @@ def _groups(
         entry["agents"] = [key_of_agent[a] for a in entry["agents"]]
         if "manager_agent" in entry:
             entry["manager_agent"] = key_of_agent[entry["manager_agent"]]
-        key = _key(f"{entry.get('manager_agent') or entry['agents'][0]}_group", taken)
+        key = manifest_key(f"{entry.get('manager_agent') or entry['agents'][0]}_group", taken)
         entries[key] = entry
         imports.append({"to": f"group.{key}", "id": group.id})
     return entries
@@ -280,7 +281,7 @@ def _identities(
     for identity in sorted(found, key=lambda i: (i.identifier_key, i.id)):
         if identity.id not in wanted or identity.mark:
             continue
-        key = _key(identity.identifier_key, taken)
+        key = manifest_key(identity.identifier_key, taken)
         keys[identity.id] = key
         entry = kind.export(identity)
         if entry.get("identifier_key") == key:
@@ -296,7 +297,7 @@ def _by_label(blocks: Iterable[LiveBlock]) -> list[LiveBlock]:
     return sorted(blocks, key=lambda b: b.label)
 
 
-class _Dumper(yaml.SafeDumper):
+class ManifestDumper(yaml.SafeDumper):
     """Multi-line strings as `|` blocks, so that personas read like text."""
 
 
@@ -305,4 +306,4 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_Dumper.add_representer(str, _str)
+ManifestDumper.add_representer(str, _str)

@@ -255,7 +255,7 @@ def test_bash_completes_commands_flags_values_and_addresses(tmp_path: Path) -> N
     assert tab("plan", "--d") == ["--detach-unmanaged-blocks", "--destroy", "--detailed-exitcode"]
     assert tab("plan", "--format", "") == ["text", "json", "markdown"]
     assert tab("plan", "--format", "=", "j") == ["json"]  # --format=j, as bash splits it
-    assert tab("export", "--format", "") == ["yaml", "json"]
+    assert tab("export", "--format", "") == ["yaml", "json", "af"]
     assert tab("apply", "--lock", "") == ["true", "false"]
     assert tab("completion", "") == list(SHELLS)
     assert tab("plan", "-f", "fl") == ["fleet.yaml"]

@@ -1,0 +1,197 @@
+"""Several of Letta's own Agent File exports made one file (export --format af).
+
+Letta 0.16.8 exports one agent per request (`GET /v1/agents/{id}/export`; the manager of a group
+brings the group and its members along), each file numbering its entities from 0 (`agent-0`,
+`block-0`...). A stack's agents share blocks and tools, so the merged file holds each thing once,
+recognised across exports by what identifies it on the server:
+
+- an agent by its id: the one each export was asked for leads it; another of the stack's agents
+  in it (a group's member) carries the stack's mark, naming its address;
+- a block by its id, found through an agent of the stack that holds it: labels are unique among
+  an agent's blocks, and the stack's listing gave each agent's blocks with their ids;
+- a tool by its name, an MCP server by its name, a folder (`sources`) by its name, and a file by
+  its folder and name: Letta keeps each unique;
+- anything else (a member outside the stack, a group) belongs to its one export.
+
+Then every id is renumbered for the merged file, every reference rewritten, and letta-apply's
+marks (the stack's tag, the `letta_apply` metadata entry) and secret values taken out: a file
+made to share must not make whoever imports it a second owner of the stack's addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from ..errors import LettaApplyError
+from ..model import MARK_KEY, stack_tag
+from .af_format import LISTS, AgentFile
+
+PREFIXES = {
+    "agents": "agent", "groups": "group", "blocks": "block", "files": "file",
+    "sources": "source", "tools": "tool", "mcp_servers": "mcp_server",
+}  # fmt: skip
+"""The id prefix of each list's entities (Letta's PrimitiveType), as Letta's import checks."""
+# Order in which one export's entities are taken: what is named before what names it.
+_ORDER = ("mcp_servers", "tools", "sources", "files", "blocks", "agents", "groups")
+
+
+def merge_exports(
+    stack: str, exports: Sequence[tuple[Mapping[str, Any], AgentFile]]
+) -> dict[str, Any]:
+    """One Agent File holding what `exports` hold, each thing once. Each export comes with the
+    stack's agent it was asked for, as the stack's listing gave it (with its blocks)."""
+    merger = _Merger(stack, [live for live, _ in exports])
+    for k, (live, af) in enumerate(exports):
+        merger.add(k, live, af)
+    first = exports[0][1].data if exports else {}
+    doc: dict[str, Any] = {kind: merger.lists[kind] for kind in LISTS}
+    doc["skills"] = merger.skills
+    doc["metadata"] = dict(first.get("metadata") or {})
+    doc["created_at"] = first.get("created_at")
+    return doc
+
+
+class _Merger:
+    def __init__(self, stack: str, agents: Sequence[Mapping[str, Any]]) -> None:
+        self.stack, self.tag = stack, stack_tag(stack)
+        self.lists: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LISTS}
+        self.skills: list[Any] = []
+        self.ids: dict[Hashable, str] = {}  # what identifies a thing -> its id in the merged file
+        self.counts = dict.fromkeys(PREFIXES, 0)
+        self.messages = 0
+        # The stack's agents come first, numbered in the order given.
+        self.by_address = {_address(a): str(a["id"]) for a in agents}
+        self.labels = {
+            str(a["id"]): {b.get("label"): str(b["id"]) for b in a.get("blocks") or ()}
+            for a in agents
+        }
+        for a in agents:
+            self.ids[("agents", str(a["id"]))] = self._new_id("agents")
+
+    def _new_id(self, kind: str) -> str:
+        n = self.counts[kind]
+        self.counts[kind] += 1
+        return f"{PREFIXES[kind]}-{n}"
+
+    def add(self, k: int, live: Mapping[str, Any], af: AgentFile) -> None:
+        """Take export `k` (of the stack's agent `live`): what it holds that no earlier export
+        held, its ids renumbered."""
+        agents = af.entities("agents")
+        if not agents or agents[0].get("name") != live.get("name"):
+            raise LettaApplyError(
+                f"{af.name}: Letta's export does not lead with the agent asked for; nothing "
+                "was written"
+            )
+        db = {agents[0]["id"]: str(live["id"])}
+        for a in agents[1:]:
+            address = _mark(a.get("metadata")).get("address")
+            if _mark(a.get("metadata")).get("stack") == self.stack and address in self.by_address:
+                db[a["id"]] = self.by_address[address]
+        known = self._known_blocks(af, db)
+        fmap: dict[str, str] = {}
+        placed: list[tuple[str, dict[str, Any]]] = []
+        for kind in _ORDER:
+            for e in af.entities(kind):
+                if kind == "agents" and e["id"] in db:
+                    ident: Hashable = ("agents", db[e["id"]])
+                    first = e is agents[0]  # the stack's other agents come with their own export
+                else:
+                    ident = self._identity(kind, k, e, known, fmap)
+                    first = ident not in self.ids
+                if ident not in self.ids:
+                    self.ids[ident] = self._new_id(kind)
+                fmap[e["id"]] = self.ids[ident]
+                if first:
+                    placed.append((kind, e))
+        for kind, e in placed:
+            self.lists[kind].append(self._rewritten(kind, e, fmap))
+        names = {s.get("name") for s in self.skills if isinstance(s, dict)}
+        for skill in af.data.get("skills") or ():
+            if not isinstance(skill, dict) or skill.get("name") not in names:
+                self.skills.append(skill)
+
+    def _known_blocks(self, af: AgentFile, db: Mapping[str, str]) -> dict[str, str]:
+        """The server ids of the export's blocks that one of the stack's agents holds."""
+        blocks = af.by_id("blocks")
+        known: dict[str, str] = {}
+        for a in af.entities("agents"):
+            labels = self.labels.get(db.get(a["id"], ""), {})
+            for bid in a.get("block_ids") or ():
+                found = labels.get(blocks[bid].get("label"))
+                if found:
+                    known[bid] = found
+        return known
+
+    def _identity(
+        self,
+        kind: str,
+        k: int,
+        e: Mapping[str, Any],
+        known: Mapping[str, str],
+        fmap: Mapping[str, str],
+    ) -> Hashable:
+        if kind == "blocks" and e["id"] in known:
+            return ("blocks", known[e["id"]])
+        if kind == "tools":
+            return ("tools", e["name"])
+        if kind == "mcp_servers":
+            return ("mcp_servers", e["server_name"])
+        if kind == "sources" and e.get("name"):
+            return ("sources", e["name"])
+        if kind == "files" and e.get("file_name"):
+            return ("files", fmap[e["source_id"]], e["file_name"])
+        return (kind, k, e["id"])
+
+    def _rewritten(
+        self, kind: str, e: Mapping[str, Any], fmap: Mapping[str, str]
+    ) -> dict[str, Any]:
+        out = dict(e)
+        out["id"] = fmap[e["id"]]
+        for field in ("metadata", "metadata_"):
+            if isinstance(out.get(field), dict):
+                out[field] = {k: v for k, v in out[field].items() if k != MARK_KEY}
+        if isinstance(out.get("tags"), list):
+            out["tags"] = [t for t in out["tags"] if t != self.tag]
+        if kind == "files":
+            out["source_id"] = fmap[e["source_id"]]
+        elif kind == "groups":
+            out["agent_ids"] = [fmap[a] for a in e["agent_ids"]]
+            config = dict(e.get("manager_config") or {})
+            if config.get("manager_agent_id") in fmap:
+                config["manager_agent_id"] = fmap[config["manager_agent_id"]]
+            out["manager_config"] = config
+        elif kind == "agents":
+            self._agent(out, e, fmap)
+        return out
+
+    def _agent(self, out: dict[str, Any], e: Mapping[str, Any], fmap: Mapping[str, str]) -> None:
+        for field in ("block_ids", "tool_ids", "source_ids", "folder_ids"):
+            if e.get(field) is not None:
+                out[field] = [fmap[i] for i in e[field]]
+        out["group_ids"] = [fmap[g] for g in e.get("group_ids") or () if g in fmap]
+        for field in ("secrets", "tool_exec_environment_variables"):
+            if isinstance(e.get(field), dict):  # Letta blanks them too: never a value
+                out[field] = dict.fromkeys(e[field], "")
+        messages: dict[str, str] = {}
+        out["messages"] = []
+        for m in e.get("messages") or ():
+            messages[m["id"]] = f"message-{self.messages}"
+            self.messages += 1
+            out["messages"].append({**m, "id": messages[m["id"]], "agent_id": out["id"]})
+        out["in_context_message_ids"] = [messages[i] for i in e.get("in_context_message_ids") or ()]
+        files_agents = []
+        for fa in e.get("files_agents") or ():
+            files_agents.append(
+                {**fa, "agent_id": out["id"], "file_id": fmap[fa["file_id"]],
+                 "source_id": fmap[fa["source_id"]]}
+            )  # fmt: skip
+        out["files_agents"] = files_agents
+
+
+def _mark(metadata: Any) -> Mapping[str, Any]:
+    mark = metadata.get(MARK_KEY) if isinstance(metadata, dict) else None
+    return mark if isinstance(mark, dict) else {}
+
+
+def _address(agent: Mapping[str, Any]) -> str:
+    return str(_mark(agent.get("metadata")).get("address") or agent["id"])

@@ -16,6 +16,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TextIO, cast
 
@@ -28,7 +29,7 @@ from ..memory.af_export import export_agent_file
 from ..memory.af_format import read_agent_file
 from ..memory.convert import convert
 from ..memory.convert_fields import stack_name
-from ..memory.convert_files import check_converted, write_converted
+from ..memory.convert_files import check_converted, write_converted, write_file
 from ..model import Desired
 from ..pipeline import load_manifest, plan_for, validate_manifest
 from ..plan import planfile
@@ -330,8 +331,7 @@ def _export_agent_file(args: argparse.Namespace, o: _Out) -> int:
             file=o.err,
         )
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(o.masker.text(result.text()))
+        write_file(Path(args.output), o.masker.text(result.text()))
         print(
             f"Wrote {args.output}: {result.agents} agent(s), {result.blocks} block(s) of stack "
             f'"{desired.stack}". `letta-apply convert {args.output}` makes a manifest of it.',

@@ -12,6 +12,7 @@ the file and where in it (`agents[0].block_ids[1]`, or line:col for bad JSON).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -121,10 +122,8 @@ def parse_agent_file(raw: bytes | str, name: str) -> AgentFile:
         raise AgentFileError(name, "", f"is over {MAX_BYTES} characters")
     data = _json(raw, name)
     if isinstance(data, str):  # Letta's import takes a JSON string holding the file too
-        try:
+        with contextlib.suppress(AgentFileError):  # else refused below, as a string
             data = _json(data, name)
-        except AgentFileError:
-            pass  # refused below as a string
     return check_agent_file(data, name)
 
 

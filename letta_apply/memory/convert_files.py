@@ -28,7 +28,7 @@ def check_converted(converted: Converted, output: str | None) -> None:
     name = output or "<converted>"
     with tempfile.TemporaryDirectory(prefix="letta-apply-convert-") as scratch:
         for rel, text in converted.sources.items():
-            _write(Path(scratch) / rel, text)
+            write_file(Path(scratch) / rel, text)
         # Named as a file of the scratch folder: the sources it names are read beside it.
         there = str(Path(scratch) / "manifest.yaml")
         try:
@@ -57,9 +57,9 @@ def write_converted(converted: Converted, output: str) -> list[str]:
             )
     written = []
     for path, text in targets.items():
-        _write(path, text)
+        write_file(path, text)
         written.append(str(path))
-    _write(Path(output), converted.text())
+    write_file(Path(output), converted.text())
     return [*written, output]
 
 
@@ -70,7 +70,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _write(path: Path, text: str) -> None:
+def write_file(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all: into a temporary file beside it, renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # made as the umask says
     try:

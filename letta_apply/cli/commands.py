@@ -16,20 +16,14 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import TextIO, cast
 
 from ..apply.report import apply_document
 from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
-from ..errors import ApiError, LettaApplyError, ManifestError, escape_controls
+from ..errors import ApiError, LettaApplyError, ManifestError
 from ..kinds import KINDS
-from ..memory.af_export import export_agent_file
-from ..memory.af_format import read_agent_file
-from ..memory.convert import convert
-from ..memory.convert_fields import stack_name
-from ..memory.convert_files import check_converted, write_converted, write_file
 from ..model import Desired
 from ..pipeline import load_manifest, plan_for, validate_manifest
 from ..plan import planfile
@@ -44,6 +38,7 @@ from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy, u
 from ..server.export import ExportFormat, Selection, export_manifest
 from ..server.live import read_live
 from ..server.lock import LockInfo, StackLock, force_unlock
+from .agentfile import convert_command, export_agent_file_command
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
 from .arguments import parser as _parser
 from .completion import ADDRESSES_COMMAND, complete_addresses
@@ -274,7 +269,7 @@ def _cmd_destroy(args: argparse.Namespace, o: _Out) -> int:
 
 def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
     if args.format == "af":
-        return _export_agent_file(args, o)
+        return export_agent_file_command(args, o)
     if not args.stack:
         raise LettaApplyError("export: name the manifest's stack with --stack NAME")
     sel = Selection(ids=args.id, names=args.name, tags=args.tag, everything=args.all)
@@ -302,71 +297,6 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
         )
     else:
         o.out.write(result.text(fmt))
-    return EXIT_OK
-
-
-def _export_agent_file(args: argparse.Namespace, o: _Out) -> int:
-    """The stack's agents as one Agent File; the manifest of -f names the stack and its
-    sensitive values, masked in the file."""
-    chosen = [f"--{n}" for n in ("id", "name", "tag") if getattr(args, n)]
-    chosen += [f"--{n.replace('_', '-')}" for n in ("all", "include_system") if getattr(args, n)]
-    if chosen:
-        raise LettaApplyError(
-            f"export --format af writes the agents of the stack of -f; {chosen[0]} selects "
-            "agents to adopt into a manifest (--format yaml or json)"
-        )
-    if not args.file:
-        raise LettaApplyError("export --format af: name the stack's manifest with -f FILE")
-    desired = _load(args, o)
-    if args.stack and args.stack != desired.stack:
-        raise LettaApplyError(
-            f"--stack {args.stack!r} is not the stack of the manifest ({desired.stack!r})"
-        )
-    with o.connect() as client:
-        result = export_agent_file(client, desired.stack, mask=o.masker.text)
-    if result.masked:
-        print(
-            f"{result.masked} value(s) held sensitive values of the manifest: written as "
-            "(sensitive) in the Agent File",
-            file=o.err,
-        )
-    if args.output:
-        write_file(Path(args.output), o.masker.text(result.text()))
-        print(
-            f"Wrote {args.output}: {result.agents} agent(s), {result.blocks} block(s) of stack "
-            f'"{desired.stack}". `letta-apply convert {args.output}` makes a manifest of it.',
-            file=o.err,
-        )
-    else:
-        o.out.write(result.text())
-    return EXIT_OK
-
-
-def _cmd_convert(args: argparse.Namespace, o: _Out) -> int:
-    af = read_agent_file(args.agent_file)
-    stack = args.stack or stack_name(args.agent_file)
-    if not stack:
-        raise LettaApplyError(
-            f"{af.name}: no stack name can be made of the file's name: give --stack"
-        )
-    converted = convert(af, stack, messages=args.messages)
-    if converted.sources and not args.output:
-        raise LettaApplyError(
-            f"{af.name} holds {len(converted.sources)} custom tool(s): give -o FILE, and their "
-            "sources are written beside it, in tools/"
-        )
-    check_converted(converted, args.output)
-    for note in converted.notes:
-        print(f"note: {escape_controls(note)}", file=o.err)
-    if not args.output:
-        o.out.write(converted.text())
-        return EXIT_OK
-    written = write_converted(converted, args.output)
-    print(
-        f'Wrote {", ".join(written)}: stack "{stack}", {converted.agents} agent(s). '
-        f"`letta-apply apply -f {args.output}` creates it.",
-        file=o.err,
-    )
     return EXIT_OK
 
 
@@ -636,7 +566,7 @@ COMMANDS = {
     "show": _cmd_show,
     "destroy": _cmd_destroy,
     "export": _cmd_export,
-    "convert": _cmd_convert,
+    "convert": convert_command,
     "force-unlock": _cmd_force_unlock,
     "graph": _cmd_graph,
     "completion": _cmd_completion,

@@ -85,7 +85,8 @@ class _Merger:
         db = {agents[0]["id"]: str(live["id"])}
         for a in agents[1:]:
             address = _mark(a.get("metadata")).get("address")
-            if _mark(a.get("metadata")).get("stack") == self.stack and address in self.by_address:
+            ours = _mark(a.get("metadata")).get("stack") == self.stack
+            if ours and isinstance(address, str) and address in self.by_address:
                 db[a["id"]] = self.by_address[address]
         known = self._known_blocks(af, db)
         fmap: dict[str, str] = {}
@@ -105,9 +106,9 @@ class _Merger:
                     placed.append((kind, e))
         for kind, e in placed:
             self.lists[kind].append(self._rewritten(kind, e, fmap))
-        names = {s.get("name") for s in self.skills if isinstance(s, dict)}
+        names = {str(s.get("name")) for s in self.skills if isinstance(s, dict)}
         for skill in af.data.get("skills") or ():
-            if not isinstance(skill, dict) or skill.get("name") not in names:
+            if not isinstance(skill, dict) or str(skill.get("name")) not in names:
                 self.skills.append(skill)
 
     def _known_blocks(self, af: AgentFile, db: Mapping[str, str]) -> dict[str, str]:

@@ -224,8 +224,9 @@ class _Converter:
         for i, t in enumerate(self.af.entities("tools")):
             if t.get("tool_type") != MCP_TOOL:
                 continue
-            server = ((t.get("metadata_") or {}).get("mcp") or {}).get("server_name")
-            if server in keys:
+            mcp = (t.get("metadata_") or {}).get("mcp")
+            server = mcp.get("server_name") if isinstance(mcp, dict) else None
+            if isinstance(server, str) and server in keys:
                 self.mcp_tools[t["id"]] = (keys[server], t["name"])
             else:
                 self.note(f"tools[{i}] ({t['name']!r}): an MCP tool of no MCP server in the "
@@ -243,7 +244,7 @@ class _Converter:
             key = self.agent_keys[agent["id"]]
             spec = self._agent(i, agent, key)
             spec.update(self._memory(agent))
-            spec.update(self._agent_tools(agent))
+            spec.update(self._agent_tools(i, agent))
             spec.update(self._secrets(i, agent, key))
             spec.update(settings_of(agent))
             spec.update(self._messages(i, agent))
@@ -288,7 +289,7 @@ class _Converter:
             out["blocks"] = shared
         return out
 
-    def _agent_tools(self, a: dict[str, Any]) -> dict[str, Any]:
+    def _agent_tools(self, i: int, a: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         tools = self.af.by_id("tools")
         ids = list(dict.fromkeys(a.get("tool_ids") or ()))
@@ -308,19 +309,22 @@ class _Converter:
                 {"server": s, "tools": sorted(set(n))} for s, n in sorted(by_server.items())
             ]
         base = {tools[t]["name"] for t in ids if is_base_tool_type(tools[t].get("tool_type") or "")}
-        rules = [self._rule(r, base) for r in a.get("tool_rules") or ()]
+        rules = [
+            self._rule(r, base, f"agents[{i}].tool_rules[{j}]")
+            for j, r in enumerate(a.get("tool_rules") or ())
+        ]
         if any(rules):
             out["tool_rules"] = [r for r in rules if r]
         return out
 
-    def _rule(self, rule: Mapping[str, Any], base: set[str]) -> dict[str, Any] | None:
+    def _rule(self, rule: Mapping[str, Any], base: set[str], where: str) -> dict[str, Any] | None:
         """A tool rule in the manifest's shape, or None for the rules Letta adds itself (loop
         rules of its base tools, approval rules of tools that ask for it) and those of a kind
         the manifest does not take."""
         kind, tool = rule.get("type"), rule.get("tool_name")
-        if kind not in RULE_FIELDS or not isinstance(tool, str):
-            self.note(f"a tool rule of type {str(kind)!r} not converted (not a kind Letta 0.16.8 "
-                      "takes)")  # fmt: skip
+        if not isinstance(kind, str) or kind not in RULE_FIELDS or not isinstance(tool, str):
+            self.note(f"{where}: a rule of type {str(kind)!r}, not converted (not a kind "
+                      "Letta 0.16.8 takes)")  # fmt: skip
             return None
         if kind == "requires_approval" or (kind in ("continue_loop", "exit_loop") and tool in base):
             return None
@@ -329,7 +333,7 @@ class _Converter:
         try:
             return rule_by_name(kept, lambda n: self.tool_names.get(n, n))
         except (TypeError, AttributeError):  # children that are not names
-            self.note(f"a {kind} rule on {tool!r}: not converted (its tools are not names)")
+            self.note(f"{where}: a {kind} rule naming tools by other than names; not converted")
             return None
 
     def _secrets(self, i: int, a: dict[str, Any], key: str) -> dict[str, Any]:
@@ -401,7 +405,7 @@ class _Converter:
         for i, g in enumerate(self.af.entities("groups")):
             mc = g.get("manager_config") or {}
             manager_type = mc.get("manager_type") or "round_robin"
-            if manager_type not in ALLOWED:
+            if not isinstance(manager_type, str) or manager_type not in ALLOWED:
                 self.note(f"groups[{i}]: manager type {str(manager_type)!r} not converted")
                 continue
             flat = {

@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
+from letta_apply.errors import LettaApplyError
 from letta_apply.memory import af_format
+from letta_apply.memory.af_format import check_agent_file
+from letta_apply.memory.convert import convert
+from letta_apply.memory.convert_files import check_converted
 from tests.helpers import Cli
 
 
@@ -274,7 +278,7 @@ def test_custom_tools_get_their_sources_beside_the_manifest(cli: Cli, tmp_path: 
     ]
     assert "note: tools[4] ('no_doc'): its source has no function with a docstring" in r.err
     assert "note: tools[3] ('../../evil'): its source makes the tool 'evil'; converted so" in r.err
-    assert "a tool rule of type 'made_up' not converted" in r.err
+    assert "note: agents[0].tool_rules[3]: a rule of type 'made_up', not converted" in r.err
     assert cli("apply", "-f", str(out), "--auto-approve").code == 0
     assert cli("plan", "-f", str(out), "--detailed-exitcode").code == 0
 
@@ -400,3 +404,80 @@ def test_the_stack_comes_from_the_file_name_or_stack(cli: Cli, tmp_path: Path) -
     assert nameless.code == 1 and "give --stack" in nameless.err
     bad = cli("convert", str(_write(tmp_path, _af(), "x.af")), "--stack", "Not Valid")
     assert bad.code == 1 and "would not validate" in bad.err and "stack" in bad.err
+
+
+def _rich_af() -> dict[str, Any]:
+    """An Agent File using every part convert reads: shared and own blocks, tools of each kind,
+    rules, secrets, messages, an MCP server, a group, a folder with a file, a skill."""
+    doc = _tools_af()
+    agent = doc["agents"][0]
+    agent.update(
+        block_ids=["block-0", "block-1"], secrets={"K": ""}, tags=["t"], metadata={"m": 1},
+        source_ids=["source-0"], timezone="Europe/Paris", response_format={"type": "json_object"},
+        messages=[{"id": "message-0", "role": "user", "content": "hi",
+                   "tool_calls": [{"function": {"name": "send_message", "arguments": "{}"}}]}],
+        in_context_message_ids=["message-0"],
+        files_agents=[{"file_id": "file-0", "source_id": "source-0"}],
+    )  # fmt: skip
+    second = _agent(id="agent-1", name="worker", block_ids=["block-1"], tool_ids=["tool-5"])
+    doc["agents"].append(second)
+    doc["blocks"].append({"id": "block-1", "label": "org", "value": "v", "metadata": {"k": "v"}})
+    doc["tools"].append(
+        {"id": "tool-5", "name": "search", "tool_type": "external_mcp",
+         "metadata_": {"mcp": {"server_name": "s"}}}
+    )  # fmt: skip
+    doc["mcp_servers"] = [
+        {"id": "mcp_server-0", "server_name": "s", "server_type": "stdio",
+         "stdio_config": {"command": "uvx", "args": ["a"]}}
+    ]  # fmt: skip
+    doc["groups"] = [
+        {"id": "group-0", "agent_ids": ["agent-1"], "description": "d",
+         "manager_config": {"manager_type": "supervisor", "manager_agent_id": "agent-0"}}
+    ]  # fmt: skip
+    doc["sources"] = [{"id": "source-0", "name": "docs"}]
+    doc["files"] = [{"id": "file-0", "source_id": "source-0", "file_name": "a.md"}]
+    doc["skills"] = [{"name": "pdf"}]
+    return doc
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*path, i))
+    return out
+
+
+def _replaced(doc: Any, path: tuple[Any, ...], new: Any) -> Any:
+    copy = json.loads(json.dumps(doc))
+    target = copy
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = new
+    return copy
+
+
+HOSTILE_VALUES = [None, True, "${env.HOME}", [3], {"a": [1]}]
+
+
+def test_no_value_anywhere_in_an_agent_file_makes_convert_fail_badly(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Every field of a rich file, replaced by each hostile value in turn: convert makes a
+    manifest that validates, or refuses with one line; no other exception, ever."""
+    rich = _rich_af()
+    assert cli("convert", str(_write(tmp_path, rich)), "-o", str(tmp_path / "m.yaml")).code == 0
+    runs = refused = 0
+    for path in _paths(rich):
+        for value in HOSTILE_VALUES:
+            runs += 1
+            try:
+                converted = convert(check_agent_file(_replaced(rich, path, value), "x.af"), "s")
+                check_converted(converted, "m.yaml")
+            except LettaApplyError as e:
+                refused += 1
+                assert "\n" not in str(e) and str(e).startswith("x.af"), f"{path}: {e}"
+    assert runs > 500 and 0 < refused < runs

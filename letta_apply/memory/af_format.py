@@ -145,9 +145,13 @@ def check_agent_file(data: Any, name: str) -> AgentFile:
             raise AgentFileError(name, kind, f"expected a list, got {_type(items)}")
         for i, item in enumerate(items):
             _fields(item, _FIELDS[kind], f"{kind}[{i}]", name)
-    for key in ("skills",):
-        if data.get(key) is not None and not isinstance(data[key], list):
-            raise AgentFileError(name, key, f"expected a list, got {_type(data[key])}")
+    for i, agent in enumerate(checked["agents"]):
+        for j, m in enumerate(agent.get("messages") or ()):
+            _fields(m, _MESSAGE, f"agents[{i}].messages[{j}]", name)
+        for j, fa in enumerate(agent.get("files_agents") or ()):
+            _fields(fa, _FILE_AGENT, f"agents[{i}].files_agents[{j}]", name)
+    if data.get("skills") is not None and not isinstance(data["skills"], list):
+        raise AgentFileError(name, "skills", f"expected a list, got {_type(data['skills'])}")
     af = AgentFile(name, checked)
     _check_ids(af)
     _check_references(af)
@@ -243,7 +247,6 @@ def _ids(af: AgentFile) -> Iterator[tuple[str, str]]:
             yield f"{kind}[{i}].id", e["id"]
     for i, agent in enumerate(af.entities("agents")):
         for j, m in enumerate(agent.get("messages") or ()):
-            _fields(m, _MESSAGE, f"agents[{i}].messages[{j}]", af.name)
             yield f"agents[{i}].messages[{j}].id", m["id"]
 
 
@@ -259,7 +262,6 @@ def _check_references(af: AgentFile) -> None:
         for j, ref in enumerate(agent.get("in_context_message_ids") or ()):
             _known(af, own, ref, f"{where}.in_context_message_ids[{j}]", f"{where}.messages")
         for j, fa in enumerate(agent.get("files_agents") or ()):
-            _fields(fa, _FILE_AGENT, f"{where}.files_agents[{j}]", af.name)
             _known(af, ids["files"], fa["file_id"], f"{where}.files_agents[{j}].file_id", "files")
             at = f"{where}.files_agents[{j}].source_id"
             _known(af, ids["sources"], fa["source_id"], at, "sources")

@@ -48,6 +48,8 @@ from .convert_fields import (
 BASE_TYPES = ("letta_core", "letta_memory_core", "letta_sleeptime_core")
 """Tool types of the base tools Letta adds to an agent unless `include_base_tools: false`."""
 RETURN_CHAR_LIMIT = 50000  # Letta 0.16.8's default return_char_limit of a tool
+SLEEPTIME = {"sleeptime": "sleeptime_agent", "voice_sleeptime": "voice_sleeptime_agent"}
+"""The groups Letta makes for `enable_sleeptime`, and the type of the agents it puts in them."""
 _HANDLE = re.compile(r"[^/\s]+/\S+")
 _SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -112,8 +114,13 @@ class _Converter:
         self.variables: dict[str, Any] = {}
         self.sources: dict[str, str] = {}
         self.blocks = af.by_id("blocks")
-        self.holders: dict[str, set[int]] = {}
+        self.sleeptime = _sleeptime_groups(af)
+        made = {a for members in self.sleeptime.values() for a in members}
+        self.held = {b for a in af.entities("agents") for b in a.get("block_ids") or ()}
+        self.holders: dict[str, set[int]] = {}  # by the agents converted
         for i, agent in enumerate(af.entities("agents")):
+            if agent["id"] in made:
+                continue  # Letta makes it again, with the blocks it shares
             for bid in agent.get("block_ids") or ():
                 self.holders.setdefault(bid, set()).add(i)
         self.block_keys: dict[str, str] = {}  # shared blocks, by file id
@@ -132,7 +139,7 @@ class _Converter:
         taken: set[str] = set()
         for i, b in enumerate(self.af.entities("blocks")):
             held = len(self.holders.get(b["id"], ()))
-            if not held:
+            if b["id"] not in self.held:
                 self.note(f"blocks[{i}] ({b['label']!r}): held by no agent; not converted")
             if held < 2:
                 continue
@@ -237,12 +244,22 @@ class _Converter:
 
     def agents(self) -> dict[str, Any]:
         taken: set[str] = set()
+        made = {a: m for m, members in self.sleeptime.items() for a in members}
         for agent in self.af.entities("agents"):
             self.agent_keys[agent["id"]] = manifest_key(agent.get("name") or "agent", taken)
         out: dict[str, Any] = {}
         for i, agent in enumerate(self.af.entities("agents")):
             key = self.agent_keys[agent["id"]]
+            if agent["id"] in made:
+                self.note(
+                    f"agents[{i}] ({agent.get('name')!r}): the sleep-time agent Letta made for "
+                    f"agent.{self.agent_keys[made[agent['id']]]}; not converted (Letta makes it "
+                    "again from `enable_sleeptime: true`)"
+                )
+                continue
             spec = self._agent(i, agent, key)
+            if agent["id"] in self.sleeptime:
+                spec["enable_sleeptime"] = True
             spec.update(self._memory(agent))
             spec.update(self._agent_tools(i, agent))
             spec.update(self._secrets(i, agent, key))
@@ -404,6 +421,13 @@ class _Converter:
         kind = GroupKind()
         for i, g in enumerate(self.af.entities("groups")):
             mc = g.get("manager_config") or {}
+            if (
+                mc.get("manager_agent_id") in self.sleeptime
+                and g["agent_ids"] == self.sleeptime[mc["manager_agent_id"]]
+            ):
+                self.note(f"groups[{i}]: Letta's sleep-time group; not converted (Letta makes it "
+                          "again from `enable_sleeptime: true`)")  # fmt: skip
+                continue
             manager_type = mc.get("manager_type") or "round_robin"
             if not isinstance(manager_type, str) or manager_type not in ALLOWED:
                 self.note(f"groups[{i}]: manager type {str(manager_type)!r} not converted")
@@ -436,6 +460,28 @@ class _Converter:
         skills = self.af.data.get("skills") or []
         if skills:
             self.note(f"skills: {len(skills)} skill(s) not converted (a manifest has none)")
+
+
+def _sleeptime_groups(af: AgentFile) -> dict[str, list[str]]:
+    """The groups Letta makes itself for an agent with `enable_sleeptime` (a sleep-time group
+    of its own sleep-time agents): their members by manager."""
+    agents = af.by_id("agents")
+    out: dict[str, list[str]] = {}
+    for g in af.entities("groups"):
+        mc = g.get("manager_config") or {}
+        kind = mc.get("manager_type")
+        manager = mc.get("manager_agent_id")
+        members = g["agent_ids"]
+        own = SLEEPTIME.get(kind) if isinstance(kind, str) else None
+        if (
+            own
+            and isinstance(manager, str)
+            and manager not in out
+            and members
+            and all(agents[a].get("agent_type") == own and a != manager for a in members)
+        ):
+            out[manager] = list(members)
+    return out
 
 
 def _label(block: Mapping[str, Any]) -> str:

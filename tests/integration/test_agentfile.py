@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ import httpx
 
 from letta_apply.cli import main
 from tests.integration.conftest import SEED, Result, Run, stack_resources
+
+
+def _another_stack() -> str:
+    """A second stack for a test, named so that the suite's clean-up knows it too."""
+    return f"t{uuid.uuid4().hex[:10]}"
 
 
 def _convert(*args: str) -> Result:
@@ -62,7 +68,7 @@ def test_the_seed_stack_survives_export_convert_apply(
         api.delete(f"/v1/agents/{c['id']}")
 
     # Converted and applied as another stack: the same agents, converged at once.
-    other = f"{stack}-copy"
+    other = _another_stack()
     made = tmp_path / "copy" / "copy.yaml"
     converted = _convert(str(af), "--stack", other, "-o", str(made))
     assert converted.code == 0, converted.err
@@ -171,3 +177,44 @@ def test_an_agent_exported_by_letta_converts_and_applies(
     messages = api.get(f"/v1/agents/{made_agent['id']}/messages").json()
     assert any("hello there" in json.dumps(m) for m in messages)
     assert run("destroy", "-f", str(made), var, "--auto-approve").code == 0
+
+
+SLEEPY = """\
+version: 1
+stack: {stack}
+agents:
+  thinker:
+    name: {stack}-thinker
+    model: letta/letta-free
+    embedding: letta/letta-free
+    enable_sleeptime: true
+    memory_blocks: [{label: persona, value: I think.}]
+"""
+
+
+def test_an_agent_with_letta_s_sleep_time_agent_comes_back_as_enable_sleeptime(
+    run: Run, api: httpx.Client, manifest: Any, stack: str, tmp_path: Path
+) -> None:
+    """Letta's export of such an agent brings its sleep-time agent and group along: the
+    manifest made of it says `enable_sleeptime: true`, and Letta makes them again."""
+    source = manifest(SLEEPY)
+    assert run("apply", "-f", source, "--auto-approve").code == 0
+    af = tmp_path / "sleepy.af"
+    assert run("export", "--format", "af", "-f", source, "-o", str(af)).code == 0
+    doc = json.loads(af.read_text())
+    assert sorted(a["agent_type"] for a in doc["agents"]) == ["letta_v1_agent", "sleeptime_agent"]
+    assert [g["manager_config"]["manager_type"] for g in doc["groups"]] == ["sleeptime"]
+    other = _another_stack()
+    made = tmp_path / "copy" / "sleepy.yaml"
+    r = _convert(str(af), "--stack", other, "-o", str(made))
+    assert r.code == 0, r.err
+    assert "Letta's sleep-time group; not converted" in r.err
+    assert run("apply", "-f", str(made), "--auto-approve").code == 0
+    plan = run("plan", "-f", str(made), "--detailed-exitcode")
+    assert plan.code == 0 and "No changes." in plan.out, plan.out
+    (copy,) = stack_resources(api, other)[1]
+    full = api.get(f"/v1/agents/{copy['id']}", params={"include": ["agent.managed_group"]}).json()
+    assert full["enable_sleeptime"] is True
+    assert (full.get("multi_agent_group") or full.get("managed_group") or {}).get(
+        "manager_type"
+    ) == "sleeptime"

@@ -481,3 +481,33 @@ def test_no_value_anywhere_in_an_agent_file_makes_convert_fail_badly(
                 refused += 1
                 assert "\n" not in str(e) and str(e).startswith("x.af"), f"{path}: {e}"
     assert runs > 500 and 0 < refused < runs
+
+
+def test_letta_s_own_sleep_time_agent_and_group_become_enable_sleeptime(
+    cli: Cli, tmp_path: Path
+) -> None:
+    doc = _af(
+        agents=[
+            _agent(block_ids=["block-0"]),
+            _agent(id="agent-1", name="helper-sleeptime", agent_type="sleeptime_agent",
+                   block_ids=["block-0", "block-1"]),
+        ],
+        blocks=[_af()["blocks"][0], {"id": "block-1", "label": "memory_persona", "value": "x"}],
+        groups=[{"id": "group-0", "agent_ids": ["agent-1"], "description": "",
+                 "manager_config": {"manager_type": "sleeptime", "manager_agent_id": "agent-0",
+                                    "sleeptime_agent_frequency": 5}}],
+    )  # fmt: skip
+    r = cli("convert", str(_write(tmp_path, doc)))
+    assert r.code == 0, r.err
+    manifest = yaml.safe_load(r.out)
+    assert list(manifest["agents"]) == ["helper"] and "groups" not in manifest
+    helper = manifest["agents"]["helper"]
+    assert helper["enable_sleeptime"] is True
+    assert helper["memory_blocks"] == [{"label": "persona", "value": "I help."}]  # not shared
+    assert "blocks" not in manifest  # the block it shared with its sleep-time agent is its own
+    assert (
+        "note: agents[1] ('helper-sleeptime'): the sleep-time agent Letta made for agent.helper; "
+        "not converted" in r.err
+    )
+    assert "note: groups[0]: Letta's sleep-time group; not converted" in r.err
+    assert "held by no agent" not in r.err

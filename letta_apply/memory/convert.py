@@ -358,6 +358,7 @@ class _Converter:
         export, never come from a file."""
         names = {**(a.get("tool_exec_environment_variables") or {}), **(a.get("secrets") or {})}
         made: dict[str, Any] = {}
+        listed: list[str] = []
         for name in sorted(names):
             if not _SECRET_NAME.fullmatch(name) or len(name) > 200:
                 self.note(f"agents[{i}].secrets: {name!r} is not an environment variable name; "
@@ -371,12 +372,12 @@ class _Converter:
                 "description": f"{name} for the tools of agent.{key} (from the Agent File)",
             }
             made[name] = Ref(f"${{var.{var}}}")
+            listed.append(f"{name} (var.{var})")
         if made:
-            listed = ", ".join(f"{n} (var.{v[6:-1]})" for n, v in made.items())
             self.note(
-                f"agents[{i}].secrets: {listed}: made sensitive variables without values, "
-                "never written from the file; give each with LETTA_APPLY_VAR_<name> or --var "
-                "before apply"
+                f"agents[{i}].secrets: {', '.join(listed)}: made sensitive variables without "
+                "values, never written from the file; give each with LETTA_APPLY_VAR_<name> or "
+                "--var before apply"
             )
             return {"secrets": made}
         return {}

@@ -195,7 +195,10 @@ def _recording(plan: Plan, result: ApplyResult | None) -> Recording | None:
     def recording(serial: str, now: frozenset[str] | None) -> frozenset[str]:
         if serial == plan.serial or now is None:
             return after
-        return (after & (now | made)) | (now - record.taken - (record.held - record.kept))
+        # What the other run recorded, but what this one took away (moved away included),
+        # with what this one moved or made.
+        moved = record.kept - record.held
+        return (now - (record.held - record.kept)) | moved | (record.adds & made)
 
     return recording
 

@@ -100,6 +100,21 @@ def test_an_agent_deleted_by_hand_is_drift_and_apply_makes_it_again(
     assert "No drift" in r.out
 
 
+def test_a_saved_plan_carries_the_drift_and_records_what_it_made(
+    tmp_path: Path, cli: Cli
+) -> None:
+    path = write(tmp_path, SEED)
+    apply(cli, path)
+    del cli.fake.agents[agent_id(cli.fake, "worker")]
+    saved = tmp_path / "plan.json"
+    run(cli, "plan", "-f", str(path), "--out", str(saved))
+    doc = json.loads(saved.read_text())
+    assert deleted(doc) == ["agent.worker"] and doc["summary"]["deleted_drift"] == 1
+    run(cli, "apply", str(saved), "--auto-approve")
+    assert recorded(cli.fake) == {"block.organization", "agent.supervisor", "agent.worker"}
+    assert "No drift" in run(cli, "drift", "-f", str(path)).out
+
+
 def test_an_agent_added_to_the_manifest_and_not_applied_is_not_drift(
     tmp_path: Path, cli: Cli
 ) -> None:
@@ -199,6 +214,29 @@ def test_a_lockless_apply_records_too(tmp_path: Path, cli: Cli) -> None:
     assert deleted(doc) == ["agent.supervisor"]
     apply(cli, path, "--lock=false")
     assert recorded(cli.fake) == {"block.organization", "agent.supervisor", "agent.worker"}
+
+
+def test_a_lockless_run_keeps_what_a_run_beside_it_recorded(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, SEED)
+    apply(cli, path)
+    write(tmp_path, SEED + HELPER)
+    fake = cli.fake
+    (serial,) = [b for b in fake.blocks.values() if b["label"] == STACK_LABEL]
+
+    def other_run(request: httpx.Request) -> None:
+        # While this run creates agent.helper, another run of the stack deletes agent.worker
+        # and records so.
+        if request.method == "POST" and request.url.path == "/v1/agents/":
+            del fake.agents[agent_id(fake, "worker")]
+            serial["metadata"][LOCK_KEY] = {
+                "stack": "unit", "serial": "other",
+                RECORD_KEY: encode_record(["block.organization", "agent.supervisor"]),
+            }  # fmt: skip
+
+    fake.after.append(other_run)  # type: ignore[arg-type]
+    apply(cli, path, "--lock=false")
+    assert recorded(fake) == {"block.organization", "agent.supervisor", "agent.helper"}
+    assert "No drift" in run(cli, "drift", "-f", str(path)).out
 
 
 # -- crashes -------------------------------------------------------------------------------------

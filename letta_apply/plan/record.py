@@ -27,11 +27,10 @@ from .changes import CREATE, DELETE, FORGET, IMPORT, REPLACED, Change
 @dataclass(frozen=True)
 class Record:
     """What a plan means for the stack's record. `before`: as the plan read it (None: the
-    stack has none yet); `held`: the addresses the stack's marks held then; `kept`: those
-    the plan leaves held (where a move puts them);
-    `gone`: recorded and declared, no longer on the server (deleted there: drift, recorded
-    until made again); `taken`: recorded ones the plan takes away (deletes, forgets, moves);
-    `adds`: what its creates and imports make."""
+    stack has none yet); `held`: the addresses the stack's marks held then; `kept`: those the
+    plan leaves held (where a move puts them); `gone`: recorded and declared, no longer on the
+    server (deleted there: drift, recorded until made again); `taken`: recorded ones the plan
+    takes away (deletes, forgets, moves); `adds`: what its creates and imports make."""
 
     before: frozenset[str] | None
     held: frozenset[str]

@@ -36,7 +36,7 @@ LOCK_KEY = "letta_apply_lock"
 STACK_LABEL = "letta-apply-stack"
 
 RECORD_KEY = "applied"
-"""Key in the serial record's description (under LOCK_KEY) of the stack's record."""
+"""Key of the stack's record in the serial record's metadata (under LOCK_KEY)."""
 
 RECORD_MAX = 64 << 20
 """Characters a record may unpack to (a record is anyone's to write: no zlib bomb)."""
@@ -101,7 +101,7 @@ def stack_record(blocks: Iterable[Mapping[str, Any]], stack: str) -> frozenset[s
     return frozenset().union(*kept) if kept else None
 
 
-Recording = Callable[[str, "frozenset[str] | None"], "Iterable[str] | None"]
+Recording = Callable[[str, frozenset[str] | None], Iterable[str] | None]
 """The stack's new record, from its serial and its record as they are before the write (None:
 keep the record as it is)."""
 

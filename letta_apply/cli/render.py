@@ -150,7 +150,7 @@ def change_lines(c: Change) -> list[str]:
 def _block_drift(d: Drift) -> str:
     """What happened to an agent's attachment on the server, and what apply does about it."""
     block = d.field[len("blocks[") : -1]
-    if not block.startswith("block."):  # an id: a block the stack does not manage
+    if d.label:  # named by id: a block the stack does not manage
         fix = (
             "apply detaches it (--detach-unmanaged-blocks)"
             if d.restored

@@ -191,9 +191,10 @@ class Stack:
         given, is one made with `plan(client, destroy=True)`. Raises like apply."""
         return self._run(client, plan, True, parallelism, lock, lock_timeout, on_done)
 
-    def drift(self, client: LettaClient) -> Plan:
-        """A plan whose `drift` says what changed on the server outside the manifest."""
-        return plan_for(client, self.desired)
+    def drift(self, client: LettaClient, *, detach_unmanaged_blocks: bool = False) -> Plan:
+        """A plan whose `drift` says what changed on the server outside the manifest, and
+        whether apply (with the same `detach_unmanaged_blocks`) undoes each."""
+        return plan_for(client, self.desired, detach_unmanaged=detach_unmanaged_blocks)
 
     def show(self, client: LettaClient) -> Listing:
         """The stack's resources on the server, with their ids."""

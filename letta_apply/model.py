@@ -130,6 +130,9 @@ class Live:
     # The stack's serial as the listing of its blocks showed it (server.lock.stack_serial):
     # another run that writes to the stack changes it.
     serial: str = ""
+    # The stack's record of what it held when a run last wrote to it, from the same listing
+    # (server.serial, plan.record): None when no run wrote one yet.
+    recorded: frozenset[str] | None = None
     # The stack's lock records as that listing showed them (server.lock), as the server sent
     # them: a run with nothing to write still removes a dead run's.
     locks: tuple[Mapping[str, Any], ...] = ()

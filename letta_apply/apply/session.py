@@ -1,6 +1,6 @@
 """One apply or destroy run: plan, take the stack lock when there is something to write, plan
 again under it only if another run wrote to the stack since (the stack's serial says), confirm,
-apply, give the stack a new serial, release.
+apply, give the stack a new serial and its record of what it holds (plan.record), release.
 
 The caller decides how each step shows: `ApplyEvents` is told what happens, and nothing here
 prints."""
@@ -17,7 +17,7 @@ from ..model import Desired
 from ..plan.changes import Change, Plan, natural_key
 from ..server.client import LettaClient
 from ..server.lock import LockInfo, StackLock
-from ..server.serial import bump_serial, forget_serial
+from ..server.serial import Recording, bump_serial, forget_serial, refresh_record
 from .runner import Done, apply_plan
 
 Planned = tuple[Plan, Desired | None]
@@ -120,21 +120,31 @@ def run_apply(
     planned = make()
     stack = planned[0].stack
     destroying = operation == "destroy"
-    # The lock costs its writes: a run with nothing to do neither takes it nor writes.
-    if not (lock and planned[0].has_changes and not planned[0].blocked):
+
+    def writes(p: Planned) -> bool:
+        return p[0].has_changes and not p[0].blocked
+
+    if lock and planned[0].locks and not writes(planned):
+        # Nothing to write, but a run that died holding the lock may have left its record.
+        # Taken over, it may have written after this plan was read: plan again.
         gone = destroying and not planned[0].has_changes  # the stack owns nothing any more
-        if lock and planned[0].locks:
-            # Nothing to write, but a run that died holding the lock may have left its record.
-            StackLock(client, stack, operation, on_take_over=events.lock_taken_over).clear_dead(
-                planned[0].locks, serial=not gone
-            )
+        cleared = StackLock(client, stack, operation, on_take_over=events.lock_taken_over)
+        if cleared.clear_dead(planned[0].locks, serial=not gone):
+            planned = make()
+    # The lock costs its writes: a run with nothing to do neither takes it nor writes.
+    if not (lock and writes(planned)):
         unlocked = _apply_planned(client, *planned, parallelism, events, stop)
         # Without the lock too, a run that wrote says so to the runs that hold it; a destroyed
         # stack keeps no serial (one a stopped destroy left included).
         if destroying and unlocked.ok and (unlocked.plan.has_changes or planned[0].serial):
             forget_serial(client, stack)
         elif _wrote(unlocked):
-            bump_serial(client, stack)
+            bump_serial(client, stack, record=_recording(unlocked.plan, unlocked))
+        elif _refreshes(unlocked) and not unlocked.plan.locks and unlocked.plan.serial is not None:
+            # Not while another run holds the lock: its own record is the one to keep.
+            record = unlocked.plan.record
+            assert record is not None
+            refresh_record(client, stack, unlocked.plan.serial, record.after(()))
         return unlocked
     stack_lock = StackLock(
         client, stack, operation, timeout=lock_timeout, on_wait=events.lock_wait,
@@ -149,10 +159,10 @@ def run_apply(
             return result
         if planned[0].serial is None or planned[0].serial != stack_lock.serial:
             planned = make()  # another run wrote to the stack since: plan again
-        result = _apply_planned(client, *planned, parallelism, events, stop)
+        result = _apply_planned(client, *planned, parallelism, events, stop, stack_lock)
         return result
     finally:
-        _release(stack_lock, events, result, destroying)
+        _release(stack_lock, events, planned[0], result, destroying)
 
 
 def _wrote(result: ApplyResult | None) -> bool:
@@ -164,13 +174,50 @@ def _wrote(result: ApplyResult | None) -> bool:
     return bool(result.done) or (failure is not None and not failure.rejected)
 
 
+def _refreshes(result: ApplyResult) -> bool:
+    """Whether a run that wrote nothing writes the stack's record all the same: the plan found
+    it missing what the stack holds, and was neither refused nor declined."""
+    record = result.plan.record
+    return bool(record and record.lacking and not (result.cancelled or result.blocked))
+
+
+def _recording(plan: Plan, result: ApplyResult | None) -> Recording | None:
+    """The stack's record after a run of `plan` (`result`: what it did; None when it ended
+    in an exception: then only what the plan left held). Should another run have written to
+    the stack since the plan was read (a run without the lock beside others), what that run
+    recorded wins: this run adds what it made and takes away what it took."""
+    record = plan.record
+    if record is None:
+        return None
+    made = {d.change.address for d in result.done} if result else set()
+    after = record.after(made)
+
+    def recording(serial: str, now: frozenset[str] | None) -> frozenset[str]:
+        if serial == plan.serial or now is None:
+            return after
+        # What the other run recorded, but what this one took away (moved away included),
+        # with what this one moved or made.
+        moved = record.kept - record.held
+        return (now - (record.held - record.kept)) | moved | (record.adds & made)
+
+    return recording
+
+
 def _release(
-    lock: StackLock, events: ApplyEvents, result: ApplyResult | None, destroying: bool
+    lock: StackLock,
+    events: ApplyEvents,
+    plan: Plan,
+    result: ApplyResult | None,
+    destroying: bool,
 ) -> None:
     held = lock.held
+    plan = result.plan if result is not None else plan
+    wrote = _wrote(result)
     try:
         lock.release(
-            wrote=_wrote(result), destroyed=destroying and result is not None and result.ok
+            wrote=wrote or (result is not None and _refreshes(result)),
+            destroyed=destroying and result is not None and result.ok,
+            record=_recording(plan, result),
         )
     except ApiError as e:
         if held is not None:
@@ -184,7 +231,9 @@ def _apply_planned(
     parallelism: int,
     events: ApplyEvents,
     stop: threading.Event | None = None,
+    lock: StackLock | None = None,
 ) -> ApplyResult:
+    """Confirm and apply (under `lock`, when it is held)."""
     events.planned(plan, desired)
     if plan.blocked:
         return ApplyResult(plan, desired)
@@ -200,7 +249,14 @@ def _apply_planned(
         done.append(d)
         events.done(d)
 
+    ahead = plan.record.ahead if plan.record else None
     try:
+        if ahead is not None:
+            # The record never names what letta-apply takes away, even if this run is killed.
+            if lock is not None:
+                lock.write_record(ahead)
+            else:
+                bump_serial(client, plan.stack, record=lambda _serial, _now: ahead)
         apply_plan(
             client, plan, parallelism=parallelism, on_done=on_done, on_failed=events.failed,
             stop=stop,

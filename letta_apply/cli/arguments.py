@@ -210,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
     _common(sp)
+    _lifecycle(sp)  # what apply will do about it, as apply would be run
     sp.add_argument(
         "--detailed-exitcode", action="store_true",
         help="accepted for symmetry with plan: drift always exits 2 when it finds drift",

@@ -510,7 +510,8 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
 def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
     desired = _load(args, o)
     with o.connect() as client:
-        plan = mask_plan(plan_for(client, desired), o.masker)
+        plan = plan_for(client, desired, detach_unmanaged=args.detach_unmanaged_blocks)
+        plan = mask_plan(plan, o.masker)
         origin = _origin(args, client, desired)
         if o.format == "json":
             o.json(planfile.drift_document(plan, origin))

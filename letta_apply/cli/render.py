@@ -19,6 +19,7 @@ from ..plan.changes import (
     CONFIGURATION,
     CREATE,
     DELETE,
+    DELETED,
     DETACH,
     DRIFT,
     FORGET,
@@ -131,6 +132,8 @@ def change_lines(c: Change) -> list[str]:
     lines = [f"  {sym} {c.address}{rid}: {c.action}"]
     if LEFTOVER in c.why:
         lines[0] += " (only its mark is left: the resource is gone, or was never made)"
+    if c.action == CREATE and DRIFT in c.why:
+        lines[0] += " (deleted on the server; made again)"
     if c.action == FORGET:
         lines[0] += " (kept on the server, no longer managed)"
     if c.action == REPLACE:
@@ -144,7 +147,29 @@ def change_lines(c: Change) -> list[str]:
     return lines
 
 
+def _block_drift(d: Drift) -> str:
+    """What happened to an agent's attachment on the server, and what apply does about it."""
+    block = d.field[len("blocks[") : -1]
+    if d.label:  # named by id: a block the stack does not manage
+        fix = (
+            "apply detaches it (--detach-unmanaged-blocks)"
+            if d.restored
+            else "left alone (apply --detach-unmanaged-blocks detaches it)"
+        )
+        what = f"block '{d.label}' ({block}, not managed by this stack)"
+        return f"{what} was {d.live} on the server; {fix}"
+    fix = "detaches it" if d.live == "attached" else "attaches it again"
+    return f"{block} was {d.live} on the server; apply {fix}"
+
+
+def _deleted_drift(d: Drift) -> str:
+    fix = "apply makes it again" if d.restored else "apply refuses to make it (see the plan)"
+    return f"was deleted on the server (letta-apply had made it); {fix}"
+
+
 def drift_lines(d: Drift) -> list[str]:
+    if d.kind == DELETED:
+        return [f"  {'+' if d.restored else '!'} {d.address} {_deleted_drift(d)}"]
     if d.kind == MEMORY and d.conflict:
         head = (
             f"  ! {d.address}.{d.field} changed both in the manifest and on the server (by an "
@@ -156,9 +181,7 @@ def drift_lines(d: Drift) -> list[str]:
     elif d.kind == MEMORY:
         head = f"  ~ {d.address}.{d.field} was changed on the server; enforce_value restores it"
     elif d.field.startswith("blocks["):
-        block = d.field[len("blocks[") : -1]
-        fix = "detaches it" if d.live == "attached" else "attaches it again"
-        return [f"  ~ {d.address}: {block} was {d.live} on the server; apply {fix}"]
+        return [f"  {'~' if d.restored else '!'} {d.address}: {_block_drift(d)}"]
     else:
         head = (
             f"  ~ {d.address}.{d.field} was changed on the server; "
@@ -193,9 +216,15 @@ def summary(plan: Plan, *, destroy: bool = False) -> str:
     conflicts = sum(1 for d in plan.drift if d.kind == MEMORY and d.conflict)
     if conflicts:
         text += f" {conflicts} memory conflict{'s' if conflicts > 1 else ''}."
-    config = sum(1 for d in plan.drift if d.kind == CONFIGURATION)
+    deleted = sum(1 for d in plan.drift if d.kind == DELETED and d.restored)
+    if deleted:
+        text += f" {deleted} deleted on the server, made again."
+    config = sum(1 for d in plan.drift if d.kind == CONFIGURATION and d.restored)
     if config:
         text += f" {config} change{'s' if config > 1 else ''} made on the server reverted."
+    alone = sum(1 for d in plan.drift if d.kind == CONFIGURATION and not d.restored)
+    if alone:
+        text += f" {alone} change{'s' if alone > 1 else ''} made on the server left alone."
     if plan.blocked:
         text += " Blocked by prevent_destroy: apply writes nothing."
     elif plan.problems:
@@ -278,6 +307,12 @@ def drift_text(plan: Plan, base_url: str) -> str:
     lines = [f'letta-apply drift: stack "{plan.stack}" on {base_url}', ""]
     memory = [d for d in plan.drift if d.kind == MEMORY]
     config = [d for d in plan.drift if d.kind == CONFIGURATION]
+    deleted = [d for d in plan.drift if d.kind == DELETED]
+    if deleted:
+        lines.append("Deleted on the server, outside the manifest:")
+        for d in deleted:
+            lines.extend(drift_lines(d))
+        lines.append("")
     if memory:
         lines.append("Memory written by agents (or by hand):")
         for d in memory:
@@ -288,11 +323,21 @@ def drift_text(plan: Plan, base_url: str) -> str:
         for d in config:
             lines.extend(drift_lines(d))
         lines.append("")
+    record = plan.record
+    if record is not None and record.before is None and record.held:
+        lines += [
+            "Note: the stack has no record yet of what letta-apply made (it was last applied by "
+            "an older release): a resource deleted on the server shows as new, not as drift, "
+            "until the next `apply` writes the record.",
+            "",
+        ]
     if not plan.drift:
         lines.append("No drift: nothing changed on the server outside the manifest.")
     else:
+        gone = f"{len(deleted)} deleted resource{'s' if len(deleted) != 1 else ''}, "
         lines.append(
-            f"Drift: {len(memory)} agent-written value{'s' if len(memory) != 1 else ''}, "
+            f"Drift: {gone if deleted else ''}"
+            f"{len(memory)} agent-written value{'s' if len(memory) != 1 else ''}, "
             f"{len(config)} configuration change{'s' if len(config) != 1 else ''}."
         )
     return "\n".join(lines)
@@ -436,6 +481,8 @@ def plan_markdown(plan: Plan, base_url: str, graph: Graph | None = None) -> str:
         for c in plan.changes:
             what = f"`{c.address}`" + (f" ← `{c.block}`" if c.block else "")
             why = ", ".join(WHY_TEXT.get(w, w) for w in c.why)
+            if c.action == CREATE and DRIFT in c.why:
+                why = "deleted on the server"
             out.append(f"| {_MD_SYMBOL[c.action]} | {what} | {why} |")
         out.append("")
         for c in plan.changes:
@@ -474,8 +521,10 @@ def _md_drift(d: Drift) -> str:
             )
         state = "restored (enforce_value)" if d.restored else "kept"
         return f"`{d.address}.{d.field}`: written by an agent or by hand; {state}"
+    if d.kind == DELETED:
+        return f"`{d.address}` {_deleted_drift(d)}"
     if d.field.startswith("blocks["):
-        return f"`{d.address}`: `{d.field[7:-1]}` was {d.live} on the server; apply reverts it"
+        return f"`{d.address}`: " + _block_drift(d)
     return f"`{d.address}.{d.field}`: changed on the server; apply restores the manifest's value"
 
 

@@ -600,15 +600,17 @@ def _shared_blocks(
 
 
 def _unmanaged_block(ctx: Context, da: DesiredAgent, la: LiveAgent, b: LiveBlock) -> None:
-    """A block this stack does not manage, attached to one of its agents by hand."""
+    """A block this stack does not manage, attached to one of its agents by hand: drift,
+    detached only when asked (--detach-unmanaged-blocks), else left alone."""
+    ctx.drift.append(
+        Drift(
+            da.address, f"blocks[{b.id}]", "detached", "attached", CONFIGURATION,
+            ctx.detach_unmanaged, label=b.label,
+        )
+    )  # fmt: skip
     if ctx.detach_unmanaged:
         ctx.changes.append(
             Change(da.address, DETACH, la.id, block=b.id, why=(DRIFT,), kind="agent")
-        )
-    else:
-        ctx.notes.append(
-            f"{da.address}: block '{b.label}' ({b.id}) is attached but not managed by this "
-            "stack; left alone (--detach-unmanaged-blocks detaches it)"
         )
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    from .record import Record
 
 Action = Literal["create", "update", "attach", "detach", "delete", "import", "replace", "forget"]
 CREATE: Final = "create"
@@ -41,8 +44,9 @@ RESUME: Final = "resume"  # made by a run that stopped before marking it (kinds.
 LEFTOVER: Final = "leftover"  # a mark of nothing: its resource is gone, or was never made
 REMOVED: Final = "removed"  # named by `removed:`: no longer managed, kept on the server
 
-DriftKind = Literal["memory", "configuration"]
-CONFIGURATION: Final = "configuration"  # kind of drift other than memory
+DriftKind = Literal["memory", "configuration", "deleted"]
+CONFIGURATION: Final = "configuration"  # a field or an attachment changed by hand
+DELETED: Final = "deleted"  # a resource the stack made, deleted on the server since
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,11 @@ class Change:
 class Drift:
     """A difference made on the server outside the manifest.
 
-    `kind` is MEMORY for a block value (written by agents; kept unless enforce_value) or
-    CONFIGURATION for anything else (hand edits and hand attachments; apply reverts them).
+    `kind` is MEMORY for a block value (written by agents; kept unless enforce_value),
+    DELETED for a resource the stack made that is no longer on the server (apply makes it
+    again; `field` is "") or CONFIGURATION for anything else (hand edits and hand attachments).
+    `restored`: whether apply undoes it (apply leaves a block the stack does not manage
+    attached, unless told to detach it; a resource it refuses to make stays deleted).
     """
 
     address: str
@@ -97,6 +104,7 @@ class Drift:
     kind: DriftKind
     restored: bool
     conflict: bool = False  # a memory value changed in the manifest and on the server both
+    label: str = ""  # the label of a block `field` names by id (one the stack does not manage)
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,9 @@ class Plan:
     serial: str | None = None
     # The stack's lock records when it was read, as the server sent them (server.lock).
     locks: tuple[Mapping[str, Any], ...] = ()
+    # What the plan does to the stack's record of what it holds (plan.record): None for a
+    # saved plan until it is checked against the server.
+    record: Record | None = None
 
     @property
     def has_changes(self) -> bool:

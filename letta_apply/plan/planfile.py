@@ -22,6 +22,7 @@ from .changes import (
     CONFIGURATION,
     CREATE,
     DELETE,
+    DELETED,
     DETACH,
     DRIFT,
     FORGET,
@@ -101,9 +102,19 @@ def summary(plan: Plan) -> dict[str, int]:
         "replace": plan.count(REPLACE),
         # Only when the plan lets go of something (`removed:`): older readers know the rest.
         **({"forget": plan.count(FORGET)} if plan.count(FORGET) else {}),
+        **drift_counts(plan, always=False),
+        "refused": len({p.address for p in plan.problems}),  # resources, each with its reasons
+    }
+
+
+def drift_counts(plan: Plan, *, always: bool = True) -> dict[str, int]:
+    """How much drift of each kind; resources deleted on the server only when there are some
+    (older readers of plans know the rest), unless `always`."""
+    deleted = sum(1 for d in plan.drift if d.kind == DELETED)
+    return {
         "memory_drift": sum(1 for d in plan.drift if d.kind == MEMORY),
         "configuration_drift": sum(1 for d in plan.drift if d.kind == CONFIGURATION),
-        "refused": len({p.address for p in plan.problems}),  # resources, each with its reasons
+        **({"deleted_drift": deleted} if deleted or always else {}),
     }
 
 
@@ -137,6 +148,7 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
                 "live": d.live,
                 "action": "restored" if d.restored else "kept",
                 **({"conflict": True} if d.conflict else {}),
+                **({"label": d.label} if d.label else {}),
                 **({"sensitive": True} if isinstance(d.live, Masked) else {}),
             }
             for d in plan.drift
@@ -158,7 +170,7 @@ def drift_document(plan: Plan, origin: Origin) -> dict[str, Any]:
         "stack": plan.stack,
         "has_drift": bool(plan.drift),
         "drift": doc["drift"],
-        "summary": {k: doc["summary"][k] for k in ("memory_drift", "configuration_drift")},
+        "summary": drift_counts(plan),
     }
 
 
@@ -179,7 +191,8 @@ def _field_why(path: str, change: Mapping[str, Any]) -> Why:
     whys = change.get("why") or []
     if path in (change.get("drift_paths") or []):
         return DRIFT
-    if NEW in whys:
+    # A create's fields are all new (one made again after it was deleted on the server too).
+    if NEW in whys or change.get("actions") == [CREATE]:
         return NEW
     if path == "value" and MEMORY in whys:
         return MEMORY
@@ -231,6 +244,7 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                     d["kind"],
                     d["action"] == "restored",
                     conflict=bool(d.get("conflict")),
+                    label=str(d.get("label") or ""),
                 )
                 for d in doc.get("drift", ())
             ),

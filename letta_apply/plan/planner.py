@@ -20,9 +20,10 @@ from typing import Any
 from ..kinds import KINDS, apply_order, kind, kind_of_address
 from ..kinds.base import Context, declared_at
 from ..model import Desired, Live
-from .changes import CREATE, Change, Plan, Problem, natural_key
+from .changes import CREATE, DELETED, DRIFT, Change, Drift, Plan, Problem, natural_key
 from .fingerprint import ABSENT, blanks_of, fingerprints, marked_blanks, seal, sealed, watched
 from .match import matched_ids
+from .record import record_of
 
 
 def _forgets(ctx: Context) -> None:
@@ -93,6 +94,22 @@ def _imports(ctx: Context) -> None:
         ctx.importing.add(imp.address)
 
 
+def _deleted_on_server(ctx: Context) -> set[str]:
+    """Declared resources the stack's record says it held, that the server no longer holds:
+    deleted outside letta-apply since a run made them (moved ones by their old address).
+    Apply makes them again. Without a record nothing tells them from new ones."""
+    before = ctx.live.recorded
+    if not before:
+        return set()
+    was = {dst: src for src, dst in ctx.desired.moved.items()}
+    return {
+        address
+        for k in KINDS
+        for address in ctx.desired.of(k.name)
+        if address not in ctx.pool(k.name) and (address in before or was.get(address) in before)
+    }
+
+
 def _refs(value: Any) -> set[str]:
     """Addresses a request body refers to (`{"$ref": address}`: made by this plan)."""
     if isinstance(value, dict):
@@ -123,7 +140,7 @@ def _refuse_dependents(ctx: Context) -> None:
             refused.add(address)
 
 
-def _finish(ctx: Context, seal_key: str = "") -> Plan:
+def _finish(ctx: Context, held: set[str], gone: set[str], seal_key: str = "") -> Plan:
     _refuse_dependents(ctx)
     refused = {p.address for p in ctx.problems}
 
@@ -133,7 +150,14 @@ def _finish(ctx: Context, seal_key: str = "") -> Plan:
             address == r or address.startswith(r + ".") for r in refused
         )
 
-    changes = [c for c in ctx.changes if not is_refused(c.address) and not is_refused(c.block)]
+    changes = [
+        # Made again because it was deleted on the server: that is why.
+        replace(c, why=(DRIFT,)) if c.action == CREATE and c.address in gone else c
+        for c in ctx.changes
+        if not is_refused(c.address) and not is_refused(c.block)
+    ]
+    made = {c.address for c in changes if c.action == CREATE}
+    ctx.drift += [Drift(a, "", "present", "deleted", DELETED, a in made) for a in gone]
     changes.sort(
         key=lambda c: (
             apply_order(c),
@@ -162,6 +186,7 @@ def _finish(ctx: Context, seal_key: str = "") -> Plan:
         fingerprints={c.key: prints.get(c.key, ABSENT) for c in changes},
         serial=ctx.live.serial,
         locks=ctx.live.locks,
+        record=record_of(ctx.live.recorded, held, changes, gone),
     )
     return replace(plan, seal=seal(plan, ctx.live, ctx.desired.secrets, seal_key))
 
@@ -178,22 +203,26 @@ def make_plan(
     `destroy`, the changes that delete everything the stack owns. `seal_key` (the API key)
     keys the plan's seal along with the manifest's secrets."""
     ctx = Context(desired, live, detach_unmanaged=detach_unmanaged)
+    held: set[str] = set()  # what the stack's marks hold, before forgets and moves
     for k in KINDS:
         m = k.match(desired.stack, live)
         ctx.pools[k.name] = dict(m.pool)
+        held.update(m.pool)
         ctx.extra[k.name] = m.extra
         ctx.notes.extend(m.notes)
         # Nested resources (an agent's own blocks) get their ids as their owner is planned.
         ctx.ids.update({a: r.id for a, r in m.pool.items()})
     _forgets(ctx)  # destroy too: what the manifest lets go of is never deleted
+    gone: set[str] = set()
     if not destroy:
         _moves(ctx)
         _imports(ctx)
         for k in KINDS:
             k.plan(ctx)
+        gone = _deleted_on_server(ctx)
     for k in reversed(KINDS):
         k.prune(ctx, destroy=destroy)
-    return _finish(ctx, seal_key)
+    return _finish(ctx, held, gone, seal_key)
 
 
 def stale(plan: Plan, live: Live) -> list[str]:
@@ -233,9 +262,13 @@ def restrict(plan: Plan, desired: Desired, targets: Iterable[str]) -> Plan:
         return any(address == k or address.startswith(k + ".") for k in keep)
 
     changes = tuple(c for c in plan.changes if kept(c.address))
+    record = plan.record
+    if record is not None:  # what the other changes would have done to it is not done
+        record = record_of(record.before, record.held, changes, record.gone)
     return replace(
         plan,
         changes=changes,
+        record=record,
         drift=tuple(d for d in plan.drift if kept(d.address)),
         problems=tuple(p for p in plan.problems if kept(p.address)),
         fingerprints={

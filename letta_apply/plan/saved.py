@@ -7,13 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import LettaApplyError, StalePlanError
+from ..kinds import KINDS
 from ..model import Desired
 from ..sensitive import Masker, has_masked, mask_plan, masked_paths
 from ..server.client import LettaClient
 from ..server.live import read_live, read_saved
 from . import planfile
-from .changes import Plan
+from .changes import DELETED, Plan
 from .planner import make_plan, stale, stale_secrets
+from .record import record_of
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,10 @@ def verify_saved_plan(
         )
     if desired is not None and has_masked(plan):
         plan = fill_sensitive(plan, make_plan(desired, read_live(client, desired)), masker)
-    return plan
+    # What it does to the stack's record, from the server as it is now (plan.record).
+    held = {a for k in KINDS for a in k.match(plan.stack, live).pool}
+    gone = {d.address for d in plan.drift if d.kind == DELETED}
+    return replace(plan, record=record_of(live.recorded, held, plan.changes, gone))
 
 
 def fill_sensitive(saved: Plan, fresh: Plan, masker: Masker | None = None) -> Plan:

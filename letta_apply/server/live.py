@@ -20,7 +20,7 @@ from ..model import Desired, Import, Live, kind_of
 from ..plan.changes import CREATE, IMPORT, Plan
 from .client import LettaClient
 from .lock import LOCK_LABEL
-from .serial import stack_serial
+from .serial import stack_record, stack_serial
 
 
 def read_live(client: LettaClient, desired: Desired, *, destroy: bool = False) -> Live:
@@ -65,9 +65,12 @@ def read_stack(
         if extra is not None:
             seen.setdefault(name, []).append(extra)
     states = {k.name: k.state(raw, seen, stack) for k in KINDS}
-    serial = stack_serial(raw.get("block") or (), stack)
-    locks = tuple(b for b in raw.get("block") or () if b.get("label") == LOCK_LABEL)
-    return Live(states, imported, project=client.project_id, serial=serial, locks=locks)
+    blocks = raw.get("block") or ()
+    locks = tuple(b for b in blocks if b.get("label") == LOCK_LABEL)
+    return Live(
+        states, imported, project=client.project_id, serial=stack_serial(blocks, stack),
+        recorded=stack_record(blocks, stack), locks=locks,
+    )  # fmt: skip
 
 
 def read_saved(client: LettaClient, plan: Plan) -> Live:

@@ -52,7 +52,7 @@ from typing import Any
 
 from ..errors import ApiError, LettaApplyError
 from .client import LettaClient
-from .serial import LOCK_KEY, bump_serial, forget_serial, serial_tag, stack_serial
+from .serial import LOCK_KEY, Recording, bump_serial, forget_serial, serial_tag, stack_serial
 
 LOCK_LABEL = "letta-apply-lock"
 
@@ -335,14 +335,18 @@ class StackLock:
             return f"its lease of {holder.lease:.0f} s ran out (last renewed {holder.renewed})"
         return ""
 
-    def clear_dead(self, blocks: Iterable[Mapping[str, Any]], *, serial: bool = True) -> None:
+    def clear_dead(self, blocks: Iterable[Mapping[str, Any]], *, serial: bool = True) -> bool:
         """Take over (and so remove) the records among `blocks` whose holders are surely gone
         without waiting (see `_gone`); a record whose holder may be alive is left alone. Without
-        `serial` the stack's serial is left to the caller (a destroyed stack keeps none)."""
+        `serial` the stack's serial is left to the caller (a destroyed stack keeps none).
+        Whether one was taken over."""
+        taken = False
         for holder in _records(blocks, self.stack):
             gone = self._gone(holder)
             if gone:
                 self._take_over(holder, gone, serial=serial)
+                taken = True
+        return taken
 
     def _expiring(self, holder: LockInfo) -> bool:
         """Whether `holder` has a lease that has not been renewed since this run first saw it:
@@ -413,11 +417,19 @@ class StackLock:
                     raise
                 self._sleep(self.poll)
 
-    def release(self, *, wrote: bool = False, destroyed: bool = False) -> None:
+    def write_record(self, record: Iterable[str]) -> None:
+        """Give the stack a new serial with `record` (server.serial) while the lock is held:
+        written ahead of a run's writes, with the lock's own requests."""
+        kept = frozenset(record)
+        self._counted(lambda: bump_serial(self.client, self.stack, self._seen, lambda s, n: kept))
+
+    def release(
+        self, *, wrote: bool = False, destroyed: bool = False, record: Recording | None = None
+    ) -> None:
         """Delete our lock record (a record already gone counts as released). A run that
-        `wrote` gives the stack a new serial first (one that `destroyed` the stack deletes
-        it): should that fail, the lock stays held, for no later run to apply a plan made
-        before these writes."""
+        `wrote` gives the stack a new serial first, with `record` (server.serial; one that
+        `destroyed` the stack deletes it): should that fail, the lock stays held, for no later
+        run to apply a plan made before these writes."""
         if self.held is None:
             return
         held = self.held
@@ -425,7 +437,7 @@ class StackLock:
         if destroyed:
             self._counted(lambda: forget_serial(self.client, self.stack))
         elif wrote:
-            self._counted(lambda: bump_serial(self.client, self.stack, self._seen))
+            self._counted(lambda: bump_serial(self.client, self.stack, self._seen, record))
         self._counted(lambda: self._withdraw(held))
         self.held = None
 

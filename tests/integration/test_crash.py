@@ -15,6 +15,8 @@ requests, the same one from run to run; random-time kills and the two-runs cases
 parallelism. A reference cold apply and destroy of a fresh stack count the requests: R, the
 boundaries 1..R.
 
+Right after a kill at a request boundary, `drift` must report nothing deleted on the server:
+only letta-apply deleted anything, and the stack's record never names what a run takes away.
 After each kill and recovery, the server is examined through its own API (never through
 letta-apply): exactly the declared resources (by name, by the stack's tag, by mark), no orphan
 (an unmarked resource, a mark pointing at nothing, a lock record left, an agent's block attached
@@ -743,6 +745,18 @@ class Harness:
                                    + " | ".join(changes[:8]))  # fmt: skip
         return live
 
+    def no_false_drift(self, s: Stack, o: Outcome) -> None:
+        """Right after a kill: nothing shows as deleted on the server, since only letta-apply
+        deleted anything (the stack's record never names what a run is taking away)."""
+        r = self.run("drift", "-f", s.path, "--format", "json")
+        if r.code not in (0, 2):
+            o.errors.append(f"drift after the kill exited {r.code}: {errors_of(r)}")
+            return
+        wrong = [d["address"] for d in json.loads(r.out)["drift"] if d["kind"] == "deleted"]
+        if wrong:
+            o.errors.append("drift after the kill says deleted on the server, though only "
+                            "letta-apply deleted: " + ", ".join(wrong))  # fmt: skip
+
     def recover_and_verify(self, s: Stack, o: Outcome) -> Live:
         """Plain applies until one succeeds (at most RECOVERY_RUNS), then the converged checks;
         when none succeeds (wedged), what is duplicated or orphaned all the same."""
@@ -785,6 +799,7 @@ def apply_killed_at(h: Harness, n: int, ref: Reference) -> Outcome:
         h.proxy.arm(n)
         p = h.start("apply", "-f", s.path, "--auto-approve", "--parallelism", "1")
         h.kill_at(p, o, ref.apply)
+        h.no_false_drift(s, o)
         before = h.recover_and_verify(s, o)
         h.verify_destroyed(s, o, before)
     finally:
@@ -806,6 +821,7 @@ def destroy_killed_at(h: Harness, n: int, ref: Reference) -> Outcome:
         h.proxy.arm(n)
         p = h.start("destroy", "-f", s.path, "--auto-approve", "--parallelism", "1")
         h.kill_at(p, o, ref.destroy)
+        h.no_false_drift(s, o)
         h.recover("destroy", s, o)
         o.destroy_left += leftovers(h.api, s, before)
     finally:

@@ -329,7 +329,10 @@ def test_unmanaged_blocks_on_our_agents_are_reported_and_detached_only_on_reques
         api.patch(f"/v1/agents/{ids['agent.worker']}/core-memory/blocks/attach/{hand['id']}")
         plan = run("plan", "-f", path, "--detailed-exitcode")
         assert plan.code == 0
-        assert f"block 'scratch' ({hand['id']}) is attached but not managed" in plan.out
+        assert (
+            f"! agent.worker: block 'scratch' ({hand['id']}, not managed by this stack) was "
+            "attached on the server; left alone (apply --detach-unmanaged-blocks detaches it)"
+        ) in plan.out
         detached = run("apply", "-f", path, "--auto-approve", "--detach-unmanaged-blocks")
         assert detached.code == 0 and detached.writes == 1
         labels = {b["label"] for b in _agent(api, ids["agent.worker"])["blocks"]}

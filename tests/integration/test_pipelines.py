@@ -157,6 +157,57 @@ def test_drift_exit_codes(
     )  # fmt: skip
 
 
+def test_drift_sees_an_agent_deleted_and_a_block_attached_by_hand(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str
+) -> None:
+    path = manifest(SEED)
+    assert run("apply", "-f", path, "--auto-approve").code == 0
+    assert run("drift", "-f", path).code == 0
+    worker = _ids(api, stack)["agent.worker"]
+    assert api.delete(f"/v1/agents/{worker}").status_code == 200
+
+    lost = run("drift", "-f", path)
+    assert lost.code == 2, lost.out
+    assert (
+        "  + agent.worker was deleted on the server (letta-apply had made it); apply makes it "
+        "again" in lost.out
+    )
+    assert lost.writes == 0
+    doc = json.loads(run("drift", "-f", path, "--format", "json").out)
+    assert [(d["address"], d["kind"], d["action"]) for d in doc["drift"]] == [
+        ("agent.worker", "deleted", "restored"),
+    ]  # fmt: skip
+    # An agent only just added to the manifest is new, not drift.
+    grown = manifest(SEED + "  helper:\n    name: {stack}-helper\n    model: letta/letta-free\n"
+                     "    embedding: letta/letta-free\n")  # fmt: skip
+    doc = json.loads(run("drift", "-f", grown, "--format", "json").out)
+    assert [d["address"] for d in doc["drift"]] == ["agent.worker"]
+
+    again = run("apply", "-f", path, "--auto-approve")
+    assert again.code == 0, again.err
+    assert "agent.worker: created" in again.out
+    clean = run("drift", "-f", path)
+    assert clean.code == 0 and "No drift" in clean.out, clean.out
+    assert run("apply", "-f", path, "--auto-approve").writes == 0
+
+    worker = _ids(api, stack)["agent.worker"]
+    hand = api.post("/v1/blocks/", json={"label": "notes", "value": "by hand"}).json()
+    try:
+        api.patch(f"/v1/agents/{worker}/core-memory/blocks/attach/{hand['id']}")
+        alone = run("drift", "-f", path)
+        assert alone.code == 2
+        assert (
+            f"  ! agent.worker: block 'notes' ({hand['id']}, not managed by this stack) was "
+            "attached on the server; left alone (apply --detach-unmanaged-blocks detaches it)"
+        ) in alone.out
+        asked = run("drift", "-f", path, "--detach-unmanaged-blocks")
+        assert asked.code == 2 and "; apply detaches it (--detach-unmanaged-blocks)" in asked.out
+        assert run("apply", "-f", path, "--auto-approve", "--detach-unmanaged-blocks").code == 0
+        assert run("drift", "-f", path).code == 0
+    finally:
+        api.delete(f"/v1/blocks/{hand['id']}")
+
+
 def test_output_formats(run: Run, manifest: Callable[[str], str]) -> None:
     path = manifest(SEED)
     md = run("plan", "-f", path, "--format", "markdown")

@@ -4,6 +4,7 @@ LettaApplyError
  ├── ManifestError     one or more `file:line:col: message` diagnostics; nothing was sent
  ├── ApiError          the server refused or failed a request (carries status and address)
  │    ├── ServerUnreachable
+ │    ├── RouteGone     a kind's route answered 404 or 410: the server does not offer the kind
  │    └── Rejected      a request not sent: what the server holds shows it wrong
  └── ApplyError        some changes failed; carries what was done and what was not
 """
@@ -11,6 +12,7 @@ LettaApplyError
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 
 
 @dataclass(frozen=True, order=True)
@@ -69,6 +71,25 @@ def is_rejection(error: BaseException) -> bool:
 
 class ServerUnreachable(ApiError):
     """No connection could be made to the server (refused, DNS, timeout)."""
+
+
+class RouteGone(ApiError):
+    """A route a kind of resource needs answered 404 Not Found or 410 Gone: the server does not
+    offer the kind (Letta Cloud drops deprecated routes). Said in one line naming the kind and
+    the route, never retried: asking again gets the same answer."""
+
+    def __init__(self, section: str, error: ApiError, why: str) -> None:
+        super().__init__(error.detail, status=error.status, method=error.method, path=error.path)
+        self.section = section
+        try:
+            phrase = f" {HTTPStatus(error.status or 0).phrase}"
+        except ValueError:
+            phrase = ""
+        self.args = (
+            f"{section}: Letta answered {error.status}{phrase} for {error.method} {error.path}: "
+            f"this server {'no longer offers' if error.status == 410 else 'does not offer'} "
+            f"{section}, {why}",
+        )
 
 
 class Rejected(ApiError):

@@ -11,6 +11,7 @@ LettaApplyError
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -71,6 +72,17 @@ def is_rejection(error: BaseException) -> bool:
 
 class ServerUnreachable(ApiError):
     """No connection could be made to the server (refused, DNS, timeout)."""
+
+
+# A path naming one resource (its id holds a UUID): a 404 there says the resource is gone, not
+# the route.
+_ONE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-")
+
+
+def route_gone(error: ApiError) -> bool:
+    """Whether a failed request says the server does not offer its route at all: 410 Gone, or
+    404 Not Found on a route that names no one resource."""
+    return error.status == 410 or (error.status == 404 and not _ONE.search(error.path))
 
 
 class RouteGone(ApiError):

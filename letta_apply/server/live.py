@@ -16,14 +16,13 @@ may drop deprecated routes) is one error naming the kind and the route (errors.R
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
-from ..errors import ApiError, RouteGone
+from ..errors import ApiError, RouteGone, route_gone
 from ..kinds import KINDS, Kind, kind, kind_of_address
 from ..kinds.flags import stack_flags
 from ..model import Desired, Import, Live, kind_of
@@ -33,10 +32,6 @@ from .lock import LOCK_LABEL
 from .serial import stack_serial
 
 T = TypeVar("T")
-
-# A path naming one resource (an id holds a UUID): a 404 there says the resource is gone, not
-# the route.
-_ONE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-")
 
 
 def named_kinds(desired: Desired) -> set[str]:
@@ -121,7 +116,9 @@ def read_stack(
 def _why(k: Kind, named: Collection[str], desired: Desired | None) -> str:
     """Why a plan asks a kind's routes, for the error that one of them is gone."""
     if k.name in named:
-        return "which the manifest declares" if desired is not None else "which the plan changes"
+        if desired is None:
+            return "which the plan changes"
+        return f"which the manifest {'declares' if desired.of(k.name) else 'names'}"
     if k.listing == "always":
         return "which every plan reads"
     return "which the stack holds, as its blocks say"
@@ -132,7 +129,7 @@ def _asking(k: Kind, why: str, ask: Callable[[], T]) -> T:
     try:
         return ask()
     except ApiError as e:
-        if e.status == 410 or (e.status == 404 and not _ONE.search(e.path)):
+        if route_gone(e):
             raise RouteGone(k.section, e, why) from None
         raise
 

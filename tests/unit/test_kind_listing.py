@@ -187,9 +187,8 @@ def test_a_stack_made_before_the_flag_gets_it_once_and_then_finds_its_identities
     ok(cli, "apply", "-f", path, "--auto-approve")
     assert len(flags(cli.fake)) == 1
     assert "No changes" in ok(cli, "plan", "-f", path)
-    write(tmp_path, WITHOUT)
-    assert "3 to delete" not in ok(cli, "plan", "-f", path)  # the flag counts too
-    assert "4 to delete" in ok(cli, "plan", "-f", path)
+    write(tmp_path, WITHOUT)  # from now on the flag finds them: three identities, then it
+    assert "0 to detach, 4 to delete." in ok(cli, "plan", "-f", path)
 
 
 def test_a_block_key_may_not_take_a_flags_address(tmp_path: Path, cli: Cli) -> None:
@@ -261,3 +260,11 @@ def test_a_plan_records_the_flag_it_finds_and_apply_writes_none_more(tmp_path: P
         assert [(ch.address, ch.action) for ch in second.changes] == [("identity.carol", CREATE)]
         apply_plan(c, second)
     assert len(flags(fake)) == 1 and len(fake.identities) == 4
+
+
+def test_export_from_a_server_without_groups_exports_none(cli: Cli) -> None:
+    made = cli.fake._create_agent({"name": "solo", "model": "letta/letta-free", "tags": ["t"]})
+    refuse(cli.fake, ("/v1/groups",), 410)
+    r = cli("export", "--stack", "team", "--tag", "t")
+    assert r.code == 0, r.err
+    assert "solo" in r.out and "groups:" not in r.out and made["id"] in r.out

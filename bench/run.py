@@ -122,24 +122,22 @@ def manifest(stack: str, agents: int, shared: int, *, changed: bool = False) -> 
     return "\n".join(lines) + "\n"
 
 
-def minimum(
-    step: str, agents: int, shared: int, tools: int = 0, identities: int = 0
-) -> tuple[int, int]:
+def minimum(step: str, agents: int, shared: int, tools: int = 0) -> tuple[int, int]:
     """The fewest (reads, writes) the step can make: each kind of resource listed once, page by
     page until an empty page (only that proves the end: a server may cap its pages), and one
     write per resource created, changed or deleted (Letta has no bulk writes). Letta cannot
-    filter tools or identities by tag, so finding the stack's takes one listing of the
-    server's `tools` and `identities`: the constant of the read cost. (Folders are listed only
-    by a stack that holds some.)"""
+    filter tools by tag, so finding the stack's takes one listing of the server's `tools`: the
+    constant of the read cost. (Identities, folders and the other kinds Letta cannot filter by
+    tag are listed only by a stack that declares or holds some: the fleets have none.)"""
 
     def pages(n: int) -> int:
         return math.ceil(n / PAGE_SIZE) + 1
 
-    listing = pages(agents) + pages(shared) + pages(tools) + pages(identities)
+    listing = pages(agents) + pages(shared) + pages(tools)
     changed = math.ceil(agents / CHANGED_SHARE)
     return {
         # empty lists; one create each
-        "cold_apply": (2 * pages(0) + pages(tools) + pages(identities), shared + agents),
+        "cold_apply": (2 * pages(0) + pages(tools), shared + agents),
         "converged_plan": (listing, 0),
         "noop_apply": (listing, 0),
         "change_apply": (listing, 2 * changed),  # agent and persona descriptions

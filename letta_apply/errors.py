@@ -4,6 +4,7 @@ LettaApplyError
  ├── ManifestError     one or more `file:line:col: message` diagnostics; nothing was sent
  ├── ApiError          the server refused or failed a request (carries status and address)
  │    ├── ServerUnreachable
+ │    ├── RouteGone     a kind's route answered 404 or 410: the server does not offer the kind
  │    └── Rejected      a request not sent: what the server holds shows it wrong
  ├── StalePlanError    a saved plan no longer matches the manifest or the server; nothing written
  └── ApplyError        some changes failed; carries what was done and what was not
@@ -11,8 +12,10 @@ LettaApplyError
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
+from http import HTTPStatus
 
 
 def escape_controls(text: str) -> str:
@@ -88,6 +91,36 @@ def is_rejection(error: BaseException) -> bool:
 
 class ServerUnreachable(ApiError):
     """No connection could be made to the server (refused, DNS, timeout)."""
+
+
+# A path naming one resource (its id holds a UUID): a 404 there says the resource is gone, not
+# the route.
+_ONE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-")
+
+
+def route_gone(error: ApiError) -> bool:
+    """Whether a failed request says the server does not offer its route at all: 410 Gone, or
+    404 Not Found on a route that names no one resource."""
+    return error.status == 410 or (error.status == 404 and not _ONE.search(error.path))
+
+
+class RouteGone(ApiError):
+    """A route a kind of resource needs answered 404 Not Found or 410 Gone: the server does not
+    offer the kind (Letta Cloud drops deprecated routes). Said in one line naming the kind and
+    the route, never retried: asking again gets the same answer."""
+
+    def __init__(self, section: str, error: ApiError, why: str) -> None:
+        super().__init__(error.detail, status=error.status, method=error.method, path=error.path)
+        self.section = section
+        try:
+            phrase = f" {HTTPStatus(error.status or 0).phrase}"
+        except ValueError:
+            phrase = ""
+        self.args = (
+            f"{section}: Letta answered {error.status}{phrase} for {error.method} {error.path}: "
+            f"this server {'no longer offers' if error.status == 410 else 'does not offer'} "
+            f"{section}, {why}",
+        )
 
 
 class Rejected(ApiError):

@@ -136,6 +136,8 @@ class Live:
     # The stack's lock records as that listing showed them (server.lock), as the server sent
     # them: a run with nothing to write still removes a dead run's.
     locks: tuple[Mapping[str, Any], ...] = ()
+    # The stack's flags as that listing showed them (kinds.flags): kind name -> the flag's id.
+    flags: Mapping[str, str] = field(default_factory=dict)
 
     def of(self, kind: str) -> Any:
         return self.states[kind]

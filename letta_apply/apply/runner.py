@@ -24,9 +24,10 @@ from itertools import groupby
 from typing import Any
 
 from ..errors import ApiError, ApplyError, is_rejection
-from ..kinds import apply_order, kind, kind_of_address
+from ..kinds import apply_order, flag_of, kind, kind_of_address
+from ..kinds.flags import apply_flag, raise_flag
 from ..model import stack_tag
-from ..plan.changes import CREATE, FORGET, REPLACE, Change, Plan
+from ..plan.changes import CREATE, FORGET, IMPORT, REPLACE, Change, Plan
 from ..server.client import LettaClient
 
 
@@ -81,10 +82,16 @@ class _Runner:
     def run(self, change: Change) -> Done:
         body = self.resolve(change.body)
         k = kind(change.kind or kind_of_address(change.address))
-        if change.action == FORGET:  # `removed:`: the resource is kept, its marks go
+        flagged = flag_of(change)
+        if flagged is not None:  # a kind's flag, written or deleted on its own (kinds.flags)
+            rid = apply_flag(self, change, flagged)
+        elif change.action == FORGET:  # `removed:`: the resource is kept, its marks go
             k.unmark(self, change)
             rid = change.remote_id or ""
         else:
+            if k.listing == "flag" and change.action in (CREATE, REPLACE, IMPORT):
+                # The stack is about to hold one: its flag first, unless the plan found it.
+                raise_flag(self, k)
             rid = k.apply(self, change, body)
         done = Done(change, rid)
         self.on_done(done)
@@ -163,7 +170,7 @@ def _settled(runner: _Runner, stage: list[Done]) -> list[Done]:
     Kind.settle), one listing per kind: a create another run beat shows the id kept."""
     made: dict[str, list[tuple[Change, str]]] = {}
     for d in stage:
-        if d.change.action in (CREATE, REPLACE):
+        if d.change.action in (CREATE, REPLACE) and flag_of(d.change) is None:
             name = d.change.kind or kind_of_address(d.change.address)
             made.setdefault(name, []).append((d.change, d.remote_id))
     moved: dict[str, str] = {}

@@ -24,13 +24,14 @@ from .agent import AgentKind
 from .archive import ArchiveKind
 from .base import Kind
 from .block import BlockKind
+from .flags import flag_address
 from .folder import FolderKind
 from .group import GroupKind
 from .identity import IdentityKind
 from .mcp_server import McpServerKind
 from .tool import ToolKind
 
-__all__ = ["KINDS", "Kind", "apply_order", "kind", "kind_of_address", "level"]
+__all__ = ["KINDS", "Kind", "apply_order", "flag_of", "kind", "kind_of_address", "level"]
 
 
 def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
@@ -60,6 +61,7 @@ KINDS: tuple[Kind, ...] = _ordered(
     ]
 )
 _BY_NAME = {k.name: k for k in KINDS}
+_FLAGS = {flag_address(k): k for k in KINDS if k.listing == "flag"}
 
 
 def kind(name: str) -> Kind:
@@ -70,6 +72,11 @@ def kind(name: str) -> Kind:
 def level(name: str) -> int:
     """How deep a kind sits in the dependency graph: 0 for a kind that depends on none."""
     return 1 + max((level(d) for d in kind(name).depends_on), default=-1)
+
+
+def flag_of(change: Change) -> Kind | None:
+    """The kind whose flag a change writes or deletes (kinds.flags), None for any other."""
+    return _FLAGS.get(change.address)
 
 
 def kind_of_address(address: str) -> str:
@@ -98,8 +105,13 @@ def apply_order(change: Change) -> tuple[int, int]:
 
     A resource nested under another (an agent's own blocks) is deleted in a stage of its own
     right before its owner's: Letta leaves an agent's blocks behind it, and a run stopped in
-    between then leaves an agent the next run still sees, not blocks no agent holds."""
+    between then leaves an agent the next run still sees, not blocks no agent holds.
+
+    A kind's flag (kinds.flags) is written before anything else and deleted after everything
+    else: the stack never holds a resource of the kind without it."""
     phase = _PHASE[change.action]
+    if change.address in _FLAGS:
+        return (phase, -1) if phase == 0 else (phase, 2 * _TOP + 1)
     name = change.kind or kind_of_address(change.address)
     owner = change.address.split(".", 1)[0]
     if phase == 0:

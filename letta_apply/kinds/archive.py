@@ -16,7 +16,7 @@ has mark blocks; then, per archive of the stack, its passages (Letta's passage s
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -27,7 +27,18 @@ from ..plan.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
 from ..plan.marks import digest
 from ..server.client import LettaClient
 from . import archive_passages as ap
-from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
+from .base import (
+    Context,
+    Field,
+    Kind,
+    Link,
+    Listing,
+    Matched,
+    Run,
+    Shape,
+    Update,
+    applied_of,
+)
 from .folder_files import shown_name
 from .mark_blocks import (
     MarkBlock,
@@ -136,6 +147,7 @@ class ArchiveKind(Kind):
     )
     marks: ClassVar[str] = f"the metadata of a `{MARK_LABEL}` block tagged with the stack"
     shape: ClassVar[Shape] = "cylinder"
+    listing: ClassVar[Listing] = "marks"
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -207,11 +219,10 @@ class ArchiveKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        # Listed now only when the manifest declares archives; otherwise `complete` lists them
-        # only when the stack has mark blocks: a stack without archives pays nothing for them.
-        if desired is not None and not desired.of(self.name):
-            return None
         return list(client.paginate("/v1/archives/", {}))
+
+    def marked(self, blocks: Sequence[Mapping[str, Any]], stack: str) -> bool:
+        return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
 
     def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> ArchiveState:
         marks = read_marks(raw.get("block", ()), stack, MARK_LABEL, self.name)
@@ -222,19 +233,15 @@ class ArchiveKind(Kind):
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
     ) -> ArchiveState:
         state: ArchiveState = live.of(self.name)
-        if not state.marks:
+        if not state.marks or state.archives is None:
             return state
-        archives = state.archives
-        if archives is None:
-            archives = tuple(client.paginate("/v1/archives/", {}))
-        listed = ArchiveState(state.marks, archives)
         passages: dict[str, tuple[Mapping[str, Any], ...]] = {}
         agents: dict[str, tuple[tuple[str, str], ...]] = {}
-        for la in listed.live(desired.stack).values():
+        for la in state.live(desired.stack).values():
             passages[la.id] = tuple(ap.list_passages(client, la.id))
             found = client.paginate(f"/v1/archives/{la.id}/agents", {"include": ["agent.tags"]})
             agents[la.id] = tuple((str(a["id"]), str(a.get("name") or "")) for a in found)
-        return ArchiveState(state.marks, archives, passages, agents)
+        return ArchiveState(state.marks, state.archives, passages, agents)
 
     def resources(self, state: Any) -> Iterable[LiveArchive]:
         archives: ArchiveState = state

@@ -57,6 +57,9 @@ Users = tuple[tuple[str, str, "str | None"], ...]
 Shape = Literal["box", "rounded", "cylinder", "hexagon", "parallelogram"]
 """How `letta-apply graph` draws a kind's resources (each renderer has its own syntax)."""
 
+Listing = Literal["always", "marks", "flag"]
+"""When a plan lists a kind's resources (see `Kind.listing`)."""
+
 
 @dataclass(frozen=True)
 class Link:
@@ -329,6 +332,12 @@ class Kind(ABC):
     # templates' instances included: the manifest language reads `w[eu]`, `'w["eu"]'`, `w[0]`
     # and, in a list, `w[*]` there alike.
     instance_refs: ClassVar[Mapping[str, str]] = {}
+    listing: ClassVar[Listing] = "always"
+    """When a plan lists the kind: "always" (by the stack's tag, or the server's whole list
+    when it cannot filter), or, for a kind the server cannot list by the stack's tag, only when
+    the manifest (or a saved plan) names the kind or the stack's own blocks say it holds some:
+    its mark blocks ("marks", see `marked`), its flag ("flag", see kinds.flags). A stack holding
+    none of such a kind never asks its routes (server.live)."""
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -373,7 +382,13 @@ class Kind(ABC):
 
     @abstractmethod
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        """The kind's listing: a few paginated list calls, never one per resource."""
+        """The kind's listing: a few paginated list calls, never one per resource. Called only
+        when the kind is to be listed (`listing`); `state` gets None for a kind that was not."""
+
+    def marked(self, blocks: Sequence[Mapping[str, Any]], stack: str) -> bool:
+        """Whether the stack's blocks, as its block listing read them, hold the kind's mark
+        blocks (a kind listed by "marks": then the stack may hold some)."""
+        return False
 
     def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
         """The live resource an `imports:` entry names (or why there is none), and raw data

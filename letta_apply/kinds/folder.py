@@ -11,21 +11,21 @@ on a server: a declared name held by a folder the stack does not own is refused.
 The folder's embedding is set when it is made (Letta embeds every file with it; changing it
 under existing files would mix two models): a different declared embedding is a note, not a
 change. Reads are one folder listing plus, per folder of the stack, its file listing and its
-agent list, and only for a stack that declares folders or carries the folder flag (see
-kinds.folder_flag).
+agent list, and only for a stack that declares folders or carries the folders flag (folders
+carry no tag to list a stack's by; see kinds.flags).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ApiError, Diagnostic
 from ..manifest.files import Document
 from ..model import MARK_KEY, Desired, Live
-from ..plan.changes import CREATE, DELETE, DESTROY, MANIFEST, NEW, Change, FieldDiff, Problem, Why
+from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
 from ..plan.marks import digest
 from ..server.client import LettaClient
 from . import folder_plan as fp
@@ -34,6 +34,7 @@ from .base import (
     Field,
     Kind,
     Link,
+    Listing,
     Matched,
     Run,
     Shape,
@@ -46,7 +47,6 @@ from .base import (
     unmark_tagged,
 )
 from .folder_files import LocalFile, declared_files, files_at, read_all
-from .folder_flag import FLAG_ADDRESS, folder_flag, raise_flag
 
 FIELDS = ("name", "description", "instructions")
 
@@ -91,8 +91,6 @@ class LiveFolder:
 @dataclass(frozen=True)
 class FolderState:
     folders: tuple[LiveFolder, ...] = ()
-    flag: str | None = None  # the id of the stack's folder flag
-    listed: bool = True  # False: the server's folders were not read (the stack has none)
 
 
 def folder_applied(df: DesiredFolder) -> dict[str, Any]:
@@ -134,6 +132,7 @@ class FolderKind(Kind):
     )
     marks: ClassVar[str] = f"the `{MARK_KEY}` entry of `metadata` (with the uploaded files)"
     shape: ClassVar[Shape] = "cylinder"
+    listing: ClassVar[Listing] = "flag"
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -213,36 +212,21 @@ class FolderKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        """Every folder (folders have no tags to filter on); files and agents of the stack's.
-        Only when the manifest declares folders: otherwise `complete` reads them if the stack's
-        folder flag says it holds some."""
-        if desired is not None and not desired.of(self.name):
-            return None
+        """Every folder (folders have no tags to filter on); files and agents of the stack's."""
         return _listing(client, stack)
 
     def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> FolderState:
-        flag = folder_flag(raw.get("block", ()), stack)
         got = raw["folder"]
         if got is None:
-            return FolderState(flag=flag, listed=False)
+            return FolderState()
         return FolderState(
             tuple(
                 LiveFolder.from_api(
                     f, got["files"].get(f["id"], ()), got["agents"].get(f["id"], ())
                 )
                 for f in got["folders"]
-            ),
-            flag,
+            )
         )
-
-    def complete(
-        self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
-    ) -> FolderState:
-        state: FolderState = live.of(self.name)
-        if state.listed or state.flag is None:
-            return state
-        found = self.state({"folder": _listing(client, desired.stack)}, {}, desired.stack)
-        return replace(found, flag=state.flag)
 
     def resources(self, state: Any) -> Iterable[LiveFolder]:
         folders: FolderState = state
@@ -292,9 +276,6 @@ class FolderKind(Kind):
         agent_diffs, attach, _ = fp.plan_agents(ctx, df, None)
         body: dict[str, Any] = {"folder": folder, "uploads": uploads, "deletes": [],
                                 "attach": attach, "detach": [], "kept": {}}  # fmt: skip
-        state: FolderState = ctx.live.of(self.name)
-        if state.flag is None:
-            body["flag"] = True
         ctx.changes.append(
             Change(
                 df.address,
@@ -346,24 +327,6 @@ class FolderKind(Kind):
             return
         ctx.changes.append(Change(address, DELETE, found.id, why=(why,), kind=self.name))
 
-    def prune(self, ctx: Context, *, destroy: bool) -> None:
-        """Delete the folders, then the folder flag once the stack keeps no folder: every one
-        of its folders is deleted by this plan, or none is left (deleted by hand, or by a run
-        stopped before the flag). A block delete runs after the folder deletes (apply's
-        order), and not at all after one failed: the flag stays while a folder does."""
-        super().prune(ctx, destroy=destroy)
-        state: FolderState = ctx.live.of(self.name)
-        if state.flag is None or not state.listed or (ctx.desired.of(self.name) and not destroy):
-            return
-        deleted = {c.address for c in ctx.changes if c.kind == self.name and c.action == DELETE}
-        if all(address in deleted for address in ctx.pool(self.name)):
-            why: Why = DESTROY if destroy else MANIFEST
-            ctx.changes.append(Change(FLAG_ADDRESS, DELETE, state.flag, why=(why,), kind="block"))
-            ctx.notes.append(
-                f"{FLAG_ADDRESS} ({state.flag}): the stack's folder flag; deleted, the stack "
-                "keeps no folder"
-            )
-
     def fingerprint(self, resource: LiveFolder, blank: frozenset[str]) -> str:
         f = resource
         # A file still being processed when the plan was made may have finished since: only a
@@ -401,8 +364,6 @@ class FolderKind(Kind):
         # itself, or in one write before an update's uploads.
         intent = {**meta, MARK_KEY: fp.pending_mark(meta.get(MARK_KEY) or {}, uploads)}
         if change.action == CREATE:
-            if body.get("flag"):
-                raise_flag(run)
             rid = _create(run, change.address, dict(folder, metadata=intent) if uploads else folder)
             run.record(change.address, rid)
         elif uploads and MARK_KEY in meta:

@@ -37,7 +37,7 @@ Deleting a group deletes the group only: its agents and blocks stay.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -56,7 +56,18 @@ from ..plan.changes import (
 )
 from ..plan.marks import digest
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Link, Matched, Run, Shape, Update, applied_of
+from .base import (
+    Context,
+    Field,
+    Kind,
+    Link,
+    Listing,
+    Matched,
+    Run,
+    Shape,
+    Update,
+    applied_of,
+)
 from .mark_blocks import (
     MarkBlock,
     drop_marks,
@@ -236,6 +247,7 @@ class GroupKind(Kind):
         "no metadata)"
     )
     shape: ClassVar[Shape] = "hexagon"
+    listing: ClassVar[Listing] = "marks"
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -353,22 +365,11 @@ class GroupKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        # Groups cannot be filtered by mark, so every group is listed, but only when the
-        # manifest declares or imports some; otherwise `complete` lists them only if the stack
-        # has mark blocks (found in the block listing, at no cost). A stack without groups
-        # pays nothing for them. Hidden groups (Letta's own sleeptime groups) are left out by
-        # the server: never ours.
-        if desired is not None and not desired.of(self.name):
-            imports = desired.imports
-            if not any(i.address.startswith("group.") for i in imports):
-                return None
+        # Hidden groups (Letta's own sleeptime groups) are left out by the server: never ours.
         return list(client.paginate("/v1/groups/", {}))
 
-    def complete(self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]) -> Any:
-        state: GroupState = live.of(self.name)
-        if state.listed or not state.marks:
-            return state
-        return GroupState(tuple(client.paginate("/v1/groups/", {})), state.marks)
+    def marked(self, blocks: Sequence[Mapping[str, Any]], stack: str) -> bool:
+        return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
 
     def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
         """From the listing already read, by id."""

@@ -13,6 +13,10 @@ with the hint to import it, never taken over.
 An agent's identities are a field of the agent (`identity_ids`). A shared block's are attached
 with the block routes; they are read from each of the stack's identities' block listing, only
 when some block declares identities.
+
+Identities are listed (one listing of the server's: they cannot be filtered by mark) only for a
+stack that declares identities or carries the identities flag (kinds.flags): a stack without
+any never asks `/v1/identities/`, which Letta Cloud marks deprecated.
 """
 
 from __future__ import annotations
@@ -36,7 +40,18 @@ from ..plan.changes import (
 )
 from ..plan.marks import digest, has_secret, sensitive_fields, sensitive_names
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Matched, Run, Shape, Update, applied_of, owned_by
+from .base import (
+    Context,
+    Field,
+    Kind,
+    Listing,
+    Matched,
+    Run,
+    Shape,
+    Update,
+    applied_of,
+    owned_by,
+)
 
 FIELDS = ("identifier_key", "name", "identity_type")
 _PROPERTY_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"))
@@ -149,6 +164,9 @@ class IdentityKind(Kind):
     marks: ClassVar[str] = f"the `{MARK_KEY}` entry of `properties` (identities have no tags)"
     shape: ClassVar[Shape] = "parallelogram"
     import_by_name: ClassVar[bool] = True  # by identifier_key
+    # Identities cannot be listed by the stack's tag, and Letta Cloud marks their routes
+    # deprecated: a stack that holds none never lists them (kinds.flags).
+    listing: ClassVar[Listing] = "flag"
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -202,13 +220,13 @@ class IdentityKind(Kind):
 
     def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
         """From the listing already read: by id, or by identifier_key (given as `name`)."""
-        for found in map(LiveIdentity.from_api, raw["identity"]):
+        for found in map(LiveIdentity.from_api, raw["identity"] or ()):
             if found.id == imp.id or (imp.name is not None and found.identifier_key == imp.name):
                 return found, None
         return f"no such identity on the server: {imp.id or imp.name}", None
 
     def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> IdentityState:
-        return IdentityState(tuple(LiveIdentity.from_api(i) for i in raw["identity"]))
+        return IdentityState(tuple(LiveIdentity.from_api(i) for i in raw["identity"] or ()))
 
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]

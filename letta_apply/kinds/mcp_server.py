@@ -37,7 +37,7 @@ mark, a digest, a plan file or an error. What Letta 0.16.8 does decides the rest
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -49,7 +49,18 @@ from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
 from ..plan.marks import digest
 from ..sensitive import MASKED, Masker
 from ..server.client import LettaClient
-from .base import Context, Field, Kind, Matched, Run, Shape, Update, Users, applied_of
+from .base import (
+    Context,
+    Field,
+    Kind,
+    Listing,
+    Matched,
+    Run,
+    Shape,
+    Update,
+    Users,
+    applied_of,
+)
 from .block import our_agent_ids, stack_of
 from .mark_blocks import (
     drop_marks,
@@ -104,6 +115,7 @@ class McpServerKind(Kind):
     )
     shape: ClassVar[Shape] = "parallelogram"
     import_by_name: ClassVar[bool] = True
+    listing: ClassVar[Listing] = "marks"
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -139,16 +151,10 @@ class McpServerKind(Kind):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
-        # Listed only when the manifest declares or imports servers; otherwise `complete`
-        # lists them only if the stack has mark blocks (a stack without MCP pays nothing).
-        imports = desired.imports if desired is not None else ()
-        if (
-            desired is not None
-            and not desired.of(self.name)
-            and not any(i.address.startswith(self.name + ".") for i in imports)
-        ):
-            return None
         return client.request("GET", "/v1/mcp-servers/")
+
+    def marked(self, blocks: Sequence[Mapping[str, Any]], stack: str) -> bool:
+        return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
 
     def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> McpState:
         marks = read_marks(raw.get("block", ()), stack, MARK_LABEL, self.name)
@@ -163,14 +169,9 @@ class McpServerKind(Kind):
         return f"no such MCP server on the server: {imp.id or imp.name}", None
 
     def complete(self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]) -> Any:
-        """The listing if only the marks said the stack has servers, and the live tool names
-        of each server the manifest's agents use: one request per such server."""
+        """The live tool names of each server the manifest's agents use: one request per such
+        server."""
         state: McpState = live.of(self.name)
-        if not state.listed and state.marks:
-            state = McpState(tuple(client.request("GET", "/v1/mcp-servers/")), state.marks)
-            # What a plan may delete was found without the listing: the stack's servers now.
-            ours = {m.target for m in state.resolved()}
-            doomed = doomed | {str(s["id"]) for s in state.servers if str(s["id"]) in ours}
         live = Live({**live.states, self.name: state}, live.imported, live.facts, live.project)
         found = dict(self.match(desired.stack, live).pool)
         found.update((a, s) for a, s in live.imported.items() if isinstance(s, LiveMcpServer))

@@ -18,7 +18,7 @@ from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS, kind
 from ..kinds.archive import MARK_LABEL as ARCHIVE_MARK_LABEL
 from ..kinds.block import check_block
-from ..kinds.folder_flag import FLAG_LABEL as FOLDER_FLAG_LABEL
+from ..kinds.flags import flag_label
 from ..kinds.group import MARK_LABEL as GROUP_MARK_LABEL
 from ..kinds.mcp_server import MARK_LABEL as MCP_MARK_LABEL
 from ..model import Desired, Import
@@ -423,12 +423,15 @@ def _semantic(doc: Document) -> list[Diagnostic]:
 # What letta-apply writes to recognise its own records: a manifest that declared them could
 # pass for letta-apply (a forged stack lock, another stack's mark).
 RESERVED_TAG_PREFIXES = ("letta-apply:", "letta-apply-lock:")
+# The kinds' flags (kinds.flags): a plan shows their changes at block.<label>, so no block of a
+# manifest may have that key either.
+FLAG_LABELS = tuple(flag_label(k) for k in KINDS if k.listing == "flag")
 RESERVED_LABELS = (
     LOCK_LABEL,
     GROUP_MARK_LABEL,
     MCP_MARK_LABEL,
     ARCHIVE_MARK_LABEL,
-    FOLDER_FLAG_LABEL,
+    *FLAG_LABELS,
 )
 RESERVED_METADATA = (LOCK_KEY,)  # MARK_KEY is refused by the schema
 
@@ -451,7 +454,16 @@ def _reserved(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
             errors.append(doc.diag(at, f"{_where(at)}: {what}", key=is_key))
     for key in _mapping(data.get("blocks")):
         spec = _mapping(_mapping(data.get("blocks")).get(key))
-        if "label" not in spec and key in RESERVED_LABELS:
+        if key in FLAG_LABELS and "label" in spec:
+            errors.append(
+                doc.diag(
+                    ("blocks", key),
+                    f"blocks.{key}: the key {clip(key)} is reserved for letta-apply's own "
+                    "bookkeeping block of that name; use another key",
+                    key=True,
+                )
+            )
+        elif "label" not in spec and key in RESERVED_LABELS:
             errors.append(
                 doc.diag(
                     ("blocks", key),

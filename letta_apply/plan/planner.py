@@ -4,7 +4,8 @@ Generic over resource kinds (letta_apply.kinds): live resources are matched to t
 their marks only (each kind knows where its marks live); anything without this stack's marks is
 never changed. `removed:` lets go of what it names (its marks taken off, never deleted); moves
 and imports re-address matched resources; then each kind plans its declared resources in
-dependency order, and prunes what it owns and no longer declares in the reverse order. Every
+dependency order, and prunes what it owns and no longer declares in the reverse order, and the
+flags of the kinds listed by flag follow what the stack holds (kinds.flags). Every
 mark records a digest of each field as letta-apply last wrote it: that is how a difference is
 explained without a state file (drift when the live field no longer matches its digest, the
 manifest otherwise). A plan carries fingerprints of what it touches
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..kinds import KINDS, apply_order, kind, kind_of_address
 from ..kinds.base import Context, declared_at
+from ..kinds.flags import plan_flags
 from ..model import Desired, Live
 from .changes import CREATE, DELETED, DRIFT, Change, Drift, Plan, Problem, natural_key
 from .fingerprint import ABSENT, blanks_of, fingerprints, marked_blanks, seal, sealed, watched
@@ -222,6 +224,7 @@ def make_plan(
         gone = _deleted_on_server(ctx)
     for k in reversed(KINDS):
         k.prune(ctx, destroy=destroy)
+    plan_flags(ctx, KINDS, destroy=destroy)
     return _finish(ctx, held, gone, seal_key)
 
 

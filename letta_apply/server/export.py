@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ..errors import ApiError, route_gone
 from ..kinds.agent import AGENT_INCLUDE, LiveAgent
 from ..kinds.agent_create_only import DEFAULT_AGENT_TYPE
 from ..kinds.block import LiveBlock, export_block
@@ -241,13 +242,20 @@ def _groups(
     """The groups made only of exported agents (manager and members; one listing, only when
     agents are exported), with their imports. A stack's group has the stack's agents in it,
     which are never exported, so none of these is a stack's. Their shared blocks are left out:
-    Letta does not report them."""
+    Letta does not report them. A server that does not offer groups (Letta Cloud marks them
+    deprecated) has none to export."""
     if not key_of_agent:
         return {}
+    try:
+        listed = list(client.paginate("/v1/groups/", {}))
+    except ApiError as e:
+        if route_gone(e):
+            return {}
+        raise
     kind = GroupKind()
     entries: dict[str, Any] = {}
     taken: set[str] = set()
-    for raw in client.paginate("/v1/groups/", {}):
+    for raw in listed:
         group = LiveGroup.from_api(raw)
         members = [*group.agent_ids, *([group.manager_agent_id] if group.manager_agent_id else [])]
         if not members or any(a not in key_of_agent for a in members):

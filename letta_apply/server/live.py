@@ -1,53 +1,94 @@
 """Read what the server holds for one stack, in a few paginated list calls per kind.
 
 Each kind lists its resources (letta_apply.kinds: blocks by the stack's tag, agents by the
-stack's tag with their blocks, tools and identities, every tool, every identity); the listings
-are read side by side. Then the resources `imports:` name are looked up, and each kind completes
-what depends on the match: the agents using what a plan may delete (a few filtered listings,
-one lookup only for a block that may have users outside the stack), and the names a create
-would clash with. Never one request per existing resource.
+stack's tag with their blocks, every tool); the listings are read side by side. A kind the
+server cannot list by the stack's tag (identities, groups, folders, archives, MCP servers) is
+listed with them when the manifest names it, else only when the stack's blocks, just read, say
+it holds some (its mark blocks or its flag: see Kind.listing): a stack that holds none of a kind
+never asks that kind's routes. Then the resources `imports:` name are looked up, and each kind
+completes what depends on the match: the agents using what a plan may delete (a few filtered
+listings, one lookup only for a block that may have users outside the stack), and the names a
+create would clash with. Never one request per existing resource.
+
+A kind's route that answers 404 Not Found or 410 Gone (a server that dropped it, as Letta Cloud
+may drop deprecated routes) is one error naming the kind and the route (errors.RouteGone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from ..kinds import KINDS, kind, kind_of_address
+from ..errors import ApiError, RouteGone, route_gone
+from ..kinds import KINDS, Kind, kind, kind_of_address
+from ..kinds.flags import stack_flags
 from ..model import Desired, Import, Live, kind_of
 from ..plan.changes import CREATE, IMPORT, Plan
 from .client import LettaClient
 from .lock import LOCK_LABEL
 from .serial import stack_record, stack_serial
 
+T = TypeVar("T")
+
+
+def named_kinds(desired: Desired) -> set[str]:
+    """The kinds a manifest names: declares, imports, moves or lets go of (`removed:`)."""
+    addresses = [*desired.addresses, *(i.address for i in desired.imports), *desired.removed,
+                 *desired.moved, *desired.moved.values()]  # fmt: skip
+    return {kind_of(a) for a in addresses}
+
 
 def read_live(client: LettaClient, desired: Desired, *, destroy: bool = False) -> Live:
     """Read the live state that `desired` is compared with (for `destroy`, everything the stack
     owns), with who uses what a plan may delete."""
-    live = read_stack(client, desired.stack, () if destroy else desired.imports, desired)
+    named = named_kinds(desired)
+    live = read_stack(client, desired.stack, named, () if destroy else desired.imports, desired)
     doomed: set[str] = set()
     for k in KINDS:
         doomed |= k.deletion_candidates(desired, live, destroy=destroy)
     target = replace(desired, resources={}) if destroy else desired
-    states = {k.name: k.complete(client, target, live, doomed) for k in KINDS}
+    states = {
+        k.name: _asking(
+            k, _why(k, named, desired), partial(k.complete, client, target, live, doomed)
+        )
+        for k in KINDS
+    }
     return replace(live, states=states)
 
 
 def read_stack(
     client: LettaClient,
     stack: str,
+    named: Collection[str],
     imports: Sequence[Import] = (),
     desired: Desired | None = None,
 ) -> Live:
-    """Every kind's listing for `stack`, and the resources `imports` name (those the stack
-    does not already hold)."""
+    """Every kind's listing for `stack` (a kind listed by marks or flag only when `named` names
+    it or the stack's blocks say it holds some), and the resources `imports` name (those the
+    stack does not already hold)."""
+
+    def listing(k: Kind) -> Any:
+        return _asking(k, _why(k, named, desired), partial(k.read, client, stack, desired))
+
     # The listings do not depend on each other: on a big stack, reading them side by side
     # saves the time a plan waits for the server.
     with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
-        reads = {k.name: pool.submit(k.read, client, stack, desired) for k in KINDS}
+        first = [k for k in KINDS if k.listing == "always" or k.name in named]
+        reads = {k.name: pool.submit(listing, k) for k in first}
         raw: dict[str, Any] = {name: f.result() for name, f in reads.items()}
+        blocks = raw.get("block") or ()
+        flags = stack_flags(blocks, stack, KINDS)
+        held = [
+            k for k in KINDS
+            if k.name not in raw
+            and (k.name in flags if k.listing == "flag" else k.marked(blocks, stack))
+        ]  # fmt: skip
+        later = {k.name: pool.submit(listing, k) for k in held}
+        raw.update({name: f.result() for name, f in later.items()})
+    raw.update({k.name: None for k in KINDS if k.name not in raw})
     present = {
         r.mark.get("address")
         for k in KINDS
@@ -65,12 +106,33 @@ def read_stack(
         if extra is not None:
             seen.setdefault(name, []).append(extra)
     states = {k.name: k.state(raw, seen, stack) for k in KINDS}
-    blocks = raw.get("block") or ()
+    serial = stack_serial(blocks, stack)
     locks = tuple(b for b in blocks if b.get("label") == LOCK_LABEL)
     return Live(
-        states, imported, project=client.project_id, serial=stack_serial(blocks, stack),
-        recorded=stack_record(blocks, stack), locks=locks,
-    )  # fmt: skip
+        states, imported, project=client.project_id, serial=serial, locks=locks, flags=flags,
+        recorded=stack_record(blocks, stack),
+    )
+
+
+def _why(k: Kind, named: Collection[str], desired: Desired | None) -> str:
+    """Why a plan asks a kind's routes, for the error that one of them is gone."""
+    if k.name in named:
+        if desired is None:
+            return "which the plan changes"
+        return f"which the manifest {'declares' if desired.of(k.name) else 'names'}"
+    if k.listing == "always":
+        return "which every plan reads"
+    return "which the stack holds, as its blocks say"
+
+
+def _asking(k: Kind, why: str, ask: Callable[[], T]) -> T:
+    """`ask()`, a 404 or 410 of a route of the kind's (not of one resource) said as such."""
+    try:
+        return ask()
+    except ApiError as e:
+        if route_gone(e):
+            raise RouteGone(k.section, e, why) from None
+        raise
 
 
 def read_saved(client: LettaClient, plan: Plan) -> Live:
@@ -82,9 +144,13 @@ def read_saved(client: LettaClient, plan: Plan) -> Live:
         # Resources nested in another (an agent's own blocks) come with their owner.
         if c.action == IMPORT and c.remote_id and c.kind == kind_of(c.address)
     ]
-    live = read_stack(client, plan.stack, imports)
+    named = {kind_of(c.address) for c in plan.changes} | {c.kind for c in plan.changes}
+    live = read_stack(client, plan.stack, named, imports)
     states = {}
     for k in KINDS:
         creates = [c for c in plan.changes if c.action == CREATE and c.kind == k.name]
-        states[k.name] = k.names_taken(client, live, {k.created_name(c) for c in creates} - {""})
+        names = {k.created_name(c) for c in creates} - {""}
+        states[k.name] = _asking(
+            k, _why(k, named, None), partial(k.names_taken, client, live, names)
+        )
     return replace(live, states=states)

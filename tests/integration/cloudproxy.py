@@ -18,7 +18,12 @@
       filters them: without it, they list every project's), by the request's project on the
       others.
       Tools belong to the organization (Cloud's tool routes take no project): never filtered;
-    * list pages hold at most 7 items, 5 on every third page of a walk, whatever `limit` asks.
+    * list pages hold at most 7 items, 5 on every third page of a walk, whatever `limit` asks;
+    * given `removed` (route -> 404 or 410), it answers those routes and every route under
+      them as a Cloud that dropped them would: the suite's proxy drops the routes Cloud marks
+      deprecated (`DEPRECATED`: groups, identities, sources), except during the tests marked
+      `deprecated_routes` (see conftest.py), so that every other test proves letta-apply does
+      not need them.
   It records what it receives too, as sent (the API key is never kept).
 """
 
@@ -59,6 +64,9 @@ PROJECTS = (
 )  # fmt: skip
 PROJECT_PAGE = 7  # projects a page of the listing holds
 API_KEY = "sk-letta-cloud-test-5b1d"  # what the proxy accepts; kept out of recordings and logs
+# Routes Cloud's API description marks deprecated (and the official SDK dropped groups and
+# identities), answered as a Cloud that removed them would, both ways it might.
+DEPRECATED = {"/v1/groups": 404, "/v1/identities": 410, "/v1/sources": 410}
 
 # Ids of project-scoped resources start like this; anything else (tools) is organization-wide.
 _SCOPED = ("agent-", "block-", "identity-", "group-")
@@ -294,6 +302,7 @@ class CloudProxy(_Proxy):
         api_key: str = API_KEY,
         projects: tuple[Project, ...] = PROJECTS,
         page_cap: Callable[[int], int] = every_third_short,
+        removed: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(recorder)
         self.upstream = upstream
@@ -302,6 +311,7 @@ class CloudProxy(_Proxy):
         self.projects = {p.id: p for p in projects}
         self.default_project = projects[0].id
         self.page_cap = page_cap
+        self.removed = dict(removed or {})  # route -> its status: see the module's docstring
         self.owner: dict[str, str] = {}  # resource id -> project id
         self.pages: dict[tuple[Any, ...], int] = {}  # list walk -> pages served
         self.refused: list[tuple[int, str]] = []  # (status, what), for the tests to show
@@ -351,6 +361,10 @@ class CloudProxy(_Proxy):
         method, path = request.method, request.path
         if request.header("authorization") != f"Bearer {self.api_key}":
             return self._refuse(401, "Unauthorized: a valid API key is required", close)
+        for route, status in self.removed.items():
+            if path.rstrip("/") == route or path.startswith(route + "/"):
+                what = "Gone: no longer offered" if status == 410 else "Not Found"
+                return self._refuse(status, f"{what}: {method} {path}", close)
         found = self.api.match(method, path)
         if found is None:
             return self._refuse(404, f"Not Found: {method} {path}", close)

@@ -30,6 +30,7 @@ from letta_apply.server.client import PAGE_SIZE
 
 from .cloudproxy import (
     API_KEY,
+    DEPRECATED,
     PROJECT_PAGE,
     PROJECTS,
     TEAM_A,
@@ -130,7 +131,7 @@ def front() -> Iterator[TapProxy | CloudProxy]:
     remove_test_resources(BASE_URL)
     proxy: TapProxy | CloudProxy
     if MODE == "cloud":
-        proxy = CloudProxy(BASE_URL, RECORDER).start()
+        proxy = CloudProxy(BASE_URL, RECORDER, removed=DEPRECATED).start()
         # In-process runs and subprocesses alike: letta-apply takes both from the environment.
         with pytest.MonkeyPatch.context() as env:
             env.setenv("LETTA_API_KEY", API_KEY)
@@ -156,9 +157,27 @@ def cloud(front: TapProxy | CloudProxy) -> Iterator[CloudProxy]:
     if isinstance(front, CloudProxy):
         yield front
         return
-    proxy = CloudProxy(BASE_URL, RECORDER).start()
+    proxy = CloudProxy(BASE_URL, RECORDER, removed=DEPRECATED).start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(autouse=True)
+def deprecated_routes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The Cloud-like proxies answer the routes Cloud marks deprecated as removed (404, 410),
+    so that a test proves letta-apply needs none of them, except during a test marked
+    `deprecated_routes` (one that declares groups or identities): served then."""
+    if request.node.get_closest_marker("deprecated_routes") is None:
+        yield
+        return
+    used = [request.getfixturevalue(n) for n in ("front", "cloud") if n in request.fixturenames]
+    proxies = {id(p): p for p in used if isinstance(p, CloudProxy)}.values()
+    removed = [(p, p.removed) for p in proxies]
+    for p, _ in removed:
+        p.removed = {}
+    yield
+    for p, routes in removed:
+        p.removed = routes
 
 
 # The names the tests give what they make: stacks `t-<10 hex>` (the `stack` fixture) and

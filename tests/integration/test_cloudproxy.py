@@ -10,7 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
-from .cloudproxy import API_KEY, PROJECT_PAGE, PROJECTS, TEAM_A, TEAM_B, CloudProxy
+from .cloudproxy import (
+    API_KEY,
+    DEPRECATED,
+    PROJECT_PAGE,
+    PROJECTS,
+    TEAM_A,
+    TEAM_B,
+    CloudProxy,
+)
 
 
 def _client(proxy: CloudProxy, project: Any = TEAM_A, key: str | None = API_KEY) -> httpx.Client:
@@ -155,3 +163,17 @@ def test_tools_belong_to_the_organization(team_a: httpx.Client, team_b: httpx.Cl
     seen_by_a = names(team_a)
     assert "send_message" in seen_by_a
     assert names(team_b) == seen_by_a
+
+
+def test_drops_the_routes_cloud_marks_deprecated(team_a: httpx.Client) -> None:
+    for route, status in DEPRECATED.items():
+        assert team_a.get(f"{route}/").status_code == status, route
+        one = f"{route}/{route[4:-1]}-00000000-0000-4000-8000-000000000000"
+        assert team_a.get(one).status_code == status, one
+    assert team_a.get("/v1/folders/").status_code == 200  # what Cloud offers instead of sources
+
+
+@pytest.mark.deprecated_routes
+def test_serves_them_during_a_test_that_uses_them(team_a: httpx.Client) -> None:
+    assert team_a.get("/v1/identities/").status_code == 200
+    assert team_a.get("/v1/groups/").status_code == 200

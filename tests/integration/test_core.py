@@ -83,16 +83,15 @@ def test_second_apply_sends_no_writes(
     assert second.code == 0
     assert "No changes" in second.out
     assert second.writes == 0
-    # Reads are list calls, not one per resource: blocks, agents, tools and identities, one page
-    # each and the empty page that ends it (tools and identities are the server's, all listed);
-    # through the Cloud-like proxy, as many pages as its caps make, and the project's lookup.
+    # Reads are list calls, not one per resource: blocks, agents and tools, one page each and
+    # the empty page that ends it (tools are the server's, all listed); through the Cloud-like
+    # proxy, as many pages as its caps make, and the project's lookup. Not identities, groups,
+    # folders, archives or MCP servers: the stack holds none.
     read = {s.path for s in RECORDER.sent[before:] if s.method == "GET"}
-    lists = {"/v1/blocks/", "/v1/agents/", "/v1/tools/", "/v1/identities/"}
+    lists = {"/v1/blocks/", "/v1/agents/", "/v1/tools/"}
     assert read == (lists if MODE == "direct" else lists | {"/v1/projects"})
-    tools, identities = server_count(api, "/v1/tools/"), server_count(api, "/v1/identities/")
-    assert second.reads == project_lookup() + listing(3) + listing(2) + listing(tools) + listing(
-        identities
-    )
+    tools = server_count(api, "/v1/tools/")
+    assert second.reads == project_lookup() + listing(3) + listing(2) + listing(tools)
 
 
 def test_shared_memory_between_agents(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from .conftest import Run
 
@@ -45,6 +46,7 @@ def tagged(api: httpx.Client, stack: str) -> list[tuple[str, str]]:
     return sorted((b["label"], b["id"]) for b in found)
 
 
+@pytest.mark.deprecated_routes  # the stack holds a group
 def test_destroy_leaves_no_block_of_the_stack(
     run: Run, api: httpx.Client, manifest: Callable[[str], str], stack: str
 ) -> None:

@@ -17,7 +17,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.conftest import Run
+from tests.integration.cloudproxy import API_KEY, TEAM_A, CloudProxy
+from tests.integration.conftest import BASE_URL, RECORDER, Run, stack_resources
+
+# Identities are a kind Letta Cloud marks deprecated: the Cloud-like proxy serves them here
+# only (but to the test of a server without them).
+pytestmark = pytest.mark.deprecated_routes
 
 MANIFEST = """\
 version: 1
@@ -214,3 +219,90 @@ def test_moved_keeps_the_identity_and_export_round_trips(
         assert identities(api, stack) == {}
     finally:
         api.delete(f"/v1/agents/{agent['id']}")
+
+
+# -- the identities flag, and a server without identities -------------------------------------
+
+FLAG = "letta-apply-identities"
+WITHOUT = """\
+version: 1
+stack: {stack}
+blocks:
+  org: {value: Acme facts}
+agents:
+  helper:
+    name: {stack}-helper
+    model: letta/letta-free
+    embedding: letta/letta-free
+    blocks: [org]
+"""
+
+
+def flags(api: httpx.Client, stack: str) -> list[str]:
+    found = api.get("/v1/blocks/", params={"tags": [f"letta-apply:{stack}"], "label": FLAG})
+    return [b["id"] for b in found.json()]
+
+
+def test_the_flag_comes_before_the_first_identity_and_goes_after_the_last(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str, cleanup: None
+) -> None:
+    before = len(RECORDER.sent)
+    assert run("apply", "-f", manifest(MANIFEST), "--auto-approve").code == 0
+    writes = [s for s in RECORDER.sent[before:] if s.method != "GET"]
+    # The flag before any identity: a run killed right after an identity's create leaves a
+    # stack whose next plan lists its identities.
+    first = next(i for i, s in enumerate(writes) if s.path == "/v1/identities/")
+    made = [i for i, s in enumerate(writes) if s.path == "/v1/blocks/" and FLAG.encode() in s.body]
+    assert len(made) == 1 and made[0] < first
+    (flag,) = flags(api, stack)
+
+    # Out of the manifest: the flag says the stack holds identities, so they are found and
+    # deleted, then the flag, last.
+    before = len(RECORDER.sent)
+    r = run("apply", "-f", manifest(WITHOUT), "--auto-approve")
+    assert r.code == 0, r.err
+    assert f"- block.{FLAG} ({flag}): delete" in r.out
+    deletes = [s.path for s in RECORDER.sent[before:] if s.method == "DELETE"]
+    gone = [p for p in deletes if p.startswith("/v1/identities/") or p.endswith(flag)]
+    assert len(gone) == 3 and gone[-1] == f"/v1/blocks/{flag}"  # 2 identities, then the flag
+    assert identities(api, stack) == {} and flags(api, stack) == []
+    # From now on the stack holds none: its plans never ask for identities.
+    before = len(RECORDER.sent)
+    assert run("plan", "-f", manifest(WITHOUT), "--detailed-exitcode").code == 0
+    assert not any(s.path.startswith("/v1/identities") for s in RECORDER.sent[before:])
+
+    # Destroy leaves no flag either.
+    assert run("apply", "-f", manifest(MANIFEST), "--auto-approve").code == 0
+    assert len(flags(api, stack)) == 1
+    assert run("destroy", "-f", manifest(WITHOUT), "--auto-approve").code == 0
+    assert identities(api, stack) == {} and flags(api, stack) == []
+    assert stack_resources(api, stack) == ([], [])
+
+
+@pytest.mark.parametrize(("status", "says"), [(410, "410 Gone"), (404, "404 Not Found")])
+def test_a_server_without_identities_is_one_clear_line_and_nothing_is_written(
+    run: Run, manifest: Callable[[str], str], api: httpx.Client, stack: str, status: int,
+    says: str,
+) -> None:  # fmt: skip
+    # Letta Cloud marks /v1/identities deprecated: a Cloud that dropped it, for a stack that
+    # declares identities.
+    proxy = CloudProxy(BASE_URL, RECORDER, removed={"/v1/identities": status}).start()
+    try:
+        args = ("--api-key", API_KEY, "--project", TEAM_A.slug)
+        r = run("apply", "-f", manifest(MANIFEST), "--auto-approve", *args, base_url=proxy.url)
+    finally:
+        proxy.stop()
+    assert r.code == 1 and r.out == ""
+    offers = "no longer offers" if status == 410 else "does not offer"
+    (line,) = [x for x in r.err.splitlines() if not x.startswith("requests:")]
+    assert line == (
+        f"error: identities: Letta answered {says} for GET /v1/identities/: this server "
+        f"{offers} identities, which the manifest declares"
+    ), r.err
+    assert r.writes == 0
+    assert [what for _, what in proxy.refused] == [f"{what_of(status)}: GET /v1/identities/"]
+    assert stack_resources(api, stack) == ([], []) and identities(api, stack) == {}
+
+
+def what_of(status: int) -> str:
+    return "Gone: no longer offered" if status == 410 else "Not Found"

@@ -51,9 +51,9 @@ def test_reads_are_paginated_not_per_resource() -> None:
     fake.calls.clear()
     plan = plan_for(client, desired(text))
     assert plan.changes == ()
-    # 250 agents -> a page per PAGE_SIZE; 1 shared block -> 1 page; tools: 1; identities: none;
-    # each listing ends with an empty page. Folders are not listed: the stack holds none.
-    assert fake.counts["GET"] == math.ceil(250 / PAGE_SIZE) + 1 + 2 + 2 + 1, fake.calls
+    # 250 agents -> a page per PAGE_SIZE; 1 shared block -> 1 page; tools: 1; each listing ends
+    # with an empty page. Identities and folders are not listed: the stack holds none.
+    assert fake.counts["GET"] == math.ceil(250 / PAGE_SIZE) + 1 + 2 + 2, fake.calls
     assert fake.writes == 0
 
 

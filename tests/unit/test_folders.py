@@ -11,8 +11,9 @@ import pytest
 
 from letta_apply.apply.runner import apply_plan
 from letta_apply.errors import ApplyError, LettaApplyError, ManifestError
+from letta_apply.kinds import kind
+from letta_apply.kinds.flags import flag_address, flag_label
 from letta_apply.kinds.folder import DesiredFolder
-from letta_apply.kinds.folder_flag import FLAG_ADDRESS, FLAG_LABEL
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for
@@ -21,6 +22,8 @@ from tests.fakefolders import FAIL_MARKER
 from tests.fakeletta import FakeLetta
 from tests.helpers import Clock, at, diagnostics, only
 
+FLAG_LABEL = flag_label(kind("folder"))  # letta-apply-folders, as stacks made before carry it
+FLAG_ADDRESS = flag_address(kind("folder"))
 HEAD = """version: 1
 stack: docs-unit
 folders:
@@ -500,9 +503,9 @@ def test_reads_stay_pages_not_files(tmp_path: Path) -> None:
     fake = FakeLetta()
     plan_apply(fake, path)
     desired = converged(fake, path)
-    # The server's identities, tools (2 pages), blocks (the folder flag: 2 pages), agents and
-    # folders (2 pages); per folder one page of files and the empty one, and its agents.
-    assert fake.counts["GET"] == 1 + 2 + 2 + 1 + 2 + 10 * (2 + 1)
+    # The server's tools (2 pages), blocks (the folder flag: 2 pages), agents and folders (2
+    # pages); per folder one page of files and the empty one, and its agents.
+    assert fake.counts["GET"] == 2 + 2 + 1 + 2 + 10 * (2 + 1)
     assert len(desired.of("folder")) == 10
 
 

@@ -106,7 +106,8 @@ def test_a_target_keeps_the_identities_a_shared_block_names(tmp_path: Path, cli:
     (identity,) = cli.fake.identities.values()
     (block,) = [b for b in cli.fake.blocks.values() if b["label"] == "x"]
     assert identity["block_ids"] == [block["id"]]
-    assert [b["label"] for b in cli.fake.memory.values()] == ["x"]  # block.y is not targeted
+    # block.y is not targeted; the identities flag was written before the identity
+    assert [b["label"] for b in cli.fake.memory.values()] == ["letta-apply-identities", "x"]
 
 
 def test_a_rotated_sensitive_number_shows_on_neither_side(tmp_path: Path, cli: Cli) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from letta_apply.cli.render import drift_lines, plan_text
-from letta_apply.kinds import apply_order
+from letta_apply.kinds import apply_order, flag_of
 from letta_apply.model import MARK_KEY, Live
 from letta_apply.plan.changes import (
     ATTACH,
@@ -124,7 +124,9 @@ def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
     orders = [apply_order(c) for c in plan.changes]
     assert orders == sorted(orders)
     for c in plan.changes:
-        if c.action in (DELETE, FORGET):  # a forget goes with the deletes, in their order
+        if flag_of(c) is not None:  # a kind's flag: before everything, or after everything
+            assert apply_order(c) == ((0, -1) if c.action == CREATE else (3, 7))
+        elif c.action in (DELETE, FORGET):  # a forget goes with the deletes, in their order
             want = {"group": 0, "folder": 0, "archive": 0, "agent": 2, "block": 4, "tool": 6}
             want.update(identity=6, mcp_server=6)
             nested = c.kind == "block" and c.address.startswith("agent.")

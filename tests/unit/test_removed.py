@@ -102,13 +102,15 @@ def test_every_kind_is_let_go_of_and_stays_on_the_server(tmp_path: Path, cli: Cl
         assert f"  - {address} (" in plan and f"{address} (" in plan
     assert "  - agent.support.memory_blocks.persona (" in plan
     assert ": forget (kept on the server, no longer managed)" in plan
-    # prevent_destroy does not block; the one delete is the stack's folder flag: it has none now
-    assert "1 to delete, 9 to forget." in plan and "the stack keeps no folder" in plan
+    # prevent_destroy does not block; the two deletes are the stack's flags: it holds no folder
+    # and no identity now
+    assert "2 to delete, 9 to forget." in plan and "the stack keeps no folders" in plan
+    assert "the stack keeps no identities" in plan
     before = len(fake.calls)
     run(cli, "apply", "-f", str(path), "--auto-approve")
     deleted = [p for m, p in fake.calls[before:] if m == "DELETE"]
-    assert all(p.startswith("/v1/blocks/") for p in deleted)  # mark blocks, flag, lock record
-    assert len(deleted) == 5
+    assert all(p.startswith("/v1/blocks/") for p in deleted)  # mark blocks, flags, lock record
+    assert len(deleted) == 6
 
     # Every resource is still there, unmarked, as it was.
     assert counts == (len(fake.agents), len(fake.tools), len(fake.identities), len(fake.groups),

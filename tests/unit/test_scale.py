@@ -75,9 +75,9 @@ def test_a_listing_of_k_pages_costs_k_requests_and_the_empty_one(agents: int) ->
     assert plan_for(client, desired(text)).changes == ()
     agent_pages = [p for m, p in fake.calls if m == "GET" and p == "/v1/agents/"]
     assert len(agent_pages) == math.ceil(agents / PAGE_SIZE) + 1
-    # + the blocks, tools and identities (Letta cannot filter tools and identities by stack:
-    # all are listed). Folders are not listed: the stack holds none.
-    others = listing(len(fake.blocks)) + listing(len(fake.tools)) + listing(len(fake.identities))
+    # + the blocks and tools (Letta cannot filter tools by stack: all are listed). Identities,
+    # folders and the other kinds Letta cannot filter are not listed: the stack holds none.
+    others = listing(len(fake.blocks)) + listing(len(fake.tools))
     assert fake.counts["GET"] == listing(agents) + others
 
 
@@ -104,8 +104,8 @@ def test_converged_plan_reads_pages_not_resources() -> None:
     assert plan.changes == ()
     # Agents: 3 pages. Blocks carrying the stack's tag (250 personas + 3 shared): 3 pages.
     # Letta's view of an agent's blocks omits their tags, hence the block pages for personas.
-    # Plus tools and identities; each listing ends with an empty page.
-    assert fake.counts["GET"] == listing(250) + listing(253) + listing(len(fake.tools)) + 1
+    # Plus tools (no identities: the stack holds none); each listing ends with an empty page.
+    assert fake.counts["GET"] == listing(250) + listing(253) + listing(len(fake.tools))
     assert fake.writes == 0
 
 
@@ -117,7 +117,7 @@ def test_destroy_reads_do_not_grow_with_the_fleet() -> None:
     assert plan.problems == ()
     assert len(plan.changes) == 150 + 150 + 3  # agents, their personas, shared blocks
     assert per_block_lookups(fake) == []
-    listings = listing(153) + listing(150) + listing(len(fake.tools)) + listing(0)
+    listings = listing(153) + listing(150) + listing(len(fake.tools))
     # One listing by attachment count per distinct count (personas: 1, shared blocks: 150):
     # the blocks attached to more than one agent (the 3 shared), none to more than 150.
     assert fake.counts["GET"] == listings + listing(3) + listing(0), fake.calls
@@ -160,8 +160,8 @@ def test_removing_agents_from_the_manifest_reads_no_block_one_by_one() -> None:
     assert sorted({c.action for c in plan.changes}) == ["delete"]
     assert len([c for c in plan.changes if c.kind == "agent"]) == 20
     assert per_block_lookups(fake) == []
-    # Blocks and agents: 2 pages each; tools; identities; one listing by attachment count.
-    assert fake.counts["GET"] == listing(122) + listing(120) + listing(len(fake.tools)) + 1 + 2
+    # Blocks and agents: 2 pages each; tools; one listing by attachment count.
+    assert fake.counts["GET"] == listing(122) + listing(120) + listing(len(fake.tools)) + 2
 
 
 # -- connection pool --------------------------------------------------------------------------

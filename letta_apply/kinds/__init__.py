@@ -1,4 +1,4 @@
-"""The resource kinds letta-apply manages, one module each, and their dependency graph.
+"""The resource kinds letta-apply manages, one folder each, and their dependency graph.
 
 `KINDS` lists them in dependency order (a kind after every kind it depends on); `level` is a
 kind's depth in that graph: apply creates and updates level by level (in parallel within a
@@ -20,16 +20,16 @@ from ..plan.changes import (
     UPDATE,
     Change,
 )
-from .agent import AgentKind
-from .archive import ArchiveKind
+from .agent.kind import AgentKind
+from .archive.kind import ArchiveKind
 from .base import Kind
-from .block import BlockKind
+from .block.kind import BlockKind
 from .flags import flag_address
-from .folder import FolderKind
-from .group import GroupKind
-from .identity import IdentityKind
-from .mcp_server import McpServerKind
-from .tool import ToolKind
+from .folder.kind import FolderKind
+from .group.kind import GroupKind
+from .identity.kind import IdentityKind
+from .mcp_server.kind import McpServerKind
+from .tool.kind import ToolKind
 
 __all__ = ["KINDS", "Kind", "apply_order", "flag_of", "kind", "kind_of_address", "level"]
 

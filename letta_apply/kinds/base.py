@@ -9,6 +9,7 @@ attach, detach and delete it. The planner, the reader, the applier, prune, impor
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from abc import ABC, abstractmethod
@@ -342,11 +343,10 @@ class Kind(ABC):
     # -- the manifest ----------------------------------------------------------------------
 
     def schema(self) -> dict[str, Any]:
-        """The kind's JSON Schema fragment, `schemas/<name>.json` beside this module: the schema
+        """The kind's JSON Schema fragment, `schema.json` in the kind's own folder: the schema
         of its manifest section (`section`) and the `$defs` it adds to the manifest's."""
-        fragment: dict[str, Any] = json.loads(
-            (Path(__file__).parent / "schemas" / f"{self.name}.json").read_text(encoding="utf-8")
-        )
+        folder = Path(inspect.getfile(type(self))).parent
+        fragment: dict[str, Any] = json.loads((folder / "schema.json").read_text(encoding="utf-8"))
         return fragment
 
     def read_files(

@@ -16,11 +16,11 @@ import jsonschema
 
 from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS, kind
-from ..kinds.archive import MARK_LABEL as ARCHIVE_MARK_LABEL
-from ..kinds.block import check_block
+from ..kinds.archive.kind import MARK_LABEL as ARCHIVE_MARK_LABEL
+from ..kinds.block.kind import check_block
 from ..kinds.flags import flag_label
-from ..kinds.group import MARK_LABEL as GROUP_MARK_LABEL
-from ..kinds.mcp_server import MARK_LABEL as MCP_MARK_LABEL
+from ..kinds.group.kind import MARK_LABEL as GROUP_MARK_LABEL
+from ..kinds.mcp_server.kind import MARK_LABEL as MCP_MARK_LABEL
 from ..model import Desired, Import
 from ..server.lock import LOCK_LABEL
 from ..server.serial import LOCK_KEY

@@ -24,12 +24,12 @@ from typing import Any
 import yaml
 
 from ..errors import escape_controls
-from ..kinds.agent_create_only import DEFAULT_AGENT_TYPE
-from ..kinds.group import ALLOWED, SETTINGS, GroupKind, LiveGroup
-from ..kinds.mcp_server_model import MCP_TOOL
-from ..kinds.tool import is_base_tool_type
-from ..kinds.tool_rules import RULE_FIELDS, rule_by_name, rule_compared
-from ..kinds.tool_source import MAX_TOOL_NAME, function_name
+from ..kinds.agent.create_only import DEFAULT_AGENT_TYPE
+from ..kinds.group.kind import ALLOWED, SETTINGS, GroupKind, LiveGroup
+from ..kinds.mcp_server.model import MCP_TOOL
+from ..kinds.tool.kind import is_base_tool_type
+from ..kinds.tool.rules import RULE_FIELDS, rule_by_name, rule_compared
+from ..kinds.tool.source import MAX_TOOL_NAME, function_name
 from ..manifest.published import manifest_schema_id
 from ..server.export import ON_REQUEST, ManifestDumper, manifest_key
 from .af_format import AgentFile

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..kinds.block import LiveBlock, export_block
+from ..kinds.block.kind import LiveBlock, export_block
 from ..manifest.validate import RESERVED_TAG_PREFIXES
 from ..model import MARK_KEY
 

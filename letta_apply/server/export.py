@@ -13,11 +13,11 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import ApiError, route_gone
-from ..kinds.agent import AGENT_INCLUDE, LiveAgent
-from ..kinds.agent_create_only import DEFAULT_AGENT_TYPE
-from ..kinds.block import LiveBlock, export_block
-from ..kinds.group import GroupKind, LiveGroup
-from ..kinds.identity import IdentityKind, LiveIdentity
+from ..kinds.agent.create_only import DEFAULT_AGENT_TYPE
+from ..kinds.agent.kind import AGENT_INCLUDE, LiveAgent
+from ..kinds.block.kind import LiveBlock, export_block
+from ..kinds.group.kind import GroupKind, LiveGroup
+from ..kinds.identity.kind import IdentityKind, LiveIdentity
 from ..manifest.published import manifest_schema_id
 from ..plan.marks import user_metadata
 from .client import LettaClient

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..kinds.agent import LiveAgent
+from ..kinds.agent.kind import LiveAgent
 from ..kinds.base import mark_of
-from ..kinds.mcp_server import MARK_LABEL, MCP_TOOL, LiveMcpServer, McpServerKind
+from ..kinds.mcp_server.kind import MARK_LABEL, MCP_TOOL, LiveMcpServer, McpServerKind
 from .client import LettaClient
 
 Key = Callable[[str, set[str]], str]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from letta_apply.kinds.group import MARK_LABEL
+from letta_apply.kinds.group.kind import MARK_LABEL
 from tests.integration.conftest import (
     Run,
     agent_by_name,

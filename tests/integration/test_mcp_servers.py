@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from letta_apply.kinds.mcp_server import MARK_LABEL
+from letta_apply.kinds.mcp_server.kind import MARK_LABEL
 from tests.integration.conftest import RECORDER, SESSION, Run
 
 SCRIPT = Path(__file__).resolve().parent / "mcpserver.py"

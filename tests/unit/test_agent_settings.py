@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from textwrap import dedent
 
-from letta_apply.kinds.agent_settings import compared, live_settings
+from letta_apply.kinds.agent.settings import compared, live_settings
 from tests.helpers import Cli
 
 MANIFEST = dedent(

@@ -11,7 +11,7 @@ import pytest
 
 from letta_apply.apply.runner import apply_plan
 from letta_apply.errors import LettaApplyError
-from letta_apply.kinds.archive import MARK_LABEL, DesiredArchive
+from letta_apply.kinds.archive.kind import MARK_LABEL, DesiredArchive
 from letta_apply.pipeline import load_manifest, plan_for
 from letta_apply.plan.changes import CREATE, DELETE, UPDATE
 from tests.fakeletta import FakeLetta

@@ -13,7 +13,7 @@ from letta_apply.apply.runner import apply_plan
 from letta_apply.errors import ApplyError, LettaApplyError, ManifestError
 from letta_apply.kinds import kind
 from letta_apply.kinds.flags import flag_address, flag_label
-from letta_apply.kinds.folder import DesiredFolder
+from letta_apply.kinds.folder.kind import DesiredFolder
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from letta_apply.kinds.group import MARK_LABEL
+from letta_apply.kinds.group.kind import MARK_LABEL
 from letta_apply.pipeline import load_manifest
 from tests.helpers import Cli, at, diagnostics, write
 from tests.unit.test_resilience import lose_answer

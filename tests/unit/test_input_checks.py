@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from letta_apply.kinds import folder_files as folder_files_module
+from letta_apply.kinds.folder import files as folder_files_module
 from letta_apply.pipeline import load_manifest
 from tests.helpers import Cli, at, diagnostics, write
 
@@ -268,7 +268,7 @@ def test_passage_file_names_cannot_forge_plan_lines(cli: Cli, tmp_path: Path) ->
     )
 
     def escaped(out: str, times: int) -> None:
-        # Escaped as a folder's file names are (kinds.folder_files.shown_name).
+        # Escaped as a folder's file names are (kinds.folder.files.shown_name).
         assert out.count("passages['a\\x0a  + agent.forged.md']") == times, out
         assert out.count("passages['\\x1b[31mred.md']") == times, out
         assert "\x1b" not in out

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from letta_apply.kinds.mcp_server import MARK_LABEL
+from letta_apply.kinds.mcp_server.kind import MARK_LABEL
 from letta_apply.pipeline import load_manifest
 from tests.helpers import Cli, at, diagnostics, write
 

@@ -10,8 +10,8 @@ import pytest
 
 from letta_apply.apply.runner import apply_plan
 from letta_apply.errors import ApplyError, Diagnostic, ManifestError
-from letta_apply.kinds.agent import AgentKind
-from letta_apply.kinds.tool_rules import tool_rules_update
+from letta_apply.kinds.agent.kind import AgentKind
+from letta_apply.kinds.tool.rules import tool_rules_update
 from letta_apply.manifest.variables import Options
 from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for

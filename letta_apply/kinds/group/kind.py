@@ -41,10 +41,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import ApiError, Diagnostic
-from ..manifest.files import Document
-from ..model import MARK_KEY, Desired, Import, Live
-from ..plan.changes import (
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
+from ...model import MARK_KEY, Desired, Import, Live
+from ...plan.changes import (
     CREATE,
     DELETE,
     NEW,
@@ -54,9 +54,9 @@ from ..plan.changes import (
     FieldDiff,
     Why,
 )
-from ..plan.marks import digest
-from ..server.client import LettaClient
-from .base import (
+from ...plan.marks import digest
+from ...server.client import LettaClient
+from ..base import (
     Context,
     Field,
     Kind,
@@ -68,7 +68,7 @@ from .base import (
     Update,
     applied_of,
 )
-from .mark_blocks import (
+from ..mark_blocks import (
     MarkBlock,
     drop_marks,
     intend,

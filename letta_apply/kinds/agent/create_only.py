@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..plan.changes import MANIFEST, NEW, FieldDiff
+from ...plan.changes import MANIFEST, NEW, FieldDiff
 
 if TYPE_CHECKING:
-    from ..errors import Diagnostic
-    from ..manifest.files import Document
-    from .agent import DesiredAgent, LiveAgent
+    from ...errors import Diagnostic
+    from ...manifest.files import Document
+    from .kind import DesiredAgent, LiveAgent
 
 CREATE_ONLY = (
     "agent_type", "include_base_tools", "include_base_tool_rules", "initial_message_sequence",
@@ -73,7 +73,7 @@ def check_create_only(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
     `voice_convo_agent` needs `enable_sleeptime: true` (422), `split_thread_agent` has no
     default system prompt (400 without `system`), and `workflow_agent` always clears its
     message buffer (a declared `message_buffer_autoclear: false` would never hold)."""
-    from ..manifest.files import where
+    from ...manifest.files import where
 
     errors: list[Diagnostic] = []
     agents = data.get("agents")

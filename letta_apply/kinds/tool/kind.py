@@ -18,10 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypedDict, cast
 
-from ..errors import ApiError, Diagnostic
-from ..manifest.files import Document
-from ..model import Desired, Import, Live
-from ..plan.changes import (
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
+from ...model import Desired, Import, Live
+from ...plan.changes import (
     CREATE,
     DELETE,
     NEW,
@@ -30,9 +30,9 @@ from ..plan.changes import (
     Problem,
     Why,
 )
-from ..plan.marks import digest, mark_metadata, user_metadata
-from ..server.client import LettaClient
-from .base import (
+from ...plan.marks import digest, mark_metadata, user_metadata
+from ...server.client import LettaClient
+from ..base import (
     Context,
     Field,
     Kind,
@@ -45,9 +45,9 @@ from .base import (
     mark_of,
     unmark_tagged,
 )
-from .block import our_agent_ids, stack_of
-from .tool_rules import rule_by_name
-from .tool_source import function_name, parse_source, read_sources, renamed, source_at
+from ..block.kind import our_agent_ids, stack_of
+from .rules import rule_by_name
+from .source import function_name, parse_source, read_sources, renamed, source_at
 
 CONFIG = (
     "description",

@@ -1,6 +1,6 @@
 """Archives: `archives:`, addressed archive.<key> (Letta's `/v1/archives/`: long-term knowledge an
 agent searches with its archival memory tools), optionally seeded with passages from files
-(kinds.archive_passages). Agents attach an archive by key (`archives: [kb]`); Letta gives an
+(kinds.archive.passages). Agents attach an archive by key (`archives: [kb]`); Letta gives an
 agent one archive at most.
 
 Where the marks live: Letta 0.16.8 takes no metadata on an archive (create and update accept name
@@ -20,14 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import Diagnostic
-from ..manifest.files import Document
-from ..model import MARK_KEY, Desired, Live
-from ..plan.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
-from ..plan.marks import digest
-from ..server.client import LettaClient
-from . import archive_passages as ap
-from .base import (
+from ...errors import Diagnostic
+from ...manifest.files import Document
+from ...model import MARK_KEY, Desired, Live
+from ...plan.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
+from ...plan.marks import digest
+from ...server.client import LettaClient
+from ..base import (
     Context,
     Field,
     Kind,
@@ -39,8 +38,8 @@ from .base import (
     Update,
     applied_of,
 )
-from .folder_files import shown_name
-from .mark_blocks import (
+from ..folder.files import shown_name
+from ..mark_blocks import (
     MarkBlock,
     drop_marks,
     intend,
@@ -51,6 +50,7 @@ from .mark_blocks import (
     unanswered,
     write_mark,
 )
+from . import passages as ap
 
 MARK_LABEL = "letta-apply-archive"
 FIELDS = ("name", "description")

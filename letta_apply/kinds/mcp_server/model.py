@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from ..errors import Diagnostic
-from ..manifest.files import Document, clip
-from ..model import MARK_KEY, Desired, Sensitive
-from ..plan.marks import digest, sensitive_names
-from .base import Context, Users
-from .mark_blocks import MarkBlock, resolve
+from ...errors import Diagnostic
+from ...manifest.files import Document, clip
+from ...model import MARK_KEY, Desired, Sensitive
+from ...plan.marks import digest, sensitive_names
+from ..base import Context, Users
+from ..mark_blocks import MarkBlock, resolve
 
 SECTION = "mcp_servers"
 MARK_LABEL = "letta-apply-mcp-server"

@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..model import MARK_KEY, Sensitive
-from ..plan.changes import DRIFT, MANIFEST, FieldDiff, Why
-from ..sensitive import MASKED
+from ...model import MARK_KEY, Sensitive
+from ...plan.changes import DRIFT, MANIFEST, FieldDiff, Why
+from ...sensitive import MASKED
 
 if TYPE_CHECKING:
-    from .agent import DesiredAgent, LiveAgent
-    from .base import Context, Update
+    from ..base import Context, Update
+    from .kind import DesiredAgent, LiveAgent
 
 NAMES = ("secrets", "tool_exec_environment_variables")
 """The manifest's names for an agent's secrets (Letta keeps both in one place)."""

@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..plan.changes import (
+from ...plan.changes import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -25,7 +25,7 @@ from ..plan.changes import (
     Problem,
     Why,
 )
-from ..plan.marks import (
+from ...plan.marks import (
     config_digests,
     digest,
     mark_metadata,
@@ -33,11 +33,8 @@ from ..plan.marks import (
     sensitive_names,
     user_metadata,
 )
-from . import agent_create_only, agent_mcp_tools
-from .agent_secrets import WRITTEN, plan_secrets, with_recorded
-from .agent_settings import SETTINGS, compared
-from .base import Context, Update, applied_of, declared_at, dict_diffs
-from .block import (
+from ..base import Context, Update, applied_of, declared_at, dict_diffs
+from ..block.kind import (
     BlockState,
     LiveBlock,
     block_applied,
@@ -50,8 +47,8 @@ from .block import (
     owned_of,
     update_block,
 )
-from .tool import ToolState
-from .tool_rules import (
+from ..tool.kind import ToolState
+from ..tool.rules import (
     RULES_INTERIM,
     rule_compared,
     rule_keys,
@@ -60,9 +57,13 @@ from .tool_rules import (
     rules_shown,
     tool_rules_update,
 )
+from . import create_only as agent_create_only
+from . import mcp_tools as agent_mcp_tools
+from .secrets import WRITTEN, plan_secrets, with_recorded
+from .settings import SETTINGS, compared
 
 if TYPE_CHECKING:  # kinds.agent imports this module: its types are only named here
-    from .agent import AgentMatch, DesiredAgent, LiveAgent
+    from .kind import AgentMatch, DesiredAgent, LiveAgent
 
 FIELDS = ("description", "system", "model", "embedding")
 HANDLES = {"model": "/v1/models/", "embedding": "/v1/models/embedding"}
@@ -130,7 +131,7 @@ def _pruned_tools(ctx: Context) -> dict[str, str]:
 def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] | None:
     """Tool ids the agent should end with (`{"$ref": address}` for a tool this plan creates),
     or None when a tool cannot be attached (a problem was reported)."""
-    # Base tools are the server's; MCP tools are `mcp_tools:`'s (kinds.agent_mcp_tools).
+    # Base tools are the server's; MCP tools are `mcp_tools:`'s (kinds.agent.mcp_tools).
     ids: list[Any] = [
         t.id for t in la.tools if t.is_base or t.tool_type == agent_mcp_tools.MCP_TOOL
     ] if la else []  # fmt: skip

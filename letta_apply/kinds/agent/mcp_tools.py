@@ -13,7 +13,7 @@ in the same `tool_ids` as every other tool. So:
   (`GET /v1/mcp-servers/{id}/tools`) once the server's change is made;
 - attached MCP tools of a server the agent declares are managed: a tool that vanished from the
   MCP server is shown detached (drift); MCP tools of other servers are left alone, and so are
-  MCP tools in `tools:` management (kinds.agent_plan keeps them like base tools).
+  MCP tools in `tools:` management (kinds.agent.plan keeps them like base tools).
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from ..errors import ApiError, Diagnostic, Rejected
-from ..manifest.files import Document
-from ..plan.changes import MANIFEST, NEW, FieldDiff, Problem
-from .mcp_server import MCP_TOOL, registered
+from ...errors import ApiError, Diagnostic, Rejected
+from ...manifest.files import Document
+from ...plan.changes import MANIFEST, NEW, FieldDiff, Problem
+from ..mcp_server.kind import MCP_TOOL, registered
 
 __all__ = ["MCP_TOOL", "check_mcp_tools", "declared_mcp_tools", "expand", "mcp_servers_of"]
 
 if TYPE_CHECKING:
-    from .agent import DesiredAgent, LiveAgent
-    from .base import Context, Run, Update
+    from ..base import Context, Run, Update
+    from .kind import DesiredAgent, LiveAgent
 
 MARKER = "$mcp"
 ALL = "all"

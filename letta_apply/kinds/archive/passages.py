@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import Diagnostic, LettaApplyError
-from ..manifest.files import Document, Path_, clip
-from ..model import MARK_KEY, stack_tag
-from ..plan.marks import digest
-from ..server.client import LettaClient
-from .folder_files import declared_files, read_folder_files
+from ...errors import Diagnostic, LettaApplyError
+from ...manifest.files import Document, Path_, clip
+from ...model import MARK_KEY, stack_tag
+from ...plan.marks import digest
+from ...server.client import LettaClient
+from ..folder.files import declared_files, read_folder_files
 
 MAX_PASSAGE = 100_000  # characters: a passage is embedded whole
 SEARCH_PAGE = 100  # the most Letta's passage search returns

@@ -17,8 +17,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..errors import Diagnostic
-    from ..manifest.files import Document
+    from ...errors import Diagnostic
+    from ...manifest.files import Document
 
 SETTINGS: dict[str, tuple[str, ...]] = {
     "context_window_limit": ("llm_config", "context_window"),
@@ -79,7 +79,7 @@ def _zones() -> dict[str, str]:
 def check_timezones(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
     """A timezone Letta cannot read fails the agent's create with an HTTP 500 (it stores the
     name, then fails to use it): an IANA zone name is checked here instead."""
-    from ..manifest.files import clip, where
+    from ...manifest.files import clip, where
 
     zones = _zones()
     agents = data.get("agents")

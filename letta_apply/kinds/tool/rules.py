@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..errors import Diagnostic
-from ..manifest.files import Document, Path_, clip
+from ...errors import Diagnostic
+from ...manifest.files import Document, Path_, clip
 
 RULES_INTERIM = "tool_rules_interim"
 """Key, in an agent's update, of the rules to write before its `tool_rules` (rules_interim)."""

@@ -1,6 +1,6 @@
 """MCP servers: `mcp_servers:`, addressed mcp_server.<key> (Letta's `/v1/mcp-servers/`): the
 Model Context Protocol servers whose tools Letta turns into its own tools (`tool_type:
-external_mcp`), which agents attach with `mcp_tools:` (kinds.agent_mcp_tools).
+external_mcp`), which agents attach with `mcp_tools:` (kinds.agent.mcp_tools).
 
 Where the marks live: Letta's MCP servers carry no tags and no metadata, and nothing free-form
 that is not sent to the MCP server itself. The mark (stack, address, the server's id, digests of
@@ -42,14 +42,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from ..errors import ApiError, Diagnostic
-from ..manifest.files import Document
-from ..model import Desired, Import, Live, Sensitive
-from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
-from ..plan.marks import digest
-from ..sensitive import MASKED, Masker
-from ..server.client import LettaClient
-from .base import (
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
+from ...model import Desired, Import, Live, Sensitive
+from ...plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ...plan.marks import digest
+from ...sensitive import MASKED, Masker
+from ...server.client import LettaClient
+from ..base import (
     Context,
     Field,
     Kind,
@@ -61,8 +61,8 @@ from .base import (
     Users,
     applied_of,
 )
-from .block import our_agent_ids, stack_of
-from .mark_blocks import (
+from ..block.kind import our_agent_ids, stack_of
+from ..mark_blocks import (
     drop_marks,
     intend,
     prune_marks,
@@ -71,7 +71,7 @@ from .mark_blocks import (
     unanswered,
     write_mark,
 )
-from .mcp_server_model import (
+from .model import (
     HTTP,
     MAPPINGS,
     MARK_LABEL,

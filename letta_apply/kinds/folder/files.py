@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import Diagnostic
-from ..manifest.files import Document, Path_, Unreadable, clip, clip_path, read_regular
+from ...errors import Diagnostic
+from ...manifest.files import Document, Path_, Unreadable, clip, clip_path, read_regular
 
 # Letta 0.16.8's parsers (services/file_processor/file_types.py): anything else gets 415.
 EXTENSIONS = frozenset(

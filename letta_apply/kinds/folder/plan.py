@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ApiError, LettaApplyError
-from ..manifest.files import Unreadable, read_regular
-from ..plan.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
-from .folder_files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
+from ...errors import ApiError, LettaApplyError
+from ...manifest.files import Unreadable, read_regular
+from ...plan.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
+from .files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
 
 if TYPE_CHECKING:
-    from .base import Context, Run
-    from .folder import DesiredFolder, LiveFolder
+    from ..base import Context, Run
+    from .kind import DesiredFolder, LiveFolder
 
 DONE = frozenset({"completed", "error"})
 POLL = 0.5  # seconds between looks at the folder's files while they are processed

@@ -1,10 +1,10 @@
 """Folders: `folders:`, addressed folder.<key> (Letta's `/v1/folders/`: documents an agent reads,
 searches and opens with its file tools), with their files (`files:`, paths and globs relative to
-the manifest, see kinds.folder_files). Agents attach folders by key (`folders: [handbook]`); a
+the manifest, see kinds.folder.files). Agents attach folders by key (`folders: [handbook]`); a
 folder attached to many agents is uploaded once.
 
 Marks: in the folder's `metadata`, under `letta_apply`: stack, address, field digests, and the
-files letta-apply uploaded (name -> digest, size, file id; see kinds.folder_plan). Letta's
+files letta-apply uploaded (name -> digest, size, file id; see kinds.folder.plan). Letta's
 files carry no metadata of their own, so the folder holds the record. Folder names are unique
 on a server: a declared name held by a folder the stack does not own is refused.
 
@@ -22,14 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import ApiError, Diagnostic
-from ..manifest.files import Document
-from ..model import MARK_KEY, Desired, Live
-from ..plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
-from ..plan.marks import digest
-from ..server.client import LettaClient
-from . import folder_plan as fp
-from .base import (
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
+from ...model import MARK_KEY, Desired, Live
+from ...plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ...plan.marks import digest
+from ...server.client import LettaClient
+from ..base import (
     Context,
     Field,
     Kind,
@@ -46,7 +45,8 @@ from .base import (
     settle,
     unmark_tagged,
 )
-from .folder_files import LocalFile, declared_files, files_at, read_all
+from . import plan as fp
+from .files import LocalFile, declared_files, files_at, read_all
 
 FIELDS = ("name", "description", "instructions")
 
@@ -360,7 +360,7 @@ class FolderKind(Kind):
         folder = dict(body.get("folder") or {})
         uploads = list(body.get("uploads") or ())
         meta = dict(folder.get("metadata") or {})
-        # The intent to upload goes first (kinds.folder_plan.pending_mark): in the create
+        # The intent to upload goes first (kinds.folder.plan.pending_mark): in the create
         # itself, or in one write before an update's uploads.
         intent = {**meta, MARK_KEY: fp.pending_mark(meta.get(MARK_KEY) or {}, uploads)}
         if change.action == CREATE:

@@ -6,7 +6,7 @@ Marks: the stack's tag in `tags`, and stack, address and digests in `metadata` (
 configuration of its own blocks: Letta drops the metadata of blocks created inline with an
 agent until letta-apply writes it). Agent names may repeat in Letta: a declared name taken by an
 agent the stack does not own is refused with the hint to import it. What an agent is made with
-and cannot change (`agent_type`, ...: kinds.agent_create_only) replaces it, create-first.
+and cannot change (`agent_type`, ...: kinds.agent.create_only) replaces it, create-first.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypedDict, cast
 
-from ..errors import ApiError, Diagnostic
-from ..manifest.files import Document
-from ..model import Desired, Import, Live, is_secret
-from ..plan.changes import (
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
+from ...model import Desired, Import, Live, is_secret
+from ...plan.changes import (
     ATTACH,
     CREATE,
     DELETE,
@@ -31,24 +31,10 @@ from ..plan.changes import (
     Plan,
     Why,
 )
-from ..plan.marks import digest, sensitive_fields
-from ..sensitive import Masker
-from ..server.client import LettaClient
-from . import agent_create_only, agent_plan
-from .agent_mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
-from .agent_plan import HANDLES
-from .agent_secrets import (
-    LIVE,
-    NAMES,
-    LiveSecret,
-    carried_over,
-    declared_secrets,
-    live_secrets,
-    with_recorded,
-    written_ids,
-)
-from .agent_settings import SETTINGS, check_timezones, live_settings
-from .base import (
+from ...plan.marks import digest, sensitive_fields
+from ...sensitive import Masker
+from ...server.client import LettaClient
+from ..base import (
     Context,
     Field,
     Kind,
@@ -63,7 +49,7 @@ from .base import (
     shown_hidden,
     unmark_tagged,
 )
-from .block import (
+from ..block.kind import (
     BlockKind,
     BlockState,
     DesiredBlock,
@@ -74,8 +60,8 @@ from .block import (
     owned_block_address,
     owned_of,
 )
-from .tool import LiveTool, is_base_tool_type
-from .tool_rules import (
+from ..tool.kind import LiveTool, is_base_tool_type
+from ..tool.rules import (
     RULES_INTERIM,
     check_rules,
     rule_keys,
@@ -84,6 +70,21 @@ from .tool_rules import (
     rules_shown,
     tool_rules_update,
 )
+from . import create_only as agent_create_only
+from . import plan as agent_plan
+from .mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
+from .plan import HANDLES
+from .secrets import (
+    LIVE,
+    NAMES,
+    LiveSecret,
+    carried_over,
+    declared_secrets,
+    live_secrets,
+    with_recorded,
+    written_ids,
+)
+from .settings import SETTINGS, check_timezones, live_settings
 
 AGENT_INCLUDE = ("agent.blocks", "agent.identities", "agent.tags", "agent.tools")
 CONFIG = (
@@ -92,7 +93,7 @@ CONFIG = (
 )  # fmt: skip
 FIELDS = ("description", "system", "model", "embedding")
 # What plan and import read: secrets come back in plain, compared in memory and never kept
-# (kinds.agent_secrets). Export reads without them: it never writes a secret's value.
+# (kinds.agent.secrets). Export reads without them: it never writes a secret's value.
 WITH_SECRETS = (*AGENT_INCLUDE, "agent.secrets")
 # Above this many missing agents one full listing is cheaper than one lookup per name.
 _NAME_LOOKUPS_MAX = 5

@@ -7,8 +7,8 @@ import ast
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import Diagnostic
-from ..manifest.files import Document, Path_, Unreadable, clip_path, read_regular
+from ...errors import Diagnostic
+from ...manifest.files import Document, Path_, Unreadable, clip_path, read_regular
 
 MAX_TOOL_NAME = 48  # Letta 0.16.8 MAX_TOOL_NAME_LENGTH
 MAX_SOURCE_BYTES = 1024 * 1024

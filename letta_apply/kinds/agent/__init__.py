@@ -1,0 +1,1 @@
+"""The agent kind: its model, plan, requests and schema."""

@@ -1,0 +1,1 @@
+"""The archive kind: its model, plan, requests and schema."""

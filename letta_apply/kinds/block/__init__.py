@@ -1,0 +1,1 @@
+"""The block kind: its model, plan, requests and schema."""

@@ -1,0 +1,1 @@
+"""The folder kind: its model, plan, requests and schema."""

@@ -1,0 +1,1 @@
+"""The group kind: its model, plan, requests and schema."""

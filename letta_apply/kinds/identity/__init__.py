@@ -1,0 +1,1 @@
+"""The identity kind: its model, plan, requests and schema."""

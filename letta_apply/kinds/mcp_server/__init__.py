@@ -1,0 +1,1 @@
+"""The mcp_server kind: its model, plan, requests and schema."""

@@ -1,0 +1,1 @@
+"""The tool kind: its model, plan, requests and schema."""

@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ...errors import Diagnostic
+from ...errors import Diagnostic, escape_controls
 from ...manifest.files import Document, Path_, Unreadable, clip, clip_path, read_regular
 
 # Letta 0.16.8's parsers (services/file_processor/file_types.py): anything else gets 415.
@@ -325,16 +324,8 @@ def shown_name(name: str) -> str:
     """A file name for plan text: control and format characters (a newline, a terminal escape,
     a bidirectional override) escaped, and `\\` and `'` as well, so a name can neither fake a
     line of the plan nor end its quotes."""
-    out = []
-    for ch in name:
-        if ch in "\\'":
-            out.append("\\" + ch)
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    # Quotes and backslashes first: the escapes escape_controls writes must stay single.
+    return escape_controls(name.replace("\\", "\\\\").replace("'", "\\'"))
 
 
 def _refused_name(name: str) -> str | None:

@@ -55,6 +55,7 @@ class FakeAgentFiles:
     tools: dict[str, dict[str, Any]]
     archives: dict[str, dict[str, Any]]
     passages: dict[str, dict[str, Any]]
+    identities: dict[str, dict[str, Any]]
     _new_block: Callable[..., dict[str, Any]]
     _new_agent: Callable[..., dict[str, Any]]
     _store_passage: Callable[..., dict[str, Any]]
@@ -79,7 +80,20 @@ class FakeAgentFiles:
                 lambda i: self._remember(i, json.loads(request.content), seq),
             ),
             ("GET", r"/v1/archives/(archive-[^/]+)", lambda i: _public(self._archive(i))),
+            (
+                "PATCH",
+                r"/v1/agents/(agent-[^/]+)/identities/(attach|detach)/([^/]+)",
+                self._agent_identity,
+            ),
         ]
+
+    def _agent_identity(self, aid: str, verb: str, iid: str) -> dict[str, Any]:
+        agent = self._agent(aid)
+        if iid not in self.identities:
+            raise Http(404, f"{iid} not found")
+        have = [i for i in agent.get("identity_ids") or () if i != iid]
+        agent["identity_ids"] = [*have, iid] if verb == "attach" else have
+        return _public(agent)
 
     def _agent(self, aid: str) -> dict[str, Any]:
         if aid not in self.agents:

@@ -382,12 +382,12 @@ class _Restorer:
                 self.made.add(str(gone[b["label"]]["shared"]))  # marked as the stack's
 
     def _identities(self, r: Record, rid: str) -> list[str]:
-        wanted = [str(i) for i in r.data.get("identity_ids") or ()]
-        there = [i for i in wanted if _exists(self.client, f"/v1/identities/{i}")]
-        if there:
-            self.client.request("PATCH", f"/v1/agents/{rid}", json={"identity_ids": there})
-        gone = sorted(set(wanted) - set(there))
-        return [f"identities gone since, not set: {', '.join(gone)}"] if gone else []
+        """Its identities attached again (one gone since is said; Letta Cloud serves no other
+        identity route than the attach, all others deprecated)."""
+        notes: list[str] = []
+        for iid in r.data.get("identity_ids") or ():
+            self._attach(f"/v1/agents/{rid}/identities/attach/{iid}", str(iid), notes)
+        return notes
 
     def _passages(self, r: Record, rid: str, *, resumed: bool) -> list[str]:
         """The agent's archival passages: their archive attached again when it exists (or is

@@ -241,3 +241,28 @@ def test_agents_whose_shared_block_is_gone_share_its_one_copy(
     assert org["id"] in worker["block_ids"] and org["id"] in boss["block_ids"]
     assert org["metadata"][MARK_KEY]["address"] == "block.org"  # the stack's block.org again
     converges(cli, write(tmp_path, MANIFEST))
+
+
+def test_identities_are_attached_again_and_one_gone_is_said(
+    cli: Cli, tmp_path: Path, backups_apart: Path
+) -> None:
+    text = MANIFEST.replace(
+        "agents:\n",
+        "identities:\n  acme: {identity_type: org}\n  bob: {identity_type: user}\nagents:\n",
+    ).replace(
+        "    blocks: [org]\n  boss:", "    blocks: [org]\n    identities: [acme, bob]\n  boss:"
+    )
+    worked_text = write(tmp_path, text)
+    assert cli("apply", "-f", worked_text, "--auto-approve").code == 0
+    (worker,) = named(cli, "worker")
+    wanted = sorted(worker["identity_ids"])
+    assert len(wanted) == 2
+    fewer = text[: text.index("  worker:")] + text[text.index("  boss:") :]
+    assert cli("apply", "-f", write(tmp_path, fewer, "m2.yaml"), "--auto-approve").code == 0
+    gone = next(i for i in wanted if cli.fake.identities[i]["identifier_key"] == "bob")
+    del cli.fake.identities[gone]
+    r = cli("restore", folder(backups_apart))
+    assert r.code == 0, r.err
+    (back,) = named(cli, "worker")
+    assert back["identity_ids"] == [i for i in wanted if i != gone]
+    assert f"not attached to {gone}" in r.out

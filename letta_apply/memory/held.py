@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ApiError
+from ..kinds import flag_of
 from ..kinds.archive.passages import ours
 from ..kinds.base import applied_of
 from ..kinds.block.kind import BlockState, LiveBlock, owned_of
@@ -74,8 +75,8 @@ def held_in(plan: Plan, live: Live) -> list[Held]:
     }
     out: list[Held] = []
     for c in plan.changes:
-        if c.action not in (DELETE, REPLACE) or not c.remote_id:
-            continue
+        if c.action not in (DELETE, REPLACE) or not c.remote_id or flag_of(c) is not None:
+            continue  # a kind's flag (kinds.flags) is no memory
         if c.kind == "agent" and c.remote_id in agents:
             out.append(_agent(c.address, agents[c.remote_id], blocks))
         elif c.kind == "block" and c.remote_id in blocks.blocks:

@@ -358,3 +358,19 @@ def test_passages_are_counted_whole_on_a_server_that_caps_its_pages(
     assert cli("apply", "-f", write(tmp_path, WITHOUT_WORKER), "--auto-approve", *VARS).code == 0
     (record,) = records(backups_apart)
     assert len(record["passages"]) == 30
+
+
+def test_a_kinds_flag_is_neither_memory_nor_saved(
+    cli: Cli, tmp_path: Path, backups_apart: Path
+) -> None:
+    text = MANIFEST.replace("agents:\n", "identities:\n  acme: {identity_type: org}\nagents:\n")
+    path = write(tmp_path, text)
+    assert cli("apply", "-f", path, "--auto-approve", *VARS).code == 0
+    plan = cli("plan", "-f", path, "--destroy", "--format", "json", *VARS)
+    doc = json.loads(plan.out)
+    deleted = {c["address"] for c in doc["changes"]}
+    assert "block.letta-apply-identities" in deleted  # the flag goes with the stack
+    assert {h["address"] for h in doc["memory"]} == {"agent.worker", "agent.boss", "block.org"}
+    assert cli("destroy", "-f", path, "--auto-approve", *VARS).code == 0
+    saved = {r["address"] for r in records(backups_apart)}
+    assert saved == {"agent.worker", "agent.boss", "block.org"}

@@ -198,7 +198,7 @@ class Backups:
             try:
                 saved = self._read(client, kind, address, rid, change)
                 self._write(saved, change)
-            except (ApiError, LettaApplyError, OSError, ValueError) as e:
+            except Exception as e:  # whatever stops a backup stops its delete
                 what = address if address == change.address else f"{address} ({rid})"
                 raise BackupFailed(
                     f"the backup of {what} failed, so it was not deleted: {_reason(e)}",
@@ -206,7 +206,10 @@ class Backups:
                 ) from e
             with self._lock:
                 self._done.add(rid)
-                self.saved.append(saved)
+                # What was saved, without its contents: a fleet's destroy keeps none in memory.
+                self.saved.append(
+                    Saved(saved.kind, saved.address, saved.id, {}, None, saved.masked)
+                )
 
     def _tags_of(self, client: LettaClient, block_id: str) -> list[str]:
         """A block's tags (Letta exports none): from one listing of the stack's blocks for the
@@ -270,6 +273,8 @@ def _now() -> str:
 def _reason(e: BaseException) -> str:
     if isinstance(e, OSError):
         return f"cannot write the backup: {e.strerror or e}"
+    if not isinstance(e, LettaApplyError):  # an answer not shaped as Letta's (a bug, or not)
+        return f"{type(e).__name__}: {e}"
     if isinstance(e, ApiError) and e.path.endswith("/export") and (e.status or 0) >= 500:
         # Letta 0.16.8 cannot export some agents (a voice_convo_agent fails its own checks).
         return f"{e} (an agent Letta cannot export is deleted only with --no-backup)"

@@ -203,35 +203,39 @@ def restore_backup(
     with nothing written, when an address is held by another resource of the stack."""
     records = load_records(path, stack=stack, address=address)
     target = records[0].stack
-    held = _Held(client, target)
-    taken = []
-    for r in records:
-        found = held.holder(r)
-        if found is not None and found[1].get("restored") != r.token:
-            taken.append(f"{r.address} is held by {found[0] or 'a mark being made'}")
-    if taken:
-        raise LettaApplyError(
-            f"nothing restored: in stack {target!r}, " + "; ".join(taken) + " (restore it at "
-            "another --address, or into another --stack)"
-        )
+    # Under the stack's lock from the first look: no apply makes an address in between.
     stack_lock = StackLock(client, target, "restore", timeout=lock_timeout) if lock else None
     if stack_lock is not None:
         stack_lock.acquire()
-    done: list[Restored] = []
-    restorer = _Restorer(client, records, held)
+    restorer: _Restorer | None = None
     try:
+        held = _Held(client, target)
+        taken = [
+            f"{r.address} is held by {found[0] or 'a mark being made'}"
+            for r in records
+            if (found := held.holder(r)) is not None and found[1].get("restored") != r.token
+        ]
+        if taken:
+            raise LettaApplyError(
+                f"nothing restored: in stack {target!r}, " + "; ".join(taken) + " (restore it "
+                "at another --address, or into another --stack)"
+            )
+        restorer = _Restorer(client, records, held)
+        done: list[Restored] = []
         for r in records:
-            restored = restorer.restore(r)
-            done.append(restored)
-            on_restored(restored)
+            done.append(restorer.restore(r))
+            on_restored(done[-1])
         return done
     finally:
         if stack_lock is not None:
             # The stack's record (server.serial) holds what it holds now, what was restored too:
             # never more than it holds (a record made here names only what restore made).
-            made = frozenset(a for a in restorer.made if ".memory_blocks." not in a)
+            made = frozenset(
+                a for a in (restorer.made if restorer else ()) if ".memory_blocks." not in a
+            )
             stack_lock.release(
-                wrote=True, record=lambda _serial, before: (before or frozenset()) | made
+                wrote=bool(made) or restorer is not None,
+                record=lambda _serial, before: (before or frozenset()) | made,
             )
 
 

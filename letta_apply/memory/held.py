@@ -4,7 +4,7 @@
 From the state the plan was read from, at no cost: the messages in a deleted agent's context
 window (what its backup holds: Letta's export keeps those), which of its own blocks agents wrote
 (the value's digest no longer the one letta-apply last wrote: the base of the three-way memory
-decision, see kinds.block.plan_value), a deleted block's value likewise, and a deleted
+decision, see kinds.block.kind.plan_value), a deleted block's value likewise, and a deleted
 archive's passages (those without the stack's seed mark were written by agents). Then, per
 deleted agent, its archival passages are counted up to COUNT_PAGE (Letta counts them nowhere for
 free): one read when it has none, a page and the empty page that ends it otherwise (more pages

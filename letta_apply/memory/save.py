@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import MARK_KEY
+from ..model import MARK_KEY, stack_tag
 from ..sensitive import Masker
 from ..server.client import LettaClient
 from . import af_edit
@@ -111,14 +111,14 @@ def save_agent(
         tags = tags_of(lb["id"])
         fb["tags"] = sorted(tags)  # not exported by Letta; imported when the file has them
         mark = _mark(lb.get("metadata"))
-        shared = str(mark.get("address", ""))
-        names_ = _sensitive(mark) or _own_sensitive(agent_mark, str(fb.get("label")))
-        masked += [f"blocks['{fb.get('label')}'].{n}" for n in af_edit.mask_fields(fb, names_)]
-        shared_ = shared if shared.startswith("block.") else None
-        own = shared_ is None and f"letta-apply:{agent_mark.get('stack')}" in tags
+        hidden = _sensitive(mark) or _own_sensitive(agent_mark, str(fb.get("label")))
+        masked += [f"blocks['{fb.get('label')}'].{n}" for n in af_edit.mask_fields(fb, hidden)]
+        marked = str(mark.get("address", ""))
+        shared = marked if marked.startswith("block.") else None  # a shared block's address
+        own = shared is None and stack_tag(str(agent_mark.get("stack"))) in tags
         blocks.append({
             "file_id": fb.get("id"), "id": lb["id"], "label": fb.get("label"), "tags": fb["tags"],
-            "shared": shared_, "own": own,
+            "shared": shared, "own": own,
         })  # fmt: skip
     passages = agent_passages(client, agent_id)
     archives = {

@@ -19,6 +19,8 @@ from .errors import (
     ServerUnreachable,
     StalePlanError,
 )
+from .memory.backup import BackupFailed
+from .memory.restore import Restored, restore_backup
 from .model import Desired, Live
 from .pipeline import Validated, load_manifest, load_manifest_data, plan_for, validate_manifest
 from .plan.changes import Change, Drift, Plan, Problem
@@ -35,6 +37,7 @@ __all__ = [
     "ApplyError",
     "ApplyFailed",
     "ApplyResult",
+    "BackupFailed",
     "Change",
     "Desired",
     "Diagnostic",
@@ -52,6 +55,7 @@ __all__ = [
     "ManifestError",
     "Plan",
     "Problem",
+    "Restored",
     "RetryPolicy",
     "ServerUnreachable",
     "Stack",
@@ -66,5 +70,6 @@ __all__ = [
     "read_live",
     "render_graph",
     "render_plan",
+    "restore_backup",
     "validate_manifest",
 ]

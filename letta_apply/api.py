@@ -23,6 +23,7 @@ from .apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from .cli.render import plan_markdown, plan_text
 from .errors import ApplyError, LettaApplyError, StalePlanError
 from .manifest.variables import Options
+from .memory.backup import Backups, default_root
 from .model import Desired
 from .pipeline import DATA_NAME, load_manifest, load_manifest_data, plan_for
 from .plan import planfile
@@ -169,13 +170,17 @@ class Stack:
         lock: bool = True,
         lock_timeout: float = 60.0,
         on_done: Callable[[Done], None] | None = None,
+        backups: bool | str | Path = True,
     ) -> ApplyResult:
         """Converge the server to the manifest: plan (or check that `plan` still holds), take
         the stack lock, plan again under it if another run wrote to the stack since, apply.
-        Raises StalePlanError when `plan` no longer matches the server, ApplyFailed (an
-        ApplyError) when a change fails, LockError when the lock stays held, LettaApplyError
-        when prevent_destroy blocks the plan."""
-        return self._run(client, plan, False, parallelism, lock, lock_timeout, on_done)
+        What a delete removes is saved first into `backups` (a folder; True: the
+        LETTA_APPLY_BACKUP_DIR or `.letta-apply/backups`; False: not saved), a folder per run
+        named in the result's `backup_folder`; a backup that fails fails its delete. Raises
+        StalePlanError when `plan` no longer matches the server, ApplyFailed (an ApplyError)
+        when a change fails, LockError when the lock stays held, LettaApplyError when
+        prevent_destroy blocks the plan."""
+        return self._run(client, plan, False, parallelism, lock, lock_timeout, on_done, backups)
 
     def destroy(
         self,
@@ -186,15 +191,19 @@ class Stack:
         lock: bool = True,
         lock_timeout: float = 60.0,
         on_done: Callable[[Done], None] | None = None,
+        backups: bool | str | Path = True,
     ) -> ApplyResult:
-        """Delete everything the stack owns on the server, and nothing else. `plan`, when
-        given, is one made with `plan(client, destroy=True)`. Raises like apply."""
-        return self._run(client, plan, True, parallelism, lock, lock_timeout, on_done)
+        """Delete everything the stack owns on the server, and nothing else, each resource
+        saved first as for apply (`backups`). `plan`, when given, is one made with
+        `plan(client, destroy=True)`. Raises like apply."""
+        return self._run(client, plan, True, parallelism, lock, lock_timeout, on_done, backups)
 
     def drift(self, client: LettaClient, *, detach_unmanaged_blocks: bool = False) -> Plan:
         """A plan whose `drift` says what changed on the server outside the manifest, and
         whether apply (with the same `detach_unmanaged_blocks`) undoes each."""
-        return plan_for(client, self.desired, detach_unmanaged=detach_unmanaged_blocks)
+        return plan_for(
+            client, self.desired, detach_unmanaged=detach_unmanaged_blocks, memory=False
+        )
 
     def show(self, client: LettaClient) -> Listing:
         """The stack's resources on the server, with their ids."""
@@ -209,8 +218,20 @@ class Stack:
         lock: bool,
         lock_timeout: float,
         on_done: Callable[[Done], None] | None,
+        backups: bool | str | Path,
     ) -> ApplyResult:
         _check_options(parallelism, lock, lock_timeout, on_done)
+        if not isinstance(backups, (bool, str, Path)) or backups == "":
+            raise LettaApplyError(
+                f"backups: expected true, false or a folder, got {type(backups).__name__}"
+            )
+        saver = None
+        if backups is not False:
+            root = default_root() if backups is True else Path(backups)
+            saver = Backups(
+                root, self.name, masker=Masker(self.secrets),
+                operation="destroy" if destroy else "apply", server=client.base_url,
+            )  # fmt: skip
 
         def make() -> Planned:
             plan = self.plan(client, destroy=destroy)
@@ -224,7 +245,7 @@ class Stack:
         events = _Callbacks(on_done)
         result = run_apply(
             client, make, operation="destroy" if destroy else "apply", lock=lock,
-            lock_timeout=lock_timeout, parallelism=parallelism, events=events,
+            lock_timeout=lock_timeout, parallelism=parallelism, events=events, backups=saver,
         )  # fmt: skip
         if result.blocked:
             raise LettaApplyError(

@@ -26,6 +26,7 @@ from .manifest.files import load_file, load_text, manifest_files
 from .manifest.language import Source, load_source, load_source_text
 from .manifest.validate import check, validate
 from .manifest.variables import Options
+from .memory.held import memory_held
 from .model import Desired
 from .plan.changes import Plan
 from .plan.planner import make_plan
@@ -204,9 +205,11 @@ def plan_for(
     *,
     destroy: bool = False,
     detach_unmanaged: bool = False,
+    memory: bool = True,
 ) -> Plan:
     """Read the live state of `desired`'s stack and plan against it (with `destroy`, plan the
-    deletion of everything the stack owns)."""
+    deletion of everything the stack owns). With `memory`, the plan says what its deletes hold
+    of agents' memory (memory.held: a read or two per deleted agent, for at most 50)."""
     live = read_live(client, desired, destroy=destroy)
     key = client.api_key
     plan = make_plan(
@@ -221,4 +224,6 @@ def plan_for(
         plan = make_plan(
             desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged, seal_key=key
         )
+    if memory:
+        plan = replace(plan, memory=memory_held(client, plan, live))
     return plan

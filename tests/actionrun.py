@@ -4,8 +4,9 @@ steps in order, each `if:` evaluated, `${{ }}` expressions in inputs, `env:`, `w
 GITHUB_PATH and GITHUB_STEP_SUMMARY files. Steps that use another action (setup-python,
 upload-artifact) are not run: they are recorded as such, and the test stands in for them.
 
-Only the expressions the action uses are understood (references, `==`, `!=`, `&&`); anything
-else is an error, so that the action stays testable."""
+Only the expressions the action uses are understood (references, `==`, `!=`, `&&`, and
+`always()`, which runs a step after a failed one, as on GitHub); anything else is an error, so
+that the action stays testable."""
 
 from __future__ import annotations
 
@@ -82,6 +83,8 @@ class Context:
         expression = EXPRESSION.sub(lambda m: m.group(1), expression)
         result = True
         for term in expression.split("&&"):
+            if term.strip() == "always()":
+                continue
             m = _TERM.fullmatch(term.strip())
             if not m:
                 raise ValueError(f"condition not understood by the test runner: {term!r}")
@@ -121,7 +124,8 @@ def run_action(
     failed = False
     for spec in ACTION["runs"]["steps"]:
         name = spec["name"]
-        if failed or ("if" in spec and not ctx.condition(spec["if"])):
+        always = "always()" in str(spec.get("if", ""))
+        if (failed and not always) or ("if" in spec and not ctx.condition(spec["if"])):
             run.steps.append(Step(name, "skipped"))
             continue
         if "uses" in spec:
@@ -159,7 +163,7 @@ def run_action(
                 line.split("=", 1) for line in output.read_text().splitlines() if "=" in line
             )
             ctx.data["steps"][spec["id"]] = {"outputs": outputs}
-        failed = proc.returncode != 0
+        failed = failed or proc.returncode != 0
     run.outputs = {n: ctx.expand(str(o["value"])) for n, o in ACTION["outputs"].items()}
     run.summary = summary.read_text()
     return run

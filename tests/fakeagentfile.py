@@ -7,11 +7,12 @@ letta/services/agent_serialization_manager.py at the 0.16.8 tag):
 - file ids are given in the order Letta maps them: the agent, its messages, its tools, then its
   blocks, each in the agent's order; the lists are then sorted (tools by name, blocks by label),
   so an id does not say where its entity is;
-- blocks without tags, agents with `llm_config`/`embedding_config` and no `model`, a system
-  message holding the compiled prompt, secrets with their values blanked, and everything
-  letta-apply marked still marked (the export copies metadata and tags as they are).
+- blocks without tags, agents with `llm_config`/`embedding_config` and no `model`, their
+  messages (the first, the system message, holding the compiled prompt), secrets with their
+  values blanked, and everything letta-apply marked still marked (the export copies metadata
+  and tags as they are).
 
-Installed as a `before` hook of a FakeLetta, so that its own routes stay as they are.
+FakeLetta serves it (tests/fakeagentfiles.py); `serve_exports` records the agents exported.
 """
 
 from __future__ import annotations
@@ -90,8 +91,22 @@ def _label(block: dict[str, Any]) -> str:
 
 def _agent(fake: FakeLetta, a: dict[str, Any], ids: _Ids) -> dict[str, Any]:
     me = ids(a["id"], "agent")
-    message = ids(f"system-message-of-{a['id']}", "message")
+    # The agent's messages (FakeLetta.messages_of), the first the system message, which holds
+    # the compiled prompt.
+    said = fake.messages_of(a["id"])
     prompt = f"{a['system']}\n<memory_blocks>...</memory_blocks>"
+    messages = [
+        {
+            "id": ids(m["id"], "message"),
+            "role": m["role"],
+            "agent_id": me,
+            "type": "message",
+            "content": m["content"]
+            if isinstance(m["content"], list)
+            else [{"type": "text", "text": prompt if i == 0 else m["content"]}],
+        }
+        for i, m in enumerate(said)
+    ]
     secrets = {row["key"]: "" for row in a.get("secrets") or ()}
     managed = [g["id"] for g in fake.groups.values() if g.get("manager_agent_id") == a["id"]]
     return {
@@ -118,16 +133,8 @@ def _agent(fake: FakeLetta, a: dict[str, Any], ids: _Ids) -> dict[str, Any]:
         "timezone": "UTC",
         "max_files_open": 5,
         "per_file_view_window_char_limit": 15000,
-        "messages": [
-            {
-                "id": message,
-                "role": "system",
-                "agent_id": me,
-                "type": "message",
-                "content": [{"type": "text", "text": prompt}],
-            },
-        ],
-        "in_context_message_ids": [message],
+        "messages": messages,
+        "in_context_message_ids": [m["id"] for m in messages],
         "files_agents": [],
     }
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from letta_apply import LettaClient
+from tests.fakeagentfiles import FakeAgentFiles
 from tests.fakearchives import FakeArchives
 from tests.fakefolders import FakeFolders, Http
 
@@ -39,7 +40,7 @@ MODELS = (
 EMBEDDINGS = ("letta/letta-free", "openai/text-embedding-3-small", "x/y")
 
 
-class FakeLetta(FakeFolders, FakeArchives):
+class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles):
     def __init__(self, *, base_tools: bool = True) -> None:
         """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
         self.blocks: dict[str, dict[str, Any]] = {}
@@ -227,6 +228,7 @@ class FakeLetta(FakeFolders, FakeArchives):
             ("GET", r"/v1/tools/mcp/servers/([^/]+)/tools", self._mcp_offered),
             *self.folder_routes(request, body, lambda: next(self._seq)),
             *self.archive_routes(request, body, lambda: next(self._seq)),
+            *self.agent_file_routes(request, lambda: next(self._seq)),
         ]
         for method, pattern, fn in routes:
             match = re.fullmatch(pattern, path)
@@ -559,6 +561,9 @@ class FakeLetta(FakeFolders, FakeArchives):
             {**_public(self.blocks[i]), "tags": []} for i in a["block_ids"] if i in self.blocks
         ]
         out["tools"] = [self.tools[t] for t in a["tool_ids"] if t in self.tools]
+        out["message_ids"] = (
+            [m["id"] for m in self.messages_of(a["id"])] if a["id"] in self.agents else []
+        )
         return out
 
     def _upsert_tool(self, body: dict[str, Any]) -> dict[str, Any]:

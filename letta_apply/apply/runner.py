@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, ApplyError, is_rejection
 from ..kinds import apply_order, flag_of, kind, kind_of_address
@@ -29,6 +29,9 @@ from ..kinds.flags import apply_flag, raise_flag
 from ..model import stack_tag
 from ..plan.changes import CREATE, FORGET, IMPORT, REPLACE, Change, Plan
 from ..server.client import LettaClient
+
+if TYPE_CHECKING:
+    from ..memory.backup import Backups
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,15 @@ class _Runner:
     exists (or was made by this apply) by address."""
 
     def __init__(
-        self, client: LettaClient, stack: str, ids: dict[str, str], on_done: OnDone
+        self,
+        client: LettaClient,
+        stack: str,
+        ids: dict[str, str],
+        on_done: OnDone,
+        backups: Backups | None = None,
     ) -> None:
         self.client = client
+        self.backups = backups
         self.stack = stack
         self.tag = stack_tag(stack)
         self.ids = ids
@@ -83,6 +92,8 @@ class _Runner:
         body = self.resolve(change.body)
         k = kind(change.kind or kind_of_address(change.address))
         flagged = flag_of(change)
+        if flagged is None and self.backups is not None:
+            self.backups.before(self, change)  # what a delete loses is saved first (memory)
         if flagged is not None:  # a kind's flag, written or deleted on its own (kinds.flags)
             rid = apply_flag(self, change, flagged)
         elif change.action == FORGET:  # `removed:`: the resource is kept, its marks go
@@ -106,12 +117,17 @@ def apply_plan(
     on_done: OnDone = lambda d: None,
     on_failed: OnFailed = lambda c, e: None,
     stop: threading.Event | None = None,
+    backups: Backups | None = None,
 ) -> list[Done]:
     """Execute `plan` against the server, calling `on_done` as each change completes and
     `on_failed` as one fails (both from worker threads). Raises ApplyError naming what failed,
     what was done and what was not attempted. Setting `stop` (a signal handler, say) starts no
-    new change: those in flight finish, and ApplyError says the apply was interrupted."""
-    runner = _Runner(client, plan.stack, dict(plan.ids), on_done)
+    new change: those in flight finish, and ApplyError says the apply was interrupted. With
+    `backups`, what each delete would lose is saved before it is sent (a backup that fails
+    fails its change)."""
+    if backups is not None:
+        backups.prepare(plan)
+    runner = _Runner(client, plan.stack, dict(plan.ids), on_done, backups)
     asked = stop if stop is not None else threading.Event()
     failed = threading.Event()  # set on the first failure: queued work then never starts
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ApiError, ApplyError
 from ..kinds import apply_order
+from ..memory.backup import Backups
 from ..model import Desired
 from ..plan.changes import Change, Plan, natural_key
 from ..server.client import LettaClient
@@ -71,6 +72,8 @@ class ApplyResult:
     done: tuple[Done, ...] = ()
     failure: ApplyError | None = None
     cancelled: bool = False
+    # Where what the run deleted was saved first (memory.backup); None when nothing was.
+    backup_folder: str | None = None
 
     @property
     def blocked(self) -> bool:
@@ -111,11 +114,13 @@ def run_apply(
     parallelism: int = 8,
     events: ApplyEvents | None = None,
     stop: threading.Event | None = None,
+    backups: Backups | None = None,
 ) -> ApplyResult:
     """Plan with `make`, then apply. With `lock` and something to write, the stack lock is
     taken; the plan stands under it when no other run wrote to the stack since it was read
     (the stack's serial says), else `make` is called again. A blocked plan writes nothing.
-    Setting `stop` starts no new change; the lock is released all the same."""
+    Setting `stop` starts no new change; the lock is released all the same. With `backups`,
+    every delete is preceded by the backup of what it deletes (memory.backup)."""
     events = events or ApplyEvents()
     planned = make()
     stack = planned[0].stack
@@ -133,7 +138,7 @@ def run_apply(
             planned = make()
     # The lock costs its writes: a run with nothing to do neither takes it nor writes.
     if not (lock and writes(planned)):
-        unlocked = _apply_planned(client, *planned, parallelism, events, stop)
+        unlocked = _apply_planned(client, *planned, parallelism, events, stop, backups=backups)
         # Without the lock too, a run that wrote says so to the runs that hold it; a destroyed
         # stack keeps no serial (one a stopped destroy left included).
         if destroying and unlocked.ok and (unlocked.plan.has_changes or planned[0].serial):
@@ -145,7 +150,7 @@ def run_apply(
             record = unlocked.plan.record
             assert record is not None
             refresh_record(client, stack, unlocked.plan.serial, record.after(()))
-        return unlocked
+        return _saved(unlocked, backups)
     stack_lock = StackLock(
         client, stack, operation, timeout=lock_timeout, on_wait=events.lock_wait,
         on_take_over=events.lock_taken_over,
@@ -159,10 +164,17 @@ def run_apply(
             return result
         if planned[0].serial is None or planned[0].serial != stack_lock.serial:
             planned = make()  # another run wrote to the stack since: plan again
-        result = _apply_planned(client, *planned, parallelism, events, stop, stack_lock)
+        applied = _apply_planned(client, *planned, parallelism, events, stop, stack_lock, backups)
+        result = _saved(applied, backups)
         return result
     finally:
         _release(stack_lock, events, planned[0], result, destroying)
+
+
+def _saved(result: ApplyResult, backups: Backups | None) -> ApplyResult:
+    if backups is None or not backups.saved:
+        return result
+    return replace(result, backup_folder=str(backups.folder))
 
 
 def _wrote(result: ApplyResult | None) -> bool:
@@ -232,6 +244,7 @@ def _apply_planned(
     events: ApplyEvents,
     stop: threading.Event | None = None,
     lock: StackLock | None = None,
+    backups: Backups | None = None,
 ) -> ApplyResult:
     """Confirm and apply (under `lock`, when it is held)."""
     events.planned(plan, desired)
@@ -259,7 +272,7 @@ def _apply_planned(
                 bump_serial(client, plan.stack, record=lambda _serial, _now: ahead)
         apply_plan(
             client, plan, parallelism=parallelism, on_done=on_done, on_failed=events.failed,
-            stop=stop,
+            stop=stop, backups=backups,
         )  # fmt: skip
     except ApplyError as e:
         failure = e

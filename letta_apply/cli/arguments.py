@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import NoReturn
 
 from ..manifest.variables import Options
+from ..memory.backup import ROOT_VARIABLE, default_root
 from ..server.client import DEFAULT_BASE_URL, RetryPolicy
 from ..version import __version__
 from .diagram import GRAPH_FORMATS
@@ -44,8 +46,10 @@ def _common(
     formats: tuple[str, ...] = FORMATS,
     format_default: str | None = "text",
     format_help: str = "output format",
+    manifest: bool = True,
 ) -> None:
-    load_options(sp, file=file)
+    if manifest:
+        load_options(sp, file=file)
     sp.add_argument("--format", choices=formats, default=format_default, help=format_help)
     sp.add_argument("--no-color", action="store_true", help="no colors (also: NO_COLOR)")
     if not server:
@@ -133,6 +137,20 @@ def _lifecycle(sp: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _backups(sp: argparse.ArgumentParser) -> None:
+    given = sp.add_mutually_exclusive_group()
+    given.add_argument(
+        "--backup-dir", default=str(default_root()), metavar="DIR",
+        help="before deleting an agent, a shared block or an archive, save it here (a folder "
+        f"per stack and run; env {ROOT_VARIABLE}; default %(default)s): `letta-apply restore` "
+        "brings it back",
+    )  # fmt: skip
+    given.add_argument(
+        "--no-backup", action="store_true",
+        help="delete without saving first: memory agents wrote is lost for good",
+    )  # fmt: skip
+
+
 def _target(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--target", action="append", default=[], metavar="ADDRESS",
@@ -156,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     _target(sp)
     _lifecycle(sp)
     sp.add_argument("--destroy", action="store_true", help="plan the deletion of the whole stack")
+    _backups(sp)
     sp.add_argument("--out", metavar="FILE", help="also save the plan, for `apply FILE`")
     sp.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
@@ -174,6 +193,7 @@ def parser() -> argparse.ArgumentParser:
         "--wait-timeout", type=_seconds, default=600.0, metavar="SECONDS",
         help="how long to wait for Letta to process uploaded files (default %(default)s)",
     )  # fmt: skip
+    _backups(sp)
     _locking(sp)
 
     sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
@@ -182,6 +202,19 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
     )
+    _backups(sp)
+    _locking(sp)
+
+    sp = sub.add_parser(
+        "restore", help="bring back what apply or destroy deleted, from its backup folder",
+        description="Restore the agents (with their memory blocks, messages and archival "
+        "passages), blocks and archives a backup folder holds, each marked as its stack's "
+        "again, or one record of it into another stack or address.",
+    )  # fmt: skip
+    _common(sp, manifest=False, formats=("text", "json"))
+    sp.add_argument("backup", metavar="BACKUP", help="a backup folder, or one .json record in it")
+    sp.add_argument("--stack", type=_stack, help="restore into this stack (default: its own)")
+    sp.add_argument("--address", help="restore the one record at this address (default: its own)")
     _locking(sp)
 
     sp = sub.add_parser("force-unlock", help="remove a stack lock left behind by a run that died")
@@ -271,6 +304,14 @@ def _graph(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--only-changes", action="store_true",
         help="draw only what the plan changes and the resources next to it (implies --plan)",
     )  # fmt: skip
+
+
+def _stack(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", text):
+        raise argparse.ArgumentTypeError(
+            f"not a stack name (lower-case letters, digits, '_', '.', '-'): {text!r}"
+        )
+    return text
 
 
 def _count(text: str) -> int:

@@ -16,6 +16,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TextIO, cast
 
@@ -24,6 +25,7 @@ from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from ..errors import ApiError, LettaApplyError, ManifestError
 from ..kinds import KINDS
+from ..memory.backup import Backups
 from ..model import Desired
 from ..pipeline import load_manifest, plan_for, validate_manifest
 from ..plan import planfile
@@ -54,6 +56,7 @@ from .render import (
     plan_text,
     show_text,
 )
+from .restoring import cmd_restore, saved_document, saved_text
 
 ClientFactory = Callable[..., LettaClient]
 """Makes the client a command talks through: `factory(base_url, **options)`, like LettaClient."""
@@ -82,6 +85,9 @@ class _Out:
         # export's default format depends on its -o file; completion has none.
         self.format: str = getattr(args, "format", None) or ""
         self.lock: StackLock | None = None  # the stack lock, while apply or destroy holds it
+        # Where a run's deletes are saved first (None: --no-backup), and how plans say it.
+        self.backups: Backups | None = None
+        self.backup_note: str | None = ""
         self.color = (
             self.format == "text"
             and not getattr(args, "no_color", False)
@@ -163,9 +169,9 @@ def _show_plan(
         o.out.write(planfile.dumps(plan, origin))
     elif o.format == "markdown":
         graph = stack_graph(desired, plan) if desired is not None else None
-        o.out.write(plan_markdown(plan, origin.base_url, graph))
+        o.out.write(plan_markdown(plan, origin.base_url, graph, o.backup_note))
     else:
-        o.text(plan_text(plan, origin.base_url, destroy=destroy))
+        o.text(plan_text(plan, origin.base_url, destroy=destroy, backups=o.backup_note))
 
 
 def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -> Plan:
@@ -230,6 +236,9 @@ def _cmd_validate(args: argparse.Namespace, o: _Out) -> int:
 
 def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
     desired = _load(args, o)
+    # Where apply will save what this plan deletes: a folder of its own per run.
+    folder = Path(args.backup_dir) / desired.stack
+    o.backup_note = None if args.no_backup else f"{folder}{os.sep} (a folder per run)"
     with o.connect() as client:
         plan = plan_for(
             client, desired, destroy=args.destroy, detach_unmanaged=args.detach_unmanaged_blocks
@@ -319,6 +328,8 @@ class _Events(ApplyEvents):
         self.progress: Progress | None = None
 
     def planned(self, plan: Plan, desired: Desired | None) -> None:
+        backups = self.o.backups
+        self.o.backup_note = str(backups.for_stack(plan.stack)) if backups else None
         if self.o.format == "text":
             destroy = self.args.command == "destroy"
             _show_plan(self.o, plan, _origin(self.args, self.client, desired), destroy=destroy)
@@ -373,6 +384,11 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
     with o.connect() as client:
         planning = threading.Event()  # set while the first plan is made: nothing written yet
         planning.set()
+        if not args.no_backup:
+            o.backups = Backups(
+                args.backup_dir, masker=o.masker, operation="destroy" if destroy else "apply",
+                server=client.base_url,
+            )  # fmt: skip
 
         def make() -> Planned:
             try:
@@ -391,7 +407,7 @@ def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> i
             result = run_apply(
                 client, make, operation="destroy" if destroy else "apply", lock=args.lock,
                 lock_timeout=args.lock_timeout, parallelism=args.parallelism,
-                events=_Events(args, o, client), stop=stop,
+                events=_Events(args, o, client), stop=stop, backups=o.backups,
             )  # fmt: skip
         code = _applied(args, o, client, result)
         # Stopped by a signal: the shell's convention, 128 + its number (130, 143).
@@ -444,7 +460,10 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
     """Report an apply run; its exit code."""
     plan, failure = result.plan, result.failure
     if o.format == "json":
-        o.json(apply_document(result, _origin(args, client, result.desired), o.masker))
+        doc = apply_document(result, _origin(args, client, result.desired), o.masker)
+        o.json({**doc, **saved_document(o.backups)})
+    elif o.backups is not None and o.backups.saved:
+        o.text("\n" + saved_text(o.backups))
     if result.blocked:
         raise LettaApplyError(
             "prevent_destroy: this plan would delete protected resources; nothing was applied"
@@ -510,7 +529,9 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
 def _cmd_drift(args: argparse.Namespace, o: _Out) -> int:
     desired = _load(args, o)
     with o.connect() as client:
-        plan = plan_for(client, desired, detach_unmanaged=args.detach_unmanaged_blocks)
+        plan = plan_for(
+            client, desired, detach_unmanaged=args.detach_unmanaged_blocks, memory=False
+        )
         plan = mask_plan(plan, o.masker)
         origin = _origin(args, client, desired)
         if o.format == "json":
@@ -540,7 +561,7 @@ def _cmd_graph(args: argparse.Namespace, o: _Out) -> int:
         with o.connect() as client:
             plan = plan_for(
                 client, desired, destroy=args.destroy,
-                detach_unmanaged=args.detach_unmanaged_blocks,
+                detach_unmanaged=args.detach_unmanaged_blocks, memory=False,
             )  # fmt: skip
     graph = stack_graph(desired, plan)
     o.out.write(render_graph(changed_graph(graph) if args.only_changes else graph, args.format))
@@ -569,6 +590,7 @@ COMMANDS = {
     "export": _cmd_export,
     "convert": convert_command,
     "force-unlock": _cmd_force_unlock,
+    "restore": cmd_restore,
     "graph": _cmd_graph,
     "completion": _cmd_completion,
 }

@@ -38,6 +38,7 @@ from ..plan.listing import Listing
 from ..sensitive import Masked
 from ..version import __version__
 from .diagram import mermaid
+from .render_memory import memory_lines, memory_markdown
 
 SYMBOL = {
     CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",
@@ -232,9 +233,10 @@ def summary(plan: Plan, *, destroy: bool = False) -> str:
     return text
 
 
-def plan_text(plan: Plan, base_url: str, *, destroy: bool = False) -> str:
+def plan_text(plan: Plan, base_url: str, *, destroy: bool = False, backups: str | None = "") -> str:
     """The plan as a person reads it in a terminal or a CI log (`destroy`: a plan that deletes
-    the whole stack)."""
+    the whole stack; `backups`: where its deletes are saved first, None for nowhere, "" when
+    not said)."""
     lines = [f'letta-apply plan: stack "{plan.stack}" on {base_url}', ""]
     if len(plan.changes) > LONG_PLAN:  # the totals first: the details run for pages
         lines += [summary(plan), ""]
@@ -250,6 +252,7 @@ def plan_text(plan: Plan, base_url: str, *, destroy: bool = False) -> str:
                     "plan for each)"
                 )
         lines.append("")
+    lines += memory_lines(plan, backups)
     if plan.drift:
         lines.append("Drift (changed on the server since letta-apply wrote it):")
         for d in plan.drift:
@@ -435,10 +438,12 @@ def _md_diagram(graph: Graph) -> list[str]:
     ]
 
 
-def plan_markdown(plan: Plan, base_url: str, graph: Graph | None = None) -> str:
+def plan_markdown(
+    plan: Plan, base_url: str, graph: Graph | None = None, backups: str | None = ""
+) -> str:
     """The plan as a pull-request comment: summary first, a diagram of what changes (with
-    `graph`, the stack's graph marked with this plan), details collapsed, detaches and refusals
-    called out."""
+    `graph`, the stack's graph marked with this plan), details collapsed, detaches, refusals
+    and the memory deletes remove (`backups` as for plan_text) called out."""
     out = [f"### letta-apply plan: `{plan.stack}`", "", f"**{summary(plan)}**", ""]
     fatal = [p for p in plan.problems if p.fatal]
     if fatal:
@@ -452,6 +457,7 @@ def plan_markdown(plan: Plan, base_url: str, graph: Graph | None = None) -> str:
             how = " (replaced by a new agent)" if c.action == REPLACE else ""
             out.append(f"> - `{c.address}` ({c.remote_id}){how}")
         out.append("")
+    out += memory_markdown(plan, backups)
     # An agent's own blocks go with it: named once, by their agent.
     forgets = [
         c for c in plan.changes

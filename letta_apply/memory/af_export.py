@@ -18,6 +18,7 @@ from ..errors import LettaApplyError
 from ..kinds.base import mark_of
 from ..model import stack_tag
 from ..server.client import LettaClient
+from .af_edit import masked as masked_strings
 from .af_format import AgentFile, check_agent_file
 from .af_merge import merge_exports
 
@@ -62,20 +63,5 @@ def export_agent_file(
     doc = merge_exports(stack, list(zip(owned, files, strict=True)))
     masked = 0
     if mask is not None:
-        doc, masked = _masked(doc, mask)
+        doc, masked = masked_strings(doc, mask)
     return AgentFileExport(doc, len(doc["agents"]), len(doc["blocks"]), masked)
-
-
-def _masked(value: Any, mask: Callable[[str], str]) -> tuple[Any, int]:
-    """`value` with every string passed through `mask`, and how many it changed (the file's
-    nesting is bounded by the check of each export)."""
-    if isinstance(value, str):
-        shown = mask(value)
-        return shown, int(shown != value)
-    if isinstance(value, dict):
-        pairs = [(k, *_masked(v, mask)) for k, v in value.items()]
-        return {k: v for k, v, _ in pairs}, sum(n for _, _, n in pairs)
-    if isinstance(value, list):
-        items = [_masked(v, mask) for v in value]
-        return [v for v, _ in items], sum(n for _, n in items)
-    return value, 0

@@ -128,6 +128,26 @@ class Seal:
 
 
 @dataclass(frozen=True)
+class Held:
+    """Memory a delete (or replacement) in the plan removes, as read when the plan was made,
+    for a reviewer: the messages in an agent's context window and its archival passages (None:
+    not counted; a count in `capped` is at least that many), which of its own blocks agents
+    wrote (their value no longer the one letta-apply last wrote) and which it cannot tell
+    (`unknown`: no record of what it wrote); a block's value (`written`: ("value",)); an
+    archive's passages, and how many of them agents wrote (not seeded from the manifest)."""
+
+    address: str
+    remote_id: str
+    kind: str
+    messages: int | None = None
+    passages: int | None = None
+    capped: tuple[str, ...] = ()
+    written: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    agent_passages: int | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     stack: str
     changes: tuple[Change, ...] = ()
@@ -145,6 +165,8 @@ class Plan:
     # What the plan does to the stack's record of what it holds (plan.record): None for a
     # saved plan until it is checked against the server.
     record: Record | None = None
+    # What the deletes remove of agents' memory (memory.held), read after planning.
+    memory: tuple[Held, ...] = ()
 
     @property
     def has_changes(self) -> bool:

@@ -35,6 +35,7 @@ from .changes import (
     Change,
     Drift,
     FieldDiff,
+    Held,
     Plan,
     Problem,
     Seal,
@@ -139,6 +140,7 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
             if plan.seal
             else {}
         ),
+        **({"memory": [_held(h) for h in plan.memory]} if plan.memory else {}),
         "drift": [
             {
                 "address": d.address,
@@ -160,6 +162,22 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
         "notes": list(plan.notes),
         "ids": dict(plan.ids),
     }
+
+
+def _held(h: Held) -> dict[str, Any]:
+    return {
+        "address": h.address, "remote_id": h.remote_id, "kind": h.kind, "messages": h.messages,
+        "passages": h.passages, "capped": list(h.capped), "written": list(h.written),
+        "unknown": list(h.unknown), "agent_passages": h.agent_passages,
+    }  # fmt: skip
+
+
+def _held_of(doc: Mapping[str, Any]) -> Held:
+    return Held(
+        str(doc["address"]), str(doc["remote_id"]), str(doc["kind"]), doc.get("messages"),
+        doc.get("passages"), tuple(doc.get("capped") or ()), tuple(doc.get("written") or ()),
+        tuple(doc.get("unknown") or ()), doc.get("agent_passages"),
+    )  # fmt: skip
 
 
 def drift_document(plan: Plan, origin: Origin) -> dict[str, Any]:
@@ -260,6 +278,7 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                 if d.get("fingerprint")
             },
             seal=_seal(doc.get("seal")),
+            memory=tuple(_held_of(h) for h in doc.get("memory") or ()),
         )
         origin = Origin(
             base_url=doc["server"]["base_url"],

@@ -169,6 +169,7 @@ class LettaClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Mapping[str, str] | None = None,
         find: Finder | None = None,
         scoped: bool = True,
         read: bool = False,
@@ -182,8 +183,9 @@ class LettaClient:
         the server surely did not act on it (no connection, 429, 409 with Retry-After). After an
         ambiguous failure (timeout, lost connection, 5xx) `find` looks the resource up by its
         marks first: what it returns is adopted; without `find` the failure is raised. `files`
-        sends a multipart upload (field -> (file name, bytes, content type)). `read` marks a POST
-        that changes nothing (a search): counted as a read, and safe to send again.
+        sends a multipart upload (field -> (file name, bytes, content type)), with `data` as its
+        other form fields. `read` marks a POST that changes nothing (a search): counted as a
+        read, and safe to send again.
         """
         if scoped and self.project is not None:
             self.scope()  # looked up before the first request it scopes
@@ -202,8 +204,9 @@ class LettaClient:
             try:
                 headers, query = self._scoped(method, path, params) if scoped else ({}, params)
                 resp = self._http.request(
-                    method, path, params=query, json=json, files=files, headers=headers
-                )
+                    method, path, params=query, json=json, files=files, data=data,
+                    headers=headers,
+                )  # fmt: skip
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 # The request never left: repeating it is safe even for a create.
                 failure = ServerUnreachable(

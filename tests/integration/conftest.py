@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from letta_apply.cli import main
+from letta_apply.memory.backup import ROOT_VARIABLE
 from letta_apply.server.client import PAGE_SIZE
 
 from .cloudproxy import (
@@ -238,6 +239,17 @@ def remove_test_resources(base_url: str) -> None:
                 c.delete(path)
         except (httpx.HTTPError, ValueError, TypeError):
             pass
+
+
+@pytest.fixture(autouse=True)
+def backups_apart(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Backups made by applies and destroys (in-process and in subprocesses alike) go to a
+    folder of the test's, never into the working tree."""
+    root = tmp_path_factory.mktemp("backups")
+    monkeypatch.setenv(ROOT_VARIABLE, str(root))
+    return root
 
 
 @pytest.fixture

@@ -342,7 +342,7 @@ def test_action_plans_comments_once_applies_the_reviewed_plan_and_checks_drift(
     assert _ran(plan) == {
         "set up Python": "uses", "install": "left out", "validate": "ran",
         "fetch the reviewed plan": "skipped", "run": "ran",
-        "keep the plan for the merge": "uses", "comment": "ran",
+        "keep the plan for the merge": "uses", "keep the backups": "skipped", "comment": "ran",
         "fail on refused resources": "skipped",
     }  # fmt: skip
     assert plan.outputs["exitcode"] == "2" and plan.outputs["has-changes"] == "true"

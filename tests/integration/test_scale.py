@@ -70,9 +70,10 @@ def test_destroy_finds_outside_users_without_reading_every_block(
         # Blocks and agents: a page each; tools: every one on the server, page by page (no
         # identities: the stack holds none); one filtered listing per attachment count (0, 1,
         # 3, 6); the users of the two blocks found. Each listing ends with an empty page (one
-        # request when it is empty). Not one request per block (6 personas + 3 shared).
+        # request when it is empty). Not one request per block (6 personas + 3 shared). And, to
+        # say what the deleted agents hold, a page of each one's passages (memory.held).
         tools = server_count(api, "/v1/tools/")
-        fixed = listing(9) + listing(6) + listing(tools) + 2 * listing(1)
+        fixed = listing(9) + listing(6) + listing(tools) + 2 * listing(1) + 6
         assert fixed + 4 <= plan.reads <= fixed + 4 * listing(1), plan.err
     finally:
         api.delete(f"/v1/agents/{hand['id']}")

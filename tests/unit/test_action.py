@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from letta_apply import Stack
 from letta_apply.version import __version__
 from tests import actionrun
 from tests.actionrun import ACTION, EXPRESSION
@@ -178,15 +179,16 @@ def served() -> Iterator[tuple[str, FakeLetta]]:
 
 
 def _job(
-    tmp_path: Path, base_url: str, manifest: str
+    tmp_path: Path, base_url: str, manifest: str, mode: str = "plan"
 ) -> tuple[actionrun.Run, list[dict[str, Any]]]:
-    """The plan job of the example workflow on a pull request, its secret LETTA_BASE_URL
-    `base_url`; what it ran and the comments on the pull request."""
+    """A job of the example workflow (`mode`: its plan job on a pull request, or its apply
+    job, which applies the plan the plan job left), its secret LETTA_BASE_URL `base_url`;
+    what it ran and the comments on the pull request."""
     repo = tmp_path / "repo"
-    (repo / "letta").mkdir(parents=True)
+    (repo / "letta").mkdir(parents=True, exist_ok=True)
     (repo / "letta" / "agents.yaml").write_text(manifest)
     bindir = tmp_path / "bin"
-    bindir.mkdir()
+    bindir.mkdir(exist_ok=True)
     gh = bindir / "gh"
     gh.write_text(f"#!{sys.executable}\n{actionrun.FAKE_GH}")
     gh.chmod(0o755)
@@ -195,10 +197,10 @@ def _job(
     path = os.pathsep.join([str(bindir), str(Path(sys.executable).parent), os.environ["PATH"]])
     env = {k: v for k, v in os.environ.items() if not k.startswith("LETTA_")}
     env.update(PATH=path, FAKE_GH_STATE=str(state))
-    (step,) = [s for s in WORKFLOW["jobs"]["plan"]["steps"] if "letta-apply/" in s.get("uses", "")]
+    (step,) = [s for s in WORKFLOW["jobs"][mode]["steps"] if "letta-apply/" in s.get("uses", "")]
     github = {
         "repository": "acme/agents", "workflow": WORKFLOW["name"], "token": "ghs-test",
-        "event_name": "pull_request",
+        "event_name": "pull_request", "run_attempt": "1",
         "event": {"action": "synchronize", "pull_request": {"number": 7, "head": {"sha": "c0"}}},
     }  # fmt: skip
     secrets = {"LETTA_BASE_URL": base_url, "LETTA_API_KEY": "sk-let-unit"}
@@ -228,8 +230,8 @@ def test_a_plan_that_refuses_a_resource_is_commented_then_fails_the_job(
     assert not run.ok
     assert {s.name: s.status for s in run.steps if s.status != "left out"} == {
         "set up Python": "uses", "validate": "ran", "fetch the reviewed plan": "skipped",
-        "run": "ran", "keep the plan for the merge": "skipped", "comment": "ran",
-        "fail on refused resources": "ran",
+        "run": "ran", "keep the plan for the merge": "skipped", "keep the backups": "skipped",
+        "comment": "ran", "fail on refused resources": "ran",
     }  # fmt: skip
     assert run.step("run").code == run.step("comment").code == 0
     assert run.step("fail on refused resources").code == 1
@@ -245,3 +247,22 @@ def test_a_plan_that_fails_otherwise_fails_at_once_without_a_comment(tmp_path: P
     assert not run.ok and run.step("run").code == 1
     assert run.step("comment").status == run.step("fail on refused resources").status == "skipped"
     assert comments == []
+
+
+def test_apply_keeps_what_it_deleted_as_an_artifact_and_says_so(
+    tmp_path: Path, served: tuple[str, FakeLetta]
+) -> None:
+    url, fake = served
+    Stack.from_dict(yaml.safe_load(SEED)).apply(fake.client())
+    fewer = SEED[: SEED.index("  worker:")]
+    plan, _ = _job(tmp_path, url, fewer)
+    assert plan.ok, plan.log
+    assert "the artifact of the apply job" in plan.summary  # not the runner's own folder
+    assert "letta-apply-backups" not in plan.summary
+    run, _ = _job(tmp_path, url, fewer, mode="apply")
+    assert run.ok, run.log
+    assert run.step("keep the backups").status == "uses"  # the upload-artifact step runs
+    assert "letta-apply saved 1 resource(s) before deleting them" in run.summary
+    assert "kept as the artifact `letta-backups-1` of this run for 90 days" in run.summary
+    records = list(Path(run.outputs["backup-dir"]).rglob("agent.worker--*.json"))
+    assert len(records) == 1 and not [a for a in fake.agents.values() if a["name"] == "worker"]

@@ -21,6 +21,7 @@ import yaml
 from letta_apply import LettaClient, apply_plan, plan_for
 from letta_apply.cli.commands import main
 from letta_apply.cli.progress import Progress
+from letta_apply.memory.held import MAX_COUNTED
 from letta_apply.server.client import PAGE_SIZE, RetryPolicy
 from letta_apply.server.export import Selection, export_manifest
 from tests.fakeletta import FakeLetta
@@ -56,6 +57,12 @@ def converged(fake: FakeLetta, text: str) -> LettaClient:
 def listing(n: int) -> int:
     """Requests a listing of n items costs: its pages, and the empty page that ends it."""
     return math.ceil(n / PAGE_SIZE) + 1
+
+
+def memory_counts(deleted: int) -> int:
+    """What a plan reads to say what deleted agents hold: a page of passages per agent, for
+    MAX_COUNTED agents at most (memory.held)."""
+    return min(deleted, MAX_COUNTED)
 
 
 def per_block_lookups(fake: FakeLetta) -> list[str]:
@@ -120,7 +127,7 @@ def test_destroy_reads_do_not_grow_with_the_fleet() -> None:
     listings = listing(153) + listing(150) + listing(len(fake.tools))
     # One listing by attachment count per distinct count (personas: 1, shared blocks: 150):
     # the blocks attached to more than one agent (the 3 shared), none to more than 150.
-    assert fake.counts["GET"] == listings + listing(3) + listing(0), fake.calls
+    assert fake.counts["GET"] == listings + listing(3) + listing(0) + memory_counts(150)
     apply_plan(client, plan, parallelism=8)
     assert fake.agents == {} and fake.blocks == {}
 
@@ -161,7 +168,8 @@ def test_removing_agents_from_the_manifest_reads_no_block_one_by_one() -> None:
     assert len([c for c in plan.changes if c.kind == "agent"]) == 20
     assert per_block_lookups(fake) == []
     # Blocks and agents: 2 pages each; tools; one listing by attachment count.
-    assert fake.counts["GET"] == listing(122) + listing(120) + listing(len(fake.tools)) + 2
+    listings = listing(122) + listing(120) + listing(len(fake.tools)) + 2
+    assert fake.counts["GET"] == listings + memory_counts(20)
 
 
 # -- connection pool --------------------------------------------------------------------------

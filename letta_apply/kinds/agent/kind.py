@@ -165,6 +165,8 @@ class LiveAgent:
     identity_ids: tuple[str, ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)  # as reported (agent_settings)
     secrets: Mapping[str, LiveSecret] = field(default_factory=dict, repr=False)
+    # Messages in its context window, as listed (what a plan deleting it says it holds).
+    in_context: int | None = None
 
     @property
     def mark(self) -> Mapping[str, Any]:
@@ -194,6 +196,7 @@ class LiveAgent:
             identity_ids=tuple(d.get("identity_ids") or ()),
             settings=live_settings(raw),
             secrets=live_secrets(d.get("secrets")),
+            in_context=len(ids) if isinstance(ids := raw.get("message_ids"), list) else None,
         )
 
 

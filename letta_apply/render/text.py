@@ -12,9 +12,7 @@ from typing import Any
 from ..apply.report import done_document
 from ..apply.runner import Done
 from ..apply.session import in_plan_order
-from ..errors import Diagnostic
-from ..model import SHOWN
-from ..plan.changes import (
+from ..core.changes import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -33,12 +31,14 @@ from ..plan.changes import (
     FieldDiff,
     Plan,
 )
+from ..core.model import SHOWN
+from ..core.sensitive import Masked
+from ..errors import Diagnostic
 from ..plan.graph import Graph, changed_graph
 from ..plan.listing import Listing
-from ..sensitive import Masked
 from ..version import __version__
 from .diagram import mermaid
-from .render_memory import memory_lines, memory_markdown
+from .memory import memory_lines, memory_markdown
 
 SYMBOL = {
     CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",

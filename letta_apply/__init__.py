@@ -1,15 +1,16 @@
 """letta-apply: declarative, GitOps-style provisioning for Letta agents and shared memory blocks.
 
 Programs use `Stack` (api.py): load a manifest from files or from a dict, plan, render, apply,
-destroy. The pipeline underneath, a folder per phase: manifest/ (files with positions, variables,
-templates, validation) -> desired state -> server/ (reads the live state) -> plan/ (pure, generic
-over the resource kinds in kinds/) -> cli/ render, apply/.
+destroy. The pipeline underneath, a folder per phase, bottom to top: core/ (shared vocabulary),
+manifest/, server/ (HTTP), kinds/, read/ (live state), plan/, memory/, apply/, then render/,
+convert/, cli/ (README, Development).
 """
 
 from .api import ApplyFailed, Format, Stack, render_plan
 from .apply.runner import Done, apply_plan
 from .apply.session import ApplyResult
-from .cli.diagram import GraphFormat, render_graph
+from .core.changes import Change, Drift, Plan, Problem
+from .core.model import Desired, Live
 from .errors import (
     ApiError,
     ApplyError,
@@ -21,14 +22,13 @@ from .errors import (
 )
 from .memory.backup import BackupFailed
 from .memory.restore import Restored, restore_backup
-from .model import Desired, Live
 from .pipeline import Validated, load_manifest, load_manifest_data, plan_for, validate_manifest
-from .plan.changes import Change, Drift, Plan, Problem
 from .plan.graph import Graph
 from .plan.listing import Listed, Listing
 from .plan.planner import make_plan
+from .read.live import read_live
+from .render.diagram import GraphFormat, render_graph
 from .server.client import LettaClient, RetryPolicy
-from .server.live import read_live
 from .server.lock import LockError
 from .version import __version__
 

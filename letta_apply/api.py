@@ -20,21 +20,21 @@ from typing import Any, Literal
 
 from .apply.runner import Done
 from .apply.session import ApplyEvents, ApplyResult, Planned, run_apply
-from .cli.render import plan_markdown, plan_text
+from .core.changes import Plan
+from .core.model import Desired
+from .core.sensitive import Masker, mask_plan
 from .errors import ApplyError, LettaApplyError, StalePlanError
 from .manifest.variables import Options
 from .memory.backup import Backups, default_root
-from .model import Desired
 from .pipeline import DATA_NAME, load_manifest, load_manifest_data, plan_for
 from .plan import planfile
-from .plan.changes import Plan
 from .plan.graph import Graph, stack_graph
 from .plan.listing import Listing, list_stack
 from .plan.planner import restrict
 from .plan.targets import expand_targets
-from .sensitive import Masker, mask_plan
+from .read.live import read_live
+from .render.text import plan_markdown, plan_text
 from .server.client import LettaClient, public_url
-from .server.live import read_live
 
 Format = Literal["text", "json", "markdown"]
 

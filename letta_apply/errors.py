@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 
-def escape_controls(text: str) -> str:
+def escape_controls(text: str, keep: str = "") -> str:
     """`text` with control and format characters (a newline, a terminal escape, a bidirectional
     override) written as escapes, so that text from a manifest (a file name, a key) can neither
-    fake a line of output nor drive the terminal."""
+    fake a line of output nor drive the terminal; those in `keep` are left as they are."""
     if text.isprintable():
         return text
     out = []
     for ch in text:
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+        if ch not in keep and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:

@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .core.changes import Plan
+from .core.model import Desired
+from .core.sensitive import Masker
 from .errors import Diagnostic, ManifestError
 from .kinds import KINDS
 from .manifest.data import (
@@ -27,13 +30,10 @@ from .manifest.language import Source, load_source, load_source_text
 from .manifest.validate import check, validate
 from .manifest.variables import Options
 from .memory.held import memory_held
-from .model import Desired
-from .plan.changes import Plan
 from .plan.planner import make_plan
 from .plan.targets import target_addresses
-from .sensitive import Masker
+from .read.live import read_live
 from .server.client import LettaClient
-from .server.live import read_live
 
 T = TypeVar("T")
 

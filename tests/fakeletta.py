@@ -654,8 +654,10 @@ def _same_rules(old: list[dict[str, Any]], new: Any) -> bool:
     def compared(r: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in r.items() if not (r.get("type") == "run_first" and k == "args")}
 
-    return isinstance(new, list) and len(old) == len(new) and all(
-        compared(a) == compared(b) for a, b in zip(old, new, strict=True)
+    return (
+        isinstance(new, list)
+        and len(old) == len(new)
+        and all(compared(a) == compared(b) for a, b in zip(old, new, strict=True))
     )
 
 

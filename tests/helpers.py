@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from letta_apply.cli import commands
+from letta_apply.core.model import Desired
 from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.manifest.files import load_text
 from letta_apply.manifest.validate import validate
-from letta_apply.model import Desired
 from letta_apply.server.client import LettaClient
 from tests.fakeletta import FakeLetta
 

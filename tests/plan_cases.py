@@ -39,12 +39,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from letta_apply.model import Desired, Live
+from letta_apply.core.changes import Plan
+from letta_apply.core.model import Desired, Live
+from letta_apply.core.sensitive import mask_plan
 from letta_apply.pipeline import load_manifest
-from letta_apply.plan.changes import Plan
 from letta_apply.plan.planner import make_plan
-from letta_apply.sensitive import mask_plan
-from letta_apply.server.live import read_live
+from letta_apply.read.live import read_live
 from tests.fakeletta import FakeLetta
 
 PLANS = Path(__file__).resolve().parent / "plans"

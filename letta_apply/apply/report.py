@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..core.sensitive import Masker, mask_plan
 from ..plan import planfile
-from ..sensitive import Masker, mask_plan
 from .runner import Done
 from .session import ApplyResult, in_plan_order
 

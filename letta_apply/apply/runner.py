@@ -23,11 +23,11 @@ from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
+from ..core.changes import CREATE, FORGET, IMPORT, REPLACE, Change, Plan
+from ..core.model import stack_tag
 from ..errors import ApiError, ApplyError, is_rejection
 from ..kinds import apply_order, flag_of, kind, kind_of_address
 from ..kinds.flags import apply_flag, raise_flag
-from ..model import stack_tag
-from ..plan.changes import CREATE, FORGET, IMPORT, REPLACE, Change, Plan
 from ..server.client import LettaClient
 
 if TYPE_CHECKING:

@@ -11,11 +11,11 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from ..core.changes import Change, Plan, natural_key
+from ..core.model import Desired
 from ..errors import ApiError, ApplyError
 from ..kinds import apply_order
 from ..memory.backup import Backups
-from ..model import Desired
-from ..plan.changes import Change, Plan, natural_key
 from ..server.client import LettaClient
 from ..server.lock import LockInfo, StackLock
 from ..server.serial import Recording, bump_serial, forget_serial, refresh_record

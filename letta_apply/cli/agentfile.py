@@ -7,12 +7,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..convert.fields import stack_name
+from ..convert.files import check_converted, write_converted, write_file
+from ..convert.manifest import convert
 from ..errors import LettaApplyError, escape_controls
 from ..memory.af_export import export_agent_file
 from ..memory.af_format import read_agent_file
-from ..memory.convert import convert
-from ..memory.convert_fields import stack_name
-from ..memory.convert_files import check_converted, write_converted, write_file
 from ..pipeline import load_manifest
 from .arguments import EXIT_OK, options_of
 

@@ -10,9 +10,9 @@ from typing import NoReturn
 
 from ..manifest.variables import Options
 from ..memory.backup import ROOT_VARIABLE, default_root
+from ..render.diagram import GRAPH_FORMATS
 from ..server.client import DEFAULT_BASE_URL, RetryPolicy
 from ..version import __version__
-from .diagram import GRAPH_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")

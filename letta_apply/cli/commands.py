@@ -23,31 +23,23 @@ from typing import TextIO, cast
 from ..apply.report import apply_document
 from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
+from ..core.changes import Change, Plan
+from ..core.model import Desired
+from ..core.sensitive import MaskedStream, Masker, mask_plan
 from ..errors import ApiError, LettaApplyError, ManifestError
 from ..kinds import KINDS
 from ..memory.backup import Backups
-from ..model import Desired
 from ..pipeline import load_manifest, plan_for, validate_manifest
 from ..plan import planfile
-from ..plan.changes import Change, Plan
 from ..plan.graph import changed_graph, stack_graph
 from ..plan.listing import list_stack
 from ..plan.planner import restrict
 from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
 from ..plan.targets import TARGET_WARNING, expand_targets
-from ..sensitive import MaskedStream, Masker, mask_plan
-from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy, url_secrets
-from ..server.export import ExportFormat, Selection, export_manifest
-from ..server.live import read_live
-from ..server.lock import LockInfo, StackLock, force_unlock
-from .agentfile import convert_command, export_agent_file_command
-from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
-from .arguments import parser as _parser
-from .completion import ADDRESSES_COMMAND, complete_addresses
-from .completion import script as completion_script
-from .diagram import render_graph
-from .progress import Progress
-from .render import (
+from ..read.export import ExportFormat, Selection, export_manifest
+from ..read.live import read_live
+from ..render.diagram import render_graph
+from ..render.text import (
     colorize,
     diagnostics_json,
     done_text,
@@ -56,6 +48,14 @@ from .render import (
     plan_text,
     show_text,
 )
+from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy, url_secrets
+from ..server.lock import LockInfo, StackLock, force_unlock
+from .agentfile import convert_command, export_agent_file_command
+from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
+from .arguments import parser as _parser
+from .completion import ADDRESSES_COMMAND, complete_addresses
+from .completion import script as completion_script
+from .progress import Progress
 from .restoring import cmd_restore, saved_document, saved_text
 
 ClientFactory = Callable[..., LettaClient]

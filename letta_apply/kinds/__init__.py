@@ -1,5 +1,8 @@
 """The resource kinds letta-apply manages, one folder each, and their dependency graph.
 
+A kind is a folder here whose `kind.py` defines one subclass of `Kind`: the registry finds the
+folders itself, so a new kind is its folder and nothing else (no list here names one).
+
 `KINDS` lists them in dependency order (a kind after every kind it depends on); `level` is a
 kind's depth in that graph: apply creates and updates level by level (in parallel within a
 level) and deletes in the reverse order.
@@ -7,9 +10,12 @@ level) and deletes in the reverse order.
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from functools import cache
 
-from ..plan.changes import (
+from ..core.changes import (
     ATTACH,
     CREATE,
     DELETE,
@@ -20,16 +26,8 @@ from ..plan.changes import (
     UPDATE,
     Change,
 )
-from .agent.kind import AgentKind
-from .archive.kind import ArchiveKind
 from .base import Kind
-from .block.kind import BlockKind
 from .flags import flag_address
-from .folder.kind import FolderKind
-from .group.kind import GroupKind
-from .identity.kind import IdentityKind
-from .mcp_server.kind import McpServerKind
-from .tool.kind import ToolKind
 
 __all__ = ["KINDS", "Kind", "apply_order", "flag_of", "kind", "kind_of_address", "level"]
 
@@ -48,18 +46,24 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
     return tuple(done)
 
 
-KINDS: tuple[Kind, ...] = _ordered(
-    [
-        IdentityKind(),
-        BlockKind(),
-        ToolKind(),
-        McpServerKind(),
-        AgentKind(),
-        GroupKind(),
-        FolderKind(),
-        ArchiveKind(),
-    ]
-)
+def _found() -> list[Kind]:
+    """One instance of the Kind each kind folder's `kind.py` defines."""
+    found: list[Kind] = []
+    for folder in pkgutil.iter_modules(__path__):
+        if not folder.ispkg:
+            continue
+        module = importlib.import_module(f"{__name__}.{folder.name}.kind")
+        classes = [
+            c for c in vars(module).values()
+            if inspect.isclass(c) and issubclass(c, Kind) and c.__module__ == module.__name__
+        ]  # fmt: skip
+        if len(classes) != 1:
+            raise RuntimeError(f"{module.__name__} defines {len(classes)} kinds, not one")
+        found.append(classes[0]())
+    return found
+
+
+KINDS: tuple[Kind, ...] = _ordered(_found())
 _BY_NAME = {k.name: k for k in KINDS}
 _FLAGS = {flag_address(k): k for k in KINDS if k.listing == "flag"}
 

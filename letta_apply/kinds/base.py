@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from deepdiff import DeepDiff
 
-from ..errors import ApiError
-from ..model import MARK_KEY, Desired, Import, Live, stack_tag
-from ..plan.changes import (
+from ..core.changes import (
     ADOPT,
     CONFIGURATION,
     DRIFT,
@@ -38,7 +36,9 @@ from ..plan.changes import (
     Problem,
     Why,
 )
-from ..plan.marks import digest, sensitive_fields
+from ..core.marks import digest, sensitive_fields
+from ..core.model import MARK_KEY, Desired, Import, Live, stack_tag
+from ..errors import ApiError
 
 if TYPE_CHECKING:
     from ..errors import Diagnostic

@@ -29,9 +29,9 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..core.changes import CREATE, DELETE, DESTROY, MANIFEST, NEW, Change, Why
+from ..core.model import MARK_KEY, stack_tag
 from ..errors import ApiError
-from ..model import MARK_KEY, stack_tag
-from ..plan.changes import CREATE, DELETE, DESTROY, MANIFEST, NEW, Change, Why
 from .base import Context, Kind, Run, mark_of
 
 # Flags are blocks: their changes go to the blocks' routes, shown under a block address.

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..model import MARK_KEY, stack_tag
-from ..plan.changes import DELETE, LEFTOVER, Change
+from ..core.changes import DELETE, LEFTOVER, Change
+from ..core.model import MARK_KEY, stack_tag
 from .base import INTENT, Context, Run, mark_of
 
 RUN = uuid.uuid4().hex

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.model import Sensitive, is_secret
 from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS
-from ..model import Sensitive, is_secret
 from .files import (
     Document,
     Path_,
@@ -889,7 +889,7 @@ def _expand(
 
 
 def _masked(errors: list[Diagnostic], secrets: Sequence[str]) -> ManifestError:
-    from ..sensitive import Masker
+    from ..core.sensitive import Masker
 
     masker = Masker(secrets)
     return ManifestError(

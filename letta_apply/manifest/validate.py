@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 
+from ..core.model import Desired, Import
 from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS, kind
 from ..kinds.archive.kind import MARK_LABEL as ARCHIVE_MARK_LABEL
@@ -21,7 +22,6 @@ from ..kinds.block.kind import check_block
 from ..kinds.flags import flag_label
 from ..kinds.group.kind import MARK_LABEL as GROUP_MARK_LABEL
 from ..kinds.mcp_server.kind import MARK_LABEL as MCP_MARK_LABEL
-from ..model import Desired, Import
 from ..server.lock import LOCK_LABEL
 from ..server.serial import LOCK_KEY
 from .files import Document, Path_, Place, clip

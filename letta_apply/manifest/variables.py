@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.model import Sensitive, SensitiveFloat, SensitiveInt
 from ..errors import Diagnostic, ManifestError
-from ..model import Sensitive, SensitiveFloat, SensitiveInt
 from .files import Document, Path_, clip, load_text, parse_file
 
 ENV_PREFIX = "LETTA_APPLY_VAR_"

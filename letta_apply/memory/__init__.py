@@ -1,4 +1,4 @@
-"""What agents remember, kept safe outside the server: Letta's Agent File (`.af`), read, written,
-and turned into a manifest (convert); backups before every delete (backup.py, save.py), what a
-plan's deletes hold (held.py), and `restore` (restore.py).
+"""What agents remember, kept safe outside the server: Letta's Agent File (`.af`), read and
+written; backups before every delete (backup.py, save.py), what a plan's deletes hold (held.py),
+and `restore` (restore.py).
 """

@@ -19,8 +19,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..core.model import MARK_KEY, SHOWN
 from ..errors import LettaApplyError
-from ..model import MARK_KEY, SHOWN
 from ..server.client import LettaClient
 from .af_format import check_agent_file, parse_agent_file
 

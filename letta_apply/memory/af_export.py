@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.model import stack_tag
 from ..errors import LettaApplyError
 from ..kinds.base import mark_of
-from ..model import stack_tag
 from ..server.client import LettaClient
 from .af_edit import masked as masked_strings
 from .af_format import AgentFile, check_agent_file

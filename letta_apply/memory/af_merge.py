@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+from ..core.model import MARK_KEY, stack_tag
 from ..errors import LettaApplyError
-from ..model import MARK_KEY, stack_tag
 from .af_format import LISTS, AgentFile
 
 PREFIXES = {

@@ -25,12 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..core.changes import DELETE, REPLACE, Change, Plan
+from ..core.model import stack_tag
+from ..core.sensitive import Masker
 from ..errors import ApiError, LettaApplyError
 from ..kinds.archive.passages import list_passages
 from ..kinds.base import Run
-from ..model import stack_tag
-from ..plan.changes import DELETE, REPLACE, Change, Plan
-from ..sensitive import Masker
 from ..server.client import LettaClient, public_url
 from ..version import __version__
 from . import af_edit

@@ -20,14 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from ..core.changes import DELETE, REPLACE, Held, Plan
+from ..core.marks import digest
+from ..core.model import Live
 from ..errors import ApiError
 from ..kinds import flag_of
 from ..kinds.archive.passages import ours
 from ..kinds.base import applied_of
 from ..kinds.block.kind import BlockState, LiveBlock, owned_of
-from ..model import Live
-from ..plan.changes import DELETE, REPLACE, Held, Plan
-from ..plan.marks import digest
 from ..server.client import LettaClient
 
 COUNT_PAGE = 100

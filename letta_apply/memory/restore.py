@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from ..core.model import MARK_KEY, stack_tag
 from ..errors import ApiError, LettaApplyError
 from ..kinds.archive.kind import MARK_LABEL
 from ..kinds.base import Run
 from ..kinds.mark_blocks import intend, read_marks, write_mark
-from ..model import MARK_KEY, stack_tag
 from ..server.client import LettaClient
 from ..server.lock import StackLock
 from . import af_edit

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import MARK_KEY, stack_tag
-from ..sensitive import Masker
+from ..core.model import MARK_KEY, stack_tag
+from ..core.sensitive import Masker
 from ..server.client import LettaClient
 from . import af_edit
 

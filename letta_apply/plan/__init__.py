@@ -1,2 +1,2 @@
-"""Planning: a pure function of the desired and the live state (no I/O), the matching of live
-resources by their marks, fingerprints and saved plans."""
+"""Planning: a pure function of the desired and the live state, the matching of live resources by
+their marks, fingerprints and saved plans."""

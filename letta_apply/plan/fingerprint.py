@@ -7,11 +7,11 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 
+from ..core.changes import Change, Plan, Seal
+from ..core.marks import digest, has_secret
+from ..core.model import Live
+from ..core.sensitive import masked_paths
 from ..kinds import KINDS, kind, kind_of_address
-from ..model import Live
-from ..sensitive import masked_paths
-from .changes import Change, Plan, Seal
-from .marks import digest, has_secret
 
 ABSENT = "absent"  # fingerprint of an address with nothing on the server
 SEAL_COST = 1 << 15

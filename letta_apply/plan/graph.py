@@ -14,10 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from ..kinds import KINDS, kind
-from ..kinds.base import Shape
-from ..model import Desired, kind_of
-from .changes import (
+from ..core.changes import (
     ATTACH,
     CREATE,
     DELETE,
@@ -29,6 +26,9 @@ from .changes import (
     Plan,
     natural_key,
 )
+from ..core.model import Desired, kind_of
+from ..kinds import KINDS, kind
+from ..kinds.base import Shape
 
 KNOWN = frozenset(k.name for k in KINDS)
 INHERITED = (CREATE, REPLACE, IMPORT, DELETE, FORGET)

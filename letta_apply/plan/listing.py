@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.model import Desired, Live
 from ..kinds import KINDS
-from ..model import Desired, Live
 from .match import matched_ids
 
 

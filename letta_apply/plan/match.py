@@ -3,8 +3,8 @@ label), across every kind."""
 
 from __future__ import annotations
 
+from ..core.model import Live
 from ..kinds import KINDS
-from ..model import Live
 
 
 def matched_ids(stack: str, live: Live) -> dict[str, str]:

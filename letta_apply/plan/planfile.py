@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LettaApplyError
-from ..kinds import kind_of_address
-from ..sensitive import MASKED, Masked, masked_paths
-from ..version import __version__
-from .changes import (
+from ..core.changes import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -41,6 +37,10 @@ from .changes import (
     Seal,
     Why,
 )
+from ..core.sensitive import MASKED, Masked, masked_paths
+from ..errors import LettaApplyError
+from ..kinds import kind_of_address
+from ..version import __version__
 
 FORMAT_VERSION = 1
 

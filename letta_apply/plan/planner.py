@@ -18,14 +18,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ..core.changes import CREATE, DELETED, DRIFT, Change, Drift, Plan, Problem, natural_key
+from ..core.model import Desired, Live
+from ..core.record import record_of
 from ..kinds import KINDS, apply_order, kind, kind_of_address
 from ..kinds.base import Context, declared_at
 from ..kinds.flags import plan_flags
-from ..model import Desired, Live
-from .changes import CREATE, DELETED, DRIFT, Change, Drift, Plan, Problem, natural_key
 from .fingerprint import ABSENT, blanks_of, fingerprints, marked_blanks, seal, sealed, watched
 from .match import matched_ids
-from .record import record_of
 
 
 def _forgets(ctx: Context) -> None:

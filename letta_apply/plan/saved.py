@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..core.changes import DELETED, Plan
+from ..core.model import Desired
+from ..core.record import record_of
+from ..core.sensitive import Masker, has_masked, mask_plan, masked_paths
 from ..errors import LettaApplyError, StalePlanError
 from ..kinds import KINDS
-from ..model import Desired
-from ..sensitive import Masker, has_masked, mask_plan, masked_paths
+from ..read.live import read_live, read_saved
 from ..server.client import LettaClient
-from ..server.live import read_live, read_saved
 from . import planfile
-from .changes import DELETED, Plan
 from .planner import make_plan, stale, stale_secrets
-from .record import record_of
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import json
 import re
 from collections.abc import Iterable
 
+from ..core.model import Desired
 from ..errors import LettaApplyError
 from ..kinds import KINDS
 from ..manifest.language import normalize_address
-from ..model import Desired
 
 TARGET_WARNING = (
     "Warning: --target limits this run to part of the manifest; the rest may not match the "

@@ -1,1 +1,1 @@
-"""Talking to the Letta server: the HTTP client, reading a stack's live state, the stack lock."""
+"""Talking to the Letta server: the HTTP client, the stack lock and the stack's serial record."""

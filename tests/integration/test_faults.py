@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from letta_apply import LettaClient
-from letta_apply.model import MARK_KEY
+from letta_apply.core.model import MARK_KEY
 from letta_apply.server.lock import StackLock, lock_tag
 
 from .conftest import ROOT, Run, agent_by_name, stack_resources

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
+from letta_apply.convert.files import check_converted
+from letta_apply.convert.manifest import convert
 from letta_apply.errors import LettaApplyError
 from letta_apply.memory import af_format
 from letta_apply.memory.af_format import check_agent_file
-from letta_apply.memory.convert import convert
-from letta_apply.memory.convert_files import check_converted
 from tests.helpers import Cli
 
 

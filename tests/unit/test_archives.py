@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from letta_apply.apply.runner import apply_plan
+from letta_apply.core.changes import CREATE, DELETE, UPDATE
 from letta_apply.errors import LettaApplyError
 from letta_apply.kinds.archive.kind import MARK_LABEL, DesiredArchive
 from letta_apply.pipeline import load_manifest, plan_for
-from letta_apply.plan.changes import CREATE, DELETE, UPDATE
 from tests.fakeletta import FakeLetta
 from tests.helpers import at, diagnostics, only
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from letta_apply.model import MARK_KEY
+from letta_apply.core.model import MARK_KEY
 from letta_apply.server.serial import (
     LOCK_KEY,
     RECORD_KEY,
@@ -100,9 +100,7 @@ def test_an_agent_deleted_by_hand_is_drift_and_apply_makes_it_again(
     assert "No drift" in r.out
 
 
-def test_a_saved_plan_carries_the_drift_and_records_what_it_made(
-    tmp_path: Path, cli: Cli
-) -> None:
+def test_a_saved_plan_carries_the_drift_and_records_what_it_made(tmp_path: Path, cli: Cli) -> None:
     path = write(tmp_path, SEED)
     apply(cli, path)
     del cli.fake.agents[agent_id(cli.fake, "worker")]
@@ -191,9 +189,7 @@ def test_a_refused_create_is_not_recorded(tmp_path: Path, cli: Cli) -> None:
     assert recorded(cli.fake) == {"block.organization", "agent.supervisor", "agent.worker"}
 
 
-def test_destroy_leaves_no_record_and_a_later_apply_starts_afresh(
-    tmp_path: Path, cli: Cli
-) -> None:
+def test_destroy_leaves_no_record_and_a_later_apply_starts_afresh(tmp_path: Path, cli: Cli) -> None:
     path = write(tmp_path, SEED)
     apply(cli, path)
     before = len(cli.fake.calls)

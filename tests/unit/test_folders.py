@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from letta_apply.apply.runner import apply_plan
+from letta_apply.core.changes import CREATE, DELETE, UPDATE
+from letta_apply.core.model import Desired
 from letta_apply.errors import ApplyError, LettaApplyError, ManifestError
 from letta_apply.kinds import kind
 from letta_apply.kinds.flags import flag_address, flag_label
 from letta_apply.kinds.folder.kind import DesiredFolder
 from letta_apply.manifest.variables import Options
-from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for
-from letta_apply.plan.changes import CREATE, DELETE, UPDATE
 from tests.fakefolders import FAIL_MARKER
 from tests.fakeletta import FakeLetta
 from tests.helpers import Clock, at, diagnostics, only

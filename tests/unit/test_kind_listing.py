@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from letta_apply.apply.runner import apply_plan
+from letta_apply.core.changes import CREATE, DELETE
 from letta_apply.errors import RouteGone
 from letta_apply.kinds import kind
 from letta_apply.kinds.flags import flag_address, flag_label
 from letta_apply.pipeline import load_manifest, plan_for
-from letta_apply.plan.changes import CREATE, DELETE
 from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, Cli, write
 

@@ -9,10 +9,10 @@ from textwrap import dedent
 
 import pytest
 
+from letta_apply.core.model import Desired, Sensitive
 from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.manifest.language import normalize_address
 from letta_apply.manifest.variables import Options
-from letta_apply.model import Desired, Sensitive
 from letta_apply.pipeline import load_manifest
 from tests.helpers import Cli
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from letta_apply.model import stack_tag
-from letta_apply.plan.changes import DELETE
+from letta_apply.core.changes import DELETE
+from letta_apply.core.model import stack_tag
 from letta_apply.server.lock import lock_tag
 from letta_apply.server.serial import serial_tag
 from tests.fakeletta import FakeLetta

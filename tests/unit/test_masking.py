@@ -263,7 +263,7 @@ def test_a_secret_cut_short_in_an_error_is_masked(tmp_path: Path, cli: Cli) -> N
 
 
 def test_the_masker_masks_either_end_of_a_secret_and_leaves_other_text() -> None:
-    from letta_apply.sensitive import Masker
+    from letta_apply.core.sensitive import Masker
 
     m = Masker(["abcdefghijklmnopqrstuvwxyz"])
     assert m.text("x abcdefghijklmnopqrstuvwxy] y") == "x (sensitive)] y"

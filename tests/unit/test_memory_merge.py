@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from letta_apply import StalePlanError
-from letta_apply.model import MARK_KEY
-from letta_apply.plan.marks import digest
+from letta_apply.core.marks import digest
+from letta_apply.core.model import MARK_KEY
 from letta_apply.plan.saved import read_saved_plan, verify_saved_plan
 from tests.helpers import Cli, write
 

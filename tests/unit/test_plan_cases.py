@@ -9,10 +9,7 @@ from typing import Any
 
 import pytest
 
-from letta_apply.cli.render import drift_lines, plan_text
-from letta_apply.kinds import apply_order, flag_of
-from letta_apply.model import MARK_KEY, Live
-from letta_apply.plan.changes import (
+from letta_apply.core.changes import (
     ATTACH,
     CREATE,
     DELETE,
@@ -25,7 +22,10 @@ from letta_apply.plan.changes import (
     Drift,
     Plan,
 )
+from letta_apply.core.model import MARK_KEY, Live
+from letta_apply.kinds import apply_order, flag_of
 from letta_apply.plan.planner import make_plan
+from letta_apply.render.text import drift_lines, plan_text
 from tests.plan_cases import BASE_URL, CASES, load_case, plan_case
 
 STACK = "acme-support"
@@ -546,7 +546,7 @@ def test_drift_diff_headers_name_the_side_each_line_comes_from(case: str) -> Non
 
 
 def test_live_helper_keeps_the_tagged_copy_of_a_block() -> None:
-    # The helper mirrors letta_apply.server.live: a block listed by tag keeps its tags even
+    # The helper mirrors letta_apply.read.live: a block listed by tag keeps its tags even
     # though the agent's view of it has none.
     _, live = load_case("tools")
     assert isinstance(live, Live)

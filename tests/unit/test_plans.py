@@ -16,11 +16,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from letta_apply.cli.diagram import render_graph
-from letta_apply.cli.render import plan_markdown, plan_text
+from letta_apply.core.changes import Plan
 from letta_apply.plan import planfile
-from letta_apply.plan.changes import Plan
 from letta_apply.plan.graph import Graph, stack_graph
+from letta_apply.render.diagram import render_graph
+from letta_apply.render.text import plan_markdown, plan_text
 from tests.plan_cases import BASE_URL, CASES, PLANS, load_case, plan_case
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from letta_apply.model import MARK_KEY, stack_tag
+from letta_apply.core.model import MARK_KEY, stack_tag
 from letta_apply.pipeline import load_manifest
 from tests.helpers import Cli, at, diagnostics
 
@@ -24,7 +24,9 @@ LOOKUP = '''def lookup_ticket(ticket_id: str) -> str:
     """
     return ticket_id
 '''
-EVERYTHING = HEAD + """blocks:
+EVERYTHING = (
+    HEAD
+    + """blocks:
   org: {value: shared, metadata: {team: a}}
   kept: {value: stays managed}
 tools:
@@ -53,6 +55,7 @@ folders:
 archives:
   kb: {embedding: letta/letta-free, passages: {files: [kb.md]}}
 """
+)
 ADDRESSES = [
     "block.org", "tool.lookup", "identity.acme", "mcp_server.search", "agent.support",
     "group.team", "folder.handbook", "archive.kb",
@@ -116,9 +119,9 @@ def test_every_kind_is_let_go_of_and_stays_on_the_server(tmp_path: Path, cli: Cl
     assert counts == (len(fake.agents), len(fake.tools), len(fake.identities), len(fake.groups),
                       len(fake.mcp_servers), len(fake.folders), len(fake.archives))  # fmt: skip
     (agent,) = fake.agents.values()
-    assert not marked(agent) and agent["tags"] == ["team-a"] and agent["metadata"] == {
-        "owner": "ops"
-    }
+    assert (
+        not marked(agent) and agent["tags"] == ["team-a"] and agent["metadata"] == {"owner": "ops"}
+    )
     assert set(agent["block_ids"]) >= {own["persona"], own["org"]}
     persona, org = fake.blocks[own["persona"]], fake.blocks[own["org"]]
     assert not marked(persona) and persona["value"] == "I help"

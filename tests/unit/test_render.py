@@ -7,8 +7,8 @@ import io
 import pytest
 
 from letta_apply.cli.commands import _Out, _parser
-from letta_apply.cli.render import MD_TOTAL_MAX, MD_VALUE_MAX, colorize, plan_markdown, plan_text
-from letta_apply.plan.changes import CREATE, UPDATE, Change, FieldDiff, Plan
+from letta_apply.core.changes import CREATE, UPDATE, Change, FieldDiff, Plan
+from letta_apply.render.text import MD_TOTAL_MAX, MD_VALUE_MAX, colorize, plan_markdown, plan_text
 from tests.helpers import Tty
 
 PLAN = Plan(
@@ -69,3 +69,56 @@ def test_color_only_on_a_terminal_and_never_when_asked_not_to(
     o = _Out(args, out, io.StringIO())
     o.text(plan_text(PLAN, "u"))
     assert ("\x1b[32m" in out.getvalue()) is colored
+
+
+# What agents write and manifests declare reaches the reader's terminal and the pull request:
+# a terminal escape, a carriage return or a bidirectional override in a value must show as an
+# escape, never act.
+HOSTILE = "ok\n\x1b[2J\x1b]0;pwned\x07\rfake line\u202eevil\u200bhidden\ttab"
+
+
+def _hostile_plan() -> Plan:
+    from letta_apply.core.changes import MEMORY, Drift
+
+    return Plan(
+        stack="s",
+        changes=(
+            Change(address="block.a", kind="block", action=CREATE,
+                   diffs=(FieldDiff("value", None, HOSTILE), FieldDiff("tags", None, ["x\x1bq"]))),
+            Change(address="block.b", kind="block", action=UPDATE, remote_id="block-1",
+                   diffs=(FieldDiff("value", "old\nline", HOSTILE),)),
+            Change(address="block.c", kind="block", action=UPDATE, remote_id="block-2",
+                   diffs=(FieldDiff("description", "short", "a\x1b[31mb"),)),
+        ),
+        drift=(Drift("block.d", "value", "declared", HOSTILE, MEMORY, restored=False),),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("render", ["text", "markdown", "drift"])
+def test_control_characters_in_values_are_shown_escaped(render: str) -> None:
+    from letta_apply.render.text import drift_text
+
+    plan = _hostile_plan()
+    out = {
+        "text": lambda: plan_text(plan, "http://127.0.0.1:8283"),
+        "markdown": lambda: plan_markdown(plan, "http://127.0.0.1:8283"),
+        "drift": lambda: drift_text(plan, "http://127.0.0.1:8283"),
+    }[render]()
+    for raw in ("\x1b", "\x07", "\r", "\u202e"):
+        assert raw not in out
+    assert "\\x1b[2J" in out and "\\u202eevil" in out
+    assert "\ttab" in out  # a tab drives nothing: kept
+    # A zero-width space from a value is shown; only the fence breaker is left as it is.
+    assert "\\u200bhidden" in out
+
+
+def test_a_value_cannot_close_the_markdown_fence() -> None:
+    plan = Plan(
+        stack="s",
+        changes=(Change(address="block.a", kind="block", action=CREATE,
+                        diffs=(FieldDiff("value", None, "x\n```\n# Approved\u200b"),)),),
+    )  # fmt: skip
+    out = plan_markdown(plan, "http://127.0.0.1:8283")
+    fences = [line for line in out.splitlines() if line.startswith("```")]
+    assert fences == ["```diff", "```"]
+    assert "\\u200b" in out  # the value's own zero-width space, escaped

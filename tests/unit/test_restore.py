@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from letta_apply.model import MARK_KEY
+from letta_apply.core.model import MARK_KEY
 from tests.helpers import Cli
 
 MANIFEST = """\

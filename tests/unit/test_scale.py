@@ -22,8 +22,8 @@ from letta_apply import LettaClient, apply_plan, plan_for
 from letta_apply.cli.commands import main
 from letta_apply.cli.progress import Progress
 from letta_apply.memory.held import MAX_COUNTED
+from letta_apply.read.export import Selection, export_manifest
 from letta_apply.server.client import PAGE_SIZE, RetryPolicy
-from letta_apply.server.export import Selection, export_manifest
 from tests.fakeletta import FakeLetta
 from tests.helpers import Cli, Clock, Result, Tty, desired
 

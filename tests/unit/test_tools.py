@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from letta_apply.apply.runner import apply_plan
+from letta_apply.core.changes import CREATE, DELETE, IMPORT, UPDATE
+from letta_apply.core.model import Desired
 from letta_apply.errors import ApplyError, Diagnostic, ManifestError
 from letta_apply.kinds.agent.kind import AgentKind
 from letta_apply.kinds.tool.rules import tool_rules_update
 from letta_apply.manifest.variables import Options
-from letta_apply.model import Desired
 from letta_apply.pipeline import load_manifest, plan_for
-from letta_apply.plan.changes import CREATE, DELETE, IMPORT, UPDATE
 from letta_apply.plan.planner import restrict
 from tests.fakeletta import FakeLetta
 from tests.helpers import Cli

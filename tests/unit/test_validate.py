@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from letta_apply.cli.commands import main
+from letta_apply.core.model import Desired
 from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.kinds.agent.kind import DesiredAgent
 from letta_apply.kinds.block.kind import DesiredBlock
 from letta_apply.manifest.files import Parsing, load_file, load_text
 from letta_apply.manifest.validate import schema, validate
-from letta_apply.model import Desired
 from tests.helpers import Cli, at, diagnostics, only, write
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"

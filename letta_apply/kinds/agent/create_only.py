@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...plan.changes import MANIFEST, NEW, FieldDiff
+from ...core.changes import MANIFEST, NEW, FieldDiff
 
 if TYPE_CHECKING:
     from ...errors import Diagnostic

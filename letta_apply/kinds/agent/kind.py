@@ -15,10 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypedDict, cast
 
-from ...errors import ApiError, Diagnostic
-from ...manifest.files import Document
-from ...model import Desired, Import, Live, is_secret
-from ...plan.changes import (
+from ...core.changes import (
     ATTACH,
     CREATE,
     DELETE,
@@ -31,8 +28,11 @@ from ...plan.changes import (
     Plan,
     Why,
 )
-from ...plan.marks import digest, sensitive_fields
-from ...sensitive import Masker
+from ...core.marks import digest, sensitive_fields
+from ...core.model import Desired, Import, Live, is_secret
+from ...core.sensitive import Masker
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
     Context,

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
+from ...core.changes import MANIFEST, NEW, FieldDiff, Problem
 from ...errors import ApiError, Diagnostic, Rejected
 from ...manifest.files import Document
-from ...plan.changes import MANIFEST, NEW, FieldDiff, Problem
 from ..mcp_server.kind import MCP_TOOL, registered
 
 __all__ = ["MCP_TOOL", "check_mcp_tools", "declared_mcp_tools", "expand", "mcp_servers_of"]

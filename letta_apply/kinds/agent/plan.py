@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...plan.changes import (
+from ...core.changes import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -25,7 +25,7 @@ from ...plan.changes import (
     Problem,
     Why,
 )
-from ...plan.marks import (
+from ...core.marks import (
     config_digests,
     digest,
     mark_metadata,

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...model import MARK_KEY, Sensitive
-from ...plan.changes import DRIFT, MANIFEST, FieldDiff, Why
-from ...sensitive import MASKED
+from ...core.changes import DRIFT, MANIFEST, FieldDiff, Why
+from ...core.model import MARK_KEY, Sensitive
+from ...core.sensitive import MASKED
 
 if TYPE_CHECKING:
     from ..base import Context, Update

@@ -20,11 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ...core.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
+from ...core.marks import digest
+from ...core.model import MARK_KEY, Desired, Live
 from ...errors import Diagnostic
 from ...manifest.files import Document
-from ...model import MARK_KEY, Desired, Live
-from ...plan.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
-from ...plan.marks import digest
 from ...server.client import LettaClient
 from ..base import (
     Context,

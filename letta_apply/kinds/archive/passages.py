@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ...core.marks import digest
+from ...core.model import MARK_KEY, stack_tag
 from ...errors import Diagnostic, LettaApplyError
 from ...manifest.files import Document, Path_, clip
-from ...model import MARK_KEY, stack_tag
-from ...plan.marks import digest
 from ...server.client import LettaClient
 from ..folder.files import declared_files, read_folder_files
 

@@ -16,10 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypedDict, cast
 
-from ...errors import ApiError, Diagnostic
-from ...manifest.files import Document, Path_, clip, where
-from ...model import SHOWN, Desired, Import, Live, stack_tag
-from ...plan.changes import (
+from ...core.changes import (
     CREATE,
     DELETE,
     MANIFEST,
@@ -30,7 +27,7 @@ from ...plan.changes import (
     FieldDiff,
     Why,
 )
-from ...plan.marks import (
+from ...core.marks import (
     config_digests,
     digest,
     has_secret,
@@ -39,6 +36,9 @@ from ...plan.marks import (
     sensitive_names,
     user_metadata,
 )
+from ...core.model import SHOWN, Desired, Import, Live, stack_tag
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document, Path_, clip, where
 from ...server.client import LettaClient
 from ...server.lock import is_lock_record, lock_tag
 from ...server.serial import serial_tag

@@ -22,11 +22,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ...core.marks import digest
+from ...core.model import MARK_KEY, Desired, Live
 from ...errors import ApiError, Diagnostic
 from ...manifest.files import Document
-from ...model import MARK_KEY, Desired, Live
-from ...plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
-from ...plan.marks import digest
 from ...server.client import LettaClient
 from ..base import (
     Context,

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...core.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
 from ...errors import ApiError, LettaApplyError
 from ...manifest.files import Unreadable, read_regular
-from ...plan.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
 from .files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
 
 if TYPE_CHECKING:

@@ -41,10 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ...errors import ApiError, Diagnostic
-from ...manifest.files import Document
-from ...model import MARK_KEY, Desired, Import, Live
-from ...plan.changes import (
+from ...core.changes import (
     CREATE,
     DELETE,
     NEW,
@@ -54,7 +51,10 @@ from ...plan.changes import (
     FieldDiff,
     Why,
 )
-from ...plan.marks import digest
+from ...core.marks import digest
+from ...core.model import MARK_KEY, Desired, Import, Live
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
     Context,

@@ -26,10 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypedDict, cast
 
-from ...errors import ApiError, Diagnostic
-from ...manifest.files import Document
-from ...model import MARK_KEY, SHOWN, Desired, Import, Live
-from ...plan.changes import (
+from ...core.changes import (
     CREATE,
     DELETE,
     NEW,
@@ -38,7 +35,10 @@ from ...plan.changes import (
     Problem,
     Why,
 )
-from ...plan.marks import digest, has_secret, sensitive_fields, sensitive_names
+from ...core.marks import digest, has_secret, sensitive_fields, sensitive_names
+from ...core.model import MARK_KEY, SHOWN, Desired, Import, Live
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
     Context,

@@ -42,12 +42,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ...core.marks import digest
+from ...core.model import Desired, Import, Live, Sensitive
+from ...core.sensitive import MASKED, Masker
 from ...errors import ApiError, Diagnostic
 from ...manifest.files import Document
-from ...model import Desired, Import, Live, Sensitive
-from ...plan.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
-from ...plan.marks import digest
-from ...sensitive import MASKED, Masker
 from ...server.client import LettaClient
 from ..base import (
     Context,

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from ...core.marks import digest, sensitive_names
+from ...core.model import MARK_KEY, Desired, Sensitive
 from ...errors import Diagnostic
 from ...manifest.files import Document, clip
-from ...model import MARK_KEY, Desired, Sensitive
-from ...plan.marks import digest, sensitive_names
 from ..base import Context, Users
 from ..mark_blocks import MarkBlock, resolve
 

@@ -18,10 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypedDict, cast
 
-from ...errors import ApiError, Diagnostic
-from ...manifest.files import Document
-from ...model import Desired, Import, Live
-from ...plan.changes import (
+from ...core.changes import (
     CREATE,
     DELETE,
     NEW,
@@ -30,7 +27,10 @@ from ...plan.changes import (
     Problem,
     Why,
 )
-from ...plan.marks import digest, mark_metadata, user_metadata
+from ...core.marks import digest, mark_metadata, user_metadata
+from ...core.model import Desired, Import, Live
+from ...errors import ApiError, Diagnostic
+from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
     Context,

@@ -31,10 +31,9 @@ from ..kinds.tool.kind import is_base_tool_type
 from ..kinds.tool.rules import RULE_FIELDS, rule_by_name, rule_compared
 from ..kinds.tool.source import MAX_TOOL_NAME, function_name
 from ..manifest.published import manifest_schema_id
-from ..server.export import ON_REQUEST, ManifestDumper, manifest_key
-from .af_format import AgentFile
-from .af_messages import initial_messages
-from .convert_fields import (
+from ..memory.af_format import AgentFile
+from ..read.export import ON_REQUEST, ManifestDumper, manifest_key
+from .fields import (
     Ref,
     block_entry,
     literal,
@@ -44,6 +43,7 @@ from .convert_fields import (
     settings_of,
     tags_of,
 )
+from .messages import initial_messages
 
 BASE_TYPES = ("letta_core", "letta_memory_core", "letta_sleeptime_core")
 """Tool types of the base tools Letta adds to an agent unless `include_base_tools: false`."""

@@ -12,9 +12,7 @@ from typing import Any
 from ..apply.report import done_document
 from ..apply.runner import Done
 from ..apply.session import in_plan_order
-from ..errors import Diagnostic
-from ..model import SHOWN
-from ..plan.changes import (
+from ..core.changes import (
     ATTACH,
     CONFIGURATION,
     CREATE,
@@ -33,12 +31,14 @@ from ..plan.changes import (
     FieldDiff,
     Plan,
 )
+from ..core.model import SHOWN
+from ..core.sensitive import Masked
+from ..errors import Diagnostic, escape_controls
 from ..plan.graph import Graph, changed_graph
 from ..plan.listing import Listing
-from ..sensitive import Masked
 from ..version import __version__
 from .diagram import mermaid
-from .render_memory import memory_lines, memory_markdown
+from .memory import memory_lines, memory_markdown
 
 SYMBOL = {
     CREATE: "+", UPDATE: "~", ATTACH: "+", DETACH: "-", DELETE: "-", IMPORT: "=", REPLACE: "-/+",
@@ -61,6 +61,14 @@ WHY_TEXT = {
     "leftover": "marks nothing: left by a run that stopped, or its resource is gone",
     "removed": "removed:",
 }
+
+
+def _shown(lines: Iterable[str], keep: str = "\t") -> str:
+    """Lines joined for a terminal, a log or a file, each with its control and format characters
+    (a terminal escape, a carriage return, a bidirectional override) written as escapes: values
+    come from manifests and from what agents wrote, and must neither drive the reader's terminal
+    nor fake or hide a line of the plan. Tabs (`keep`) drive nothing and stay."""
+    return "\n".join(escape_controls(piece, keep) for line in lines for piece in line.split("\n"))
 
 
 def _value(v: Any) -> str:
@@ -276,7 +284,7 @@ def plan_text(plan: Plan, base_url: str, *, destroy: bool = False, backups: str 
         lines.extend(f"  - {n}" for n in plan.notes)
         lines.append("")
     lines.append(summary(plan, destroy=destroy))
-    return "\n".join(lines)
+    return _shown(lines)
 
 
 LONG_PLAN = 50
@@ -343,7 +351,7 @@ def drift_text(plan: Plan, base_url: str) -> str:
             f"{len(memory)} agent-written value{'s' if len(memory) != 1 else ''}, "
             f"{len(config)} configuration change{'s' if len(config) != 1 else ''}."
         )
-    return "\n".join(lines)
+    return _shown(lines)
 
 
 # -- color ------------------------------------------------------------------------------------
@@ -390,8 +398,13 @@ def _truncate(text: str) -> str:
     return text[:MD_VALUE_MAX] + f"\n… ({len(text) - MD_VALUE_MAX} more characters not shown)"
 
 
+_FENCE_BREAK = "\u200b"
+
+
 def _fence(lines: Sequence[str], lang: str = "diff") -> list[str]:
-    body = "\n".join(lines).replace("```", "`\u200b``")
+    # A zero-width space keeps a value's ``` from closing the fence; the value's own format
+    # characters are escaped first, so that this one is the only one left (plan_markdown).
+    body = _shown(lines).replace("```", f"`{_FENCE_BREAK}``")
     return [f"```{lang}", body, "```"]
 
 
@@ -507,7 +520,8 @@ def plan_markdown(
         out += [f"- {n}" for n in plan.notes]
         out += ["", "</details>", ""]
     out.append(f"<sub>letta-apply {__version__} · {base_url}</sub>")
-    text = "\n".join(out) + "\n"
+    # The zero-width spaces left are those _fence put there itself.
+    text = _shown(out, keep=f"\t{_FENCE_BREAK}") + "\n"
     if len(text) > MD_TOTAL_MAX:
         cut = text[:MD_TOTAL_MAX].rsplit("\n", 1)[0]
         text = (
@@ -553,7 +567,7 @@ def ordered(done: Iterable[Done]) -> list[Done]:
 
 def done_text(done: Iterable[Done]) -> str:
     """One line per completed change, in a stable order."""
-    return "\n".join(done_line(d) for d in ordered(done))
+    return _shown(done_line(d) for d in ordered(done))
 
 
 def done_json(done: Iterable[Done]) -> list[dict[str, Any]]:
@@ -566,7 +580,7 @@ def show_text(listing: Listing, base_url: str) -> str:
     lines = [f'stack "{listing.stack}" on {base_url}']
     lines += [f"{r.address}  {r.id}  {r.description}" for r in listing.found]
     lines += [f"{a}  (not on the server)" for a in listing.missing]
-    return "\n".join(lines)
+    return _shown(lines)
 
 
 def diagnostics_json(diagnostics: Sequence[Diagnostic], unknown: Sequence[str] = ()) -> str:

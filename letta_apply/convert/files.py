@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import LettaApplyError, ManifestError, escape_controls
 from ..manifest.variables import Options
 from ..pipeline import load_manifest_data
-from .convert import Converted
+from .manifest import Converted
 
 PLACEHOLDER = "given-at-apply"
 """What the sensitive variables made for agent secrets hold while the manifest is checked."""

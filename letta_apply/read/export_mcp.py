@@ -11,7 +11,7 @@ from typing import Any
 from ..kinds.agent.kind import LiveAgent
 from ..kinds.base import mark_of
 from ..kinds.mcp_server.kind import MARK_LABEL, MCP_TOOL, LiveMcpServer, McpServerKind
-from .client import LettaClient
+from ..server.client import LettaClient
 
 Key = Callable[[str, set[str]], str]
 

@@ -22,14 +22,14 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
+from ..core.changes import CREATE, IMPORT, Plan
+from ..core.model import Desired, Import, Live, kind_of
 from ..errors import ApiError, RouteGone, route_gone
 from ..kinds import KINDS, Kind, kind, kind_of_address
 from ..kinds.flags import stack_flags
-from ..model import Desired, Import, Live, kind_of
-from ..plan.changes import CREATE, IMPORT, Plan
-from .client import LettaClient
-from .lock import LOCK_LABEL
-from .serial import stack_record, stack_serial
+from ..server.client import LettaClient
+from ..server.lock import LOCK_LABEL
+from ..server.serial import stack_record, stack_serial
 
 T = TypeVar("T")
 
@@ -109,7 +109,12 @@ def read_stack(
     serial = stack_serial(blocks, stack)
     locks = tuple(b for b in blocks if b.get("label") == LOCK_LABEL)
     return Live(
-        states, imported, project=client.project_id, serial=serial, locks=locks, flags=flags,
+        states,
+        imported,
+        project=client.project_id,
+        serial=serial,
+        locks=locks,
+        flags=flags,
         recorded=stack_record(blocks, stack),
     )
 

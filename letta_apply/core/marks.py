@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import MARK_KEY, is_secret
+from .model import MARK_KEY, is_secret
 
 SENSITIVE_FIELDS_KEY = "sensitive"
 """Key in a mark's `applied` listing the fields that hold sensitive values (names, not values)."""

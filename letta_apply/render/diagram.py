@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterator
 from typing import Literal
 
+from ..core.changes import ATTACH, CREATE, DELETE, DETACH, FORGET, IMPORT, REPLACE, UPDATE
 from ..kinds.base import Shape
-from ..plan.changes import ATTACH, CREATE, DELETE, DETACH, FORGET, IMPORT, REPLACE, UPDATE
 from ..plan.graph import Edge, Graph, Node
 
 GraphFormat = Literal["mermaid", "dot"]

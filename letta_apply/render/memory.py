@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..plan.changes import Held, Plan
+from ..core.changes import Held, Plan
 
 MAX_SHOWN = 50
 """Resources listed one by one; the rest are counted in one line (a fleet's destroy)."""

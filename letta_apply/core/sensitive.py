@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TextIO
 
+from .changes import Change, Drift, FieldDiff, Plan
 from .model import SHOWN, Sensitive, is_secret
-from .plan.changes import Change, Drift, FieldDiff, Plan
 
 __all__ = ["MASKED", "SHOWN", "Masked", "Masker", "Sensitive", "is_sensitive", "mask_plan"]
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 
-from ..model import kind_of
 from .changes import CREATE, DELETE, FORGET, IMPORT, REPLACED, Change
+from .model import kind_of
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ..core.marks import user_metadata
 from ..errors import ApiError, route_gone
 from ..kinds.agent.create_only import DEFAULT_AGENT_TYPE
 from ..kinds.agent.kind import AGENT_INCLUDE, LiveAgent
@@ -19,8 +20,7 @@ from ..kinds.block.kind import LiveBlock, export_block
 from ..kinds.group.kind import GroupKind, LiveGroup
 from ..kinds.identity.kind import IdentityKind, LiveIdentity
 from ..manifest.published import manifest_schema_id
-from ..plan.marks import user_metadata
-from .client import LettaClient
+from ..server.client import LettaClient
 from .export_mcp import export_mcp
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from ..core.model import stack_tag
 from ..errors import LettaApplyError
 from ..kinds.base import mark_of
+from ..kinds.holds_memory import masked as masked_strings
 from ..server.client import LettaClient
-from .af_edit import masked as masked_strings
 from .af_format import AgentFile, check_agent_file
 from .af_merge import merge_exports
 

@@ -11,6 +11,9 @@ registry which kinds have it and names none of them: it owns the backup folder, 
 their crash-safe writing, the order of saves and deletes, Letta's Agent File
 (memory.af_format, handed to kinds as `AgentFiles`) and the stack's lock during a restore.
 
+ExportsAgentFiles is the capability of a kind whose resources Letta exports as Agent Files
+(agents): `export --format af` (memory.af_export) writes a stack's as one file through it.
+
 This module also holds what the kinds' implementations share: masking, re-marking, attaching.
 """
 
@@ -202,6 +205,32 @@ class HoldsMemory(Protocol):
         """Bring back what `record` saved, marked as `record.stack`'s at `record.address`;
         `existing`: the id of what an earlier restore of this backup made there, to finish.
         Returns the id of the resource and notes for the terminal."""
+        ...
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One of a stack's resources Letta exports as an Agent File, as its kind lists it: its
+    id, name and mark, and its blocks' ids by label (how its export's blocks are known)."""
+
+    id: str
+    name: str | None
+    mark: Mapping[str, Any]
+    blocks: Mapping[str, str]
+
+
+@runtime_checkable
+class ExportsAgentFiles(Protocol):
+    """The capability (see the module's docstring). `name` is the kind's."""
+
+    name: ClassVar[str]
+
+    def agent_file_sources(self, client: LettaClient, stack: str) -> list[Exported]:
+        """The stack's resources of the kind, found by their marks (one listing)."""
+        ...
+
+    def agent_file_export(self, client: LettaClient, rid: str) -> Any:
+        """Letta's answer to the export of resource `rid` (an Agent File, unchecked)."""
         ...
 
 

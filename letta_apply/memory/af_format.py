@@ -34,8 +34,15 @@ MAX_DEPTH = 64
 """Nesting deeper than this is refused: Letta's own files nest about a dozen levels."""
 
 SUFFIX = ".af"
-LISTS = ("agents", "groups", "blocks", "files", "sources", "tools", "mcp_servers")
+AGENTS, GROUPS, BLOCKS, FILES = "agents", "groups", "blocks", "files"
+SOURCES, TOOLS, MCP_SERVERS = "sources", "tools", "mcp_servers"
+LISTS = (AGENTS, GROUPS, BLOCKS, FILES, SOURCES, TOOLS, MCP_SERVERS)
 """The entity lists of an Agent File, each entity with an `id` of the file's own."""
+PREFIXES = {
+    AGENTS: "agent", GROUPS: "group", BLOCKS: "block", FILES: "file", SOURCES: "source",
+    TOOLS: "tool", MCP_SERVERS: "mcp_server",
+}  # fmt: skip
+"""The id prefix of each list's entities (Letta's PrimitiveType), as Letta's import checks."""
 
 SECRETS = ("secrets", "tool_exec_environment_variables")
 """Where an agent keeps the values its tools run with (two names for one thing)."""

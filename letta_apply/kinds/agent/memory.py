@@ -44,6 +44,7 @@ from ..block.memory import value_base, written
 from ..holds_memory import (
     AGENT_FILE,
     AgentFiles,
+    Exported,
     Holder,
     Record,
     Restoring,
@@ -95,10 +96,14 @@ def _passage_pages(client: LettaClient, agent_id: str, limit: int, cap: int | No
     return out
 
 
+def _export(client: LettaClient, agent_id: str) -> Any:
+    return client.request("GET", f"/v1/agents/{agent_id}/export")
+
+
 def export_agent(client: LettaClient, files: AgentFiles, agent_id: str) -> dict[str, Any]:
     """The agent as Letta exports it, checked (a group's manager brings its members)."""
     try:
-        found = client.request("GET", f"/v1/agents/{agent_id}/export")
+        found = _export(client, agent_id)
     except ApiError as e:
         if (e.status or 0) < 500:
             raise
@@ -128,7 +133,7 @@ def import_agent_file(client: LettaClient, doc: Mapping[str, Any], *, name: str 
 
 
 class AgentMemory:
-    """The agent kind's HoldsMemory (kinds.holds_memory)."""
+    """The agent kind's HoldsMemory and ExportsAgentFiles (kinds.holds_memory)."""
 
     counts_memory: ClassVar[bool] = True
     memory_readme: ClassVar[str] = (
@@ -139,6 +144,24 @@ class AgentMemory:
         "    (`secrets`, `tool_exec_environment_variables`). Letta imports it as it is\n"
         "    (`POST /v1/agents/import`), but without letta-apply's extra steps.\n"
     )
+
+    # -- export --format af -------------------------------------------------------------------
+
+    def agent_file_sources(self, client: LettaClient, stack: str) -> list[Exported]:
+        listed = client.list_agents(tag=stack_tag(stack), include=("agent.blocks",))
+        return [
+            Exported(
+                str(a["id"]),
+                a.get("name"),
+                mark_of(a.get("metadata")),
+                {str(b.get("label")): str(b["id"]) for b in a.get("blocks") or ()},
+            )
+            for a in listed
+            if mark_of(a.get("metadata")).get("stack") == stack
+        ]
+
+    def agent_file_export(self, client: LettaClient, rid: str) -> Any:
+        return _export(client, rid)
 
     # -- what a delete holds -----------------------------------------------------------------
 

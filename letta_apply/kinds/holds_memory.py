@@ -90,7 +90,7 @@ class AgentFiles(Protocol):
     keys stay there, and a kind whose resources Letta exports as one goes through this. A file
     is its JSON (`doc`); its entities are the dicts in it, edited in place."""
 
-    def checked(self, answer: Any, name: str) -> dict[str, Any]:
+    def checked(self, answer: object, name: str) -> dict[str, Any]:
         """An export's answer (the file, or the file as a JSON string), checked."""
         ...
 
@@ -203,7 +203,8 @@ class HoldsMemory(Protocol):
         self, restoring: Restoring, record: Record, existing: str | None
     ) -> tuple[str, list[str]]:
         """Bring back what `record` saved, marked as `record.stack`'s at `record.address`;
-        `existing`: the id of what an earlier restore of this backup made there, to finish.
+        `existing`: the id of what an earlier restore of this backup made there, to finish
+        ("": it stopped after writing the resource's intent, kinds.mark_blocks).
         Returns the id of the resource and notes for the terminal."""
         ...
 
@@ -229,7 +230,7 @@ class ExportsAgentFiles(Protocol):
         """The stack's resources of the kind, found by their marks (one listing)."""
         ...
 
-    def agent_file_export(self, client: LettaClient, rid: str) -> Any:
+    def agent_file_export(self, client: LettaClient, rid: str) -> object:
         """Letta's answer to the export of resource `rid` (an Agent File, unchecked)."""
         ...
 
@@ -272,15 +273,15 @@ def masked(value: T, mask: Callable[[str], str]) -> tuple[T, int]:
     marks are left as they are: they never hold a secret, and their digests must survive a
     restore. (The data's nesting is bounded: Agent Files are checked, records are ours.)"""
     out, n = _masked(value, mask)
-    return out, n
+    return out, n  # type: ignore[return-value]  # the same shape, strings masked
 
 
-def _masked(value: Any, mask: Callable[[str], str]) -> tuple[Any, int]:
+def _masked(value: object, mask: Callable[[str], str]) -> tuple[object, int]:
     if isinstance(value, str):
         shown = mask(value)
         return shown, int(shown != value)
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}
         n = 0
         for k, v in value.items():
             out[k], changed = (v, 0) if k == MARK_KEY else _masked(v, mask)
@@ -297,7 +298,7 @@ def masked_text(count: int) -> list[str]:
     return [f"{count} text(s) holding a sensitive value"] if count else []
 
 
-def remarked(metadata: Any, r: Record, address: str | None = None) -> dict[str, Any]:
+def remarked(metadata: object, r: Record, address: str | None = None) -> dict[str, Any]:
     """Metadata with the mark naming `r`'s stack and `address` (default: the record's), and
     recording the backup it was restored from."""
     out = dict(metadata) if isinstance(metadata, Mapping) else {}
@@ -307,7 +308,7 @@ def remarked(metadata: Any, r: Record, address: str | None = None) -> dict[str, 
     return out
 
 
-def retagged(tags: Any, r: Record, *, always: bool = False) -> list[str]:
+def retagged(tags: Iterable[str] | None, r: Record, *, always: bool = False) -> list[str]:
     """Tags with the old stack's tag replaced by the target stack's (added when `always`)."""
     have = set(tags or ())
     old = stack_tag(str(r.data["stack"]))

@@ -303,7 +303,7 @@ def _known(af: AgentFile, ids: set[str], ref: str, where: str, kind: str) -> Non
 # -- what backups and restore do to a file (kinds.holds_memory.AgentFiles) -------------------
 
 
-def checked(answer: Any, name: str) -> dict[str, Any]:
+def checked(answer: object, name: str) -> dict[str, Any]:
     """Letta's export answer checked as an Agent File (the file, or the file as a JSON
     string); `name` says where it came from."""
     if isinstance(answer, str):

@@ -1,9 +1,9 @@
 """Backups before deletes: before apply or destroy deletes or replaces a resource whose kind holds
-agents' memory (kinds.holds_memory: agents, shared and own blocks, archives), its kind reads what
-it holds and it is written to the run's backup folder; only then is the delete sent. A resource
-nested in one the run deletes too (an agent's own block) is saved with it, once. A backup that
-fails stops that delete: the change fails (BackupFailed), the resource is kept, and the run
-reports it and exits 1.
+agents' memory (kinds.holds_memory: an agent, a shared or own block, an archive...), its kind
+reads what it holds and it is written to the run's backup folder; only then is the delete sent.
+A resource nested in one the run deletes too (an agent's own block) is saved with it, once. A
+backup that fails stops that delete: the change fails (BackupFailed), the resource is kept, and
+the run reports it and exits 1.
 
 Crash safety: each file is written to a temporary name, flushed to disk (fsync) and renamed into
 place, and the folder is synced, before the delete request leaves; a run killed between the

@@ -78,11 +78,13 @@ def _own_sensitive(agent_mark: Mapping[str, Any], label: str) -> list[str]:
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def _passage_pages(client: LettaClient, agent_id: str, limit: int, cap: int | None) -> list[Any]:
+def _passage_pages(
+    client: LettaClient, agent_id: str, limit: int, cap: int | None
+) -> list[dict[str, Any]]:
     """An agent's archival passages, oldest first, in pages of `limit` until an empty page (a
     server may cap its pages below what was asked, as Letta Cloud does: a short page is no
     end), or until `cap` are seen."""
-    out: list[Any] = []
+    out: list[dict[str, Any]] = []
     seen: set[str] = set()
     params: dict[str, Any] = {"limit": limit, "ascending": True}
     while cap is None or len(seen) < cap:
@@ -96,7 +98,7 @@ def _passage_pages(client: LettaClient, agent_id: str, limit: int, cap: int | No
     return out
 
 
-def _export(client: LettaClient, agent_id: str) -> Any:
+def _export(client: LettaClient, agent_id: str) -> object:
     return client.request("GET", f"/v1/agents/{agent_id}/export")
 
 
@@ -160,7 +162,7 @@ class AgentMemory:
             if mark_of(a.get("metadata")).get("stack") == stack
         ]
 
-    def agent_file_export(self, client: LettaClient, rid: str) -> Any:
+    def agent_file_export(self, client: LettaClient, rid: str) -> object:
         return _export(client, rid)
 
     # -- what a delete holds -----------------------------------------------------------------
@@ -324,7 +326,9 @@ def _existing_blocks(restoring: Restoring, r: Record) -> dict[str, tuple[str, st
     return out
 
 
-def _copied_shared(restoring: Restoring, r: Record, rid: str, attached: Mapping[str, Any]) -> None:
+def _copied_shared(
+    restoring: Restoring, r: Record, rid: str, attached: Mapping[str, object]
+) -> None:
     """A shared block gone from the server came back with the agent, as a copy carrying its
     marks: the agents restored after it attach that copy, not one each (one read)."""
     gone = {str(b["label"]): b for b in r.data.get("blocks") or ()

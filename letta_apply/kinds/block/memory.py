@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ...core.changes import Change, Held
 from ...core.marks import digest
@@ -42,7 +42,7 @@ FIELDS = ("label", "value", "description", "limit", "read_only", "metadata", "ta
 _CREATED = ("label", "value", "description", "limit", "read_only")
 
 
-def written(b: LiveBlock, base: Any) -> str:
+def written(b: LiveBlock, base: object) -> str:
     """Whether agents wrote a block: "written", "same" or "unknown" (no base recorded: a
     sensitive value, or marks older than the base)."""
     if not isinstance(base, str):
@@ -50,7 +50,7 @@ def written(b: LiveBlock, base: Any) -> str:
     return "same" if digest(b.value) == base else "written"
 
 
-def value_base(resource: Resource) -> Any:
+def value_base(resource: Resource) -> object:
     """The digest of the value letta-apply last wrote, from a resource's mark."""
     return (applied_of(resource) or {}).get("value")
 

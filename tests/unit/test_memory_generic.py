@@ -15,6 +15,7 @@ import pytest
 from letta_apply.kinds import KINDS
 from letta_apply.kinds.holds_memory import HoldsMemory
 from letta_apply.memory.holders import holders, kind_at, owner_of
+from tests.helpers import Cli
 
 MEMORY = Path(__file__).parents[2] / "letta_apply" / "memory"
 FORMAT = "af_format.py"  # the Agent File format's keys live here, and only here
@@ -96,3 +97,18 @@ def test_an_address_says_its_kind_and_owner(
     address: str, kind: str | None, owner: str | None
 ) -> None:
     assert (kind_at(address), owner_of(address)) == (kind, owner)
+
+
+def test_a_backup_folders_readme_says_what_each_kinds_records_hold(
+    cli: Cli, tmp_path: Path, backups_apart: Path
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\nstack: s\nblocks:\n  org: {value: v}\nagents:\n"
+        "  a: {model: letta/letta-free, embedding: letta/letta-free, blocks: [org]}\n"
+    )
+    assert cli("apply", "-f", str(manifest), "--auto-approve").code == 0
+    assert cli("destroy", "-f", str(manifest), "--auto-approve").code == 0
+    readme = next(backups_apart.rglob("README.md")).read_text()
+    for k in holders():
+        assert k.memory_readme in readme, k.name

@@ -10,10 +10,11 @@ anything reads it: its size, that it is JSON, its nesting, the type of every fie
 that every id it names is one of its own. The first problem found is an AgentFileError naming
 the file and where in it (`agents[0].block_ids[1]`, or line:col for bad JSON).
 
-The format's keys (`agents`, `blocks`, `block_ids`, `messages`...) are data of that format, not
-letta-apply's kinds, and this module is the one place in memory/ that names them: backups and
-restore edit a file through the functions below (`checked` ... `without_blocks`, handed to the
-kinds as kinds.holds_memory.AgentFiles)."""
+The format's keys are data of that format, not letta-apply's kinds, though its lists share
+names with kinds' sections (`agents`, `blocks`, `tools`...): those names, and its ids' prefixes,
+are named here alone (memory.af_merge takes them from here), and backups and restore read and
+edit a file only through the functions at the end of this module (`checked` ...
+`blank_secrets`, handed to the kinds as kinds.holds_memory.AgentFiles)."""
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def restore_backup(
         taken = [
             f"{r.address} is held by {found.id or 'a mark being made'}"
             for r in records
-            if (found := restoring.holder_of(r)) is not None
+            if (found := restoring.holder(r.address)) is not None
             and found.mark.get("restored") != r.token
         ]
         if taken:
@@ -158,31 +158,28 @@ class _Restoring:
 
     client: LettaClient
     stack: str
-    restored: frozenset[str]  # the ids of every record of this restore
+    record_ids: frozenset[str]  # of every record of this restore
     agent_files: AgentFiles = af_format
     once: Once = field(default_factory=Once)
     ids: dict[str, str] = field(default_factory=dict)
     # The addresses restored (shared blocks that came back with an agent too).
     made: set[str] = field(default_factory=set)
-    holders: dict[str, Mapping[str, Holder]] = field(default_factory=dict)  # kind -> address ->
+    held: dict[str, Mapping[str, Holder]] = field(default_factory=dict)  # kind -> address ->
 
     def read_holders(self) -> None:
         for k in holders():
-            self.holders[k.name] = k.memory_holders(self)
+            self.held[k.name] = k.memory_holders(self)
 
     def in_backup(self, rid: str) -> bool:
-        return rid in self.restored
+        return rid in self.record_ids
 
     def holder(self, address: str) -> Holder | None:
-        return self.holders.get(kind_at(address) or "", {}).get(address)
-
-    def holder_of(self, r: Record) -> Holder | None:
-        return self.holders.get(r.kind, {}).get(r.address)
+        return self.held.get(kind_at(address) or "", {}).get(address)
 
     def restore(self, r: Record) -> Restored:
         kind = holder(r.kind)
         assert kind is not None  # load_records took only records of such kinds
-        found = self.holder_of(r)
+        found = self.holder(r.address)
         rid, notes = kind.restore_memory(self, r, found.id if found is not None else None)
         self.ids[str(r.data["id"])] = rid
         self.made.add(r.address)

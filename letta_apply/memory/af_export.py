@@ -3,23 +3,24 @@ Letta exports them (their blocks, tools, groups, folders and messages), for Lett
 for `convert` to make a manifest of again.
 
 Which agents: those carrying the stack's mark (its tag, and the stack in their metadata), found
-with one tag-filtered listing; never by name. Each is exported by Letta itself, a few side by
-side, and the exports merged (memory.af_merge). Nothing is written to the server."""
+by their kind with one tag-filtered listing (kinds.holds_memory.ExportsAgentFiles); never by
+name. Each is exported by Letta itself, a few side by side, and the exports merged
+(memory.af_merge). Nothing is written to the server."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.model import stack_tag
 from ..errors import LettaApplyError
-from ..kinds.base import mark_of
+from ..kinds import KINDS
+from ..kinds.holds_memory import Exported, ExportsAgentFiles
+from ..kinds.holds_memory import masked as masked_strings
 from ..server.client import LettaClient
-from .af_edit import masked as masked_strings
-from .af_format import AgentFile, check_agent_file
+from .af_format import AgentFile, agents, blocks, check_agent_file
 from .af_merge import merge_exports
 
 PARALLEL_EXPORTS = 4
@@ -45,23 +46,23 @@ def export_agent_file(
 ) -> AgentFileExport:
     """The agents stack `stack` owns, exported by Letta and merged into one Agent File. `mask`
     rewrites each string of it (the CLI masks the manifest's sensitive values)."""
-    listed = client.list_agents(tag=stack_tag(stack), include=("agent.blocks",))
-    owned = [a for a in listed if mark_of(a.get("metadata")).get("stack") == stack]
+    kinds = [k for k in KINDS if isinstance(k, ExportsAgentFiles)]
+    owned = [(k, e) for k in kinds for e in k.agent_file_sources(client, stack)]
     if not owned:
         raise LettaApplyError(
             f"stack {stack!r} owns no agent on {client.base_url}; nothing was written"
         )
-    owned.sort(key=lambda a: (str(mark_of(a.get("metadata")).get("address")), a["id"]))
+    owned.sort(key=lambda ke: (str(ke[1].mark.get("address")), ke[1].id))
 
-    def export(agent: Mapping[str, Any]) -> AgentFile:
-        raw = client.request("GET", f"/v1/agents/{agent['id']}/export")
-        address = mark_of(agent.get("metadata")).get("address")
-        return check_agent_file(raw, f"Letta's export of {address} ({agent['id']})")
+    def export(ke: tuple[ExportsAgentFiles, Exported]) -> AgentFile:
+        kind, e = ke
+        raw = kind.agent_file_export(client, e.id)
+        return check_agent_file(raw, f"Letta's export of {e.mark.get('address')} ({e.id})")
 
     with ThreadPoolExecutor(max_workers=min(PARALLEL_EXPORTS, len(owned))) as pool:
         files = list(pool.map(export, owned))
-    doc = merge_exports(stack, list(zip(owned, files, strict=True)))
+    doc = merge_exports(stack, [(e, af) for (_, e), af in zip(owned, files, strict=True)])
     masked = 0
     if mask is not None:
         doc, masked = masked_strings(doc, mask)
-    return AgentFileExport(doc, len(doc["agents"]), len(doc["blocks"]), masked)
+    return AgentFileExport(doc, len(agents(doc)), len(blocks(doc)), masked)

@@ -8,13 +8,20 @@ agent's `block_ids`, `tool_ids` and `source_ids`, a group's `agent_ids`. Agents 
 messages. An Agent File comes from anywhere (a download, a colleague), so it is checked before
 anything reads it: its size, that it is JSON, its nesting, the type of every field read, and
 that every id it names is one of its own. The first problem found is an AgentFileError naming
-the file and where in it (`agents[0].block_ids[1]`, or line:col for bad JSON)."""
+the file and where in it (`agents[0].block_ids[1]`, or line:col for bad JSON).
+
+The format's keys are data of that format, not letta-apply's kinds, though its lists share
+names with kinds' sections (`agents`, `blocks`, `tools`...): those names, and its ids' prefixes,
+are named here alone (memory.af_merge takes them from here), and backups and restore read and
+edit a file only through the functions at the end of this module (`checked` ...
+`blank_secrets`, handed to the kinds as kinds.holds_memory.AgentFiles)."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +34,19 @@ MAX_BYTES = 100 * 1024 * 1024
 MAX_DEPTH = 64
 """Nesting deeper than this is refused: Letta's own files nest about a dozen levels."""
 
-LISTS = ("agents", "groups", "blocks", "files", "sources", "tools", "mcp_servers")
+SUFFIX = ".af"
+AGENTS, GROUPS, BLOCKS, FILES = "agents", "groups", "blocks", "files"
+SOURCES, TOOLS, MCP_SERVERS = "sources", "tools", "mcp_servers"
+LISTS = (AGENTS, GROUPS, BLOCKS, FILES, SOURCES, TOOLS, MCP_SERVERS)
 """The entity lists of an Agent File, each entity with an `id` of the file's own."""
+PREFIXES = {
+    AGENTS: "agent", GROUPS: "group", BLOCKS: "block", FILES: "file", SOURCES: "source",
+    TOOLS: "tool", MCP_SERVERS: "mcp_server",
+}  # fmt: skip
+"""The id prefix of each list's entities (Letta's PrimitiveType), as Letta's import checks."""
+
+SECRETS = ("secrets", "tool_exec_environment_variables")
+"""Where an agent keeps the values its tools run with (two names for one thing)."""
 
 # The fields letta-apply reads, by list, and their JSON types ("?": null allowed). Fields not
 # listed are carried as they are and never read.
@@ -281,3 +299,85 @@ def _check_references(af: AgentFile) -> None:
 def _known(af: AgentFile, ids: set[str], ref: str, where: str, kind: str) -> None:
     if ref not in ids:
         raise AgentFileError(af.name, where, f"{clip(ref)} is not the id of any of {kind}")
+
+
+# -- what backups and restore do to a file (kinds.holds_memory.AgentFiles) -------------------
+
+
+def checked(answer: object, name: str) -> dict[str, Any]:
+    """Letta's export answer checked as an Agent File (the file, or the file as a JSON
+    string); `name` says where it came from."""
+    if isinstance(answer, str):
+        return dict(parse_agent_file(answer, name).data)
+    return dict(check_agent_file(answer, name).data)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The Agent File at `path`, checked."""
+    return dict(read_agent_file(path).data)
+
+
+def dumps(doc: Mapping[str, Any]) -> bytes:
+    """The file's bytes, as Letta writes them (indented JSON)."""
+    return json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def agents(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(doc.get("agents") or ())
+
+
+def blocks(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(doc.get("blocks") or ())
+
+
+def blocks_of(doc: Mapping[str, Any], agent: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The file's blocks an agent names, in its order."""
+    by_id = {b.get("id"): b for b in doc.get("blocks") or ()}
+    return [by_id[i] for i in agent.get("block_ids") or () if i in by_id]
+
+
+def message_counts(agent: Mapping[str, Any]) -> tuple[int, int]:
+    """An agent's messages in the file, and how many of them are in its context."""
+    return len(agent.get("messages") or ()), len(agent.get("in_context_message_ids") or ())
+
+
+def only(doc: Mapping[str, Any], agent_id: str) -> dict[str, Any]:
+    """The file with one of its agents alone (a group's export holds the others too): the
+    blocks, tools, sources and files it names, no group."""
+    out = copy.deepcopy(dict(doc))
+    (agent,) = [a for a in out["agents"] if a.get("id") == agent_id]
+    agent["group_ids"] = []
+    out["agents"], out["groups"] = [agent], []
+    keep = {
+        "blocks": set(agent.get("block_ids") or ()),
+        "tools": set(agent.get("tool_ids") or ()),
+        "sources": set(agent.get("source_ids") or ()),
+        "files": {f.get("file_id") for f in agent.get("files_agents") or ()},
+    }
+    for key, ids in keep.items():
+        out[key] = [x for x in out.get(key) or () if x.get("id") in ids]
+    return out
+
+
+def without_blocks(doc: Mapping[str, Any], file_ids: Iterable[str]) -> dict[str, Any]:
+    """The file without these blocks (the agents' `block_ids` too): blocks that already exist,
+    attached after the import instead of copied by it."""
+    gone = set(file_ids)
+    out = copy.deepcopy(dict(doc))
+    out["blocks"] = [b for b in out.get("blocks") or () if b.get("id") not in gone]
+    for a in out["agents"]:
+        a["block_ids"] = [i for i in a.get("block_ids") or () if i not in gone]
+    return out
+
+
+def blank_secrets(doc: dict[str, Any]) -> list[str]:
+    """Empty every agent's secret values in place (Letta's export does too; never trusted
+    to); returns their names."""
+    names: set[str] = set()
+    for a in doc.get("agents") or ():
+        for key in SECRETS:
+            given = a.get(key)
+            if isinstance(given, dict):
+                names.update(map(str, given))
+                a[key] = dict.fromkeys(given, "")
+    return sorted(names)

@@ -24,20 +24,27 @@ from typing import Any
 
 from ..core.model import MARK_KEY, stack_tag
 from ..errors import LettaApplyError
-from .af_format import LISTS, AgentFile
+from ..kinds.holds_memory import Exported
+from .af_format import (
+    AGENTS,
+    BLOCKS,
+    FILES,
+    GROUPS,
+    LISTS,
+    MCP_SERVERS,
+    PREFIXES,
+    SOURCES,
+    TOOLS,
+    AgentFile,
+)
 
-PREFIXES = {
-    "agents": "agent", "groups": "group", "blocks": "block", "files": "file",
-    "sources": "source", "tools": "tool", "mcp_servers": "mcp_server",
-}  # fmt: skip
-"""The id prefix of each list's entities (Letta's PrimitiveType), as Letta's import checks."""
+__all__ = ["PREFIXES", "merge_exports"]
+
 # Order in which one export's entities are taken: what is named before what names it.
-_ORDER = ("mcp_servers", "tools", "sources", "files", "blocks", "agents", "groups")
+_ORDER = (MCP_SERVERS, TOOLS, SOURCES, FILES, BLOCKS, AGENTS, GROUPS)
 
 
-def merge_exports(
-    stack: str, exports: Sequence[tuple[Mapping[str, Any], AgentFile]]
-) -> dict[str, Any]:
+def merge_exports(stack: str, exports: Sequence[tuple[Exported, AgentFile]]) -> dict[str, Any]:
     """One Agent File holding what `exports` hold, each thing once. Each export comes with the
     stack's agent it was asked for, as the stack's listing gave it (with its blocks)."""
     merger = _Merger(stack, [live for live, _ in exports])
@@ -52,7 +59,7 @@ def merge_exports(
 
 
 class _Merger:
-    def __init__(self, stack: str, agents: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, stack: str, agents: Sequence[Exported]) -> None:
         self.stack, self.tag = stack, stack_tag(stack)
         self.lists: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LISTS}
         self.skills: list[Any] = []
@@ -60,29 +67,26 @@ class _Merger:
         self.counts = dict.fromkeys(PREFIXES, 0)
         self.messages = 0
         # The stack's agents come first, numbered in the order given.
-        self.by_address = {_address(a): str(a["id"]) for a in agents}
-        self.labels = {
-            str(a["id"]): {b.get("label"): str(b["id"]) for b in a.get("blocks") or ()}
-            for a in agents
-        }
+        self.by_address = {str(a.mark.get("address") or a.id): a.id for a in agents}
+        self.labels = {a.id: a.blocks for a in agents}
         for a in agents:
-            self.ids[("agents", str(a["id"]))] = self._new_id("agents")
+            self.ids[(AGENTS, a.id)] = self._new_id(AGENTS)
 
     def _new_id(self, kind: str) -> str:
         n = self.counts[kind]
         self.counts[kind] += 1
         return f"{PREFIXES[kind]}-{n}"
 
-    def add(self, k: int, live: Mapping[str, Any], af: AgentFile) -> None:
+    def add(self, k: int, live: Exported, af: AgentFile) -> None:
         """Take export `k` (of the stack's agent `live`): what it holds that no earlier export
         held, its ids renumbered."""
-        agents = af.entities("agents")
-        if not agents or agents[0].get("name") != live.get("name"):
+        agents = af.entities(AGENTS)
+        if not agents or agents[0].get("name") != live.name:
             raise LettaApplyError(
                 f"{af.name}: Letta's export does not lead with the agent asked for; nothing "
                 "was written"
             )
-        db = {agents[0]["id"]: str(live["id"])}
+        db = {agents[0]["id"]: live.id}
         for a in agents[1:]:
             address = _mark(a.get("metadata")).get("address")
             ours = _mark(a.get("metadata")).get("stack") == self.stack
@@ -93,8 +97,8 @@ class _Merger:
         placed: list[tuple[str, dict[str, Any]]] = []
         for kind in _ORDER:
             for e in af.entities(kind):
-                if kind == "agents" and e["id"] in db:
-                    ident: Hashable = ("agents", db[e["id"]])
+                if kind == AGENTS and e["id"] in db:
+                    ident: Hashable = (AGENTS, db[e["id"]])
                     first = e is agents[0]  # the stack's other agents come with their own export
                 else:
                     ident = self._identity(kind, k, e, known, fmap)
@@ -113,12 +117,12 @@ class _Merger:
 
     def _known_blocks(self, af: AgentFile, db: Mapping[str, str]) -> dict[str, str]:
         """The server ids of the export's blocks that one of the stack's agents holds."""
-        blocks = af.by_id("blocks")
+        blocks = af.by_id(BLOCKS)
         known: dict[str, str] = {}
-        for a in af.entities("agents"):
+        for a in af.entities(AGENTS):
             labels = self.labels.get(db.get(a["id"], ""), {})
             for bid in a.get("block_ids") or ():
-                found = labels.get(blocks[bid].get("label"))
+                found = labels.get(str(blocks[bid].get("label")))
                 if found:
                     known[bid] = found
         return known
@@ -131,16 +135,16 @@ class _Merger:
         known: Mapping[str, str],
         fmap: Mapping[str, str],
     ) -> Hashable:
-        if kind == "blocks" and e["id"] in known:
-            return ("blocks", known[e["id"]])
-        if kind == "tools":
-            return ("tools", e["name"])
-        if kind == "mcp_servers":
-            return ("mcp_servers", e["server_name"])
-        if kind == "sources" and e.get("name"):
-            return ("sources", e["name"])
-        if kind == "files" and e.get("file_name"):
-            return ("files", fmap[e["source_id"]], e["file_name"])
+        if kind == BLOCKS and e["id"] in known:
+            return (BLOCKS, known[e["id"]])
+        if kind == TOOLS:
+            return (TOOLS, e["name"])
+        if kind == MCP_SERVERS:
+            return (MCP_SERVERS, e["server_name"])
+        if kind == SOURCES and e.get("name"):
+            return (SOURCES, e["name"])
+        if kind == FILES and e.get("file_name"):
+            return (FILES, fmap[e["source_id"]], e["file_name"])
         return (kind, k, e["id"])
 
     def _rewritten(
@@ -153,15 +157,15 @@ class _Merger:
                 out[field] = {k: v for k, v in out[field].items() if k != MARK_KEY}
         if isinstance(out.get("tags"), list):
             out["tags"] = [t for t in out["tags"] if t != self.tag]
-        if kind == "files":
+        if kind == FILES:
             out["source_id"] = fmap[e["source_id"]]
-        elif kind == "groups":
+        elif kind == GROUPS:
             out["agent_ids"] = [fmap[a] for a in e["agent_ids"]]
             config = dict(e.get("manager_config") or {})
             if config.get("manager_agent_id") in fmap:
                 config["manager_agent_id"] = fmap[config["manager_agent_id"]]
             out["manager_config"] = config
-        elif kind == "agents":
+        elif kind == AGENTS:
             self._agent(out, e, fmap)
         return out
 
@@ -192,7 +196,3 @@ class _Merger:
 def _mark(metadata: Any) -> Mapping[str, Any]:
     mark = metadata.get(MARK_KEY) if isinstance(metadata, dict) else None
     return mark if isinstance(mark, dict) else {}
-
-
-def _address(agent: Mapping[str, Any]) -> str:
-    return str(_mark(agent.get("metadata")).get("address") or agent["id"])

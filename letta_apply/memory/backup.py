@@ -1,7 +1,9 @@
-"""Backups before deletes: before apply or destroy deletes or replaces an agent, a shared block,
-an agent's own block or an archive, what it holds is read (save.py) and written to the run's
-backup folder; only then is the delete sent. A backup that fails stops that delete: the change
-fails (BackupFailed), the resource is kept, and the run reports it and exits 1.
+"""Backups before deletes: before apply or destroy deletes or replaces a resource whose kind holds
+agents' memory (kinds.holds_memory: an agent, a shared or own block, an archive...), its kind
+reads what it holds and it is written to the run's backup folder; only then is the delete sent.
+A resource nested in one the run deletes too (an agent's own block) is saved with it, once. A
+backup that fails stops that delete: the change fails (BackupFailed), the resource is kept, and
+the run reports it and exits 1.
 
 Crash safety: each file is written to a temporary name, flushed to disk (fsync) and renamed into
 place, and the folder is synced, before the delete request leaves; a run killed between the
@@ -21,20 +23,20 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..core.changes import DELETE, REPLACE, Change, Plan
-from ..core.model import stack_tag
 from ..core.sensitive import Masker
 from ..errors import ApiError, LettaApplyError
-from ..kinds.archive.passages import list_passages
 from ..kinds.base import Run
+from ..kinds.holds_memory import AGENT_FILE, AgentFiles, HoldsMemory, Saved
 from ..server.client import LettaClient, public_url
 from ..version import __version__
-from . import af_edit
-from .save import FORMAT, Saved, save_agent, save_archive, save_block
+from . import af_format
+from .holders import Once, holder, holders, kind_at, owner_of
 
 DEFAULT_ROOT = Path(".letta-apply") / "backups"
 """Where backups go by default, relative to the working directory."""
@@ -49,6 +51,8 @@ def default_root() -> Path:
 
 RECORD_KEY = "letta_apply_backup"
 """The key (holding FORMAT) that tells a backup record from any other JSON file."""
+FORMAT = 1
+"""Version of a backup record."""
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -98,27 +102,31 @@ _README = """\
 Stack `{stack}` on {server}, saved by letta-apply {version} at {time} (run {run}), before
 `{operation}` deleted or replaced what is here.
 
-- `*.json`: one record per resource, the file `letta-apply restore` reads: an agent's block ids
-  and tags, identities, archival passages and the archives they were in; a block's fields and
-  the agents it was attached to; an archive's fields, mark, passages and agents.
-- `*.af`: each agent as Letta exports it (`GET /v1/agents/{{id}}/export`: configuration, memory
-  blocks, tools, the messages of its context window), with its blocks' tags written in. Letta
-  imports it as it is (`POST /v1/agents/import`), but without letta-apply's extra steps.
-
-Sensitive values are not in these files: secret values are empty (`secrets`,
-`tool_exec_environment_variables`), fields the stack's marks name sensitive read
+- `*.json`: one record per resource, the file `letta-apply restore` reads. It holds,
+{kinds}
+Sensitive values are not in these files: fields the stack's marks name sensitive read
 `(sensitive)`, and the text of the manifest's sensitive values is replaced by `(sensitive)`
 wherever it appeared (messages, passages, tool source). Each record lists what was masked under
-`masked`. A restored resource gets those values back from the manifest on the next `apply`
-(a block value that held one stays masked until written again: `enforce_value: true`).
+`masked`. A restored resource gets those values back from the manifest on the next `apply`.
 
 Restore everything here, each resource re-marked as the stack's:
 
     letta-apply restore {folder}
 
 or one record, into another stack or address: `letta-apply restore FILE.json --stack NAME
---address agent.KEY`. The files hold agents' memory: keep them as private as the server.
+--address ADDRESS`. The files hold agents' memory: keep them as private as the server.
 """
+
+
+@dataclass(frozen=True)
+class _Saving:
+    """What a kind saving one resource is given (kinds.holds_memory.Saving)."""
+
+    client: LettaClient
+    stack: str
+    masker: Masker
+    once: Once
+    agent_files: AgentFiles = af_format
 
 
 class Backups:
@@ -149,11 +157,11 @@ class Backups:
         self.operation = operation
         self.server = public_url(server) if server else "the server"
         self.saved: list[Saved] = []
-        self._agents: dict[str, list[str]] = {}  # agent address -> ids the plan deletes
+        self._deleting: dict[str, list[str]] = {}  # address -> ids the plan deletes there
         self._lock = threading.Lock()
         self._busy: dict[str, threading.Lock] = {}  # one per resource being saved
         self._done: set[str] = set()
-        self._tags: dict[str, list[str]] | None = None  # the stack's blocks' tags, listed once
+        self._memo = Once()  # what the kinds read once per run (the stack's blocks)
 
     def for_stack(self, stack: str) -> Path:
         """The run's folder, once the stack is known (a saved plan names it)."""
@@ -163,40 +171,42 @@ class Backups:
         return self.folder
 
     def prepare(self, plan: Plan) -> None:
-        """Note which agents the plan deletes or replaces: their own blocks, deleted in the
-        stage before them, are saved with them."""
+        """Note what the plan deletes or replaces: the resources nested in one of them (an
+        agent's own blocks), deleted in the stage before it, are saved with it."""
         self.for_stack(plan.stack)
-        self._agents = {}  # a plan made again under the lock replaces the first
+        self._deleting = {}  # a plan made again under the lock replaces the first
         for c in plan.changes:
-            if c.kind == "agent" and c.action in (DELETE, REPLACE) and c.remote_id:
-                self._agents.setdefault(c.address, []).append(c.remote_id)
+            if holder(c.kind) is not None and c.action in (DELETE, REPLACE) and c.remote_id:
+                self._deleting.setdefault(c.address, []).append(c.remote_id)
 
     def before(self, run: Run, change: Change) -> None:
         """Save what `change` would delete, before it is carried out; raises BackupFailed
         (the change is then not carried out)."""
         if change.action not in (DELETE, REPLACE) or not change.remote_id:
             return  # a mark of nothing (its resource is gone) holds no memory
-        if change.kind == "agent":
-            self._once(run.client, "agent", change.address, change.remote_id, change)
-        elif change.kind == "block":
-            owner = change.address.split(".memory_blocks.", 1)[0]
-            agents = self._agents.get(owner, []) if owner != change.address else []
-            # An own block goes in the stage before its agent: the agent is saved with it now.
-            for agent_id in agents:
-                self._once(run.client, "agent", owner, agent_id, change)
-            if not agents:
-                self._once(run.client, "block", change.address, change.remote_id, change)
-        elif change.kind == "archive":
-            self._once(run.client, "archive", change.address, change.remote_id, change)
+        kind = holder(change.kind)
+        if kind is None:
+            return
+        owner = owner_of(change.address)
+        owner_kind = holder(kind_at(owner) or "") if owner is not None else None
+        if owner is not None and owner_kind is not None and self._deleting.get(owner):
+            # A nested resource goes in the stage before its owner: the owner is saved with it.
+            for owner_id in self._deleting[owner]:
+                self._once(run.client, owner_kind, owner, owner_id, change)
+            return
+        self._once(run.client, kind, change.address, change.remote_id, change)
 
-    def _once(self, client: LettaClient, kind: str, address: str, rid: str, change: Change) -> None:
+    def _once(
+        self, client: LettaClient, kind: HoldsMemory, address: str, rid: str, change: Change
+    ) -> None:
         with self._lock:
             busy = self._busy.setdefault(rid, threading.Lock())
         with busy:  # two own blocks of one agent: the second waits for the first's backup
             if rid in self._done:
                 return
             try:
-                saved = self._read(client, kind, address, rid, change)
+                saving = _Saving(client, self.stack, self.masker, self._memo)
+                saved = kind.save_memory(saving, change, address, rid)
                 self._write(saved, change)
             except Exception as e:  # whatever stops a backup stops its delete
                 what = address if address == change.address else f"{address} ({rid})"
@@ -211,29 +221,6 @@ class Backups:
                     Saved(saved.kind, saved.address, saved.id, {}, None, saved.masked)
                 )
 
-    def _tags_of(self, client: LettaClient, block_id: str) -> list[str]:
-        """A block's tags (Letta exports none): from one listing of the stack's blocks for the
-        whole run, or a read of a block the stack does not tag."""
-        with self._lock:
-            if self._tags is None:
-                listed = client.list_blocks(stack_tag(self.stack))
-                self._tags = {str(b["id"]): list(b.get("tags") or ()) for b in listed}
-            found = self._tags.get(block_id)
-        return found if found is not None else list(client.get_block(block_id).get("tags") or ())
-
-    def _read(
-        self, client: LettaClient, kind: str, address: str, rid: str, change: Change
-    ) -> Saved:
-        if kind == "agent":
-            return save_agent(client, rid, address, self.masker, lambda i: self._tags_of(client, i))
-        if kind == "block":
-            return save_block(client, rid, address, self.masker)
-        passages = list_passages(client, rid)
-        mark_block = change.body.get("mark_block")
-        return save_archive(
-            client, rid, address, self.masker, str(mark_block) if mark_block else None, passages
-        )
-
     def _write(self, saved: Saved, change: Change) -> None:
         self._folder()
         stem = file_stem(saved.address, saved.id)
@@ -244,8 +231,8 @@ class Backups:
             "masked": saved.masked,
         }  # fmt: skip
         if saved.agent_file is not None:
-            record["agent_file"] = stem + af_edit.SUFFIX
-            write_file(self.folder / record["agent_file"], af_edit.dumps(saved.agent_file))
+            record[AGENT_FILE] = stem + af_format.SUFFIX
+            write_file(self.folder / record[AGENT_FILE], af_format.dumps(saved.agent_file))
         text = json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
         write_file(self.folder / f"{stem}.json", text.encode("utf-8"))
 
@@ -262,6 +249,7 @@ class Backups:
             readme = _README.format(
                 stack=self.stack, server=self.server, version=__version__, time=self.time,
                 run=self.run, operation=self.operation, folder=self.folder,
+                kinds="".join(k.memory_readme for k in holders()),
             )  # fmt: skip
             write_file(self.folder / "README.md", readme.encode("utf-8"))
 
@@ -275,7 +263,4 @@ def _reason(e: BaseException) -> str:
         return f"cannot write the backup: {e.strerror or e}"
     if not isinstance(e, LettaApplyError):  # an answer not shaped as Letta's (a bug, or not)
         return f"{type(e).__name__}: {e}"
-    if isinstance(e, ApiError) and e.path.endswith("/export") and (e.status or 0) >= 500:
-        # Letta 0.16.8 cannot export some agents (a voice_convo_agent fails its own checks).
-        return f"{e} (an agent Letta cannot export is deleted only with --no-backup)"
     return str(e)

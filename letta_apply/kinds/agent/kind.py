@@ -73,6 +73,7 @@ from ..tool.rules import (
 from . import create_only as agent_create_only
 from . import plan as agent_plan
 from .mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
+from .memory import AgentMemory
 from .plan import HANDLES
 from .secrets import (
     LIVE,
@@ -231,7 +232,7 @@ def agent_tool_names(agent: DesiredAgent) -> set[str]:
     return names
 
 
-class AgentKind(Kind):
+class AgentKind(Kind, AgentMemory):
     name: ClassVar[str] = "agent"
     section: ClassVar[str] = "agents"
     id_prefix: ClassVar[str] = "agent-"

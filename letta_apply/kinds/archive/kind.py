@@ -51,6 +51,7 @@ from ..mark_blocks import (
     write_mark,
 )
 from . import passages as ap
+from .memory import ArchiveMemory
 
 MARK_LABEL = "letta-apply-archive"
 FIELDS = ("name", "description")
@@ -134,7 +135,7 @@ def _embedding_body(embedding: Any) -> dict[str, Any]:
     )
 
 
-class ArchiveKind(Kind):
+class ArchiveKind(Kind, ArchiveMemory):
     name: ClassVar[str] = "archive"
     section: ClassVar[str] = "archives"
     id_prefix: ClassVar[str] = "archive-"
@@ -148,6 +149,7 @@ class ArchiveKind(Kind):
     marks: ClassVar[str] = f"the metadata of a `{MARK_LABEL}` block tagged with the stack"
     shape: ClassVar[Shape] = "cylinder"
     listing: ClassVar[Listing] = "marks"
+    mark_label: ClassVar[str] = MARK_LABEL
 
     # -- the manifest ----------------------------------------------------------------------
 

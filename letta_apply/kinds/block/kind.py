@@ -58,6 +58,7 @@ from ..base import (
     settle,
     unmark_tagged,
 )
+from .memory import BlockMemory
 
 DEFAULT_LIMIT = 100000
 """Letta's default block character limit (CreateBlock.limit)."""
@@ -452,7 +453,7 @@ def blanked(value: Any, name: str, fields: frozenset[str]) -> Any:
     return value
 
 
-class BlockKind(Kind):
+class BlockKind(Kind, BlockMemory):
     name: ClassVar[str] = "block"
     noun: ClassVar[str] = "shared block"  # an agent's own blocks are counted with it
     section: ClassVar[str] = "blocks"

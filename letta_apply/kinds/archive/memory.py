@@ -1,0 +1,176 @@
+"""What an archive holds of agents' memory (kinds.holds_memory): its passages, those seeded from
+the manifest and those agents wrote.
+
+- Held: its passages, and how many agents wrote (without the stack's seed mark).
+- Saved: name, description, embedding, every passage (without its embedding, made again from
+  the text), its mark (from its mark block) and the agents it is attached to.
+- Restored: created as apply creates one (its intent first, kinds.mark_blocks), marked, its
+  passages inserted again (embedded anew), and attached to its agents that exist.
+
+An agent's passages in an archive that is gone come back in a new archive (`new_archive`,
+kinds.agent.memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from ...core.changes import Change, Held
+from ...core.model import MARK_KEY, Live, stack_tag
+from ..base import Run
+from ..holds_memory import (
+    Holder,
+    Record,
+    Restoring,
+    Saved,
+    Saving,
+    attach,
+    masked,
+    masked_text,
+    stack_blocks,
+)
+from ..mark_blocks import MarkBlock, intend, read_marks, write_mark
+from .passages import list_passages, ours
+
+if TYPE_CHECKING:
+    from ...server.client import LettaClient
+
+FIELDS = ("name", "description", "embedding_config", "metadata")
+"""What a backup keeps of an archive."""
+_PASSAGE_FIELDS = ("id", "archive_id", "text", "tags", "metadata", "created_at")
+_CREATED = ("name", "description", "embedding_config")
+
+
+def plain_passage(p: Mapping[str, Any]) -> dict[str, Any]:
+    """A passage without its embedding (made again from the text on restore)."""
+    return {k: p.get(k) for k in _PASSAGE_FIELDS}
+
+
+def archive_fields(client: LettaClient, archive_id: str) -> dict[str, Any]:
+    """What a backup keeps of an archive (one read)."""
+    found = client.request("GET", f"/v1/archives/{archive_id}")
+    return {k: found.get(k) for k in FIELDS}
+
+
+def insert_passages(
+    client: LettaClient, archive_id: str, passages: list[Mapping[str, Any]]
+) -> None:
+    """Passages inserted again, each with its creation time (the passage search pages by it),
+    embedded anew by the server."""
+    keys = ("text", "tags", "metadata", "created_at")
+    batch = [{k: p[k] for k in keys if p.get(k) is not None} for p in passages]
+    if batch:
+        path = f"/v1/archives/{archive_id}/passages/batch"
+        client.request("POST", path, json={"passages": batch})
+
+
+def new_archive(
+    client: LettaClient, spec: Mapping[str, Any], passages: list[Mapping[str, Any]]
+) -> str:
+    """A new archive as `spec` (a backup's archive fields) says, holding `passages`."""
+    body = {k: spec[k] for k in _CREATED if spec.get(k)}
+    body.setdefault("name", "restored archive")
+    made = str(client.request("POST", "/v1/archives/", json=body)["id"])
+    insert_passages(client, made, passages)
+    return made
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What kinds.mark_blocks needs of a run."""
+
+    client: LettaClient
+    stack: str
+
+    @property
+    def tag(self) -> str:
+        return stack_tag(self.stack)
+
+
+def _marks(restoring: Restoring, label: str) -> dict[str, MarkBlock]:
+    """The target stack's archive marks by address (the latest of an address wins)."""
+
+    def read() -> dict[str, MarkBlock]:
+        found = read_marks(stack_blocks(restoring), restoring.stack, label, "archive")
+        return {str(m.mark.get("address")): m for m in found}
+
+    return restoring.once("the stack's archive marks", read)
+
+
+class ArchiveMemory:
+    """The archive kind's HoldsMemory (kinds.holds_memory)."""
+
+    mark_label: ClassVar[str]  # its mark blocks' (kinds.archive.kind)
+    counts_memory: ClassVar[bool] = False
+    memory_readme: ClassVar[str] = (
+        "  - of an archive: its fields, mark, passages and the agents it was attached to.\n"
+    )
+
+    def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
+        rid = change.remote_id or ""
+        archives = live.of("archive")
+        passages = list(getattr(archives, "passages", {}).get(rid, ()))
+        seeded = len(ours(passages, stack, change.address))
+        return Held(change.address, rid, "archive", passages=len(passages),
+                    agent_passages=len(passages) - seeded)  # fmt: skip
+
+    def count_memory(self, client: LettaClient, held: Held, cap: int) -> Held:
+        return held  # all in the listing
+
+    def save_memory(self, saving: Saving, change: Change, address: str, rid: str) -> Saved:
+        client = saving.client
+        passages = list_passages(client, rid)
+        archive = archive_fields(client, rid)
+        mark_block = change.body.get("mark_block")
+        mark: Mapping[str, Any] = {}
+        if mark_block:
+            metadata = client.get_block(str(mark_block)).get("metadata")
+            found = metadata.get(MARK_KEY) if isinstance(metadata, Mapping) else None
+            mark = found if isinstance(found, Mapping) else {}
+        agents = [str(a["id"]) for a in client.paginate(f"/v1/archives/{rid}/agents", {})]
+        plain = [plain_passage(p) for p in passages]
+        archive, n_archive = masked(archive, saving.masker.text)
+        plain, n = masked(plain, saving.masker.text)
+        n += n_archive
+        record = {"kind": "archive", "address": address, "id": rid, "archive": archive,
+                  "mark": dict(mark), "passages": plain, "agents": agents}  # fmt: skip
+        return Saved("archive", address, rid, record, masked=masked_text(n))
+
+    def memory_holders(self, restoring: Restoring) -> Mapping[str, Holder]:
+        return {a: Holder(m.target, m.mark) for a, m in _marks(restoring, self.mark_label).items()}
+
+    def restore_memory(
+        self, restoring: Restoring, record: Record, existing: str | None
+    ) -> tuple[str, list[str]]:
+        client, r = restoring.client, record
+        a = r.data["archive"]
+        saved = r.data.get("mark") or {}
+        mark = {k: v for k, v in saved.items() if k not in ("archive", "intent")}
+        metadata = {MARK_KEY: {**mark, "stack": r.stack, "address": r.address,
+                               "restored": r.token}}  # fmt: skip
+        passages = list(r.data.get("passages") or ())
+        rid = existing or ""
+        if not rid:  # new, or an intent a killed restore wrote: made now
+            # kinds.mark_blocks asks a run for its client, stack and tag only.
+            run = cast(Run, _Run(client, r.stack))
+            held = _marks(restoring, self.mark_label).get(r.address)
+            named = [str(x["id"]) for x in client.paginate("/v1/archives/", {})
+                     if x.get("name") == a.get("name")]  # fmt: skip
+            claims = {"name": a.get("name"), "description": a.get("description")}
+            block = intend(run, self.mark_label, "archive", r.address, metadata, claims, named,
+                           held.id if held is not None else None)  # fmt: skip
+            body = {k: a[k] for k in _CREATED if a.get(k)}
+            rid = str(client.request("POST", "/v1/archives/", json=body)["id"])
+            write_mark(run, self.mark_label, "archive", r.address, rid, metadata, block)
+            insert_passages(client, rid, passages)
+        elif passages and not client.request(
+            "POST", "/v1/passages/search", json={"archive_id": rid, "limit": 1}, read=True
+        ):
+            insert_passages(client, rid, passages)
+        notes = [f"{len(passages)} passage(s)"]
+        for aid in r.data.get("agents") or ():
+            target = restoring.ids.get(aid, aid)
+            attach(client, f"/v1/agents/{target}/archives/attach/{rid}", target, notes)
+        return rid, notes

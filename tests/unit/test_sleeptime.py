@@ -214,3 +214,19 @@ def test_sleeptime_turned_off_still_goes_with_the_agent(tmp_path: Path, cli: Cli
     assert named(cli.fake, "thinker-sleeptime") and "No changes" in apply(cli, path).out
     run(cli, "destroy", "-f", str(path), "--auto-approve")
     assert cli.fake.agents == {} and cli.fake.groups == {} and cli.fake.blocks == {}
+
+
+def test_a_sleeptime_group_the_manifest_declares_is_the_stacks_own(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """Its agents are the stack's, planned at their own addresses: never refused as agents
+    Letta did not make."""
+    path = write(tmp_path, STACK.replace("    enable_sleeptime: true\n", "") + (
+        "groups:\n"
+        "  sleep: {manager_type: sleeptime, manager_agent: thinker, agents: [plain]}\n"
+    ))  # fmt: skip
+    apply(cli, path)
+    assert sleeptime_group(cli.fake)["agent_ids"] == [named(cli.fake, "plain")["id"]]
+    r = run(cli, "destroy", "-f", str(path), "--auto-approve")
+    assert "not deleted" not in r.out and "sleep-time agent" not in r.out
+    assert cli.fake.agents == {} and cli.fake.groups == {} and cli.fake.memory == {}

@@ -389,8 +389,12 @@ class AgentKind(Kind):
             if address not in m.pool and address not in imported
         }
         state = self.names_taken(client, live, missing)
-        risky = agent_sleeptime.at_risk(_deletable(desired, m))
-        return replace(state, sleeptime={a.id: agent_sleeptime.read(client, a) for a in risky})
+        ours = {a.id for a in state.ours(desired.stack)}
+        read = {
+            a.id: agent_sleeptime.read(client, a, desired.stack, ours)
+            for a in agent_sleeptime.at_risk(_deletable(desired, m))
+        }
+        return replace(state, sleeptime=read)
 
     def facts(self, client: LettaClient, plan: Plan) -> Mapping[str, frozenset[str]] | None:
         """The model and embedding handles the server serves, when a change sets one the
@@ -702,7 +706,10 @@ def settle_agents(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str
             if b["id"] not in kept:
                 run.client.delete_block(b["id"])
         if ours:  # and the block Letta made for its sleep-time agent (kinds.agent.sleeptime)
-            for block_id in agent_sleeptime.made_blocks(run.client, LiveAgent.from_api(ours)):
+            letta_made = agent_sleeptime.made_blocks(
+                run.client, LiveAgent.from_api(ours), run.stack
+            )
+            for block_id in letta_made:
                 run.client.delete_block(block_id)
         run.client.delete_agent(rid)
         # What ours was given after its create, theirs gets too (their run may have stopped

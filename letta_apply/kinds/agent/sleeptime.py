@@ -17,7 +17,8 @@ made for it goes with it, and the block Letta made for that one (its label, no m
 alone) is deleted by the agent's own change, right before the agent: a run stopped in between
 leaves the agent, which the next run still sees. An agent Letta did not make (another stack's,
 or of another type, put in the group by hand) would be deleted along by Letta: the agent is then
-not deleted, and the plan says why.
+not deleted, and the plan says why. The stack's own agents (a `sleeptime` group the manifest
+declares) are planned at their own addresses: left out here.
 """
 
 from __future__ import annotations
@@ -66,24 +67,33 @@ def group_of(raw: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     return str(group.get("id") or ""), tuple(str(i) for i in group.get("agent_ids") or ())
 
 
-def read(client: LettaClient, agent: LiveAgent) -> tuple[SleeptimeAgent, ...]:
-    """The agents of `agent`'s sleep-time group, each read with its blocks (one request each,
-    and one for the agents holding a block Letta made for it)."""
+def read(
+    client: LettaClient, agent: LiveAgent, stack: str, ours: Iterable[str] = ()
+) -> tuple[SleeptimeAgent, ...]:
+    """The agents of `agent`'s sleep-time group but the stack's own (`ours`, listed already),
+    each read with its blocks (one request each, and one for the agents holding a block Letta
+    made for it)."""
     out = []
-    for aid in agent.sleeptime:
+    for aid in sorted(set(agent.sleeptime) - set(ours)):
         try:
             raw = client.get_agent(aid, INCLUDE)
         except ApiError as e:
             if e.status == 404:  # gone since the listing: nothing of it to delete
                 continue
             raise
-        out.append(_examined(client, raw, agent))
+        found = _examined(client, raw, agent, stack)
+        if found is not None:
+            out.append(found)
     return tuple(out)
 
 
-def _examined(client: LettaClient, raw: Mapping[str, Any], agent: LiveAgent) -> SleeptimeAgent:
+def _examined(
+    client: LettaClient, raw: Mapping[str, Any], agent: LiveAgent, ours: str
+) -> SleeptimeAgent | None:
     aid, name = str(raw["id"]), str(raw.get("name") or "")
     stack = mark_of(raw.get("metadata")).get("stack")
+    if stack == ours:
+        return None  # the stack's own agent, planned at its own address
     if stack is not None:
         return SleeptimeAgent(aid, name, f"stack '{stack}' manages it")
     if raw.get("agent_type") not in AGENT_TYPES:
@@ -98,10 +108,10 @@ def _examined(client: LettaClient, raw: Mapping[str, Any], agent: LiveAgent) -> 
     return SleeptimeAgent(aid, name, blocks=tuple(made))
 
 
-def made_blocks(client: LettaClient, agent: LiveAgent) -> list[str]:
+def made_blocks(client: LettaClient, agent: LiveAgent, stack: str) -> list[str]:
     """Ids of the blocks Letta made for `agent`'s sleep-time agents, read now (an agent this
     apply made and deletes again)."""
-    return [bid for s in read(client, agent) if not s.stranger for bid in s.blocks]
+    return [bid for s in read(client, agent, stack) if not s.stranger for bid in s.blocks]
 
 
 def at_risk(agents: Iterable[LiveAgent]) -> list[LiveAgent]:

@@ -230,3 +230,14 @@ def test_a_sleeptime_group_the_manifest_declares_is_the_stacks_own(
     r = run(cli, "destroy", "-f", str(path), "--auto-approve")
     assert "not deleted" not in r.out and "sleep-time agent" not in r.out
     assert cli.fake.agents == {} and cli.fake.groups == {} and cli.fake.memory == {}
+
+
+def test_letta_s_block_another_agent_uses_too_is_kept(tmp_path: Path, cli: Cli) -> None:
+    path = made(tmp_path, cli)
+    persona = persona_block(cli.fake)
+    with cli.fake.client() as c:
+        theirs = c.request("POST", "/v1/agents/", json={"name": "theirs"})["id"]
+        c.request("PATCH", f"/v1/agents/{theirs}/core-memory/blocks/attach/{persona}")
+    r = run(cli, "destroy", "-f", str(path), "--auto-approve")
+    assert f"memory_persona ({persona}) is kept: other agents use it too" in r.out
+    assert list(cli.fake.agents) == [theirs] and cli.fake.agents[theirs]["block_ids"] == [persona]

@@ -49,13 +49,15 @@ INCLUDE = ("agent.blocks", "agent.tags")
 @dataclass(frozen=True)
 class SleeptimeAgent:
     """An agent of the sleep-time group one of the stack's agents manages, as read before the
-    plan deletes that agent: `stranger` says why Letta did not make it ("" when it did), and
-    `blocks` holds the ids of the blocks Letta made for it alone."""
+    plan deletes that agent: `stranger` says why Letta did not make it ("" when it did),
+    `blocks` holds the ids of the blocks Letta made for it, `kept` those of them that other
+    agents use too (left as they are)."""
 
     id: str
     name: str
     stranger: str = ""
     blocks: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
 
 
 def group_of(raw: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -88,24 +90,25 @@ def read(
 
 
 def _examined(
-    client: LettaClient, raw: Mapping[str, Any], agent: LiveAgent, ours: str
+    client: LettaClient, raw: Mapping[str, Any], agent: LiveAgent, stack: str
 ) -> SleeptimeAgent | None:
     aid, name = str(raw["id"]), str(raw.get("name") or "")
-    stack = mark_of(raw.get("metadata")).get("stack")
-    if stack == ours:
+    owner = mark_of(raw.get("metadata")).get("stack")
+    if owner == stack:
         return None  # the stack's own agent, planned at its own address
-    if stack is not None:
-        return SleeptimeAgent(aid, name, f"stack '{stack}' manages it")
+    if owner is not None:
+        return SleeptimeAgent(aid, name, f"stack '{owner}' manages it")
     if raw.get("agent_type") not in AGENT_TYPES:
         return SleeptimeAgent(aid, name, f"an agent of type {raw.get('agent_type')}")
-    made = []
+    made: list[str] = []
+    kept: list[str] = []
     for b in raw.get("blocks") or ():
-        # Letta's block for it: its label, no mark, not the agent's, attached to it alone.
+        # Letta's block for it: its label, no mark, not the agent's; deleted if it is its alone.
         if b.get("label") != PERSONA or mark_of(b.get("metadata")) or b["id"] in agent.block_ids:
             continue
-        if {str(u["id"]) for u in client.block_agents(b["id"])} == {aid}:
-            made.append(str(b["id"]))
-    return SleeptimeAgent(aid, name, blocks=tuple(made))
+        users = {str(u["id"]) for u in client.block_agents(b["id"])}
+        (made if users == {aid} else kept).append(str(b["id"]))
+    return SleeptimeAgent(aid, name, blocks=tuple(made), kept=tuple(kept))
 
 
 def made_blocks(client: LettaClient, agent: LiveAgent, stack: str) -> list[str]:
@@ -163,10 +166,11 @@ def going(ctx: Context, address: str, agent: LiveAgent, whose: str = "its") -> N
     if not found:
         return
     names = ", ".join(f"{s.name} ({s.id})" for s in found)
-    made = [f"{PERSONA} ({bid})" for s in found for bid in s.blocks]
+    made = ", ".join(f"{PERSONA} ({bid})" for s in found for bid in s.blocks)
+    kept = ", ".join(f"{PERSONA} ({bid})" for s in found for bid in s.kept)
     ctx.notes.append(
         f"{address}: Letta deletes {whose} sleep-time agent {names} and group "
         f"({agent.sleeptime_group}) with it"
-        + (f"; the block Letta made for that agent, {', '.join(made)}, is deleted first"
-           if made else "")
-    )  # fmt: skip
+        + (f"; the block Letta made for that agent, {made}, is deleted first" if made else "")
+        + (f"; {kept} is kept: other agents use it too" if kept else "")
+    )

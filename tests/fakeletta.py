@@ -22,6 +22,7 @@ from letta_apply import LettaClient
 from tests.fakeagentfiles import FakeAgentFiles
 from tests.fakearchives import FakeArchives
 from tests.fakefolders import FakeFolders, Http
+from tests.fakesleeptime import FakeSleeptime
 
 Handler = Callable[[httpx.Request], httpx.Response | None]
 
@@ -40,7 +41,7 @@ MODELS = (
 EMBEDDINGS = ("letta/letta-free", "openai/text-embedding-3-small", "x/y")
 
 
-class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles):
+class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles, FakeSleeptime):
     def __init__(self, *, base_tools: bool = True) -> None:
         """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
         self.blocks: dict[str, dict[str, Any]] = {}
@@ -166,7 +167,7 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles):
             (
                 "GET",
                 r"/v1/agents/(agent-[^/]+)",
-                lambda i: self._agent_view(self._get(self.agents, i)),
+                lambda i: self._agent_view(self._get(self.agents, i), q.get_list("include")),
             ),
             ("DELETE", r"/v1/blocks/(block-[^/]+)", self._delete_block),
             ("DELETE", r"/v1/agents/(agent-[^/]+)", self._delete_agent),
@@ -174,7 +175,9 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles):
             (
                 "GET",
                 r"/v1/agents/",
-                lambda: [self._agent_view(a) for a in self._list(self.agents, q)],
+                lambda: [
+                    self._agent_view(a, q.get_list("include")) for a in self._list(self.agents, q)
+                ],
             ),
             ("POST", r"/v1/agents/", lambda: self._create_agent(body)),
             ("PATCH", r"/v1/agents/(agent-[^/]+)", lambda i: self._patch_agent(i, body)),
@@ -519,6 +522,8 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles):
         # The agent's first messages (None: Letta's default greeting), kept where no view
         # shows them: letta-apply never reads messages.
         agent["_initial_messages"] = body.get("initial_message_sequence")
+        if body.get("enable_sleeptime"):
+            self.make_sleeptime(agent)
         return self._agent_view(_public(agent))
 
     def _new_agent(self, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -552,10 +557,12 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles):
             if v is not None and k not in (*_LANDED, *_SECRETS, *_CREATE_ONLY):
                 self.agents[aid][k] = v
         _land_settings(self.agents[aid], body)
+        self.sleeptime_patched(self.agents[aid], body)
         return self._agent_view(_public(self.agents[aid]))
 
-    def _agent_view(self, a: dict[str, Any]) -> dict[str, Any]:
+    def _agent_view(self, a: dict[str, Any], include: list[str] | None = None) -> dict[str, Any]:
         out = {k: v for k, v in a.items() if k not in ("block_ids", "tool_ids")}
+        self.sleeptime_view(out, include)
         # An agent's view of its blocks carries no tags, as in Letta.
         out["blocks"] = [
             {**_public(self.blocks[i]), "tags": []} for i in a["block_ids"] if i in self.blocks
@@ -596,6 +603,7 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles):
         if self.blocks[bid]["label"] in labels:
             raise _Http(409, "duplicate label")
         agent["block_ids"].append(bid)
+        self.attach_sleeptime(aid, bid)
         return self._agent_view(_public(agent))
 
     def _detach(self, aid: str, bid: str) -> dict[str, Any]:
@@ -621,6 +629,7 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles):
 
     def _delete_agent(self, aid: str) -> None:
         self._get(self.agents, aid)
+        self.delete_sleeptime(aid)  # what Letta deletes with it
         if any(g.get("manager_agent_id") == aid for g in self.groups.values()):
             # The group's manager column is ON DELETE RESTRICT in Letta.
             raise _Http(409, 'update or delete on table "agents" violates foreign key constraint')

@@ -6,13 +6,14 @@ Marks: the stack's tag in `tags`, and stack, address and digests in `metadata` (
 configuration of its own blocks: Letta drops the metadata of blocks created inline with an
 agent until letta-apply writes it). Agent names may repeat in Letta: a declared name taken by an
 agent the stack does not own is refused with the hint to import it. What an agent is made with
-and cannot change (`agent_type`, ...: kinds.agent.create_only) replaces it, create-first.
+and cannot change (`agent_type`, ...: kinds.agent.create_only) replaces it, create-first. What
+Letta makes beside an agent with `enable_sleeptime` goes with it (kinds.agent.sleeptime).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypedDict, cast
 
 from ...core.changes import (
@@ -72,6 +73,7 @@ from ..tool.rules import (
 )
 from . import create_only as agent_create_only
 from . import plan as agent_plan
+from . import sleeptime as agent_sleeptime
 from .mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
 from .memory import AgentMemory
 from .plan import HANDLES
@@ -87,7 +89,9 @@ from .secrets import (
 )
 from .settings import SETTINGS, check_timezones, live_settings
 
-AGENT_INCLUDE = ("agent.blocks", "agent.identities", "agent.tags", "agent.tools")
+AGENT_INCLUDE = (
+    "agent.blocks", "agent.identities", "agent.managed_group", "agent.tags", "agent.tools",
+)  # fmt: skip
 CONFIG = (
     "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
     "identities", *SETTINGS,
@@ -147,6 +151,7 @@ class AgentJSON(_Id, total=False):
     tool_rules: list[dict[str, Any]] | None
     identity_ids: list[str] | None
     secrets: list[dict[str, Any]] | None
+    managed_group: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,9 @@ class LiveAgent:
     secrets: Mapping[str, LiveSecret] = field(default_factory=dict, repr=False)
     # Messages in its context window, as listed (what a plan deleting it says it holds).
     in_context: int | None = None
+    # The sleep-time group Letta made for it (`enable_sleeptime`), and the agents in it.
+    sleeptime_group: str = ""
+    sleeptime: tuple[str, ...] = ()
 
     @property
     def mark(self) -> Mapping[str, Any]:
@@ -176,6 +184,7 @@ class LiveAgent:
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> LiveAgent:
         d = cast(AgentJSON, raw)
+        group, sleepers = agent_sleeptime.group_of(raw)
         llm = d.get("llm_config") or {}
         emb = d.get("embedding_config") or {}
         return cls(
@@ -198,16 +207,22 @@ class LiveAgent:
             settings=live_settings(raw),
             secrets=live_secrets(d.get("secrets")),
             in_context=len(ids) if isinstance(ids := raw.get("message_ids"), list) else None,
+            sleeptime_group=group,
+            sleeptime=sleepers,
         )
 
 
 @dataclass(frozen=True)
 class AgentState:
     """The agents carrying the stack's tag, and the unmarked agents already holding the names of
-    declared agents that do not exist yet (`clashes`: name -> ids)."""
+    declared agents that do not exist yet (`clashes`: name -> ids); the agents of the sleep-time
+    groups of those a plan may delete, as read then (`sleeptime`: agent id -> them)."""
 
     agents: tuple[LiveAgent, ...] = ()
     clashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sleeptime: Mapping[str, tuple[agent_sleeptime.SleeptimeAgent, ...]] = field(
+        default_factory=dict
+    )
 
     def ours(self, stack: str) -> list[LiveAgent]:
         """The agents whose marks say they are `stack`'s."""
@@ -217,11 +232,13 @@ class AgentState:
 @dataclass(frozen=True)
 class AgentMatch:
     """What matching leaves for planning: agents superseded by an interrupted replacement, and
-    the agents' own blocks by address, and the own blocks left behind by agents now gone."""
+    the agents' own blocks by address, and the own blocks left behind by agents now gone; the
+    ids of the sleep-time agents Letta made for the stack's agents (kinds.agent.sleeptime)."""
 
     superseded: tuple[tuple[str, LiveAgent], ...] = ()
     owned: Mapping[str, Any] = field(default_factory=dict)
     leftovers: tuple[tuple[str, LiveBlock], ...] = ()  # own blocks whose agent is gone
+    companions: frozenset[str] = frozenset()
 
 
 def agent_tool_names(agent: DesiredAgent) -> set[str]:
@@ -363,15 +380,22 @@ class AgentKind(Kind, AgentMemory):
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
     ) -> AgentState:
-        """Unmarked agents whose name a declared, not yet created agent would take."""
-        present = set(self.match(desired.stack, live).pool)
+        """Unmarked agents whose name a declared, not yet created agent would take; the agents
+        of the sleep-time groups of those the plan may delete (kinds.agent.sleeptime)."""
+        m = self.match(desired.stack, live)
         imported = {imp.address for imp in desired.imports}
         missing = {
             a.name
             for address, a in desired.of("agent").items()
-            if address not in present and address not in imported
+            if address not in m.pool and address not in imported
         }
-        return self.names_taken(client, live, missing)
+        state = self.names_taken(client, live, missing)
+        ours = {a.id for a in state.ours(desired.stack)}
+        read = {
+            a.id: agent_sleeptime.read(client, a, desired.stack, ours)
+            for a in agent_sleeptime.at_risk(_deletable(desired, m))
+        }
+        return replace(state, sleeptime=read)
 
     def facts(self, client: LettaClient, plan: Plan) -> Mapping[str, frozenset[str]] | None:
         """The model and embedding handles the server serves, when a change sets one the
@@ -462,7 +486,15 @@ class AgentKind(Kind, AgentMemory):
         }
         ids = {a: r.id for a, r in pool.items()} | {a: b.id for a, b in owned.items()}
         leftovers = tuple(leftover_own_blocks(blocks, state.agents, stack))
-        return Matched(pool, ids, tuple(notes), AgentMatch(tuple(superseded), owned, leftovers))
+        # Who another stack's marks claim, as the users of blocks a plan may delete say.
+        elsewhere = {
+            u for users in blocks.users.values() for u, _, s in users if s not in (None, stack)
+        }
+        companions = agent_sleeptime.companions(
+            state, [*pool.values(), *(a for _, a in superseded)], elsewhere
+        )
+        extra = AgentMatch(tuple(superseded), owned, leftovers, companions)
+        return Matched(pool, ids, tuple(notes), extra)
 
     def create(self, ctx: Context, declared: DesiredAgent) -> None:
         agent_plan.create(ctx, declared)
@@ -533,6 +565,8 @@ class AgentKind(Kind, AgentMemory):
             parts.append(dict(a.settings))
         if a.secrets:  # names and row ids only: a rewrite on the server changes the ids
             parts.append(sorted((k, s.id) for k, s in a.secrets.items()))
+        if a.sleeptime:  # what Letta deletes with it
+            parts.append([a.sleeptime_group, sorted(a.sleeptime)])
         return digest(parts)
 
     def hidden(self, declared: Any) -> frozenset[str]:
@@ -603,6 +637,9 @@ class AgentKind(Kind, AgentMemory):
                     c.delete_block(block_id)
                 c.delete_agent(replaces["agent"])
         elif change.action == DELETE:
+            # The blocks Letta made for its sleep-time agents, which outlive them.
+            for block_id in body.get(agent_sleeptime.BLOCKS, ()):
+                c.delete_block(block_id)
             c.delete_agent(rid)
         elif change.action in (ATTACH, DETACH):
             assert change.block
@@ -613,6 +650,20 @@ class AgentKind(Kind, AgentMemory):
         else:
             _update(run, rid, body)
         return rid
+
+
+def _deletable(desired: Desired, m: Matched) -> list[LiveAgent]:
+    """The stack's agents a plan may delete: those no longer declared (all, for destroy), those
+    an interrupted replacement left behind, and those a create-only field now replaces."""
+    extra: AgentMatch = m.extra
+    out = [a for _, a in extra.superseded]
+    for address, la in m.pool.items():
+        if address in desired.removed:
+            continue  # let go of, never deleted
+        da = desired.of("agent").get(desired.moved.get(address, address))
+        if da is None or agent_create_only.replacement(da, la, applied_of(la)) is not None:
+            out.append(la)
+    return out
 
 
 def _candidates(run: Run, change: Change, body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -642,7 +693,9 @@ def settle_agents(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str
     replacement): the oldest stays, and every run that made one computes the same winner, so
     each deletes only its own, with its own blocks. One listing of the stack's agents for the
     whole stage."""
-    listing = run.client.list_agents(tag=run.tag, include=("agent.blocks", "agent.tags"))
+    listing = run.client.list_agents(
+        tag=run.tag, include=("agent.blocks", "agent.managed_group", "agent.tags")
+    )
     moved: dict[str, str] = {}
     for change, rid in made:
         winner = settle({"id": rid}, _carrying(run, change, change.body, listing))
@@ -653,6 +706,12 @@ def settle_agents(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str
         for b in ours.get("blocks") or ():
             if b["id"] not in kept:
                 run.client.delete_block(b["id"])
+        if ours:  # and the block Letta made for its sleep-time agent (kinds.agent.sleeptime)
+            letta_made = agent_sleeptime.made_blocks(
+                run.client, LiveAgent.from_api(ours), run.stack
+            )
+            for block_id in letta_made:
+                run.client.delete_block(block_id)
         run.client.delete_agent(rid)
         # What ours was given after its create, theirs gets too (their run may have stopped
         # before giving it).

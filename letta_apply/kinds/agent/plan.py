@@ -59,6 +59,7 @@ from ..tool.rules import (
 )
 from . import create_only as agent_create_only
 from . import mcp_tools as agent_mcp_tools
+from . import sleeptime as agent_sleeptime
 from .secrets import WRITTEN, plan_secrets, with_recorded
 from .settings import SETTINGS, compared
 
@@ -340,10 +341,13 @@ def create(ctx: Context, da: DesiredAgent) -> None:
 
 def replace(ctx: Context, da: DesiredAgent, la: LiveAgent, reason: FieldDiff) -> None:
     """Create the new agent first (wired to its blocks in the same request), then delete the
-    old one and its own blocks. The old one of a group's manager is deleted with the deletes,
-    once the group names the new one: Letta refuses to delete a group's manager."""
+    old one and its own blocks (and the blocks Letta made for its sleep-time agents). The old
+    one of a group's manager is deleted with the deletes, once the group names the new one:
+    Letta refuses to delete a group's manager."""
     if ctx.protected(la, da):
         ctx.refuse_destroy(da.address, "replace")
+        return
+    if agent_sleeptime.refused(ctx, da.address, la):
         return
     made = body(ctx, da, replaces=la.id)
     if not served(ctx, da, da.config) or made is None:
@@ -351,7 +355,9 @@ def replace(ctx: Context, da: DesiredAgent, la: LiveAgent, reason: FieldDiff) ->
     manages = la.id in _managers(ctx)
     if not manages:
         old_blocks = [b.id for b in owned_of(la, _blocks(ctx), set(_shared(ctx)))]
+        old_blocks += agent_sleeptime.blocks(ctx, la)
         made = {**made, "replaces": {"agent": la.id, "blocks": old_blocks}}
+        agent_sleeptime.going(ctx, da.address, la, "the replaced agent's")
     # As a saved plan reads them back: what the new agent is made with, for the manifest.
     made_diffs = (
         FieldDiff(d.field, None, d.after)
@@ -619,7 +625,8 @@ def _unmanaged_block(ctx: Context, da: DesiredAgent, la: LiveAgent, b: LiveBlock
 
 
 def delete(ctx: Context, address: str, la: LiveAgent, why: Why, declared: Any = None) -> None:
-    """Delete the agent and its own blocks (Letta leaves them behind)."""
+    """Delete the agent and its own blocks (Letta leaves them behind), and the blocks Letta made
+    for its sleep-time agents (which Letta deletes with it), in the agent's own change."""
     own = owned_of(la, _blocks(ctx), set(_shared(ctx)))
     owned_applied = (applied_of(la) or {}).get("memory_blocks") or {}
     protected_blocks = [
@@ -628,7 +635,12 @@ def delete(ctx: Context, address: str, la: LiveAgent, why: Why, declared: Any = 
     if ctx.protected(la, declared) or protected_blocks:
         ctx.refuse_destroy(address)
         return
-    ctx.changes.append(Change(address, DELETE, la.id, why=(why,), kind="agent"))
+    if agent_sleeptime.refused(ctx, address, la):
+        return
+    made = agent_sleeptime.blocks(ctx, la)
+    request = {agent_sleeptime.BLOCKS: made} if made else {}
+    ctx.changes.append(Change(address, DELETE, la.id, body=request, why=(why,), kind="agent"))
+    agent_sleeptime.going(ctx, address, la, "the replaced agent's" if why == REPLACED else "its")
     for b in own:
         delete_block(ctx, owned_block_address(address, b.label), b, why)
 

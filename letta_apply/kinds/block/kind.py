@@ -379,10 +379,13 @@ def _identities(ctx: Context, db: DesiredBlock, lb: LiveBlock, u: Update) -> Non
 
 
 def our_agent_ids(ctx: Context) -> set[str]:
-    """Ids of the stack's agents, those an interrupted replacement left behind included."""
+    """Ids of the stack's agents, those an interrupted replacement left behind and the
+    sleep-time agents Letta made for them (kinds.agent.sleeptime) included."""
     agents: Iterable[_AgentLike] = ctx.pool("agent").values()
-    superseded = getattr(ctx.extra.get("agent"), "superseded", ())
-    return {a.id for a in agents} | {a.id for _, a in superseded}
+    extra = ctx.extra.get("agent")
+    superseded = getattr(extra, "superseded", ())
+    companions: Iterable[str] = getattr(extra, "companions", ())
+    return {a.id for a in agents} | {a.id for _, a in superseded} | set(companions)
 
 
 def delete_block(ctx: Context, address: str, b: LiveBlock, why: Why, declared: Any = None) -> None:

@@ -338,7 +338,7 @@ class Kind(ABC):
     when it cannot filter), or, for a kind the server cannot list by the stack's tag, only when
     the manifest (or a saved plan) names the kind or the stack's own blocks say it holds some:
     its mark blocks ("marks", see `marked`), its flag ("flag", see kinds.flags). A stack holding
-    none of such a kind never asks its routes (server.live)."""
+    none of such a kind never asks its routes (read.live)."""
 
     # -- the manifest ----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ A stack that holds such resources carries the kind's *flag*: a block labelled
 `letta-apply-<section>` (`letta-apply-folders`, `letta-apply-identities`), tagged with the
 stack, marked with the stack alone (no address: the block kind leaves it alone), attached to no
 agent. Every plan reads the stack's blocks, so the flag costs no request; the kind is listed
-only when the manifest names it or its flag is there (server.live), so a stack that holds none
+only when the manifest names it or its flag is there (read.live), so a stack that holds none
 never asks the kind's routes (which a server may drop: Letta Cloud marks identities deprecated).
 
 - Written before the stack holds one: apply writes it, once per run, right before the first

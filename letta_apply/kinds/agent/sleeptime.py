@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...core.changes import Problem
 from ...errors import ApiError
-from ...plan.changes import Problem
 from ..base import Context, mark_of
 
 if TYPE_CHECKING:

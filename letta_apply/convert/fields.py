@@ -9,9 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core.model import MARK_KEY
+from ..core.model import MARK_KEY, RESERVED_TAG_PREFIXES
 from ..kinds.block.kind import LiveBlock, export_block
-from ..manifest.validate import RESERVED_TAG_PREFIXES
 
 DEFAULT_TIMEZONE = "UTC"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from ..core.model import Desired, Import
+from ..core.model import LOCK_KEY, LOCK_LABEL, RESERVED_TAG_PREFIXES, Desired, Import
 from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS, kind
 from ..kinds.archive.kind import MARK_LABEL as ARCHIVE_MARK_LABEL
@@ -22,8 +22,6 @@ from ..kinds.block.kind import check_block
 from ..kinds.flags import flag_label
 from ..kinds.group.kind import MARK_LABEL as GROUP_MARK_LABEL
 from ..kinds.mcp_server.kind import MARK_LABEL as MCP_MARK_LABEL
-from ..server.lock import LOCK_LABEL
-from ..server.serial import LOCK_KEY
 from .files import Document, Path_, Place, clip
 from .files import where as _where
 from .unknown import placeholders
@@ -420,9 +418,6 @@ def _semantic(doc: Document) -> list[Diagnostic]:
     return errors
 
 
-# What letta-apply writes to recognise its own records: a manifest that declared them could
-# pass for letta-apply (a forged stack lock, another stack's mark).
-RESERVED_TAG_PREFIXES = ("letta-apply:", "letta-apply-lock:")
 # The kinds' flags (kinds.flags): a plan shows their changes at block.<label>, so no block of a
 # manifest may have that key either.
 FLAG_LABELS = tuple(flag_label(k) for k in KINDS if k.listing == "flag")

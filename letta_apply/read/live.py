@@ -23,12 +23,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..core.changes import CREATE, IMPORT, Plan
-from ..core.model import Desired, Import, Live, kind_of
+from ..core.model import LOCK_LABEL, Desired, Import, Live, kind_of
 from ..errors import ApiError, RouteGone, route_gone
 from ..kinds import KINDS, Kind, kind, kind_of_address
 from ..kinds.flags import stack_flags
 from ..server.client import LettaClient
-from ..server.lock import LOCK_LABEL
 from ..server.serial import stack_record, stack_serial
 
 T = TypeVar("T")

@@ -43,6 +43,7 @@ from ..errors import ApiError
 if TYPE_CHECKING:
     from ..errors import Diagnostic
     from ..manifest.files import Document
+    from ..manifest.sections import KeyDefault
     from ..server.client import LettaClient
 
 Policy = Literal["enforced", "initial", "sensitive", "replace", "create"]
@@ -339,8 +340,34 @@ class Kind(ABC):
     the manifest (or a saved plan) names the kind or the stack's own blocks say it holds some:
     its mark blocks ("marks", see `marked`), its flag ("flag", see kinds.flags). A stack holding
     none of such a kind never asks its routes (server.live)."""
+    mark_label: ClassVar[str] = ""
+    """The label of its mark blocks, for a kind listed by "marks" (kinds.mark_blocks)."""
 
-    # -- the manifest ----------------------------------------------------------------------
+    # -- the manifest (manifest.sections.Section) ----------------------------------------------
+
+    templated: ClassVar[bool] = False  # an entry may have `for_each` or `count`
+    key_fields: ClassVar[Mapping[str, KeyDefault]] = {}  # fields defaulting to the entry's key
+    file_fields: ClassVar[Mapping[str, str]] = {}  # `value_file` -> `value`: read when loaded
+    sensitive_in: ClassVar[tuple[str, ...]] = ()  # fields a sensitive value may go in
+    shown_whole: ClassVar[Mapping[str, str]] = {}  # fields no sensitive value goes in, and why
+    tagged: ClassVar[bool] = False  # its resources carry the stack's tag in their own tags
+
+    @property
+    def reserved_labels(self) -> tuple[str, ...]:
+        """Labels of the blocks letta-apply keeps for the kind (its mark blocks, its flag): no
+        block of a manifest may take one."""
+        from .flags import flag_label  # flags are built on this module
+
+        flag = (flag_label(self),) if self.listing == "flag" else ()
+        return (*((self.mark_label,) if self.mark_label else ()), *flag)
+
+    @property
+    def reserved_addresses(self) -> tuple[str, ...]:
+        """Where a plan shows the kind's flag (kinds.flags): no entry of a manifest may have
+        that address."""
+        from .flags import flag_address
+
+        return (flag_address(self),) if self.listing == "flag" else ()
 
     def schema(self) -> dict[str, Any]:
         """The kind's JSON Schema fragment, `schema.json` in the kind's own folder: the schema

@@ -33,6 +33,7 @@ from ...core.model import Desired, Import, Live, is_secret
 from ...core.sensitive import Masker
 from ...errors import ApiError, Diagnostic
 from ...manifest.files import Document
+from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
 from ..base import (
     Context,
@@ -72,6 +73,7 @@ from ..tool.rules import (
 )
 from . import create_only as agent_create_only
 from . import plan as agent_plan
+from .checks import check_agents
 from .mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
 from .plan import HANDLES
 from .secrets import (
@@ -262,13 +264,25 @@ class AgentKind(Kind):
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
     import_by_name: ClassVar[bool] = True
     shape: ClassVar[Shape] = "rounded"
+    tagged: ClassVar[bool] = True
+    templated: ClassVar[bool] = True
+    # Names must be unique: an instance of a template is named key-index.
+    key_fields: ClassVar[Mapping[str, KeyDefault]] = {"name": "instance"}
+    file_fields: ClassVar[Mapping[str, str]] = {
+        "system_file": "system",
+        "description_file": "description",
+    }
+    sensitive_in: ClassVar[tuple[str, ...]] = ("description", "system", "metadata", *NAMES)
+    # Rules are shown and compared whole: a rule's args cannot hide a secret.
+    shown_whole: ClassVar[Mapping[str, str]] = {
+        "tool_rules": "tool rules are shown whole in every plan; keep secrets out of them"
+    }
 
     # -- the manifest ----------------------------------------------------------------------
 
     def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
-        # Names, own blocks and shared-block references are checked with the blocks they
-        # claim labels against (manifest.validate); tool rules' fields and secrets here.
         return [
+            *check_agents(doc, data),
             *check_rules(doc, data),
             *_check_secrets(doc, data),
             *check_mcp_tools(doc, data),

@@ -39,6 +39,7 @@ from ...core.marks import (
 from ...core.model import SHOWN, Desired, Import, Live, stack_tag
 from ...errors import ApiError, Diagnostic
 from ...manifest.files import Document, Path_, clip, where
+from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
 from ...server.lock import is_lock_record, lock_tag
 from ...server.serial import serial_tag
@@ -189,6 +190,10 @@ def block_applied(
 def owned_block_address(agent_address: str, label: str) -> str:
     """Address of a block an agent owns alone (declared under its `memory_blocks`)."""
     return f"{agent_address}.memory_blocks.{label}"
+
+
+FILE_FIELDS = {"value_file": "value", "description_file": "description"}
+"""Keys of a block (shared or an agent's own) naming a file whose text becomes a field."""
 
 
 def declare_block(spec: Mapping[str, Any], address: str, label: str) -> DesiredBlock:
@@ -470,6 +475,12 @@ class BlockKind(Kind):
     )
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
     shape: ClassVar[Shape] = "cylinder"
+    tagged: ClassVar[bool] = True
+    templated: ClassVar[bool] = True
+    # Labels are what the agent sees: every instance of a template takes the key alone.
+    key_fields: ClassVar[Mapping[str, KeyDefault]] = {"label": "key"}
+    file_fields: ClassVar[Mapping[str, str]] = FILE_FIELDS
+    sensitive_in: ClassVar[tuple[str, ...]] = ("value", "description", "metadata")
 
     # -- the manifest ----------------------------------------------------------------------
 

@@ -248,6 +248,7 @@ class GroupKind(Kind):
     )
     shape: ClassVar[Shape] = "hexagon"
     listing: ClassVar[Listing] = "marks"
+    mark_label: ClassVar[str] = MARK_LABEL
 
     # -- the manifest ----------------------------------------------------------------------
 

@@ -167,6 +167,7 @@ class IdentityKind(Kind):
     # Identities cannot be listed by the stack's tag, and Letta Cloud marks their routes
     # deprecated: a stack that holds none never lists them (kinds.flags).
     listing: ClassVar[Listing] = "flag"
+    sensitive_in: ClassVar[tuple[str, ...]] = ("properties",)
 
     # -- the manifest ----------------------------------------------------------------------
 

@@ -116,6 +116,8 @@ class McpServerKind(Kind):
     shape: ClassVar[Shape] = "parallelogram"
     import_by_name: ClassVar[bool] = True
     listing: ClassVar[Listing] = "marks"
+    mark_label: ClassVar[str] = MARK_LABEL
+    sensitive_in: ClassVar[tuple[str, ...]] = ("auth_token", "custom_headers", "env")
 
     # -- the manifest ----------------------------------------------------------------------
 

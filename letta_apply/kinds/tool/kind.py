@@ -196,6 +196,7 @@ class ToolKind(Kind):
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata_`"
     shape: ClassVar[Shape] = "hexagon"
     import_by_name: ClassVar[bool] = True
+    tagged: ClassVar[bool] = True
 
     # -- the manifest ----------------------------------------------------------------------
 

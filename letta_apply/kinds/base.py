@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ..manifest.files import Document
     from ..manifest.sections import KeyDefault
     from ..server.client import LettaClient
+    from .writing import Conversion, Export, Selected, Selection
 
 Policy = Literal["enforced", "initial", "sensitive", "replace", "create"]
 """How a field is kept: `enforced` (a difference is written back), `initial` (set at creation; a
@@ -577,11 +578,33 @@ class Kind(ABC):
         the server keeps unique by name has nothing to settle."""
         return {}
 
-    # -- export ----------------------------------------------------------------------------
+    # -- writing a manifest (export, convert: kinds.writing) ----------------------------------
+
+    root: ClassVar[bool] = False
+    """Whether manifests letta-apply writes are written around this kind's resources (agents):
+    export selects them (`export_selection`), an Agent File holds them. One kind is."""
 
     def export(self, found: Any) -> dict[str, Any]:
         """A manifest entry declaring a live resource as it is."""
         return {}
+
+    def export_selection(self, client: LettaClient, selection: Selection) -> Selected:
+        """The root kind's resources `selection` names that no stack manages (and why the
+        others are left out)."""
+        raise NotImplementedError(f"{self.name}s are not what export selects")
+
+    def export_section(self, ex: Export) -> dict[str, Any] | None:
+        """The kind's section of an exported manifest (entries by key, `ex.key` making each
+        key): its resources the selected ones use or are made of, declared as they are, that no
+        stack manages (export writes an import of each). None: the kind exports nothing, and
+        export says so."""
+        return None
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any] | None:
+        """The kind's section of the manifest converted from an Agent File (entries by key,
+        `conv.key` making each key), with a note (`conv.note`) for each thing of the kind the
+        file holds that is not converted. None: the kind takes nothing from an Agent File."""
+        return None
 
 
 def unmark_tagged(

@@ -71,6 +71,7 @@ from ..tool.rules import (
     rules_shown,
     tool_rules_update,
 )
+from ..writing import Conversion, Export, Selected, Selection
 from . import create_only as agent_create_only
 from . import plan as agent_plan
 from .checks import check_agents
@@ -265,6 +266,7 @@ class AgentKind(Kind):
     import_by_name: ClassVar[bool] = True
     shape: ClassVar[Shape] = "rounded"
     tagged: ClassVar[bool] = True
+    root: ClassVar[bool] = True  # export and convert write manifests around agents
     templated: ClassVar[bool] = True
     # Names must be unique: an instance of a template is named key-index.
     key_fields: ClassVar[Mapping[str, KeyDefault]] = {"name": "instance"}
@@ -626,6 +628,23 @@ class AgentKind(Kind):
         else:
             _update(run, rid, body)
         return rid
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def export_selection(self, client: LettaClient, selection: Selection) -> Selected:
+        from .writing import selected_agents  # builds on this module
+
+        return selected_agents(client, selection)
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_agents
+
+        return export_agents(ex)
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        from .agent_file import convert_agents
+
+        return convert_agents(conv)
 
 
 def _candidates(run: Run, change: Change, body: Mapping[str, Any]) -> list[dict[str, Any]]:

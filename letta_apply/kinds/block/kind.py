@@ -59,6 +59,7 @@ from ..base import (
     settle,
     unmark_tagged,
 )
+from ..writing import Conversion, Export
 
 DEFAULT_LIMIT = 100000
 """Letta's default block character limit (CreateBlock.limit)."""
@@ -618,6 +619,18 @@ class BlockKind(Kind):
                 c.request("PATCH", f"/v1/blocks/{rid}/identities/{verb}/{identity_id}")
         return rid
 
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_shared  # builds on this module
+
+        return export_shared(ex)
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        from .writing import convert_shared
+
+        return convert_shared(conv)
+
 
 def create_block(run: Run, address: str, body: Mapping[str, Any]) -> str:
     """Create a block. After an ambiguous failure it is looked up by its marks (one narrow
@@ -645,23 +658,6 @@ def settle_blocks(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str
             run.record(change.address, str(winner["id"]))
             moved[change.address] = str(winner["id"])
     return moved
-
-
-def export_block(b: LiveBlock, *, label: bool) -> dict[str, Any]:
-    """A block's fields as a manifest declares them (server defaults left out)."""
-    out: dict[str, Any] = {"label": b.label} if label else {}
-    out["value"] = b.value
-    if b.description and b.description != DEFAULT_DESCRIPTIONS.get(b.label):
-        out["description"] = b.description
-    if b.limit is not None and b.limit != DEFAULT_LIMIT:
-        out["limit"] = b.limit
-    if b.read_only:
-        out["read_only"] = True
-    if user_metadata(b.metadata):
-        out["metadata"] = user_metadata(b.metadata)
-    if b.tags:
-        out["tags"] = sorted(b.tags)
-    return out
 
 
 def block_users(

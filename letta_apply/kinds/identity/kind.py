@@ -52,6 +52,7 @@ from ..base import (
     applied_of,
     owned_by,
 )
+from ..writing import Export
 
 FIELDS = ("identifier_key", "name", "identity_type")
 _PROPERTY_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"))
@@ -362,6 +363,13 @@ class IdentityKind(Kind):
         if found.properties:
             out["properties"] = dict(found.properties)
         return out
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_identities  # builds on this module
+
+        return export_identities(self, ex)
 
 
 def _find(run: Run, change: Change) -> dict[str, Any] | None:

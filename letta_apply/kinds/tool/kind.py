@@ -46,6 +46,7 @@ from ..base import (
     unmark_tagged,
 )
 from ..block.kind import our_agent_ids, stack_of
+from ..writing import Conversion
 from .rules import rule_by_name
 from .source import function_name, parse_source, read_sources, renamed, source_at
 
@@ -154,6 +155,10 @@ class ToolState:
 def is_base_tool_type(tool_type: str) -> bool:
     """Tools the server provides itself (memory, search...): letta-apply never owns them."""
     return tool_type.startswith("letta")
+
+
+ON_REQUEST = ("letta_builtin",)
+"""Types of the server's own tools that an agent gets only when it asks for them by name."""
 
 
 def pip_requirements(reqs: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
@@ -499,6 +504,13 @@ class ToolKind(Kind):
                 body["json_schema"] = derived_schema(c, body["source_code"])
             c.update_tool(rid, body)
         return rid
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        from .writing import convert_tools  # builds on this module
+
+        return convert_tools(conv)
 
 
 def derived_schema(c: LettaClient, source: str) -> dict[str, Any]:

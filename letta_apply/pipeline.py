@@ -46,7 +46,7 @@ def load_manifest(paths: str | Sequence[str], options: Options | None = None) ->
     validate the result; raises ManifestError with every problem found (sensitive values
     masked)."""
     checked = file_paths(paths, "paths")
-    return _validated(load_source(checked, _checked(options, Budget())))
+    return _validated(load_source(checked, KINDS, _checked(options, Budget())))
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,12 @@ def validate_manifest(paths: str | Sequence[str], options: Options | None = None
     checks that depend on it are made as far as its declaration tells (manifest.unknown).
     Raises ManifestError with every problem found, as load_manifest does."""
     checked = file_paths(paths, "paths")
-    source = load_source(checked, replace(_checked(options, Budget()), unknown_values=True))
+    options = replace(_checked(options, Budget()), unknown_values=True)
+    source = load_source(checked, KINDS, options)
     if not source.unknown:
         return Validated(_validated(source))
     with _masked(source):
-        check(source.doc, source.errors, source.quiet, source.typed)
+        check(source.doc, KINDS, source.errors, source.quiet, source.typed)
     return Validated(None, source.unknown)
 
 
@@ -118,7 +119,7 @@ def load_manifest_data(
         plain, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=1 << 16
     )  # fmt: skip
     try:
-        return _validated(load_source_text(text, name, options, root=base.resolve()))
+        return _validated(load_source_text(text, name, KINDS, options, root=base.resolve()))
     except ManifestError as e:
         raise _by_key_path(e, text, name) from None
 
@@ -156,7 +157,7 @@ def _checked(
 
 def _validated(source: Source) -> Desired:
     with _masked(source):
-        desired = validate(source.doc, source.errors, source.quiet)
+        desired = validate(source.doc, KINDS, source.errors, source.quiet)
     return replace(desired, files=source.files, digest=source.digest, secrets=source.secrets)
 
 

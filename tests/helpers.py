@@ -18,6 +18,7 @@ import pytest
 from letta_apply.cli import commands
 from letta_apply.core.model import Desired
 from letta_apply.errors import Diagnostic, ManifestError
+from letta_apply.kinds import KINDS
 from letta_apply.manifest.files import load_text
 from letta_apply.manifest.validate import validate
 from letta_apply.server.client import LettaClient
@@ -70,7 +71,7 @@ agents:
 
 def desired(text: str, file: str = "m.yaml") -> Desired:
     """The desired state of a manifest given as text."""
-    return validate(load_text(text, file))
+    return validate(load_text(text, file), KINDS)
 
 
 def write(folder: Path, text: str | bytes, name: str = "m.yaml") -> Path:

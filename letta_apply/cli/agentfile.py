@@ -80,7 +80,7 @@ def convert_command(args: argparse.Namespace, o: _Out) -> int:
         return EXIT_OK
     written = write_converted(converted, args.output)
     print(
-        f'Wrote {", ".join(written)}: stack "{stack}", {converted.agents} agent(s). '
+        f'Wrote {", ".join(written)}: stack "{stack}", {converted.selected} agent(s). '
         f"`letta-apply apply -f {args.output}` creates it.",
         file=o.err,
     )

@@ -291,16 +291,18 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
         result = export_manifest(client, args.stack, sel, include_system=args.include_system)
     for why in result.skipped:
         print(f"skipped {why}", file=o.err)
-    if not result.agents:
+    if not result.selected:
         # A manifest of nothing would adopt nothing, and -o would overwrite a file with it.
         managed = "every selected agent is already managed by a stack"
         why = managed if result.skipped else "no agent matches the selection"
         raise LettaApplyError(f"nothing to export: {why}; nothing was written")
+    for note in result.notes:
+        print(f"note: {note}", file=o.err)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(result.text(fmt))
         print(
-            f"Wrote {args.output}: {result.agents} agent(s), {result.blocks} shared block(s). "
+            f"Wrote {args.output}: {result.summary}. "
             f"`letta-apply apply -f {args.output}` adopts them.",
             file=o.err,
         )

@@ -52,9 +52,27 @@ def is_secret(value: object) -> bool:
     return isinstance(value, SECRET_TYPES)
 
 
+STACK_TAG = "letta-apply:"
+"""What the tag of every tagged resource of a stack starts with (`stack_tag`)."""
+
+LOCK_TAG = "letta-apply-lock:"
+"""What the tag of every lock record of a stack starts with (server.lock)."""
+
+RESERVED_TAG_PREFIXES = (STACK_TAG, LOCK_TAG)
+"""Tags letta-apply writes to recognise its own records: a manifest that declared one could pass
+for letta-apply (a forged stack lock, another stack's mark)."""
+
+LOCK_LABEL = "letta-apply-lock"
+"""The label of a stack's lock records (server.lock): no block of a manifest may take it."""
+
+LOCK_KEY = "letta_apply_lock"
+"""Key in a lock or serial record's `metadata` under which it is described (server.lock,
+server.serial): no metadata of a manifest may hold it."""
+
+
 def stack_tag(stack: str) -> str:
     """The tag every tagged resource of `stack` carries; list calls filter on it."""
-    return f"letta-apply:{stack}"
+    return f"{STACK_TAG}{stack}"
 
 
 def kind_of(address: str) -> str:

@@ -43,7 +43,9 @@ from ..errors import ApiError
 if TYPE_CHECKING:
     from ..errors import Diagnostic
     from ..manifest.files import Document
+    from ..manifest.sections import KeyDefault
     from ..server.client import LettaClient
+    from .writing import Conversion, Export, Selected, Selection
 
 Policy = Literal["enforced", "initial", "sensitive", "replace", "create"]
 """How a field is kept: `enforced` (a difference is written back), `initial` (set at creation; a
@@ -339,8 +341,34 @@ class Kind(ABC):
     the manifest (or a saved plan) names the kind or the stack's own blocks say it holds some:
     its mark blocks ("marks", see `marked`), its flag ("flag", see kinds.flags). A stack holding
     none of such a kind never asks its routes (read.live)."""
+    mark_label: ClassVar[str] = ""
+    """The label of its mark blocks, for a kind listed by "marks" (kinds.mark_blocks)."""
 
-    # -- the manifest ----------------------------------------------------------------------
+    # -- the manifest (manifest.sections.Section) ----------------------------------------------
+
+    templated: ClassVar[bool] = False  # an entry may have `for_each` or `count`
+    key_fields: ClassVar[Mapping[str, KeyDefault]] = {}  # fields defaulting to the entry's key
+    file_fields: ClassVar[Mapping[str, str]] = {}  # `value_file` -> `value`: read when loaded
+    sensitive_in: ClassVar[tuple[str, ...]] = ()  # fields a sensitive value may go in
+    shown_whole: ClassVar[Mapping[str, str]] = {}  # fields no sensitive value goes in, and why
+    tagged: ClassVar[bool] = False  # its resources carry the stack's tag in their own tags
+
+    @property
+    def reserved_labels(self) -> tuple[str, ...]:
+        """Labels of the blocks letta-apply keeps for the kind (its mark blocks, its flag): no
+        block of a manifest may take one."""
+        from .flags import flag_label  # flags are built on this module
+
+        flag = (flag_label(self),) if self.listing == "flag" else ()
+        return (*((self.mark_label,) if self.mark_label else ()), *flag)
+
+    @property
+    def reserved_addresses(self) -> tuple[str, ...]:
+        """Where a plan shows the kind's flag (kinds.flags): no entry of a manifest may have
+        that address."""
+        from .flags import flag_address
+
+        return (flag_address(self),) if self.listing == "flag" else ()
 
     def schema(self) -> dict[str, Any]:
         """The kind's JSON Schema fragment, `schema.json` in the kind's own folder: the schema
@@ -550,11 +578,33 @@ class Kind(ABC):
         the server keeps unique by name has nothing to settle."""
         return {}
 
-    # -- export ----------------------------------------------------------------------------
+    # -- writing a manifest (export, convert: kinds.writing) ----------------------------------
+
+    root: ClassVar[bool] = False
+    """Whether manifests letta-apply writes are written around this kind's resources (agents):
+    export selects them (`export_selection`), an Agent File holds them. One kind is."""
 
     def export(self, found: Any) -> dict[str, Any]:
         """A manifest entry declaring a live resource as it is."""
         return {}
+
+    def export_selection(self, client: LettaClient, selection: Selection) -> Selected:
+        """The root kind's resources `selection` names that no stack manages (and why the
+        others are left out)."""
+        raise NotImplementedError(f"{self.name}s are not what export selects")
+
+    def export_section(self, ex: Export) -> dict[str, Any] | None:
+        """The kind's section of an exported manifest (entries by key, `ex.key` making each
+        key): its resources the selected ones use or are made of, declared as they are, that no
+        stack manages (export writes an import of each). None: the kind exports nothing, and
+        export says so."""
+        return None
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any] | None:
+        """The kind's section of the manifest converted from an Agent File (entries by key,
+        `conv.key` making each key), with a note (`conv.note`) for each thing of the kind the
+        file holds that is not converted. None: the kind takes nothing from an Agent File."""
+        return None
 
 
 def unmark_tagged(

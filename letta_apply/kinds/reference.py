@@ -113,7 +113,7 @@ def page(kind: Kind, examples: Iterable[Path] = ()) -> str:
         "| field | type | policy | default | description |",
         "|---|---|---|---|---|",
     ]  # fmt: skip
-    shared = schema()["$defs"]
+    shared = schema(KINDS)["$defs"]
     for name, prop in props.items():
         shown = _policy(name, policies)
         about = prop.get("description") or shared.get(_ref_name(str(prop.get("$ref", ""))), {}).get(

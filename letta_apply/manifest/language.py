@@ -14,8 +14,13 @@ Steps, each reporting every problem it finds with its `file:line:col`:
    `${each.value.field}`, `${count.index}`; `$${` is a literal `${`); a string that is exactly one
    reference takes the referenced value's type. Blocks and agents with `for_each` or `count` become
    one resource per instance (`agent.worker["eu"]`, `agent.worker[0]`).
-4. `value_file`, `system_file` and `description_file` are read (relative to the manifest file that
-   names them, inside the folder given to `-f` unless outside files are allowed).
+4. The files entries name (`value_file`, `system_file`, ...: each kind's `file_fields`) are read
+   (relative to the manifest file that names them, inside the folder given to `-f` unless
+   outside files are allowed).
+
+What is kind-specific (which sections take templates, the fields that default to an entry's
+key, the files an entry names, where a sensitive value may go) comes from the kinds the caller
+hands in (manifest.sections).
 
 Reading the files with positions is in files.py, resolving variables in variables.py; this module
 expands the result and ties the steps together (`load_source`).
@@ -29,14 +34,13 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core.model import Sensitive, is_secret
 from ..errors import Diagnostic, ManifestError
-from ..kinds import KINDS
 from .files import (
     Document,
     Path_,
@@ -51,26 +55,13 @@ from .files import (
     parse_text,
     read_regular,
 )
+from .sections import Section, by_section, plural
 from .unknown import REPRESENTATIVE, Unknown, field_of, settle
 from .variables import Options, Variable, as_text, resolve_variables, secrets_of
 
 # `$${` is a literal `${`; `${...}` a reference; a `${` with no `}` an error.
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
 _WHOLE_REF = re.compile(r"\$\{([^{}]*)\}")  # a string that is exactly one reference
-_TEMPLATED = ("blocks", "agents")
-# Files whose text becomes a field: (the key naming the file, the field it fills).
-_FILE_FIELDS = {
-    "blocks": (("value_file", "value"), ("description_file", "description")),
-    "memory_blocks": (("value_file", "value"), ("description_file", "description")),
-    "agents": (("system_file", "system"), ("description_file", "description")),
-}
-# Where a sensitive value may go: text that is sent to the server and masked in every output.
-# Names, labels, tags and keys are shown and matched everywhere, so a secret is refused there.
-_SENSITIVE_OK = {
-    "value", "description", "system", "metadata", "properties", "secrets",
-    "tool_exec_environment_variables", "auth_token", "custom_headers", "env",
-}  # fmt: skip
-_SENSITIVE_SECTIONS = ("blocks", "agents", "identities", "mcp_servers")
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
 
 
@@ -144,23 +135,28 @@ class _Expander:
         raw: Document,
         variables: Mapping[str, Variable],
         options: Options,
+        kinds: Sequence[Section],
     ) -> None:
         self.raw = raw
         self.variables = variables
         self.options = options
+        self.kinds = kinds
+        self.sections = by_section(kinds)
+        self.by_name = {k.name: k for k in kinds}
+        templated = [k.section for k in kinds if k.templated]
         self.out = Document(
             raw.file, None, roots=raw.roots, allow_outside_files=raw.allow_outside_files
         )
         self.errors: list[Diagnostic] = []
         self.read: list[str] = []
         # Templated resources: section -> key -> "for_each" or "count", and their instances.
-        self.templates: dict[str, dict[str, str]] = {s: {} for s in _TEMPLATED}
-        self.instances: dict[str, dict[str, list[str]]] = {s: {} for s in _TEMPLATED}
+        self.templates: dict[str, dict[str, str]] = {s: {} for s in templated}
+        self.instances: dict[str, dict[str, list[str]]] = {s: {} for s in templated}
         # Templates that made no instances for a reported problem (a count of -1): references
         # to their instances are not "undeclared".
-        self.broken: dict[str, set[str]] = {s: set() for s in _TEMPLATED}
+        self.broken: dict[str, set[str]] = {s: set() for s in templated}
         # Templates whose instances are not known yet (manifest.unknown): checked as one.
-        self.unknown_templates: dict[str, set[str]] = {s: set() for s in _TEMPLATED}
+        self.unknown_templates: dict[str, set[str]] = {s: set() for s in templated}
         self.unknown: set[str] = set()  # the references given no value, `var.x`, `env.X`
         self.typed: dict[Path_, Any] = {}  # unknown values of a known type: placeholders
         self.quiet: set[Place] = set()
@@ -333,7 +329,7 @@ class _Expander:
                 continue
             if (section,) in self.raw.keys:
                 self.out.keys[(section,)] = self.raw.keys[(section,)]
-            if section in _TEMPLATED and isinstance(value, dict):
+            if section in self.templates and isinstance(value, dict):
                 self.out.values[(section,)] = self.raw.where((section,))
                 out[section] = self.resources(section, value)
             else:
@@ -364,7 +360,7 @@ class _Expander:
 
     def resources(self, section: str, specs: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        kind = section[:-1]  # block, agent
+        kind = self.sections[section]
         for key, spec in specs.items():
             raw_path: Path_ = (section, key)
             if not isinstance(spec, dict) or ("for_each" not in spec and "count" not in spec):
@@ -377,7 +373,7 @@ class _Expander:
                     )
                 if raw_path in self.raw.keys:
                     self.out.keys[raw_path] = self.raw.keys[raw_path]
-                value = self.copy(raw_path, raw_path, spec, Scope(what=f"{kind}.{key}"))
+                value = self.copy(raw_path, raw_path, spec, Scope(what=f"{kind.name}.{key}"))
                 out[key] = self.files(section, raw_path, raw_path, value, Scope())
                 continue
             instances = self.instances_of(section, key, spec)
@@ -392,23 +388,35 @@ class _Expander:
                 self.out.keys[path] = self.raw.where(raw_path, key=True)
                 value = self.copy(raw_path, path, body, scope)
                 if isinstance(value, dict):
-                    # Names must be unique, labels are what the agent sees: an instance's name
-                    # defaults to key-index, a shared block's label to the key alone.
-                    if section == "agents" and "name" not in value and self.known(section, key):
-                        value["name"] = f"{key}-{index}"
-                        self._set((*path, "name"), raw_path)
-                    elif section == "agents" and "name" not in value:
-                        # Not known yet either: placed with the count or for_each that tells it.
-                        value["name"] = Unknown("string")
-                        template = "count" if "count" in spec else "for_each"
-                        self.out.values[(*path, "name")] = self.raw.where((*raw_path, template))
-                    if section == "blocks" and "label" not in value:
-                        value["label"] = key
-                        self._set((*path, "label"), raw_path)
+                    self.key_defaults(kind, spec, key, index, value, path)
                 out[ikey] = self.files(section, raw_path, path, value, scope)
                 keys.append(ikey)
             self.instances[section][key] = keys
         return out
+
+    def key_defaults(
+        self,
+        kind: Section,
+        spec: dict[str, Any],
+        key: str,
+        index: str | int,
+        value: dict[str, Any],
+        path: Path_,
+    ) -> None:
+        """The fields of an instance that default to the template's key (`kind.key_fields`):
+        a label to the key alone, a name (unique) to key-index."""
+        raw_path: Path_ = (kind.section, key)
+        for name, how in kind.key_fields.items():
+            if name in value:
+                continue
+            if how == "key" or self.known(kind.section, key):
+                value[name] = key if how == "key" else f"{key}-{index}"
+                self._set((*path, name), raw_path)
+            else:
+                # Not known yet either: placed with the count or for_each that tells it.
+                value[name] = Unknown("string")
+                template = "count" if "count" in spec else "for_each"
+                self.out.values[(*path, name)] = self.raw.where((*raw_path, template))
 
     def known(self, section: str, key: str) -> bool:
         """Whether the instances of template `key` are known (else one stands for them)."""
@@ -534,29 +542,35 @@ class _Expander:
         return [(REPRESENTATIVE, scope)]
 
     def files(self, section: str, raw_path: Path_, path: Path_, value: Any, scope: Scope) -> Any:
-        """Read `value_file`, `system_file` and `description_file` into their fields."""
+        """Read the files an entry names (its kind's `file_fields`: `value_file`...) into their
+        fields, and those the entries nested in it name (an agent's own blocks)."""
         if not isinstance(value, dict):
             return value
-        self.file_fields(section, raw_path, path, value)
-        if section == "agents":
-            own = value.get("memory_blocks")
-            for i, mb in enumerate(own if isinstance(own, list) else []):
-                if isinstance(mb, dict):
+        kind = self.sections[section]
+        self.file_fields(kind.file_fields, raw_path, path, value)
+        templated = " and ".join(plural(k) for k in self.kinds if k.templated)
+        for field_name, nested_kind in kind.nested.items():
+            nested = self.by_name[nested_kind]
+            own = value.get(field_name)
+            for i, entry in enumerate(own if isinstance(own, list) else []):
+                if isinstance(entry, dict):
                     for t in ("for_each", "count"):
-                        if t in mb:
-                            at: Path_ = (*raw_path, "memory_blocks", i, t)
-                            self.err(at, f"{_where(at)}: {t} is for shared blocks and agents; "
-                                     "an agent's own blocks come with each of its instances",
-                                     key=True)  # fmt: skip
-                            del mb[t]
+                        if t in entry:
+                            at: Path_ = (*raw_path, field_name, i, t)
+                            self.err(at, f"{_where(at)}: {t} is for {templated}; "
+                                     f"{_a(kind.name)}'s own {nested.section} come with each of "
+                                     "its instances", key=True)  # fmt: skip
+                            del entry[t]
                     self.file_fields(
-                        "memory_blocks", (*raw_path, "memory_blocks", i),
-                        (*path, "memory_blocks", i), mb,
+                        nested.file_fields, (*raw_path, field_name, i),
+                        (*path, field_name, i), entry,
                     )  # fmt: skip
         return value
 
-    def file_fields(self, section: str, raw_path: Path_, path: Path_, spec: dict[str, Any]) -> None:
-        for key, target in _FILE_FIELDS[section]:
+    def file_fields(
+        self, fields: Mapping[str, str], raw_path: Path_, path: Path_, spec: dict[str, Any]
+    ) -> None:
+        for key, target in fields.items():
             if key not in spec:
                 continue
             name = spec.pop(key)
@@ -606,7 +620,7 @@ class _Expander:
         """The fields that name shared blocks or agents by key (each kind's `instance_refs`:
         an agent's `blocks:`, a group's members), read alike: `region[eu]` is `region["eu"]`,
         and `region[*]`, in a list, every instance of `region`."""
-        for k in KINDS:
+        for k in self.kinds:
             section = data.get(k.section)
             if not k.instance_refs or not isinstance(section, dict):
                 continue
@@ -629,7 +643,7 @@ class _Expander:
         ref = normalize_address(ref)
         m = _INSTANCE.match(ref)
         base = m.group("base") if m else ref
-        templates = self.templates[target]
+        templates = self.templates.get(target, {})
         if base not in templates or (m and m.group("index") != "*"):
             return [ref]
         if m and many:
@@ -641,8 +655,8 @@ class _Expander:
         self.errors.append(
             Diagnostic(
                 pos.file or self.raw.file, pos.line, pos.col,
-                f"{_where(at)}: {target[:-1]}.{base} has {templates[base]}: name one instance, "
-                f"{example}{every}",
+                f"{_where(at)}: {self.sections[target].name}.{base} has {templates[base]}: "
+                f"name one instance, {example}{every}",
             )
         )  # fmt: skip
         return []
@@ -676,7 +690,7 @@ class _Expander:
         one standing for them): no check reports those names undeclared."""
         if not any(self.broken.values()) and not any(self.unknown_templates.values()):
             return set()
-        prefixes = {s: f"{s[:-1]}." for s in _TEMPLATED}
+        prefixes = {s: f"{self.sections[s].name}." for s in self.templates}
         stands = instance_key("", REPRESENTATIVE)
         out: set[Place] = set()
 
@@ -685,7 +699,7 @@ class _Expander:
             if not m:
                 return False
             base = m.group("base")
-            for section in _TEMPLATED:
+            for section in self.templates:
                 keys = self.broken[section]
                 if m.group() != base + stands:
                     keys = keys | self.unknown_templates[section]
@@ -707,26 +721,30 @@ class _Expander:
         return out
 
     def check_sensitive(self, data: dict[str, Any]) -> None:
+        """A sensitive value goes only where it is masked: in a field of an entry that a kind
+        says takes one (`sensitive_in`; any such field along the path, of any kind that takes
+        one), never in a name, label or tag (shown and matched everywhere), never in a field
+        shown whole (`shown_whole`)."""
+        sections = {k.section for k in self.kinds if k.sensitive_in}
+        ok = {f for k in self.kinds for f in k.sensitive_in}
+        whole = {f: why for k in self.kinds for f, why in k.shown_whole.items()}
+        where_ok = f"it can go in {_listed(sorted(ok))}"
+
         def walk(value: Any, path: Path_) -> None:
             if _secret(value):
                 fields = [p for p in path if isinstance(p, str)]
+                shown = next((whole[f] for f in fields[2:] if f in whole), None)
                 allowed = (
                     len(path) >= 3
-                    and path[0] in _SENSITIVE_SECTIONS
-                    and any(f in _SENSITIVE_OK for f in fields[2:])
+                    and path[0] in sections
+                    and any(f in ok for f in fields[2:])
                     and fields[-1] not in ("label", "name", "tags")
                     and "tags" not in fields[2:]
-                    # Rules are shown and compared whole: a rule's args cannot hide a secret.
-                    and "tool_rules" not in fields[2:]
+                    and shown is None
                 )
                 if not allowed:
                     pos = self.out.where(path)
-                    why = (
-                        "tool rules are shown whole in every plan; keep secrets out of them"
-                        if "tool_rules" in fields[2:]
-                        else "it can go in value, description, system, metadata, properties, "
-                        "secrets, an MCP server's auth_token, custom_headers and env"
-                    )
+                    why = shown or where_ok
                     self.errors.append(
                         Diagnostic(
                             pos.file or self.raw.file, pos.line, pos.col,
@@ -754,6 +772,15 @@ def _instance_example(key: str, template: str, instances: list[str]) -> str:
     index = json.loads(m.group("index"))
     # A key that reads as a number keeps its quotes: `w[0]` is a count index.
     return f"{key}[{index}]" if re.fullmatch(r"[A-Za-z_][\w-]*", index) else instances[0]
+
+
+def _listed(words: Sequence[str]) -> str:
+    """`a, b and c`."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _maybe_string(value: Any) -> bool:
@@ -810,13 +837,15 @@ def _digest(
 
 def load_source(
     paths: str | Sequence[str],
+    kinds: Iterable[Section],
     options: Options | None = None,
     *,
     mask: Callable[[str], str] | None = None,
 ) -> Source:
-    """Load the manifest `paths` name into one plain document. The problems found on the way
-    are in `Source.errors` (messages masked of sensitive values), for `validate` to report with
-    its own; raises ManifestError only when a file cannot be read at all (invalid YAML)."""
+    """Load the manifest `paths` name, of `kinds` (letta_apply.kinds.KINDS), into one plain
+    document. The problems found on the way are in `Source.errors` (messages masked of
+    sensitive values), for `validate` to report with its own; raises ManifestError only when a
+    file cannot be read at all (invalid YAML)."""
     paths = [paths] if isinstance(paths, str) else list(paths)
     files, errors = manifest_files(paths)
     docs: list[Document] = []
@@ -834,19 +863,28 @@ def load_source(
     if fatal or not docs:
         errors += problems
         raise ManifestError(errors or [Diagnostic("-f", 0, 0, "no manifest file given")])
-    return _expand(docs, files, options or Options(), {}, problems)
+    return _expand(docs, files, tuple(kinds), options or Options(), {}, problems)
 
 
-def load_source_text(text: str, name: str, options: Options | None = None, *, root: Path) -> Source:
+def load_source_text(
+    text: str,
+    name: str,
+    kinds: Iterable[Section],
+    options: Options | None = None,
+    *,
+    root: Path,
+) -> Source:
     """Like load_source, for a manifest given as YAML text: `name` stands for its file in
     messages, and the files it names are read relative to `root` (and kept inside it)."""
     doc, problems = parse_text(text, name)
-    return _expand([doc], [(name, root)], options or Options(), {name: text}, problems)
+    return _expand([doc], [(name, root)], tuple(kinds), options or Options(), {name: text},
+                   problems)  # fmt: skip
 
 
 def _expand(
     docs: list[Document],
     files: list[tuple[str, Path]],
+    kinds: Sequence[Section],
     options: Options,
     texts: Mapping[str, str],
     problems: list[Diagnostic],
@@ -860,7 +898,7 @@ def _expand(
     raw.allow_outside_files = options.allow_outside_files
     # Every step goes on past the problems it finds (what they leave out is left empty), so
     # that validation reports the rest at once.
-    expander = _Expander(raw, variables, options)
+    expander = _Expander(raw, variables, options, kinds)
     expanded = expander.expand()
     errors += expander.errors
     expander.out.data = expanded
@@ -873,7 +911,7 @@ def _expand(
     sources: list[str] = []
     # A document that is not a mapping has no entries to read files for: the schema says what
     # it should be.
-    for k in KINDS if isinstance(expanded, dict) else ():
+    for k in kinds if isinstance(expanded, dict) else ():
         read_by_kind, read_problems = k.read_files(expander.out, expanded)
         sources += read_by_kind
         errors += read_problems

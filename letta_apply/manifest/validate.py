@@ -4,36 +4,25 @@ schema errors and semantic errors together, one diagnostic per position."""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from ..core.model import Desired, Import
+from ..core.model import LOCK_KEY, LOCK_LABEL, RESERVED_TAG_PREFIXES, Desired, Import
 from ..errors import Diagnostic, ManifestError
-from ..kinds import KINDS, kind
-from ..kinds.archive.kind import MARK_LABEL as ARCHIVE_MARK_LABEL
-from ..kinds.block.kind import check_block
-from ..kinds.flags import flag_label
-from ..kinds.group.kind import MARK_LABEL as GROUP_MARK_LABEL
-from ..kinds.mcp_server.kind import MARK_LABEL as MCP_MARK_LABEL
-from ..server.lock import LOCK_LABEL
-from ..server.serial import LOCK_KEY
 from .files import Document, Path_, Place, clip
 from .files import where as _where
+from .sections import Section
 from .unknown import placeholders
 
 BASE_SCHEMA = Path(__file__).parent / "schemas" / "base.schema.json"
-
-# What the server itself accepts: agent names (Letta 0.16.8 CreateAgent.validate_name, matched
-# against the whole name: Letta's own `$` would let a trailing newline through) and block labels
-# (the core-memory routes address a block by label).
-AGENT_NAME = re.compile(r"[\w '\-]+")
 
 # Invalid in any string sent to Letta: PostgreSQL text and jsonb refuse NUL, and a lone surrogate
 # cannot be encoded as UTF-8.
@@ -41,12 +30,23 @@ _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
 @cache
-def schema() -> dict[str, Any]:
-    """The manifest's JSON Schema (2020-12): the shared part, and each kind's section and
-    definitions (see letta_apply.kinds)."""
+def base_schema() -> dict[str, Any]:
+    """The shared part of the manifest's JSON Schema, without any kind's section."""
     with BASE_SCHEMA.open(encoding="utf-8") as f:
         out: dict[str, Any] = json.load(f)
-    for k in KINDS:
+    return out
+
+
+def schema(kinds: Iterable[Section]) -> dict[str, Any]:
+    """The manifest's JSON Schema (2020-12): the shared part, and each kind's section and
+    definitions (see letta_apply.kinds)."""
+    return _schema(tuple(kinds))
+
+
+@cache
+def _schema(kinds: tuple[Section, ...]) -> dict[str, Any]:
+    out = copy.deepcopy(base_schema())
+    for k in kinds:
         fragment = k.schema()
         out["properties"][k.section] = fragment["section"]
         out["$defs"].update(fragment["$defs"])
@@ -58,7 +58,7 @@ def schema() -> dict[str, Any]:
         items = out["$defs"][k.name]["properties"]["ignore_changes"].setdefault("items", {})
         items.setdefault("enum", ignorable)
     # Addresses and ids name any kind: `(KINDS)` in the shared part stands for their names.
-    names = "|".join(k.name for k in KINDS)
+    names = "|".join(k.name for k in kinds)
     for where in (out["$defs"]["address"], out["$defs"]["import"]["properties"]["id"]):
         where["pattern"] = where["pattern"].replace("(KINDS)", f"({names})")
     return out
@@ -81,11 +81,11 @@ def _pattern(
 
 
 @cache
-def _validator() -> Any:
+def _validator(kinds: tuple[Section, ...]) -> Any:
     cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         jsonschema.Draft202012Validator, {"pattern": _pattern}
     )
-    return cls(schema())
+    return cls(_schema(kinds))
 
 
 _TYPE_NAMES = {
@@ -130,11 +130,13 @@ def _characters(n: int) -> str:
 _KEY_PATTERNS = ("key", "instanceKey", "instanceRef")  # reported as an invalid key
 
 
-def _schema_diagnostics(doc: Document, unknown: Collection[Path_] = ()) -> list[Diagnostic]:
+def _schema_diagnostics(
+    doc: Document, kinds: tuple[Section, ...], unknown: Collection[Path_] = ()
+) -> list[Diagnostic]:
     """The schema's errors, but those that values not known yet may turn out not to have (a
     placeholder of its type stands at each path of `unknown`)."""
     out: list[Diagnostic] = []
-    for err in _validator().iter_errors(doc.data):
+    for err in _validator(kinds).iter_errors(doc.data):
         if not unknown or _certain(err, unknown):
             out.extend(_explain(doc, err))
     return out
@@ -227,7 +229,7 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                 f"invalid {field} handle {clip(str(inst))}: write it as provider/model, e.g. "
                 "letta/letta-free"
             )
-        elif rule in (schema()["$defs"][k]["pattern"] for k in _KEY_PATTERNS):
+        elif rule in (base_schema()["$defs"][k]["pattern"] for k in _KEY_PATTERNS):
             what = (
                 f"invalid key {clip(str(inst))}: keys use letters, digits, '_' and '-', start "
                 "with a letter or '_', at most 100 characters"
@@ -308,7 +310,7 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _semantic(doc: Document) -> list[Diagnostic]:
+def _semantic(doc: Document, kinds: Sequence[Section]) -> list[Diagnostic]:
     """The rules a schema cannot say. Written to run on manifests the schema rejected too (parts
     of the wrong shape are skipped), so that every problem is reported in one run."""
     data = _mapping(doc.data)
@@ -328,154 +330,59 @@ def _semantic(doc: Document) -> list[Diagnostic]:
                 )
             )
 
-    shared_labels: dict[str, Any] = {}  # shared block key -> its label
-    for key, spec in _mapping(data.get("blocks")).items():
-        if not isinstance(spec, dict):
-            shared_labels[key] = None
-            continue
-        shared_labels[key] = spec.get("label", key)  # checked by the block kind
-
-    names: dict[str, Path_] = {}
-    for key, spec in _mapping(data.get("agents")).items():
-        if not isinstance(spec, dict):
-            continue
-        path: Path_ = ("agents", key)
-        name = spec.get("name", key)
-        name_path = (*path, "name") if "name" in spec else path
-        if isinstance(name, str):
-            if name and not AGENT_NAME.fullmatch(name):
-                errors.append(
-                    doc.diag(
-                        name_path,
-                        f"{_where(name_path)}: agent name {clip(name)} is not accepted by Letta: "
-                        "use letters, digits, spaces, '-', '_' and apostrophes",
-                        key="name" not in spec,
-                    )
-                )
-            if name in names:
-                first = names[name]
-                errors.append(
-                    doc.diag(
-                        name_path,
-                        f"{_where(name_path)}: agent name {clip(name)} is already used by "
-                        f"{_where(first)} ({doc.at(first, name_path)}); "
-                        "agent names must be unique",
-                        key="name" not in spec,
-                    )
-                )
-            else:
-                names[name] = name_path
-
-        # Every block the agent will see, by label: its own and the shared ones it attaches.
-        claims: list[tuple[str, Path_, str]] = []
-        for i, mb in enumerate(_list(spec.get("memory_blocks"))):
-            if not isinstance(mb, dict):
-                continue
-            mpath: Path_ = (*path, "memory_blocks", i)
-            label = mb.get("label")
-            errors += check_block(doc, mpath, mb, label, from_key=False)
-            if isinstance(label, str):
-                claims.append((label, (*mpath, "label"), _where(mpath)))
-
-        for i, ref in enumerate(_list(spec.get("blocks"))):
-            if not isinstance(ref, str):
-                continue
-            rpath: Path_ = (*path, "blocks", i)
-            if ref not in shared_labels:
-                hint = difflib.get_close_matches(ref, list(shared_labels), n=1)
-                if hint:
-                    known = f"; did you mean '{hint[0]}'?"
-                elif shared_labels:
-                    known = f" (declared: {', '.join(sorted(shared_labels))})"
-                else:
-                    known = " (the manifest declares no shared blocks under 'blocks')"
-                errors.append(
-                    doc.diag(
-                        rpath, f"{_where(rpath)}: no shared block {clip(ref)} is declared{known}"
-                    )
-                )
-                continue
-            label = shared_labels[ref]
-            if isinstance(label, str):
-                claims.append((label, rpath, f"block.{ref}"))
-
-        seen: dict[str, tuple[Path_, str]] = {}
-        for label, at, what in sorted(claims, key=lambda c: _order(doc, c[1])):
-            if label not in seen:
-                seen[label] = (at, what)
-                continue
-            first_at, first_what = seen[label]
-            errors.append(
-                doc.diag(
-                    at,
-                    f"{_where(path)}: two blocks labelled {clip(label)} on one agent: {what} "
-                    f"and {first_what} ({doc.at(first_at, at)}); labels must be unique "
-                    "per agent",
-                )
-            )
-    errors += _lifecycle(doc, data)
-    errors += _reserved(doc, data)
-    for k in KINDS:
+    errors += _lifecycle(doc, data, kinds)
+    errors += _reserved(doc, data, kinds)
+    for k in kinds:
         errors += k.check(doc, data)
     return errors
 
 
-# What letta-apply writes to recognise its own records: a manifest that declared them could
-# pass for letta-apply (a forged stack lock, another stack's mark).
-RESERVED_TAG_PREFIXES = ("letta-apply:", "letta-apply-lock:")
-# The kinds' flags (kinds.flags): a plan shows their changes at block.<label>, so no block of a
-# manifest may have that key either.
-FLAG_LABELS = tuple(flag_label(k) for k in KINDS if k.listing == "flag")
-RESERVED_LABELS = (
-    LOCK_LABEL,
-    GROUP_MARK_LABEL,
-    MCP_MARK_LABEL,
-    ARCHIVE_MARK_LABEL,
-    *FLAG_LABELS,
-)
-RESERVED_METADATA = (LOCK_KEY,)  # MARK_KEY is refused by the schema
-
-
-def _reserved(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
-    """Tags, labels and metadata keys letta-apply reserves for its marks and its lock."""
+def _reserved(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) -> list[Diagnostic]:
+    """Tags, labels and metadata keys letta-apply reserves for its marks and its lock, in the
+    entries of the kinds whose resources carry the stack's tag; and the keys of its own blocks'
+    addresses."""
+    labels = {LOCK_LABEL, *(label for k in kinds for label in k.reserved_labels)}
+    addresses = {a for k in kinds for a in k.reserved_addresses}
+    tagged = {k.section for k in kinds if k.tagged}
     errors: list[Diagnostic] = []
     for at, text, is_key in _strings(data, ()):
         fields = [p for p in at if isinstance(p, str)]
-        if len(fields) < 3 or fields[0] not in ("blocks", "agents", "tools"):
+        if len(fields) < 3 or fields[0] not in tagged:
             continue
         what = None
         if not is_key and "tags" in fields[2:] and text.startswith(RESERVED_TAG_PREFIXES):
             what = f"tag {clip(text)} is reserved for letta-apply's marks and stack lock"
-        elif not is_key and fields[-1] == "label" and text in RESERVED_LABELS:
+        elif not is_key and fields[-1] == "label" and text in labels:
             what = f"label {clip(text)} is reserved for letta-apply's stack lock"
-        elif is_key and fields[-2] == "metadata" and text in RESERVED_METADATA:
+        elif is_key and fields[-2] == "metadata" and text == LOCK_KEY:  # MARK_KEY: the schema
             what = f"the key {clip(text)} is reserved for letta-apply's stack lock"
         if what:
             errors.append(doc.diag(at, f"{_where(at)}: {what}", key=is_key))
-    for key in _mapping(data.get("blocks")):
-        spec = _mapping(_mapping(data.get("blocks")).get(key))
-        if key in FLAG_LABELS and "label" in spec:
-            errors.append(
-                doc.diag(
-                    ("blocks", key),
-                    f"blocks.{key}: the key {clip(key)} is reserved for letta-apply's own "
-                    "bookkeeping block of that name; use another key",
-                    key=True,
+    for k in kinds:
+        for key, spec in _mapping(data.get(k.section)).items():
+            entry: Path_ = (k.section, key)
+            if "label" in k.key_fields and "label" not in _mapping(spec) and key in labels:
+                errors.append(
+                    doc.diag(
+                        entry,
+                        f"{_where(entry)}: label {clip(key)} (the key) is reserved for "
+                        "letta-apply's stack lock; set another 'label'",
+                        key=True,
+                    )
                 )
-            )
-        elif "label" not in spec and key in RESERVED_LABELS:
-            errors.append(
-                doc.diag(
-                    ("blocks", key),
-                    f"blocks.{key}: label {clip(key)} (the key) is reserved for letta-apply's "
-                    "stack lock; set another 'label'",
-                    key=True,
+            elif f"{k.name}.{key}" in addresses:
+                errors.append(
+                    doc.diag(
+                        entry,
+                        f"{_where(entry)}: the key {clip(key)} is reserved for letta-apply's own "
+                        "bookkeeping block of that name; use another key",
+                        key=True,
+                    )
                 )
-            )
     return errors
 
 
-def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+def _lifecycle(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) -> list[Diagnostic]:
     """`imports:` and `moved:` name declared addresses, each at most once; `removed:` names
     addresses no longer declared."""
     errors: list[Diagnostic] = []
@@ -483,7 +390,8 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     def err(path: Path_, message: str) -> None:
         errors.append(doc.diag(path, f"{_where(path)}: {message}"))
 
-    declared = {f"{k.name}.{key}" for k in KINDS for key in _mapping(data.get(k.section))}
+    by_name = {k.name: k for k in kinds}
+    declared = {f"{k.name}.{key}" for k in kinds for key in _mapping(data.get(k.section))}
     targets: dict[str, Path_] = {}
 
     def claim(address: str, at: Path_, what: str) -> None:
@@ -504,7 +412,7 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
             err(("imports", i, "to"), f"{to} is not declared in the manifest")
             continue
         claim(to, ("imports", i, "to"), "import it once")
-        k = kind(to.split(".", 1)[0])
+        k = by_name[to.split(".", 1)[0]]
         rid = imp.get("id")
         if isinstance(rid, str) and not rid.startswith(k.id_prefix):
             err(("imports", i, "id"), f"{to} is a {k.name}: its id starts with '{k.id_prefix}'")
@@ -547,41 +455,39 @@ def _lifecycle(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     return errors
 
 
-def _order(doc: Document, path: Path_) -> tuple[int, int]:
-    pos = doc.where(path)
-    return pos.line, pos.col
-
-
-def _desired(doc: Document) -> Desired:
+def _desired(doc: Document, kinds: Sequence[Section]) -> Desired:
     """The desired state of a manifest that passed every check: each kind declares its own."""
     data = doc.data
     desired = Desired(
         stack=data["stack"],
-        resources={k.name: k.declare(doc, data) for k in KINDS},
+        resources={k.name: k.declare(doc, data) for k in kinds},
         imports=tuple(
             Import(i["to"], i.get("id"), i.get("name")) for i in data.get("imports") or []
         ),
         moved={m["from"]: m["to"] for m in data.get("moved") or []},
         removed=tuple(dict.fromkeys(r["from"] for r in data.get("removed") or [])),
     )
-    for k in KINDS:
+    for k in kinds:
         desired = k.resolve(desired)
     return desired
 
 
 def validate(
     doc: Document,
+    kinds: Iterable[Section],
     reported: Sequence[Diagnostic] = (),
     quiet: Collection[Place] = (),
 ) -> Desired:
-    """Validate a loaded manifest and return its desired state, or raise ManifestError with every
-    problem found (see `check`)."""
-    check(doc, reported, quiet)
-    return _desired(doc)
+    """Validate a loaded manifest of `kinds` (letta_apply.kinds.KINDS) and return its desired
+    state, or raise ManifestError with every problem found (see `check`)."""
+    kinds = tuple(kinds)
+    check(doc, kinds, reported, quiet)
+    return _desired(doc, kinds)
 
 
 def check(
     doc: Document,
+    kinds: Iterable[Section],
     reported: Sequence[Diagnostic] = (),
     quiet: Collection[Place] = (),
     unknown: Mapping[Path_, Any] | None = None,
@@ -596,14 +502,15 @@ def check(
     unknown = unknown or {}
     typed = {(p.file or doc.file, p.line, p.col) for p in map(doc.where, unknown)}
     named = {(d.file, d.line, d.col) for d in reported}
+    kinds = tuple(kinds)
     with placeholders(doc.data, unknown):
-        found = _schema_diagnostics(doc, set(unknown))
+        found = _schema_diagnostics(doc, kinds, set(unknown))
     errors = [d for d in found if (d.file, d.line, d.col) not in named | (set(quiet) - typed)]
     taken = named | set(quiet)
     # A semantic error where the schema already reported one is the same problem seen twice
     # (a label that is too long for both, say): keep the schema's.
     taken |= {(d.file, d.line, d.col) for d in errors}
-    errors += [d for d in _semantic(doc) if (d.file, d.line, d.col) not in taken]
+    errors += [d for d in _semantic(doc, kinds) if (d.file, d.line, d.col) not in taken]
     if errors or reported:
         raise ManifestError([*dict.fromkeys(reported), *_once(errors)])
 

@@ -23,12 +23,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..core.changes import CREATE, IMPORT, Plan
-from ..core.model import Desired, Import, Live, kind_of
+from ..core.model import LOCK_LABEL, Desired, Import, Live, kind_of
 from ..errors import ApiError, RouteGone, route_gone
 from ..kinds import KINDS, Kind, kind, kind_of_address
-from ..kinds.flags import stack_flags
+from ..kinds.flags import FLAG_KIND, stack_flags
 from ..server.client import LettaClient
-from ..server.lock import LOCK_LABEL
 from ..server.serial import stack_record, stack_serial
 
 T = TypeVar("T")
@@ -79,7 +78,7 @@ def read_stack(
         first = [k for k in KINDS if k.listing == "always" or k.name in named]
         reads = {k.name: pool.submit(listing, k) for k in first}
         raw: dict[str, Any] = {name: f.result() for name, f in reads.items()}
-        blocks = raw.get("block") or ()
+        blocks = raw.get(FLAG_KIND) or ()  # flags, lock and serial records are blocks
         flags = stack_flags(blocks, stack, KINDS)
         held = [
             k for k in KINDS

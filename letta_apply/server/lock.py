@@ -50,11 +50,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..core.model import LOCK_KEY, LOCK_LABEL, LOCK_TAG
 from ..errors import ApiError, LettaApplyError
 from .client import LettaClient
-from .serial import LOCK_KEY, Recording, bump_serial, forget_serial, serial_tag, stack_serial
-
-LOCK_LABEL = "letta-apply-lock"
+from .serial import Recording, bump_serial, forget_serial, serial_tag, stack_serial
 
 RENEW = 10.0  # seconds between renewals of a lease
 HALT = 25.0  # seconds without a renewal after which the holder sends nothing more
@@ -70,7 +69,7 @@ def lease_for(request_timeout: float) -> float:
 
 def lock_tag(stack: str) -> str:
     """The tag every lock record of `stack` carries (never the stack's own tag)."""
-    return f"letta-apply-lock:{stack}"
+    return f"{LOCK_TAG}{stack}"
 
 
 def is_lock_record(block: Mapping[str, Any]) -> bool:

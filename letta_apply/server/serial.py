@@ -27,11 +27,9 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ..core.model import LOCK_KEY
 from ..errors import ApiError, is_rejection
 from .client import LettaClient
-
-LOCK_KEY = "letta_apply_lock"
-"""Key in a lock or serial record's `metadata` under which it is described."""
 
 STACK_LABEL = "letta-apply-stack"
 

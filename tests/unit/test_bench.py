@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.run import manifest, minimum
 from letta_apply import apply_plan, plan_for
+from letta_apply.kinds import KINDS
 from letta_apply.manifest.files import load_text
 from letta_apply.manifest.validate import validate
 from tests.fakeletta import FakeLetta
@@ -13,10 +14,13 @@ def test_fleet_and_its_minimums() -> None:
     agents, shared = 30, 4
     fake = FakeLetta()
     client = fake.client()
-    cold = plan_for(client, validate(load_text(manifest("bench-t", agents, shared), "f.yaml")))
+    cold = plan_for(
+        client, validate(load_text(manifest("bench-t", agents, shared), "f.yaml"), KINDS)
+    )
     assert len(cold.changes) == minimum("cold_apply", agents, shared)[1] == agents + shared
     apply_plan(client, cold)
-    changed = validate(load_text(manifest("bench-t", agents, shared, changed=True), "f.yaml"))
+    text = manifest("bench-t", agents, shared, changed=True)
+    changed = validate(load_text(text, "f.yaml"), KINDS)
     fake.counts.clear()
     plan = plan_for(client, changed)
     tools = len(fake.tools)

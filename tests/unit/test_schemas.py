@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_published_manifest_schema_is_the_composed_one() -> None:
     published = json.loads((ROOT / "schemas" / "manifest.schema.json").read_text())
-    assert published == published_schema(), (
+    assert published == published_schema(KINDS), (
         "schemas/manifest.schema.json is out of date: run scripts/schemas"
     )
     jsonschema.Draft202012Validator.check_schema(published)
@@ -47,7 +47,7 @@ def test_schemas_have_a_stable_id_in_the_projects_repository() -> None:
 def test_the_published_manifest_schema_takes_references_where_values_go() -> None:
     """Files as written hold ${...} references that letta-apply resolves before its own check
     (which still refuses a stack name that is not one once resolved)."""
-    validator = jsonschema.Draft202012Validator(published_schema())
+    validator = jsonschema.Draft202012Validator(published_schema(KINDS))
     written = {
         "version": 1,
         "stack": "support-${var.env}",
@@ -56,7 +56,7 @@ def test_the_published_manifest_schema_takes_references_where_values_go() -> Non
         "agents": {"a": {"model": "${var.model}", "blocks": ["b[${each.key}]"]}},
     }
     assert not list(validator.iter_errors(written))
-    assert list(jsonschema.Draft202012Validator(schema()).iter_errors(written))
+    assert list(jsonschema.Draft202012Validator(schema(KINDS)).iter_errors(written))
     # Not in keys, the format version, or the variables themselves: those are taken as written.
     for bad in (
         {**written, "version": "${var.v}"},
@@ -73,7 +73,7 @@ def test_published_plan_schema_is_the_packages() -> None:
 
 
 def test_every_kind_contributes_its_section() -> None:
-    s = schema()
+    s = schema(KINDS)
     for k in KINDS:
         assert s["properties"][k.section] == k.schema()["section"]
         assert set(k.schema()["$defs"]) <= set(s["$defs"])

@@ -12,6 +12,7 @@ import yaml
 from letta_apply.cli.commands import main
 from letta_apply.core.model import Desired
 from letta_apply.errors import Diagnostic, ManifestError
+from letta_apply.kinds import KINDS
 from letta_apply.kinds.agent.kind import DesiredAgent
 from letta_apply.kinds.block.kind import DesiredBlock
 from letta_apply.manifest.files import Parsing, load_file, load_text
@@ -23,11 +24,11 @@ HEAD = "version: 1\nstack: s\n"
 
 
 def check(tmp_path: Path, text: str) -> Desired:
-    return validate(load_file(write(tmp_path, text)))
+    return validate(load_file(write(tmp_path, text)), KINDS)
 
 
 def errors(tmp_path: Path, text: str) -> list[Diagnostic]:
-    return diagnostics(write(tmp_path, text), lambda path: validate(load_file(path)))
+    return diagnostics(write(tmp_path, text), lambda path: validate(load_file(path), KINDS))
 
 
 def error(tmp_path: Path, text: str) -> Diagnostic:
@@ -39,7 +40,7 @@ def error(tmp_path: Path, text: str) -> Diagnostic:
 
 
 def test_example_validates_into_the_desired_state() -> None:
-    desired = validate(load_file(EXAMPLE))
+    desired = validate(load_file(EXAMPLE), KINDS)
     organization = DesiredBlock(
         address="block.organization",
         label="organization",  # defaults to the key
@@ -170,8 +171,8 @@ def test_minimal_manifest(tmp_path: Path) -> None:
 def test_schema_is_draft_2020_12_and_shipped_with_the_package() -> None:
     from jsonschema import Draft202012Validator
 
-    Draft202012Validator.check_schema(schema())
-    assert schema()["properties"]["version"] == {
+    Draft202012Validator.check_schema(schema(KINDS))
+    assert schema(KINDS)["properties"]["version"] == {
         "const": 1,
         "description": "Manifest format version.",
     }
@@ -727,7 +728,7 @@ def test_ten_megabyte_value_over_the_default_limit(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text(HEAD + "blocks:\n  b:\n    value: " + "x" * 10_000_000 + "\n", "utf-8")
     with pytest.raises(ManifestError) as info:
-        validate(load_file(path))
+        validate(load_file(path), KINDS)
     (d,) = info.value.diagnostics
     assert (d.file, at(d)) == (str(path), (5, 12))
     assert d.message == (
@@ -766,7 +767,7 @@ def test_lone_surrogate() -> None:
     text = HEAD + 'blocks:\n  b:\n    value: "\\ud800"\n'
     doc = load_text(text, "m.yaml", Parsing(loader=yaml.SafeLoader))
     with pytest.raises(ManifestError) as info:
-        validate(doc)
+        validate(doc, KINDS)
     assert str(info.value) == (
         "m.yaml:5:12: blocks.b.value: contains a lone surrogate (invalid Unicode); "
         "Letta cannot store it"
@@ -800,7 +801,7 @@ def test_huge_values_are_never_echoed(tmp_path: Path, text: str) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ManifestError) as info:
-        validate(load_file(path))
+        validate(load_file(path), KINDS)
     assert all(len(d.message) < 300 for d in info.value.diagnostics), info.value.diagnostics
 
 

@@ -122,6 +122,13 @@ DECLARED = HEAD + (
 )
 
 
+# The fields the kinds take a sensitive value in (Kind.sensitive_in), in one sorted list.
+WHERE_SECRETS_GO = (
+    "auth_token, custom_headers, description, env, metadata, properties, secrets, system, "
+    "tool_exec_environment_variables and value"
+)
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
@@ -133,12 +140,10 @@ DECLARED = HEAD + (
          "10:14: ${var.l} is a list: it can be a whole value, not part of a string"),
         ("agents:\n  a:\n" + AGENT + "    tags: ['${var.key}']\n",
          "13:12: agents.a.tags[0]: a sensitive value cannot be used here (it would be shown); it "
-         "can go in value, description, system, metadata, properties, secrets, an MCP server's "
-         "auth_token, custom_headers and env"),
+         f"can go in {WHERE_SECRETS_GO}"),
         ("agents:\n  a:\n" + AGENT + "    name: 'bot-${var.key}'\n",
          "13:11: agents.a.name: a sensitive value cannot be used here (it would be shown); it can "
-         "go in value, description, system, metadata, properties, secrets, an MCP server's "
-         "auth_token, custom_headers and env"),
+         f"go in {WHERE_SECRETS_GO}"),
         ("blocks:\n  b: {count: '${var.s}', value: x}\n",
          "10:14: blocks.b.count: expected a whole number, 0 or more, got a string"),
         ("blocks:\n  b: {count: '${var.key}', value: x}\n",

@@ -34,6 +34,7 @@ from ...core.model import Desired, Import, Live, is_secret
 from ...core.sensitive import Masker
 from ...errors import ApiError, Diagnostic
 from ...manifest.files import Document
+from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
 from ..base import (
     Context,
@@ -71,9 +72,11 @@ from ..tool.rules import (
     rules_shown,
     tool_rules_update,
 )
+from ..writing import Conversion, Export, Selected, Selection
 from . import create_only as agent_create_only
 from . import plan as agent_plan
 from . import sleeptime as agent_sleeptime
+from .checks import check_agents
 from .mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
 from .memory import AgentMemory
 from .plan import HANDLES
@@ -280,13 +283,26 @@ class AgentKind(Kind, AgentMemory):
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
     import_by_name: ClassVar[bool] = True
     shape: ClassVar[Shape] = "rounded"
+    tagged: ClassVar[bool] = True
+    root: ClassVar[bool] = True  # export and convert write manifests around agents
+    templated: ClassVar[bool] = True
+    # Names must be unique: an instance of a template is named key-index.
+    key_fields: ClassVar[Mapping[str, KeyDefault]] = {"name": "instance"}
+    file_fields: ClassVar[Mapping[str, str]] = {
+        "system_file": "system",
+        "description_file": "description",
+    }
+    sensitive_in: ClassVar[tuple[str, ...]] = ("description", "system", "metadata", *NAMES)
+    # Rules are shown and compared whole: a rule's args cannot hide a secret.
+    shown_whole: ClassVar[Mapping[str, str]] = {
+        "tool_rules": "tool rules are shown whole in every plan; keep secrets out of them"
+    }
 
     # -- the manifest ----------------------------------------------------------------------
 
     def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
-        # Names, own blocks and shared-block references are checked with the blocks they
-        # claim labels against (manifest.validate); tool rules' fields and secrets here.
         return [
+            *check_agents(doc, data),
             *check_rules(doc, data),
             *_check_secrets(doc, data),
             *check_mcp_tools(doc, data),
@@ -650,6 +666,23 @@ class AgentKind(Kind, AgentMemory):
         else:
             _update(run, rid, body)
         return rid
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def export_selection(self, client: LettaClient, selection: Selection) -> Selected:
+        from .writing import selected_agents  # builds on this module
+
+        return selected_agents(client, selection)
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_agents
+
+        return export_agents(ex)
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        from .agent_file import convert_agents
+
+        return convert_agents(conv)
 
 
 def _deletable(desired: Desired, m: Matched) -> list[LiveAgent]:

@@ -39,6 +39,7 @@ from ...core.marks import (
 from ...core.model import SHOWN, Desired, Import, Live, stack_tag
 from ...errors import ApiError, Diagnostic
 from ...manifest.files import Document, Path_, clip, where
+from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
 from ...server.lock import is_lock_record, lock_tag
 from ...server.serial import serial_tag
@@ -58,6 +59,7 @@ from ..base import (
     settle,
     unmark_tagged,
 )
+from ..writing import Conversion, Export
 from .memory import BlockMemory
 
 DEFAULT_LIMIT = 100000
@@ -190,6 +192,10 @@ def block_applied(
 def owned_block_address(agent_address: str, label: str) -> str:
     """Address of a block an agent owns alone (declared under its `memory_blocks`)."""
     return f"{agent_address}.memory_blocks.{label}"
+
+
+FILE_FIELDS = {"value_file": "value", "description_file": "description"}
+"""Keys of a block (shared or an agent's own) naming a file whose text becomes a field."""
 
 
 def declare_block(spec: Mapping[str, Any], address: str, label: str) -> DesiredBlock:
@@ -474,6 +480,12 @@ class BlockKind(Kind, BlockMemory):
     )
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata`"
     shape: ClassVar[Shape] = "cylinder"
+    tagged: ClassVar[bool] = True
+    templated: ClassVar[bool] = True
+    # Labels are what the agent sees: every instance of a template takes the key alone.
+    key_fields: ClassVar[Mapping[str, KeyDefault]] = {"label": "key"}
+    file_fields: ClassVar[Mapping[str, str]] = FILE_FIELDS
+    sensitive_in: ClassVar[tuple[str, ...]] = ("value", "description", "metadata")
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -611,6 +623,18 @@ class BlockKind(Kind, BlockMemory):
                 c.request("PATCH", f"/v1/blocks/{rid}/identities/{verb}/{identity_id}")
         return rid
 
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_shared  # builds on this module
+
+        return export_shared(ex)
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        from .writing import convert_shared
+
+        return convert_shared(conv)
+
 
 def create_block(run: Run, address: str, body: Mapping[str, Any]) -> str:
     """Create a block. After an ambiguous failure it is looked up by its marks (one narrow
@@ -638,23 +662,6 @@ def settle_blocks(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str
             run.record(change.address, str(winner["id"]))
             moved[change.address] = str(winner["id"])
     return moved
-
-
-def export_block(b: LiveBlock, *, label: bool) -> dict[str, Any]:
-    """A block's fields as a manifest declares them (server defaults left out)."""
-    out: dict[str, Any] = {"label": b.label} if label else {}
-    out["value"] = b.value
-    if b.description and b.description != DEFAULT_DESCRIPTIONS.get(b.label):
-        out["description"] = b.description
-    if b.limit is not None and b.limit != DEFAULT_LIMIT:
-        out["limit"] = b.limit
-    if b.read_only:
-        out["read_only"] = True
-    if user_metadata(b.metadata):
-        out["metadata"] = user_metadata(b.metadata)
-    if b.tags:
-        out["tags"] = sorted(b.tags)
-    return out
 
 
 def block_users(

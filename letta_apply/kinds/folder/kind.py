@@ -45,6 +45,7 @@ from ..base import (
     settle,
     unmark_tagged,
 )
+from ..writing import Conversion
 from . import plan as fp
 from .files import LocalFile, declared_files, files_at, read_all
 
@@ -394,6 +395,15 @@ class FolderKind(Kind):
         if failed:
             raise ApiError(failed)
         return rid
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        """No section: an Agent File's folders are noted (kinds.folder.writing)."""
+        from .writing import note_sources  # builds on this module
+
+        note_sources(conv)
+        return {}
 
 
 def _create(run: Run, address: str, body: Mapping[str, Any]) -> str:

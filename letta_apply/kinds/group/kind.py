@@ -79,6 +79,7 @@ from ..mark_blocks import (
     unanswered,
     write_mark,
 )
+from ..writing import Conversion, Export
 
 MARK_LABEL = "letta-apply-group"
 MANAGER_TYPES = ("supervisor", "round_robin", "dynamic", "sleeptime", "voice_sleeptime")
@@ -248,6 +249,7 @@ class GroupKind(Kind):
     )
     shape: ClassVar[Shape] = "hexagon"
     listing: ClassVar[Listing] = "marks"
+    mark_label: ClassVar[str] = MARK_LABEL
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -635,6 +637,18 @@ class GroupKind(Kind):
             out["description"] = found.description
         out.update({s: v for s, v in found.settings.items() if s in ALLOWED[found.manager_type]})
         return out
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_groups  # builds on this module
+
+        return export_groups(self, ex)
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        from .writing import convert_groups
+
+        return convert_groups(self, conv)
 
 
 def _write_mark(

@@ -52,6 +52,7 @@ from ..base import (
     applied_of,
     owned_by,
 )
+from ..writing import Export
 
 FIELDS = ("identifier_key", "name", "identity_type")
 _PROPERTY_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"))
@@ -167,6 +168,7 @@ class IdentityKind(Kind):
     # Identities cannot be listed by the stack's tag, and Letta Cloud marks their routes
     # deprecated: a stack that holds none never lists them (kinds.flags).
     listing: ClassVar[Listing] = "flag"
+    sensitive_in: ClassVar[tuple[str, ...]] = ("properties",)
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -361,6 +363,13 @@ class IdentityKind(Kind):
         if found.properties:
             out["properties"] = dict(found.properties)
         return out
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_identities  # builds on this module
+
+        return export_identities(self, ex)
 
 
 def _find(run: Run, change: Change) -> dict[str, Any] | None:

@@ -71,6 +71,7 @@ from ..mark_blocks import (
     unanswered,
     write_mark,
 )
+from ..writing import Conversion, Export
 from .model import (
     HTTP,
     MAPPINGS,
@@ -116,6 +117,8 @@ class McpServerKind(Kind):
     shape: ClassVar[Shape] = "parallelogram"
     import_by_name: ClassVar[bool] = True
     listing: ClassVar[Listing] = "marks"
+    mark_label: ClassVar[str] = MARK_LABEL
+    sensitive_in: ClassVar[tuple[str, ...]] = ("auth_token", "custom_headers", "env")
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -445,6 +448,18 @@ class McpServerKind(Kind):
         if found.args is not None:
             out["args"] = list(found.args)
         return out
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_servers  # builds on this module
+
+        return export_servers(self, ex)
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        from .writing import convert_servers
+
+        return convert_servers(self, conv)
 
 
 def _update_config(

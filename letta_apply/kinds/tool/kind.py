@@ -46,6 +46,7 @@ from ..base import (
     unmark_tagged,
 )
 from ..block.kind import our_agent_ids, stack_of
+from ..writing import Conversion
 from .rules import rule_by_name
 from .source import function_name, parse_source, read_sources, renamed, source_at
 
@@ -156,6 +157,10 @@ def is_base_tool_type(tool_type: str) -> bool:
     return tool_type.startswith("letta")
 
 
+ON_REQUEST = ("letta_builtin",)
+"""Types of the server's own tools that an agent gets only when it asks for them by name."""
+
+
 def pip_requirements(reqs: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     """Pip requirements as compared: the server writes a missing version as null."""
     return [{k: v for k, v in r.items() if v is not None} for r in reqs or ()]
@@ -196,6 +201,7 @@ class ToolKind(Kind):
     marks: ClassVar[str] = "the stack's tag in `tags`; stack, address and digests in `metadata_`"
     shape: ClassVar[Shape] = "hexagon"
     import_by_name: ClassVar[bool] = True
+    tagged: ClassVar[bool] = True
 
     # -- the manifest ----------------------------------------------------------------------
 
@@ -498,6 +504,13 @@ class ToolKind(Kind):
                 body["json_schema"] = derived_schema(c, body["source_code"])
             c.update_tool(rid, body)
         return rid
+
+    # -- writing a manifest (kinds.writing) ----------------------------------------------------
+
+    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+        from .writing import convert_tools  # builds on this module
+
+        return convert_tools(conv)
 
 
 def derived_schema(c: LettaClient, source: str) -> dict[str, Any]:

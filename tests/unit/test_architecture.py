@@ -1,0 +1,143 @@
+"""The core names no kind: a kind is its folder (letta_apply/kinds/<kind>/), found by the registry,
+and the generic packages reach it only through the kinds' interface.
+
+- The import-linter contracts of pyproject.toml hold (the packages form a stack; only the
+  registry and the kinds import a kind's folder), and the seams they still let through
+  (`ignore_imports`) are exactly those listed here: none in manifest/, read/ or convert/.
+- No module outside the kinds' folders holds a string equal to a kind's name or manifest
+  section (computed from the registry, so a new kind is covered), but those listed here, each
+  with why.
+- The registry finds every kind folder.
+
+A seam closed makes these tests fail until its line here goes too: tighten, never widen.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+from importlinter.cli import lint_imports
+
+from letta_apply.kinds import KINDS, Kind
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+ROOT = Path(__file__).parents[2]
+PACKAGE = ROOT / "letta_apply"
+KIND_FOLDERS = PACKAGE / "kinds"
+
+SEAMS_LEFT: set[str] = set()
+"""The lines of `ignore_imports` still there. Remove one with its line in pyproject.toml."""
+
+CLOSED = ("letta_apply.manifest", "letta_apply.read", "letta_apply.convert")
+"""Packages whose seams are closed: no `ignore_imports` line may name one of their modules."""
+
+NAMED_LEFT = {
+    ("apply/report.py", "block"): "the apply report's key for Change.block, a block-only field",
+    ("plan/planfile.py", "block"): "the plan file's key for Change.block (the plan's schema)",
+    ("plan/graph.py", "block"): "a block attached by id (Change.block)",
+    ("core/model.py", "block"): "Desired.blocks, .agents, .tools: the kinds code speaks of",
+    ("core/model.py", "agent"): "Desired.agents",
+    ("core/model.py", "tool"): "Desired.tools",
+    ("kinds/flags.py", "block"): "flags are blocks: their changes go to the blocks' routes",
+    ("render/text.py", "agent"): "a replaced agent takes its own blocks with it",
+    ("render/memory.py", "agent"): "what deleting an agent loses (memory.held)",
+    ("render/memory.py", "archive"): "what deleting an archive loses (memory.held)",
+    ("cli/restoring.py", "folder"): "a backup's folder on disk (JSON key), not the folder kind",
+}
+"""Strings equal to a kind's name or section still outside the kinds' folders, and why."""
+
+NOT_CHECKED = ("memory/af_format.py",)
+"""Modules whose strings are another format's: Letta's Agent File, whose keys ("agents",
+"blocks", "tools"...) are the file's, not the kinds' (memory/af_format.py is the one place they
+live)."""
+
+
+def _contracts() -> list[dict[str, Any]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, Any]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def test_the_import_contracts_hold_with_only_the_seams_listed_here() -> None:
+    shown = io.StringIO()
+    with redirect_stdout(shown):
+        code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+    assert code == 0, shown.getvalue()
+    ignored = [str(line) for c in _contracts() for line in c.get("ignore_imports") or ()]
+    closed = [line for line in ignored if line.split(" -> ")[0].startswith(CLOSED)]
+    assert closed == [], f"seams reopened in closed packages: {closed}"
+    assert set(ignored) == SEAMS_LEFT, (
+        f"ignore_imports left: {sorted(ignored)}; update SEAMS_LEFT (remove what is closed)"
+    )
+
+
+def _kind_folder(module: Path) -> bool:
+    parts = module.relative_to(PACKAGE).parts
+    return len(parts) > 2 and parts[0] == "kinds"
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
+            out.add(id(body[0].value))
+    return out
+
+
+def _kind_names_outside_the_kinds() -> dict[tuple[str, str], list[int]]:
+    names = {k.name for k in KINDS} | {k.section for k in KINDS}
+    found: dict[tuple[str, str], list[int]] = {}
+    for module in sorted(PACKAGE.rglob("*.py")):
+        where = module.relative_to(PACKAGE).as_posix()
+        if _kind_folder(module) or where.startswith(NOT_CHECKED):
+            continue
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        skip = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value in names
+                and id(node) not in skip
+            ):
+                found.setdefault((where, node.value), []).append(node.lineno)
+    return found
+
+
+def test_no_module_outside_the_kinds_names_a_kind_but_those_listed_here() -> None:
+    found = _kind_names_outside_the_kinds()
+    new = [f"{m}:{lines[0]}: {name!r}" for (m, name), lines in found.items()
+           if (m, name) not in NAMED_LEFT]  # fmt: skip
+    assert not new, f"generic code names a kind (go through the kinds' interface): {new}"
+    gone = sorted(set(NAMED_LEFT) - set(found))
+    assert not gone, f"no longer named, remove from NAMED_LEFT: {gone}"
+
+
+def test_the_registry_finds_every_kind_folder() -> None:
+    folders = {p.parent.name for p in KIND_FOLDERS.glob("*/kind.py")}
+    found = {type(k).__module__.split(".")[-2] for k in KINDS}
+    assert found == folders
+    assert all(isinstance(k, Kind) for k in KINDS)
+
+
+def test_written_manifests_have_one_root_and_marks_kinds_reserve_their_label() -> None:
+    """Export and convert write around one kind (kinds.writing); a kind marked by mark blocks
+    reserves their label (no block of a manifest may take it)."""
+    assert len([k for k in KINDS if k.root]) == 1
+    for k in KINDS:
+        if k.listing == "marks":
+            assert k.mark_label and k.mark_label in k.reserved_labels, k.name

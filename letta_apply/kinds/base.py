@@ -328,6 +328,9 @@ class Kind(ABC):
     fields: ClassVar[tuple[Field, ...]] = ()
     marks: ClassVar[str]  # where its ownership marks live, for people
     import_by_name: ClassVar[bool] = False
+    # Block labels the kind writes for its own bookkeeping (its mark blocks): no block of a
+    # manifest may take one.
+    reserved_labels: ClassVar[tuple[str, ...]] = ()
     shape: ClassVar[Shape] = "box"  # how `letta-apply graph` draws it
     # Fields of an entry that name shared blocks or agents by key (field -> the section named),
     # templates' instances included: the manifest language reads `w[eu]`, `'w["eu"]'`, `w[0]`

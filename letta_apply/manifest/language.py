@@ -71,6 +71,10 @@ _SENSITIVE_OK = {
     "tool_exec_environment_variables", "auth_token", "custom_headers", "env",
 }  # fmt: skip
 _SENSITIVE_SECTIONS = ("blocks", "agents", "identities", "mcp_servers")
+# And, in each kind's section, the fields the kind keeps write-only (policy "sensitive").
+_KIND_SECRETS = {
+    k.section: frozenset(f.name for f in k.fields if f.policy == "sensitive") for k in KINDS
+}
 MAX_REFERENCED_BYTES = 16 * 1024 * 1024
 
 
@@ -719,13 +723,16 @@ class _Expander:
                     # Rules are shown and compared whole: a rule's args cannot hide a secret.
                     and "tool_rules" not in fields[2:]
                 )
+                if len(fields) >= 3 and fields[2] in _KIND_SECRETS.get(fields[0], ()):
+                    allowed = True
                 if not allowed:
                     pos = self.out.where(path)
                     why = (
                         "tool rules are shown whole in every plan; keep secrets out of them"
                         if "tool_rules" in fields[2:]
                         else "it can go in value, description, system, metadata, properties, "
-                        "secrets, an MCP server's auth_token, custom_headers and env"
+                        "secrets, an MCP server's auth_token, custom_headers and env, and any "
+                        "field its kind's reference page (docs/kinds/) calls sensitive"
                     )
                     self.errors.append(
                         Diagnostic(

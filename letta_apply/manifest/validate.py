@@ -17,11 +17,8 @@ import jsonschema
 from ..core.model import Desired, Import
 from ..errors import Diagnostic, ManifestError
 from ..kinds import KINDS, kind
-from ..kinds.archive.kind import MARK_LABEL as ARCHIVE_MARK_LABEL
 from ..kinds.block.kind import check_block
 from ..kinds.flags import flag_label
-from ..kinds.group.kind import MARK_LABEL as GROUP_MARK_LABEL
-from ..kinds.mcp_server.kind import MARK_LABEL as MCP_MARK_LABEL
 from ..server.lock import LOCK_LABEL
 from ..server.serial import LOCK_KEY
 from .files import Document, Path_, Place, clip
@@ -428,9 +425,7 @@ RESERVED_TAG_PREFIXES = ("letta-apply:", "letta-apply-lock:")
 FLAG_LABELS = tuple(flag_label(k) for k in KINDS if k.listing == "flag")
 RESERVED_LABELS = (
     LOCK_LABEL,
-    GROUP_MARK_LABEL,
-    MCP_MARK_LABEL,
-    ARCHIVE_MARK_LABEL,
+    *(label for k in KINDS for label in k.reserved_labels),
     *FLAG_LABELS,
 )
 RESERVED_METADATA = (LOCK_KEY,)  # MARK_KEY is refused by the schema

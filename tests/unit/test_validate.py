@@ -12,6 +12,7 @@ import yaml
 from letta_apply.cli.commands import main
 from letta_apply.core.model import Desired
 from letta_apply.errors import Diagnostic, ManifestError
+from letta_apply.kinds import KINDS
 from letta_apply.kinds.agent.kind import DesiredAgent
 from letta_apply.kinds.block.kind import DesiredBlock
 from letta_apply.manifest.files import Parsing, load_file, load_text
@@ -51,9 +52,7 @@ def test_example_validates_into_the_desired_state() -> None:
     assert desired == Desired(
         stack="shared-memory-example",
         resources={
-            "identity": {},
-            "tool": {},
-            "mcp_server": {},
+            **{k.name: {} for k in KINDS},  # every kind, each declaring none but these
             "block": {"block.organization": organization},
             "agent": {
                 "agent.supervisor": DesiredAgent(
@@ -84,9 +83,6 @@ def test_example_validates_into_the_desired_state() -> None:
                     blocks=("block.organization",),
                 ),
             },
-            "group": {},
-            "folder": {},
-            "archive": {},
         },
     )
     assert list(desired.agents) == ["agent.supervisor", "agent.worker"]
@@ -679,6 +675,13 @@ def test_agent_name_defaulting_to_a_key_that_another_agent_named(tmp_path: Path)
 
 # ---------------------------------------------------------------------------------------------
 # Reserved metadata, model handles
+
+
+@pytest.mark.parametrize("label", [lb for k in KINDS for lb in k.reserved_labels])
+def test_a_kinds_own_block_label_is_reserved(tmp_path: Path, label: str) -> None:
+    # A kind's mark blocks go by their label: no block of a manifest may pass for one.
+    d = error(tmp_path, HEAD + f"blocks:\n  b:\n    label: {label}\n    value: x\n")
+    assert d.message.startswith(f"blocks.b.label: label '{label}' is reserved"), d.message
 
 
 def test_reserved_metadata_key_on_an_agent(tmp_path: Path) -> None:

@@ -134,11 +134,13 @@ DECLARED = HEAD + (
         ("agents:\n  a:\n" + AGENT + "    tags: ['${var.key}']\n",
          "13:12: agents.a.tags[0]: a sensitive value cannot be used here (it would be shown); it "
          "can go in value, description, system, metadata, properties, secrets, an MCP server's "
-         "auth_token, custom_headers and env"),
+         "auth_token, custom_headers and env, and any field its kind's reference page "
+         "(docs/kinds/) calls sensitive"),
         ("agents:\n  a:\n" + AGENT + "    name: 'bot-${var.key}'\n",
          "13:11: agents.a.name: a sensitive value cannot be used here (it would be shown); it can "
          "go in value, description, system, metadata, properties, secrets, an MCP server's "
-         "auth_token, custom_headers and env"),
+         "auth_token, custom_headers and env, and any field its kind's reference page "
+         "(docs/kinds/) calls sensitive"),
         ("blocks:\n  b: {count: '${var.s}', value: x}\n",
          "10:14: blocks.b.count: expected a whole number, 0 or more, got a string"),
         ("blocks:\n  b: {count: '${var.key}', value: x}\n",

@@ -148,6 +148,7 @@ class ArchiveKind(Kind):
     marks: ClassVar[str] = f"the metadata of a `{MARK_LABEL}` block tagged with the stack"
     shape: ClassVar[Shape] = "cylinder"
     listing: ClassVar[Listing] = "marks"
+    reserved_labels: ClassVar[tuple[str, ...]] = (MARK_LABEL,)
 
     # -- the manifest ----------------------------------------------------------------------
 

@@ -248,6 +248,7 @@ class GroupKind(Kind):
     )
     shape: ClassVar[Shape] = "hexagon"
     listing: ClassVar[Listing] = "marks"
+    reserved_labels: ClassVar[tuple[str, ...]] = (MARK_LABEL,)
 
     # -- the manifest ----------------------------------------------------------------------
 

@@ -116,6 +116,7 @@ class McpServerKind(Kind):
     shape: ClassVar[Shape] = "parallelogram"
     import_by_name: ClassVar[bool] = True
     listing: ClassVar[Listing] = "marks"
+    reserved_labels: ClassVar[tuple[str, ...]] = (MARK_LABEL,)
 
     # -- the manifest ----------------------------------------------------------------------
 

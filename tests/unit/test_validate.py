@@ -155,10 +155,7 @@ def test_every_field_lands_in_config(tmp_path: Path) -> None:
 
 
 def test_minimal_manifest(tmp_path: Path) -> None:
-    empty = {
-        "identity": {}, "tool": {}, "mcp_server": {}, "block": {}, "agent": {}, "group": {},
-        "folder": {}, "archive": {},
-    }  # fmt: skip
+    empty = {k.name: {} for k in KINDS}  # every kind, each declaring none
     assert check(tmp_path, HEAD) == Desired(stack="s", resources=empty)
     assert check(tmp_path, HEAD + "blocks: {}\nagents: {}\n") == Desired("s", empty)
 

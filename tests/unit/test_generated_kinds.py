@@ -36,6 +36,14 @@ EVERY_KIND: dict[str, Any] = {
             "args": ["echo.py"],
         },
     },
+    "providers": {
+        "local": {
+            "name": "local",
+            "provider_type": "openai",
+            "api_key": "sk-gen-kinds",
+            "base_url": "http://127.0.0.1:9/v1",
+        },
+    },
     "folders": {"docs": {"name": "docs", **EMBEDDING, "files": ["docs/*.txt"]}},
     "archives": {
         "facts": {

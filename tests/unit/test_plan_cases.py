@@ -160,8 +160,9 @@ def test_nothing_without_this_stacks_marks_is_touched(case: str) -> None:
         *(i.id for i in live.of("identity").identities if i.mark.get("stack") == STACK),
         # Groups carry neither: a mark block of the stack names them.
         *(g.id for g in live.of("group").live() if g.mark.get("stack") == STACK),
-        # MCP servers likewise.
+        # MCP servers and providers likewise.
         *(s.id for s in live.of("mcp_server").live() if s.mark.get("stack") == STACK),
+        *(p.id for p in live.of("provider").live() if p.mark.get("stack") == STACK),
         # Folders carry no tags: their mark, in metadata, says alone.
         *(f.id for f in live.of("folder").folders if f.mark.get("stack") == STACK),
         # Archives carry no marks of their own: a mark block of the stack names them.

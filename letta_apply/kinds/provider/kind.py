@@ -27,9 +27,10 @@ letta/server/rest_api/routers/v1/providers.py):
 - PATCH takes api_key (always required), access_key, base_url, region, api_version; a null is
   ignored (a field cannot be cleared), and the models are not listed again: letta-apply asks for
   that (`PATCH .../refresh`) after each update it sends;
-- name and provider_type cannot be changed: a change of either replaces the provider, the old
-  one deleted first (the name is unique: the new one could not be made beside it), then the new
-  one made in the same change;
+- name and provider_type cannot be changed: a new name replaces the provider, the new one made
+  first (its mark names the one it replaces, so a run stopped before deleting that one leaves
+  it to the next run's prune), then the old one deleted; a new type under the same name is
+  refused, Letta holding one provider of a name;
 - the listing returns every key as the server stores it: in plain on a server without
   LETTA_ENCRYPTION_KEY (0.16.8's default), encrypted otherwise (Letta Cloud). A plain key is
   compared in memory, never shown, digested or put in a mark; whether it differs because the

@@ -22,6 +22,7 @@ from letta_apply import LettaClient
 from tests.fakeagentfiles import FakeAgentFiles
 from tests.fakearchives import FakeArchives
 from tests.fakefolders import FakeFolders, Http
+from tests.fakeproviders import FakeProviders
 from tests.fakesleeptime import FakeSleeptime
 
 Handler = Callable[[httpx.Request], httpx.Response | None]
@@ -41,7 +42,7 @@ MODELS = (
 EMBEDDINGS = ("letta/letta-free", "openai/text-embedding-3-small", "x/y")
 
 
-class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles, FakeSleeptime):
+class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles, FakeSleeptime, FakeProviders):
     def __init__(self, *, base_tools: bool = True) -> None:
         """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
         self.blocks: dict[str, dict[str, Any]] = {}
@@ -54,6 +55,7 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles, FakeSleeptime):
         self.mcp_offers: dict[str, list[str]] = {}
         self.init_folders()
         self.init_archives()
+        self.init_providers()
         self.calls: list[tuple[str, str]] = []
         self.counts: Counter[str] = Counter()
         self.before: list[Handler] = []  # fault injection: return a response to short-circuit
@@ -105,6 +107,7 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles, FakeSleeptime):
             fake.mcp_offers[server["server_name"]] = list(offers)
         fake.hold_folders(state, lambda: next(fake._seq))
         fake.hold_archives(state, lambda: next(fake._seq))
+        fake.hold_providers(state, lambda: next(fake._seq))
         return fake
 
     # -- plumbing --------------------------------------------------------------------------
@@ -231,6 +234,7 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles, FakeSleeptime):
             ("GET", r"/v1/tools/mcp/servers/([^/]+)/tools", self._mcp_offered),
             *self.folder_routes(request, body, lambda: next(self._seq)),
             *self.archive_routes(request, body, lambda: next(self._seq)),
+            *self.provider_routes(request, body, lambda: next(self._seq)),
             *self.agent_file_routes(request, lambda: next(self._seq)),
         ]
         for method, pattern, fn in routes:

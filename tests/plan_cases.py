@@ -19,11 +19,14 @@ stores them:
       "identities": [{"id": "identity-...", "identifier_key": "...", "name": "...",
                       "identity_type": "user", "properties": [...]}, ...],
       "mcp_servers": [{"id": "mcp_server-...", "server_name": "...", "mcp_server_type": "...",
-                       ..., "offers": ["tool names the MCP server itself offers"]}, ...]
+                       ..., "offers": ["tool names the MCP server itself offers"]}, ...],
+      "providers": [{"id": "provider-...", "name": "...", "provider_type": "openai",
+                     "api_key_enc": "the key as stored", "updated_at": "...", ...}, ...]
     }
 
 An MCP server's registered tools are tools with `tool_type` "external_mcp" and
-`metadata_.mcp.server_id`; its mark is a block labelled `letta-apply-mcp-server`.
+`metadata_.mcp.server_id`; its mark is a block labelled `letta-apply-mcp-server` (a provider's,
+`letta-apply-provider`).
 
 Base tools are the ones whose `tool_type` starts with "letta" (a custom tool defaults to
 "custom"); there are none but those listed. A field left out takes the value a create gives it

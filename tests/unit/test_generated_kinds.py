@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from letta_apply.kinds import KINDS
+from letta_apply.manifest.validate import schema
 from tests.helpers import Cli
 from tests.unit.test_generated import _nodes, _text
 
@@ -32,6 +34,14 @@ EVERY_KIND: dict[str, Any] = {
             "mcp_server_type": "stdio",
             "command": "python3",
             "args": ["echo.py"],
+        },
+    },
+    "providers": {
+        "local": {
+            "name": "local",
+            "provider_type": "openai",
+            "api_key": "sk-gen-kinds",
+            "base_url": "http://127.0.0.1:9/v1",
         },
     },
     "folders": {"docs": {"name": "docs", **EMBEDDING, "files": ["docs/*.txt"]}},
@@ -141,6 +151,34 @@ def test_the_every_kind_manifest_is_valid(tmp_path: Path) -> None:
     path.write_text(_text(EVERY_KIND), encoding="utf-8")
     r = Cli()("validate", "-f", str(path))
     assert r.code == 0, r.err
+
+
+def test_the_every_kind_manifest_declares_every_kind() -> None:
+    # A new kind is covered by every case here only once it has an entry above.
+    assert {k.section for k in KINDS} <= set(EVERY_KIND)
+
+
+SENSITIVE_FIELDS = [(k.section, f.name) for k in KINDS for f in k.fields if f.policy == "sensitive"]
+
+
+@pytest.mark.parametrize(("section", "field"), SENSITIVE_FIELDS)
+def test_every_sensitive_field_of_every_kind_takes_a_sensitive_variable(
+    tmp_path: Path, section: str, field: str
+) -> None:
+    _tree(tmp_path)
+    doc = copy.deepcopy(EVERY_KIND)
+    doc["variables"] = {"secret": {"sensitive": True, "default": "s3cret-Value-91"}}
+    entry = next(iter(doc[section].values()))
+    kind_schema = schema(KINDS)["$defs"][next(k.name for k in KINDS if k.section == section)]
+    mapping = kind_schema["properties"][field].get("type") == "object"
+    entry[field] = {"K": "${var.secret}"} if mapping else "${var.secret}"
+    path = tmp_path / "m.yaml"
+    path.write_text(_text(doc), encoding="utf-8")
+    r = Cli()("validate", "-f", str(path))
+    # Another rule of the kind's may refuse the field there (a token on a stdio MCP server):
+    # never the sensitive value itself.
+    assert "a sensitive value cannot be used here" not in r.err, r.err
+    assert "s3cret-Value-91" not in r.out + r.err
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=repr)

@@ -23,7 +23,7 @@ from letta_apply.core.changes import (
     Plan,
 )
 from letta_apply.core.model import MARK_KEY, Live
-from letta_apply.kinds import apply_order, flag_of
+from letta_apply.kinds import KINDS, apply_order, flag_of
 from letta_apply.plan.planner import make_plan
 from letta_apply.render.text import drift_lines, plan_text
 from tests.plan_cases import BASE_URL, CASES, load_case, plan_case
@@ -114,6 +114,10 @@ def test_plan_does_not_depend_on_listing_order(case: str) -> None:
     assert make_plan(desired, shuffled) == make_plan(desired, live)
 
 
+# The kinds that depend on no other: made first, deleted last.
+INDEPENDENT = sorted(k.name for k in KINDS if not k.depends_on)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
     # Creates and updates level by level (identities and tools, then shared blocks, then agents
@@ -128,14 +132,14 @@ def test_changes_are_ordered_by_the_kinds_dependencies(case: str) -> None:
             assert apply_order(c) == ((0, -1) if c.action == CREATE else (3, 7))
         elif c.action in (DELETE, FORGET):  # a forget goes with the deletes, in their order
             want = {"group": 0, "folder": 0, "archive": 0, "agent": 2, "block": 4, "tool": 6}
-            want.update(identity=6, mcp_server=6)
+            want.update(dict.fromkeys(INDEPENDENT, 6))  # tools, identities, MCP servers...
             nested = c.kind == "block" and c.address.startswith("agent.")
             assert apply_order(c) == (3, 1 if nested else want[c.kind])
         elif c.action == DETACH:
             assert apply_order(c) == (1, 0)
         elif c.action == ATTACH:
             assert apply_order(c) == (2, 0)
-        elif c.address.startswith(("tool.", "identity.", "mcp_server.")):
+        elif c.address.startswith(tuple(f"{k}." for k in INDEPENDENT)):
             assert apply_order(c) == (0, 0)
         elif c.address.startswith("block."):
             assert apply_order(c) == (0, 1)
@@ -156,8 +160,9 @@ def test_nothing_without_this_stacks_marks_is_touched(case: str) -> None:
         *(i.id for i in live.of("identity").identities if i.mark.get("stack") == STACK),
         # Groups carry neither: a mark block of the stack names them.
         *(g.id for g in live.of("group").live() if g.mark.get("stack") == STACK),
-        # MCP servers likewise.
+        # MCP servers and providers likewise.
         *(s.id for s in live.of("mcp_server").live() if s.mark.get("stack") == STACK),
+        *(p.id for p in live.of("provider").live() if p.mark.get("stack") == STACK),
         # Folders carry no tags: their mark, in metadata, says alone.
         *(f.id for f in live.of("folder").folders if f.mark.get("stack") == STACK),
         # Archives carry no marks of their own: a mark block of the stack names them.

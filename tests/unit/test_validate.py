@@ -52,9 +52,7 @@ def test_example_validates_into_the_desired_state() -> None:
     assert desired == Desired(
         stack="shared-memory-example",
         resources={
-            "identity": {},
-            "tool": {},
-            "mcp_server": {},
+            **{k.name: {} for k in KINDS},  # every kind, each declaring none but these
             "block": {"block.organization": organization},
             "agent": {
                 "agent.supervisor": DesiredAgent(
@@ -85,9 +83,6 @@ def test_example_validates_into_the_desired_state() -> None:
                     blocks=("block.organization",),
                 ),
             },
-            "group": {},
-            "folder": {},
-            "archive": {},
         },
     )
     assert list(desired.agents) == ["agent.supervisor", "agent.worker"]
@@ -160,10 +155,7 @@ def test_every_field_lands_in_config(tmp_path: Path) -> None:
 
 
 def test_minimal_manifest(tmp_path: Path) -> None:
-    empty = {
-        "identity": {}, "tool": {}, "mcp_server": {}, "block": {}, "agent": {}, "group": {},
-        "folder": {}, "archive": {},
-    }  # fmt: skip
+    empty = {k.name: {} for k in KINDS}  # every kind, each declaring none
     assert check(tmp_path, HEAD) == Desired(stack="s", resources=empty)
     assert check(tmp_path, HEAD + "blocks: {}\nagents: {}\n") == Desired("s", empty)
 
@@ -246,7 +238,8 @@ def test_memory_block_must_name_its_label(tmp_path: Path) -> None:
             HEAD + "zzz: 1\n",
             (3, 1),
             "manifest: unknown key 'zzz' (allowed: agents, archives, blocks, folders, groups, "
-            "identities, imports, mcp_servers, moved, removed, stack, tools, variables, version)",
+            "identities, imports, mcp_servers, moved, providers, removed, stack, tools, variables, "
+            "version)",
             id="no-close-match",
         ),
     ],
@@ -680,6 +673,13 @@ def test_agent_name_defaulting_to_a_key_that_another_agent_named(tmp_path: Path)
 
 # ---------------------------------------------------------------------------------------------
 # Reserved metadata, model handles
+
+
+@pytest.mark.parametrize("label", [lb for k in KINDS for lb in k.reserved_labels])
+def test_a_kinds_own_block_label_is_reserved(tmp_path: Path, label: str) -> None:
+    # A kind's mark blocks go by their label: no block of a manifest may pass for one.
+    d = error(tmp_path, HEAD + f"blocks:\n  b:\n    label: {label}\n    value: x\n")
+    assert d.message.startswith(f"blocks.b.label: label '{label}' is reserved"), d.message
 
 
 def test_reserved_metadata_key_on_an_agent(tmp_path: Path) -> None:

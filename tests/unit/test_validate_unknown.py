@@ -124,7 +124,8 @@ DECLARED = HEAD + (
 
 # The fields the kinds take a sensitive value in (Kind.sensitive_in), in one sorted list.
 WHERE_SECRETS_GO = (
-    "auth_token, custom_headers, description, env, metadata, properties, secrets, system, "
+    "access_key, api_key, auth_token, custom_headers, description, env, metadata, properties, "
+    "secrets, system, "
     "tool_exec_environment_variables and value"
 )
 

@@ -1,0 +1,1 @@
+"""The provider kind (BYOK model providers): its model, plan, requests and schema."""

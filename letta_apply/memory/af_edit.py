@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..core.model import MARK_KEY, SHOWN
-from ..errors import LettaApplyError
+from ..errors import ServerStateError
 from ..server.client import LettaClient
 from .af_format import check_agent_file, parse_agent_file
 
@@ -58,7 +58,9 @@ def import_agent_file(
     )  # fmt: skip
     ids = answer.get("agent_ids") if isinstance(answer, Mapping) else None
     if not isinstance(ids, list) or not ids:
-        raise LettaApplyError(f"the server's import made no agent (it answered {answer!r:.200})")
+        raise ServerStateError(
+            f"the server's import made no agent (it answered {answer!r:.200})", code="LA820"
+        )
     return [str(i) for i in ids]
 
 

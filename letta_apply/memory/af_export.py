@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.model import stack_tag
-from ..errors import LettaApplyError
+from ..errors import ExportError
 from ..kinds.base import mark_of
 from ..server.client import LettaClient
 from .af_edit import masked as masked_strings
@@ -48,8 +48,9 @@ def export_agent_file(
     listed = client.list_agents(tag=stack_tag(stack), include=("agent.blocks",))
     owned = [a for a in listed if mark_of(a.get("metadata")).get("stack") == stack]
     if not owned:
-        raise LettaApplyError(
-            f"stack {stack!r} owns no agent on {client.base_url}; nothing was written"
+        raise ExportError(
+            f"stack {stack!r} owns no agent on {client.base_url}; nothing was written",
+            code="LA831",
         )
     owned.sort(key=lambda a: (str(mark_of(a.get("metadata")).get("address")), a["id"]))
 

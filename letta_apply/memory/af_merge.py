@@ -23,7 +23,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from ..core.model import MARK_KEY, stack_tag
-from ..errors import LettaApplyError
+from ..errors import ServerStateError
 from .af_format import LISTS, AgentFile
 
 PREFIXES = {
@@ -78,9 +78,10 @@ class _Merger:
         held, its ids renumbered."""
         agents = af.entities("agents")
         if not agents or agents[0].get("name") != live.get("name"):
-            raise LettaApplyError(
+            raise ServerStateError(
                 f"{af.name}: Letta's export does not lead with the agent asked for; nothing "
-                "was written"
+                "was written",
+                code="LA821",
             )
         db = {agents[0]["id"]: str(live["id"])}
         for a in agents[1:]:

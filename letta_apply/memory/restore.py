@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..core.model import MARK_KEY, stack_tag
-from ..errors import ApiError, LettaApplyError
+from ..errors import ApiError, RestoreError
 from ..kinds.archive.kind import MARK_LABEL
 from ..kinds.base import Run
 from ..kinds.mark_blocks import intend, read_marks, write_mark
@@ -84,29 +84,33 @@ def load_records(
     p = Path(path)
     files = sorted(p.glob("*.json")) if p.is_dir() else [p]
     if not p.exists():
-        raise LettaApplyError(f"{path}: no such file or folder")
+        raise RestoreError(f"{path}: no such file or folder", code="LA810")
     found: list[tuple[Path, dict[str, Any]]] = []
     for f in files:
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise LettaApplyError(f"{f}: cannot read a backup record ({e})") from None
+            raise RestoreError(f"{f}: cannot read a backup record ({e})", code="LA811") from None
         if isinstance(data, dict) and data.get(RECORD_KEY) == FORMAT and data.get("kind") in KINDS:
             found.append((f, data))
         elif not p.is_dir():
-            raise LettaApplyError(
+            raise RestoreError(
                 f"{f}: not a letta-apply backup record (restore reads the .json records of a "
-                "backup folder)"
+                "backup folder)",
+                code="LA812",
             )
     if not found:
-        raise LettaApplyError(f"{path}: no letta-apply backup record in it")
+        raise RestoreError(f"{path}: no letta-apply backup record in it", code="LA813")
     if address is not None and len(found) != 1:
-        raise LettaApplyError(
-            f"--address names one resource; {path} holds {len(found)}: restore one record file"
+        raise RestoreError(
+            f"--address names one resource; {path} holds {len(found)}: restore one record file",
+            code="LA818",
         )
     stacks = {stack or str(d["stack"]) for _, d in found}
     if len(stacks) != 1:
-        raise LettaApplyError(f"{path}: records of several stacks; restore one stack at a time")
+        raise RestoreError(
+            f"{path}: records of several stacks; restore one stack at a time", code="LA814"
+        )
     out = [Record(f, d, stack or str(d["stack"]), address or str(d["address"]))
            for f, d in found]  # fmt: skip
     for r in out:
@@ -123,7 +127,9 @@ def _check_address(r: Record) -> None:
         or (r.kind == "archive" and prefix == "archive")
     )
     if not ok:
-        raise LettaApplyError(f"{r.path}: a {r.kind} cannot be restored at {r.address!r}")
+        raise RestoreError(
+            f"{r.path}: a {r.kind} cannot be restored at {r.address!r}", code="LA815"
+        )
 
 
 def _mark(metadata: Any) -> dict[str, Any]:
@@ -216,9 +222,10 @@ def restore_backup(
             if (found := held.holder(r)) is not None and found[1].get("restored") != r.token
         ]
         if taken:
-            raise LettaApplyError(
+            raise RestoreError(
                 f"nothing restored: in stack {target!r}, " + "; ".join(taken) + " (restore it "
-                "at another --address, or into another --stack)"
+                "at another --address, or into another --stack)",
+                code="LA816",
             )
         restorer = _Restorer(client, records, held)
         done: list[Restored] = []
@@ -250,7 +257,7 @@ def agent_file_of(r: Record) -> dict[str, Any]:
     """The record's Agent File, with its agent alone (a group's export holds the others)."""
     name = r.data.get("agent_file")
     if not isinstance(name, str) or "/" in name or "\\" in name:
-        raise LettaApplyError(f"{r.path}: the record names no Agent File")
+        raise RestoreError(f"{r.path}: the record names no Agent File", code="LA817")
     doc = read_agent_file(r.path.parent / name).data
     return af_edit.only(doc, str(r.data.get("file_agent") or doc["agents"][0]["id"]))
 

@@ -575,7 +575,7 @@ def diagnostics_json(diagnostics: Sequence[Diagnostic], unknown: Sequence[str] =
         "format_version": 1,
         "valid": not diagnostics,
         "diagnostics": [
-            {"file": d.file, "line": d.line, "column": d.col, "message": d.message}
+            {"file": d.file, "line": d.line, "column": d.col, "message": d.message, "code": d.code}
             for d in diagnostics
         ],
         "unknown": list(unknown),

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from ...core.changes import MANIFEST, NEW, FieldDiff, Problem
-from ...errors import ApiError, Diagnostic, Rejected
+from ...errors import ApiError, Diagnostic, Rejected, define
 from ...manifest.files import Document
 from ..mcp_server.kind import MCP_TOOL, registered
 
@@ -33,6 +33,21 @@ __all__ = ["MCP_TOOL", "check_mcp_tools", "declared_mcp_tools", "expand", "mcp_s
 if TYPE_CHECKING:
     from ..base import Context, Run, Update
     from .kind import DesiredAgent, LiveAgent
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA416", "ManifestError", "an MCP server listed twice on an agent",
+       "An agent's `mcp_tools` names the same MCP server in two entries.",
+       "Merge the entries: one per server, with every tool wanted.")
+define("LA417", "ManifestError", "no such MCP server",
+       "An agent's `mcp_tools` names a server that `mcp_servers:` does not declare.",
+       "Declare it, or fix the key (the message suggests a close one).")
+define("LA726", "ApiError", "an MCP server whose tools Letta could not list",
+       "Letta registered no tool of an MCP server this apply registered: the server offers "
+       "none, or Letta could not reach it.",
+       "Check that Letta can reach the MCP server (the message says how for its transport), "
+       "then apply again.")
+# fmt: on
 
 MARKER = "$mcp"
 ALL = "all"
@@ -75,7 +90,8 @@ def check_mcp_tools(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
             at = ("agents", key, "mcp_tools", i, "server")
             where = f"agents.{key}.mcp_tools[{i}].server"
             if ref in seen:
-                errors.append(doc.diag(at, f"{where}: MCP server {ref!r} is listed twice"))
+                message = f"{where}: MCP server {ref!r} is listed twice"
+                errors.append(doc.diag(at, message, code="LA416"))
             seen.add(ref)
             if ref not in known:
                 hint = difflib.get_close_matches(ref, known, n=1)
@@ -84,7 +100,8 @@ def check_mcp_tools(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                     else f" (declared: {', '.join(known)})" if known
                     else " (the manifest declares none under 'mcp_servers')"
                 )  # fmt: skip
-                errors.append(doc.diag(at, f"{where}: no MCP server {ref!r} is declared{tail}"))
+                message = f"{where}: no MCP server {ref!r} is declared{tail}"
+                errors.append(doc.diag(at, message, code="LA417"))
     return errors
 
 
@@ -262,7 +279,8 @@ def _not_registered(
     transport = str(found[0].get("mcp_server_type") or "") if found else ""
     return ApiError(
         f"{address}: Letta registered no tools of it, so not {names} (the MCP server offers "
-        f"none, or Letta could not reach it); {reach_hint(transport)}"
+        f"none, or Letta could not reach it); {reach_hint(transport)}",
+        code="LA726",
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from ...core.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Live
-from ...errors import Diagnostic
+from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
@@ -51,6 +51,16 @@ from ..mark_blocks import (
     write_mark,
 )
 from . import passages as ap
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA421", "ManifestError", "more than one archive on an agent",
+       "An agent's `archives` names more than one archive; Letta attaches one per agent.",
+       "Keep one archive per agent.")
+define("LA422", "ManifestError", "no such archive",
+       "An agent's `archives` names a key that `archives:` does not declare.",
+       "Declare the archive, or fix the key.")
+# fmt: on
 
 MARK_LABEL = "letta-apply-archive"
 FIELDS = ("name", "description")
@@ -172,6 +182,7 @@ class ArchiveKind(Kind):
                         ("agents", key, "archives", 1),
                         f"agents.{key}.archives: Letta attaches one archive per agent; "
                         f"{len(refs)} are named",
+                        code="LA421",
                     )
                 )
             for i, ref in enumerate(refs):
@@ -187,6 +198,7 @@ class ArchiveKind(Kind):
                     doc.diag(
                         ("agents", key, "archives", i),
                         f"agents.{key}.archives[{i}]: no archive {ref!r} is declared{known}",
+                        code="LA422",
                     )
                 )
         return errors

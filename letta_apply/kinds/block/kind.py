@@ -37,7 +37,7 @@ from ...core.marks import (
     user_metadata,
 )
 from ...core.model import SHOWN, Desired, Import, Live, stack_tag
-from ...errors import ApiError, Diagnostic
+from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document, Path_, clip, where
 from ...server.client import LettaClient
 from ...server.lock import is_lock_record, lock_tag
@@ -58,6 +58,19 @@ from ..base import (
     settle,
     unmark_tagged,
 )
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA401", "ManifestError", "block label too long",
+       "A block's label (its key, when `label` is not set) is longer than Letta accepts.",
+       "Set a shorter `label`.")
+define("LA402", "ManifestError", "block label Letta refuses",
+       "A block's label holds characters Letta does not accept in a label.",
+       "Use the characters the message lists.")
+define("LA403", "ManifestError", "block value over its limit",
+       "A block's value is longer than its `limit` (100,000 characters unless set).",
+       "Shorten the value, or raise `limit`.")
+# fmt: on
 
 DEFAULT_LIMIT = 100000
 """Letta's default block character limit (CreateBlock.limit)."""
@@ -223,6 +236,7 @@ def check_block(
                     label_path,
                     f"{at}: label is {len(label)} characters; Letta accepts at most "
                     f"{MAX_LABEL}{source}",
+                    code="LA401",
                     key=from_key,
                 )
             )
@@ -231,6 +245,7 @@ def check_block(
                 doc.diag(
                     label_path,
                     f"{at}: label {clip(label)} is not accepted by Letta: use only {_LABEL_CHARS}",
+                    code="LA402",
                     key=from_key,
                 )
             )
@@ -244,6 +259,7 @@ def check_block(
                 (*path, "value"),
                 f"{where((*path, 'value'))}: value is {len(value)} characters, over the "
                 f"block's limit of {limit}{default}",
+                code="LA403",
             )
         )
     return errors

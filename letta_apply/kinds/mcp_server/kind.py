@@ -486,7 +486,7 @@ def _guarded(change: Change, sent: Mapping[str, Any], send: Any) -> Any:
                 "self-hosted server allows them when started with MCP_DISABLE_STDIO=false; "
                 f"Letta Cloud never does): {detail}"
             )
-        raise ApiError(detail, status=e.status, method=e.method, path=e.path) from None
+        raise ApiError(detail, status=e.status, method=e.method, path=e.path, code=e.code) from None
 
 
 def _secrets(value: Any) -> list[Any]:

@@ -8,6 +8,20 @@ from __future__ import annotations
 
 from .errors import define
 
+RANGES = {
+    "1": "reading the manifest: its files, YAML, data given to the Python API, files it names",
+    "2": "the manifest language: variables, `${...}` references, for_each and count, secrets",
+    "3": "checks of the manifest: its schema (a code per kind of rule), checks across it",
+    "4": "each resource kind's own checks (a decade per kind, declared in the kind's folder)",
+    "5": "the server: connections, its answers, projects",
+    "6": "plans: saved plan files, stale plans, resources a plan refuses",
+    "7": "apply and the stack lock",
+    "8": "memory kept safe: backups, restore, Agent Files, export and convert",
+    "9": "usage: command-line options and arguments of the Python API",
+}
+"""What the first digit of a code says: the step that found the problem. LA1xx to LA4xx are
+found before any request is sent: nothing was read from the server or written."""
+
 _M, _U = "ManifestError", "UsageError"
 
 # fmt: off
@@ -350,10 +364,6 @@ define("LA508", "RouteGone", "the server does not offer this kind",
        "A route a kind of resource needs answered 404 or 410: this server (or Letta Cloud) "
        "does not offer the kind.",
        "Remove that section from the manifest for this server, or use a server that has it.")
-define("LA509", "Rejected", "a request apply does not send",
-       "What the server holds shows a request wrong before it is sent (an MCP tool its server "
-       "does not offer).",
-       "Fix the manifest as the message says.")
 define("LA510", "ApiError", "an answer letta-apply cannot use",
        "A request succeeded but its answer is not what it should be (not JSON, not a list), "
        "or a change could not be made as planned for a reason the message gives.",
@@ -404,6 +414,26 @@ define("LA613", "StalePlanError", "stale plan: a change would differ",
        "A change of the plan would not be made the same way now (the server or a sensitive "
        "variable changed); nothing was applied.",
        "Plan again.")
+define("LA621", "Problem", "a delete that would leave agents of others without it",
+       "A resource the plan would delete is still attached to agents this stack does not "
+       "manage; it is not deleted.",
+       "Detach it from those agents first.")
+define("LA622", "Problem", "a resource that needs a refused one",
+       "A resource depends on one that the plan refuses, so it is refused too.",
+       "Fix the refused resource the message names.")
+define("LA623", "Problem", "nothing to import",
+       "An `imports:` entry names no resource on the server, or (by name) more than one.",
+       "Fix the entry's id or name.")
+define("LA624", "Problem", "an import of what the stack already manages",
+       "An `imports:` entry names a resource this stack manages at another address.",
+       "Use `moved:` to rename an address.")
+define("LA625", "Problem", "an import of another stack's resource",
+       "An `imports:` entry names a resource another stack owns; a resource has one owner.",
+       "Remove it from the other stack first.")
+define("LA626", "Problem", "a name taken on the server",
+       "The server holds a resource of that name (an agent, a tool, an identity, an MCP "
+       "server, a folder) that this stack does not manage: apply leaves it alone.",
+       "Adopt it with an `imports:` entry (the hint gives it), or declare another name.")
 
 # LA7xx: apply and the stack lock
 define("LA701", "ApplyError", "a change failed",
@@ -414,7 +444,7 @@ define("LA702", "ApplyError", "apply interrupted",
        "A signal (Ctrl-C, a cancelled job) stopped the apply: changes in flight finished, no "
        "new one started.",
        "Apply again to finish.")
-define("LA703", "DestroyPrevented", "prevent_destroy",
+define("LA703", "Problem, DestroyPrevented", "prevent_destroy",
        "The plan would delete a resource declared with `prevent_destroy: true`; nothing was "
        "applied.",
        "Remove `prevent_destroy` first if the delete is meant, or change the manifest so "

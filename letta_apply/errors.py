@@ -5,17 +5,9 @@ means and what to do (error_codes.py, and each kind's folder) and listed in docs
 once its own is gone (RETIRED). The command line ends each error line with it:
 `error: ... [LA601]`, `file:line:col: ... [LA302]`.
 
-The first digit says which step found the problem:
-  LA1xx  reading the manifest: its files, YAML, data given to the Python API, files it names
-  LA2xx  the manifest language: variables, `${...}` references, for_each and count, secrets
-  LA3xx  checks of the manifest: its schema (a code per kind of rule), checks across it
-  LA4xx  each resource kind's own checks (a decade per kind, declared in the kind's folder)
-         (LA1xx to LA4xx are found before any request is sent: nothing was read or written)
-  LA5xx  the server: connections, its answers, projects
-  LA6xx  plans: saved plan files, stale plans, refused resources
-  LA7xx  apply and the stack lock
-  LA8xx  memory kept safe: backups, restore, Agent Files, export and convert
-  LA9xx  usage: command-line options and arguments of the Python API
+The first digit says which step found it (error_codes.RANGES): LA1xx to LA4xx, the manifest,
+before any request; LA5xx the server; LA6xx plans and what they refuse; LA7xx apply and the
+lock; LA8xx backups, restore, Agent Files, export; LA9xx usage.
 
 LettaApplyError
  ├── UsageError        an option or argument is wrong or missing; nothing was sent
@@ -211,8 +203,6 @@ class RouteGone(ApiError):
 class Rejected(ApiError):
     """A request apply does not send, for what the server holds shows it wrong (an MCP tool the
     MCP server does not offer): sending it again would get the same answer."""
-
-    code = "LA509"
 
 
 class ServerStateError(LettaApplyError):

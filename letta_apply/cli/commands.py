@@ -516,7 +516,7 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
     elif plan.problems and o.format != "json":
         # Not complete: what was refused is still to do. Every reason, as the plan listed them.
         for p in plan.problems:
-            print(f"error: {p.address}: {p.message}", file=o.err)
+            print(f"error: {with_code(f'{p.address}: {p.message}', p.code)}", file=o.err)
         refused = len({p.address for p in plan.problems})
         made = (
             f"{sum(1 for d in result.done if d.change.action == 'delete')} resource(s) deleted"

@@ -156,7 +156,13 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
             for d in plan.drift
         ],
         "problems": [
-            {"address": p.address, "message": p.message, "hint": p.hint, "fatal": p.fatal}
+            {
+                "address": p.address,
+                "message": p.message,
+                "hint": p.hint,
+                "fatal": p.fatal,
+                "code": p.code,
+            }
             for p in plan.problems
         ],
         "notes": list(plan.notes),
@@ -270,7 +276,13 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                 for d in doc.get("drift", ())
             ),
             problems=tuple(
-                Problem(p["address"], p["message"], p.get("hint", ""), bool(p.get("fatal")))
+                Problem(
+                    p["address"],
+                    p["message"],
+                    p.get("hint", ""),
+                    bool(p.get("fatal")),
+                    str(p.get("code") or ""),
+                )
                 for p in doc["problems"]
             ),
             notes=tuple(doc.get("notes", ())),

@@ -42,6 +42,14 @@ define("LA416", "ManifestError", "an MCP server listed twice on an agent",
 define("LA417", "ManifestError", "no such MCP server",
        "An agent's `mcp_tools` names a server that `mcp_servers:` does not declare.",
        "Declare it, or fix the key (the message suggests a close one).")
+define("LA637", "Problem", "an MCP server whose tools cannot be listed",
+       "Letta cannot list the tools of an MCP server an agent uses (it cannot reach it, or "
+       "the server failed); the agent is refused.",
+       "Check that Letta can reach the MCP server (the hint says how for its transport).")
+define("LA638", "Problem, Rejected", "an MCP tool the server does not offer",
+       "An agent's `mcp_tools` names a tool its MCP server does not offer (found by plan, or "
+       "by apply for a server it registered).",
+       "Fix the tool's name (the hint suggests one), or use `tools: all`.")
 define("LA726", "ApiError", "an MCP server whose tools Letta could not list",
        "Letta registered no tool of an MCP server this apply registered: the server offers "
        "none, or Letta could not reach it.",
@@ -127,6 +135,7 @@ def _wanted(
                         da.address,
                         f"uses {address}, which apply refuses to create",
                         f"see {address}",
+                        code="LA622",
                     )
                 )
             return None
@@ -144,6 +153,7 @@ def _wanted(
                         f"cannot list the tools of {address} (MCP server '{server.server_name}'): "
                         f"{listed or 'not listed'}",
                         reach_hint(server.mcp_server_type),
+                        code="LA637",
                     )
                 )
             return None
@@ -160,6 +170,7 @@ def _wanted(
                         f"did you mean {', '.join(map(repr, hints))}?"
                         if hints
                         else f"it offers: {', '.join(listed) or 'none'}",
+                        code="LA638",
                     )
                 )
             return None
@@ -272,7 +283,8 @@ def _not_registered(
         hints = [h for n in missing for h in difflib.get_close_matches(n, have, n=1)]
         mean = f"; did you mean {', '.join(map(repr, hints))}?" if hints else ""
         return Rejected(
-            f"{address} offers no tool{plural} {names}{mean} (it offers: {', '.join(have)})"
+            f"{address} offers no tool{plural} {names}{mean} (it offers: {', '.join(have)})",
+            code="LA638",
         )
     servers = run.client.request("GET", "/v1/mcp-servers/")
     found = [s for s in servers if isinstance(s, Mapping) and s.get("id") == sid]

@@ -278,6 +278,7 @@ class FolderKind(Kind):
                     f"a folder named '{df.config['name']}' already exists on the server and is "
                     f"not managed by stack '{ctx.stack}' ({', '.join(holder)})",
                     "declare another name (folder names are unique on a Letta server)",
+                    code="LA626",
                 )
             )
             return

@@ -294,6 +294,7 @@ class IdentityKind(Kind):
                     f"({', '.join(holder)})",
                     f"adopt it with an `imports:` entry ({{to: {di.address}, name: "
                     f"{di.config['identifier_key']}}}), or declare another identifier_key",
+                    code="LA626",
                 )
             )
             return

@@ -59,7 +59,7 @@ define("LA720", "ApiError", "a tool's name taken since the plan",
        "A tool of the same name was made on the server since the plan; Letta's create would "
        "overwrite it, so it was not sent.",
        "Plan again: adopt that tool with `imports:`, or rename yours.")
-define("LA721", "ApiError", "a tool's source without a function",
+define("LA721", "ApiError", "a tool's source the server cannot take",
        "A tool's source to send holds no function, so the server cannot derive its schema.",
        "Check the tool's source file, then plan again.")
 # fmt: on
@@ -392,6 +392,7 @@ class ToolKind(Kind):
                     f"by stack '{ctx.stack}' ({holder}); creating it would overwrite that tool",
                     f"adopt it with an `imports:` entry ({{to: {dt.address}, name: {dt.name}}}), "
                     f"or rename the function in {dt.source_file}",
+                    code="LA626",
                 )
             )
             return

@@ -272,7 +272,8 @@ class Code:
     to do about it (docs/errors.md is written from these)."""
 
     code: str
-    error: str  # the class raised (ManifestError for a diagnostic)
+    error: str  # the class raised: ManifestError for a diagnostic, Problem for a refused
+    # resource (a plan shows it, apply leaves the resource alone); several, comma-separated
     title: str
     meaning: str
     action: str

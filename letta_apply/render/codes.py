@@ -39,7 +39,9 @@ def reference_page() -> str:
         *(f"| LA{digit}xx | {what} |" for digit, what in RANGES.items()),
         "",
         "LA1xx to LA4xx are found before any request is sent: nothing was read from the server "
-        "or written. The errors' classes, for programs (each importable from `letta_apply`):",
+        "or written. A `Problem` is a resource a plan refuses: the plan shows it with its "
+        "reason, and apply leaves the resource alone. The errors' classes, for programs (each "
+        "importable from `letta_apply`):",
         "",
         "```",
         _tree(),
@@ -52,7 +54,7 @@ def reference_page() -> str:
                 "",
                 f"### {c.code}: {c.title}",
                 "",
-                f"`{c.error}`. {c.meaning}",
+                " or ".join(f"`{e.strip()}`" for e in c.error.split(",")) + f". {c.meaning}",
                 "",
                 f"**What to do:** {c.action}",
             ]

@@ -14,12 +14,21 @@ from .core.model import Desired, Live
 from .errors import (
     ApiError,
     ApplyError,
+    DestroyPrevented,
     Diagnostic,
+    ExportError,
     LettaApplyError,
     ManifestError,
+    PlanFileError,
+    Rejected,
+    RestoreError,
+    RouteGone,
+    ServerStateError,
     ServerUnreachable,
     StalePlanError,
+    UsageError,
 )
+from .memory.af_format import AgentFileError
 from .memory.backup import BackupFailed
 from .memory.restore import Restored, restore_backup
 from .pipeline import Validated, load_manifest, load_manifest_data, plan_for, validate_manifest
@@ -33,6 +42,7 @@ from .server.lock import LockError
 from .version import __version__
 
 __all__ = [
+    "AgentFileError",
     "ApiError",
     "ApplyError",
     "ApplyFailed",
@@ -40,9 +50,11 @@ __all__ = [
     "BackupFailed",
     "Change",
     "Desired",
+    "DestroyPrevented",
     "Diagnostic",
     "Done",
     "Drift",
+    "ExportError",
     "Format",
     "Graph",
     "GraphFormat",
@@ -54,12 +66,18 @@ __all__ = [
     "LockError",
     "ManifestError",
     "Plan",
+    "PlanFileError",
     "Problem",
+    "Rejected",
+    "RestoreError",
     "Restored",
     "RetryPolicy",
+    "RouteGone",
+    "ServerStateError",
     "ServerUnreachable",
     "Stack",
     "StalePlanError",
+    "UsageError",
     "Validated",
     "__version__",
     "apply_plan",

@@ -23,7 +23,7 @@ from .apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from .core.changes import Plan
 from .core.model import Desired
 from .core.sensitive import Masker, mask_plan
-from .errors import ApplyError, LettaApplyError, StalePlanError
+from .errors import ApplyError, DestroyPrevented, StalePlanError, UsageError
 from .manifest.variables import Options
 from .memory.backup import Backups, default_root
 from .pipeline import DATA_NAME, load_manifest, load_manifest_data, plan_for
@@ -68,7 +68,7 @@ def render_plan(
         return plan_markdown(shown, origin.base_url, graph)
     if format == "text":
         return plan_text(shown, origin.base_url)
-    raise LettaApplyError(f"unknown format {format!r}: text, json or markdown")
+    raise UsageError(f"unknown format {format!r}: text, json or markdown", code="LA904")
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,8 @@ class Stack:
         LETTA_APPLY_BACKUP_DIR or `.letta-apply/backups`; False: not saved), a folder per run
         named in the result's `backup_folder`; a backup that fails fails its delete. Raises
         StalePlanError when `plan` no longer matches the server, ApplyFailed (an ApplyError)
-        when a change fails, LockError when the lock stays held, LettaApplyError when
-        prevent_destroy blocks the plan."""
+        when a change fails, LockError when the lock stays held, DestroyPrevented when
+        prevent_destroy blocks the plan; each error's `code` is explained in docs/errors.md."""
         return self._run(client, plan, False, parallelism, lock, lock_timeout, on_done, backups)
 
     def destroy(
@@ -222,8 +222,9 @@ class Stack:
     ) -> ApplyResult:
         _check_options(parallelism, lock, lock_timeout, on_done)
         if not isinstance(backups, (bool, str, Path)) or backups == "":
-            raise LettaApplyError(
-                f"backups: expected true, false or a folder, got {type(backups).__name__}"
+            raise UsageError(
+                f"backups: expected true, false or a folder, got {type(backups).__name__}",
+                code="LA904",
             )
         saver = None
         if backups is not False:
@@ -238,7 +239,8 @@ class Stack:
             if given is not None and given.changes != plan.changes:
                 raise StalePlanError(
                     f'stale plan: stack "{self.name}" changed on the server since the plan was '
-                    "made; nothing was applied, plan again"
+                    "made; nothing was applied, plan again",
+                    code="LA610",
                 )
             return plan, self.desired
 
@@ -248,7 +250,7 @@ class Stack:
             lock_timeout=lock_timeout, parallelism=parallelism, events=events, backups=saver,
         )  # fmt: skip
         if result.blocked:
-            raise LettaApplyError(
+            raise DestroyPrevented(
                 "prevent_destroy: this plan would delete protected resources; nothing was applied"
             )
         if result.failure:
@@ -260,20 +262,25 @@ def _check_options(parallelism: object, lock: object, timeout: object, on_done: 
     """The options of apply and destroy, checked before anything is read: a wrong one is the
     library's own error naming it, not a failure deep inside the run."""
     if isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1:
-        raise LettaApplyError(
-            f"parallelism: expected a whole number of at least 1, got {parallelism!r}"
+        raise UsageError(
+            f"parallelism: expected a whole number of at least 1, got {parallelism!r}",
+            code="LA904",
         )
     if not isinstance(lock, bool):
-        raise LettaApplyError(f"lock: expected true or false, got {type(lock).__name__}")
+        raise UsageError(f"lock: expected true or false, got {type(lock).__name__}", code="LA904")
     if (
         isinstance(timeout, bool)
         or not isinstance(timeout, (int, float))
         or not math.isfinite(timeout)
         or timeout < 0
     ):
-        raise LettaApplyError(f"lock_timeout: expected seconds (0 or more), got {timeout!r}")
+        raise UsageError(
+            f"lock_timeout: expected seconds (0 or more), got {timeout!r}", code="LA904"
+        )
     if on_done is not None and not callable(on_done):
-        raise LettaApplyError(f"on_done: expected a function, got {type(on_done).__name__}")
+        raise UsageError(
+            f"on_done: expected a function, got {type(on_done).__name__}", code="LA904"
+        )
 
 
 class _Callbacks(ApplyEvents):

@@ -169,7 +169,10 @@ def _masked(source: Source) -> Iterator[None]:
     except ManifestError as e:
         masker = Masker(source.secrets)
         raise ManifestError(
-            [Diagnostic(d.file, d.line, d.col, masker.text(d.message)) for d in e.diagnostics]
+            [
+                Diagnostic(d.file, d.line, d.col, masker.text(d.message), code=d.code)
+                for d in e.diagnostics
+            ]
         ) from None
 
 
@@ -196,7 +199,7 @@ def _by_key_path(error: ManifestError, text: str, name: str) -> ManifestError:
         named = message.split(":", 1)[0]  # most messages start with the place they are about
         if at and not (named and at.startswith(named)):
             message = f"{at}: {message}"
-        out.append(Diagnostic(name, 0, 0, message))
+        out.append(Diagnostic(name, 0, 0, message, code=d.code))
     return ManifestError(out)
 
 

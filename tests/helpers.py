@@ -6,6 +6,7 @@ one)."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 
+from letta_apply import error_codes  # noqa: F401  (the codes every error names)
 from letta_apply.cli import commands
 from letta_apply.core.model import Desired
-from letta_apply.errors import Diagnostic, ManifestError
+from letta_apply.errors import CODES, Diagnostic, ManifestError
 from letta_apply.kinds import KINDS
 from letta_apply.manifest.files import load_text
 from letta_apply.manifest.validate import validate
@@ -83,7 +85,7 @@ def write(folder: Path, text: str | bytes, name: str = "m.yaml") -> Path:
 
 def diagnostics(path: Path, read: Callable[[Path], object]) -> list[Diagnostic]:
     """What `read` reports about the manifest at `path`, checking what every report must be:
-    about that file, one short line each, in file order."""
+    about that file, one short line each, with a defined code, in file order."""
     with pytest.raises(ManifestError) as info:
         read(path)
     found = info.value.diagnostics
@@ -92,6 +94,7 @@ def diagnostics(path: Path, read: Callable[[Path], object]) -> list[Diagnostic]:
         assert d.file == str(path)
         assert len(d.message) < 300, d.message
         assert "\n" not in d.message
+        assert d.code in CODES and CODES[d.code].error == "ManifestError", d
     assert found == sorted(found)
     return found
 
@@ -109,6 +112,9 @@ class Result(NamedTuple):
     code: int
     out: str
     err: str
+
+
+_CODED = re.compile(r" \[LA\d{3}\]$")
 
 
 @dataclass
@@ -137,4 +143,6 @@ class Cli:
         out, err = io.StringIO(), err if err is not None else io.StringIO()
         factory = self.factory or self.client
         code = commands.main(list(argv), out=out, err=err, client_factory=factory)
+        for line in err.getvalue().splitlines():  # every error ends with its code
+            assert not line.startswith("error: ") or _CODED.search(line), line
         return Result(code, out.getvalue(), err.getvalue())

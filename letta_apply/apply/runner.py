@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.changes import CREATE, FORGET, IMPORT, REPLACE, Change, Plan
 from ..core.model import stack_tag
-from ..errors import ApiError, ApplyError, is_rejection
+from ..errors import ApiError, ApplyError, is_rejection, with_code
 from ..kinds import apply_order, flag_of, kind, kind_of_address
 from ..kinds.flags import apply_flag, raise_flag
 from ..server.client import LettaClient
@@ -158,7 +158,7 @@ def apply_plan(
                         stage.append(result)
                         attempted.add(futures[f])
                 elif isinstance(exc, ApiError):
-                    failures.append(f"{describe(changes[futures[f]])}: {exc}")
+                    failures.append(with_code(f"{describe(changes[futures[f]])}: {exc}", exc.code))
                     rejected = rejected or is_rejection(exc)
                     attempted.add(futures[f])
                 else:
@@ -169,7 +169,9 @@ def apply_plan(
                 done.extend(_settled(runner, stage))
             except ApiError as e:
                 done.extend(stage)
-                failures.append(f"settling what this apply made with other runs: {e}")
+                failures.append(
+                    with_code(f"settling what this apply made with other runs: {e}", e.code)
+                )
             if failures or asked.is_set():
                 break
     skipped = [describe(c) for i, c in enumerate(changes) if i not in attempted]

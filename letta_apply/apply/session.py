@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from ..core.changes import Change, Plan, natural_key
 from ..core.model import Desired
-from ..errors import ApiError, ApplyError
+from ..errors import ApiError, ApplyError, with_code
 from ..kinds import apply_order
 from ..memory.backup import Backups
 from ..server.client import LettaClient
@@ -82,7 +82,7 @@ class ApplyResult:
     @property
     def errors(self) -> list[str]:
         """Failed changes, then the resources the plan refused, as `address: message`."""
-        refused = [f"{p.address}: {p.message}" for p in self.plan.problems]
+        refused = [with_code(f"{p.address}: {p.message}", p.code) for p in self.plan.problems]
         return [*(self.failure.failures if self.failure else []), *refused]
 
     @property

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..convert.fields import stack_name
 from ..convert.files import check_converted, write_converted, write_file
 from ..convert.manifest import convert
-from ..errors import LettaApplyError, escape_controls
+from ..errors import UsageError, escape_controls
 from ..memory.af_export import export_agent_file
 from ..memory.af_format import read_agent_file
 from ..pipeline import load_manifest
@@ -26,17 +26,19 @@ def export_agent_file_command(args: argparse.Namespace, o: _Out) -> int:
     chosen = [f"--{n}" for n in ("id", "name", "tag") if getattr(args, n)]
     chosen += [f"--{n.replace('_', '-')}" for n in ("all", "include_system") if getattr(args, n)]
     if chosen:
-        raise LettaApplyError(
+        raise UsageError(
             f"export --format af writes the agents of the stack of -f; {chosen[0]} selects "
-            "agents to adopt into a manifest (--format yaml or json)"
+            "agents to adopt into a manifest (--format yaml or json)",
+            code="LA903",
         )
     if not args.file:
-        raise LettaApplyError("export --format af: name the stack's manifest with -f FILE")
+        raise UsageError("export --format af: name the stack's manifest with -f FILE", code="LA902")
     desired = load_manifest(args.file, options_of(args))
     o.masker.add(desired.secrets)  # masked in the file and in all output from now
     if args.stack and args.stack != desired.stack:
-        raise LettaApplyError(
-            f"--stack {args.stack!r} is not the stack of the manifest ({desired.stack!r})"
+        raise UsageError(
+            f"--stack {args.stack!r} is not the stack of the manifest ({desired.stack!r})",
+            code="LA903",
         )
     with o.connect() as client:
         result = export_agent_file(client, desired.stack, mask=o.masker.text)
@@ -63,14 +65,15 @@ def convert_command(args: argparse.Namespace, o: _Out) -> int:
     af = read_agent_file(args.agent_file)
     stack = args.stack or stack_name(args.agent_file)
     if not stack:
-        raise LettaApplyError(
-            f"{af.name}: no stack name can be made of the file's name: give --stack"
+        raise UsageError(
+            f"{af.name}: no stack name can be made of the file's name: give --stack", code="LA902"
         )
     converted = convert(af, stack, messages=args.messages)
     if converted.sources and not args.output:
-        raise LettaApplyError(
+        raise UsageError(
             f"{af.name} holds {len(converted.sources)} custom tool(s): give -o FILE, and their "
-            "sources are written beside it, in tools/"
+            "sources are written beside it, in tools/",
+            code="LA902",
         )
     check_converted(converted, args.output)
     for note in converted.notes:

@@ -8,6 +8,7 @@ import re
 import sys
 from typing import NoReturn
 
+from ..errors import with_code
 from ..manifest.variables import Options
 from ..memory.backup import ROOT_VARIABLE, default_root
 from ..render.diagram import GRAPH_FORMATS
@@ -25,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse exits 2 on usage errors; 2 means "changes present" to pipelines.
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"letta-apply: error: {message}\n")
+        self.exit(EXIT_ERROR, f"letta-apply: error: {with_code(message, 'LA901')}\n")
 
 
 def _positive(text: str) -> int:

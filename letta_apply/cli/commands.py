@@ -26,7 +26,15 @@ from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from ..core.changes import Change, Plan
 from ..core.model import Desired
 from ..core.sensitive import MaskedStream, Masker, mask_plan
-from ..errors import ApiError, LettaApplyError, ManifestError
+from ..errors import (
+    ApiError,
+    DestroyPrevented,
+    ExportError,
+    LettaApplyError,
+    ManifestError,
+    UsageError,
+    with_code,
+)
 from ..kinds import KINDS
 from ..memory.backup import Backups
 from ..pipeline import load_manifest, plan_for, validate_manifest
@@ -187,9 +195,10 @@ def _targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: _Out) -
 
 def _confirm(plan: Plan, out: TextIO, stdin: TextIO) -> bool:
     if not stdin.isatty():
-        raise LettaApplyError(
+        raise UsageError(
             "refusing to ask for confirmation: standard input is not a terminal; "
-            "review the plan and pass --auto-approve"
+            "review the plan and pass --auto-approve",
+            code="LA905",
         )
     out.write(f'\nApply these changes to stack "{plan.stack}"? Only "yes" is accepted: ')
     out.flush()
@@ -280,10 +289,10 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
     if args.format == "af":
         return export_agent_file_command(args, o)
     if not args.stack:
-        raise LettaApplyError("export: name the manifest's stack with --stack NAME")
+        raise UsageError("export: name the manifest's stack with --stack NAME", code="LA902")
     sel = Selection(ids=args.id, names=args.name, tags=args.tag, everything=args.all)
     if not (sel.ids or sel.names or sel.tags or sel.everything):
-        raise LettaApplyError("export: select agents with --id, --name, --tag or --all")
+        raise UsageError("export: select agents with --id, --name, --tag or --all", code="LA902")
     # JSON when asked, or when the file to write is named so; YAML otherwise.
     json_file = bool(args.output and args.output.lower().endswith(".json"))
     fmt: ExportFormat = args.format or ("json" if json_file else "yaml")
@@ -295,7 +304,7 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
         # A manifest of nothing would adopt nothing, and -o would overwrite a file with it.
         managed = "every selected agent is already managed by a stack"
         why = managed if result.skipped else "no agent matches the selection"
-        raise LettaApplyError(f"nothing to export: {why}; nothing was written")
+        raise ExportError(f"nothing to export: {why}; nothing was written", code="LA830")
     for note in result.notes:
         print(f"note: {note}", file=o.err)
     if args.output:
@@ -378,11 +387,13 @@ class _Events(ApplyEvents):
 
 def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> int:
     if not args.file and not args.plan_file:
-        raise LettaApplyError("apply needs a manifest (-f FILE) or a saved plan (PLAN)")
+        raise UsageError("apply needs a manifest (-f FILE) or a saved plan (PLAN)", code="LA902")
     if o.format != "text" and not args.auto_approve:
-        raise LettaApplyError(f"--format {o.format} needs --auto-approve (no prompt in that mode)")
+        raise UsageError(
+            f"--format {o.format} needs --auto-approve (no prompt in that mode)", code="LA903"
+        )
     if args.plan_file and args.target:
-        raise LettaApplyError("--target cannot narrow a saved plan: it applies as saved")
+        raise UsageError("--target cannot narrow a saved plan: it applies as saved", code="LA903")
     with o.connect() as client:
         planning = threading.Event()  # set while the first plan is made: nothing written yet
         planning.set()
@@ -467,7 +478,7 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
     elif o.backups is not None and o.backups.saved:
         o.text("\n" + saved_text(o.backups))
     if result.blocked:
-        raise LettaApplyError(
+        raise DestroyPrevented(
             "prevent_destroy: this plan would delete protected resources; nothing was applied"
         )
     # After a destroy, apply would make the stack again: a destroy is finished by another.
@@ -507,7 +518,7 @@ def _applied(args: argparse.Namespace, o: _Out, client: LettaClient, result: App
     elif plan.problems and o.format != "json":
         # Not complete: what was refused is still to do. Every reason, as the plan listed them.
         for p in plan.problems:
-            print(f"error: {p.address}: {p.message}", file=o.err)
+            print(f"error: {with_code(f'{p.address}: {p.message}', p.code)}", file=o.err)
         refused = len({p.address for p in plan.problems})
         made = (
             f"{sum(1 for d in result.done if d.change.action == 'delete')} resource(s) deleted"
@@ -638,7 +649,7 @@ def _main(
         return COMMANDS[args.command](args, o)
     except ManifestError as e:
         for d in e.diagnostics:
-            print(str(d), file=err)
+            print(with_code(str(d), d.code), file=err)
         n = len(e.diagnostics)
         print(
             f"{n} error{'s' if n > 1 else ''} in the manifest; nothing was sent to the server.",
@@ -646,7 +657,7 @@ def _main(
         )
         return EXIT_ERROR
     except LettaApplyError as e:
-        print(f"error: {e}", file=err)
+        print(f"error: {with_code(str(e), e.code)}", file=err)
         return EXIT_ERROR
     except _Interrupted as e:
         print("interrupted while planning; nothing was written", file=err)

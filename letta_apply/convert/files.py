@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import LettaApplyError, ManifestError, escape_controls
+from ..errors import ExportError, ManifestError, escape_controls
 from ..manifest.variables import Options
 from ..pipeline import load_manifest_data
 from .manifest import Converted
@@ -39,9 +39,10 @@ def check_converted(converted: Converted, output: str | None) -> None:
                 first = replace(first, file=name)
             more = len(e.diagnostics) - 1
             also = f" (and {more} more)" if more else ""
-            raise LettaApplyError(
+            raise ExportError(
                 f"{escape_controls(converted.source_name)}: cannot convert: the manifest made "
-                f"from it would not validate: {first}{also}"
+                f"from it would not validate: {first}{also}",
+                code="LA832",
             ) from None
 
 
@@ -51,9 +52,10 @@ def write_converted(converted: Converted, output: str) -> list[str]:
     targets = {base / rel: text for rel, text in converted.sources.items()}
     for path, text in targets.items():
         if path.exists() and _read(path) != text:
-            raise LettaApplyError(
+            raise ExportError(
                 f"{escape_controls(str(path))} exists with other content; nothing was written "
-                "(move it, or write the manifest into another folder with -o)"
+                "(move it, or write the manifest into another folder with -o)",
+                code="LA833",
             )
     written = []
     for path, text in targets.items():

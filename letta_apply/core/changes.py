@@ -109,13 +109,15 @@ class Drift:
 
 @dataclass(frozen=True)
 class Problem:
-    """A resource apply refuses to touch, with why and what to do about it. A `fatal` problem
-    (prevent_destroy) stops the whole apply before any write."""
+    """A resource apply refuses to touch, with why and what to do about it, and its code (see
+    letta_apply.errors). A `fatal` problem (prevent_destroy) stops the whole apply before any
+    write."""
 
     address: str
     message: str
     hint: str = ""
     fatal: bool = False
+    code: str = ""
 
 
 @dataclass(frozen=True)

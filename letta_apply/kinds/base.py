@@ -205,6 +205,7 @@ class Context:
                 "remove prevent_destroy from the manifest and apply that first, or keep the "
                 "resource as it is",
                 fatal=True,
+                code="LA703",
             )
         )
 
@@ -218,6 +219,7 @@ class Context:
                     address,
                     f"not deleted: still attached to agents this stack does not manage: {names}",
                     "detach it from those agents first",
+                    code="LA621",
                 )
             )
         return bool(foreign)

@@ -62,12 +62,13 @@ class _Plain:
         self.active: set[int] = set()  # containers being converted: one met again is a cycle
         self.biggest = 10**MAX_INT_DIGITS
 
-    def err(self, path: Path_, message: str) -> None:
+    def err(self, path: Path_, message: str, code: str) -> None:
         where = key_path(path, self.root)
-        self.errors.append(Diagnostic(self.name, 0, 0, f"{where}: {message}" if where else message))
+        text = f"{where}: {message}" if where else message
+        self.errors.append(Diagnostic(self.name, 0, 0, text, code=code))
 
     def stop(self, path: Path_, message: str) -> _Stop:
-        self.err(path, message)
+        self.err(path, message, "LA107")  # a limit passed
         return _Stop()
 
     def spend(self, path: Path_, chars: int) -> None:
@@ -96,23 +97,23 @@ class _Plain:
             self.spend(path, 0)
             plain = int.__int__(value)  # an IntEnum's member as its number
             if abs(plain) >= self.biggest:
-                self.err(path, f"a whole number of more than {MAX_INT_DIGITS} digits")
+                self.err(path, f"a whole number of more than {MAX_INT_DIGITS} digits", "LA117")
                 return None
             return plain
         if isinstance(value, float):
             self.spend(path, 0)
             plain_float = float.__float__(value)
             if not math.isfinite(plain_float):
-                self.err(path, f"{plain_float} is not a finite number")
+                self.err(path, f"{plain_float} is not a finite number", "LA117")
                 return None
             return plain_float
         if not isinstance(value, (list, tuple, Mapping)):
             kind = clip_path(type(value).__name__, 60)
             message = f"{kind} is not plain data (use str, int, float, bool, None, list or dict)"
-            self.err(path, message)
+            self.err(path, message, "LA116")
             return None
         if id(value) in self.active:
-            self.err(path, "refers to a list or mapping that contains it (a cycle)")
+            self.err(path, "refers to a list or mapping that contains it (a cycle)", "LA108")
             return None
         if depth >= MAX_DEPTH:
             raise self.stop(path, f"nested more than {MAX_DEPTH} levels deep")
@@ -136,14 +137,14 @@ class _Plain:
                     break
                 if not isinstance(k, str):
                     kind = clip_path(type(k).__name__, 60)
-                    self.err(path, f"a key is {kind}, not a string")
+                    self.err(path, f"a key is {kind}, not a string", "LA112")
                     continue
                 key = self.text(k, path)
                 out[key] = self.convert(v, (*path, key), depth + 1)
         except _Stop:
             raise
         except Exception as e:  # a mapping of the program's own whose items fail to come
-            self.err(path, f"its items cannot be read ({type(e).__name__})")
+            self.err(path, f"its items cannot be read ({type(e).__name__})", "LA116")
         return out
 
 
@@ -163,7 +164,7 @@ def plain(
     except _Stop:
         out = None
     except RecursionError:  # a mapping of the program's own that nests itself in its items
-        walker.err(path, f"nested more than {MAX_DEPTH} levels deep")
+        walker.err(path, f"nested more than {MAX_DEPTH} levels deep", "LA107")
         out = None
     return out, walker.errors
 
@@ -173,7 +174,7 @@ def manifest_data(data: Any, name: str, budget: Budget | None = None) -> dict[st
     if not isinstance(data, Mapping):
         kind = clip_path(type(data).__name__, 60)
         message = f"a manifest is a mapping of sections, not {kind}"
-        raise ManifestError([Diagnostic(name, 0, 0, message)])
+        raise ManifestError([Diagnostic(name, 0, 0, message, code="LA113")])
     out, errors = plain(data, name, budget)
     if errors:
         raise ManifestError(errors)
@@ -183,7 +184,7 @@ def manifest_data(data: Any, name: str, budget: Budget | None = None) -> dict[st
 def data_name(name: Any) -> str:
     """What errors call a manifest given as data; raises ManifestError when it is not a name."""
     if not isinstance(name, str) or not name:
-        raise ManifestError([Diagnostic("name", 0, 0, "expected a non-empty string")])
+        raise ManifestError([Diagnostic("name", 0, 0, "expected a non-empty string", code="LA118")])
     return clip_path(str.__str__(name), MAX_NAME_CHARS)
 
 
@@ -195,7 +196,7 @@ def variable_values(values: Any, budget: Budget | None = None) -> dict[str, Any]
     if not isinstance(values, Mapping):
         kind = clip_path(type(values).__name__, 60)
         message = f"expected a mapping of variable names to values, not {kind}"
-        raise ManifestError([Diagnostic(where, 0, 0, message)])
+        raise ManifestError([Diagnostic(where, 0, 0, message, code="LA118")])
     out, errors = plain(values, where, budget, root="")
     if errors:
         raise ManifestError(errors)
@@ -210,11 +211,12 @@ def environment(env: Any, budget: Budget | None = None) -> dict[str, str]:
     out, errors = plain(env, where, budget, root="") if isinstance(env, Mapping) else (None, [])
     if not isinstance(env, Mapping):
         kind = clip_path(type(env).__name__, 60)
-        errors = [Diagnostic(where, 0, 0, f"expected a mapping of names to strings, not {kind}")]
+        message = f"expected a mapping of names to strings, not {kind}"
+        errors = [Diagnostic(where, 0, 0, message, code="LA118")]
     for k, v in (out or {}).items():
         at = key_path((k,))
         if not isinstance(v, str) and not any(d.message.startswith(f"{at}:") for d in errors):
-            errors.append(Diagnostic(where, 0, 0, f"{at}: expected a string"))
+            errors.append(Diagnostic(where, 0, 0, f"{at}: expected a string", code="LA118"))
     if errors:
         raise ManifestError(errors)
     return dict(out or {})
@@ -227,12 +229,12 @@ def file_paths(value: Any, what: str) -> list[str]:
     if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
         kind = clip_path(type(value).__name__, 60)
         message = f"expected a path or a list of paths, not {kind}"
-        raise ManifestError([Diagnostic(what, 0, 0, message)])
+        raise ManifestError([Diagnostic(what, 0, 0, message, code="LA118")])
     out: list[str] = []
     errors: list[Diagnostic] = []
     for i, p in enumerate(value):
         if i >= MAX_VALUES:
-            errors.append(Diagnostic(what, 0, 0, f"more than {MAX_VALUES} paths"))
+            errors.append(Diagnostic(what, 0, 0, f"more than {MAX_VALUES} paths", code="LA107"))
             break
         if isinstance(p, str):
             out.append(str.__str__(p))
@@ -240,7 +242,8 @@ def file_paths(value: Any, what: str) -> list[str]:
             out.append(str(Path(p)))
         else:
             kind = clip_path(type(p).__name__, 60)
-            errors.append(Diagnostic(what, 0, 0, f"[{i}]: expected a path, not {kind}"))
+            message = f"[{i}]: expected a path, not {kind}"
+            errors.append(Diagnostic(what, 0, 0, message, code="LA118"))
     if errors:
         raise ManifestError(errors)
     return out
@@ -253,4 +256,4 @@ def folder(value: Any, what: str) -> Path | None:
     if isinstance(value, (str, os.PathLike)):
         return Path(value)
     kind = clip_path(type(value).__name__, 60)
-    raise ManifestError([Diagnostic(what, 0, 0, f"expected a path, not {kind}")])
+    raise ManifestError([Diagnostic(what, 0, 0, f"expected a path, not {kind}", code="LA118")])

@@ -104,9 +104,9 @@ class Document:
             p = p[:-1]
         return self.values.get(p, Position(1, 1))
 
-    def diag(self, path: Path_, message: str, *, key: bool = False) -> Diagnostic:
+    def diag(self, path: Path_, message: str, *, code: str, key: bool = False) -> Diagnostic:
         pos = self.where(path, key=key)
-        return Diagnostic(pos.file or self.file, pos.line, pos.col, message)
+        return Diagnostic(pos.file or self.file, pos.line, pos.col, message, code=code)
 
     def file_of(self, path: Path_) -> str:
         """The file the value at `path` was written in."""
@@ -191,7 +191,7 @@ def _tag(tag: str) -> str:
 def _decode(raw: bytes, file: str) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ManifestError(
-            [Diagnostic(file, 1, 1, "the file is UTF-16 encoded; save it as UTF-8")]
+            [Diagnostic(file, 1, 1, "the file is UTF-16 encoded; save it as UTF-8", code="LA103")]
         )
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte order mark: allowed, and not part of line 1's columns
@@ -201,7 +201,7 @@ def _decode(raw: bytes, file: str) -> str:
         # Everything before the bad byte decoded fine: count lines and characters in it.
         pos = _line_col(raw[: e.start].decode("utf-8"))
         message = f"not valid UTF-8 (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
-        raise ManifestError([Diagnostic(file, pos.line, pos.col, message)]) from None
+        raise ManifestError([Diagnostic(file, pos.line, pos.col, message, code="LA103")]) from None
 
 
 def _check_characters(text: str, file: str) -> None:
@@ -215,7 +215,7 @@ def _check_characters(text: str, file: str) -> None:
     if 0xD800 <= ch <= 0xDFFF:
         what = f"invalid character U+{ch:04X} (a lone surrogate)"
     raise ManifestError(
-        [Diagnostic(file, pos.line, pos.col, f"{what} is not allowed in a YAML file")]
+        [Diagnostic(file, pos.line, pos.col, f"{what} is not allowed in a YAML file", code="LA104")]
     )
 
 
@@ -230,9 +230,9 @@ class _Builder:
         self.count = 0
         self.active: set[int] = set()  # collection nodes being built: an alias back is a cycle
 
-    def error(self, mark: Any, message: str) -> None:
+    def error(self, mark: Any, message: str, code: str) -> None:
         pos = _pos(mark)
-        self.errors.append(Diagnostic(self.doc.file, pos.line, pos.col, message))
+        self.errors.append(Diagnostic(self.doc.file, pos.line, pos.col, message, code=code))
 
     def build(self, node: yaml.Node, path: Path_, depth: int = 0) -> Any:
         self.count += 1
@@ -247,6 +247,7 @@ class _Builder:
                         pos.col,
                         f"the manifest has more than {self.max_values} values once aliases are "
                         "expanded; stopped reading here",
+                        code="LA107",
                     ),
                 ]
             )
@@ -254,10 +255,10 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node)
         if id(node) in self.active:
-            self.error(node.start_mark, "this alias refers to a value that contains it")
+            self.error(node.start_mark, "this alias refers to a value that contains it", "LA108")
             return None
         if depth >= MAX_DEPTH:
-            self.error(node.start_mark, f"nested more than {MAX_DEPTH} levels deep")
+            self.error(node.start_mark, f"nested more than {MAX_DEPTH} levels deep", "LA107")
             return None
         self.active.add(id(node))
         try:
@@ -269,13 +270,17 @@ class _Builder:
 
     def _sequence(self, node: yaml.Node, path: Path_, depth: int) -> Any:
         if node.tag != _SEQ_TAG:
-            self.error(node.start_mark, f"unsupported YAML tag '{_tag(node.tag)}' on a list")
+            self.error(
+                node.start_mark, f"unsupported YAML tag '{_tag(node.tag)}' on a list", "LA109"
+            )
             return None
         return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
 
     def _mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> Any:
         if node.tag != _MAP_TAG:
-            self.error(node.start_mark, f"unsupported YAML tag '{_tag(node.tag)}' on a mapping")
+            self.error(
+                node.start_mark, f"unsupported YAML tag '{_tag(node.tag)}' on a mapping", "LA109"
+            )
             return None
         out: dict[str, Any] = {}
         for key, key_node, value_node in self._pairs(node, depth):
@@ -296,11 +301,13 @@ class _Builder:
                 )
                 for source in sources:
                     if not isinstance(source, yaml.MappingNode) or source.tag != _MAP_TAG:
-                        self.error(source.start_mark, "'<<' can only merge mappings")
+                        self.error(source.start_mark, "'<<' can only merge mappings", "LA110")
                         continue
                     if id(source) in self.active or depth >= MAX_DEPTH:
                         self.error(
-                            key_node.start_mark, "this merge refers to a mapping that contains it"
+                            key_node.start_mark,
+                            "this merge refers to a mapping that contains it",
+                            "LA108",
                         )
                         continue
                     self.active.add(id(source))
@@ -319,6 +326,7 @@ class _Builder:
                     key_node.start_mark,
                     f"duplicate key {clip(key)} (first defined at line {first.line}, "
                     f"column {first.col})",
+                    "LA111",
                 )
                 continue
             explicit[key] = (key_node, value_node)
@@ -328,7 +336,7 @@ class _Builder:
     def _key(self, node: yaml.Node) -> str | None:
         if not isinstance(node, yaml.ScalarNode):
             kind = "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
-            self.error(node.start_mark, f"keys must be strings, got {kind}")
+            self.error(node.start_mark, f"keys must be strings, got {kind}", "LA112")
             return None
         try:
             key = self.loader.construct_object(node)
@@ -340,7 +348,9 @@ class _Builder:
             "null" if node.tag == _NULL_TAG else f"tag '{_tag(node.tag)}'"
         )
         self.error(
-            node.start_mark, f"keys must be strings, got {clip(node.value)} ({kind}); quote it"
+            node.start_mark,
+            f"keys must be strings, got {clip(node.value)} ({kind}); quote it",
+            "LA112",
         )
         return None
 
@@ -354,7 +364,7 @@ class _Builder:
                 if want
                 else f"unsupported YAML tag '{_tag(node.tag)}'"
             )
-            self.error(node.start_mark, f"{problem}; quote it to make it a string")
+            self.error(node.start_mark, f"{problem}; quote it to make it a string", "LA109")
             return None
         if value is None or isinstance(value, (str, bool, int)):
             return value
@@ -366,6 +376,7 @@ class _Builder:
         self.error(
             node.start_mark,
             f"unsupported YAML value {clip(node.value)} ({what}); quote it to make it a string",
+            "LA109",
         )
         return None
 
@@ -442,7 +453,7 @@ def _syntax_error(
         elif problem.startswith("mapping values are not allowed"):
             problem += "; check the indentation, or quote a value that contains ': '"
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    return Diagnostic(file, line, col, f"invalid YAML: {problem}")
+    return Diagnostic(file, line, col, f"invalid YAML: {problem}", code="LA105")
 
 
 def load_text(text: str, file: str, parsing: Parsing | None = None) -> Document:
@@ -473,6 +484,7 @@ def parse_text(
                         1,
                         1,
                         "the manifest is empty; it needs at least 'version: 1' and 'stack'",
+                        code="LA106",
                     )
                 ]
             )
@@ -482,11 +494,10 @@ def parse_text(
         raise ManifestError([_syntax_error(e, text, file, parsing.loader)]) from None
     except yaml.YAMLError as e:  # reader errors; _check_characters leaves none in practice
         message = f"invalid YAML: {e}".splitlines()[0]
-        raise ManifestError([Diagnostic(file, 1, 1, message)]) from None
+        raise ManifestError([Diagnostic(file, 1, 1, message, code="LA105")]) from None
     except RecursionError:  # the pure-Python parser recurses once per nesting level
-        raise ManifestError(
-            [Diagnostic(file, 1, 1, f"invalid YAML: nested more than {MAX_DEPTH} levels deep")]
-        ) from None
+        message = f"invalid YAML: nested more than {MAX_DEPTH} levels deep"
+        raise ManifestError([Diagnostic(file, 1, 1, message, code="LA107")]) from None
     finally:
         loader.dispose()
     return doc, list(dict.fromkeys(builder.errors))
@@ -533,7 +544,7 @@ def parse_file(
     try:
         raw = read_regular(path, parsing.max_bytes)
     except Unreadable as e:
-        raise ManifestError([Diagnostic(clip_path(file), 1, 1, str(e))]) from None
+        raise ManifestError([Diagnostic(clip_path(file), 1, 1, str(e), code="LA101")]) from None
     return parse_text(_decode(raw, file), file, parsing)
 
 
@@ -562,7 +573,9 @@ def manifest_files(paths: Sequence[str]) -> tuple[list[tuple[str, Path]], list[D
             is_dir = p.is_dir()
             p.resolve()
         except (OSError, RuntimeError, ValueError) as e:  # a name too long, a symlink loop
-            errors.append(Diagnostic(clip_path(arg), 1, 1, f"cannot read: {_reason(e)}"))
+            errors.append(
+                Diagnostic(clip_path(arg), 1, 1, f"cannot read: {_reason(e)}", code="LA101")
+            )
             continue
         if is_dir:
             found = sorted(
@@ -570,7 +583,9 @@ def manifest_files(paths: Sequence[str]) -> tuple[list[tuple[str, Path]], list[D
                 key=lambda f: f.name,
             )
             if not found:
-                errors.append(Diagnostic(arg, 1, 1, "no *.yaml or *.yml file in this directory"))
+                errors.append(
+                    Diagnostic(arg, 1, 1, "no *.yaml or *.yml file in this directory", code="LA102")
+                )
             items = [(str(f), p) for f in found]
         else:
             items = [(arg, p.parent)]
@@ -615,7 +630,9 @@ def merge(docs: Sequence[Document]) -> tuple[Document, list[Diagnostic]]:
     data: dict[str, Any] = out.data
     for doc in docs:
         if not isinstance(doc.data, dict):
-            errors.append(doc.diag((), "a manifest file must be a mapping of sections"))
+            errors.append(
+                doc.diag((), "a manifest file must be a mapping of sections", code="LA113")
+            )
             continue
         for section, value in doc.data.items():
             here = doc.where((section,), key=True)
@@ -639,6 +656,7 @@ def merge(docs: Sequence[Document]) -> tuple[Document, list[Diagnostic]]:
                                 (section, key),
                                 f"{section}.{key} is declared twice: here and at "
                                 f"{other.file}:{other.line}:{other.col}",
+                                code="LA114",
                                 key=True,
                             )
                         )
@@ -656,6 +674,7 @@ def merge(docs: Sequence[Document]) -> tuple[Document, list[Diagnostic]]:
                         (section,),
                         f"{section}: {clip(str(value))} here, but {clip(str(have))} at "
                         f"{first_at}; every file of a manifest must agree",
+                        code="LA115",
                     )
                 )
     if any(not isinstance(doc.data, dict) for doc in docs):

@@ -165,8 +165,8 @@ class _Expander:
         section = raw.data.get("variables") if isinstance(raw.data, dict) else None
         self.no_variables = section is not None and not isinstance(section, dict)
 
-    def err(self, path: Path_, message: str, *, key: bool = False) -> None:
-        self.errors.append(self.raw.diag(path, message, key=key))
+    def err(self, path: Path_, message: str, code: str, *, key: bool = False) -> None:
+        self.errors.append(self.raw.diag(path, message, code=code, key=key))
 
     def hush(self, path: Path_) -> None:
         """The value at `path` is left empty for a problem already reported."""
@@ -187,7 +187,10 @@ class _Expander:
             if var is None:
                 known = ", ".join(sorted(self.variables)) or "none are declared"
                 hint = _close(parts[1], list(self.variables))
-                self.err(path, f"{ref}: undefined variable '{parts[1]}'{hint} (declared: {known})")
+                self.err(
+                    path, f"{ref}: undefined variable '{parts[1]}'{hint} (declared: {known})",
+                    "LA201",
+                )  # fmt: skip
                 return False, None
             if not var.has_value and self.options.unknown_values and not var.invalid:
                 self.unknown.add(f"var.{var.name}")
@@ -200,17 +203,20 @@ class _Expander:
                 self.unknown.add(f"env.{parts[1]}")
                 return True, Unknown("string")
             if parts[1] not in self.options.env:
-                self.err(path, f"{ref}: environment variable {parts[1]} is not set")
+                self.err(path, f"{ref}: environment variable {parts[1]} is not set", "LA202")
                 return False, None
             return True, self.options.env[parts[1]]
         if head == "each" and len(parts) >= 2 and parts[1] in ("key", "value"):
             if scope.each is None:
-                self.err(path, f"{ref}: each.{parts[1]} is only defined in a block or agent "
-                         "with for_each")  # fmt: skip
+                self.err(
+                    path,
+                    f"{ref}: each.{parts[1]} is only defined in a block or agent with for_each",
+                    "LA203",
+                )
                 return False, None
             if parts[1] == "key":
                 if len(parts) > 2:
-                    self.err(path, f"{ref}: each.key has no fields")
+                    self.err(path, f"{ref}: each.key has no fields", "LA204")
                     return False, None
                 return True, scope.each[0]
             value = scope.each[1]
@@ -221,19 +227,23 @@ class _Expander:
                     continue
                 if not isinstance(value, dict) or name not in value:
                     at = ".".join(["each", "value", *parts[2 : 2 + i]])
-                    self.err(path, f"{ref}: {at} has no field '{name}'")
+                    self.err(path, f"{ref}: {at} has no field '{name}'", "LA204")
                     return False, None
                 value = value[name]
             return True, value
         if head == "count" and parts[1:] == ["index"]:
             if scope.count is None:
-                self.err(path, f"{ref}: count.index is only defined in a block or agent with count")
+                self.err(
+                    path, f"{ref}: count.index is only defined in a block or agent with count",
+                    "LA205",
+                )  # fmt: skip
                 return False, None
             return True, scope.count
         self.err(
             path,
             f"{ref}: unknown reference; use ${{var.NAME}}, ${{env.NAME}}, ${{each.key}}, "
             "${each.value}, ${count.index}, or write $${ for a literal '${'",
+            "LA206",
         )
         return False, None
 
@@ -262,7 +272,9 @@ class _Expander:
                 continue
             if m.group(1) is None:
                 # Once per string: 10 MB of `${` made millions of identical errors.
-                self.err(path, "unclosed '${': no matching '}' (write $${ for a literal '${')")
+                self.err(
+                    path, "unclosed '${': no matching '}' (write $${ for a literal '${')", "LA207"
+                )
                 self.hush(path)
                 return None
             ok, value = self.resolve(m.group(1), scope, path)
@@ -274,6 +286,7 @@ class _Expander:
                 self.err(
                     path,
                     f"${{{m.group(1)}}} is a {kind}: it can be a whole value, not part of a string",
+                    "LA208",
                 )
                 failed = True
                 continue
@@ -369,6 +382,7 @@ class _Expander:
                         raw_path,
                         f"{section}.{key}: keys cannot contain '[' or ']': instances are made "
                         "by for_each or count",
+                        "LA210",
                         key=True,
                     )
                 if raw_path in self.raw.keys:
@@ -434,6 +448,7 @@ class _Expander:
                 at,
                 f"{_where(at)}: no value (empty or null); write {'0' if name == 'count' else '[]'} "
                 "for no instances",
+                "LA211",
             )
         return value
 
@@ -444,6 +459,7 @@ class _Expander:
                 (*path, name),
                 f"{_where((*path, name))}: {n} instances, over the limit of {cap} per template "
                 "(--max-instances raises it)",
+                "LA212",
             )
         return n <= cap
 
@@ -453,10 +469,12 @@ class _Expander:
         path: Path_ = (section, key)
         what = f"{section}.{key}"
         if "[" in key or "]" in key:
-            self.err(path, f"{what}: keys cannot contain '[' or ']'", key=True)
+            self.err(path, f"{what}: keys cannot contain '[' or ']'", "LA210", key=True)
             return None
         if "for_each" in spec and "count" in spec:
-            self.err((*path, "count"), f"{what}: use for_each or count, not both", key=True)
+            self.err(
+                (*path, "count"), f"{what}: use for_each or count, not both", "LA213", key=True
+            )
             return None
         if "count" in spec:
             self.templates[section][key] = "count"
@@ -467,6 +485,7 @@ class _Expander:
                 self.err(
                     (*path, "count"),
                     f"{what}.count: cannot be sensitive: the number of instances is shown",
+                    "LA214",
                 )
                 return None
             if isinstance(n, Unknown):
@@ -474,7 +493,9 @@ class _Expander:
             if isinstance(n, float) and n.is_integer():
                 n = int(n)
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                self.err((*path, "count"), f"{what}.count: expected a whole number, 0 or more")
+                self.err(
+                    (*path, "count"), f"{what}.count: expected a whole number, 0 or more", "LA215"
+                )
                 return None
             if not self.within_cap(path, "count", n):
                 return None
@@ -493,6 +514,7 @@ class _Expander:
                     (*path, "for_each"),
                     f"{what}.for_each: a list must hold strings (they become the instance "
                     f"keys); got {got}; use a map for other values",
+                    "LA216",
                 )
                 return None
             if any(isinstance(x, Unknown) for x in items):  # its keys are not known yet
@@ -502,18 +524,22 @@ class _Expander:
         if isinstance(items, list):
             dupes = sorted(x for x, n in Counter(items).items() if n > 1)  # linear: no count()
             if dupes:
-                self.err((*path, "for_each"), f"{what}.for_each: {clip(dupes[0])} is listed twice")
+                self.err(
+                    (*path, "for_each"), f"{what}.for_each: {clip(dupes[0])} is listed twice",
+                    "LA217",
+                )  # fmt: skip
                 return None
             pairs: list[tuple[str, Any]] = [(x, x) for x in items]
         elif isinstance(items, dict):
             pairs = list(items.items())
         else:
-            self.err((*path, "for_each"), f"{what}.for_each: expected a list or a map")
+            self.err((*path, "for_each"), f"{what}.for_each: expected a list or a map", "LA218")
             return None
         if any(is_secret(k) for k, _ in pairs):
             self.err(
                 (*path, "for_each"),
                 f"{what}.for_each: instance keys cannot be sensitive: they appear in addresses",
+                "LA214",
             )
             return None
         return [(k, Scope(each=(k, v), what=what)) for k, v in pairs]
@@ -529,10 +555,13 @@ class _Expander:
         wanted = ("number",) if name == "count" else ("list", "map")
         if value.type is not None and value.type not in wanted:
             expected = "a whole number, 0 or more" if name == "count" else "a list or a map"
-            self.err(at, f"{what}: expected {expected}, got a {value.type}")
+            code = "LA215" if name == "count" else "LA218"
+            self.err(at, f"{what}: expected {expected}, got a {value.type}", code)
             return None
         if value.sensitive and value.type == "list":
-            self.err(at, f"{what}: instance keys cannot be sensitive: they appear in addresses")
+            self.err(
+                at, f"{what}: instance keys cannot be sensitive: they appear in addresses", "LA214"
+            )
             return None
         self.unknown_templates[section].add(key)
         if name == "count":
@@ -559,7 +588,7 @@ class _Expander:
                             at: Path_ = (*raw_path, field_name, i, t)
                             self.err(at, f"{_where(at)}: {t} is for {templated}; "
                                      f"{_a(kind.name)}'s own {nested.section} come with each of "
-                                     "its instances", key=True)  # fmt: skip
+                                     "its instances", "LA219", key=True)  # fmt: skip
                             del entry[t]
                     self.file_fields(
                         nested.file_fields, (*raw_path, field_name, i),
@@ -576,7 +605,9 @@ class _Expander:
             name = spec.pop(key)
             at: Path_ = (*raw_path, key)
             if target in spec:
-                self.err(at, f"{_where(raw_path)}: set {target} or {key}, not both", key=True)
+                self.err(
+                    at, f"{_where(raw_path)}: set {target} or {key}, not both", "LA221", key=True
+                )
                 continue
             if _maybe_string(name):  # which file is not known yet, nor its text
                 spec[target] = Unknown("string")
@@ -584,7 +615,7 @@ class _Expander:
                 continue
             if not isinstance(name, str) or not name:
                 if name is not None:
-                    self.err(at, f"{_where(at)}: expected a file path")
+                    self.err(at, f"{_where(at)}: expected a file path", "LA222")
                     spec[target] = None  # not reported missing on top: see below
                     self.out.values[(*path, target)] = self.raw.where(at)
                 continue
@@ -597,19 +628,21 @@ class _Expander:
     def read_file(self, name: str, at: Path_) -> str | None:
         target, refused = self.raw.referenced(at, name)
         if refused:
-            self.err(at, f"{_where(at)}: {refused}")
+            self.err(at, f"{_where(at)}: {refused}", "LA120")
             return None
         try:
             text = read_regular(target, MAX_REFERENCED_BYTES).decode("utf-8")
         except Unreadable as e:
             if not target.exists() and not target.is_symlink():
                 looked = clip_path(str(target))
-                self.err(at, f"{_where(at)}: file {clip(name)} not found (looked for {looked})")
+                self.err(
+                    at, f"{_where(at)}: file {clip(name)} not found (looked for {looked})", "LA121"
+                )
             else:
-                self.err(at, f"{_where(at)}: {clip(name)} {e}")
+                self.err(at, f"{_where(at)}: {clip(name)} {e}", "LA122")
             return None
         except UnicodeDecodeError:
-            self.err(at, f"{_where(at)}: {clip(name)} is not UTF-8 text")
+            self.err(at, f"{_where(at)}: {clip(name)} is not UTF-8 text", "LA123")
             return None
         self.read.append(str(target))
         return text
@@ -656,7 +689,7 @@ class _Expander:
             Diagnostic(
                 pos.file or self.raw.file, pos.line, pos.col,
                 f"{_where(at)}: {self.sections[target].name}.{base} has {templates[base]}: "
-                f"name one instance, {example}{every}",
+                f"name one instance, {example}{every}", code="LA220",
             )
         )  # fmt: skip
         return []
@@ -749,7 +782,7 @@ class _Expander:
                         Diagnostic(
                             pos.file or self.raw.file, pos.line, pos.col,
                             f"{_where(path)}: a sensitive value cannot be used here (it would be "
-                            f"shown); {why}",
+                            f"shown); {why}", code="LA223",
                         )
                     )  # fmt: skip
             elif isinstance(value, dict):
@@ -862,7 +895,9 @@ def load_source(
         problems += found
     if fatal or not docs:
         errors += problems
-        raise ManifestError(errors or [Diagnostic("-f", 0, 0, "no manifest file given")])
+        raise ManifestError(
+            errors or [Diagnostic("-f", 0, 0, "no manifest file given", code="LA102")]
+        )
     return _expand(docs, files, tuple(kinds), options or Options(), {}, problems)
 
 
@@ -931,5 +966,8 @@ def _masked(errors: list[Diagnostic], secrets: Sequence[str]) -> ManifestError:
 
     masker = Masker(secrets)
     return ManifestError(
-        [Diagnostic(d.file, d.line, d.col, masker.text(d.message)) for d in dict.fromkeys(errors)]
+        [
+            Diagnostic(d.file, d.line, d.col, masker.text(d.message), code=d.code)
+            for d in dict.fromkeys(errors)
+        ]
     )

@@ -179,6 +179,7 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                 (*path, str(inst)),
                 f"{where}: invalid key {clip(str(inst))}: keys use letters, digits, '_' and "
                 "'-', start with a letter or '_', at most 100 characters",
+                code="LA301",
                 key=True,
             )
         ]
@@ -194,19 +195,27 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                 f"; did you mean '{hint[0]}'?" if hint else f" (allowed: {', '.join(allowed)})"
             )
             out.append(
-                doc.diag((*path, key), f"{where}: unknown key {clip(key)}{suggestion}", key=True)
+                doc.diag(
+                    (*path, key),
+                    f"{where}: unknown key {clip(key)}{suggestion}",
+                    code="LA302",
+                    key=True,
+                )
             )
         return out
     if kind == "required" and isinstance(rule, list):
         missing = [k for k in rule if isinstance(inst, dict) and k not in inst]
-        return [doc.diag(path, f"{where}: missing required key '{k}'", key=True) for k in missing]
+        return [
+            doc.diag(path, f"{where}: missing required key '{k}'", code="LA303", key=True)
+            for k in missing
+        ]
     if kind == "type":
         wanted = [str(t) for t in (rule if isinstance(rule, list) else [rule])]
         names = [_TYPE_NAMES.get(t, t) for t in wanted]
         message = f"{where}: expected {' or '.join(names)}, got {_json_type(inst)}"
         if "a string" in names and isinstance(inst, (bool, int, float)):
             message += "; quote it to make it a string"
-        return [doc.diag(path, message)]
+        return [doc.diag(path, message, code="LA304")]
     if kind == "const":
         if path == ("version",):
             problem = (
@@ -215,37 +224,42 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                 else f"unsupported manifest version {_show(inst)}; this letta-apply reads "
                 f"version {rule}"
             )
-            return [doc.diag(path, f"version: {problem}")]
-        return [doc.diag(path, f"{where}: must be {_show(rule)}, got {_show(inst)}")]
+            return [doc.diag(path, f"version: {problem}", code="LA305")]
+        return [doc.diag(path, f"{where}: must be {_show(rule)}, got {_show(inst)}", code="LA306")]
     if kind == "pattern":
         field = path[-1] if path else ""
+        code = "LA309"
         if field == "stack":
+            code = "LA307"
             what = (
                 f"invalid stack name {clip(str(inst))}: use lowercase letters, digits, '_', '.' "
                 "and '-', starting with a letter or digit, at most 63 characters"
             )
         elif field in ("model", "embedding"):
+            code = "LA308"
             what = (
                 f"invalid {field} handle {clip(str(inst))}: write it as provider/model, e.g. "
                 "letta/letta-free"
             )
         elif rule in (base_schema()["$defs"][k]["pattern"] for k in _KEY_PATTERNS):
+            code = "LA301"
             what = (
                 f"invalid key {clip(str(inst))}: keys use letters, digits, '_' and '-', start "
                 "with a letter or '_', at most 100 characters"
             )
         else:
             what = f"invalid value {clip(str(inst))}: must match {rule}"
-        return [doc.diag(path, f"{where}: {what}")]
+        return [doc.diag(path, f"{where}: {what}", code=code)]
     if kind == "minLength" and rule == 1:
-        return [doc.diag(path, f"{where}: must not be empty")]
+        return [doc.diag(path, f"{where}: must not be empty", code="LA310")]
     if kind in ("minLength", "maxLength") and isinstance(rule, int):
         bound = "at least" if kind == "minLength" else "at most"
         size = len(inst) if isinstance(inst, str) else 0
-        return [doc.diag(path, f"{where}: must be {bound} {_characters(rule)}, got {size}")]
+        message = f"{where}: must be {bound} {_characters(rule)}, got {size}"
+        return [doc.diag(path, message, code="LA311")]
     if kind in ("minimum", "maximum"):
         bound = "at least" if kind == "minimum" else "at most"
-        return [doc.diag(path, f"{where}: must be {bound} {rule}, got {_show(inst)}")]
+        return [doc.diag(path, f"{where}: must be {bound} {rule}, got {_show(inst)}", code="LA312")]
     if kind == "uniqueItems" and isinstance(inst, list):
         firsts: dict[str, int] = {}  # each item's JSON, typed: linear in the list's length
         for i, item in enumerate(inst):
@@ -256,19 +270,21 @@ def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
                     doc.diag(
                         (*path, i),
                         f"{where}[{i}]: {_show(item)} is listed twice (first at line {line})",
+                        code="LA313",
                     )
                 ]
-        return [doc.diag(path, f"{where}: items must be unique")]
+        return [doc.diag(path, f"{where}: items must be unique", code="LA313")]
     if kind == "not" and path and path[-1] in ("metadata", "properties") and isinstance(inst, dict):
         return [
             doc.diag(
                 (*path, "letta_apply"),
                 f"{where}: the key 'letta_apply' is reserved for letta-apply's ownership marks",
+                code="LA314",
                 key=True,
             )
         ]
     message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
-    return [doc.diag(path, f"{where}: {message}")]
+    return [doc.diag(path, f"{where}: {message}", code="LA315")]
 
 
 def _identity(value: Any) -> str:
@@ -326,6 +342,7 @@ def _semantic(doc: Document, kinds: Sequence[Section]) -> list[Diagnostic]:
                     at,
                     f"{_where(at)}: {'key ' if is_key else ''}contains {what}; Letta cannot "
                     "store it",
+                    code="LA320",
                     key=is_key,
                 )
             )
@@ -349,15 +366,18 @@ def _reserved(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) -> 
         fields = [p for p in at if isinstance(p, str)]
         if len(fields) < 3 or fields[0] not in tagged:
             continue
-        what = None
+        what = code = None
         if not is_key and "tags" in fields[2:] and text.startswith(RESERVED_TAG_PREFIXES):
             what = f"tag {clip(text)} is reserved for letta-apply's marks and stack lock"
+            code = "LA325"
         elif not is_key and fields[-1] == "label" and text in labels:
             what = f"label {clip(text)} is reserved for letta-apply's stack lock"
+            code = "LA326"
         elif is_key and fields[-2] == "metadata" and text == LOCK_KEY:  # MARK_KEY: the schema
             what = f"the key {clip(text)} is reserved for letta-apply's stack lock"
-        if what:
-            errors.append(doc.diag(at, f"{_where(at)}: {what}", key=is_key))
+            code = "LA327"
+        if what and code:
+            errors.append(doc.diag(at, f"{_where(at)}: {what}", code=code, key=is_key))
     for k in kinds:
         for key, spec in _mapping(data.get(k.section)).items():
             entry: Path_ = (k.section, key)
@@ -367,6 +387,7 @@ def _reserved(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) -> 
                         entry,
                         f"{_where(entry)}: label {clip(key)} (the key) is reserved for "
                         "letta-apply's stack lock; set another 'label'",
+                        code="LA329",
                         key=True,
                     )
                 )
@@ -376,6 +397,7 @@ def _reserved(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) -> 
                         entry,
                         f"{_where(entry)}: the key {clip(key)} is reserved for letta-apply's own "
                         "bookkeeping block of that name; use another key",
+                        code="LA328",
                         key=True,
                     )
                 )
@@ -387,8 +409,8 @@ def _lifecycle(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) ->
     addresses no longer declared."""
     errors: list[Diagnostic] = []
 
-    def err(path: Path_, message: str) -> None:
-        errors.append(doc.diag(path, f"{_where(path)}: {message}"))
+    def err(path: Path_, message: str, code: str) -> None:
+        errors.append(doc.diag(path, f"{_where(path)}: {message}", code=code))
 
     by_name = {k.name: k for k in kinds}
     declared = {f"{k.name}.{key}" for k in kinds for key in _mapping(data.get(k.section))}
@@ -400,6 +422,7 @@ def _lifecycle(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) ->
             err(
                 at,
                 f"{address} is already the target of {_where(first)} ({doc.at(first, at)}); {what}",
+                "LA331",
             )
         else:
             targets[address] = at
@@ -409,15 +432,16 @@ def _lifecycle(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) ->
             continue
         to = imp["to"]
         if to not in declared:
-            err(("imports", i, "to"), f"{to} is not declared in the manifest")
+            err(("imports", i, "to"), f"{to} is not declared in the manifest", "LA330")
             continue
         claim(to, ("imports", i, "to"), "import it once")
         k = by_name[to.split(".", 1)[0]]
         rid = imp.get("id")
         if isinstance(rid, str) and not rid.startswith(k.id_prefix):
-            err(("imports", i, "id"), f"{to} is a {k.name}: its id starts with '{k.id_prefix}'")
+            prefix = f"{to} is a {k.name}: its id starts with '{k.id_prefix}'"
+            err(("imports", i, "id"), prefix, "LA332")
         if "name" in imp and not k.import_by_name:
-            err(("imports", i, "name"), f"{k.section} are imported by id, not by name")
+            err(("imports", i, "name"), f"{k.section} are imported by id, not by name", "LA333")
 
     moved_from: set[str] = set()
     for i, mv in enumerate(_list(data.get("moved"))):
@@ -427,14 +451,16 @@ def _lifecycle(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) ->
         if not isinstance(src, str) or not isinstance(dst, str):
             continue
         if src.split(".", 1)[0] != dst.split(".", 1)[0]:
-            err(("moved", i), f"cannot move {src} to {dst}: a move keeps the kind of resource")
+            kept = f"cannot move {src} to {dst}: a move keeps the kind of resource"
+            err(("moved", i), kept, "LA334")
             continue
         if src in declared:
-            err(("moved", i, "from"), f"{src} is still declared; a move renames a key that is gone")
+            gone = f"{src} is still declared; a move renames a key that is gone"
+            err(("moved", i, "from"), gone, "LA335")
         if dst not in declared:
-            err(("moved", i, "to"), f"{dst} is not declared in the manifest")
+            err(("moved", i, "to"), f"{dst} is not declared in the manifest", "LA330")
         if src in moved_from:
-            err(("moved", i, "from"), f"{src} is moved twice")
+            err(("moved", i, "from"), f"{src} is moved twice", "LA336")
         moved_from.add(src)
         claim(dst, ("moved", i, "to"), "a resource is imported or moved into it once")
 
@@ -446,11 +472,11 @@ def _lifecycle(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) ->
         at: Path_ = ("removed", i, "from")
         if src in declared:
             err(at, f"{src} is still declared; `removed:` lets go of a key the manifest no "
-                "longer declares (delete its entry, or this one)")  # fmt: skip
+                "longer declares (delete its entry, or this one)", "LA337")  # fmt: skip
         elif src in moved_from:
-            err(at, f"{src} is also moved; a resource is either moved or removed")
+            err(at, f"{src} is also moved; a resource is either moved or removed", "LA338")
         elif src in removed:
-            err(at, f"{src} is removed twice")
+            err(at, f"{src} is removed twice", "LA339")
         removed.add(src)
     return errors
 

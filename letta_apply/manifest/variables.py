@@ -136,7 +136,9 @@ def resolve_variables(
     declared: dict[str, Variable] = {}
     section = doc.data.get("variables") if isinstance(doc.data, dict) else None
     if section is not None and not isinstance(section, dict):
-        errors.append(doc.diag(("variables",), "variables: expected a mapping of variables"))
+        errors.append(
+            doc.diag(("variables",), "variables: expected a mapping of variables", code="LA230")
+        )
         section = {}
     for name, spec in (section or {}).items():
         path: Path_ = ("variables", name)
@@ -146,6 +148,7 @@ def resolve_variables(
                     path,
                     f"variables: invalid name {clip(name)}: use letters, digits and '_', "
                     "starting with a letter or '_'",
+                    code="LA231",
                     key=True,
                 )
             )
@@ -153,7 +156,7 @@ def resolve_variables(
             continue
         spec = {} if spec is None else spec
         if not isinstance(spec, dict):
-            errors.append(doc.diag(path, f"variables.{name}: expected a mapping"))
+            errors.append(doc.diag(path, f"variables.{name}: expected a mapping", code="LA232"))
             declared[name] = _broken(name, path)
             continue
         for k in spec:
@@ -163,6 +166,7 @@ def resolve_variables(
                         (*path, k),
                         f"variables.{name}: unknown key {clip(k)} (allowed: "
                         f"{', '.join(_VARIABLE_KEYS)})",
+                        code="LA233",
                         key=True,
                     )
                 )
@@ -175,6 +179,7 @@ def resolve_variables(
                     (*path, "type"),
                     f"variables.{name}.type: must be one of {', '.join(VARIABLE_TYPES)}, got "
                     f"{clip(str(kind))}",
+                    code="LA234",
                 )
             )
             declared[name] = _broken(name, path)
@@ -182,17 +187,24 @@ def resolve_variables(
         sensitive = spec.get("sensitive", False)
         if not isinstance(sensitive, bool):
             errors.append(
-                doc.diag((*path, "sensitive"), f"variables.{name}.sensitive: true or false")
+                doc.diag(
+                    (*path, "sensitive"), f"variables.{name}.sensitive: true or false", code="LA235"
+                )
             )
         if "description" in spec and not isinstance(spec["description"], str):
             errors.append(
-                doc.diag((*path, "description"), f"variables.{name}.description: expected a string")
+                doc.diag(
+                    (*path, "description"),
+                    f"variables.{name}.description: expected a string",
+                    code="LA235",
+                )
             )
         var = Variable(name, kind, sensitive is True, path)
         if spec.get("default") is not None:
             value, problem = _convert(spec["default"], kind, text=False)
             if problem:
-                errors.append(doc.diag((*path, "default"), f"variables.{name}.default: {problem}"))
+                message = f"variables.{name}.default: {problem}"
+                errors.append(doc.diag((*path, "default"), message, code="LA236"))
                 var.invalid = True
             else:
                 var.value, var.has_value, var.source = value, True, "its default"
@@ -206,7 +218,7 @@ def resolve_variables(
         if var is None:
             known = ", ".join(sorted(declared)) or "none"
             message = f"no variable {clip(name)} is declared (declared: {known})"
-            errors.append(_at(named or where, message))  # at the name, where a file has one
+            errors.append(_at(named or where, message, "LA237"))  # at the name, in a file
             return
         if not var.type:
             return  # its declaration is wrong, and reported
@@ -220,6 +232,7 @@ def resolve_variables(
                     f"{shown}: {problem}"
                     if not var.sensitive
                     else f"{shown}: expected a {var.type}",
+                    "LA238",
                 )
             )
             return
@@ -242,12 +255,13 @@ def resolve_variables(
         errors += problems
         read.append(var_file)
         if not isinstance(vf.data, dict):
-            errors.append(vf.diag((), "a variables file is a mapping of variable names to values"))
+            message = "a variables file is a mapping of variable names to values"
+            errors.append(vf.diag((), message, code="LA239"))
             continue
         for name, raw in vf.data.items():
             assign(
-                name, raw, text=False, where=vf.diag((name,), ""), source=var_file,
-                named=vf.diag((name,), "", key=True),
+                name, raw, text=False, where=vf.diag((name,), "", code=""), source=var_file,
+                named=vf.diag((name,), "", code="", key=True),
             )  # fmt: skip
 
     for n, arg in enumerate(options.vars, 1):
@@ -274,6 +288,7 @@ def resolve_variables(
                     var.path,
                     f"variable '{var.name}' has no value: give it a default, or set it with "
                     f"--var {var.name}=..., a --var-file, or {ENV_PREFIX}{var.name}",
+                    code="LA241",
                     key=True,
                 )
             )
@@ -293,6 +308,7 @@ def _sensitive_bool(doc: Document, var: Variable) -> Diagnostic:
         var.path,
         f"variable '{var.name}': a sensitive value cannot be (or hold) a boolean: it has two "
         "values, so it cannot be kept secret",
+        code="LA242",
         key=True,
     )
 
@@ -302,10 +318,10 @@ def _broken(name: str, path: Path_) -> Variable:
     return Variable(name, "", False, path, invalid=True)
 
 
-def _at(where: Diagnostic, message: str) -> Diagnostic:
-    return Diagnostic(where.file, where.line, where.col, message)
+def _at(where: Diagnostic, message: str, code: str) -> Diagnostic:
+    return Diagnostic(where.file, where.line, where.col, message, code=code)
 
 
 def _cli(message: str) -> Diagnostic:
     # A value given on the command line has no file position (line 0: none shown).
-    return Diagnostic("--var", 0, 0, message)
+    return Diagnostic("--var", 0, 0, message, code="LA240")

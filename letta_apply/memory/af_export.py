@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import LettaApplyError
+from ..errors import ExportError
 from ..kinds import KINDS
 from ..kinds.holds_memory import Exported, ExportsAgentFiles
 from ..kinds.holds_memory import masked as masked_strings
@@ -49,8 +49,9 @@ def export_agent_file(
     kinds = [k for k in KINDS if isinstance(k, ExportsAgentFiles)]
     owned = [(k, e) for k in kinds for e in k.agent_file_sources(client, stack)]
     if not owned:
-        raise LettaApplyError(
-            f"stack {stack!r} owns no agent on {client.base_url}; nothing was written"
+        raise ExportError(
+            f"stack {stack!r} owns no agent on {client.base_url}; nothing was written",
+            code="LA831",
         )
     owned.sort(key=lambda ke: (str(ke[1].mark.get("address")), ke[1].id))
 

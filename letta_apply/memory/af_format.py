@@ -99,10 +99,12 @@ _AGENT_REFS = {
 class AgentFileError(LettaApplyError):
     """An Agent File letta-apply will not read: where in it, and why, on one line."""
 
+    code = "LA802"
+
     def __init__(self, file: str, where: str, message: str, line: int = 0, col: int = 0) -> None:
         self.file, self.where = file, where
         text = f"{where}: {message}" if where else message
-        super().__init__(str(Diagnostic(file, line, col, text)))
+        super().__init__(str(Diagnostic(file, line, col, text, code=self.code)))
 
 
 @dataclass(frozen=True)

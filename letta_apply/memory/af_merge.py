@@ -23,7 +23,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from ..core.model import MARK_KEY, stack_tag
-from ..errors import LettaApplyError
+from ..errors import ServerStateError
 from ..kinds.holds_memory import Exported
 from .af_format import (
     AGENTS,
@@ -82,9 +82,10 @@ class _Merger:
         held, its ids renumbered."""
         agents = af.entities(AGENTS)
         if not agents or agents[0].get("name") != live.name:
-            raise LettaApplyError(
+            raise ServerStateError(
                 f"{af.name}: Letta's export does not lead with the agent asked for; nothing "
-                "was written"
+                "was written",
+                code="LA821",
             )
         db = {agents[0]["id"]: live.id}
         for a in agents[1:]:

@@ -60,6 +60,8 @@ class BackupFailed(ApiError):
     """The backup a delete waits for could not be made: the delete was not sent. It carries
     the status of the request that failed (a 4xx is refused again if sent again)."""
 
+    code = "LA801"
+
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)  # the failed request is named in the message
         self.status = status

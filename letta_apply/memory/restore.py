@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LettaApplyError
+from ..errors import RestoreError
 from ..kinds.holds_memory import AgentFiles, Holder, Record
 from ..server.client import LettaClient
 from ..server.lock import StackLock
@@ -55,30 +55,34 @@ def load_records(
     p = Path(path)
     files = sorted(p.glob("*.json")) if p.is_dir() else [p]
     if not p.exists():
-        raise LettaApplyError(f"{path}: no such file or folder")
+        raise RestoreError(f"{path}: no such file or folder", code="LA810")
     kinds = _order()
     found: list[tuple[Path, dict[str, Any]]] = []
     for f in files:
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise LettaApplyError(f"{f}: cannot read a backup record ({e})") from None
+            raise RestoreError(f"{f}: cannot read a backup record ({e})", code="LA811") from None
         if isinstance(data, dict) and data.get(RECORD_KEY) == FORMAT and data.get("kind") in kinds:
             found.append((f, data))
         elif not p.is_dir():
-            raise LettaApplyError(
+            raise RestoreError(
                 f"{f}: not a letta-apply backup record (restore reads the .json records of a "
-                "backup folder)"
+                "backup folder)",
+                code="LA812",
             )
     if not found:
-        raise LettaApplyError(f"{path}: no letta-apply backup record in it")
+        raise RestoreError(f"{path}: no letta-apply backup record in it", code="LA813")
     if address is not None and len(found) != 1:
-        raise LettaApplyError(
-            f"--address names one resource; {path} holds {len(found)}: restore one record file"
+        raise RestoreError(
+            f"--address names one resource; {path} holds {len(found)}: restore one record file",
+            code="LA818",
         )
     stacks = {stack or str(d["stack"]) for _, d in found}
     if len(stacks) != 1:
-        raise LettaApplyError(f"{path}: records of several stacks; restore one stack at a time")
+        raise RestoreError(
+            f"{path}: records of several stacks; restore one stack at a time", code="LA814"
+        )
     out = [Record(f, d, stack or str(d["stack"]), address or str(d["address"]))
            for f, d in found]  # fmt: skip
     for r in out:
@@ -90,7 +94,9 @@ def _check_address(r: Record) -> None:
     """A record goes back to an address of its kind (`<kind>.<key>`, or one nested in an
     owner's: `agent.<key>.memory_blocks.<label>`)."""
     if not r.address.partition(".")[2] or kind_at(r.address) != r.kind:
-        raise LettaApplyError(f"{r.path}: a {r.kind} cannot be restored at {r.address!r}")
+        raise RestoreError(
+            f"{r.path}: a {r.kind} cannot be restored at {r.address!r}", code="LA815"
+        )
 
 
 def restore_backup(
@@ -122,9 +128,10 @@ def restore_backup(
             and found.mark.get("restored") != r.token
         ]
         if taken:
-            raise LettaApplyError(
+            raise RestoreError(
                 f"nothing restored: in stack {target!r}, " + "; ".join(taken) + " (restore it "
-                "at another --address, or into another --stack)"
+                "at another --address, or into another --stack)",
+                code="LA816",
             )
         restorer = restoring
         done: list[Restored] = []

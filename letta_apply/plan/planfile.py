@@ -38,7 +38,7 @@ from ..core.changes import (
     Why,
 )
 from ..core.sensitive import MASKED, Masked, masked_paths
-from ..errors import LettaApplyError
+from ..errors import PlanFileError
 from ..kinds import kind_of_address
 from ..version import __version__
 
@@ -156,7 +156,13 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
             for d in plan.drift
         ],
         "problems": [
-            {"address": p.address, "message": p.message, "hint": p.hint, "fatal": p.fatal}
+            {
+                "address": p.address,
+                "message": p.message,
+                "hint": p.hint,
+                "fatal": p.fatal,
+                "code": p.code,
+            }
             for p in plan.problems
         ],
         "notes": list(plan.notes),
@@ -218,11 +224,14 @@ def _field_why(path: str, change: Mapping[str, Any]) -> Why:
 
 
 def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
-    """Read a saved plan back; raises LettaApplyError naming `source` when it is not one."""
+    """Read a saved plan back; raises PlanFileError naming `source` when it is not one."""
     if not isinstance(doc, Mapping) or doc.get("format_version") != FORMAT_VERSION:
         found = doc.get("format_version") if isinstance(doc, Mapping) else None
-        raise LettaApplyError(
-            f"{source}: not a letta-apply plan of format_version {FORMAT_VERSION} (found {found!r})"
+        code = "LA602" if found is None else "LA603"  # not a plan; a plan of another format
+        raise PlanFileError(
+            f"{source}: not a letta-apply plan of format_version {FORMAT_VERSION} "
+            f"(found {found!r})",
+            code=code,
         )
     try:
         changes = []
@@ -267,7 +276,13 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
                 for d in doc.get("drift", ())
             ),
             problems=tuple(
-                Problem(p["address"], p["message"], p.get("hint", ""), bool(p.get("fatal")))
+                Problem(
+                    p["address"],
+                    p["message"],
+                    p.get("hint", ""),
+                    bool(p.get("fatal")),
+                    str(p.get("code") or ""),
+                )
                 for p in doc["problems"]
             ),
             notes=tuple(doc.get("notes", ())),
@@ -287,7 +302,9 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
             manifest_digest=doc["manifest"]["digest"],
         )
     except (KeyError, TypeError, IndexError, AttributeError) as e:
-        raise LettaApplyError(f"{source}: malformed plan file ({type(e).__name__}: {e})") from None
+        raise PlanFileError(
+            f"{source}: malformed plan file ({type(e).__name__}: {e})", code="LA602"
+        ) from None
     return plan, origin
 
 
@@ -311,17 +328,22 @@ def read(path: str) -> tuple[Plan, Origin]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
-        raise LettaApplyError(f"{path}: cannot read: {e.strerror}") from None
+        raise PlanFileError(f"{path}: cannot read: {e.strerror}", code="LA601") from None
     except UnicodeDecodeError:
-        raise LettaApplyError(f"{path}: not a letta-apply plan (not UTF-8 text)") from None
+        raise PlanFileError(
+            f"{path}: not a letta-apply plan (not UTF-8 text)", code="LA602"
+        ) from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         if _looks_like_a_manifest(text):
-            raise LettaApplyError(
-                f"{path} is a manifest, not a saved plan: pass it with -f (apply -f {path})"
+            raise PlanFileError(
+                f"{path} is a manifest, not a saved plan: pass it with -f (apply -f {path})",
+                code="LA604",
             ) from None
-        raise LettaApplyError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from None
+        raise PlanFileError(
+            f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}", code="LA602"
+        ) from None
     return from_document(doc, path)
 
 

@@ -70,7 +70,9 @@ def _imports(ctx: Context) -> None:
             continue
         if isinstance(found, str):
             ctx.problems.append(
-                Problem(imp.address, f"cannot import: {found}", "fix the `imports:` entry")
+                Problem(
+                    imp.address, f"cannot import: {found}", "fix the `imports:` entry", code="LA623"
+                )
             )
             continue
         if found.id in ours:
@@ -79,6 +81,7 @@ def _imports(ctx: Context) -> None:
                     imp.address,
                     f"cannot import {found.id}: this stack already manages it as {ours[found.id]}",
                     "use `moved:` to rename an address",
+                    code="LA624",
                 )
             )
             continue
@@ -88,6 +91,7 @@ def _imports(ctx: Context) -> None:
                     imp.address,
                     f"cannot import {found.id}: it belongs to stack '{found.mark.get('stack')}'",
                     "a resource has one owner; remove it from the other stack first",
+                    code="LA625",
                 )
             )
             continue
@@ -137,7 +141,12 @@ def _refuse_dependents(ctx: Context) -> None:
             # Each refused resource it needs: fixing one would not be enough.
             for ref in sorted(refs, key=natural_key):
                 ctx.problems.append(
-                    Problem(address, f"uses {ref}, which apply refuses to make", f"see {ref}")
+                    Problem(
+                        address,
+                        f"uses {ref}, which apply refuses to make",
+                        f"see {ref}",
+                        code="LA622",
+                    )
                 )
             refused.add(address)
 

@@ -10,7 +10,7 @@ from ..core.changes import DELETED, Plan
 from ..core.model import Desired
 from ..core.record import record_of
 from ..core.sensitive import Masker, has_masked, mask_plan, masked_paths
-from ..errors import LettaApplyError, StalePlanError
+from ..errors import PlanFileError, StalePlanError
 from ..kinds import KINDS
 from ..read.live import read_live, read_saved
 from ..server.client import LettaClient
@@ -28,7 +28,7 @@ class SavedPlan:
 
 
 def read_saved_plan(path: str) -> SavedPlan:
-    """Load a plan file saved by `plan --out`; raises LettaApplyError when it is not one."""
+    """Load a plan file saved by `plan --out`; raises PlanFileError when it is not one."""
     plan, origin = planfile.read(path)
     return SavedPlan(path, plan, origin)
 
@@ -37,9 +37,10 @@ def check_server(saved: SavedPlan, base_url: str, project: str | None) -> None:
     """Refuse a plan made against another server or project."""
     origin = saved.origin
     if (origin.base_url, origin.project) != (base_url, project):
-        raise LettaApplyError(
+        raise PlanFileError(
             f"{saved.path}: the plan was made against {origin.base_url} "
-            f"(project {origin.project}), not {base_url} (project {project})"
+            f"(project {origin.project}), not {base_url} (project {project})",
+            code="LA605",
         )
 
 
@@ -54,24 +55,28 @@ def verify_saved_plan(
 ) -> Plan:
     """The saved plan, ready to apply: checked against the server, against `desired` (the
     manifest it was made from, named `manifest` in messages) and against every resource it
-    touches, with its sensitive values filled in from `desired`. Raises LettaApplyError."""
+    touches, with its sensitive values filled in from `desired`. Raises PlanFileError, or
+    StalePlanError when it no longer holds."""
     check_server(saved, client.base_url, project)
     plan, origin = saved.plan, saved.origin
     if has_masked(plan) and desired is None:
-        raise LettaApplyError(
+        raise PlanFileError(
             f"{saved.path}: the plan holds sensitive values, which are not saved in it: "
-            "pass the manifest with -f and the same variables"
+            "pass the manifest with -f and the same variables",
+            code="LA606",
         )
     if desired is not None:
         if desired.stack != plan.stack:
-            raise LettaApplyError(
+            raise PlanFileError(
                 f"{saved.path}: the plan is for stack '{plan.stack}', the manifest declares "
-                f"'{desired.stack}'"
+                f"'{desired.stack}'",
+                code="LA607",
             )
         if desired.digest != origin.manifest_digest:
             raise StalePlanError(
                 f"stale plan: {manifest} changed since {saved.path} was made "
-                "(a manifest file, a file it reads or a variable); plan again"
+                "(a manifest file, a file it reads or a variable); plan again",
+                code="LA611",
             )
     live = read_saved(client, plan)
     changed = stale(plan, live)
@@ -79,7 +84,8 @@ def verify_saved_plan(
         raise StalePlanError(
             "stale plan: changed on the server since the plan was made: "
             + ", ".join(changed)
-            + "; nothing was applied, plan again"
+            + "; nothing was applied, plan again",
+            code="LA610",
         )
     sealed = stale_secrets(plan, live, desired.secrets, client.api_key) if desired else []
     if sealed:
@@ -87,7 +93,8 @@ def verify_saved_plan(
         other_key = " (or the plan was made with another API key)" if client.api_key else ""
         raise StalePlanError(
             "stale plan: a sensitive value it overwrites was changed on the server since the "
-            f"plan was made{other_key}: " + ", ".join(sealed) + "; nothing was applied, plan again"
+            f"plan was made{other_key}: " + ", ".join(sealed) + "; nothing was applied, plan again",
+            code="LA612",
         )
     if desired is not None and has_masked(plan):
         plan = fill_sensitive(plan, make_plan(desired, read_live(client, desired)), masker)
@@ -122,7 +129,8 @@ def fill_sensitive(saved: Plan, fresh: Plan, masker: Masker | None = None) -> Pl
             raise StalePlanError(
                 f"stale plan: {c.address} would not change the same way now (the server or a "
                 "sensitive variable changed since the plan was made); nothing was applied, "
-                "plan again"
+                "plan again",
+                code="LA613",
             )
         changes.append(replace(c, body=now.body))
     return replace(saved, changes=tuple(changes))

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 
 from ..core.model import Desired
-from ..errors import LettaApplyError
+from ..errors import UsageError
 from ..kinds import KINDS
 from ..manifest.language import normalize_address
 
@@ -20,7 +20,7 @@ TARGET_WARNING = (
 
 def expand_targets(desired: Desired, targets: Iterable[str]) -> list[str]:
     """The declared addresses `targets` stand for: a template's address is all its instances
-    (agent.worker is every worker). Raises LettaApplyError on an address not declared."""
+    (agent.worker is every worker). Raises UsageError on an address not declared."""
     declared = desired.addresses
     out: list[str] = []
     for t in map(normalize_address, targets):
@@ -28,13 +28,15 @@ def expand_targets(desired: Desired, targets: Iterable[str]) -> list[str]:
         if not found:
             hint = difflib.get_close_matches(t, declared, n=1)
             if hint:
-                raise LettaApplyError(
-                    f"--target {t}: no such resource in the manifest; did you mean {hint[0]}?"
+                raise UsageError(
+                    f"--target {t}: no such resource in the manifest; did you mean {hint[0]}?",
+                    code="LA906",
                 )
             kinds = ", ".join(f"{k.name}.<key>" for k in KINDS)
-            raise LettaApplyError(
+            raise UsageError(
                 f"--target {t}: no such resource in the manifest (addresses look like {kinds}, "
-                'agent.<key>["<for_each key>"] or agent.<key>[<index>])'
+                'agent.<key>["<for_each key>"] or agent.<key>[<index>])',
+                code="LA906",
             )
         out += found
     return out

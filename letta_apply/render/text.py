@@ -33,7 +33,7 @@ from ..core.changes import (
 )
 from ..core.model import SHOWN
 from ..core.sensitive import Masked
-from ..errors import Diagnostic, escape_controls
+from ..errors import Diagnostic, escape_controls, with_code
 from ..plan.graph import Graph, changed_graph
 from ..plan.listing import Listing
 from ..version import __version__
@@ -275,7 +275,7 @@ def plan_text(plan: Plan, base_url: str, *, destroy: bool = False, backups: str 
         lines.append("Refused:")
         for p in plan.problems:
             fatal = " (blocks the whole apply)" if p.fatal else ""
-            lines.append(f"  x {p.address}: {p.message}{fatal}")
+            lines.append(f"  x {with_code(f'{p.address}: {p.message}{fatal}', p.code)}")
             if p.hint:
                 lines.append(f"      hint: {p.hint}")
         lines.append("")
@@ -461,7 +461,7 @@ def plan_markdown(
     fatal = [p for p in plan.problems if p.fatal]
     if fatal:
         out += ["> [!CAUTION]", "> **Blocked by prevent_destroy: apply will write nothing.**"]
-        out += [f"> - `{p.address}`: {p.message}" for p in fatal]
+        out += [f"> - `{p.address}`: {with_code(p.message, p.code)}" for p in fatal]
         out.append("")
     gone = [c for c in plan.changes if c.action in (DELETE, REPLACE)]
     if gone:
@@ -489,7 +489,7 @@ def plan_markdown(
     refused = [p for p in plan.problems if not p.fatal]
     if refused:
         out += ["> [!CAUTION]", "> Apply refuses these resources:"]
-        out += [f"> - `{p.address}`: {p.message}" for p in refused]
+        out += [f"> - `{p.address}`: {with_code(p.message, p.code)}" for p in refused]
         out.append("")
     if graph is not None and (plan.changes or plan.problems):
         diagram = _md_diagram(graph)
@@ -589,7 +589,7 @@ def diagnostics_json(diagnostics: Sequence[Diagnostic], unknown: Sequence[str] =
         "format_version": 1,
         "valid": not diagnostics,
         "diagnostics": [
-            {"file": d.file, "line": d.line, "column": d.col, "message": d.message}
+            {"file": d.file, "line": d.line, "column": d.col, "message": d.message, "code": d.code}
             for d in diagnostics
         ],
         "unknown": list(unknown),

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from ..errors import ApiError, LettaApplyError, ServerUnreachable
+from ..errors import ApiError, ServerStateError, ServerUnreachable, UsageError
 
 DEFAULT_BASE_URL = "http://localhost:8283"
 PAGE_SIZE = 500
@@ -92,8 +92,9 @@ class LettaClient:
         if not base_url.startswith(("http://", "https://")):
             # A configuration mistake, not a network failure: said at once, never retried.
             shown = public_url(base_url)
-            raise LettaApplyError(
-                f"the server URL {shown!r} has no scheme: write it as http://{shown} (or https://)"
+            raise UsageError(
+                f"the server URL {shown!r} has no scheme: write it as http://{shown} (or https://)",
+                code="LA907",
             )
         headers = {"User-Agent": "letta-apply", "Accept": "application/json"}
         if api_key:
@@ -195,7 +196,7 @@ class LettaClient:
         maybe_done = False  # an earlier attempt may have reached the server and acted
         while True:
             if self.halted:
-                raise ApiError(self.halted, method=method, path=path)
+                raise ApiError(self.halted, method=method, path=path, code="LA714")
             with self._lock:
                 self.counts["GET" if read else method] += 1
             failure: ApiError
@@ -297,17 +298,19 @@ class LettaClient:
                 found = self._projects({})  # by id or slug: the name filter knows neither
         except ApiError as e:
             if e.status == 404:
-                raise LettaApplyError(
+                raise ServerStateError(
                     f"project {given!r}: {self.base_url} has no projects (GET /v1/projects: "
-                    "404); projects are Letta Cloud's: leave out --project (LETTA_PROJECT)"
+                    "404); projects are Letta Cloud's: leave out --project (LETTA_PROJECT)",
+                    code="LA512",
                 ) from None
             raise
         matching = [p for p in found if _matches(p, given)]
         if len(matching) != 1:
             known = ", ".join(sorted(str(p.get("slug")) for p in found)) or "none"
             what = "no project" if not matching else "more than one project"
-            raise LettaApplyError(
-                f"project {given!r}: {what} with that id, slug or name (projects: {known})"
+            raise ServerStateError(
+                f"project {given!r}: {what} with that id, slug or name (projects: {known})",
+                code="LA511",
             )
         return Project(str(matching[0]["id"]), str(matching[0]["slug"]))
 
@@ -573,7 +576,7 @@ def _gave_up(
         why += f"; the server asked to wait {asked:.0f}s more"
     return type(failure)(
         f"{failure.detail} ({why})", status=failure.status, method=failure.method,
-        path=failure.path,
+        path=failure.path, code=failure.code,
     )  # fmt: skip
 
 

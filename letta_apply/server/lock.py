@@ -294,7 +294,8 @@ class StackLock:
                 raise LockError(
                     f'stack "{self.stack}" is locked by {holder.describe()}; waited '
                     f"{self.timeout:.0f}s (--lock-timeout). If no run holds it any more, "
-                    f"remove it with `letta-apply force-unlock {holder.id}`"
+                    f"remove it with `letta-apply force-unlock {holder.id}`",
+                    code="LA710",
                 )
             if not told:
                 self.on_wait(holder)
@@ -449,17 +450,22 @@ def force_unlock(client: LettaClient, lock_id: str) -> LockInfo:
     if not _LOCK_ID.fullmatch(lock_id):
         raise LockError(
             f"force-unlock: {lock_id!r} is not a lock id: lock ids look like block-<uuid>, as "
-            "the error that named the lock wrote it"
+            "the error that named the lock wrote it",
+            code="LA711",
         )
     try:
         block = client.get_block(lock_id)
     except ApiError as e:
         if e.status == 404:
-            raise LockError(f"force-unlock: no lock {lock_id} on the server") from None
+            raise LockError(
+                f"force-unlock: no lock {lock_id} on the server", code="LA712"
+            ) from None
         raise
     info = LockInfo.from_block(block) if block.get("label") == LOCK_LABEL else None
     if info is None or lock_tag(info.stack) not in (block.get("tags") or ()):
-        raise LockError(f"force-unlock: {lock_id} is not a letta-apply lock record; not deleted")
+        raise LockError(
+            f"force-unlock: {lock_id} is not a letta-apply lock record; not deleted", code="LA713"
+        )
     # The run that held it may have written to the stack before it died.
     bump_serial(client, info.stack)
     client.delete_block(lock_id)

@@ -297,7 +297,7 @@ def test_a_server_without_identities_is_one_clear_line_and_nothing_is_written(
     (line,) = [x for x in r.err.splitlines() if not x.startswith("requests:")]
     assert line == (
         f"error: identities: Letta answered {says} for GET /v1/identities/: this server "
-        f"{offers} identities, which the manifest declares"
+        f"{offers} identities, which the manifest declares [LA508]"
     ), r.err
     assert r.writes == 0
     assert [what for _, what in proxy.refused] == [f"{what_of(status)}: GET /v1/identities/"]

@@ -55,7 +55,7 @@ def test_a_manifest_given_as_a_saved_plan_gets_a_hint(tmp_path: Path, cli: Cli) 
     r = cli("apply", str(path), "--auto-approve")
     assert r.code == 1
     assert r.err.strip() == f"error: {path} is a manifest, not a saved plan: pass it with -f " \
-        f"(apply -f {path})"  # fmt: skip
+        f"(apply -f {path}) [LA604]"  # fmt: skip
     assert cli.fake.calls == []
 
 

@@ -86,7 +86,7 @@ def test_a_failed_write_stops_new_work_and_says_what_was_done() -> None:
     with pytest.raises(ApplyError) as e:
         apply_plan(client, plan)
     assert e.value.failures == [
-        "block.organization: create: POST /v1/blocks/: HTTP 500: database is on fire"
+        "block.organization: create: POST /v1/blocks/: HTTP 500: database is on fire [LA506]"
     ]
     assert e.value.done == 0
     assert e.value.not_attempted == 2  # the agents need the block: never sent

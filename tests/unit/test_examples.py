@@ -174,15 +174,16 @@ def test_the_pre_commit_hook_validates_a_stack_and_its_var_files(tmp_path: Path)
     ("file", "old", "new", "error"),
     [
         ("agents.yaml", "    model: ${var.model}\n", "    modle: ${var.model}\n",
-         "letta/agents.yaml:11:5: agents.supervisor: unknown key 'modle'; did you mean 'model'?"),
+         "letta/agents.yaml:11:5: agents.supervisor: unknown key 'modle'; did you mean 'model'? "
+         "[LA302]"),
         ("agents.yaml", "name: ${var.env}-supervisor", "name: ${var.evn}-supervisor",
          "letta/agents.yaml:10:11: ${var.evn}: undefined variable 'evn'; did you mean 'env'? "
-         "(declared: env, model, regions, ticket_api_key)"),
+         "(declared: env, model, regions, ticket_api_key) [LA201]"),
         ("base.yaml", "language ${each.value.language}", "language ${each.value.lang}",
-         "letta/base.yaml:29:12: ${each.value.lang}: each.value has no field 'lang'"),
+         "letta/base.yaml:29:12: ${each.value.lang}: each.value has no field 'lang' [LA204]"),
         ("env/prod.yaml", "regions:", "regoins:",
          "letta/env/prod.yaml:4:1: no variable 'regoins' is declared (declared: env, model, "
-         "regions, ticket_api_key)"),
+         "regions, ticket_api_key) [LA237]"),
     ],
 )  # fmt: skip
 def test_the_pre_commit_hook_reports_mistakes_located(

@@ -77,7 +77,8 @@ def test_export_with_nothing_to_export_says_so_and_writes_nothing(cli: Cli, tmp_
     assert r.code == 1
     assert r.out == ""
     assert (
-        r.err == "error: nothing to export: no agent matches the selection; nothing was written\n"
+        r.err == "error: nothing to export: no agent matches the selection; nothing was written "
+        "[LA830]\n"
     )
     assert out.read_text() == "kept\n"
     r = cli("export", "--stack", "team", "--tag", "nobody", "--format", "json")
@@ -99,7 +100,7 @@ def test_export_of_agents_all_managed_says_why_nothing_was_exported(
     assert "already managed by stack 'unit'" in lines[0]
     assert lines[2] == (
         "error: nothing to export: every selected agent is already managed by a stack; "
-        "nothing was written"
+        "nothing was written [LA830]"
     )
 
 

@@ -312,7 +312,8 @@ def test_a_failed_file_is_an_error_and_only_it_is_sent_again(tmp_path: Path) -> 
     with pytest.raises(ApplyError) as info:
         plan_apply(fake, path)
     assert info.value.failures == [
-        "folder.handbook: create: file 'bad.md' failed processing: the parser could not read it"
+        "folder.handbook: create: file 'bad.md' failed processing: the parser could not read it "
+        "[LA725]"
     ]
     assert len(uploads(fake)) == 2
     tree(tmp_path, {"docs/bad.md": "# Bad, fixed\n"})
@@ -348,7 +349,7 @@ def test_waiting_is_bounded_and_told(tmp_path: Path) -> None:
             apply_plan(c, plan)
     assert info.value.failures == [
         "folder.handbook: create: Letta is still processing other.md after 12 s; apply again "
-        "later to see how it ended"
+        "later to see how it ended [LA724]"
     ]
     assert told == ["folder.handbook: Letta is processing 1 of 1 file(s)"] * 2
     fake.stalled = False

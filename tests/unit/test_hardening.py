@@ -167,7 +167,7 @@ def test_reserved_tags_labels_and_metadata_are_errors(tmp_path: Path, cli: Cli) 
     assert r.code == 1 and cli.fake.calls == []
     lines = r.err.splitlines()
     assert f"{path}:5:12: blocks.forged.label: label 'letta-apply-lock' is reserved for " \
-        "letta-apply's stack lock" in lines  # fmt: skip
+        "letta-apply's stack lock [LA326]" in lines  # fmt: skip
     assert any("blocks.forged.tags[0]: tag 'letta-apply-lock:prod' is reserved" in x for x in lines)
     assert any(
         "metadata.letta_apply_lock: the key 'letta_apply_lock' is reserved" in x for x in lines

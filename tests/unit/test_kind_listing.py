@@ -216,7 +216,7 @@ def test_a_dropped_route_the_manifest_needs_is_one_line_never_retried(
         offers = "no longer offers" if status == 410 else "does not offer"
         assert r.err.splitlines()[0] == (
             f"error: identities: Letta answered {says} for GET /v1/identities/: this server "
-            f"{offers} identities, which the manifest declares"
+            f"{offers} identities, which the manifest declares [LA508]"
         ), r.err
         assert "Traceback" not in r.err and r.out == ""
         assert len(asked(cli.fake, "/v1/identities")) == 1  # asked once: never retried

@@ -86,8 +86,8 @@ def test_where_falls_back_to_the_nearest_enclosing_value() -> None:
     # Not in the document: the nearest enclosing value that is.
     assert doc.where(("agents", "a", "name")) == Position(5, 5)
     assert doc.where(("agents", "a", "name"), key=True) == Position(5, 5)
-    d = doc.diag(("agents", "a"), "boom", key=True)
-    assert d == Diagnostic("m.yaml", 4, 3, "boom")
+    d = doc.diag(("agents", "a"), "boom", code="LA302", key=True)
+    assert d == Diagnostic("m.yaml", 4, 3, "boom", code="LA302")
     assert str(d) == "m.yaml:4:3: boom"
 
 

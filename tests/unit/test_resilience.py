@@ -355,7 +355,9 @@ def test_a_failure_lists_what_was_not_attempted() -> None:
     with pytest.raises(ApplyError) as e:
         apply_plan(client, plan_for(client, desired(SEED)), parallelism=1)
     assert e.value.done == 1
-    assert e.value.failures == ["agent.supervisor: create: POST /v1/agents/: HTTP 422: status 422"]
+    assert e.value.failures == [
+        "agent.supervisor: create: POST /v1/agents/: HTTP 422: status 422 [LA507]"
+    ]
     assert e.value.skipped == ["agent.worker: create"]
 
 

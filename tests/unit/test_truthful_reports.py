@@ -30,8 +30,8 @@ def test_an_apply_that_refused_resources_says_so_and_lists_every_reason(
     assert plan.code == 1
     refused = [line for line in plan.out.splitlines() if line.startswith("  x ")]
     assert refused == [
-        "  x agent.bad: unknown tools 'no_such_tool', 'web_serch'",
-        "  x agent.bad: tool_rules name unknown tool 'nor_this_one'",
+        "  x agent.bad: unknown tools 'no_such_tool', 'web_serch' [LA631]",
+        "  x agent.bad: tool_rules name unknown tool 'nor_this_one' [LA632]",
     ]
     assert "hint: did you mean 'web_search'?" in plan.out
     assert plan.out.rstrip().endswith("1 refused.")  # one resource, two reasons

@@ -899,11 +899,11 @@ def test_cli_validate_prints_one_line_per_error(tmp_path: Path, cli: Cli) -> Non
     assert out == ""
     lines = err.splitlines()
     assert lines[:3] == [
-        f"{path}:5:5: agents.a: unknown key 'modle'; did you mean 'model'?",
+        f"{path}:5:5: agents.a: unknown key 'modle'; did you mean 'model'? [LA302]",
         f"{path}:6:14: agents.a.blocks[0]: no shared block 'nope' is declared "
-        "(the manifest declares no shared blocks under 'blocks')",
+        "(the manifest declares no shared blocks under 'blocks') [LA323]",
         f"{path}:8:11: agents.b.name: agent name 'a/b' is not accepted by Letta: use letters, "
-        "digits, spaces, '-', '_' and apostrophes",
+        "digits, spaces, '-', '_' and apostrophes [LA321]",
     ]
     assert lines[3:] == ["3 errors in the manifest; nothing was sent to the server."]
     assert "Traceback" not in err
@@ -933,7 +933,9 @@ def test_cli_validate_non_utf8_file(tmp_path: Path, cli: Cli) -> None:
     path.write_bytes(b"version: 1\nstack: \xff\n")
     code, _, err = cli("validate", "-f", str(path))
     assert code == 1
-    assert err.splitlines()[0] == f"{path}:2:8: not valid UTF-8 (byte 0xff); save the file as UTF-8"
+    assert err.splitlines()[0] == (
+        f"{path}:2:8: not valid UTF-8 (byte 0xff); save the file as UTF-8 [LA103]"
+    )
 
 
 def test_cli_validate_missing_file(tmp_path: Path, cli: Cli) -> None:

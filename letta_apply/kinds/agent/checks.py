@@ -10,9 +10,27 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import Diagnostic
+from ...errors import Diagnostic, define
 from ...manifest.files import Document, Path_, clip, where
 from ..block.kind import check_block
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA321", "ManifestError", "agent name Letta refuses",
+       "An agent's name (its key when `name` is not set) holds characters other than "
+       "letters, digits, spaces, '-', '_' and apostrophes.",
+       "Set a `name` Letta accepts.")
+define("LA322", "ManifestError", "agent name used twice",
+       "Two agents of the manifest have the same name.",
+       "Give each agent its own name.")
+define("LA323", "ManifestError", "no such shared block",
+       "An agent's `blocks:` names a key that `blocks:` does not declare.",
+       "Declare the shared block, or fix the key (the message suggests a close one).")
+define("LA324", "ManifestError", "two blocks with one label on an agent",
+       "An agent would hold two blocks with the same label (its own, or shared ones); Letta "
+       "addresses blocks by label.",
+       "Give one of them another label.")
+# fmt: on
 
 # What Letta 0.16.8 accepts as an agent's name (CreateAgent.validate_name), matched against the
 # whole name: Letta's own `$` would let a trailing newline through.
@@ -76,6 +94,7 @@ def _name(
                 name_path,
                 f"{where(name_path)}: agent name {clip(name)} is not accepted by Letta: "
                 "use letters, digits, spaces, '-', '_' and apostrophes",
+                code="LA321",
                 key=from_key,
             )
         )
@@ -86,6 +105,7 @@ def _name(
                 name_path,
                 f"{where(name_path)}: agent name {clip(name)} is already used by "
                 f"{where(first)} ({doc.at(first, name_path)}); agent names must be unique",
+                code="LA322",
                 key=from_key,
             )
         )
@@ -115,9 +135,8 @@ def _shared(
                 known = f" (declared: {', '.join(sorted(shared_labels))})"
             else:
                 known = " (the manifest declares no shared blocks under 'blocks')"
-            errors.append(
-                doc.diag(rpath, f"{where(rpath)}: no shared block {clip(ref)} is declared{known}")
-            )
+            message = f"{where(rpath)}: no shared block {clip(ref)} is declared{known}"
+            errors.append(doc.diag(rpath, message, code="LA323"))
             continue
         label = shared_labels[ref]
         if isinstance(label, str):
@@ -140,6 +159,7 @@ def _one_label_each(
                 at,
                 f"{where(path)}: two blocks labelled {clip(label)} on one agent: {what} "
                 f"and {first_what} ({doc.at(first_at, at)}); labels must be unique per agent",
+                code="LA324",
             )
         )
     return errors

@@ -15,11 +15,26 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...core.changes import MANIFEST, NEW, FieldDiff
+from ...errors import define
 
 if TYPE_CHECKING:
     from ...errors import Diagnostic
     from ...manifest.files import Document
     from .kind import DesiredAgent, LiveAgent
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA411", "ManifestError", "voice_convo_agent without sleeptime",
+       "A `voice_convo_agent` needs `enable_sleeptime: true`; Letta refuses it otherwise.",
+       "Set `enable_sleeptime: true`, or another agent_type.")
+define("LA412", "ManifestError", "split_thread_agent without system",
+       "A `split_thread_agent` has no default system prompt in Letta.",
+       "Set `system` (or `system_file`).")
+define("LA413", "ManifestError", "workflow_agent keeping its messages",
+       "A `workflow_agent` always clears its message buffer: a declared "
+       "`message_buffer_autoclear: false` would never hold.",
+       "Leave `message_buffer_autoclear` out.")
+# fmt: on
 
 CREATE_ONLY = (
     "agent_type", "include_base_tools", "include_base_tool_rules", "initial_message_sequence",
@@ -80,19 +95,22 @@ def check_create_only(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
     for key, spec in agents.items() if isinstance(agents, Mapping) else ():
         kind = spec.get("agent_type") if isinstance(spec, Mapping) else None
         at = ("agents", key, "agent_type")
-        problem = None
+        problem = code = None
         if kind == "voice_convo_agent" and spec.get("enable_sleeptime") is not True:
+            code = "LA411"
             problem = (
                 "a voice_convo_agent needs `enable_sleeptime: true` (Letta refuses it otherwise)"
             )
         elif kind == "split_thread_agent" and not spec.get("system"):
+            code = "LA412"
             problem = "a split_thread_agent needs a `system` prompt (Letta has no default for it)"
         elif kind == "workflow_agent" and spec.get("message_buffer_autoclear") is False:
             at = ("agents", key, "message_buffer_autoclear")
+            code = "LA413"
             problem = (
                 "a workflow_agent always clears its message buffer (Letta sets "
                 "message_buffer_autoclear: true at its creation); leave it out"
             )
-        if problem:
-            errors.append(doc.diag(at, f"{where(at)}: {problem}"))
+        if problem and code:
+            errors.append(doc.diag(at, f"{where(at)}: {problem}", code=code))
     return errors

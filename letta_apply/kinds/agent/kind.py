@@ -32,7 +32,7 @@ from ...core.changes import (
 from ...core.marks import digest, sensitive_fields
 from ...core.model import Desired, Import, Live, is_secret
 from ...core.sensitive import Masker
-from ...errors import ApiError, Diagnostic
+from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
@@ -91,6 +91,22 @@ from .secrets import (
     written_ids,
 )
 from .settings import SETTINGS, check_timezones, live_settings
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA414", "ManifestError", "secrets under two names",
+       "An agent declares both `secrets` and `tool_exec_environment_variables` (Letta's two "
+       "names for one set).",
+       "Keep one of them.")
+define("LA415", "ManifestError", "a secret written in the manifest",
+       "An agent's secret is written as a plain value, which would sit in the manifest's "
+       "history.",
+       "Give it from a sensitive variable: `${var.NAME}` declared with `sensitive: true`.")
+define("LA722", "ApiError", "tool rules the server did not keep",
+       "After an agent's update, the server's agent lacks tool rules that were written.",
+       "Check the rules against the server's version (a rule type it does not know); apply "
+       "again.")
+# fmt: on
 
 AGENT_INCLUDE = (
     "agent.blocks", "agent.identities", "agent.managed_group", "agent.tags", "agent.tools",
@@ -807,7 +823,7 @@ def _update(run: Run, rid: str, body: dict[str, Any]) -> None:
         # No sensitive variable holds those: mask them here, should the server quote them.
         masker = Masker(by_hand)
         detail = masker.text(e.detail)
-        raise ApiError(detail, status=e.status, method=e.method, path=e.path) from None
+        raise ApiError(detail, status=e.status, method=e.method, path=e.path, code=e.code) from None
     missing = rules_missing(body.get("tool_rules") or (), answer.get("tool_rules") or ())
     if "tool_rules" in body and missing:
         raise ApiError(
@@ -815,6 +831,7 @@ def _update(run: Run, rid: str, body: dict[str, Any]) -> None:
             "missing from the agent's rules after the update",
             method="PATCH",
             path=f"/v1/agents/{rid}",
+            code="LA722",
         )
     _record_secrets(run, rid, body, answer)
 
@@ -841,6 +858,7 @@ def _check_secrets(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                     ("agents", key, NAMES[1]),
                     f"agents.{key}: declare secrets under `secrets` or "
                     "`tool_exec_environment_variables`, not both",
+                    code="LA414",
                     key=True,
                 )
             )
@@ -855,6 +873,7 @@ def _check_secrets(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                             f"agents.{key}.{name}.{k}: a secret's value must come from a "
                             "sensitive variable (${var.NAME} with `sensitive: true`), never "
                             "be written in the manifest",
+                            code="LA415",
                         )
                     )
     return errors

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from ...core.changes import MANIFEST, NEW, FieldDiff, Problem
-from ...errors import ApiError, Diagnostic, Rejected
+from ...errors import ApiError, Diagnostic, Rejected, define
 from ...manifest.files import Document
 from ..mcp_server.kind import MCP_TOOL, registered
 
@@ -33,6 +33,29 @@ __all__ = ["MCP_TOOL", "check_mcp_tools", "declared_mcp_tools", "expand", "mcp_s
 if TYPE_CHECKING:
     from ..base import Context, Run, Update
     from .kind import DesiredAgent, LiveAgent
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA416", "ManifestError", "an MCP server listed twice on an agent",
+       "An agent's `mcp_tools` names the same MCP server in two entries.",
+       "Merge the entries: one per server, with every tool wanted.")
+define("LA417", "ManifestError", "no such MCP server",
+       "An agent's `mcp_tools` names a server that `mcp_servers:` does not declare.",
+       "Declare it, or fix the key (the message suggests a close one).")
+define("LA637", "Problem", "an MCP server whose tools cannot be listed",
+       "Letta cannot list the tools of an MCP server an agent uses (it cannot reach it, or "
+       "the server failed); the agent is refused.",
+       "Check that Letta can reach the MCP server (the hint says how for its transport).")
+define("LA638", "Problem, Rejected", "an MCP tool the server does not offer",
+       "An agent's `mcp_tools` names a tool its MCP server does not offer (found by plan, or "
+       "by apply for a server it registered).",
+       "Fix the tool's name (the hint suggests one), or use `tools: all`.")
+define("LA726", "ApiError", "an MCP server whose tools Letta could not list",
+       "Letta registered no tool of an MCP server this apply registered: the server offers "
+       "none, or Letta could not reach it.",
+       "Check that Letta can reach the MCP server (the message says how for its transport), "
+       "then apply again.")
+# fmt: on
 
 MARKER = "$mcp"
 ALL = "all"
@@ -75,7 +98,8 @@ def check_mcp_tools(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
             at = ("agents", key, "mcp_tools", i, "server")
             where = f"agents.{key}.mcp_tools[{i}].server"
             if ref in seen:
-                errors.append(doc.diag(at, f"{where}: MCP server {ref!r} is listed twice"))
+                message = f"{where}: MCP server {ref!r} is listed twice"
+                errors.append(doc.diag(at, message, code="LA416"))
             seen.add(ref)
             if ref not in known:
                 hint = difflib.get_close_matches(ref, known, n=1)
@@ -84,7 +108,8 @@ def check_mcp_tools(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                     else f" (declared: {', '.join(known)})" if known
                     else " (the manifest declares none under 'mcp_servers')"
                 )  # fmt: skip
-                errors.append(doc.diag(at, f"{where}: no MCP server {ref!r} is declared{tail}"))
+                message = f"{where}: no MCP server {ref!r} is declared{tail}"
+                errors.append(doc.diag(at, message, code="LA417"))
     return errors
 
 
@@ -110,6 +135,7 @@ def _wanted(
                         da.address,
                         f"uses {address}, which apply refuses to create",
                         f"see {address}",
+                        code="LA622",
                     )
                 )
             return None
@@ -127,6 +153,7 @@ def _wanted(
                         f"cannot list the tools of {address} (MCP server '{server.server_name}'): "
                         f"{listed or 'not listed'}",
                         reach_hint(server.mcp_server_type),
+                        code="LA637",
                     )
                 )
             return None
@@ -143,6 +170,7 @@ def _wanted(
                         f"did you mean {', '.join(map(repr, hints))}?"
                         if hints
                         else f"it offers: {', '.join(listed) or 'none'}",
+                        code="LA638",
                     )
                 )
             return None
@@ -255,14 +283,16 @@ def _not_registered(
         hints = [h for n in missing for h in difflib.get_close_matches(n, have, n=1)]
         mean = f"; did you mean {', '.join(map(repr, hints))}?" if hints else ""
         return Rejected(
-            f"{address} offers no tool{plural} {names}{mean} (it offers: {', '.join(have)})"
+            f"{address} offers no tool{plural} {names}{mean} (it offers: {', '.join(have)})",
+            code="LA638",
         )
     servers = run.client.request("GET", "/v1/mcp-servers/")
     found = [s for s in servers if isinstance(s, Mapping) and s.get("id") == sid]
     transport = str(found[0].get("mcp_server_type") or "") if found else ""
     return ApiError(
         f"{address}: Letta registered no tools of it, so not {names} (the MCP server offers "
-        f"none, or Letta could not reach it); {reach_hint(transport)}"
+        f"none, or Letta could not reach it); {reach_hint(transport)}",
+        code="LA726",
     )
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...core.changes import Change, Held
 from ...core.model import MARK_KEY, Live, stack_tag
-from ...errors import ApiError, LettaApplyError
+from ...errors import ApiError, RestoreError, ServerStateError, define
 from ..archive.memory import archive_fields, new_archive, plain_passage
 from ..base import applied_of, mark_of
 from ..block.kind import owned_of
@@ -64,6 +64,16 @@ if TYPE_CHECKING:
     from ...server.client import LettaClient
     from ..block.kind import BlockState
     from .kind import LiveAgent
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA817", "RestoreError", "a record without its Agent File",
+       "A record names no Agent File beside it.",
+       "Restore from the backup folder as apply wrote it.")
+define("LA820", "ServerStateError", "the server's import made no agent",
+       "Letta's import of an Agent File answered without an agent.",
+       "Look at the server's logs; check the Agent File.")
+# fmt: on
 
 PASSAGE_PAGE = 100  # Letta's default page of an agent's archival memory
 _CANNOT_EXPORT = " (an agent Letta cannot export is deleted only with --no-backup)"
@@ -111,7 +121,7 @@ def export_agent(client: LettaClient, files: AgentFiles, agent_id: str) -> dict[
             raise
         # Letta 0.16.8 cannot export some agents (a voice_convo_agent fails its own checks).
         raise ApiError(
-            e.detail + _CANNOT_EXPORT, status=e.status, method=e.method, path=e.path
+            e.detail + _CANNOT_EXPORT, status=e.status, method=e.method, path=e.path, code=e.code
         ) from e
     # Described as answering the file as a JSON string; Letta 0.16.8 answers the object.
     return files.checked(found, f"Letta's export of {agent_id}")
@@ -130,7 +140,9 @@ def import_agent_file(client: LettaClient, doc: Mapping[str, Any], *, name: str 
     )  # fmt: skip
     ids = answer.get("agent_ids") if isinstance(answer, Mapping) else None
     if not isinstance(ids, list) or not ids:
-        raise LettaApplyError(f"the server's import made no agent (it answered {answer!r:.200})")
+        raise ServerStateError(
+            f"the server's import made no agent (it answered {answer!r:.200})", code="LA820"
+        )
     return str(ids[0])
 
 
@@ -303,7 +315,7 @@ def _agent_file_of(files: AgentFiles, r: Record) -> dict[str, Any]:
     """The record's Agent File, with its agent alone (a group's export holds the others)."""
     name = r.data.get(AGENT_FILE)
     if not isinstance(name, str) or "/" in name or "\\" in name:
-        raise LettaApplyError(f"{r.path}: the record names no Agent File")
+        raise RestoreError(f"{r.path}: the record names no Agent File", code="LA817")
     doc = files.load(r.path.parent / name)
     return files.only(doc, str(r.data.get("file_agent") or files.agents(doc)[0]["id"]))
 

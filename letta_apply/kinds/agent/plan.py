@@ -33,6 +33,7 @@ from ...core.marks import (
     sensitive_names,
     user_metadata,
 )
+from ...errors import define
 from ..base import Context, Update, applied_of, declared_at, dict_diffs
 from ..block.kind import (
     BlockState,
@@ -65,6 +66,29 @@ from .settings import SETTINGS, compared
 
 if TYPE_CHECKING:  # kinds.agent imports this module: its types are only named here
     from .kind import AgentMatch, DesiredAgent, LiveAgent
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA630", "Problem", "a tool this plan deletes",
+       "An agent uses a tool the manifest no longer declares, which this plan deletes.",
+       "Declare the tool again under `tools:`, or stop using it.")
+define("LA631", "Problem", "unknown tool",
+       "An agent's `tools` names a tool that is neither declared nor on the server.",
+       "Declare it under `tools:`, create it on the server, or fix its name.")
+define("LA632", "Problem", "tool rules naming unknown tools",
+       "An agent's `tool_rules` name a tool that is neither declared nor on the server.",
+       "Declare the tool, create it on the server, or fix its name.")
+define("LA633", "Problem", "a model the server does not serve",
+       "An agent's `model` or `embedding` handle is not among those the server serves.",
+       "Use a handle the server lists (the hint gives them), or configure its provider.")
+define("LA634", "Problem", "an import that would change what Letta cannot",
+       "The agent to import differs from the manifest in a field Letta cannot change "
+       "(agent_type, include_base_tools...).",
+       "Declare the agent's value (or leave the field out) to import it.")
+define("LA635", "Problem", "a label already on the agent",
+       "The agent already holds a block with the label of a block the manifest gives it.",
+       "Detach that block from the agent, or give the manifest's block another label.")
+# fmt: on
 
 FIELDS = ("description", "system", "model", "embedding")
 HANDLES = {"model": "/v1/models/", "embedding": "/v1/models/embedding"}
@@ -150,6 +174,7 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
                     da.address,
                     f"uses {declared.address}, which apply refuses to create",
                     f"see {declared.address}",
+                    code="LA622",
                 )
             )
             refused = True
@@ -164,6 +189,7 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
                     f"uses tool '{name}', which this plan deletes ({pruned[name]} is no longer "
                     "declared)",
                     "declare the tool again under `tools:`, or stop using it",
+                    code="LA630",
                 )
             )
             refused = True
@@ -184,6 +210,7 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
                 f"did you mean {', '.join(map(repr, hints))}?"
                 if hints
                 else "create the tool on the server first, or fix its name",
+                code="LA631",
             )
         )
         return None
@@ -204,6 +231,7 @@ def rule_tools_known(ctx: Context, da: DesiredAgent) -> bool:
                 f"tool_rules name unknown tool{'s' if len(unknown) > 1 else ''} "
                 + ", ".join(map(repr, unknown)),
                 "declare the tool under `tools:`, create it on the server, or fix its name",
+                code="LA632",
             )
         )
     return not unknown
@@ -313,6 +341,7 @@ def served(ctx: Context, da: DesiredAgent, body: Mapping[str, Any]) -> bool:
                 f"{name} '{handle}' is not served by this server (GET {route})",
                 (f"did you mean {listed}?" if hints else f"the server serves: {listed}")
                 + " (a provider not configured on the server serves no handle)",
+                code="LA633",
             )
         )
     return ok
@@ -328,6 +357,7 @@ def create(ctx: Context, da: DesiredAgent) -> None:
                 f"an agent named '{da.name}' already exists on the server and is not managed "
                 f"by stack '{ctx.stack}' ({ids})",
                 "adopt it with an `imports:` entry, or give the manifest's agent another `name:`",
+                code="LA626",
             )
         )
         return
@@ -394,6 +424,7 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
                 f"the agent to import has {reason.field} {reason.before}, the manifest declares "
                 f"{reason.after}: Letta cannot change it",
                 f"declare {reason.field}: {reason.before} (or leave it out) to import this agent",
+                code="LA634",
             )
         )
         return
@@ -529,6 +560,7 @@ def _own_blocks(
                     f"the agent already has a block labelled '{db.label}' ({lb.id}, "
                     f"{shared_ids[lb.id]})",
                     taken,
+                    code="LA635",
                 )
             )
         elif lb.id in state.tagged and not adopt:
@@ -547,6 +579,7 @@ def _own_blocks(
                     f"the agent already has a block labelled '{db.label}' ({lb.id}, a block "
                     "this stack does not manage)",
                     taken,
+                    code="LA635",
                 )
             )
 
@@ -576,6 +609,7 @@ def _shared_blocks(
                     f"cannot attach {addr}: the agent already has a block labelled "
                     f"'{label}' ({other.id})",
                     "detach that block from the agent or give the shared block another label",
+                    code="LA635",
                 )
             )
             continue

@@ -16,9 +16,18 @@ from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from ...errors import define
+
 if TYPE_CHECKING:
     from ...errors import Diagnostic
     from ...manifest.files import Document
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA418", "ManifestError", "unknown time zone",
+       "An agent's `timezone` is not an IANA time zone name; Letta would fail the create.",
+       "Write a name such as `Europe/Paris` or `UTC` (the message suggests one).")
+# fmt: on
 
 SETTINGS: dict[str, tuple[str, ...]] = {
     "context_window_limit": ("llm_config", "context_window"),
@@ -95,5 +104,6 @@ def check_timezones(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
         else:
             close = difflib.get_close_matches(tz, list(zones.values()), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else " (e.g. 'Europe/Paris', 'UTC')"
-        errors.append(doc.diag(at, f"{where(at)}: {clip(tz)} is not an IANA time zone name{hint}"))
+        message = f"{where(at)}: {clip(tz)} is not an IANA time zone name{hint}"
+        errors.append(doc.diag(at, message, code="LA418"))
     return errors

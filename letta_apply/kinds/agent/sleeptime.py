@@ -28,12 +28,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...core.changes import Problem
-from ...errors import ApiError
+from ...errors import ApiError, define
 from ..base import Context, mark_of
 
 if TYPE_CHECKING:
     from ...server.client import LettaClient
     from .kind import AgentState, LiveAgent
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA639", "Problem", "an agent whose sleep-time group holds another agent",
+       "An agent the plan deletes (destroy, no longer declared, replaced) manages a sleep-time "
+       "group (`enable_sleeptime`) holding an agent Letta did not make for it: another stack's, "
+       "or one put in the group by hand. Letta would delete that agent with it, so the agent "
+       "is not deleted.",
+       "Take that agent out of the group first (the hint names both).")
+# fmt: on
 
 GROUP_TYPES = frozenset({"sleeptime", "voice_sleeptime"})
 """Manager types of the groups Letta makes for `enable_sleeptime`."""
@@ -150,6 +160,7 @@ def refused(ctx: Context, address: str, agent: LiveAgent) -> bool:
                 f"({agent.sleeptime_group}) with it, and {s.name} ({s.id}) is not one Letta made "
                 f"for it ({s.stranger})",
                 f"take {s.id} out of group {agent.sleeptime_group} first",
+                code="LA639",
             )
         )
     return bool(strangers)

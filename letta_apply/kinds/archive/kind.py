@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from ...core.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Live
-from ...errors import Diagnostic
+from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
@@ -52,6 +52,16 @@ from ..mark_blocks import (
 )
 from . import passages as ap
 from .memory import ArchiveMemory
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA421", "ManifestError", "more than one archive on an agent",
+       "An agent's `archives` names more than one archive; Letta attaches one per agent.",
+       "Keep one archive per agent.")
+define("LA422", "ManifestError", "no such archive",
+       "An agent's `archives` names a key that `archives:` does not declare.",
+       "Declare the archive, or fix the key.")
+# fmt: on
 
 MARK_LABEL = "letta-apply-archive"
 FIELDS = ("name", "description")
@@ -174,6 +184,7 @@ class ArchiveKind(Kind, ArchiveMemory):
                         ("agents", key, "archives", 1),
                         f"agents.{key}.archives: Letta attaches one archive per agent; "
                         f"{len(refs)} are named",
+                        code="LA421",
                     )
                 )
             for i, ref in enumerate(refs):
@@ -189,6 +200,7 @@ class ArchiveKind(Kind, ArchiveMemory):
                     doc.diag(
                         ("agents", key, "archives", i),
                         f"agents.{key}.archives[{i}]: no archive {ref!r} is declared{known}",
+                        code="LA422",
                     )
                 )
         return errors

@@ -20,10 +20,22 @@ from typing import Any
 
 from ...core.marks import digest
 from ...core.model import MARK_KEY, stack_tag
-from ...errors import Diagnostic, LettaApplyError
+from ...errors import Diagnostic, ServerStateError, define
 from ...manifest.files import Document, Path_, clip
 from ...server.client import LettaClient
 from ..folder.files import declared_files, read_folder_files
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA423", "ManifestError", "a passage too long",
+       "A file seeding an archive holds a passage over 100,000 characters (passages are "
+       "embedded whole).",
+       "Declare a `separator` that splits the file into passages.")
+define("LA520", "ServerStateError", "archive passages that cannot be listed",
+       "Over 100 of an archive's passages were made at one instant, and Letta's passage "
+       "search cannot list past them, so the seeded passages cannot be compared.",
+       "Delete those passages, or the archive (the next apply makes and seeds it again).")
+# fmt: on
 
 MAX_PASSAGE = 100_000  # characters: a passage is embedded whole
 SEARCH_PAGE = 100  # the most Letta's passage search returns
@@ -80,7 +92,7 @@ def read_all(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Di
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 message = f"archives.{key}.passages: {clip(path)} is not UTF-8 text"
-                errors.append(doc.diag(at, message))
+                errors.append(doc.diag(at, message, code="LA123"))
                 continue
             sep = seed.get("separator") if isinstance(seed, dict) else None
             parts = text.split(sep) if isinstance(sep, str) and sep else [text]
@@ -90,6 +102,7 @@ def read_all(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Di
                         at,
                         f"archives.{key}.passages: {clip(path)} holds a passage over "
                         f"{MAX_PASSAGE} characters; declare a separator to split it",
+                        code="LA423",
                     )
                 )
     read = sorted({path for p, (path, _) in doc.blobs.items() if p[:1] == ("archives",)})
@@ -140,12 +153,13 @@ def list_passages(client: LettaClient, archive_id: str) -> list[dict[str, Any]]:
         page = client.request("POST", "/v1/passages/search", json=body, read=True) or []
         fresh = [r["passage"] for r in page if r["passage"]["id"] not in seen]
         if not fresh and len(page) >= SEARCH_PAGE:
-            raise LettaApplyError(
+            raise ServerStateError(
                 f"archive {archive_id}: more than {SEARCH_PAGE} of its passages were made at one "
                 f"instant ({body.get('start_date')}, a batch inserted by an earlier letta-apply "
                 "or by hand), and Letta's passage search cannot list past them, so the seeded "
                 "passages cannot be compared; delete those passages (or the archive, which the "
-                "next apply makes and seeds again)"
+                "next apply makes and seeds again)",
+                code="LA520",
             )
         if not fresh:
             return out

@@ -37,7 +37,7 @@ from ...core.marks import (
     user_metadata,
 )
 from ...core.model import SHOWN, Desired, Import, Live, stack_tag
-from ...errors import ApiError, Diagnostic
+from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document, Path_, clip, where
 from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
@@ -61,6 +61,19 @@ from ..base import (
 )
 from ..writing import Conversion, Export
 from .memory import BlockMemory
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA401", "ManifestError", "block label too long",
+       "A block's label (its key, when `label` is not set) is longer than Letta accepts.",
+       "Set a shorter `label`.")
+define("LA402", "ManifestError", "block label Letta refuses",
+       "A block's label holds characters Letta does not accept in a label.",
+       "Use the characters the message lists.")
+define("LA403", "ManifestError", "block value over its limit",
+       "A block's value is longer than its `limit` (100,000 characters unless set).",
+       "Shorten the value, or raise `limit`.")
+# fmt: on
 
 DEFAULT_LIMIT = 100000
 """Letta's default block character limit (CreateBlock.limit)."""
@@ -230,6 +243,7 @@ def check_block(
                     label_path,
                     f"{at}: label is {len(label)} characters; Letta accepts at most "
                     f"{MAX_LABEL}{source}",
+                    code="LA401",
                     key=from_key,
                 )
             )
@@ -238,6 +252,7 @@ def check_block(
                 doc.diag(
                     label_path,
                     f"{at}: label {clip(label)} is not accepted by Letta: use only {_LABEL_CHARS}",
+                    code="LA402",
                     key=from_key,
                 )
             )
@@ -251,6 +266,7 @@ def check_block(
                 (*path, "value"),
                 f"{where((*path, 'value'))}: value is {len(value)} characters, over the "
                 f"block's limit of {limit}{default}",
+                code="LA403",
             )
         )
     return errors

@@ -19,10 +19,29 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ...errors import Diagnostic, escape_controls
+from ...errors import Diagnostic, define, escape_controls
 from ...manifest.files import Document, Path_, Unreadable, clip, clip_path, read_regular
 
 # Letta 0.16.8's parsers (services/file_processor/file_types.py): anything else gets 415.
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA431", "ManifestError", "a files entry that names no file",
+       "An entry of a folder's (or an archive's) `files` matches no file that can be read: "
+       "no match, a folder that is not there, a pattern that is not valid, too many matches.",
+       "Fix the path or pattern, relative to the manifest, with '/'.")
+define("LA432", "ManifestError", "a file Letta does not take",
+       "A file of a folder has a type Letta does not take, a name over 255 characters, or a "
+       "name starting with '.'.",
+       "Convert or rename the file, or leave it out.")
+define("LA433", "ManifestError", "two files with one name in a folder",
+       "Two files of a folder would have the same name in it; Letta keys a folder's files by "
+       "name.",
+       "Rename one, or keep them in two folders.")
+define("LA434", "ManifestError", "too many files in a folder",
+       "A folder's `files` name more than 10,000 files.",
+       "Split them into several folders.")
+# fmt: on
+
 EXTENSIONS = frozenset(
     {
         ".pdf",
@@ -284,12 +303,13 @@ def read_folder_files(
         at = (*list_at, i)
         found, why = _matches(doc, at, pattern)
         if why:
-            errors.append(doc.diag(at, f"{where}[{i}]: {why}"))
+            errors.append(doc.diag(at, f"{where}[{i}]: {why}", code="LA431"))
             continue
         for name, rel in found:
             problem = _refused_name(name)
             if problem:
-                errors.append(doc.diag(at, f"{where}[{i}]: {clip(rel)}: {problem}"))
+                message = f"{where}[{i}]: {clip(rel)}: {problem}"
+                errors.append(doc.diag(at, message, code="LA432"))
                 continue
             if name in by_name and by_name[name][0] != rel:
                 other, j = by_name[name]
@@ -298,25 +318,28 @@ def read_folder_files(
                         at,
                         f"{where}[{i}]: {clip(rel)} and {clip(other)} (files[{j}]) would both be "
                         f"named {name!r} in the folder; Letta keys files by name",
+                        code="LA433",
                     )
                 )
                 continue
             path, refused = doc.referenced(at, rel)
             if refused:
-                errors.append(doc.diag(at, f"{where}[{i}]: {refused}"))
+                errors.append(doc.diag(at, f"{where}[{i}]: {refused}", code="LA120"))
                 continue
             if not path.exists() and not path.is_symlink():
-                errors.append(doc.diag(at, f"{where}[{i}]: no such file: {clip_path(str(path))}"))
+                message = f"{where}[{i}]: no such file: {clip_path(str(path))}"
+                errors.append(doc.diag(at, message, code="LA121"))
                 continue
             try:
                 data = read_regular(path, MAX_FILE_BYTES)
             except Unreadable as e:
-                errors.append(doc.diag(at, f"{where}[{i}]: {clip_path(str(path))} {e}"))
+                message = f"{where}[{i}]: {clip_path(str(path))} {e}"
+                errors.append(doc.diag(at, message, code="LA122"))
                 continue
             by_name[name] = (rel, i)
             doc.blobs[(*list_at, name)] = (str(path), data)
     if len(by_name) > MAX_FILES:
-        errors.append(doc.diag(list_at, f"{where}: over {MAX_FILES} files"))
+        errors.append(doc.diag(list_at, f"{where}: over {MAX_FILES} files", code="LA434"))
     return errors
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Live
-from ...errors import ApiError, Diagnostic
+from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
@@ -48,6 +48,20 @@ from ..base import (
 from ..writing import Conversion
 from . import plan as fp
 from .files import LocalFile, declared_files, files_at, read_all
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA435", "ManifestError", "folder name used twice",
+       "Two folders of the manifest have the same name; folder names are unique on a server.",
+       "Give each folder its own `name`.")
+define("LA436", "ManifestError", "no such folder",
+       "An agent's `folders` names a key that `folders:` does not declare.",
+       "Declare the folder, or fix the key.")
+define("LA725", "ApiError", "a file Letta failed to process",
+       "Letta took a folder's file but failed to process it (parse or embed); the message "
+       "gives its reason.",
+       "Fix or replace the file (or the embedding setup), then apply again.")
+# fmt: on
 
 FIELDS = ("name", "description", "instructions")
 
@@ -157,6 +171,7 @@ class FolderKind(Kind):
                         at,
                         f"folders.{key}: name {name!r} is already used by folders.{seen[name]}; "
                         "folder names are unique on a Letta server",
+                        code="LA435",
                         key="name" not in spec,
                     )
                 )
@@ -178,6 +193,7 @@ class FolderKind(Kind):
                     doc.diag(
                         ("agents", key, "folders", i),
                         f"agents.{key}.folders[{i}]: no folder {ref!r} is declared{known}",
+                        code="LA436",
                     )
                 )
         return errors
@@ -263,6 +279,7 @@ class FolderKind(Kind):
                     f"a folder named '{df.config['name']}' already exists on the server and is "
                     f"not managed by stack '{ctx.stack}' ({', '.join(holder)})",
                     "declare another name (folder names are unique on a Letta server)",
+                    code="LA626",
                 )
             )
             return
@@ -393,7 +410,7 @@ class FolderKind(Kind):
             c.request("PATCH", f"/v1/agents/{aid}/folders/attach/{rid}")
         failed = fp.failures(done)
         if failed:
-            raise ApiError(failed)
+            raise ApiError(failed, code="LA725")
         return rid
 
     # -- writing a manifest (kinds.writing) ----------------------------------------------------

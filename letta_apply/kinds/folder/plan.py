@@ -16,13 +16,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...core.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
-from ...errors import ApiError, LettaApplyError
+from ...errors import ApiError, StalePlanError, define
 from ...manifest.files import Unreadable, read_regular
 from .files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
 
 if TYPE_CHECKING:
     from ..base import Context, Run
     from .kind import DesiredFolder, LiveFolder
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA614", "StalePlanError", "a file to upload cannot be read now",
+       "A folder's file the plan uploads cannot be read any more.",
+       "Put the file back, or plan again.")
+define("LA615", "StalePlanError", "a file to upload changed since the plan",
+       "A folder's file the plan uploads changed since the plan was made.",
+       "Plan again.")
+define("LA724", "ApiError", "files still processing",
+       "Letta was still processing a folder's files when the wait ran out (--wait-timeout).",
+       "Apply again later: it sees how the processing ended.")
+# fmt: on
 
 DONE = frozenset({"completed", "error"})
 POLL = 0.5  # seconds between looks at the folder's files while they are processed
@@ -198,10 +211,10 @@ def read_upload(address: str, up: Mapping[str, Any]) -> bytes:
     try:
         data = read_regular(up["path"], MAX_FILE_BYTES)
     except Unreadable as e:
-        raise LettaApplyError(f"{address}: {up['path']} {e}") from None
+        raise StalePlanError(f"{address}: {up['path']} {e}", code="LA614") from None
     if file_digest(data) != up["digest"]:
-        raise LettaApplyError(
-            f"{address}: {up['path']} changed since the plan was made; plan again"
+        raise StalePlanError(
+            f"{address}: {up['path']} changed since the plan was made; plan again", code="LA615"
         )
     return data
 
@@ -247,7 +260,8 @@ def wait_processed(run: Run, address: str, fid: str, ids: set[str]) -> dict[str,
         if elapsed > c.wait_timeout:
             raise ApiError(
                 f"Letta is still processing {', '.join(pending)} after {c.wait_timeout:.0f} s; "
-                "apply again later to see how it ended"
+                "apply again later to see how it ended",
+                code="LA724",
             )
         if c.clock() - told >= PROGRESS:
             told = c.clock()

@@ -53,7 +53,7 @@ from ...core.changes import (
 )
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Import, Live
-from ...errors import ApiError, Diagnostic
+from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
@@ -80,6 +80,37 @@ from ..mark_blocks import (
     write_mark,
 )
 from ..writing import Conversion, Export
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA441", "ManifestError", "a group naming an agent not declared",
+       "A group's `agents` or `manager_agent` names a key that `agents:` does not declare.",
+       "Declare the agent, or fix the key.")
+define("LA442", "ManifestError", "a group naming a shared block not declared",
+       "A group's `blocks` names a key that `blocks:` does not declare.",
+       "Declare the shared block, or fix the key.")
+define("LA443", "ManifestError", "a round_robin group with a manager",
+       "A `round_robin` group sets `manager_agent`; it has none.",
+       "Remove `manager_agent`, or choose another manager_type.")
+define("LA444", "ManifestError", "a group without its manager",
+       "A group whose manager_type needs a manager agent sets no `manager_agent`.",
+       "Set `manager_agent` to one of the manifest's agents.")
+define("LA445", "ManifestError", "a setting this group type does not take",
+       "A group sets a setting its manager_type does not take.",
+       "Remove it (the message lists what the type takes).")
+define("LA446", "ManifestError", "buffer lengths apart",
+       "A `voice_sleeptime` group sets one of min_ and max_message_buffer_length without "
+       "the other.",
+       "Set both, or neither.")
+define("LA447", "ManifestError", "buffer lengths in the wrong order",
+       "A group's `max_message_buffer_length` is not greater than its "
+       "`min_message_buffer_length`.",
+       "Make max greater than min.")
+define("LA723", "ApiError", "a group's create answer lost, several look alike",
+       "The answer to a group's create was lost, and several groups on the server look like "
+       "the one sent: nothing proves which one it made.",
+       "Adopt one with an `imports:` entry, delete the others, then apply again.")
+# fmt: on
 
 MARK_LABEL = "letta-apply-group"
 MANAGER_TYPES = ("supervisor", "round_robin", "dynamic", "sleeptime", "voice_sleeptime")
@@ -271,7 +302,8 @@ class GroupKind(Kind):
                 else f" (declared: {', '.join(known[kind])})" if known[kind]
                 else f" (the manifest declares none under '{kind}')"
             )  # fmt: skip
-            errors.append(doc.diag(at, f"{where}: no {what[kind]} {ref!r} is declared{tail}"))
+            message = f"{where}: no {what[kind]} {ref!r} is declared{tail}"
+            errors.append(doc.diag(at, message, code="LA441" if kind == "agents" else "LA442"))
 
         for key, spec in (section if isinstance(section, dict) else {}).items():
             if not isinstance(spec, dict):
@@ -293,12 +325,18 @@ class GroupKind(Kind):
                     doc.diag(
                         (*path, "manager_agent"),
                         f"groups.{key}.manager_agent: a round_robin group has no manager agent",
+                        code="LA443",
                         key=True,
                     )
                 )
             elif mtype != "round_robin" and "manager_agent" not in spec:
                 errors.append(
-                    doc.diag(path, f"groups.{key}: a {mtype} group needs a manager_agent", key=True)
+                    doc.diag(
+                        path,
+                        f"groups.{key}: a {mtype} group needs a manager_agent",
+                        code="LA444",
+                        key=True,
+                    )
                 )
             for s in SETTINGS:
                 if s in spec and s not in ALLOWED[mtype]:
@@ -308,6 +346,7 @@ class GroupKind(Kind):
                             (*path, s),
                             f"groups.{key}.{s}: a {mtype} group does not take it (it takes: "
                             f"{takes})",
+                            code="LA445",
                             key=True,
                         )
                     )
@@ -322,6 +361,7 @@ class GroupKind(Kind):
                             path,
                             f"groups.{key}: max_message_buffer_length and "
                             "min_message_buffer_length go together",
+                            code="LA446",
                             key=True,
                         )
                     )
@@ -331,6 +371,7 @@ class GroupKind(Kind):
                             (*path, "max_message_buffer_length"),
                             f"groups.{key}.max_message_buffer_length: must be greater than "
                             f"min_message_buffer_length ({lo})",
+                            code="LA447",
                         )
                     )
         return errors
@@ -674,7 +715,8 @@ def _lost(
         raise ApiError(
             f"{address}: the server's answer to the group's create was lost, and {ids} all "
             f"look like what it sent: adopt one with `imports: [{{to: {address}, id: ...}}]` "
-            "and delete the others, then apply again"
+            "and delete the others, then apply again",
+            code="LA723",
         )
     return dict(alike[0]) if alike else None
 

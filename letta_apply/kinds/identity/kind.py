@@ -37,7 +37,7 @@ from ...core.changes import (
 )
 from ...core.marks import digest, has_secret, sensitive_fields, sensitive_names
 from ...core.model import MARK_KEY, SHOWN, Desired, Import, Live
-from ...errors import ApiError, Diagnostic
+from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
@@ -53,6 +53,22 @@ from ..base import (
     owned_by,
 )
 from ..writing import Export
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA451", "ManifestError", "identifier_key used twice",
+       "Two identities of the manifest have the same identifier_key (their key, unless set); "
+       "identifier keys are unique on a server.",
+       "Give each identity its own identifier_key.")
+define("LA452", "ManifestError", "identities on an agent's own block",
+       "An entry of an agent's `memory_blocks` sets `identities`; identities belong to shared "
+       "blocks and to agents.",
+       "Set them on the agent, or make the block a shared one.")
+define("LA453", "ManifestError", "no such identity",
+       "An agent's or shared block's `identities` names a key that `identities:` does not "
+       "declare.",
+       "Declare the identity, or fix the key.")
+# fmt: on
 
 FIELDS = ("identifier_key", "name", "identity_type")
 _PROPERTY_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"))
@@ -192,6 +208,7 @@ class IdentityKind(Kind):
                         at,
                         f"identities.{key}: identifier_key {ident!r} is already used by "
                         f"identities.{seen[ident]}; identifier keys are unique on a Letta server",
+                        code="LA451",
                         key="identifier_key" not in spec,
                     )
                 )
@@ -279,6 +296,7 @@ class IdentityKind(Kind):
                     f"({', '.join(holder)})",
                     f"adopt it with an `imports:` entry ({{to: {di.address}, name: "
                     f"{di.config['identifier_key']}}}), or declare another identifier_key",
+                    code="LA626",
                 )
             )
             return
@@ -400,6 +418,7 @@ def _references(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                         f"agents.{key}.memory_blocks[{i}].identities: identities belong to "
                         "shared blocks (under `blocks:`) and to agents, not to an agent's own "
                         "blocks",
+                        code="LA452",
                         key=True,
                     )
                 )
@@ -420,6 +439,7 @@ def _references(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                     doc.diag(
                         (kind, key, "identities", i),
                         f"{kind}.{key}.identities[{i}]: no identity {ref!r} is declared{known}",
+                        code="LA453",
                     )
                 )
     return errors

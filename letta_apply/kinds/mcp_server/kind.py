@@ -46,7 +46,7 @@ from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
 from ...core.marks import digest
 from ...core.model import Desired, Import, Live, Sensitive
 from ...core.sensitive import MASKED, Masker
-from ...errors import ApiError, Diagnostic
+from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
@@ -90,6 +90,15 @@ from .model import (
     token_of,
     used_servers,
 )
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA636", "Problem", "an MCP server's transport changed",
+       "The manifest declares another transport (mcp_server_type) for an MCP server; Letta "
+       "cannot change it.",
+       "Declare the new transport under another key (a new server), and move the agents' "
+       "mcp_tools to it.")
+# fmt: on
 
 __all__ = ["MARK_LABEL", "MCP_TOOL", "LiveMcpServer", "McpServerKind", "McpState", "registered"]
 
@@ -262,6 +271,7 @@ class McpServerKind(Kind):
                 f"managed by stack '{ctx.stack}' ({', '.join(holders)})",
                 f"adopt it with an `imports:` entry ({{to: {dm.address}, name: {dm.name}}}), "
                 "or declare another server_name",
+                code="LA626",
             )
         )
 
@@ -299,6 +309,7 @@ class McpServerKind(Kind):
                     f"its transport to {dm.config['mcp_server_type']}",
                     "declare the new transport under another key (a new server) and move the "
                     "agents' mcp_tools to it",
+                    code="LA636",
                 )
             )
             return
@@ -501,7 +512,7 @@ def _guarded(change: Change, sent: Mapping[str, Any], send: Any) -> Any:
                 "self-hosted server allows them when started with MCP_DISABLE_STDIO=false; "
                 f"Letta Cloud never does): {detail}"
             )
-        raise ApiError(detail, status=e.status, method=e.method, path=e.path) from None
+        raise ApiError(detail, status=e.status, method=e.method, path=e.path, code=e.code) from None
 
 
 def _secrets(value: Any) -> list[Any]:

@@ -12,10 +12,41 @@ from urllib.parse import urlparse
 
 from ...core.marks import digest, sensitive_names
 from ...core.model import MARK_KEY, Desired, Sensitive
-from ...errors import Diagnostic
+from ...errors import Diagnostic, define
 from ...manifest.files import Document, clip
 from ..base import Context, Users
 from ..mark_blocks import MarkBlock, resolve
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA461", "ManifestError", "an MCP server URL that is not one",
+       "An MCP server's `server_url` is not an http(s) URL with a host.",
+       "Give the server's full URL.")
+define("LA462", "ManifestError", "an MCP server on a private address",
+       "An MCP server's `server_url` is on a loopback or private address, which Letta "
+       "refuses (at registration and before every connection).",
+       "Give a public address.")
+define("LA463", "ManifestError", "a field this MCP transport does not take",
+       "An MCP server sets a field of another transport (`command` on an HTTP server, "
+       "`server_url` on a stdio one...).",
+       "Remove the field.")
+define("LA464", "ManifestError", "an MCP server missing a field",
+       "An MCP server lacks a field its transport needs (`server_url`; `command` and `args` "
+       "for stdio).",
+       "Add the field (`args: []` for none).")
+define("LA465", "ManifestError", "an auth_header Letta does not send",
+       "An MCP server's `auth_header` is not `Authorization`; Letta sends a token as "
+       "`Authorization: Bearer <token>` only.",
+       "Put another header in `custom_headers`.")
+define("LA466", "ManifestError", "a token beside custom_headers",
+       "An MCP server sets `auth_token` and `custom_headers`; Letta sends no token when "
+       "custom headers are set.",
+       "Put the token in custom_headers (`Authorization: Bearer ...`).")
+define("LA467", "ManifestError", "MCP server name used twice",
+       "Two MCP servers of the manifest have the same server_name; names are unique on a "
+       "server.",
+       "Give each its own `server_name`.")
+# fmt: on
 
 SECTION = "mcp_servers"
 MARK_LABEL = "letta-apply-mcp-server"
@@ -198,7 +229,8 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
         url = spec.get("server_url")
         broken = _broken_url(url) if kind in HTTP and isinstance(url, str) else None
         if broken:
-            errors.append(doc.diag((*at, "server_url"), f"{where}.server_url: {broken}"))
+            message = f"{where}.server_url: {broken}"
+            errors.append(doc.diag((*at, "server_url"), message, code="LA461"))
         elif kind in HTTP and isinstance(url, str) and refused_url(url):
             errors.append(
                 doc.diag(
@@ -206,6 +238,7 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
                     f"{where}.server_url: Letta refuses MCP servers on loopback or private "
                     "addresses (it checks at registration and before every connection); "
                     "give a public address",
+                    code="LA462",
                 )
             )
         wrong = ("command", "args", "env") if kind in HTTP else (
@@ -214,14 +247,24 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
         for f in wrong:
             if f in spec:
                 errors.append(
-                    doc.diag((*at, f), f"{where}.{f}: a {kind} server does not take it", key=True)
+                    doc.diag(
+                        (*at, f),
+                        f"{where}.{f}: a {kind} server does not take it",
+                        code="LA463",
+                        key=True,
+                    )
                 )
         # Letta 0.16.8 refuses a stdio server without `args` (CreateStdioMCPServer requires it).
         for need in ("server_url",) if kind in HTTP else ("command", "args"):
             if need not in spec:
                 tail = " (args: [] for none)" if need == "args" else ""
                 errors.append(
-                    doc.diag(at, f"{where}: a {kind} server needs `{need}`{tail}", key=True)
+                    doc.diag(
+                        at,
+                        f"{where}: a {kind} server needs `{need}`{tail}",
+                        code="LA464",
+                        key=True,
+                    )
                 )
         header = spec.get("auth_header")
         if header is not None and header != "Authorization":
@@ -230,6 +273,7 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
                     (*at, "auth_header"),
                     f"{where}.auth_header: Letta sends a token as `Authorization: Bearer "
                     "<token>` only; put another header in custom_headers",
+                    code="LA465",
                 )
             )
         if "auth_token" in spec and spec.get("custom_headers"):
@@ -238,6 +282,7 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
                     (*at, "auth_token"),
                     f"{where}: Letta sends no token when custom_headers are set; put the "
                     "token in custom_headers (Authorization: Bearer ...)",
+                    code="LA466",
                     key=True,
                 )
             )
@@ -248,6 +293,7 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
                     at,
                     f"{where}: server_name {name!r} is already used by "
                     f"{SECTION}.{names[name]}; MCP server names are unique on a server",
+                    code="LA467",
                     key=True,
                 )
             )

@@ -65,7 +65,7 @@ from ...core.changes import (
 from ...core.marks import digest
 from ...core.model import Desired, Import, Live
 from ...core.sensitive import MASKED
-from ...errors import Diagnostic
+from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import Context, Field, Kind, Listing, Matched, Run, Shape, Update, applied_of
@@ -97,6 +97,19 @@ from .model import (
     uses,
 )
 from .requests import ROUTE
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA641", "Problem", "a provider agents of others run on",
+       "A provider the plan deletes or replaces serves the models of agents this stack does "
+       "not manage: they would fail on their next step, so it is not deleted.",
+       "Move those agents to another model first, or keep the provider.")
+define("LA642", "Problem", "a provider's type changed under its name",
+       "The manifest declares another provider_type for a provider of the same name: Letta "
+       "can neither change a provider's type nor hold two providers of one name.",
+       "Give it a new name (it is then replaced, the new one made first), or remove it from "
+       "the manifest, apply, and declare it again.")
+# fmt: on
 
 __all__ = ["MARK_LABEL", "LiveProvider", "ProviderKind", "ProviderState"]
 
@@ -232,6 +245,7 @@ class ProviderKind(Kind):
                     address,
                     f"not deleted: agents this stack does not manage run on its models: {names}",
                     "move those agents to another model first, or keep the provider",
+                    code="LA641",
                 )
             )
         return bool(users)
@@ -253,6 +267,7 @@ class ProviderKind(Kind):
                 f"by stack '{ctx.stack}' ({', '.join(holders)})",
                 f"adopt it with an `imports:` entry ({{to: {dp.address}, name: {dp.name}}}), or "
                 "declare another name",
+                code="LA626",
             )
         )
 
@@ -332,6 +347,7 @@ class ProviderKind(Kind):
                     f"'{dp.name}' beside it",
                     "give it a new name (it is then replaced: the new one made first), or "
                     "remove it from the manifest, apply, and declare it again",
+                    code="LA642",
                 )
             )
             return

@@ -12,10 +12,18 @@ from typing import Any
 
 from ...core.marks import digest, sensitive_names
 from ...core.model import MARK_KEY, Sensitive
-from ...errors import Diagnostic
+from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ..base import Users
 from ..mark_blocks import MarkBlock, resolve
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA481", "ManifestError", "provider name used twice",
+       "Two providers of the manifest have the same name (their key, unless `name` is set); "
+       "Letta keeps provider names unique in an organization.",
+       "Give each provider its own name.")
+# fmt: on
 
 SECTION = "providers"
 MARK_LABEL = "letta-apply-provider"
@@ -179,6 +187,7 @@ def check_providers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                     (SECTION, key),
                     f"{SECTION}.{key}: name {name!r} is already used by {SECTION}.{names[name]}; "
                     "provider names are unique on a server",
+                    code="LA481",
                     key=True,
                 )
             )

@@ -104,4 +104,4 @@ def guarded(send: Callable[[], Any], sent: Mapping[str, Any]) -> Any:
         detail = Masker(str(sent[k]) for k in SECRETS if sent.get(k)).text(e.detail)
         if detail == e.detail:
             raise
-        raise ApiError(detail, status=e.status, method=e.method, path=e.path) from None
+        raise ApiError(detail, status=e.status, method=e.method, path=e.path, code=e.code) from None

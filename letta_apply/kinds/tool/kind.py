@@ -29,7 +29,7 @@ from ...core.changes import (
 )
 from ...core.marks import digest, mark_metadata, user_metadata
 from ...core.model import Desired, Import, Live
-from ...errors import ApiError, Diagnostic
+from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import (
@@ -49,6 +49,21 @@ from ..block.kind import our_agent_ids, stack_of
 from ..writing import Conversion
 from .rules import rule_by_name
 from .source import function_name, parse_source, read_sources, renamed, source_at
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA471", "ManifestError", "tool name used twice",
+       "Two tools of the manifest have the same name (their function's name); tool names are "
+       "unique on a server.",
+       "Rename one of the functions.")
+define("LA720", "ApiError", "a tool's name taken since the plan",
+       "A tool of the same name was made on the server since the plan; Letta's create would "
+       "overwrite it, so it was not sent.",
+       "Plan again: adopt that tool with `imports:`, or rename yours.")
+define("LA721", "ApiError", "a tool's source the server cannot take",
+       "A tool's source to send holds no function, so the server cannot derive its schema.",
+       "Check the tool's source file, then plan again.")
+# fmt: on
 
 CONFIG = (
     "description",
@@ -227,6 +242,7 @@ class ToolKind(Kind):
                         source_at(key),
                         f"tools.{key}: tool name {name!r} is already declared by "
                         f"tools.{names[name]}; tool names are unique on a Letta server",
+                        code="LA471",
                     )
                 )
             names.setdefault(name, key)
@@ -382,6 +398,7 @@ class ToolKind(Kind):
                     f"by stack '{ctx.stack}' ({holder}); creating it would overwrite that tool",
                     f"adopt it with an `imports:` entry ({{to: {dt.address}, name: {dt.name}}}), "
                     f"or rename the function in {dt.source_file}",
+                    code="LA626",
                 )
             )
             return
@@ -494,6 +511,7 @@ class ToolKind(Kind):
                     f"a tool named {name!r} now exists on the server; not overwritten, plan again",
                     method="POST",
                     path="/v1/tools/",
+                    code="LA720",
                 )
             rid = c.create_tool(body)["id"]
             c.update_tool(rid, {"metadata_": marks})
@@ -522,7 +540,9 @@ def derived_schema(c: LettaClient, source: str) -> dict[str, Any]:
     scratch_source = renamed(source, scratch_name)
     name = function_name(ast.parse(source))
     if scratch_source is None or name is None:
-        raise ApiError("the tool's source holds no function", method="POST", path="/v1/tools/")
+        raise ApiError(
+            "the tool's source holds no function", method="POST", path="/v1/tools/", code="LA721"
+        )
     made = c.create_tool({"source_code": scratch_source})
     try:
         schema = dict(made.get("json_schema") or {})

@@ -7,8 +7,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ...errors import Diagnostic
+from ...errors import Diagnostic, define
 from ...manifest.files import Document, Path_, clip
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA472", "ManifestError", "a field this tool rule does not take",
+       "An agent's tool rule sets a field its rule type does not take.",
+       "Remove the field (the message lists what the type takes).")
+# fmt: on
 
 RULES_INTERIM = "tool_rules_interim"
 """Key, in an agent's update, of the rules to write before its `tool_rules` (rules_interim)."""
@@ -55,6 +62,7 @@ def check_rules(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                             at,
                             f"{_where(at[:-1])}: {clip(field)} is not a field of "
                             f"{rule['type']} rules{also}",
+                            code="LA472",
                             key=True,
                         )
                     )

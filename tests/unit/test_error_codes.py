@@ -171,6 +171,33 @@ def test_every_code_written_is_defined_once_and_raised() -> None:
     assert sorted(set(CODES) - set(written)) == [], "a code no raise names: retire it"
 
 
+def _owner(path: Path) -> str:
+    """The kind whose folder holds `path`, or "" for the package's shared modules."""
+    parts = path.relative_to(PACKAGE).parts
+    return parts[1] if parts[0] == "kinds" and len(parts) > 2 else ""
+
+
+def test_each_kind_defines_the_codes_only_it_raises() -> None:
+    """A kind's codes live in its folder, so that adding or changing a kind edits nothing
+    outside it; codes more than one kind raise, or shared modules do, live in error_codes."""
+    defined: dict[str, str] = {}
+    raised: dict[str, set[str]] = {}
+    for path, text in _sources():
+        for code, _, defines in _literals(ast.parse(text)):
+            if defines:
+                defined[code] = _owner(path)
+            else:
+                raised.setdefault(code, set()).add(_owner(path))
+    wrong: list[str] = []
+    for code, owners in sorted(raised.items()):
+        only = next(iter(owners)) if len(owners) == 1 else ""  # one kind raises it, or none
+        if code in defined and defined[code] != only:
+            home = defined[code] or "error_codes"
+            wrong.append(f"{code}: defined in {home}, raised in {sorted(owners)}")
+    assert wrong == []
+    assert {c for c, k in defined.items() if k == "provider"} >= {"LA481", "LA641", "LA642"}
+
+
 def test_no_two_problems_share_a_code() -> None:
     _import_everything()
     for c in CODES.values():

@@ -71,11 +71,13 @@ def test_manifest_rules_are_located_errors(tmp_path: Path) -> None:
         "  d: {name: x/y, provider_type: openai, api_key: k3}\n"
         "  e: {provider_type: nobody, api_key: k4}\n"
     )
-    found = [(at(d), d.message) for d in diagnostics(write(tmp_path, text), load_manifest)]
+    diags = diagnostics(write(tmp_path, text), load_manifest)
+    found = [(at(d), d.message) for d in diags]
     messages = [m for _, m in found]
     assert any(p == (5, 3) and "name 'a' is already used by providers.a" in m for p, m in found), (
         found
     )
+    assert [d.code for d in diags if at(d) == (5, 3)] == ["LA481"]
     assert any(p == (6, 3) and "api_key" in m for p, m in found), found
     assert any(p[0] == 7 and "providers.d.name" in m for p, m in found), found
     assert any(p[0] == 8 and "providers.e.provider_type" in m for p, m in found), found
@@ -193,6 +195,7 @@ def test_a_new_type_under_the_same_name_is_refused(tmp_path: Path, cli: Cli) -> 
     r = run(cli, tmp_path, "apply", "--auto-approve", text=MANIFEST.replace("openai", "anthropic"))
     assert r.code == 1, r.out + r.err
     assert "Letta can neither change that to anthropic" in r.out + r.err
+    assert "beside it [LA642]\n" in r.err  # the refused resource's code, as plans give it
     assert "give it a new name" in r.out + r.err
     (p,) = cli.fake.providers.values()
     assert p["provider_type"] == "openai"
@@ -347,6 +350,7 @@ def test_a_provider_agents_outside_the_stack_use_is_not_deleted(tmp_path: Path, 
     agent["llm_config"] = {"provider_name": "acme-local", "handle": "openai-proxy/gpt-4o-mini"}
     r = run(cli, tmp_path, "destroy", "--auto-approve")
     assert "agents this stack does not manage run on its models: by-hand" in r.out + r.err
+    assert f"by-hand ({agent['id']}) [LA641]" in r.out
     assert len(cli.fake.providers) == 1
 
 

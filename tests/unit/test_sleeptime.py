@@ -201,6 +201,7 @@ def test_an_agent_letta_would_delete_along_is_never_deleted(tmp_path: Path, cli:
     sleeptime_group(cli.fake)["agent_ids"].append(theirs)
     r = run(cli, "destroy", "-f", str(path), "--auto-approve", code=1)
     assert f"theirs ({theirs}) is not one Letta made for it (an agent of type" in r.out
+    assert "[LA639]" in r.out
     assert theirs in cli.fake.agents and named(cli.fake, "thinker")
     assert "plain" not in {a["name"] for a in cli.fake.agents.values()}
 

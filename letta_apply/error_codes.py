@@ -530,4 +530,8 @@ define("LA906", _U, "--target names nothing declared",
 define("LA907", _U, "server URL without a scheme",
        "--base-url (LETTA_BASE_URL) does not start with http:// or https://.",
        "Write the URL in full, e.g. http://localhost:8283.")
+define("LA908", _U, "an output file cannot be written",
+       "The file given to `plan --out` or `export -o` cannot be written (no such folder, no "
+       "permission, a directory); nothing was written to the server.",
+       "Give a path in a folder that exists and that you may write to.")
 # fmt: on

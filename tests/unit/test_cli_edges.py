@@ -223,3 +223,17 @@ def test_any_status_on_a_create_is_a_clear_error_and_never_a_duplicate(
     again = cli("apply", "-f", str(path), "--auto-approve")
     assert again.code == 0, again.err
     assert len(cli.fake.agents) == 1
+
+
+def test_an_output_file_that_cannot_be_written_is_one_line(tmp_path: Path, cli: Cli) -> None:
+    path = write(tmp_path, AGENTS)
+    for argv in (
+        ("plan", "-f", str(path), "--out", str(tmp_path / "no" / "such" / "plan.json")),
+        ("plan", "-f", str(path), "--out", str(tmp_path)),  # a directory
+    ):
+        r = cli(*argv)
+        assert r.code == 1, r.err
+        lines = [line for line in r.err.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1 and lines[0].startswith("error: cannot write "), r.err
+        assert lines[0].endswith("[LA908]") and "Traceback" not in r.err
+    assert not cli.fake.writes  # a plan writes nothing, saved or not

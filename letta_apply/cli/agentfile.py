@@ -4,11 +4,10 @@ and `convert` (a manifest from one). The work is letta_apply.memory's; this prin
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..convert.fields import stack_name
-from ..convert.files import check_converted, write_converted, write_file
+from ..convert.files import check_converted, write_converted, write_output
 from ..convert.manifest import convert
 from ..errors import UsageError, escape_controls
 from ..memory.af_export import export_agent_file
@@ -49,7 +48,7 @@ def export_agent_file_command(args: argparse.Namespace, o: _Out) -> int:
             file=o.err,
         )
     if args.output:
-        write_file(Path(args.output), o.masker.text(result.text()))
+        write_output(args.output, o.masker.text(result.text()))
         print(
             f"Wrote {args.output}: {result.agents} agent(s), {result.blocks} block(s) of stack "
             f'"{desired.stack}". `letta-apply convert {args.output}` makes a manifest of it.',

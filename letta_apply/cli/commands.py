@@ -23,6 +23,7 @@ from typing import TextIO, cast
 from ..apply.report import apply_document
 from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
+from ..convert.files import write_output
 from ..core.changes import Change, Plan
 from ..core.model import Desired
 from ..core.sensitive import MaskedStream, Masker, mask_plan
@@ -33,7 +34,6 @@ from ..errors import (
     LettaApplyError,
     ManifestError,
     UsageError,
-    escape_controls,
     with_code,
 )
 from ..kinds import KINDS
@@ -258,7 +258,7 @@ def _cmd_plan(args: argparse.Namespace, o: _Out) -> int:
         _show_plan(o, plan, origin, destroy=args.destroy, desired=desired)
         if args.out:
             # Saved without sensitive values: `apply FILE -f ...` takes them from the manifest.
-            _write_output(
+            write_output(
                 args.out, o.masker.text(planfile.dumps(mask_plan(plan, o.masker), origin))
             )
             print(f"Plan saved to {args.out}; apply it with {_apply_command(args)}.", file=o.err)
@@ -310,7 +310,7 @@ def _cmd_export(args: argparse.Namespace, o: _Out) -> int:
     for note in result.notes:
         print(f"note: {note}", file=o.err)
     if args.output:
-        _write_output(args.output, result.text(fmt))
+        write_output(args.output, result.text(fmt))
         print(
             f"Wrote {args.output}: {result.summary}. "
             f"`letta-apply apply -f {args.output}` adopts them.",
@@ -384,17 +384,6 @@ class _Events(ApplyEvents):
             self.progress.close()
         if self.o.format == "text" and done:
             self.o.text("\n" + done_text(done))
-
-
-def _write_output(path: str, text: str) -> None:
-    """Write what a command saves (`plan --out`, `export -o`); a path that cannot be written is
-    one line naming it, not a traceback."""
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise UsageError(f"cannot write {escape_controls(path)}: {reason}", code="LA908") from None
 
 
 def _cmd_apply(args: argparse.Namespace, o: _Out, *, destroy: bool = False) -> int:

@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import ExportError, ManifestError, escape_controls
+from ..errors import ExportError, ManifestError, UsageError, escape_controls
 from ..manifest.variables import Options
 from ..pipeline import load_manifest_data
 from .manifest import Converted
@@ -83,3 +83,13 @@ def write_file(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_output(path: str, text: str) -> None:
+    """Write what a command saves (`plan --out`, `export -o`, `export --format af -o`), whole or
+    not at all; a path that cannot be written is one line naming it, not a traceback."""
+    try:
+        write_file(Path(path), text)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise UsageError(f"cannot write {escape_controls(path)}: {reason}", code="LA908") from None

@@ -15,7 +15,6 @@ has mark blocks; then, per archive of the stack, its passages (Letta's passage s
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,6 +25,7 @@ from ...core.model import MARK_KEY, Desired, Live
 from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
+from ..agent.refs import agent_users, unknown_refs
 from ..base import (
     Context,
     Field,
@@ -187,29 +187,11 @@ class ArchiveKind(Kind, ArchiveMemory):
                         code="LA421",
                     )
                 )
-            for i, ref in enumerate(refs):
-                if not isinstance(ref, str) or ref in archives:
-                    continue
-                hint = difflib.get_close_matches(ref, sorted(archives), n=1)
-                known = (
-                    f"; did you mean '{hint[0]}'?" if hint
-                    else f" (declared: {', '.join(sorted(archives))})" if archives
-                    else " (the manifest declares no archives under 'archives')"
-                )  # fmt: skip
-                errors.append(
-                    doc.diag(
-                        ("agents", key, "archives", i),
-                        f"agents.{key}.archives[{i}]: no archive {ref!r} is declared{known}",
-                        code="LA422",
-                    )
-                )
+            errors += unknown_refs(doc, key, "archives", refs, archives, "archive", "LA422")
         return errors
 
     def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
-        users: dict[str, list[str]] = {}
-        for akey, spec in (data.get("agents") or {}).items():
-            for ref in spec.get("archives") or ():
-                users.setdefault(ref, []).append(f"agent.{akey}")
+        users = agent_users(data, "archives")
         out: dict[str, DesiredArchive] = {}
         for key, spec in (data.get("archives") or {}).items():
             config: dict[str, Any] = {"name": spec.get("name", key)}

@@ -17,7 +17,6 @@ carry no tag to list a stack's by; see kinds.flags).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from ...core.model import MARK_KEY, Desired, Live
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
+from ..agent.refs import agent_users, unknown_refs
 from ..base import (
     Context,
     Field,
@@ -180,29 +180,12 @@ class FolderKind(Kind):
         agents = data.get("agents")
         for key, spec in (agents if isinstance(agents, dict) else {}).items():
             refs = spec.get("folders") if isinstance(spec, dict) else None
-            for i, ref in enumerate(refs if isinstance(refs, list) else []):
-                if not isinstance(ref, str) or ref in folders:
-                    continue
-                hint = difflib.get_close_matches(ref, sorted(folders), n=1)
-                known = (
-                    f"; did you mean '{hint[0]}'?" if hint
-                    else f" (declared: {', '.join(sorted(folders))})" if folders
-                    else " (the manifest declares no folders under 'folders')"
-                )  # fmt: skip
-                errors.append(
-                    doc.diag(
-                        ("agents", key, "folders", i),
-                        f"agents.{key}.folders[{i}]: no folder {ref!r} is declared{known}",
-                        code="LA436",
-                    )
-                )
+            if isinstance(refs, list):
+                errors += unknown_refs(doc, key, "folders", refs, folders, "folder", "LA436")
         return errors
 
     def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
-        users: dict[str, list[str]] = {}
-        for akey, spec in (data.get("agents") or {}).items():
-            for ref in spec.get("folders") or ():
-                users.setdefault(ref, []).append(f"agent.{akey}")
+        users = agent_users(data, "folders")
         out: dict[str, DesiredFolder] = {}
         for key, spec in (data.get("folders") or {}).items():
             config: dict[str, Any] = {"name": spec.get("name", key)}

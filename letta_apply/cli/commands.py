@@ -48,15 +48,9 @@ from ..plan.targets import TARGET_WARNING, expand_targets
 from ..read.export import ExportFormat, Selection, export_manifest
 from ..read.live import read_live
 from ..render.diagram import render_graph
-from ..render.text import (
-    colorize,
-    diagnostics_json,
-    done_text,
-    drift_text,
-    plan_markdown,
-    plan_text,
-    show_text,
-)
+from ..render.markdown import plan_markdown
+from ..render.results import diagnostics_json, done_text, show_text
+from ..render.text import colorize, drift_text, plan_text
 from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy, url_secrets
 from ..server.lock import LockInfo, StackLock, force_unlock
 from .agentfile import convert_command, export_agent_file_command

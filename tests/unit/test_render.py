@@ -8,7 +8,8 @@ import pytest
 
 from letta_apply.cli.commands import _Out, _parser
 from letta_apply.core.changes import CREATE, UPDATE, Change, FieldDiff, Plan
-from letta_apply.render.text import MD_TOTAL_MAX, MD_VALUE_MAX, colorize, plan_markdown, plan_text
+from letta_apply.render.markdown import MD_TOTAL_MAX, MD_VALUE_MAX, plan_markdown
+from letta_apply.render.text import colorize, plan_text
 from tests.helpers import Tty
 
 PLAN = Plan(

@@ -33,8 +33,8 @@ from .agentfile import convert_command, export_agent_file_command
 from .applying import Interrupted, cmd_apply, cmd_destroy
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
 from .arguments import parser as _parser
-from .completion import ADDRESSES_COMMAND, complete_addresses
 from .completion import script as completion_script
+from .completion.addresses import ADDRESSES_COMMAND, complete_addresses
 from .output import ClientFactory, Out, plan_origin
 from .planning import cmd_plan, load
 from .restoring import cmd_restore

@@ -111,13 +111,10 @@ def _md_diagram(graph: Graph) -> list[str]:
     ]
 
 
-def plan_markdown(
-    plan: Plan, base_url: str, graph: Graph | None = None, backups: str | None = ""
-) -> str:
-    """The plan as a pull-request comment: summary first, a diagram of what changes (with
-    `graph`, the stack's graph marked with this plan), details collapsed, detaches, refusals
-    and the memory deletes remove (`backups` as for plan_text) called out."""
-    out = [f"### letta-apply plan: `{plan.stack}`", "", f"**{summary(plan)}**", ""]
+def _callouts(plan: Plan, backups: str | None) -> list[str]:
+    """What a reviewer must not miss, each in a callout: a blocked apply, deletes and the memory
+    they remove, resources no longer managed, detaches, refusals."""
+    out: list[str] = []
     fatal = [p for p in plan.problems if p.fatal]
     if fatal:
         out += ["> [!CAUTION]", "> **Blocked by prevent_destroy: apply will write nothing.**"]
@@ -151,6 +148,17 @@ def plan_markdown(
         out += ["> [!CAUTION]", "> Apply refuses these resources:"]
         out += [f"> - `{p.address}`: {with_code(p.message, p.code)}" for p in refused]
         out.append("")
+    return out
+
+
+def plan_markdown(
+    plan: Plan, base_url: str, graph: Graph | None = None, backups: str | None = ""
+) -> str:
+    """The plan as a pull-request comment: summary first, a diagram of what changes (with
+    `graph`, the stack's graph marked with this plan), details collapsed, detaches, refusals
+    and the memory deletes remove (`backups` as for plan_text) called out."""
+    out = [f"### letta-apply plan: `{plan.stack}`", "", f"**{summary(plan)}**", ""]
+    out += _callouts(plan, backups)
     if graph is not None and (plan.changes or plan.problems):
         diagram = _md_diagram(graph)
         if sum(len(line) + 1 for line in (*out, *diagram)) < MD_TOTAL_MAX:

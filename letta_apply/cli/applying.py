@@ -24,13 +24,13 @@ from ..render.results import done_text
 from ..server.client import LettaClient
 from ..server.lock import LockInfo, StackLock
 from .arguments import EXIT_ERROR, EXIT_OK
-from .output import Out, plan_origin, show_plan
+from .output import Out, Stream, plan_origin, show_plan
 from .planning import load, targeted
 from .progress import Progress
 from .restoring import saved_document, saved_text
 
 
-def _confirm(plan: Plan, out: TextIO, stdin: TextIO) -> bool:
+def _confirm(plan: Plan, out: Stream, stdin: TextIO) -> bool:
     if not stdin.isatty():
         raise UsageError(
             "refusing to ask for confirmation: standard input is not a terminal; "

@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TextIO, cast
+from typing import TextIO
 
 from ..convert.files import write_output
 from ..core.sensitive import MaskedStream, Masker, mask_plan
@@ -203,13 +203,12 @@ def main(
 
 def _main(
     argv: Sequence[str] | None,
-    masked_out: MaskedStream,
-    masked_err: MaskedStream,
+    out: MaskedStream,
+    err: MaskedStream,
     masker: Masker,
     client_factory: ClientFactory | None,
     stdin: TextIO | None,
 ) -> int:
-    out, err = cast(TextIO, masked_out), cast(TextIO, masked_err)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [ADDRESSES_COMMAND]:  # hidden: what shell completion asks on each Tab
         return complete_addresses(argv[1:], out)

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from ..core.changes import Plan
 from ..core.model import Desired
@@ -21,6 +21,18 @@ from ..render.text import colorize, plan_text
 from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy, url_secrets
 from ..server.lock import StackLock
 
+
+class Stream(Protocol):
+    """What a command writes to: standard output or error (a text stream, or the stream that
+    masks secrets in everything written to one: core.sensitive.MaskedStream)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def isatty(self) -> bool: ...
+
+
 ClientFactory = Callable[..., LettaClient]
 """Makes the client a command talks through: `factory(base_url, **options)`, like LettaClient."""
 
@@ -31,8 +43,8 @@ class Out:
     def __init__(
         self,
         args: argparse.Namespace,
-        out: TextIO,
-        err: TextIO,
+        out: Stream,
+        err: Stream,
         masker: Masker | None = None,
         *,
         client_factory: ClientFactory = LettaClient,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
 from ...pipeline import declared_addresses
 from ..arguments import EXIT_ERROR, EXIT_OK, load_options, options_of
+from ..output import Stream
 
 ADDRESSES_COMMAND = "__complete-addresses"
 PROG = "letta-apply"
@@ -27,7 +28,7 @@ def addresses_parser() -> argparse.ArgumentParser:
     return p
 
 
-def complete_addresses(argv: Sequence[str], out: TextIO) -> int:
+def complete_addresses(argv: Sequence[str], out: Stream) -> int:
     """Print the addresses `--target` accepts for the manifest the options name, one a line.
     Runs on every press of Tab: it sends no request, and on any problem (no -f yet, a manifest
     that does not load) it prints nothing, so the shell simply offers no address."""

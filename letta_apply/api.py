@@ -33,7 +33,8 @@ from .plan.listing import Listing, list_stack
 from .plan.planner import restrict
 from .plan.targets import expand_targets
 from .read.live import read_live
-from .render.text import plan_markdown, plan_text
+from .render.markdown import plan_markdown
+from .render.text import plan_text
 from .server.client import LettaClient, public_url
 
 Format = Literal["text", "json", "markdown"]

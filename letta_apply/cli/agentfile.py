@@ -4,7 +4,6 @@ and `convert` (a manifest from one). The work is letta_apply.memory's; this prin
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from ..convert.fields import stack_name
 from ..convert.files import check_converted, write_converted, write_output
@@ -14,12 +13,10 @@ from ..memory.af_export import export_agent_file
 from ..memory.af_format import read_agent_file
 from ..pipeline import load_manifest
 from .arguments import EXIT_OK, options_of
-
-if TYPE_CHECKING:
-    from .commands import _Out
+from .output import Out
 
 
-def export_agent_file_command(args: argparse.Namespace, o: _Out) -> int:
+def export_agent_file_command(args: argparse.Namespace, o: Out) -> int:
     """The stack's agents as one Agent File; the manifest of -f names the stack and its
     sensitive values, masked in the file."""
     chosen = [f"--{n}" for n in ("id", "name", "tag") if getattr(args, n)]
@@ -59,7 +56,7 @@ def export_agent_file_command(args: argparse.Namespace, o: _Out) -> int:
     return EXIT_OK
 
 
-def convert_command(args: argparse.Namespace, o: _Out) -> int:
+def convert_command(args: argparse.Namespace, o: Out) -> int:
     """A manifest from an Agent File, its tools' sources beside it; notes on stderr."""
     af = read_agent_file(args.agent_file)
     stack = args.stack or stack_name(args.agent_file)

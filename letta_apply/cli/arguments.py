@@ -6,7 +6,7 @@ import argparse
 import os
 import re
 import sys
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
 from ..errors import with_code
 from ..manifest.variables import Options
@@ -159,6 +159,10 @@ def _target(sp: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+# A string: argparse's class takes no type argument at run time.
+_Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
 def parser() -> argparse.ArgumentParser:
     """The `letta-apply` command line."""
     p = _Parser(
@@ -167,9 +171,20 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"letta-apply {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # In the order help and completion list them.
+    for add in (
+        _validate, _plan, _apply, _destroy, _restore, _force_unlock, _export, _convert, _drift,
+        _show, _graph, _completion,
+    ):  # fmt: skip
+        add(sub)
+    return p
 
+
+def _validate(sub: _Commands) -> None:
     _common(sub.add_parser("validate", help="check a manifest; sends no request"), server=False)
 
+
+def _plan(sub: _Commands) -> None:
     sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
     _common(sp)
     _target(sp)
@@ -181,6 +196,8 @@ def parser() -> argparse.ArgumentParser:
         "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
     )
 
+
+def _apply(sub: _Commands) -> None:
     sp = sub.add_parser("apply", help="converge the server to the manifest, or apply a saved plan")
     _common(sp, file=False)
     _target(sp)
@@ -197,6 +214,8 @@ def parser() -> argparse.ArgumentParser:
     _backups(sp)
     _locking(sp)
 
+
+def _destroy(sub: _Commands) -> None:
     sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
     _common(sp)
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
@@ -206,6 +225,8 @@ def parser() -> argparse.ArgumentParser:
     _backups(sp)
     _locking(sp)
 
+
+def _restore(sub: _Commands) -> None:
     sp = sub.add_parser(
         "restore", help="bring back what apply or destroy deleted, from its backup folder",
         description="Restore the agents (with their memory blocks, messages and archival "
@@ -218,10 +239,14 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--address", help="restore the one record at this address (default: its own)")
     _locking(sp)
 
+
+def _force_unlock(sub: _Commands) -> None:
     sp = sub.add_parser("force-unlock", help="remove a stack lock left behind by a run that died")
     _common(sp, file=False)
     sp.add_argument("lock_id", metavar="ID", help="the lock id named by the error message")
 
+
+def _export(sub: _Commands) -> None:
     sp = sub.add_parser(
         "export",
         help="write a manifest from existing agents, to adopt them; or, with --format af and "
@@ -240,8 +265,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--include-system", action="store_true", help="also export system prompts")
     sp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
 
-    _convert(sub)
 
+def _drift(sub: _Commands) -> None:
     sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
     _common(sp)
     _lifecycle(sp)  # what apply will do about it, as apply would be run
@@ -250,15 +275,17 @@ def parser() -> argparse.ArgumentParser:
         help="accepted for symmetry with plan: drift always exits 2 when it finds drift",
     )  # fmt: skip
 
-    _common(sub.add_parser("show", help="list the stack's resources on the server with their ids"))
-    _graph(sub)
 
+def _show(sub: _Commands) -> None:
+    _common(sub.add_parser("show", help="list the stack's resources on the server with their ids"))
+
+
+def _completion(sub: _Commands) -> None:
     sp = sub.add_parser("completion", help="print the shell completion script (see README)")
     sp.add_argument("shell", choices=SHELLS, help="the shell to complete in")
-    return p
 
 
-def _convert(sub: argparse._SubParsersAction[_Parser]) -> None:
+def _convert(sub: _Commands) -> None:
     sp = sub.add_parser(
         "convert", help="write a manifest from a Letta Agent File (.af); sends no request",
         description="Write a manifest declaring what an Agent File holds, for `apply` to create. "
@@ -278,7 +305,7 @@ def _convert(sub: argparse._SubParsersAction[_Parser]) -> None:
     )  # fmt: skip
 
 
-def _graph(sub: argparse._SubParsersAction[_Parser]) -> None:
+def _graph(sub: _Commands) -> None:
     # `--format` here is the diagram's language: it replaces the common one ("resolve").
     sp = sub.add_parser(
         "graph", conflict_handler="resolve",

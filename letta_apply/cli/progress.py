@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+
+from .output import Stream
 
 TTY_REFRESH = 0.1  # seconds between redraws on a terminal
 PLAIN_INTERVAL = 10.0  # seconds between plain progress lines
@@ -22,7 +23,7 @@ class Progress:
 
     def __init__(
         self,
-        stream: TextIO,
+        stream: Stream,
         total: int,
         *,
         tty: bool,

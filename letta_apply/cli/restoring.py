@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
+from ..core.jsonish import JsonObject
 from ..memory.backup import Backups
 from ..memory.restore import Restored, describe, restore_backup
 from .arguments import EXIT_OK
-
-if TYPE_CHECKING:
-    from .commands import _Out
+from .output import Out
 
 
 def saved_text(backups: Backups) -> str:
@@ -22,7 +20,7 @@ def saved_text(backups: Backups) -> str:
     )
 
 
-def saved_document(backups: Backups | None) -> dict[str, Any]:
+def saved_document(backups: Backups | None) -> JsonObject:
     """The `backups` entry of `apply --format json` (none when nothing was saved)."""
     if backups is None or not backups.saved:
         return {}
@@ -35,7 +33,7 @@ def saved_document(backups: Backups | None) -> dict[str, Any]:
     }
 
 
-def cmd_restore(args: argparse.Namespace, o: _Out) -> int:
+def cmd_restore(args: argparse.Namespace, o: Out) -> int:
     restored: list[Restored] = []
 
     def told(r: Restored) -> None:

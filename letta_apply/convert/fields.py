@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from ..kinds.writing import Ref
 
@@ -21,7 +20,7 @@ def stack_name(path: str) -> str | None:
     return name if re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name) else None
 
 
-def literal(value: Any) -> Any:
+def literal(value: object) -> object:
     """Every string from the file written so the manifest language takes it as it is: `${`
     would be read as a reference (`${env.HOME}` in a prompt would pull the environment in)."""
     if isinstance(value, Ref):

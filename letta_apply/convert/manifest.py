@@ -16,10 +16,10 @@ writes them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 
+from ..core.jsonish import JsonObject
 from ..errors import escape_controls
 from ..kinds import KINDS
 from ..kinds.writing import Conversion, writing_order
@@ -35,7 +35,7 @@ class Converted:
     relative to the manifest), the notes on what was not converted, and the sensitive
     variables made for agent secrets (their values are the user's to give)."""
 
-    document: dict[str, Any]
+    document: JsonObject
     sources: dict[str, str]
     notes: tuple[str, ...]
     secrets: tuple[str, ...]
@@ -64,7 +64,7 @@ def convert(
     `tools_dir` (relative to the manifest; default: `tools`)."""
     folder = None if tools_dir is None else (tools_dir.rstrip("/") or ".")
     conv = Conversion(data=af.data, messages=messages, sources_dir=folder)
-    sections: dict[str, Any] = {}
+    sections: dict[str, JsonObject] = {}
     for k in writing_order(KINDS):
         section = k.from_agent_file(conv)
         if section:
@@ -73,13 +73,14 @@ def convert(
     skills = af.data.get("skills") or []
     if skills:
         conv.note(f"skills: {len(skills)} skill(s) not converted (a manifest has none)")
-    doc: dict[str, Any] = {"version": 1, "stack": stack}
+    doc: JsonObject = {"version": 1, "stack": stack}
     if conv.variables:
         doc["variables"] = conv.variables
     doc.update(sections)
     (root,) = [k for k in KINDS if k.root]
     selected = len(sections.get(root.section) or ())
+    document = {key: literal(value) for key, value in doc.items()}
     return Converted(
-        literal(doc), dict(conv.sources), tuple(conv.notes), tuple(conv.variables), af.name,
+        document, dict(conv.sources), tuple(conv.notes), tuple(conv.variables), af.name,
         selected,
     )  # fmt: skip

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from letta_apply.cli.arguments import SHELLS, parser
-from letta_apply.cli.completion import ADDRESSES_COMMAND, script, spec
+from letta_apply.cli.completion import script, spec
+from letta_apply.cli.completion.addresses import ADDRESSES_COMMAND
 from letta_apply.pipeline import load_manifest
 from letta_apply.plan.targets import expand_targets, target_addresses
 from tests.helpers import SEED, Cli, write

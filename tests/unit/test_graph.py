@@ -16,7 +16,7 @@ from letta_apply.pipeline import load_manifest, plan_for
 from letta_apply.plan.graph import Graph, changed_graph, stack_graph
 from letta_apply.plan.planner import make_plan
 from letta_apply.render.diagram import label_of
-from letta_apply.render.text import MD_GRAPH_NODES, MD_TOTAL_MAX, plan_markdown
+from letta_apply.render.markdown import MD_GRAPH_NODES, MD_TOTAL_MAX, plan_markdown
 from tests.diagrams import Mermaid, read_dot, read_mermaid
 from tests.fakeletta import FakeLetta
 from tests.helpers import Cli, desired, write

@@ -20,7 +20,8 @@ from letta_apply.core.changes import Plan
 from letta_apply.plan import planfile
 from letta_apply.plan.graph import Graph, stack_graph
 from letta_apply.render.diagram import render_graph
-from letta_apply.render.text import plan_markdown, plan_text
+from letta_apply.render.markdown import plan_markdown
+from letta_apply.render.text import plan_text
 from tests.plan_cases import BASE_URL, CASES, PLANS, load_case, plan_case
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -6,9 +6,11 @@ import io
 
 import pytest
 
-from letta_apply.cli.commands import _Out, _parser
+from letta_apply.cli.arguments import parser
+from letta_apply.cli.output import Out
 from letta_apply.core.changes import CREATE, UPDATE, Change, FieldDiff, Plan
-from letta_apply.render.text import MD_TOTAL_MAX, MD_VALUE_MAX, colorize, plan_markdown, plan_text
+from letta_apply.render.markdown import MD_TOTAL_MAX, MD_VALUE_MAX, plan_markdown
+from letta_apply.render.text import colorize, plan_text
 from tests.helpers import Tty
 
 PLAN = Plan(
@@ -64,9 +66,9 @@ def test_color_only_on_a_terminal_and_never_when_asked_not_to(
     monkeypatch.delenv("NO_COLOR", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    args = _parser().parse_args(["plan", "-f", "m.yaml", *flags])
+    args = parser().parse_args(["plan", "-f", "m.yaml", *flags])
     out = Tty() if tty else io.StringIO()
-    o = _Out(args, out, io.StringIO())
+    o = Out(args, out, io.StringIO())
     o.text(plan_text(PLAN, "u"))
     assert ("\x1b[32m" in out.getvalue()) is colored
 

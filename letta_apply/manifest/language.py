@@ -50,11 +50,10 @@ from .files import (
     clip,
     clip_path,
     manifest_files,
-    merge,
-    parse_file,
-    parse_text,
     read_regular,
 )
+from .merge import merge
+from .parse import parse_file, parse_text
 from .sections import Section, by_section, plural
 from .unknown import REPRESENTATIVE, Unknown, field_of, settle
 from .variables import Options, Variable, as_text, resolve_variables, secrets_of

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 
+from ..core import jsonish
 from ..core.model import LOCK_KEY, LOCK_LABEL, RESERVED_TAG_PREFIXES, Desired, Import
 from ..errors import Diagnostic, ManifestError
 from .files import Document, Path_, Place, clip
@@ -483,15 +484,24 @@ def _lifecycle(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) ->
 
 def _desired(doc: Document, kinds: Sequence[Section]) -> Desired:
     """The desired state of a manifest that passed every check: each kind declares its own."""
-    data = doc.data
+    data = jsonish.obj(doc.data)
     desired = Desired(
-        stack=data["stack"],
+        stack=jsonish.text(data["stack"]),
         resources={k.name: k.declare(doc, data) for k in kinds},
         imports=tuple(
-            Import(i["to"], i.get("id"), i.get("name")) for i in data.get("imports") or []
+            Import(
+                jsonish.text(i["to"]),
+                jsonish.opt_text(i.get("id")),
+                jsonish.opt_text(i.get("name")),
+            )
+            for i in jsonish.objs(data.get("imports"))
         ),
-        moved={m["from"]: m["to"] for m in data.get("moved") or []},
-        removed=tuple(dict.fromkeys(r["from"] for r in data.get("removed") or [])),
+        moved={
+            jsonish.text(m["from"]): jsonish.text(m["to"]) for m in jsonish.objs(data.get("moved"))
+        },
+        removed=tuple(
+            dict.fromkeys(jsonish.text(r["from"]) for r in jsonish.objs(data.get("removed")))
+        ),
     )
     for k in kinds:
         desired = k.resolve(desired)

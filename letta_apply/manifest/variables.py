@@ -11,7 +11,8 @@ from typing import Any
 
 from ..core.model import Sensitive, SensitiveFloat, SensitiveInt
 from ..errors import Diagnostic, ManifestError
-from .files import Document, Path_, clip, load_text, parse_file
+from .files import Document, Path_, clip
+from .parse import load_text, parse_file
 
 ENV_PREFIX = "LETTA_APPLY_VAR_"
 VARIABLE_TYPES = ("string", "number", "bool", "list", "map")

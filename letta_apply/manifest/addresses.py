@@ -15,6 +15,7 @@ def instance_key(key: str, index: str | int) -> str:
     return f"{key}[{json.dumps(index, ensure_ascii=False)}]"
 
 
+# An instance address: the template's key, then `[index]` (a count index, a quoted key, or `*`).
 INSTANCE = re.compile(r'^(?P<base>[^\[\]"]+)\[(?P<index>.*)\]$', re.S)
 
 

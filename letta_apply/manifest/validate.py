@@ -85,7 +85,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
 def _pattern(
     validator: object, patrn: str, instance: object, _schema: Mapping[str, object]
 ) -> Iterator[jsonschema.ValidationError]:
-    # A string is what the validator's "string" type is (is_type): checked here as such.
+    # The "string" type of Draft 2020-12 is a Python str: checked as such.
     if isinstance(instance, str) and not _regex(patrn).search(instance):
         yield jsonschema.ValidationError(f"{clip(instance)} does not match {patrn!r}")
 
@@ -102,7 +102,7 @@ def _validator(kinds: tuple[Section, ...]) -> _Checker:
     cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         jsonschema.Draft202012Validator, {"pattern": _pattern}
     )
-    checker: _Checker = cls(_schema(kinds))  # extend() is untyped: what it makes, checked here
+    checker: _Checker = cls(_schema(kinds))  # extend() is untyped: typed here by its use
     return checker
 
 

@@ -25,8 +25,9 @@ from .manifest.data import (
     manifest_data,
     variable_values,
 )
-from .manifest.files import load_file, load_text, manifest_files
+from .manifest.files import manifest_files
 from .manifest.language import Source, load_source, load_source_text
+from .manifest.parse import load_file, load_text
 from .manifest.validate import check, validate
 from .manifest.variables import Options
 from .memory.held import memory_held

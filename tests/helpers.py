@@ -21,7 +21,7 @@ from letta_apply.cli import commands
 from letta_apply.core.model import Desired
 from letta_apply.errors import CODES, Diagnostic, ManifestError
 from letta_apply.kinds import KINDS
-from letta_apply.manifest.files import load_text
+from letta_apply.manifest.parse import load_text
 from letta_apply.manifest.validate import validate
 from letta_apply.server.client import LettaClient
 from tests.fakeletta import FakeLetta

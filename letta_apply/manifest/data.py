@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import Diagnostic, ManifestError
 from .files import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, Path_, clip_path
@@ -87,7 +86,7 @@ class _Plain:
         self.spend(path, len(value))
         return str.__str__(value)  # a subclass of str (an enum's member) as its plain text
 
-    def convert(self, value: Any, path: Path_, depth: int = 0) -> Any:
+    def convert(self, value: object, path: Path_, depth: int = 0) -> object:
         if isinstance(value, str):
             return self.text(value, path)
         if value is None or isinstance(value, bool):
@@ -126,8 +125,8 @@ class _Plain:
         finally:
             self.active.discard(id(value))
 
-    def mapping(self, value: Mapping[Any, Any], path: Path_, depth: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def mapping(self, value: Mapping[object, object], path: Path_, depth: int) -> dict[str, object]:
+        out: dict[str, object] = {}
         try:
             items = iter(value.items())
             while True:
@@ -149,8 +148,8 @@ class _Plain:
 
 
 def plain(
-    value: Any, name: str, budget: Budget | None = None, *, root: str = "manifest"
-) -> tuple[Any, list[Diagnostic]]:
+    value: object, name: str, budget: Budget | None = None, *, root: str = "manifest"
+) -> tuple[object, list[Diagnostic]]:
     """`value` as the plain data YAML writes, and every problem found (the walk stops at the
     first limit passed; with a `budget` already exhausted, nothing is read). Messages name
     `name` and the key path (`root` for the whole value), never a value."""
@@ -169,7 +168,7 @@ def plain(
     return out, walker.errors
 
 
-def manifest_data(data: Any, name: str, budget: Budget | None = None) -> dict[str, Any]:
+def manifest_data(data: object, name: str, budget: Budget | None = None) -> dict[str, object]:
     """A manifest given as data, as plain data; raises ManifestError naming every problem."""
     if not isinstance(data, Mapping):
         kind = clip_path(type(data).__name__, 60)
@@ -181,14 +180,14 @@ def manifest_data(data: Any, name: str, budget: Budget | None = None) -> dict[st
     return out if isinstance(out, dict) else {}  # {}: a limit was passed before (reported)
 
 
-def data_name(name: Any) -> str:
+def data_name(name: object) -> str:
     """What errors call a manifest given as data; raises ManifestError when it is not a name."""
     if not isinstance(name, str) or not name:
         raise ManifestError([Diagnostic("name", 0, 0, "expected a non-empty string", code="LA118")])
     return clip_path(str.__str__(name), MAX_NAME_CHARS)
 
 
-def variable_values(values: Any, budget: Budget | None = None) -> dict[str, Any]:
+def variable_values(values: object, budget: Budget | None = None) -> dict[str, object]:
     """Variable values given by a program (`variables=`): a mapping of names to plain data."""
     where = "<variables>"
     if values is None:
@@ -203,7 +202,7 @@ def variable_values(values: Any, budget: Budget | None = None) -> dict[str, Any]
     return out if isinstance(out, dict) else {}  # {}: a limit was passed before (reported)
 
 
-def environment(env: Any, budget: Budget | None = None) -> dict[str, str]:
+def environment(env: object, budget: Budget | None = None) -> dict[str, str]:
     """An environment given by a program (`env=`): names to strings."""
     where = "<env>"
     if env is None:
@@ -213,16 +212,17 @@ def environment(env: Any, budget: Budget | None = None) -> dict[str, str]:
         kind = clip_path(type(env).__name__, 60)
         message = f"expected a mapping of names to strings, not {kind}"
         errors = [Diagnostic(where, 0, 0, message, code="LA118")]
-    for k, v in (out or {}).items():
+    entries: dict[str, object] = out if isinstance(out, dict) else {}  # None: a limit passed
+    for k, v in entries.items():
         at = key_path((k,))
         if not isinstance(v, str) and not any(d.message.startswith(f"{at}:") for d in errors):
             errors.append(Diagnostic(where, 0, 0, f"{at}: expected a string", code="LA118"))
     if errors:
         raise ManifestError(errors)
-    return dict(out or {})
+    return {k: v for k, v in entries.items() if isinstance(v, str)}  # each one, checked above
 
 
-def file_paths(value: Any, what: str) -> list[str]:
+def file_paths(value: object, what: str) -> list[str]:
     """File paths given by a program: one path (str or os.PathLike) or a sequence of them."""
     if isinstance(value, (str, os.PathLike)):
         value = [value]
@@ -249,7 +249,7 @@ def file_paths(value: Any, what: str) -> list[str]:
     return out
 
 
-def folder(value: Any, what: str) -> Path | None:
+def folder(value: object, what: str) -> Path | None:
     """A folder given by a program (None: not given)."""
     if value is None:
         return None

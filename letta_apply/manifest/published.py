@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
 
+from ..core.jsonish import JsonObject, items, objs, text
 from .sections import Section
-from .validate import base_schema, schema
+from .validate import base_schema, node, schema
 
-# Any string holding a reference: precise enough for an editor, which only needs to know that the
+# A string holding a reference: precise enough for an editor, which only needs to know that the
 # value is resolved later (letta-apply itself checks the resolved value).
 REFERENCE = {
     "type": "string",
@@ -41,52 +41,60 @@ def manifest_schema_id() -> str:
     return str(base_schema()["$id"])
 
 
-def published_schema(kinds: Iterable[Section]) -> dict[str, Any]:
+def published_schema(kinds: Iterable[Section]) -> JsonObject:
     """The manifest's schema of `kinds` (letta_apply.kinds.KINDS) for files as written:
     references accepted in every value."""
     return _published(tuple(kinds))
 
 
 @cache
-def _published(kinds: tuple[Section, ...]) -> dict[str, Any]:
-    resolved = schema(kinds)
+def _published(kinds: tuple[Section, ...]) -> JsonObject:
+    resolved: JsonObject = schema(kinds)
     out = copy.deepcopy(resolved)
-    for name, prop in out["properties"].items():
+    properties = node(out, "properties")
+    for name, prop in properties.items():
         if name not in _AS_WRITTEN:
             _walk(prop, resolved)
-            out["properties"][name] = _with_references(prop, resolved)
-    for name, definition in out["$defs"].items():
+            properties[name] = _with_references(node(prop), resolved)
+    definitions = node(out, "$defs")
+    for name, definition in definitions.items():
         if name != "variable":
             _walk(definition, resolved)
-    out["$defs"]["reference"] = REFERENCE
+    definitions["reference"] = REFERENCE
     return out
 
 
-def _walk(node: Any, resolved: dict[str, Any]) -> None:
-    """Accept references in every value position below `node` (in place)."""
-    if not isinstance(node, dict):
+def _walk(schema_node: object, resolved: JsonObject) -> None:
+    """Accept references in every value position below `schema_node` (in place)."""
+    if not isinstance(schema_node, dict):
         return
     for key in ("properties", "patternProperties"):
-        for name, sub in node.get(key, {}).items():
+        children = schema_node.get(key)
+        if not isinstance(children, dict):
+            continue
+        for name, sub in children.items():
             _walk(sub, resolved)
-            node[key][name] = _with_references(sub, resolved)
+            children[name] = _with_references(node(sub), resolved)
     for key in ("additionalProperties", "items"):
-        if isinstance(node.get(key), dict):
-            _walk(node[key], resolved)
-            node[key] = _with_references(node[key], resolved)
-    for i, sub in enumerate(node.get("prefixItems", ())):
-        _walk(sub, resolved)
-        node["prefixItems"][i] = _with_references(sub, resolved)
+        sub = schema_node.get(key)
+        if isinstance(sub, dict):
+            _walk(sub, resolved)
+            schema_node[key] = _with_references(sub, resolved)
+    prefix = schema_node.get("prefixItems")
+    if isinstance(prefix, list):
+        for i, sub in enumerate(prefix):
+            _walk(sub, resolved)
+            prefix[i] = _with_references(node(sub), resolved)
     # Alternatives hold value positions too; `if` and `not` do not: a reference there would
     # change which rule applies.
     for key in ("anyOf", "oneOf", "allOf"):
-        for sub in node.get(key, ()):
+        for sub in items(schema_node.get(key)):
             _walk(sub, resolved)
     for key in ("then", "else"):
-        _walk(node.get(key), resolved)
+        _walk(schema_node.get(key), resolved)
 
 
-def _with_references(sub: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+def _with_references(sub: JsonObject, resolved: JsonObject) -> JsonObject:
     """`sub`, or a reference."""
     if _takes_any_string(sub) or _takes_references(sub, resolved):
         return sub
@@ -95,7 +103,7 @@ def _with_references(sub: dict[str, Any], resolved: dict[str, Any]) -> dict[str,
     return {**outer, "anyOf": [inner, _REFERENCE_REF]}
 
 
-def _takes_any_string(sub: dict[str, Any]) -> bool:
+def _takes_any_string(sub: JsonObject) -> bool:
     if sub.get("type") == "string":
         return not any(k in sub for k in _STRING_LIMITS) and not any(
             k in sub for k in _CONSTRAINTS if k != "type"
@@ -103,13 +111,13 @@ def _takes_any_string(sub: dict[str, Any]) -> bool:
     return not any(k in sub for k in _CONSTRAINTS)  # no constraint at all: anything goes
 
 
-def _takes_references(sub: dict[str, Any], resolved: dict[str, Any]) -> bool:
+def _takes_references(sub: JsonObject, resolved: JsonObject) -> bool:
     """Whether `sub` already has an alternative for a reference (for_each, count)."""
     definition = sub
-    ref = sub.get("$ref", "")
+    ref = text(sub.get("$ref"))
     if ref.startswith("#/$defs/"):
-        definition = resolved["$defs"][ref.removeprefix("#/$defs/")]
+        definition = node(resolved, "$defs", ref.removeprefix("#/$defs/"))
     return any(
         alt.get("type") == "string" and str(alt.get("pattern", "")).startswith("^\\$\\{")
-        for alt in definition.get("anyOf", ())
+        for alt in objs(definition.get("anyOf"))
     )

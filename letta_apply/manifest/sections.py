@@ -10,9 +10,10 @@ through `Section`, which every `letta_apply.kinds.Kind` satisfies.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from ..core.jsonish import JsonObject
     from ..core.model import Desired
     from ..errors import Diagnostic
     from .files import Document
@@ -116,22 +117,23 @@ class Section(Protocol):
         one."""
         ...
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self) -> JsonObject:
         """The schema of its section, and the `$defs` it adds to the manifest's."""
         ...
 
     def read_files(
-        self, doc: Document, data: Mapping[str, Any]
+        self, doc: Document, data: Mapping[str, object]
     ) -> tuple[list[str], list[Diagnostic]]:
         """Read the files its entries name, once, while the manifest is loaded."""
         ...
 
-    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    def check(self, doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
         """Rules the schema cannot say (no I/O)."""
         ...
 
-    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
-        """The declared resources of a manifest that passed every check, by address."""
+    def declare(self, doc: Document, data: Mapping[str, object]) -> Mapping[str, object]:
+        """The declared resources of a manifest that passed every check, by address (each
+        kind's own dataclass)."""
         ...
 
     def resolve(self, desired: Desired) -> Desired:

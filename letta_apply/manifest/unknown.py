@@ -24,15 +24,15 @@ import copy
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
+from ..core.jsonish import items
 from .files import Path_, Place
 
 REPRESENTATIVE = "*"
 """The instance key a template whose instances are not known is checked as: `worker["*"]`."""
 
 
-def _placeholder(kind: str | None, n: int) -> Any:
+def _placeholder(kind: str | None, n: int) -> object:
     """A value of type `kind`, the `n`th: placeholders differ from one another (and from what a
     manifest writes), so that no two look like a value listed twice."""
     if kind == "string":
@@ -58,19 +58,21 @@ def field_of(value: Unknown) -> Unknown | None:
     return Unknown(None, value.sensitive)
 
 
-def settle(data: Any, where: Callable[[Path_], Place]) -> tuple[dict[Path_, Any], set[Place]]:
+def settle(data: object, where: Callable[[Path_], Place]) -> tuple[dict[Path_, object], set[Place]]:
     """Every Unknown in `data` (a mapping or list, changed in place) left empty (None): the paths
     of those of a known type, each with a placeholder of that type, and the places of all."""
-    typed: dict[Path_, Any] = {}
+    typed: dict[Path_, object] = {}
     places: set[Place] = set()
-    stack: list[tuple[Path_, Any]] = [((), data)] if isinstance(data, (dict, list)) else []
+    stack: list[tuple[Path_, object]] = [((), data)] if isinstance(data, (dict, list)) else []
     while stack:
         path, value = stack.pop()
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for k, v in items:
+        entries: list[tuple[str | int, object]] = (
+            list(value.items()) if isinstance(value, dict) else list(enumerate(items(value)))
+        )
+        for k, v in entries:
             at: Path_ = (*path, k)
             if isinstance(v, Unknown):
-                value[k] = None
+                _replace(value, k, None)
                 places.add(where(at))
                 if v.type is not None:
                     typed[at] = _placeholder(v.type, len(typed))
@@ -80,7 +82,7 @@ def settle(data: Any, where: Callable[[Path_], Place]) -> tuple[dict[Path_, Any]
 
 
 @contextmanager
-def placeholders(data: Any, typed: Mapping[Path_, Any]) -> Iterator[None]:
+def placeholders(data: object, typed: Mapping[Path_, object]) -> Iterator[None]:
     """`data` with the placeholders of `typed` in place of its empty unknown values, for the
     schema check; left empty again after."""
     for path, value in typed.items():
@@ -92,7 +94,29 @@ def placeholders(data: Any, typed: Mapping[Path_, Any]) -> Iterator[None]:
             _put(data, path, None)
 
 
-def _put(data: Any, path: Path_, value: Any) -> None:
+def _put(data: object, path: Path_, value: object) -> None:
     for k in path[:-1]:
-        data = data[k]
-    data[path[-1]] = value
+        data = _child(data, k)
+    _replace(data, path[-1], value)
+
+
+# The paths below come from `settle`, which found a mapping or a list at each: any other value
+# there is a bug, raised as such.
+
+
+def _child(data: object, key: str | int) -> object:
+    if isinstance(data, dict):
+        return data[key]
+    if isinstance(data, list) and isinstance(key, int):
+        return data[key]
+    raise LookupError(key)
+
+
+def _replace(data: object, key: str | int, value: object) -> None:
+    if isinstance(data, dict):
+        data[key] = value
+        return
+    if isinstance(data, list) and isinstance(key, int):
+        data[key] = value
+        return
+    raise LookupError(key)

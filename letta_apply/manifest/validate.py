@@ -8,59 +8,68 @@ import copy
 import difflib
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 
-from ..core.model import LOCK_KEY, LOCK_LABEL, RESERVED_TAG_PREFIXES, Desired, Import
+from ..core.jsonish import JsonObject, obj, objs, opt_text, text
+from ..core.model import Desired, Import
 from ..errors import Diagnostic, ManifestError
 from .files import Document, Path_, Place, clip
 from .files import where as _where
 from .sections import Section
+from .semantic import semantic
 from .unknown import placeholders
 
 BASE_SCHEMA = Path(__file__).parent / "schemas" / "base.schema.json"
 
-# Invalid in any string sent to Letta: PostgreSQL text and jsonb refuse NUL, and a lone surrogate
-# cannot be encoded as UTF-8.
-_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
-
 
 @cache
-def base_schema() -> dict[str, Any]:
+def base_schema() -> JsonObject:
     """The shared part of the manifest's JSON Schema, without any kind's section."""
     with BASE_SCHEMA.open(encoding="utf-8") as f:
-        out: dict[str, Any] = json.load(f)
-    return out
+        return node(json.load(f))
 
 
 def schema(kinds: Iterable[Section]) -> dict[str, Any]:
     """The manifest's JSON Schema (2020-12): the shared part, and each kind's section and
-    definitions (see letta_apply.kinds)."""
+    definitions (see letta_apply.kinds). Typed loosely for the kinds' reference pages, which
+    read into it as the JSON they know it to be."""
     return _schema(tuple(kinds))
 
 
+def node(value: object, *path: str) -> JsonObject:
+    """The object at `path` in a JSON Schema letta-apply writes itself (its own file, the
+    kinds' fragments): not an object there is a bug in letta-apply, raised as such."""
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        raise TypeError(f"the manifest schema has no object at {'/'.join(path)}")
+    return value
+
+
 @cache
-def _schema(kinds: tuple[Section, ...]) -> dict[str, Any]:
+def _schema(kinds: tuple[Section, ...]) -> JsonObject:
     out = copy.deepcopy(base_schema())
+    defs = node(out, "$defs")
     for k in kinds:
         fragment = k.schema()
-        out["properties"][k.section] = fragment["section"]
-        out["$defs"].update(fragment["$defs"])
+        node(out, "properties")[k.section] = fragment["section"]
+        defs.update(node(fragment, "$defs"))
         # ignore_changes names the fields the kind manages in place: a field whose change
         # replaces the resource, or one never compared, cannot be ignored. A kind that lists the
         # fields it honours (a folder's embedding is never compared, its files are not
         # "changes") keeps its list.
         ignorable = [f.name for f in k.fields if f.policy not in ("replace", "create")]
-        items = out["$defs"][k.name]["properties"]["ignore_changes"].setdefault("items", {})
-        items.setdefault("enum", ignorable)
+        ignore_changes = node(defs, k.name, "properties", "ignore_changes")
+        node(ignore_changes.setdefault("items", {})).setdefault("enum", ignorable)
     # Addresses and ids name any kind: `(KINDS)` in the shared part stands for their names.
     names = "|".join(k.name for k in kinds)
-    for where in (out["$defs"]["address"], out["$defs"]["import"]["properties"]["id"]):
-        where["pattern"] = where["pattern"].replace("(KINDS)", f"({names})")
+    for where in (node(defs, "address"), node(defs, "import", "properties", "id")):
+        where["pattern"] = text(where["pattern"]).replace("(KINDS)", f"({names})")
     return out
 
 
@@ -74,18 +83,27 @@ def _regex(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(
-    validator: Any, patrn: str, instance: Any, _schema: dict[str, Any]
+    validator: object, patrn: str, instance: object, _schema: Mapping[str, object]
 ) -> Iterator[jsonschema.ValidationError]:
-    if validator.is_type(instance, "string") and not _regex(patrn).search(instance):
+    # The "string" type of Draft 2020-12 is a Python str: checked as such.
+    if isinstance(instance, str) and not _regex(patrn).search(instance):
         yield jsonschema.ValidationError(f"{clip(instance)} does not match {patrn!r}")
 
 
+class _Checker(Protocol):
+    """What is used of a jsonschema validator: it checks any data (a manifest of the wrong
+    shape is reported, not refused)."""
+
+    def iter_errors(self, instance: object) -> Iterator[jsonschema.ValidationError]: ...
+
+
 @cache
-def _validator(kinds: tuple[Section, ...]) -> Any:
+def _validator(kinds: tuple[Section, ...]) -> _Checker:
     cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         jsonschema.Draft202012Validator, {"pattern": _pattern}
     )
-    return cls(_schema(kinds))
+    checker: _Checker = cls(_schema(kinds))  # extend() is untyped: typed here by its use
+    return checker
 
 
 _TYPE_NAMES = {
@@ -99,7 +117,7 @@ _TYPE_NAMES = {
 }
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: object) -> str:
     if value is None:
         return "null (an empty value)"
     if isinstance(value, bool):
@@ -115,7 +133,7 @@ def _json_type(value: Any) -> str:
     return "a mapping"
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     """A value for a message, cut short."""
     if isinstance(value, str):
         return clip(value)
@@ -147,7 +165,7 @@ def _certain(err: jsonschema.ValidationError, unknown: Collection[Path_]) -> boo
     error does (their type is known); where one alternative of an anyOf or oneOf may hold,
     nothing does."""
     if err.validator in ("anyOf", "oneOf") and err.context:
-        alternatives: dict[Any, list[jsonschema.ValidationError]] = {}
+        alternatives: dict[str | int, list[jsonschema.ValidationError]] = {}
         for sub in err.context:
             alternatives.setdefault(sub.relative_schema_path[0], []).append(sub)
         return all(any(_certain(s, unknown) for s in subs) for subs in alternatives.values())
@@ -166,132 +184,205 @@ def _leaf(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
 
 
 def _explain(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]:
+    """The diagnostics for one schema error, worded for the rule it breaks (a generic one,
+    LA315, where no wording fits)."""
     err = _leaf(err)
     path: Path_ = tuple(err.absolute_path)
-    where = _where(path)
-    kind = err.validator
-    inst = err.instance
-    rule = err.validator_value
     if "propertyNames" in err.schema_path:
         # The instance is the offending key (jsonschema puts no key in the path): point at it.
         return [
             doc.diag(
-                (*path, str(inst)),
-                f"{where}: invalid key {clip(str(inst))}: keys use letters, digits, '_' and "
-                "'-', start with a letter or '_', at most 100 characters",
+                (*path, str(err.instance)),
+                f"{_where(path)}: invalid key {clip(str(err.instance))}: keys use letters, "
+                "digits, '_' and '-', start with a letter or '_', at most 100 characters",
                 code="LA301",
                 key=True,
             )
         ]
-    if kind == "additionalProperties" and isinstance(inst, dict):
-        props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
-        allowed = sorted(props)
-        out = []
-        for key in inst:
-            if key in allowed:
-                continue
-            hint = difflib.get_close_matches(key, allowed, n=1)
-            suggestion = (
-                f"; did you mean '{hint[0]}'?" if hint else f" (allowed: {', '.join(allowed)})"
-            )
-            out.append(
-                doc.diag(
-                    (*path, key),
-                    f"{where}: unknown key {clip(key)}{suggestion}",
-                    code="LA302",
-                    key=True,
-                )
-            )
-        return out
-    if kind == "required" and isinstance(rule, list):
-        missing = [k for k in rule if isinstance(inst, dict) and k not in inst]
-        return [
-            doc.diag(path, f"{where}: missing required key '{k}'", code="LA303", key=True)
-            for k in missing
-        ]
-    if kind == "type":
-        wanted = [str(t) for t in (rule if isinstance(rule, list) else [rule])]
-        names = [_TYPE_NAMES.get(t, t) for t in wanted]
-        message = f"{where}: expected {' or '.join(names)}, got {_json_type(inst)}"
-        if "a string" in names and isinstance(inst, (bool, int, float)):
-            message += "; quote it to make it a string"
-        return [doc.diag(path, message, code="LA304")]
-    if kind == "const":
-        if path == ("version",):
-            problem = (
-                f"write it as a number: version: {rule}"
-                if isinstance(inst, str)
-                else f"unsupported manifest version {_show(inst)}; this letta-apply reads "
-                f"version {rule}"
-            )
-            return [doc.diag(path, f"version: {problem}", code="LA305")]
-        return [doc.diag(path, f"{where}: must be {_show(rule)}, got {_show(inst)}", code="LA306")]
-    if kind == "pattern":
-        field = path[-1] if path else ""
-        code = "LA309"
-        if field == "stack":
-            code = "LA307"
-            what = (
-                f"invalid stack name {clip(str(inst))}: use lowercase letters, digits, '_', '.' "
-                "and '-', starting with a letter or digit, at most 63 characters"
-            )
-        elif field in ("model", "embedding"):
-            code = "LA308"
-            what = (
-                f"invalid {field} handle {clip(str(inst))}: write it as provider/model, e.g. "
-                "letta/letta-free"
-            )
-        elif rule in (base_schema()["$defs"][k]["pattern"] for k in _KEY_PATTERNS):
-            code = "LA301"
-            what = (
-                f"invalid key {clip(str(inst))}: keys use letters, digits, '_' and '-', start "
-                "with a letter or '_', at most 100 characters"
-            )
-        else:
-            what = f"invalid value {clip(str(inst))}: must match {rule}"
-        return [doc.diag(path, f"{where}: {what}", code=code)]
-    if kind == "minLength" and rule == 1:
-        return [doc.diag(path, f"{where}: must not be empty", code="LA310")]
-    if kind in ("minLength", "maxLength") and isinstance(rule, int):
-        bound = "at least" if kind == "minLength" else "at most"
-        size = len(inst) if isinstance(inst, str) else 0
-        message = f"{where}: must be {bound} {_characters(rule)}, got {size}"
-        return [doc.diag(path, message, code="LA311")]
-    if kind in ("minimum", "maximum"):
-        bound = "at least" if kind == "minimum" else "at most"
-        return [doc.diag(path, f"{where}: must be {bound} {rule}, got {_show(inst)}", code="LA312")]
-    if kind == "uniqueItems" and isinstance(inst, list):
-        firsts: dict[str, int] = {}  # each item's JSON, typed: linear in the list's length
-        for i, item in enumerate(inst):
-            first = firsts.setdefault(_identity(item), i)
-            if first != i:
-                line = doc.where((*path, first)).line
-                return [
-                    doc.diag(
-                        (*path, i),
-                        f"{where}[{i}]: {_show(item)} is listed twice (first at line {line})",
-                        code="LA313",
-                    )
-                ]
-        return [doc.diag(path, f"{where}: items must be unique", code="LA313")]
-    if kind == "not" and path and path[-1] in ("metadata", "properties") and isinstance(inst, dict):
-        return [
+    explain = _EXPLAIN.get(str(err.validator))
+    found = explain(doc, err, path) if explain else None
+    if found is not None:
+        return found
+    message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
+    return [doc.diag(path, f"{_where(path)}: {message}", code="LA315")]
+
+
+def _unknown_keys(
+    doc: Document, err: jsonschema.ValidationError, path: Path_
+) -> list[Diagnostic] | None:
+    inst: object = err.instance
+    if not isinstance(inst, dict):
+        return None
+    allowed = sorted(obj(obj(err.schema).get("properties")))
+    out = []
+    for key in inst:
+        if key in allowed:
+            continue
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (allowed: {', '.join(allowed)})"
+        out.append(
             doc.diag(
-                (*path, "letta_apply"),
-                f"{where}: the key 'letta_apply' is reserved for letta-apply's ownership marks",
-                code="LA314",
+                (*path, key),
+                f"{_where(path)}: unknown key {clip(key)}{suggestion}",
+                code="LA302",
                 key=True,
             )
-        ]
-    message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
-    return [doc.diag(path, f"{where}: {message}", code="LA315")]
+        )
+    return out
 
 
-def _identity(value: Any) -> str:
+def _required(
+    doc: Document, err: jsonschema.ValidationError, path: Path_
+) -> list[Diagnostic] | None:
+    inst: object = err.instance
+    rule: object = err.validator_value
+    if not isinstance(rule, list):
+        return None
+    missing = [k for k in rule if isinstance(inst, dict) and k not in inst]
+    return [
+        doc.diag(path, f"{_where(path)}: missing required key '{k}'", code="LA303", key=True)
+        for k in missing
+    ]
+
+
+def _wrong_type(
+    doc: Document, err: jsonschema.ValidationError, path: Path_
+) -> list[Diagnostic] | None:
+    inst: object = err.instance
+    rule: object = err.validator_value
+    wanted = [str(t) for t in (rule if isinstance(rule, list) else [rule])]
+    names = [_TYPE_NAMES.get(t, t) for t in wanted]
+    message = f"{_where(path)}: expected {' or '.join(names)}, got {_json_type(inst)}"
+    if "a string" in names and isinstance(inst, (bool, int, float)):
+        message += "; quote it to make it a string"
+    return [doc.diag(path, message, code="LA304")]
+
+
+def _not_const(
+    doc: Document, err: jsonschema.ValidationError, path: Path_
+) -> list[Diagnostic] | None:
+    inst: object = err.instance
+    rule: object = err.validator_value
+    if path == ("version",):
+        problem = (
+            f"write it as a number: version: {rule}"
+            if isinstance(inst, str)
+            else f"unsupported manifest version {_show(inst)}; this letta-apply reads "
+            f"version {rule}"
+        )
+        return [doc.diag(path, f"version: {problem}", code="LA305")]
+    message = f"{_where(path)}: must be {_show(rule)}, got {_show(inst)}"
+    return [doc.diag(path, message, code="LA306")]
+
+
+def _no_match(
+    doc: Document, err: jsonschema.ValidationError, path: Path_
+) -> list[Diagnostic] | None:
+    inst: object = err.instance
+    rule: object = err.validator_value
+    field = path[-1] if path else ""
+    code = "LA309"
+    key_patterns = [obj(obj(base_schema()["$defs"]).get(k)).get("pattern") for k in _KEY_PATTERNS]
+    if field == "stack":
+        code = "LA307"
+        what = (
+            f"invalid stack name {clip(str(inst))}: use lowercase letters, digits, '_', '.' "
+            "and '-', starting with a letter or digit, at most 63 characters"
+        )
+    elif field in ("model", "embedding"):
+        code = "LA308"
+        what = (
+            f"invalid {field} handle {clip(str(inst))}: write it as provider/model, e.g. "
+            "letta/letta-free"
+        )
+    elif rule in key_patterns:
+        code = "LA301"
+        what = (
+            f"invalid key {clip(str(inst))}: keys use letters, digits, '_' and '-', start "
+            "with a letter or '_', at most 100 characters"
+        )
+    else:
+        what = f"invalid value {clip(str(inst))}: must match {rule}"
+    return [doc.diag(path, f"{_where(path)}: {what}", code=code)]
+
+
+def _length(doc: Document, err: jsonschema.ValidationError, path: Path_) -> list[Diagnostic] | None:
+    inst: object = err.instance
+    rule: object = err.validator_value
+    if err.validator == "minLength" and rule == 1:
+        return [doc.diag(path, f"{_where(path)}: must not be empty", code="LA310")]
+    if not isinstance(rule, int):
+        return None
+    bound = "at least" if err.validator == "minLength" else "at most"
+    size = len(inst) if isinstance(inst, str) else 0
+    message = f"{_where(path)}: must be {bound} {_characters(rule)}, got {size}"
+    return [doc.diag(path, message, code="LA311")]
+
+
+def _bound(doc: Document, err: jsonschema.ValidationError, path: Path_) -> list[Diagnostic] | None:
+    bound = "at least" if err.validator == "minimum" else "at most"
+    message = f"{_where(path)}: must be {bound} {err.validator_value}, got {_show(err.instance)}"
+    return [doc.diag(path, message, code="LA312")]
+
+
+def _not_unique(
+    doc: Document, err: jsonschema.ValidationError, path: Path_
+) -> list[Diagnostic] | None:
+    inst: object = err.instance
+    if not isinstance(inst, list):
+        return None
+    firsts: dict[str, int] = {}  # each item's JSON, typed: linear in the list's length
+    for i, item in enumerate(inst):
+        first = firsts.setdefault(_identity(item), i)
+        if first != i:
+            line = doc.where((*path, first)).line
+            return [
+                doc.diag(
+                    (*path, i),
+                    f"{_where(path)}[{i}]: {_show(item)} is listed twice (first at line {line})",
+                    code="LA313",
+                )
+            ]
+    return [doc.diag(path, f"{_where(path)}: items must be unique", code="LA313")]
+
+
+def _reserved_key(
+    doc: Document, err: jsonschema.ValidationError, path: Path_
+) -> list[Diagnostic] | None:
+    if not (path and path[-1] in ("metadata", "properties") and isinstance(err.instance, dict)):
+        return None
+    return [
+        doc.diag(
+            (*path, "letta_apply"),
+            f"{_where(path)}: the key 'letta_apply' is reserved for letta-apply's ownership marks",
+            code="LA314",
+            key=True,
+        )
+    ]
+
+
+_Explain = Callable[[Document, jsonschema.ValidationError, Path_], list[Diagnostic] | None]
+# By the schema keyword an error breaks; None from one: no wording fits, the generic one is used.
+_EXPLAIN: dict[str, _Explain] = {
+    "additionalProperties": _unknown_keys,
+    "required": _required,
+    "type": _wrong_type,
+    "const": _not_const,
+    "pattern": _no_match,
+    "minLength": _length,
+    "maxLength": _length,
+    "minimum": _bound,
+    "maximum": _bound,
+    "uniqueItems": _not_unique,
+    "not": _reserved_key,
+}
+
+
+def _identity(value: object) -> str:
     """A text equal for two values exactly when JSON says they are equal (true is not 1, 1 is
     1.0, keys in any order)."""
 
-    def typed(v: Any) -> Any:
+    def typed(v: object) -> object:
         if isinstance(v, bool) or v is None or isinstance(v, str):
             return [type(v).__name__, v]
         if isinstance(v, (int, float)):
@@ -305,193 +396,18 @@ def _identity(value: Any) -> str:
     return json.dumps(typed(value), ensure_ascii=False)
 
 
-def _strings(value: Any, path: Path_) -> Iterator[tuple[Path_, str, bool]]:
-    """Every string in `value`, keys included: (path, text, is_key)."""
-    if isinstance(value, str):
-        yield path, value, False
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield (*path, k), k, True
-            yield from _strings(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, (*path, i))
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _semantic(doc: Document, kinds: Sequence[Section]) -> list[Diagnostic]:
-    """The rules a schema cannot say. Written to run on manifests the schema rejected too (parts
-    of the wrong shape are skipped), so that every problem is reported in one run."""
-    data = _mapping(doc.data)
-    errors: list[Diagnostic] = []
-
-    for at, text, is_key in _strings(data, ()):
-        m = _BAD_CHAR.search(text)
-        if m:
-            nul = m.group() == "\x00"
-            what = "a NUL character" if nul else "a lone surrogate (invalid Unicode)"
-            errors.append(
-                doc.diag(
-                    at,
-                    f"{_where(at)}: {'key ' if is_key else ''}contains {what}; Letta cannot "
-                    "store it",
-                    code="LA320",
-                    key=is_key,
-                )
-            )
-
-    errors += _lifecycle(doc, data, kinds)
-    errors += _reserved(doc, data, kinds)
-    for k in kinds:
-        errors += k.check(doc, data)
-    return errors
-
-
-def _reserved(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) -> list[Diagnostic]:
-    """Tags, labels and metadata keys letta-apply reserves for its marks and its lock, in the
-    entries of the kinds whose resources carry the stack's tag; and the keys of its own blocks'
-    addresses."""
-    labels = {LOCK_LABEL, *(label for k in kinds for label in k.reserved_labels)}
-    addresses = {a for k in kinds for a in k.reserved_addresses}
-    tagged = {k.section for k in kinds if k.tagged}
-    errors: list[Diagnostic] = []
-    for at, text, is_key in _strings(data, ()):
-        fields = [p for p in at if isinstance(p, str)]
-        if len(fields) < 3 or fields[0] not in tagged:
-            continue
-        what = code = None
-        if not is_key and "tags" in fields[2:] and text.startswith(RESERVED_TAG_PREFIXES):
-            what = f"tag {clip(text)} is reserved for letta-apply's marks and stack lock"
-            code = "LA325"
-        elif not is_key and fields[-1] == "label" and text in labels:
-            what = f"label {clip(text)} is reserved for letta-apply's stack lock"
-            code = "LA326"
-        elif is_key and fields[-2] == "metadata" and text == LOCK_KEY:  # MARK_KEY: the schema
-            what = f"the key {clip(text)} is reserved for letta-apply's stack lock"
-            code = "LA327"
-        if what and code:
-            errors.append(doc.diag(at, f"{_where(at)}: {what}", code=code, key=is_key))
-    for k in kinds:
-        for key, spec in _mapping(data.get(k.section)).items():
-            entry: Path_ = (k.section, key)
-            if "label" in k.key_fields and "label" not in _mapping(spec) and key in labels:
-                errors.append(
-                    doc.diag(
-                        entry,
-                        f"{_where(entry)}: label {clip(key)} (the key) is reserved for "
-                        "letta-apply's stack lock; set another 'label'",
-                        code="LA329",
-                        key=True,
-                    )
-                )
-            elif f"{k.name}.{key}" in addresses:
-                errors.append(
-                    doc.diag(
-                        entry,
-                        f"{_where(entry)}: the key {clip(key)} is reserved for letta-apply's own "
-                        "bookkeeping block of that name; use another key",
-                        code="LA328",
-                        key=True,
-                    )
-                )
-    return errors
-
-
-def _lifecycle(doc: Document, data: dict[str, Any], kinds: Sequence[Section]) -> list[Diagnostic]:
-    """`imports:` and `moved:` name declared addresses, each at most once; `removed:` names
-    addresses no longer declared."""
-    errors: list[Diagnostic] = []
-
-    def err(path: Path_, message: str, code: str) -> None:
-        errors.append(doc.diag(path, f"{_where(path)}: {message}", code=code))
-
-    by_name = {k.name: k for k in kinds}
-    declared = {f"{k.name}.{key}" for k in kinds for key in _mapping(data.get(k.section))}
-    targets: dict[str, Path_] = {}
-
-    def claim(address: str, at: Path_, what: str) -> None:
-        if address in targets:
-            first = targets[address]
-            err(
-                at,
-                f"{address} is already the target of {_where(first)} ({doc.at(first, at)}); {what}",
-                "LA331",
-            )
-        else:
-            targets[address] = at
-
-    for i, imp in enumerate(_list(data.get("imports"))):
-        if not isinstance(imp, dict) or not isinstance(imp.get("to"), str):
-            continue
-        to = imp["to"]
-        if to not in declared:
-            err(("imports", i, "to"), f"{to} is not declared in the manifest", "LA330")
-            continue
-        claim(to, ("imports", i, "to"), "import it once")
-        k = by_name[to.split(".", 1)[0]]
-        rid = imp.get("id")
-        if isinstance(rid, str) and not rid.startswith(k.id_prefix):
-            prefix = f"{to} is a {k.name}: its id starts with '{k.id_prefix}'"
-            err(("imports", i, "id"), prefix, "LA332")
-        if "name" in imp and not k.import_by_name:
-            err(("imports", i, "name"), f"{k.section} are imported by id, not by name", "LA333")
-
-    moved_from: set[str] = set()
-    for i, mv in enumerate(_list(data.get("moved"))):
-        if not isinstance(mv, dict):
-            continue
-        src, dst = mv.get("from"), mv.get("to")
-        if not isinstance(src, str) or not isinstance(dst, str):
-            continue
-        if src.split(".", 1)[0] != dst.split(".", 1)[0]:
-            kept = f"cannot move {src} to {dst}: a move keeps the kind of resource"
-            err(("moved", i), kept, "LA334")
-            continue
-        if src in declared:
-            gone = f"{src} is still declared; a move renames a key that is gone"
-            err(("moved", i, "from"), gone, "LA335")
-        if dst not in declared:
-            err(("moved", i, "to"), f"{dst} is not declared in the manifest", "LA330")
-        if src in moved_from:
-            err(("moved", i, "from"), f"{src} is moved twice", "LA336")
-        moved_from.add(src)
-        claim(dst, ("moved", i, "to"), "a resource is imported or moved into it once")
-
-    removed: set[str] = set()
-    for i, rm in enumerate(_list(data.get("removed"))):
-        src = rm.get("from") if isinstance(rm, dict) else None
-        if not isinstance(src, str):
-            continue
-        at: Path_ = ("removed", i, "from")
-        if src in declared:
-            err(at, f"{src} is still declared; `removed:` lets go of a key the manifest no "
-                "longer declares (delete its entry, or this one)", "LA337")  # fmt: skip
-        elif src in moved_from:
-            err(at, f"{src} is also moved; a resource is either moved or removed", "LA338")
-        elif src in removed:
-            err(at, f"{src} is removed twice", "LA339")
-        removed.add(src)
-    return errors
-
-
 def _desired(doc: Document, kinds: Sequence[Section]) -> Desired:
     """The desired state of a manifest that passed every check: each kind declares its own."""
-    data = doc.data
+    data = obj(doc.data)
     desired = Desired(
-        stack=data["stack"],
+        stack=text(data["stack"]),
         resources={k.name: k.declare(doc, data) for k in kinds},
         imports=tuple(
-            Import(i["to"], i.get("id"), i.get("name")) for i in data.get("imports") or []
+            Import(text(i["to"]), opt_text(i.get("id")), opt_text(i.get("name")))
+            for i in objs(data.get("imports"))
         ),
-        moved={m["from"]: m["to"] for m in data.get("moved") or []},
-        removed=tuple(dict.fromkeys(r["from"] for r in data.get("removed") or [])),
+        moved={text(m["from"]): text(m["to"]) for m in objs(data.get("moved"))},
+        removed=tuple(dict.fromkeys(text(r["from"]) for r in objs(data.get("removed")))),
     )
     for k in kinds:
         desired = k.resolve(desired)
@@ -516,7 +432,7 @@ def check(
     kinds: Iterable[Section],
     reported: Sequence[Diagnostic] = (),
     quiet: Collection[Place] = (),
-    unknown: Mapping[Path_, Any] | None = None,
+    unknown: Mapping[Path_, object] | None = None,
 ) -> None:
     """Raise ManifestError with every problem found in a loaded manifest: `reported`, those found
     while loading it, and the checks' own. A check's problem at a place `reported` already
@@ -536,7 +452,7 @@ def check(
     # A semantic error where the schema already reported one is the same problem seen twice
     # (a label that is too long for both, say): keep the schema's.
     taken |= {(d.file, d.line, d.col) for d in errors}
-    errors += [d for d in _semantic(doc, kinds) if (d.file, d.line, d.col) not in taken]
+    errors += [d for d in semantic(doc, kinds) if (d.file, d.line, d.col) not in taken]
     if errors or reported:
         raise ManifestError([*dict.fromkeys(reported), *_once(errors)])
 

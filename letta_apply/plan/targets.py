@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from ..core.model import Desired
 from ..errors import UsageError
 from ..kinds import KINDS
-from ..manifest.language import normalize_address
+from ..manifest.addresses import normalize_address
 
 TARGET_WARNING = (
     "Warning: --target limits this run to part of the manifest; the rest may not match the "

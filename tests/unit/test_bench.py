@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.run import manifest, minimum
 from letta_apply import apply_plan, plan_for
 from letta_apply.kinds import KINDS
-from letta_apply.manifest.files import load_text
+from letta_apply.manifest.parse import load_text
 from letta_apply.manifest.validate import validate
 from tests.fakeletta import FakeLetta
 

@@ -11,7 +11,7 @@ import pytest
 
 from letta_apply.core.model import Desired, Sensitive
 from letta_apply.errors import Diagnostic, ManifestError
-from letta_apply.manifest.language import normalize_address
+from letta_apply.manifest.addresses import normalize_address
 from letta_apply.manifest.variables import Options
 from letta_apply.pipeline import load_manifest
 from tests.helpers import Cli

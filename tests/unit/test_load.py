@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 from letta_apply.errors import Diagnostic, ManifestError
-from letta_apply.manifest import files
-from letta_apply.manifest.files import Document, Parsing, Position
+from letta_apply.manifest import parse
+from letta_apply.manifest.files import Document, Position
+from letta_apply.manifest.parse import Parsing
 from tests.helpers import at, diagnostics, only, write
 
-DEFAULT_LOADER = files.YAML_LOADER
+DEFAULT_LOADER = parse.YAML_LOADER
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-memory.yaml"
 
 LOADERS = [pytest.param(yaml.SafeLoader, id="pure-python")]
@@ -37,11 +38,11 @@ def loader(request: pytest.FixtureRequest) -> Iterator[type]:
 
 
 def load_file(path: str | Path) -> Document:
-    return files.load_file(path, PARSING)
+    return parse.load_file(path, PARSING)
 
 
 def load_text(text: str, file: str) -> Document:
-    return files.load_text(text, file, PARSING)
+    return parse.load_text(text, file, PARSING)
 
 
 def errors(tmp_path: Path, text: str | bytes) -> list[Diagnostic]:

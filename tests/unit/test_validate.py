@@ -15,7 +15,7 @@ from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.kinds import KINDS
 from letta_apply.kinds.agent.model import DesiredAgent
 from letta_apply.kinds.block.kind import DesiredBlock
-from letta_apply.manifest.files import Parsing, load_file, load_text
+from letta_apply.manifest.parse import Parsing, load_file, load_text
 from letta_apply.manifest.validate import schema, validate
 from tests.helpers import Cli, at, diagnostics, only, write
 

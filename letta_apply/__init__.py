@@ -37,8 +37,9 @@ from .plan.listing import Listed, Listing
 from .plan.planner import make_plan
 from .read.live import read_live
 from .render.diagram import GraphFormat, render_graph
-from .server.client import LettaClient, RetryPolicy
-from .server.lock import LockError
+from .server.client import LettaClient
+from .server.lock_records import LockError
+from .server.retry import RetryPolicy
 from .version import __version__
 
 __all__ = [

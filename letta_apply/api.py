@@ -35,7 +35,8 @@ from .plan.targets import expand_targets
 from .read.live import read_live
 from .render.markdown import plan_markdown
 from .render.text import plan_text
-from .server.client import LettaClient, public_url
+from .server.client import LettaClient
+from .server.urls import public_url
 
 Format = Literal["text", "json", "markdown"]
 

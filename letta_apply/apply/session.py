@@ -17,7 +17,8 @@ from ..errors import ApiError, ApplyError, with_code
 from ..kinds import apply_order
 from ..memory.backup import Backups
 from ..server.client import LettaClient
-from ..server.lock import LockInfo, StackLock
+from ..server.lock import StackLock
+from ..server.lock_records import LockInfo
 from ..server.serial import Recording, bump_serial, forget_serial, refresh_record
 from .runner import Done, apply_plan
 

@@ -22,7 +22,8 @@ from ..pipeline import plan_for
 from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
 from ..render.results import done_text
 from ..server.client import LettaClient
-from ..server.lock import LockInfo, StackLock
+from ..server.lock import StackLock
+from ..server.lock_records import LockInfo
 from .arguments import EXIT_ERROR, EXIT_OK
 from .output import Out, Stream, plan_origin, show_plan
 from .planning import load, targeted

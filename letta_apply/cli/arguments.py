@@ -12,7 +12,8 @@ from ..errors import with_code
 from ..manifest.variables import Options
 from ..memory.backup import ROOT_VARIABLE, default_root
 from ..render.diagram import GRAPH_FORMATS
-from ..server.client import DEFAULT_BASE_URL, RetryPolicy
+from ..server.client import DEFAULT_BASE_URL
+from ..server.retry import RetryPolicy
 from ..version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2

@@ -28,7 +28,7 @@ from ..render.markdown import plan_markdown
 from ..render.results import diagnostics_json, show_text
 from ..render.text import drift_text
 from ..server.client import LettaClient
-from ..server.lock import force_unlock
+from ..server.lock_records import force_unlock
 from .agentfile import convert_command, export_agent_file_command
 from .applying import Interrupted, cmd_apply, cmd_destroy
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of

@@ -18,8 +18,10 @@ from ..plan import planfile
 from ..plan.graph import stack_graph
 from ..render.markdown import plan_markdown
 from ..render.text import colorize, plan_text
-from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient, RetryPolicy, url_secrets
+from ..server.client import DEFAULT_MAX_CONNECTIONS, LettaClient
 from ..server.lock import StackLock
+from ..server.retry import RetryPolicy
+from ..server.urls import url_secrets
 
 
 class Stream(Protocol):

@@ -30,7 +30,7 @@ from ..errors import ApiError
 from .resource import Declared, Resource, applied_of
 
 if TYPE_CHECKING:
-    from ..server.client import LettaClient
+    from ..server.client import LettaClient, Params
 
 Users = tuple[tuple[str, str, "str | None"], ...]
 """Agents using a resource: (agent id, agent name, the agent's stack or None)."""
@@ -252,7 +252,7 @@ def unmark_tagged(
     metadata: str = "metadata",
     *,
     tags: bool = True,
-    params: Mapping[str, object] | None = None,
+    params: Params | None = None,
 ) -> None:
     """`Kind.unmark` for a resource whose marks are the stack's tag in `tags` (unless `tags`
     is false: the kind has none) and its mark in a metadata mapping (named `metadata`): read

@@ -33,7 +33,8 @@ from ..core.sensitive import Masker
 from ..errors import ApiError, LettaApplyError
 from ..kinds.context import Run
 from ..kinds.holds_memory import AGENT_FILE, AgentFiles, HoldsMemory, Saved
-from ..server.client import LettaClient, public_url
+from ..server.client import LettaClient
+from ..server.urls import public_url
 from ..version import __version__
 from . import af_format
 from .holders import Once, holder, holders, kind_at, owner_of

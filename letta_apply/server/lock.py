@@ -13,20 +13,8 @@ blocks takes them in, at no extra request, only so that a run with nothing to wr
 remove a dead run's record). The lock is advisory: the no-duplicate rule of apply holds
 without it.
 
-**Leases.** A run killed while it holds the lock (a cancelled CI job) cannot release it. So a
-record carries a lease: its holder renews it (a counter in the record, one write every
-`RENEW` seconds) while it works, and stops sending requests when no renewal succeeded for
-`HALT` seconds, well before the lease (HALT + the request timeout + a margin) can run out:
-whatever it had in flight has ended by then. A run that finds the lock held takes it over
-(deleting the dead run's record and changing the serial, so that it plans again) when:
-
-- the holder ran on this machine (same host name, boot and process namespace) and its process
-  is gone: at once;
-- or it has watched the record go unrenewed for a whole lease on its own clock (clocks of
-  different machines are never compared), or for two renewal intervals when the record's last
-  renewal, by the holder's clock, is older than the lease and a generous allowance for skew.
-
-A record without a lease (older releases) is never taken over: `force-unlock` removes it.
+Leases (server.lease) let a run take over the lock of a run that died holding it. What a lock
+record says, and `force-unlock`, are in server.lock_records.
 
 The stack's *serial* (server.serial) says whether another run wrote to the stack since a plan
 read it; a run that wrote changes it before it releases the lock.
@@ -34,114 +22,27 @@ read it; a run that wrote changes it before it releases the lock.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import random
-import re
 import socket
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from ..core.model import LOCK_KEY, LOCK_LABEL, LOCK_TAG
-from ..errors import ApiError, LettaApplyError
+from ..core.jsonish import JsonObject, obj
+from ..core.model import LOCK_KEY, LOCK_LABEL
+from ..errors import ApiError
 from .client import LettaClient
-from .serial import Recording, bump_serial, forget_serial, serial_tag, stack_serial
+from .host import machine, user, utc_now
+from .lease import HALT, RENEW, Watch, lease_for
+from .lock_records import LockError, LockInfo, lock_listing, lock_tag, records
+from .serial import Recording, bump_serial, forget_serial, stack_serial
 
-RENEW = 10.0  # seconds between renewals of a lease
-HALT = 25.0  # seconds without a renewal after which the holder sends nothing more
-MARGIN = 5.0
-SKEW = 60.0  # what clocks of two machines may differ by, for a record's own renewal time
-
-
-def lease_for(request_timeout: float) -> float:
-    """The lease a holder takes: it stops after HALT without renewing, and a request it sent
-    just before ends within the request timeout."""
-    return HALT + request_timeout + MARGIN
-
-
-def lock_tag(stack: str) -> str:
-    """The tag every lock record of `stack` carries (never the stack's own tag)."""
-    return f"{LOCK_TAG}{stack}"
-
-
-def is_lock_record(block: Mapping[str, Any]) -> bool:
-    return isinstance((block.get("metadata") or {}).get(LOCK_KEY), Mapping)
-
-
-class LockError(LettaApplyError):
-    """The stack is locked by another run (or a lock record is not what it should be)."""
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    """One lock record: its block id and who wrote it."""
-
-    id: str
-    stack: str
-    holder: str
-    host: str
-    pid: int
-    time: str
-    operation: str
-    token: str
-    lease: float = 0.0  # seconds; 0: a record of an older release, never taken over
-    renewals: int = 0
-    renewed: str = ""  # the holder's clock at its last renewal (UTC)
-    machine: str = ""  # boot and process namespace: what makes `host` one machine
-
-    @classmethod
-    def from_block(cls, block: Mapping[str, Any]) -> LockInfo | None:
-        md = (block.get("metadata") or {}).get(LOCK_KEY)
-        if not isinstance(md, Mapping):
-            return None
-        try:
-            lease, renewals = float(md.get("lease") or 0), int(md.get("renewals") or 0)
-            pid = int(md.get("pid") or 0)
-        except (TypeError, ValueError):
-            lease, renewals, pid = 0.0, 0, 0
-        return cls(
-            id=block["id"],
-            stack=str(md.get("stack", "")),
-            holder=str(md.get("holder", "?")),
-            host=str(md.get("host", "?")),
-            pid=pid,
-            time=str(md.get("time", "?")),
-            operation=str(md.get("operation", "?")),
-            token=str(md.get("token", "")),
-            lease=lease,
-            renewals=renewals,
-            renewed=str(md.get("renewed") or ""),
-            machine=str(md.get("machine") or ""),
-        )
-
-    def describe(self) -> str:
-        return (
-            f"{self.holder}@{self.host} (pid {self.pid}, {self.operation} since {self.time}; "
-            f"lock id {self.id})"
-        )
-
-
-def list_locks(client: LettaClient, stack: str) -> list[LockInfo]:
-    """Every lock record of `stack`, oldest first."""
-    return _records(client.list_blocks(lock_tag(stack)), stack)
-
-
-def _lock_listing(client: LettaClient, stack: str) -> list[dict[str, Any]]:
-    """The stack's lock records and its serial record, in one listing."""
-    return client.list_blocks(lock_tag(stack), serial_tag(stack))
-
-
-def _records(blocks: Iterable[Mapping[str, Any]], stack: str) -> list[LockInfo]:
-    found = (LockInfo.from_block(b) for b in blocks if b.get("label") == LOCK_LABEL)
-    return [lock for lock in found if lock is not None and lock.stack == stack]
+T = TypeVar("T")
 
 
 class StackLock:
@@ -178,21 +79,20 @@ class StackLock:
         self.lease = lease if lease is not None else lease_for(client.timeout)
         self.renew = renew
         self.halt = halt
-        self._watched: dict[str, tuple[int, float]] = {}  # record id -> (renewals, first seen)
-        self._renewing: set[str] = set()  # records seen renewed while this run waited
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
-        self._info: dict[str, Any] = {}
+        self._info: JsonObject = {}
         self._sleep = sleep or client.sleep
         self._clock = clock or client.clock
+        self._watch = Watch(self._clock)  # the leases of the records that hold the lock
         self.held: LockInfo | None = None
         self.serial = ""  # the stack's serial when the lock was taken (see stack_serial)
-        self._seen: list[dict[str, Any]] = []  # the last listing of lock and serial records
+        self._seen: list[JsonObject] = []  # the last listing of lock and serial records
         # Requests made for the lock, counted apart so that a command's own cost stays visible.
         self.reads = 0
         self.writes = 0
 
-    def _counted(self, action: Callable[[], Any]) -> Any:
+    def _counted(self, action: Callable[[], T]) -> T:
         reads, writes = self.client.reads, self.client.writes
         try:
             return action()
@@ -200,11 +100,11 @@ class StackLock:
             self.reads += self.client.reads - reads
             self.writes += self.client.writes - writes
 
-    def _record(self, token: str) -> dict[str, Any]:
-        now = _utc()
-        info = {
+    def _record(self, token: str) -> JsonObject:
+        now = utc_now()
+        info: JsonObject = {
             "stack": self.stack,
-            "holder": _user(),
+            "holder": user(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "time": now,
@@ -213,7 +113,7 @@ class StackLock:
             "lease": self.lease,
             "renewals": 0,
             "renewed": now,
-            "machine": _machine(),
+            "machine": machine(),
         }
         self._info = info
         return {
@@ -228,10 +128,10 @@ class StackLock:
     def _create(self) -> LockInfo:
         token = uuid.uuid4().hex
 
-        def find() -> dict[str, Any] | None:
+        def find() -> JsonObject | None:
             # A lock record made by an attempt that failed ambiguously is ours: adopt it.
             for b in self.client.list_blocks(lock_tag(self.stack), label=LOCK_LABEL):
-                if (b.get("metadata") or {}).get(LOCK_KEY, {}).get("token") == token:
+                if obj(obj(b.get("metadata")).get(LOCK_KEY)).get("token") == token:
                     return b
             return None
 
@@ -243,7 +143,7 @@ class StackLock:
             try:
                 found = find()
                 if found is not None:
-                    self.client.delete_block(found["id"])
+                    self.client.delete_block(str(found["id"]))
             except ApiError:
                 pass  # the original error says more
             raise
@@ -252,8 +152,8 @@ class StackLock:
         return made
 
     def _locks(self) -> list[LockInfo]:
-        self._seen = _lock_listing(self.client, self.stack)
-        return _records(self._seen, self.stack)
+        self._seen = lock_listing(self.client, self.stack)
+        return records(self._seen, self.stack)
 
     def _other(self, locks: list[LockInfo], mine: LockInfo | None) -> LockInfo | None:
         """The record that holds the lock, when it is not ours."""
@@ -262,15 +162,14 @@ class StackLock:
         return locks[0]
 
     def acquire(self) -> LockInfo:
-        result: LockInfo = self._counted(self._acquire)
-        return result
+        return self._counted(self._acquire)
 
     def _acquire(self) -> LockInfo:
         deadline = self._clock() + self.timeout
         told = False
         while True:
             holder = self._other(self._locks(), None)
-            gone = self._gone(holder) if holder is not None else ""
+            gone = self._watch.gone(holder) if holder is not None else ""
             if holder is not None and gone:
                 self._take_over(holder, gone)
                 continue
@@ -290,7 +189,7 @@ class StackLock:
                     self.serial = stack_serial(self._seen, self.stack)
                     self._start_renewing(mine)
                     return mine
-            if self._clock() + self.poll > deadline and not self._expiring(holder):
+            if self._clock() + self.poll > deadline and not self._watch.expiring(holder):
                 raise LockError(
                     f'stack "{self.stack}" is locked by {holder.describe()}; waited '
                     f"{self.timeout:.0f}s (--lock-timeout). If no run holds it any more, "
@@ -303,58 +202,22 @@ class StackLock:
             # Jittered, but never past the deadline (--lock-timeout is a promise), unless a
             # silent holder's lease is being waited out.
             wait = self.poll * (0.5 + random.random())
-            if not self._expiring(holder):
+            if not self._watch.expiring(holder):
                 wait = min(wait, deadline - self._clock())
             self._sleep(max(0.0, wait))
 
-    def _gone(self, holder: LockInfo) -> str:
-        """Why the run holding the lock is surely gone ("" when it may be alive)."""
-        if (
-            holder.pid
-            and holder.machine
-            and holder.host == socket.gethostname()
-            and holder.machine == _machine()
-            and not _alive(holder.pid)
-        ):
-            return f"its process {holder.pid} on this machine is gone"
-        if holder.lease <= 0:
-            return ""
-        now = self._clock()
-        seen = self._watched.get(holder.id)
-        if seen is None or seen[0] != holder.renewals:
-            if seen is not None:
-                self._renewing.add(holder.id)  # seen renewing: alive
-            self._watched[holder.id] = (holder.renewals, now)
-        elif now - seen[1] >= holder.lease:
-            return f"its lease of {holder.lease:.0f} s was not renewed for {now - seen[1]:.0f} s"
-        # Long dead by its own clock: taken over once this run has seen it silent for two
-        # renewals, so that a live holder whose clock lags far behind is never taken for dead.
-        renewed = _parse_utc(holder.renewed)
-        silent = seen is not None and seen[0] == holder.renewals and now - seen[1] >= 2 * RENEW
-        if silent and renewed is not None and time.time() - renewed > holder.lease + SKEW:
-            return f"its lease of {holder.lease:.0f} s ran out (last renewed {holder.renewed})"
-        return ""
-
-    def clear_dead(self, blocks: Iterable[Mapping[str, Any]], *, serial: bool = True) -> bool:
+    def clear_dead(self, blocks: Iterable[Mapping[str, object]], *, serial: bool = True) -> bool:
         """Take over (and so remove) the records among `blocks` whose holders are surely gone
-        without waiting (see `_gone`); a record whose holder may be alive is left alone. Without
-        `serial` the stack's serial is left to the caller (a destroyed stack keeps none).
-        Whether one was taken over."""
+        without waiting (see `Watch.gone`); a record whose holder may be alive is left alone.
+        Without `serial` the stack's serial is left to the caller (a destroyed stack keeps
+        none). Whether one was taken over."""
         taken = False
-        for holder in _records(blocks, self.stack):
-            gone = self._gone(holder)
+        for holder in records(blocks, self.stack):
+            gone = self._watch.gone(holder)
             if gone:
                 self._take_over(holder, gone, serial=serial)
                 taken = True
         return taken
-
-    def _expiring(self, holder: LockInfo) -> bool:
-        """Whether `holder` has a lease that has not been renewed since this run first saw it:
-        the run may be dead, and waiting out its lease beats giving up (a live holder renews
-        within `RENEW` seconds, and is then waited for only until the deadline)."""
-        seen = self._watched.get(holder.id)
-        return bool(holder.lease > 0 and seen and seen[0] == holder.renewals
-                    and holder.id not in self._renewing)  # fmt: skip
 
     def _take_over(self, holder: LockInfo, why: str, *, serial: bool = True) -> None:
         """Remove a dead run's record, as force-unlock does: the stack gets a new serial first
@@ -383,7 +246,7 @@ class StackLock:
         renewals = 0
         while not self._stop.wait(self.renew):
             try:
-                info = {**self._info, "renewals": renewals + 1, "renewed": _utc()}
+                info = {**self._info, "renewals": renewals + 1, "renewed": utc_now()}
                 self.client.update_block(mine.id, {"metadata": {LOCK_KEY: info}})
                 renewals += 1
                 last = time.monotonic()
@@ -440,78 +303,3 @@ class StackLock:
             self._counted(lambda: bump_serial(self.client, self.stack, self._seen, record))
         self._counted(lambda: self._withdraw(held))
         self.held = None
-
-
-_LOCK_ID = re.compile(r"block-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def force_unlock(client: LettaClient, lock_id: str) -> LockInfo:
-    """Delete the lock record `lock_id`, whoever holds it; refuses any block that is not one."""
-    if not _LOCK_ID.fullmatch(lock_id):
-        raise LockError(
-            f"force-unlock: {lock_id!r} is not a lock id: lock ids look like block-<uuid>, as "
-            "the error that named the lock wrote it",
-            code="LA711",
-        )
-    try:
-        block = client.get_block(lock_id)
-    except ApiError as e:
-        if e.status == 404:
-            raise LockError(
-                f"force-unlock: no lock {lock_id} on the server", code="LA712"
-            ) from None
-        raise
-    info = LockInfo.from_block(block) if block.get("label") == LOCK_LABEL else None
-    if info is None or lock_tag(info.stack) not in (block.get("tags") or ()):
-        raise LockError(
-            f"force-unlock: {lock_id} is not a letta-apply lock record; not deleted", code="LA713"
-        )
-    # The run that held it may have written to the stack before it died.
-    bump_serial(client, info.stack)
-    client.delete_block(lock_id)
-    return info
-
-
-def _utc() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_utc(text: str) -> float | None:
-    try:
-        when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return when.replace(tzinfo=timezone.utc).timestamp()
-
-
-def _machine() -> str:
-    """This machine's boot and this process's PID namespace: a host name alone may be shared
-    (containers), and a pid means something only within one boot and one namespace. "" where
-    the system does not say (then only leases recover a lock)."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
-        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` (on this machine) still runs; a zombie does not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name (some containers)
-        return "unknown"

@@ -25,8 +25,8 @@ import json
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
 
+from ..core.jsonish import JsonObject, items, obj
 from ..core.model import LOCK_KEY
 from ..errors import ApiError, is_rejection
 from .client import LettaClient
@@ -45,23 +45,27 @@ def serial_tag(stack: str) -> str:
     return f"letta-apply-serial:{stack}"
 
 
-def _serial_records(blocks: Iterable[Mapping[str, Any]], stack: str) -> list[Mapping[str, Any]]:
+def _described(block: Mapping[str, object]) -> Mapping[str, object]:
+    """What a serial record says of itself: its metadata under LOCK_KEY."""
+    return obj(obj(block.get("metadata")).get(LOCK_KEY))
+
+
+def _serial_records(
+    blocks: Iterable[Mapping[str, object]], stack: str
+) -> list[Mapping[str, object]]:
     return [
         b for b in blocks
         if b.get("label") == STACK_LABEL
-        and serial_tag(stack) in (b.get("tags") or ())
-        and isinstance((b.get("metadata") or {}).get(LOCK_KEY), Mapping)
-        and b["metadata"][LOCK_KEY].get("stack") == stack
+        and serial_tag(stack) in items(b.get("tags"))
+        and _described(b).get("stack") == stack
     ]  # fmt: skip
 
 
-def stack_serial(blocks: Iterable[Mapping[str, Any]], stack: str) -> str:
+def stack_serial(blocks: Iterable[Mapping[str, object]], stack: str) -> str:
     """The stack's serial as `blocks` (a listing that takes the serial's tag in) show it:
     "" when no run wrote to the stack yet. Two runs that made the record at once made two:
     their tokens together are the serial."""
-    return ",".join(
-        str(b["metadata"][LOCK_KEY].get("serial", "")) for b in _serial_records(blocks, stack)
-    )
+    return ",".join(str(_described(b).get("serial", "")) for b in _serial_records(blocks, stack))
 
 
 def encode_record(addresses: Iterable[str]) -> str:
@@ -70,7 +74,7 @@ def encode_record(addresses: Iterable[str]) -> str:
     return base64.b64encode(zlib.compress(text.encode("utf-8"), 9)).decode("ascii")
 
 
-def decode_record(text: Any) -> frozenset[str] | None:
+def decode_record(text: object) -> frozenset[str] | None:
     """The addresses a record holds; None when it is not one (then the stack has none)."""
     if not isinstance(text, str):
         return None
@@ -87,14 +91,11 @@ def decode_record(text: Any) -> frozenset[str] | None:
     return frozenset(found)
 
 
-def stack_record(blocks: Iterable[Mapping[str, Any]], stack: str) -> frozenset[str] | None:
+def stack_record(blocks: Iterable[Mapping[str, object]], stack: str) -> frozenset[str] | None:
     """The stack's record as `blocks` (a listing that takes the serial's tag in) show it: None
     when there is none (no run of this release wrote to the stack yet). Two records (two runs
     made one at once) hold together what either holds."""
-    found = [
-        decode_record(b["metadata"][LOCK_KEY].get(RECORD_KEY))
-        for b in _serial_records(blocks, stack)
-    ]
+    found = [decode_record(_described(b).get(RECORD_KEY)) for b in _serial_records(blocks, stack)]
     kept = [f for f in found if f is not None]
     return frozenset().union(*kept) if kept else None
 
@@ -107,7 +108,7 @@ keep the record as it is)."""
 def bump_serial(
     client: LettaClient,
     stack: str,
-    blocks: Sequence[Mapping[str, Any]] = (),
+    blocks: Sequence[Mapping[str, object]] = (),
     record: Recording | None = None,
 ) -> None:
     """Give the stack a new serial: a run wrote to it. `blocks`, when given, is a listing that
@@ -118,21 +119,19 @@ def bump_serial(
     if record is None:
         blocks = ()  # what the record holds now, not what an older listing showed
 
-    def meta(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def meta(records: Sequence[Mapping[str, object]]) -> JsonObject:
         now = stack_record(records, stack)
         chosen = record(stack_serial(records, stack), now) if record else None
         kept = now if chosen is None else chosen
         mine = {"stack": stack, "serial": token}
         return {LOCK_KEY: mine if kept is None else {**mine, RECORD_KEY: encode_record(kept)}}
 
-    def listed() -> list[Mapping[str, Any]]:
+    def listed() -> list[Mapping[str, object]]:
         return _serial_records(client.list_blocks(serial_tag(stack)), stack)
 
-    def find() -> dict[str, Any] | None:
+    def find() -> JsonObject | None:
         # An ambiguous create that did land: its token says it is this one.
-        return next(
-            (dict(b) for b in listed() if b["metadata"][LOCK_KEY].get("serial") == token), None
-        )
+        return next((dict(b) for b in listed() if _described(b).get("serial") == token), None)
 
     for attempt in range(3):
         try:

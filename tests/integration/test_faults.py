@@ -24,7 +24,8 @@ import yaml
 
 from letta_apply import LettaClient
 from letta_apply.core.model import MARK_KEY
-from letta_apply.server.lock import StackLock, lock_tag
+from letta_apply.server.lock import StackLock
+from letta_apply.server.lock_records import lock_tag
 
 from .conftest import ROOT, Run, agent_by_name, stack_resources
 from .faultproxy import FaultProxy

@@ -16,8 +16,10 @@ from letta_apply import plan_for
 from letta_apply.apply.session import ApplyEvents, run_apply
 from letta_apply.core.model import LOCK_KEY
 from letta_apply.errors import ApiError
-from letta_apply.server.lock import LockError, StackLock, lease_for, list_locks
-from letta_apply.server.lock import _machine as machine
+from letta_apply.server.host import machine
+from letta_apply.server.lease import lease_for
+from letta_apply.server.lock import StackLock
+from letta_apply.server.lock_records import LockError, list_locks
 from letta_apply.server.serial import STACK_LABEL, bump_serial
 from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, Clock, desired

@@ -16,8 +16,9 @@ from letta_apply import ApplyError, LettaApplyError, LettaClient, apply_plan, pl
 from letta_apply.apply.session import Planned, run_apply
 from letta_apply.core.model import MARK_KEY, stack_tag
 from letta_apply.errors import ApiError, ServerUnreachable
-from letta_apply.server.client import RetryPolicy, retry_after
-from letta_apply.server.lock import LockError, StackLock, force_unlock, list_locks
+from letta_apply.server.lock import StackLock
+from letta_apply.server.lock_records import LockError, force_unlock, list_locks
+from letta_apply.server.retry import RetryPolicy, retry_after
 from letta_apply.server.serial import STACK_LABEL
 from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, Clock, desired

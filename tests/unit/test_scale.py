@@ -23,7 +23,8 @@ from letta_apply.cli.commands import main
 from letta_apply.cli.progress import Progress
 from letta_apply.memory.held import MAX_COUNTED
 from letta_apply.read.export import Selection, export_manifest
-from letta_apply.server.client import PAGE_SIZE, RetryPolicy
+from letta_apply.server.client import PAGE_SIZE
+from letta_apply.server.retry import RetryPolicy
 from tests.fakeletta import FakeLetta
 from tests.helpers import Cli, Clock, Result, Tty, desired
 

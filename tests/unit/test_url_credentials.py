@@ -11,7 +11,8 @@ import httpx
 
 from letta_apply import plan_for, render_plan
 from letta_apply.pipeline import load_manifest
-from letta_apply.server.client import LettaClient, public_url, url_secrets
+from letta_apply.server.client import LettaClient
+from letta_apply.server.urls import public_url, url_secrets
 from tests.fakeletta import FakeLetta
 from tests.helpers import SEED, Cli, write
 

@@ -29,6 +29,7 @@ from ...core.changes import (
     Plan,
     Why,
 )
+from ...core.jsonish import objs
 from ...core.marks import digest, sensitive_fields
 from ...core.model import Desired, Import, Live, is_secret
 from ...core.sensitive import Masker
@@ -609,9 +610,9 @@ def settle_agents(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str
             continue
         ours = next((a for a in listing if a["id"] == rid), {})
         kept = {b["id"] for b in winner.get("blocks") or ()}
-        for b in ours.get("blocks") or ():
+        for b in objs(ours.get("blocks")):
             if b["id"] not in kept:
-                run.client.delete_block(b["id"])
+                run.client.delete_block(str(b["id"]))
         if ours:  # and the block Letta made for its sleep-time agent (kinds.agent.sleeptime)
             letta_made = agent_sleeptime.made_blocks(
                 run.client, LiveAgent.from_api(ours), run.stack
@@ -681,7 +682,7 @@ def _update(run: Run, rid: str, body: dict[str, Any]) -> None:
         masker = Masker(by_hand)
         detail = masker.text(e.detail)
         raise ApiError(detail, status=e.status, method=e.method, path=e.path, code=e.code) from None
-    missing = rules_missing(body.get("tool_rules") or (), answer.get("tool_rules") or ())
+    missing = rules_missing(body.get("tool_rules") or (), objs(answer.get("tool_rules")))
     if "tool_rules" in body and missing:
         raise ApiError(
             f"the server did not take the tool_rules written: {', '.join(rules_shown(missing))} "

@@ -26,16 +26,16 @@ def selected_agents(client: LettaClient, sel: Selection) -> Selected:
     found: dict[str, dict[str, Any]] = {}
     if sel.everything:
         for raw in client.list_agents(include=AGENT_INCLUDE):
-            found[raw["id"]] = raw
+            found[str(raw["id"])] = raw
     for agent_id in sel.ids:
         raw = client.get_agent(agent_id, AGENT_INCLUDE)
-        found[raw["id"]] = raw
+        found[str(raw["id"])] = raw
     for name in sel.names:
         for raw in client.list_agents(name=name, include=AGENT_INCLUDE):
-            found[raw["id"]] = raw
+            found[str(raw["id"])] = raw
     for tag in sel.tags:
         for raw in client.list_agents(tag=tag, include=AGENT_INCLUDE):
-            found[raw["id"]] = raw
+            found[str(raw["id"])] = raw
     kept: list[dict[str, Any]] = []
     skipped: list[str] = []
     for raw in sorted(found.values(), key=lambda r: (r.get("name") or "", r["id"])):

@@ -42,7 +42,7 @@ from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document, Path_, clip, where
 from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
-from ...server.lock import is_lock_record, lock_tag
+from ...server.lock_records import is_lock_record, lock_tag
 from ...server.serial import serial_tag
 from ..base import Field, Kind, Shape
 from ..context import (
@@ -736,7 +736,9 @@ def block_users(
             cleared = client.list_block_ids(desired.tag, attached_fewer_than=count + 1)
             suspect |= ids - cleared
     return {
-        bid: tuple((u["id"], u.get("name") or "", stack_of(u)) for u in client.block_agents(bid))
+        bid: tuple(
+            (str(u["id"]), str(u.get("name") or ""), stack_of(u)) for u in client.block_agents(bid)
+        )
         for bid in sorted(suspect)
     }
 

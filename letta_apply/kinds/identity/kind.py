@@ -247,7 +247,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
             return state
         ours = self.match(desired.stack, live).pool.values()
         blocks = {
-            i.id: tuple(b["id"] for b in client.paginate(f"/v1/identities/{i.id}/blocks", {}))
+            i.id: tuple(str(b["id"]) for b in client.paginate(f"/v1/identities/{i.id}/blocks", {}))
             for i in ours
         }
         return IdentityState(state.identities, blocks)

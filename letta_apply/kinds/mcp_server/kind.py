@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ...core.jsonish import objs
 from ...core.marks import digest
 from ...core.model import Desired, Import, Live, Sensitive
 from ...core.sensitive import MASKED, Masker
@@ -221,9 +222,9 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
         }
         out: dict[str, list[tuple[str, str, str | None]]] = {i: [] for i in ids}
         for a in client.list_agents(include=("agent.tools", "agent.tags")):
-            using = {server_of.get(t["id"]) for t in a.get("tools") or ()} & set(ids)
+            using = {server_of.get(str(t["id"])) for t in objs(a.get("tools"))} & set(ids)
             for sid in using:
-                out[str(sid)].append((a["id"], a.get("name") or "", stack_of(a)))
+                out[str(sid)].append((str(a["id"]), str(a.get("name") or ""), stack_of(a)))
         return {i: tuple(u) for i, u in out.items()}
 
     def resources(self, state: Any) -> Iterable[LiveMcpServer]:

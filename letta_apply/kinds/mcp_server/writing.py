@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...core.jsonish import obj
 from ..resource import mark_of
 from ..writing import Conversion, Export
 from .kind import MARK_LABEL, MCP_TOOL, LiveMcpServer, McpServerKind
@@ -30,7 +31,7 @@ def export_servers(kind: McpServerKind, ex: Export) -> dict[str, Any]:
         if str(s["id"]) not in owned
     }
     server_of = {
-        str(t["id"]): (t.get("metadata_") or {}).get("mcp", {}).get("server_id")
+        str(t["id"]): obj(obj(t.get("metadata_")).get("mcp")).get("server_id")
         for t in ex.client.paginate("/v1/tools/", {})
         if t.get("tool_type") == MCP_TOOL
     }

@@ -27,6 +27,7 @@ from ...core.changes import (
     Problem,
     Why,
 )
+from ...core.jsonish import obj, objs
 from ...core.marks import digest, mark_metadata, user_metadata
 from ...core.model import Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
@@ -302,9 +303,10 @@ class ToolKind(Kind[DesiredTool, LiveTool, ToolState]):
             return state
         out: dict[str, list[tuple[str, str, str | None]]] = {i: [] for i in ids}
         for a in client.list_agents(include=("agent.tools", "agent.tags")):
-            for t in a.get("tools") or ():
+            for t in objs(a.get("tools")):
                 if t["id"] in out:
-                    out[t["id"]].append((a["id"], a.get("name") or "", stack_of(a)))
+                    user = (str(a["id"]), str(a.get("name") or ""), stack_of(a))
+                    out[str(t["id"])].append(user)
         return ToolState(state.tools, {i: tuple(users) for i, users in out.items()})
 
     def resources(self, state: Any) -> Iterable[LiveTool]:
@@ -500,7 +502,7 @@ class ToolKind(Kind[DesiredTool, LiveTool, ToolState]):
                     path="/v1/tools/",
                     code="LA720",
                 )
-            rid = c.create_tool(body)["id"]
+            rid = str(c.create_tool(body)["id"])
             c.update_tool(rid, {"metadata_": marks})
             run.record(change.address, rid)
         else:
@@ -532,8 +534,8 @@ def derived_schema(c: LettaClient, source: str) -> dict[str, Any]:
         )
     made = c.create_tool({"source_code": scratch_source})
     try:
-        schema = dict(made.get("json_schema") or {})
+        schema = dict(obj(made.get("json_schema")))
     finally:
-        c.delete_tool(made["id"])
+        c.delete_tool(str(made["id"]))
     schema["name"] = name.name
     return schema

@@ -20,6 +20,7 @@ DELETE: Final = "delete"
 IMPORT: Final = "import"
 REPLACE: Final = "replace"
 FORGET: Final = "forget"  # `removed:`: the stack's marks taken off, the resource left as it is
+ACTIONS: tuple[Action, ...] = (CREATE, UPDATE, ATTACH, DETACH, DELETE, IMPORT, REPLACE, FORGET)
 
 Why = Literal[
     "new",
@@ -43,10 +44,14 @@ REPLACED: Final = "replace"  # superseded by its replacement (now, or by an inte
 RESUME: Final = "resume"  # made by a run that stopped before marking it (kinds.mark_blocks)
 LEFTOVER: Final = "leftover"  # a mark of nothing: its resource is gone, or was never made
 REMOVED: Final = "removed"  # named by `removed:`: no longer managed, kept on the server
+WHYS: tuple[Why, ...] = (
+    NEW, MANIFEST, DRIFT, MEMORY, DESTROY, ADOPT, REPLACED, RESUME, LEFTOVER, REMOVED
+)  # fmt: skip
 
 DriftKind = Literal["memory", "configuration", "deleted"]
 CONFIGURATION: Final = "configuration"  # a field or an attachment changed by hand
 DELETED: Final = "deleted"  # a resource the stack made, deleted on the server since
+DRIFT_KINDS: tuple[DriftKind, ...] = (MEMORY, CONFIGURATION, DELETED)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..core.changes import (
     ATTACH,
@@ -23,24 +22,18 @@ from ..core.changes import (
     DRIFT,
     FORGET,
     IMPORT,
-    MANIFEST,
     MEMORY,
-    NEW,
     REPLACE,
     UPDATE,
     Change,
-    Drift,
-    FieldDiff,
     Held,
     Plan,
-    Problem,
-    Seal,
-    Why,
 )
-from ..core.sensitive import MASKED, Masked, masked_paths
+from ..core.jsonish import JsonObject
+from ..core.sensitive import Masked, masked_paths
 from ..errors import PlanFileError
-from ..kinds import kind_of_address
 from ..version import __version__
+from .plan_reader import as_object, as_opt_str, as_str, as_strs, plan_of
 
 FORMAT_VERSION = 1
 
@@ -64,10 +57,10 @@ def manifest_digest(paths: Iterable[str]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _change(c: Change, fingerprint: str | None) -> dict[str, Any]:
+def _change(c: Change, fingerprint: str | None) -> JsonObject:
     # A replacement's first difference is the field that forces it: what it was is kept.
     before = None if c.action == CREATE else {d.field: d.before for d in c.diffs}
-    extra: dict[str, Any] = {}
+    extra: JsonObject = {}
     paths = masked_paths(dict(c.body))
     if paths:
         extra["sensitive_paths"] = [list(p) for p in paths]
@@ -119,7 +112,7 @@ def drift_counts(plan: Plan, *, always: bool = True) -> dict[str, int]:
     }
 
 
-def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
+def to_document(plan: Plan, origin: Origin) -> JsonObject:
     """The plan as plain JSON data."""
     return {
         "format_version": FORMAT_VERSION,
@@ -170,7 +163,7 @@ def to_document(plan: Plan, origin: Origin) -> dict[str, Any]:
     }
 
 
-def _held(h: Held) -> dict[str, Any]:
+def _held(h: Held) -> JsonObject:
     return {
         "address": h.address, "remote_id": h.remote_id, "kind": h.kind, "messages": h.messages,
         "passages": h.passages, "capped": list(h.capped), "written": list(h.written),
@@ -178,15 +171,7 @@ def _held(h: Held) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _held_of(doc: Mapping[str, Any]) -> Held:
-    return Held(
-        str(doc["address"]), str(doc["remote_id"]), str(doc["kind"]), doc.get("messages"),
-        doc.get("passages"), tuple(doc.get("capped") or ()), tuple(doc.get("written") or ()),
-        tuple(doc.get("unknown") or ()), doc.get("agent_passages"),
-    )  # fmt: skip
-
-
-def drift_document(plan: Plan, origin: Origin) -> dict[str, Any]:
+def drift_document(plan: Plan, origin: Origin) -> JsonObject:
     """What `drift --format json` prints: the plan's drift alone. Mask the plan first."""
     doc = to_document(plan, origin)
     return {
@@ -204,26 +189,7 @@ def dumps(plan: Plan, origin: Origin) -> str:
     )
 
 
-def _seal(doc: Any) -> Seal | None:
-    if doc is None:
-        return None
-    resources = tuple((str(rid), tuple(map(str, names))) for rid, names in doc["resources"])
-    return Seal(resources, str(doc["digest"]))
-
-
-def _field_why(path: str, change: Mapping[str, Any]) -> Why:
-    whys = change.get("why") or []
-    if path in (change.get("drift_paths") or []):
-        return DRIFT
-    # A create's fields are all new (one made again after it was deleted on the server too).
-    if NEW in whys or change.get("actions") == [CREATE]:
-        return NEW
-    if path == "value" and MEMORY in whys:
-        return MEMORY
-    return MANIFEST
-
-
-def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
+def from_document(doc: object, source: str) -> tuple[Plan, Origin]:
     """Read a saved plan back; raises PlanFileError naming `source` when it is not one."""
     if not isinstance(doc, Mapping) or doc.get("format_version") != FORMAT_VERSION:
         found = doc.get("format_version") if isinstance(doc, Mapping) else None
@@ -234,93 +200,21 @@ def from_document(doc: Mapping[str, Any], source: str) -> tuple[Plan, Origin]:
             code=code,
         )
     try:
-        changes = []
-        for c in doc["changes"]:
-            before = c.get("before") or {}
-            masked = set(c.get("sensitive_fields") or ())
-            diffs = tuple(
-                FieldDiff(
-                    p,
-                    _mask(before.get(p), p in masked),
-                    _mask(c["after"].get(p), p in masked),
-                    _field_why(p, c),
-                )
-                for p in c["changed_paths"]
-            )
-            changes.append(
-                Change(
-                    address=c["address"],
-                    action=c["actions"][0],
-                    remote_id=c.get("remote_id"),
-                    diffs=diffs,
-                    body=_masked_body(c.get("body") or {}, c.get("sensitive_paths") or ()),
-                    block=c.get("block"),
-                    why=tuple(c.get("why") or (MANIFEST,)),
-                    kind=kind_of_address(c["address"]),
-                )
-            )
-        plan = Plan(
-            stack=doc["stack"],
-            changes=tuple(changes),
-            drift=tuple(
-                Drift(
-                    d["address"],
-                    d["field"],
-                    _mask(d["declared"], bool(d.get("sensitive"))),
-                    _mask(d["live"], bool(d.get("sensitive"))),
-                    d["kind"],
-                    d["action"] == "restored",
-                    conflict=bool(d.get("conflict")),
-                    label=str(d.get("label") or ""),
-                )
-                for d in doc.get("drift", ())
-            ),
-            problems=tuple(
-                Problem(
-                    p["address"],
-                    p["message"],
-                    p.get("hint", ""),
-                    bool(p.get("fatal")),
-                    str(p.get("code") or ""),
-                )
-                for p in doc["problems"]
-            ),
-            notes=tuple(doc.get("notes", ())),
-            ids=dict(doc.get("ids", {})),
-            fingerprints={
-                c.key: d["fingerprint"]
-                for c, d in zip(changes, doc["changes"], strict=True)
-                if d.get("fingerprint")
-            },
-            seal=_seal(doc.get("seal")),
-            memory=tuple(_held_of(h) for h in doc.get("memory") or ()),
-        )
-        origin = Origin(
-            base_url=doc["server"]["base_url"],
-            project=doc["server"].get("project"),
-            files=tuple(doc["manifest"]["files"]),
-            manifest_digest=doc["manifest"]["digest"],
-        )
-    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        return plan_of(doc), _origin_of(doc)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
         raise PlanFileError(
             f"{source}: malformed plan file ({type(e).__name__}: {e})", code="LA602"
         ) from None
-    return plan, origin
 
 
-def _mask(value: Any, masked: bool) -> Any:
-    return MASKED if masked and value is not None else value
-
-
-def _masked_body(body: Mapping[str, Any], paths: Iterable[Any]) -> dict[str, Any]:
-    """The body with MASKED where the saved plan left a sensitive value out."""
-    out: Any = json.loads(json.dumps(body))
-    for path in paths:
-        node = out
-        for part in path[:-1]:
-            node = node[part]
-        node[path[-1]] = MASKED
-    return dict(out)
+def _origin_of(doc: Mapping[str, object]) -> Origin:
+    server, manifest = as_object(doc["server"]), as_object(doc["manifest"])
+    return Origin(
+        base_url=as_str(server["base_url"]),
+        project=as_opt_str(server.get("project")),
+        files=tuple(as_strs(manifest["files"])),
+        manifest_digest=as_str(manifest["digest"]),
+    )
 
 
 def read(path: str) -> tuple[Plan, Origin]:

@@ -42,6 +42,7 @@ CLOSED = ("letta_apply.manifest", "letta_apply.read", "letta_apply.convert")
 NAMED_LEFT = {
     ("apply/report.py", "block"): "the apply report's key for Change.block, a block-only field",
     ("plan/planfile.py", "block"): "the plan file's key for Change.block (the plan's schema)",
+    ("plan/plan_reader.py", "block"): "the plan file's key for Change.block, read back",
     ("plan/graph.py", "block"): "a block attached by id (Change.block)",
     ("core/model.py", "block"): "Desired.blocks, .agents, .tools: the kinds code speaks of",
     ("core/model.py", "agent"): "Desired.agents",

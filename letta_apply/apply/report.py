@@ -4,15 +4,15 @@ are masked here, so that a document is safe to print or store."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from ..core.jsonish import JsonObject
 from ..core.sensitive import Masker, mask_plan
 from ..plan import planfile
 from .runner import Done
 from .session import ApplyResult, in_plan_order
 
 
-def done_document(done: Iterable[Done]) -> list[dict[str, Any]]:
+def done_document(done: Iterable[Done]) -> list[JsonObject]:
     """Completed changes in the order of the plan (they complete in parallel, in any order)."""
     return [
         {"address": c.address, "action": c.action, "block": c.block, "remote_id": d.remote_id}
@@ -23,7 +23,7 @@ def done_document(done: Iterable[Done]) -> list[dict[str, Any]]:
 
 def apply_document(
     result: ApplyResult, origin: planfile.Origin, masker: Masker | None = None
-) -> dict[str, Any]:
+) -> JsonObject:
     """The plan applied, the changes made, the errors and what was not attempted."""
     plan = planfile.to_document(mask_plan(result.plan, masker), origin)
     if result.blocked:  # nothing was attempted: prevent_destroy refused the whole plan

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core.changes import CREATE, FORGET, IMPORT, REPLACE, Change, Plan
+from ..core.jsonish import JsonObject
 from ..core.model import stack_tag
 from ..errors import ApiError, ApplyError, is_rejection, with_code
 from ..kinds import apply_order, flag_of, kind, kind_of_address
@@ -46,7 +47,8 @@ OnDone = Callable[[Done], None]
 OnFailed = Callable[[Change, BaseException], None]
 
 
-def _resolve(value: Any, ids: Mapping[str, str]) -> Any:
+def _resolve(value: object, ids: Mapping[str, str]) -> object:
+    """`value` with the id of what each `{"$ref": address}` in it names."""
     if isinstance(value, dict):
         if set(value) == {"$ref"}:
             return ids[value["$ref"]]
@@ -84,9 +86,9 @@ class _Runner:
         with self.lock:
             self.ids[address] = rid
 
-    def resolve(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def resolve(self, body: Mapping[str, object]) -> JsonObject:
         with self.lock:
-            return _resolve(dict(body), self.ids)  # type: ignore[no-any-return]
+            return {k: _resolve(v, self.ids) for k, v in body.items()}
 
     def run(self, change: Change) -> Done:
         body = self.resolve(change.body)

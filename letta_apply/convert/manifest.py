@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from ..core.jsonish import JsonObject
+from ..core.jsonish import JsonObject, items
 from ..errors import escape_controls
 from ..kinds import KINDS
 from ..kinds.writing import Conversion, writing_order
@@ -70,7 +70,7 @@ def convert(
         if section:
             sections[k.section] = section
     # What no kind reads: the file's own part that a manifest has no place for.
-    skills = af.data.get("skills") or []
+    skills = items(af.data.get("skills"))
     if skills:
         conv.note(f"skills: {len(skills)} skill(s) not converted (a manifest has none)")
     doc: JsonObject = {"version": 1, "stack": stack}

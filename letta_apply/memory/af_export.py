@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
+from ..core.jsonish import JsonObject
 from ..errors import ExportError
 from ..kinds import KINDS
 from ..kinds.holds_memory import Exported, ExportsAgentFiles
@@ -32,7 +32,7 @@ class AgentFileExport:
     """The Agent File, how many agents and blocks it holds, and in how many of its strings a
     sensitive value of the manifest was masked."""
 
-    document: dict[str, Any]
+    document: JsonObject
     agents: int
     blocks: int
     masked: int = 0

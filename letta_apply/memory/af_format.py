@@ -21,11 +21,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ..core.jsonish import JsonObject, items, obj
 from ..errors import Diagnostic, LettaApplyError
 from ..manifest.files import Unreadable, clip, clip_path, read_regular
 
@@ -112,13 +112,18 @@ class AgentFile:
     """A checked Agent File: `data` as read (every list present, possibly empty)."""
 
     name: str  # the file, as messages name it
-    data: Mapping[str, Any]
+    data: Mapping[str, object]
 
-    def entities(self, kind: str) -> list[dict[str, Any]]:
-        return list(self.data.get(kind) or ())
+    def entities(self, kind: str) -> list[JsonObject]:
+        return _entities(self.data.get(kind))
 
-    def by_id(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {e["id"]: e for e in self.entities(kind)}
+    def by_id(self, kind: str) -> dict[str, JsonObject]:
+        return {str(e["id"]): e for e in self.entities(kind)}
+
+
+def _entities(value: object) -> list[JsonObject]:
+    """The entities of a list of a checked file (each an object, edited in place)."""
+    return [e for e in items(value) if isinstance(e, dict)]
 
 
 def read_agent_file(path: str | Path) -> AgentFile:
@@ -147,7 +152,7 @@ def parse_agent_file(raw: bytes | str, name: str) -> AgentFile:
     return check_agent_file(data, name)
 
 
-def check_agent_file(data: Any, name: str) -> AgentFile:
+def check_agent_file(data: object, name: str) -> AgentFile:
     """Check decoded JSON (`data`) as an Agent File."""
     if not isinstance(data, dict):
         raise AgentFileError(name, "", f"expected a JSON object (an Agent File), got {_type(data)}")
@@ -155,20 +160,20 @@ def check_agent_file(data: Any, name: str) -> AgentFile:
     if not isinstance(data.get("agents"), list):
         got = "nothing" if "agents" not in data else _type(data["agents"])
         raise AgentFileError(name, "agents", f"expected a list of agents, got {got}")
-    checked = dict(data)
+    checked: JsonObject = dict(data)
     for kind in LISTS:
-        items = data.get(kind)
-        if items is None:
+        listed = data.get(kind)
+        if listed is None:
             checked[kind] = []
             continue
-        if not isinstance(items, list):
-            raise AgentFileError(name, kind, f"expected a list, got {_type(items)}")
-        for i, item in enumerate(items):
+        if not isinstance(listed, list):
+            raise AgentFileError(name, kind, f"expected a list, got {_type(listed)}")
+        for i, item in enumerate(listed):
             _fields(item, _FIELDS[kind], f"{kind}[{i}]", name)
-    for i, agent in enumerate(checked["agents"]):
-        for j, m in enumerate(agent.get("messages") or ()):
+    for i, agent in enumerate(_entities(checked["agents"])):
+        for j, m in enumerate(items(agent.get("messages"))):
             _fields(m, _MESSAGE, f"agents[{i}].messages[{j}]", name)
-        for j, fa in enumerate(agent.get("files_agents") or ()):
+        for j, fa in enumerate(items(agent.get("files_agents"))):
             _fields(fa, _FILE_AGENT, f"agents[{i}].files_agents[{j}]", name)
     if data.get("skills") is not None and not isinstance(data["skills"], list):
         raise AgentFileError(name, "skills", f"expected a list, got {_type(data['skills'])}")
@@ -178,12 +183,13 @@ def check_agent_file(data: Any, name: str) -> AgentFile:
     return af
 
 
-def _json(text: str, name: str) -> Any:
-    def constant(word: str) -> Any:
+def _json(text: str, name: str) -> object:
+    def constant(word: str) -> object:
         raise ValueError(f"{word} is not a JSON number")
 
     try:
-        return json.loads(text, parse_constant=constant)
+        found: object = json.loads(text, parse_constant=constant)
+        return found
     except json.JSONDecodeError as e:
         raise AgentFileError(name, "", f"not valid JSON: {e.msg}", e.lineno, e.colno) from None
     except RecursionError:
@@ -192,9 +198,9 @@ def _json(text: str, name: str) -> Any:
         raise AgentFileError(name, "", f"not valid JSON: {e}") from None
 
 
-def _check_depth(data: Any, name: str) -> None:
+def _check_depth(data: object, name: str) -> None:
     """Nesting is bounded before anything walks the data recursively."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    stack: list[tuple[object, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
@@ -205,7 +211,7 @@ def _check_depth(data: Any, name: str) -> None:
             stack.extend((v, depth + 1) for v in value)
 
 
-def _type(value: Any) -> str:
+def _type(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -227,7 +233,7 @@ _EXPECTED = {
 }
 
 
-def _fields(item: Any, spec: Mapping[str, str], where: str, name: str) -> None:
+def _fields(item: object, spec: Mapping[str, str], where: str, name: str) -> None:
     if not isinstance(item, dict):
         raise AgentFileError(name, where, f"expected an object, got {_type(item)}")
     for field, kind in spec.items():
@@ -246,7 +252,7 @@ def _fields(item: Any, spec: Mapping[str, str], where: str, name: str) -> None:
             )
         if kind in ("strings", "objects"):
             inner, what = (str, "a string") if kind == "strings" else (dict, "an object")
-            for j, v in enumerate(value):
+            for j, v in enumerate(items(value)):
                 if not isinstance(v, inner):
                     at = f"{where}.{field}[{j}]"
                     raise AgentFileError(name, at, f"expected {what}, got {_type(v)}")
@@ -264,10 +270,10 @@ def _check_ids(af: AgentFile) -> None:
 def _ids(af: AgentFile) -> Iterator[tuple[str, str]]:
     for kind in LISTS:
         for i, e in enumerate(af.entities(kind)):
-            yield f"{kind}[{i}].id", e["id"]
+            yield f"{kind}[{i}].id", str(e["id"])
     for i, agent in enumerate(af.entities("agents")):
-        for j, m in enumerate(agent.get("messages") or ()):
-            yield f"agents[{i}].messages[{j}].id", m["id"]
+        for j, m in enumerate(_entities(agent.get("messages"))):
+            yield f"agents[{i}].messages[{j}].id", str(m["id"])
 
 
 def _check_references(af: AgentFile) -> None:
@@ -276,19 +282,19 @@ def _check_references(af: AgentFile) -> None:
     for i, agent in enumerate(af.entities("agents")):
         where = f"agents[{i}]"
         for field, kind in _AGENT_REFS.items():
-            for j, ref in enumerate(agent.get(field) or ()):
+            for j, ref in enumerate(items(agent.get(field))):
                 _known(af, ids[kind], ref, f"{where}.{field}[{j}]", kind)
-        own = {m["id"] for m in agent.get("messages") or ()}
-        for j, ref in enumerate(agent.get("in_context_message_ids") or ()):
+        own = {m["id"] for m in _entities(agent.get("messages"))}
+        for j, ref in enumerate(items(agent.get("in_context_message_ids"))):
             _known(af, own, ref, f"{where}.in_context_message_ids[{j}]", f"{where}.messages")
-        for j, fa in enumerate(agent.get("files_agents") or ()):
+        for j, fa in enumerate(_entities(agent.get("files_agents"))):
             _known(af, ids["files"], fa["file_id"], f"{where}.files_agents[{j}].file_id", "files")
             at = f"{where}.files_agents[{j}].source_id"
             _known(af, ids["sources"], fa["source_id"], at, "sources")
     for i, group in enumerate(af.entities("groups")):
-        for j, ref in enumerate(group["agent_ids"]):
+        for j, ref in enumerate(items(group["agent_ids"])):
             _known(af, ids["agents"], ref, f"groups[{i}].agent_ids[{j}]", "agents")
-        manager = (group.get("manager_config") or {}).get("manager_agent_id")
+        manager = obj(group.get("manager_config")).get("manager_agent_id")
         if manager is not None:
             at = f"groups[{i}].manager_config.manager_agent_id"
             if not isinstance(manager, str):
@@ -298,15 +304,16 @@ def _check_references(af: AgentFile) -> None:
         _known(af, ids["sources"], f["source_id"], f"files[{i}].source_id", "sources")
 
 
-def _known(af: AgentFile, ids: set[str], ref: str, where: str, kind: str) -> None:
+def _known(af: AgentFile, ids: Collection[object], ref: object, where: str, kind: str) -> None:
+    """`ref` (a string, as checked) is one of `ids`."""
     if ref not in ids:
-        raise AgentFileError(af.name, where, f"{clip(ref)} is not the id of any of {kind}")
+        raise AgentFileError(af.name, where, f"{clip(str(ref))} is not the id of any of {kind}")
 
 
 # -- what backups and restore do to a file (kinds.holds_memory.AgentFiles) -------------------
 
 
-def checked(answer: object, name: str) -> dict[str, Any]:
+def checked(answer: object, name: str) -> JsonObject:
     """Letta's export answer checked as an Agent File (the file, or the file as a JSON
     string); `name` says where it came from."""
     if isinstance(answer, str):
@@ -314,69 +321,69 @@ def checked(answer: object, name: str) -> dict[str, Any]:
     return dict(check_agent_file(answer, name).data)
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(path: Path) -> JsonObject:
     """The Agent File at `path`, checked."""
     return dict(read_agent_file(path).data)
 
 
-def dumps(doc: Mapping[str, Any]) -> bytes:
+def dumps(doc: Mapping[str, object]) -> bytes:
     """The file's bytes, as Letta writes them (indented JSON)."""
     return json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
-def agents(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return list(doc.get("agents") or ())
+def agents(doc: Mapping[str, object]) -> list[JsonObject]:
+    return _entities(doc.get("agents"))
 
 
-def blocks(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return list(doc.get("blocks") or ())
+def blocks(doc: Mapping[str, object]) -> list[JsonObject]:
+    return _entities(doc.get("blocks"))
 
 
-def blocks_of(doc: Mapping[str, Any], agent: Mapping[str, Any]) -> list[dict[str, Any]]:
+def blocks_of(doc: Mapping[str, object], agent: Mapping[str, object]) -> list[JsonObject]:
     """The file's blocks an agent names, in its order."""
-    by_id = {b.get("id"): b for b in doc.get("blocks") or ()}
-    return [by_id[i] for i in agent.get("block_ids") or () if i in by_id]
+    by_id = {b.get("id"): b for b in _entities(doc.get("blocks"))}
+    return [by_id[i] for i in items(agent.get("block_ids")) if i in by_id]
 
 
-def message_counts(agent: Mapping[str, Any]) -> tuple[int, int]:
+def message_counts(agent: Mapping[str, object]) -> tuple[int, int]:
     """An agent's messages in the file, and how many of them are in its context."""
-    return len(agent.get("messages") or ()), len(agent.get("in_context_message_ids") or ())
+    return len(items(agent.get("messages"))), len(items(agent.get("in_context_message_ids")))
 
 
-def only(doc: Mapping[str, Any], agent_id: str) -> dict[str, Any]:
+def only(doc: Mapping[str, object], agent_id: str) -> JsonObject:
     """The file with one of its agents alone (a group's export holds the others too): the
     blocks, tools, sources and files it names, no group."""
     out = copy.deepcopy(dict(doc))
-    (agent,) = [a for a in out["agents"] if a.get("id") == agent_id]
+    (agent,) = [a for a in _entities(out["agents"]) if a.get("id") == agent_id]
     agent["group_ids"] = []
     out["agents"], out["groups"] = [agent], []
     keep = {
-        "blocks": set(agent.get("block_ids") or ()),
-        "tools": set(agent.get("tool_ids") or ()),
-        "sources": set(agent.get("source_ids") or ()),
-        "files": {f.get("file_id") for f in agent.get("files_agents") or ()},
+        "blocks": set(items(agent.get("block_ids"))),
+        "tools": set(items(agent.get("tool_ids"))),
+        "sources": set(items(agent.get("source_ids"))),
+        "files": {f.get("file_id") for f in _entities(agent.get("files_agents"))},
     }
     for key, ids in keep.items():
-        out[key] = [x for x in out.get(key) or () if x.get("id") in ids]
+        out[key] = [x for x in _entities(out.get(key)) if x.get("id") in ids]
     return out
 
 
-def without_blocks(doc: Mapping[str, Any], file_ids: Iterable[str]) -> dict[str, Any]:
+def without_blocks(doc: Mapping[str, object], file_ids: Iterable[str]) -> JsonObject:
     """The file without these blocks (the agents' `block_ids` too): blocks that already exist,
     attached after the import instead of copied by it."""
     gone = set(file_ids)
     out = copy.deepcopy(dict(doc))
-    out["blocks"] = [b for b in out.get("blocks") or () if b.get("id") not in gone]
-    for a in out["agents"]:
-        a["block_ids"] = [i for i in a.get("block_ids") or () if i not in gone]
+    out["blocks"] = [b for b in _entities(out.get("blocks")) if b.get("id") not in gone]
+    for a in _entities(out["agents"]):
+        a["block_ids"] = [i for i in items(a.get("block_ids")) if i not in gone]
     return out
 
 
-def blank_secrets(doc: dict[str, Any]) -> list[str]:
+def blank_secrets(doc: JsonObject) -> list[str]:
     """Empty every agent's secret values in place (Letta's export does too; never trusted
     to); returns their names."""
     names: set[str] = set()
-    for a in doc.get("agents") or ():
+    for a in _entities(doc.get("agents")):
         for key in SECRETS:
             given = a.get(key)
             if isinstance(given, dict):

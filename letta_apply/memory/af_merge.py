@@ -20,8 +20,8 @@ made to share must not make whoever imports it a second owner of the stack's add
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
 
+from ..core.jsonish import JsonObject, items, obj, objs, strings
 from ..core.model import MARK_KEY, stack_tag
 from ..errors import ServerStateError
 from ..kinds.holds_memory import Exported
@@ -44,16 +44,16 @@ __all__ = ["PREFIXES", "merge_exports"]
 _ORDER = (MCP_SERVERS, TOOLS, SOURCES, FILES, BLOCKS, AGENTS, GROUPS)
 
 
-def merge_exports(stack: str, exports: Sequence[tuple[Exported, AgentFile]]) -> dict[str, Any]:
+def merge_exports(stack: str, exports: Sequence[tuple[Exported, AgentFile]]) -> JsonObject:
     """One Agent File holding what `exports` hold, each thing once. Each export comes with the
     stack's agent it was asked for, as the stack's listing gave it (with its blocks)."""
     merger = _Merger(stack, [live for live, _ in exports])
     for k, (live, af) in enumerate(exports):
         merger.add(k, live, af)
     first = exports[0][1].data if exports else {}
-    doc: dict[str, Any] = {kind: merger.lists[kind] for kind in LISTS}
+    doc: JsonObject = {kind: merger.lists[kind] for kind in LISTS}
     doc["skills"] = merger.skills
-    doc["metadata"] = dict(first.get("metadata") or {})
+    doc["metadata"] = dict(obj(first.get("metadata")))
     doc["created_at"] = first.get("created_at")
     return doc
 
@@ -61,8 +61,8 @@ def merge_exports(stack: str, exports: Sequence[tuple[Exported, AgentFile]]) -> 
 class _Merger:
     def __init__(self, stack: str, agents: Sequence[Exported]) -> None:
         self.stack, self.tag = stack, stack_tag(stack)
-        self.lists: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LISTS}
-        self.skills: list[Any] = []
+        self.lists: dict[str, list[JsonObject]] = {kind: [] for kind in LISTS}
+        self.skills: list[object] = []
         self.ids: dict[Hashable, str] = {}  # what identifies a thing -> its id in the merged file
         self.counts = dict.fromkeys(PREFIXES, 0)
         self.messages = 0
@@ -87,32 +87,32 @@ class _Merger:
                 "was written",
                 code="LA821",
             )
-        db = {agents[0]["id"]: live.id}
+        db = {str(agents[0]["id"]): live.id}
         for a in agents[1:]:
             address = _mark(a.get("metadata")).get("address")
             ours = _mark(a.get("metadata")).get("stack") == self.stack
             if ours and isinstance(address, str) and address in self.by_address:
-                db[a["id"]] = self.by_address[address]
+                db[str(a["id"])] = self.by_address[address]
         known = self._known_blocks(af, db)
         fmap: dict[str, str] = {}
-        placed: list[tuple[str, dict[str, Any]]] = []
+        placed: list[tuple[str, JsonObject]] = []
         for kind in _ORDER:
             for e in af.entities(kind):
                 if kind == AGENTS and e["id"] in db:
-                    ident: Hashable = (AGENTS, db[e["id"]])
+                    ident: Hashable = (AGENTS, db[str(e["id"])])
                     first = e is agents[0]  # the stack's other agents come with their own export
                 else:
                     ident = self._identity(kind, k, e, known, fmap)
                     first = ident not in self.ids
                 if ident not in self.ids:
                     self.ids[ident] = self._new_id(kind)
-                fmap[e["id"]] = self.ids[ident]
+                fmap[str(e["id"])] = self.ids[ident]
                 if first:
                     placed.append((kind, e))
         for kind, e in placed:
             self.lists[kind].append(self._rewritten(kind, e, fmap))
         names = {str(s.get("name")) for s in self.skills if isinstance(s, dict)}
-        for skill in af.data.get("skills") or ():
+        for skill in items(af.data.get("skills")):
             if not isinstance(skill, dict) or str(skill.get("name")) not in names:
                 self.skills.append(skill)
 
@@ -121,8 +121,8 @@ class _Merger:
         blocks = af.by_id(BLOCKS)
         known: dict[str, str] = {}
         for a in af.entities(AGENTS):
-            labels = self.labels.get(db.get(a["id"], ""), {})
-            for bid in a.get("block_ids") or ():
+            labels = self.labels.get(db.get(str(a["id"]), ""), {})
+            for bid in strings(a.get("block_ids")):
                 found = labels.get(str(blocks[bid].get("label")))
                 if found:
                     known[bid] = found
@@ -132,12 +132,12 @@ class _Merger:
         self,
         kind: str,
         k: int,
-        e: Mapping[str, Any],
+        e: Mapping[str, object],
         known: Mapping[str, str],
         fmap: Mapping[str, str],
     ) -> Hashable:
         if kind == BLOCKS and e["id"] in known:
-            return (BLOCKS, known[e["id"]])
+            return (BLOCKS, known[str(e["id"])])
         if kind == TOOLS:
             return (TOOLS, e["name"])
         if kind == MCP_SERVERS:
@@ -145,55 +145,59 @@ class _Merger:
         if kind == SOURCES and e.get("name"):
             return (SOURCES, e["name"])
         if kind == FILES and e.get("file_name"):
-            return (FILES, fmap[e["source_id"]], e["file_name"])
+            return (FILES, fmap[str(e["source_id"])], e["file_name"])
         return (kind, k, e["id"])
 
-    def _rewritten(
-        self, kind: str, e: Mapping[str, Any], fmap: Mapping[str, str]
-    ) -> dict[str, Any]:
+    def _rewritten(self, kind: str, e: Mapping[str, object], fmap: Mapping[str, str]) -> JsonObject:
         out = dict(e)
-        out["id"] = fmap[e["id"]]
+        out["id"] = fmap[str(e["id"])]
         for field in ("metadata", "metadata_"):
-            if isinstance(out.get(field), dict):
-                out[field] = {k: v for k, v in out[field].items() if k != MARK_KEY}
-        if isinstance(out.get("tags"), list):
-            out["tags"] = [t for t in out["tags"] if t != self.tag]
+            given = out.get(field)
+            if isinstance(given, dict):
+                out[field] = {k: v for k, v in given.items() if k != MARK_KEY}
+        tags = out.get("tags")
+        if isinstance(tags, list):
+            out["tags"] = [t for t in tags if t != self.tag]
         if kind == FILES:
-            out["source_id"] = fmap[e["source_id"]]
+            out["source_id"] = fmap[str(e["source_id"])]
         elif kind == GROUPS:
-            out["agent_ids"] = [fmap[a] for a in e["agent_ids"]]
-            config = dict(e.get("manager_config") or {})
-            if config.get("manager_agent_id") in fmap:
-                config["manager_agent_id"] = fmap[config["manager_agent_id"]]
+            out["agent_ids"] = [fmap[str(a)] for a in items(e["agent_ids"])]
+            config = dict(obj(e.get("manager_config")))
+            manager = config.get("manager_agent_id")
+            if manager in fmap:
+                config["manager_agent_id"] = fmap[str(manager)]
             out["manager_config"] = config
         elif kind == AGENTS:
             self._agent(out, e, fmap)
         return out
 
-    def _agent(self, out: dict[str, Any], e: Mapping[str, Any], fmap: Mapping[str, str]) -> None:
+    def _agent(self, out: JsonObject, e: Mapping[str, object], fmap: Mapping[str, str]) -> None:
         for field in ("block_ids", "tool_ids", "source_ids", "folder_ids"):
             if e.get(field) is not None:
-                out[field] = [fmap[i] for i in e[field]]
-        out["group_ids"] = [fmap[g] for g in e.get("group_ids") or () if g in fmap]
+                out[field] = [fmap[str(i)] for i in items(e[field])]
+        out["group_ids"] = [fmap[str(g)] for g in items(e.get("group_ids")) if g in fmap]
         for field in ("secrets", "tool_exec_environment_variables"):
-            if isinstance(e.get(field), dict):  # Letta blanks them too: never a value
-                out[field] = dict.fromkeys(e[field], "")
+            given = e.get(field)
+            if isinstance(given, dict):  # Letta blanks them too: never a value
+                out[field] = dict.fromkeys(given, "")
         messages: dict[str, str] = {}
-        out["messages"] = []
-        for m in e.get("messages") or ():
-            messages[m["id"]] = f"message-{self.messages}"
+        written: list[JsonObject] = []
+        for m in objs(e.get("messages")):
+            messages[str(m["id"])] = f"message-{self.messages}"
             self.messages += 1
-            out["messages"].append({**m, "id": messages[m["id"]], "agent_id": out["id"]})
-        out["in_context_message_ids"] = [messages[i] for i in e.get("in_context_message_ids") or ()]
-        files_agents = []
-        for fa in e.get("files_agents") or ():
+            written.append({**m, "id": messages[str(m["id"])], "agent_id": out["id"]})
+        out["messages"] = written
+        in_context = items(e.get("in_context_message_ids"))
+        out["in_context_message_ids"] = [messages[str(i)] for i in in_context]
+        files_agents: list[JsonObject] = []
+        for fa in objs(e.get("files_agents")):
             files_agents.append(
-                {**fa, "agent_id": out["id"], "file_id": fmap[fa["file_id"]],
-                 "source_id": fmap[fa["source_id"]]}
+                {**fa, "agent_id": out["id"], "file_id": fmap[str(fa["file_id"])],
+                 "source_id": fmap[str(fa["source_id"])]}
             )  # fmt: skip
         out["files_agents"] = files_agents
 
 
-def _mark(metadata: Any) -> Mapping[str, Any]:
+def _mark(metadata: object) -> Mapping[str, object]:
     mark = metadata.get(MARK_KEY) if isinstance(metadata, dict) else None
     return mark if isinstance(mark, dict) else {}

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from ..core.changes import DELETE, REPLACE, Change, Plan
+from ..core.jsonish import JsonObject
 from ..core.sensitive import Masker
 from ..errors import ApiError, LettaApplyError
 from ..kinds.context import Run
@@ -227,15 +227,15 @@ class Backups:
     def _write(self, saved: Saved, change: Change) -> None:
         self._folder()
         stem = file_stem(saved.address, saved.id)
-        record: dict[str, Any] = {
+        record: JsonObject = {
             RECORD_KEY: FORMAT, "letta_apply_version": __version__, "stack": self.stack,
             "server": self.server, "saved_at": _now(), "run": self.run,
             "before": change.action, "why": list(change.why), **saved.record,
             "masked": saved.masked,
         }  # fmt: skip
         if saved.agent_file is not None:
-            record[AGENT_FILE] = stem + af_format.SUFFIX
-            write_file(self.folder / record[AGENT_FILE], af_format.dumps(saved.agent_file))
+            name = record[AGENT_FILE] = stem + af_format.SUFFIX
+            write_file(self.folder / name, af_format.dumps(saved.agent_file))
         text = json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
         write_file(self.folder / f"{stem}.json", text.encode("utf-8"))
 

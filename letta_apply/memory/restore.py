@@ -18,8 +18,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from ..core.jsonish import JsonObject
 from ..errors import RestoreError
 from ..kinds.holds_memory import AgentFiles, Holder, Record
 from ..server.client import LettaClient
@@ -57,7 +57,7 @@ def load_records(
     if not p.exists():
         raise RestoreError(f"{path}: no such file or folder", code="LA810")
     kinds = _order()
-    found: list[tuple[Path, dict[str, Any]]] = []
+    found: list[tuple[Path, JsonObject]] = []
     for f in files:
         try:
             data = json.loads(f.read_text(encoding="utf-8"))

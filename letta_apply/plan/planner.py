@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from ..core.changes import CREATE, DELETED, DRIFT, Change, Drift, Plan, Problem, natural_key
 from ..core.model import Desired, Live
@@ -117,11 +116,11 @@ def _deleted_on_server(ctx: Context) -> set[str]:
     }
 
 
-def _refs(value: Any) -> set[str]:
+def _refs(value: object) -> set[str]:
     """Addresses a request body refers to (`{"$ref": address}`: made by this plan)."""
     if isinstance(value, dict):
         if set(value) == {"$ref"}:
-            return {value["$ref"]}
+            return {str(value["$ref"])}
         return {a for v in value.values() for a in _refs(v)}
     if isinstance(value, list):
         return {a for v in value for a in _refs(v)}

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 
+from ..core.jsonish import JsonObject
 from ..kinds import KINDS
 from ..kinds.writing import Export, Selection, writing_order
 from ..manifest.published import manifest_schema_id
@@ -27,7 +28,7 @@ ExportFormat = Literal["yaml", "json"]
 
 @dataclass
 class Exported:
-    document: dict[str, Any]  # the manifest, as data
+    document: JsonObject  # the manifest, as data
     selected: int  # entries of the selected resources (agents) written
     summary: str  # what it declares, for people: "2 agent(s), 1 shared block(s)"
     skipped: list[str]  # why some selected resources were left out
@@ -64,7 +65,7 @@ def export_manifest(
     (root,) = [k for k in KINDS if k.root]
     selected = root.export_selection(client, sel)
     ex = Export(client=client, selected=selected.found, include_system=include_system)
-    doc: dict[str, Any] = {"version": 1, "stack": stack}
+    doc: JsonObject = {"version": 1, "stack": stack}
     counts: dict[str, int] = {}
     unexported: list[str] = []
     for k in writing_order(KINDS):

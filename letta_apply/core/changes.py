@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
     from .record import Record
@@ -60,8 +60,8 @@ class FieldDiff:
     `why` says where the difference comes from."""
 
     field: str
-    before: Any
-    after: Any
+    before: object
+    after: object
     why: Why = MANIFEST
 
 
@@ -79,7 +79,7 @@ class Change:
     action: Action
     remote_id: str | None = None
     diffs: tuple[FieldDiff, ...] = ()
-    body: Mapping[str, Any] = field(default_factory=dict)
+    body: Mapping[str, object] = field(default_factory=dict)
     block: str | None = None
     why: tuple[Why, ...] = (MANIFEST,)
     kind: str = ""
@@ -104,8 +104,8 @@ class Drift:
 
     address: str
     field: str
-    declared: Any
-    live: Any
+    declared: object
+    live: object
     kind: DriftKind
     restored: bool
     conflict: bool = False  # a memory value changed in the manifest and on the server both
@@ -168,7 +168,7 @@ class Plan:
     # The stack's serial when it was read (server.lock): None for a plan read from a file.
     serial: str | None = None
     # The stack's lock records when it was read, as the server sent them (server.lock).
-    locks: tuple[Mapping[str, Any], ...] = ()
+    locks: tuple[Mapping[str, object], ...] = ()
     # What the plan does to the stack's record of what it holds (plan.record): None for a
     # saved plan until it is checked against the server.
     record: Record | None = None

@@ -71,7 +71,7 @@ def record_of(
     """The record a plan leads to: `held` the addresses the stack's marks held when it was
     read, `changes` the plan's, `gone` the declared resources found deleted on the server."""
     top = [c for c in changes if top_level(c)]
-    moves = {d.before: d.after for c in top for d in c.diffs if d.field == "address"}
+    moves = {str(d.before): str(d.after) for c in top for d in c.diffs if d.field == "address"}
     removed = {
         c.address
         for c in top

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
 from ..core.changes import DELETE, LEFTOVER, Change
+from ..core.jsonish import items
 from ..core.model import MARK_KEY, stack_tag
 from .context import Context, Matched, Run
 from .resource import INTENT, Resource, mark_of
@@ -162,7 +163,7 @@ def prune_marks(ctx: Context, kind: str) -> None:
     reused: set[Any] = set()
     for c in ctx.changes:
         if c.kind == kind:
-            reused |= {c.body.get("intent_block"), *c.body.get("stale", ())}
+            reused |= {c.body.get("intent_block"), *items(c.body.get("stale", ()))}
     for m in stale(ctx, kind):
         if m.id not in reused:
             address = str(m.mark.get("address"))

@@ -294,8 +294,9 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         for c in plan.changes:
             if c.kind == "agent" and c.action in (CREATE, REPLACE, UPDATE):
                 for name in HANDLES:
-                    if isinstance(c.body.get(name), str):
-                        wanted.setdefault(name, set()).add(c.body[name])
+                    handle = c.body.get(name)
+                    if isinstance(handle, str):
+                        wanted.setdefault(name, set()).add(handle)
         served = {
             name: frozenset(
                 m["handle"]
@@ -642,7 +643,7 @@ def _finish(run: Run, change: Change, body: Mapping[str, Any], created: dict[str
     for b in created.get("blocks") or ():
         run.record(owned_block_address(change.address, b["label"]), b["id"])
     # Letta drops `metadata` of blocks created inline with an agent; set it afterwards.
-    wanted = {b["label"]: b.get("metadata") for b in change.body.get("memory_blocks", ())}
+    wanted = {b["label"]: b.get("metadata") for b in objs(change.body.get("memory_blocks"))}
     for b in created.get("blocks") or ():
         md = wanted.get(b["label"])
         if md and b.get("metadata") != md:

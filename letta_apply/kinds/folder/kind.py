@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
+from ...core.jsonish import obj
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Live
 from ...errors import ApiError, Diagnostic, define
@@ -326,7 +327,7 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
         return f"name={resource.name!r}  files={len(resource.files)}"
 
     def created_name(self, change: Change) -> str:
-        return str(change.body.get("folder", {}).get("name", ""))
+        return str(obj(change.body.get("folder", {})).get("name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
         state: FolderState = self.state_of(live)

@@ -35,6 +35,7 @@ from ...core.changes import (
     Problem,
     Why,
 )
+from ...core.jsonish import text
 from ...core.marks import digest, has_secret, sensitive_fields, sensitive_names
 from ...core.model import MARK_KEY, SHOWN, Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
@@ -385,7 +386,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
 def _find(run: Run, change: Change) -> dict[str, Any] | None:
     """The identity an ambiguous create may have made: identifier keys are unique, so one
     filtered listing says, and its mark says whether it is ours."""
-    key = change.body["identifier_key"]
+    key = text(change.body["identifier_key"])
     for raw in run.client.paginate("/v1/identities/", {"identifier_key": key}):
         found = LiveIdentity.from_api(raw)
         if (found.mark.get("stack"), found.mark.get("address")) == (run.stack, change.address):

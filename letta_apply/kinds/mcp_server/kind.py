@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
-from ...core.jsonish import objs
+from ...core.jsonish import obj, objs
 from ...core.marks import digest
 from ...core.model import Desired, Import, Live, Sensitive
 from ...core.sensitive import MASKED, Masker
@@ -389,7 +389,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
         return f"server_name={s.server_name!r}  {s.mcp_server_type} {where}"
 
     def created_name(self, change: Change) -> str:
-        return str(change.body.get("server", {}).get("server_name", ""))
+        return str(obj(change.body.get("server", {})).get("server_name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
         state: McpState = self.state_of(live)

@@ -62,6 +62,7 @@ from ...core.changes import (
     Problem,
     Why,
 )
+from ...core.jsonish import obj
 from ...core.marks import digest
 from ...core.model import Desired, Import, Live
 from ...core.sensitive import MASKED
@@ -415,7 +416,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState]):
         return f"name={p.name!r}  {p.provider_type}" + (f" {p.base_url}" if p.base_url else "")
 
     def created_name(self, change: Change) -> str:
-        return str(change.body.get("provider", {}).get("name", ""))
+        return str(obj(change.body.get("provider", {})).get("name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
         state: ProviderState = self.state_of(live)

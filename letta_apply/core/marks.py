@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
+from .jsonish import JsonObject
 from .model import MARK_KEY, is_secret
 
 SENSITIVE_FIELDS_KEY = "sensitive"
 """Key in a mark's `applied` listing the fields that hold sensitive values (names, not values)."""
 
 
-def digest(value: Any) -> str:
+def digest(value: object) -> str:
     """A short, stable digest of a JSON value."""
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+def user_metadata(metadata: Mapping[str, object]) -> JsonObject:
     return {k: v for k, v in metadata.items() if k != MARK_KEY}
 
 
-def has_secret(value: Any) -> bool:
+def has_secret(value: object) -> bool:
     """Whether `value` is or holds a value from a sensitive variable (of any type)."""
     if is_secret(value):
         return True
@@ -42,7 +42,7 @@ def has_secret(value: Any) -> bool:
 
 
 def sensitive_fields(
-    config: Mapping[str, Any],
+    config: Mapping[str, object],
     plain: tuple[str, ...] = ("description", "system"),
     mappings: tuple[str, ...] = ("metadata",),
 ) -> frozenset[str]:
@@ -56,26 +56,28 @@ def sensitive_fields(
     return frozenset(out)
 
 
-def config_digests(config: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+def config_digests(config: Mapping[str, object], fields: tuple[str, ...]) -> dict[str, str]:
     """Digests of the plain fields, metadata and tags a resource declares; fields holding
     sensitive values get none."""
-    out: dict[str, Any] = {}
+    out: dict[str, str] = {}
     for k in fields:
         if k in config and not has_secret(config[k]):
             out[k] = digest(config[k])
-    if "metadata" in config and not has_secret(config["metadata"]):
-        out["metadata"] = digest(dict(config["metadata"]))
-    if "tags" in config:
-        out["tags"] = digest(sorted(config["tags"]))
+    metadata = config.get("metadata")
+    if "metadata" in config and not has_secret(metadata) and isinstance(metadata, Mapping):
+        out["metadata"] = digest(dict(metadata))
+    tags = config.get("tags")
+    if "tags" in config and isinstance(tags, Iterable):
+        out["tags"] = digest(sorted(tags))
     return out
 
 
-def sensitive_names(names: frozenset[str]) -> dict[str, Any]:
+def sensitive_names(names: frozenset[str]) -> dict[str, list[str]]:
     return {SENSITIVE_FIELDS_KEY: sorted(names)} if names else {}
 
 
 def mark_metadata(
-    stack: str, address: str, applied: Mapping[str, Any], **extra: Any
-) -> dict[str, Any]:
+    stack: str, address: str, applied: Mapping[str, object], **extra: object
+) -> JsonObject:
     """The metadata entry that says which stack and manifest address own a resource."""
     return {MARK_KEY: {"stack": stack, "address": address, "applied": dict(applied), **extra}}

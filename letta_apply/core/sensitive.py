@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import TextIO, overload
 
 from .changes import Change, Drift, FieldDiff, Plan
+from .jsonish import JsonObject
 from .model import SHOWN, Sensitive, is_secret
 
 __all__ = ["MASKED", "SHOWN", "Masked", "Masker", "Sensitive", "is_sensitive", "mask_plan"]
@@ -114,7 +115,7 @@ class Masker:
         return bool(self.secrets)
 
 
-def is_sensitive(value: Any, masker: Masker | None = None) -> bool:
+def is_sensitive(value: object, masker: Masker | None = None) -> bool:
     """Whether `value` is or holds a sensitive value (by type, or a string by its text)."""
     if is_secret(value):
         return True
@@ -127,7 +128,15 @@ def is_sensitive(value: Any, masker: Masker | None = None) -> bool:
     return False
 
 
-def mask_value(value: Any, masker: Masker | None = None) -> Any:
+@overload
+def mask_value(value: Mapping[str, object], masker: Masker | None = None) -> JsonObject: ...
+
+
+@overload
+def mask_value(value: object, masker: Masker | None = None) -> object: ...
+
+
+def mask_value(value: object, masker: Masker | None = None) -> object:
     """`value` with every sensitive value (string or number) replaced by MASKED."""
     if is_secret(value):
         return MASKED
@@ -142,7 +151,7 @@ def mask_value(value: Any, masker: Masker | None = None) -> Any:
     return value
 
 
-def masked_paths(value: Any, path: BodyPath = ()) -> list[BodyPath]:
+def masked_paths(value: object, path: BodyPath = ()) -> list[BodyPath]:
     """Paths of the MASKED strings in `value`."""
     if isinstance(value, Masked):
         return [path]
@@ -153,11 +162,11 @@ def masked_paths(value: Any, path: BodyPath = ()) -> list[BodyPath]:
     return []
 
 
-def _scalar(value: Any) -> bool:
+def _scalar(value: object) -> bool:
     return value is None or isinstance(value, (str, int, float))
 
 
-def _both(before: Any, after: Any, masker: Masker | None) -> tuple[Any, Any]:
+def _both(before: object, after: object, masker: Masker | None) -> tuple[object, object]:
     """A sensitive text masks both sides of its diff (the live side may hold an older secret);
     in a mapping or a list only the sensitive items are masked."""
     if not (is_sensitive(before, masker) or is_sensitive(after, masker)):

@@ -20,10 +20,11 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..core.changes import CREATE, IMPORT, Plan
-from ..core.model import LOCK_LABEL, Desired, Import, Live, kind_of
+from ..core.jsonish import objs
+from ..core.model import LOCK_LABEL, Desired, Import, Live, Resource, kind_of
 from ..errors import ApiError, RouteGone, route_gone
 from ..kinds import KINDS, AnyKind, kind, kind_of_address
 from ..kinds.flags import FLAG_KIND, stack_flags
@@ -69,7 +70,7 @@ def read_stack(
     it or the stack's blocks say it holds some), and the resources `imports` name (those the
     stack does not already hold)."""
 
-    def listing(k: AnyKind) -> Any:
+    def listing(k: AnyKind) -> object:
         return _asking(k, _why(k, named, desired), partial(k.read, client, stack, desired))
 
     # The listings do not depend on each other: on a big stack, reading them side by side
@@ -77,8 +78,8 @@ def read_stack(
     with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
         first = [k for k in KINDS if k.listing == "always" or k.name in named]
         reads = {k.name: pool.submit(listing, k) for k in first}
-        raw: dict[str, Any] = {name: f.result() for name, f in reads.items()}
-        blocks = raw.get(FLAG_KIND) or ()  # flags, lock and serial records are blocks
+        raw: dict[str, object] = {name: f.result() for name, f in reads.items()}
+        blocks = objs(raw.get(FLAG_KIND))  # flags, lock and serial records are blocks
         flags = stack_flags(blocks, stack, KINDS)
         held = [
             k for k in KINDS
@@ -94,8 +95,8 @@ def read_stack(
         for r in k.resources(k.state(raw, {}, stack))
         if r.mark.get("stack") == stack
     }
-    imported: dict[str, Any] = {}
-    seen: dict[str, list[Any]] = {}  # kind -> what its imports read, as the server sent it
+    imported: dict[str, Resource | str] = {}
+    seen: dict[str, list[object]] = {}  # kind -> what its imports read, as the server sent it
     for imp in imports:
         if imp.address in present:
             continue

@@ -25,7 +25,7 @@ LettaApplyError
  ├── ApplyError        some changes failed; carries what was done and what was not
  │    └── ApplyFailed   (api) with the run's result
  ├── DestroyPrevented  prevent_destroy refused the plan; nothing was applied
- ├── LockError         (server.lock) the stack is locked, or a lock record is not one
+ ├── LockError         (server.lock_records) the stack is locked, or a lock record is not one
  ├── AgentFileError    (memory.af_format) an Agent File letta-apply will not read
  ├── RestoreError      a backup that cannot be restored as asked
  └── ExportError       export or convert cannot write what was asked; nothing was written

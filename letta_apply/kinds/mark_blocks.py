@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
 from ..core.changes import DELETE, LEFTOVER, Change
-from ..core.jsonish import items
+from ..core.jsonish import items, obj
 from ..core.model import MARK_KEY, stack_tag
 from .context import Context, Matched, Run
 from .resource import INTENT, Resource, mark_of
@@ -205,7 +205,7 @@ def intend(
         "/v1/blocks/",
         json={"label": label, "value": value, "tags": [run.tag], "metadata": meta},
     )
-    return str(made["id"])
+    return str(obj(made)["id"])
 
 
 def write_mark(

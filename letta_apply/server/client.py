@@ -15,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
 import httpx
 
@@ -161,7 +160,7 @@ class LettaClient:
         find: Finder | None = None,
         scoped: bool = True,
         read: bool = False,
-    ) -> Any:
+    ) -> object:
         """Send one request and return its decoded JSON body, retrying transient failures under
         the client's RetryPolicy.
 

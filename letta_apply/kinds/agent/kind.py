@@ -29,7 +29,7 @@ from ...core.changes import (
     Plan,
     Why,
 )
-from ...core.jsonish import objs
+from ...core.jsonish import objs, strings
 from ...core.marks import digest, sensitive_fields
 from ...core.model import Desired, Import, Live, is_secret
 from ...core.sensitive import Masker
@@ -299,9 +299,7 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
                         wanted.setdefault(name, set()).add(handle)
         served = {
             name: frozenset(
-                m["handle"]
-                for m in client.request("GET", HANDLES[name])
-                if isinstance(m, Mapping) and isinstance(m.get("handle"), str)
+                strings([m.get("handle") for m in objs(client.request("GET", HANDLES[name]))])
             )
             for name in sorted(wanted)
         }

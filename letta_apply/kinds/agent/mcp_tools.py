@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from ...core.changes import MANIFEST, NEW, FieldDiff, Problem
-from ...core.jsonish import strings
+from ...core.jsonish import objs, strings
 from ...errors import ApiError, Diagnostic, Rejected, define
 from ...manifest.files import Document
 from ..mcp_server.kind import MCP_POOL, MCP_SERVERS, MCP_TOOL, registered
@@ -263,7 +263,7 @@ def expand(run: Run, body: dict[str, Any]) -> dict[str, Any]:
         if sid not in tools:
             listed = run.client.request("GET", path)
             with run.lock:
-                tools[sid] = {str(t["name"]): str(t["id"]) for t in listed}
+                tools[sid] = {str(t["name"]): str(t["id"]) for t in objs(listed)}
         have = tools[sid]
         names = sorted(have) if i["tools"] == ALL else list(i["tools"])
         missing = [n for n in names if n not in have]
@@ -289,7 +289,7 @@ def _not_registered(
             code="LA638",
         )
     servers = run.client.request("GET", "/v1/mcp-servers/")
-    found = [s for s in servers if isinstance(s, Mapping) and s.get("id") == sid]
+    found = [s for s in objs(servers) if s.get("id") == sid]
     transport = str(found[0].get("mcp_server_type") or "") if found else ""
     return ApiError(
         f"{address}: Letta registered no tools of it, so not {names} (the MCP server offers "

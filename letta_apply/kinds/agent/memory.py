@@ -100,7 +100,7 @@ def _passage_pages(
     params: dict[str, Any] = {"limit": limit, "ascending": True}
     while cap is None or len(seen) < cap:
         page = client.request("GET", f"/v1/agents/{agent_id}/archival-memory", params=params)
-        fresh = [p for p in page or () if str(p.get("id")) not in seen]
+        fresh = [dict(p) for p in objs(page) if str(p.get("id")) not in seen]
         if not fresh:
             break
         seen.update(str(p["id"]) for p in fresh)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ...core.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
+from ...core.jsonish import obj
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Live
 from ...errors import Diagnostic, define
@@ -383,7 +384,7 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
                 run, MARK_LABEL, self.name, change.address, body["mark"], claims,
                 body.get("exclude", ()), body.get("intent_block"),
             )  # fmt: skip
-            rid = str(c.request("POST", "/v1/archives/", json=sent)["id"])
+            rid = str(obj(c.request("POST", "/v1/archives/", json=sent))["id"])
             run.record(change.address, rid)
             write_mark(run, MARK_LABEL, self.name, change.address, rid, body["mark"], block)
             for stale in body.get("stale", ()):

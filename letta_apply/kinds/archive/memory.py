@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ...core.changes import Change, Held
+from ...core.jsonish import obj
 from ...core.model import MARK_KEY, Live, stack_tag
 from ..context import Run
 from ..holds_memory import (
@@ -50,7 +51,7 @@ def plain_passage(p: Mapping[str, Any]) -> dict[str, Any]:
 
 def archive_fields(client: LettaClient, archive_id: str) -> dict[str, Any]:
     """What a backup keeps of an archive (one read)."""
-    found = client.request("GET", f"/v1/archives/{archive_id}")
+    found = obj(client.request("GET", f"/v1/archives/{archive_id}"))
     return {k: found.get(k) for k in FIELDS}
 
 
@@ -72,7 +73,7 @@ def new_archive(
     """A new archive as `spec` (a backup's archive fields) says, holding `passages`."""
     body = {k: spec[k] for k in _CREATED if spec.get(k)}
     body.setdefault("name", "restored archive")
-    made = str(client.request("POST", "/v1/archives/", json=body)["id"])
+    made = str(obj(client.request("POST", "/v1/archives/", json=body))["id"])
     insert_passages(client, made, passages)
     return made
 
@@ -162,7 +163,7 @@ class ArchiveMemory:
             block = intend(run, self.mark_label, "archive", r.address, metadata, claims, named,
                            held.id if held is not None else None)  # fmt: skip
             body = {k: a[k] for k in _CREATED if a.get(k)}
-            rid = str(client.request("POST", "/v1/archives/", json=body)["id"])
+            rid = str(obj(client.request("POST", "/v1/archives/", json=body))["id"])
             write_mark(run, self.mark_label, "archive", r.address, rid, metadata, block)
             insert_passages(client, rid, passages)
         elif passages and not client.request(

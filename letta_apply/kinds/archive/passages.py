@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ...core.jsonish import obj, objs
 from ...core.marks import digest
 from ...core.model import MARK_KEY, stack_tag
 from ...errors import Diagnostic, ServerStateError, define
@@ -150,8 +151,8 @@ def list_passages(client: LettaClient, archive_id: str) -> list[dict[str, Any]]:
     seen: set[str] = set()
     body: dict[str, Any] = {"archive_id": archive_id, "limit": SEARCH_PAGE}
     while True:
-        page = client.request("POST", "/v1/passages/search", json=body, read=True) or []
-        fresh = [r["passage"] for r in page if r["passage"]["id"] not in seen]
+        page = objs(client.request("POST", "/v1/passages/search", json=body, read=True))
+        fresh = [dict(obj(r["passage"])) for r in page if obj(r["passage"])["id"] not in seen]
         if not fresh and len(page) >= SEARCH_PAGE:
             raise ServerStateError(
                 f"archive {archive_id}: more than {SEARCH_PAGE} of its passages were made at one "
@@ -163,7 +164,7 @@ def list_passages(client: LettaClient, archive_id: str) -> list[dict[str, Any]]:
             )
         if not fresh:
             return out
-        seen.update(p["id"] for p in fresh)
+        seen.update(str(p["id"]) for p in fresh)
         out.extend(fresh)
         if len(page) < SEARCH_PAGE:
             return out

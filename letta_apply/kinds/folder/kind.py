@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
-from ...core.jsonish import obj
+from ...core.jsonish import items, obj
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Live
 from ...errors import ApiError, Diagnostic, define
@@ -400,9 +400,10 @@ def _create(run: Run, address: str, body: Mapping[str, Any]) -> str:
         found = run.client.paginate("/v1/folders/", {"name": body["name"]})
         return [f for f in found if carries(f, run.stack, address)]
 
-    created = run.client.request(
+    answer = run.client.request(
         "POST", "/v1/folders/", json=body, find=lambda: next(iter(candidates()), None)
     )
+    created = obj(answer)
     winner = settle(created, candidates())
     if winner is not created:
         run.client.request("DELETE", f"/v1/folders/{created['id']}")
@@ -430,7 +431,7 @@ def folder_agents(client: LettaClient, fid: str) -> list[str]:
         if out:
             params["after"] = out[-1]
         page = client.request("GET", f"/v1/folders/{fid}/agents", params=params)
-        fresh = [str(a) for a in page or () if str(a) not in out]
+        fresh = [str(a) for a in items(page) if str(a) not in out]
         out.extend(fresh)
         if len(fresh) < 1000:
             return out

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...core.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
+from ...core.jsonish import obj
 from ...errors import ApiError, StalePlanError, define
 from ...manifest.files import Unreadable, read_regular
 from .files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
@@ -229,7 +230,7 @@ def upload(run: Run, address: str, fid: str, up: Mapping[str, Any]) -> LiveFile:
         files={"file": (name.rsplit("/", 1)[-1], data, "application/octet-stream")},
         find=lambda: _uploaded(run, fid, name),
     )
-    return LiveFile.from_api(answer)
+    return LiveFile.from_api(obj(answer))
 
 
 def _uploaded(run: Run, fid: str, name: str) -> dict[str, Any] | None:

@@ -51,6 +51,7 @@ from ...core.changes import (
     FieldDiff,
     Why,
 )
+from ...core.jsonish import obj
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
@@ -636,7 +637,7 @@ class GroupKind(Kind[DesiredGroup, LiveGroup, GroupState]):
                 "POST", "/v1/groups/", json=sent,
                 find=lambda: _lost(run, change.address, sent, body.get("exclude", ())),
             )  # fmt: skip
-            rid = str(created["id"])
+            rid = str(obj(created)["id"])
             _write_mark(run, change.address, rid, body["mark"], block)
             run.record(change.address, rid)
             for bid in body["blocks"]:

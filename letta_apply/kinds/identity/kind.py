@@ -35,7 +35,7 @@ from ...core.changes import (
     Problem,
     Why,
 )
-from ...core.jsonish import text
+from ...core.jsonish import obj, objs, text
 from ...core.marks import digest, has_secret, sensitive_fields, sensitive_names
 from ...core.model import MARK_KEY, SHOWN, Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
@@ -344,12 +344,12 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
         """The mark is one of the properties: they are written back whole without it."""
         path = f"/v1/identities/{change.remote_id}"
         try:
-            found = run.client.request("GET", path)
+            found = obj(run.client.request("GET", path))
         except ApiError as e:
             if e.status == 404:
                 return
             raise
-        kept = [p for p in found.get("properties") or () if p.get("key") != MARK_KEY]
+        kept = [p for p in objs(found.get("properties")) if p.get("key") != MARK_KEY]
         run.client.request("PATCH", path, json={"properties": kept})
 
     def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
@@ -358,7 +358,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
             created = c.request(
                 "POST", "/v1/identities/", json=body, find=lambda: _find(run, change)
             )
-            rid = str(created["id"])
+            rid = str(obj(created)["id"])
             run.record(change.address, rid)
             return rid
         rid = change.remote_id or ""

@@ -199,7 +199,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
                 # names is masked (a token written in the manifest is no variable to mask).
                 known = [s.auth_token, *s.custom_headers.values(), *s.env.values()]
                 return Masker([str(v) for v in known if v]).text(e.detail)
-            return tuple(sorted(str(t["name"]) for t in listed))
+            return tuple(sorted(str(t["name"]) for t in objs(listed)))
 
         # Each listing asks the MCP server itself (a stdio one is started for it): side by side.
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(used)))) as pool:
@@ -398,7 +398,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:
         state: McpState = self.state_of(live)
         if names and not state.listed:
-            return McpState(tuple(client.request("GET", "/v1/mcp-servers/")), state.marks)
+            return McpState(tuple(objs(client.request("GET", "/v1/mcp-servers/"))), state.marks)
         return state
 
     # -- applying --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...core.jsonish import obj
+from ...core.jsonish import obj, objs
 from ..resource import mark_of
 from ..writing import Conversion, Export
 from .kind import MARK_LABEL, MCP_TOOL, LiveMcpServer, McpServerKind
@@ -27,7 +27,7 @@ def export_servers(kind: McpServerKind, ex: Export) -> dict[str, Any]:
     }
     servers = {
         str(s["id"]): LiveMcpServer.from_api(s)
-        for s in ex.client.request("GET", "/v1/mcp-servers/")
+        for s in objs(ex.client.request("GET", "/v1/mcp-servers/"))
         if str(s["id"]) not in owned
     }
     server_of = {

@@ -470,12 +470,16 @@ def test_a_handle_nothing_will_serve_is_still_refused(tmp_path: Path, cli: Cli) 
 
 
 def test_a_model_named_by_key_names_a_declared_provider(tmp_path: Path) -> None:
-    text = "version: 1\nstack: s\n" + LOCAL.replace("${var.key}", "sk-k1") + (
-        "agents:\n"
-        "  a: {model: {provider: lokal, name: gpt-4o-mini}}\n"
-        "  b: {model: {provdier: local, name: gpt-4o-mini}}\n"
-        "  c: {model: {name: gpt-4o-mini}}\n"
-        "  d: {model: {provider: local}}\n"
+    text = (
+        "version: 1\nstack: s\n"
+        + LOCAL.replace("${var.key}", "sk-k1")
+        + (
+            "agents:\n"
+            "  a: {model: {provider: lokal, name: gpt-4o-mini}}\n"
+            "  b: {model: {provdier: local, name: gpt-4o-mini}}\n"
+            "  c: {model: {name: gpt-4o-mini}}\n"
+            "  d: {model: {provider: local}}\n"
+        )
     )
     diags = diagnostics(write(tmp_path, text), load_manifest)
     found = {(at(d), d.code): d.message for d in diags}
@@ -526,6 +530,25 @@ def test_export_writes_no_key() -> None:
         "name": "acme", "provider_type": "openai", "base_url": "http://127.0.0.1:9/v1",
     }  # fmt: skip
     assert KEY not in repr(live)
+
+
+def test_export_leaves_a_stacks_provider_to_it_and_lists_none_for_letta_models(
+    tmp_path: Path, cli: Cli
+) -> None:
+    cli.fake.provider_offers[ENDPOINT] = ["gpt-4o-mini"]
+    apply(cli, tmp_path)
+    plain = {"name": "plain", "model": "letta/letta-free", "embedding": "letta/letta-free"}
+    cli.fake._create_agent(plain)
+    before = len(cli.fake.calls)
+    r = cli("export", "--stack", "copy", "--all")
+    assert r.code == 0 and "providers:" not in r.out, r.out + r.err
+    assert not [c for c in cli.fake.calls[before:] if c[1].startswith("/v1/providers")]
+    # An agent made by hand on the stack's provider: the provider stays the stack's.
+    cli.fake._create_agent({**plain, "name": "on-local", "model": "openai-proxy/gpt-4o-mini"})
+    r = cli("export", "--stack", "copy", "--all")
+    assert r.code == 0 and "model: openai-proxy/gpt-4o-mini" in r.out, r.out + r.err
+    assert "providers:" not in r.out and "provider." not in r.out and KEY not in r.out
+    assert "not exported: tools, folders, archives (" in r.err, r.err
 
 
 @pytest.mark.parametrize(

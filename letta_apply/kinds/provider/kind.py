@@ -80,6 +80,7 @@ from ..mark_blocks import (
     unanswered,
 )
 from ..serves_models import ServesModels
+from ..writing import Export
 from . import handles, requests
 from .model import (
     MARK_LABEL,
@@ -475,6 +476,11 @@ class ProviderKind(Kind, ServesModels):
         out: dict[str, Any] = {"name": found.name, "provider_type": found.provider_type}
         out.update((k, getattr(found, k)) for k in PLAIN if getattr(found, k))
         return out
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_providers  # builds on this module
+
+        return export_providers(self, ex)
 
 
 def _keys(dp: DesiredProvider, lp: LiveProvider) -> str | None:

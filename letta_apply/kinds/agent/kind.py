@@ -62,7 +62,6 @@ from ..block.kind import (
     owned_block_address,
     owned_of,
 )
-from ..serves_models import check_ref, resolved, serving
 from ..tool.kind import LiveTool, is_base_tool_type
 from ..tool.rules import (
     RULES_INTERIM,
@@ -80,6 +79,7 @@ from . import sleeptime as agent_sleeptime
 from .checks import check_agents
 from .mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
 from .memory import AgentMemory
+from .models import check_models, models_from, resolve_models
 from .plan import HANDLES
 from .secrets import (
     LIVE,
@@ -261,28 +261,6 @@ class AgentMatch:
     companions: frozenset[str] = frozenset()
 
 
-def _models_from(da: DesiredAgent, desired: Desired) -> list[str]:
-    """The declared resources serving the agent's model and embedding (kinds.serves_models)."""
-    found = {
-        a
-        for name in HANDLES
-        for a in serving(desired, da.config.get(name), embedding=name == "embedding")
-    }
-    return sorted(found)
-
-
-def _check_models(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
-    """Models named by a declared resource's key name a declared one (kinds.serves_models)."""
-    agents = data.get("agents")
-    return [
-        d
-        for key, spec in (agents if isinstance(agents, dict) else {}).items()
-        if isinstance(spec, dict)
-        for name in HANDLES
-        for d in check_ref(doc, ("agents", key, name), spec.get(name), data)
-    ]
-
-
 def agent_tool_names(agent: DesiredAgent) -> set[str]:
     """Tool names an agent uses, in `tools` or in `tool_rules`."""
     names = set(agent.config.get("tools", ()))
@@ -347,7 +325,7 @@ class AgentKind(Kind, AgentMemory):
             *check_mcp_tools(doc, data),
             *check_timezones(doc, data),
             *agent_create_only.check_create_only(doc, data),
-            *_check_models(doc, data),
+            *check_models(doc, data),
         ]
 
     def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -382,14 +360,8 @@ class AgentKind(Kind, AgentMemory):
         return agents
 
     def resolve(self, desired: Desired) -> Desired:
-        """Models named by a declared resource's key (kinds.serves_models) as their handles."""
-        agents: dict[str, DesiredAgent] = {}
-        for address, da in desired.of(self.name).items():
-            config = dict(da.config)
-            for name in HANDLES:
-                if name in config:
-                    config[name] = resolved(config[name], desired, embedding=name == "embedding")
-            agents[address] = replace(da, config=config) if config != da.config else da
+        """Models named by a declared resource's key (kinds.agent.models) as their handles."""
+        agents = resolve_models(desired.of(self.name), desired)
         return replace(desired, resources={**desired.resources, self.name: agents})
 
     def references(self, declared: DesiredAgent, desired: Desired) -> list[str]:
@@ -398,7 +370,7 @@ class AgentKind(Kind, AgentMemory):
         identities = declared.config.get("identities", ())
         return [
             *declared.blocks, *tools, *identities, *mcp_servers_of(declared.config),
-            *_models_from(declared, desired),
+            *models_from(declared, desired),
         ]  # fmt: skip
 
     def links(self, declared: DesiredAgent, desired: Desired) -> list[Link]:
@@ -414,7 +386,7 @@ class AgentKind(Kind, AgentMemory):
             *tools,
             *(Link(i) for i in declared.config.get("identities", ())),
             *(Link(s) for s in mcp_servers_of(declared.config)),
-            *(Link(m) for m in _models_from(declared, desired)),
+            *(Link(m) for m in models_from(declared, desired)),
         ]
 
     # -- reading ---------------------------------------------------------------------------

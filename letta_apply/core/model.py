@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 MARK_KEY = "letta_apply"
 """Key under which letta-apply records its stack and address on what it manages."""
@@ -80,6 +80,17 @@ def kind_of(address: str) -> str:
     return address.split(".", 1)[0]
 
 
+class Resource(Protocol):
+    """What every live resource has, whatever its kind: an id and the marks letta-apply wrote
+    on it (empty when none)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def mark(self) -> Mapping[str, object]: ...
+
+
 @dataclass(frozen=True)
 class Import:
     """Adopt an unmarked live resource at `address`, found by `id` or (some kinds) by `name`."""
@@ -95,7 +106,7 @@ class Desired:
     resources by address (each kind's own dataclass)."""
 
     stack: str
-    resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    resources: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     imports: tuple[Import, ...] = ()
     moved: Mapping[str, str] = field(default_factory=dict)  # from-address -> to-address
     # `removed:`: addresses the stack lets go of (its marks taken off, the resource kept)
@@ -108,8 +119,9 @@ class Desired:
     def tag(self) -> str:
         return stack_tag(self.stack)
 
-    def of(self, kind: str) -> Mapping[str, Any]:
-        """The declared resources of one kind, by address."""
+    def of(self, kind: str) -> Mapping[str, object]:
+        """The declared resources of one kind, by address (each its kind's own type: a kind
+        reads its own as typed through `Kind.declared`)."""
         return self.resources.get(kind, {})
 
     @property
@@ -119,15 +131,15 @@ class Desired:
 
     # The kinds most code speaks of, by name.
     @property
-    def blocks(self) -> Mapping[str, Any]:
+    def blocks(self) -> Mapping[str, object]:
         return self.of("block")
 
     @property
-    def agents(self) -> Mapping[str, Any]:
+    def agents(self) -> Mapping[str, object]:
         return self.of("agent")
 
     @property
-    def tools(self) -> Mapping[str, Any]:
+    def tools(self) -> Mapping[str, object]:
         return self.of("tool")
 
 
@@ -137,11 +149,11 @@ class Live:
     (`states`, by kind name), and the resources `imports:` name (address -> what was found, or
     why nothing was)."""
 
-    states: Mapping[str, Any] = field(default_factory=dict)
-    imported: Mapping[str, Any] = field(default_factory=dict)
+    states: Mapping[str, object] = field(default_factory=dict)
+    imported: Mapping[str, Resource | str] = field(default_factory=dict)
     # What the server serves that changes are checked against (the model handles it knows),
     # by kind name: read only when a first plan has changes that need it (see Kind.facts).
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, object] = field(default_factory=dict)
     # The Letta Cloud project the server was read in (None: no project). Agents, blocks and
     # identities are listed by project; tools are the organization's, so their marks say it.
     project: str | None = None
@@ -153,9 +165,11 @@ class Live:
     recorded: frozenset[str] | None = None
     # The stack's lock records as that listing showed them (server.lock), as the server sent
     # them: a run with nothing to write still removes a dead run's.
-    locks: tuple[Mapping[str, Any], ...] = ()
+    locks: tuple[Mapping[str, object], ...] = ()
     # The stack's flags as that listing showed them (kinds.flags): kind name -> the flag's id.
     flags: Mapping[str, str] = field(default_factory=dict)
 
-    def of(self, kind: str) -> Any:
+    def of(self, kind: str) -> object:
+        """One kind's state (its kind's own type: a kind reads its own as typed through
+        `Kind.state_of`)."""
         return self.states[kind]

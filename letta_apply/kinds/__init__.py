@@ -26,16 +26,16 @@ from ..core.changes import (
     UPDATE,
     Change,
 )
-from .base import Kind
+from .base import AnyKind, Kind
 from .flags import flag_address
 
-__all__ = ["KINDS", "Kind", "apply_order", "flag_of", "kind", "kind_of_address", "level"]
+__all__ = ["KINDS", "AnyKind", "Kind", "apply_order", "flag_of", "kind", "kind_of_address", "level"]
 
 
-def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
+def _ordered(kinds: list[AnyKind]) -> tuple[AnyKind, ...]:
     """Kinds in dependency order (Kahn's algorithm, ties by name); a cycle is a bug here."""
     by_name = {k.name: k for k in kinds}
-    done: list[Kind] = []
+    done: list[AnyKind] = []
     pending = dict(by_name)
     while pending:
         ready = sorted(n for n, k in pending.items() if all(d not in pending for d in k.depends_on))
@@ -46,9 +46,9 @@ def _ordered(kinds: list[Kind]) -> tuple[Kind, ...]:
     return tuple(done)
 
 
-def _found() -> list[Kind]:
+def _found() -> list[AnyKind]:
     """One instance of the Kind each kind folder's `kind.py` defines."""
-    found: list[Kind] = []
+    found: list[AnyKind] = []
     for folder in pkgutil.iter_modules(__path__):
         if not folder.ispkg:
             continue
@@ -63,12 +63,12 @@ def _found() -> list[Kind]:
     return found
 
 
-KINDS: tuple[Kind, ...] = _ordered(_found())
+KINDS: tuple[AnyKind, ...] = _ordered(_found())
 _BY_NAME = {k.name: k for k in KINDS}
 _FLAGS = {flag_address(k): k for k in KINDS if k.listing == "flag"}
 
 
-def kind(name: str) -> Kind:
+def kind(name: str) -> AnyKind:
     return _BY_NAME[name]
 
 
@@ -78,7 +78,7 @@ def level(name: str) -> int:
     return 1 + max((level(d) for d in kind(name).depends_on), default=-1)
 
 
-def flag_of(change: Change) -> Kind | None:
+def flag_of(change: Change) -> AnyKind | None:
     """The kind whose flag a change writes or deletes (kinds.flags), None for any other."""
     return _FLAGS.get(change.address)
 

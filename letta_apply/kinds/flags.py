@@ -32,7 +32,9 @@ from typing import Any
 from ..core.changes import CREATE, DELETE, DESTROY, MANIFEST, NEW, Change, Why
 from ..core.model import MARK_KEY, stack_tag
 from ..errors import ApiError
-from .base import Context, Kind, Run, mark_of
+from .base import AnyKind
+from .context import Context, Run
+from .resource import mark_of
 
 # Flags are blocks: their changes go to the blocks' routes, shown under a block address.
 FLAG_KIND = "block"
@@ -41,17 +43,17 @@ FLAG_KIND = "block"
 _lock = threading.Lock()
 
 
-def flag_label(k: Kind) -> str:
+def flag_label(k: AnyKind) -> str:
     return f"letta-apply-{k.section}"
 
 
-def flag_address(k: Kind) -> str:
+def flag_address(k: AnyKind) -> str:
     """Where a plan shows the flag's changes (no block of a manifest may take it)."""
     return f"{FLAG_KIND}.{flag_label(k)}"
 
 
 def stack_flags(
-    blocks: Iterable[Mapping[str, Any]], stack: str, kinds: Iterable[Kind]
+    blocks: Iterable[Mapping[str, Any]], stack: str, kinds: Iterable[AnyKind]
 ) -> dict[str, str]:
     """The stack's flags among its blocks, as its block listing read them: kind name -> the
     flag's id."""
@@ -68,7 +70,7 @@ def stack_flags(
     return out
 
 
-def plan_flags(ctx: Context, kinds: Iterable[Kind], *, destroy: bool) -> None:
+def plan_flags(ctx: Context, kinds: Iterable[AnyKind], *, destroy: bool) -> None:
     """The plan's flag changes, once every kind has planned and pruned (see the module's
     docstring). A flag found is recorded among the plan's ids: apply writes only a missing
     one."""
@@ -98,7 +100,7 @@ def plan_flags(ctx: Context, kinds: Iterable[Kind], *, destroy: bool) -> None:
             )
 
 
-def raise_flag(run: Run, k: Kind) -> str:
+def raise_flag(run: Run, k: AnyKind) -> str:
     """Write the stack's flag for `k` unless the plan found it or this run wrote it; its id."""
     address = flag_address(k)
     with _lock:
@@ -129,7 +131,7 @@ def raise_flag(run: Run, k: Kind) -> str:
         return str(made["id"])
 
 
-def apply_flag(run: Run, change: Change, k: Kind) -> str:
+def apply_flag(run: Run, change: Change, k: AnyKind) -> str:
     """Carry out a flag's own change (a plan's `+` or `-` of it)."""
     if change.action == CREATE:
         return raise_flag(run, k)

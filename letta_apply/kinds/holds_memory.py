@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 from ..core.changes import Change, Held
 from ..core.model import MARK_KEY, SHOWN, Live, stack_tag
 from ..errors import ApiError
-from .base import mark_of
+from .resource import mark_of
 
 if TYPE_CHECKING:
     from ..core.sensitive import Masker

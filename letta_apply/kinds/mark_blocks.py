@@ -26,11 +26,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..core.changes import DELETE, LEFTOVER, Change
 from ..core.model import MARK_KEY, stack_tag
-from .base import INTENT, Context, Run, mark_of
+from .context import Context, Matched, Run
+from .resource import INTENT, Resource, mark_of
 
 RUN = uuid.uuid4().hex
 """This process's run token, recorded in the intents it writes."""
@@ -53,6 +54,26 @@ class MarkBlock:
         """The intent when the mark is not complete yet (see the module's docstring)."""
         found = self.mark.get(INTENT)
         return found if isinstance(found, Mapping) else None
+
+
+Found = TypeVar("Found")
+F = TypeVar("F", bound=Resource)
+
+
+@dataclass(frozen=True)
+class MarkedLeft(Generic[Found]):
+    """What a match by mark blocks leaves for planning (`Matched.extra`): the mark blocks that
+    mark nothing (`unanswered`), and the resources an interrupted replacement left behind
+    carrying an address another resource now holds (address, resource)."""
+
+    stale: tuple[MarkBlock, ...] = ()
+    leftovers: tuple[tuple[str, Found], ...] = ()
+
+
+def left_of(matched: Matched[F]) -> MarkedLeft[F]:
+    """What a kind's match by mark blocks left (nothing, for a match that left nothing)."""
+    left = matched.extra
+    return left if isinstance(left, MarkedLeft) else MarkedLeft()
 
 
 def read_marks(
@@ -115,8 +136,9 @@ def unanswered(marks: Iterable[MarkBlock], live_ids: Iterable[str]) -> tuple[Mar
 
 def stale(ctx: Context, kind: str) -> tuple[MarkBlock, ...]:
     """The mark blocks of `kind` that mark nothing (`unanswered`), as the kind's match left
-    them for planning (`Matched.extra["stale"]`)."""
-    return tuple((ctx.extra.get(kind) or {}).get("stale", ()))
+    them for planning (`MarkedLeft`)."""
+    left = ctx.extra.get(kind)
+    return left.stale if isinstance(left, MarkedLeft) else ()
 
 
 def reuse(ctx: Context, kind: str, address: str) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
+from ..core.jsonish import items, obj, objs, strings
 from ..manifest.validate import schema
 from . import KINDS
-from .base import Kind
+from .base import AnyKind
 
 POLICY = {
     "enforced": "enforced: compared on every plan and written back when it differs",
@@ -43,22 +43,23 @@ def _ref_name(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
-def type_of(prop: Mapping[str, Any]) -> str:
+def type_of(prop: Mapping[str, object]) -> str:
     """A property's type, in a few words."""
     if "$ref" in prop:
         return _ref_name(str(prop["$ref"]))
     if "const" in prop:
         return f"`{prop['const']}`"
     if "enum" in prop:
-        return " \\| ".join(f"`{v}`" for v in prop["enum"])
+        return " \\| ".join(f"`{v}`" for v in items(prop["enum"]))
     for key in ("oneOf", "anyOf"):
         if key in prop:
-            return " or ".join(type_of(p) for p in prop[key])
+            return " or ".join(type_of(p) for p in objs(prop[key]))
     kind = prop.get("type", "any")
     if kind == "array":
-        return f"list of {type_of(prop.get('items') or {})}"
-    if kind == "object" and isinstance(prop.get("additionalProperties"), Mapping):
-        return f"map of {type_of(prop['additionalProperties'])}"
+        return f"list of {type_of(obj(prop.get('items')))}"
+    more = prop.get("additionalProperties")
+    if kind == "object" and isinstance(more, Mapping):
+        return f"map of {type_of(more)}"
     return " or ".join(kind) if isinstance(kind, list) else str(kind)
 
 
@@ -66,12 +67,12 @@ def _cell(text: str) -> str:
     return re.sub(r"\s+", " ", text).replace("|", "\\|").strip()
 
 
-def _default(prop: Mapping[str, Any]) -> str:
+def _default(prop: Mapping[str, object]) -> str:
     return f"`{prop['default']}`".replace("True", "true").replace("False", "false") \
         if "default" in prop else ""  # fmt: skip
 
 
-def _example(kind: Kind, examples: Iterable[Path]) -> tuple[str, str] | None:
+def _example(kind: AnyKind, examples: Iterable[Path]) -> tuple[str, str] | None:
     """The first example manifest's section of this kind, as written (comments kept)."""
     for path in sorted(examples):
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -86,13 +87,14 @@ def _example(kind: Kind, examples: Iterable[Path]) -> tuple[str, str] | None:
     return None
 
 
-def page(kind: Kind, examples: Iterable[Path] = ()) -> str:
+def page(kind: AnyKind, examples: Iterable[Path] = ()) -> str:
     """The reference page of one kind, in Markdown."""
     fragment = kind.schema()
-    section = fragment["section"]
-    main = _ref_name(str(section["additionalProperties"]["$ref"]))
-    props: Mapping[str, Any] = fragment["$defs"][main].get("properties", {})
-    required = set(fragment["$defs"][main].get("required", ()))
+    section = obj(fragment["section"])
+    main = _ref_name(str(obj(section["additionalProperties"])["$ref"]))
+    entry = obj(obj(fragment["$defs"])[main])
+    props = obj(entry.get("properties"))
+    required = set(strings(entry.get("required")))
     policies: dict[str, str] = {f.name: f.policy for f in kind.fields}
     noun = kind.noun or kind.name.replace("_", " ")
     out = [
@@ -113,12 +115,12 @@ def page(kind: Kind, examples: Iterable[Path] = ()) -> str:
         "| field | type | policy | default | description |",
         "|---|---|---|---|---|",
     ]  # fmt: skip
-    shared = schema(KINDS)["$defs"]
-    for name, prop in props.items():
+    shared = obj(schema(KINDS)["$defs"])
+    for name, value in props.items():
+        prop = obj(value)
         shown = _policy(name, policies)
-        about = prop.get("description") or shared.get(_ref_name(str(prop.get("$ref", ""))), {}).get(
-            "description", ""
-        )
+        ref = _ref_name(str(prop.get("$ref", "")))
+        about = prop.get("description") or obj(shared.get(ref)).get("description", "")
         field = f"`{name}`" + (" (required)" if name in required else "")
         out.append(
             f"| {field} | {type_of(prop)} | {shown} | {_default(prop)} | {_cell(str(about))} |"

@@ -29,7 +29,7 @@ from ..manifest.files import Document, Path_, clip, where
 if TYPE_CHECKING:
     from ..core.changes import Change
     from ..core.model import Desired
-    from .base import Context
+    from .context import Context
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off

@@ -20,18 +20,18 @@ from ..core.model import MARK_KEY, RESERVED_TAG_PREFIXES
 
 if TYPE_CHECKING:
     from ..server.client import LettaClient
-    from .base import Kind
+    from .base import AnyKind
 
 
-def writing_order(kinds: Iterable[Kind]) -> tuple[Kind, ...]:
+def writing_order(kinds: Iterable[AnyKind]) -> tuple[AnyKind, ...]:
     """The kinds in the order a written manifest lists their sections: each right after the
     kinds it depends on, in the order it names them (depth first, from the kinds that depend
     on most): identities, then the blocks that name them; blocks, tools and MCP servers, then
     the agents that use them; then the groups made of those."""
     by_name = {k.name: k for k in kinds}
-    out: dict[str, Kind] = {}
+    out: dict[str, AnyKind] = {}
 
-    def visit(k: Kind) -> None:
+    def visit(k: AnyKind) -> None:
         if k.name in out:
             return
         for d in k.depends_on:

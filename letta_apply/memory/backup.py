@@ -31,7 +31,7 @@ from typing import Any
 from ..core.changes import DELETE, REPLACE, Change, Plan
 from ..core.sensitive import Masker
 from ..errors import ApiError, LettaApplyError
-from ..kinds.base import Run
+from ..kinds.context import Run
 from ..kinds.holds_memory import AGENT_FILE, AgentFiles, HoldsMemory, Saved
 from ..server.client import LettaClient, public_url
 from ..version import __version__

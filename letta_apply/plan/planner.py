@@ -22,7 +22,8 @@ from ..core.changes import CREATE, DELETED, DRIFT, Change, Drift, Plan, Problem,
 from ..core.model import Desired, Live
 from ..core.record import record_of
 from ..kinds import KINDS, apply_order, kind, kind_of_address
-from ..kinds.base import Context, declared_at
+from ..kinds.base import declared_at
+from ..kinds.context import Context
 from ..kinds.flags import plan_flags
 from .fingerprint import ABSENT, blanks_of, fingerprints, marked_blanks, seal, sealed, watched
 from .match import matched_ids

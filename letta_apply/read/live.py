@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from ..core.changes import CREATE, IMPORT, Plan
 from ..core.model import LOCK_LABEL, Desired, Import, Live, kind_of
 from ..errors import ApiError, RouteGone, route_gone
-from ..kinds import KINDS, Kind, kind, kind_of_address
+from ..kinds import KINDS, AnyKind, kind, kind_of_address
 from ..kinds.flags import FLAG_KIND, stack_flags
 from ..server.client import LettaClient
 from ..server.serial import stack_record, stack_serial
@@ -69,7 +69,7 @@ def read_stack(
     it or the stack's blocks say it holds some), and the resources `imports` name (those the
     stack does not already hold)."""
 
-    def listing(k: Kind) -> Any:
+    def listing(k: AnyKind) -> Any:
         return _asking(k, _why(k, named, desired), partial(k.read, client, stack, desired))
 
     # The listings do not depend on each other: on a big stack, reading them side by side
@@ -118,7 +118,7 @@ def read_stack(
     )
 
 
-def _why(k: Kind, named: Collection[str], desired: Desired | None) -> str:
+def _why(k: AnyKind, named: Collection[str], desired: Desired | None) -> str:
     """Why a plan asks a kind's routes, for the error that one of them is gone."""
     if k.name in named:
         if desired is None:
@@ -129,7 +129,7 @@ def _why(k: Kind, named: Collection[str], desired: Desired | None) -> str:
     return "which the stack holds, as its blocks say"
 
 
-def _asking(k: Kind, why: str, ask: Callable[[], T]) -> T:
+def _asking(k: AnyKind, why: str, ask: Callable[[], T]) -> T:
     """`ask()`, a 404 or 410 of a route of the kind's (not of one resource) said as such."""
     try:
         return ask()

@@ -13,7 +13,7 @@ from letta_apply.cli.commands import main
 from letta_apply.core.model import Desired
 from letta_apply.errors import Diagnostic, ManifestError
 from letta_apply.kinds import KINDS
-from letta_apply.kinds.agent.kind import DesiredAgent
+from letta_apply.kinds.agent.model import DesiredAgent
 from letta_apply.kinds.block.kind import DesiredBlock
 from letta_apply.manifest.files import Parsing, load_file, load_text
 from letta_apply.manifest.validate import schema, validate

@@ -20,7 +20,7 @@ from ...errors import define
 if TYPE_CHECKING:
     from ...errors import Diagnostic
     from ...manifest.files import Document
-    from .kind import DesiredAgent, LiveAgent
+    from .model import DesiredAgent, LiveAgent
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off

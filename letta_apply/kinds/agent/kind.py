@@ -13,8 +13,8 @@ Letta makes beside an agent with `enable_sleeptime` goes with it (kinds.agent.sl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, TypedDict, cast
+from dataclasses import replace
+from typing import Any, ClassVar
 
 from ...core.changes import (
     ATTACH,
@@ -36,38 +36,24 @@ from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
-from ..base import (
-    Context,
-    Field,
-    Kind,
-    Link,
-    Matched,
-    Run,
-    Shape,
-    applied_of,
-    carries,
-    mark_of,
-    settle,
-    shown_hidden,
-    unmark_tagged,
-)
+from ..base import Field, Kind, Link, Shape, shown_hidden
 from ..block.kind import (
+    BLOCKS,
     BlockKind,
-    BlockState,
-    DesiredBlock,
-    LiveBlock,
     blanked,
     declare_block,
     leftover_own_blocks,
     owned_block_address,
     owned_of,
 )
-from ..tool.kind import LiveTool, is_base_tool_type
+from ..context import Context, Matched, Run, unmark_tagged
+from ..resource import applied_of, carries, mark_of, settle
+from ..tool.kind import TOOLS_DECLARED, is_base_tool_type
 from ..tool.rules import (
     RULES_INTERIM,
     check_rules,
+    rule_by_name,
     rule_keys,
-    rule_tool_names,
     rules_missing,
     rules_shown,
     tool_rules_update,
@@ -79,19 +65,32 @@ from . import sleeptime as agent_sleeptime
 from .checks import check_agents
 from .mcp_tools import check_mcp_tools, declared_mcp_tools, expand, mcp_servers_of
 from .memory import AgentMemory
+from .model import (
+    AGENT_MATCH,
+    AGENTS_DECLARED,
+    CONFIG,
+    WITH_SECRETS,
+    AgentMatch,
+    AgentState,
+    DesiredAgent,
+    LiveAgent,
+    agent_tool_names,
+)
 from .models import check_models, models_from, resolve_models
 from .plan import HANDLES
 from .secrets import (
     LIVE,
     NAMES,
-    LiveSecret,
     carried_over,
     declared_secrets,
     live_secrets,
     with_recorded,
     written_ids,
 )
-from .settings import SETTINGS, check_timezones, live_settings
+from .settings import SETTINGS, check_timezones
+
+# Above this many missing agents one full listing is cheaper than one lookup per name.
+_NAME_LOOKUPS_MAX = 5
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -109,167 +108,8 @@ define("LA722", "ApiError", "tool rules the server did not keep",
        "again.")
 # fmt: on
 
-AGENT_INCLUDE = (
-    "agent.blocks", "agent.identities", "agent.managed_group", "agent.tags", "agent.tools",
-)  # fmt: skip
-CONFIG = (
-    "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
-    "identities", *SETTINGS,
-)  # fmt: skip
-FIELDS = ("description", "system", "model", "embedding")
-# What plan and import read: secrets come back in plain, compared in memory and never kept
-# (kinds.agent.secrets). Export reads without them: it never writes a secret's value.
-WITH_SECRETS = (*AGENT_INCLUDE, "agent.secrets")
-# Above this many missing agents one full listing is cheaper than one lookup per name.
-_NAME_LOOKUPS_MAX = 5
 
-
-@dataclass(frozen=True)
-class DesiredAgent:
-    """An agent as the manifest declares it. `config` holds only the fields the manifest sets
-    (description, system, model, embedding, tags, metadata, tools, tool_rules, identities)."""
-
-    address: str
-    name: str
-    config: Mapping[str, Any] = field(default_factory=dict)
-    created: Mapping[str, Any] = field(default_factory=dict)  # create-only fields it sets
-    memory_blocks: tuple[DesiredBlock, ...] = ()
-    blocks: tuple[str, ...] = ()  # addresses of shared blocks, in manifest order
-    prevent_destroy: bool = False
-    ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
-
-
-class _Id(TypedDict):
-    id: str
-
-
-class _Handle(TypedDict, total=False):
-    handle: str | None
-
-
-class _ToolRef(_Id, total=False):
-    name: str
-    tool_type: str
-
-
-class AgentJSON(_Id, total=False):
-    """An agent as Letta's API returns it with `include=` AGENT_INCLUDE (the fields letta-apply
-    reads)."""
-
-    name: str
-    description: str | None
-    system: str | None
-    model: str | None
-    embedding: str | None
-    agent_type: str | None
-    llm_config: _Handle | None
-    embedding_config: _Handle | None
-    tags: list[str] | None
-    metadata: dict[str, Any] | None
-    tools: list[_ToolRef] | None
-    blocks: list[_Id] | None
-    tool_rules: list[dict[str, Any]] | None
-    identity_ids: list[str] | None
-    secrets: list[dict[str, Any]] | None
-    managed_group: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class LiveAgent:
-    id: str
-    name: str
-    description: str | None = None
-    system: str | None = None
-    model: str | None = None
-    embedding: str | None = None
-    agent_type: str | None = None
-    tags: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    tools: tuple[LiveTool, ...] = ()
-    block_ids: tuple[str, ...] = ()
-    tool_rules: tuple[Mapping[str, Any], ...] = ()
-    identity_ids: tuple[str, ...] = ()
-    settings: Mapping[str, Any] = field(default_factory=dict)  # as reported (agent_settings)
-    secrets: Mapping[str, LiveSecret] = field(default_factory=dict, repr=False)
-    # Messages in its context window, as listed (what a plan deleting it says it holds).
-    in_context: int | None = None
-    # The sleep-time group Letta made for it (`enable_sleeptime`), and the agents in it.
-    sleeptime_group: str = ""
-    sleeptime: tuple[str, ...] = ()
-
-    @property
-    def mark(self) -> Mapping[str, Any]:
-        return mark_of(self.metadata)
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> LiveAgent:
-        d = cast(AgentJSON, raw)
-        group, sleepers = agent_sleeptime.group_of(raw)
-        llm = d.get("llm_config") or {}
-        emb = d.get("embedding_config") or {}
-        return cls(
-            id=d["id"],
-            name=d.get("name") or "",
-            description=d.get("description"),
-            system=d.get("system"),
-            model=d.get("model") or llm.get("handle"),
-            embedding=d.get("embedding") or emb.get("handle"),
-            agent_type=d.get("agent_type"),
-            tags=tuple(d.get("tags") or ()),
-            metadata=d.get("metadata") or {},
-            tools=tuple(
-                LiveTool(t["id"], t.get("name") or "", t.get("tool_type") or "custom")
-                for t in d.get("tools") or ()
-            ),
-            block_ids=tuple(b["id"] for b in d.get("blocks") or ()),
-            tool_rules=tuple(d.get("tool_rules") or ()),
-            identity_ids=tuple(d.get("identity_ids") or ()),
-            settings=live_settings(raw),
-            secrets=live_secrets(d.get("secrets")),
-            in_context=len(ids) if isinstance(ids := raw.get("message_ids"), list) else None,
-            sleeptime_group=group,
-            sleeptime=sleepers,
-        )
-
-
-@dataclass(frozen=True)
-class AgentState:
-    """The agents carrying the stack's tag, and the unmarked agents already holding the names of
-    declared agents that do not exist yet (`clashes`: name -> ids); the agents of the sleep-time
-    groups of those a plan may delete, as read then (`sleeptime`: agent id -> them)."""
-
-    agents: tuple[LiveAgent, ...] = ()
-    clashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    sleeptime: Mapping[str, tuple[agent_sleeptime.SleeptimeAgent, ...]] = field(
-        default_factory=dict
-    )
-
-    def ours(self, stack: str) -> list[LiveAgent]:
-        """The agents whose marks say they are `stack`'s."""
-        return [a for a in self.agents if a.mark.get("stack") == stack]
-
-
-@dataclass(frozen=True)
-class AgentMatch:
-    """What matching leaves for planning: agents superseded by an interrupted replacement, and
-    the agents' own blocks by address, and the own blocks left behind by agents now gone; the
-    ids of the sleep-time agents Letta made for the stack's agents (kinds.agent.sleeptime)."""
-
-    superseded: tuple[tuple[str, LiveAgent], ...] = ()
-    owned: Mapping[str, Any] = field(default_factory=dict)
-    leftovers: tuple[tuple[str, LiveBlock], ...] = ()  # own blocks whose agent is gone
-    companions: frozenset[str] = frozenset()
-
-
-def agent_tool_names(agent: DesiredAgent) -> set[str]:
-    """Tool names an agent uses, in `tools` or in `tool_rules`."""
-    names = set(agent.config.get("tools", ()))
-    for rule in agent.config.get("tool_rules", ()):
-        names.update(rule_tool_names(rule))
-    return names
-
-
-class AgentKind(Kind, AgentMemory):
+class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     name: ClassVar[str] = "agent"
     section: ClassVar[str] = "agents"
     id_prefix: ClassVar[str] = "agent-"
@@ -359,14 +199,9 @@ class AgentKind(Kind, AgentMemory):
             )
         return agents
 
-    def resolve(self, desired: Desired) -> Desired:
-        """Models named by a declared resource's key (kinds.agent.models) as their handles."""
-        agents = resolve_models(desired.of(self.name), desired)
-        return replace(desired, resources={**desired.resources, self.name: agents})
-
     def references(self, declared: DesiredAgent, desired: Desired) -> list[str]:
         used = agent_tool_names(declared)
-        tools = sorted(t.address for t in desired.of("tool").values() if t.name in used)
+        tools = sorted(t.address for t in TOOLS_DECLARED.of(desired).values() if t.name in used)
         identities = declared.config.get("identities", ())
         return [
             *declared.blocks, *tools, *identities, *mcp_servers_of(declared.config),
@@ -376,7 +211,7 @@ class AgentKind(Kind, AgentMemory):
     def links(self, declared: DesiredAgent, desired: Desired) -> list[Link]:
         """Shared blocks as shared memory; tools it names that the manifest does not declare
         are the server's (base tools, tools made by hand), linked by name."""
-        declared_tools = {t.name: t.address for t in desired.of("tool").values()}
+        declared_tools = {t.name: t.address for t in TOOLS_DECLARED.of(desired).values()}
         tools = [
             Link(declared_tools[n]) if n in declared_tools else Link(n, outside="tool")
             for n in sorted(agent_tool_names(declared))
@@ -388,6 +223,25 @@ class AgentKind(Kind, AgentMemory):
             *(Link(s) for s in mcp_servers_of(declared.config)),
             *(Link(m) for m in models_from(declared, desired)),
         ]
+
+    def resolve(self, desired: Desired) -> Desired:
+        """Agents may name a declared tool by its key: write the tool's name instead; and a
+        model of a declared resource by its key (kinds.agent.models): write its handle."""
+        by_key = {a.split(".", 1)[1]: t.name for a, t in TOOLS_DECLARED.of(desired).items()}
+
+        def name_of(ref: str) -> str:
+            return by_key.get(ref, ref)
+
+        agents: dict[str, DesiredAgent] = {}
+        for address, agent in self.declared(desired).items():
+            config = dict(agent.config)
+            if "tools" in config:
+                config["tools"] = list(dict.fromkeys(name_of(t) for t in config["tools"]))
+            if "tool_rules" in config:
+                config["tool_rules"] = [rule_by_name(r, name_of) for r in config["tool_rules"]]
+            agents[address] = replace(agent, config=config)
+        agents = resolve_models(agents, desired)
+        return replace(desired, resources={**desired.resources, self.name: agents})
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -429,7 +283,7 @@ class AgentKind(Kind, AgentMemory):
         imported = {imp.address for imp in desired.imports}
         missing = {
             a.name
-            for address, a in desired.of("agent").items()
+            for address, a in self.declared(desired).items()
             if address not in m.pool and address not in imported
         }
         state = self.names_taken(client, live, missing)
@@ -462,7 +316,7 @@ class AgentKind(Kind, AgentMemory):
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> AgentState:
         """The state with the unmarked agents that hold any of `names` (agent names may
         repeat: the listing cannot say)."""
-        state: AgentState = live.of("agent")
+        state: AgentState = self.state_of(live)
         missing = names
         if not missing:
             return state
@@ -487,10 +341,10 @@ class AgentKind(Kind, AgentMemory):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
+    def match(self, stack: str, live: Live) -> Matched[LiveAgent]:
         """Should two agents carry one address, the one that replaces the other wins (an
         interrupted replacement), else the oldest; the others are reported and left alone."""
-        state: AgentState = live.of("agent")
+        state: AgentState = self.state_of(live)
         tag = f"letta-apply:{stack}"
         candidates: dict[str, list[LiveAgent]] = {}
         for a in state.agents:
@@ -515,7 +369,7 @@ class AgentKind(Kind, AgentMemory):
                         f"{address}: more than one agent carries this address ({winner.id}, "
                         f"{a.id}); using {winner.id}, the other is left alone"
                     )
-        blocks: BlockState = live.of("block")
+        blocks = BLOCKS.of(live)
         shared = {
             b.id
             for b in blocks.blocks.values()
@@ -548,11 +402,11 @@ class AgentKind(Kind, AgentMemory):
         agent_plan.update(ctx, declared, found)
 
     def delete(self, ctx: Context, address: str, found: LiveAgent, why: Why) -> None:
-        agent_plan.delete(ctx, address, found, why, ctx.desired.of("agent").get(address))
+        agent_plan.delete(ctx, address, found, why, self.declared(ctx.desired).get(address))
 
     def prune(self, ctx: Context, *, destroy: bool) -> None:
         super().prune(ctx, destroy=destroy)
-        extra: AgentMatch = ctx.extra["agent"]
+        extra = _match_left(ctx)
         for address, la in extra.superseded:
             agent_plan.delete(ctx, address, la, "replace")
         if not destroy:
@@ -563,7 +417,7 @@ class AgentKind(Kind, AgentMemory):
         """The agent and its own blocks: none is left marked for an agent the stack no longer
         sees (it would delete them as its leftovers)."""
         super().forget(ctx, address, found)
-        extra: AgentMatch = ctx.extra["agent"]
+        extra = _match_left(ctx)
         blocks = BlockKind()
         for owned, b in sorted(extra.owned.items()):
             if owned.startswith(address + "."):
@@ -573,9 +427,9 @@ class AgentKind(Kind, AgentMemory):
         """The agents' own blocks a plan may delete (Letta leaves them behind an agent), those
         whose agent is gone included."""
         m = self.match(desired.stack, live)
-        extra: AgentMatch = m.extra
-        keep = set() if destroy else {*desired.of("agent"), *desired.moved}
-        blocks: BlockState = live.of("block")
+        extra = _left(m)
+        keep = set() if destroy else {*self.declared(desired), *desired.moved}
+        blocks = BLOCKS.of(live)
         shared = {b.id for b in blocks.blocks.values() if b.id in blocks.tagged} - {
             b.id for b in extra.owned.values()
         }
@@ -583,7 +437,7 @@ class AgentKind(Kind, AgentMemory):
         # A removed agent is let go of with its own blocks, never deleted.
         kept = [(a, r) for a, r in m.pool.items() if a not in desired.removed]
         for address, agent in [*kept, *extra.superseded]:
-            declared = desired.of("agent").get(desired.moved.get(address, address))
+            declared = self.declared(desired).get(desired.moved.get(address, address))
             labels: set[str] = set()
             if declared is not None and address in keep:
                 if "memory_blocks" in declared.ignore:
@@ -618,8 +472,8 @@ class AgentKind(Kind, AgentMemory):
     def blanks(self, live: Live) -> dict[str, frozenset[str]]:
         """Sensitive fields of the agents and of their own blocks (named in the agent's mark)."""
         out = super().blanks(live)
-        blocks: BlockState = live.of("block")
-        for a in live.of("agent").agents:
+        blocks = BLOCKS.of(live)
+        for a in self.state_of(live).agents:
             own = (applied_of(a) or {}).get("memory_blocks")
             if not isinstance(own, Mapping):
                 continue
@@ -637,7 +491,7 @@ class AgentKind(Kind, AgentMemory):
     def show(self, desired: Desired, live: Live) -> list[tuple[str, str, str]]:
         """The agents, then their own blocks."""
         rows = super().show(desired, live)
-        extra: AgentMatch = self.match(desired.stack, live).extra
+        extra = _left(self.match(desired.stack, live))
         blocks, marked = BlockKind(), self.blanks(live)  # the agent's marks name its blocks'
         for address, b in sorted(extra.owned.items()):
             hidden = shown_hidden(blocks, desired, address, b.id, marked)
@@ -645,7 +499,7 @@ class AgentKind(Kind, AgentMemory):
         return rows
 
     def describe(self, resource: LiveAgent, live: Live, hidden: frozenset[str]) -> str:
-        blocks: BlockState = live.of("block")
+        blocks = BLOCKS.of(live)
         # By label: the server lists an agent's blocks in no stable order.
         attached = sorted(
             (blocks.blocks[i].label, i) for i in resource.block_ids if i in blocks.blocks
@@ -654,7 +508,7 @@ class AgentKind(Kind, AgentMemory):
         return f"name={resource.name!r}  blocks: {labels}"
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: AgentState = live.of("agent")
+        state: AgentState = self.state_of(live)
         return state.clashes.get(name, ())
 
     # -- applying --------------------------------------------------------------------------
@@ -712,15 +566,15 @@ class AgentKind(Kind, AgentMemory):
         return convert_agents(conv)
 
 
-def _deletable(desired: Desired, m: Matched) -> list[LiveAgent]:
+def _deletable(desired: Desired, m: Matched[LiveAgent]) -> list[LiveAgent]:
     """The stack's agents a plan may delete: those no longer declared (all, for destroy), those
     an interrupted replacement left behind, and those a create-only field now replaces."""
-    extra: AgentMatch = m.extra
+    extra = _left(m)
     out = [a for _, a in extra.superseded]
     for address, la in m.pool.items():
         if address in desired.removed:
             continue  # let go of, never deleted
-        da = desired.of("agent").get(desired.moved.get(address, address))
+        da = AGENTS_DECLARED.of(desired).get(desired.moved.get(address, address))
         if da is None or agent_create_only.replacement(da, la, applied_of(la)) is not None:
             out.append(la)
     return out
@@ -888,3 +742,15 @@ def _check_secrets(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                         )
                     )
     return errors
+
+
+def _left(m: Matched[LiveAgent]) -> AgentMatch:
+    """What the agents' match left for planning (it always leaves an AgentMatch)."""
+    assert isinstance(m.extra, AgentMatch), "the agents' match left no AgentMatch"
+    return m.extra
+
+
+def _match_left(ctx: Context) -> AgentMatch:
+    found = AGENT_MATCH.of(ctx)
+    assert found is not None, "the agents' match left nothing"
+    return found

@@ -24,15 +24,17 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from ...core.changes import MANIFEST, NEW, FieldDiff, Problem
+from ...core.jsonish import strings
 from ...errors import ApiError, Diagnostic, Rejected, define
 from ...manifest.files import Document
-from ..mcp_server.kind import MCP_TOOL, registered
+from ..mcp_server.kind import MCP_POOL, MCP_SERVERS, MCP_TOOL, registered
+from ..tool.kind import TOOLS
 
 __all__ = ["MCP_TOOL", "check_mcp_tools", "declared_mcp_tools", "expand", "mcp_servers_of"]
 
 if TYPE_CHECKING:
-    from ..base import Context, Run, Update
-    from .kind import DesiredAgent, LiveAgent
+    from ..context import Context, Run, Update
+    from .model import DesiredAgent, LiveAgent
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -124,10 +126,10 @@ def _wanted(
     shown (`key/tool`); None when one cannot be attached (a problem was reported)."""
     ids: list[Any] = []
     shown: list[str] = []
-    listed_by = ctx.live.of("mcp_server").tools
+    listed_by = MCP_SERVERS.of(ctx.live).tools
     for e in da.config["mcp_tools"]:
         address, tools = e["server"], e["tools"]
-        server = ctx.pool("mcp_server").get(address)
+        server = MCP_POOL.of(ctx).get(address)
         if address in ctx.refused:
             if report:
                 ctx.problems.append(
@@ -218,8 +220,8 @@ def plan_mcp_tools(ctx: Context, u: Update, da: DesiredAgent, la: LiveAgent) -> 
     if wanted is None:
         return
     ids, shown = wanted
-    servers = {s.id: a for a, s in ctx.pool("mcp_server").items() if a in mcp_servers_of(da.config)}
-    by_id = {t.id: t for t in ctx.live.of("tool").tools}
+    servers = {s.id: a for a, s in MCP_POOL.of(ctx).items() if a in mcp_servers_of(da.config)}
+    by_id = {t.id: t for t in TOOLS.of(ctx.live).tools}
     managed: dict[str, str] = {}  # attached tool id -> shown name
     for t in la.tools:
         found = by_id.get(t.id)
@@ -229,17 +231,17 @@ def plan_mcp_tools(ctx: Context, u: Update, da: DesiredAgent, la: LiveAgent) -> 
     if not any(_placeholder(i) for i in ids) and set(managed) == set(ids):
         return
     before = sorted(managed.values())
-    pool = ctx.pool("mcp_server")
+    pool = MCP_POOL.of(ctx)
     for name in sorted(set(before) - set(shown)):
         server, _, tool = name.partition("/")
-        listed = ctx.live.of("mcp_server").tools.get(pool[f"mcp_server.{server}"].id)
+        listed = MCP_SERVERS.of(ctx.live).tools.get(pool[f"mcp_server.{server}"].id)
         if isinstance(listed, tuple) and tool not in listed:
             # The server's refresh deletes Letta's copy (detaching it everywhere) anyway.
             ctx.notes.append(
                 f"{da.address}: MCP tool '{tool}' is gone from mcp_server.{server}; detached"
             )
     u.diffs.append(FieldDiff("mcp_tools", before, shown, MANIFEST))
-    base = u.body.get("tool_ids", [t.id for t in la.tools])
+    base = strings(u.body["tool_ids"]) if "tool_ids" in u.body else [t.id for t in la.tools]
     u.body["tool_ids"] = [i for i in base if i not in managed] + ids
 
 

@@ -38,8 +38,7 @@ from ...core.changes import Change, Held
 from ...core.model import MARK_KEY, Live, stack_tag
 from ...errors import ApiError, RestoreError, ServerStateError, define
 from ..archive.memory import archive_fields, new_archive, plain_passage
-from ..base import applied_of, mark_of
-from ..block.kind import owned_of
+from ..block.kind import BLOCKS, owned_of
 from ..block.memory import value_base, written
 from ..holds_memory import (
     AGENT_FILE,
@@ -59,11 +58,12 @@ from ..holds_memory import (
     sensitive_of,
     stack_blocks,
 )
+from ..resource import applied_of, mark_of
+from .model import AGENTS
 
 if TYPE_CHECKING:
     from ...server.client import LettaClient
-    from ..block.kind import BlockState
-    from .kind import LiveAgent
+    from .model import LiveAgent
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -181,11 +181,11 @@ class AgentMemory:
 
     def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
         agent: LiveAgent | None = next(
-            (a for a in live.of("agent").agents if a.id == change.remote_id), None
+            (a for a in AGENTS.of(live).agents if a.id == change.remote_id), None
         )
         if agent is None:
             return None
-        blocks: BlockState = live.of("block")
+        blocks = BLOCKS.of(live)
         own = (applied_of(agent) or {}).get("memory_blocks")
         own = own if isinstance(own, Mapping) else {}
         wrote, unknown = [], []

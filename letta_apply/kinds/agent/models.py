@@ -16,7 +16,7 @@ from .plan import HANDLES
 
 if TYPE_CHECKING:  # kinds.agent.kind imports this module
     from ...core.model import Desired
-    from .kind import DesiredAgent
+    from .model import DesiredAgent
 
 
 def check_models(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
@@ -31,9 +31,9 @@ def check_models(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
     ]
 
 
-def resolve_models(agents: Mapping[str, DesiredAgent], desired: Desired) -> dict[str, Any]:
+def resolve_models(agents: Mapping[str, DesiredAgent], desired: Desired) -> dict[str, DesiredAgent]:
     """The agents, models named by a declared resource's key written as their handles."""
-    out: dict[str, Any] = {}
+    out: dict[str, DesiredAgent] = {}
     for address, da in agents.items():
         config = dict(da.config)
         for name in HANDLES:

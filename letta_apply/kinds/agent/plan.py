@@ -25,6 +25,7 @@ from ...core.changes import (
     Problem,
     Why,
 )
+from ...core.jsonish import obj
 from ...core.marks import (
     config_digests,
     digest,
@@ -34,8 +35,10 @@ from ...core.marks import (
     user_metadata,
 )
 from ...errors import define
-from ..base import Context, Update, applied_of, declared_at, dict_diffs
+from ..base import declared_at
 from ..block.kind import (
+    BLOCKS,
+    BLOCKS_DECLARED,
     BlockState,
     LiveBlock,
     block_applied,
@@ -48,8 +51,10 @@ from ..block.kind import (
     owned_of,
     update_block,
 )
+from ..context import Context, PoolOf, Update, dict_diffs
+from ..resource import applied_of
 from ..serves_models import made_to_serve
-from ..tool.kind import ToolState
+from ..tool.kind import TOOLS, TOOLS_DECLARED, LiveTool
 from ..tool.rules import (
     RULES_INTERIM,
     rule_compared,
@@ -62,11 +67,12 @@ from ..tool.rules import (
 from . import create_only as agent_create_only
 from . import mcp_tools as agent_mcp_tools
 from . import sleeptime as agent_sleeptime
+from .model import AGENT_MATCH, AGENT_POOL, AGENTS, AGENTS_DECLARED, AgentMatch
 from .secrets import WRITTEN, plan_secrets, with_recorded
 from .settings import SETTINGS, compared
 
-if TYPE_CHECKING:  # kinds.agent imports this module: its types are only named here
-    from .kind import AgentMatch, DesiredAgent, LiveAgent
+if TYPE_CHECKING:
+    from .model import DesiredAgent, LiveAgent
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -94,6 +100,16 @@ define("LA635", "Problem", "a label already on the agent",
 FIELDS = ("description", "system", "model", "embedding")
 HANDLES = {"model": "/v1/models/", "embedding": "/v1/models/embedding"}
 """Fields naming a handle the server must serve, and where it lists those it does."""
+
+
+_TOOL_POOL = PoolOf[LiveTool]("tool")
+
+
+def _match(ctx: Context) -> AgentMatch:
+    """What the agents' match left for planning (it always leaves one)."""
+    found = AGENT_MATCH.of(ctx)
+    assert found is not None, "the agents' match left nothing"
+    return found
 
 
 def agent_applied(da: DesiredAgent, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -137,7 +153,7 @@ def _shared(ctx: Context) -> dict[str, str]:
 
 
 def _blocks(ctx: Context) -> BlockState:
-    state: BlockState = ctx.live.of("block")
+    state = BLOCKS.of(ctx.live)
     return state
 
 
@@ -145,13 +161,13 @@ def _blocks(ctx: Context) -> BlockState:
 
 
 def _declared_tools(ctx: Context) -> dict[str, Any]:
-    return {t.name: t for t in ctx.desired.of("tool").values()}
+    return {t.name: t for t in TOOLS_DECLARED.of(ctx.desired).values()}
 
 
 def _pruned_tools(ctx: Context) -> dict[str, str]:
     """Names of the stack's tools this plan deletes: an agent must not attach them."""
     declared = ctx.desired.of("tool")
-    return {t.name: a for a, t in ctx.pool("tool").items() if a not in declared}
+    return {t.name: a for a, t in _TOOL_POOL.of(ctx).items() if a not in declared}
 
 
 def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] | None:
@@ -164,7 +180,7 @@ def tool_ids(ctx: Context, da: DesiredAgent, la: LiveAgent | None) -> list[Any] 
     unknown = []
     refused = False  # every tool is looked at: each reason is reported, not the first alone
     declared_tools, pruned = _declared_tools(ctx), _pruned_tools(ctx)
-    tools: ToolState = ctx.live.of("tool")
+    tools = TOOLS.of(ctx.live)
     by_name = tools.by_name
     for name in da.config["tools"]:
         declared = declared_tools.get(name)
@@ -222,7 +238,7 @@ def rule_tools_known(ctx: Context, da: DesiredAgent) -> bool:
     """Every tool the agent's rules name exists, or is declared; else a problem."""
     names = {n for r in da.config["tool_rules"] for n in rule_tool_names(r)}
     declared, pruned = _declared_tools(ctx), _pruned_tools(ctx)
-    tools: ToolState = ctx.live.of("tool")
+    tools = TOOLS.of(ctx.live)
     by_name = tools.by_name
     unknown = sorted(n for n in names if n not in declared and (n not in by_name or n in pruned))
     if unknown:
@@ -328,11 +344,11 @@ def served(ctx: Context, da: DesiredAgent, body: Mapping[str, Any]) -> bool:
     """Whether the server serves the model and embedding handles `body` sets (when it was asked,
     see AgentKind.facts), or will once this plan made a declared resource serving it (a BYOK
     provider: kinds.serves_models); a problem, with the closest handles, for each it does not."""
-    facts = ctx.live.facts.get("agent") or {}
+    facts = obj(ctx.live.facts.get("agent"))
     ok = True
     for name, route in HANDLES.items():
         handle, known = body.get(name), facts.get(name)
-        if known is None or not isinstance(handle, str) or handle in known:
+        if not isinstance(known, frozenset) or not isinstance(handle, str) or handle in known:
             continue
         if made_to_serve(ctx, handle, embedding=name == "embedding"):
             continue
@@ -352,7 +368,7 @@ def served(ctx: Context, da: DesiredAgent, body: Mapping[str, Any]) -> bool:
 
 
 def create(ctx: Context, da: DesiredAgent) -> None:
-    clashes = ctx.live.of("agent").clashes
+    clashes = AGENTS.of(ctx.live).clashes
     if da.name in clashes:
         ids = ", ".join(clashes[da.name])
         ctx.problems.append(
@@ -442,12 +458,11 @@ def update(ctx: Context, da: DesiredAgent, la: LiveAgent) -> None:
         return
     if u.needed(adopt=adopt):
         user_md = da.config.get("metadata", user_metadata(la.metadata))
-        u.body["metadata"] = {
+        metadata = {
             **user_md,
             **mark_metadata(ctx.stack, da.address, agent_applied(da, applied or {})),
         }
-        if secrets:
-            u.body["metadata"] = with_recorded(u.body["metadata"], secrets)
+        u.body["metadata"] = with_recorded(metadata, secrets) if secrets else metadata
         u.emit("agent", la.id, adopt=adopt)
     _agent_blocks(ctx, da, la, applied, adopt=adopt)
 
@@ -604,7 +619,7 @@ def _shared_blocks(
         lb = ctx.pool("block").get(addr)
         if lb is not None and lb.id in la.block_ids:
             continue
-        label = ctx.desired.of("block")[addr].label
+        label = BLOCKS_DECLARED.of(ctx.desired)[addr].label
         other = by_label.get(label)
         if other is not None and other.id not in shared_ids:
             ctx.problems.append(
@@ -666,9 +681,9 @@ def delete(ctx: Context, address: str, la: LiveAgent, why: Why, declared: Any = 
     """Delete the agent and its own blocks (Letta leaves them behind), and the blocks Letta made
     for its sleep-time agents (which Letta deletes with it), in the agent's own change."""
     own = owned_of(la, _blocks(ctx), set(_shared(ctx)))
-    owned_applied = (applied_of(la) or {}).get("memory_blocks") or {}
+    owned_applied = obj((applied_of(la) or {}).get("memory_blocks"))
     protected_blocks = [
-        b.label for b in own if (owned_applied.get(b.label) or {}).get("prevent_destroy")
+        b.label for b in own if obj(owned_applied.get(b.label)).get("prevent_destroy")
     ]
     if ctx.protected(la, declared) or protected_blocks:
         ctx.refuse_destroy(address)
@@ -686,8 +701,8 @@ def delete(ctx: Context, address: str, la: LiveAgent, why: Why, declared: Any = 
 def prune_own_blocks(ctx: Context) -> None:
     """Own blocks the manifest no longer declares, on agents it still does."""
     shared = set(_shared(ctx))
-    for address, la in ctx.pool("agent").items():
-        da = ctx.desired.of("agent").get(address)
+    for address, la in AGENT_POOL.of(ctx).items():
+        da = AGENTS_DECLARED.of(ctx.desired).get(address)
         if da is None or "memory_blocks" in da.ignore:
             continue
         if address in ctx.importing or address in ctx.replacing:
@@ -702,7 +717,7 @@ def prune_leftovers(ctx: Context, why: Why) -> None:
     """Own blocks whose agent is gone are the stack's leftovers: deleted, by apply and destroy
     alike, unless protected (by their marks or the manifest) or attached to an agent outside
     the stack: those are kept, and named."""
-    extra: AgentMatch = ctx.extra["agent"]
+    extra = _match(ctx)
     users = _blocks(ctx).users
     ours = our_agent_ids(ctx)
     for address, b in extra.leftovers:
@@ -719,5 +734,5 @@ def prune_leftovers(ctx: Context, why: Why) -> None:
 
 
 def superseded(ctx: Context) -> tuple[tuple[str, LiveAgent], ...]:
-    extra: AgentMatch = ctx.extra["agent"]
+    extra = _match(ctx)
     return extra.superseded

@@ -25,8 +25,8 @@ from ...core.model import MARK_KEY, Sensitive
 from ...core.sensitive import MASKED
 
 if TYPE_CHECKING:
-    from ..base import Context, Update
-    from .kind import DesiredAgent, LiveAgent
+    from ..context import Context, Update
+    from .model import DesiredAgent, LiveAgent
 
 NAMES = ("secrets", "tool_exec_environment_variables")
 """The manifest's names for an agent's secrets (Letta keeps both in one place)."""

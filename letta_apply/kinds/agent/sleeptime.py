@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.changes import Problem
 from ...errors import ApiError, define
-from ..base import Context, mark_of
+from ..context import Context, StateOf
+from ..resource import mark_of
 
 if TYPE_CHECKING:
     from ...server.client import LettaClient
-    from .kind import AgentState, LiveAgent
+    from .model import AgentState, LiveAgent
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -144,7 +145,7 @@ def companions(
 
 
 def _read(ctx: Context, agent: LiveAgent) -> tuple[SleeptimeAgent, ...]:
-    state: AgentState = ctx.live.of("agent")
+    state = StateOf["AgentState"]("agent").of(ctx.live)
     return state.sleeptime.get(agent.id, ())
 
 

@@ -17,7 +17,8 @@ from ..mcp_server.kind import McpServerKind
 from ..tool.kind import ON_REQUEST
 from ..writing import Export, Selected, Selection
 from .create_only import DEFAULT_AGENT_TYPE
-from .kind import AGENT_INCLUDE, AgentKind, LiveAgent
+from .kind import AgentKind
+from .model import AGENT_INCLUDE, LiveAgent
 
 
 def selected_agents(client: LettaClient, sel: Selection) -> Selected:

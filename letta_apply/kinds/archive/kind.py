@@ -26,21 +26,12 @@ from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..agent.refs import agent_users, unknown_refs
-from ..base import (
-    Context,
-    Field,
-    Kind,
-    Link,
-    Listing,
-    Matched,
-    Run,
-    Shape,
-    Update,
-    applied_of,
-)
+from ..base import Field, Kind, Link, Listing, Shape
+from ..context import Context, Matched, Run, Update
 from ..folder.files import shown_name
 from ..mark_blocks import (
     MarkBlock,
+    MarkedLeft,
     drop_marks,
     intend,
     prune_marks,
@@ -50,6 +41,7 @@ from ..mark_blocks import (
     unanswered,
     write_mark,
 )
+from ..resource import applied_of
 from . import passages as ap
 from .memory import ArchiveMemory
 
@@ -145,7 +137,7 @@ def _embedding_body(embedding: Any) -> dict[str, Any]:
     )
 
 
-class ArchiveKind(Kind, ArchiveMemory):
+class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory):
     name: ClassVar[str] = "archive"
     section: ClassVar[str] = "archives"
     id_prefix: ClassVar[str] = "archive-"
@@ -228,7 +220,7 @@ class ArchiveKind(Kind, ArchiveMemory):
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
     ) -> ArchiveState:
-        state: ArchiveState = live.of(self.name)
+        state: ArchiveState = self.state_of(live)
         if not state.marks or state.archives is None:
             return state
         passages: dict[str, tuple[Mapping[str, Any], ...]] = {}
@@ -246,10 +238,11 @@ class ArchiveKind(Kind, ArchiveMemory):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
-        state: ArchiveState = live.of(self.name)
+    def match(self, stack: str, live: Live) -> Matched[LiveArchive]:
+        state: ArchiveState = self.state_of(live)
         pool = state.live(stack)
-        return Matched(pool, {a: x.id for a, x in pool.items()}, extra={"stale": state.stale()})
+        ids = {a: x.id for a, x in pool.items()}
+        return Matched(pool, ids, extra=MarkedLeft[LiveArchive](state.stale()))
 
     def create(self, ctx: Context, declared: DesiredArchive) -> None:
         da = declared
@@ -261,7 +254,7 @@ class ArchiveKind(Kind, ArchiveMemory):
         inserts, p_diffs, _ = self._passages(ctx, da, None)
         attach, a_diffs, _ = self._agents(ctx, da, None)
         # Archives already on the server under this name: never adopted by its intent.
-        state: ArchiveState = ctx.live.of(self.name)
+        state: ArchiveState = self.state_of(ctx.live)
         alike = [str(a["id"]) for a in state.archives or () if a.get("name") == da.config["name"]]
         body = {"archive": archive, "mark": self._mark(ctx, da), "insert": inserts,
                 "delete": [], "attach": attach, "detach": [], "exclude": alike,
@@ -350,7 +343,7 @@ class ArchiveKind(Kind, ArchiveMemory):
         return attach, diffs, detach
 
     def delete(self, ctx: Context, address: str, found: LiveArchive, why: Why) -> None:
-        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+        if ctx.protected(found, self.declared(ctx.desired).get(address)):
             ctx.refuse_destroy(address)
             return
         ours = {x.id for x in ctx.pool("agent").values()}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ...core.changes import Change, Held
 from ...core.model import MARK_KEY, Live, stack_tag
-from ..base import Run
+from ..context import Run
 from ..holds_memory import (
     Holder,
     Record,

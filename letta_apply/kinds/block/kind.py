@@ -27,6 +27,7 @@ from ...core.changes import (
     FieldDiff,
     Why,
 )
+from ...core.jsonish import number, obj
 from ...core.marks import (
     config_digests,
     digest,
@@ -36,29 +37,27 @@ from ...core.marks import (
     sensitive_names,
     user_metadata,
 )
-from ...core.model import SHOWN, Desired, Import, Live, stack_tag
+from ...core.model import SHOWN, Desired, Import, Live, Resource, stack_tag
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document, Path_, clip, where
 from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
 from ...server.lock import is_lock_record, lock_tag
 from ...server.serial import serial_tag
-from ..base import (
+from ..base import Field, Kind, Shape
+from ..context import (
     Context,
-    Field,
-    Kind,
+    DeclaredOf,
+    ExtraOf,
     Matched,
+    PoolOf,
     Run,
-    Shape,
+    StateOf,
     Update,
     Users,
-    applied_of,
-    carries,
-    mark_of,
-    owned_by,
-    settle,
     unmark_tagged,
 )
+from ..resource import applied_of, carries, mark_of, owned_by, settle
 from ..writing import Conversion, Export
 from .memory import BlockMemory
 
@@ -164,6 +163,12 @@ class BlockState:
     users: Mapping[str, Users] = field(default_factory=dict)
 
 
+BLOCKS = StateOf[BlockState]("block")
+"""The blocks' live state, typed (for the kinds that read it)."""
+BLOCKS_DECLARED = DeclaredOf[DesiredBlock]("block")
+"""The declared blocks, typed (for the kinds that read them)."""
+
+
 class _AgentLike(Protocol):
     """What blocks need to know of an agent (see kinds.agent)."""
 
@@ -178,6 +183,21 @@ class _Agents(Protocol):
     """What blocks need to know of the agents' live state (see kinds.agent)."""
 
     def ours(self, stack: str) -> list[_AgentLike]: ...
+
+
+class _Identities(Protocol):
+    """What blocks need to know of the identities' live state (see kinds.identity)."""
+
+    @property
+    def blocks(self) -> Mapping[str, Sequence[str]]: ...
+
+
+# Other kinds' data, as blocks read it (the agent and identity kinds import this one).
+_AGENT_POOL = PoolOf[_AgentLike]("agent")
+_AGENTS = StateOf[_Agents]("agent")
+_AGENT_EXTRA = ExtraOf[object]("agent")
+_IDENTITY_POOL = PoolOf[Resource]("identity")
+_IDENTITIES = StateOf[_Identities]("identity")
 
 
 def block_applied(
@@ -274,12 +294,12 @@ def check_block(
 
 def _is_limit(value: Any) -> bool:
     """A `limit` the schema accepts: an integer (1.0 included), from 1 to its maximum."""
-    bounds = BlockKind().schema()["$defs"]["block"]["properties"]["limit"]
+    bounds = obj(obj(obj(obj(BlockKind().schema()["$defs"])["block"])["properties"])["limit"])
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
         and value == int(value)
-        and bounds["minimum"] <= value <= bounds["maximum"]
+        and (number(bounds["minimum"]) or 0) <= value <= (number(bounds["maximum"]) or 0)
     )
 
 
@@ -301,7 +321,7 @@ def block_body(db: DesiredBlock, stack: str, tag: str, *, mark: bool) -> dict[st
 
 def identity_refs(ctx: Context, db: DesiredBlock) -> list[Any]:
     """Ids of the identities a block declares (`{"$ref": address}` for one this plan makes)."""
-    pool = ctx.pool("identity")
+    pool = _IDENTITY_POOL.of(ctx)
     return [pool[a].id if a in pool else {"$ref": a} for a in db.config.get("identities", ())]
 
 
@@ -333,7 +353,7 @@ def update_block(
     """Plan the update of a block; with `adopt`, the block is imported: it gets the stack's tag
     and marks in the same request."""
     u = Update(ctx, db, applied)
-    state: BlockState = ctx.live.of("block")
+    state = BLOCKS.of(ctx.live)
     if "label" not in db.ignore:
         u.field("label", lb.label, db.label)
     u.fields(lb, FIELDS)
@@ -387,8 +407,8 @@ def plan_value(
 
 def _identities(ctx: Context, db: DesiredBlock, lb: LiveBlock, u: Update) -> None:
     """The stack's identities the block is attached to, against the declared ones."""
-    by_id = {i.id: a for a, i in ctx.pool("identity").items()}
-    live_ids = sorted(i for i, blocks in ctx.live.of("identity").blocks.items() if lb.id in blocks)
+    by_id = {i.id: a for a, i in _IDENTITY_POOL.of(ctx).items()}
+    live_ids = sorted(i for i, blocks in _IDENTITIES.of(ctx.live).blocks.items() if lb.id in blocks)
     wanted = identity_refs(ctx, db)
     if set(live_ids) == {i for i in wanted if isinstance(i, str)} and all(
         isinstance(i, str) for i in wanted
@@ -403,8 +423,8 @@ def _identities(ctx: Context, db: DesiredBlock, lb: LiveBlock, u: Update) -> Non
 def our_agent_ids(ctx: Context) -> set[str]:
     """Ids of the stack's agents, those an interrupted replacement left behind and the
     sleep-time agents Letta made for them (kinds.agent.sleeptime) included."""
-    agents: Iterable[_AgentLike] = ctx.pool("agent").values()
-    extra = ctx.extra.get("agent")
+    agents: Iterable[_AgentLike] = _AGENT_POOL.of(ctx).values()
+    extra = _AGENT_EXTRA.of(ctx)
     superseded = getattr(extra, "superseded", ())
     companions: Iterable[str] = getattr(extra, "companions", ())
     return {a.id for a in agents} | {a.id for _, a in superseded} | set(companions)
@@ -414,7 +434,7 @@ def delete_block(ctx: Context, address: str, b: LiveBlock, why: Why, declared: A
     if ctx.protected(b, declared):
         ctx.refuse_destroy(address)
         return
-    state: BlockState = ctx.live.of("block")
+    state = BLOCKS.of(ctx.live)
     if ctx.used_elsewhere(address, state.users.get(b.id, ()), our_agent_ids(ctx)):
         return
     ctx.changes.append(Change(address, DELETE, b.id, why=(why,), kind="block"))
@@ -478,7 +498,7 @@ def blanked(value: Any, name: str, fields: frozenset[str]) -> Any:
     return value
 
 
-class BlockKind(Kind, BlockMemory):
+class BlockKind(Kind[DesiredBlock, LiveBlock, BlockState], BlockMemory):
     name: ClassVar[str] = "block"
     noun: ClassVar[str] = "shared block"  # an agent's own blocks are counted with it
     section: ClassVar[str] = "blocks"
@@ -555,7 +575,7 @@ class BlockKind(Kind, BlockMemory):
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
     ) -> BlockState:
-        state: BlockState = live.of("block")
+        state: BlockState = self.state_of(live)
         candidates = sorted(i for i in doomed if i in state.blocks)
         users = block_users(client, desired, live, candidates)
         return BlockState(state.blocks, state.tagged, users)
@@ -566,10 +586,10 @@ class BlockKind(Kind, BlockMemory):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
+    def match(self, stack: str, live: Live) -> Matched[LiveBlock]:
         """Should two blocks carry one address, the one the stack's agents use wins."""
-        state: BlockState = live.of("block")
-        agents: _Agents = live.of("agent")
+        state: BlockState = self.state_of(live)
+        agents = _AGENTS.of(live)
         in_use = {i for a in agents.ours(stack) for i in a.block_ids}
         by_address: dict[str, list[LiveBlock]] = {}
         for b in state.blocks.values():
@@ -598,7 +618,7 @@ class BlockKind(Kind, BlockMemory):
         update_block(ctx, declared, found, None if adopt else applied_of(found), adopt=adopt)
 
     def delete(self, ctx: Context, address: str, found: LiveBlock, why: Why) -> None:
-        delete_block(ctx, address, found, why, ctx.desired.of("block").get(address))
+        delete_block(ctx, address, found, why, self.declared(ctx.desired).get(address))
 
     def fingerprint(self, resource: LiveBlock, blank: frozenset[str]) -> str:
         return block_fingerprint(resource, blank)
@@ -694,8 +714,8 @@ def block_users(
     """
     if not candidates:
         return {}
-    state: BlockState = live.of("block")
-    agents: _Agents = live.of("agent")
+    state = BLOCKS.of(live)
+    agents = _AGENTS.of(live)
     ours = agents.ours(desired.stack)
     known = Counter(i for a in ours for i in set(a.block_ids))
     suspect = {i for i in candidates if i not in state.tagged}

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, ClassVar
 from ...core.changes import Change, Held
 from ...core.marks import digest
 from ...core.model import Live
-from ..base import Resource, applied_of, mark_of
 from ..holds_memory import (
     Holder,
     Record,
@@ -32,10 +31,11 @@ from ..holds_memory import (
     sensitive_of,
     stack_blocks,
 )
+from ..resource import Resource, applied_of, mark_of
 
 if TYPE_CHECKING:
     from ...server.client import LettaClient
-    from .kind import BlockState, LiveBlock
+    from .kind import LiveBlock
 
 FIELDS = ("label", "value", "description", "limit", "read_only", "metadata", "tags")
 """What a backup keeps of a block."""
@@ -71,7 +71,9 @@ class BlockMemory:
     )
 
     def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
-        blocks: BlockState = live.of("block")
+        from .kind import BLOCKS  # the kind imports this module
+
+        blocks = BLOCKS.of(live)
         found = blocks.blocks.get(change.remote_id or "")
         if found is None:
             return None

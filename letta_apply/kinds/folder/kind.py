@@ -28,23 +28,9 @@ from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..agent.refs import agent_users, unknown_refs
-from ..base import (
-    Context,
-    Field,
-    Kind,
-    Link,
-    Listing,
-    Matched,
-    Run,
-    Shape,
-    Update,
-    applied_of,
-    carries,
-    mark_of,
-    owned_by,
-    settle,
-    unmark_tagged,
-)
+from ..base import Field, Kind, Link, Listing, Shape
+from ..context import Context, Matched, Run, Update, unmark_tagged
+from ..resource import applied_of, carries, mark_of, owned_by, settle
 from ..writing import Conversion
 from . import plan as fp
 from .files import LocalFile, declared_files, files_at, read_all
@@ -132,7 +118,7 @@ def _embedding_differs(declared: Any, live: Mapping[str, Any]) -> bool:
     return any(live.get(k) != v for k, v in dict(declared).items())
 
 
-class FolderKind(Kind):
+class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
     name: ClassVar[str] = "folder"
     section: ClassVar[str] = "folders"
     id_prefix: ClassVar[str] = "source-"
@@ -234,8 +220,8 @@ class FolderKind(Kind):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
-        state: FolderState = live.of("folder")
+    def match(self, stack: str, live: Live) -> Matched[LiveFolder]:
+        state: FolderState = self.state_of(live)
         pool: dict[str, LiveFolder] = {}
         notes: list[str] = []
         for f in state.folders:
@@ -319,7 +305,7 @@ class FolderKind(Kind):
             u.emit(self.name, lf.id, adopt=adopt)
 
     def delete(self, ctx: Context, address: str, found: LiveFolder, why: Why) -> None:
-        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+        if ctx.protected(found, self.declared(ctx.desired).get(address)):
             ctx.refuse_destroy(address)
             return
         ours = {la.id for la in ctx.pool("agent").values()}
@@ -343,7 +329,7 @@ class FolderKind(Kind):
         return str(change.body.get("folder", {}).get("name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: FolderState = live.of("folder")
+        state: FolderState = self.state_of(live)
         return tuple(f.id for f in state.folders if f.name == name and not f.mark)
 
     # -- applying --------------------------------------------------------------------------

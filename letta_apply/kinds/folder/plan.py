@@ -21,7 +21,7 @@ from ...manifest.files import Unreadable, read_regular
 from .files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
 
 if TYPE_CHECKING:
-    from ..base import Context, Run
+    from ..context import Context, Run
     from .kind import DesiredFolder, LiveFolder
 
 # The problems this module reports, by code (docs/errors.md).

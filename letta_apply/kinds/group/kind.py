@@ -56,22 +56,14 @@ from ...core.model import MARK_KEY, Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
-from ..base import (
-    Context,
-    Field,
-    Kind,
-    Link,
-    Listing,
-    Matched,
-    Run,
-    Shape,
-    Update,
-    applied_of,
-)
+from ..base import Field, Kind, Link, Listing, Shape
+from ..context import Context, ExtraOf, Matched, Run, Update
 from ..mark_blocks import (
     MarkBlock,
+    MarkedLeft,
     drop_marks,
     intend,
+    left_of,
     prune_marks,
     read_marks,
     resolve,
@@ -79,6 +71,7 @@ from ..mark_blocks import (
     unanswered,
     write_mark,
 )
+from ..resource import applied_of
 from ..writing import Conversion, Export
 
 # The problems this module reports, by code (docs/errors.md).
@@ -258,7 +251,7 @@ def _named(ctx: Context, rid: str | None) -> str | None:
     return next((a for a, i in ctx.ids.items() if i == rid), rid)
 
 
-class GroupKind(Kind):
+class GroupKind(Kind[DesiredGroup, LiveGroup, GroupState]):
     name: ClassVar[str] = "group"
     section: ClassVar[str] = "groups"
     id_prefix: ClassVar[str] = "group-"
@@ -432,11 +425,11 @@ class GroupKind(Kind):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
+    def match(self, stack: str, live: Live) -> Matched[LiveGroup]:
         """A group is the stack's when one of its mark blocks names it. Should two groups carry
         one address (an interrupted replacement), the replacement wins and the one it replaces
         is left for prune to finish."""
-        state: GroupState = live.of("group")
+        state: GroupState = self.state_of(live)
         found: dict[str, list[LiveGroup]] = {}
         for g in state.live():
             if g.mark.get("stack") == stack and str(g.mark.get("address", "")).startswith("group."):
@@ -451,7 +444,7 @@ class GroupKind(Kind):
         live_ids = [str(g["id"]) for g in state.groups]
         stale = unanswered(state.resolved(), live_ids) if state.listed else ()
         ids = {a: g.id for a, g in pool.items()}
-        return Matched(pool, ids, extra={"leftovers": leftovers, "stale": stale})
+        return Matched(pool, ids, extra=MarkedLeft(stale, tuple(leftovers)))
 
     def _create_body(self, ctx: Context, dg: DesiredGroup) -> dict[str, Any]:
         config = {"manager_type": dg.config["manager_type"]}
@@ -460,7 +453,7 @@ class GroupKind(Kind):
         config.update({s: dg.config[s] for s in SETTINGS if s in dg.config})
         # Groups already on the server that look like this one: never adopted by its intent.
         alike = [
-            str(g["id"]) for g in ctx.live.of("group").groups
+            str(g["id"]) for g in self.state_of(ctx.live).groups
             if g.get("manager_type") == config["manager_type"]
             and (g.get("description") or "") == dg.config["description"]
         ]  # fmt: skip
@@ -588,7 +581,7 @@ class GroupKind(Kind):
         ctx.replacing.add(dg.address)
 
     def delete(self, ctx: Context, address: str, found: LiveGroup, why: Why) -> None:
-        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+        if ctx.protected(found, self.declared(ctx.desired).get(address)):
             ctx.refuse_destroy(address)
             return
         body = {"mark_block": found.mark_block}
@@ -597,7 +590,8 @@ class GroupKind(Kind):
     def prune(self, ctx: Context, *, destroy: bool) -> None:
         super().prune(ctx, destroy=destroy)
         # The groups an interrupted replacement left behind.
-        for address, g in (ctx.extra.get(self.name) or {}).get("leftovers", ()):
+        left = ExtraOf[MarkedLeft[LiveGroup]](self.name).of(ctx)
+        for address, g in left.leftovers if left else ():
             body = {"mark_block": g.mark_block}
             ctx.changes.append(
                 Change(address, DELETE, g.id, body=body, why=(REPLACED,), kind=self.name)
@@ -606,9 +600,9 @@ class GroupKind(Kind):
 
     def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
         m = self.match(desired.stack, live)
-        keep = set() if destroy else {*desired.of(self.name), *desired.moved}
+        keep = set() if destroy else {*self.declared(desired), *desired.moved}
         return {g.id for a, g in m.pool.items() if a not in keep} | {
-            g.id for _, g in m.extra["leftovers"]
+            g.id for _, g in left_of(m).leftovers
         }
 
     def fingerprint(self, resource: LiveGroup, blank: frozenset[str]) -> str:

@@ -40,18 +40,10 @@ from ...core.model import MARK_KEY, SHOWN, Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
-from ..base import (
-    Context,
-    Field,
-    Kind,
-    Listing,
-    Matched,
-    Run,
-    Shape,
-    Update,
-    applied_of,
-    owned_by,
-)
+from ..base import Field, Kind, Listing, Shape
+from ..block.kind import BLOCKS_DECLARED
+from ..context import Context, Matched, Run, Update
+from ..resource import applied_of, owned_by
 from ..writing import Export
 
 # The problems this module reports, by code (docs/errors.md).
@@ -168,7 +160,7 @@ def mark(stack: str, di: DesiredIdentity) -> dict[str, Any]:
     return {"stack": stack, "address": di.address, "applied": identity_applied(di)}
 
 
-class IdentityKind(Kind):
+class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
     name: ClassVar[str] = "identity"
     section: ClassVar[str] = "identities"
     id_prefix: ClassVar[str] = "identity-"
@@ -250,8 +242,8 @@ class IdentityKind(Kind):
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
     ) -> IdentityState:
-        state: IdentityState = live.of("identity")
-        if not any("identities" in b.config for b in desired.of("block").values()):
+        state: IdentityState = self.state_of(live)
+        if not any("identities" in b.config for b in BLOCKS_DECLARED.of(desired).values()):
             return state
         ours = self.match(desired.stack, live).pool.values()
         blocks = {
@@ -266,8 +258,8 @@ class IdentityKind(Kind):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
-        state: IdentityState = live.of("identity")
+    def match(self, stack: str, live: Live) -> Matched[LiveIdentity]:
+        state: IdentityState = self.state_of(live)
         pool: dict[str, LiveIdentity] = {}
         notes: list[str] = []
         for i in state.identities:
@@ -325,7 +317,7 @@ class IdentityKind(Kind):
             u.emit(self.name, li.id, adopt=adopt)
 
     def delete(self, ctx: Context, address: str, found: LiveIdentity, why: Why) -> None:
-        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+        if ctx.protected(found, self.declared(ctx.desired).get(address)):
             ctx.refuse_destroy(address)
             return
         ctx.changes.append(Change(address, DELETE, found.id, why=(why,), kind=self.name))
@@ -342,7 +334,7 @@ class IdentityKind(Kind):
         return str(change.body.get("identifier_key", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: IdentityState = live.of("identity")
+        state: IdentityState = self.state_of(live)
         return tuple(i.id for i in state.identities if i.identifier_key == name and not i.mark)
 
     # -- applying --------------------------------------------------------------------------

@@ -49,20 +49,11 @@ from ...core.sensitive import MASKED, Masker
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
-from ..base import (
-    Context,
-    Field,
-    Kind,
-    Listing,
-    Matched,
-    Run,
-    Shape,
-    Update,
-    Users,
-    applied_of,
-)
+from ..base import Field, Kind, Listing, Shape
 from ..block.kind import our_agent_ids, stack_of
+from ..context import Context, Matched, PoolOf, Run, StateOf, Update, Users
 from ..mark_blocks import (
+    MarkedLeft,
     drop_marks,
     intend,
     prune_marks,
@@ -71,6 +62,8 @@ from ..mark_blocks import (
     unanswered,
     write_mark,
 )
+from ..resource import applied_of
+from ..tool.kind import TOOLS
 from ..writing import Conversion, Export
 from .model import (
     HTTP,
@@ -103,7 +96,12 @@ define("LA636", "Problem", "an MCP server's transport changed",
 __all__ = ["MARK_LABEL", "MCP_TOOL", "LiveMcpServer", "McpServerKind", "McpState", "registered"]
 
 
-class McpServerKind(Kind):
+# The MCP servers' live state and pool, typed (for the kinds that read them).
+MCP_SERVERS = StateOf[McpState]("mcp_server")
+MCP_POOL = PoolOf[LiveMcpServer]("mcp_server")
+
+
+class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
     name: ClassVar[str] = "mcp_server"
     noun: ClassVar[str] = "MCP server"
     section: ClassVar[str] = "mcp_servers"
@@ -183,7 +181,7 @@ class McpServerKind(Kind):
     def complete(self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]) -> Any:
         """The live tool names of each server the manifest's agents use: one request per such
         server."""
-        state: McpState = live.of(self.name)
+        state: McpState = self.state_of(live)
         live = Live({**live.states, self.name: state}, live.imported, live.facts, live.project)
         found = dict(self.match(desired.stack, live).pool)
         found.update((a, s) for a, s in live.imported.items() if isinstance(s, LiveMcpServer))
@@ -218,7 +216,7 @@ class McpServerKind(Kind):
             return {}
         server_of = {
             t.id: (t.metadata.get("mcp") or {}).get("server_id")
-            for t in live.of("tool").tools
+            for t in TOOLS.of(live).tools
             if t.tool_type == MCP_TOOL
         }
         out: dict[str, list[tuple[str, str, str | None]]] = {i: [] for i in ids}
@@ -234,8 +232,8 @@ class McpServerKind(Kind):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
-        state: McpState = live.of(self.name)
+    def match(self, stack: str, live: Live) -> Matched[LiveMcpServer]:
+        state: McpState = self.state_of(live)
         pool: dict[str, LiveMcpServer] = {}
         notes: list[str] = []
         for s in state.live():
@@ -252,13 +250,14 @@ class McpServerKind(Kind):
                 pool[address] = s
         ids = [str(s["id"]) for s in state.servers]
         stale = unanswered(state.resolved(), ids) if state.listed else ()
-        return Matched(pool, {a: s.id for a, s in pool.items()}, tuple(notes), {"stale": stale})
+        by_address = {a: s.id for a, s in pool.items()}
+        return Matched(pool, by_address, tuple(notes), MarkedLeft[LiveMcpServer](stale))
 
     def _holder(self, ctx: Context, name: str, own: str | None = None) -> list[str]:
         """Ids of servers named `name` that are not the stack's (nor `own`)."""
-        ours = {s.id for s in ctx.pool(self.name).values()}
+        ours = {s.id for s in self.pool_of(ctx).values()}
         return [
-            s.id for s in ctx.live.of(self.name).live()
+            s.id for s in self.state_of(ctx.live).live()
             if s.server_name == name and s.id not in ours and s.id != own
         ]  # fmt: skip
 
@@ -341,8 +340,8 @@ class McpServerKind(Kind):
         config = {k: u.body.pop(k) for k in [*PLAIN, "auth_token", *MAPPINGS] if k in u.body}
         if config:
             patch["config"] = _update_config(dm, ls, config)
-        refresh = bool(config) and ls.id in ctx.live.of(self.name).tools
-        listed = ctx.live.of(self.name).tools.get(ls.id)
+        refresh = bool(config) and ls.id in self.state_of(ctx.live).tools
+        listed = self.state_of(ctx.live).tools.get(ls.id)
         if isinstance(listed, tuple):
             have = sorted(registered(ctx, ls.id))
             if have != list(listed):
@@ -363,10 +362,10 @@ class McpServerKind(Kind):
         prune_marks(ctx, self.name)
 
     def delete(self, ctx: Context, address: str, found: LiveMcpServer, why: Why) -> None:
-        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+        if ctx.protected(found, self.declared(ctx.desired).get(address)):
             ctx.refuse_destroy(address)
             return
-        users = ctx.live.of(self.name).users.get(found.id, ())
+        users = self.state_of(ctx.live).users.get(found.id, ())
         if ctx.used_elsewhere(address, users, our_agent_ids(ctx)):
             return
         body = {"mark_block": found.mark_block}
@@ -392,11 +391,11 @@ class McpServerKind(Kind):
         return str(change.body.get("server", {}).get("server_name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: McpState = live.of(self.name)
+        state: McpState = self.state_of(live)
         return tuple(s.id for s in state.live() if s.server_name == name and not s.mark)
 
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:
-        state: McpState = live.of(self.name)
+        state: McpState = self.state_of(live)
         if names and not state.listed:
             return McpState(tuple(client.request("GET", "/v1/mcp-servers/")), state.marks)
         return state

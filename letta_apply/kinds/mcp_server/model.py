@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from ...core.jsonish import objs
 from ...core.marks import digest, sensitive_names
 from ...core.model import MARK_KEY, Desired, Sensitive
 from ...errors import Diagnostic, define
 from ...manifest.files import Document, clip
-from ..base import Context, Users
+from ..context import Context, DeclaredOf, Users
 from ..mark_blocks import MarkBlock, resolve
+from ..resource import Declared
+from ..tool.kind import TOOLS
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -200,7 +203,7 @@ def mark_body(stack: str, dm: DesiredMcpServer) -> dict[str, Any]:
 def registered(ctx: Context, server_id: str) -> dict[str, str]:
     """The Letta tools made from a server's tools, name -> tool id (from the tool listing)."""
     out = {}
-    for t in ctx.live.of("tool").tools:
+    for t in TOOLS.of(ctx.live).tools:
         if t.tool_type == MCP_TOOL and (t.metadata.get("mcp") or {}).get("server_id") == server_id:
             out[t.name] = t.id
     return out
@@ -208,9 +211,8 @@ def registered(ctx: Context, server_id: str) -> dict[str, str]:
 
 def used_servers(desired: Desired) -> set[str]:
     """Addresses of the MCP servers whose tools the manifest's agents attach."""
-    return {
-        e["server"] for a in desired.of("agent").values() for e in a.config.get("mcp_tools", ())
-    }
+    agents = DeclaredOf[Declared]("agent").of(desired).values()
+    return {str(e["server"]) for a in agents for e in objs(a.config.get("mcp_tools"))}
 
 
 def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import mark_of
+from ..resource import mark_of
 from ..writing import Conversion, Export
 from .kind import MARK_LABEL, MCP_TOOL, LiveMcpServer, McpServerKind
 

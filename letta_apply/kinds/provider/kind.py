@@ -70,15 +70,19 @@ from ...core.sensitive import MASKED
 from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
-from ..base import Context, Field, Kind, Listing, Matched, Run, Shape, Update, applied_of
+from ..base import Field, Kind, Listing, Shape
 from ..block.kind import our_agent_ids, stack_of
+from ..context import Context, ExtraOf, Matched, Run, Update
 from ..mark_blocks import (
+    MarkedLeft,
     drop_marks,
+    left_of,
     prune_marks,
     read_marks,
     reuse,
     unanswered,
 )
+from ..resource import applied_of
 from ..serves_models import ServesModels
 from ..writing import Export
 from . import handles, requests
@@ -118,7 +122,7 @@ define("LA642", "Problem", "a provider's type changed under its name",
 __all__ = ["MARK_LABEL", "LiveProvider", "ProviderKind", "ProviderState"]
 
 
-class ProviderKind(Kind, ServesModels):
+class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesModels):
     name: ClassVar[str] = "provider"
     section: ClassVar[str] = SECTION
     id_prefix: ClassVar[str] = "provider-"
@@ -209,7 +213,7 @@ class ProviderKind(Kind, ServesModels):
     def complete(self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]) -> Any:
         """The agents using each provider a plan may delete or replace: one listing of every
         agent, only then (Letta has no route for a provider's agents)."""
-        state: ProviderState = live.of(self.name)
+        state: ProviderState = self.state_of(live)
         ids = sorted(i for i in doomed if i.startswith(self.id_prefix))
         if not ids:
             return state
@@ -225,13 +229,13 @@ class ProviderKind(Kind, ServesModels):
     def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
         """What prune deletes, and what a change of name or provider_type replaces."""
         out = super().deletion_candidates(desired, live, destroy=destroy)
-        declared = desired.of(self.name)
+        declared = self.declared(desired)
         matched = self.match(desired.stack, live)
         for address, found in matched.pool.items():
             dp = declared.get(address)
             if dp is not None and replaced_by(dp, found):
                 out.add(found.id)
-        return out | {p.id for _, p in matched.extra["leftovers"]}
+        return out | {p.id for _, p in left_of(matched).leftovers}
 
     def resources(self, state: Any) -> Iterable[LiveProvider]:
         providers: ProviderState = state
@@ -239,11 +243,11 @@ class ProviderKind(Kind, ServesModels):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
+    def match(self, stack: str, live: Live) -> Matched[LiveProvider]:
         """A provider is the stack's when one of its mark blocks names it. Should two carry one
         address (a replacement interrupted before it deleted the old one), the replacement
         wins and the one it replaces is left for prune to finish."""
-        state: ProviderState = live.of(self.name)
+        state: ProviderState = self.state_of(live)
         found: dict[str, list[LiveProvider]] = {}
         for p in state.live():
             address = p.mark.get("address")
@@ -258,13 +262,13 @@ class ProviderKind(Kind, ServesModels):
             leftovers.extend((address, p) for p in ps if p is not winners[0])
         ids = [str(p["id"]) for p in state.providers]
         stale = unanswered(state.resolved(), ids) if state.listed else ()
-        extra = {"stale": stale, "leftovers": leftovers}
+        extra = MarkedLeft(stale, tuple(leftovers))
         return Matched(pool, {a: p.id for a, p in pool.items()}, extra=extra)
 
     def _used_elsewhere(self, ctx: Context, address: str, lp: LiveProvider) -> bool:
         """Refuse to delete a provider agents outside the stack run on (a problem)."""
         ours = our_agent_ids(ctx)
-        users = [u for u in ctx.live.of(self.name).users.get(lp.id, ()) if u[0] not in ours]
+        users = [u for u in self.state_of(ctx.live).users.get(lp.id, ()) if u[0] not in ours]
         if users:
             names = ", ".join(f"{name} ({aid})" for aid, name, _ in users)
             ctx.problems.append(
@@ -279,9 +283,9 @@ class ProviderKind(Kind, ServesModels):
 
     def _holders(self, ctx: Context, name: str, own: str | None = None) -> list[str]:
         """Ids of providers named `name` that are not the stack's (nor `own`)."""
-        ours = {p.id for p in ctx.pool(self.name).values()}
+        ours = {p.id for p in self.pool_of(ctx).values()}
         return [
-            p.id for p in ctx.live.of(self.name).live()
+            p.id for p in self.state_of(ctx.live).live()
             if p.name == name and p.id not in ours and p.id != own
         ]  # fmt: skip
 
@@ -406,7 +410,8 @@ class ProviderKind(Kind, ServesModels):
     def prune(self, ctx: Context, *, destroy: bool) -> None:
         super().prune(ctx, destroy=destroy)
         # The providers an interrupted replacement left behind.
-        for address, p in (ctx.extra.get(self.name) or {}).get("leftovers", ()):
+        left = ExtraOf[MarkedLeft[LiveProvider]](self.name).of(ctx)
+        for address, p in left.leftovers if left else ():
             body = {"mark_block": p.mark_block}
             ctx.changes.append(
                 Change(address, DELETE, p.id, body=body, why=(REPLACED,), kind=self.name)
@@ -414,7 +419,7 @@ class ProviderKind(Kind, ServesModels):
         prune_marks(ctx, self.name)
 
     def delete(self, ctx: Context, address: str, found: LiveProvider, why: Why) -> None:
-        if ctx.protected(found, ctx.desired.of(self.name).get(address)):
+        if ctx.protected(found, self.declared(ctx.desired).get(address)):
             ctx.refuse_destroy(address)
             return
         if self._used_elsewhere(ctx, address, found):
@@ -440,11 +445,11 @@ class ProviderKind(Kind, ServesModels):
         return str(change.body.get("provider", {}).get("name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: ProviderState = live.of(self.name)
+        state: ProviderState = self.state_of(live)
         return tuple(p.id for p in state.live() if p.name == name and not p.mark)
 
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:
-        state: ProviderState = live.of(self.name)
+        state: ProviderState = self.state_of(live)
         if names and not state.listed:
             return ProviderState(tuple(client.paginate(ROUTE, {})), state.marks)
         return state

@@ -14,7 +14,7 @@ from ...core.marks import digest, sensitive_names
 from ...core.model import MARK_KEY, Sensitive
 from ...errors import Diagnostic, define
 from ...manifest.files import Document
-from ..base import Users
+from ..context import Users
 from ..mark_blocks import MarkBlock, resolve
 
 # The problems this module reports, by code (docs/errors.md).

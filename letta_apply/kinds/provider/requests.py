@@ -10,7 +10,7 @@ from ...core.changes import Change
 from ...core.model import MARK_KEY
 from ...core.sensitive import Masker
 from ...errors import ApiError
-from ..base import Run
+from ..context import Run
 from ..mark_blocks import intend, write_mark
 from .model import MARK_LABEL, SECRETS
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..base import mark_of
+from ..resource import mark_of
 from ..writing import Export
 from .model import MARK_LABEL, SECRETS, LiveProvider, uses
 from .requests import ROUTE

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypedDict, cast
 
 from ...core.changes import (
@@ -32,22 +32,21 @@ from ...core.model import Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
-from ..base import (
+from ..base import Field, Kind, Shape
+from ..block.kind import our_agent_ids, stack_of
+from ..context import (
     Context,
-    Field,
-    Kind,
+    DeclaredOf,
+    ExtraOf,
     Matched,
     Run,
-    Shape,
+    StateOf,
     Update,
     Users,
-    applied_of,
-    mark_of,
     unmark_tagged,
 )
-from ..block.kind import our_agent_ids, stack_of
+from ..resource import applied_of, mark_of
 from ..writing import Conversion
-from .rules import rule_by_name
 from .source import function_name, parse_source, read_sources, renamed, source_at
 
 # The problems this module reports, by code (docs/errors.md).
@@ -167,6 +166,13 @@ class ToolState:
         return tuple(t for t in self.tools if not t.is_base)
 
 
+TOOLS = StateOf[ToolState]("tool")
+"""The tools' live state, typed (for the kinds that read it)."""
+TOOLS_DECLARED = DeclaredOf[DesiredTool]("tool")
+_UNMARKED = ExtraOf[tuple[LiveTool, ...]]("tool")  # same-named tools the stack may adopt
+"""The declared tools, typed (for the kinds that read them)."""
+
+
 def is_base_tool_type(tool_type: str) -> bool:
     """Tools the server provides itself (memory, search...): letta-apply never owns them."""
     return tool_type.startswith("letta")
@@ -201,7 +207,7 @@ def tool_applied(dt: DesiredTool) -> dict[str, Any]:
     return out
 
 
-class ToolKind(Kind):
+class ToolKind(Kind[DesiredTool, LiveTool, ToolState]):
     name: ClassVar[str] = "tool"
     section: ClassVar[str] = "tools"
     id_prefix: ClassVar[str] = "tool-"
@@ -265,25 +271,6 @@ class ToolKind(Kind):
             )
         return out
 
-    def resolve(self, desired: Desired) -> Desired:
-        """Agents may name a declared tool by its key: write the tool's name instead."""
-        by_key: dict[str, str] = {
-            address.split(".", 1)[1]: t.name for address, t in desired.of("tool").items()
-        }
-
-        def name_of(ref: str) -> str:
-            return by_key.get(ref, ref)
-
-        agents: dict[str, Any] = {}
-        for address, agent in desired.of("agent").items():
-            config = dict(agent.config)
-            if "tools" in config:
-                config["tools"] = list(dict.fromkeys(name_of(t) for t in config["tools"]))
-            if "tool_rules" in config:
-                config["tool_rules"] = [rule_by_name(r, name_of) for r in config["tool_rules"]]
-            agents[address] = replace(agent, config=config)
-        return replace(desired, resources={**desired.resources, "agent": agents})
-
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
@@ -309,7 +296,7 @@ class ToolKind(Kind):
     ) -> ToolState:
         """Agents using each tool a plan may delete: Letta has no route for a tool's agents, so
         one listing of every agent with its tools (only when a plan may delete a tool)."""
-        state: ToolState = live.of("tool")
+        state: ToolState = self.state_of(live)
         ids = sorted(i for i in doomed if i.startswith(self.id_prefix))
         if not ids:
             return state
@@ -326,10 +313,10 @@ class ToolKind(Kind):
 
     # -- planning --------------------------------------------------------------------------
 
-    def match(self, stack: str, live: Live) -> Matched:
+    def match(self, stack: str, live: Live) -> Matched[LiveTool]:
         """Tools with the stack's tag but no marks yet (`extra`) were created by an apply
         interrupted before it could mark them: matched to the declared tool of that name."""
-        state: ToolState = live.of("tool")
+        state: ToolState = self.state_of(live)
         tag = f"letta-apply:{stack}"
         pool: dict[str, LiveTool] = {}
         unmarked: list[LiveTool] = []
@@ -359,14 +346,14 @@ class ToolKind(Kind):
         return Matched(pool, {a: t.id for a, t in pool.items()}, tuple(notes), tuple(unmarked))
 
     def plan(self, ctx: Context) -> None:
-        unmarked = {t.name: t for t in ctx.extra.get("tool") or ()}
-        for address, dt in ctx.desired.of("tool").items():
-            lt = ctx.pool("tool").get(address)
+        unmarked = {t.name: t for t in _UNMARKED.of(ctx) or ()}
+        for address, dt in self.declared(ctx.desired).items():
+            lt = self.pool_of(ctx).get(address)
             if lt is not None:
                 self.update(ctx, dt, lt, adopt=address in ctx.importing)
             elif dt.name in unmarked:
                 lt = unmarked[dt.name]
-                ctx.pool("tool")[address] = lt
+                self.pool_of(ctx)[address] = lt
                 ctx.ids[address] = lt.id
                 self._update(ctx, dt, lt, finish=True)
             else:
@@ -387,7 +374,7 @@ class ToolKind(Kind):
 
     def create(self, ctx: Context, declared: DesiredTool) -> None:
         dt = declared
-        state: ToolState = ctx.live.of("tool")
+        state: ToolState = self.state_of(ctx.live)
         holder = state.by_name.get(dt.name)
         if holder is not None:
             ctx.refused.add(dt.address)
@@ -461,10 +448,10 @@ class ToolKind(Kind):
             u.emit("tool", lt.id, adopt=adopt)
 
     def delete(self, ctx: Context, address: str, found: LiveTool, why: Why) -> None:
-        if ctx.protected(found, ctx.desired.of("tool").get(address)):
+        if ctx.protected(found, self.declared(ctx.desired).get(address)):
             ctx.refuse_destroy(address)
             return
-        state: ToolState = ctx.live.of("tool")
+        state: ToolState = self.state_of(ctx.live)
         if ctx.used_elsewhere(address, state.users.get(found.id, ()), our_agent_ids(ctx)):
             return
         ctx.changes.append(Change(address, DELETE, found.id, why=(why,), kind="tool"))
@@ -488,7 +475,7 @@ class ToolKind(Kind):
         return f"name={resource.name!r}"
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: ToolState = live.of("tool")
+        state: ToolState = self.state_of(live)
         holder = state.by_name.get(name)
         return (holder,) if holder else ()
 

@@ -1,0 +1,183 @@
+"""The agent kind's model: an agent as a manifest declares it, as the server lists it, the
+agents' live state and what their match leaves for planning, and the typed keys other kinds and
+this kind's modules read them by."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypedDict, cast
+
+from ..block.kind import DesiredBlock, LiveBlock
+from ..context import DeclaredOf, ExtraOf, PoolOf, StateOf
+from ..resource import mark_of
+from ..tool.kind import LiveTool
+from ..tool.rules import rule_tool_names
+from . import sleeptime as agent_sleeptime
+from .secrets import LiveSecret, live_secrets
+from .settings import SETTINGS, live_settings
+
+AGENT_INCLUDE = (
+    "agent.blocks", "agent.identities", "agent.managed_group", "agent.tags", "agent.tools",
+)  # fmt: skip
+CONFIG = (
+    "description", "system", "model", "embedding", "tags", "metadata", "tools", "tool_rules",
+    "identities", *SETTINGS,
+)  # fmt: skip
+FIELDS = ("description", "system", "model", "embedding")
+# What plan and import read: secrets come back in plain, compared in memory and never kept
+# (kinds.agent.secrets). Export reads without them: it never writes a secret's value.
+WITH_SECRETS = (*AGENT_INCLUDE, "agent.secrets")
+
+
+@dataclass(frozen=True)
+class DesiredAgent:
+    """An agent as the manifest declares it. `config` holds only the fields the manifest sets
+    (description, system, model, embedding, tags, metadata, tools, tool_rules, identities)."""
+
+    address: str
+    name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    created: Mapping[str, Any] = field(default_factory=dict)  # create-only fields it sets
+    memory_blocks: tuple[DesiredBlock, ...] = ()
+    blocks: tuple[str, ...] = ()  # addresses of shared blocks, in manifest order
+    prevent_destroy: bool = False
+    ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
+
+
+class _Id(TypedDict):
+    id: str
+
+
+class _Handle(TypedDict, total=False):
+    handle: str | None
+
+
+class _ToolRef(_Id, total=False):
+    name: str
+    tool_type: str
+
+
+class AgentJSON(_Id, total=False):
+    """An agent as Letta's API returns it with `include=` AGENT_INCLUDE (the fields letta-apply
+    reads)."""
+
+    name: str
+    description: str | None
+    system: str | None
+    model: str | None
+    embedding: str | None
+    agent_type: str | None
+    llm_config: _Handle | None
+    embedding_config: _Handle | None
+    tags: list[str] | None
+    metadata: dict[str, Any] | None
+    tools: list[_ToolRef] | None
+    blocks: list[_Id] | None
+    tool_rules: list[dict[str, Any]] | None
+    identity_ids: list[str] | None
+    secrets: list[dict[str, Any]] | None
+    managed_group: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class LiveAgent:
+    id: str
+    name: str
+    description: str | None = None
+    system: str | None = None
+    model: str | None = None
+    embedding: str | None = None
+    agent_type: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[LiveTool, ...] = ()
+    block_ids: tuple[str, ...] = ()
+    tool_rules: tuple[Mapping[str, Any], ...] = ()
+    identity_ids: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)  # as reported (agent_settings)
+    secrets: Mapping[str, LiveSecret] = field(default_factory=dict, repr=False)
+    # Messages in its context window, as listed (what a plan deleting it says it holds).
+    in_context: int | None = None
+    # The sleep-time group Letta made for it (`enable_sleeptime`), and the agents in it.
+    sleeptime_group: str = ""
+    sleeptime: tuple[str, ...] = ()
+
+    @property
+    def mark(self) -> Mapping[str, Any]:
+        return mark_of(self.metadata)
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> LiveAgent:
+        d = cast(AgentJSON, raw)
+        group, sleepers = agent_sleeptime.group_of(raw)
+        llm = d.get("llm_config") or {}
+        emb = d.get("embedding_config") or {}
+        return cls(
+            id=d["id"],
+            name=d.get("name") or "",
+            description=d.get("description"),
+            system=d.get("system"),
+            model=d.get("model") or llm.get("handle"),
+            embedding=d.get("embedding") or emb.get("handle"),
+            agent_type=d.get("agent_type"),
+            tags=tuple(d.get("tags") or ()),
+            metadata=d.get("metadata") or {},
+            tools=tuple(
+                LiveTool(t["id"], t.get("name") or "", t.get("tool_type") or "custom")
+                for t in d.get("tools") or ()
+            ),
+            block_ids=tuple(b["id"] for b in d.get("blocks") or ()),
+            tool_rules=tuple(d.get("tool_rules") or ()),
+            identity_ids=tuple(d.get("identity_ids") or ()),
+            settings=live_settings(raw),
+            secrets=live_secrets(d.get("secrets")),
+            in_context=len(ids) if isinstance(ids := raw.get("message_ids"), list) else None,
+            sleeptime_group=group,
+            sleeptime=sleepers,
+        )
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """The agents carrying the stack's tag, and the unmarked agents already holding the names of
+    declared agents that do not exist yet (`clashes`: name -> ids); the agents of the sleep-time
+    groups of those a plan may delete, as read then (`sleeptime`: agent id -> them)."""
+
+    agents: tuple[LiveAgent, ...] = ()
+    clashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sleeptime: Mapping[str, tuple[agent_sleeptime.SleeptimeAgent, ...]] = field(
+        default_factory=dict
+    )
+
+    def ours(self, stack: str) -> list[LiveAgent]:
+        """The agents whose marks say they are `stack`'s."""
+        return [a for a in self.agents if a.mark.get("stack") == stack]
+
+
+@dataclass(frozen=True)
+class AgentMatch:
+    """What matching leaves for planning: agents superseded by an interrupted replacement, and
+    the agents' own blocks by address, and the own blocks left behind by agents now gone; the
+    ids of the sleep-time agents Letta made for the stack's agents (kinds.agent.sleeptime)."""
+
+    superseded: tuple[tuple[str, LiveAgent], ...] = ()
+    owned: Mapping[str, Any] = field(default_factory=dict)
+    leftovers: tuple[tuple[str, LiveBlock], ...] = ()  # own blocks whose agent is gone
+    companions: frozenset[str] = frozenset()
+
+
+def agent_tool_names(agent: DesiredAgent) -> set[str]:
+    """Tool names an agent uses, in `tools` or in `tool_rules`."""
+    names = set(agent.config.get("tools", ()))
+    for rule in agent.config.get("tool_rules", ()):
+        names.update(rule_tool_names(rule))
+    return names
+
+
+# This kind's data as the generic core holds it, typed (kinds.context): for its own modules and
+# the kinds that read agents without importing the agent kind's module.
+AGENTS = StateOf[AgentState]("agent")
+AGENTS_DECLARED = DeclaredOf[DesiredAgent]("agent")
+AGENT_POOL = PoolOf[LiveAgent]("agent")
+AGENT_MATCH = ExtraOf[AgentMatch]("agent")

@@ -526,6 +526,7 @@ class FakeLetta(FakeFolders, FakeArchives, FakeAgentFiles, FakeSleeptime, FakePr
         # The agent's first messages (None: Letta's default greeting), kept where no view
         # shows them: letta-apply never reads messages.
         agent["_initial_messages"] = body.get("initial_message_sequence")
+        self.served_by(agent)
         if body.get("enable_sleeptime"):
             self.make_sleeptime(agent)
         return self._agent_view(_public(agent))

@@ -94,11 +94,13 @@ class Selected:
 class Written:
     """What the kinds share while a manifest is written: the manifest keys each kind gave its
     entries (kind -> the resource's id -> key), what a kind found that a kind after it uses
-    (`extra`, by kind), and the notes on what was not written."""
+    (`extra`, by kind), the notes on what was not written, and the sensitive variables made,
+    without values, for secrets a manifest is never written with (`${var.NAME}` in their place)."""
 
     keys: dict[str, dict[str, str]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)
     _taken: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def key(self, kind: str, rid: str, text: str) -> str:
@@ -125,14 +127,13 @@ class Export(Written):
 @dataclass(kw_only=True)
 class Conversion(Written):
     """An Agent File being converted: its entity lists as read (`data`: `agents`, `blocks`...,
-    each entity with an id of the file's own, which `keys` are by), the sensitive variables made
-    for what the file blanks (agent secrets), and the files to write beside the manifest (tool
-    sources, by path relative to it, under `sources_dir`)."""
+    each entity with an id of the file's own, which `keys` are by), and the files to write
+    beside the manifest (tool sources, by path relative to it, under `sources_dir`). The file
+    blanks agent secrets: they become `variables`."""
 
     data: Mapping[str, Any]
     messages: bool = False  # keep the agents' messages as their first ones
     sources_dir: str | None = None  # where `sources` go; None: each kind's own folder
-    variables: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
     def entities(self, kind: str) -> list[dict[str, Any]]:

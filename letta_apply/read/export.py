@@ -64,7 +64,7 @@ def export_manifest(
     (root,) = [k for k in KINDS if k.root]
     selected = root.export_selection(client, sel)
     ex = Export(client=client, selected=selected.found, include_system=include_system)
-    doc: dict[str, Any] = {"version": 1, "stack": stack}
+    sections: dict[str, Any] = {}
     counts: dict[str, int] = {}
     unexported: list[str] = []
     for k in writing_order(KINDS):
@@ -72,8 +72,12 @@ def export_manifest(
         if section is None:
             unexported.append(k.section)
         elif section:
-            doc[k.section] = section
+            sections[k.section] = section
             counts[k.name] = len(section)
+    doc: dict[str, Any] = {"version": 1, "stack": stack}
+    if ex.variables:  # made for the secrets export never writes
+        doc["variables"] = ex.variables
+    doc.update(sections)
     imports = [
         {"to": f"{k.name}.{key}", "id": rid}
         for k in writing_order(KINDS)

@@ -76,6 +76,7 @@ from .model import (
     LiveAgent,
     agent_tool_names,
 )
+from .models import check_models, models_from, resolve_models
 from .plan import HANDLES
 from .secrets import (
     LIVE,
@@ -164,6 +165,7 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
             *check_mcp_tools(doc, data),
             *check_timezones(doc, data),
             *agent_create_only.check_create_only(doc, data),
+            *check_models(doc, data),
         ]
 
     def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,7 +203,10 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         used = agent_tool_names(declared)
         tools = sorted(t.address for t in TOOLS_DECLARED.of(desired).values() if t.name in used)
         identities = declared.config.get("identities", ())
-        return [*declared.blocks, *tools, *identities, *mcp_servers_of(declared.config)]
+        return [
+            *declared.blocks, *tools, *identities, *mcp_servers_of(declared.config),
+            *models_from(declared, desired),
+        ]  # fmt: skip
 
     def links(self, declared: DesiredAgent, desired: Desired) -> list[Link]:
         """Shared blocks as shared memory; tools it names that the manifest does not declare
@@ -216,10 +221,12 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
             *tools,
             *(Link(i) for i in declared.config.get("identities", ())),
             *(Link(s) for s in mcp_servers_of(declared.config)),
+            *(Link(m) for m in models_from(declared, desired)),
         ]
 
     def resolve(self, desired: Desired) -> Desired:
-        """Agents may name a declared tool by its key: write the tool's name instead."""
+        """Agents may name a declared tool by its key: write the tool's name instead; and a
+        model of a declared resource by its key (kinds.agent.models): write its handle."""
         by_key = {a.split(".", 1)[1]: t.name for a, t in TOOLS_DECLARED.of(desired).items()}
 
         def name_of(ref: str) -> str:
@@ -233,6 +240,7 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
             if "tool_rules" in config:
                 config["tool_rules"] = [rule_by_name(r, name_of) for r in config["tool_rules"]]
             agents[address] = replace(agent, config=config)
+        agents = resolve_models(agents, desired)
         return replace(desired, resources={**desired.resources, self.name: agents})
 
     # -- reading ---------------------------------------------------------------------------

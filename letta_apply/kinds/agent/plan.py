@@ -53,6 +53,7 @@ from ..block.kind import (
 )
 from ..context import Context, PoolOf, Update, dict_diffs
 from ..resource import applied_of
+from ..serves_models import made_to_serve
 from ..tool.kind import TOOLS, TOOLS_DECLARED, LiveTool
 from ..tool.rules import (
     RULES_INTERIM,
@@ -341,12 +342,15 @@ def same_handle(declared: Any, live: Any) -> bool:
 
 def served(ctx: Context, da: DesiredAgent, body: Mapping[str, Any]) -> bool:
     """Whether the server serves the model and embedding handles `body` sets (when it was asked,
-    see AgentKind.facts); a problem, with the closest handles, for each it does not."""
+    see AgentKind.facts), or will once this plan made a declared resource serving it (a BYOK
+    provider: kinds.serves_models); a problem, with the closest handles, for each it does not."""
     facts = obj(ctx.live.facts.get("agent"))
     ok = True
     for name, route in HANDLES.items():
         handle, known = body.get(name), facts.get(name)
         if not isinstance(known, frozenset) or not isinstance(handle, str) or handle in known:
+            continue
+        if made_to_serve(ctx, handle, embedding=name == "embedding"):
             continue
         ok = False
         hints = difflib.get_close_matches(handle, sorted(known), n=3, cutoff=0.4)

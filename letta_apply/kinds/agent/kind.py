@@ -224,6 +224,8 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     def resources(self, state: AgentState) -> Iterable[LiveAgent]:
         return state.agents
 
+    # -- planning --------------------------------------------------------------------------
+
     def match(self, stack: str, live: Live) -> Matched[LiveAgent]:
         """Should two agents carry one address, the one that replaces the other wins (an
         interrupted replacement), else the oldest; the others are reported and left alone."""

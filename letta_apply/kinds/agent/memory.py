@@ -35,7 +35,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from ...core.changes import Change, Held
-from ...core.jsonish import JsonObject, objs
+from ...core.jsonish import JsonObject, items, objs, opt_text, strings
 from ...core.model import MARK_KEY, Live, stack_tag
 from ...errors import ApiError, RestoreError, ServerStateError, define
 from ..archive.memory import archive_fields, new_archive, plain_passage
@@ -167,9 +167,9 @@ class AgentMemory:
         return [
             Exported(
                 str(a["id"]),
-                a.get("name"),
+                opt_text(a.get("name")),
                 mark_of(a.get("metadata")),
-                {str(b.get("label")): str(b["id"]) for b in a.get("blocks") or ()},
+                {str(b.get("label")): str(b["id"]) for b in objs(a.get("blocks"))},
             )
             for a in listed
             if mark_of(a.get("metadata")).get("stack") == stack
@@ -218,7 +218,7 @@ class AgentMemory:
         names = [a for a in entries if a.get("name") == live.get("name")]
         entry = names[0] if len(names) == 1 else entries[0]
         agent_mark = mark_of(live.get("metadata"))
-        by_label = {b.get("label"): b for b in live.get("blocks") or ()}
+        by_label = {b.get("label"): b for b in objs(live.get("blocks"))}
         hidden = [f"secrets['{n}']" for n in files.blank_secrets(doc)]
         hidden += mask_fields(entry, sensitive_of(agent_mark))
         blocks = []
@@ -226,7 +226,7 @@ class AgentMemory:
             lb = by_label.get(fb.get("label"))
             if lb is None:
                 continue
-            tags = _tags_of(saving, lb["id"])
+            tags = _tags_of(saving, str(lb["id"]))
             fb["tags"] = sorted(tags)  # not exported by Letta; imported when the file has them
             mark = mark_of(lb.get("metadata"))
             secret = sensitive_of(mark) or _own_sensitive(agent_mark, str(fb.get("label")))
@@ -252,7 +252,7 @@ class AgentMemory:
         record = {
             "kind": "agent", "address": address, "id": rid, "name": live.get("name"),
             "file_agent": entry.get("id"), "blocks": blocks,
-            "identity_ids": list(live.get("identity_ids") or ()),
+            "identity_ids": items(live.get("identity_ids")),
             "messages": messages, "in_context": in_context,
             "passages": passages, "archives": archives,
         }  # fmt: skip
@@ -309,7 +309,7 @@ def _tags_of(saving: Saving, block_id: str) -> list[str]:
         lambda: {str(b["id"]): list(b.get("tags") or ()) for b in stack_blocks(saving)},
     )
     found = tags.get(block_id)
-    return found if found is not None else list(saving.client.get_block(block_id).get("tags") or ())
+    return found if found is not None else strings(saving.client.get_block(block_id).get("tags"))
 
 
 def _agent_file_of(files: AgentFiles, r: Record) -> JsonObject:
@@ -349,10 +349,10 @@ def _copied_shared(
     if not gone:
         return
     made = restoring.client.get_agent(rid, ("agent.blocks",))
-    for b in made.get("blocks") or ():
+    for b in objs(made.get("blocks")):
         if b.get("label") in gone:
-            restoring.ids[str(gone[b["label"]]["id"])] = str(b["id"])
-            restoring.made.add(str(gone[b["label"]]["shared"]))  # marked as the stack's
+            restoring.ids[str(gone[str(b["label"])]["id"])] = str(b["id"])
+            restoring.made.add(str(gone[str(b["label"])]["shared"]))  # marked as the stack's
 
 
 def _passages(restoring: Restoring, r: Record, rid: str, *, resumed: bool) -> list[str]:

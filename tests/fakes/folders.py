@@ -1,4 +1,4 @@
-"""Folder routes of the fake Letta server (tests/fakeletta.py): folders, multipart uploads, file
+"""Folder routes of the fake Letta server (tests/fakes/server.py): folders, multipart uploads, file
 listings, agents' folder attachments, as Letta 0.16.8 answers them.
 
 An upload is listed as `parsing` and processed on the next listing of the folder's files (one

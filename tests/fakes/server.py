@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 
 from letta_apply import LettaClient
-from tests.fakeagentfiles import FakeAgentFiles
-from tests.fakearchives import FakeArchives
-from tests.fakefolders import FakeFolders, Http
-from tests.fakeproviders import FakeProviders
-from tests.fakesleeptime import FakeSleeptime
+from tests.fakes.agentfiles import FakeAgentFiles
+from tests.fakes.archives import FakeArchives
+from tests.fakes.folders import FakeFolders, Http
+from tests.fakes.providers import FakeProviders
+from tests.fakes.sleeptime import FakeSleeptime
 
 Handler = Callable[[httpx.Request], httpx.Response | None]
 

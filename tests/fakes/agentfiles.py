@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakes.folders import Http, _public
+from tests.fakes.common import Http, _public
 
 _GREETING = [
     {"role": "assistant", "content": "More human than human is our motto."},

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakes.folders import Http, _public
+from tests.fakes.common import Http, _public
 
 _EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 

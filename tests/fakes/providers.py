@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakes.folders import Http
+from tests.fakes.common import Http
 
 FIELDS = ("base_url", "region", "api_version")
 DEFAULT_BASE_URL = {"openai": "https://api.openai.com/v1"}

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tests.fakes.folders import _public
+from tests.fakes.common import _public
 
 TYPES = ("sleeptime_agent", "voice_sleeptime_agent")
 GROUPS = ("sleeptime", "voice_sleeptime")

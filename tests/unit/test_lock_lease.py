@@ -19,7 +19,7 @@ from letta_apply.errors import ApiError
 from letta_apply.server.lock import LockError, StackLock, lease_for, list_locks
 from letta_apply.server.lock import _machine as machine
 from letta_apply.server.serial import STACK_LABEL, bump_serial
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, Clock, desired
 from tests.unit.test_resilience import planner
 

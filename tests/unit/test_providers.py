@@ -1,5 +1,5 @@
 """BYOK providers against the fake server (which keeps providers as Letta 0.16.8 does,
-tests/fakeproviders.py): manifest rules with their positions, a create behind its intent, a key
+tests/fakes/providers.py): manifest rules with their positions, a create behind its intent, a key
 rotated in place and never shown, fields changed in place or by replacing the provider, drift,
 a provider the stack does not own never touched, import by name, prune, runs killed or refused
 midway, and a server that keeps keys encrypted."""
@@ -17,7 +17,7 @@ from letta_apply.kinds.provider.kind import MARK_LABEL, LiveProvider, ProviderKi
 from letta_apply.kinds.provider.model import ciphertext
 from letta_apply.manifest.variables import Options
 from letta_apply.pipeline import load_manifest
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli, Result, at, diagnostics, write
 from tests.unit.test_drift_record import counts, kill_after
 from tests.unit.test_lock_lease import dead_pid

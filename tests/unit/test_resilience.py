@@ -19,7 +19,7 @@ from letta_apply.errors import ApiError, ServerUnreachable
 from letta_apply.server.client import RetryPolicy, retry_after
 from letta_apply.server.lock import LockError, StackLock, force_unlock, list_locks
 from letta_apply.server.serial import STACK_LABEL
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, Clock, desired
 
 

@@ -24,7 +24,7 @@ from letta_apply.cli.progress import Progress
 from letta_apply.memory.held import MAX_COUNTED
 from letta_apply.read.export import Selection, export_manifest
 from letta_apply.server.client import PAGE_SIZE, RetryPolicy
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli, Clock, Result, Tty, desired
 
 

@@ -1,4 +1,4 @@
-"""Provider routes of the fake Letta server (tests/fakeletta.py), as Letta 0.16.8 serves them
+"""Provider routes of the fake Letta server (tests/fakes/server.py), as Letta 0.16.8 serves them
 (letta/services/provider_manager.py): names unique (409, the refused row quoted whole, its key
 included), a create with a deleted provider's name restoring that one (its id), a PATCH that
 requires `api_key` and ignores nulls, `updated_at` moved by every write, and keys listed as
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakefolders import Http
+from tests.fakes.common import Http
 
 FIELDS = ("base_url", "region", "api_version")
 DEFAULT_BASE_URL = {"openai": "https://api.openai.com/v1"}

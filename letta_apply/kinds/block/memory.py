@@ -1,7 +1,7 @@
 """What a block holds of agents' memory (kinds.holds_memory): its value, which agents rewrite.
 
 - Held: whether agents wrote it (its value's digest no longer the one letta-apply last wrote:
-  the base of the three-way memory decision, kinds.block.kind.plan_value).
+  the base of the three-way memory decision, kinds.block.plan.plan_value).
 - Saved: its fields (value, configuration, marks, tags) and the agents it is attached to. An
   agent's own block whose agent goes too is saved with its agent (memory.backup).
 - Restored: created with its value, configuration, tags and marks, and attached again to the
@@ -32,10 +32,10 @@ from ..holds_memory import (
     stack_blocks,
 )
 from ..resource import Resource, applied_of, mark_of
+from .model import BLOCKS, LiveBlock
 
 if TYPE_CHECKING:
     from ...server.client import LettaClient
-    from .kind import LiveBlock
 
 FIELDS = ("label", "value", "description", "limit", "read_only", "metadata", "tags")
 """What a backup keeps of a block."""
@@ -71,8 +71,6 @@ class BlockMemory:
     )
 
     def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
-        from .kind import BLOCKS  # the kind imports this module
-
         blocks = BLOCKS.of(live)
         found = blocks.blocks.get(change.remote_id or "")
         if found is None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from ...core.changes import Change, Held
+from ...core.jsonish import JsonObject, obj, strings
 from ...core.marks import digest
 from ...core.model import Live
 from ..holds_memory import (
@@ -88,7 +89,7 @@ class BlockMemory:
     def save_memory(self, saving: Saving, change: Change, address: str, rid: str) -> Saved:
         client = saving.client
         found = client.get_block(rid)
-        block = {k: found.get(k) for k in FIELDS}
+        block: JsonObject = {k: found.get(k) for k in FIELDS}
         hidden = mask_fields(block, sensitive_of(mark_of(found.get("metadata"))))
         block, n = masked(block, saving.masker.text)
         agents = [str(a["id"]) for a in client.block_agents(rid)]
@@ -109,17 +110,17 @@ class BlockMemory:
         self, restoring: Restoring, record: Record, existing: str | None
     ) -> tuple[str, list[str]]:
         client = restoring.client
-        b = record.data["block"]
+        b = obj(record.data["block"])
         rid = existing
         if rid is None:
-            body = {k: b[k] for k in _CREATED if b.get(k) is not None}
+            body: JsonObject = {k: b[k] for k in _CREATED if b.get(k) is not None}
             body["metadata"] = remarked(b.get("metadata"), record)
             body["tags"] = retagged(b.get("tags"), record, always=True)
             rid = str(client.request("POST", "/v1/blocks/", json=body)["id"])
         notes = []
         if record.masked("value"):
             notes.append("its value was masked in the backup (it held a sensitive value)")
-        for aid in record.data.get("agents") or ():
+        for aid in strings(record.data.get("agents")):
             target = restoring.ids.get(aid, aid)
             attach(client, f"/v1/agents/{target}/core-memory/blocks/attach/{rid}", target, notes)
         return rid, notes

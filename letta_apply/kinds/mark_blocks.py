@@ -205,7 +205,7 @@ def intend(
         "/v1/blocks/",
         json={"label": label, "value": value, "tags": [run.tag], "metadata": meta},
     )
-    return str(made["id"])
+    return str(obj(made)["id"])
 
 
 def write_mark(

@@ -116,7 +116,7 @@ class BlockMemory:
             body: JsonObject = {k: b[k] for k in _CREATED if b.get(k) is not None}
             body["metadata"] = remarked(b.get("metadata"), record)
             body["tags"] = retagged(b.get("tags"), record, always=True)
-            rid = str(client.request("POST", "/v1/blocks/", json=body)["id"])
+            rid = str(obj(client.request("POST", "/v1/blocks/", json=body))["id"])
         notes = []
         if record.masked("value"):
             notes.append("its value was masked in the backup (it held a sensitive value)")

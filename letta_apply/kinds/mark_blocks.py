@@ -88,7 +88,7 @@ def read_marks(
         address, target = m.get("address"), m.get(prefix)
         if (
             b.get("label") == label
-            and stack_tag(stack) in (items(b.get("tags")) or [stack_tag(stack)])
+            and stack_tag(stack) in items(b.get("tags") or [stack_tag(stack)])
             and m.get("stack") == stack
             and isinstance(address, str)
             and address.startswith(prefix + ".")
@@ -190,7 +190,7 @@ def intend(
         "claims": dict(claims),
         "exclude": sorted(exclude),
     }
-    mark = {k: v for k, v in obj(metadata[MARK_KEY]).items() if k != prefix}
+    mark = {k: v for k, v in obj(metadata.get(MARK_KEY)).items() if k != prefix}
     meta = {MARK_KEY: {**mark, INTENT: intent}}
     if block:
         run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
@@ -220,7 +220,7 @@ def write_mark(
     """Write the mark of resource `target` at `address`: into its mark block `block` (its
     intent, if it was one, goes), or a new one. `metadata` is the mark block's metadata without
     the target's id."""
-    mark = {k: v for k, v in obj(metadata[MARK_KEY]).items() if k != INTENT}
+    mark = {k: v for k, v in obj(metadata.get(MARK_KEY)).items() if k != INTENT}
     meta = {MARK_KEY: {**mark, prefix: target}}
     if block:
         run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})

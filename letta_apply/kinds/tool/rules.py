@@ -70,7 +70,7 @@ def check_rules(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
 
 def rule_tool_names(rule: Mapping[str, object]) -> list[str]:
     """Every tool a tool rule names: its own, and children for the rules that have them."""
-    names = [text(rule["tool_name"]), *strings(rule.get("children", ()))]
+    names = [text(rule["tool_name"]), *strings(rule.get("children"))]
     if rule.get("default_child"):
         names.append(text(rule["default_child"]))
     names += strings(list(obj(rule.get("child_output_mapping")).values()))

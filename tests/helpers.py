@@ -24,7 +24,7 @@ from letta_apply.kinds import KINDS
 from letta_apply.manifest.parse import load_text
 from letta_apply.manifest.validate import validate
 from letta_apply.server.client import LettaClient
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 
 
 class Clock:

@@ -1,7 +1,7 @@
 """Load the planner's golden cases. `tests/plans/<case>/` holds:
 
 - `manifest.yaml`: the desired state (with any files it names, such as tools/*.py);
-- `live.json`: what the server holds, loaded into the fake server (tests/fakeletta.py) and read
+- `live.json`: what the server holds, loaded into the fake server (tests/fakes/server.py) and read
   back with `read_live`, as the CLI reads a real server;
 - `expected.txt`, `expected.json`, `expected.md`: the plan as text, as a saved plan file and as a
   pull-request comment (tests/unit/test_plans.py; `UPDATE_GOLDEN=1` rewrites them).
@@ -48,7 +48,7 @@ from letta_apply.core.sensitive import mask_plan
 from letta_apply.pipeline import load_manifest
 from letta_apply.plan.planner import make_plan
 from letta_apply.read.live import read_live
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 
 PLANS = Path(__file__).resolve().parent / "plans"
 BASE_URL = "http://127.0.0.1:8283"

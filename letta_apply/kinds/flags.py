@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from ..core.changes import CREATE, DELETE, DESTROY, MANIFEST, NEW, Change, Why
+from ..core.jsonish import JsonObject, items
 from ..core.model import MARK_KEY, stack_tag
 from ..errors import ApiError
 from .base import AnyKind
@@ -53,7 +53,7 @@ def flag_address(k: AnyKind) -> str:
 
 
 def stack_flags(
-    blocks: Iterable[Mapping[str, Any]], stack: str, kinds: Iterable[AnyKind]
+    blocks: Iterable[Mapping[str, object]], stack: str, kinds: Iterable[AnyKind]
 ) -> dict[str, str]:
     """The stack's flags among its blocks, as its block listing read them: kind name -> the
     flag's id."""
@@ -63,7 +63,7 @@ def stack_flags(
         name = labels.get(str(b.get("label")))
         if (
             name is not None
-            and stack_tag(stack) in (b.get("tags") or ())
+            and stack_tag(stack) in items(b.get("tags"))
             and mark_of(b.get("metadata")).get("stack") == stack
         ):
             out.setdefault(name, str(b["id"]))
@@ -108,7 +108,7 @@ def raise_flag(run: Run, k: AnyKind) -> str:
         if known != address:
             return known
 
-        def find() -> dict[str, Any] | None:
+        def find() -> JsonObject | None:
             found = run.client.list_blocks(run.tag, label=flag_label(k))
             return next(
                 (b for b in found if mark_of(b.get("metadata")).get("stack") == run.stack), None

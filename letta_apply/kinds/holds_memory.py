@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from ..core.changes import Change, Held
+from ..core.jsonish import JsonObject, strings
 from ..core.model import MARK_KEY, SHOWN, Live, stack_tag
 from ..errors import ApiError
 from .resource import mark_of
@@ -48,8 +49,8 @@ class Saved:
     kind: str
     address: str
     id: str
-    record: dict[str, Any]
-    agent_file: dict[str, Any] | None = None
+    record: Mapping[str, object]
+    agent_file: JsonObject | None = None
     masked: list[str] = field(default_factory=list)
 
 
@@ -58,6 +59,8 @@ class Record:
     """One backup record (`data`, as read from `path`), and where it goes back to."""
 
     path: Path
+    # Values unchecked: the agent and archive kinds read a record's nested data without
+    # core.jsonish yet (their files are typed apart); Mapping[str, object] once they do.
     data: Mapping[str, Any]
     stack: str  # the stack it is restored into
     address: str  # ... at this address
@@ -82,7 +85,7 @@ class Holder:
     a write-ahead intent, see kinds.mark_blocks) and its mark."""
 
     id: str
-    mark: Mapping[str, Any]
+    mark: Mapping[str, object]
 
 
 class AgentFiles(Protocol):
@@ -90,35 +93,40 @@ class AgentFiles(Protocol):
     keys stay there, and a kind whose resources Letta exports as one goes through this. A file
     is its JSON (`doc`); its entities are the dicts in it, edited in place."""
 
-    def checked(self, answer: object, name: str) -> dict[str, Any]:
+    def checked(self, answer: object, name: str) -> JsonObject:
         """An export's answer (the file, or the file as a JSON string), checked."""
         ...
 
-    def load(self, path: Path) -> dict[str, Any]:
+    def load(self, path: Path) -> JsonObject:
         """The Agent File at `path`, checked."""
         ...
 
-    def agents(self, doc: Mapping[str, Any]) -> list[dict[str, Any]]: ...
+    # The file's entities, edited in place. Values unchecked: the agent kind edits them without
+    # core.jsonish yet (its files are typed apart); JsonObject once it does.
 
-    def blocks(self, doc: Mapping[str, Any]) -> list[dict[str, Any]]: ...
+    def agents(self, doc: Mapping[str, object]) -> list[dict[str, Any]]: ...
 
-    def blocks_of(self, doc: Mapping[str, Any], agent: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def blocks(self, doc: Mapping[str, object]) -> list[dict[str, Any]]: ...
+
+    def blocks_of(
+        self, doc: Mapping[str, object], agent: Mapping[str, object]
+    ) -> list[dict[str, Any]]:
         """The file's blocks an agent of it names, in its order."""
         ...
 
-    def message_counts(self, agent: Mapping[str, Any]) -> tuple[int, int]:
+    def message_counts(self, agent: Mapping[str, object]) -> tuple[int, int]:
         """An agent's messages in the file, and how many of them are in its context."""
         ...
 
-    def blank_secrets(self, doc: dict[str, Any]) -> list[str]:
+    def blank_secrets(self, doc: JsonObject) -> list[str]:
         """Empty every agent's secret values in place; returns their names."""
         ...
 
-    def only(self, doc: Mapping[str, Any], agent_id: str) -> dict[str, Any]:
+    def only(self, doc: Mapping[str, object], agent_id: str) -> JsonObject:
         """The file with one of its agents alone."""
         ...
 
-    def without_blocks(self, doc: Mapping[str, Any], file_ids: Iterable[str]) -> dict[str, Any]:
+    def without_blocks(self, doc: Mapping[str, object], file_ids: Iterable[str]) -> JsonObject:
         """The file without these blocks."""
         ...
 
@@ -216,7 +224,7 @@ class Exported:
 
     id: str
     name: str | None
-    mark: Mapping[str, Any]
+    mark: Mapping[str, object]
     blocks: Mapping[str, str]
 
 
@@ -240,27 +248,29 @@ class ExportsAgentFiles(Protocol):
 
 def stack_blocks(session: Session) -> list[dict[str, Any]]:
     """The stack's tagged blocks (its own and shared blocks, mark blocks), listed once for the
-    whole run or restore."""
+    whole run or restore. (Values unchecked: the agent kind reads them without core.jsonish
+    yet.)"""
     return session.once(
         "the stack's blocks", lambda: session.client.list_blocks(stack_tag(session.stack))
     )
 
 
-def sensitive_of(mark: Mapping[str, Any]) -> list[str]:
+def sensitive_of(mark: Mapping[str, object]) -> list[str]:
     """The fields a mark says hold sensitive values (names only)."""
     applied = mark.get("applied")
     names = applied.get("sensitive") if isinstance(applied, Mapping) else None
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def mask_fields(entry: dict[str, Any], names: Iterable[str]) -> list[str]:
+def mask_fields(entry: JsonObject, names: Iterable[str]) -> list[str]:
     """Replace fields the marks name sensitive (`system`, `metadata.key`...) in place by
     SHOWN; returns those that held a value."""
     done = []
     for name in sorted(set(names)):
         head, _, key = name.partition(".")
-        if key and isinstance(entry.get(head), dict) and entry[head].get(key) is not None:
-            entry[head][key] = SHOWN
+        within = entry.get(head)
+        if key and isinstance(within, dict) and within.get(key) is not None:
+            within[key] = SHOWN
             done.append(name)
         elif not key and entry.get(head) not in (None, ""):
             entry[head] = SHOWN
@@ -298,7 +308,7 @@ def masked_text(count: int) -> list[str]:
     return [f"{count} text(s) holding a sensitive value"] if count else []
 
 
-def remarked(metadata: object, r: Record, address: str | None = None) -> dict[str, Any]:
+def remarked(metadata: object, r: Record, address: str | None = None) -> JsonObject:
     """Metadata with the mark naming `r`'s stack and `address` (default: the record's), and
     recording the backup it was restored from."""
     out = dict(metadata) if isinstance(metadata, Mapping) else {}
@@ -308,9 +318,9 @@ def remarked(metadata: object, r: Record, address: str | None = None) -> dict[st
     return out
 
 
-def retagged(tags: Iterable[str] | None, r: Record, *, always: bool = False) -> list[str]:
+def retagged(tags: object, r: Record, *, always: bool = False) -> list[str]:
     """Tags with the old stack's tag replaced by the target stack's (added when `always`)."""
-    have = set(tags or ())
+    have = set(strings(tags))
     old = stack_tag(str(r.data["stack"]))
     if old in have or always:
         have = (have - {old}) | {stack_tag(r.stack)}

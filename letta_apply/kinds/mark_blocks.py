@@ -26,10 +26,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from ..core.changes import DELETE, LEFTOVER, Change
-from ..core.jsonish import items, obj
+from ..core.jsonish import JsonObject, items, obj
 from ..core.model import MARK_KEY, stack_tag
 from .context import Context, Matched, Run
 from .resource import INTENT, Resource, mark_of
@@ -37,7 +37,7 @@ from .resource import INTENT, Resource, mark_of
 RUN = uuid.uuid4().hex
 """This process's run token, recorded in the intents it writes."""
 
-Claims = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+Claims = Callable[[Mapping[str, object], Mapping[str, object]], bool]
 """Whether a resource, as the server lists it, answers an intent's claims."""
 
 
@@ -48,10 +48,10 @@ class MarkBlock:
 
     id: str
     target: str
-    mark: Mapping[str, Any]
+    mark: Mapping[str, object]
 
     @property
-    def intent(self) -> Mapping[str, Any] | None:
+    def intent(self) -> Mapping[str, object] | None:
         """The intent when the mark is not complete yet (see the module's docstring)."""
         found = self.mark.get(INTENT)
         return found if isinstance(found, Mapping) else None
@@ -78,7 +78,7 @@ def left_of(matched: Matched[F]) -> MarkedLeft[F]:
 
 
 def read_marks(
-    blocks: Iterable[Mapping[str, Any]], stack: str, label: str, prefix: str
+    blocks: Iterable[Mapping[str, object]], stack: str, label: str, prefix: str
 ) -> tuple[MarkBlock, ...]:
     """The stack's mark blocks labelled `label` for addresses of `prefix` (a kind's name, which
     is also the key of the marked resource's id in the mark), intents included, oldest first."""
@@ -88,7 +88,7 @@ def read_marks(
         address, target = m.get("address"), m.get(prefix)
         if (
             b.get("label") == label
-            and stack_tag(stack) in (b.get("tags") or [stack_tag(stack)])
+            and stack_tag(stack) in items(b.get("tags") or [stack_tag(stack)])
             and m.get("stack") == stack
             and isinstance(address, str)
             and address.startswith(prefix + ".")
@@ -99,7 +99,7 @@ def read_marks(
 
 
 def resolve(
-    marks: Iterable[MarkBlock], resources: Iterable[Mapping[str, Any]], claims: Claims
+    marks: Iterable[MarkBlock], resources: Iterable[Mapping[str, object]], claims: Claims
 ) -> tuple[MarkBlock, ...]:
     """`marks`, each intent that exactly one unmarked resource answers given that resource as
     its target (its mark keeps the intent: it is still to write). An intent that several
@@ -114,7 +114,7 @@ def resolve(
             out.append(m)
             continue
         wanted = intent.get("claims")
-        skip = taken | {str(i) for i in intent.get("exclude") or ()}
+        skip = taken | {str(i) for i in items(intent.get("exclude"))}
         found = [
             str(r["id"])
             for r in listed
@@ -142,7 +142,7 @@ def stale(ctx: Context, kind: str) -> tuple[MarkBlock, ...]:
     return left.stale if isinstance(left, MarkedLeft) else ()
 
 
-def reuse(ctx: Context, kind: str, address: str) -> dict[str, Any]:
+def reuse(ctx: Context, kind: str, address: str) -> JsonObject:
     """What a create at `address` does with the mark blocks of that address that mark nothing:
     the first carries its intent, the others are deleted once it is made."""
     ids = [m.id for m in stale(ctx, kind) if m.mark.get("address") == address]
@@ -160,7 +160,7 @@ def drop_marks(run: Run, label: str, prefix: str, address: str) -> None:
 def prune_marks(ctx: Context, kind: str) -> None:
     """Delete the mark blocks of `kind` that mark nothing and that no create in the plan reuses
     (after a destroy, nothing of the stack is left)."""
-    reused: set[Any] = set()
+    reused: set[object] = set()
     for c in ctx.changes:
         if c.kind == kind:
             reused |= {c.body.get("intent_block"), *items(c.body.get("stale", ()))}
@@ -176,8 +176,8 @@ def intend(
     label: str,
     prefix: str,
     address: str,
-    metadata: Mapping[str, Any],
-    claims: Mapping[str, Any],
+    metadata: Mapping[str, object],
+    claims: Mapping[str, object],
     exclude: Iterable[str] = (),
     block: str | None = None,
 ) -> str:
@@ -190,7 +190,7 @@ def intend(
         "claims": dict(claims),
         "exclude": sorted(exclude),
     }
-    mark = {k: v for k, v in metadata[MARK_KEY].items() if k != prefix}
+    mark = {k: v for k, v in obj(metadata.get(MARK_KEY)).items() if k != prefix}
     meta = {MARK_KEY: {**mark, INTENT: intent}}
     if block:
         run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
@@ -214,13 +214,13 @@ def write_mark(
     prefix: str,
     address: str,
     target: str,
-    metadata: Mapping[str, Any],
+    metadata: Mapping[str, object],
     block: str | None,
 ) -> None:
     """Write the mark of resource `target` at `address`: into its mark block `block` (its
     intent, if it was one, goes), or a new one. `metadata` is the mark block's metadata without
     the target's id."""
-    mark = {k: v for k, v in metadata[MARK_KEY].items() if k != INTENT}
+    mark = {k: v for k, v in obj(metadata.get(MARK_KEY)).items() if k != INTENT}
     meta = {MARK_KEY: {**mark, prefix: target}}
     if block:
         run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -65,7 +65,7 @@ def export_manifest(
     (root,) = [k for k in KINDS if k.root]
     selected = root.export_selection(client, sel)
     ex = Export(client=client, selected=selected.found, include_system=include_system)
-    doc: JsonObject = {"version": 1, "stack": stack}
+    sections: dict[str, Any] = {}
     counts: dict[str, int] = {}
     unexported: list[str] = []
     for k in writing_order(KINDS):
@@ -73,8 +73,12 @@ def export_manifest(
         if section is None:
             unexported.append(k.section)
         elif section:
-            doc[k.section] = section
+            sections[k.section] = section
             counts[k.name] = len(section)
+    doc: JsonObject = {"version": 1, "stack": stack}
+    if ex.variables:  # made for the secrets export never writes
+        doc["variables"] = ex.variables
+    doc.update(sections)
     imports = [
         {"to": f"{k.name}.{key}", "id": rid}
         for k in writing_order(KINDS)

@@ -2,10 +2,11 @@
 (llmstub.py, on 127.0.0.1) that Letta asks for its models with the provider's key: made from
 empty to zero writes, the key rotated in place (the endpoint then asked with the new key) and
 never shown in any output, the endpoint changed in place, a change made by hand on the server
-shown as drift and undone, a new name replacing the provider, an agent made on one of its
-models, a same-named provider the stack does not own never touched until `imports:` adopts it,
-prune and destroy, and runs killed (SIGKILL) right after the create or right before it,
-recovered by a plain re-run with no duplicate. Everything is checked through Letta's own API."""
+shown as drift and undone, a new name replacing the provider, an agent on one of its models made
+with it in one apply (the provider first) and destroyed before it, a same-named provider the
+stack does not own never touched until `imports:` adopts it, prune and destroy, and runs killed
+(SIGKILL) right after the create or right before it, recovered by a plain re-run with no
+duplicate. Everything is checked through Letta's own API."""
 
 from __future__ import annotations
 
@@ -180,31 +181,56 @@ def test_made_rotated_changed_drifted_renamed_and_destroyed(
     assert not providers(api, stack) and not marks(api, stack)
 
 
-def test_an_agent_runs_on_a_model_of_the_stacks_provider(
+AGENT = (
+    "agents:\n"
+    "  assistant:\n"
+    "    name: {stack}-agent\n"
+    "    model: MODEL\n"
+    "    embedding: letta/letta-free\n"
+)
+
+
+@pytest.mark.parametrize(
+    "model", ["{provider: local, name: {stack}-chat}", "openai-proxy/{stack}-chat"]
+)
+def test_one_apply_makes_the_provider_then_an_agent_on_its_model(
     run: Run, write: Callable[..., str], api: httpx.Client, stack: str, llm: LlmStub,
-    cleanup: None,
+    proxy: CrashProxy, model: str, cleanup: None,
 ) -> None:  # fmt: skip
-    text = MANIFEST + (
-        "agents:\n"
-        "  assistant:\n"
-        "    name: {stack}-agent\n"
-        "    model: openai-proxy/{stack}-chat\n"
-        "    embedding: letta/letta-free\n"
-    )
-    path = write(text)
-    # The provider first (it serves the model only once it exists), then the agent on it.
-    r = cli(run, "apply", "-f", path, "--auto-approve", "--target", "provider.local")
+    """From an empty server: the model named by the provider's key, or by the handle Letta
+    lists it under (`openai-proxy/...`); `--target` the agent keeps the provider it runs on. A
+    handle nothing will serve is refused."""
+    # A handle no declared provider serves is still refused, before anything is written.
+    r = cli(run, "apply", "-f", write(MANIFEST + AGENT.replace("MODEL", "elsewhere/m")))
+    assert r.code == 1 and "is not served by this server" in r.out and "[LA633]" in r.out, r.out
+    assert not providers(api, stack)
+    path = write(MANIFEST + AGENT.replace("MODEL", model))
+    proxy.arm(None)
+    r = run(
+        "apply", "-f", path, "--auto-approve", "--target", "agent.assistant",
+        "--var", f"key={KEY}", base_url=proxy.url,
+    )  # fmt: skip
     assert r.code == 0, r.out + r.err
-    r = cli(run, "apply", "-f", path, "--auto-approve")
-    assert r.code == 0, r.out + r.err
+    print(f"one apply: {r.reads} reads, {r.writes} writes")
+    sent = [(s.method, s.path) for s in proxy.seen]
+    # The provider is made (Letta lists its models then), then the agent on one of them.
+    assert sent.index(("POST", "/v1/providers/")) < sent.index(("POST", "/v1/agents/"))
     (agent,) = api.get("/v1/agents/", params={"name": f"{stack}-agent"}).json()
+    assert agent["llm_config"]["handle"] == f"openai-proxy/{stack}-chat"
     assert agent["llm_config"]["provider_name"] == f"{stack}-local"
     assert agent["llm_config"]["model_endpoint"] == llm.url
-    assert cli(run, "plan", "-f", path, "--detailed-exitcode").code == 0
+    r = cli(run, "plan", "-f", path, "--detailed-exitcode")
+    assert r.code == 0 and r.writes == 0 and "No changes." in r.out, r.out + r.err
     # Destroy deletes the agent, then the provider it ran on.
-    r = cli(run, "destroy", "-f", path, "--auto-approve")
+    proxy.arm(None)
+    r = run("destroy", "-f", path, "--auto-approve", "--var", f"key={KEY}", base_url=proxy.url)
     assert r.code == 0, r.out + r.err
+    sent = [(s.method, s.path) for s in proxy.seen]
+    assert sent.index(("DELETE", f"/v1/agents/{agent['id']}")) < next(
+        i for i, (m, p) in enumerate(sent) if m == "DELETE" and p.startswith("/v1/providers/")
+    )
     assert not providers(api, stack)
+    assert not api.get("/v1/agents/", params={"name": f"{stack}-agent"}).json()
 
 
 def test_a_provider_of_that_name_not_owned_is_never_touched_until_imported(

@@ -24,7 +24,7 @@ from letta_apply import Stack
 from letta_apply.version import __version__
 from tests import actionrun
 from tests.actionrun import ACTION, EXPRESSION
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +141,7 @@ def test_readme_shows_the_action_as_the_workflow_uses_it() -> None:
 
 
 class _Serve(BaseHTTPRequestHandler):
-    """The fake server (tests/fakeletta.py) over HTTP, for the letta-apply the action runs."""
+    """The fake server (tests/fakes/server.py) over HTTP, for the letta-apply the action runs."""
 
     fake: FakeLetta
 

@@ -1,5 +1,5 @@
 """`export --format af -f MANIFEST`: the agents the manifest's stack owns, exported by Letta one
-by one (the fake server's export route is shaped as Letta's: tests/fakeagentfile.py) and merged
+by one (the fake server's export route is shaped as Letta's: tests/fakes/agentfile.py) and merged
 into one Agent File that Letta's import takes: each shared block and tool once, every reference
 renumbered, no mark of the stack left, sensitive values masked."""
 
@@ -13,7 +13,7 @@ import httpx
 
 from letta_apply.memory.af_format import check_agent_file
 from letta_apply.memory.af_merge import PREFIXES
-from tests.fakeagentfile import serve_exports
+from tests.fakes.agentfile import serve_exports
 from tests.helpers import SEED, Cli, write
 
 

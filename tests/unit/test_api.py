@@ -25,7 +25,7 @@ from letta_apply import (
 )
 from letta_apply.cli import main
 from letta_apply.manifest.data import Budget, manifest_data
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 
 SECRET = "s3cret-value-42"
 

@@ -14,7 +14,7 @@ from letta_apply.core.changes import CREATE, DELETE, UPDATE
 from letta_apply.errors import LettaApplyError
 from letta_apply.kinds.archive.kind import MARK_LABEL, DesiredArchive
 from letta_apply.pipeline import load_manifest, plan_for
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import at, diagnostics, only
 
 HEAD = """version: 1

@@ -17,7 +17,7 @@ import yaml
 from letta_apply import LettaApplyError, Stack, restore_backup
 from letta_apply.memory.af_format import read_agent_file
 from letta_apply.memory.backup import write_file
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli
 
 SECRET = "s3cr3t-value-123"

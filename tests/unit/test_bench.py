@@ -7,7 +7,7 @@ from letta_apply import apply_plan, plan_for
 from letta_apply.kinds import KINDS
 from letta_apply.manifest.parse import load_text
 from letta_apply.manifest.validate import validate
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 
 
 def test_fleet_and_its_minimums() -> None:

@@ -13,7 +13,7 @@ from letta_apply import ApplyError, LettaClient, ServerUnreachable, apply_plan, 
 from letta_apply.errors import ApiError, LettaApplyError
 from letta_apply.pipeline import load_manifest
 from letta_apply.server.client import PAGE_SIZE
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, desired
 
 

@@ -26,7 +26,7 @@ from letta_apply.server.serial import (
     encode_record,
     stack_record,
 )
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, Cli, Result, write
 from tests.unit.test_lock_lease import dead_pid
 from tests.unit.test_removed import ADDRESSES, EVERYTHING

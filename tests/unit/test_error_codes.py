@@ -20,7 +20,7 @@ import letta_apply
 from letta_apply import Stack, StalePlanError, UsageError
 from letta_apply.errors import CODES, RETIRED, LettaApplyError, ManifestError, define
 from letta_apply.render.codes import reference_page
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, Cli, write
 
 ROOT = Path(__file__).resolve().parents[2]

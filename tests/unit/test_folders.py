@@ -18,8 +18,8 @@ from letta_apply.kinds.flags import flag_address, flag_label
 from letta_apply.kinds.folder.kind import DesiredFolder
 from letta_apply.manifest.variables import Options
 from letta_apply.pipeline import load_manifest, plan_for
-from tests.fakefolders import FAIL_MARKER
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
+from tests.fakes.folders import FAIL_MARKER
 from tests.helpers import Clock, at, diagnostics, only
 
 FLAG_LABEL = flag_label(kind("folder"))  # letta-apply-folders, as stacks made before carry it

@@ -18,7 +18,7 @@ from letta_apply.plan.planner import make_plan
 from letta_apply.render.diagram import label_of
 from letta_apply.render.markdown import MD_GRAPH_NODES, MD_TOTAL_MAX, plan_markdown
 from tests.diagrams import Mermaid, read_dot, read_mermaid
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli, desired, write
 from tests.plan_cases import CASES, load_case
 from tests.unit.test_scale import fleet

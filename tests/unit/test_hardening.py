@@ -18,7 +18,7 @@ import pytest
 from letta_apply.errors import ManifestError
 from letta_apply.manifest.variables import Options
 from letta_apply.pipeline import load_manifest
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli, write
 
 HEAD = "version: 1\nstack: s\n"

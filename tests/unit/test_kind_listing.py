@@ -17,7 +17,7 @@ from letta_apply.errors import RouteGone
 from letta_apply.kinds import kind
 from letta_apply.kinds.flags import flag_address, flag_label
 from letta_apply.pipeline import load_manifest, plan_for
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, Cli, write
 
 FLAG = flag_label(kind("identity"))  # letta-apply-identities

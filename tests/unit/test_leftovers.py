@@ -18,7 +18,7 @@ from letta_apply.core.changes import DELETE
 from letta_apply.core.model import stack_tag
 from letta_apply.server.lock_records import lock_tag
 from letta_apply.server.serial import serial_tag
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli, write
 
 FLEET = """\

@@ -21,7 +21,7 @@ from letta_apply.server.lease import lease_for
 from letta_apply.server.lock import StackLock
 from letta_apply.server.lock_records import LockError, list_locks
 from letta_apply.server.serial import STACK_LABEL, bump_serial
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, Clock, desired
 from tests.unit.test_resilience import planner
 

@@ -376,3 +376,16 @@ def test_declared_tools_and_mcp_tools_share_the_agents_tool_ids(
     assert run(cli, tmp_path, "apply", "--auto-approve", text=without).code == 0
     assert "tool-mine" not in agent["tool_ids"] and attached(cli, "all") == ["lookup"]
     assert run(cli, tmp_path, "plan", "--detailed-exitcode", text=without).code == 0
+
+
+def test_an_unknown_tool_beside_mcp_tools_is_a_problem_not_a_crash(
+    served: Cli, tmp_path: Path
+) -> None:
+    text = MANIFEST.replace(
+        "    mcp_tools: [{server: search, tools: all}]\n",
+        "    tools: [no_such_tool]\n    mcp_tools: [{server: search, tools: all}]\n",
+    )
+    r = run(served, tmp_path, "plan", text=text)
+    assert r.code == 1, r.out + r.err
+    assert "unknown tool 'no_such_tool'" in r.out + r.err
+    assert "Traceback" not in r.out + r.err

@@ -1,5 +1,5 @@
 """BYOK providers against the fake server (which keeps providers as Letta 0.16.8 does,
-tests/fakeproviders.py): manifest rules with their positions, a create behind its intent, a key
+tests/fakes/providers.py): manifest rules with their positions, a create behind its intent, a key
 rotated in place and never shown, fields changed in place or by replacing the provider, drift,
 a provider the stack does not own never touched, import by name, prune, runs killed or refused
 midway, and a server that keeps keys encrypted."""
@@ -17,7 +17,7 @@ from letta_apply.kinds.provider.kind import MARK_LABEL, LiveProvider, ProviderKi
 from letta_apply.kinds.provider.model import ciphertext
 from letta_apply.manifest.variables import Options
 from letta_apply.pipeline import load_manifest
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli, Result, at, diagnostics, write
 from tests.unit.test_drift_record import counts, kill_after
 from tests.unit.test_lock_lease import dead_pid
@@ -395,6 +395,132 @@ def test_the_stack_lists_its_providers_while_its_marks_say_it_holds_some(
     assert r.code == 0 and not cli.fake.providers, r.out + r.err
 
 
+# -- agents on the models of the stack's providers (kinds.serves_models) -----------------------
+
+ENDPOINT = "http://127.0.0.1:9/v1"
+ON_LOCAL = (
+    "agents:\n"
+    "  bot:\n"
+    "    model: {provider: local, name: gpt-4o-mini}\n"
+    "    embedding: {provider: local, name: text-embedding-3-small}\n"
+)
+
+
+def _sent(fake: FakeLetta, method: str, prefix: str) -> list[int]:
+    return [i for i, (m, path) in enumerate(fake.calls) if m == method and path.startswith(prefix)]
+
+
+def test_one_apply_makes_the_provider_then_an_agent_on_its_model(tmp_path: Path, cli: Cli) -> None:
+    cli.fake.provider_offers[ENDPOINT] = ["gpt-4o-mini"]
+    text = MANIFEST + ON_LOCAL
+    r = run(cli, tmp_path, "plan", text=text)
+    assert r.code == 0 and "+ provider.local" in r.out and "+ agent.bot" in r.out, r.out + r.err
+    # Named by the provider's key, written as the handle Letta lists it under.
+    assert 'model: "openai-proxy/gpt-4o-mini"' in r.out, r.out
+    assert 'embedding: "acme-local/text-embedding-3-small"' in r.out, r.out
+    apply(cli, tmp_path, text=text)
+    (agent,) = cli.fake.agents.values()
+    assert agent["model"] == "openai-proxy/gpt-4o-mini"
+    assert agent["llm_config"]["provider_name"] == "acme-local"
+    (made,) = _sent(cli.fake, "POST", "/v1/providers/")
+    (created,) = _sent(cli.fake, "POST", "/v1/agents/")
+    assert made < created
+    r = run(cli, tmp_path, "plan", "--detailed-exitcode", text=text)
+    assert r.code == 0 and "No changes." in r.out, r.out + r.err
+    # Destroy: the agent first, then the provider it runs on.
+    r = run(cli, tmp_path, "destroy", "--auto-approve", text=text)
+    assert r.code == 0, r.out + r.err
+    assert not cli.fake.agents and not cli.fake.providers
+    (deleted,) = _sent(cli.fake, "DELETE", "/v1/agents/")
+    (gone,) = _sent(cli.fake, "DELETE", "/v1/providers/")
+    assert deleted < gone
+
+
+def test_a_handle_a_provider_of_the_plan_will_serve_is_accepted_and_targeted(
+    tmp_path: Path, cli: Cli
+) -> None:
+    cli.fake.provider_offers[ENDPOINT] = ["gpt-4o-mini"]
+    text = MANIFEST + ON_LOCAL.replace(
+        "{provider: local, name: gpt-4o-mini}", "openai-proxy/gpt-4o-mini"
+    )
+    r = run(cli, tmp_path, "plan", "--target", "agent.bot", text=text)
+    assert r.code == 0, r.out + r.err
+    assert "+ provider.local" in r.out and "+ agent.bot" in r.out, r.out
+    r = run(cli, tmp_path, "apply", "--auto-approve", "--target", "agent.bot", text=text)
+    assert r.code == 0, r.out + r.err
+    assert providers(cli.fake) and len(cli.fake.agents) == 1
+    assert run(cli, tmp_path, "plan", "--detailed-exitcode", text=text).code == 0
+
+
+def test_a_handle_nothing_will_serve_is_still_refused(tmp_path: Path, cli: Cli) -> None:
+    cli.fake.provider_offers[ENDPOINT] = ["gpt-4o-mini"]
+    # No declared provider names its models so: refused, whatever the plan makes.
+    other = MANIFEST + ON_LOCAL.replace("{provider: local, name: gpt-4o-mini}", "elsewhere/x")
+    r = run(cli, tmp_path, "plan", text=other)
+    assert r.code == 1 and "model 'elsewhere/x' is not served by this server" in r.out, r.out
+    assert "[LA633]" in r.out
+    # Once the provider is made, its models are the server's to list: a model it lacks is not
+    # served, even named by its key.
+    apply(cli, tmp_path)
+    typo = MANIFEST + ON_LOCAL.replace("gpt-4o-mini", "gpt-4o-mimi")
+    r = run(cli, tmp_path, "plan", text=typo)
+    assert r.code == 1 and "model 'openai-proxy/gpt-4o-mimi' is not served" in r.out, r.out
+    assert "did you mean 'openai-proxy/gpt-4o-mini'" in r.out
+    assert not cli.fake.agents
+
+
+def test_a_model_named_by_key_names_a_declared_provider(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nstack: s\n"
+        + LOCAL.replace("${var.key}", "sk-k1")
+        + (
+            "agents:\n"
+            "  a: {model: {provider: lokal, name: gpt-4o-mini}}\n"
+            "  b: {model: {provdier: local, name: gpt-4o-mini}}\n"
+            "  c: {model: {name: gpt-4o-mini}}\n"
+            "  d: {model: {provider: local}}\n"
+        )
+    )
+    diags = diagnostics(write(tmp_path, text), load_manifest)
+    found = {(at(d), d.code): d.message for d in diags}
+    assert found[((10, 25), "LA492")] == (
+        "agents.a.model.provider: providers declares no 'lokal'; did you mean 'local'?"
+    ), found
+    assert found[((11, 15), "LA491")] == (
+        "agents.b.model: 'provdier' is no kind whose resources serve models (provider)"
+    ), found
+    assert found[((12, 14), "LA491")] == (
+        "agents.c.model: name one resource beside the model's name, as "
+        "{provider: <key>, name: <model>}"
+    ), found
+    assert found[((13, 7), "LA303")] == "agents.d.model: missing required key 'name'", found
+    assert len(found) == 4, found
+
+
+def test_the_kinds_serving_models_are_made_before_the_agents_using_them() -> None:
+    from letta_apply.kinds import level
+    from letta_apply.kinds.serves_models import servers
+
+    assert [s.name for s in servers()] == ["provider"]
+    assert all(level(s.name) < level("agent") for s in servers())
+
+
+def test_handles_as_letta_names_a_providers_models() -> None:
+    from letta_apply.kinds.provider.handles import handle
+
+    assert handle("acme", "openai", ENDPOINT, "m", embedding=False) == "openai-proxy/m"
+    assert handle("acme", "openai", ENDPOINT, "m", embedding=True) == "acme/m"
+    assert handle("acme", "openai", None, "gpt-4o", embedding=False) == "acme/gpt-4o"
+    assert handle("openai", "openai", None, "gpt-4o-2024-08-06", embedding=False) == (
+        "openai/gpt-4o-aug"
+    )
+    assert handle("claude", "anthropic", None, "claude-3-opus-20240229", embedding=False) == (
+        "claude/claude-3-opus-20240229"
+    )
+    assert handle("b", "openai", "https://x.api.baseten.co/environments/production/sync/v1",
+                  "m", embedding=False) == "baseten/m"  # fmt: skip
+
+
 def test_export_writes_no_key() -> None:
     live = LiveProvider.from_api(
         {"id": "provider-1", "name": "acme", "provider_type": "openai", "api_key_enc": KEY,
@@ -404,6 +530,25 @@ def test_export_writes_no_key() -> None:
         "name": "acme", "provider_type": "openai", "base_url": "http://127.0.0.1:9/v1",
     }  # fmt: skip
     assert KEY not in repr(live)
+
+
+def test_export_leaves_a_stacks_provider_to_it_and_lists_none_for_letta_models(
+    tmp_path: Path, cli: Cli
+) -> None:
+    cli.fake.provider_offers[ENDPOINT] = ["gpt-4o-mini"]
+    apply(cli, tmp_path)
+    plain = {"name": "plain", "model": "letta/letta-free", "embedding": "letta/letta-free"}
+    cli.fake._create_agent(plain)
+    before = len(cli.fake.calls)
+    r = cli("export", "--stack", "copy", "--all")
+    assert r.code == 0 and "providers:" not in r.out, r.out + r.err
+    assert not [c for c in cli.fake.calls[before:] if c[1].startswith("/v1/providers")]
+    # An agent made by hand on the stack's provider: the provider stays the stack's.
+    cli.fake._create_agent({**plain, "name": "on-local", "model": "openai-proxy/gpt-4o-mini"})
+    r = cli("export", "--stack", "copy", "--all")
+    assert r.code == 0 and "model: openai-proxy/gpt-4o-mini" in r.out, r.out + r.err
+    assert "providers:" not in r.out and "provider." not in r.out and KEY not in r.out
+    assert "not exported: tools, folders, archives (" in r.err, r.err
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from letta_apply.server.lock import StackLock
 from letta_apply.server.lock_records import LockError, force_unlock, list_locks
 from letta_apply.server.retry import RetryPolicy, retry_after
 from letta_apply.server.serial import STACK_LABEL
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, Clock, desired
 
 

@@ -25,7 +25,7 @@ from letta_apply.memory.held import MAX_COUNTED
 from letta_apply.read.export import Selection, export_manifest
 from letta_apply.server.client import PAGE_SIZE
 from letta_apply.server.retry import RetryPolicy
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli, Clock, Result, Tty, desired
 
 

@@ -1,5 +1,5 @@
 """An agent with `enable_sleeptime: true`: Letta makes a sleep-time agent and a group beside it
-(tests/fakesleeptime.py). A destroy, a prune or a replacement takes them and the block Letta made
+(tests/fakes/sleeptime.py). A destroy, a prune or a replacement takes them and the block Letta made
 for the sleep-time agent, never stops at the blocks they share with the agent, survives being
 killed after any write, and never deletes what Letta did not make (kinds.agent.sleeptime)."""
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli, Result, write
 from tests.unit.test_lock_lease import dead_pid
 

@@ -17,7 +17,7 @@ from letta_apply.kinds.tool.rules import tool_rules_update
 from letta_apply.manifest.variables import Options
 from letta_apply.pipeline import load_manifest, plan_for
 from letta_apply.plan.planner import restrict
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import Cli
 
 LOOKUP = '''def helper(x):

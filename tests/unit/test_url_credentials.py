@@ -13,7 +13,7 @@ from letta_apply import plan_for, render_plan
 from letta_apply.pipeline import load_manifest
 from letta_apply.server.client import LettaClient
 from letta_apply.server.urls import public_url, url_secrets
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import SEED, Cli, write
 
 URL = "http://user:pw-secret@127.0.0.1:8283"

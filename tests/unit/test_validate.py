@@ -256,7 +256,8 @@ def test_unknown_keys(tmp_path: Path, text: str, position: tuple[int, int], mess
             "model",
             "5",
             (5, 12),
-            "agents.a.model: expected a string, got an integer; quote it to make it a string",
+            "agents.a.model: expected a string or a mapping, got an integer; quote it to make it "
+            "a string",
             id="model-int",
         ),
         pytest.param(

@@ -7,7 +7,7 @@ from letta_apply import apply_plan, plan_for
 from letta_apply.core.changes import CONFIGURATION, DRIFT, MANIFEST, MEMORY
 from letta_apply.render.markdown import plan_markdown
 from letta_apply.render.text import drift_text, plan_text
-from tests.fakeletta import FakeLetta
+from tests.fakes import FakeLetta
 from tests.helpers import desired
 
 SEED = """\

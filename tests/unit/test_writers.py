@@ -56,13 +56,19 @@ agents:
     mcp_tools: [{server: search, tools: [lookup]}]
     tools: [web_search]
   worker:
-    model: letta/letta-free
+    model: {provider: local, name: gpt-4o-mini}
     embedding: letta/letta-free
     tags: [team]
     memory_blocks: [{label: persona, value: I am the worker.}]
     blocks: [organization]
     folders: [handbook]
     archives: [facts]
+providers:
+  local:
+    name: acme-local
+    provider_type: openai
+    api_key: sk-fleet-Xy7Qw2Lp
+    base_url: http://127.0.0.1:9/v1
 folders:
   handbook:
     name: acme-handbook
@@ -91,6 +97,7 @@ _ADDRESS = re.compile(r"^  (\w+):$", re.M)
 
 def _hand_built(cli: Cli, tmp_path: Path) -> None:
     cli.fake.mcp_offers["acme-search"] = ["lookup", "fetch"]
+    cli.fake.provider_offers["http://127.0.0.1:9/v1"] = ["gpt-4o-mini"]
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# A\nText.\n", encoding="utf-8")
     made = cli("apply", "-f", str(write(tmp_path, FLEET)), "--auto-approve")
@@ -129,6 +136,7 @@ def test_export_of_a_fleet_of_every_kind_is_byte_identical(cli: Cli, tmp_path: P
     assert r.code == 0, r.err
     _same("export.yaml", _ids_shown(r.out))
     _same("export.err", _ids_shown(r.err))
+    assert "sk-fleet-Xy7Qw2Lp" not in r.out + r.err  # a provider's key is never written
     assert cli("validate", "-f", str(write(tmp_path, r.out, "copy.yaml"))).code == 0
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
 
+from ...core.jsonish import JsonObject, items, obj, objs, strings, text
 from ..block.kind import BlockKind
 from ..block.writing import block_entry
 from ..mcp_server.kind import McpServerKind
@@ -31,26 +31,27 @@ _HANDLE = re.compile(r"[^/\s]+/\S+")
 _SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def convert_agents(conv: Conversion) -> dict[str, Any]:
+def convert_agents(conv: Conversion) -> JsonObject:
     """Every agent of the file but the sleep-time agents Letta makes itself, by a key made from
     its name (every agent gets one: the notes name them)."""
     for agent in conv.entities("agents"):
-        conv.key(AgentKind.name, agent["id"], agent.get("name") or "agent")
+        conv.key(AgentKind.name, str(agent["id"]), text(agent.get("name")) or "agent")
     keys = conv.keys[AgentKind.name]
     made = made_by_letta(conv)
     sleeptime = sleeptime_groups(conv)
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for i, agent in enumerate(conv.entities("agents")):
-        key = keys[agent["id"]]
-        if agent["id"] in made:
+        aid = str(agent["id"])
+        key = keys[aid]
+        if aid in made:
             conv.note(
                 f"agents[{i}] ({agent.get('name')!r}): the sleep-time agent Letta made for "
-                f"agent.{keys[made[agent['id']]]}; not converted (Letta makes it "
+                f"agent.{keys[made[aid]]}; not converted (Letta makes it "
                 "again from `enable_sleeptime: true`)"
             )
             continue
         spec = _agent(conv, i, agent, key)
-        if agent["id"] in sleeptime:
+        if aid in sleeptime:
             spec["enable_sleeptime"] = True
         spec.update(_memory(conv, agent))
         spec.update(_agent_tools(conv, i, agent))
@@ -62,16 +63,17 @@ def convert_agents(conv: Conversion) -> dict[str, Any]:
     return out
 
 
-def _agent(conv: Conversion, i: int, a: dict[str, Any], key: str) -> dict[str, Any]:
+def _agent(conv: Conversion, i: int, a: Mapping[str, object], key: str) -> JsonObject:
     """What the agent is: the fields a person writes first."""
-    spec: dict[str, Any] = {}
-    if a.get("name") and a["name"] != key:
-        spec["name"] = a["name"]
+    spec: JsonObject = {}
+    name = a.get("name")
+    if name and name != key:
+        spec["name"] = name
     for field in ("description", "system"):
         if a.get(field):
             spec[field] = a[field]
     for field, config in (("model", "llm_config"), ("embedding", "embedding_config")):
-        handle = a.get(field) or (a.get(config) or {}).get("handle")
+        handle = a.get(field) or obj(a.get(config)).get("handle")
         if isinstance(handle, str) and _HANDLE.fullmatch(handle):
             spec[field] = handle
         elif a.get(config) or handle:
@@ -79,8 +81,9 @@ def _agent(conv: Conversion, i: int, a: dict[str, Any], key: str) -> dict[str, A
                 f"agents[{i}].{config}: no handle (provider/name) to convert it to; declare "
                 f"`{field}:` before apply"
             )
-    if a.get("agent_type") and a["agent_type"] != DEFAULT_AGENT_TYPE:
-        spec["agent_type"] = a["agent_type"]
+    agent_type = a.get("agent_type")
+    if agent_type and agent_type != DEFAULT_AGENT_TYPE:
+        spec["agent_type"] = agent_type
     if tags_of(a.get("tags")):
         spec["tags"] = tags_of(a.get("tags"))
     if metadata_of(a.get("metadata")):
@@ -88,12 +91,12 @@ def _agent(conv: Conversion, i: int, a: dict[str, Any], key: str) -> dict[str, A
     return spec
 
 
-def _memory(conv: Conversion, a: dict[str, Any]) -> dict[str, Any]:
+def _memory(conv: Conversion, a: Mapping[str, object]) -> JsonObject:
     """The agent's own blocks and the shared blocks it holds."""
     blocks = conv.by_id("blocks")
     shared = conv.keys.get(BlockKind.name, {})
-    out: dict[str, Any] = {}
-    ids = list(dict.fromkeys(a.get("block_ids") or ()))
+    out: JsonObject = {}
+    ids = list(dict.fromkeys(strings(a.get("block_ids"))))
     own = [blocks[b] for b in ids if b not in shared]
     if own:
         out["memory_blocks"] = [block_entry(b, label=True) for b in sorted(own, key=_label)]
@@ -103,13 +106,13 @@ def _memory(conv: Conversion, a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _agent_tools(conv: Conversion, i: int, a: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _agent_tools(conv: Conversion, i: int, a: Mapping[str, object]) -> JsonObject:
+    out: JsonObject = {}
     tools = conv.by_id("tools")
     names: ToolNames = conv.extra.get(ToolKind.name) or ToolNames()
     mcp_tools: Mapping[str, tuple[str, str]] = conv.extra.get(McpServerKind.name) or {}
-    ids = list(dict.fromkeys(a.get("tool_ids") or ()))
-    kinds = {tools[t].get("tool_type") or "custom" for t in ids}
+    ids = list(dict.fromkeys(strings(a.get("tool_ids"))))
+    kinds = {text(tools[t].get("tool_type")) or "custom" for t in ids}
     if not kinds & set(BASE_TYPES):
         out["include_base_tools"] = False  # made without them: a copy goes without too
     named = sorted({names.refs[t] for t in ids if t in names.refs})
@@ -124,10 +127,12 @@ def _agent_tools(conv: Conversion, i: int, a: dict[str, Any]) -> dict[str, Any]:
         out["mcp_tools"] = [
             {"server": s, "tools": sorted(set(n))} for s, n in sorted(by_server.items())
         ]
-    base = {tools[t]["name"] for t in ids if is_base_tool_type(tools[t].get("tool_type") or "")}
+    base = {
+        str(tools[t]["name"]) for t in ids if is_base_tool_type(text(tools[t].get("tool_type")))
+    }
     rules = [
-        _rule(conv, names, r, base, f"agents[{i}].tool_rules[{j}]")
-        for j, r in enumerate(a.get("tool_rules") or ())
+        _rule(conv, names, obj(r), base, f"agents[{i}].tool_rules[{j}]")
+        for j, r in enumerate(items(a.get("tool_rules")))
     ]
     if any(rules):
         out["tool_rules"] = [r for r in rules if r]
@@ -135,8 +140,8 @@ def _agent_tools(conv: Conversion, i: int, a: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rule(
-    conv: Conversion, names: ToolNames, rule: Mapping[str, Any], base: set[str], where: str
-) -> dict[str, Any] | None:
+    conv: Conversion, names: ToolNames, rule: Mapping[str, object], base: set[str], where: str
+) -> JsonObject | None:
     """A tool rule in the manifest's shape, or None for the rules Letta adds itself (loop
     rules of its base tools, approval rules of tools that ask for it) and those of a kind
     the manifest does not take."""
@@ -156,11 +161,11 @@ def _rule(
         return None
 
 
-def _secrets(conv: Conversion, i: int, a: dict[str, Any], key: str) -> dict[str, Any]:
+def _secrets(conv: Conversion, i: int, a: Mapping[str, object], key: str) -> JsonObject:
     """Agent secrets as sensitive variables without values: their values, blank in Letta's
     export, never come from a file."""
-    names = {**(a.get("tool_exec_environment_variables") or {}), **(a.get("secrets") or {})}
-    made: dict[str, Any] = {}
+    names = {**obj(a.get("tool_exec_environment_variables")), **obj(a.get("secrets"))}
+    made: JsonObject = {}
     listed: list[str] = []
     for name in sorted(names):
         if not _SECRET_NAME.fullmatch(name) or len(name) > 200:
@@ -186,8 +191,8 @@ def _secrets(conv: Conversion, i: int, a: dict[str, Any], key: str) -> dict[str,
     return {}
 
 
-def _messages(conv: Conversion, i: int, a: dict[str, Any]) -> dict[str, Any]:
-    held = a.get("messages") or []
+def _messages(conv: Conversion, i: int, a: Mapping[str, object]) -> JsonObject:
+    held = items(a.get("messages"))
     if not held:
         return {}
     if not conv.messages:
@@ -197,7 +202,7 @@ def _messages(conv: Conversion, i: int, a: dict[str, Any]) -> dict[str, Any]:
             "initial_message_sequence)"
         )
         return {}
-    kept = initial_messages(held)
+    kept = initial_messages(objs(held))
     left = len(held) - len(kept)
     if left:
         conv.note(
@@ -208,13 +213,14 @@ def _messages(conv: Conversion, i: int, a: dict[str, Any]) -> dict[str, Any]:
     return {"initial_message_sequence": kept} if kept else {}
 
 
-def _agent_notes(conv: Conversion, i: int, a: dict[str, Any]) -> None:
+def _agent_notes(conv: Conversion, i: int, a: Mapping[str, object]) -> None:
     """What an agent carries that a manifest does not manage."""
     where = f"agents[{i}]"
-    if a.get("identity_ids"):
-        conv.note(f"{where}.identity_ids: {len(a['identity_ids'])} identities not "
+    identities = items(a.get("identity_ids"))
+    if identities:
+        conv.note(f"{where}.identity_ids: {len(identities)} identities not "
                   "converted (an Agent File does not describe them)")  # fmt: skip
-    folders = set(a.get("source_ids") or ()) | set(a.get("folder_ids") or ())
+    folders = set(strings(a.get("source_ids"))) | set(strings(a.get("folder_ids")))
     if folders:
         conv.note(f"{where}: {len(folders)} folder(s) attached, not converted (see sources)")
     for field in ("model_settings", "compaction_settings"):
@@ -222,7 +228,7 @@ def _agent_notes(conv: Conversion, i: int, a: dict[str, Any]) -> None:
             conv.note(f"{where}.{field}: not converted (declare `{field}:` to manage it)")
 
 
-def _file_defaults(context_window: Any) -> tuple[int, int]:
+def _file_defaults(context_window: object) -> tuple[int, int]:
     """What Letta 0.16.8 gives an agent for max_files_open and per_file_view_window_char_limit
     by its model's context window (letta/utils.py), so that only a choice is converted."""
     if not isinstance(context_window, int) or context_window <= 0:
@@ -234,23 +240,23 @@ def _file_defaults(context_window: Any) -> tuple[int, int]:
     return 15, 40_000
 
 
-def settings_of(a: Mapping[str, Any]) -> dict[str, Any]:
+def settings_of(a: Mapping[str, object]) -> JsonObject:
     """The settings the agent was given, where they are not Letta's defaults."""
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     if a.get("timezone") and a["timezone"] != DEFAULT_TIMEZONE:
         out["timezone"] = a["timezone"]
     if a.get("message_buffer_autoclear"):
         out["message_buffer_autoclear"] = True
-    files, window = _file_defaults((a.get("llm_config") or {}).get("context_window"))
+    files, window = _file_defaults(obj(a.get("llm_config")).get("context_window"))
     if a.get("max_files_open") not in (None, files):
         out["max_files_open"] = a["max_files_open"]
     if a.get("per_file_view_window_char_limit") not in (None, window):
         out["per_file_view_window_char_limit"] = a["per_file_view_window_char_limit"]
-    fmt = {k: v for k, v in (a.get("response_format") or {}).items() if v is not None}
+    fmt = {k: v for k, v in obj(a.get("response_format")).items() if v is not None}
     if fmt.get("type") in ("json_object", "json_schema"):
         out["response_format"] = json.loads(json.dumps(fmt))
     return out
 
 
-def _label(block: Mapping[str, Any]) -> str:
+def _label(block: Mapping[str, object]) -> str:
     return str(block["label"])

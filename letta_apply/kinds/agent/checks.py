@@ -8,7 +8,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from ...errors import Diagnostic, define
 from ...manifest.files import Document, Path_, clip, where
@@ -37,11 +36,11 @@ define("LA324", "ManifestError", "two blocks with one label on an agent",
 AGENT_NAME = re.compile(r"[\w '\-]+")
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def _mapping(value: object) -> Mapping[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list[Any]:
+def _list(value: object) -> list[object]:
     return value if isinstance(value, list) else []
 
 
@@ -50,9 +49,9 @@ def _order(doc: Document, path: Path_) -> tuple[int, int]:
     return pos.line, pos.col
 
 
-def check_agents(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def check_agents(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     errors: list[Diagnostic] = []
-    shared_labels: dict[str, Any] = {}  # shared block key -> its label
+    shared_labels: dict[str, object] = {}  # shared block key -> its label
     for key, spec in _mapping(data.get("blocks")).items():
         if not isinstance(spec, dict):
             shared_labels[key] = None
@@ -81,7 +80,7 @@ def check_agents(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
 
 
 def _name(
-    doc: Document, path: Path_, name: Any, from_key: bool, names: dict[str, Path_]
+    doc: Document, path: Path_, name: object, from_key: bool, names: dict[str, Path_]
 ) -> list[Diagnostic]:
     """A name Letta accepts, used by no other agent of the manifest."""
     if not isinstance(name, str):
@@ -117,8 +116,8 @@ def _name(
 def _shared(
     doc: Document,
     path: Path_,
-    refs: list[Any],
-    shared_labels: Mapping[str, Any],
+    refs: list[object],
+    shared_labels: Mapping[str, object],
     claims: list[tuple[str, Path_, str]],
 ) -> list[Diagnostic]:
     """Shared blocks named by a declared key; their labels claimed (into `claims`)."""

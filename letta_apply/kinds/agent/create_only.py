@@ -12,9 +12,10 @@ replacement's), never compared afterwards (the agent's messages are its own from
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...core.changes import MANIFEST, NEW, FieldDiff
+from ...core.jsonish import JsonObject, items, obj
 from ...errors import define
 
 if TYPE_CHECKING:
@@ -45,12 +46,12 @@ DEFAULT_AGENT_TYPE = "letta_v1_agent"
 """What Letta 0.16.8 and Letta Cloud make when no type is asked for."""
 
 
-def declared(spec: Mapping[str, Any]) -> dict[str, Any]:
+def declared(spec: Mapping[str, object]) -> JsonObject:
     """The create-only fields an agent's manifest entry sets."""
     return {k: spec[k] for k in CREATE_ONLY if k in spec}
 
 
-def recorded(da: DesiredAgent) -> dict[str, Any]:
+def recorded(da: DesiredAgent) -> JsonObject:
     """What the marks record of them."""
     return {k: da.created[k] for k in RECORDED if k in da.created}
 
@@ -63,13 +64,13 @@ def create_diffs(da: DesiredAgent) -> list[FieldDiff]:
     messages = da.created.get("initial_message_sequence")
     if messages == []:
         out.append(FieldDiff("initial_message_sequence", None, [], NEW))
-    for i, m in enumerate(messages or ()):
-        out.append(FieldDiff(f"initial_message_sequence[{i}]", None, dict(m), NEW))
+    for i, m in enumerate(items(messages)):
+        out.append(FieldDiff(f"initial_message_sequence[{i}]", None, dict(obj(m)), NEW))
     return out
 
 
 def replacement(
-    da: DesiredAgent, la: LiveAgent, applied: Mapping[str, Any] | None
+    da: DesiredAgent, la: LiveAgent, applied: Mapping[str, object] | None
 ) -> FieldDiff | None:
     """The first create-only field whose declared value the live agent does not have (None:
     the agent stands). A field the manifest leaves out is the server's, never a reason."""
@@ -83,7 +84,7 @@ def replacement(
     return None
 
 
-def check_create_only(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def check_create_only(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     """What Letta 0.16.8 refuses or overrides for an agent type, found before any request:
     `voice_convo_agent` needs `enable_sleeptime: true` (422), `split_thread_agent` has no
     default system prompt (400 without `system`), and `workflow_agent` always clears its

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 
-def initial_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+def initial_messages(messages: Iterable[Mapping[str, object]]) -> list[dict[str, str]]:
     """The user and assistant messages of `messages`, as `{role, content}` in order."""
     out: list[dict[str, str]] = []
     for m in messages:
@@ -30,7 +29,7 @@ def initial_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, st
     return out
 
 
-def _text(content: Any) -> str:
+def _text(content: object) -> str:
     if isinstance(content, str):
         return content
     parts = content if isinstance(content, list) else []
@@ -54,7 +53,7 @@ def _user_words(text: str) -> str:
     return said if packed["type"] == "user_message" and isinstance(said, str) else ""
 
 
-def _sent_message(calls: Any) -> str:
+def _sent_message(calls: object) -> str:
     """The message of a `send_message` call (how MemGPT-kind agents answer), if any."""
     for call in calls if isinstance(calls, list) else ():
         fn = call.get("function") if isinstance(call, dict) else None

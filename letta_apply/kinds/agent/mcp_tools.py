@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeGuard
 from weakref import WeakKeyDictionary
 
 from ...core.changes import MANIFEST, NEW, FieldDiff, Problem
-from ...core.jsonish import objs, strings
+from ...core.jsonish import JsonObject, items, obj, objs, strings, text
 from ...errors import ApiError, Diagnostic, Rejected, define
 from ...manifest.files import Document
 from ..mcp_server.kind import MCP_POOL, MCP_SERVERS, MCP_TOOL, registered
@@ -63,28 +63,38 @@ MARKER = "$mcp"
 ALL = "all"
 # The tools of each server an apply made or refreshed, listed once per apply (the servers'
 # changes all come before the agents'): run -> server id -> name -> tool id.
-_LISTED: WeakKeyDictionary[Any, dict[str, dict[str, str]]] = WeakKeyDictionary()
+_LISTED: WeakKeyDictionary[Run, dict[str, dict[str, str]]] = WeakKeyDictionary()
 
 
-def declared_mcp_tools(entries: Any) -> list[dict[str, Any]]:
+def declared_mcp_tools(entries: object) -> list[JsonObject]:
     """The manifest's entries with servers as addresses (names sorted, `all` kept)."""
-    out = []
-    for e in entries:
+    out: list[JsonObject] = []
+    for e in objs(entries):
         tools = e.get("tools", ALL)
         out.append(
             {
                 "server": f"mcp_server.{e['server']}",
-                "tools": tools if tools == ALL else sorted(tools),
+                "tools": tools if tools == ALL else sorted(strings(tools)),
             }
         )
     return out
 
 
-def mcp_servers_of(config: Mapping[str, Any]) -> list[str]:
-    return [e["server"] for e in config.get("mcp_tools", ())]
+def _entries(config: Mapping[str, object]) -> list[tuple[str, str | list[str]]]:
+    """The MCP servers an agent's declared config names, by address, each with `all` or the
+    names of the tools it takes."""
+    out: list[tuple[str, str | list[str]]] = []
+    for e in objs(config.get("mcp_tools")):
+        tools = e.get("tools")
+        out.append((text(e.get("server")), ALL if tools == ALL else strings(tools)))
+    return out
 
 
-def check_mcp_tools(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def mcp_servers_of(config: Mapping[str, object]) -> list[str]:
+    return [server for server, _ in _entries(config)]
+
+
+def check_mcp_tools(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     """Each entry names a declared MCP server, once per agent."""
     errors: list[Diagnostic] = []
     section = data.get("mcp_servers")
@@ -121,14 +131,13 @@ def _label(address: str, tool: str) -> str:
 
 def _wanted(
     ctx: Context, da: DesiredAgent, *, report: bool = True
-) -> tuple[list[Any], list[str]] | None:
+) -> tuple[list[object], list[str]] | None:
     """The ids (or placeholders) of the MCP tools the agent should have, and their names as
     shown (`key/tool`); None when one cannot be attached (a problem was reported)."""
-    ids: list[Any] = []
+    ids: list[object] = []
     shown: list[str] = []
     listed_by = MCP_SERVERS.of(ctx.live).tools
-    for e in da.config["mcp_tools"]:
-        address, tools = e["server"], e["tools"]
+    for address, tools in _entries(da.config):
         server = MCP_POOL.of(ctx).get(address)
         if address in ctx.refused:
             if report:
@@ -144,7 +153,10 @@ def _wanted(
         if server is None:
             # Registered by this plan: its tools are known once it is.
             ids.append({MARKER: address, "tools": tools})
-            shown += [_label(address, t) for t in tools] if tools != ALL else [_label(address, "*")]
+            named = tools if isinstance(tools, list) else None  # None: all
+            shown += (
+                [_label(address, "*")] if named is None else [_label(address, t) for t in named]
+            )
             continue
         listed = listed_by.get(server.id)
         if not isinstance(listed, tuple):
@@ -159,7 +171,7 @@ def _wanted(
                     )
                 )
             return None
-        names = list(listed) if tools == ALL else list(tools)
+        names = list(tools) if isinstance(tools, list) else list(listed)
         unknown = [n for n in names if n not in listed]
         if unknown:
             if report:
@@ -195,12 +207,12 @@ def reach_hint(transport: str) -> str:
     return "check the server's url, token and headers: Letta must reach it"
 
 
-def create_tools(ctx: Context, da: DesiredAgent, body: dict[str, Any]) -> bool:
+def create_tools(ctx: Context, da: DesiredAgent, body: JsonObject) -> bool:
     """Add the agent's MCP tools to its create request; False when one cannot be attached."""
     wanted = _wanted(ctx, da)
     if wanted is None:
         return False
-    body["tool_ids"] = [*body.get("tool_ids", ()), *wanted[0]]
+    body["tool_ids"] = [*items(body.get("tool_ids")), *wanted[0]]
     return True
 
 
@@ -225,8 +237,8 @@ def plan_mcp_tools(ctx: Context, u: Update, da: DesiredAgent, la: LiveAgent) -> 
     managed: dict[str, str] = {}  # attached tool id -> shown name
     for t in la.tools:
         found = by_id.get(t.id)
-        sid = (found.metadata.get("mcp") or {}).get("server_id") if found else None
-        if t.tool_type == MCP_TOOL and sid in servers:
+        sid = obj(found.metadata.get("mcp")).get("server_id") if found else None
+        if t.tool_type == MCP_TOOL and isinstance(sid, str) and sid in servers:
             managed[t.id] = _label(servers[sid], t.name)
     if not any(_placeholder(i) for i in ids) and set(managed) == set(ids):
         return
@@ -245,7 +257,7 @@ def plan_mcp_tools(ctx: Context, u: Update, da: DesiredAgent, la: LiveAgent) -> 
     u.body["tool_ids"] = [i for i in base if i not in managed] + ids
 
 
-def expand(run: Run, body: dict[str, Any]) -> dict[str, Any]:
+def expand(run: Run, body: JsonObject) -> JsonObject:
     """The request with the placeholders of MCP tools replaced by their ids: one listing of
     each server's tools, made now that the server's change is."""
     ids = body.get("tool_ids")
@@ -253,22 +265,23 @@ def expand(run: Run, body: dict[str, Any]) -> dict[str, Any]:
         return body
     with run.lock:
         tools = _LISTED.setdefault(run, {})
-    out: list[Any] = []
+    out: list[object] = []
     for i in ids:
         if not _placeholder(i):
             out.append(i)
             continue
-        sid = run.id_of(i[MARKER])
+        address = str(i[MARKER])
+        sid = run.id_of(address)
         path = f"/v1/mcp-servers/{sid}/tools"
         if sid not in tools:
-            listed = run.client.request("GET", path)
+            listed = objs(run.client.request("GET", path))
             with run.lock:
-                tools[sid] = {str(t["name"]): str(t["id"]) for t in objs(listed)}
+                tools[sid] = {str(t["name"]): str(t["id"]) for t in listed}
         have = tools[sid]
-        names = sorted(have) if i["tools"] == ALL else list(i["tools"])
+        names = sorted(have) if i["tools"] == ALL else strings(i["tools"])
         missing = [n for n in names if n not in have]
         if missing:
-            raise _not_registered(run, i[MARKER], sid, missing, sorted(have))
+            raise _not_registered(run, address, sid, missing, sorted(have))
         out += [have[n] for n in names if have[n] not in out]
     return {**body, "tool_ids": out}
 
@@ -298,5 +311,5 @@ def _not_registered(
     )
 
 
-def _placeholder(value: Any) -> bool:
+def _placeholder(value: object) -> TypeGuard[Mapping[str, object]]:
     return isinstance(value, Mapping) and MARKER in value

@@ -32,10 +32,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ...core.changes import Change, Held
-from ...core.jsonish import items, objs, opt_text, strings
+from ...core.jsonish import JsonObject, items, objs, opt_text, strings
 from ...core.model import MARK_KEY, Live, stack_tag
 from ...errors import ApiError, RestoreError, ServerStateError, define
 from ..archive.memory import archive_fields, new_archive, plain_passage
@@ -80,7 +80,7 @@ PASSAGE_PAGE = 100  # Letta's default page of an agent's archival memory
 _CANNOT_EXPORT = " (an agent Letta cannot export is deleted only with --no-backup)"
 
 
-def _own_sensitive(agent_mark: Mapping[str, Any], label: str) -> list[str]:
+def _own_sensitive(agent_mark: Mapping[str, object], label: str) -> list[str]:
     """What an agent's mark says is sensitive in one of its own blocks."""
     applied = agent_mark.get("applied")
     own = applied.get("memory_blocks") if isinstance(applied, Mapping) else None
@@ -91,21 +91,21 @@ def _own_sensitive(agent_mark: Mapping[str, Any], label: str) -> list[str]:
 
 def _passage_pages(
     client: LettaClient, agent_id: str, limit: int, cap: int | None
-) -> list[dict[str, Any]]:
+) -> list[Mapping[str, object]]:
     """An agent's archival passages, oldest first, in pages of `limit` until an empty page (a
     server may cap its pages below what was asked, as Letta Cloud does: a short page is no
     end), or until `cap` are seen."""
-    out: list[dict[str, Any]] = []
+    out: list[Mapping[str, object]] = []
     seen: set[str] = set()
-    params: dict[str, Any] = {"limit": limit, "ascending": True}
+    params: dict[str, int | bool | str] = {"limit": limit, "ascending": True}
     while cap is None or len(seen) < cap:
         page = client.request("GET", f"/v1/agents/{agent_id}/archival-memory", params=params)
-        fresh = [dict(p) for p in objs(page) if str(p.get("id")) not in seen]
+        fresh = [p for p in objs(page) if str(p.get("id")) not in seen]
         if not fresh:
             break
         seen.update(str(p["id"]) for p in fresh)
         out.extend(fresh)
-        params = {**params, "after": fresh[-1]["id"]}
+        params = {**params, "after": str(fresh[-1]["id"])}
     return out
 
 
@@ -113,7 +113,7 @@ def _export(client: LettaClient, agent_id: str) -> object:
     return client.request("GET", f"/v1/agents/{agent_id}/export")
 
 
-def export_agent(client: LettaClient, files: AgentFiles, agent_id: str) -> dict[str, Any]:
+def export_agent(client: LettaClient, files: AgentFiles, agent_id: str) -> JsonObject:
     """The agent as Letta exports it, checked (a group's manager brings its members)."""
     try:
         found = _export(client, agent_id)
@@ -128,7 +128,7 @@ def export_agent(client: LettaClient, files: AgentFiles, agent_id: str) -> dict[
     return files.checked(found, f"Letta's export of {agent_id}")
 
 
-def import_agent_file(client: LettaClient, doc: Mapping[str, Any], *, name: str | None) -> str:
+def import_agent_file(client: LettaClient, doc: Mapping[str, object], *, name: str | None) -> str:
     """Import an Agent File of one agent, keeping its name (without it Letta appends `_copy`);
     tools of the same name already on the server are kept. Returns the id of the agent made."""
     data = {"override_existing_tools": "false"}
@@ -312,7 +312,7 @@ def _tags_of(saving: Saving, block_id: str) -> list[str]:
     return found if found is not None else strings(saving.client.get_block(block_id).get("tags"))
 
 
-def _agent_file_of(files: AgentFiles, r: Record) -> dict[str, Any]:
+def _agent_file_of(files: AgentFiles, r: Record) -> JsonObject:
     """The record's Agent File, with its agent alone (a group's export holds the others)."""
     name = r.data.get(AGENT_FILE)
     if not isinstance(name, str) or "/" in name or "\\" in name:
@@ -359,8 +359,8 @@ def _passages(restoring: Restoring, r: Record, rid: str, *, resumed: bool) -> li
     """The agent's archival passages: their archive attached again when it exists (or is
     restored here: it attaches itself), else a new archive with them."""
     client = restoring.client
-    by_archive: dict[str, list[Mapping[str, Any]]] = {}
-    for p in r.data.get("passages") or ():
+    by_archive: dict[str, list[Mapping[str, object]]] = {}
+    for p in objs(r.data.get("passages")):
         by_archive.setdefault(str(p.get("archive_id")), []).append(p)
     if not by_archive:
         return []
@@ -381,7 +381,7 @@ def _passages(restoring: Restoring, r: Record, rid: str, *, resumed: bool) -> li
     return notes
 
 
-def _remark_file(files: AgentFiles, doc: dict[str, Any], r: Record) -> None:
+def _remark_file(files: AgentFiles, doc: JsonObject, r: Record) -> None:
     """Mark the file's agent (and the blocks it keeps) as `r`'s stack and address, in place:
     what import makes is the stack's from its first instant."""
     entry = files.agents(doc)[0]

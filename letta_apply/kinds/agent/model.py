@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict, cast
 
+from ...core.jsonish import obj, objs, opt_text, strings, text
 from ..block.kind import DesiredBlock, LiveBlock
-from ..context import DeclaredOf, ExtraOf, PoolOf, StateOf
+from ..context import Context, DeclaredOf, ExtraOf, PoolOf, StateOf
 from ..resource import mark_of
 from ..tool.kind import LiveTool
 from ..tool.rules import rule_tool_names
@@ -37,47 +37,12 @@ class DesiredAgent:
 
     address: str
     name: str
-    config: Mapping[str, Any] = field(default_factory=dict)
-    created: Mapping[str, Any] = field(default_factory=dict)  # create-only fields it sets
+    config: Mapping[str, object] = field(default_factory=dict)
+    created: Mapping[str, object] = field(default_factory=dict)  # create-only fields it sets
     memory_blocks: tuple[DesiredBlock, ...] = ()
     blocks: tuple[str, ...] = ()  # addresses of shared blocks, in manifest order
     prevent_destroy: bool = False
     ignore: frozenset[str] = frozenset()  # ignore_changes: set at creation, never compared
-
-
-class _Id(TypedDict):
-    id: str
-
-
-class _Handle(TypedDict, total=False):
-    handle: str | None
-
-
-class _ToolRef(_Id, total=False):
-    name: str
-    tool_type: str
-
-
-class AgentJSON(_Id, total=False):
-    """An agent as Letta's API returns it with `include=` AGENT_INCLUDE (the fields letta-apply
-    reads)."""
-
-    name: str
-    description: str | None
-    system: str | None
-    model: str | None
-    embedding: str | None
-    agent_type: str | None
-    llm_config: _Handle | None
-    embedding_config: _Handle | None
-    tags: list[str] | None
-    metadata: dict[str, Any] | None
-    tools: list[_ToolRef] | None
-    blocks: list[_Id] | None
-    tool_rules: list[dict[str, Any]] | None
-    identity_ids: list[str] | None
-    secrets: list[dict[str, Any]] | None
-    managed_group: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -90,12 +55,12 @@ class LiveAgent:
     embedding: str | None = None
     agent_type: str | None = None
     tags: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, object] = field(default_factory=dict)
     tools: tuple[LiveTool, ...] = ()
     block_ids: tuple[str, ...] = ()
-    tool_rules: tuple[Mapping[str, Any], ...] = ()
+    tool_rules: tuple[Mapping[str, object], ...] = ()
     identity_ids: tuple[str, ...] = ()
-    settings: Mapping[str, Any] = field(default_factory=dict)  # as reported (agent_settings)
+    settings: Mapping[str, object] = field(default_factory=dict)  # as reported (agent_settings)
     secrets: Mapping[str, LiveSecret] = field(default_factory=dict, repr=False)
     # Messages in its context window, as listed (what a plan deleting it says it holds).
     in_context: int | None = None
@@ -104,35 +69,38 @@ class LiveAgent:
     sleeptime: tuple[str, ...] = ()
 
     @property
-    def mark(self) -> Mapping[str, Any]:
+    def mark(self) -> Mapping[str, object]:
         return mark_of(self.metadata)
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> LiveAgent:
-        d = cast(AgentJSON, raw)
+    def from_api(cls, raw: Mapping[str, object]) -> LiveAgent:
+        """An agent as Letta's API returns it with `include=` AGENT_INCLUDE (what is not of the
+        shape Letta gives reads as absent)."""
         group, sleepers = agent_sleeptime.group_of(raw)
-        llm = d.get("llm_config") or {}
-        emb = d.get("embedding_config") or {}
+        llm, emb = obj(raw.get("llm_config")), obj(raw.get("embedding_config"))
+        ids = raw.get("message_ids")
         return cls(
-            id=d["id"],
-            name=d.get("name") or "",
-            description=d.get("description"),
-            system=d.get("system"),
-            model=d.get("model") or llm.get("handle"),
-            embedding=d.get("embedding") or emb.get("handle"),
-            agent_type=d.get("agent_type"),
-            tags=tuple(d.get("tags") or ()),
-            metadata=d.get("metadata") or {},
+            id=text(raw.get("id")),
+            name=text(raw.get("name")),
+            description=opt_text(raw.get("description")),
+            system=opt_text(raw.get("system")),
+            model=opt_text(raw.get("model")) or opt_text(llm.get("handle")),
+            embedding=opt_text(raw.get("embedding")) or opt_text(emb.get("handle")),
+            agent_type=opt_text(raw.get("agent_type")),
+            tags=tuple(strings(raw.get("tags"))),
+            metadata=obj(raw.get("metadata")),
             tools=tuple(
-                LiveTool(t["id"], t.get("name") or "", t.get("tool_type") or "custom")
-                for t in d.get("tools") or ()
+                LiveTool(
+                    text(t.get("id")), text(t.get("name")), text(t.get("tool_type")) or "custom"
+                )
+                for t in objs(raw.get("tools"))
             ),
-            block_ids=tuple(b["id"] for b in d.get("blocks") or ()),
-            tool_rules=tuple(d.get("tool_rules") or ()),
-            identity_ids=tuple(d.get("identity_ids") or ()),
+            block_ids=tuple(text(b.get("id")) for b in objs(raw.get("blocks"))),
+            tool_rules=tuple(objs(raw.get("tool_rules"))),
+            identity_ids=tuple(strings(raw.get("identity_ids"))),
             settings=live_settings(raw),
-            secrets=live_secrets(d.get("secrets")),
-            in_context=len(ids) if isinstance(ids := raw.get("message_ids"), list) else None,
+            secrets=live_secrets(raw.get("secrets")),
+            in_context=len(ids) if isinstance(ids, list) else None,
             sleeptime_group=group,
             sleeptime=sleepers,
         )
@@ -162,15 +130,30 @@ class AgentMatch:
     ids of the sleep-time agents Letta made for the stack's agents (kinds.agent.sleeptime)."""
 
     superseded: tuple[tuple[str, LiveAgent], ...] = ()
-    owned: Mapping[str, Any] = field(default_factory=dict)
+    owned: Mapping[str, LiveBlock] = field(default_factory=dict)
     leftovers: tuple[tuple[str, LiveBlock], ...] = ()  # own blocks whose agent is gone
     companions: frozenset[str] = frozenset()
 
 
+def tools_of(agent: DesiredAgent) -> list[str]:
+    """The tool names the agent declares in `tools` (empty when it declares none)."""
+    return strings(agent.config.get("tools"))
+
+
+def rules_of(agent: DesiredAgent) -> list[Mapping[str, object]]:
+    """The tool rules the agent declares (empty when it declares none)."""
+    return objs(agent.config.get("tool_rules"))
+
+
+def identities_of(agent: DesiredAgent) -> list[str]:
+    """The addresses of the identities the agent declares (empty when it declares none)."""
+    return strings(agent.config.get("identities"))
+
+
 def agent_tool_names(agent: DesiredAgent) -> set[str]:
     """Tool names an agent uses, in `tools` or in `tool_rules`."""
-    names = set(agent.config.get("tools", ()))
-    for rule in agent.config.get("tool_rules", ()):
+    names = set(tools_of(agent))
+    for rule in rules_of(agent):
         names.update(rule_tool_names(rule))
     return names
 
@@ -181,3 +164,10 @@ AGENTS = StateOf[AgentState]("agent")
 AGENTS_DECLARED = DeclaredOf[DesiredAgent]("agent")
 AGENT_POOL = PoolOf[LiveAgent]("agent")
 AGENT_MATCH = ExtraOf[AgentMatch]("agent")
+
+
+def match_of(ctx: Context) -> AgentMatch:
+    """What the agents' match left for planning (it always leaves one)."""
+    found = AGENT_MATCH.of(ctx)
+    assert found is not None, "the agents' match left nothing"
+    return found

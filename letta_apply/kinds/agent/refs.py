@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
+from ...core.jsonish import obj, strings
 from ...errors import Diagnostic
 from ...manifest.files import Document
 
@@ -15,8 +15,8 @@ def unknown_refs(
     doc: Document,
     key: str,
     field: str,
-    refs: list[Any],
-    declared: Mapping[str, Any],
+    refs: Sequence[object],
+    declared: Mapping[str, object],
     noun: str,
     code: str,
 ) -> list[Diagnostic]:
@@ -41,10 +41,10 @@ def unknown_refs(
     return errors
 
 
-def agent_users(data: Mapping[str, Any], field: str) -> dict[str, list[str]]:
+def agent_users(data: Mapping[str, object], field: str) -> dict[str, list[str]]:
     """The agents naming each entry in their `field`, by the entry's key."""
     users: dict[str, list[str]] = {}
-    for akey, spec in (data.get("agents") or {}).items():
-        for ref in spec.get(field) or ():
+    for akey, spec in obj(data.get("agents")).items():
+        for ref in strings(obj(spec).get(field)):
             users.setdefault(ref, []).append(f"agent.{akey}")
     return users

@@ -18,15 +18,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...core.changes import DRIFT, MANIFEST, FieldDiff, Why
-from ...core.model import MARK_KEY, Sensitive
+from ...core.jsonish import JsonObject, obj, objs
+from ...core.model import MARK_KEY, Sensitive, is_secret
 from ...core.sensitive import MASKED
+from ...errors import define
 
 if TYPE_CHECKING:
+    from ...errors import Diagnostic
+    from ...manifest.files import Document
     from ..context import Context, Update
     from .model import DesiredAgent, LiveAgent
+
+# The problems this module reports, by code (docs/errors.md).
+# fmt: off
+define("LA414", "ManifestError", "secrets under two names",
+       "An agent declares both `secrets` and `tool_exec_environment_variables` (Letta's two "
+       "names for one set).",
+       "Keep one of them.")
+define("LA415", "ManifestError", "a secret written in the manifest",
+       "An agent's secret is written as a plain value, which would sit in the manifest's "
+       "history.",
+       "Give it from a sensitive variable: `${var.NAME}` declared with `sensitive: true`.")
+# fmt: on
 
 NAMES = ("secrets", "tool_exec_environment_variables")
 """The manifest's names for an agent's secrets (Letta keeps both in one place)."""
@@ -46,24 +62,25 @@ class LiveSecret:
     value: Sensitive
 
 
-def live_secrets(raw: Any) -> dict[str, LiveSecret]:
+def live_secrets(raw: object) -> dict[str, LiveSecret]:
     """The secrets of an agent as the server returns them (`include=agent.secrets`)."""
     out: dict[str, LiveSecret] = {}
-    for s in raw or ():
-        if isinstance(s, Mapping) and isinstance(s.get("key"), str):
-            out[s["key"]] = LiveSecret(str(s.get("id") or ""), Sensitive(s.get("value") or ""))
+    for s in objs(raw):
+        key = s.get("key")
+        if isinstance(key, str):
+            out[key] = LiveSecret(str(s.get("id") or ""), Sensitive(s.get("value") or ""))
     return out
 
 
-def declared_secrets(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+def declared_secrets(spec: Mapping[str, object]) -> JsonObject | None:
     """The secrets an agent declares under either name, or None when it declares none."""
-    found = [spec[n] for n in NAMES if n in spec]
+    found = [obj(spec[n]) for n in NAMES if n in spec]
     if not found:
         return None
-    return {k: v for d in found for k, v in dict(d).items()}
+    return {k: v for d in found for k, v in d.items()}
 
 
-def recorded(applied: Mapping[str, Any] | None) -> dict[str, str]:
+def recorded(applied: Mapping[str, object] | None) -> dict[str, str]:
     """Name -> row id of the secrets letta-apply last wrote, from an agent's mark."""
     got = (applied or {}).get("secrets")
     return {str(k): str(v) for k, v in got.items()} if isinstance(got, Mapping) else {}
@@ -77,11 +94,10 @@ def plan_secrets(ctx: Context, u: Update, da: DesiredAgent, la: LiveAgent) -> di
     """Compare the declared secrets with the agent's; add the differences and the request that
     converges them to `u`. Returns what the agent's mark records for them (name -> row id, or
     WRITTEN)."""
-    declared: dict[str, Any] | None = da.config.get("secrets")
     was = recorded(u.applied)
-    if "secrets" in da.ignore or (declared is None and not was):
+    if "secrets" in da.ignore or (da.config.get("secrets") is None and not was):
         return was
-    declared = declared or {}
+    declared = obj(da.config.get("secrets"))
     diffs: list[FieldDiff] = []
     for key, value in sorted(declared.items()):
         live = la.secrets.get(key)
@@ -105,14 +121,16 @@ def plan_secrets(ctx: Context, u: Update, da: DesiredAgent, la: LiveAgent) -> di
     return dict.fromkeys(declared, WRITTEN)
 
 
-def with_recorded(metadata: Mapping[str, Any], ids: Mapping[str, str]) -> dict[str, Any]:
+def with_recorded(metadata: Mapping[str, object], ids: Mapping[str, str]) -> JsonObject:
     """`metadata` with the mark recording the secrets' row ids `ids`."""
-    mark = dict(metadata.get(MARK_KEY) or {})
-    mark["applied"] = {**dict(mark.get("applied") or {}), "secrets": dict(ids)}
+    mark = dict(obj(metadata.get(MARK_KEY)))
+    mark["applied"] = {**obj(mark.get("applied")), "secrets": dict(ids)}
     return {**metadata, MARK_KEY: mark}
 
 
-def written_ids(metadata: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, str] | None:
+def written_ids(
+    metadata: Mapping[str, object], answer: Mapping[str, object]
+) -> dict[str, str] | None:
     """The row ids the server gave the secrets a change wrote (from its answer), for the mark;
     None when the mark records none to fill in."""
     mark = metadata.get(MARK_KEY)
@@ -124,10 +142,10 @@ def written_ids(metadata: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[
     return {k: made[k].id if k in made else "" for k in wanted}
 
 
-def carried_over(body: Mapping[str, Any], live: Mapping[str, LiveSecret]) -> dict[str, Any]:
+def carried_over(body: Mapping[str, object], live: Mapping[str, LiveSecret]) -> JsonObject:
     """The secrets an update sends: those set by hand as they are on the agent now (those gone
     since the plan are left out)."""
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for k, v in body.items():
         if isinstance(v, Mapping) and LIVE in v:
             if k in live:
@@ -135,3 +153,38 @@ def carried_over(body: Mapping[str, Any], live: Mapping[str, LiveSecret]) -> dic
         else:
             out[k] = v
     return out
+
+
+def check_secrets(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
+    """Secrets come from sensitive variables (a plain value would sit in the manifest's
+    history), under one of Letta's two names."""
+    errors: list[Diagnostic] = []
+    agents = data.get("agents")
+    for key, spec in agents.items() if isinstance(agents, Mapping) else ():
+        if not isinstance(spec, Mapping):
+            continue
+        if all(n in spec for n in NAMES):
+            errors.append(
+                doc.diag(
+                    ("agents", key, NAMES[1]),
+                    f"agents.{key}: declare secrets under `secrets` or "
+                    "`tool_exec_environment_variables`, not both",
+                    code="LA414",
+                    key=True,
+                )
+            )
+        for name in NAMES:
+            given = spec.get(name)
+            # The schema reports a secrets entry that is no mapping; checks run beside it.
+            for k, v in given.items() if isinstance(given, Mapping) else ():
+                if not is_secret(v):
+                    errors.append(
+                        doc.diag(
+                            ("agents", key, name, k),
+                            f"agents.{key}.{name}.{k}: a secret's value must come from a "
+                            "sensitive variable (${var.NAME} with `sensitive: true`), never "
+                            "be written in the manifest",
+                            code="LA415",
+                        )
+                    )
+    return errors

@@ -14,8 +14,9 @@ import difflib
 import zoneinfo
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ...core.jsonish import JsonObject
 from ...errors import define
 
 if TYPE_CHECKING:
@@ -48,11 +49,11 @@ OBJECTS = ("model_settings", "compaction_settings", "response_format")
 """Settings the server keeps as objects it completes with defaults: compared on declared keys."""
 
 
-def live_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
+def live_settings(raw: Mapping[str, object]) -> JsonObject:
     """The settings an agent, as the server returns it, reports (those it reports at all)."""
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for name, path in SETTINGS.items():
-        value: Any = raw
+        value: object = raw
         for step in path:
             value = value.get(step) if isinstance(value, Mapping) else None
         if value is not None:
@@ -60,7 +61,7 @@ def live_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compared(declared: Any, live: Any) -> Any:
+def compared(declared: object, live: object) -> object:
     """The live value as far as the manifest declares it: for a mapping, only the declared keys
     (nested mappings likewise), so what the server fills in is never a difference."""
     if isinstance(declared, Mapping) and isinstance(live, Mapping):
@@ -85,7 +86,7 @@ def _zones() -> dict[str, str]:
     return {n.lower(): n for n in names}
 
 
-def check_timezones(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def check_timezones(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     """A timezone Letta cannot read fails the agent's create with an HTTP 500 (it stores the
     name, then fails to use it): an IANA zone name is checked here instead."""
     from ...manifest.files import clip, where

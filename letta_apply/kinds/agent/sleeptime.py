@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...core.changes import Problem
+from ...core.jsonish import objs
 from ...errors import ApiError, define
 from ..context import Context, StateOf
 from ..resource import mark_of
@@ -71,7 +72,7 @@ class SleeptimeAgent:
     kept: tuple[str, ...] = ()
 
 
-def group_of(raw: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+def group_of(raw: Mapping[str, object]) -> tuple[str, tuple[str, ...]]:
     """The sleep-time group an agent (as listed with `agent.managed_group`) manages: its id and
     its agents; ("", ()) when it manages none."""
     group = raw.get("managed_group") or raw.get("multi_agent_group")
@@ -101,7 +102,7 @@ def read(
 
 
 def _examined(
-    client: LettaClient, raw: Mapping[str, Any], agent: LiveAgent, stack: str
+    client: LettaClient, raw: Mapping[str, object], agent: LiveAgent, stack: str
 ) -> SleeptimeAgent | None:
     aid, name = str(raw["id"]), str(raw.get("name") or "")
     owner = mark_of(raw.get("metadata")).get("stack")
@@ -113,11 +114,11 @@ def _examined(
         return SleeptimeAgent(aid, name, f"an agent of type {raw.get('agent_type')}")
     made: list[str] = []
     kept: list[str] = []
-    for b in raw.get("blocks") or ():
+    for b in objs(raw.get("blocks")):
         # Letta's block for it: its label, no mark, not the agent's; deleted if it is its alone.
         if b.get("label") != PERSONA or mark_of(b.get("metadata")) or b["id"] in agent.block_ids:
             continue
-        users = {str(u["id"]) for u in client.block_agents(b["id"])}
+        users = {str(u["id"]) for u in client.block_agents(str(b["id"]))}
         (made if users == {aid} else kept).append(str(b["id"]))
     return SleeptimeAgent(aid, name, blocks=tuple(made), kept=tuple(kept))
 

@@ -6,8 +6,8 @@ are declared with it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
+from ...core.jsonish import JsonObject, objs, strings, text
 from ...core.marks import user_metadata
 from ...server.client import LettaClient
 from ..block.kind import BlockKind, LiveBlock
@@ -23,22 +23,18 @@ from .model import AGENT_INCLUDE, LiveAgent
 
 def selected_agents(client: LettaClient, sel: Selection) -> Selected:
     """The agents `sel` names, by name, that no stack manages; why the others are left out."""
-    found: dict[str, dict[str, Any]] = {}
+    listed: list[Mapping[str, object]] = []
     if sel.everything:
-        for raw in client.list_agents(include=AGENT_INCLUDE):
-            found[str(raw["id"])] = raw
-    for agent_id in sel.ids:
-        raw = client.get_agent(agent_id, AGENT_INCLUDE)
-        found[str(raw["id"])] = raw
+        listed += client.list_agents(include=AGENT_INCLUDE)
+    listed += [client.get_agent(agent_id, AGENT_INCLUDE) for agent_id in sel.ids]
     for name in sel.names:
-        for raw in client.list_agents(name=name, include=AGENT_INCLUDE):
-            found[str(raw["id"])] = raw
+        listed += client.list_agents(name=name, include=AGENT_INCLUDE)
     for tag in sel.tags:
-        for raw in client.list_agents(tag=tag, include=AGENT_INCLUDE):
-            found[str(raw["id"])] = raw
-    kept: list[dict[str, Any]] = []
+        listed += client.list_agents(tag=tag, include=AGENT_INCLUDE)
+    found = {str(raw["id"]): raw for raw in listed}
+    kept: list[Mapping[str, object]] = []
     skipped: list[str] = []
-    for raw in sorted(found.values(), key=lambda r: (r.get("name") or "", r["id"])):
+    for raw in sorted(found.values(), key=lambda r: (text(r.get("name")), str(r["id"]))):
         agent = LiveAgent.from_api(raw)
         if agent.mark:
             owner = agent.mark.get("stack")
@@ -48,20 +44,20 @@ def selected_agents(client: LettaClient, sel: Selection) -> Selected:
     return Selected(kept, skipped)
 
 
-def export_agents(ex: Export) -> dict[str, Any]:
+def export_agents(ex: Export) -> JsonObject:
     """The selected agents, each by a key made from its name, naming the shared blocks,
     identities and MCP servers exported before them by their keys."""
     shared = ex.keys.get(BlockKind.name, {})
     identity_keys = ex.keys.get(IdentityKind.name, {})
-    mcp_tools: Mapping[str, list[dict[str, Any]]] = ex.extra.get(McpServerKind.name) or {}
-    out: dict[str, Any] = {}
+    mcp_tools: Mapping[str, list[JsonObject]] = ex.extra.get(McpServerKind.name) or {}
+    out: JsonObject = {}
     for raw in ex.selected:
         agent = LiveAgent.from_api(raw)
         key = ex.key(AgentKind.name, agent.id, agent.name)
-        own = [LiveBlock.from_api(b) for b in raw.get("blocks") or () if b["id"] not in shared]
+        own = [LiveBlock.from_api(b) for b in objs(raw.get("blocks")) if b["id"] not in shared]
         spec = _spec(agent, key, include_system=ex.include_system)
         used = mcp_tools.get(agent.id, [])
-        from_mcp = {n for e in used for n in e["tools"]}
+        from_mcp = {n for e in used for n in strings(e["tools"])}
         # The server's own tools it attaches only when asked (web_search, run_code...) are
         # named too: a copy made from the export would go without them.
         tools = sorted(
@@ -85,9 +81,9 @@ def export_agents(ex: Export) -> dict[str, Any]:
     return out
 
 
-def _spec(agent: LiveAgent, key: str, *, include_system: bool) -> dict[str, Any]:
+def _spec(agent: LiveAgent, key: str, *, include_system: bool) -> JsonObject:
     """What the agent is, in the order a person writes it."""
-    spec: dict[str, Any] = {}
+    spec: JsonObject = {}
     if agent.name != key:
         spec["name"] = agent.name
     if agent.description:

@@ -1,7 +1,7 @@
 """What a block holds of agents' memory (kinds.holds_memory): its value, which agents rewrite.
 
 - Held: whether agents wrote it (its value's digest no longer the one letta-apply last wrote:
-  the base of the three-way memory decision, kinds.block.kind.plan_value).
+  the base of the three-way memory decision, kinds.block.plan.plan_value).
 - Saved: its fields (value, configuration, marks, tags) and the agents it is attached to. An
   agent's own block whose agent goes too is saved with its agent (memory.backup).
 - Restored: created with its value, configuration, tags and marks, and attached again to the
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from ...core.changes import Change, Held
-from ...core.jsonish import obj
+from ...core.jsonish import JsonObject, obj, strings
 from ...core.marks import digest
 from ...core.model import Live
 from ..holds_memory import (
@@ -33,10 +33,10 @@ from ..holds_memory import (
     stack_blocks,
 )
 from ..resource import Resource, applied_of, mark_of
+from .model import BLOCKS, LiveBlock
 
 if TYPE_CHECKING:
     from ...server.client import LettaClient
-    from .kind import LiveBlock
 
 FIELDS = ("label", "value", "description", "limit", "read_only", "metadata", "tags")
 """What a backup keeps of a block."""
@@ -72,8 +72,6 @@ class BlockMemory:
     )
 
     def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
-        from .kind import BLOCKS  # the kind imports this module
-
         blocks = BLOCKS.of(live)
         found = blocks.blocks.get(change.remote_id or "")
         if found is None:
@@ -91,7 +89,7 @@ class BlockMemory:
     def save_memory(self, saving: Saving, change: Change, address: str, rid: str) -> Saved:
         client = saving.client
         found = client.get_block(rid)
-        block = {k: found.get(k) for k in FIELDS}
+        block: JsonObject = {k: found.get(k) for k in FIELDS}
         hidden = mask_fields(block, sensitive_of(mark_of(found.get("metadata"))))
         block, n = masked(block, saving.masker.text)
         agents = [str(a["id"]) for a in client.block_agents(rid)]
@@ -112,17 +110,17 @@ class BlockMemory:
         self, restoring: Restoring, record: Record, existing: str | None
     ) -> tuple[str, list[str]]:
         client = restoring.client
-        b = record.data["block"]
+        b = obj(record.data["block"])
         rid = existing
         if rid is None:
-            body = {k: b[k] for k in _CREATED if b.get(k) is not None}
+            body: JsonObject = {k: b[k] for k in _CREATED if b.get(k) is not None}
             body["metadata"] = remarked(b.get("metadata"), record)
             body["tags"] = retagged(b.get("tags"), record, always=True)
             rid = str(obj(client.request("POST", "/v1/blocks/", json=body))["id"])
         notes = []
         if record.masked("value"):
             notes.append("its value was masked in the backup (it held a sensitive value)")
-        for aid in record.data.get("agents") or ():
+        for aid in strings(record.data.get("agents")):
             target = restoring.ids.get(aid, aid)
             attach(client, f"/v1/agents/{target}/core-memory/blocks/attach/{rid}", target, notes)
         return rid, notes

@@ -5,21 +5,22 @@ holds alone is that agent's own (`memory_blocks`: the agent kind writes it with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
+from ...core.jsonish import JsonObject, objs, strings, text
 from ...core.marks import user_metadata
 from ..agent.sleeptime_file import made_by_letta
 from ..writing import Conversion, Export, metadata_of, tags_of
-from .kind import DEFAULT_DESCRIPTIONS, DEFAULT_LIMIT, BlockKind, LiveBlock
+from .kind import BlockKind
+from .model import DEFAULT_DESCRIPTIONS, DEFAULT_LIMIT, LiveBlock
 
 # Above this many blocks, one listing of the server's multi-attached blocks is cheaper.
 _BLOCK_LOOKUPS_MAX = 10
 
 
-def export_block(b: LiveBlock, *, label: bool) -> dict[str, Any]:
+def export_block(b: LiveBlock, *, label: bool) -> JsonObject:
     """A block's fields as a manifest declares them (server defaults left out)."""
-    out: dict[str, Any] = {"label": b.label} if label else {}
+    out: JsonObject = {"label": b.label} if label else {}
     out["value"] = b.value
     if b.description and b.description != DEFAULT_DESCRIPTIONS.get(b.label):
         out["description"] = b.description
@@ -34,7 +35,7 @@ def export_block(b: LiveBlock, *, label: bool) -> dict[str, Any]:
     return out
 
 
-def export_shared(ex: Export) -> dict[str, Any]:
+def export_shared(ex: Export) -> JsonObject:
     """The blocks the selected agents share, with each other or with an agent not exported: a
     block only one exported agent uses is its own, unless another agent uses it too. For a few
     blocks, each is asked; for more, one listing of every block attached to more than one agent
@@ -42,21 +43,21 @@ def export_shared(ex: Export) -> dict[str, Any]:
     blocks: dict[str, LiveBlock] = {}
     holders: dict[str, int] = {}
     for agent in ex.selected:
-        for b in agent.get("blocks") or ():
-            blocks.setdefault(b["id"], LiveBlock.from_api(b))
-            holders[b["id"]] = holders.get(b["id"], 0) + 1
+        for b in map(LiveBlock.from_api, objs(agent.get("blocks"))):
+            blocks.setdefault(b.id, b)
+            holders[b.id] = holders.get(b.id, 0) + 1
     shared_ids = {bid for bid, n in holders.items() if n > 1}
     single = sorted(bid for bid, n in holders.items() if n == 1)
-    selected = {a["id"] for a in ex.selected}
+    selected = {text(a["id"]) for a in ex.selected}
     if len(single) <= _BLOCK_LOOKUPS_MAX:
         shared_ids |= {
             bid
             for bid in single
-            if any(u["id"] not in selected for u in ex.client.block_agents(bid))
+            if any(text(u["id"]) not in selected for u in ex.client.block_agents(bid))
         }
     else:
         shared_ids |= set(single) & ex.client.list_block_ids(None, attached_more_than=1)
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for bid in sorted(shared_ids, key=lambda i: (blocks[i].label, i)):
         b = blocks[bid]
         key = ex.key(BlockKind.name, bid, b.label)
@@ -64,29 +65,32 @@ def export_shared(ex: Export) -> dict[str, Any]:
     return out
 
 
-def block_entry(b: Mapping[str, Any], *, label: bool) -> dict[str, Any]:
+def block_entry(b: Mapping[str, object], *, label: bool) -> JsonObject:
     """A block of an Agent File as a manifest declares it (Letta's defaults and letta-apply's
     marks left out)."""
     clean = {**b, "metadata": metadata_of(b.get("metadata")), "tags": tags_of(b.get("tags"))}
     return export_block(LiveBlock.from_api(clean), label=label)
 
 
-def convert_shared(conv: Conversion) -> dict[str, Any]:
+def convert_shared(conv: Conversion) -> JsonObject:
     """The blocks two or more of the file's converted agents hold (Letta makes the sleep-time
     agents again, with the blocks they share: those are their agent's own)."""
     made = made_by_letta(conv)
-    held = {b for a in conv.entities("agents") for b in a.get("block_ids") or ()}
+    agents: Sequence[Mapping[str, object]] = conv.entities("agents")
+    held = {b for a in agents for b in strings(a.get("block_ids"))}
     holders: dict[str, set[int]] = {}  # by the agents converted
-    for i, agent in enumerate(conv.entities("agents")):
+    for i, agent in enumerate(agents):
         if agent["id"] not in made:
-            for bid in agent.get("block_ids") or ():
+            for bid in strings(agent.get("block_ids")):
                 holders.setdefault(bid, set()).add(i)
-    out: dict[str, Any] = {}
-    for i, b in enumerate(conv.entities("blocks")):
-        if b["id"] not in held:
-            conv.note(f"blocks[{i}] ({b['label']!r}): held by no agent; not converted")
-        if len(holders.get(b["id"], ())) < 2:
+    out: JsonObject = {}
+    blocks: Sequence[Mapping[str, object]] = conv.entities("blocks")
+    for i, b in enumerate(blocks):
+        bid, label = text(b["id"]), text(b["label"])
+        if bid not in held:
+            conv.note(f"blocks[{i}] ({label!r}): held by no agent; not converted")
+        if len(holders.get(bid, ())) < 2:
             continue
-        key = conv.key(BlockKind.name, b["id"], b["label"])
-        out[key] = block_entry(b, label=key != b["label"])
+        key = conv.key(BlockKind.name, bid, label)
+        out[key] = block_entry(b, label=key != label)
     return out

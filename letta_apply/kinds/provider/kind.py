@@ -53,10 +53,12 @@ from ...core.changes import (
     CREATE,
     DELETE,
     DRIFT,
+    IMPORT,
     MANIFEST,
     NEW,
     REPLACE,
     REPLACED,
+    UPDATE,
     Change,
     FieldDiff,
     Problem,
@@ -82,7 +84,9 @@ from ..mark_blocks import (
     unanswered,
 )
 from ..resource import applied_of
-from . import requests
+from ..serves_models import ServesModels
+from ..writing import Export
+from . import handles, requests
 from .model import (
     MARK_LABEL,
     PLAIN,
@@ -119,7 +123,7 @@ define("LA642", "Problem", "a provider's type changed under its name",
 __all__ = ["MARK_LABEL", "LiveProvider", "ProviderKind", "ProviderState"]
 
 
-class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState]):
+class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesModels):
     name: ClassVar[str] = "provider"
     section: ClassVar[str] = SECTION
     id_prefix: ClassVar[str] = "provider-"
@@ -163,6 +167,29 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState]):
     def hidden(self, declared: Any) -> frozenset[str]:
         dp: DesiredProvider = declared
         return hidden_fields(dp.config)
+
+    # -- the models it serves (kinds.serves_models) ---------------------------------------------
+
+    def model_handle(self, declared: DesiredProvider, model: str, *, embedding: bool) -> str:
+        dp = declared
+        base_url = dp.config.get("base_url")
+        return handles.handle(
+            dp.name, dp.config["provider_type"], base_url, model, embedding=embedding
+        )
+
+    def serves(self, declared: DesiredProvider, handle: str, *, embedding: bool) -> bool:
+        dp = declared
+        head = handles.base(
+            dp.name, dp.config["provider_type"], dp.config.get("base_url"), embedding=embedding
+        )
+        return handle.startswith(f"{head}/") and len(handle) > len(head) + 1
+
+    def lists_models(self, change: Change) -> bool:
+        """Letta lists a provider's models when it makes it, and letta-apply asks it to after
+        an update that writes something (requests.update)."""
+        if change.action in (CREATE, REPLACE):
+            return True
+        return change.action in (UPDATE, IMPORT) and bool(change.body.get("patch"))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -455,6 +482,11 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState]):
         out: dict[str, Any] = {"name": found.name, "provider_type": found.provider_type}
         out.update((k, getattr(found, k)) for k in PLAIN if getattr(found, k))
         return out
+
+    def export_section(self, ex: Export) -> dict[str, Any]:
+        from .writing import export_providers  # builds on this module
+
+        return export_providers(self, ex)
 
 
 def _keys(dp: DesiredProvider, lp: LiveProvider) -> str | None:

@@ -4,9 +4,9 @@ a rule names, and the form rules are compared in (the server adds rules of its o
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
 
+from ...core.jsonish import JsonObject, obj, strings, text
 from ...errors import Diagnostic, define
 from ...manifest.files import Document, Path_, clip
 
@@ -41,18 +41,17 @@ def _where(path: Path_) -> str:
     return out
 
 
-def check_rules(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def check_rules(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     """Fields a rule's kind does not take (the schema cannot tie fields to `type`)."""
     errors: list[Diagnostic] = []
     agents = data.get("agents")
     for akey, spec in (agents if isinstance(agents, dict) else {}).items():
         rules = spec.get("tool_rules") if isinstance(spec, dict) else None
         for i, rule in enumerate(rules if isinstance(rules, list) else []):
-            if not isinstance(rule, dict) or not isinstance(rule.get("type"), str):
+            kind = rule.get("type") if isinstance(rule, dict) else None
+            if not isinstance(kind, str) or kind not in RULE_FIELDS:
                 continue  # the schema reports it
-            if rule["type"] not in RULE_FIELDS:
-                continue  # the schema reports it
-            allowed = RULE_FIELDS[rule["type"]]
+            allowed = RULE_FIELDS[kind]
             for field in rule:
                 if field not in ("type", "tool_name", *allowed):
                     at: Path_ = ("agents", akey, "tool_rules", i, field)
@@ -61,7 +60,7 @@ def check_rules(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
                         doc.diag(
                             at,
                             f"{_where(at[:-1])}: {clip(field)} is not a field of "
-                            f"{rule['type']} rules{also}",
+                            f"{kind} rules{also}",
                             code="LA472",
                             key=True,
                         )
@@ -69,31 +68,30 @@ def check_rules(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
     return errors
 
 
-def rule_tool_names(rule: Mapping[str, Any]) -> list[str]:
+def rule_tool_names(rule: Mapping[str, object]) -> list[str]:
     """Every tool a tool rule names: its own, and children for the rules that have them."""
-    names = [rule["tool_name"], *rule.get("children", ())]
+    names = [text(rule["tool_name"]), *strings(rule.get("children"))]
     if rule.get("default_child"):
-        names.append(rule["default_child"])
-    names += list((rule.get("child_output_mapping") or {}).values())
+        names.append(text(rule["default_child"]))
+    names += strings(list(obj(rule.get("child_output_mapping")).values()))
     return names
 
 
-def rule_by_name(rule: Mapping[str, Any], name_of: Callable[[str], str]) -> dict[str, Any]:
+def rule_by_name(rule: Mapping[str, object], name_of: Callable[[str], str]) -> JsonObject:
     """A rule with every tool it names written as the tool's name (rules may use keys)."""
     out = dict(rule)
-    out["tool_name"] = name_of(rule["tool_name"])
+    out["tool_name"] = name_of(text(rule["tool_name"]))
     if "children" in out:
-        out["children"] = [name_of(c) for c in out["children"]]
+        out["children"] = [name_of(c) for c in strings(out["children"])]
     if "default_child" in out:
-        out["default_child"] = name_of(out["default_child"])
+        out["default_child"] = name_of(text(out["default_child"]))
     if "child_output_mapping" in out:
-        out["child_output_mapping"] = {
-            k: name_of(v) for k, v in out["child_output_mapping"].items()
-        }
+        mapping = obj(out["child_output_mapping"])
+        out["child_output_mapping"] = {k: name_of(text(v)) for k, v in mapping.items()}
     return out
 
 
-def rule_compared(rule: Mapping[str, Any]) -> dict[str, Any]:
+def rule_compared(rule: Mapping[str, object]) -> JsonObject:
     """A tool rule as compared: without fields at their server default (null, an ignored
     prompt template, require_output_mapping false)."""
     return {
@@ -105,7 +103,7 @@ def rule_compared(rule: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def rules_shown(rules: Iterable[Mapping[str, Any]]) -> list[str]:
+def rules_shown(rules: Iterable[Mapping[str, object]]) -> list[str]:
     """Tool rules as a plan shows them: `type(tool, field=value...)`, sorted."""
     out = []
     for r in map(rule_compared, rules):
@@ -118,7 +116,7 @@ def rules_shown(rules: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted(out)
 
 
-def rule_keys(rules: Iterable[Mapping[str, Any]]) -> list[str]:
+def rule_keys(rules: Iterable[Mapping[str, object]]) -> list[str]:
     return sorted(
         json.dumps(rule_compared(r), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         for r in rules
@@ -131,14 +129,14 @@ def rule_keys(rules: Iterable[Mapping[str, Any]]) -> list[str]:
 LETTA_IGNORES: dict[str, tuple[str, ...]] = {"run_first": ("args",)}
 
 
-def _as_letta_compares(rule: Mapping[str, Any]) -> dict[str, Any]:
+def _as_letta_compares(rule: Mapping[str, object]) -> JsonObject:
     ignored = LETTA_IGNORES.get(str(rule.get("type")), ())
     return {k: v for k, v in rule_compared(rule).items() if k not in ignored}
 
 
 def rules_interim(
-    written: Iterable[Mapping[str, Any]], live: Iterable[Mapping[str, Any]]
-) -> list[dict[str, Any]] | None:
+    written: Iterable[Mapping[str, object]], live: Iterable[Mapping[str, object]]
+) -> list[JsonObject] | None:
     """When Letta would drop `written` (it differs from the `live` list, in its stored order,
     only in fields Letta does not compare): the list to write first, without the rules Letta
     would not see change, so that both writes are taken. None when `written` is taken as it is."""
@@ -151,14 +149,16 @@ def rules_interim(
 
 
 def rules_missing(
-    written: Iterable[Mapping[str, Any]], answer: Iterable[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+    written: Iterable[Mapping[str, object]], answer: Iterable[Mapping[str, object]]
+) -> list[JsonObject]:
     """The rules of `written` the server's `answer` does not hold (it did not take them)."""
     held = set(rule_keys(answer))
     return [rule_compared(r) for r in written if rule_keys([r])[0] not in held]
 
 
-def _server_rule(rule: Mapping[str, Any], declared_names: set[str], base_tools: set[str]) -> bool:
+def _server_rule(
+    rule: Mapping[str, object], declared_names: Collection[object], base_tools: Collection[object]
+) -> bool:
     """A rule the server adds by itself (loop rules of its base tools, approval rules of tools
     that ask for it), on a tool the manifest's rules leave alone: kept, never compared."""
     if rule.get("tool_name") in declared_names:
@@ -170,10 +170,10 @@ def _server_rule(rule: Mapping[str, Any], declared_names: set[str], base_tools: 
 
 
 def tool_rules_update(
-    declared: Iterable[Mapping[str, Any]],
-    live: Iterable[Mapping[str, Any]],
+    declared: Iterable[Mapping[str, object]],
+    live: Iterable[Mapping[str, object]],
     base_tools: Iterable[str],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+) -> tuple[list[JsonObject], list[JsonObject]] | None:
     """When an agent's rules differ from the declared ones: (the live rules compared, the whole
     list to write: the declared rules plus the server's own). None when they match."""
     wanted = [rule_compared(r) for r in declared]

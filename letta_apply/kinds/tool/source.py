@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
-from typing import Any
 
 from ...errors import Diagnostic, define
 from ...manifest.files import Document, Path_, Unreadable, clip_path, read_regular
@@ -82,7 +81,7 @@ def parse_source(doc: Document, key: str) -> tuple[str | None, str | None, list[
     return text, func.name, []
 
 
-def read_sources(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Diagnostic]]:
+def read_sources(doc: Document, data: Mapping[str, object]) -> tuple[list[str], list[Diagnostic]]:
     """Read every tool's source file, once, while the manifest is loaded."""
     read: list[str] = []
     errors: list[Diagnostic] = []

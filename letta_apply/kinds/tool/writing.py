@@ -6,13 +6,14 @@ tools and MCP tools (which follow their server) left to the server."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from ...core.jsonish import JsonObject, obj, objs, text
 from ..mcp_server.kind import MCP_TOOL
 from ..writing import Conversion, tags_of
-from .kind import ON_REQUEST, ToolKind, is_base_tool_type
+from .kind import ToolKind
+from .model import ON_REQUEST, is_base_tool_type
 from .source import MAX_TOOL_NAME, function_name
 
 RETURN_CHAR_LIMIT = 50000  # Letta 0.16.8's default return_char_limit of a tool
@@ -27,34 +28,36 @@ class ToolNames:
     keys: dict[str, str] = field(default_factory=dict)
 
 
-def convert_tools(conv: Conversion) -> dict[str, Any]:
+def convert_tools(conv: Conversion) -> JsonObject:
     """The file's custom tools; how agents name every tool goes to `conv.extra`."""
     names = conv.extra[ToolKind.name] = ToolNames()
-    out: dict[str, Any] = {}
-    for i, t in enumerate(conv.entities("tools")):
-        kind = t.get("tool_type") or "custom"
+    out: JsonObject = {}
+    tools: Sequence[Mapping[str, object]] = conv.entities("tools")
+    for i, t in enumerate(tools):
+        kind = text(t.get("tool_type")) or "custom"
         if kind in ON_REQUEST:
-            names.refs[t["id"]] = t["name"]
+            names.refs[text(t["id"])] = text(t["name"])
         elif is_base_tool_type(kind) or kind == MCP_TOOL:
             continue  # the server adds its own; MCP tools follow their server
         elif kind != "custom":
-            names.refs[t["id"]] = t["name"]
+            names.refs[text(t["id"])] = text(t["name"])
             conv.note(
-                f"tools[{i}] ({t['name']!r}): a {kind} tool, named in its agents' tools: "
+                f"tools[{i}] ({text(t['name'])!r}): a {kind} tool, named in its agents' tools: "
                 "it must be on the server apply runs on"
             )
         else:
             entry = _custom_tool(conv, names, i, t)
             if entry is not None:
-                out[names.refs[t["id"]]] = entry
+                out[names.refs[text(t["id"])]] = entry
     return out
 
 
 def _custom_tool(
-    conv: Conversion, names: ToolNames, i: int, t: dict[str, Any]
-) -> dict[str, Any] | None:
-    where = f"tools[{i}] ({t['name']!r})"
-    source = t.get("source_code")
+    conv: Conversion, names: ToolNames, i: int, t: Mapping[str, object]
+) -> JsonObject | None:
+    tid, name = text(t["id"]), text(t["name"])
+    where = f"tools[{i}] ({name!r})"
+    source = text(t.get("source_code"))
     # Letta writes source_type "json" for Python sources made from their docstring too.
     if t.get("source_type") == "typescript" or not source:
         what = "has no source" if not source else "is TypeScript, not Python"
@@ -70,14 +73,14 @@ def _custom_tool(
             "the tool's arguments from it); not converted, and its agents go without it"
         )
         return None
-    if func.name != t["name"]:
+    if func.name != name:
         conv.note(f"{where}: its source makes the tool {func.name!r}; converted so")
-    key = conv.key(ToolKind.name, t["id"], func.name)
-    names.refs[t["id"]] = names.keys[t["name"]] = key
+    key = conv.key(ToolKind.name, tid, func.name)
+    names.refs[tid] = names.keys[name] = key
     path = f"{conv.sources_dir or ToolKind.section}/{key}.py"  # tools/ by default
     conv.sources[path] = source if source.endswith("\n") else source + "\n"
-    entry: dict[str, Any] = {"source_file": path}
-    derived = (t.get("json_schema") or {}).get("description")
+    entry: JsonObject = {"source_file": path}
+    derived = obj(t.get("json_schema")).get("description")
     if t.get("description") and t["description"] != derived:
         entry["description"] = t["description"]
     if tags_of(t.get("tags")):
@@ -85,7 +88,7 @@ def _custom_tool(
     limit = t.get("return_char_limit")
     if limit is not None and limit != RETURN_CHAR_LIMIT:
         entry["return_char_limit"] = limit
-    pips = [_pip(p) for p in t.get("pip_requirements") or () if p.get("name")]
+    pips = [_pip(p) for p in objs(t.get("pip_requirements")) if p.get("name")]
     if pips:
         entry["pip_requirements"] = pips
     if t.get("default_requires_approval"):
@@ -93,5 +96,5 @@ def _custom_tool(
     return entry
 
 
-def _pip(p: Mapping[str, Any]) -> dict[str, Any]:
+def _pip(p: Mapping[str, object]) -> JsonObject:
     return {k: p[k] for k in ("name", "version") if p.get(k)}

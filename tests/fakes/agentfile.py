@@ -12,7 +12,7 @@ letta/services/agent_serialization_manager.py at the 0.16.8 tag):
   values blanked, and everything letta-apply marked still marked (the export copies metadata
   and tags as they are).
 
-FakeLetta serves it (tests/fakeagentfiles.py); `serve_exports` records the agents exported.
+FakeLetta serves it (tests/fakes/agentfiles.py); `serve_exports` records the agents exported.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakeletta import FakeLetta
+from tests.fakes.server import FakeLetta
 
 _EXPORT = re.compile(r"/v1/agents/(agent-[^/]+)/export")
 

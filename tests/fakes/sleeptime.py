@@ -1,4 +1,4 @@
-"""Sleep-time agents in the fake Letta server (tests/fakeletta.py), as Letta 0.16.8 makes and
+"""Sleep-time agents in the fake Letta server (tests/fakes/server.py), as Letta 0.16.8 makes and
 deletes them (letta/server/server.py create_sleeptime_agent_async, letta/services/agent_manager.py
 delete_agent_async and attach_block_async):
 
@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tests.fakefolders import _public
+from tests.fakes.common import _public
 
 TYPES = ("sleeptime_agent", "voice_sleeptime_agent")
 GROUPS = ("sleeptime", "voice_sleeptime")

@@ -1,4 +1,4 @@
-"""Folder routes of the fake Letta server (tests/fakeletta.py): folders, multipart uploads, file
+"""Folder routes of the fake Letta server (tests/fakes/server.py): folders, multipart uploads, file
 listings, agents' folder attachments, as Letta 0.16.8 answers them.
 
 An upload is listed as `parsing` and processed on the next listing of the folder's files (one
@@ -16,14 +16,10 @@ from typing import Any
 
 import httpx
 
+from tests.fakes.common import Http, _public
+
 FAIL_MARKER = b"FAIL-PROCESSING"
 EXTENSIONS = (".md", ".txt", ".pdf", ".json", ".csv", ".py")
-
-
-class Http(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        self.status = status
-        self.detail = detail
 
 
 def multipart_file(request: httpx.Request) -> tuple[str, bytes]:
@@ -175,7 +171,3 @@ class FakeFolders:
         elif verb == "detach" and fid in have:
             have.remove(fid)
         return {"id": aid}
-
-
-def _public(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in r.items() if not k.startswith("_")}

@@ -1,8 +1,8 @@
-"""Agent File routes of the fake Letta server (tests/fakeletta.py), shaped as Letta 0.16.8 shapes
+"""Agent File routes of the fake Letta server (tests/fakes/server.py), shaped as Letta 0.16.8 shapes
 them (letta/services/agent_serialization_manager.py): an agent's export and the import of a file,
 an agent's messages and archival memory, and one archive by id.
 
-- Export: as tests/fakeagentfile.py shapes it (file ids, blocks without tags, secrets with
+- Export: as tests/fakes/agentfile.py shapes it (file ids, blocks without tags, secrets with
   empty values, no identities, the messages of the agent's context).
 - Import (multipart: the file, `name`, `override_existing_tools`...): every block created anew
   with the file's tags and metadata, tools upserted by name (kept unless overridden), the agent
@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakefolders import Http, _public
+from tests.fakes.common import Http, _public
 
 _GREETING = [
     {"role": "assistant", "content": "More human than human is our motto."},
@@ -145,7 +145,7 @@ class FakeAgentFiles:
     # -- the Agent File --------------------------------------------------------------------
 
     def _export(self, aid: str) -> dict[str, Any]:
-        from tests.fakeagentfile import letta_export  # it names FakeLetta, which mixes this in
+        from tests.fakes.agentfile import letta_export  # it names FakeLetta, which mixes this in
 
         self._agent(aid)
         return letta_export(self, aid)  # type: ignore[arg-type]

@@ -1,9 +1,12 @@
-"""Provider routes of the fake Letta server (tests/fakeletta.py), as Letta 0.16.8 serves them
+"""Provider routes of the fake Letta server (tests/fakes/server.py), as Letta 0.16.8 serves them
 (letta/services/provider_manager.py): names unique (409, the refused row quoted whole, its key
 included), a create with a deleted provider's name restoring that one (its id), a PATCH that
 requires `api_key` and ignores nulls, `updated_at` moved by every write, and keys listed as
 stored: in plain, or, with `provider_encryption`, as a ciphertext that changes only when the key
-does."""
+does. A provider serves the models its endpoint offers (`provider_offers`, by base_url), listed
+when it is made or refreshed under Letta's handles (an `openai` provider with another base_url as
+`openai-proxy/<model>`, the rest as `<name>/<model>`; an `openai` provider's embeddings as
+`<name>/text-embedding-3-small`), and an agent made on one of them runs on that provider."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakefolders import Http
+from tests.fakes.common import Http
 
 FIELDS = ("base_url", "region", "api_version")
 DEFAULT_BASE_URL = {"openai": "https://api.openai.com/v1"}
@@ -25,6 +28,8 @@ class FakeProviders:
     """The provider half of the fake server; FakeLetta mixes it in."""
 
     providers: dict[str, dict[str, Any]]
+    models: set[str]  # FakeLetta's: the handles GET /v1/models/ lists
+    embeddings: set[str]
 
     def init_providers(self) -> None:
         self.providers = {}
@@ -32,6 +37,7 @@ class FakeProviders:
         self.provider_encryption = False  # LETTA_ENCRYPTION_KEY set on the server
         self.provider_writes = 0  # what moves updated_at
         self.refreshed: list[str] = []  # ids whose models were listed again
+        self.provider_offers: dict[str, list[str]] = {}  # base_url -> the models it lists
 
     def hold_providers(self, state: Mapping[str, Any], seq: Callable[[], int]) -> None:
         """Providers of a case's live.json, each as the listing shows it ("api_key_enc")."""
@@ -133,11 +139,35 @@ class FakeProviders:
 
     def _delete_provider(self, pid: str) -> dict[str, Any]:
         self._get_provider(pid)
+        self._unserve(self.providers[pid])
         self.deleted_providers[pid] = self.providers.pop(pid)
         return {"message": f"Provider id={pid} successfully deleted"}
 
     def _refresh_provider(self, pid: str) -> dict[str, Any]:
         self._get_provider(pid)
         self.refreshed.append(pid)
-        self.providers[pid]["last_synced"] = "2026-12-01T10:00:00Z"  # updated_at unmoved
-        return self._view(self.providers[pid])
+        p = self.providers[pid]
+        p["last_synced"] = "2026-12-01T10:00:00Z"  # updated_at unmoved
+        self._unserve(p)
+        offered = self.provider_offers.get(p["base_url"] or "", [])
+        proxied = p["provider_type"] == "openai" and p["base_url"] != DEFAULT_BASE_URL["openai"]
+        head = "openai-proxy" if proxied else p["name"]
+        llm = {f"{head}/{m}" for m in offered}
+        emb = {f"{p['name']}/text-embedding-3-small"} if p["provider_type"] == "openai" else set()
+        self.models |= llm
+        self.embeddings |= emb
+        p["_handles"] = sorted(llm | emb)
+        return self._view(p)
+
+    def _unserve(self, p: dict[str, Any]) -> None:
+        for h in p.pop("_handles", ()):
+            self.models.discard(h)
+            self.embeddings.discard(h)
+
+    def served_by(self, agent: dict[str, Any]) -> None:
+        """An agent made on a model of a provider runs on it (its llm_config says which)."""
+        for p in self.providers.values():
+            if agent.get("model") in p.get("_handles", ()):
+                llm = agent.setdefault("llm_config", {})
+                llm.update(handle=agent["model"], provider_name=p["name"])
+                llm["provider_category"] = "byok"

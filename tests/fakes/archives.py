@@ -1,4 +1,4 @@
-"""Archive routes of the fake Letta server (tests/fakeletta.py): archives, their passages, the
+"""Archive routes of the fake Letta server (tests/fakes/server.py): archives, their passages, the
 passage search (no query: oldest first, tags filtered after the limit, as Letta 0.16.8 does) and
 agents' archive attachments. Letta attaches one archive per agent (409 on a second)."""
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakefolders import Http, _public
+from tests.fakes.common import Http, _public
 
 _EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 

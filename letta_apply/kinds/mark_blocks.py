@@ -26,17 +26,18 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-from ..core.changes import DELETE, LEFTOVER, Change
+from ..core.changes import DELETE, LEFTOVER, REPLACED, Change
+from ..core.jsonish import JsonObject, items, obj
 from ..core.model import MARK_KEY, stack_tag
-from .context import Context, Matched, Run
+from .context import Context, ExtraOf, Matched, Run
 from .resource import INTENT, Resource, mark_of
 
 RUN = uuid.uuid4().hex
 """This process's run token, recorded in the intents it writes."""
 
-Claims = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+Claims = Callable[[Mapping[str, object], Mapping[str, object]], bool]
 """Whether a resource, as the server lists it, answers an intent's claims."""
 
 
@@ -47,10 +48,10 @@ class MarkBlock:
 
     id: str
     target: str
-    mark: Mapping[str, Any]
+    mark: Mapping[str, object]
 
     @property
-    def intent(self) -> Mapping[str, Any] | None:
+    def intent(self) -> Mapping[str, object] | None:
         """The intent when the mark is not complete yet (see the module's docstring)."""
         found = self.mark.get(INTENT)
         return found if isinstance(found, Mapping) else None
@@ -58,6 +59,7 @@ class MarkBlock:
 
 Found = TypeVar("Found")
 F = TypeVar("F", bound=Resource)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,27 @@ def left_of(matched: Matched[F]) -> MarkedLeft[F]:
     return left if isinstance(left, MarkedLeft) else MarkedLeft()
 
 
+def same(key: str) -> Claims:
+    """Claims a resource answers by holding the same `key` as sent (a name the server keeps
+    unique identifies what a create made)."""
+    return lambda claims, raw: raw.get(key) == claims.get(key)
+
+
+def with_marks(
+    listing: Iterable[Mapping[str, object]],
+    marks: Iterable[MarkBlock],
+    make: Callable[[Mapping[str, object], MarkBlock | None], T],
+) -> list[T]:
+    """Each listed resource made with the first mark block naming it (None: no mark names it,
+    so it is not the stack's)."""
+    by_target: dict[str, MarkBlock] = {}
+    for m in marks:
+        by_target.setdefault(m.target, m)
+    return [make(r, by_target.get(str(r.get("id")))) for r in listing]
+
+
 def read_marks(
-    blocks: Iterable[Mapping[str, Any]], stack: str, label: str, prefix: str
+    blocks: Iterable[Mapping[str, object]], stack: str, label: str, prefix: str
 ) -> tuple[MarkBlock, ...]:
     """The stack's mark blocks labelled `label` for addresses of `prefix` (a kind's name, which
     is also the key of the marked resource's id in the mark), intents included, oldest first."""
@@ -87,7 +108,7 @@ def read_marks(
         address, target = m.get("address"), m.get(prefix)
         if (
             b.get("label") == label
-            and stack_tag(stack) in (b.get("tags") or [stack_tag(stack)])
+            and stack_tag(stack) in items(b.get("tags") or [stack_tag(stack)])
             and m.get("stack") == stack
             and isinstance(address, str)
             and address.startswith(prefix + ".")
@@ -98,7 +119,7 @@ def read_marks(
 
 
 def resolve(
-    marks: Iterable[MarkBlock], resources: Iterable[Mapping[str, Any]], claims: Claims
+    marks: Iterable[MarkBlock], resources: Iterable[Mapping[str, object]], claims: Claims
 ) -> tuple[MarkBlock, ...]:
     """`marks`, each intent that exactly one unmarked resource answers given that resource as
     its target (its mark keeps the intent: it is still to write). An intent that several
@@ -113,7 +134,7 @@ def resolve(
             out.append(m)
             continue
         wanted = intent.get("claims")
-        skip = taken | {str(i) for i in intent.get("exclude") or ()}
+        skip = taken | {str(i) for i in items(intent.get("exclude"))}
         found = [
             str(r["id"])
             for r in listed
@@ -141,11 +162,30 @@ def stale(ctx: Context, kind: str) -> tuple[MarkBlock, ...]:
     return left.stale if isinstance(left, MarkedLeft) else ()
 
 
-def reuse(ctx: Context, kind: str, address: str) -> dict[str, Any]:
+def reuse(ctx: Context, kind: str, address: str) -> JsonObject:
     """What a create at `address` does with the mark blocks of that address that mark nothing:
     the first carries its intent, the others are deleted once it is made."""
     ids = [m.id for m in stale(ctx, kind) if m.mark.get("address") == address]
     return {"intent_block": ids[0] if ids else None, "stale": ids[1:]}
+
+
+class Blocked(Protocol):
+    """A live resource marked by a mark block (`mark_block`: its id, None when none names it)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def mark_block(self) -> str | None: ...
+
+
+def prune_leftovers(ctx: Context, kind: str) -> None:
+    """Delete the resources of `kind` an interrupted replacement left behind (kinds.matching
+    .replacement_wins, as the kind's match left them in `MarkedLeft`), with their mark blocks."""
+    left = ExtraOf[MarkedLeft[Blocked]](kind).of(ctx)
+    for address, r in left.leftovers if left else ():
+        body: JsonObject = {"mark_block": r.mark_block}
+        ctx.changes.append(Change(address, DELETE, r.id, body=body, why=(REPLACED,), kind=kind))
 
 
 def drop_marks(run: Run, label: str, prefix: str, address: str) -> None:
@@ -159,10 +199,10 @@ def drop_marks(run: Run, label: str, prefix: str, address: str) -> None:
 def prune_marks(ctx: Context, kind: str) -> None:
     """Delete the mark blocks of `kind` that mark nothing and that no create in the plan reuses
     (after a destroy, nothing of the stack is left)."""
-    reused: set[Any] = set()
+    reused: set[object] = set()
     for c in ctx.changes:
         if c.kind == kind:
-            reused |= {c.body.get("intent_block"), *c.body.get("stale", ())}
+            reused |= {c.body.get("intent_block"), *items(c.body.get("stale", ()))}
     for m in stale(ctx, kind):
         if m.id not in reused:
             address = str(m.mark.get("address"))
@@ -175,8 +215,8 @@ def intend(
     label: str,
     prefix: str,
     address: str,
-    metadata: Mapping[str, Any],
-    claims: Mapping[str, Any],
+    metadata: Mapping[str, object],
+    claims: Mapping[str, object],
     exclude: Iterable[str] = (),
     block: str | None = None,
 ) -> str:
@@ -189,7 +229,7 @@ def intend(
         "claims": dict(claims),
         "exclude": sorted(exclude),
     }
-    mark = {k: v for k, v in metadata[MARK_KEY].items() if k != prefix}
+    mark = {k: v for k, v in obj(metadata.get(MARK_KEY)).items() if k != prefix}
     meta = {MARK_KEY: {**mark, INTENT: intent}}
     if block:
         run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
@@ -213,13 +253,13 @@ def write_mark(
     prefix: str,
     address: str,
     target: str,
-    metadata: Mapping[str, Any],
+    metadata: Mapping[str, object],
     block: str | None,
 ) -> None:
     """Write the mark of resource `target` at `address`: into its mark block `block` (its
     intent, if it was one, goes), or a new one. `metadata` is the mark block's metadata without
     the target's id."""
-    mark = {k: v for k, v in metadata[MARK_KEY].items() if k != INTENT}
+    mark = {k: v for k, v in obj(metadata.get(MARK_KEY)).items() if k != INTENT}
     meta = {MARK_KEY: {**mark, prefix: target}}
     if block:
         run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})

@@ -26,12 +26,15 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ..core.changes import DELETE, LEFTOVER, REPLACED, Change
 from ..core.jsonish import JsonObject, items, obj
 from ..core.model import MARK_KEY, stack_tag
-from .context import Context, ExtraOf, Matched, Run
+from .context import Context, ExtraOf, Matched
+
+if TYPE_CHECKING:
+    from ..server.client import LettaClient
 from .resource import INTENT, Resource, mark_of
 
 RUN = uuid.uuid4().hex
@@ -169,6 +172,20 @@ def reuse(ctx: Context, kind: str, address: str) -> JsonObject:
     return {"intent_block": ids[0] if ids else None, "stale": ids[1:]}
 
 
+class Marking(Protocol):
+    """What writing and dropping mark blocks needs of a run (the applier's `Run`, or restore's):
+    the server, the stack and its tag."""
+
+    @property
+    def client(self) -> LettaClient: ...
+
+    @property
+    def stack(self) -> str: ...
+
+    @property
+    def tag(self) -> str: ...
+
+
 class Blocked(Protocol):
     """A live resource marked by a mark block (`mark_block`: its id, None when none names it)."""
 
@@ -188,7 +205,7 @@ def prune_leftovers(ctx: Context, kind: str) -> None:
         ctx.changes.append(Change(address, DELETE, r.id, body=body, why=(REPLACED,), kind=kind))
 
 
-def drop_marks(run: Run, label: str, prefix: str, address: str) -> None:
+def drop_marks(run: Marking, label: str, prefix: str, address: str) -> None:
     """`Kind.unmark` for a kind whose marks are mark blocks: every mark block of `address`
     (an intent too) is deleted, one narrow listing to find them; the resource stays, nobody's."""
     for m in read_marks(run.client.list_blocks(run.tag, label=label), run.stack, label, prefix):
@@ -211,7 +228,7 @@ def prune_marks(ctx: Context, kind: str) -> None:
 
 
 def intend(
-    run: Run,
+    run: Marking,
     label: str,
     prefix: str,
     address: str,
@@ -248,7 +265,7 @@ def intend(
 
 
 def write_mark(
-    run: Run,
+    run: Marking,
     label: str,
     prefix: str,
     address: str,

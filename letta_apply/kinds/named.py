@@ -1,15 +1,19 @@
-"""What the kinds whose resources the server keeps unique by name, and whose marks live in mark
-blocks (MCP servers, providers), declare alike: the declared resource (its name apart from the
-fields it sends), its secrets as Sensitive, and the digests its mark records."""
+"""What the kinds whose resources the server keeps unique by name share: a name held by a
+resource the stack does not own is refused, never taken over (folders, identities, MCP servers,
+providers); and, for those whose marks live in mark blocks (MCP servers, providers), the declared
+resource (its name apart from the fields it sends), its secrets as Sensitive, and the digests
+its mark records."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..core.changes import Problem
 from ..core.jsonish import JsonObject
 from ..core.marks import digest, sensitive_names
 from ..core.model import Sensitive
+from .context import Context
 
 
 @dataclass(frozen=True)
@@ -41,3 +45,20 @@ def named_applied(
     if declared.prevent_destroy:
         out["prevent_destroy"] = True
     return {**out, **sensitive_names(hidden)}
+
+
+def refuse_taken(
+    ctx: Context, address: str, what: str, holders: Iterable[str], hint: str
+) -> None:
+    """Refuse to make `address`: `what` (the resource as named, "a folder named 'x'") already
+    exists on the server, held by `holders` outside the stack."""
+    ctx.refused.add(address)
+    ctx.problems.append(
+        Problem(
+            address,
+            f"{what} already exists on the server and is not managed by stack '{ctx.stack}' "
+            f"({', '.join(holders)})",
+            hint,
+            code="LA626",
+        )
+    )

@@ -63,7 +63,7 @@ from ..mark_blocks import (
     unanswered,
 )
 from ..matching import one_per_address
-from ..named import secret
+from ..named import refuse_taken, secret
 from ..resource import applied_of
 from ..tool.kind import TOOLS
 from ..writing import Conversion, Export
@@ -252,17 +252,11 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
         ]  # fmt: skip
 
     def _clash(self, ctx: Context, dm: DesiredMcpServer, holders: list[str]) -> None:
-        ctx.refused.add(dm.address)
-        ctx.problems.append(
-            Problem(
-                dm.address,
-                f"an MCP server named '{dm.name}' already exists on the server and is not "
-                f"managed by stack '{ctx.stack}' ({', '.join(holders)})",
-                f"adopt it with an `imports:` entry ({{to: {dm.address}, name: {dm.name}}}), "
-                "or declare another server_name",
-                code="LA626",
-            )
+        hint = (
+            f"adopt it with an `imports:` entry ({{to: {dm.address}, name: {dm.name}}}), "
+            "or declare another server_name"
         )
+        refuse_taken(ctx, dm.address, f"an MCP server named '{dm.name}'", holders, hint)
 
     def create(self, ctx: Context, declared: DesiredMcpServer) -> None:
         dm = declared

@@ -32,10 +32,10 @@ from ..core.changes import DELETE, LEFTOVER, REPLACED, Change
 from ..core.jsonish import JsonObject, items, obj
 from ..core.model import MARK_KEY, stack_tag
 from .context import Context, ExtraOf, Matched
+from .resource import INTENT, Resource, mark_of
 
 if TYPE_CHECKING:
     from ..server.client import LettaClient
-from .resource import INTENT, Resource, mark_of
 
 RUN = uuid.uuid4().hex
 """This process's run token, recorded in the intents it writes."""

@@ -240,7 +240,7 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
         file_diffs, uploads, _, _ = fp.plan_files(ctx, df, None)
         agent_diffs, attach, _ = fp.plan_agents(ctx, df, None)
         body: JsonObject = {"folder": folder, "uploads": uploads, "deletes": [],
-                                "attach": attach, "detach": [], "kept": {}}  # fmt: skip
+                            "attach": attach, "detach": [], "kept": {}}  # fmt: skip
         ctx.changes.append(
             Change(
                 df.address,

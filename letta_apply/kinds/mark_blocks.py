@@ -26,13 +26,16 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from ..core.changes import DELETE, LEFTOVER, Change
+from ..core.changes import DELETE, LEFTOVER, REPLACED, Change
 from ..core.jsonish import JsonObject, items, obj
 from ..core.model import MARK_KEY, stack_tag
-from .context import Context, Matched, Run
+from .context import Context, ExtraOf, Matched
 from .resource import INTENT, Resource, mark_of
+
+if TYPE_CHECKING:
+    from ..server.client import LettaClient
 
 RUN = uuid.uuid4().hex
 """This process's run token, recorded in the intents it writes."""
@@ -59,6 +62,7 @@ class MarkBlock:
 
 Found = TypeVar("Found")
 F = TypeVar("F", bound=Resource)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,25 @@ def left_of(matched: Matched[F]) -> MarkedLeft[F]:
     """What a kind's match by mark blocks left (nothing, for a match that left nothing)."""
     left = matched.extra
     return left if isinstance(left, MarkedLeft) else MarkedLeft()
+
+
+def same(key: str) -> Claims:
+    """Claims a resource answers by holding the same `key` as sent (a name the server keeps
+    unique identifies what a create made)."""
+    return lambda claims, raw: raw.get(key) == claims.get(key)
+
+
+def with_marks(
+    listing: Iterable[Mapping[str, object]],
+    marks: Iterable[MarkBlock],
+    make: Callable[[Mapping[str, object], MarkBlock | None], T],
+) -> list[T]:
+    """Each listed resource made with the first mark block naming it (None: no mark names it,
+    so it is not the stack's)."""
+    by_target: dict[str, MarkBlock] = {}
+    for m in marks:
+        by_target.setdefault(m.target, m)
+    return [make(r, by_target.get(str(r.get("id")))) for r in listing]
 
 
 def read_marks(
@@ -149,7 +172,40 @@ def reuse(ctx: Context, kind: str, address: str) -> JsonObject:
     return {"intent_block": ids[0] if ids else None, "stale": ids[1:]}
 
 
-def drop_marks(run: Run, label: str, prefix: str, address: str) -> None:
+class Marking(Protocol):
+    """What writing and dropping mark blocks needs of a run (the applier's `Run`, or restore's):
+    the server, the stack and its tag."""
+
+    @property
+    def client(self) -> LettaClient: ...
+
+    @property
+    def stack(self) -> str: ...
+
+    @property
+    def tag(self) -> str: ...
+
+
+class Blocked(Protocol):
+    """A live resource marked by a mark block (`mark_block`: its id, None when none names it)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def mark_block(self) -> str | None: ...
+
+
+def prune_leftovers(ctx: Context, kind: str) -> None:
+    """Delete the resources of `kind` an interrupted replacement left behind (kinds.matching
+    .replacement_wins, as the kind's match left them in `MarkedLeft`), with their mark blocks."""
+    left = ExtraOf[MarkedLeft[Blocked]](kind).of(ctx)
+    for address, r in left.leftovers if left else ():
+        body: JsonObject = {"mark_block": r.mark_block}
+        ctx.changes.append(Change(address, DELETE, r.id, body=body, why=(REPLACED,), kind=kind))
+
+
+def drop_marks(run: Marking, label: str, prefix: str, address: str) -> None:
     """`Kind.unmark` for a kind whose marks are mark blocks: every mark block of `address`
     (an intent too) is deleted, one narrow listing to find them; the resource stays, nobody's."""
     for m in read_marks(run.client.list_blocks(run.tag, label=label), run.stack, label, prefix):
@@ -172,7 +228,7 @@ def prune_marks(ctx: Context, kind: str) -> None:
 
 
 def intend(
-    run: Run,
+    run: Marking,
     label: str,
     prefix: str,
     address: str,
@@ -209,7 +265,7 @@ def intend(
 
 
 def write_mark(
-    run: Run,
+    run: Marking,
     label: str,
     prefix: str,
     address: str,

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ...core.changes import CREATE, DELETE, MANIFEST, NEW, Change, FieldDiff, Why
-from ...core.jsonish import obj
+from ...core.jsonish import JsonObject, items, obj, objs, opt_text, strings
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Live
 from ...errors import Diagnostic, define
@@ -29,7 +29,9 @@ from ...server.client import LettaClient
 from ..agent.refs import agent_users, unknown_refs
 from ..base import Field, Kind, Link, Listing, Shape
 from ..context import Context, Matched, Run, Update
+from ..declaring import entries, ignored, prevents_destroy
 from ..folder.files import shown_name
+from ..folder.kind import embedding_body
 from ..mark_blocks import (
     MarkBlock,
     MarkedLeft,
@@ -63,7 +65,7 @@ FIELDS = ("name", "description")
 @dataclass(frozen=True)
 class DesiredArchive:
     address: str
-    config: Mapping[str, Any] = field(default_factory=dict)  # name, description, embedding
+    config: Mapping[str, object] = field(default_factory=dict)  # name, description, embedding
     passages: tuple[ap.SeedPassage, ...] = ()
     seeded: bool = False  # whether the manifest declares `passages:` (else they are not compared)
     agents: tuple[str, ...] = ()
@@ -76,7 +78,7 @@ class LiveArchive:
     id: str
     name: str
     description: str | None
-    mark: Mapping[str, Any]
+    mark: Mapping[str, object]
     mark_block: str
     passages: tuple[ap.LivePassage, ...] = ()
     agents: tuple[tuple[str, str], ...] = ()  # (id, name) of the agents it is attached to
@@ -88,8 +90,8 @@ class ArchiveState:
     the stack, its passages and agents as the server returns them."""
 
     marks: tuple[MarkBlock, ...] = ()
-    archives: tuple[Mapping[str, Any], ...] | None = None
-    passages: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    archives: tuple[Mapping[str, object], ...] | None = None
+    passages: Mapping[str, tuple[Mapping[str, object], ...]] = field(default_factory=dict)
     agents: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def resolved(self) -> tuple[MarkBlock, ...]:
@@ -118,23 +120,15 @@ class ArchiveState:
             raw = listed.get(m.target, {})
             passages = list(self.passages.get(m.target, ()))
             out[address] = LiveArchive(
-                m.target, str(raw.get("name") or ""), raw.get("description"), m.mark, m.id,
-                ap.ours(passages, stack, address), self.agents.get(m.target, ()),
+                m.target, str(raw.get("name") or ""), opt_text(raw.get("description")), m.mark,
+                m.id, ap.ours(passages, stack, address), self.agents.get(m.target, ()),
             )  # fmt: skip
         return out
 
 
-def _claimed(claims: Mapping[str, Any], raw: Mapping[str, Any]) -> bool:
+def _claimed(claims: Mapping[str, object], raw: Mapping[str, object]) -> bool:
     return raw.get("name") == claims.get("name") and (raw.get("description") or None) == (
         claims.get("description") or None
-    )
-
-
-def _embedding_body(embedding: Any) -> dict[str, Any]:
-    return (
-        {"embedding": embedding}
-        if isinstance(embedding, str)
-        else {"embedding_config": dict(embedding)}
     )
 
 
@@ -157,11 +151,11 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
     # -- the manifest ----------------------------------------------------------------------
 
     def read_files(
-        self, doc: Document, data: Mapping[str, Any]
+        self, doc: Document, data: Mapping[str, object]
     ) -> tuple[list[str], list[Diagnostic]]:
         return ap.read_all(doc, data)
 
-    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    def check(self, doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
         """Agents name declared archives, one each (Letta attaches one archive per agent)."""
         errors: list[Diagnostic] = []
         section = data.get("archives")
@@ -183,19 +177,18 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
             errors += unknown_refs(doc, key, "archives", refs, archives, "archive", "LA422")
         return errors
 
-    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+    def declare(self, doc: Document, data: Mapping[str, object]) -> dict[str, DesiredArchive]:
         users = agent_users(data, "archives")
         out: dict[str, DesiredArchive] = {}
-        for key, spec in (data.get("archives") or {}).items():
-            config: dict[str, Any] = {"name": spec.get("name", key)}
+        for key, spec in entries(data, self.section):
+            config: JsonObject = {"name": spec.get("name", key)}
             for k in ("description", "embedding"):
                 if k in spec:
                     config[k] = spec[k]
             address = f"archive.{key}"
             out[address] = DesiredArchive(
                 address, config, ap.seed_passages(doc, key, spec), "passages" in spec,
-                tuple(sorted(users.get(key, ()))), bool(spec.get("prevent_destroy", False)),
-                frozenset(spec.get("ignore_changes", ())),
+                tuple(sorted(users.get(key, ()))), prevents_destroy(spec), ignored(spec),
             )  # fmt: skip
         return out
 
@@ -207,24 +200,26 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         return list(client.paginate("/v1/archives/", {}))
 
-    def marked(self, blocks: Sequence[Mapping[str, Any]], stack: str) -> bool:
+    def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
 
-    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> ArchiveState:
-        marks = read_marks(raw.get("block", ()), stack, MARK_LABEL, self.name)
+    def state(
+        self, raw: Mapping[str, object], seen: Mapping[str, object], stack: str
+    ) -> ArchiveState:
+        marks = read_marks(objs(raw.get("block")), stack, MARK_LABEL, self.name)
         listing = raw.get("archive")
-        return ArchiveState(marks, None if listing is None else tuple(listing))
+        return ArchiveState(marks, None if listing is None else tuple(objs(listing)))
 
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
     ) -> ArchiveState:
-        state: ArchiveState = self.state_of(live)
+        state = self.state_of(live)
         if not state.marks or state.archives is None:
             return state
-        passages: dict[str, tuple[Mapping[str, Any], ...]] = {}
+        passages: dict[str, tuple[Mapping[str, object], ...]] = {}
         agents: dict[str, tuple[tuple[str, str], ...]] = {}
         for la in state.live(desired.stack).values():
             passages[la.id] = tuple(ap.list_passages(client, la.id))
@@ -232,32 +227,31 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
             agents[la.id] = tuple((str(a["id"]), str(a.get("name") or "")) for a in found)
         return ArchiveState(state.marks, state.archives, passages, agents)
 
-    def resources(self, state: Any) -> Iterable[LiveArchive]:
-        archives: ArchiveState = state
-        stacks = {str(m.mark.get("stack")) for m in archives.resolved()}
-        return [a for s in sorted(stacks) for a in archives.live(s).values()]
+    def resources(self, state: ArchiveState) -> Iterable[LiveArchive]:
+        stacks = {str(m.mark.get("stack")) for m in state.resolved()}
+        return [a for s in sorted(stacks) for a in state.live(s).values()]
 
     # -- planning --------------------------------------------------------------------------
 
     def match(self, stack: str, live: Live) -> Matched[LiveArchive]:
-        state: ArchiveState = self.state_of(live)
+        state = self.state_of(live)
         pool = state.live(stack)
         ids = {a: x.id for a, x in pool.items()}
         return Matched(pool, ids, extra=MarkedLeft[LiveArchive](state.stale()))
 
     def create(self, ctx: Context, declared: DesiredArchive) -> None:
         da = declared
-        archive = {k: da.config[k] for k in FIELDS if k in da.config}
+        archive: JsonObject = {k: da.config[k] for k in FIELDS if k in da.config}
         if "embedding" in da.config:
-            archive.update(_embedding_body(da.config["embedding"]))
+            archive.update(embedding_body(da.config["embedding"]))
         diffs = [FieldDiff(k, None, da.config[k], NEW) for k in (*FIELDS, "embedding")
                  if k in da.config]  # fmt: skip
         inserts, p_diffs, _ = self._passages(ctx, da, None)
         attach, a_diffs, _ = self._agents(ctx, da, None)
         # Archives already on the server under this name: never adopted by its intent.
-        state: ArchiveState = self.state_of(ctx.live)
+        state = self.state_of(ctx.live)
         alike = [str(a["id"]) for a in state.archives or () if a.get("name") == da.config["name"]]
-        body = {"archive": archive, "mark": self._mark(ctx, da), "insert": inserts,
+        body: JsonObject = {"archive": archive, "mark": self._mark(ctx, da), "insert": inserts,
                 "delete": [], "attach": attach, "detach": [], "exclude": alike,
                 **reuse(ctx, self.name, da.address)}  # fmt: skip
         ctx.changes.append(
@@ -290,8 +284,8 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
                       "attach": attach, "detach": detach}  # fmt: skip
             u.emit(self.name, la.id, adopt=adopt)
 
-    def _mark(self, ctx: Context, da: DesiredArchive) -> dict[str, Any]:
-        mark: dict[str, Any] = {"stack": ctx.stack, "address": da.address}
+    def _mark(self, ctx: Context, da: DesiredArchive) -> JsonObject:
+        mark: JsonObject = {"stack": ctx.stack, "address": da.address}
         if da.prevent_destroy:
             mark["applied"] = {"prevent_destroy": True}
         return {MARK_KEY: mark}
@@ -302,7 +296,7 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
 
     def _passages(
         self, ctx: Context, da: DesiredArchive, la: LiveArchive | None
-    ) -> tuple[list[dict[str, Any]], list[FieldDiff], list[str]]:
+    ) -> tuple[list[JsonObject], list[FieldDiff], list[str]]:
         """Seeded passages to insert (new or changed), and the ids of those whose source is
         gone or changed; agent-written passages carry no mark and are never among them."""
         if not da.seeded or "passages" in da.ignore:
@@ -310,7 +304,8 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
         have = {(p.source, p.digest): p for p in (la.passages if la else ())}
         want = {(p.source, p.digest): p for p in da.passages}
         why: Why = NEW if la is None else MANIFEST
-        inserts, diffs = [], []
+        inserts: list[JsonObject] = []
+        diffs: list[FieldDiff] = []
         for k, p in want.items():
             if k not in have:
                 inserts.append(ap.passage_body(ctx.stack, da.address, p))
@@ -324,10 +319,10 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
 
     def _agents(
         self, ctx: Context, da: DesiredArchive, la: LiveArchive | None
-    ) -> tuple[list[Any], list[FieldDiff], list[str]]:
+    ) -> tuple[list[object], list[FieldDiff], list[str]]:
         attached = {aid for aid, _ in la.agents} if la else set()
         agents = ctx.pool("agent")
-        attach: list[Any] = []
+        attach: list[object] = []
         for address in da.agents:
             aid = ctx.ids.get(address)
             if address not in ctx.refused and (
@@ -350,7 +345,7 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
         ours = {x.id for x in ctx.pool("agent").values()}
         if ctx.used_elsewhere(address, tuple((i, n, None) for i, n in found.agents), ours):
             return
-        body = {"mark_block": found.mark_block}
+        body: JsonObject = {"mark_block": found.mark_block}
         ctx.changes.append(Change(address, DELETE, found.id, body=body, why=(why,), kind=self.name))
 
     def fingerprint(self, resource: LiveArchive, blank: frozenset[str]) -> str:
@@ -367,9 +362,10 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
     def unmark(self, run: Run, change: Change) -> None:
         drop_marks(run, MARK_LABEL, self.name, change.address)
 
-    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+    def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         c = run.client
         rid = change.remote_id or ""
+        mark = obj(body.get("mark"))
         if change.action == DELETE:
             if rid:  # else a mark that marks nothing
                 c.request("DELETE", f"/v1/archives/{rid}")
@@ -378,33 +374,31 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
         if change.action == CREATE:
             # The intent first: a run that dies after the create leaves an archive its stack
             # adopts, never one that is nobody's (kinds.mark_blocks).
-            sent = body["archive"]
+            sent = obj(body["archive"])
             claims = {"name": sent["name"], "description": sent.get("description")}
             block = intend(
-                run, MARK_LABEL, self.name, change.address, body["mark"], claims,
-                body.get("exclude", ()), body.get("intent_block"),
+                run, MARK_LABEL, self.name, change.address, mark, claims,
+                strings(body.get("exclude")), opt_text(body.get("intent_block")),
             )  # fmt: skip
             rid = str(obj(c.request("POST", "/v1/archives/", json=sent))["id"])
             run.record(change.address, rid)
-            write_mark(run, MARK_LABEL, self.name, change.address, rid, body["mark"], block)
-            for stale in body.get("stale", ()):
+            write_mark(run, MARK_LABEL, self.name, change.address, rid, mark, block)
+            for stale in items(body.get("stale")):
                 c.request("DELETE", f"/v1/blocks/{stale}")
         else:
             if body.get("archive"):
                 c.request("PATCH", f"/v1/archives/{rid}", json=body["archive"])
-            if body.get("mark"):
-                write_mark(
-                    run, MARK_LABEL, self.name, change.address, rid, body["mark"],
-                    body.get("mark_block"),
-                )  # fmt: skip
-        for pid in body.get("delete") or ():
+            if mark:
+                held = opt_text(body.get("mark_block"))
+                write_mark(run, MARK_LABEL, self.name, change.address, rid, mark, held)
+        for pid in items(body.get("delete")):
             c.request("DELETE", f"/v1/archives/{rid}/passages/{pid}")
         if body.get("insert"):
             c.request("POST", f"/v1/archives/{rid}/passages/batch",
-                      json={"passages": ap.stamped(body["insert"])})  # fmt: skip
-        for aid in body.get("detach") or ():
+                      json={"passages": ap.stamped(objs(body["insert"]))})  # fmt: skip
+        for aid in items(body.get("detach")):
             c.request("PATCH", f"/v1/agents/{aid}/archives/detach/{rid}")
-        for aid in body.get("attach") or ():
+        for aid in items(body.get("attach")):
             c.request("PATCH", f"/v1/agents/{aid}/archives/attach/{rid}")
         return rid
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 from ...core.changes import Change, Held
-from ...core.jsonish import obj
+from ...core.jsonish import JsonObject, obj, objs, strings
 from ...core.model import MARK_KEY, Live, stack_tag
-from ..context import Run
 from ..holds_memory import (
     Holder,
     Record,
@@ -44,19 +43,19 @@ _PASSAGE_FIELDS = ("id", "archive_id", "text", "tags", "metadata", "created_at")
 _CREATED = ("name", "description", "embedding_config")
 
 
-def plain_passage(p: Mapping[str, Any]) -> dict[str, Any]:
+def plain_passage(p: Mapping[str, object]) -> JsonObject:
     """A passage without its embedding (made again from the text on restore)."""
     return {k: p.get(k) for k in _PASSAGE_FIELDS}
 
 
-def archive_fields(client: LettaClient, archive_id: str) -> dict[str, Any]:
+def archive_fields(client: LettaClient, archive_id: str) -> JsonObject:
     """What a backup keeps of an archive (one read)."""
     found = obj(client.request("GET", f"/v1/archives/{archive_id}"))
     return {k: found.get(k) for k in FIELDS}
 
 
 def insert_passages(
-    client: LettaClient, archive_id: str, passages: list[Mapping[str, Any]]
+    client: LettaClient, archive_id: str, passages: list[Mapping[str, object]]
 ) -> None:
     """Passages inserted again, each with its creation time (the passage search pages by it),
     embedded anew by the server."""
@@ -68,7 +67,7 @@ def insert_passages(
 
 
 def new_archive(
-    client: LettaClient, spec: Mapping[str, Any], passages: list[Mapping[str, Any]]
+    client: LettaClient, spec: Mapping[str, object], passages: list[Mapping[str, object]]
 ) -> str:
     """A new archive as `spec` (a backup's archive fields) says, holding `passages`."""
     body = {k: spec[k] for k in _CREATED if spec.get(k)}
@@ -125,11 +124,10 @@ class ArchiveMemory:
         passages = list_passages(client, rid)
         archive = archive_fields(client, rid)
         mark_block = change.body.get("mark_block")
-        mark: Mapping[str, Any] = {}
+        mark: Mapping[str, object] = {}
         if mark_block:
             metadata = client.get_block(str(mark_block)).get("metadata")
-            found = metadata.get(MARK_KEY) if isinstance(metadata, Mapping) else None
-            mark = found if isinstance(found, Mapping) else {}
+            mark = obj(obj(metadata).get(MARK_KEY))
         agents = [str(a["id"]) for a in client.paginate(f"/v1/archives/{rid}/agents", {})]
         plain = [plain_passage(p) for p in passages]
         archive, n_archive = masked(archive, saving.masker.text)
@@ -146,16 +144,15 @@ class ArchiveMemory:
         self, restoring: Restoring, record: Record, existing: str | None
     ) -> tuple[str, list[str]]:
         client, r = restoring.client, record
-        a = r.data["archive"]
-        saved = r.data.get("mark") or {}
+        a = obj(r.data["archive"])
+        saved = obj(r.data.get("mark"))
         mark = {k: v for k, v in saved.items() if k not in ("archive", "intent")}
         metadata = {MARK_KEY: {**mark, "stack": r.stack, "address": r.address,
                                "restored": r.token}}  # fmt: skip
-        passages = list(r.data.get("passages") or ())
+        passages = objs(r.data.get("passages"))
         rid = existing or ""
         if not rid:  # new, or an intent a killed restore wrote: made now
-            # kinds.mark_blocks asks a run for its client, stack and tag only.
-            run = cast(Run, _Run(client, r.stack))
+            run = _Run(client, r.stack)
             held = _marks(restoring, self.mark_label).get(r.address)
             named = [str(x["id"]) for x in client.paginate("/v1/archives/", {})
                      if x.get("name") == a.get("name")]  # fmt: skip
@@ -171,7 +168,7 @@ class ArchiveMemory:
         ):
             insert_passages(client, rid, passages)
         notes = [f"{len(passages)} passage(s)"]
-        for aid in r.data.get("agents") or ():
+        for aid in strings(r.data.get("agents")):
             target = restoring.ids.get(aid, aid)
             attach(client, f"/v1/agents/{target}/archives/attach/{rid}", target, notes)
         return rid, notes

@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
-from ...core.jsonish import obj, objs
+from ...core.jsonish import JsonObject, items, obj, objs, opt_text
 from ...core.marks import digest
 from ...core.model import MARK_KEY, stack_tag
 from ...errors import Diagnostic, ServerStateError, define
@@ -65,17 +64,15 @@ class LivePassage:
     digest: str
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> LivePassage:
-        meta = raw.get("metadata")
-        mark = meta.get(MARK_KEY) if isinstance(meta, Mapping) else None
-        mark = mark if isinstance(mark, Mapping) else {}
+    def from_api(cls, raw: Mapping[str, object]) -> LivePassage:
+        mark = obj(obj(raw.get("metadata")).get(MARK_KEY))
         return cls(
             str(raw["id"]), str(raw.get("text") or ""), str(mark.get("source") or ""),
             str(mark.get("digest") or ""),
         )  # fmt: skip
 
 
-def read_all(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Diagnostic]]:
+def read_all(doc: Document, data: Mapping[str, object]) -> tuple[list[str], list[Diagnostic]]:
     """Every archive's seed files, read once while the manifest is loaded (UTF-8 text)."""
     errors: list[Diagnostic] = []
     archives = data.get("archives")
@@ -110,10 +107,9 @@ def read_all(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Di
     return read, errors
 
 
-def seed_passages(doc: Document, key: str, spec: Mapping[str, Any]) -> tuple[SeedPassage, ...]:
+def seed_passages(doc: Document, key: str, spec: Mapping[str, object]) -> tuple[SeedPassage, ...]:
     """The passages archive `key` seeds, in file order; a text repeated in one file is one."""
-    seed = spec.get("passages") or {}
-    sep = seed.get("separator")
+    sep = opt_text(obj(spec.get("passages")).get("separator"))
     out: list[SeedPassage] = []
     seen: set[tuple[str, str]] = set()
     for f in declared_files(doc, passages_at(key)):
@@ -126,13 +122,13 @@ def seed_passages(doc: Document, key: str, spec: Mapping[str, Any]) -> tuple[See
     return tuple(out)
 
 
-def passage_body(stack: str, address: str, p: SeedPassage) -> dict[str, Any]:
+def passage_body(stack: str, address: str, p: SeedPassage) -> JsonObject:
     """The request that inserts a seeded passage, with its mark."""
     mark = {"stack": stack, "address": address, "source": p.source, "digest": p.digest}
     return {"text": p.text, "tags": [stack_tag(stack)], "metadata": {MARK_KEY: mark}}
 
 
-def stamped(inserts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def stamped(inserts: Iterable[Mapping[str, object]]) -> list[JsonObject]:
     """Passages to insert in one batch, each with a creation time of its own (now, then a
     microsecond apart), by which the passage search pages."""
     now = datetime.now(timezone.utc)
@@ -142,17 +138,18 @@ def stamped(inserts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def list_passages(client: LettaClient, archive_id: str) -> list[dict[str, Any]]:
+def list_passages(client: LettaClient, archive_id: str) -> list[JsonObject]:
     """Every passage of an archive, oldest first: pages of the passage search (a read), each
     starting at the newest time seen (inclusive: repeats are dropped). A full page that brings
     nothing new is more than a page of passages made at one instant: an error, never a
     listing cut short (a plan would insert the passages it did not see again)."""
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    body: dict[str, Any] = {"archive_id": archive_id, "limit": SEARCH_PAGE}
+    out: list[JsonObject] = []
+    seen: set[object] = set()
+    body: JsonObject = {"archive_id": archive_id, "limit": SEARCH_PAGE}
     while True:
         page = objs(client.request("POST", "/v1/passages/search", json=body, read=True))
-        fresh = [dict(obj(r["passage"])) for r in page if obj(r["passage"])["id"] not in seen]
+        found = [dict(obj(r["passage"])) for r in page]
+        fresh = [p for p in found if p["id"] not in seen]
         if not fresh and len(page) >= SEARCH_PAGE:
             raise ServerStateError(
                 f"archive {archive_id}: more than {SEARCH_PAGE} of its passages were made at one "
@@ -164,7 +161,7 @@ def list_passages(client: LettaClient, archive_id: str) -> list[dict[str, Any]]:
             )
         if not fresh:
             return out
-        seen.update(str(p["id"]) for p in fresh)
+        seen.update(p["id"] for p in fresh)
         out.extend(fresh)
         if len(page) < SEARCH_PAGE:
             return out
@@ -172,17 +169,13 @@ def list_passages(client: LettaClient, archive_id: str) -> list[dict[str, Any]]:
 
 
 def ours(
-    passages: Iterable[Mapping[str, Any]], stack: str, address: str
+    passages: Iterable[Mapping[str, object]], stack: str, address: str
 ) -> tuple[LivePassage, ...]:
     """The passages letta-apply inserted for `address`: the stack's tag and mark on them."""
     found = []
     for p in passages:
-        meta = p.get("metadata")
-        mark = meta.get(MARK_KEY) if isinstance(meta, Mapping) else None
-        if (
-            stack_tag(stack) in (p.get("tags") or ())
-            and isinstance(mark, Mapping)
-            and (mark.get("stack"), mark.get("address")) == (stack, address)
-        ):
+        mark = obj(obj(p.get("metadata")).get(MARK_KEY))
+        owner = (mark.get("stack"), mark.get("address"))
+        if stack_tag(stack) in items(p.get("tags")) and owner == (stack, address):
             found.append(LivePassage.from_api(p))
     return tuple(found)

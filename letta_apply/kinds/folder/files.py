@@ -17,7 +17,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from ...errors import Diagnostic, define, escape_controls
 from ...manifest.files import Document, Path_, Unreadable, clip, clip_path, read_regular
@@ -289,7 +288,7 @@ def _matches(doc: Document, at: Path_, pattern: str) -> tuple[list[tuple[str, st
 
 
 def read_folder_files(
-    doc: Document, key: str, patterns: list[Any], list_at: Path_ | None = None
+    doc: Document, key: str, patterns: list[object], list_at: Path_ | None = None
 ) -> list[Diagnostic]:
     """Resolve and read the files of the list at `list_at` (folder `key`'s `files` unless
     given) into `doc.blobs`; the problems found."""
@@ -385,7 +384,7 @@ def _relative(path: str) -> str:
         return path
 
 
-def read_all(doc: Document, data: Mapping[str, Any]) -> tuple[list[str], list[Diagnostic]]:
+def read_all(doc: Document, data: Mapping[str, object]) -> tuple[list[str], list[Diagnostic]]:
     """Every folder's files, read once while the manifest is loaded."""
     errors: list[Diagnostic] = []
     folders = data.get("folders")

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
-from ...core.jsonish import items, obj
+from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Why
+from ...core.jsonish import JsonObject, items, obj, objs, opt_text, strings, text
 from ...core.marks import digest
 from ...core.model import MARK_KEY, Desired, Live
 from ...errors import ApiError, Diagnostic, define
@@ -31,7 +31,10 @@ from ...server.client import LettaClient
 from ..agent.refs import agent_users, unknown_refs
 from ..base import Field, Kind, Link, Listing, Shape
 from ..context import Context, Matched, Run, Update, unmark_tagged
-from ..resource import applied_of, carries, mark_of, owned_by, settle
+from ..declaring import entries, ignored, prevents_destroy, same_names
+from ..matching import one_per_address
+from ..named import refuse_taken
+from ..resource import applied_of, carries, mark_of, settle
 from ..writing import Conversion
 from . import plan as fp
 from .files import LocalFile, declared_files, files_at, read_all
@@ -59,7 +62,7 @@ class DesiredFolder:
     (description, instructions, metadata, embedding)."""
 
     address: str
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, object] = field(default_factory=dict)
     files: tuple[LocalFile, ...] = ()
     agents: tuple[str, ...] = ()  # addresses of the agents that attach it
     prevent_destroy: bool = False
@@ -72,21 +75,25 @@ class LiveFolder:
     name: str
     description: str | None
     instructions: str | None
-    metadata: Mapping[str, Any]  # the mark apart
-    embedding: Mapping[str, Any]
-    mark: Mapping[str, Any]
+    metadata: Mapping[str, object]  # the mark apart
+    embedding: Mapping[str, object]
+    mark: Mapping[str, object]
     files: tuple[fp.LiveFile, ...] = ()
     agents: tuple[str, ...] = ()  # ids of the agents it is attached to
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any], files: Any = (), agents: Any = ()) -> LiveFolder:
-        meta = dict(raw.get("metadata") or {})
+    def from_api(
+        cls, raw: Mapping[str, object], files: object = (), agents: object = ()
+    ) -> LiveFolder:
+        """A folder as listed, with its files and the ids of its agents as their routes list
+        them."""
+        meta = dict(obj(raw.get("metadata")))
         mark = mark_of(meta)
         meta.pop(MARK_KEY, None)
         return cls(
-            str(raw["id"]), str(raw.get("name") or ""), raw.get("description"),
-            raw.get("instructions"), meta, dict(raw.get("embedding_config") or {}), mark,
-            tuple(fp.LiveFile.from_api(f) for f in files), tuple(agents),
+            str(raw["id"]), str(raw.get("name") or ""), opt_text(raw.get("description")),
+            opt_text(raw.get("instructions")), meta, dict(obj(raw.get("embedding_config"))),
+            mark, tuple(map(fp.LiveFile.from_api, objs(files))), tuple(strings(agents)),
         )  # fmt: skip
 
 
@@ -95,28 +102,29 @@ class FolderState:
     folders: tuple[LiveFolder, ...] = ()
 
 
-def folder_applied(df: DesiredFolder) -> dict[str, Any]:
-    out: dict[str, Any] = {k: digest(df.config[k]) for k in (*FIELDS, "metadata") if k in df.config}
+def folder_applied(df: DesiredFolder) -> JsonObject:
+    out: JsonObject = {k: digest(df.config[k]) for k in (*FIELDS, "metadata") if k in df.config}
     if df.prevent_destroy:
         out["prevent_destroy"] = True
     return out
 
 
-def folder_mark(stack: str, df: DesiredFolder, files: Mapping[str, Any]) -> dict[str, Any]:
+def folder_mark(stack: str, df: DesiredFolder, files: Mapping[str, object]) -> JsonObject:
     return {"stack": stack, "address": df.address, "applied": folder_applied(df),
             "files": dict(files)}  # fmt: skip
 
 
-def _embedding_body(embedding: Any) -> dict[str, Any]:
+def embedding_body(embedding: object) -> JsonObject:
+    """How a create names a declared embedding: a handle, or a whole embedding config."""
     if isinstance(embedding, str):
         return {"embedding": embedding}
-    return {"embedding_config": dict(embedding)}
+    return {"embedding_config": dict(obj(embedding))}
 
 
-def _embedding_differs(declared: Any, live: Mapping[str, Any]) -> bool:
+def _embedding_differs(declared: object, live: Mapping[str, object]) -> bool:
     if isinstance(declared, str):
         return bool(live.get("handle")) and live.get("handle") != declared
-    return any(live.get(k) != v for k, v in dict(declared).items())
+    return any(live.get(k) != v for k, v in obj(declared).items())
 
 
 class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
@@ -139,31 +147,19 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
     # -- the manifest ----------------------------------------------------------------------
 
     def read_files(
-        self, doc: Document, data: Mapping[str, Any]
+        self, doc: Document, data: Mapping[str, object]
     ) -> tuple[list[str], list[Diagnostic]]:
         return read_all(doc, data)
 
-    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    def check(self, doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
         """Folder names are unique on a server; agents name declared folders."""
-        errors: list[Diagnostic] = []
-        section = data.get("folders")
-        folders = section if isinstance(section, dict) else {}
-        seen: dict[str, str] = {}
-        for key, spec in folders.items():
-            name = spec.get("name", key) if isinstance(spec, dict) else key
-            if isinstance(name, str) and name in seen:
-                at = ("folders", key, "name") if "name" in spec else ("folders", key)
-                errors.append(
-                    doc.diag(
-                        at,
-                        f"folders.{key}: name {name!r} is already used by folders.{seen[name]}; "
-                        "folder names are unique on a Letta server",
-                        code="LA435",
-                        key="name" not in spec,
-                    )
-                )
-            elif isinstance(name, str):
-                seen[name] = key
+        folders = obj(data.get(self.section))
+        names = [
+            (key, obj(spec).get("name", key), isinstance(spec, dict) and "name" in spec)
+            for key, spec in folders.items()
+        ]
+        unique = "folder names are unique on a Letta server"
+        errors = same_names(doc, self.section, names, "name", "LA435", unique)
         agents = data.get("agents")
         for key, spec in (agents if isinstance(agents, dict) else {}).items():
             refs = spec.get("folders") if isinstance(spec, dict) else None
@@ -171,22 +167,21 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
                 errors += unknown_refs(doc, key, "folders", refs, folders, "folder", "LA436")
         return errors
 
-    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+    def declare(self, doc: Document, data: Mapping[str, object]) -> dict[str, DesiredFolder]:
         users = agent_users(data, "folders")
         out: dict[str, DesiredFolder] = {}
-        for key, spec in (data.get("folders") or {}).items():
-            config: dict[str, Any] = {"name": spec.get("name", key)}
+        for key, spec in entries(data, self.section):
+            config: JsonObject = {"name": spec.get("name", key)}
             for k in ("description", "instructions", "embedding"):
                 if k in spec:
                     config[k] = spec[k]
             if "metadata" in spec:
-                config["metadata"] = dict(spec["metadata"])
+                config["metadata"] = dict(obj(spec["metadata"]))
             address = f"folder.{key}"
             files = declared_files(doc, files_at(key))
             out[address] = DesiredFolder(
                 address, config, files, tuple(sorted(users.get(key, ()))),
-                bool(spec.get("prevent_destroy", False)),
-                frozenset(spec.get("ignore_changes", ())),
+                prevents_destroy(spec), ignored(spec),
             )  # fmt: skip
         return out
 
@@ -198,72 +193,54 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         """Every folder (folders have no tags to filter on); files and agents of the stack's."""
         return _listing(client, stack)
 
-    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> FolderState:
-        got = raw["folder"]
+    def state(
+        self, raw: Mapping[str, object], seen: Mapping[str, object], stack: str
+    ) -> FolderState:
+        got = raw.get("folder")
         if got is None:
             return FolderState()
+        listing = obj(got)
+        files, agents = obj(listing.get("files")), obj(listing.get("agents"))
         return FolderState(
             tuple(
-                LiveFolder.from_api(
-                    f, got["files"].get(f["id"], ()), got["agents"].get(f["id"], ())
-                )
-                for f in got["folders"]
+                LiveFolder.from_api(f, files.get(str(f["id"]), ()), agents.get(str(f["id"]), ()))
+                for f in objs(listing.get("folders"))
             )
         )
 
-    def resources(self, state: Any) -> Iterable[LiveFolder]:
-        folders: FolderState = state
-        return folders.folders
+    def resources(self, state: FolderState) -> Iterable[LiveFolder]:
+        return state.folders
 
     # -- planning --------------------------------------------------------------------------
 
     def match(self, stack: str, live: Live) -> Matched[LiveFolder]:
-        state: FolderState = self.state_of(live)
-        pool: dict[str, LiveFolder] = {}
-        notes: list[str] = []
-        for f in state.folders:
-            address = owned_by(f, stack, self.name)
-            if address is None:
-                continue
-            if address in pool:
-                notes.append(
-                    f"{address}: more than one folder carries this address ({pool[address].id}, "
-                    f"{f.id}); using {pool[address].id}, the other is left alone"
-                )
-            else:
-                pool[address] = f
-        return Matched(pool, {a: f.id for a, f in pool.items()}, tuple(notes))
+        found = self.state_of(live).folders
+        pool, notes = one_per_address(found, stack, self.name, self.name)
+        return Matched(pool, {a: f.id for a, f in pool.items()}, notes)
 
     def create(self, ctx: Context, declared: DesiredFolder) -> None:
         df = declared
-        holder = self.clash(ctx.live, df.config["name"])
+        holder = self.clash(ctx.live, text(df.config["name"]))
         if holder:
-            ctx.refused.add(df.address)
-            ctx.problems.append(
-                Problem(
-                    df.address,
-                    f"a folder named '{df.config['name']}' already exists on the server and is "
-                    f"not managed by stack '{ctx.stack}' ({', '.join(holder)})",
-                    "declare another name (folder names are unique on a Letta server)",
-                    code="LA626",
-                )
-            )
+            what = f"a folder named '{df.config['name']}'"
+            hint = "declare another name (folder names are unique on a Letta server)"
+            refuse_taken(ctx, df.address, what, holder, hint)
             return
-        folder = {k: df.config[k] for k in FIELDS if k in df.config}
-        folder["metadata"] = {**df.config.get("metadata", {}),
+        folder: JsonObject = {k: df.config[k] for k in FIELDS if k in df.config}
+        folder["metadata"] = {**obj(df.config.get("metadata")),
                               MARK_KEY: folder_mark(ctx.stack, df, {})}  # fmt: skip
         if "embedding" in df.config:
-            folder.update(_embedding_body(df.config["embedding"]))
+            folder.update(embedding_body(df.config["embedding"]))
         diffs = [FieldDiff(k, None, df.config[k], NEW) for k in (*FIELDS, "metadata", "embedding")
                  if k in df.config]  # fmt: skip
         file_diffs, uploads, _, _ = fp.plan_files(ctx, df, None)
         agent_diffs, attach, _ = fp.plan_agents(ctx, df, None)
-        body: dict[str, Any] = {"folder": folder, "uploads": uploads, "deletes": [],
-                                "attach": attach, "detach": [], "kept": {}}  # fmt: skip
+        body: JsonObject = {"folder": folder, "uploads": uploads, "deletes": [],
+                            "attach": attach, "detach": [], "kept": {}}  # fmt: skip
         ctx.changes.append(
             Change(
                 df.address,
@@ -299,7 +276,7 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
             u.diffs.extend([*file_diffs, *agent_diffs])
             folder = dict(u.body)
             if marked:
-                meta = df.config.get("metadata", lf.metadata)
+                meta = obj(df.config["metadata"]) if "metadata" in df.config else lf.metadata
                 folder["metadata"] = {**meta, MARK_KEY: folder_mark(ctx.stack, df, kept)}
             u.body = {"folder": folder, "uploads": uploads, "deletes": deletes,
                       "attach": attach, "detach": detach, "kept": kept}  # fmt: skip
@@ -330,7 +307,7 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
         return str(obj(change.body.get("folder", {})).get("name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: FolderState = self.state_of(live)
+        state = self.state_of(live)
         return tuple(f.id for f in state.folders if f.name == name and not f.mark)
 
     # -- applying --------------------------------------------------------------------------
@@ -339,26 +316,26 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
         # The mark holds the record of the uploaded files: they stay, with the folder.
         unmark_tagged(run, f"/v1/folders/{change.remote_id}", tags=False)
 
-    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+    def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         c = run.client
         rid = change.remote_id or ""
         if change.action == DELETE:
             c.request("DELETE", f"/v1/folders/{rid}")
             return rid
-        folder = dict(body.get("folder") or {})
-        uploads = list(body.get("uploads") or ())
-        meta = dict(folder.get("metadata") or {})
+        folder = dict(obj(body.get("folder")))
+        uploads = objs(body.get("uploads"))
+        meta = dict(obj(folder.get("metadata")))
         # The intent to upload goes first (kinds.folder.plan.pending_mark): in the create
         # itself, or in one write before an update's uploads.
-        intent = {**meta, MARK_KEY: fp.pending_mark(meta.get(MARK_KEY) or {}, uploads)}
+        intent = {**meta, MARK_KEY: fp.pending_mark(obj(meta.get(MARK_KEY)), uploads)}
         if change.action == CREATE:
             rid = _create(run, change.address, dict(folder, metadata=intent) if uploads else folder)
             run.record(change.address, rid)
         elif uploads and MARK_KEY in meta:
             c.request("PATCH", f"/v1/folders/{rid}", json={"metadata": intent})
-        for file_id in body.get("deletes") or ():
+        for file_id in items(body.get("deletes")):
             c.request("DELETE", f"/v1/folders/{rid}/{file_id}")
-        files = dict(body.get("kept") or {})
+        files = dict(obj(body.get("kept")))
         sent: dict[str, fp.LiveFile] = {}
         for up in uploads:
             made = fp.upload(run, change.address, rid, up)
@@ -367,16 +344,16 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
         done = fp.wait_processed(run, change.address, rid, set(sent))
         # The mark records every uploaded file with the id Letta gave it, failed ones too: their
         # status says they are sent again. A create wrote the rest of the folder already.
-        patch = {} if change.action == CREATE else folder
+        patch: JsonObject = {} if change.action == CREATE else folder
         if "metadata" in folder and (sent or patch):
-            meta = dict(folder["metadata"])
-            mark = {**dict(meta.get(MARK_KEY) or {}), "files": files}
+            meta = dict(obj(folder["metadata"]))
+            mark = {**obj(meta.get(MARK_KEY)), "files": files}
             c.request(
                 "PATCH", f"/v1/folders/{rid}", json={**patch, "metadata": {**meta, MARK_KEY: mark}}
             )
-        for aid in body.get("detach") or ():
+        for aid in items(body.get("detach")):
             c.request("PATCH", f"/v1/agents/{aid}/folders/detach/{rid}")
-        for aid in body.get("attach") or ():
+        for aid in items(body.get("attach")):
             c.request("PATCH", f"/v1/agents/{aid}/folders/attach/{rid}")
         failed = fp.failures(done)
         if failed:
@@ -385,7 +362,7 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
 
     # -- writing a manifest (kinds.writing) ----------------------------------------------------
 
-    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+    def from_agent_file(self, conv: Conversion) -> JsonObject:
         """No section: an Agent File's folders are noted (kinds.folder.writing)."""
         from .writing import note_sources  # builds on this module
 
@@ -393,26 +370,27 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
         return {}
 
 
-def _create(run: Run, address: str, body: Mapping[str, Any]) -> str:
+def _create(run: Run, address: str, body: Mapping[str, object]) -> str:
     """Create a folder; settle with any other run that made the same address meanwhile."""
 
-    def candidates() -> list[dict[str, Any]]:
-        found = run.client.paginate("/v1/folders/", {"name": body["name"]})
+    def candidates() -> list[JsonObject]:
+        found = run.client.paginate("/v1/folders/", {"name": text(body["name"])})
         return [f for f in found if carries(f, run.stack, address)]
 
-    answer = run.client.request(
-        "POST", "/v1/folders/", json=body, find=lambda: next(iter(candidates()), None)
+    created = obj(
+        run.client.request(
+            "POST", "/v1/folders/", json=body, find=lambda: next(iter(candidates()), None)
+        )
     )
-    created = obj(answer)
     winner = settle(created, candidates())
     if winner is not created:
         run.client.request("DELETE", f"/v1/folders/{created['id']}")
     return str(winner["id"])
 
 
-def _listing(client: LettaClient, stack: str) -> dict[str, Any]:
+def _listing(client: LettaClient, stack: str) -> JsonObject:
     folders = list(client.paginate("/v1/folders/", {}))
-    files: dict[str, list[dict[str, Any]]] = {}
+    files: dict[str, list[JsonObject]] = {}
     agents: dict[str, list[str]] = {}
     for f in folders:
         if mark_of(f.get("metadata")).get("stack") != stack:
@@ -427,7 +405,7 @@ def folder_agents(client: LettaClient, fid: str) -> list[str]:
     """Ids of the agents a folder is attached to (the route lists ids, not objects)."""
     out: list[str] = []
     while True:
-        params: dict[str, Any] = {"limit": 1000, "order": "asc"}
+        params: dict[str, str | int] = {"limit": 1000, "order": "asc"}
         if out:
             params["after"] = out[-1]
         page = client.request("GET", f"/v1/folders/{fid}/agents", params=params)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...core.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
-from ...core.jsonish import obj
+from ...core.jsonish import JsonObject, integer, obj, text
 from ...errors import ApiError, StalePlanError, define
 from ...manifest.files import Unreadable, read_regular
 from .files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
@@ -54,17 +54,17 @@ class LiveFile:
     error: str = ""
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> LiveFile:
+    def from_api(cls, raw: Mapping[str, object]) -> LiveFile:
         return cls(
             str(raw["id"]),
             str(raw.get("original_file_name") or raw.get("file_name") or ""),
-            int(raw.get("file_size") or 0),
+            integer(raw.get("file_size")) or 0,
             str(raw.get("processing_status") or ""),
             str(raw.get("error_message") or ""),
         )
 
 
-def recorded_files(mark: Mapping[str, Any], key: str = "files") -> dict[str, dict[str, Any]]:
+def recorded_files(mark: Mapping[str, object], key: str = "files") -> dict[str, JsonObject]:
     """Name -> {digest, size, id} of the files letta-apply uploaded, from a folder's mark
     (`pending`: name -> {digest, size} of those an apply was about to upload)."""
     got = mark.get(key)
@@ -73,15 +73,15 @@ def recorded_files(mark: Mapping[str, Any], key: str = "files") -> dict[str, dic
     return {str(k): dict(v) for k, v in got.items() if isinstance(v, Mapping)}
 
 
-def pending_mark(mark: Mapping[str, Any], uploads: list[dict[str, Any]]) -> dict[str, Any]:
+def pending_mark(mark: Mapping[str, object], uploads: list[Mapping[str, object]]) -> JsonObject:
     """A folder's mark with the intent to upload `uploads`, written before they are sent: a run
     that stops before recording them leaves files its stack knows as its own."""
     pending = {str(u["name"]): {"digest": u["digest"], "size": u["size"]} for u in uploads}
     return {**mark, "pending": pending}
 
 
-def resumed(ctx: Context, address: str, mark: Mapping[str, Any],
-            live: Mapping[str, list[LiveFile]]) -> dict[str, dict[str, Any]]:  # fmt: skip
+def resumed(ctx: Context, address: str, mark: Mapping[str, object],
+            live: Mapping[str, list[LiveFile]]) -> dict[str, JsonObject]:  # fmt: skip
     """The files a run that stopped uploaded and did not record, as its intent names them
     (name, and size where Letta reports one), with the ids Letta gave them."""
     was = recorded_files(mark)
@@ -97,24 +97,24 @@ def resumed(ctx: Context, address: str, mark: Mapping[str, Any],
     return out
 
 
-def shown(f: LocalFile | Mapping[str, Any]) -> str:
+def shown(f: LocalFile | Mapping[str, object]) -> str:
     """A file as a plan shows it: its size and digest."""
     if isinstance(f, LocalFile):
         return f"{size(f.size)} sha256:{f.digest}"
-    return f"{size(int(f.get('size') or 0))} sha256:{f.get('digest', '?')}"
+    return f"{size(integer(f.get('size')) or 0)} sha256:{f.get('digest', '?')}"
 
 
 def _field(name: str) -> str:
     return f"files['{shown_name(name)}']"
 
 
-def upload_of(f: LocalFile) -> dict[str, Any]:
+def upload_of(f: LocalFile) -> JsonObject:
     return {"name": f.name, "path": f.path, "digest": f.digest, "size": f.size}
 
 
 def plan_files(
     ctx: Context, df: DesiredFolder, lf: LiveFolder | None
-) -> tuple[list[FieldDiff], list[dict[str, Any]], list[str], dict[str, dict[str, Any]]]:
+) -> tuple[list[FieldDiff], list[JsonObject], list[str], dict[str, JsonObject]]:
     """The per-file differences (`+` new, `~` changed or failed, `-` gone from the globs), the
     uploads and the file ids to delete, and the files the mark keeps as they are."""
     live: dict[str, list[LiveFile]] = {}
@@ -122,9 +122,9 @@ def plan_files(
         live.setdefault(lfile.name, []).append(lfile)
     was = {**recorded_files(lf.mark), **resumed(ctx, df.address, lf.mark, live)} if lf else {}
     diffs: list[FieldDiff] = []
-    uploads: list[dict[str, Any]] = []
+    uploads: list[JsonObject] = []
     deletes: list[str] = []
-    kept: dict[str, dict[str, Any]] = {}
+    kept: dict[str, JsonObject] = {}
     for f in df.files:
         rec = was.get(f.name)
         found = live.get(f.name, [])
@@ -172,13 +172,13 @@ def plan_files(
 
 def plan_agents(
     ctx: Context, df: DesiredFolder, lf: LiveFolder | None
-) -> tuple[list[FieldDiff], list[Any], list[str]]:
+) -> tuple[list[FieldDiff], list[object], list[str]]:
     """Attach the folder to the agents that declare it; detach it from the stack's declared
     agents that no longer do. Agents outside the stack are left alone."""
     attached = set(lf.agents) if lf else set()
     agents = ctx.pool("agent")
     declared_agents = ctx.desired.of("agent")
-    attach: list[Any] = []
+    attach: list[object] = []
     names: list[str] = []
     for address in df.agents:
         if address in ctx.refused:
@@ -206,11 +206,11 @@ def plan_agents(
 # -- applying ----------------------------------------------------------------------------------
 
 
-def read_upload(address: str, up: Mapping[str, Any]) -> bytes:
+def read_upload(address: str, up: Mapping[str, object]) -> bytes:
     """The bytes of a planned upload, read again now: a file changed since the plan is refused
     (a plan is a promise)."""
     try:
-        data = read_regular(up["path"], MAX_FILE_BYTES)
+        data = read_regular(text(up["path"]), MAX_FILE_BYTES)
     except Unreadable as e:
         raise StalePlanError(f"{address}: {up['path']} {e}", code="LA614") from None
     if file_digest(data) != up["digest"]:
@@ -220,7 +220,7 @@ def read_upload(address: str, up: Mapping[str, Any]) -> bytes:
     return data
 
 
-def upload(run: Run, address: str, fid: str, up: Mapping[str, Any]) -> LiveFile:
+def upload(run: Run, address: str, fid: str, up: Mapping[str, object]) -> LiveFile:
     data = read_upload(address, up)
     name = str(up["name"])
     answer = run.client.request(
@@ -233,7 +233,7 @@ def upload(run: Run, address: str, fid: str, up: Mapping[str, Any]) -> LiveFile:
     return LiveFile.from_api(obj(answer))
 
 
-def _uploaded(run: Run, fid: str, name: str) -> dict[str, Any] | None:
+def _uploaded(run: Run, fid: str, name: str) -> JsonObject | None:
     """The file an ambiguous upload may have made: the newest of that name."""
     found = [f for f in run.client.paginate(f"/v1/folders/{fid}/files", {}) if
              (f.get("original_file_name") or f.get("file_name")) == name]  # fmt: skip

@@ -5,17 +5,17 @@ Agent File names them by the ids of the server it came from."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from ...core.jsonish import JsonObject, obj, opt_text
 from ...errors import ApiError, route_gone
 from ..agent.sleeptime_file import sleeptime_groups
 from ..writing import Conversion, Export, Written
-from .kind import ALLOWED, SETTINGS, GroupKind, LiveGroup
+from .kind import GroupKind
+from .model import ALLOWED, SETTINGS, LiveGroup
 
 _AGENT = "agent"  # the kind whose keys a group's members are named by
 
 
-def export_groups(kind: GroupKind, ex: Export) -> dict[str, Any]:
+def export_groups(kind: GroupKind, ex: Export) -> JsonObject:
     """One listing, only when agents are exported. A stack's group has the stack's agents in
     it, which are never exported, so none of these is a stack's. A server that does not offer
     groups (Letta Cloud marks them deprecated) has none to export."""
@@ -28,7 +28,7 @@ def export_groups(kind: GroupKind, ex: Export) -> dict[str, Any]:
         if route_gone(e):
             return {}
         raise
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for raw in listed:
         group = LiveGroup.from_api(raw)
         members = [*group.agent_ids, *([group.manager_agent_id] if group.manager_agent_id else [])]
@@ -37,15 +37,13 @@ def export_groups(kind: GroupKind, ex: Export) -> dict[str, Any]:
     return out
 
 
-def convert_groups(kind: GroupKind, conv: Conversion) -> dict[str, Any]:
+def convert_groups(kind: GroupKind, conv: Conversion) -> JsonObject:
     sleeptime = sleeptime_groups(conv)
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for i, g in enumerate(conv.entities("groups")):
-        mc = g.get("manager_config") or {}
-        if (
-            mc.get("manager_agent_id") in sleeptime
-            and g["agent_ids"] == sleeptime[mc["manager_agent_id"]]
-        ):
+        mc = obj(g.get("manager_config"))
+        manager = opt_text(mc.get("manager_agent_id"))
+        if manager is not None and manager in sleeptime and g["agent_ids"] == sleeptime[manager]:
             conv.note(f"groups[{i}]: Letta's sleep-time group; not converted (Letta makes it "
                       "again from `enable_sleeptime: true`)")  # fmt: skip
             continue
@@ -65,13 +63,15 @@ def convert_groups(kind: GroupKind, conv: Conversion) -> dict[str, Any]:
     return out
 
 
-def _entry(kind: GroupKind, w: Written, group: LiveGroup, out: dict[str, Any]) -> None:
+def _entry(kind: GroupKind, w: Written, group: LiveGroup, out: JsonObject) -> None:
     """The group's entry in `out`, its agents by key, keyed after its manager (or its first
     member)."""
     agent_keys = w.keys.get(_AGENT, {})
     entry = kind.export(group)
-    entry["agents"] = [agent_keys[a] for a in entry["agents"]]
-    if "manager_agent" in entry:
-        entry["manager_agent"] = agent_keys[entry["manager_agent"]]
-    first = entry.get("manager_agent") or (entry["agents"] or ["group"])[0]
+    agents = [agent_keys[a] for a in group.agent_ids]
+    entry["agents"] = agents
+    manager = agent_keys[group.manager_agent_id] if group.manager_agent_id else None
+    if manager is not None:
+        entry["manager_agent"] = manager
+    first = manager or (agents or ["group"])[0]
     out[w.key(kind.name, group.id, f"{first}_group")] = entry

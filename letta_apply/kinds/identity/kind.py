@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypedDict, cast
+from typing import ClassVar
 
 from ...core.changes import (
     CREATE,
@@ -32,10 +32,9 @@ from ...core.changes import (
     NEW,
     Change,
     FieldDiff,
-    Problem,
     Why,
 )
-from ...core.jsonish import obj, objs, text
+from ...core.jsonish import JsonObject, obj, objs, text
 from ...core.marks import digest, has_secret, sensitive_fields, sensitive_names
 from ...core.model import MARK_KEY, SHOWN, Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
@@ -44,7 +43,10 @@ from ...server.client import LettaClient
 from ..base import Field, Kind, Listing, Shape
 from ..block.kind import BLOCKS_DECLARED
 from ..context import Context, Matched, Run, Update
-from ..resource import applied_of, owned_by
+from ..declaring import entries, ignored, prevents_destroy, same_names
+from ..matching import one_per_address
+from ..named import refuse_taken
+from ..resource import applied_of
 from ..writing import Export
 
 # The problems this module reports, by code (docs/errors.md).
@@ -73,28 +75,9 @@ class DesiredIdentity:
     identity_type and, when declared, properties (a mapping of key to value)."""
 
     address: str
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, object] = field(default_factory=dict)
     prevent_destroy: bool = False
     ignore: frozenset[str] = frozenset()
-
-
-class PropertyJSON(TypedDict):
-    key: str
-    value: Any
-    type: str
-
-
-class _Id(TypedDict):
-    id: str
-
-
-class IdentityJSON(_Id, total=False):
-    """An identity as Letta's API returns it (the fields letta-apply reads)."""
-
-    identifier_key: str
-    name: str
-    identity_type: str
-    properties: list[PropertyJSON] | None
 
 
 @dataclass(frozen=True)
@@ -103,22 +86,24 @@ class LiveIdentity:
     identifier_key: str
     name: str
     identity_type: str
-    properties: Mapping[str, Any] = field(default_factory=dict)  # key -> value, mark apart
-    mark: Mapping[str, Any] = field(default_factory=dict)
+    properties: Mapping[str, object] = field(default_factory=dict)  # key -> value, mark apart
+    mark: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> LiveIdentity:
-        d = cast(IdentityJSON, raw)
-        props: dict[str, Any] = {}
-        mark: Mapping[str, Any] = {}
-        for p in d.get("properties") or ():
-            if p.get("key") == MARK_KEY and isinstance(p.get("value"), Mapping):
-                mark = p["value"]
-            elif isinstance(p.get("key"), str):
-                props[p["key"]] = p.get("value")
+    def from_api(cls, raw: Mapping[str, object]) -> LiveIdentity:
+        """An identity as Letta lists it: its properties (`key`, `value`, `type` each), one of
+        them the mark."""
+        props: JsonObject = {}
+        mark: Mapping[str, object] = {}
+        for p in objs(raw.get("properties")):
+            key, value = p.get("key"), p.get("value")
+            if key == MARK_KEY and isinstance(value, Mapping):
+                mark = value
+            elif isinstance(key, str):
+                props[key] = value
         return cls(
-            d["id"], d.get("identifier_key") or "", d.get("name") or "",
-            d.get("identity_type") or "", props, mark,
+            str(raw["id"]), text(raw.get("identifier_key")), text(raw.get("name")),
+            text(raw.get("identity_type")), props, mark,
         )  # fmt: skip
 
 
@@ -131,33 +116,33 @@ class IdentityState:
     blocks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def properties(values: Mapping[str, Any], mark: Mapping[str, Any]) -> list[dict[str, Any]]:
+def properties(values: Mapping[str, object], mark: Mapping[str, object]) -> list[JsonObject]:
     """Letta's property list: each value with its type, and the mark as one more property."""
-    out = [{"key": k, "value": v, "type": _type_of(v)} for k, v in values.items()]
+    out: list[JsonObject] = [{"key": k, "value": v, "type": _type_of(v)} for k, v in values.items()]
     return [*out, {"key": MARK_KEY, "value": dict(mark), "type": "json"}]
 
 
-def _type_of(value: Any) -> str:
+def _type_of(value: object) -> str:
     for types, name in _PROPERTY_TYPES:
         if isinstance(value, types):
             return name
     return "json"
 
 
-def identity_applied(di: DesiredIdentity) -> dict[str, Any]:
+def identity_applied(di: DesiredIdentity) -> JsonObject:
     """Digests of what letta-apply writes for an identity; fields holding sensitive values (a
     property's value) get none."""
-    out: dict[str, Any] = {k: digest(di.config[k]) for k in FIELDS}
+    out: JsonObject = {k: digest(di.config[k]) for k in FIELDS}
     props = di.config.get("properties")
     if props is not None and not has_secret(props):
-        out["properties"] = digest(dict(props))
+        out["properties"] = digest(dict(obj(props)))
     if di.prevent_destroy:
         out["prevent_destroy"] = True
     names = sensitive_fields(di.config, plain=(), mappings=("properties",))
     return {**out, **sensitive_names(names)}
 
 
-def mark(stack: str, di: DesiredIdentity) -> dict[str, Any]:
+def mark(stack: str, di: DesiredIdentity) -> JsonObject:
     return {"stack": stack, "address": di.address, "applied": identity_applied(di)}
 
 
@@ -181,69 +166,55 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
 
     # -- the manifest ----------------------------------------------------------------------
 
-    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    def check(self, doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
         """identifier_keys are unique on the server: two entries may not share one."""
-        errors: list[Diagnostic] = []
-        seen: dict[str, str] = {}
-        section = data.get("identities")
-        for key, spec in (section if isinstance(section, dict) else {}).items():
-            if not isinstance(spec, dict):
-                continue
-            ident = spec.get("identifier_key", key)
-            at = (
-                ("identities", key, "identifier_key")
-                if "identifier_key" in spec
-                else ("identities", key)
-            )
-            if isinstance(ident, str) and ident in seen:
-                errors.append(
-                    doc.diag(
-                        at,
-                        f"identities.{key}: identifier_key {ident!r} is already used by "
-                        f"identities.{seen[ident]}; identifier keys are unique on a Letta server",
-                        code="LA451",
-                        key="identifier_key" not in spec,
-                    )
-                )
-            elif isinstance(ident, str):
-                seen[ident] = key
+        names = [
+            (key, spec.get("identifier_key", key), "identifier_key" in spec)
+            for key, spec in obj(data.get(self.section)).items()
+            if isinstance(spec, dict)
+        ]
+        unique = "identifier keys are unique on a Letta server"
+        errors = same_names(doc, self.section, names, "identifier_key", "LA451", unique)
         return errors + _references(doc, data)
 
-    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+    def declare(self, doc: Document, data: Mapping[str, object]) -> dict[str, DesiredIdentity]:
         out: dict[str, DesiredIdentity] = {}
-        for key, spec in (data.get("identities") or {}).items():
-            config: dict[str, Any] = {
+        for key, spec in entries(data, self.section):
+            config: JsonObject = {
                 "identifier_key": spec.get("identifier_key", key),
                 "name": spec.get("name", key),
                 "identity_type": spec["identity_type"],
             }
             if "properties" in spec:
-                config["properties"] = dict(spec["properties"])
+                config["properties"] = dict(obj(spec["properties"]))
             out[f"identity.{key}"] = DesiredIdentity(
-                f"identity.{key}", config, bool(spec.get("prevent_destroy", False)),
-                frozenset(spec.get("ignore_changes", ())),
-            )  # fmt: skip
+                f"identity.{key}", config, prevents_destroy(spec), ignored(spec)
+            )
         return out
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         return list(client.paginate("/v1/identities/", {}))
 
-    def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
+    def find(
+        self, client: LettaClient, imp: Import, raw: Mapping[str, object]
+    ) -> tuple[LiveIdentity | str, object]:
         """From the listing already read: by id, or by identifier_key (given as `name`)."""
-        for found in map(LiveIdentity.from_api, raw["identity"] or ()):
+        for found in map(LiveIdentity.from_api, objs(raw.get("identity"))):
             if found.id == imp.id or (imp.name is not None and found.identifier_key == imp.name):
                 return found, None
         return f"no such identity on the server: {imp.id or imp.name}", None
 
-    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> IdentityState:
-        return IdentityState(tuple(LiveIdentity.from_api(i) for i in raw["identity"] or ()))
+    def state(
+        self, raw: Mapping[str, object], seen: Mapping[str, object], stack: str
+    ) -> IdentityState:
+        return IdentityState(tuple(map(LiveIdentity.from_api, objs(raw.get("identity")))))
 
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
     ) -> IdentityState:
-        state: IdentityState = self.state_of(live)
+        state = self.state_of(live)
         if not any("identities" in b.config for b in BLOCKS_DECLARED.of(desired).values()):
             return state
         ours = self.match(desired.stack, live).pool.values()
@@ -253,51 +224,33 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
         }
         return IdentityState(state.identities, blocks)
 
-    def resources(self, state: Any) -> Iterable[LiveIdentity]:
-        identities: IdentityState = state
-        return identities.identities
+    def resources(self, state: IdentityState) -> Iterable[LiveIdentity]:
+        return state.identities
 
     # -- planning --------------------------------------------------------------------------
 
     def match(self, stack: str, live: Live) -> Matched[LiveIdentity]:
-        state: IdentityState = self.state_of(live)
-        pool: dict[str, LiveIdentity] = {}
-        notes: list[str] = []
-        for i in state.identities:
-            address = owned_by(i, stack, self.name)
-            if address is None:
-                continue
-            if address in pool:
-                notes.append(
-                    f"{address}: more than one identity carries this address ({pool[address].id}, "
-                    f"{i.id}); using {pool[address].id}, the other is left alone"
-                )
-            else:
-                pool[address] = i
-        return Matched(pool, {a: i.id for a, i in pool.items()}, tuple(notes))
+        found = self.state_of(live).identities
+        pool, notes = one_per_address(found, stack, self.name, "identity")
+        return Matched(pool, {a: i.id for a, i in pool.items()}, notes)
 
     def create(self, ctx: Context, declared: DesiredIdentity) -> None:
         di = declared
-        holder = self.clash(ctx.live, di.config["identifier_key"])
+        key = text(di.config["identifier_key"])
+        holder = self.clash(ctx.live, key)
         if holder:
-            ctx.refused.add(di.address)
-            ctx.problems.append(
-                Problem(
-                    di.address,
-                    f"an identity with identifier_key '{di.config['identifier_key']}' already "
-                    f"exists on the server and is not managed by stack '{ctx.stack}' "
-                    f"({', '.join(holder)})",
-                    f"adopt it with an `imports:` entry ({{to: {di.address}, name: "
-                    f"{di.config['identifier_key']}}}), or declare another identifier_key",
-                    code="LA626",
-                )
+            what = f"an identity with identifier_key '{key}'"
+            hint = (
+                f"adopt it with an `imports:` entry ({{to: {di.address}, name: {key}}}), or "
+                "declare another identifier_key"
             )
+            refuse_taken(ctx, di.address, what, holder, hint)
             return
-        body = {k: di.config[k] for k in FIELDS}
-        body["properties"] = properties(di.config.get("properties", {}), mark(ctx.stack, di))
+        body: JsonObject = {k: di.config[k] for k in FIELDS}
+        body["properties"] = properties(obj(di.config.get("properties")), mark(ctx.stack, di))
         diffs = [FieldDiff(k, None, di.config[k], NEW) for k in FIELDS]
         if "properties" in di.config:
-            diffs.append(FieldDiff("properties", None, dict(di.config["properties"]), NEW))
+            diffs.append(FieldDiff("properties", None, dict(obj(di.config["properties"])), NEW))
         ctx.changes.append(
             Change(di.address, CREATE, diffs=tuple(diffs), body=body, why=(NEW,), kind=self.name)
         )
@@ -313,7 +266,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
         if u.needed(adopt=adopt):
             # The mark is a property: properties are written whole, the live ones kept when
             # the manifest leaves them out.
-            values = di.config.get("properties", li.properties)
+            values = obj(di.config["properties"]) if "properties" in di.config else li.properties
             u.body["properties"] = properties(values, mark(ctx.stack, di))
             u.emit(self.name, li.id, adopt=adopt)
 
@@ -335,7 +288,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
         return str(change.body.get("identifier_key", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: IdentityState = self.state_of(live)
+        state = self.state_of(live)
         return tuple(i.id for i in state.identities if i.identifier_key == name and not i.mark)
 
     # -- applying --------------------------------------------------------------------------
@@ -352,7 +305,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
         kept = [p for p in objs(found.get("properties")) if p.get("key") != MARK_KEY]
         run.client.request("PATCH", path, json={"properties": kept})
 
-    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+    def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         c = run.client
         if change.action == CREATE:
             created = c.request(
@@ -368,8 +321,8 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
             c.request("PATCH", f"/v1/identities/{rid}", json=body)
         return rid
 
-    def export(self, found: LiveIdentity) -> dict[str, Any]:
-        out: dict[str, Any] = {"identifier_key": found.identifier_key, "name": found.name}
+    def export(self, found: LiveIdentity) -> JsonObject:
+        out: JsonObject = {"identifier_key": found.identifier_key, "name": found.name}
         out["identity_type"] = found.identity_type
         if found.properties:
             out["properties"] = dict(found.properties)
@@ -377,24 +330,24 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
 
     # -- writing a manifest (kinds.writing) ----------------------------------------------------
 
-    def export_section(self, ex: Export) -> dict[str, Any]:
+    def export_section(self, ex: Export) -> JsonObject:
         from .writing import export_identities  # builds on this module
 
         return export_identities(self, ex)
 
 
-def _find(run: Run, change: Change) -> dict[str, Any] | None:
+def _find(run: Run, change: Change) -> JsonObject | None:
     """The identity an ambiguous create may have made: identifier keys are unique, so one
     filtered listing says, and its mark says whether it is ours."""
     key = text(change.body["identifier_key"])
     for raw in run.client.paginate("/v1/identities/", {"identifier_key": key}):
         found = LiveIdentity.from_api(raw)
         if (found.mark.get("stack"), found.mark.get("address")) == (run.stack, change.address):
-            return raw
+            return dict(raw)
     return None
 
 
-def _references(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def _references(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     """Agents' and shared blocks' `identities:` name declared identities."""
     section = data.get("identities")
     declared = sorted(section) if isinstance(section, dict) else []

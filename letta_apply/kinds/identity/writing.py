@@ -3,18 +3,17 @@ that no stack manages (a resource has one owner)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from ...core.jsonish import JsonObject, items
 from ..writing import Export
 from .kind import IdentityKind, LiveIdentity
 
 
-def export_identities(kind: IdentityKind, ex: Export) -> dict[str, Any]:
+def export_identities(kind: IdentityKind, ex: Export) -> JsonObject:
     """One listing, only when an exported agent acts for some."""
-    wanted = {i for agent in ex.selected for i in agent.get("identity_ids") or ()}
+    wanted = {i for agent in ex.selected for i in items(agent.get("identity_ids"))}
     if not wanted:
         return {}
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     found = [LiveIdentity.from_api(r) for r in ex.client.paginate("/v1/identities/", {})]
     for identity in sorted(found, key=lambda i: (i.identifier_key, i.id)):
         if identity.id not in wanted or identity.mark:

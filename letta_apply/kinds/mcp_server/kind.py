@@ -39,13 +39,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import quote
 
 from ...core.changes import CREATE, DELETE, NEW, Change, FieldDiff, Problem, Why
-from ...core.jsonish import obj, objs
+from ...core.jsonish import JsonObject, items, obj, objs
 from ...core.marks import digest
-from ...core.model import Desired, Import, Live, Sensitive
+from ...core.model import Desired, Import, Live
 from ...core.sensitive import MASKED, Masker
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
@@ -53,16 +53,17 @@ from ...server.client import LettaClient
 from ..base import Field, Kind, Listing, Shape
 from ..block.kind import our_agent_ids, stack_of
 from ..context import Context, Matched, PoolOf, Run, StateOf, Update, Users
+from ..declaring import entries, ignored, prevents_destroy
 from ..mark_blocks import (
     MarkedLeft,
     drop_marks,
-    intend,
     prune_marks,
     read_marks,
     reuse,
     unanswered,
-    write_mark,
 )
+from ..matching import one_per_address
+from ..named import refuse_taken, secret
 from ..resource import applied_of
 from ..tool.kind import TOOLS
 from ..writing import Conversion, Export
@@ -80,10 +81,10 @@ from .model import (
     mark_body,
     mcp_applied,
     registered,
-    secret,
     token_of,
     used_servers,
 )
+from .requests import create, delete, update, update_config
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -130,59 +131,61 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
 
     # -- the manifest ----------------------------------------------------------------------
 
-    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    def check(self, doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
         """Fields that fit the transport, and what Letta can keep (see the module's doc)."""
         return check_mcp_servers(doc, data)
 
-    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+    def declare(self, doc: Document, data: Mapping[str, object]) -> dict[str, DesiredMcpServer]:
         out: dict[str, DesiredMcpServer] = {}
-        for key, spec in (data.get(self.section) or {}).items():
-            config: dict[str, Any] = {"mcp_server_type": spec["mcp_server_type"]}
+        for key, spec in entries(data, self.section):
+            config: JsonObject = {"mcp_server_type": spec["mcp_server_type"]}
             for k in PLAIN:
                 if k in spec:
-                    config[k] = list(spec[k]) if k == "args" else spec[k]
+                    config[k] = list(items(spec[k])) if k == "args" else spec[k]
             if "auth_token" in spec:
                 config["auth_token"] = token_of(spec["auth_token"])
                 config.setdefault("auth_header", "Authorization")
             for k in MAPPINGS:
                 if k in spec:
-                    config[k] = {str(n): secret(v) for n, v in dict(spec[k]).items()}
+                    config[k] = {str(n): secret(v) for n, v in obj(spec[k]).items()}
             address = f"{self.name}.{key}"
             out[address] = DesiredMcpServer(
-                address, str(spec.get("server_name", key)), config,
-                bool(spec.get("prevent_destroy", False)),
-                frozenset(spec.get("ignore_changes", ())),
+                address, str(spec.get("server_name", key)), config, prevents_destroy(spec),
+                ignored(spec),
             )  # fmt: skip
         return out
 
-    def hidden(self, declared: Any) -> frozenset[str]:
-        dm: DesiredMcpServer = declared
-        return hidden_fields(dm.config)
+    def hidden(self, declared: DesiredMcpServer) -> frozenset[str]:
+        return hidden_fields(declared.config)
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         return client.request("GET", "/v1/mcp-servers/")
 
-    def marked(self, blocks: Sequence[Mapping[str, Any]], stack: str) -> bool:
+    def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
 
-    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> McpState:
-        marks = read_marks(raw.get("block", ()), stack, MARK_LABEL, self.name)
+    def state(self, raw: Mapping[str, object], seen: Mapping[str, object], stack: str) -> McpState:
+        marks = read_marks(objs(raw.get("block")), stack, MARK_LABEL, self.name)
         listing = raw.get(self.name)
-        return McpState(tuple(listing or ()), marks, listing is not None)
+        return McpState(tuple(objs(listing)), marks, listing is not None)
 
-    def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
+    def find(
+        self, client: LettaClient, imp: Import, raw: Mapping[str, object]
+    ) -> tuple[LiveMcpServer | str, object]:
         """From the listing already read: by id, or by server_name (given as `name`)."""
-        for s in raw.get(self.name) or ():
+        for s in objs(raw.get(self.name)):
             if s.get("id") == imp.id or (imp.name is not None and s.get("server_name") == imp.name):
                 return LiveMcpServer.from_api(s), None
         return f"no such MCP server on the server: {imp.id or imp.name}", None
 
-    def complete(self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]) -> Any:
+    def complete(
+        self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
+    ) -> McpState:
         """The live tool names of each server the manifest's agents use: one request per such
         server."""
-        state: McpState = self.state_of(live)
+        state = self.state_of(live)
         live = Live({**live.states, self.name: state}, live.imported, live.facts, live.project)
         found = dict(self.match(desired.stack, live).pool)
         found.update((a, s) for a, s in live.imported.items() if isinstance(s, LiveMcpServer))
@@ -216,7 +219,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
         if not ids:
             return {}
         server_of = {
-            t.id: (t.metadata.get("mcp") or {}).get("server_id")
+            t.id: obj(t.metadata.get("mcp")).get("server_id")
             for t in TOOLS.of(live).tools
             if t.tool_type == MCP_TOOL
         }
@@ -227,32 +230,18 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
                 out[str(sid)].append((str(a["id"]), str(a.get("name") or ""), stack_of(a)))
         return {i: tuple(u) for i, u in out.items()}
 
-    def resources(self, state: Any) -> Iterable[LiveMcpServer]:
-        mcp: McpState = state
-        return mcp.live()
+    def resources(self, state: McpState) -> Iterable[LiveMcpServer]:
+        return state.live()
 
     # -- planning --------------------------------------------------------------------------
 
     def match(self, stack: str, live: Live) -> Matched[LiveMcpServer]:
-        state: McpState = self.state_of(live)
-        pool: dict[str, LiveMcpServer] = {}
-        notes: list[str] = []
-        for s in state.live():
-            address = s.mark.get("address")
-            if s.mark.get("stack") != stack or not isinstance(address, str):
-                continue
-            if address in pool:
-                notes.append(
-                    f"{address}: more than one MCP server carries this address "
-                    f"({pool[address].id}, {s.id}); using {pool[address].id}, the other is "
-                    "left alone"
-                )
-            else:
-                pool[address] = s
+        state = self.state_of(live)
+        pool, notes = one_per_address(state.live(), stack, self.name, self.noun)
         ids = [str(s["id"]) for s in state.servers]
         stale = unanswered(state.resolved(), ids) if state.listed else ()
         by_address = {a: s.id for a, s in pool.items()}
-        return Matched(pool, by_address, tuple(notes), MarkedLeft[LiveMcpServer](stale))
+        return Matched(pool, by_address, notes, MarkedLeft[LiveMcpServer](stale))
 
     def _holder(self, ctx: Context, name: str, own: str | None = None) -> list[str]:
         """Ids of servers named `name` that are not the stack's (nor `own`)."""
@@ -263,17 +252,11 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
         ]  # fmt: skip
 
     def _clash(self, ctx: Context, dm: DesiredMcpServer, holders: list[str]) -> None:
-        ctx.refused.add(dm.address)
-        ctx.problems.append(
-            Problem(
-                dm.address,
-                f"an MCP server named '{dm.name}' already exists on the server and is not "
-                f"managed by stack '{ctx.stack}' ({', '.join(holders)})",
-                f"adopt it with an `imports:` entry ({{to: {dm.address}, name: {dm.name}}}), "
-                "or declare another server_name",
-                code="LA626",
-            )
+        hint = (
+            f"adopt it with an `imports:` entry ({{to: {dm.address}, name: {dm.name}}}), "
+            "or declare another server_name"
         )
+        refuse_taken(ctx, dm.address, f"an MCP server named '{dm.name}'", holders, hint)
 
     def create(self, ctx: Context, declared: DesiredMcpServer) -> None:
         dm = declared
@@ -281,7 +264,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
         if holders:
             self._clash(ctx, dm, holders)
             return
-        body = {
+        body: JsonObject = {
             "server": {"server_name": dm.name, "config": dict(dm.config)},
             "mark": mark_body(ctx.stack, dm),
             **reuse(ctx, self.name, dm.address),
@@ -290,7 +273,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
         diffs += [FieldDiff(k, None, v, NEW) for k, v in dm.config.items() if k not in MAPPINGS]
         for k in MAPPINGS:
             diffs += [
-                FieldDiff(f"{k}['{n}']", None, v, NEW) for n, v in dm.config.get(k, {}).items()
+                FieldDiff(f"{k}['{n}']", None, v, NEW) for n, v in obj(dm.config.get(k)).items()
             ]
         ctx.changes.append(
             Change(dm.address, CREATE, diffs=tuple(diffs), body=body, why=(NEW,), kind=self.name)
@@ -313,7 +296,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
                 )
             )
             return
-        patch: dict[str, Any] = {}
+        patch: JsonObject = {}
         if "server_name" not in dm.ignore and ls.server_name != dm.name:
             holders = self._holder(ctx, dm.name, own=ls.id)
             if holders:
@@ -329,8 +312,8 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
             u.diffs.append(FieldDiff("auth_token", before, dm.config["auth_token"]))
             u.body["auth_token"] = dm.config["auth_token"]
         for k in MAPPINGS:
-            if u.managed(k) and dict(getattr(ls, k)) != dict(dm.config[k]):
-                was, now = getattr(ls, k), dm.config[k]
+            was, now = ls.mapping(k), obj(dm.config.get(k))
+            if u.managed(k) and dict(was) != dict(now):
                 for n in sorted({*was, *now}):
                     if was.get(n) != now.get(n):
                         before = MASKED if n in was else None
@@ -340,7 +323,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
             patch["server_name"] = u.body.pop("server_name")
         config = {k: u.body.pop(k) for k in [*PLAIN, "auth_token", *MAPPINGS] if k in u.body}
         if config:
-            patch["config"] = _update_config(dm, ls, config)
+            patch["config"] = update_config(dm, ls, config)
         refresh = bool(config) and ls.id in self.state_of(ctx.live).tools
         listed = self.state_of(ctx.live).tools.get(ls.id)
         if isinstance(listed, tuple):
@@ -392,13 +375,14 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
         return str(obj(change.body.get("server", {})).get("server_name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: McpState = self.state_of(live)
+        state = self.state_of(live)
         return tuple(s.id for s in state.live() if s.server_name == name and not s.mark)
 
-    def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:
-        state: McpState = self.state_of(live)
+    def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> McpState:
+        state = self.state_of(live)
         if names and not state.listed:
-            return McpState(tuple(objs(client.request("GET", "/v1/mcp-servers/"))), state.marks)
+            listed = objs(client.request("GET", "/v1/mcp-servers/"))
+            return McpState(tuple(listed), state.marks)
         return state
 
     # -- applying --------------------------------------------------------------------------
@@ -406,120 +390,37 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
     def unmark(self, run: Run, change: Change) -> None:
         drop_marks(run, MARK_LABEL, self.name, change.address)
 
-    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
-        c = run.client
+    def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         rid = change.remote_id or ""
         if change.action == CREATE:
-            # The intent first: a run that dies after the create leaves a server its stack
-            # adopts, not a name that blocks it (kinds.mark_blocks).
-            name = body["server"]["server_name"]
-            block = intend(
-                run, MARK_LABEL, self.name, change.address, body["mark"],
-                {"server_name": name}, (), body.get("intent_block"),
-            )  # fmt: skip
-            # No `find`: an ambiguous failure of this create is reported, never retried into a
-            # clash with itself; the next run adopts the server by its intent.
-            created = _guarded(change, body["server"], lambda: c.request(
-                "POST", "/v1/mcp-servers/", json=body["server"]
-            ))  # fmt: skip
-            rid = str(created["id"])
-            write_mark(run, MARK_LABEL, self.name, change.address, rid, body["mark"], block)
-            run.record(change.address, rid)
-            for stale in body.get("stale", ()):
-                c.request("DELETE", f"/v1/blocks/{stale}")
-            return rid
+            return create(run, change, body)
         if change.action == DELETE:
-            if rid:  # else a mark that marks nothing
-                c.request("DELETE", f"/v1/mcp-servers/{rid}")
-            if body.get("mark_block"):
-                c.request("DELETE", f"/v1/blocks/{body['mark_block']}")
-            return rid or str(body.get("mark_block"))
-        if body["patch"]:
-            patch = body["patch"]
-            _guarded(
-                change, patch, lambda: c.request("PATCH", f"/v1/mcp-servers/{rid}", json=patch)
-            )
-        if body["refresh"]:
-            c.request("PATCH", f"/v1/mcp-servers/{rid}/refresh")
-        write_mark(
-            run, MARK_LABEL, self.name, change.address, rid, body["mark"], body["mark_block"]
-        )
+            return delete(run, rid, body)
+        update(run, change, rid, body)
         return rid
 
     # -- export ----------------------------------------------------------------------------
 
-    def export(self, found: LiveMcpServer) -> dict[str, Any]:
+    def export(self, found: LiveMcpServer) -> JsonObject:
         """The server without its secrets (token, header and env values): they are declared
         from sensitive variables, never written into a manifest."""
-        out: dict[str, Any] = {"server_name": found.server_name}
+        out: JsonObject = {"server_name": found.server_name}
         out["mcp_server_type"] = found.mcp_server_type
-        for k in ("server_url", "command"):
-            if getattr(found, k):
-                out[k] = getattr(found, k)
+        for k, v in (("server_url", found.server_url), ("command", found.command)):
+            if v:
+                out[k] = v
         if found.args is not None:
             out["args"] = list(found.args)
         return out
 
     # -- writing a manifest (kinds.writing) ----------------------------------------------------
 
-    def export_section(self, ex: Export) -> dict[str, Any]:
+    def export_section(self, ex: Export) -> JsonObject:
         from .writing import export_servers  # builds on this module
 
         return export_servers(self, ex)
 
-    def from_agent_file(self, conv: Conversion) -> dict[str, Any]:
+    def from_agent_file(self, conv: Conversion) -> JsonObject:
         from .writing import convert_servers
 
         return convert_servers(self, conv)
-
-
-def _update_config(
-    dm: DesiredMcpServer, ls: LiveMcpServer, changed: Mapping[str, Any]
-) -> dict[str, Any]:
-    """A PATCH's `config`. HTTP servers: shaped as for an `sse` server whatever the transport
-    (Letta 0.16.8 writes a token only so, and keeps the type), with the url it requires.
-    stdio: command and args together (Letta ignores one without the other), env kept."""
-    if dm.config["mcp_server_type"] in HTTP:
-        out: dict[str, Any] = {
-            "mcp_server_type": "sse",
-            "server_url": dm.config.get("server_url", ls.server_url),
-        }
-        if "auth_token" in changed:
-            out["auth_token"] = changed["auth_token"]
-        if "custom_headers" in changed:
-            out["custom_headers"] = changed["custom_headers"]
-        return out
-    return {
-        "mcp_server_type": "stdio",
-        "command": dm.config.get("command", ls.command),
-        "args": dm.config.get("args", list(ls.args or ())),
-        "env": changed.get("env", dm.config.get("env", dict(ls.env))),
-    }
-
-
-def _guarded(change: Change, sent: Mapping[str, Any], send: Any) -> Any:
-    """Send a request carrying secrets: should the server quote them in its error, they are
-    masked (a plain token declared in the manifest is no sensitive variable the CLI knows);
-    stdio refused by the server is said plainly."""
-    try:
-        return send()
-    except ApiError as e:
-        values = [str(v) for v in _secrets(sent)]
-        detail = Masker(values).text(e.detail)
-        if "stdio" in detail and "disabled" in detail:
-            detail = (
-                f"{change.address}: this Letta server does not allow stdio MCP servers (a "
-                "self-hosted server allows them when started with MCP_DISABLE_STDIO=false; "
-                f"Letta Cloud never does): {detail}"
-            )
-        raise ApiError(detail, status=e.status, method=e.method, path=e.path, code=e.code) from None
-
-
-def _secrets(value: Any) -> list[Any]:
-    if isinstance(value, Sensitive):
-        return [value]
-    if isinstance(value, Mapping):
-        return [s for v in value.values() for s in _secrets(v)]
-    if isinstance(value, (list, tuple)):
-        return [s for v in value for s in _secrets(v)]
-    return []

@@ -7,16 +7,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlparse
 
-from ...core.jsonish import objs
-from ...core.marks import digest, sensitive_names
+from ...core.jsonish import JsonObject, obj, objs, opt_text, strings, text
 from ...core.model import MARK_KEY, Desired, Sensitive
 from ...errors import Diagnostic, define
 from ...manifest.files import Document, clip
 from ..context import Context, DeclaredOf, Users
-from ..mark_blocks import MarkBlock, resolve
+from ..mark_blocks import MarkBlock, resolve, same, with_marks
+from ..named import DesiredNamed, named_applied, secret
 from ..resource import Declared
 from ..tool.kind import TOOLS
 
@@ -68,16 +67,10 @@ _LOCAL_SUFFIXES = (
 
 
 @dataclass(frozen=True)
-class DesiredMcpServer:
-    """An MCP server as the manifest declares it. `config` holds mcp_server_type and the fields
-    declared: server_url, auth_header, auth_token, custom_headers, command, args, env (secrets
-    as Sensitive)."""
-
-    address: str
-    name: str
-    config: Mapping[str, Any] = field(default_factory=dict)
-    prevent_destroy: bool = False
-    ignore: frozenset[str] = frozenset()
+class DesiredMcpServer(DesiredNamed):
+    """An MCP server as the manifest declares it: its server_name, and in `config` its
+    mcp_server_type and the fields declared: server_url, auth_header, auth_token, custom_headers,
+    command, args, env (secrets as Sensitive)."""
 
 
 @dataclass(frozen=True)
@@ -92,29 +85,33 @@ class LiveMcpServer:
     command: str | None = None
     args: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
-    mark: Mapping[str, Any] = field(default_factory=dict)
+    mark: Mapping[str, object] = field(default_factory=dict)
     mark_block: str | None = None
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any], mark: MarkBlock | None = None) -> LiveMcpServer:
-        token = raw.get("auth_token")
-        if isinstance(token, str) and token.startswith(BEARER):
+    def from_api(cls, raw: Mapping[str, object], mark: MarkBlock | None = None) -> LiveMcpServer:
+        token = text(raw.get("auth_token"))
+        if token.startswith(BEARER):
             token = token[len(BEARER) :]
         args = raw.get("args")
         return cls(
             str(raw["id"]),
             str(raw.get("server_name") or ""),
             str(raw.get("mcp_server_type") or ""),
-            raw.get("server_url"),
-            raw.get("auth_header"),
+            opt_text(raw.get("server_url")),
+            opt_text(raw.get("auth_header")),
             Sensitive(token) if token else None,
-            {str(k): Sensitive(v) for k, v in (raw.get("custom_headers") or {}).items()},
-            raw.get("command"),
-            None if args is None else tuple(args),
-            {str(k): Sensitive(v) for k, v in (raw.get("env") or {}).items()},
+            {str(k): Sensitive(v) for k, v in obj(raw.get("custom_headers")).items()},
+            opt_text(raw.get("command")),
+            None if args is None else tuple(strings(args)),
+            {str(k): Sensitive(v) for k, v in obj(raw.get("env")).items()},
             dict(mark.mark) if mark else {},
             mark.id if mark else None,
         )
+
+    def mapping(self, name: str) -> Mapping[str, str]:
+        """The mapping of secrets `name` (custom_headers or env)."""
+        return self.custom_headers if name == "custom_headers" else self.env
 
 
 @dataclass(frozen=True)
@@ -123,7 +120,7 @@ class McpState:
     blocks, and the live tool names of the servers the stack's agents use (by server id; a
     string says why they could not be listed)."""
 
-    servers: tuple[Mapping[str, Any], ...] = ()
+    servers: tuple[Mapping[str, object], ...] = ()
     marks: tuple[MarkBlock, ...] = ()
     listed: bool = True
     tools: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
@@ -132,15 +129,10 @@ class McpState:
     def resolved(self) -> tuple[MarkBlock, ...]:
         """The marks, each intent answered by a server given it (kinds.mark_blocks): server
         names are unique, so the name the create sent identifies it."""
-        return resolve(
-            self.marks, self.servers, lambda c, s: s.get("server_name") == c.get("server_name")
-        )
+        return resolve(self.marks, self.servers, same("server_name"))
 
     def live(self) -> list[LiveMcpServer]:
-        by_id: dict[str, MarkBlock] = {}
-        for m in self.resolved():
-            by_id.setdefault(m.target, m)
-        return [LiveMcpServer.from_api(s, by_id.get(str(s["id"]))) for s in self.servers]
+        return with_marks(self.servers, self.resolved(), LiveMcpServer.from_api)
 
 
 def refused_url(url: str) -> bool:
@@ -168,35 +160,25 @@ def _broken_url(url: str) -> str | None:
     return None
 
 
-def secret(value: Any) -> Sensitive:
-    return value if isinstance(value, Sensitive) else Sensitive(str(value))
-
-
-def token_of(value: Any) -> Sensitive:
+def token_of(value: object) -> Sensitive:
     """A token as Letta stores it: without its `Bearer ` prefix."""
-    text = secret(value)
-    return Sensitive(text[len(BEARER) :]) if text.startswith(BEARER) else text
+    token = secret(value)
+    return Sensitive(token[len(BEARER) :]) if token.startswith(BEARER) else token
 
 
-def hidden_fields(config: Mapping[str, Any]) -> frozenset[str]:
+def hidden_fields(config: Mapping[str, object]) -> frozenset[str]:
     out = {"auth_token"} if "auth_token" in config else set()
     for name in MAPPINGS:
-        out |= {f"{name}.{k}" for k in config.get(name) or {}}
+        out |= {f"{name}.{k}" for k in obj(config.get(name))}
     return frozenset(out)
 
 
-def mcp_applied(dm: DesiredMcpServer) -> dict[str, Any]:
+def mcp_applied(dm: DesiredMcpServer) -> JsonObject:
     """Digests of the plain fields letta-apply writes, and the names of the sensitive ones."""
-    out: dict[str, Any] = {"server_name": digest(dm.name)}
-    for k in ("mcp_server_type", *PLAIN):
-        if k in dm.config and k not in dm.ignore:
-            out[k] = digest(dm.config[k])
-    if dm.prevent_destroy:
-        out["prevent_destroy"] = True
-    return {**out, **sensitive_names(hidden_fields(dm.config))}
+    return named_applied(dm, "server_name", ("mcp_server_type", *PLAIN), hidden_fields(dm.config))
 
 
-def mark_body(stack: str, dm: DesiredMcpServer) -> dict[str, Any]:
+def mark_body(stack: str, dm: DesiredMcpServer) -> JsonObject:
     return {MARK_KEY: {"stack": stack, "address": dm.address, "applied": mcp_applied(dm)}}
 
 
@@ -204,7 +186,7 @@ def registered(ctx: Context, server_id: str) -> dict[str, str]:
     """The Letta tools made from a server's tools, name -> tool id (from the tool listing)."""
     out = {}
     for t in TOOLS.of(ctx.live).tools:
-        if t.tool_type == MCP_TOOL and (t.metadata.get("mcp") or {}).get("server_id") == server_id:
+        if t.tool_type == MCP_TOOL and obj(t.metadata.get("mcp")).get("server_id") == server_id:
             out[t.name] = t.id
     return out
 
@@ -215,85 +197,26 @@ def used_servers(desired: Desired) -> set[str]:
     return {str(e["server"]) for a in agents for e in objs(a.config.get("mcp_tools"))}
 
 
-def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def check_mcp_servers(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     """Fields that fit the transport, and what Letta can keep (see kinds.mcp_server)."""
     errors: list[Diagnostic] = []
     names: dict[str, str] = {}
-    section = data.get(SECTION)
-    for key, spec in (section if isinstance(section, dict) else {}).items():
+    for key, spec in obj(data.get(SECTION)).items():
         if not isinstance(spec, dict):
             continue
-        at = (SECTION, key)
-        where = f"{SECTION}.{key}"
         kind = spec.get("mcp_server_type")
         if kind not in (*HTTP, "stdio"):
             continue  # the schema says
-        url = spec.get("server_url")
-        broken = _broken_url(url) if kind in HTTP and isinstance(url, str) else None
-        if broken:
-            message = f"{where}.server_url: {broken}"
-            errors.append(doc.diag((*at, "server_url"), message, code="LA461"))
-        elif kind in HTTP and isinstance(url, str) and refused_url(url):
-            errors.append(
-                doc.diag(
-                    (*at, "server_url"),
-                    f"{where}.server_url: Letta refuses MCP servers on loopback or private "
-                    "addresses (it checks at registration and before every connection); "
-                    "give a public address",
-                    code="LA462",
-                )
-            )
-        wrong = ("command", "args", "env") if kind in HTTP else (
-            "server_url", "auth_header", "auth_token", "custom_headers"
-        )  # fmt: skip
-        for f in wrong:
-            if f in spec:
-                errors.append(
-                    doc.diag(
-                        (*at, f),
-                        f"{where}.{f}: a {kind} server does not take it",
-                        code="LA463",
-                        key=True,
-                    )
-                )
-        # Letta 0.16.8 refuses a stdio server without `args` (CreateStdioMCPServer requires it).
-        for need in ("server_url",) if kind in HTTP else ("command", "args"):
-            if need not in spec:
-                tail = " (args: [] for none)" if need == "args" else ""
-                errors.append(
-                    doc.diag(
-                        at,
-                        f"{where}: a {kind} server needs `{need}`{tail}",
-                        code="LA464",
-                        key=True,
-                    )
-                )
-        header = spec.get("auth_header")
-        if header is not None and header != "Authorization":
-            errors.append(
-                doc.diag(
-                    (*at, "auth_header"),
-                    f"{where}.auth_header: Letta sends a token as `Authorization: Bearer "
-                    "<token>` only; put another header in custom_headers",
-                    code="LA465",
-                )
-            )
-        if "auth_token" in spec and spec.get("custom_headers"):
-            errors.append(
-                doc.diag(
-                    (*at, "auth_token"),
-                    f"{where}: Letta sends no token when custom_headers are set; put the "
-                    "token in custom_headers (Authorization: Bearer ...)",
-                    code="LA466",
-                    key=True,
-                )
-            )
+        entry = _Entry(doc, key, str(kind), spec)
+        errors += _url_problems(entry)
+        errors += _transport_problems(entry)
+        errors += _auth_problems(entry)
         name = spec.get("server_name", key)
         if isinstance(name, str) and name in names:
             errors.append(
                 doc.diag(
-                    at,
-                    f"{where}: server_name {name!r} is already used by "
+                    entry.at,
+                    f"{entry.where}: server_name {name!r} is already used by "
                     f"{SECTION}.{names[name]}; MCP server names are unique on a server",
                     code="LA467",
                     key=True,
@@ -301,4 +224,105 @@ def check_mcp_servers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic
             )
         elif isinstance(name, str):
             names[name] = key
+    return errors
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One entry of `mcp_servers:` being checked, of a known transport (`kind`)."""
+
+    doc: Document
+    key: str
+    kind: str
+    spec: Mapping[str, object]
+
+    @property
+    def at(self) -> tuple[str, str]:
+        return (SECTION, self.key)
+
+    @property
+    def where(self) -> str:
+        return f"{SECTION}.{self.key}"
+
+    @property
+    def http(self) -> bool:
+        return self.kind in HTTP
+
+
+def _url_problems(e: _Entry) -> list[Diagnostic]:
+    """An HTTP server's URL names a host Letta would accept."""
+    url = e.spec.get("server_url")
+    if not e.http or not isinstance(url, str):
+        return []
+    broken = _broken_url(url)
+    if broken:
+        return [e.doc.diag((*e.at, "server_url"), f"{e.where}.server_url: {broken}", code="LA461")]
+    if refused_url(url):
+        return [
+            e.doc.diag(
+                (*e.at, "server_url"),
+                f"{e.where}.server_url: Letta refuses MCP servers on loopback or private "
+                "addresses (it checks at registration and before every connection); "
+                "give a public address",
+                code="LA462",
+            )
+        ]
+    return []
+
+
+def _transport_problems(e: _Entry) -> list[Diagnostic]:
+    """No field of the other transport, every field of its own."""
+    errors: list[Diagnostic] = []
+    wrong = ("command", "args", "env") if e.http else (
+        "server_url", "auth_header", "auth_token", "custom_headers"
+    )  # fmt: skip
+    for f in wrong:
+        if f in e.spec:
+            errors.append(
+                e.doc.diag(
+                    (*e.at, f),
+                    f"{e.where}.{f}: a {e.kind} server does not take it",
+                    code="LA463",
+                    key=True,
+                )
+            )
+    # Letta 0.16.8 refuses a stdio server without `args` (CreateStdioMCPServer requires it).
+    for need in ("server_url",) if e.http else ("command", "args"):
+        if need not in e.spec:
+            tail = " (args: [] for none)" if need == "args" else ""
+            errors.append(
+                e.doc.diag(
+                    e.at,
+                    f"{e.where}: a {e.kind} server needs `{need}`{tail}",
+                    code="LA464",
+                    key=True,
+                )
+            )
+    return errors
+
+
+def _auth_problems(e: _Entry) -> list[Diagnostic]:
+    """Credentials Letta sends as declared: a token in `Authorization`, and not beside custom
+    headers."""
+    errors: list[Diagnostic] = []
+    header = e.spec.get("auth_header")
+    if header is not None and header != "Authorization":
+        errors.append(
+            e.doc.diag(
+                (*e.at, "auth_header"),
+                f"{e.where}.auth_header: Letta sends a token as `Authorization: Bearer "
+                "<token>` only; put another header in custom_headers",
+                code="LA465",
+            )
+        )
+    if "auth_token" in e.spec and e.spec.get("custom_headers"):
+        errors.append(
+            e.doc.diag(
+                (*e.at, "auth_token"),
+                f"{e.where}: Letta sends no token when custom_headers are set; put the "
+                "token in custom_headers (Authorization: Bearer ...)",
+                code="LA466",
+                key=True,
+            )
+        )
     return errors

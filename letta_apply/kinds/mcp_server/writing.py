@@ -7,18 +7,17 @@ owns (a mark block names it) is left out: its tools stay in the agent's `tools:`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from ...core.jsonish import obj, objs
+from ...core.jsonish import JsonObject, items, obj, objs, opt_text
 from ..resource import mark_of
 from ..writing import Conversion, Export
 from .kind import MARK_LABEL, MCP_TOOL, LiveMcpServer, McpServerKind
 
 
-def export_servers(kind: McpServerKind, ex: Export) -> dict[str, Any]:
+def export_servers(kind: McpServerKind, ex: Export) -> JsonObject:
     """Three listings (servers, tools, mark blocks), only when an exported agent has MCP tools.
     Each agent's `mcp_tools:` entries, by its id, go to `ex.extra`."""
-    tools = {a["id"]: list(a.get("tools") or ()) for a in ex.selected}
+    tools = {str(a["id"]): objs(a.get("tools")) for a in ex.selected}
     if not any(t.get("tool_type") == MCP_TOOL for used in tools.values() for t in used):
         return {}
     owned = {
@@ -31,18 +30,18 @@ def export_servers(kind: McpServerKind, ex: Export) -> dict[str, Any]:
         if str(s["id"]) not in owned
     }
     server_of = {
-        str(t["id"]): obj(obj(t.get("metadata_")).get("mcp")).get("server_id")
+        str(t["id"]): opt_text(obj(obj(t.get("metadata_")).get("mcp")).get("server_id"))
         for t in ex.client.paginate("/v1/tools/", {})
         if t.get("tool_type") == MCP_TOOL
     }
-    entries: dict[str, Any] = {}
-    per_agent: dict[str, list[dict[str, Any]]] = {}
+    entries: JsonObject = {}
+    per_agent: dict[str, list[JsonObject]] = {}
     for agent_id, used_tools in tools.items():
         used: dict[str, list[str]] = {}
         for t in used_tools:
-            sid = server_of.get(t["id"])
-            if t.get("tool_type") == MCP_TOOL and sid in servers:
-                used.setdefault(sid, []).append(t.get("name") or "")
+            sid = server_of.get(str(t["id"]))
+            if t.get("tool_type") == MCP_TOOL and sid is not None and sid in servers:
+                used.setdefault(sid, []).append(str(t.get("name") or ""))
         for sid in sorted(used, key=lambda i: servers[i].server_name):
             key = ex.keys.get(kind.name, {}).get(sid)
             if key is None:
@@ -53,27 +52,27 @@ def export_servers(kind: McpServerKind, ex: Export) -> dict[str, Any]:
     return entries
 
 
-def server_entry(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def server_entry(s: Mapping[str, object]) -> JsonObject | None:
     """An Agent File's MCP server as a manifest declares it, or None when its transport is
     not given in full."""
     kind = s.get("server_type")
-    out: dict[str, Any] = {"server_name": s["server_name"], "mcp_server_type": kind}
+    out: JsonObject = {"server_name": s["server_name"], "mcp_server_type": kind}
     if kind in ("streamable_http", "sse") and s.get("server_url"):
         out["server_url"] = s["server_url"]
         return out
-    stdio = s.get("stdio_config") or {}
+    stdio = obj(s.get("stdio_config"))
     if kind == "stdio" and isinstance(stdio.get("command"), str):
         out["command"] = stdio["command"]
         if isinstance(stdio.get("args"), list):
-            out["args"] = [str(a) for a in stdio["args"]]
+            out["args"] = [str(a) for a in items(stdio["args"])]
         return out
     return None
 
 
-def convert_servers(kind: McpServerKind, conv: Conversion) -> dict[str, Any]:
+def convert_servers(kind: McpServerKind, conv: Conversion) -> JsonObject:
     """The file's MCP servers, and its MCP tools by the file's ids: (server key, tool name) in
     `conv.extra`, for the agents that use them."""
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     keys: dict[str, str] = {}
     for i, s in enumerate(conv.entities("mcp_servers")):
         entry = server_entry(s)
@@ -81,7 +80,8 @@ def convert_servers(kind: McpServerKind, conv: Conversion) -> dict[str, Any]:
             conv.note(f"mcp_servers[{i}] ({s['server_name']!r}): its transport is not "
                       "given in full; not converted")  # fmt: skip
             continue
-        key = keys[s["server_name"]] = conv.key(kind.name, s["id"], s["server_name"])
+        name = str(s["server_name"])
+        key = keys[name] = conv.key(kind.name, str(s["id"]), name)
         if entry["server_name"] == key:
             del entry["server_name"]
         out[key] = entry
@@ -94,10 +94,10 @@ def convert_servers(kind: McpServerKind, conv: Conversion) -> dict[str, Any]:
     for i, t in enumerate(conv.entities("tools")):
         if t.get("tool_type") != MCP_TOOL:
             continue
-        mcp = (t.get("metadata_") or {}).get("mcp")
+        mcp = obj(t.get("metadata_")).get("mcp")
         server = mcp.get("server_name") if isinstance(mcp, dict) else None
         if isinstance(server, str) and server in keys:
-            tools[t["id"]] = (keys[server], t["name"])
+            tools[str(t["id"])] = (keys[server], str(t["name"]))
         else:
             conv.note(f"tools[{i}] ({t['name']!r}): an MCP tool of no MCP server in the "
                       "file; not converted")  # fmt: skip

@@ -41,8 +41,8 @@ letta/server/rest_api/routers/v1/providers.py):
 - an error may quote what the request sent (a duplicate name's error echoes the key): the
   errors of requests that carry keys are masked;
 - a delete removes the provider's models; agents using them keep their model settings and fail
-  on their next step, so a provider that agents outside the stack use is not deleted
-  (kinds.provider.users).
+  on their next step, so a provider is not deleted while agents outside the stack use it, or
+  while an agent the manifest still declares stays on one of its models (kinds.provider.users).
 """
 
 from __future__ import annotations

@@ -475,6 +475,31 @@ def test_a_provider_an_agent_of_the_stack_stays_on_is_not_deleted(
     assert deleted < gone
 
 
+@pytest.mark.parametrize(
+    "model", ["{provider: local, name: gpt-4o-mini}", "acme-local/gpt-4o-mini"]
+)
+def test_a_renamed_provider_is_replaced_once_its_agents_move_with_it(
+    tmp_path: Path, cli: Cli, model: str
+) -> None:
+    """A new name replaces the provider: an agent naming the model by the provider's key moves
+    to the new one's handle in the same plan; one keeping the old handle keeps the provider."""
+    cli.fake.provider_offers["https://api.openai.com/v1"] = ["gpt-4o-mini"]
+    openai = MANIFEST.replace("    base_url: http://127.0.0.1:9/v1\n", "")
+    on_it = f"agents:\n  bot:\n    model: {model}\n    embedding: letta/letta-free\n"
+    apply(cli, tmp_path, text=openai + on_it)
+    (agent,) = cli.fake.agents.values()
+    assert agent["llm_config"]["provider_name"] == "acme-local"
+    renamed = openai.replace("acme-local", "acme-new") + on_it
+    r = run(cli, tmp_path, "apply", "--auto-approve", text=renamed)
+    if model.startswith("{"):
+        assert r.code == 0, r.out + r.err
+        assert list(providers(cli.fake)) == ["acme-new"]
+        assert cli.fake.agents[agent["id"]]["model"] == "acme-new/gpt-4o-mini"
+        return
+    assert r.code == 1 and "agent.bot" in r.out and "[LA643]" in r.out, r.out + r.err
+    assert list(providers(cli.fake)) == ["acme-local"]
+
+
 def test_a_handle_a_provider_of_the_plan_will_serve_is_accepted_and_targeted(
     tmp_path: Path, cli: Cli
 ) -> None:

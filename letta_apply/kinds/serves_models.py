@@ -21,7 +21,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import Diagnostic, define
 from ..manifest.files import Document, Path_, clip, where
@@ -49,13 +49,17 @@ define("LA492", "ManifestError", "a model of an undeclared resource",
 class ServesModels(Protocol):
     """What a kind whose declared resources serve models says about them."""
 
-    def model_handle(self, declared: Any, model: str, *, embedding: bool) -> str:
-        """The handle the server lists the model `model` of a declared resource under once it
-        is made (an embedding model with `embedding`)."""
+    def model_handle(
+        self, desired: Desired, address: str, model: str, *, embedding: bool
+    ) -> str | None:
+        """The handle the server lists the model `model` of the resource declared at `address`
+        under once it is made (an embedding model with `embedding`); None when the kind
+        declares nothing there."""
         ...
 
-    def serves(self, declared: Any, handle: str, *, embedding: bool) -> bool:
-        """Whether `handle` is one the server names a model of the declared resource with."""
+    def serving(self, desired: Desired, handle: str, *, embedding: bool) -> list[str]:
+        """The addresses of the kind's declared resources the server names a model `handle`
+        of."""
         ...
 
     def lists_models(self, change: Change) -> bool:
@@ -91,12 +95,12 @@ def _ref(value: object) -> tuple[str, object, str] | None:
     return others[0], value[others[0]], value["name"]
 
 
-def _kinds_named(value: Mapping[Any, Any]) -> list[str]:
+def _kinds_named(value: Mapping[object, object]) -> list[str]:
     return [str(k) for k in value if k != "name"]
 
 
 def check_ref(
-    doc: Document, path: Path_, value: object, data: Mapping[str, Any]
+    doc: Document, path: Path_, value: object, data: Mapping[str, object]
 ) -> list[Diagnostic]:
     """Whether a model given as `{<kind>: <key>, name: <model>}` names a declared resource of a
     kind that serves models (run on manifests the schema rejected too: other shapes pass)."""
@@ -124,7 +128,7 @@ def check_ref(
     return [doc.diag((*path, kind), message, code="LA492")]
 
 
-def resolved(value: Any, desired: Desired, *, embedding: bool) -> Any:
+def resolved(value: object, desired: Desired, *, embedding: bool) -> object:
     """A model given as `{<kind>: <key>, name: <model>}` as the handle the server will list it
     under (a manifest that passed `check_ref`); any other value as it is."""
     ref = _ref(value)
@@ -132,22 +136,15 @@ def resolved(value: Any, desired: Desired, *, embedding: bool) -> Any:
     if ref is None or ref[0] not in by_name:
         return value
     kind, key, model = ref
-    declared = desired.of(kind).get(f"{kind}.{key}")
-    if declared is None:
-        return value
-    return by_name[kind].kind.model_handle(declared, model, embedding=embedding)
+    handle = by_name[kind].kind.model_handle(desired, f"{kind}.{key}", model, embedding=embedding)
+    return value if handle is None else handle
 
 
 def serving(desired: Desired, handle: object, *, embedding: bool) -> list[str]:
     """The addresses of the declared resources the server would serve `handle` from."""
     if not isinstance(handle, str):
         return []
-    return [
-        address
-        for s in servers()
-        for address, declared in desired.of(s.name).items()
-        if s.kind.serves(declared, handle, embedding=embedding)
-    ]
+    return [a for s in servers() for a in s.kind.serving(desired, handle, embedding=embedding)]
 
 
 def made_to_serve(ctx: Context, handle: object, *, embedding: bool) -> bool:

@@ -3,8 +3,9 @@
 empty to zero writes, the key rotated in place (the endpoint then asked with the new key) and
 never shown in any output, the endpoint changed in place, a change made by hand on the server
 shown as drift and undone, a new name replacing the provider, an agent on one of its models made
-with it in one apply (the provider first) and destroyed before it, a same-named provider the
-stack does not own never touched until `imports:` adopts it, prune and destroy, and runs killed
+with it in one apply (the provider first) and destroyed before it, the provider kept while an
+agent the manifest still declares stays on one of its models, a same-named provider the stack
+does not own never touched until `imports:` adopts it, prune and destroy, and runs killed
 (SIGKILL) right after the create or right before it, recovered by a plain re-run with no
 duplicate. Everything is checked through Letta's own API."""
 
@@ -231,6 +232,35 @@ def test_one_apply_makes_the_provider_then_an_agent_on_its_model(
     )
     assert not providers(api, stack)
     assert not api.get("/v1/agents/", params={"name": f"{stack}-agent"}).json()
+
+
+def test_a_provider_an_agent_of_the_stack_stays_on_is_not_deleted(
+    run: Run, write: Callable[..., str], api: httpx.Client, stack: str, cleanup: None
+) -> None:
+    """Taken out of the manifest while the stack's agent keeps its handle: a problem naming the
+    agent, nothing deleted (the agent would fail on its next step). Moved to another model in
+    the same change, the agent is changed, then the provider deleted."""
+    on_it = AGENT.replace("MODEL", "openai-proxy/{stack}-chat")
+    assert cli(run, "apply", "-f", write(MANIFEST + on_it), "--auto-approve").code == 0
+    (agent,) = api.get("/v1/agents/", params={"name": f"{stack}-agent"}).json()
+    assert agent["llm_config"]["provider_name"] == f"{stack}-local"
+    made = providers(api, stack)[f"{stack}-local"]
+    alone = "version: 1\nstack: {stack}\n"
+    r = run("apply", "-f", write(alone + on_it), "--auto-approve")
+    assert r.code == 1, r.out + r.err
+    assert (
+        "provider.local: not deleted: agents of this stack stay on its models: "
+        f"agent.assistant ({agent['id']}) on openai-proxy/{stack}-chat [LA643]" in r.out
+    ), r.out
+    still = providers(api, stack)[f"{stack}-local"]
+    assert (still["id"], still["updated_at"]) == (made["id"], made["updated_at"])
+    assert len(marks(api, stack)) == 1
+    moved = AGENT.replace("MODEL", "letta/letta-free")
+    r = run("apply", "-f", write(alone + moved), "--auto-approve")
+    assert r.code == 0, r.out + r.err
+    assert not providers(api, stack) and not marks(api, stack)
+    (after,) = api.get("/v1/agents/", params={"name": f"{stack}-agent"}).json()
+    assert (after["id"], after["llm_config"]["handle"]) == (agent["id"], "letta/letta-free")
 
 
 def test_a_provider_of_that_name_not_owned_is_never_touched_until_imported(

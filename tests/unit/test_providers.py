@@ -436,6 +436,70 @@ def test_one_apply_makes_the_provider_then_an_agent_on_its_model(tmp_path: Path,
     assert deleted < gone
 
 
+ON_HANDLE = (
+    "agents:\n  bot:\n    model: openai-proxy/gpt-4o-mini\n    embedding: letta/letta-free\n"
+)
+
+
+@pytest.mark.parametrize("then", ["moved", "removed"])
+def test_a_provider_an_agent_of_the_stack_stays_on_is_not_deleted(
+    tmp_path: Path, cli: Cli, then: str
+) -> None:
+    """Taken out of the manifest while a declared agent of the stack keeps one of its models:
+    not deleted (the agent would fail on its next step), the agent named; deleted once the same
+    plan moves that agent to another model, or deletes it too (the agent first)."""
+    cli.fake.provider_offers[ENDPOINT] = ["gpt-4o-mini"]
+    apply(cli, tmp_path, text=MANIFEST + ON_HANDLE)
+    (agent,) = cli.fake.agents.values()
+    assert agent["llm_config"]["provider_name"] == "acme-local"
+    alone = "version: 1\nstack: s\n" + ON_HANDLE
+    r = run(cli, tmp_path, "apply", "--auto-approve", text=alone)
+    assert r.code == 1, r.out + r.err
+    out = r.out + r.err
+    assert (
+        f"provider.local: not deleted: agents of this stack stay on its models: agent.bot "
+        f"({agent['id']}) on openai-proxy/gpt-4o-mini [LA643]" in out
+    ), out
+    assert "declare the provider again, or move those agents" in out, out
+    assert len(cli.fake.providers) == 1 and list(cli.fake.agents) == [agent["id"]]
+    assert not _sent(cli.fake, "DELETE", "/v1/providers/")
+    if then == "moved":
+        apply(cli, tmp_path, text=alone.replace("openai-proxy/gpt-4o-mini", "letta/letta-free"))
+        assert not cli.fake.providers
+        assert cli.fake.agents[agent["id"]]["model"] == "letta/letta-free"
+        return
+    r = apply(cli, tmp_path, text="version: 1\nstack: s\n")
+    assert not cli.fake.providers and not cli.fake.agents, r.out
+    (deleted,) = _sent(cli.fake, "DELETE", "/v1/agents/")
+    (gone,) = _sent(cli.fake, "DELETE", "/v1/providers/")
+    assert deleted < gone
+
+
+@pytest.mark.parametrize(
+    "model", ["{provider: local, name: gpt-4o-mini}", "acme-local/gpt-4o-mini"]
+)
+def test_a_renamed_provider_is_replaced_once_its_agents_move_with_it(
+    tmp_path: Path, cli: Cli, model: str
+) -> None:
+    """A new name replaces the provider: an agent naming the model by the provider's key moves
+    to the new one's handle in the same plan; one keeping the old handle keeps the provider."""
+    cli.fake.provider_offers["https://api.openai.com/v1"] = ["gpt-4o-mini"]
+    openai = MANIFEST.replace("    base_url: http://127.0.0.1:9/v1\n", "")
+    on_it = f"agents:\n  bot:\n    model: {model}\n    embedding: letta/letta-free\n"
+    apply(cli, tmp_path, text=openai + on_it)
+    (agent,) = cli.fake.agents.values()
+    assert agent["llm_config"]["provider_name"] == "acme-local"
+    renamed = openai.replace("acme-local", "acme-new") + on_it
+    r = run(cli, tmp_path, "apply", "--auto-approve", text=renamed)
+    if model.startswith("{"):
+        assert r.code == 0, r.out + r.err
+        assert list(providers(cli.fake)) == ["acme-new"]
+        assert cli.fake.agents[agent["id"]]["model"] == "acme-new/gpt-4o-mini"
+        return
+    assert r.code == 1 and "agent.bot" in r.out and "[LA643]" in r.out, r.out + r.err
+    assert list(providers(cli.fake)) == ["acme-local"]
+
+
 def test_a_handle_a_provider_of_the_plan_will_serve_is_accepted_and_targeted(
     tmp_path: Path, cli: Cli
 ) -> None:

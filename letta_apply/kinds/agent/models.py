@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...errors import Diagnostic
 from ...manifest.files import Document
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # kinds.agent.kind imports this module
     from .model import DesiredAgent
 
 
-def check_models(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def check_models(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     """Models named by a declared resource's key name a declared one."""
     agents = data.get("agents")
     return [

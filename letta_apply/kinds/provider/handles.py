@@ -70,3 +70,11 @@ def handle(
     if not embedding:
         model = OVERRIDES.get(head, {}).get(model, model)
     return f"{head}/{model}"
+
+
+def serves(
+    name: str, provider_type: str, base_url: str | None, handle: str, *, embedding: bool
+) -> bool:
+    """Whether `handle` is one Letta names a model of such a provider with."""
+    head = base(name, provider_type, base_url, embedding=embedding)
+    return handle.startswith(f"{head}/") and len(handle) > len(head) + 1

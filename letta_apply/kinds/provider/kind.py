@@ -41,17 +41,19 @@ letta/server/rest_api/routers/v1/providers.py):
 - an error may quote what the request sent (a duplicate name's error echoes the key): the
   errors of requests that carry keys are masked;
 - a delete removes the provider's models; agents using them keep their model settings and fail
-  on their next step, so a provider that agents outside the stack use is not deleted.
+  on their next step, so a provider is not deleted while agents outside the stack use it, or
+  while an agent the manifest still declares stays on one of its models (kinds.provider.users).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ...core.changes import (
     CREATE,
     DELETE,
+    DESTROY,
     DRIFT,
     IMPORT,
     MANIFEST,
@@ -64,7 +66,7 @@ from ...core.changes import (
     Problem,
     Why,
 )
-from ...core.jsonish import obj
+from ...core.jsonish import JsonObject, obj, objs, opt_text, strings, text
 from ...core.marks import digest
 from ...core.model import Desired, Import, Live
 from ...core.sensitive import MASKED
@@ -72,7 +74,6 @@ from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import Field, Kind, Listing, Shape
-from ..block.kind import our_agent_ids, stack_of
 from ..context import Context, ExtraOf, Matched, Run, Update
 from ..mark_blocks import (
     MarkedLeft,
@@ -103,16 +104,12 @@ from .model import (
     provider_applied,
     replaced_by,
     secret,
-    uses,
 )
 from .requests import ROUTE
+from .users import agents_using, kept_for_agents
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
-define("LA641", "Problem", "a provider agents of others run on",
-       "A provider the plan deletes or replaces serves the models of agents this stack does "
-       "not manage: they would fail on their next step, so it is not deleted.",
-       "Move those agents to another model first, or keep the provider.")
 define("LA642", "Problem", "a provider's type changed under its name",
        "The manifest declares another provider_type for a provider of the same name: Letta "
        "can neither change a provider's type nor hold two providers of one name.",
@@ -146,13 +143,14 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
 
     # -- the manifest ----------------------------------------------------------------------
 
-    def check(self, doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+    def check(self, doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
         return check_providers(doc, data)
 
-    def declare(self, doc: Document, data: Mapping[str, Any]) -> dict[str, Any]:
+    def declare(self, doc: Document, data: Mapping[str, object]) -> dict[str, DesiredProvider]:
         out: dict[str, DesiredProvider] = {}
-        for key, spec in (data.get(self.section) or {}).items():
-            config: dict[str, Any] = {"provider_type": spec["provider_type"]}
+        for key, entry in obj(data.get(self.section)).items():
+            spec = obj(entry)
+            config: JsonObject = {"provider_type": spec["provider_type"]}
             config.update((k, spec[k]) for k in PLAIN if k in spec)
             # Keys are always sensitive, from a variable or written in the manifest.
             config.update((k, secret(spec[k])) for k in SECRETS if k in spec)
@@ -160,29 +158,28 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
             out[address] = DesiredProvider(
                 address, str(spec.get("name", key)), config,
                 bool(spec.get("prevent_destroy", False)),
-                frozenset(spec.get("ignore_changes", ())),
+                frozenset(strings(spec.get("ignore_changes"))),
             )  # fmt: skip
         return out
 
-    def hidden(self, declared: Any) -> frozenset[str]:
-        dp: DesiredProvider = declared
-        return hidden_fields(dp.config)
+    def hidden(self, declared: DesiredProvider) -> frozenset[str]:
+        return hidden_fields(declared.config)
 
     # -- the models it serves (kinds.serves_models) ---------------------------------------------
 
-    def model_handle(self, declared: DesiredProvider, model: str, *, embedding: bool) -> str:
-        dp = declared
-        base_url = dp.config.get("base_url")
-        return handles.handle(
-            dp.name, dp.config["provider_type"], base_url, model, embedding=embedding
-        )
+    def model_handle(
+        self, desired: Desired, address: str, model: str, *, embedding: bool
+    ) -> str | None:
+        dp = self.declared(desired).get(address)
+        if dp is None:
+            return None
+        return handles.handle(dp.name, dp.provider_type, dp.base_url, model, embedding=embedding)
 
-    def serves(self, declared: DesiredProvider, handle: str, *, embedding: bool) -> bool:
-        dp = declared
-        head = handles.base(
-            dp.name, dp.config["provider_type"], dp.config.get("base_url"), embedding=embedding
-        )
-        return handle.startswith(f"{head}/") and len(handle) > len(head) + 1
+    def serving(self, desired: Desired, handle: str, *, embedding: bool) -> list[str]:
+        return [
+            address for address, dp in self.declared(desired).items()
+            if handles.serves(dp.name, dp.provider_type, dp.base_url, handle, embedding=embedding)
+        ]  # fmt: skip
 
     def lists_models(self, change: Change) -> bool:
         """Letta lists a provider's models when it makes it, and letta-apply asks it to after
@@ -193,38 +190,37 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> Any:
+    def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         return list(client.paginate(ROUTE, {}))
 
-    def marked(self, blocks: Sequence[Mapping[str, Any]], stack: str) -> bool:
+    def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
 
-    def state(self, raw: Mapping[str, Any], seen: Mapping[str, Any], stack: str) -> ProviderState:
-        marks = read_marks(raw.get("block", ()), stack, MARK_LABEL, self.name)
+    def state(
+        self, raw: Mapping[str, object], seen: Mapping[str, object], stack: str
+    ) -> ProviderState:
+        marks = read_marks(objs(raw.get("block")), stack, MARK_LABEL, self.name)
         listing = raw.get(self.name)
-        return ProviderState(tuple(listing or ()), marks, listing is not None)
+        return ProviderState(tuple(objs(listing)), marks, listing is not None)
 
-    def find(self, client: LettaClient, imp: Import, raw: Mapping[str, Any]) -> tuple[Any, Any]:
+    def find(
+        self, client: LettaClient, imp: Import, raw: Mapping[str, object]
+    ) -> tuple[LiveProvider | str, object]:
         """From the listing already read: by id, or by name."""
-        for p in raw.get(self.name) or ():
+        for p in objs(raw.get(self.name)):
             if p.get("id") == imp.id or (imp.name is not None and p.get("name") == imp.name):
                 return LiveProvider.from_api(p), None
         return f"no such provider on the server: {imp.id or imp.name}", None
 
-    def complete(self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]) -> Any:
-        """The agents using each provider a plan may delete or replace: one listing of every
-        agent, only then (Letta has no route for a provider's agents)."""
-        state: ProviderState = self.state_of(live)
+    def complete(
+        self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
+    ) -> ProviderState:
+        """The agents using each provider a plan may delete or replace, read only then."""
+        state = self.state_of(live)
         ids = sorted(i for i in doomed if i.startswith(self.id_prefix))
         if not ids:
             return state
-        names = {str(p["id"]): str(p.get("name")) for p in state.providers}
-        out: dict[str, list[tuple[str, str, str | None]]] = {i: [] for i in ids}
-        for a in client.list_agents(include=("agent.tags",)):
-            for pid in ids:
-                if uses(a, names.get(pid, "")):
-                    out[pid].append((str(a["id"]), str(a.get("name") or ""), stack_of(a)))
-        users = {i: tuple(u) for i, u in out.items()}
+        users = agents_using(client, state, ids)
         return ProviderState(state.providers, state.marks, state.listed, users)
 
     def deletion_candidates(self, desired: Desired, live: Live, *, destroy: bool) -> set[str]:
@@ -238,9 +234,8 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
                 out.add(found.id)
         return out | {p.id for _, p in left_of(matched).leftovers}
 
-    def resources(self, state: Any) -> Iterable[LiveProvider]:
-        providers: ProviderState = state
-        return providers.live()
+    def resources(self, state: ProviderState) -> Iterable[LiveProvider]:
+        return state.live()
 
     # -- planning --------------------------------------------------------------------------
 
@@ -248,7 +243,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
         """A provider is the stack's when one of its mark blocks names it. Should two carry one
         address (a replacement interrupted before it deleted the old one), the replacement
         wins and the one it replaces is left for prune to finish."""
-        state: ProviderState = self.state_of(live)
+        state = self.state_of(live)
         found: dict[str, list[LiveProvider]] = {}
         for p in state.live():
             address = p.mark.get("address")
@@ -266,21 +261,12 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
         extra = MarkedLeft(stale, tuple(leftovers))
         return Matched(pool, {a: p.id for a, p in pool.items()}, extra=extra)
 
-    def _used_elsewhere(self, ctx: Context, address: str, lp: LiveProvider) -> bool:
-        """Refuse to delete a provider agents outside the stack run on (a problem)."""
-        ours = our_agent_ids(ctx)
-        users = [u for u in self.state_of(ctx.live).users.get(lp.id, ()) if u[0] not in ours]
-        if users:
-            names = ", ".join(f"{name} ({aid})" for aid, name, _ in users)
-            ctx.problems.append(
-                Problem(
-                    address,
-                    f"not deleted: agents this stack does not manage run on its models: {names}",
-                    "move those agents to another model first, or keep the provider",
-                    code="LA641",
-                )
-            )
-        return bool(users)
+    def _kept_for_agents(
+        self, ctx: Context, address: str, lp: LiveProvider, *, destroy: bool
+    ) -> bool:
+        """Keep a provider agents still run on (kinds.provider.users): a problem."""
+        users = self.state_of(ctx.live).users.get(lp.id, ())
+        return kept_for_agents(ctx, address, lp, users, destroy=destroy)
 
     def _holders(self, ctx: Context, name: str, own: str | None = None) -> list[str]:
         """Ids of providers named `name` that are not the stack's (nor `own`)."""
@@ -375,7 +361,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
                 Problem(
                     dp.address,
                     f"the provider is of type {lp.provider_type}, and Letta can neither change "
-                    f"that to {dp.config['provider_type']} nor make a second provider named "
+                    f"that to {dp.provider_type} nor make a second provider named "
                     f"'{dp.name}' beside it",
                     "give it a new name (it is then replaced: the new one made first), or "
                     "remove it from the manifest, apply, and declare it again",
@@ -386,7 +372,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
         if ctx.protected(lp, dp):
             ctx.refuse_destroy(dp.address, "replace")
             return
-        if self._used_elsewhere(ctx, dp.address, lp):
+        if self._kept_for_agents(ctx, dp.address, lp, destroy=False):
             return
         holders = self._holders(ctx, dp.name, own=lp.id)
         if holders:
@@ -394,7 +380,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
             return
         reason = FieldDiff("name", lp.name, dp.name, ctx.why(applied_of(lp), "name", lp.name))
         made = [FieldDiff(k, None, v) for k, v in dp.config.items()]
-        body: dict[str, Any] = {
+        body: JsonObject = {
             "provider": create_body(dp),
             "mark": mark_body(ctx.stack, dp, replaces=lp.id),
             "replaces": {"provider": lp.id, "mark_block": lp.mark_block},
@@ -423,7 +409,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
         if ctx.protected(found, self.declared(ctx.desired).get(address)):
             ctx.refuse_destroy(address)
             return
-        if self._used_elsewhere(ctx, address, found):
+        if self._kept_for_agents(ctx, address, found, destroy=why == DESTROY):
             return
         body = {"mark_block": found.mark_block}
         ctx.changes.append(Change(address, DELETE, found.id, body=body, why=(why,), kind=self.name))
@@ -443,14 +429,14 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
         return f"name={p.name!r}  {p.provider_type}" + (f" {p.base_url}" if p.base_url else "")
 
     def created_name(self, change: Change) -> str:
-        return str(obj(change.body.get("provider", {})).get("name", ""))
+        return str(obj(change.body.get("provider")).get("name", ""))
 
     def clash(self, live: Live, name: str) -> tuple[str, ...]:
-        state: ProviderState = self.state_of(live)
+        state = self.state_of(live)
         return tuple(p.id for p in state.live() if p.name == name and not p.mark)
 
-    def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> Any:
-        state: ProviderState = self.state_of(live)
+    def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> ProviderState:
+        state = self.state_of(live)
         if names and not state.listed:
             return ProviderState(tuple(client.paginate(ROUTE, {})), state.marks)
         return state
@@ -460,30 +446,30 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
     def unmark(self, run: Run, change: Change) -> None:
         drop_marks(run, MARK_LABEL, self.name, change.address)
 
-    def apply(self, run: Run, change: Change, body: dict[str, Any]) -> str:
+    def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         rid = change.remote_id or ""
         if change.action in (CREATE, REPLACE):
             made = requests.create(run, change, body)
-            old = body.get("replaces")
+            old = obj(body.get("replaces"))
             if old:
-                requests.delete(run, old["provider"], old["mark_block"])
+                requests.delete(run, text(old["provider"]), opt_text(old["mark_block"]))
             return made
         if change.action == DELETE:
-            requests.delete(run, rid, body.get("mark_block"))
+            requests.delete(run, rid, opt_text(body.get("mark_block")))
             return rid or str(body.get("mark_block"))
         requests.update(run, change, body)
         return rid
 
     # -- export ----------------------------------------------------------------------------
 
-    def export(self, found: LiveProvider) -> dict[str, Any]:
+    def export(self, found: LiveProvider) -> JsonObject:
         """The provider without its keys: they are declared from sensitive variables, never
         written into a manifest."""
-        out: dict[str, Any] = {"name": found.name, "provider_type": found.provider_type}
+        out: JsonObject = {"name": found.name, "provider_type": found.provider_type}
         out.update((k, getattr(found, k)) for k in PLAIN if getattr(found, k))
         return out
 
-    def export_section(self, ex: Export) -> dict[str, Any]:
+    def export_section(self, ex: Export) -> JsonObject:
         from .writing import export_providers  # builds on this module
 
         return export_providers(self, ex)

@@ -8,8 +8,8 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from ...core.jsonish import JsonObject, obj, opt_text, text
 from ...core.marks import digest, sensitive_names
 from ...core.model import MARK_KEY, Sensitive
 from ...errors import Diagnostic, define
@@ -46,9 +46,17 @@ class DesiredProvider:
 
     address: str
     name: str
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, object] = field(default_factory=dict)
     prevent_destroy: bool = False
     ignore: frozenset[str] = frozenset()
+
+    @property
+    def provider_type(self) -> str:
+        return text(self.config.get("provider_type"))
+
+    @property
+    def base_url(self) -> str | None:
+        return opt_text(self.config.get("base_url"))
 
 
 @dataclass(frozen=True)
@@ -65,11 +73,11 @@ class LiveProvider:
     api_key: Sensitive | None = field(default=None, repr=False)
     access_key: Sensitive | None = field(default=None, repr=False)
     updated_at: str | None = None
-    mark: Mapping[str, Any] = field(default_factory=dict)
+    mark: Mapping[str, object] = field(default_factory=dict)
     mark_block: str | None = None
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any], mark: MarkBlock | None = None) -> LiveProvider:
+    def from_api(cls, raw: Mapping[str, object], mark: MarkBlock | None = None) -> LiveProvider:
         def secret(name: str) -> Sensitive | None:
             # `api_key` itself is deprecated and listed as null: the stored form is `_enc`.
             value = raw.get(f"{name}_enc") or raw.get(name)
@@ -79,12 +87,12 @@ class LiveProvider:
             str(raw["id"]),
             str(raw.get("name") or ""),
             str(raw.get("provider_type") or ""),
-            raw.get("base_url"),
-            raw.get("region"),
-            raw.get("api_version"),
+            opt_text(raw.get("base_url")),
+            opt_text(raw.get("region")),
+            opt_text(raw.get("api_version")),
             secret("api_key"),
             secret("access_key"),
-            raw.get("updated_at"),
+            opt_text(raw.get("updated_at")),
             dict(mark.mark) if mark else {},
             mark.id if mark else None,
         )
@@ -111,7 +119,7 @@ class ProviderState:
     """Every BYOK provider of the organization (they cannot be filtered by mark), the stack's
     mark blocks, and the agents using the providers a plan may delete (by provider id)."""
 
-    providers: tuple[Mapping[str, Any], ...] = ()
+    providers: tuple[Mapping[str, object], ...] = ()
     marks: tuple[MarkBlock, ...] = ()
     listed: bool = True
     users: Mapping[str, Users] = field(default_factory=dict)
@@ -139,17 +147,17 @@ def ciphertext(value: str) -> bool:
         return False
 
 
-def secret(value: Any) -> Sensitive:
+def secret(value: object) -> Sensitive:
     return value if isinstance(value, Sensitive) else Sensitive(str(value))
 
 
-def hidden_fields(config: Mapping[str, Any]) -> frozenset[str]:
+def hidden_fields(config: Mapping[str, object]) -> frozenset[str]:
     return frozenset(k for k in SECRETS if k in config)
 
 
-def provider_applied(dp: DesiredProvider) -> dict[str, Any]:
+def provider_applied(dp: DesiredProvider) -> JsonObject:
     """Digests of the plain fields letta-apply writes, and the names of the sensitive ones."""
-    out: dict[str, Any] = {"name": digest(dp.name)}
+    out: JsonObject = {"name": digest(dp.name)}
     for k in ("provider_type", *PLAIN):
         if k in dp.config and k not in dp.ignore:
             out[k] = digest(dp.config[k])
@@ -158,19 +166,19 @@ def provider_applied(dp: DesiredProvider) -> dict[str, Any]:
     return {**out, **sensitive_names(hidden_fields(dp.config))}
 
 
-def mark_body(stack: str, dp: DesiredProvider, **extra: Any) -> dict[str, Any]:
+def mark_body(stack: str, dp: DesiredProvider, **extra: object) -> JsonObject:
     """The mark letta-apply writes (`replaces`: the id of the provider a replacement deletes
     once it is made)."""
     mark = {"stack": stack, "address": dp.address, "applied": provider_applied(dp), **extra}
     return {MARK_KEY: mark}
 
 
-def create_body(dp: DesiredProvider) -> dict[str, Any]:
+def create_body(dp: DesiredProvider) -> JsonObject:
     """What `POST /v1/providers/` is sent (keys sorted, as a saved plan reads it back)."""
     return dict(sorted({"name": dp.name, **dp.config}.items()))
 
 
-def check_providers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
+def check_providers(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
     """Names unique in the manifest (Letta keeps them unique in an organization)."""
     errors: list[Diagnostic] = []
     names: dict[str, str] = {}
@@ -197,7 +205,7 @@ def check_providers(doc: Document, data: Mapping[str, Any]) -> list[Diagnostic]:
 
 
 def replaced_by(dp: DesiredProvider, lp: LiveProvider) -> bool:
-    return lp.name != dp.name or lp.provider_type != dp.config["provider_type"]
+    return lp.name != dp.name or lp.provider_type != dp.provider_type
 
 
 def key_to_send(dp: DesiredProvider, lp: LiveProvider) -> Sensitive:
@@ -208,12 +216,11 @@ def key_to_send(dp: DesiredProvider, lp: LiveProvider) -> Sensitive:
     return secret(dp.config["api_key"])
 
 
-def uses(agent: Mapping[str, Any], name: str) -> bool:
+def uses(agent: Mapping[str, object], name: str) -> bool:
     """Whether an agent (as listed) runs on a model or embeds with a model of provider `name`."""
-    llm = agent.get("llm_config") or {}
-    embedding = agent.get("embedding_config") or {}
-    handle = embedding.get("handle") if isinstance(embedding, Mapping) else None
+    llm = obj(agent.get("llm_config"))
+    handle = obj(agent.get("embedding_config")).get("handle")
     return bool(name) and (
-        (isinstance(llm, Mapping) and llm.get("provider_name") == name)
+        llm.get("provider_name") == name
         or (isinstance(handle, str) and handle.startswith(f"{name}/"))
     )

@@ -4,9 +4,9 @@ write-ahead intent, the mark after each write, and errors masked where they may 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from ...core.changes import Change
+from ...core.jsonish import JsonObject, obj, opt_text, strings, text
 from ...core.model import MARK_KEY
 from ...core.sensitive import Masker
 from ...errors import ApiError
@@ -17,19 +17,21 @@ from .model import MARK_LABEL, SECRETS
 ROUTE = "/v1/providers/"
 
 
-def create(run: Run, change: Change, body: Mapping[str, Any]) -> str:
+def create(run: Run, change: Change, body: Mapping[str, object]) -> str:
     """The intent first, then the create, then the mark (kinds.mark_blocks)."""
-    c, sent = run.client, body["provider"]
+    c, sent, planned = run.client, obj(body["provider"]), obj(body["mark"])
+    name = text(sent["name"])
     block = intend(
-        run, MARK_LABEL, "provider", change.address, body["mark"], {"name": sent["name"]}, (),
-        body.get("intent_block"),
+        run, MARK_LABEL, "provider", change.address, planned, {"name": name}, (),
+        opt_text(body.get("intent_block")),
     )  # fmt: skip
     try:
         # An ambiguous failure (the answer lost): the provider of that name is the one sent,
         # names being unique and the plan having found none that is not the stack's.
-        created = guarded(
-            lambda: c.request("POST", ROUTE, json=sent, find=lambda: _named(run, sent["name"])),
-            sent,
+        created = obj(
+            guarded(
+                lambda: c.request("POST", ROUTE, json=sent, find=lambda: _named(run, name)), sent
+            )
         )
     except ApiError as e:
         if e.status is not None and e.status < 500:
@@ -38,46 +40,48 @@ def create(run: Run, change: Change, body: Mapping[str, Any]) -> str:
             c.request("DELETE", f"/v1/blocks/{block}")
         raise
     rid = str(created["id"])
-    mark(run, change.address, rid, body["mark"], block, created, sent["api_key"])
+    mark(run, change.address, rid, planned, block, created, sent["api_key"])
     run.record(change.address, rid)
-    for stale in body.get("stale", ()):
+    for stale in strings(body.get("stale")):
         c.request("DELETE", f"/v1/blocks/{stale}")
     return rid
 
 
-def _named(run: Run, name: str) -> dict[str, Any] | None:
+def _named(run: Run, name: str) -> JsonObject | None:
     found = [p for p in run.client.paginate(ROUTE, {"name": name}) if p.get("name") == name]
     return dict(found[0]) if found else None
 
 
 def mark(
-    run: Run, address: str, rid: str, planned: Mapping[str, Any], block: str | None,
-    answer: Mapping[str, Any], key: Any, keys: str | None = None,
+    run: Run, address: str, rid: str, planned: Mapping[str, object], block: str | None,
+    answer: Mapping[str, object], key: object, keys: str | None = None,
 ) -> None:  # fmt: skip
     """The mark as planned, with when this write left the provider (its updated_at) and how
     the server keeps its keys: in plain when its answer holds the key sent, else encrypted
     (`keys`: as the mark said before, when no key was sent)."""
-    extra: dict[str, Any] = {"written": answer.get("updated_at")}
+    extra: JsonObject = {"written": answer.get("updated_at")}
     if key is not None and "api_key_enc" in answer:
         keys = "plain" if answer.get("api_key_enc") == key else "encrypted"
     if keys:
         extra["keys"] = keys
-    metadata = {MARK_KEY: {**planned[MARK_KEY], **extra}}
+    metadata = {MARK_KEY: {**obj(planned[MARK_KEY]), **extra}}
     write_mark(run, MARK_LABEL, "provider", address, rid, metadata, block)
 
 
-def update(run: Run, change: Change, body: Mapping[str, Any]) -> None:
+def update(run: Run, change: Change, body: Mapping[str, object]) -> None:
     """The PATCH (it always carries a key), the models listed again, the mark."""
-    rid, patch = change.remote_id or "", body["patch"]
-    answer: Mapping[str, Any] = {"updated_at": body["updated_at"]}
+    rid, patch = change.remote_id or "", obj(body["patch"])
+    answer: Mapping[str, object] = {"updated_at": body["updated_at"]}
     if patch:
-        answer = guarded(lambda: run.client.request("PATCH", f"{ROUTE}{rid}", json=patch), patch)
+        answer = obj(
+            guarded(lambda: run.client.request("PATCH", f"{ROUTE}{rid}", json=patch), patch)
+        )
         # Letta lists the models again only when asked to: a new key or endpoint may serve
         # others.
         run.client.request("PATCH", f"{ROUTE}{rid}/refresh")
     mark(
-        run, change.address, rid, body["mark"], body["mark_block"], answer,
-        patch.get("api_key"), body.get("keys"),
+        run, change.address, rid, obj(body["mark"]), opt_text(body["mark_block"]), answer,
+        patch.get("api_key"), opt_text(body.get("keys")),
     )  # fmt: skip
 
 
@@ -94,7 +98,7 @@ def delete(run: Run, rid: str, mark_block: str | None) -> None:
         run.client.request("DELETE", f"/v1/blocks/{mark_block}")
 
 
-def guarded(send: Callable[[], Any], sent: Mapping[str, Any]) -> Any:
+def guarded(send: Callable[[], object], sent: Mapping[str, object]) -> object:
     """Send a request carrying keys: should the server quote them in its error (Letta quotes
     a refused row whole), they are masked (a key written in the manifest is no sensitive
     variable the CLI knows)."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ...core.jsonish import JsonObject, obj
 from ..resource import mark_of
 from ..writing import Export
 from .model import MARK_LABEL, SECRETS, LiveProvider, uses
@@ -22,16 +23,15 @@ if TYPE_CHECKING:
 _LETTA = "letta/"
 
 
-def _may_use_one(agent: Mapping[str, Any]) -> bool:
+def _may_use_one(agent: Mapping[str, object]) -> bool:
     """Whether an agent (as listed) may run on a BYOK provider: its model is one's (Letta says
     so), or its embedding model is not Letta's own (only the listing tells whose it is)."""
-    llm = agent.get("llm_config") or {}
-    embedding = (agent.get("embedding_config") or {}).get("handle")
-    byok = isinstance(llm, Mapping) and llm.get("provider_category") == "byok"
+    embedding = obj(agent.get("embedding_config")).get("handle")
+    byok = obj(agent.get("llm_config")).get("provider_category") == "byok"
     return byok or (isinstance(embedding, str) and not embedding.startswith(_LETTA))
 
 
-def export_providers(kind: ProviderKind, ex: Export) -> dict[str, Any]:
+def export_providers(kind: ProviderKind, ex: Export) -> JsonObject:
     """Two listings (providers, mark blocks), only when an exported agent may run on one."""
     if not any(_may_use_one(a) for a in ex.selected):
         return {}
@@ -46,7 +46,7 @@ def export_providers(kind: ProviderKind, ex: Export) -> dict[str, Any]:
         str(mark_of(b.get("metadata")).get("provider"))
         for b in ex.client.paginate("/v1/blocks/", {"label": MARK_LABEL})
     }
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for p in sorted(map(LiveProvider.from_api, found), key=lambda p: (p.name, p.id)):
         if p.id in owned:
             continue

@@ -15,7 +15,7 @@ from .session import ApplyResult, in_plan_order
 def done_document(done: Iterable[Done]) -> list[JsonObject]:
     """Completed changes in the order of the plan (they complete in parallel, in any order)."""
     return [
-        {"address": c.address, "action": c.action, "block": c.block, "remote_id": d.remote_id}
+        {"address": c.address, "action": c.action, "block": c.target, "remote_id": d.remote_id}
         for d in in_plan_order(done)
         for c in [d.change]
     ]

@@ -214,6 +214,6 @@ def _as_completed(futures: Iterable[Future[Done | None]]) -> Iterator[Future[Don
 
 
 def describe(change: Change) -> str:
-    if change.block:
-        return f"{change.address}: {change.action} {change.block}"
+    if change.target:
+        return f"{change.address}: {change.action} {change.target}"
     return f"{change.address}: {change.action}"

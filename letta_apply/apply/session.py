@@ -100,7 +100,7 @@ def in_plan_order(done: Iterable[Done]) -> list[Done]:
         key=lambda d: (
             apply_order(d.change),
             natural_key(d.change.address),
-            natural_key(d.change.block or ""),
+            natural_key(d.change.target or ""),
         ),
     )
 

@@ -71,8 +71,10 @@ class Change:
 
     `kind` is the resource kind the write goes to (see letta_apply.kinds). `body` is the request
     body, in which `{"$ref": address}` stands for the id of a resource that may not exist yet.
-    For attach and detach, `address` is the agent and `block` the block (an address, or the id
-    of a block the stack does not manage).
+    For attach and detach, `address` is the resource attached to (an agent) and `target` what
+    is attached or detached (an address, or the id of a resource the stack does not manage; its
+    kind is the attaching kind's `Kind.attaches`). Saved and JSON plans keep it under "block",
+    the key they have always had.
     """
 
     address: str
@@ -80,7 +82,7 @@ class Change:
     remote_id: str | None = None
     diffs: tuple[FieldDiff, ...] = ()
     body: Mapping[str, object] = field(default_factory=dict)
-    block: str | None = None
+    target: str | None = None
     why: tuple[Why, ...] = (MANIFEST,)
     kind: str = ""
 

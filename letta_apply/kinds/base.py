@@ -104,6 +104,7 @@ class Kind(ABC, Generic[D, F, S]):
     # templates' instances included: the manifest language reads `w[eu]`, `'w["eu"]'`, `w[0]`
     # and, in a list, `w[*]` there alike.
     instance_refs: ClassVar[Mapping[str, str]] = {}
+    attaches: ClassVar[str] = ""  # the kind its attach and detach changes name (`target`)
     listing: ClassVar[Listing] = "always"
     """When a plan lists the kind: "always" (by the stack's tag, or the server's whole list
     when it cannot filter), or, for a kind the server cannot list by the stack's tag, only when

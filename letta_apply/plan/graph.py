@@ -203,16 +203,17 @@ def _mark(b: _Builder, plan: Plan) -> None:
         if owner and owner.action in INHERITED and not n.action:
             b.mark(n.key, action=owner.action)
     for c in plan.changes:
-        if c.action not in (ATTACH, DETACH) or c.block is None:
+        if c.action not in (ATTACH, DETACH) or c.target is None:
             continue
-        if c.block.startswith(c.address + "."):
+        if c.target.startswith(c.address + "."):
             continue  # its own block: drawn inside it, marked as the block's own change
-        if c.block in b.nodes or _ADDRESS.fullmatch(c.block):
-            used = b.resource(c.block, kind_of(c.block))
+        if c.target in b.nodes or _ADDRESS.fullmatch(c.target):
+            used = b.resource(c.target, kind_of(c.target))
         else:
-            used = b.outside("block", c.block)  # a block the stack does not manage, by id
+            # One the stack does not manage, by id: of the kind the user attaches.
+            used = b.outside(kind(kind_of(c.address)).attaches, c.target)
         user = b.resource(c.address, kind_of(c.address))
-        # What attaches is a block (Change.block): shared memory, unless declared otherwise.
+        # What attaches is shared (memory): drawn so, unless declared otherwise.
         before = b.edges.get((used.key, user.key))
         shared = before.shared if before else True
         b.edges[(used.key, user.key)] = Edge(used.key, user.key, shared, c.action)

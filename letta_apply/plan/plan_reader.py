@@ -71,7 +71,7 @@ def _change_of(c: Mapping[str, object]) -> Change:
         remote_id=as_opt_str(c.get("remote_id")),
         diffs=diffs,
         body=_masked_body(as_object(c.get("body") or {}), as_list(c.get("sensitive_paths") or ())),
-        block=as_opt_str(c.get("block")),
+        target=as_opt_str(c.get("block")),
         why=tuple(one_of(w, WHYS) for w in as_list(c.get("why") or (MANIFEST,))),
         kind=kind_of_address(address),
     )

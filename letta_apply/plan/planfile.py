@@ -74,7 +74,7 @@ def _change(c: Change, fingerprint: str | None) -> JsonObject:
         "address": c.address,
         "actions": [c.action],
         "remote_id": c.remote_id,
-        "block": c.block,
+        "block": c.target,
         "why": list(c.why),
         "before": before,
         "after": {d.field: d.after for d in c.diffs},

@@ -165,7 +165,7 @@ def _finish(ctx: Context, held: set[str], gone: set[str], seal_key: str = "") ->
         # Made again because it was deleted on the server: that is why.
         replace(c, why=(DRIFT,)) if c.action == CREATE and c.address in gone else c
         for c in ctx.changes
-        if not is_refused(c.address) and not is_refused(c.block)
+        if not is_refused(c.address) and not is_refused(c.target)
     ]
     made = {c.address for c in changes if c.action == CREATE}
     ctx.drift += [Drift(a, "", "present", "deleted", DELETED, a in made) for a in gone]
@@ -173,7 +173,7 @@ def _finish(ctx: Context, held: set[str], gone: set[str], seal_key: str = "") ->
         key=lambda c: (
             apply_order(c),
             natural_key(c.address),
-            natural_key(c.block or ""),
+            natural_key(c.target or ""),
             c.action,
             c.key,
         )

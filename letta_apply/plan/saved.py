@@ -108,7 +108,7 @@ def fill_sensitive(saved: Plan, fresh: Plan, masker: Masker | None = None) -> Pl
     """The saved plan with its sensitive values taken from a plan made now from the manifest.
     The two must agree on every change that carries one: the fields it changes, and where the
     sensitive values go (a sensitive field the server changed since counts as stale)."""
-    by_key = {(c.address, c.action, c.block): c for c in fresh.changes}
+    by_key = {(c.address, c.action, c.target): c for c in fresh.changes}
     masked_fresh = {
         k: mask_plan(Plan(fresh.stack, (c,)), masker).changes[0] for k, c in by_key.items()
     }
@@ -118,7 +118,7 @@ def fill_sensitive(saved: Plan, fresh: Plan, masker: Masker | None = None) -> Pl
         if not paths:
             changes.append(c)
             continue
-        key = (c.address, c.action, c.block)
+        key = (c.address, c.action, c.target)
         now = by_key.get(key)
         if (
             now is None

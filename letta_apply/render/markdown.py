@@ -141,7 +141,7 @@ def _callouts(plan: Plan, backups: str | None) -> list[str]:
     detaches = [c for c in plan.changes if c.action == DETACH]
     if detaches:
         out += ["> [!WARNING]", "> This plan **detaches** shared blocks from agents:"]
-        out += [f"> - `{c.block}` from `{c.address}`" for c in detaches]
+        out += [f"> - `{c.target}` from `{c.address}`" for c in detaches]
         out.append("")
     refused = [p for p in plan.problems if not p.fatal]
     if refused:
@@ -166,7 +166,7 @@ def plan_markdown(
     if plan.changes:
         out += ["| | Resource | Why |", "|---|---|---|"]
         for c in plan.changes:
-            what = f"`{c.address}`" + (f" ← `{c.block}`" if c.block else "")
+            what = f"`{c.address}`" + (f" ← `{c.target}`" if c.target else "")
             why = ", ".join(WHY_TEXT.get(w, w) for w in c.why)
             if c.action == CREATE and DRIFT in c.why:
                 why = "deleted on the server"

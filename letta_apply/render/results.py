@@ -22,7 +22,7 @@ PAST = {
 def done_line(d: Done) -> str:
     c = d.change
     if c.action in (ATTACH, DETACH):
-        return f"{c.address}: {PAST[c.action]} {c.block} ({d.remote_id})"
+        return f"{c.address}: {PAST[c.action]} {c.target} ({d.remote_id})"
     if c.action == REPLACE:
         return f"{c.address}: replaced {c.remote_id} with {d.remote_id}"
     return f"{c.address}: {PAST[c.action]} ({d.remote_id})"

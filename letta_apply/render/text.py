@@ -63,7 +63,7 @@ def _field(d: FieldDiff, indent: str, *, create: bool) -> list[str]:
 
 
 def _attachment(c: Change) -> str:
-    if c.block and not c.block.startswith(("block.", "agent.")):
+    if c.target and not c.target.startswith(("block.", "agent.")):
         return " (not managed by this stack; --detach-unmanaged-blocks)"
     if DRIFT in c.why:
         return " (detached on the server)" if c.action == ATTACH else " (attached on the server)"
@@ -73,7 +73,7 @@ def _attachment(c: Change) -> str:
 def change_lines(c: Change) -> list[str]:
     sym = SYMBOL[c.action]
     if c.action in (ATTACH, DETACH):
-        return [f"  {sym} {c.address}: {c.action} {c.block}{_attachment(c)}"]
+        return [f"  {sym} {c.address}: {c.action} {c.target}{_attachment(c)}"]
     rid = f" ({c.remote_id})" if c.remote_id else ""
     lines = [f"  {sym} {c.address}{rid}: {c.action}"]
     if LEFTOVER in c.why:
@@ -219,7 +219,7 @@ def _runs(changes: Iterable[Change]) -> list[list[Change]]:
     runs: list[list[Change]] = []
     last: tuple[str, str, str | None, tuple[str, ...]] | None = None
     for c in changes:
-        key = (_INDEX.sub("[*]", c.address), c.action, c.block, tuple(d.field for d in c.diffs))
+        key = (_INDEX.sub("[*]", c.address), c.action, c.target, tuple(d.field for d in c.diffs))
         if runs and key == last and "[" in c.address:
             runs[-1].append(c)
         else:

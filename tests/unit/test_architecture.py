@@ -40,11 +40,10 @@ CLOSED = ("letta_apply.manifest", "letta_apply.read", "letta_apply.convert")
 """Packages whose seams are closed: no `ignore_imports` line may name one of their modules."""
 
 NAMED_LEFT = {
-    ("apply/report.py", "block"): "the apply report's key for Change.block, a block-only field",
-    ("plan/planfile.py", "block"): "the plan file's key for Change.block (the plan's schema)",
-    ("plan/plan_reader.py", "block"): "the plan file's key for Change.block, read back",
-    ("plan/graph.py", "block"): "a block attached by id (Change.block)",
-    ("core/model.py", "block"): "Desired.blocks, .agents, .tools: the kinds code speaks of",
+    ("apply/report.py", "block"): "the apply report's key for Change.target (its JSON format)",
+    ("plan/planfile.py", "block"): "the plan file's key for Change.target (the plan's schema)",
+    ("plan/plan_reader.py", "block"): "the plan file's key for Change.target, read back",
+    ("core/model.py", "block"): "Desired.blocks, .agents, .tools: the kinds tests speak of",
     ("core/model.py", "agent"): "Desired.agents",
     ("core/model.py", "tool"): "Desired.tools",
     ("kinds/flags.py", "block"): "flags are blocks: their changes go to the blocks' routes",

@@ -176,7 +176,7 @@ def test_attach_detach_against_fake() -> None:
         "memory_blocks: [{label: persona, value: I am a worker}]\n    blocks: [tasks]",
     )
     plan = plan_for(client, desired(text))
-    assert sorted((c.action, c.address, c.block) for c in plan.changes) == [
+    assert sorted((c.action, c.address, c.target) for c in plan.changes) == [
         ("attach", "agent.worker", "block.tasks"),
         ("create", "block.tasks", None),
         ("detach", "agent.worker", "block.organization"),

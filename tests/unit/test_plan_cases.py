@@ -60,7 +60,7 @@ ORG_WRITTEN = (
 
 def change(plan: Plan, address: str, action: str, block: str | None = None) -> Change:
     found = [
-        c for c in plan.changes if c.address == address and c.action == action and c.block == block
+        c for c in plan.changes if c.address == address and c.action == action and c.target == block
     ]
     assert len(found) == 1, f"{action} {address} {block or ''}: {plan.changes}"
     return without_digests(found[0])
@@ -181,7 +181,7 @@ def test_refused_resources_have_no_changes(case: str) -> None:
     plan = plan_case(case)
     for p in plan.problems:
         for c in plan.changes:
-            assert c.address != p.address and c.block != p.address, (p, c)
+            assert c.address != p.address and c.target != p.address, (p, c)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -340,7 +340,7 @@ def test_long_values_render_as_unified_diffs() -> None:
 
 def test_shared_block_added_to_agents_blocks_is_attached() -> None:
     plan = plan_case("shared_block_attached")
-    assert [(c.action, c.address, c.block) for c in plan.changes] == [
+    assert [(c.action, c.address, c.target) for c in plan.changes] == [
         (CREATE, "block.escalations", None),
         (ATTACH, "agent.supervisor", "block.escalations"),
         (ATTACH, "agent.worker", "block.handoff"),
@@ -389,7 +389,7 @@ def test_labels_taken_by_foreign_blocks_are_refused() -> None:
         "agent.worker",
     ]
     assert "block-762e595c-86e1-4678-8997-2033a0f4c346" in plan.problems[1].message
-    assert [(c.action, c.address, c.block) for c in plan.changes] == [
+    assert [(c.action, c.address, c.target) for c in plan.changes] == [
         (CREATE, "block.handoff", None),
         (ATTACH, "agent.supervisor", "block.handoff"),
     ]
@@ -513,7 +513,7 @@ def test_own_blocks_created_for_existing_agents_are_attached(case: str) -> None:
         agent = c.address.split(".memory_blocks.")[0]
         if c.action == CREATE and ".memory_blocks." in c.address and agent in existing:
             assert any(
-                a.action == ATTACH and a.address == agent and a.block == c.address
+                a.action == ATTACH and a.address == agent and a.target == c.address
                 for a in plan.changes
             ), f"{c.address} would be created and never attached"
 

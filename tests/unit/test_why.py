@@ -86,7 +86,7 @@ def test_hand_attachments_and_detachments_are_drift() -> None:
     worker["block_ids"].append(ids["block.notes"])
     worker["block_ids"].remove(ids["block.organization"])
     plan = plan_for(fake.client(), desired(SEED))
-    assert sorted((c.action, c.block, c.why) for c in plan.changes) == [
+    assert sorted((c.action, c.target, c.why) for c in plan.changes) == [
         ("attach", "block.organization", (DRIFT,)),
         ("detach", "block.notes", (DRIFT,)),
     ]
@@ -99,7 +99,7 @@ def test_manifest_attachment_changes_are_not_drift() -> None:
     fake, _ = converged()
     edited = desired(SEED.replace("blocks: [organization]", "blocks: [organization, notes]"))
     plan = plan_for(fake.client(), edited)
-    assert [(c.action, c.block, c.why) for c in plan.changes] == [
+    assert [(c.action, c.target, c.why) for c in plan.changes] == [
         ("attach", "block.notes", (MANIFEST,))
     ]
     assert plan.drift == ()

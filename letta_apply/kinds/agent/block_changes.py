@@ -73,7 +73,7 @@ def _own_blocks(
         if lb is None:
             ctx.changes.append(create_block_change(ctx, db))
             ctx.changes.append(
-                Change(da.address, ATTACH, la.id, block=db.address, why=(NEW,), kind="agent")
+                Change(da.address, ATTACH, la.id, target=db.address, why=(NEW,), kind="agent")
             )
         elif lb.id in shared_ids:
             ctx.problems.append(
@@ -141,7 +141,7 @@ def _shared_blocks(
             continue
         # Declared and attached before, missing now: someone detached it on the server.
         why: Why = DRIFT if was is not None and addr in was and lb is not None else MANIFEST
-        ctx.changes.append(Change(da.address, ATTACH, la.id, block=addr, why=(why,), kind="agent"))
+        ctx.changes.append(Change(da.address, ATTACH, la.id, target=addr, why=(why,), kind="agent"))
         if why == DRIFT:
             ctx.drift.append(
                 Drift(da.address, f"blocks[{addr}]", "attached", "detached", CONFIGURATION, True)
@@ -153,7 +153,7 @@ def _shared_blocks(
             # Never attached by letta-apply: someone attached it on the server.
             why = DRIFT if was is not None and shared not in was else MANIFEST
             ctx.changes.append(
-                Change(da.address, DETACH, la.id, block=shared, why=(why,), kind="agent")
+                Change(da.address, DETACH, la.id, target=shared, why=(why,), kind="agent")
             )
             if why == DRIFT:
                 ctx.drift.append(
@@ -177,5 +177,5 @@ def _unmanaged_block(ctx: Context, da: DesiredAgent, la: LiveAgent, b: LiveBlock
     )  # fmt: skip
     if ctx.detach_unmanaged:
         ctx.changes.append(
-            Change(da.address, DETACH, la.id, block=b.id, why=(DRIFT,), kind="agent")
+            Change(da.address, DETACH, la.id, target=b.id, why=(DRIFT,), kind="agent")
         )

@@ -77,6 +77,7 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     id_prefix: ClassVar[str] = "agent-"
     depends_on: ClassVar[tuple[str, ...]] = ("block", "tool", "identity", "mcp_server")
     nested: ClassVar[Mapping[str, str]] = {"memory_blocks": "block"}
+    attaches: ClassVar[str] = "block"  # shared blocks
     instance_refs: ClassVar[Mapping[str, str]] = {"blocks": "blocks"}
     fields: ClassVar[tuple[Field, ...]] = (
         Field("name"),

@@ -54,9 +54,9 @@ def apply_change(run: Run, change: Change, body: JsonObject) -> str:
             c.delete_block(block_id)
         c.delete_agent(rid)
     elif change.action in (ATTACH, DETACH):
-        assert change.block
+        assert change.target
         # `block` is an address, or the id of a block the stack does not manage.
-        agent_id, block_id = run.id_of(change.address), run.id_of(change.block)
+        agent_id, block_id = run.id_of(change.address), run.id_of(change.target)
         (c.attach_block if change.action == ATTACH else c.detach_block)(agent_id, block_id)
         rid = block_id
     else:

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from .apply.runner import Done
 from .apply.session import ApplyEvents, ApplyResult, Planned, run_apply
@@ -83,7 +83,7 @@ class Stack:
     def from_files(
         cls,
         paths: str | Sequence[str],
-        variables: Mapping[str, Any] | None = None,
+        variables: Mapping[str, object] | None = None,
         *,
         var_files: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
@@ -103,8 +103,8 @@ class Stack:
     @classmethod
     def from_dict(
         cls,
-        manifest: Mapping[str, Any],
-        variables: Mapping[str, Any] | None = None,
+        manifest: Mapping[str, object],
+        variables: Mapping[str, object] | None = None,
         *,
         env: Mapping[str, str] | None = None,
         base_dir: str | Path | None = None,

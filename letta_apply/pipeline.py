@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import yaml
 
@@ -97,7 +97,7 @@ def declared_addresses(paths: Sequence[str], options: Options | None = None) -> 
 
 
 def load_manifest_data(
-    data: Mapping[str, Any],
+    data: Mapping[str, object],
     options: Options | None = None,
     *,
     name: str = DATA_NAME,
@@ -126,7 +126,9 @@ def load_manifest_data(
 
 
 # libyaml's writer when PyYAML has it: the pure-Python one takes a minute for 60 MB.
-_DUMPER: Any = yaml.CSafeDumper if getattr(yaml, "__with_libyaml__", False) else yaml.SafeDumper
+_DUMPER: type[yaml.SafeDumper] | type[yaml.CSafeDumper] = (
+    yaml.CSafeDumper if getattr(yaml, "__with_libyaml__", False) else yaml.SafeDumper
+)
 
 
 def _checked(
@@ -145,7 +147,7 @@ def _checked(
             found.extend(e.diagnostics)
             return default
 
-    no_values: dict[str, Any] = {}
+    no_values: dict[str, object] = {}
     no_env: dict[str, str] = {}
     no_files: list[str] = []
     values = take(lambda: variable_values(options.values, budget), no_values)

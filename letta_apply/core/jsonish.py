@@ -1,11 +1,11 @@
 """JSON as the server sends it and as a manifest holds it, read with its types checked.
 
 Letta's responses and a manifest's data are trees of dicts, lists and scalars whose shape the
-code expects but the type checker cannot know. Rather than `Any` (which turns checking off for
-whatever touches it), such data is `object` (`JsonObject` for a JSON object), and it is read
-through these accessors: each returns the type the caller needs, or an empty value when the
-data is not of that shape, so a response missing a field or holding a field of another type
-reads as absent instead of raising deep inside a kind.
+code expects but the type checker cannot know. Rather than an unchecked type (which turns
+checking off for whatever touches it), such data is `object` (`JsonObject` for a JSON object),
+and it is read through these accessors: each returns the type the caller needs, or an empty
+value when the data is not of that shape, so a response missing a field or holding a field of
+another type reads as absent instead of raising deep inside a kind.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class Export(Written):
     client: LettaClient
     # Values unchecked: the kinds' export hooks read them without core.jsonish yet (their files
     # are typed apart); Mapping[str, object] once they do.
-    selected: Sequence[Mapping[str, Any]]
+    selected: Sequence[Mapping[str, object]]
     include_system: bool = False
 
 

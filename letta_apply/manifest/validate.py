@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import jsonschema
 
@@ -34,7 +34,7 @@ def base_schema() -> JsonObject:
         return node(json.load(f))
 
 
-def schema(kinds: Iterable[Section]) -> dict[str, Any]:
+def schema(kinds: Iterable[Section]) -> JsonObject:
     """The manifest's JSON Schema (2020-12): the shared part, and each kind's section and
     definitions (see letta_apply.kinds). Typed loosely for the kinds' reference pages, which
     read into it as the JSON they know it to be."""

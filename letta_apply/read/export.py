@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 
@@ -65,7 +65,7 @@ def export_manifest(
     (root,) = [k for k in KINDS if k.root]
     selected = root.export_selection(client, sel)
     ex = Export(client=client, selected=selected.found, include_system=include_system)
-    sections: dict[str, Any] = {}
+    sections: dict[str, object] = {}
     counts: dict[str, int] = {}
     unexported: list[str] = []
     for k in writing_order(KINDS):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...core.changes import (
     CREATE,
@@ -183,7 +183,7 @@ def create_diffs(da: DesiredAgent, body: Mapping[str, object]) -> list[FieldDiff
     return diffs
 
 
-def served(ctx: Context, da: DesiredAgent, body: Mapping[str, Any]) -> bool:
+def served(ctx: Context, da: DesiredAgent, body: Mapping[str, object]) -> bool:
     """Whether the server serves the model and embedding handles `body` sets (when it was asked,
     see AgentKind.facts), or will once this plan made a declared resource serving it (a BYOK
     provider: kinds.serves_models); a problem, with the closest handles, for each it does not."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from ...core.jsonish import JsonObject, integer, obj, objs, opt_text, strings, text
 from ...core.marks import digest
@@ -50,7 +49,7 @@ class LiveTool:
     tags: tuple[str, ...] = ()
     # Values unchecked: the MCP server and agent kinds still read `metadata["mcp"]` as a mapping
     # (their files are typed apart); Mapping[str, object] once they read it with core.jsonish.
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, object] = field(default_factory=dict)
     return_char_limit: int | None = None
     pip_requirements: tuple[Mapping[str, object], ...] | None = None
     default_requires_approval: bool | None = None

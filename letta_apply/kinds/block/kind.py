@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, ClassVar, Protocol, TypedDict, cast
 
 from ...core.changes import (
@@ -294,13 +295,19 @@ def check_block(
 
 def _is_limit(value: Any) -> bool:
     """A `limit` the schema accepts: an integer (1.0 included), from 1 to its maximum."""
-    bounds = obj(obj(obj(obj(BlockKind().schema()["$defs"])["block"])["properties"])["limit"])
+    bounds = _limit_bounds()
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
         and value == int(value)
         and (number(bounds["minimum"]) or 0) <= value <= (number(bounds["maximum"]) or 0)
     )
+
+
+@cache
+def _limit_bounds() -> Mapping[str, object]:
+    # Read from the kind's schema file once: every block of a large manifest is checked.
+    return obj(obj(obj(obj(BlockKind().schema()["$defs"])["block"])["properties"])["limit"])
 
 
 def block_body(db: DesiredBlock, stack: str, tag: str, *, mark: bool) -> dict[str, Any]:

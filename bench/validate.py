@@ -69,7 +69,8 @@ def manifest(agents: int, shared: int, *, error: bool = False) -> tuple[str, int
 def run_validate(path: Path) -> tuple[float, float, float, int, str]:
     """One `letta-apply validate` process: wall seconds, CPU seconds (user + system: what a
     busy machine does not inflate), peak RSS MB, exit code, its output."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    path_ = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path_, "NO_COLOR": "1"}
     argv = [sys.executable, "-m", "letta_apply.cli", "validate", "-f", str(path)]
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="free text stored with the results")
     args = p.parse_args(argv)
     load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
         for size in args.sizes.split(","):
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     doc = {
         "letta_apply": __version__,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started": started,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -48,6 +48,7 @@ def test_same_diagnostics_with_and_without_the_compiled_validator(
 
 
 def test_the_compiled_validator_is_used_and_agrees_on_python_regexes() -> None:
+    pytest.importorskip("jsonschema_rs")  # a dependency: absent only from an older environment
     kinds = tuple(KINDS)
     ok = {"version": 1, "stack": "s"}
     assert validate_module._surely_valid(ok, kinds)

@@ -197,14 +197,17 @@ class Interpolator:
 
     def copy(self, raw_path: Path_, path: Path_, value: object, scope: Scope) -> object:
         """`value` (at `raw_path` in the manifest) interpolated, filed under `path`."""
-        self.out.values[path] = self.raw.where(raw_path)
+        pos = self.raw.values.get(raw_path)  # where() looks here first: a large tree is copied
+        self.out.values[path] = self.raw.where(raw_path) if pos is None else pos
         if isinstance(value, str):
-            return self.string(value, scope, raw_path)
+            return self.string(value, scope, raw_path) if "${" in value else value
         if isinstance(value, dict):
             out = {}
+            raw_keys, out_keys = self.raw.keys, self.out.keys
             for k, v in value.items():
-                if (*raw_path, k) in self.raw.keys:
-                    self.out.keys[(*path, k)] = self.raw.keys[(*raw_path, k)]
+                key_pos = raw_keys.get((*raw_path, k))
+                if key_pos is not None:
+                    out_keys[(*path, k)] = key_pos
                 out[k] = self.copy((*raw_path, k), (*path, k), v, scope)
             return out
         if isinstance(value, list):

@@ -53,6 +53,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
 # What YAML 1.1 accepts in a stream (PyYAML's Reader.NON_PRINTABLE, negated).
 _NON_PRINTABLE = re.compile(
     "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
@@ -243,6 +244,8 @@ class _Builder:
             kind = "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
             self.error(node.start_mark, f"keys must be strings, got {kind}", "LA112")
             return None
+        if node.tag == _STR_TAG:  # what the constructor would return: most keys are strings
+            return str(node.value)
         try:
             key = self.loader.construct_object(node)
         except Exception:  # as in _scalar
@@ -260,6 +263,8 @@ class _Builder:
         return None
 
     def _scalar(self, node: yaml.ScalarNode) -> object:
+        if node.tag == _STR_TAG:  # as the constructor makes it, without its per-node bookkeeping
+            return str(node.value)
         try:
             value = self.loader.construct_object(node)
         except Exception:  # the constructors raise whatever their parsing raised on bad input

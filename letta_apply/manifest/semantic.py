@@ -33,13 +33,33 @@ def _strings(value: object, path: Path_) -> Iterator[tuple[Path_, str, bool]]:
             yield from _strings(v, (*path, i))
 
 
+def _texts(value: object) -> list[str]:
+    """Every string in `value`, keys included, without their paths: one quick pass that tells
+    whether the checks below, which name each string's path, have anything to find."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            out.extend(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return out
+
+
 def semantic(doc: Document, kinds: Sequence[Section]) -> list[Diagnostic]:
     """The rules a schema cannot say. Written to run on manifests the schema rejected too (parts
     of the wrong shape are skipped), so that every problem is reported in one run."""
     data = obj(doc.data)
     errors: list[Diagnostic] = []
+    texts = _texts(data)
 
-    for at, text, is_key in _strings(data, ()):
+    # A bad character in some string is in their concatenation, and only there.
+    bad = _BAD_CHAR.search("".join(texts)) is not None
+    for at, text, is_key in _strings(data, ()) if bad else ():
         m = _BAD_CHAR.search(text)
         if m:
             nul = m.group() == "\x00"
@@ -55,14 +75,14 @@ def semantic(doc: Document, kinds: Sequence[Section]) -> list[Diagnostic]:
             )
 
     errors += _lifecycle(doc, data, kinds)
-    errors += _reserved(doc, data, kinds)
+    errors += _reserved(doc, data, kinds, texts)
     for k in kinds:
         errors += k.check(doc, data)
     return errors
 
 
 def _reserved(
-    doc: Document, data: Mapping[str, object], kinds: Sequence[Section]
+    doc: Document, data: Mapping[str, object], kinds: Sequence[Section], texts: Sequence[str]
 ) -> list[Diagnostic]:
     """Tags, labels and metadata keys letta-apply reserves for its marks and its lock, in the
     entries of the kinds whose resources carry the stack's tag; and the keys of its own blocks'
@@ -71,7 +91,11 @@ def _reserved(
     addresses = {a for k in kinds for a in k.reserved_addresses}
     tagged = {k.section for k in kinds if k.tagged}
     errors: list[Diagnostic] = []
-    for at, text, is_key in _strings(data, ()):
+    # Only a string that is a reserved tag, label or key can break these rules.
+    suspect = any(
+        t.startswith(RESERVED_TAG_PREFIXES) or t in labels or t == LOCK_KEY for t in texts
+    )
+    for at, text, is_key in _strings(data, ()) if suspect else ():
         fields = [p for p in at if isinstance(p, str)]
         if len(fields) < 3 or fields[0] not in tagged:
             continue

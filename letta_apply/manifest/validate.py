@@ -15,6 +15,11 @@ from typing import Protocol
 
 import jsonschema
 
+try:  # a compiled validator, when installed: it only says whether a manifest is valid, fast
+    import jsonschema_rs
+except ImportError:  # pragma: no cover - a dependency; without it every check takes the long way
+    jsonschema_rs = None  # type: ignore[assignment]
+
 from ..core.jsonish import JsonObject, obj, objs, opt_text, text
 from ..core.model import Desired, Import
 from ..errors import Diagnostic, ManifestError
@@ -106,6 +111,39 @@ def _validator(kinds: tuple[Section, ...]) -> _Checker:
     return checker
 
 
+class _RsPattern:
+    """`pattern` for the compiled validator, as `_pattern` says it: Python's regexes (its own
+    differ, in what `\\s` matches for one), so that both validators agree on every string."""
+
+    def __init__(self, parent: object, value: str, path: object) -> None:
+        self.regex = _regex(value)
+
+    def validate(self, instance: object) -> None:
+        if isinstance(instance, str) and not self.regex.search(instance):
+            raise ValueError("does not match")
+
+
+@cache
+def _fast_validator(kinds: tuple[Section, ...]) -> Callable[[object], bool] | None:
+    if jsonschema_rs is None:
+        return None
+    checker = jsonschema_rs.Draft202012Validator(_schema(kinds), keywords={"pattern": _RsPattern})
+    return checker.is_valid
+
+
+def _surely_valid(data: object, kinds: tuple[Section, ...]) -> bool:
+    """Whether the compiled validator finds no error in `data`: then jsonschema finds none
+    either, and its much slower walk is skipped. When it finds one (or cannot read the data),
+    jsonschema's walk finds and words every error, as it always has."""
+    fast = _fast_validator(kinds)
+    if fast is None:
+        return False
+    try:
+        return fast(data)
+    except Exception:  # data it cannot convert (a lone surrogate, a huge integer): the long way
+        return False
+
+
 _TYPE_NAMES = {
     "string": "a string",
     "object": "a mapping",
@@ -154,6 +192,8 @@ def _schema_diagnostics(
     """The schema's errors, but those that values not known yet may turn out not to have (a
     placeholder of its type stands at each path of `unknown`)."""
     out: list[Diagnostic] = []
+    if _surely_valid(doc.data, kinds):
+        return out
     for err in _validator(kinds).iter_errors(doc.data):
         if not unknown or _certain(err, unknown):
             out.extend(_explain(doc, err))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
 
 from ...core.jsonish import number, obj, strings, text
 from ...errors import Diagnostic, define
@@ -82,13 +83,20 @@ def _check_label(doc: Document, path: Path_, label: str, *, from_key: bool) -> l
 def _limit(value: object) -> int | float | None:
     """`value` when it is a `limit` the schema accepts (an integer, 1.0 included, from 1 to its
     maximum), else None."""
-    from .kind import BlockKind  # the kind builds on this module; its schema has the bounds
-
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    bounds = obj(obj(obj(obj(BlockKind().schema()["$defs"])["block"])["properties"])["limit"])
-    low, high = number(bounds["minimum"]) or 0, number(bounds["maximum"]) or 0
+    low, high = _limit_bounds()
     return value if value == int(value) and low <= value <= high else None
+
+
+@cache
+def _limit_bounds() -> tuple[float, float]:
+    """The bounds of `limit` in the kind's schema, read once: every block of a large manifest
+    is checked."""
+    from .kind import BlockKind  # the kind builds on this module; its schema has the bounds
+
+    bounds = obj(obj(obj(obj(BlockKind().schema()["$defs"])["block"])["properties"])["limit"])
+    return number(bounds["minimum"]) or 0, number(bounds["maximum"]) or 0
 
 
 def declare_blocks(data: Mapping[str, object]) -> dict[str, DesiredBlock]:

@@ -59,7 +59,6 @@ from ...core.changes import (
     MANIFEST,
     NEW,
     REPLACE,
-    REPLACED,
     UPDATE,
     Change,
     FieldDiff,
@@ -74,16 +73,18 @@ from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
 from ..base import Field, Kind, Listing, Shape
-from ..context import Context, ExtraOf, Matched, Run, Update
+from ..context import Context, Matched, Run, Update
 from ..mark_blocks import (
     MarkedLeft,
     drop_marks,
     left_of,
+    prune_leftovers,
     prune_marks,
     read_marks,
     reuse,
     unanswered,
 )
+from ..matching import replacement_wins
 from ..resource import applied_of
 from ..serves_models import ServesModels
 from ..writing import Export
@@ -244,21 +245,10 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
         address (a replacement interrupted before it deleted the old one), the replacement
         wins and the one it replaces is left for prune to finish."""
         state = self.state_of(live)
-        found: dict[str, list[LiveProvider]] = {}
-        for p in state.live():
-            address = p.mark.get("address")
-            if p.mark.get("stack") == stack and isinstance(address, str):
-                found.setdefault(address, []).append(p)
-        pool: dict[str, LiveProvider] = {}
-        leftovers: list[tuple[str, LiveProvider]] = []
-        for address, ps in found.items():
-            replaced = {p.mark.get("replaces") for p in ps}
-            winners = [p for p in ps if p.id not in replaced] or ps
-            pool[address] = winners[0]
-            leftovers.extend((address, p) for p in ps if p is not winners[0])
+        pool, leftovers = replacement_wins(state.live(), stack, self.name)
         ids = [str(p["id"]) for p in state.providers]
         stale = unanswered(state.resolved(), ids) if state.listed else ()
-        extra = MarkedLeft(stale, tuple(leftovers))
+        extra = MarkedLeft(stale, leftovers)
         return Matched(pool, {a: p.id for a, p in pool.items()}, extra=extra)
 
     def _kept_for_agents(
@@ -396,13 +386,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
 
     def prune(self, ctx: Context, *, destroy: bool) -> None:
         super().prune(ctx, destroy=destroy)
-        # The providers an interrupted replacement left behind.
-        left = ExtraOf[MarkedLeft[LiveProvider]](self.name).of(ctx)
-        for address, p in left.leftovers if left else ():
-            body = {"mark_block": p.mark_block}
-            ctx.changes.append(
-                Change(address, DELETE, p.id, body=body, why=(REPLACED,), kind=self.name)
-            )
+        prune_leftovers(ctx, self.name)  # what an interrupted replacement left behind
         prune_marks(ctx, self.name)
 
     def delete(self, ctx: Context, address: str, found: LiveProvider, why: Why) -> None:

@@ -15,7 +15,7 @@ from ...core.model import MARK_KEY, Sensitive
 from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ..context import Users
-from ..mark_blocks import MarkBlock, resolve
+from ..mark_blocks import MarkBlock, resolve, same, with_marks
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -127,13 +127,10 @@ class ProviderState:
     def resolved(self) -> tuple[MarkBlock, ...]:
         """The marks, each intent answered by a provider given it (kinds.mark_blocks): provider
         names are unique in an organization, so the name the create sent identifies it."""
-        return resolve(self.marks, self.providers, lambda c, p: p.get("name") == c.get("name"))
+        return resolve(self.marks, self.providers, same("name"))
 
     def live(self) -> list[LiveProvider]:
-        by_id: dict[str, MarkBlock] = {}
-        for m in self.resolved():
-            by_id.setdefault(m.target, m)
-        return [LiveProvider.from_api(p, by_id.get(str(p["id"]))) for p in self.providers]
+        return with_marks(self.providers, self.resolved(), LiveProvider.from_api)
 
 
 def ciphertext(value: str) -> bool:

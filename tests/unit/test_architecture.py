@@ -141,3 +141,14 @@ def test_written_manifests_have_one_root_and_marks_kinds_reserve_their_label() -
     for k in KINDS:
         if k.listing == "marks":
             assert k.mark_label and k.mark_label in k.reserved_labels, k.name
+
+
+def test_every_shared_kinds_module_is_held_to_the_kind_folder_contract() -> None:
+    """A module directly in kinds/ (shared by the kinds) may not import a kind's folder: each is
+    a source of that import-linter contract, so a new one cannot be left out of it."""
+    folders = ["letta_apply.kinds.*.*"]
+    (contract,) = [c for c in _contracts() if c.get("forbidden_modules") == folders]
+    shared = {
+        f"letta_apply.kinds.{p.stem}" for p in KIND_FOLDERS.glob("*.py") if p.stem != "__init__"
+    }
+    assert shared - set(contract["source_modules"]) == set()

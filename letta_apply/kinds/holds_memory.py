@@ -191,6 +191,10 @@ class HoldsMemory(Protocol):
         plan was made from (no I/O); None when it is not in it."""
         ...
 
+    def held_words(self, held: Held) -> str:
+        """What `held` removes, in a line for a reviewer (plans, the markdown comment)."""
+        ...
+
     def count_memory(self, client: LettaClient, held: Held, cap: int) -> Held:
         """`held` with what the live state does not say counted on the server, up to `cap`
         (a read or two). A failed read leaves it uncounted: a plan is not refused for what it
@@ -347,3 +351,10 @@ def attach(client: LettaClient, path: str, what: str, notes: list[str]) -> None:
         if e.status not in (404, 409):
             raise
         notes.append(f"not attached to {what}: {e.detail}")
+
+
+def counted(n: int | None, noun: str, capped: bool) -> str:
+    """A count as plans word it: `3 passages`, `50+ messages` (at least), `... not counted`."""
+    if n is None:
+        return f"{noun}s not counted"
+    return f"{n}{'+' if capped else ''} {noun}{'' if n == 1 and not capped else 's'}"

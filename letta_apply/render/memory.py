@@ -4,39 +4,16 @@
 from __future__ import annotations
 
 from ..core.changes import Held, Plan
+from ..memory.holders import holder
 
 MAX_SHOWN = 50
 """Resources listed one by one; the rest are counted in one line (a fleet's destroy)."""
 
 
-def _count(n: int | None, noun: str, capped: bool) -> str:
-    if n is None:
-        return f"{noun}s not counted"
-    return f"{n}{'+' if capped else ''} {noun}{'' if n == 1 and not capped else 's'}"
-
-
 def held_text(h: Held) -> str:
-    """What one delete removes, in a line."""
-    if h.kind == "agent":
-        parts = [
-            _count(h.messages, "message", False) + " in its context",
-            _count(h.passages, "passage", "passages" in h.capped),
-        ]
-        if h.written:
-            parts.append("own blocks written by agents: " + ", ".join(h.written))
-        else:
-            parts.append("no own block written by agents")
-        if h.unknown:
-            parts.append("not known for: " + ", ".join(h.unknown))
-        return ", ".join(parts)
-    if h.kind == "archive":
-        agents = f", {h.agent_passages} written by agents" if h.agent_passages else ""
-        return _count(h.passages, "passage", False) + agents
-    if h.written:
-        return "its value was written by agents"
-    if h.unknown:
-        return "its value: no record of what letta-apply wrote, so agents may have written it"
-    return "its value is as letta-apply wrote it"
+    """What one delete removes, in a line: worded by the kind that holds it."""
+    kind = holder(h.kind)
+    return kind.held_words(h) if kind else "memory not described"
 
 
 def backups_text(backups: str | None) -> str:

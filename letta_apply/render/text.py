@@ -27,6 +27,7 @@ from ..core.changes import (
 )
 from ..core.sensitive import Masked
 from ..errors import with_code
+from ..kinds import kind
 from .memory import memory_lines
 from .wording import block_drift, deleted_drift, is_long, secret_text, shown, unified, value_text
 
@@ -70,6 +71,19 @@ def _attachment(c: Change) -> str:
     return ""
 
 
+def _replaced(c: Change) -> str:
+    """What a replacement deletes once the new one is made: the old one, with what it owns
+    (the resources its kind declares `nested`, which go with it)."""
+    try:
+        k = kind(c.kind)
+    except KeyError:  # no kind said (a plan file's change of another version)
+        return "the old one is"
+    owned = sorted({n.replace("_", " ") for n in k.nested.values()})
+    if not owned:
+        return "the old one is"
+    return f"the old {k.noun or k.name.replace('_', ' ')} and its own {'s, '.join(owned)}s are"
+
+
 def change_lines(c: Change) -> list[str]:
     sym = SYMBOL[c.action]
     if c.action in (ATTACH, DETACH):
@@ -83,8 +97,7 @@ def change_lines(c: Change) -> list[str]:
     if c.action == FORGET:
         lines[0] += " (kept on the server, no longer managed)"
     if c.action == REPLACE:
-        old = "the old agent and its own blocks are" if c.kind == "agent" else "the old one is"
-        lines[0] += f" (created first, then {old} deleted)"
+        lines[0] += f" (created first, then {_replaced(c)} deleted)"
     for i, d in enumerate(c.diffs):
         create = c.action == CREATE or (c.action == REPLACE and i > 0)
         lines.extend(_field(d, "      ", create=create))

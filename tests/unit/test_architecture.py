@@ -47,9 +47,6 @@ NAMED_LEFT = {
     ("core/model.py", "agent"): "Desired.agents",
     ("core/model.py", "tool"): "Desired.tools",
     ("kinds/flags.py", "block"): "flags are blocks: their changes go to the blocks' routes",
-    ("render/text.py", "agent"): "a replaced agent takes its own blocks with it",
-    ("render/memory.py", "agent"): "what deleting an agent loses (memory.held)",
-    ("render/memory.py", "archive"): "what deleting an archive loses (memory.held)",
     ("cli/restoring.py", "folder"): "a backup's folder on disk (JSON key), not the folder kind",
 }
 """Strings equal to a kind's name or section still outside the kinds' folders, and why."""

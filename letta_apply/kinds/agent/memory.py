@@ -51,6 +51,7 @@ from ..holds_memory import (
     Saved,
     Saving,
     attach,
+    counted,
     exists,
     mask_fields,
     masked,
@@ -179,6 +180,20 @@ class AgentMemory:
         return _export(client, rid)
 
     # -- what a delete holds -----------------------------------------------------------------
+
+    def held_words(self, held: Held) -> str:
+        h = held
+        parts = [
+            counted(h.messages, "message", False) + " in its context",
+            counted(h.passages, "passage", "passages" in h.capped),
+        ]
+        if h.written:
+            parts.append("own blocks written by agents: " + ", ".join(h.written))
+        else:
+            parts.append("no own block written by agents")
+        if h.unknown:
+            parts.append("not known for: " + ", ".join(h.unknown))
+        return ", ".join(parts)
 
     def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
         agent: LiveAgent | None = next(

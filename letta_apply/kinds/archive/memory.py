@@ -27,6 +27,7 @@ from ..holds_memory import (
     Saved,
     Saving,
     attach,
+    counted,
     masked,
     masked_text,
     stack_blocks,
@@ -107,6 +108,10 @@ class ArchiveMemory:
     memory_readme: ClassVar[str] = (
         "  - of an archive: its fields, mark, passages and the agents it was attached to.\n"
     )
+
+    def held_words(self, held: Held) -> str:
+        agents = f", {held.agent_passages} written by agents" if held.agent_passages else ""
+        return counted(held.passages, "passage", False) + agents
 
     def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
         rid = change.remote_id or ""

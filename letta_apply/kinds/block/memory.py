@@ -71,6 +71,13 @@ class BlockMemory:
         "    written again (`enforce_value: true`).\n"
     )
 
+    def held_words(self, held: Held) -> str:
+        if held.written:
+            return "its value was written by agents"
+        if held.unknown:
+            return "its value: no record of what letta-apply wrote, so agents may have written it"
+        return "its value is as letta-apply wrote it"
+
     def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
         blocks = BLOCKS.of(live)
         found = blocks.blocks.get(change.remote_id or "")

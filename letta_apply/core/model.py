@@ -129,19 +129,6 @@ class Desired:
         """Every declared top-level address."""
         return [a for declared in self.resources.values() for a in declared]
 
-    # The kinds most code speaks of, by name.
-    @property
-    def blocks(self) -> Mapping[str, object]:
-        return self.of("block")
-
-    @property
-    def agents(self) -> Mapping[str, object]:
-        return self.of("agent")
-
-    @property
-    def tools(self) -> Mapping[str, object]:
-        return self.of("tool")
-
 
 @dataclass(frozen=True)
 class Live:

@@ -188,7 +188,7 @@ def test_variables_are_typed_and_checked() -> None:
         "blocks": {"b": {"value": "x", "limit": "${var.n}", "tags": "${var.names}"}},
     }
     stack = Stack.from_dict(data, variables={"n": 500, "names": ["a", "b"]})
-    block = stack.desired.blocks["block.b"]
+    block = stack.desired.of("block")["block.b"]
     assert block.config["limit"] == 500 and block.config["tags"] == ["a", "b"]
 
 
@@ -297,7 +297,7 @@ def test_enum_members_are_their_plain_values() -> None:
     data["blocks"]["org0"]["limit"] = Count.FIVE_HUNDRED
     data["blocks"]["org0"]["value"] = Text.HELLO
     stack = Stack.from_dict(data, variables={"tenant": Text.HELLO})
-    block = stack.desired.blocks["block.org0"]
+    block = stack.desired.of("block")["block.org0"]
     assert block.config["limit"] == 500 and block.value == "hello"
     assert stack.name == "tenant-hello"
 

@@ -43,9 +43,6 @@ NAMED_LEFT = {
     ("apply/report.py", "block"): "the apply report's key for Change.target (its JSON format)",
     ("plan/planfile.py", "block"): "the plan file's key for Change.target (the plan's schema)",
     ("plan/plan_reader.py", "block"): "the plan file's key for Change.target, read back",
-    ("core/model.py", "block"): "Desired.blocks, .agents, .tools: the kinds tests speak of",
-    ("core/model.py", "agent"): "Desired.agents",
-    ("core/model.py", "tool"): "Desired.tools",
     ("kinds/flags.py", "block"): "flags are blocks: their changes go to the blocks' routes",
     ("cli/restoring.py", "folder"): "a backup's folder on disk (JSON key), not the folder kind",
 }

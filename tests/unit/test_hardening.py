@@ -88,7 +88,7 @@ def test_instance_counts_are_capped_and_the_cap_can_be_raised(tmp_path: Path) ->
     few = write(tmp_path, HEAD + "agents:\n  w:\n    count: 12\n" + AGENT, "few.yaml")
     (capped,) = problems(few, max_instances=10)
     assert "12 instances, over the limit of 10" in capped
-    assert len(load_manifest(str(few), Options(max_instances=12)).agents) == 12
+    assert len(load_manifest(str(few), Options(max_instances=12)).of("agent")) == 12
 
 
 def test_the_cli_takes_the_cap(tmp_path: Path) -> None:

@@ -55,8 +55,8 @@ def test_files_and_folders_make_one_manifest(tmp_path: Path) -> None:
     extra = write(tmp_path, "agents.yaml", f"agents:\n  w:\n    {AGENT}\n    blocks: [org]\n")
     d = load([str(tmp_path / "m"), extra])
     assert d.stack == "s"
-    assert set(d.blocks) == {"block.org"}
-    assert d.agents["agent.w"].blocks == ("block.org",)
+    assert set(d.of("block")) == {"block.org"}
+    assert d.of("agent")["agent.w"].blocks == ("block.org",)
     # Folders give their files sorted; -f files follow in command-line order.
     assert [Path(f).name for f in d.files] == ["a.yml", "b.yaml", "agents.yaml"]
 
@@ -107,8 +107,8 @@ def test_value_and_system_files_are_read_relative_to_their_manifest(tmp_path: Pa
         """,
     )
     d = load([str(tmp_path / "main.yaml"), str(tmp_path / "sub/agents.yaml")])
-    assert d.blocks["block.org"].value == "Shared facts.\n"
-    w = d.agents["agent.w"]
+    assert d.of("block")["block.org"].value == "Shared facts.\n"
+    w = d.of("agent")["agent.w"]
     assert w.config["system"] == "You are a worker.\n"
     assert w.config["description"] == "I am a worker.\n"
     assert w.memory_blocks[0].value == "I am a worker.\n"
@@ -127,14 +127,14 @@ def test_files_outside_the_folder_need_a_flag(tmp_path: Path) -> None:
     d = one_error(m)
     assert (d.line, d.col) == (4, 21)
     assert "is outside" in d.message and "--allow-outside-files" in d.message
-    assert load(m, allow_outside_files=True).blocks["block.org"].value == "outside"
+    assert load(m, allow_outside_files=True).of("block")["block.org"].value == "outside"
 
 
 def test_a_folder_given_to_f_is_the_root_for_its_files(tmp_path: Path) -> None:
     write(tmp_path, "m/personas/p.md", "persona")
     write(tmp_path, "m/sub/x.md", "x")
     write(tmp_path, "m/m.yaml", HEAD + "blocks:\n  org: {value_file: personas/p.md}\n")
-    assert load(str(tmp_path / "m")).blocks["block.org"].value == "persona"
+    assert load(str(tmp_path / "m")).of("block")["block.org"].value == "persona"
 
 
 def test_value_and_value_file_together_are_an_error(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ VARS = HEAD.replace("stack: s", "stack: s-${var.env}") + dedent(
 def test_variables_interpolate_and_keep_their_type(tmp_path: Path) -> None:
     d = load(write(tmp_path, "m.yaml", VARS))
     assert d.stack == "s-dev"
-    org = d.blocks["block.org"]
+    org = d.of("block")["block.org"]
     assert org.value == "env dev, literal ${var.env}"
     assert org.config["limit"] == 5000
     assert org.enforce_value is False
@@ -188,17 +188,17 @@ def test_precedence_default_env_var_files_then_vars(tmp_path: Path) -> None:
     env = {"LETTA_APPLY_VAR_env": "fromenv", "LETTA_APPLY_VAR_strict": "true"}
     assert load(m, env=env).stack == "s-fromenv"
     d = load(m, env=env, var_files=[f1, f2])
-    assert (d.stack, d.blocks["block.org"].config["limit"]) == ("s-file2", 700)
-    assert d.blocks["block.org"].enforce_value is True
+    assert (d.stack, d.of("block")["block.org"].config["limit"]) == ("s-file2", 700)
+    assert d.of("block")["block.org"].enforce_value is True
     d = load(m, env=env, var_files=[f1, f2], vars=["env=cli1", "env=cli2", "limit=900.0"])
-    assert (d.stack, d.blocks["block.org"].config["limit"]) == ("s-cli2", 900)
+    assert (d.stack, d.of("block")["block.org"].config["limit"]) == ("s-cli2", 900)
 
 
 def test_text_values_are_converted_to_the_declared_type(tmp_path: Path) -> None:
     m = write(tmp_path, "m.yaml", VARS)
     d = load(m, vars=["tags=[x, y]", "strict=TRUE"])
-    assert d.blocks["block.org"].config["tags"] == ["x", "y"]
-    assert d.blocks["block.org"].enforce_value is True
+    assert d.of("block")["block.org"].config["tags"] == ["x", "y"]
+    assert d.of("block")["block.org"].enforce_value is True
 
 
 @pytest.mark.parametrize(
@@ -275,7 +275,7 @@ def test_interpolation_errors_have_a_position(tmp_path: Path, value: str, messag
 
 def test_env_references_read_the_environment(tmp_path: Path) -> None:
     m = write(tmp_path, "m.yaml", HEAD + "blocks:\n  org: {value: 'team ${env.TEAM}'}\n")
-    assert load(m, env={"TEAM": "blue"}).blocks["block.org"].value == "team blue"
+    assert load(m, env={"TEAM": "blue"}).of("block")["block.org"].value == "team blue"
 
 
 def test_an_interpolated_value_of_the_wrong_type_is_a_schema_error(tmp_path: Path) -> None:
@@ -332,17 +332,17 @@ FLEET = HEAD + dedent(
 
 def test_for_each_and_count_make_instances(tmp_path: Path) -> None:
     d = load(write(tmp_path, "m.yaml", FLEET.replace("[{label: region-us, value: x}]", "[]")))
-    assert list(d.blocks) == ["block.organization", 'block.region["eu"]', 'block.region["us"]']
-    assert d.blocks['block.region["us"]'].value == "facts about us"
-    assert d.blocks['block.region["us"]'].label == "region-us"
-    w1 = d.agents['agent.worker["w1"]']
+    assert list(d.of("block")) == ["block.organization", 'block.region["eu"]', 'block.region["us"]']
+    assert d.of("block")['block.region["us"]'].value == "facts about us"
+    assert d.of("block")['block.region["us"]'].label == "region-us"
+    w1 = d.of("agent")['agent.worker["w1"]']
     assert w1.name == "worker-w1"
     assert w1.config["tags"] == ["eu"]
     assert w1.memory_blocks[0].value == "I am w1"
     assert w1.blocks == ("block.organization", 'block.region["eu"]')
-    assert d.agents['agent.worker["w2"]'].blocks[1] == 'block.region["us"]'
-    assert [d.agents[f"agent.pool[{i}]"].name for i in (0, 1)] == ["pool-0", "pool-1"]
-    assert d.agents["agent.pool[1]"].blocks == ('block.region["eu"]', 'block.region["us"]')
+    assert d.of("agent")['agent.worker["w2"]'].blocks[1] == 'block.region["us"]'
+    assert [d.of("agent")[f"agent.pool[{i}]"].name for i in (0, 1)] == ["pool-0", "pool-1"]
+    assert d.of("agent")["agent.pool[1]"].blocks == ('block.region["eu"]', 'block.region["us"]')
 
 
 def test_every_instance_of_a_template_can_be_attached(tmp_path: Path) -> None:
@@ -368,11 +368,12 @@ def test_twenty_workers_share_two_blocks(tmp_path: Path) -> None:
         """
     )
     d = load(write(tmp_path, "m.yaml", text))
-    assert len(d.agents) == 20
-    assert {a.blocks for a in d.agents.values()} == {("block.organization", 'block.region["eu"]')}
+    assert len(d.of("agent")) == 20
+    wanted = {("block.organization", 'block.region["eu"]')}
+    assert {a.blocks for a in d.of("agent").values()} == wanted
     # An instance's label defaults to the template's key: each worker sees a block "region".
-    assert d.blocks['block.region["eu"]'].label == "region"
-    assert d.agents["agent.worker[19]"].name == "worker-19"
+    assert d.of("block")['block.region["eu"]'].label == "region"
+    assert d.of("agent")["agent.worker[19]"].name == "worker-19"
 
 
 @pytest.mark.parametrize(
@@ -470,8 +471,8 @@ def test_sensitive_values_are_typed_and_kept_out_of_the_digest(tmp_path: Path) -
     )
     m = write(tmp_path, "m.yaml", text)
     d = load(m, vars=[f"key={SECRET}"])
-    assert isinstance(d.agents["agent.a"].config["system"], Sensitive)
-    assert isinstance(d.agents["agent.a"].config["metadata"]["key"], Sensitive)
+    assert isinstance(d.of("agent")["agent.a"].config["system"], Sensitive)
+    assert isinstance(d.of("agent")["agent.a"].config["metadata"]["key"], Sensitive)
     assert d.secrets == (SECRET,)
     assert SECRET not in repr(d)
     # The digest does not depend on the secret (a hash of it would give it away).

@@ -80,13 +80,13 @@ def test_a_declared_tool_takes_its_last_functions_name_and_agents_use_it_by_key(
     tmp_path: Path,
 ) -> None:
     d = desired(tmp_path)
-    tool = d.tools["tool.lookup"]
+    tool = d.of("tool")["tool.lookup"]
     assert (tool.name, tool.source_code, tool.config) == (
         "lookup_ticket",
         LOOKUP,
         {"tags": ["support"]},
     )
-    agent = d.agents["agent.helper"]
+    agent = d.of("agent")["agent.helper"]
     assert agent.config["tools"] == ["lookup_ticket", "web_search"]
     assert agent.config["tool_rules"] == [
         {"type": "run_first", "tool_name": "lookup_ticket"},
@@ -131,7 +131,7 @@ def test_a_source_file_outside_the_manifests_folder_is_refused_unless_allowed(
     )
     # The same rule, and the same way out, as value_file and system_file.
     allowed = load_manifest(str(inside / "manifest.yaml"), Options(allow_outside_files=True))
-    assert allowed.tools["tool.lookup"].source_code == LOOKUP
+    assert allowed.of("tool")["tool.lookup"].source_code == LOOKUP
 
 
 def test_two_tools_with_one_name_are_an_error(tmp_path: Path) -> None:

@@ -85,10 +85,10 @@ def test_example_validates_into_the_desired_state() -> None:
             },
         },
     )
-    assert list(desired.agents) == ["agent.supervisor", "agent.worker"]
+    assert list(desired.of("agent")) == ["agent.supervisor", "agent.worker"]
     # Config holds only what the manifest sets: nothing the server owns sneaks in.
-    assert set(desired.agents["agent.worker"].config) == {"model", "embedding"}
-    assert desired.agents["agent.worker"].memory_blocks[0].config == {}
+    assert set(desired.of("agent")["agent.worker"].config) == {"model", "embedding"}
+    assert desired.of("agent")["agent.worker"].memory_blocks[0].config == {}
 
 
 def test_every_field_lands_in_config(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_every_field_lands_in_config(tmp_path: Path) -> None:
             blocks: [org]
         """,
     )
-    block = desired.blocks["block.org"]
+    block = desired.of("block")["block.org"]
     assert block.label == "organization"
     assert block.value == ""
     assert block.enforce_value is True
@@ -134,7 +134,7 @@ def test_every_field_lands_in_config(tmp_path: Path) -> None:
         "metadata": {"team": "support"},
         "tags": ["a", "b"],
     }
-    agent = desired.agents["agent.bot"]
+    agent = desired.of("agent")["agent.bot"]
     assert agent.name == "Support Bot"
     assert agent.created["include_base_tools"] is False
     assert agent.config == {
@@ -567,7 +567,7 @@ def test_two_shared_blocks_with_one_label_on_one_agent(tmp_path: Path) -> None:
 
 def test_one_label_on_different_agents_is_fine(tmp_path: Path) -> None:
     desired = check(tmp_path, EXAMPLE.read_text(encoding="utf-8"))
-    labels = [b.label for a in desired.agents.values() for b in a.memory_blocks]
+    labels = [b.label for a in desired.of("agent").values() for b in a.memory_blocks]
     assert labels == ["persona", "persona"]
 
 
@@ -596,7 +596,7 @@ def test_labels_letta_accepts(tmp_path: Path, label: str) -> None:
         tmp_path,
         HEAD + f"agents:\n  a:\n    memory_blocks:\n      - {{label: {label}, value: x}}\n",
     )
-    assert desired.agents["agent.a"].memory_blocks[0].label == label
+    assert desired.of("agent")["agent.a"].memory_blocks[0].label == label
 
 
 def test_label_over_the_schema_limit_is_reported_once(tmp_path: Path) -> None:
@@ -621,7 +621,7 @@ def test_shared_block_label_defaulting_from_a_long_key(tmp_path: Path) -> None:
 def test_long_key_with_an_explicit_label_is_fine(tmp_path: Path) -> None:
     key = "k" * 60
     desired = check(tmp_path, HEAD + f"blocks:\n  {key}:\n    label: short\n    value: x\n")
-    assert desired.blocks[f"block.{key}"].label == "short"
+    assert desired.of("block")[f"block.{key}"].label == "short"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,7 +648,7 @@ def test_agent_names_letta_rejects(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize("name", ["Support Bot", "O'Brien", "Zoë-2", "代理_1"])
 def test_agent_names_letta_accepts(tmp_path: Path, name: str) -> None:
     desired = check(tmp_path, HEAD + f'agents:\n  a:\n    name: "{name}"\n')
-    assert desired.agents["agent.a"].name == name
+    assert desired.of("agent")["agent.a"].name == name
 
 
 def test_two_agents_with_one_name(tmp_path: Path) -> None:
@@ -748,7 +748,7 @@ def test_value_over_an_explicit_limit_and_within_one(tmp_path: Path) -> None:
     assert d.message == (
         "agents.a.memory_blocks[0].value: value is 4 characters, over the block's limit of 3"
     )
-    assert check(tmp_path, HEAD + "blocks:\n  b: {value: abc, limit: 3}\n").blocks
+    assert check(tmp_path, HEAD + "blocks:\n  b: {value: abc, limit: 3}\n").of("block")
 
 
 def test_nul_character_from_an_escape(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from .resource import Declared, Resource, applied_of
 
 if TYPE_CHECKING:
     from ..server.client import LettaClient, Params
+    from ..server.routes import Route
 
 Users = tuple[tuple[str, str, "str | None"], ...]
 """Agents using a resource: (agent id, agent name, the agent's stack or None)."""
@@ -248,7 +249,7 @@ class Run(Protocol):
 
 def unmark_tagged(
     run: Run,
-    path: str,
+    route: Route,
     metadata: str = "metadata",
     *,
     tags: bool = True,
@@ -258,7 +259,7 @@ def unmark_tagged(
     is false: the kind has none) and its mark in a metadata mapping (named `metadata`): read
     it, write both back without the marks."""
     try:
-        found = obj(run.client.request("GET", path, params=params))
+        found = obj(route.get(run.client, params))
     except ApiError as e:
         if e.status == 404:
             return  # gone: nothing is marked
@@ -267,7 +268,7 @@ def unmark_tagged(
     body: JsonObject = {metadata: kept}
     if tags:
         body["tags"] = sorted(set(strings(found.get("tags"))) - {run.tag})
-    run.client.request("PATCH", path, json=body)
+    route.patch(run.client, body)
 
 
 T = TypeVar("T")

@@ -33,6 +33,7 @@ from .resource import mark_of
 if TYPE_CHECKING:
     from ..core.sensitive import Masker
     from ..server.client import LettaClient
+    from ..server.routes import Route
 
 T = TypeVar("T")
 
@@ -331,10 +332,10 @@ def retagged(tags: object, r: Record, *, always: bool = False) -> list[str]:
     return sorted(have)
 
 
-def exists(client: LettaClient, path: str) -> bool:
-    """Whether a read of `path` finds something (404: no)."""
+def exists(client: LettaClient, route: Route) -> bool:
+    """Whether a read of `route` finds something (404: no)."""
     try:
-        client.request("GET", path)
+        route.get(client)
     except ApiError as e:
         if e.status == 404:
             return False
@@ -342,11 +343,11 @@ def exists(client: LettaClient, path: str) -> bool:
     return True
 
 
-def attach(client: LettaClient, path: str, what: str, notes: list[str]) -> None:
+def attach(client: LettaClient, route: Route, what: str, notes: list[str]) -> None:
     """An attach that may find its agent gone or its place taken: said in `notes`, not
     fatal."""
     try:
-        client.request("PATCH", path)
+        route.patch(client)
     except ApiError as e:
         if e.status not in (404, 409):
             raise

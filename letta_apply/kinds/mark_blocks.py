@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from ..core.changes import DELETE, LEFTOVER, REPLACED, Change
 from ..core.jsonish import JsonObject, items, obj
 from ..core.model import MARK_KEY, stack_tag
+from ..server.routes import BLOCKS
 from .context import Context, ExtraOf, Matched
 from .resource import INTENT, Resource, mark_of
 
@@ -210,7 +211,7 @@ def drop_marks(run: Marking, label: str, prefix: str, address: str) -> None:
     (an intent too) is deleted, one narrow listing to find them; the resource stays, nobody's."""
     for m in read_marks(run.client.list_blocks(run.tag, label=label), run.stack, label, prefix):
         if m.mark.get("address") == address:
-            run.client.request("DELETE", f"/v1/blocks/{m.id}")
+            BLOCKS.at(m.id).delete(run.client)
 
 
 def prune_marks(ctx: Context, kind: str) -> None:
@@ -249,17 +250,15 @@ def intend(
     mark = {k: v for k, v in obj(metadata.get(MARK_KEY)).items() if k != prefix}
     meta = {MARK_KEY: {**mark, INTENT: intent}}
     if block:
-        run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
+        BLOCKS.at(block).patch(run.client, {"metadata": meta})
         return block
     value = (
         f"letta-apply: this block marks the {prefix} at {address} of stack '{run.stack}' "
         f"(while it is being made, what will identify it). It is not memory and is attached "
         f"to no agent; deleting it releases the {prefix}."
     )
-    made = run.client.request(
-        "POST",
-        "/v1/blocks/",
-        json={"label": label, "value": value, "tags": [run.tag], "metadata": meta},
+    made = BLOCKS.post(
+        run.client, {"label": label, "value": value, "tags": [run.tag], "metadata": meta}
     )
     return str(obj(made)["id"])
 
@@ -279,14 +278,10 @@ def write_mark(
     mark = {k: v for k, v in obj(metadata.get(MARK_KEY)).items() if k != INTENT}
     meta = {MARK_KEY: {**mark, prefix: target}}
     if block:
-        run.client.request("PATCH", f"/v1/blocks/{block}", json={"metadata": meta})
+        BLOCKS.at(block).patch(run.client, {"metadata": meta})
         return
     value = (
         f"letta-apply: this block marks {target} as {address} of stack '{run.stack}'. "
         f"It is not memory and is attached to no agent; deleting it releases the {prefix}."
     )
-    run.client.request(
-        "POST",
-        "/v1/blocks/",
-        json={"label": label, "value": value, "tags": [run.tag], "metadata": meta},
-    )
+    BLOCKS.post(run.client, {"label": label, "value": value, "tags": [run.tag], "metadata": meta})

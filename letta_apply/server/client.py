@@ -24,6 +24,7 @@ from . import projects
 from .answers import Failure, decode, gone_means_done, refused
 from .projects import PROJECT_LISTS, Project
 from .retry import RetryPolicy, gave_up
+from .routes import AGENTS, BLOCKS, HEALTH, PROJECTS, TOOLS
 from .urls import public_url, url_secrets
 
 DEFAULT_BASE_URL = "http://localhost:8283"
@@ -291,7 +292,7 @@ class LettaClient:
         return self._scope
 
     def _projects_page(self, params: dict[str, str | int]) -> object:
-        return self.request("GET", "/v1/projects", params=params, scoped=False)
+        return self.request("GET", PROJECTS.path, params=params, scoped=False)
 
     def _scoped(
         self, method: str, path: str, params: Params | None
@@ -331,14 +332,14 @@ class LettaClient:
     # -- reads -----------------------------------------------------------------------------
 
     def health(self) -> JsonObject:
-        return _object(self.request("GET", "/v1/health/"))
+        return _object(HEALTH.get(self))
 
     def list_blocks(self, tag: str, *also: str, label: str | None = None) -> list[JsonObject]:
         """The blocks carrying `tag` (or any of the tags `also` names)."""
         params: dict[str, Query] = {"tags": [tag, *also]}
         if label is not None:
             params["label"] = label
-        return list(self.paginate("/v1/blocks/", params))
+        return list(BLOCKS.list(self, params))
 
     def list_block_ids(
         self,
@@ -354,7 +355,7 @@ class LettaClient:
             params["connected_to_agents_count_gt"] = attached_more_than
         if attached_fewer_than is not None:
             params["connected_to_agents_count_lt"] = attached_fewer_than
-        return {str(b["id"]) for b in self.paginate("/v1/blocks/", params)}
+        return {str(b["id"]) for b in BLOCKS.list(self, params)}
 
     def list_agents(
         self, *, tag: str | None = None, name: str | None = None, include: tuple[str, ...] = ()
@@ -364,36 +365,34 @@ class LettaClient:
             params["tags"] = [tag]
         if name:
             params["name"] = name
-        return list(self.paginate("/v1/agents/", params))
+        return list(AGENTS.list(self, params))
 
     def list_tools(self, names: list[str] | None = None) -> list[JsonObject]:
         """Tools with these names, or every tool (base tools included) when `names` is None."""
-        return list(self.paginate("/v1/tools/", {} if names is None else {"names": names}))
+        return list(TOOLS.list(self, None if names is None else {"names": names}))
 
     def agent_block(self, agent_id: str, label: str) -> JsonObject:
         """A block as one agent sees it, by label (the core-memory route)."""
-        return _object(self.request("GET", f"/v1/agents/{agent_id}/core-memory/blocks/{label}"))
+        return _object(AGENTS.at(agent_id, "core-memory/blocks", label).get(self))
 
     def get_agent(self, agent_id: str, include: tuple[str, ...]) -> JsonObject:
-        return _object(
-            self.request("GET", f"/v1/agents/{agent_id}", params={"include": list(include)})
-        )
+        return _object(AGENTS.at(agent_id).get(self, {"include": list(include)}))
 
     def get_block(self, block_id: str) -> JsonObject:
-        return _object(self.request("GET", f"/v1/blocks/{block_id}"))
+        return _object(BLOCKS.at(block_id).get(self))
 
     def block_agents(self, block_id: str) -> list[JsonObject]:
         """The agents a block is attached to (names, tags and marks)."""
-        return list(self.paginate(f"/v1/blocks/{block_id}/agents", {"include": ["agent.tags"]}))
+        return list(BLOCKS.at(f"{block_id}/agents").list(self, {"include": ["agent.tags"]}))
 
     # -- writes ----------------------------------------------------------------------------
 
     def create_block(self, body: Mapping[str, object], find: Finder | None = None) -> JsonObject:
         """Create a block; `find` recovers it after an ambiguous failure (see `request`)."""
-        return _object(self.request("POST", "/v1/blocks/", json=body, find=find))
+        return _object(BLOCKS.post(self, body, find=find))
 
     def update_block(self, block_id: str, body: Mapping[str, object]) -> JsonObject:
-        return _object(self.request("PATCH", f"/v1/blocks/{block_id}", json=body))
+        return _object(BLOCKS.at(block_id).patch(self, body))
 
     def create_agent(self, body: Mapping[str, object], find: Finder | None = None) -> JsonObject:
         """Create an agent; `find` recovers it after an ambiguous failure (see `request`).
@@ -408,9 +407,7 @@ class LettaClient:
             key = (str(body["model"]), str(body.get("embedding")), str(body.get("agent_type")))
         with self._lock:
             known = self._configs.get(key) if key else None
-        created = _object(
-            self.request("POST", "/v1/agents/", json={**body, **(known or {})}, find=find)
-        )
+        created = _object(AGENTS.post(self, {**body, **(known or {})}, find=find))
         if key and known is None:
             resolved = {
                 k: created[k]
@@ -423,36 +420,34 @@ class LettaClient:
         return created
 
     def update_agent(self, agent_id: str, body: Mapping[str, object]) -> JsonObject:
-        return _object(self.request("PATCH", f"/v1/agents/{agent_id}", json=body))
+        return _object(AGENTS.at(agent_id).patch(self, body))
 
     def create_tool(self, body: Mapping[str, object]) -> JsonObject:
         # Letta upserts by name here: a tool with the same name is overwritten, not refused.
-        return _object(self.request("POST", "/v1/tools/", json=body))
+        return _object(TOOLS.post(self, body))
 
     def update_tool(self, tool_id: str, body: Mapping[str, object]) -> JsonObject:
-        return _object(self.request("PATCH", f"/v1/tools/{tool_id}", json=body))
+        return _object(TOOLS.at(tool_id).patch(self, body))
 
     def delete_tool(self, tool_id: str) -> None:
-        self.request("DELETE", f"/v1/tools/{tool_id}")
+        TOOLS.at(tool_id).delete(self)
 
     def attach_block(self, agent_id: str, block_id: str) -> None:
-        self.request("PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/attach/{block_id}")
+        AGENTS.at(agent_id, "core-memory/blocks", "attach", block_id).patch(self)
 
     def detach_block(self, agent_id: str, block_id: str) -> None:
-        self.request("PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/detach/{block_id}")
+        AGENTS.at(agent_id, "core-memory/blocks", "detach", block_id).patch(self)
 
     def delete_agent(self, agent_id: str) -> None:
-        self.request("DELETE", f"/v1/agents/{agent_id}")
+        AGENTS.at(agent_id).delete(self)
 
     def delete_block(self, block_id: str) -> None:
-        self.request("DELETE", f"/v1/blocks/{block_id}")
+        BLOCKS.at(block_id).delete(self)
 
     def write_memory(self, agent_id: str, label: str, value: str) -> JsonObject:
         """Write a block's value as an agent would, through the core-memory route."""
         return _object(
-            self.request(
-                "PATCH", f"/v1/agents/{agent_id}/core-memory/blocks/{label}", json={"value": value}
-            )
+            AGENTS.at(agent_id, "core-memory/blocks", label).patch(self, {"value": value})
         )
 
 

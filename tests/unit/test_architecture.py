@@ -8,6 +8,9 @@ and the generic packages reach it only through the kinds' interface.
   section (computed from the registry, so a new kind is covered), but those listed here, each
   with why.
 - The registry finds every kind folder.
+- Letta's routes are named once: no module outside server/ holds a raw `/v1/` path but a
+  kind's own route declarations (`ROUTE = Route("/v1/...")` at the top of a module in its
+  folder); every request goes through server.routes.
 
 A seam closed makes these tests fail until its line here goes too: tighten, never widen.
 """
@@ -146,3 +149,65 @@ def test_every_shared_kinds_module_is_held_to_the_kind_folder_contract() -> None
         f"letta_apply.kinds.{p.stem}" for p in KIND_FOLDERS.glob("*.py") if p.stem != "__init__"
     }
     assert shared - set(contract["source_modules"]) == set()
+
+
+def _declared_routes(tree: ast.Module) -> set[int]:
+    """The path strings of a module's top-level route declarations (`X = Route("/v1/...")`)."""
+    out = set()
+    for node in tree.body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id == "Route"
+            and len(value.args) == 1
+            and isinstance(value.args[0], ast.Constant)
+        ):
+            out.add(id(value.args[0]))
+    return out
+
+
+def _raw_routes(source: str, *, kind_folder: bool) -> list[int]:
+    """Lines of a module holding a string (or f-string part) that is a Letta path, but its
+    docstrings and, in a kind's folder, its route declarations."""
+    tree = ast.parse(source)
+    allowed = _docstrings(tree) | (_declared_routes(tree) if kind_folder else set())
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.startswith(("/v1", "v1/"))
+        and id(node) not in allowed
+    ]
+
+
+def test_letta_routes_are_named_only_in_server_and_the_kinds_route_declarations() -> None:
+    found = {}
+    for module in sorted(PACKAGE.rglob("*.py")):
+        where = module.relative_to(PACKAGE)
+        if where.parts[0] != "server":
+            source = module.read_text(encoding="utf-8")
+            if lines := _raw_routes(source, kind_folder=_kind_folder(module)):
+                found[where.as_posix()] = lines
+    assert not found, (
+        f"raw Letta paths outside server/ (name the route once with server.routes.Route in the "
+        f"kind's folder, and send through it): {found}"
+    )
+
+
+def test_the_route_check_sees_raw_paths_and_declarations_outside_a_kind_folder() -> None:
+    """The check above is no check if it cannot fail: a raw path, in a string or an f-string,
+    is seen, and so is a route declared outside a kind's folder or below the module's top."""
+    source = (
+        '"""Docstrings may say GET /v1/things/."""\n'
+        'ROUTE = Route("/v1/things/")\n'
+        "def f(c, i):\n"
+        '    c.request("GET", f"/v1/things/{i}")\n'
+        '    c.paginate("/v1/x", {})\n'
+        '    return Route("/v1/y/")\n'
+    )
+    assert sorted(_raw_routes(source, kind_folder=True)) == [4, 5, 6]
+    assert sorted(_raw_routes(source, kind_folder=False)) == [2, 4, 5, 6]
+    assert _kind_folder(KIND_FOLDERS / "block" / "kind.py")
+    assert not _kind_folder(KIND_FOLDERS / "context.py")

@@ -33,6 +33,7 @@ from ...errors import Diagnostic
 from ...manifest.files import Document
 from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient
+from ...server.routes import AGENTS
 from ..base import Field, Kind, Link, Shape, shown_hidden
 from ..block.kind import (
     BLOCKS,
@@ -217,9 +218,7 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
                     if isinstance(handle, str):
                         wanted.setdefault(name, set()).add(handle)
         served = {
-            name: frozenset(
-                strings([m.get("handle") for m in objs(client.request("GET", HANDLES[name]))])
-            )
+            name: frozenset(strings([m.get("handle") for m in objs(HANDLES[name].get(client))]))
             for name in sorted(wanted)
         }
         return served if any(wanted[n] - served[n] for n in served) else None
@@ -363,8 +362,8 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         return settle_agents(run, made)
 
     def unmark(self, run: Run, change: Change) -> None:
-        path = f"/v1/agents/{change.remote_id}"
-        unmark_tagged(run, path, params={"include": ["agent.tags"]})
+        route = AGENTS.at(str(change.remote_id))
+        unmark_tagged(run, route, params={"include": ["agent.tags"]})
 
     def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         return apply_change(run, change, body)

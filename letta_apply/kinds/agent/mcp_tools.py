@@ -28,6 +28,7 @@ from ...core.jsonish import JsonObject, items, obj, objs, strings, text
 from ...errors import ApiError, Diagnostic, Rejected, define
 from ...manifest.files import Document
 from ..mcp_server.kind import MCP_POOL, MCP_SERVERS, MCP_TOOL, registered
+from ..mcp_server.requests import ROUTE as MCP_ROUTE
 from ..tool.kind import TOOLS
 
 __all__ = ["MCP_TOOL", "check_mcp_tools", "declared_mcp_tools", "expand", "mcp_servers_of"]
@@ -272,9 +273,8 @@ def expand(run: Run, body: JsonObject) -> JsonObject:
             continue
         address = str(i[MARKER])
         sid = run.id_of(address)
-        path = f"/v1/mcp-servers/{sid}/tools"
         if sid not in tools:
-            listed = objs(run.client.request("GET", path))
+            listed = objs(MCP_ROUTE.at(sid, "tools").get(run.client))
             with run.lock:
                 tools[sid] = {str(t["name"]): str(t["id"]) for t in listed}
         have = tools[sid]
@@ -301,7 +301,7 @@ def _not_registered(
             f"{address} offers no tool{plural} {names}{mean} (it offers: {', '.join(have)})",
             code="LA638",
         )
-    servers = run.client.request("GET", "/v1/mcp-servers/")
+    servers = MCP_ROUTE.get(run.client)
     found = [s for s in objs(servers) if s.get("id") == sid]
     transport = str(found[0].get("mcp_server_type") or "") if found else ""
     return ApiError(

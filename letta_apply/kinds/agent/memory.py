@@ -38,7 +38,9 @@ from ...core.changes import Change, Held
 from ...core.jsonish import JsonObject, items, objs, opt_text, strings
 from ...core.model import MARK_KEY, Live, stack_tag
 from ...errors import ApiError, RestoreError, ServerStateError, define
+from ...server import routes
 from ..archive.memory import archive_fields, new_archive, plain_passage
+from ..archive.passages import ROUTE as ARCHIVES
 from ..block.kind import BLOCKS, owned_of
 from ..block.memory import value_base, written
 from ..holds_memory import (
@@ -100,7 +102,7 @@ def _passage_pages(
     seen: set[str] = set()
     params: dict[str, int | bool | str] = {"limit": limit, "ascending": True}
     while cap is None or len(seen) < cap:
-        page = client.request("GET", f"/v1/agents/{agent_id}/archival-memory", params=params)
+        page = routes.AGENTS.at(agent_id, "archival-memory").get(client, params)
         fresh = [p for p in objs(page) if str(p.get("id")) not in seen]
         if not fresh:
             break
@@ -111,7 +113,7 @@ def _passage_pages(
 
 
 def _export(client: LettaClient, agent_id: str) -> object:
-    return client.request("GET", f"/v1/agents/{agent_id}/export")
+    return routes.AGENTS.at(agent_id, "export").get(client)
 
 
 def export_agent(client: LettaClient, files: AgentFiles, agent_id: str) -> JsonObject:
@@ -136,10 +138,9 @@ def import_agent_file(client: LettaClient, doc: Mapping[str, object], *, name: s
     if name is not None:
         data["name"] = name
     body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    answer = client.request(
-        "POST", "/v1/agents/import", files={"file": ("agent.af", body, "application/json")},
-        data=data,
-    )  # fmt: skip
+    answer = routes.AGENTS.at("import").post(
+        client, files={"file": ("agent.af", body, "application/json")}, data=data
+    )
     ids = answer.get("agent_ids") if isinstance(answer, Mapping) else None
     if not isinstance(ids, list) or not ids:
         raise ServerStateError(
@@ -305,13 +306,13 @@ class AgentMemory:
             notes.append("blocks from the backup: " + ", ".join(sorted(kept)))
         for fid, (bid, why) in sorted(attach_instead.items()):
             notes.append(f"block {labels.get(fid, fid)}: {bid} attached ({why})")
-            attach(client, f"/v1/agents/{rid}/core-memory/blocks/attach/{bid}", bid, notes)
+            attach(client, routes.AGENTS.at(rid, "core-memory/blocks", "attach", bid), bid, notes)
         for b in r.data.get("blocks") or ():
             if r.masked(f"blocks['{b.get('label')}'].value"):
                 notes.append(f"block {b.get('label')}: its value was masked in the backup")
         for iid in r.data.get("identity_ids") or ():
             # One by one (one gone since is said): Letta Cloud serves no other identity route.
-            attach(client, f"/v1/agents/{rid}/identities/attach/{iid}", str(iid), notes)
+            attach(client, routes.AGENTS.at(rid, "identities", "attach", str(iid)), str(iid), notes)
         notes += _passages(restoring, r, rid, resumed=existing is not None)
         return rid, notes
 
@@ -347,7 +348,7 @@ def _existing_blocks(restoring: Restoring, r: Record) -> dict[str, tuple[str, st
             continue  # the agent's alone: from the backup (the old one may be another's)
         if old in restoring.ids:
             out[str(b["file_id"])] = (restoring.ids[old], "restored here")
-        elif exists(restoring.client, f"/v1/blocks/{old}"):
+        elif exists(restoring.client, routes.BLOCKS.at(old)):
             out[str(b["file_id"])] = (old, "still on the server")
         elif shared and (held := restoring.holder(shared)) is not None:
             out[str(b["file_id"])] = (held.id, f"the stack's {shared}")
@@ -379,20 +380,20 @@ def _passages(restoring: Restoring, r: Record, rid: str, *, resumed: bool) -> li
         by_archive.setdefault(str(p.get("archive_id")), []).append(p)
     if not by_archive:
         return []
-    if resumed and client.request("GET", f"/v1/agents/{rid}/archival-memory", params={"limit": 1}):
+    if resumed and routes.AGENTS.at(rid, "archival-memory").get(client, {"limit": 1}):
         return ["its archival passages were restored by the earlier run"]
     notes: list[str] = []
     for aid, passages in sorted(by_archive.items()):
         n = len(passages)
         if restoring.in_backup(aid):
             notes.append(f"{n} passage(s): with their archive, restored from this backup")
-        elif exists(client, f"/v1/archives/{aid}"):
+        elif exists(client, ARCHIVES.at(aid)):
             notes.append(f"{n} passage(s): their archive {aid} is still on the server")
-            attach(client, f"/v1/agents/{rid}/archives/attach/{aid}", aid, notes)
+            attach(client, routes.AGENTS.at(rid, "archives", "attach", aid), aid, notes)
         else:
             made = new_archive(client, (r.data.get("archives") or {}).get(aid) or {}, passages)
             notes.append(f"{n} passage(s): inserted again into a new archive {made}")
-            attach(client, f"/v1/agents/{rid}/archives/attach/{made}", made, notes)
+            attach(client, routes.AGENTS.at(rid, "archives", "attach", made), made, notes)
     return notes
 
 

@@ -29,6 +29,7 @@ from ...core.marks import (
     sensitive_names,
 )
 from ...errors import define
+from ...server.routes import Route
 from ..base import declared_at
 from ..block.kind import (
     BLOCKS,
@@ -73,7 +74,8 @@ define("LA633", "Problem", "a model the server does not serve",
 # fmt: on
 
 FIELDS = ("description", "system", "model", "embedding")
-HANDLES = {"model": "/v1/models/", "embedding": "/v1/models/embedding"}
+MODELS = Route("/v1/models/")
+HANDLES = {"model": MODELS, "embedding": MODELS.at("embedding")}
 """Fields naming a handle the server must serve, and where it lists those it does."""
 
 _GROUPS = StateOf[GroupState]("group")
@@ -201,7 +203,7 @@ def served(ctx: Context, da: DesiredAgent, body: Mapping[str, object]) -> bool:
         ctx.problems.append(
             Problem(
                 da.address,
-                f"{name} '{handle}' is not served by this server (GET {route})",
+                f"{name} '{handle}' is not served by this server (GET {route.path})",
                 (f"did you mean {listed}?" if hints else f"the server serves: {listed}")
                 + " (a provider not configured on the server serves no handle)",
                 code="LA633",

@@ -13,6 +13,7 @@ from ...core.changes import ATTACH, CREATE, DELETE, DETACH, REPLACE, Change
 from ...core.jsonish import JsonObject, obj, objs, opt_text, strings, text
 from ...core.sensitive import Masker
 from ...errors import ApiError, define
+from ...server.routes import AGENTS
 from ..block.kind import owned_block_address
 from ..context import Run
 from ..resource import Listed, carries, mark_of, settle
@@ -184,7 +185,7 @@ def _update(run: Run, rid: str, body: JsonObject) -> None:
             f"the server did not take the tool_rules written: {', '.join(rules_shown(missing))} "
             "missing from the agent's rules after the update",
             method="PATCH",
-            path=f"/v1/agents/{rid}",
+            path=AGENTS.at(rid).path,
             code="LA722",
         )
     _record_secrets(run, rid, body, answer)

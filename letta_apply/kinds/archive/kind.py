@@ -26,6 +26,7 @@ from ...core.model import MARK_KEY, Desired, Live
 from ...errors import Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
+from ...server.routes import AGENTS, BLOCKS
 from ..agent.refs import agent_users, unknown_refs
 from ..base import Field, Kind, Link, Listing, Shape
 from ..context import Context, Matched, Run, Update
@@ -201,7 +202,7 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
-        return list(client.paginate("/v1/archives/", {}))
+        return list(ap.ROUTE.list(client))
 
     def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
@@ -223,7 +224,7 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
         agents: dict[str, tuple[tuple[str, str], ...]] = {}
         for la in state.live(desired.stack).values():
             passages[la.id] = tuple(ap.list_passages(client, la.id))
-            found = client.paginate(f"/v1/archives/{la.id}/agents", {"include": ["agent.tags"]})
+            found = ap.ROUTE.at(la.id, "agents").list(client, {"include": ["agent.tags"]})
             agents[la.id] = tuple((str(a["id"]), str(a.get("name") or "")) for a in found)
         return ArchiveState(state.marks, state.archives, passages, agents)
 
@@ -368,8 +369,8 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
         mark = obj(body.get("mark"))
         if change.action == DELETE:
             if rid:  # else a mark that marks nothing
-                c.request("DELETE", f"/v1/archives/{rid}")
-            c.request("DELETE", f"/v1/blocks/{body['mark_block']}")
+                ap.ROUTE.at(rid).delete(c)
+            BLOCKS.at(str(body["mark_block"])).delete(c)
             return rid or str(body["mark_block"])
         if change.action == CREATE:
             # The intent first: a run that dies after the create leaves an archive its stack
@@ -380,26 +381,26 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
                 run, MARK_LABEL, self.name, change.address, mark, claims,
                 strings(body.get("exclude")), opt_text(body.get("intent_block")),
             )  # fmt: skip
-            rid = str(obj(c.request("POST", "/v1/archives/", json=sent))["id"])
+            rid = str(obj(ap.ROUTE.post(c, sent))["id"])
             run.record(change.address, rid)
             write_mark(run, MARK_LABEL, self.name, change.address, rid, mark, block)
             for stale in items(body.get("stale")):
-                c.request("DELETE", f"/v1/blocks/{stale}")
+                BLOCKS.at(str(stale)).delete(c)
         else:
             if body.get("archive"):
-                c.request("PATCH", f"/v1/archives/{rid}", json=body["archive"])
+                ap.ROUTE.at(rid).patch(c, body["archive"])
             if mark:
                 held = opt_text(body.get("mark_block"))
                 write_mark(run, MARK_LABEL, self.name, change.address, rid, mark, held)
         for pid in items(body.get("delete")):
-            c.request("DELETE", f"/v1/archives/{rid}/passages/{pid}")
+            ap.ROUTE.at(rid, "passages", str(pid)).delete(c)
         if body.get("insert"):
-            c.request("POST", f"/v1/archives/{rid}/passages/batch",
-                      json={"passages": ap.stamped(objs(body["insert"]))})  # fmt: skip
+            batch = {"passages": ap.stamped(objs(body["insert"]))}
+            ap.ROUTE.at(rid, "passages", "batch").post(c, batch)
         for aid in items(body.get("detach")):
-            c.request("PATCH", f"/v1/agents/{aid}/archives/detach/{rid}")
+            AGENTS.at(str(aid), "archives", "detach", rid).patch(c)
         for aid in items(body.get("attach")):
-            c.request("PATCH", f"/v1/agents/{aid}/archives/attach/{rid}")
+            AGENTS.at(str(aid), "archives", "attach", rid).patch(c)
         return rid
 
 

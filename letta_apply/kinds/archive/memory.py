@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ...core.changes import Change, Held
 from ...core.jsonish import JsonObject, obj, objs, strings
 from ...core.model import MARK_KEY, Live, stack_tag
+from ...server.routes import AGENTS
 from ..holds_memory import (
     Holder,
     Record,
@@ -33,7 +34,7 @@ from ..holds_memory import (
     stack_blocks,
 )
 from ..mark_blocks import MarkBlock, intend, read_marks, write_mark
-from .passages import list_passages, ours
+from .passages import PASSAGES, ROUTE, list_passages, ours
 
 if TYPE_CHECKING:
     from ...server.client import LettaClient
@@ -51,7 +52,7 @@ def plain_passage(p: Mapping[str, object]) -> JsonObject:
 
 def archive_fields(client: LettaClient, archive_id: str) -> JsonObject:
     """What a backup keeps of an archive (one read)."""
-    found = obj(client.request("GET", f"/v1/archives/{archive_id}"))
+    found = obj(ROUTE.at(archive_id).get(client))
     return {k: found.get(k) for k in FIELDS}
 
 
@@ -63,8 +64,7 @@ def insert_passages(
     keys = ("text", "tags", "metadata", "created_at")
     batch = [{k: p[k] for k in keys if p.get(k) is not None} for p in passages]
     if batch:
-        path = f"/v1/archives/{archive_id}/passages/batch"
-        client.request("POST", path, json={"passages": batch})
+        ROUTE.at(archive_id, "passages", "batch").post(client, {"passages": batch})
 
 
 def new_archive(
@@ -73,7 +73,7 @@ def new_archive(
     """A new archive as `spec` (a backup's archive fields) says, holding `passages`."""
     body = {k: spec[k] for k in _CREATED if spec.get(k)}
     body.setdefault("name", "restored archive")
-    made = str(obj(client.request("POST", "/v1/archives/", json=body))["id"])
+    made = str(obj(ROUTE.post(client, body))["id"])
     insert_passages(client, made, passages)
     return made
 
@@ -133,7 +133,7 @@ class ArchiveMemory:
         if mark_block:
             metadata = client.get_block(str(mark_block)).get("metadata")
             mark = obj(obj(metadata).get(MARK_KEY))
-        agents = [str(a["id"]) for a in client.paginate(f"/v1/archives/{rid}/agents", {})]
+        agents = [str(a["id"]) for a in ROUTE.at(rid, "agents").list(client)]
         plain = [plain_passage(p) for p in passages]
         archive, n_archive = masked(archive, saving.masker.text)
         plain, n = masked(plain, saving.masker.text)
@@ -159,21 +159,21 @@ class ArchiveMemory:
         if not rid:  # new, or an intent a killed restore wrote: made now
             run = _Run(client, r.stack)
             held = _marks(restoring, self.mark_label).get(r.address)
-            named = [str(x["id"]) for x in client.paginate("/v1/archives/", {})
+            named = [str(x["id"]) for x in ROUTE.list(client)
                      if x.get("name") == a.get("name")]  # fmt: skip
             claims = {"name": a.get("name"), "description": a.get("description")}
             block = intend(run, self.mark_label, "archive", r.address, metadata, claims, named,
                            held.id if held is not None else None)  # fmt: skip
             body = {k: a[k] for k in _CREATED if a.get(k)}
-            rid = str(obj(client.request("POST", "/v1/archives/", json=body))["id"])
+            rid = str(obj(ROUTE.post(client, body))["id"])
             write_mark(run, self.mark_label, "archive", r.address, rid, metadata, block)
             insert_passages(client, rid, passages)
-        elif passages and not client.request(
-            "POST", "/v1/passages/search", json={"archive_id": rid, "limit": 1}, read=True
+        elif passages and not PASSAGES.at("search").post(
+            client, {"archive_id": rid, "limit": 1}, read=True
         ):
             insert_passages(client, rid, passages)
         notes = [f"{len(passages)} passage(s)"]
         for aid in strings(r.data.get("agents")):
             target = restoring.ids.get(aid, aid)
-            attach(client, f"/v1/agents/{target}/archives/attach/{rid}", target, notes)
+            attach(client, AGENTS.at(target, "archives", "attach", rid), target, notes)
         return rid, notes

@@ -23,6 +23,7 @@ from ...core.model import MARK_KEY, stack_tag
 from ...errors import Diagnostic, ServerStateError, define
 from ...manifest.files import Document, Path_, clip
 from ...server.client import LettaClient
+from ...server.routes import Route
 from ..folder.files import declared_files, read_folder_files
 
 # The problems this module reports, by code (docs/errors.md).
@@ -36,6 +37,9 @@ define("LA520", "ServerStateError", "archive passages that cannot be listed",
        "search cannot list past them, so the seeded passages cannot be compared.",
        "Delete those passages, or the archive (the next apply makes and seeds it again).")
 # fmt: on
+
+ROUTE = Route("/v1/archives/")
+PASSAGES = Route("/v1/passages/")
 
 MAX_PASSAGE = 100_000  # characters: a passage is embedded whole
 SEARCH_PAGE = 100  # the most Letta's passage search returns
@@ -147,7 +151,7 @@ def list_passages(client: LettaClient, archive_id: str) -> list[JsonObject]:
     seen: set[object] = set()
     body: JsonObject = {"archive_id": archive_id, "limit": SEARCH_PAGE}
     while True:
-        page = objs(client.request("POST", "/v1/passages/search", json=body, read=True))
+        page = objs(PASSAGES.at("search").post(client, body, read=True))
         found = [dict(obj(r["passage"])) for r in page]
         fresh = [p for p in found if p["id"] not in seen]
         if not fresh and len(page) >= SEARCH_PAGE:

@@ -25,6 +25,7 @@ from ...core.model import SHOWN, Desired, Import, Live, stack_tag
 from ...errors import ApiError, Diagnostic
 from ...manifest.files import Document
 from ...manifest.sections import KeyDefault
+from ...server import routes
 from ...server.client import LettaClient
 from ...server.lock_records import lock_tag
 from ...server.serial import serial_tag
@@ -195,7 +196,7 @@ class BlockKind(Kind[DesiredBlock, LiveBlock, BlockState], BlockMemory):
         return settle_blocks(run, made)
 
     def unmark(self, run: Run, change: Change) -> None:
-        unmark_tagged(run, f"/v1/blocks/{change.remote_id}")
+        unmark_tagged(run, routes.BLOCKS.at(str(change.remote_id)))
 
     def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         return apply_block(run, change, body)

@@ -17,6 +17,7 @@ from ...core.changes import Change, Held
 from ...core.jsonish import JsonObject, obj, strings
 from ...core.marks import digest
 from ...core.model import Live
+from ...server import routes
 from ..holds_memory import (
     Holder,
     Record,
@@ -123,11 +124,12 @@ class BlockMemory:
             body: JsonObject = {k: b[k] for k in _CREATED if b.get(k) is not None}
             body["metadata"] = remarked(b.get("metadata"), record)
             body["tags"] = retagged(b.get("tags"), record, always=True)
-            rid = str(obj(client.request("POST", "/v1/blocks/", json=body))["id"])
+            rid = str(obj(routes.BLOCKS.post(client, body))["id"])
         notes = []
         if record.masked("value"):
             notes.append("its value was masked in the backup (it held a sensitive value)")
         for aid in strings(record.data.get("agents")):
             target = restoring.ids.get(aid, aid)
-            attach(client, f"/v1/agents/{target}/core-memory/blocks/attach/{rid}", target, notes)
+            route = routes.AGENTS.at(target, "core-memory/blocks", "attach", rid)
+            attach(client, route, target, notes)
         return rid, notes

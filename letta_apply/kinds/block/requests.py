@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from ...core.changes import CREATE, DELETE, Change
 from ...core.jsonish import JsonObject, items, text
+from ...server import routes
 from ..context import Run
 from ..resource import carries, settle
 
@@ -27,7 +28,7 @@ def apply_block(run: Run, change: Change, body: JsonObject) -> str:
         c.update_block(rid, body)
     for verb, ids in (("attach", attach), ("detach", detach)):
         for identity_id in items(ids):
-            c.request("PATCH", f"/v1/blocks/{rid}/identities/{verb}/{identity_id}")
+            routes.BLOCKS.at(rid, "identities", verb, str(identity_id)).patch(c)
     return rid
 
 

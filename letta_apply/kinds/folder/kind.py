@@ -28,6 +28,7 @@ from ...core.model import MARK_KEY, Desired, Live
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
+from ...server.routes import AGENTS
 from ..agent.refs import agent_users, unknown_refs
 from ..base import Field, Kind, Link, Listing, Shape
 from ..context import Context, Matched, Run, Update, unmark_tagged
@@ -314,13 +315,13 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
 
     def unmark(self, run: Run, change: Change) -> None:
         # The mark holds the record of the uploaded files: they stay, with the folder.
-        unmark_tagged(run, f"/v1/folders/{change.remote_id}", tags=False)
+        unmark_tagged(run, fp.ROUTE.at(str(change.remote_id)), tags=False)
 
     def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         c = run.client
         rid = change.remote_id or ""
         if change.action == DELETE:
-            c.request("DELETE", f"/v1/folders/{rid}")
+            fp.ROUTE.at(rid).delete(c)
             return rid
         folder = dict(obj(body.get("folder")))
         uploads = objs(body.get("uploads"))
@@ -332,9 +333,9 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
             rid = _create(run, change.address, dict(folder, metadata=intent) if uploads else folder)
             run.record(change.address, rid)
         elif uploads and MARK_KEY in meta:
-            c.request("PATCH", f"/v1/folders/{rid}", json={"metadata": intent})
+            fp.ROUTE.at(rid).patch(c, {"metadata": intent})
         for file_id in items(body.get("deletes")):
-            c.request("DELETE", f"/v1/folders/{rid}/{file_id}")
+            fp.ROUTE.at(rid, str(file_id)).delete(c)
         files = dict(obj(body.get("kept")))
         sent: dict[str, fp.LiveFile] = {}
         for up in uploads:
@@ -348,13 +349,11 @@ class FolderKind(Kind[DesiredFolder, LiveFolder, FolderState]):
         if "metadata" in folder and (sent or patch):
             meta = dict(obj(folder["metadata"]))
             mark = {**obj(meta.get(MARK_KEY)), "files": files}
-            c.request(
-                "PATCH", f"/v1/folders/{rid}", json={**patch, "metadata": {**meta, MARK_KEY: mark}}
-            )
+            fp.ROUTE.at(rid).patch(c, {**patch, "metadata": {**meta, MARK_KEY: mark}})
         for aid in items(body.get("detach")):
-            c.request("PATCH", f"/v1/agents/{aid}/folders/detach/{rid}")
+            AGENTS.at(str(aid), "folders", "detach", rid).patch(c)
         for aid in items(body.get("attach")):
-            c.request("PATCH", f"/v1/agents/{aid}/folders/attach/{rid}")
+            AGENTS.at(str(aid), "folders", "attach", rid).patch(c)
         failed = fp.failures(done)
         if failed:
             raise ApiError(failed, code="LA725")
@@ -374,29 +373,25 @@ def _create(run: Run, address: str, body: Mapping[str, object]) -> str:
     """Create a folder; settle with any other run that made the same address meanwhile."""
 
     def candidates() -> list[JsonObject]:
-        found = run.client.paginate("/v1/folders/", {"name": text(body["name"])})
+        found = fp.ROUTE.list(run.client, {"name": text(body["name"])})
         return [f for f in found if carries(f, run.stack, address)]
 
-    created = obj(
-        run.client.request(
-            "POST", "/v1/folders/", json=body, find=lambda: next(iter(candidates()), None)
-        )
-    )
+    created = obj(fp.ROUTE.post(run.client, body, find=lambda: next(iter(candidates()), None)))
     winner = settle(created, candidates())
     if winner is not created:
-        run.client.request("DELETE", f"/v1/folders/{created['id']}")
+        fp.ROUTE.at(str(created["id"])).delete(run.client)
     return str(winner["id"])
 
 
 def _listing(client: LettaClient, stack: str) -> JsonObject:
-    folders = list(client.paginate("/v1/folders/", {}))
+    folders = list(fp.ROUTE.list(client))
     files: dict[str, list[JsonObject]] = {}
     agents: dict[str, list[str]] = {}
     for f in folders:
         if mark_of(f.get("metadata")).get("stack") != stack:
             continue
         fid = str(f["id"])
-        files[fid] = list(client.paginate(f"/v1/folders/{fid}/files", {}))
+        files[fid] = list(fp.ROUTE.at(fid, "files").list(client))
         agents[fid] = folder_agents(client, fid)
     return {"folders": folders, "files": files, "agents": agents}
 
@@ -408,7 +403,7 @@ def folder_agents(client: LettaClient, fid: str) -> list[str]:
         params: dict[str, str | int] = {"limit": 1000, "order": "asc"}
         if out:
             params["after"] = out[-1]
-        page = client.request("GET", f"/v1/folders/{fid}/agents", params=params)
+        page = fp.ROUTE.at(fid, "agents").get(client, params)
         fresh = [str(a) for a in items(page) if str(a) not in out]
         out.extend(fresh)
         if len(fresh) < 1000:

@@ -19,6 +19,7 @@ from ...core.changes import DRIFT, MANIFEST, NEW, FieldDiff, Why
 from ...core.jsonish import JsonObject, integer, obj, text
 from ...errors import ApiError, StalePlanError, define
 from ...manifest.files import Unreadable, read_regular
+from ...server.routes import Route
 from .files import MAX_FILE_BYTES, LocalFile, file_digest, shown_name, size
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ define("LA724", "ApiError", "files still processing",
        "Letta was still processing a folder's files when the wait ran out (--wait-timeout).",
        "Apply again later: it sees how the processing ended.")
 # fmt: on
+
+ROUTE = Route("/v1/folders/")
 
 DONE = frozenset({"completed", "error"})
 POLL = 0.5  # seconds between looks at the folder's files while they are processed
@@ -223,9 +226,8 @@ def read_upload(address: str, up: Mapping[str, object]) -> bytes:
 def upload(run: Run, address: str, fid: str, up: Mapping[str, object]) -> LiveFile:
     data = read_upload(address, up)
     name = str(up["name"])
-    answer = run.client.request(
-        "POST",
-        f"/v1/folders/{fid}/upload",
+    answer = ROUTE.at(fid, "upload").post(
+        run.client,
         params={"name": name, "duplicate_handling": "replace"},
         files={"file": (name.rsplit("/", 1)[-1], data, "application/octet-stream")},
         find=lambda: _uploaded(run, fid, name),
@@ -235,7 +237,7 @@ def upload(run: Run, address: str, fid: str, up: Mapping[str, object]) -> LiveFi
 
 def _uploaded(run: Run, fid: str, name: str) -> JsonObject | None:
     """The file an ambiguous upload may have made: the newest of that name."""
-    found = [f for f in run.client.paginate(f"/v1/folders/{fid}/files", {}) if
+    found = [f for f in ROUTE.at(fid, "files").list(run.client) if
              (f.get("original_file_name") or f.get("file_name")) == name]  # fmt: skip
     return found[-1] if found else None
 
@@ -250,7 +252,7 @@ def wait_processed(run: Run, address: str, fid: str, ids: set[str]) -> dict[str,
     started = c.clock()
     told = started
     while True:
-        now = {f.id: f for f in map(LiveFile.from_api, c.paginate(f"/v1/folders/{fid}/files", {}))}
+        now = {f.id: f for f in map(LiveFile.from_api, ROUTE.at(fid, "files").list(c))}
         pending = sorted(now[i].name for i in ids if i in now and now[i].status not in DONE)
         elapsed = c.clock() - started
         if not pending:

@@ -74,7 +74,7 @@ from .model import (
     group_applied,
     mark_body,
 )
-from .requests import create, delete, update
+from .requests import ROUTE, create, delete, update
 
 __all__ = ["MARK_LABEL", "DesiredGroup", "GroupKind", "GroupState", "LiveGroup"]
 
@@ -159,7 +159,7 @@ class GroupKind(Kind[DesiredGroup, LiveGroup, GroupState]):
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         # Hidden groups (Letta's own sleeptime groups) are left out by the server: never ours.
-        return list(client.paginate("/v1/groups/", {}))
+        return list(ROUTE.list(client))
 
     def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         return bool(read_marks(blocks, stack, MARK_LABEL, self.name))

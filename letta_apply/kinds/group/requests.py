@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from ...core.changes import Change
 from ...core.jsonish import JsonObject, items, obj, opt_text, strings
 from ...errors import ApiError, define
+from ...server.routes import BLOCKS, Route
 from ..context import Run
 from ..mark_blocks import intend, write_mark
 from .model import MARK_LABEL, claimed, claims
@@ -21,6 +22,7 @@ define("LA723", "ApiError", "a group's create answer lost, several look alike",
        "Adopt one with an `imports:` entry, delete the others, then apply again.")
 # fmt: on
 
+ROUTE = Route("/v1/groups/")
 _KIND = "group"  # the key of the group's id in its mark (kinds.mark_blocks)
 
 
@@ -36,16 +38,14 @@ def create(run: Run, change: Change, body: Mapping[str, object]) -> str:
         run, MARK_LABEL, _KIND, change.address, mark, claims(sent), exclude,
         opt_text(body.get("intent_block")),
     )  # fmt: skip
-    created = c.request(
-        "POST", "/v1/groups/", json=sent, find=lambda: _lost(run, change.address, sent, exclude)
-    )
+    created = ROUTE.post(c, sent, find=lambda: _lost(run, change.address, sent, exclude))
     rid = str(obj(created)["id"])
     write_mark(run, MARK_LABEL, _KIND, change.address, rid, mark, block)
     run.record(change.address, rid)
     for bid in items(body.get("blocks")):
-        c.request("PATCH", f"/v1/groups/{rid}/blocks/attach/{bid}")
+        ROUTE.at(rid, "blocks", "attach", str(bid)).patch(c)
     for stale in items(body.get("stale")):
-        c.request("DELETE", f"/v1/blocks/{stale}")
+        BLOCKS.at(str(stale)).delete(c)
     replaces = obj(body.get("replaces"))
     if replaces:
         delete(run, opt_text(replaces.get("group")), opt_text(replaces.get("mark_block")))
@@ -57,11 +57,11 @@ def update(run: Run, change: Change, rid: str, body: Mapping[str, object]) -> No
     c = run.client
     patch = obj(body.get("patch"))
     if patch:
-        c.request("PATCH", f"/v1/groups/{rid}", json=patch)
+        ROUTE.at(rid).patch(c, patch)
     for bid in items(body.get("attach")):
-        c.request("PATCH", f"/v1/groups/{rid}/blocks/attach/{bid}")
+        ROUTE.at(rid, "blocks", "attach", str(bid)).patch(c)
     for bid in items(body.get("detach")):
-        c.request("PATCH", f"/v1/groups/{rid}/blocks/detach/{bid}")
+        ROUTE.at(rid, "blocks", "detach", str(bid)).patch(c)
     mark = obj(body.get("mark"))
     write_mark(run, MARK_LABEL, _KIND, change.address, rid, mark, opt_text(body.get("mark_block")))
 
@@ -70,9 +70,9 @@ def delete(run: Run, group_id: str | None, mark_block: str | None) -> None:
     """The group, then its mark: a group is never left without one while it exists. Without a
     group: a mark that marks none."""
     if group_id:
-        run.client.request("DELETE", f"/v1/groups/{group_id}")
+        ROUTE.at(group_id).delete(run.client)
     if mark_block:
-        run.client.request("DELETE", f"/v1/blocks/{mark_block}")
+        BLOCKS.at(mark_block).delete(run.client)
 
 
 def _lost(
@@ -84,7 +84,7 @@ def _lost(
     and the failure says so."""
     wanted, old = claims(sent), set(exclude)
     alike = [
-        g for g in run.client.paginate("/v1/groups/", {})
+        g for g in ROUTE.list(run.client)
         if claimed(wanted, g) and str(g["id"]) not in old
     ]  # fmt: skip
     if len(alike) > 1:

@@ -11,6 +11,7 @@ from ..agent.sleeptime_file import sleeptime_groups
 from ..writing import Conversion, Export, Written
 from .kind import GroupKind
 from .model import ALLOWED, SETTINGS, LiveGroup
+from .requests import ROUTE
 
 _AGENT = "agent"  # the kind whose keys a group's members are named by
 
@@ -23,7 +24,7 @@ def export_groups(kind: GroupKind, ex: Export) -> JsonObject:
     if not agent_keys:
         return {}
     try:
-        listed = list(ex.client.paginate("/v1/groups/", {}))
+        listed = list(ROUTE.list(ex.client))
     except ApiError as e:
         if route_gone(e):
             return {}

@@ -40,6 +40,7 @@ from ...core.model import MARK_KEY, SHOWN, Desired, Import, Live
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
 from ...server.client import LettaClient
+from ...server.routes import Route
 from ..base import Field, Kind, Listing, Shape
 from ..block.kind import BLOCKS_DECLARED
 from ..context import Context, Matched, Run, Update
@@ -48,6 +49,8 @@ from ..matching import one_per_address
 from ..named import refuse_taken
 from ..resource import applied_of
 from ..writing import Export
+
+ROUTE = Route("/v1/identities/")
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -195,7 +198,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
-        return list(client.paginate("/v1/identities/", {}))
+        return list(ROUTE.list(client))
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]
@@ -219,8 +222,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
             return state
         ours = self.match(desired.stack, live).pool.values()
         blocks = {
-            i.id: tuple(str(b["id"]) for b in client.paginate(f"/v1/identities/{i.id}/blocks", {}))
-            for i in ours
+            i.id: tuple(str(b["id"]) for b in ROUTE.at(i.id, "blocks").list(client)) for i in ours
         }
         return IdentityState(state.identities, blocks)
 
@@ -295,30 +297,28 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
 
     def unmark(self, run: Run, change: Change) -> None:
         """The mark is one of the properties: they are written back whole without it."""
-        path = f"/v1/identities/{change.remote_id}"
+        route = ROUTE.at(str(change.remote_id))
         try:
-            found = obj(run.client.request("GET", path))
+            found = obj(route.get(run.client))
         except ApiError as e:
             if e.status == 404:
                 return
             raise
         kept = [p for p in objs(found.get("properties")) if p.get("key") != MARK_KEY]
-        run.client.request("PATCH", path, json={"properties": kept})
+        route.patch(run.client, {"properties": kept})
 
     def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         c = run.client
         if change.action == CREATE:
-            created = c.request(
-                "POST", "/v1/identities/", json=body, find=lambda: _find(run, change)
-            )
+            created = ROUTE.post(c, body, find=lambda: _find(run, change))
             rid = str(obj(created)["id"])
             run.record(change.address, rid)
             return rid
         rid = change.remote_id or ""
         if change.action == DELETE:
-            c.request("DELETE", f"/v1/identities/{rid}")
+            ROUTE.at(rid).delete(c)
         else:
-            c.request("PATCH", f"/v1/identities/{rid}", json=body)
+            ROUTE.at(rid).patch(c, body)
         return rid
 
     def export(self, found: LiveIdentity) -> JsonObject:
@@ -340,7 +340,7 @@ def _find(run: Run, change: Change) -> JsonObject | None:
     """The identity an ambiguous create may have made: identifier keys are unique, so one
     filtered listing says, and its mark says whether it is ours."""
     key = text(change.body["identifier_key"])
-    for raw in run.client.paginate("/v1/identities/", {"identifier_key": key}):
+    for raw in ROUTE.list(run.client, {"identifier_key": key}):
         found = LiveIdentity.from_api(raw)
         if (found.mark.get("stack"), found.mark.get("address")) == (run.stack, change.address):
             return dict(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...core.jsonish import JsonObject, items
 from ..writing import Export
-from .kind import IdentityKind, LiveIdentity
+from .kind import ROUTE, IdentityKind, LiveIdentity
 
 
 def export_identities(kind: IdentityKind, ex: Export) -> JsonObject:
@@ -14,7 +14,7 @@ def export_identities(kind: IdentityKind, ex: Export) -> JsonObject:
     if not wanted:
         return {}
     out: JsonObject = {}
-    found = [LiveIdentity.from_api(r) for r in ex.client.paginate("/v1/identities/", {})]
+    found = [LiveIdentity.from_api(r) for r in ROUTE.list(ex.client)]
     for identity in sorted(found, key=lambda i: (i.identifier_key, i.id)):
         if identity.id not in wanted or identity.mark:
             continue

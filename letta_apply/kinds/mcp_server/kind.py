@@ -49,6 +49,7 @@ from ...core.model import Desired, Import, Live
 from ...core.sensitive import MASKED, Masker
 from ...errors import ApiError, Diagnostic, define
 from ...manifest.files import Document
+from ...server import routes
 from ...server.client import LettaClient
 from ..base import Field, Kind, Listing, Shape
 from ..block.kind import our_agent_ids, stack_of
@@ -84,7 +85,7 @@ from .model import (
     token_of,
     used_servers,
 )
-from .requests import create, delete, update, update_config
+from .requests import ROUTE, create, delete, update, update_config
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -161,7 +162,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
-        return client.request("GET", "/v1/mcp-servers/")
+        return ROUTE.get(client)
 
     def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
@@ -194,9 +195,8 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
 
         def tools_of(s: LiveMcpServer) -> tuple[str, ...] | str:
             try:
-                listed = client.request(
-                    "GET", f"/v1/tools/mcp/servers/{quote(s.server_name, safe='')}/tools"
-                )
+                name = quote(s.server_name, safe="")
+                listed = routes.TOOLS.at("mcp", "servers", name, "tools").get(client)
             except ApiError as e:
                 # Letta quotes the MCP client's error: whatever of the server's secrets it
                 # names is masked (a token written in the manifest is no variable to mask).
@@ -381,7 +381,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> McpState:
         state = self.state_of(live)
         if names and not state.listed:
-            listed = objs(client.request("GET", "/v1/mcp-servers/"))
+            listed = objs(ROUTE.get(client))
             return McpState(tuple(listed), state.marks)
         return state
 

@@ -12,10 +12,12 @@ from ...core.jsonish import JsonObject, items, obj, opt_text, text
 from ...core.model import Sensitive
 from ...core.sensitive import Masker
 from ...errors import ApiError
+from ...server.routes import BLOCKS, Route
 from ..context import Run
 from ..mark_blocks import intend, write_mark
 from .model import HTTP, MARK_LABEL, DesiredMcpServer, LiveMcpServer
 
+ROUTE = Route("/v1/mcp-servers/")
 _KIND = "mcp_server"  # the key of the server's id in its mark (kinds.mark_blocks)
 T = TypeVar("T")
 
@@ -32,12 +34,12 @@ def create(run: Run, change: Change, body: Mapping[str, object]) -> str:
     )  # fmt: skip
     # No `find`: an ambiguous failure of this create is reported, never retried into a
     # clash with itself; the next run adopts the server by its intent.
-    created = _guarded(change, server, lambda: c.request("POST", "/v1/mcp-servers/", json=server))
+    created = _guarded(change, server, lambda: ROUTE.post(c, server))
     rid = str(obj(created)["id"])
     write_mark(run, MARK_LABEL, _KIND, change.address, rid, mark, block)
     run.record(change.address, rid)
     for stale in items(body.get("stale")):
-        c.request("DELETE", f"/v1/blocks/{stale}")
+        BLOCKS.at(str(stale)).delete(c)
     return rid
 
 
@@ -46,9 +48,9 @@ def update(run: Run, change: Change, rid: str, body: Mapping[str, object]) -> No
     c = run.client
     patch = obj(body.get("patch"))
     if patch:
-        _guarded(change, patch, lambda: c.request("PATCH", f"/v1/mcp-servers/{rid}", json=patch))
+        _guarded(change, patch, lambda: ROUTE.at(rid).patch(c, patch))
     if body.get("refresh"):
-        c.request("PATCH", f"/v1/mcp-servers/{rid}/refresh")
+        ROUTE.at(rid, "refresh").patch(c)
     mark = obj(body.get("mark"))
     write_mark(run, MARK_LABEL, _KIND, change.address, rid, mark, opt_text(body.get("mark_block")))
 
@@ -57,9 +59,9 @@ def delete(run: Run, rid: str, body: Mapping[str, object]) -> str:
     """The server (its tools go with it), then its mark. Without a server: a mark that marks
     none."""
     if rid:
-        run.client.request("DELETE", f"/v1/mcp-servers/{rid}")
+        ROUTE.at(rid).delete(run.client)
     if body.get("mark_block"):
-        run.client.request("DELETE", f"/v1/blocks/{text(body.get('mark_block'))}")
+        BLOCKS.at(text(body.get("mark_block"))).delete(run.client)
     return rid or str(body.get("mark_block"))
 
 

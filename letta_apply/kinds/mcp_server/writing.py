@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ...core.jsonish import JsonObject, items, obj, objs, opt_text
+from ...server.routes import BLOCKS, TOOLS
 from ..resource import mark_of
 from ..writing import Conversion, Export
 from .kind import MARK_LABEL, MCP_TOOL, LiveMcpServer, McpServerKind
+from .requests import ROUTE
 
 
 def export_servers(kind: McpServerKind, ex: Export) -> JsonObject:
@@ -22,16 +24,16 @@ def export_servers(kind: McpServerKind, ex: Export) -> JsonObject:
         return {}
     owned = {
         str(mark_of(b.get("metadata")).get("mcp_server"))
-        for b in ex.client.paginate("/v1/blocks/", {"label": MARK_LABEL})
+        for b in BLOCKS.list(ex.client, {"label": MARK_LABEL})
     }
     servers = {
         str(s["id"]): LiveMcpServer.from_api(s)
-        for s in objs(ex.client.request("GET", "/v1/mcp-servers/"))
+        for s in objs(ROUTE.get(ex.client))
         if str(s["id"]) not in owned
     }
     server_of = {
         str(t["id"]): opt_text(obj(obj(t.get("metadata_")).get("mcp")).get("server_id"))
-        for t in ex.client.paginate("/v1/tools/", {})
+        for t in TOOLS.list(ex.client)
         if t.get("tool_type") == MCP_TOOL
     }
     entries: JsonObject = {}

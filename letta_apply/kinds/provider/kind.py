@@ -192,7 +192,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
-        return list(client.paginate(ROUTE, {}))
+        return list(ROUTE.list(client))
 
     def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         return bool(read_marks(blocks, stack, MARK_LABEL, self.name))
@@ -422,7 +422,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> ProviderState:
         state = self.state_of(live)
         if names and not state.listed:
-            return ProviderState(tuple(client.paginate(ROUTE, {})), state.marks)
+            return ProviderState(tuple(ROUTE.list(client)), state.marks)
         return state
 
     # -- applying --------------------------------------------------------------------------

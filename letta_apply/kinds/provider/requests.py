@@ -10,11 +10,12 @@ from ...core.jsonish import JsonObject, obj, opt_text, strings, text
 from ...core.model import MARK_KEY
 from ...core.sensitive import Masker
 from ...errors import ApiError
+from ...server.routes import BLOCKS, Route
 from ..context import Run
 from ..mark_blocks import intend, write_mark
 from .model import MARK_LABEL, SECRETS
 
-ROUTE = "/v1/providers/"
+ROUTE = Route("/v1/providers/")
 
 
 def create(run: Run, change: Change, body: Mapping[str, object]) -> str:
@@ -28,27 +29,23 @@ def create(run: Run, change: Change, body: Mapping[str, object]) -> str:
     try:
         # An ambiguous failure (the answer lost): the provider of that name is the one sent,
         # names being unique and the plan having found none that is not the stack's.
-        created = obj(
-            guarded(
-                lambda: c.request("POST", ROUTE, json=sent, find=lambda: _named(run, name)), sent
-            )
-        )
+        created = obj(guarded(lambda: ROUTE.post(c, sent, find=lambda: _named(run, name)), sent))
     except ApiError as e:
         if e.status is not None and e.status < 500:
             # Refused (a name taken since the plan): nothing was made, so nothing may ever
             # answer this intent, another's provider least of all.
-            c.request("DELETE", f"/v1/blocks/{block}")
+            BLOCKS.at(block).delete(c)
         raise
     rid = str(created["id"])
     mark(run, change.address, rid, planned, block, created, sent["api_key"])
     run.record(change.address, rid)
     for stale in strings(body.get("stale")):
-        c.request("DELETE", f"/v1/blocks/{stale}")
+        BLOCKS.at(stale).delete(c)
     return rid
 
 
 def _named(run: Run, name: str) -> JsonObject | None:
-    found = [p for p in run.client.paginate(ROUTE, {"name": name}) if p.get("name") == name]
+    found = [p for p in ROUTE.list(run.client, {"name": name}) if p.get("name") == name]
     return dict(found[0]) if found else None
 
 
@@ -73,12 +70,10 @@ def update(run: Run, change: Change, body: Mapping[str, object]) -> None:
     rid, patch = change.remote_id or "", obj(body["patch"])
     answer: Mapping[str, object] = {"updated_at": body["updated_at"]}
     if patch:
-        answer = obj(
-            guarded(lambda: run.client.request("PATCH", f"{ROUTE}{rid}", json=patch), patch)
-        )
+        answer = obj(guarded(lambda: ROUTE.at(rid).patch(run.client, patch), patch))
         # Letta lists the models again only when asked to: a new key or endpoint may serve
         # others.
-        run.client.request("PATCH", f"{ROUTE}{rid}/refresh")
+        ROUTE.at(rid, "refresh").patch(run.client)
     mark(
         run, change.address, rid, obj(body["mark"]), opt_text(body["mark_block"]), answer,
         patch.get("api_key"), opt_text(body.get("keys")),
@@ -90,12 +85,12 @@ def delete(run: Run, rid: str, mark_block: str | None) -> None:
     while it exists."""
     if rid:
         try:
-            run.client.request("DELETE", f"{ROUTE}{rid}")
+            ROUTE.at(rid).delete(run.client)
         except ApiError as e:
             if e.status != 404:
                 raise
     if mark_block:
-        run.client.request("DELETE", f"/v1/blocks/{mark_block}")
+        BLOCKS.at(mark_block).delete(run.client)
 
 
 def guarded(send: Callable[[], object], sent: Mapping[str, object]) -> object:

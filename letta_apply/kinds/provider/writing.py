@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ...core.jsonish import JsonObject, obj
+from ...server.routes import BLOCKS
 from ..resource import mark_of
 from ..writing import Export
 from .model import MARK_LABEL, SECRETS, LiveProvider, uses
@@ -36,7 +37,7 @@ def export_providers(kind: ProviderKind, ex: Export) -> JsonObject:
     if not any(_may_use_one(a) for a in ex.selected):
         return {}
     found = [
-        p for p in ex.client.paginate(ROUTE, {})
+        p for p in ROUTE.list(ex.client)
         if p.get("provider_category", "byok") == "byok"
         and any(uses(a, str(p.get("name") or "")) for a in ex.selected)
     ]  # fmt: skip
@@ -44,7 +45,7 @@ def export_providers(kind: ProviderKind, ex: Export) -> JsonObject:
         return {}
     owned = {
         str(mark_of(b.get("metadata")).get("provider"))
-        for b in ex.client.paginate("/v1/blocks/", {"label": MARK_LABEL})
+        for b in BLOCKS.list(ex.client, {"label": MARK_LABEL})
     }
     out: JsonObject = {}
     for p in sorted(map(LiveProvider.from_api, found), key=lambda p: (p.name, p.id)):

@@ -25,6 +25,7 @@ from ...core.jsonish import JsonObject, objs
 from ...core.model import Desired, Import, Live
 from ...errors import Diagnostic
 from ...manifest.files import Document
+from ...server import routes
 from ...server.client import LettaClient
 from ..base import Field, Kind, Shape
 from ..context import Context, Matched, Run, unmark_tagged
@@ -171,7 +172,7 @@ class ToolKind(Kind[DesiredTool, LiveTool, ToolState]):
     # -- applying --------------------------------------------------------------------------
 
     def unmark(self, run: Run, change: Change) -> None:
-        unmark_tagged(run, f"/v1/tools/{change.remote_id}", "metadata_")
+        unmark_tagged(run, routes.TOOLS.at(str(change.remote_id)), "metadata_")
 
     def apply(self, run: Run, change: Change, body: JsonObject) -> str:
         return apply_tool(run, change, body)

@@ -10,6 +10,7 @@ import secrets
 from ...core.changes import CREATE, DELETE, Change
 from ...core.jsonish import JsonObject, obj, objs, text
 from ...errors import ApiError, define
+from ...server import routes
 from ...server.client import LettaClient
 from ..block.model import stack_of
 from ..context import Run, Users
@@ -53,7 +54,7 @@ def apply_tool(run: Run, change: Change, body: JsonObject) -> str:
             raise ApiError(
                 f"a tool named {name!r} now exists on the server; not overwritten, plan again",
                 method="POST",
-                path="/v1/tools/",
+                path=routes.TOOLS.path,
                 code="LA720",
             )
         rid = str(c.create_tool(body)["id"])
@@ -77,7 +78,10 @@ def derived_schema(c: LettaClient, source: str) -> JsonObject:
     name = function_name(ast.parse(source))
     if scratch_source is None or name is None:
         raise ApiError(
-            "the tool's source holds no function", method="POST", path="/v1/tools/", code="LA721"
+            "the tool's source holds no function",
+            method="POST",
+            path=routes.TOOLS.path,
+            code="LA721",
         )
     made = c.create_tool({"source_code": scratch_source})
     try:

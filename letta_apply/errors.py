@@ -1,6 +1,6 @@
 """Errors letta-apply raises. Each names where it happened (a file position or a resource
 address) and carries a stable code, `err.code`: `LA` and three digits, defined with what it
-means and what to do (error_codes.py, and each kind's folder) and listed in docs/errors.md
+means and what to do (error_codes/, and each kind's folder) and listed in docs/errors.md
 (written from CODES by scripts/schemas). A code is never given to another problem, not even
 once its own is gone (RETIRED). The command line ends each error line with it:
 `error: ... [LA601]`, `file:line:col: ... [LA302]`.

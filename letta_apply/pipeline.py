@@ -213,11 +213,13 @@ def plan_for(
     destroy: bool = False,
     detach_unmanaged: bool = False,
     memory: bool = True,
+    listings: Mapping[str, object] | None = None,
 ) -> Plan:
     """Read the live state of `desired`'s stack and plan against it (with `destroy`, plan the
     deletion of everything the stack owns). With `memory`, the plan says what its deletes hold
-    of agents' memory (memory.held: a read or two per deleted agent, for at most 50)."""
-    live = read_live(client, desired, destroy=destroy)
+    of agents' memory (memory.held: a read or two per deleted agent, for at most 50).
+    `listings`: the stack's listings already read (read.shared), not read again."""
+    live = read_live(client, desired, destroy=destroy, listings=listings)
     key = client.api_key
     plan = make_plan(
         desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged, seal_key=key

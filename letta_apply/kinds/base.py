@@ -197,6 +197,19 @@ class Kind(ABC, Generic[D, F, S]):
         """The kind's listing: a few paginated list calls, never one per resource. Called only
         when the kind is to be listed (`listing`); `state` gets None for a kind that was not."""
 
+    same_listing: ClassVar[bool] = False
+    """Whether `read` lists the same for every stack (the server's whole list, each stack's
+    `state` keeping its own by marks): then many stacks share one read (`read_many`)."""
+
+    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+        """The kind's listing for each of `stacks`, as `read` gives it for one, read once for
+        all of them where the kind can (`same_listing`, or its own override that lists by
+        several stacks' tags at once and partitions); else one read per stack."""
+        if self.same_listing and stacks:
+            listing = self.read(client, stacks[0], None)
+            return dict.fromkeys(stacks, listing)
+        return {s: self.read(client, s, None) for s in stacks}
+
     def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         """Whether the stack's blocks, as its block listing read them, hold the kind's mark
         blocks (a kind listed by "marks": then the stack may hold some)."""
@@ -422,3 +435,25 @@ def shown_hidden(
 
 AnyKind = Kind[Any, Any, Any]
 """A kind of any types: what the generic core iterates over (each kind reads its own typed)."""
+
+
+def by_tags(
+    items: Iterable[JsonObject], owners: Mapping[str, str], stacks: Iterable[str]
+) -> dict[str, object]:
+    """`items` (a listing, as it is read) split by the stack each belongs to: `owners` maps a
+    tag to its stack; an item carrying none of them is dropped as it comes, one carrying the
+    tags of several stacks goes to each. Every stack of `stacks` gets a list, empty or not."""
+    out: dict[str, list[JsonObject]] = {s: [] for s in stacks}
+    for item in items:
+        tags = item.get("tags")
+        found = {owners[t] for t in tags if isinstance(t, str) and t in owners} if isinstance(
+            tags, list
+        ) else set()
+        for stack in found:
+            out[stack].append(item)
+    return dict(out)
+
+
+TAGGED_AT_ONCE = 16
+"""Most stacks whose tags one filtered listing names (the query string stays short); a read of
+more lists the whole collection once and splits it by tag (`by_tags`)."""

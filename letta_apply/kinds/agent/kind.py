@@ -28,13 +28,13 @@ from ...core.changes import (
 )
 from ...core.jsonish import JsonObject, obj, objs, strings, text
 from ...core.marks import digest, sensitive_fields
-from ...core.model import Desired, Import, Live
+from ...core.model import Desired, Import, Live, stack_tag
 from ...errors import Diagnostic
 from ...manifest.files import Document
 from ...manifest.sections import KeyDefault
-from ...server.client import LettaClient
+from ...server.client import LettaClient, Query
 from ...server.routes import AGENTS
-from ..base import Field, Kind, Link, Shape, shown_hidden
+from ..base import TAGGED_AT_ONCE, Field, Kind, Link, Shape, by_tags, shown_hidden
 from ..block.kind import (
     BLOCKS,
     BlockKind,
@@ -186,7 +186,16 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
-        return client.list_agents(tag=f"letta-apply:{stack}", include=WITH_SECRETS)
+        return client.list_agents(tag=stack_tag(stack), include=WITH_SECRETS)
+
+    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+        """Each stack's agents, as `read` lists them for one: by the stacks' tags (any of them)
+        when they are few, else from one listing of every agent."""
+        owners = {stack_tag(s): s for s in stacks}
+        params: dict[str, Query] = {"include": list(WITH_SECRETS)}
+        if len(stacks) <= TAGGED_AT_ONCE:
+            params["tags"] = list(owners)
+        return by_tags(AGENTS.list(client, params), owners, stacks)
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]

@@ -29,7 +29,7 @@ from ...server import routes
 from ...server.client import LettaClient
 from ...server.lock_records import lock_tag
 from ...server.serial import serial_tag
-from ..base import Field, Kind, Shape
+from ..base import TAGGED_AT_ONCE, Field, Kind, Shape, by_tags
 from ..context import Context, Matched, Run, unmark_tagged
 from ..resource import applied_of
 from ..writing import Conversion, Export
@@ -131,6 +131,13 @@ class BlockKind(Kind[DesiredBlock, LiveBlock, BlockState], BlockMemory):
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         # The stack's serial and lock records come along (server.lock): `state` leaves them out.
         return client.list_blocks(stack_tag(stack), serial_tag(stack), lock_tag(stack))
+
+    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+        """Each stack's blocks, serial and lock records, as `read` lists them for one: by the
+        stacks' tags when they are few, else from one listing of every block."""
+        owners = {t: s for s in stacks for t in (stack_tag(s), serial_tag(s), lock_tag(s))}
+        params = {"tags": list(owners)} if len(stacks) <= TAGGED_AT_ONCE else None
+        return by_tags(routes.BLOCKS.list(client, params), owners, stacks)
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]

@@ -446,10 +446,8 @@ def by_tags(
     out: dict[str, list[JsonObject]] = {s: [] for s in stacks}
     for item in items:
         tags = item.get("tags")
-        found = {owners[t] for t in tags if isinstance(t, str) and t in owners} if isinstance(
-            tags, list
-        ) else set()
-        for stack in found:
+        named = tags if isinstance(tags, list) else ()
+        for stack in {owners[t] for t in named if isinstance(t, str) and t in owners}:
             out[stack].append(item)
     return dict(out)
 

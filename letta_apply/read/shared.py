@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..core.jsonish import objs
 from ..core.model import Desired
 from ..errors import LettaApplyError
-from ..kinds import KINDS, kind
+from ..kinds import kind
 from ..kinds.flags import FLAG_KIND
 from ..server.client import LettaClient
 from .live import held_kinds, listed_first, named_kinds

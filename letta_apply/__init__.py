@@ -1,12 +1,12 @@
 """letta-apply: declarative, GitOps-style provisioning for Letta agents and shared memory blocks.
 
 Programs use `Stack` (api.py): load a manifest from files or from a dict, plan, render, apply,
-destroy. The pipeline underneath, a folder per phase, bottom to top: core/ (shared vocabulary),
-manifest/, server/ (HTTP), kinds/, read/ (live state), plan/, memory/, apply/, then render/,
-convert/, cli/ (README, Development).
+destroy; `Stacks`: many stacks at once (many/). The pipeline underneath, a folder per phase,
+bottom to top: core/ (shared vocabulary), manifest/, server/ (HTTP), kinds/, read/ (live state),
+plan/, memory/, apply/, then render/, convert/, many/, cli/ (README, Development).
 """
 
-from .api import ApplyFailed, Format, Stack, render_plan
+from .api import ApplyFailed, Format, Stack, Stacks, StacksResult, render_plan
 from .apply.runner import Done, apply_plan
 from .apply.session import ApplyResult
 from .core.changes import Change, Drift, Plan, Problem
@@ -28,6 +28,7 @@ from .errors import (
     StalePlanError,
     UsageError,
 )
+from .many.run import StackRun
 from .memory.af_format import AgentFileError
 from .memory.backup import BackupFailed
 from .memory.restore import Restored, restore_backup
@@ -77,6 +78,9 @@ __all__ = [
     "ServerStateError",
     "ServerUnreachable",
     "Stack",
+    "StackRun",
+    "Stacks",
+    "StacksResult",
     "StalePlanError",
     "UsageError",
     "Validated",

@@ -15,16 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .apply.session import ApplyResult, Planned, run_apply
-from .core.changes import Plan
-from .core.model import Desired
-from .core.sensitive import Masker
-from .errors import LettaApplyError, ManifestError, StalePlanError, UsageError, with_code
-from .manifest.variables import Options
-from .memory.backup import Backups
-from .pipeline import load_manifest, plan_for
-from .read.shared import read_shared
-from .server.client import LettaClient
+from ..apply.session import ApplyResult, Planned, run_apply
+from ..core.changes import Plan
+from ..core.model import Desired
+from ..core.sensitive import Masker
+from ..errors import LettaApplyError, ManifestError, StalePlanError, UsageError, with_code
+from ..manifest.variables import Options
+from ..memory.backup import Backups
+from ..pipeline import load_manifest, plan_for
+from ..read.shared import read_shared
+from ..server.client import LettaClient
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 

@@ -32,13 +32,22 @@ from .restoring import saved_document, saved_text
 
 
 def _confirm(plan: Plan, out: Stream, stdin: TextIO) -> bool:
+    return _ask(f'\nApply these changes to stack "{plan.stack}"?', out, stdin)
+
+
+def confirm_text(question: str, o: Out) -> bool:
+    """Whether the person at the terminal answers "yes" to `question`."""
+    return _ask(question, o.out, o.stdin)
+
+
+def _ask(question: str, out: Stream, stdin: TextIO) -> bool:
     if not stdin.isatty():
         raise UsageError(
             "refusing to ask for confirmation: standard input is not a terminal; "
             "review the plan and pass --auto-approve",
             code="LA905",
         )
-    out.write(f'\nApply these changes to stack "{plan.stack}"? Only "yes" is accepted: ')
+    out.write(f'{question} Only "yes" is accepted: ')
     out.flush()
     return stdin.readline().strip() == "yes"
 
@@ -146,7 +155,7 @@ def cmd_apply(args: argparse.Namespace, o: Out, *, destroy: bool = False) -> int
                 planning.clear()
 
         stop = threading.Event()
-        with _stopped_by_signals(stop, o, planning) as received:
+        with stopped_by_signals(stop, o, planning) as received:
             result = run_apply(
                 client, make, operation="destroy" if destroy else "apply", lock=args.lock,
                 lock_timeout=args.lock_timeout, parallelism=args.parallelism,
@@ -166,7 +175,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextmanager
-def _stopped_by_signals(
+def stopped_by_signals(
     stop: threading.Event, o: Out, planning: threading.Event
 ) -> Iterator[list[int]]:
     """While applying, the first SIGINT or SIGTERM sets `stop`: no new change starts, those in

@@ -153,6 +153,18 @@ def _backups(sp: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _many(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--stacks", metavar="DIR",
+        help="many stacks at once, the server read once for all: each *.yaml/*.yml file of DIR, "
+        "and each folder in it, is one stack (in place of -f; one summary table)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--concurrency", type=_positive, default=8, metavar="N",
+        help="with --stacks: stacks planned and applied at once (default %(default)s)",
+    )  # fmt: skip
+
+
 def _target(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--target", action="append", default=[], metavar="ADDRESS",
@@ -164,8 +176,9 @@ def _target(sp: argparse.ArgumentParser) -> None:
 _Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
-def parser() -> argparse.ArgumentParser:
-    """The `letta-apply` command line."""
+def parser(*, stacks: bool = False) -> argparse.ArgumentParser:
+    """The `letta-apply` command line; with `stacks` (the command line names --stacks), plan
+    and destroy do not ask for -f."""
     p = _Parser(
         prog="letta-apply",
         description="Declarative provisioning for Letta agents and memory blocks.",
@@ -177,17 +190,26 @@ def parser() -> argparse.ArgumentParser:
         _validate, _plan, _apply, _destroy, _restore, _force_unlock, _export, _convert, _drift,
         _show, _graph, _completion,
     ):  # fmt: skip
-        add(sub)
+        if add in (_plan, _destroy):
+            add(sub, file=not stacks)
+        else:
+            add(sub)
     return p
+
+
+def names_stacks(argv: list[str]) -> bool:
+    """Whether a command line gives --stacks (then -f is not asked for)."""
+    return any(a == "--stacks" or a.startswith("--stacks=") for a in argv)
 
 
 def _validate(sub: _Commands) -> None:
     _common(sub.add_parser("validate", help="check a manifest; sends no request"), server=False)
 
 
-def _plan(sub: _Commands) -> None:
+def _plan(sub: _Commands, *, file: bool = True) -> None:
     sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
-    _common(sp)
+    _common(sp, file=file)
+    _many(sp)
     _target(sp)
     _lifecycle(sp)
     sp.add_argument("--destroy", action="store_true", help="plan the deletion of the whole stack")
@@ -203,6 +225,7 @@ def _apply(sub: _Commands) -> None:
     _common(sp, file=False)
     _target(sp)
     _lifecycle(sp)
+    _many(sp)
     sp.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by `plan --out`")
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     sp.add_argument(
@@ -216,9 +239,10 @@ def _apply(sub: _Commands) -> None:
     _locking(sp)
 
 
-def _destroy(sub: _Commands) -> None:
+def _destroy(sub: _Commands, *, file: bool = True) -> None:
     sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
-    _common(sp)
+    _common(sp, file=file)
+    _many(sp)
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     sp.add_argument(
         "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"

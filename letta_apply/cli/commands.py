@@ -31,13 +31,14 @@ from ..server.client import LettaClient
 from ..server.lock_records import force_unlock
 from .agentfile import convert_command, export_agent_file_command
 from .applying import Interrupted, cmd_apply, cmd_destroy
-from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
+from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, names_stacks, options_of
 from .arguments import parser as _parser
 from .completion import script as completion_script
 from .completion.addresses import ADDRESSES_COMMAND, complete_addresses
 from .output import ClientFactory, Out, plan_origin
 from .planning import cmd_plan, load
 from .restoring import cmd_restore
+from .stacks import cmd_stacks
 
 
 def _cmd_validate(args: argparse.Namespace, o: Out) -> int:
@@ -212,9 +213,11 @@ def _main(
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [ADDRESSES_COMMAND]:  # hidden: what shell completion asks on each Tab
         return complete_addresses(argv[1:], out)
-    args = _parser().parse_args(argv)
+    args = _parser(stacks=names_stacks(argv)).parse_args(argv)
     o = Out(args, out, err, masker, client_factory=client_factory or LettaClient, stdin=stdin)
     try:
+        if getattr(args, "stacks", None):
+            return cmd_stacks(args, o)
         return COMMANDS[args.command](args, o)
     except ManifestError as e:
         for d in e.diagnostics:

@@ -46,7 +46,9 @@ def totals(runs: Sequence[StackRun], operation: Operation) -> dict[str, int]:
     out: Counter[str] = Counter(stacks=len(runs))
     for run in runs:
         out["ok" if run.ok else "failed"] += 1
-        out[status(run, operation).replace(" ", "_")] += 1
+        word = status(run, operation)
+        if word != "failed":  # counted just above
+            out[word.replace(" ", "_")] += 1
         actions: tuple[Action, ...] = (CREATE, UPDATE, DELETE, *OTHER)
         for action in actions:
             out[action] += run.plan.count(action) if run.plan else 0

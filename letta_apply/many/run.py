@@ -9,6 +9,7 @@ why. Ownership stays proven by each stack's marks (the kinds' `match`), never by
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -158,16 +159,23 @@ def apply_stacks(
     *,
     plans: Mapping[str, Plan] | None = None,
     on_stack: Callable[[StackRun], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[StackRun]:
     """Plan and apply each stack, the server read once for all of them, each under its own
     lock, `settings.concurrency` at a time; in the order of `sources`. With `plans` (by stack,
     as a `plan_stacks` made them and a person approved), a stack whose plan no longer matches
     the server is not applied (StalePlanError, its error), nor is a stack `plans` lacks.
-    `on_stack` is told of each stack as it ends (from the workers' threads)."""
+    `on_stack` is told of each stack as it ends (from the workers' threads). Once `stop` is
+    set, no new stack starts and no new change starts in those under way (their locks are
+    released as usual)."""
     listings = read_shared(client, [s.desired for s in sources if s.desired is not None])
 
     def one(source: Source) -> StackRun:
-        run = _apply_one(client, source, settings, listings, plans)
+        if stop is not None and stop.is_set():
+            stack = source.desired.stack if source.desired else ""
+            run = StackRun(source.origin, stack, error="not started: the run was stopped")
+        else:
+            run = _apply_one(client, source, settings, listings, plans, stop)
         if on_stack is not None:
             on_stack(run)
         return run
@@ -182,6 +190,7 @@ def _apply_one(
     settings: Settings,
     listings: dict[str, dict[str, object]],
     plans: Mapping[str, Plan] | None,
+    stop: threading.Event | None = None,
 ) -> StackRun:
     desired = source.desired
     if desired is None:
@@ -215,7 +224,7 @@ def _apply_one(
         result = run_apply(
             client, make, operation=operation, lock=settings.lock,
             lock_timeout=settings.lock_timeout, parallelism=settings.parallelism,
-            backups=saver,
+            backups=saver, stop=stop,
         )  # fmt: skip
     except LettaApplyError as e:
         return StackRun(source.origin, stack, error=with_code(str(e), e.code))

@@ -330,8 +330,8 @@ class Stacks:
             values=variables if variables is not None else {},
             allow_outside_files=allow_outside_files,
         )  # fmt: skip
-        made = cls(())
-        made.sources = tuple(stack_sources(folder, options))
+        made = cls.__new__(cls)
+        made.sources = tuple(stack_sources(folder, options))  # each loaded, or why not
         return made
 
     @property

@@ -195,7 +195,9 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         params: dict[str, Query] = {"include": list(WITH_SECRETS)}
         if len(stacks) <= TAGGED_AT_ONCE:
             params["tags"] = list(owners)
-        return by_tags(AGENTS.list(client, params), owners, stacks)
+        # Held until each stack is planned: each agent's tools kept as what LiveAgent reads of
+        # them (their source and schemas are half of an agent in the listing).
+        return by_tags(map(_tools_named, AGENTS.list(client, params)), owners, stacks)
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]
@@ -422,3 +424,9 @@ def _declared(address: str, key: str, spec: Mapping[str, object]) -> DesiredAgen
             "secrets" if f == NAMES[1] else f for f in strings(spec.get("ignore_changes"))
         ),
     )
+
+
+def _tools_named(agent: JsonObject) -> JsonObject:
+    """`agent` as listed, its tools reduced to the id, name and type LiveAgent.from_api reads."""
+    tools = [{k: t.get(k) for k in ("id", "name", "tool_type")} for t in objs(agent.get("tools"))]
+    return {**agent, "tools": tools}

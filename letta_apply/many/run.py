@@ -134,6 +134,8 @@ def plan_stacks(
             )
         except LettaApplyError as e:
             return StackRun(source.origin, desired.stack, error=with_code(str(e), e.code))
+        except Exception as e:  # a bug in one stack's plan ends no other's
+            return StackRun(source.origin, desired.stack, error=_unexpected(e))
         return StackRun(source.origin, desired.stack, plan)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -228,7 +230,13 @@ def _apply_one(
         )  # fmt: skip
     except LettaApplyError as e:
         return StackRun(source.origin, stack, error=with_code(str(e), e.code))
+    except Exception as e:  # a bug in one stack's run ends no other's
+        return StackRun(source.origin, stack, error=_unexpected(e))
     return StackRun(source.origin, stack, result.plan, result, _why_failed(result))
+
+
+def _unexpected(e: Exception) -> str:
+    return f"unexpected error (a bug: please report it): {type(e).__name__}: {e}"
 
 
 def _why_failed(result: ApplyResult) -> str:

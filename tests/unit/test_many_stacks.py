@@ -202,3 +202,21 @@ def test_cli_stacks_refuses_one_stack_options(tmp_path: Path, cli: Cli) -> None:
     r = cli("plan", "--stacks", str(tmp_path / "none"))
     assert r.code == 1 and "no such folder [LA902]" in r.err
     assert cli.fake.writes == 0
+
+
+def test_a_bug_in_one_stack_ends_no_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from letta_apply.many import run as many_run
+
+    fake = FakeLetta()
+    real = many_run.plan_for
+
+    def buggy(client: Any, desired: Any, **kw: Any) -> Any:
+        if desired.stack == "tenant-1":
+            raise RuntimeError("oops")
+        return real(client, desired, **kw)
+
+    monkeypatch.setattr(many_run, "plan_for", buggy)
+    result = Stacks.from_folder(folder(tmp_path, 3)).apply(fake.client())
+    assert [r.ok for r in result.runs] == [True, False, True]
+    assert result.runs[1].error == "unexpected error (a bug: please report it): RuntimeError: oops"
+    assert len(fake.agents) == 2

@@ -13,7 +13,8 @@ from pathlib import Path
 from ..core.changes import Plan
 from ..errors import UsageError
 from ..many.report import Operation, stacks_document, stacks_text
-from ..many.run import Settings, Source, StackRun, apply_stacks, plan_stacks, stack_sources
+from ..many.run import Settings, Source, StackRun, apply_stacks, plan_stacks, sources_read_ahead
+from ..read.shared import Ahead
 from .applying import confirm_text, stopped_by_signals
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
 from .output import Out
@@ -37,14 +38,14 @@ def cmd_stacks(args: argparse.Namespace, o: Out) -> int:
         raise UsageError(
             f"--format {o.format} needs --auto-approve (no prompt in that mode)", code="LA903"
         )
-    sources = stack_sources(args.stacks, options_of(args))
-    for s in sources:
-        if s.desired is not None:
-            o.masker.add(s.desired.secrets)
     with o.connect() as client:
+        sources, ahead = sources_read_ahead(client, args.stacks, options_of(args))
+        for s in sources:
+            if s.desired is not None:
+                o.masker.add(s.desired.secrets)
         if operation == "plan":
             runs = plan_stacks(
-                client, sources, destroy=args.destroy, concurrency=args.concurrency
+                client, sources, destroy=args.destroy, concurrency=args.concurrency, ahead=ahead
             )  # fmt: skip
         else:
             settings = Settings(
@@ -52,7 +53,7 @@ def cmd_stacks(args: argparse.Namespace, o: Out) -> int:
                 parallelism=args.parallelism, lock=args.lock, lock_timeout=args.lock_timeout,
                 backups=None if args.no_backup else Path(args.backup_dir),
             )  # fmt: skip
-            runs = _apply(args, o, sources, settings, operation)
+            runs = _apply(args, o, sources, settings, operation, ahead)
     if o.format == "json":
         o.json(stacks_document(runs, operation, o.masker))
     else:
@@ -64,7 +65,12 @@ def cmd_stacks(args: argparse.Namespace, o: Out) -> int:
 
 
 def _apply(
-    args: argparse.Namespace, o: Out, sources: list[Source], settings: Settings, op: Operation
+    args: argparse.Namespace,
+    o: Out,
+    sources: list[Source],
+    settings: Settings,
+    op: Operation,
+    ahead: Ahead,
 ) -> list[StackRun]:
     """Apply every stack; without --auto-approve, once the plans' table was shown and the
     changes confirmed: then only the stacks with changes are applied, each only if its plan
@@ -73,7 +79,10 @@ def _apply(
     planned: dict[str, StackRun] = {}
     approved: dict[str, Plan] | None = None
     if not args.auto_approve:
-        runs = plan_stacks(client, sources, destroy=settings.destroy, concurrency=args.concurrency)
+        runs = plan_stacks(
+            client, sources, destroy=settings.destroy, concurrency=args.concurrency, ahead=ahead
+        )  # fmt: skip
+        ahead = {}  # read for this plan: the apply reads afresh
         o.text(stacks_text(runs, "plan"))
         planned = {r.origin: r for r in runs}
         approved = {r.stack: r.plan for r in runs if r.ok and r.plan and r.plan.has_changes}
@@ -94,7 +103,9 @@ def _apply(
             progress.failure()
 
     with stopped_by_signals(stop, o, threading.Event()):
-        applied = apply_stacks(client, sources, settings, plans=approved, on_stack=ended, stop=stop)
+        applied = apply_stacks(
+            client, sources, settings, plans=approved, on_stack=ended, stop=stop, ahead=ahead
+        )  # fmt: skip
     progress.close()
     if not planned:
         return applied

@@ -203,12 +203,20 @@ class Kind(ABC, Generic[D, F, S]):
 
     def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
         """The kind's listing for each of `stacks`, as `read` gives it for one, read once for
-        all of them where the kind can (`same_listing`, or its own override that lists by
-        several stacks' tags at once and partitions); else one read per stack."""
-        if self.same_listing and stacks:
-            listing = self.read(client, stacks[0], None)
-            return dict.fromkeys(stacks, listing)
+        all of them where the kind can (`read_whole`, then `split`); else one read per stack."""
+        whole = self.read_whole(client) if stacks else None
+        if whole is not None:
+            return self.split(whole, stacks)
         return {s: self.read(client, s, None) for s in stacks}
+
+    def read_whole(self, client: LettaClient) -> object | None:
+        """The kind's listing for any stacks at all, read before they are known (`split` gives
+        each its own); None when the kind can only list one stack at a time."""
+        return self.read(client, "", None) if self.same_listing else None
+
+    def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:
+        """Each of `stacks`' listing, out of `read_whole`'s."""
+        return dict.fromkeys(stacks, whole)
 
     def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         """Whether the stack's blocks, as its block listing read them, hold the kind's mark
@@ -438,18 +446,32 @@ AnyKind = Kind[Any, Any, Any]
 
 
 def by_tags(
-    items: Iterable[JsonObject], owners: Mapping[str, str], stacks: Iterable[str]
+    items: Iterable[Mapping[str, object]], owners: Mapping[str, str], stacks: Iterable[str]
 ) -> dict[str, object]:
     """`items` (a listing, as it is read) split by the stack each belongs to: `owners` maps a
     tag to its stack; an item carrying none of them is dropped as it comes, one carrying the
     tags of several stacks goes to each. Every stack of `stacks` gets a list, empty or not."""
-    out: dict[str, list[JsonObject]] = {s: [] for s in stacks}
+    out: dict[str, list[Mapping[str, object]]] = {s: [] for s in stacks}
     for item in items:
-        tags = item.get("tags")
-        named = tags if isinstance(tags, list) else ()
-        for stack in {owners[t] for t in named if isinstance(t, str) and t in owners}:
+        for stack in {owners[t] for t in _tags(item) if isinstance(t, str) and t in owners}:
             out[stack].append(item)
     return dict(out)
+
+
+def tagged(
+    items: Iterable[Mapping[str, object]], prefixes: tuple[str, ...]
+) -> list[Mapping[str, object]]:
+    """The `items` carrying a tag that starts with one of `prefixes` (some stack's), as they
+    come: the others are dropped before anything holds them."""
+    return [
+        item for item in items
+        if any(isinstance(t, str) and t.startswith(prefixes) for t in _tags(item))
+    ]  # fmt: skip
+
+
+def _tags(item: Mapping[str, object]) -> list[object]:
+    tags = item.get("tags")
+    return tags if isinstance(tags, list) else []
 
 
 TAGGED_AT_ONCE = 16

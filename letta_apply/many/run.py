@@ -24,7 +24,7 @@ from ..errors import LettaApplyError, ManifestError, StalePlanError, UsageError,
 from ..manifest.variables import Options
 from ..memory.backup import Backups
 from ..pipeline import load_manifest, plan_for
-from ..read.shared import read_shared
+from ..read.shared import Ahead, read_ahead, read_shared
 from ..server.client import LettaClient
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -73,6 +73,11 @@ def stack_sources(folder: str | Path, options: Options | None = None) -> list[So
     folder in it is one stack (its files are one manifest, as `-f FOLDER`); names starting with
     a dot are skipped. A manifest that does not load is a Source with its error; two that
     declare one stack name are both refused (they would fight over its resources)."""
+    return distinct([_load(p, options) for p in _entries(folder)])
+
+
+def _entries(folder: str | Path) -> list[Path]:
+    """The manifests and manifest folders of `folder`, one per stack, in name order."""
     root = Path(folder)
     if not root.is_dir():
         raise UsageError(f"--stacks {folder}: no such folder", code="LA902")
@@ -86,7 +91,21 @@ def stack_sources(folder: str | Path, options: Options | None = None) -> list[So
             f"--stacks {folder}: no manifest (*.yaml, *.yml) nor folder of one in it",
             code="LA902",
         )
-    return distinct([_load(p, options) for p in entries])
+    return entries
+
+
+def sources_read_ahead(
+    client: LettaClient, folder: str | Path, options: Options | None = None
+) -> tuple[list[Source], Ahead]:
+    """`stack_sources(folder)`, the server's listings read meanwhile (read.shared.read_ahead):
+    for many stacks, loading their manifests and the server's listing take about as long."""
+    count = len(_entries(folder))
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
+        ahead = read_ahead(client, pool, count)
+        return stack_sources(folder, options), ahead
+    finally:
+        pool.shutdown(wait=False)  # what it reads is waited for where it is used
 
 
 def _load(path: Path, options: Options | None) -> Source:
@@ -118,10 +137,12 @@ def plan_stacks(
     *,
     destroy: bool = False,
     concurrency: int = 8,
+    ahead: Ahead | None = None,
 ) -> list[StackRun]:
     """Each stack's plan (with `destroy`, of the deletion of what it owns), the server read
-    once for all of them; in the order of `sources`."""
-    listings = read_shared(client, [s.desired for s in sources if s.desired is not None])
+    once for all of them (`ahead`: what was read while they loaded); in the order of
+    `sources`."""
+    listings = read_shared(client, [s.desired for s in sources if s.desired is not None], ahead)
 
     def one(source: Source) -> StackRun:
         desired = source.desired
@@ -162,6 +183,7 @@ def apply_stacks(
     plans: Mapping[str, Plan] | None = None,
     on_stack: Callable[[StackRun], None] | None = None,
     stop: threading.Event | None = None,
+    ahead: Ahead | None = None,
 ) -> list[StackRun]:
     """Plan and apply each stack, the server read once for all of them, each under its own
     lock, `settings.concurrency` at a time; in the order of `sources`. With `plans` (by stack,
@@ -169,8 +191,8 @@ def apply_stacks(
     the server is not applied (StalePlanError, its error), nor is a stack `plans` lacks.
     `on_stack` is told of each stack as it ends (from the workers' threads). Once `stop` is
     set, no new stack starts and no new change starts in those under way (their locks are
-    released as usual)."""
-    listings = read_shared(client, [s.desired for s in sources if s.desired is not None])
+    released as usual). `ahead`: what was read while they loaded."""
+    listings = read_shared(client, [s.desired for s in sources if s.desired is not None], ahead)
 
     def one(source: Source) -> StackRun:
         if stop is not None and stop.is_set():

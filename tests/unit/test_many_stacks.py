@@ -220,3 +220,13 @@ def test_a_bug_in_one_stack_ends_no_other(tmp_path: Path, monkeypatch: pytest.Mo
     assert [r.ok for r in result.runs] == [True, False, True]
     assert result.runs[1].error == "unexpected error (a bug: please report it): RuntimeError: oops"
     assert len(fake.agents) == 2
+
+
+def test_cli_reads_the_server_while_the_manifests_load(tmp_path: Path, cli: Cli) -> None:
+    d = folder(tmp_path, 20)  # past 16 stacks: agents and blocks are listed whole
+    r = cli("apply", "--stacks", str(d), "--auto-approve", "-v")
+    assert r.code == 0 and "20 stacks: 20 applied" in r.out
+    assert len(cli.fake.agents) == 20
+    r = cli("plan", "--stacks", str(d), "-v", "--detailed-exitcode")
+    assert r.code == 0 and "20 stacks: 0 with changes, 20 without changes, 0 failed." in r.out
+    assert "requests: 6 reads, 0 writes" in r.err  # a page and the empty one of each kind

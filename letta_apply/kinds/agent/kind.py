@@ -34,7 +34,7 @@ from ...manifest.files import Document
 from ...manifest.sections import KeyDefault
 from ...server.client import LettaClient, Query
 from ...server.routes import AGENTS
-from ..base import TAGGED_AT_ONCE, Field, Kind, Link, Shape, by_tags, shown_hidden
+from ..base import TAGGED_AT_ONCE, Field, Kind, Link, Shape, by_tags, shown_hidden, tagged
 from ..block.kind import (
     BLOCKS,
     BlockKind,
@@ -191,13 +191,19 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
         """Each stack's agents, as `read` lists them for one: by the stacks' tags (any of them)
         when they are few, else from one listing of every agent."""
+        if len(stacks) > TAGGED_AT_ONCE:
+            return super().read_many(client, stacks)
         owners = {stack_tag(s): s for s in stacks}
-        params: dict[str, Query] = {"include": list(WITH_SECRETS)}
-        if len(stacks) <= TAGGED_AT_ONCE:
-            params["tags"] = list(owners)
-        # Held until each stack is planned: each agent's tools kept as what LiveAgent reads of
-        # them (their source and schemas are half of an agent in the listing).
+        params: dict[str, Query] = {"include": list(WITH_SECRETS), "tags": list(owners)}
         return by_tags(map(_tools_named, AGENTS.list(client, params)), owners, stacks)
+
+    def read_whole(self, client: LettaClient) -> object:
+        """Every agent some stack owns."""
+        listed = AGENTS.list(client, {"include": list(WITH_SECRETS)})
+        return tagged(map(_tools_named, listed), (stack_tag(""),))
+
+    def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:
+        return by_tags(objs(whole), {stack_tag(s): s for s in stacks}, stacks)
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]
@@ -427,6 +433,7 @@ def _declared(address: str, key: str, spec: Mapping[str, object]) -> DesiredAgen
 
 
 def _tools_named(agent: JsonObject) -> JsonObject:
-    """`agent` as listed, its tools reduced to the id, name and type LiveAgent.from_api reads."""
+    """`agent` as listed, its tools reduced to the id, name and type LiveAgent.from_api reads:
+    held until each stack is planned, and their source and schemas are half of an agent."""
     tools = [{k: t.get(k) for k in ("id", "name", "tool_type")} for t in objs(agent.get("tools"))]
     return {**agent, "tools": tools}

@@ -15,6 +15,7 @@ import pytest
 from letta_apply import LettaClient, Stacks
 from letta_apply.kinds.agent import kind as agent_kind
 from letta_apply.kinds.block import kind as block_kind
+from letta_apply.read import shared
 from tests.integration.conftest import Run, stack_resources
 
 
@@ -46,8 +47,9 @@ def test_many_stacks_in_one_call(
     tagged_at_once: int,
 ) -> None:
     # Up to TAGGED_AT_ONCE stacks, blocks and agents are listed by the stacks' tags; past it,
-    # each collection is listed whole once and split by tag: both are run here on 5 stacks.
-    for module in (block_kind, agent_kind):
+    # each collection is listed whole once (by the command, while the manifests load) and split
+    # by tag: both are run here on 5 stacks.
+    for module in (block_kind, agent_kind, shared):
         monkeypatch.setattr(module, "TAGGED_AT_ONCE", tagged_at_once)
     names = [f"t{uuid.uuid4().hex[:10]}" for _ in range(5)]
     folder = tmp_path / "tenants"

@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,12 @@ def listing_once(base_url: str) -> int:
     return sum(pages(_count(base_url, r)) for r in ("/v1/agents/", "/v1/blocks/", "/v1/tools/"))
 
 
-def run_stacks(n: int, base_url: str, cpu: ServerCpu, work: Path, concurrency: int) -> Run:
-    prefix = f"b{uuid.uuid4().hex[:6]}"
-    run = Run(n, prefix)
+def run_stacks(
+    run: Run, base_url: str, cpu: ServerCpu, work: Path, concurrency: int, saved: Callable[[], None]
+) -> None:
+    """Run every step on `run.stacks` stacks; `saved` is called after each (a 10,000-stack run
+    takes hours: what was measured is kept should it stop)."""
+    n, prefix = run.stacks, run.prefix
     folder = work / "stacks"
     folder.mkdir()
     write_stacks(folder, prefix, n)
@@ -157,6 +161,7 @@ def run_stacks(n: int, base_url: str, cpu: ServerCpu, work: Path, concurrency: i
                 round(ccpu, 2), round(lcpu, 2), round(pcpu, 2), load0, os.getloadavg(),
             )  # fmt: skip
             run.steps.append(step)
+            saved()
             print(_row(n, step), flush=True)
             if code != 0:
                 print(err[-3000:], file=sys.stderr)
@@ -164,7 +169,6 @@ def run_stacks(n: int, base_url: str, cpu: ServerCpu, work: Path, concurrency: i
     finally:
         if not run.steps or run.steps[-1].name != "destroy" or run.steps[-1].exit_code:
             letta_apply(commands["destroy"], base_url, work, cpu, "cleanup")
-    return run
 
 
 HEADER = (
@@ -195,14 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     base_url = f"http://127.0.0.1:{args.port}"
     config = ensure_server(args.port, args.data, 1, False)
     cpu = ServerCpu(args.data)
-    print(HEADER, flush=True)
-    runs = []
-    for n in sizes:
-        work = Path(tempfile.mkdtemp(prefix="letta-apply-stacks-"))
-        try:
-            runs.append(run_stacks(n, base_url, cpu, work, args.concurrency))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    out = args.out or ROOT / "bench" / "results" / f"stacks-{'-'.join(map(str, sizes))}.json"
     doc: dict[str, Any] = {
         "letta_apply": __version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -212,14 +209,25 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": args.concurrency,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "floor": "max(server CPU, (server + Postgres CPU) / 2): one uvicorn process, 2 cores",
-        "runs": [
+    }
+    runs: list[Run] = []
+
+    def saved() -> None:
+        doc["runs"] = [
             {**asdict(r), "steps": [{**asdict(s), "floor_s": round(s.floor_s, 2)} for s in r.steps]}
             for r in runs
-        ],
-    }
-    out = args.out or ROOT / "bench" / "results" / f"stacks-{'-'.join(map(str, sizes))}.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    print(f"bench: wrote {out}", file=sys.stderr)
+        ]
+        out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+    print(f"bench: results go to {out}, written after each step", file=sys.stderr)
+    print(HEADER, flush=True)
+    for n in sizes:
+        work = Path(tempfile.mkdtemp(prefix="letta-apply-stacks-"))
+        runs.append(Run(n, f"b{uuid.uuid4().hex[:6]}"))
+        try:
+            run_stacks(runs[-1], base_url, cpu, work, args.concurrency, saved)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     failed = any(s.exit_code for r in runs for s in r.steps)
     return 1 if failed else 0
 

@@ -1,0 +1,285 @@
+"""A manifest's plain values without their positions, fast, for the common shape of YAML only.
+
+Reading a large manifest with positions (parse.py) builds a node per value in libyaml and a
+position per value in Python: most of what `validate` spends on a fleet of thousands of agents.
+Positions are only ever read to say where a problem is, so a manifest is first read here, without
+them; the pipeline reads it again the slow way as soon as any problem is found (pipeline.py).
+
+This reader gives the values the slow one would (PyYAML's YAML 1.1 resolver and constructors decide
+what each plain scalar is) or declines (None) whenever it cannot be sure: it takes block mappings
+and sequences, one-line flow collections, one-line plain and quoted scalars and comments, and
+declines everything else (block scalars, anchors and aliases, merge keys, tags, multi-line
+scalars, complex or non-string keys, duplicate keys, documents markers, tabs, values the slow
+reader reports) rather than guess.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+import yaml
+
+from .files import MAX_DEPTH, MAX_VALUES
+
+
+class _Declined(Exception):
+    """The text uses something this reader does not take: the slow reader decides."""
+
+
+# Characters that end a line or mean something this reader leaves to the slow one anywhere in the
+# text (YAML 1.1 line breaks besides \n, tabs, a byte order mark past the start).
+_DECLINE_ANYWHERE = re.compile("[\r\t\x85\u2028\u2029\ufeff]")
+_KEY = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*):(?: +|$)")
+# Scalars on one line. Quoted ones are strings as written ('' is a quote; no backslash escapes).
+_SINGLE = re.compile(r"'((?:[^']|'')*)'")
+_DOUBLE = re.compile(r'"([^"\\]*)"')
+# A plain scalar in a flow collection: no character that could end it or mean something else.
+_FLOW_PLAIN = re.compile(r"(?:-(?=[^ ,\[\]{}])|[^ ,\[\]{}:#'\"&*!|>%@`?\-])[^,\[\]{}:#]*")
+# What cannot start a plain scalar in a block (YAML's indicators; '-' only before a space).
+_NOT_PLAIN_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_TAIL = re.compile(r" *(?: #.*)?")  # what may follow a value on its line: a comment
+
+_STR = "tag:yaml.org,2002:str"
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_PLAIN_TYPES: dict[str, Callable[[yaml.ScalarNode], object]] = {
+    tag: lambda node, f=f: f(_CONSTRUCTOR, node)
+    for tag, f in yaml.constructor.SafeConstructor.yaml_constructors.items()
+    if tag
+    in (
+        "tag:yaml.org,2002:null",
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+    )
+}
+
+
+def _plain(text: str, cache: dict[str, object]) -> object:
+    """A plain scalar's value, as PyYAML's resolver and constructors make it (parse._scalar):
+    declined when the slow reader would report it (a date, an infinite number)."""
+    try:
+        return cache[text]
+    except KeyError:
+        pass
+    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+    if tag == _STR:
+        value: object = text
+    else:
+        make = _PLAIN_TYPES.get(tag)
+        if make is None:  # a date, `<<`, `=`: reported or handled by the slow reader
+            raise _Declined
+        value = make(yaml.ScalarNode(tag, text))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Declined
+    cache[text] = value
+    return value
+
+
+class _Reader:
+    def __init__(self, lines: list[tuple[int, str]]) -> None:
+        self.lines = lines  # (indentation, the rest) of each line that holds something
+        self.i = 0
+        self.count = 0
+        self.cache: dict[str, object] = {}
+        self.keys: dict[str, bool] = {}
+
+    def key(self, text: str) -> str:
+        ok = self.keys.get(text)
+        if ok is None:
+            ok = self.keys[text] = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR
+        if not ok:  # `true:`, `1:`, `null:`: not a string, which the slow reader reports
+            raise _Declined
+        return text
+
+    def counted(self, depth: int) -> None:
+        self.count += 1
+        if self.count > MAX_VALUES // 2 or depth > MAX_DEPTH // 2:
+            raise _Declined  # the slow reader says where the limit was passed
+
+    def block(self, indent: int, depth: int) -> object:
+        """The collection whose first line is the current one, at `indent`."""
+        self.counted(depth)
+        rest = self.lines[self.i][1]
+        if rest[:1] == "-" and rest[1:2] in ("", " "):
+            return self.sequence(indent, depth)
+        return self.mapping(indent, depth)
+
+    def mapping(self, indent: int, depth: int) -> dict[str, object]:
+        out: dict[str, object] = {}
+        lines = self.lines
+        while self.i < len(lines):
+            ind, rest = lines[self.i]
+            if ind < indent:
+                break
+            m = _KEY.match(rest)
+            if ind > indent or m is None:
+                raise _Declined  # a continued scalar, a bad indentation, not a `key:` line
+            key = self.key(m.group(1))
+            if key in out:
+                raise _Declined  # reported by the slow reader
+            value_text = rest[m.end() :]
+            self.i += 1
+            if value_text and value_text[0] != "#":
+                out[key] = self.inline(value_text, depth + 1)
+                if self.i < len(lines) and lines[self.i][0] > indent:
+                    raise _Declined  # the value goes on (or is wrongly indented)
+                continue
+            nxt = lines[self.i] if self.i < len(lines) else None
+            if nxt is not None and (
+                nxt[0] > indent
+                or (nxt[0] == indent and nxt[1][:1] == "-" and nxt[1][1:2] in ("", " "))
+            ):
+                out[key] = self.block(nxt[0], depth + 1)
+                if self.i < len(lines) and lines[self.i][0] > indent:
+                    raise _Declined
+            else:
+                self.counted(depth + 1)
+                out[key] = None
+        return out
+
+    def sequence(self, indent: int, depth: int) -> list[object]:
+        out: list[object] = []
+        lines = self.lines
+        while self.i < len(lines):
+            ind, rest = lines[self.i]
+            if ind < indent or (ind == indent and not (rest[:1] == "-" and rest[1:2] in ("", " "))):
+                break
+            if ind > indent:
+                raise _Declined
+            item = rest[1:].lstrip(" ")
+            column = ind + len(rest) - len(item)
+            if not item or item[0] == "#":
+                self.i += 1
+                nxt = lines[self.i] if self.i < len(lines) else None
+                if nxt is not None and nxt[0] > indent:
+                    out.append(self.block(nxt[0], depth + 1))
+                else:
+                    self.counted(depth + 1)
+                    out.append(None)
+            elif item[0] == "-" or item[0] == "?":
+                raise _Declined  # a sequence in a sequence on one line, a complex key
+            elif _KEY.match(item):  # `- key: value`: a mapping whose keys line up with `key`
+                lines[self.i] = (column, item)
+                self.counted(depth + 1)
+                out.append(self.mapping(column, depth + 1))
+            else:
+                self.i += 1
+                out.append(self.inline(item, depth + 1))
+            if self.i < len(lines) and lines[self.i][0] > indent:
+                raise _Declined
+        return out
+
+    def inline(self, text: str, depth: int) -> object:
+        """The value that `text` (the rest of a line, not empty) holds, with its comment."""
+        self.counted(depth)
+        first = text[0]
+        if first in "[{":
+            value, end = self.flow(text, 0, depth)
+        elif first == "'" or first == '"':
+            m = (_SINGLE if first == "'" else _DOUBLE).match(text)
+            if m is None:
+                raise _Declined  # a quote that goes on past the line, or an escape
+            value = m.group(1).replace("''", "'") if first == "'" else m.group(1)
+            end = m.end()
+        else:
+            if first in _NOT_PLAIN_START and not (first == "-" and text[1:2] not in ("", " ")):
+                raise _Declined
+            cut = text.find(" #")
+            plain = (text if cut < 0 else text[:cut]).rstrip(" ")
+            if ": " in plain or plain.endswith(":") or plain.startswith("---"):
+                raise _Declined
+            return _plain(plain, self.cache)
+        if not _TAIL.fullmatch(text, end):
+            raise _Declined
+        return value
+
+    def flow(self, text: str, at: int, depth: int) -> tuple[object, int]:
+        """The flow collection or scalar at `text[at]`, and where it ends."""
+        if depth > MAX_DEPTH // 2:
+            raise _Declined
+        first = text[at : at + 1]
+        if first == "[":
+            items: list[object] = []
+            at = self.skip(text, at + 1)
+            while text[at : at + 1] != "]":
+                value, at = self.flow(text, at, depth + 1)
+                self.counted(depth + 1)
+                items.append(value)
+                at = self.after(text, at, "]")
+            return items, at + 1
+        if first == "{":
+            out: dict[str, object] = {}
+            at = self.skip(text, at + 1)
+            while text[at : at + 1] != "}":
+                m = _KEY.match(text, at)
+                if m is None or m.end() == len(text):
+                    raise _Declined  # not `key: value` (a key alone, a quoted key)
+                key = self.key(m.group(1))
+                if key in out:
+                    raise _Declined
+                value, at = self.flow(text, m.end(), depth + 1)
+                self.counted(depth + 1)
+                out[key] = value
+                at = self.after(text, at, "}")
+            return out, at + 1
+        if first == "'" or first == '"':
+            m = (_SINGLE if first == "'" else _DOUBLE).match(text, at)
+            if m is None:
+                raise _Declined
+            return (m.group(1).replace("''", "'") if first == "'" else m.group(1)), m.end()
+        m = _FLOW_PLAIN.match(text, at)
+        if m is None:
+            raise _Declined
+        return _plain(m.group().rstrip(" "), self.cache), m.end()
+
+    @staticmethod
+    def skip(text: str, at: int) -> int:
+        while text[at : at + 1] == " ":
+            at += 1
+        return at
+
+    def after(self, text: str, at: int, close: str) -> int:
+        """Past the separator after an entry of a flow collection: at the next entry or at
+        `close`. Anything else (a `:` in a list, the line's end) is declined."""
+        at = self.skip(text, at)
+        nxt = text[at : at + 1]
+        if nxt == ",":
+            at = self.skip(text, at + 1)
+            if text[at : at + 1] == ",":
+                raise _Declined
+            return at
+        if nxt != close:
+            raise _Declined
+        return at
+
+
+def quick_values(text: str) -> object | None:
+    """The manifest's values, as parse.parse_text would read them when it finds no problem, or
+    None when this reader cannot be sure of that (the slow reader then reads it)."""
+    if _DECLINE_ANYWHERE.search(text):
+        return None
+    lines: list[tuple[int, str]] = []
+    for line in text.split("\n"):
+        rest = line.lstrip(" ")
+        if not rest or rest[0] == "#":
+            continue
+        if line[:3] in ("---", "...") or line[:1] == "%":
+            return None  # documents and directives
+        lines.append((len(line) - len(rest), rest))
+    if not lines or lines[0][0] != 0:
+        return None
+    reader = _Reader(lines)
+    try:
+        first = lines[0][1]
+        if first[:1] == "-" and first[1:2] in ("", " "):
+            return None  # a manifest that is a list: the slow reader reports it
+        data = reader.mapping(0, 0)
+        reader.counted(0)
+    except (_Declined, RecursionError):
+        return None
+    if reader.i != len(lines):
+        return None
+    return data

@@ -44,6 +44,9 @@ _TAIL = re.compile(r" *(?: #.*)?")  # what may follow a value on its line: a com
 _STR = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+# The first characters of the plain scalars PyYAML's resolver may make other than strings.
+_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
+_RESOLVED_FIRST = frozenset(k for k in _IMPLICIT if k) if None not in _IMPLICIT else frozenset()
 _PLAIN_TYPES: dict[str, Callable[[yaml.ScalarNode], object]] = {
     tag: lambda node, f=f: f(_CONSTRUCTOR, node)
     for tag, f in yaml.constructor.SafeConstructor.yaml_constructors.items()
@@ -60,6 +63,8 @@ _PLAIN_TYPES: dict[str, Callable[[yaml.ScalarNode], object]] = {
 def _plain(text: str, cache: dict[str, object]) -> object:
     """A plain scalar's value, as PyYAML's resolver and constructors make it (parse._scalar):
     declined when the slow reader would report it (a date, an infinite number)."""
+    if _RESOLVED_FIRST and text[0] not in _RESOLVED_FIRST:  # a string, as most are
+        return text
     try:
         return cache[text]
     except KeyError:

@@ -10,9 +10,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Protocol
-
-import jsonschema
+from typing import TYPE_CHECKING, Protocol
 
 try:  # a compiled validator, when installed: it only says whether a manifest is valid, fast
     import jsonschema_rs
@@ -27,6 +25,9 @@ from .files import Document, Path_, Place, clip
 from .sections import Section
 from .semantic import semantic
 from .unknown import placeholders
+
+if TYPE_CHECKING:  # imported where the slow check runs: a valid manifest skips it
+    import jsonschema
 
 BASE_SCHEMA = Path(__file__).parent / "schemas" / "base.schema.json"
 
@@ -91,7 +92,9 @@ def _pattern(
 ) -> Iterator[jsonschema.ValidationError]:
     # The "string" type of Draft 2020-12 is a Python str: checked as such.
     if isinstance(instance, str) and not _regex(patrn).search(instance):
-        yield jsonschema.ValidationError(f"{clip(instance)} does not match {patrn!r}")
+        from jsonschema import ValidationError
+
+        yield ValidationError(f"{clip(instance)} does not match {patrn!r}")
 
 
 class _Checker(Protocol):
@@ -103,6 +106,8 @@ class _Checker(Protocol):
 
 @cache
 def _validator(kinds: tuple[Section, ...]) -> _Checker:
+    import jsonschema
+
     cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         jsonschema.Draft202012Validator, {"pattern": _pattern}
     )

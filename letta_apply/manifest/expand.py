@@ -79,7 +79,8 @@ class Expander(Interpolator):
                     for f in field_names:
                         if isinstance(item.get(f), str):
                             item[f] = normalize_address(item[f])
-        self.errors += misplaced_secrets(out, self.kinds, self.place)
+        if any(v.sensitive for v in self.variables.values()):  # else no value is sensitive
+            self.errors += misplaced_secrets(out, self.kinds, self.place)
         if self.unknown:
             # Unknown values are left empty for the checks (manifest.unknown): nothing is
             # reported where they are but, from the schema, a type their declaration rules out.

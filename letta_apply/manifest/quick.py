@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 
 import yaml
 
@@ -39,7 +38,12 @@ _DOUBLE = re.compile(r'"([^"\\]*)"')
 _FLOW_PLAIN = re.compile(r"(?:-(?=[^ ,\[\]{}])|[^ ,\[\]{}:#'\"&*!|>%@`?\-])[^,\[\]{}:#]*")
 # What cannot start a plain scalar in a block (YAML's indicators; '-' only before a space).
 _NOT_PLAIN_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_FLOW_SCALAR = re.compile(r"'((?:[^']|'')*)'|\"([^\"\\]*)\"|(" + _FLOW_PLAIN.pattern + ")")
+_SPACES = re.compile(" *")
+_SEPARATOR = re.compile(" *(,)? *")
 _TAIL = re.compile(r" *(?: #.*)?")  # what may follow a value on its line: a comment
+# Values read at most: far from the slow reader's limit, which it reports.
+_MOST = MAX_VALUES // 2
 
 _STR = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
@@ -47,17 +51,15 @@ _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 # The first characters of the plain scalars PyYAML's resolver may make other than strings.
 _IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
 _RESOLVED_FIRST = frozenset(k for k in _IMPLICIT if k) if None not in _IMPLICIT else frozenset()
-_PLAIN_TYPES: dict[str, Callable[[yaml.ScalarNode], object]] = {
-    tag: lambda node, f=f: f(_CONSTRUCTOR, node)
-    for tag, f in yaml.constructor.SafeConstructor.yaml_constructors.items()
-    if tag
-    in (
-        "tag:yaml.org,2002:null",
-        "tag:yaml.org,2002:bool",
-        "tag:yaml.org,2002:int",
-        "tag:yaml.org,2002:float",
-    )
-}
+_TYPED = frozenset(
+    "tag:yaml.org,2002:" + t for t in ("null", "bool", "int", "float")
+)  # what plain scalars may be besides strings, of what the slow reader takes
+
+
+def _resolved(text: str) -> str:
+    """The tag PyYAML's resolver gives a plain scalar."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    return tag
 
 
 def _plain(text: str, cache: dict[str, object]) -> object:
@@ -69,14 +71,14 @@ def _plain(text: str, cache: dict[str, object]) -> object:
         return cache[text]
     except KeyError:
         pass
-    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+    tag = _resolved(text)
     if tag == _STR:
         value: object = text
     else:
-        make = _PLAIN_TYPES.get(tag)
-        if make is None:  # a date, `<<`, `=`: reported or handled by the slow reader
+        if tag not in _TYPED:  # a date, `<<`, `=`: reported or handled by the slow reader
             raise _Declined
-        value = make(yaml.ScalarNode(tag, text))
+        make = yaml.constructor.SafeConstructor.yaml_constructors[tag]
+        value = make(_CONSTRUCTOR, yaml.ScalarNode(tag, text))
         if isinstance(value, float) and not math.isfinite(value):
             raise _Declined
     cache[text] = value
@@ -94,14 +96,14 @@ class _Reader:
     def key(self, text: str) -> str:
         ok = self.keys.get(text)
         if ok is None:
-            ok = self.keys[text] = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR
+            ok = self.keys[text] = _resolved(text) == _STR
         if not ok:  # `true:`, `1:`, `null:`: not a string, which the slow reader reports
             raise _Declined
         return text
 
     def counted(self, depth: int) -> None:
         self.count += 1
-        if self.count > MAX_VALUES // 2 or depth > MAX_DEPTH // 2:
+        if self.count > _MOST or depth > MAX_DEPTH // 2:
             raise _Declined  # the slow reader says where the limit was passed
 
     def block(self, indent: int, depth: int) -> object:
@@ -203,62 +205,45 @@ class _Reader:
 
     def flow(self, text: str, at: int, depth: int) -> tuple[object, int]:
         """The flow collection or scalar at `text[at]`, and where it ends."""
+        first = text[at : at + 1]
+        if first != "[" and first != "{":
+            m = _FLOW_SCALAR.match(text, at)
+            if m is None:
+                raise _Declined
+            plain = m.group(3)
+            if plain is not None:
+                return _plain(plain.rstrip(" "), self.cache), m.end()
+            single = m.group(1)
+            return (m.group(2) if single is None else single.replace("''", "'")), m.end()
         if depth > MAX_DEPTH // 2:
             raise _Declined
-        first = text[at : at + 1]
-        if first == "[":
-            items: list[object] = []
-            at = self.skip(text, at + 1)
-            while text[at : at + 1] != "]":
-                value, at = self.flow(text, at, depth + 1)
-                self.counted(depth + 1)
-                items.append(value)
-                at = self.after(text, at, "]")
-            return items, at + 1
-        if first == "{":
-            out: dict[str, object] = {}
-            at = self.skip(text, at + 1)
-            while text[at : at + 1] != "}":
+        close = "]" if first == "[" else "}"
+        items: list[object] = []
+        out: dict[str, object] = {}
+        at = _SPACES.match(text, at + 1).end()  # type: ignore[union-attr]
+        while text[at : at + 1] != close:
+            if close == "}":
                 m = _KEY.match(text, at)
                 if m is None or m.end() == len(text):
                     raise _Declined  # not `key: value` (a key alone, a quoted key)
                 key = self.key(m.group(1))
                 if key in out:
                     raise _Declined
-                value, at = self.flow(text, m.end(), depth + 1)
-                self.counted(depth + 1)
-                out[key] = value
-                at = self.after(text, at, "}")
-            return out, at + 1
-        if first == "'" or first == '"':
-            m = (_SINGLE if first == "'" else _DOUBLE).match(text, at)
-            if m is None:
+                out[key], at = self.flow(text, m.end(), depth + 1)
+            else:
+                value, at = self.flow(text, at, depth + 1)
+                items.append(value)
+            self.count += 1
+            # Past the separator: at the next entry or at `close`; anything else (a `:` in a
+            # list, the line's end, an empty entry) is declined.
+            sep = _SEPARATOR.match(text, at)
+            at = sep.end()  # type: ignore[union-attr]
+            nxt = text[at : at + 1]
+            if nxt == "," or (sep.group(1) is None and nxt != close):  # type: ignore[union-attr]
                 raise _Declined
-            return (m.group(1).replace("''", "'") if first == "'" else m.group(1)), m.end()
-        m = _FLOW_PLAIN.match(text, at)
-        if m is None:
+        if self.count > _MOST:
             raise _Declined
-        return _plain(m.group().rstrip(" "), self.cache), m.end()
-
-    @staticmethod
-    def skip(text: str, at: int) -> int:
-        while text[at : at + 1] == " ":
-            at += 1
-        return at
-
-    def after(self, text: str, at: int, close: str) -> int:
-        """Past the separator after an entry of a flow collection: at the next entry or at
-        `close`. Anything else (a `:` in a list, the line's end) is declined."""
-        at = self.skip(text, at)
-        nxt = text[at : at + 1]
-        if nxt == ",":
-            at = self.skip(text, at + 1)
-            if text[at : at + 1] == ",":
-                raise _Declined
-            return at
-        if nxt != close:
-            raise _Declined
-        return at
+        return (items if close == "]" else out), at + 1
 
 
 def quick_values(text: str) -> object | None:

@@ -252,13 +252,10 @@ def test_generated_manifests_have_the_same_outcome_either_way(
     assert quick == _outcome(lambda: validate_manifest(str(path)))
 
 
-FLEET = (
-    "version: 1\nstack: fleet\nblocks:\n  shared:\n    value: Shared.\nagents:\n"
-    + "".join(
-        f"  agent{i}:\n    model: letta/letta-free\n    embedding: letta/letta-free\n"
-        f"    memory_blocks: [{{label: persona, value: I am agent {i}.}}]\n    blocks: [shared]\n"
-        for i in range(3)
-    )
+FLEET = "version: 1\nstack: fleet\nblocks:\n  shared:\n    value: Shared.\nagents:\n" + "".join(
+    f"  agent{i}:\n    model: letta/letta-free\n    embedding: letta/letta-free\n"
+    f"    memory_blocks: [{{label: persona, value: I am agent {i}.}}]\n    blocks: [shared]\n"
+    for i in range(3)
 )
 
 
@@ -306,12 +303,11 @@ def test_a_problem_found_by_the_checks_reads_the_manifest_again_with_positions(
     with pytest.raises(ManifestError) as e:
         validate_manifest(str(path))
     assert reads == [str(path)]
-    assert str(e.value.diagnostics[0]).startswith(f"{path}:11:14: agents.agent0.blocks[0]: no shared")
+    first = str(e.value.diagnostics[0])
+    assert first.startswith(f"{path}:11:14: agents.agent0.blocks[0]: no shared")
 
 
-def test_several_files_take_the_slow_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_several_files_take_the_slow_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a.yaml").write_text("version: 1\nstack: s\n", encoding="utf-8")
     (tmp_path / "b.yaml").write_text("blocks:\n  b:\n    value: v\n", encoding="utf-8")
     assert language.quick_source(str(tmp_path), []) is None

@@ -101,25 +101,21 @@ class _Reader:
             raise _Declined
         return text
 
-    def counted(self, depth: int) -> None:
-        self.count += 1
-        if self.count > _MOST or depth > MAX_DEPTH // 2:
-            raise _Declined  # the slow reader says where the limit was passed
-
     def block(self, indent: int, depth: int) -> object:
         """The collection whose first line is the current one, at `indent`."""
-        self.counted(depth)
-        rest = self.lines[self.i][1]
-        if rest[:1] == "-" and rest[1:2] in ("", " "):
+        self.count += 1
+        if depth > MAX_DEPTH // 2:
+            raise _Declined  # the slow reader says where the limit was passed
+        if _entry(self.lines[self.i][1]):
             return self.sequence(indent, depth)
         return self.mapping(indent, depth)
 
     def mapping(self, indent: int, depth: int) -> dict[str, object]:
         out: dict[str, object] = {}
-        lines = self.lines
-        while self.i < len(lines):
-            ind, rest = lines[self.i]
-            if ind < indent:
+        lines, i = self.lines, self.i
+        while True:
+            ind, rest = lines[i]
+            if ind < indent:  # the end of the mapping (the last line's indentation is -1)
                 break
             m = _KEY.match(rest)
             if ind > indent or m is None:
@@ -128,60 +124,55 @@ class _Reader:
             if key in out:
                 raise _Declined  # reported by the slow reader
             value_text = rest[m.end() :]
-            self.i += 1
+            i += 1
             if value_text and value_text[0] != "#":
                 out[key] = self.inline(value_text, depth + 1)
-                if self.i < len(lines) and lines[self.i][0] > indent:
-                    raise _Declined  # the value goes on (or is wrongly indented)
-                continue
-            nxt = lines[self.i] if self.i < len(lines) else None
-            if nxt is not None and (
-                nxt[0] > indent
-                or (nxt[0] == indent and nxt[1][:1] == "-" and nxt[1][1:2] in ("", " "))
-            ):
-                out[key] = self.block(nxt[0], depth + 1)
-                if self.i < len(lines) and lines[self.i][0] > indent:
-                    raise _Declined
+            elif lines[i][0] > indent or (lines[i][0] == indent and _entry(lines[i][1])):
+                self.i = i
+                out[key] = self.block(lines[i][0], depth + 1)
+                i = self.i
             else:
-                self.counted(depth + 1)
+                self.count += 1
                 out[key] = None
+            if lines[i][0] > indent:
+                raise _Declined  # the value goes on (or is wrongly indented)
+        self.i = i
         return out
 
     def sequence(self, indent: int, depth: int) -> list[object]:
         out: list[object] = []
         lines = self.lines
-        while self.i < len(lines):
+        while True:
             ind, rest = lines[self.i]
-            if ind < indent or (ind == indent and not (rest[:1] == "-" and rest[1:2] in ("", " "))):
+            if ind < indent or (ind == indent and not _entry(rest)):
                 break
             if ind > indent:
                 raise _Declined
             item = rest[1:].lstrip(" ")
-            column = ind + len(rest) - len(item)
             if not item or item[0] == "#":
                 self.i += 1
-                nxt = lines[self.i] if self.i < len(lines) else None
-                if nxt is not None and nxt[0] > indent:
-                    out.append(self.block(nxt[0], depth + 1))
+                if lines[self.i][0] > indent:
+                    out.append(self.block(lines[self.i][0], depth + 1))
                 else:
-                    self.counted(depth + 1)
+                    self.count += 1
                     out.append(None)
             elif item[0] == "-" or item[0] == "?":
                 raise _Declined  # a sequence in a sequence on one line, a complex key
             elif _KEY.match(item):  # `- key: value`: a mapping whose keys line up with `key`
+                column = ind + len(rest) - len(item)
                 lines[self.i] = (column, item)
-                self.counted(depth + 1)
+                self.count += 1
                 out.append(self.mapping(column, depth + 1))
             else:
                 self.i += 1
                 out.append(self.inline(item, depth + 1))
-            if self.i < len(lines) and lines[self.i][0] > indent:
+            if lines[self.i][0] > indent:
                 raise _Declined
         return out
 
     def inline(self, text: str, depth: int) -> object:
         """The value that `text` (the rest of a line, not empty) holds, with its comment."""
-        self.counted(depth)
+        self.count += 1
         first = text[0]
         if first in "[{":
             value, end = self.flow(text, 0, depth)
@@ -259,17 +250,19 @@ def quick_values(text: str) -> object | None:
         if line[:3] in ("---", "...") or line[:1] == "%":
             return None  # documents and directives
         lines.append((len(line) - len(rest), rest))
-    if not lines or lines[0][0] != 0:
-        return None
+    if not lines or lines[0][0] != 0 or _entry(lines[0][1]):
+        return None  # empty, or not a mapping: the slow reader reports it
+    lines.append((-1, ""))  # ends every collection: no line after it to check for
     reader = _Reader(lines)
     try:
-        first = lines[0][1]
-        if first[:1] == "-" and first[1:2] in ("", " "):
-            return None  # a manifest that is a list: the slow reader reports it
         data = reader.mapping(0, 0)
-        reader.counted(0)
     except (_Declined, RecursionError):
         return None
-    if reader.i != len(lines):
+    if reader.count >= _MOST:
         return None
     return data
+
+
+def _entry(rest: str) -> bool:
+    """Whether a line (without its indentation) is an entry of a block sequence."""
+    return rest[:1] == "-" and rest[1:2] in ("", " ")

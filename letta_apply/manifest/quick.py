@@ -39,6 +39,9 @@ _FLOW_PLAIN = re.compile(r"(?:-(?=[^ ,\[\]{}])|[^ ,\[\]{}:#'\"&*!|>%@`?\-])[^,\[
 # What cannot start a plain scalar in a block (YAML's indicators; '-' only before a space).
 _NOT_PLAIN_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _FLOW_SCALAR = re.compile(r"'((?:[^']|'')*)'|\"([^\"\\]*)\"|(" + _FLOW_PLAIN.pattern + ")")
+# A flow collection of plain scalars only, and an entry of such a mapping.
+_FLAT = re.compile(r"\[([^\[\]{}'\"#]*)\]|\{([^\[\]{}'\"#]*)\}")
+_FLAT_ENTRY = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*): +(.*)")
 _SPACES = re.compile(" *")
 _SEPARATOR = re.compile(" *(,)? *")
 _TAIL = re.compile(r" *(?: #.*)?")  # what may follow a value on its line: a comment
@@ -208,6 +211,9 @@ class _Reader:
             return (m.group(2) if single is None else single.replace("''", "'")), m.end()
         if depth > MAX_DEPTH // 2:
             raise _Declined
+        flat = self.flat(text, at)
+        if flat is not None:
+            return flat
         close = "]" if first == "[" else "}"
         items: list[object] = []
         out: dict[str, object] = {}
@@ -235,6 +241,35 @@ class _Reader:
         if self.count > _MOST:
             raise _Declined
         return (items if close == "]" else out), at + 1
+
+    def flat(self, text: str, at: int) -> tuple[object, int] | None:
+        """The flow collection at `text[at]` when it holds plain scalars only (`[a, b]`,
+        `{k: v}`), read in one match and a split; None for any other (flow() reads it)."""
+        m = _FLAT.match(text, at)
+        if m is None:
+            return None
+        body = m.group(1) if m.group(1) is not None else m.group(2)
+        items: list[object] = []
+        out: dict[str, object] = {}
+        pieces = body.split(",") if body.strip(" ") else []
+        if len(pieces) > 1 and not pieces[-1].strip(" "):
+            pieces.pop()  # a trailing comma
+        for piece in pieces:
+            piece = piece.strip(" ")
+            if m.group(1) is not None:
+                if not _FLOW_PLAIN.fullmatch(piece):
+                    return None
+                items.append(_plain(piece, self.cache))
+                continue
+            entry = _FLAT_ENTRY.fullmatch(piece)
+            if entry is None or not _FLOW_PLAIN.fullmatch(entry.group(2)):
+                return None
+            key = self.key(entry.group(1))
+            if key in out:
+                return None
+            out[key] = _plain(entry.group(2), self.cache)
+        self.count += len(pieces)
+        return (items if m.group(1) is not None else out), m.end()
 
 
 def quick_values(text: str) -> object | None:

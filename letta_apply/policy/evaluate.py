@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-
-import cel
+from typing import TYPE_CHECKING
 
 from ..core.changes import Violation
 from ..core.sensitive import Masker
@@ -27,6 +26,9 @@ RULE_SECONDS = 2.0
 RUN_SECONDS = 10.0
 MAX_SHOWN = 300  # characters of a value a message quotes
 BROKEN, WARNED, FAILED = "LA655", "LA656", "LA657"
+
+if TYPE_CHECKING:  # the CEL library is imported where rules are compiled (expressions)
+    import cel
 
 
 @dataclass(frozen=True)

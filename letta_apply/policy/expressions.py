@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import cel
+if TYPE_CHECKING:
+    import cel
+
 
 MAX_CHARS = 4096
 MAX_NESTING = 24
@@ -129,6 +132,13 @@ _PARSE_AT = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 def compile_expression(text: str) -> cel.Program:
     """The compiled program of `text`, after check_shape. Raises ExpressionError, located."""
     bound = check_shape(text)
+    try:
+        import cel
+    except ImportError:  # its wheels need Python 3.11 or later
+        raise ExpressionError(
+            "policy rules need the CEL library (common-expression-language, Python 3.11 or "
+            "later): install it", 1, 1, "LA650",
+        ) from None  # fmt: skip
     try:
         program = cel.compile(text)
     except (ValueError, RuntimeError) as e:  # the library's parse errors

@@ -18,8 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import cel
+from typing import TYPE_CHECKING
 
 from ..core.changes import Change, Drift, Held, Plan
 from ..core.model import SHOWN, Desired, is_secret, kind_of
@@ -28,6 +27,9 @@ from ..core.sensitive import Masker, is_sensitive
 _TOP = re.compile(r"[a-z_]+\.[^.\[]+(?:\[[^\]]*\])?")
 # Which action a resource's changes show as one, the first found winning.
 _PRECEDENCE = ("replace", "delete", "create", "import", "update", "attach", "detach", "forget")
+
+if TYPE_CHECKING:
+    import cel
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ def subjects(
     """Every resource the manifest declares and every other one the plan changes (a delete),
     as rules see them; with `drift`, each declared resource as the server now holds it (its
     drifted fields at their live values) and the action `drift` where it drifted."""
+    import cel  # only once rules compiled: the library is there
+
     masker = Masker(desired.secrets)
     changes: dict[str, list[Change]] = {}
     drifts: dict[str, list[Drift]] = {}

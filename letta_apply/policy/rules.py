@@ -17,8 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import cel
+from typing import TYPE_CHECKING
 
 from ..core.changes import ERROR, WARNING, Severity
 from ..errors import Diagnostic, ManifestError
@@ -33,6 +32,9 @@ _FIELDS = ("id", "description", "applies_to", "condition", "severity", "message"
 _APPLIES = ("kinds", "addresses", "tags", "except", "actions")
 _LISTED, _IN = ", ".join(_FIELDS), ", ".join(_APPLIES)
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
+
+if TYPE_CHECKING:  # the CEL library is imported where rules are compiled (expressions)
+    import cel
 
 
 @dataclass(frozen=True)

@@ -56,11 +56,14 @@ def _saved_plan(args: argparse.Namespace, client: LettaClient, o: Out) -> Planne
     saved = read_saved_plan(args.plan_file)
     check_server(saved, client.base_url, args.project)
     desired = load(args, o) if args.file else None
+    if args.policy and desired is None:
+        raise UsageError("--policy on a saved plan needs its manifest (-f FILE)", code="LA902")
     plan = verify_saved_plan(
         client, saved, desired, project=args.project, masker=o.masker,
         manifest=", ".join(args.file or ()),
     )  # fmt: skip
-    return plan, desired
+    # What the rules found when it was planned stays in the file; --policy checks again.
+    return (policed(args, desired, plan) if args.policy and desired else plan), desired
 
 
 class _Events(ApplyEvents):

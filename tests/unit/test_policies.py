@@ -522,3 +522,16 @@ def test_the_readme_rego_example_runs_on_a_json_plan(tmp_path: Path, cli: Cli) -
     assert json.loads(denied.binding("x").json()) == [
         "agent.b: model openai/gpt-4o is not approved"
     ]
+
+
+def test_a_saved_plan_keeps_its_violations_and_is_refused(tmp_path: Path, cli: Cli) -> None:
+    m, saved = tmp_path / "m.yaml", str(tmp_path / "plan.json")
+    m.write_text(MANIFEST)
+    policy = _policy(tmp_path, DENY)
+    assert cli("plan", "-f", str(m), "--policy", policy, "--out", saved).code == 1
+    code, _, err = cli("apply", saved, "--auto-approve")
+    assert code == 1 and "[LA655]" in err and cli.fake.writes == 0
+    code, _, err = cli("apply", saved, "--policy", policy, "--auto-approve")
+    assert code == 1 and "--policy on a saved plan needs its manifest (-f FILE) [LA902]" in err
+    code, _, err = cli("apply", saved, "-f", str(m), "--policy", policy, "--auto-approve")
+    assert code == 1 and "[LA655]" in err and cli.fake.writes == 0

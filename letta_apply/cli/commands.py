@@ -49,8 +49,6 @@ def _cmd_validate(args: argparse.Namespace, o: Out) -> int:
         found = validate_manifest(args.file, options_of(args))
         policies = policies_for(args.policy, found.desired)
     except ManifestError as e:
-        if o.format == "sarif":
-            raise
         if o.format != "json":
             raise
         print(diagnostics_json(e.diagnostics), file=o.out)
@@ -58,11 +56,15 @@ def _cmd_validate(args: argparse.Namespace, o: Out) -> int:
     desired = found.desired
     # Rules that read no plan, over the manifest (one whose values are not all known: none).
     violations = check_declared(desired, policies) if desired is not None else ()
+    refused = sum(1 for v in violations if v.severity == "error")
     if o.format == "sarif":
         o.json(sarif(violations, [(r.id, r.description) for r in policies.rules]))
-        return EXIT_ERROR if any(v.severity == "error" for v in violations) else EXIT_OK
+        return EXIT_ERROR if refused else EXIT_OK
     if violations and o.format != "json":
         print("\n".join(violation_lines(violations)).rstrip(), file=o.out)
+    if refused and o.format != "json":
+        o.text(f"{', '.join(args.file)}: refused by policy: {refused} violation(s) at error")
+        return EXIT_ERROR
     checked = ", ".join(args.file)
     if args.var_file:
         checked += f" with {', '.join(args.var_file)}"
@@ -85,7 +87,7 @@ def _cmd_validate(args: argparse.Namespace, o: Out) -> int:
             + (", ".join(counts) or "nothing declared")
             + (f"; {len(policies.rules)} policy rule(s) checked" if policies.rules else "")
         )
-    return EXIT_ERROR if any(v.severity == "error" for v in violations) else EXIT_OK
+    return EXIT_ERROR if refused else EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace, o: Out) -> int:

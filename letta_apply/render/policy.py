@@ -25,9 +25,9 @@ def violation_lines(violations: Sequence[Violation]) -> list[str]:
         return []
     errors = [v for v in violations if v.severity == "error"]
     lines = [
-        "Policy: the plan breaks rules at error; apply will write nothing:"
+        "Policy: rules broken at error; apply writes nothing:"
         if errors
-        else "Policy warnings (applied all the same):"
+        else "Policy warnings (apply goes on):"
     ]
     for v in sorted(violations, key=lambda v: v.severity != "error"):
         lines.append(

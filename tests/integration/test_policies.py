@@ -86,7 +86,7 @@ def test_a_warning_rule_applies_and_reports(
     path = manifest(MANIFEST)
     r = run("apply", "-f", path, "--policy", _policy(tmp_path, "warning"), "--auto-approve")
     assert r.code == 0, r.err
-    assert "Policy warnings (applied all the same):" in r.out
+    assert "Policy warnings (apply goes on):" in r.out
     assert "agent.helper: model letta/letta-free is not approved [LA656]" in r.out
     assert r.writes > 0
     blocks, agents = stack_resources(api, stack)

@@ -478,7 +478,7 @@ def test_plan_shows_violations_first(tmp_path: Path, cli: Cli) -> None:
     body = out.split("\n", 4)[4]
     assert body.startswith("> [!CAUTION]\n> **Refused by policy: apply will write nothing.**")
     code, out, _ = cli("plan", "-f", str(m), "--policy", policy)
-    assert out.splitlines()[2].startswith("Policy: the plan breaks rules at error")
+    assert out.splitlines()[2].startswith("Policy: rules broken at error")
     assert cli.fake.writes == 0
 
 
@@ -535,3 +535,37 @@ def test_a_saved_plan_keeps_its_violations_and_is_refused(tmp_path: Path, cli: C
     assert code == 1 and "--policy on a saved plan needs its manifest (-f FILE) [LA902]" in err
     code, _, err = cli("apply", saved, "-f", str(m), "--policy", policy, "--auto-approve")
     assert code == 1 and "[LA655]" in err and cli.fake.writes == 0
+
+
+def test_fields_of_the_wrong_type_are_located(tmp_path: Path) -> None:
+    assert _errors(tmp_path, """\
+        rules:
+          - id: t
+            applies_to: {kinds: agent, colour: [red]}
+            condition: 42
+            severity: [error]
+            message: {text: m}
+          - just a string
+    """) == [  # fmt: skip
+        "3:25: applies_to.kinds: a list of strings [LA651]",
+        "3:32: unknown key 'colour' (applies_to has: kinds, addresses, tags, except, actions) "
+        "[LA651]",
+        "4:16: condition: a non-empty string [LA651]",
+        "5:15: severity: a non-empty string [LA651]",
+        "6:14: message: a non-empty string [LA651]",
+        "7:5: a rule is a mapping (id, condition, severity, message...) [LA651]",
+    ]
+
+
+def test_a_hostile_rule_through_the_command_line_is_one_line(tmp_path: Path, cli: Cli) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(MANIFEST)
+    hostile = _policy(tmp_path, """\
+        rules:
+          - {id: h, condition: "resource.model * 2 > resource.nosuch", severity: error, message: m}
+    """)  # fmt: skip
+    code, out, err = cli("plan", "-f", str(m), "--policy", hostile)
+    assert code == 1 and "Traceback" not in out + err
+    (line,) = [x for x in out.splitlines() if "LA657" in x]
+    assert "agent.a: rule h could not be evaluated:" in line
+    assert cli.fake.writes == 0

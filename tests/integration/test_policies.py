@@ -89,6 +89,6 @@ def test_a_warning_rule_applies_and_reports(
     assert "Policy warnings (apply goes on):" in r.out
     assert "agent.helper: model letta/letta-free is not approved [LA656]" in r.out
     assert r.writes > 0
-    blocks, agents = stack_resources(api, stack)
+    _, agents = stack_resources(api, stack)
     assert [a["name"] for a in agents] == ["helper"]
     assert run("destroy", "-f", path, "--auto-approve").code == 0

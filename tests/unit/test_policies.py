@@ -546,7 +546,7 @@ def test_fields_of_the_wrong_type_are_located(tmp_path: Path) -> None:
             severity: [error]
             message: {text: m}
           - just a string
-    """) == [  # fmt: skip
+    """) == [
         "3:25: applies_to.kinds: a list of strings [LA651]",
         "3:32: unknown key 'colour' (applies_to has: kinds, addresses, tags, except, actions) "
         "[LA651]",

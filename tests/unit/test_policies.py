@@ -569,3 +569,18 @@ def test_a_hostile_rule_through_the_command_line_is_one_line(tmp_path: Path, cli
     (line,) = [x for x in out.splitlines() if "LA657" in x]
     assert "agent.a: rule h could not be evaluated:" in line
     assert cli.fake.writes == 0
+
+
+def test_100_rules_over_a_1000_agent_plan_cost_under_a_second_of_cpu(tmp_path: Path) -> None:
+    from bench.policies import manifest, rules
+
+    m, p = tmp_path / "m.yaml", tmp_path / "rules.yaml"
+    m.write_text(manifest(1000))
+    p.write_text(rules(100))
+    desired = load_manifest(str(m))
+    plan = Plan(desired.stack, changes=tuple(Change(a, "create") for a in desired.addresses))
+    policies = load_policies([str(p)])
+    start = time.process_time()
+    checked = check_plan(plan, desired, policies)
+    assert time.process_time() - start < 1.0  # CPU, not wall: the machine's load does not count
+    assert checked.violations == ()

@@ -8,7 +8,7 @@ apply and drift (README, Policies). Every problem in them is reported at once, l
         applies_to: {kinds: [agent], addresses: ["agent.*"], tags: [], except: [], actions: []}
         condition: resource.model in ["openai/gpt-4o-mini"]
         severity: error
-        message: "{{address}} uses {{resource.model}}, not an approved model"
+        message: "uses {{resource.model}}, not an approved model"
 """
 
 from __future__ import annotations

@@ -584,3 +584,27 @@ def test_100_rules_over_a_1000_agent_plan_cost_under_a_second_of_cpu(tmp_path: P
     checked = check_plan(plan, desired, policies)
     assert time.process_time() - start < 1.0  # CPU, not wall: the machine's load does not count
     assert checked.violations == ()
+
+
+def test_the_readme_policy_examples_run_as_written(tmp_path: Path, cli: Cli) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Policies\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    (rule,) = [b for b in blocks if "rules:" in b]
+    (named,) = [b for b in blocks if b.startswith("policy:")]
+    p = load_policies([_policy(tmp_path, rule)])
+    assert [r.id for r in p.rules] == ["approved-models"]
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        MANIFEST.replace("  a:\n", "  support-a:\n").replace("owner:team-a", "team:a")
+        + named.replace("../policies", "rules")
+    )
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(rule)
+    code, out, _ = cli("validate", "-f", str(m))
+    assert code == 0 and "1 policy rule(s) checked" in out  # support-a passes; b is not matched
+    m.write_text(m.read_text().replace("letta/letta-free\n    embedding", "x/y\n    embedding", 1))
+    code, out, _ = cli("validate", "-f", str(m))
+    assert code == 0  # it names actions: a plan's (validate's are all "none")
+    code, out, _ = cli("plan", "-f", str(m))
+    assert code == 1 and "agent.support-a: uses x/y, not an approved model [LA655]" in out

@@ -608,3 +608,20 @@ def test_the_readme_policy_examples_run_as_written(tmp_path: Path, cli: Cli) -> 
     assert code == 0  # it names actions: a plan's (validate's are all "none")
     code, out, _ = cli("plan", "-f", str(m))
     assert code == 1 and "agent.support-a: uses x/y, not an approved model [LA655]" in out
+
+
+def test_drift_checks_what_the_server_now_holds(tmp_path: Path, cli: Cli) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(MANIFEST.replace("openai/gpt-4o", "letta/letta-free"))
+    assert cli("apply", "-f", str(m), "--auto-approve").code == 0
+    policy = _policy(tmp_path, DENY)
+    assert cli("drift", "-f", str(m), "--policy", policy).code == 0  # no drift, nothing broken
+    (agent,) = [a for a in cli.fake.agents.values() if a["name"] == "b"]
+    agent["model"] = "openai/gpt-4o"  # changed by hand
+    writes = cli.fake.writes
+    code, out, _ = cli("drift", "-f", str(m), "--policy", policy)
+    assert code == 1, out
+    assert "agent.b: model openai/gpt-4o is not approved [LA655]" in out
+    code, out, _ = cli("drift", "-f", str(m), "--policy", policy, "--format", "json")
+    assert [v["rule"] for v in json.loads(out)["violations"]] == ["approved", "owner"]
+    assert cli.fake.writes == writes

@@ -312,3 +312,29 @@ def test_several_files_take_the_slow_path(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "b.yaml").write_text("blocks:\n  b:\n    value: v\n", encoding="utf-8")
     assert language.quick_source(str(tmp_path), []) is None
     assert pipeline.load_manifest(str(tmp_path)).stack == "s"
+
+
+def test_validate_imports_neither_the_http_client_nor_the_slow_checks(tmp_path: Path) -> None:
+    """What validate never uses on a valid manifest is not imported: httpx (no request is
+    sent), jsonschema (the compiled validator passes it), deepdiff (no plan is compared)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.yaml"
+    path.write_text(FLEET, encoding="utf-8")
+    code = (
+        "import sys\nfrom letta_apply.cli import main\n"
+        f"assert main(['validate', '-f', {str(path)!r}]) == 0\n"
+        "print(sorted(m for m in ('httpx', 'jsonschema', 'deepdiff') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.splitlines()[-1] == "[]"
+
+
+def test_every_public_name_is_importable_from_the_package() -> None:
+    import letta_apply
+
+    assert set(letta_apply.__all__) == {*letta_apply._WHERE, "__version__"}
+    assert all(getattr(letta_apply, name) is not None for name in letta_apply.__all__)

@@ -81,7 +81,10 @@ def _plain(text: str, cache: dict[str, object]) -> object:
         if tag not in _TYPED:  # a date, `<<`, `=`: reported or handled by the slow reader
             raise _Declined
         make = yaml.constructor.SafeConstructor.yaml_constructors[tag]
-        value = make(_CONSTRUCTOR, yaml.ScalarNode(tag, text))
+        try:
+            value = make(_CONSTRUCTOR, yaml.ScalarNode(tag, text))
+        except Exception:  # an integer past Python's digit limit...: the slow reader reports it
+            raise _Declined from None
         if isinstance(value, float) and not math.isfinite(value):
             raise _Declined
     cache[text] = value
@@ -292,6 +295,8 @@ def quick_values(text: str) -> object | None:
     try:
         data = reader.mapping(0, 0)
     except (_Declined, RecursionError):
+        return None
+    except Exception:  # a case this reader did not foresee: the slow reader knows what to say
         return None
     if reader.count >= _MOST:
         return None

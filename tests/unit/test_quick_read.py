@@ -194,6 +194,8 @@ DECLINED = {
     "nested dash": "a:\n- - 1\n",
     "bad indentation": "a:\n    b: 1\n  c: 2\n",
     "deep": "a: " + "[" * 60 + "]" * 60 + "\n",
+    "huge integer": "a: " + "9" * 5000 + "\n",
+    "huge integer in a list": "a: [" + "9" * 5000 + "]\n",
 }
 
 

@@ -59,6 +59,12 @@ _TYPED = frozenset(
 )  # what plain scalars may be besides strings, of what the slow reader takes
 
 
+def _past(pattern: re.Pattern[str], text: str, at: int) -> int:
+    """Where `pattern`, which matches anywhere (even nothing), ends from `at`."""
+    m = pattern.match(text, at)
+    return at if m is None else m.end()
+
+
 def _resolved(text: str) -> str:
     """The tag PyYAML's resolver gives a plain scalar."""
     tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
@@ -220,7 +226,7 @@ class _Reader:
         close = "]" if first == "[" else "}"
         items: list[object] = []
         out: dict[str, object] = {}
-        at = _SPACES.match(text, at + 1).end()  # type: ignore[union-attr]
+        at = _past(_SPACES, text, at + 1)
         while text[at : at + 1] != close:
             if close == "}":
                 m = _KEY.match(text, at)
@@ -236,10 +242,10 @@ class _Reader:
             self.count += 1
             # Past the separator: at the next entry or at `close`; anything else (a `:` in a
             # list, the line's end, an empty entry) is declined.
-            sep = _SEPARATOR.match(text, at)
-            at = sep.end()  # type: ignore[union-attr]
+            comma = text[at:].lstrip(" ").startswith(",")
+            at = _past(_SEPARATOR, text, at)
             nxt = text[at : at + 1]
-            if nxt == "," or (sep.group(1) is None and nxt != close):  # type: ignore[union-attr]
+            if nxt == "," or (not comma and nxt != close):
                 raise _Declined
         if self.count > _MOST:
             raise _Declined

@@ -161,9 +161,10 @@ class _Reader:
         elif rid:
             pos = self.doc.where((*at, "id"))
             self.seen[rid] = f"{pos.file or self.doc.file}:{pos.line}"
-        severity = self.text(at, item, "severity")
-        if severity and severity not in (ERROR, WARNING):
-            self.err((*at, "severity"), f"severity: error or warning, not {severity!r}")
+        written = self.text(at, item, "severity")
+        severity: Severity = ERROR if written == ERROR else WARNING
+        if written and written not in (ERROR, WARNING):
+            self.err((*at, "severity"), f"severity: error or warning, not {written!r}")
         description = self.text(at, item, "description", required=False)
         applies = self.applies(at, item.get("applies_to"))
         condition = self.program(at, item, "condition")
@@ -175,7 +176,7 @@ class _Reader:
             v for p in message if not isinstance(p, str) for v in p.variables()
         }
         return Rule(
-            rid, description, applies, condition, severity,  # type: ignore[arg-type]
+            rid, description, applies, condition, severity,
             message, pos.file or self.doc.file, pos.line, pos.col, "change" in reads,
         )  # fmt: skip
 

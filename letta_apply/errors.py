@@ -25,6 +25,7 @@ LettaApplyError
  ├── ApplyError        some changes failed; carries what was done and what was not
  │    └── ApplyFailed   (api) with the run's result
  ├── DestroyPrevented  prevent_destroy refused the plan; nothing was applied
+ ├── PolicyViolated    a policy rule at error refused the plan; nothing was applied
  ├── LockError         (server.lock_records) the stack is locked, or a lock record is not one
  ├── AgentFileError    (memory.af_format) an Agent File letta-apply will not read
  ├── RestoreError      a backup that cannot be restored as asked
@@ -253,6 +254,12 @@ class DestroyPrevented(LettaApplyError):
     """prevent_destroy: the plan would delete a protected resource; nothing was applied."""
 
     code = "LA703"
+
+
+class PolicyViolated(LettaApplyError):
+    """A policy rule at severity error refused the plan; nothing was applied."""
+
+    code = "LA655"
 
 
 class RestoreError(LettaApplyError):

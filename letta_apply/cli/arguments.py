@@ -18,6 +18,8 @@ from ..version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")
+# SARIF: the policy violations alone, for GitHub code scanning (README, Policies).
+POLICY_FORMATS = (*FORMATS, "sarif")
 # export writes a manifest (both load with -f), or the stack's agents as an Agent File (af).
 EXPORT_FORMATS = ("yaml", "json", "af")
 SHELLS = ("bash", "zsh", "fish")
@@ -202,13 +204,24 @@ def names_stacks(argv: list[str]) -> bool:
     return any(a == "--stacks" or a.startswith("--stacks=") for a in argv)
 
 
+def _policy(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--policy", action="append", default=[], metavar="FILE",
+        help="policy rules to check (a YAML file or a folder of them; repeatable): see README, "
+        "Policies",
+    )  # fmt: skip
+
+
 def _validate(sub: _Commands) -> None:
-    _common(sub.add_parser("validate", help="check a manifest; sends no request"), server=False)
+    sp = sub.add_parser("validate", help="check a manifest; sends no request")
+    _common(sp, server=False, formats=POLICY_FORMATS)
+    _policy(sp)
 
 
 def _plan(sub: _Commands, *, file: bool = True) -> None:
     sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
-    _common(sp, file=file)
+    _common(sp, file=file, formats=POLICY_FORMATS)
+    _policy(sp)
     _many(sp)
     _target(sp)
     _lifecycle(sp)
@@ -223,6 +236,7 @@ def _plan(sub: _Commands, *, file: bool = True) -> None:
 def _apply(sub: _Commands) -> None:
     sp = sub.add_parser("apply", help="converge the server to the manifest, or apply a saved plan")
     _common(sp, file=False)
+    _policy(sp)
     _target(sp)
     _lifecycle(sp)
     _many(sp)
@@ -293,7 +307,8 @@ def _export(sub: _Commands) -> None:
 
 def _drift(sub: _Commands) -> None:
     sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
-    _common(sp)
+    _common(sp, formats=POLICY_FORMATS)
+    _policy(sp)
     _lifecycle(sp)  # what apply will do about it, as apply would be run
     sp.add_argument(
         "--detailed-exitcode", action="store_true",

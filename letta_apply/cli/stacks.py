@@ -32,7 +32,12 @@ def cmd_stacks(args: argparse.Namespace, o: Out) -> int:
     for dest, option in _ONE_STACK:
         if getattr(args, dest, None):
             raise UsageError(f"--stacks: not with {option} (it names one stack)", code="LA903")
-    if o.format == "markdown":
+    if getattr(args, "policy", None):
+        # Refused rather than ignored: a guardrail must never pass unchecked.
+        raise UsageError(
+            "--stacks: not with --policy (not checked for many stacks yet)", code="LA903"
+        )
+    if o.format not in ("text", "json"):
         raise UsageError("--stacks: --format text or json", code="LA903")
     if operation != "plan" and o.format != "text" and not args.auto_approve:
         raise UsageError(

@@ -230,3 +230,12 @@ def test_cli_reads_the_server_while_the_manifests_load(tmp_path: Path, cli: Cli)
     r = cli("plan", "--stacks", str(d), "-v", "--detailed-exitcode")
     assert r.code == 0 and "20 stacks: 0 with changes, 20 without changes, 0 failed." in r.out
     assert "requests: 6 reads, 0 writes" in r.err  # a page and the empty one of each kind
+
+
+def test_cli_stacks_refuses_a_policy_it_would_not_check(tmp_path: Path, cli: Cli) -> None:
+    d = folder(tmp_path, 1)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    r = cli("plan", "--stacks", str(d), "--policy", str(rules))
+    assert r.code == 1 and "not with --policy" in r.err and "[LA903]" in r.err
+    assert cli.fake.counts["GET"] == 0 and cli.fake.writes == 0

@@ -173,6 +173,9 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
 
         agents: dict[str, DesiredAgent] = {}
         for address, agent in self.declared(desired).items():
+            if "tools" not in agent.config and "tool_rules" not in agent.config:
+                agents[address] = agent  # nothing named by key: as declared
+                continue
             config = dict(agent.config)
             if "tools" in config:
                 config["tools"] = list(dict.fromkeys(name_of(t) for t in strings(config["tools"])))

@@ -100,12 +100,21 @@ class ManifestError(LettaApplyError):
     """The manifest is invalid. Carries every diagnostic found, sorted by position; its code is
     the first one's (each diagnostic has its own)."""
 
+    what = "the manifest"  # where the errors are, for the line that counts them
+
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics)
         super().__init__(
             "\n".join(str(d) for d in self.diagnostics),
             code=self.diagnostics[0].code if self.diagnostics else None,
         )
+
+
+class PolicyFileError(ManifestError):
+    """A policy file (`--policy`, or the manifest's `policy:`) is invalid, located as a
+    manifest's problems are."""
+
+    what = "the policy files"
 
 
 def _by_status(status: int | None) -> str:

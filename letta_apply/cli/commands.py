@@ -244,7 +244,7 @@ def _main(
             print(with_code(str(d), d.code), file=err)
         n = len(e.diagnostics)
         print(
-            f"{n} error{'s' if n > 1 else ''} in the manifest; nothing was sent to the server.",
+            f"{n} error{'s' if n > 1 else ''} in {e.what}; nothing was sent to the server.",
             file=err,
         )
         return EXIT_ERROR

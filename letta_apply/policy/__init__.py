@@ -27,7 +27,7 @@ __all__ = [
 
 def policies_for(given: Sequence[str], desired: Desired | None) -> Policies:
     """The rules of the files given (--policy) and of those the manifest names (`policy:`).
-    Raises ManifestError, located, when one is not a valid policy file."""
+    Raises PolicyFileError (a ManifestError), located, when one is not a valid policy file."""
     paths = [*given, *(desired.policies if desired else ())]
     return load_policies(paths) if paths else Policies()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.changes import ERROR, WARNING, Severity
-from ..errors import Diagnostic, ManifestError
+from ..errors import Diagnostic, ManifestError, PolicyFileError
 from ..manifest.files import Document, Path_, Position
 from ..manifest.parse import parse_file
 from .expressions import ExpressionError, compile_expression
@@ -90,8 +90,8 @@ def policy_files(paths: Sequence[str]) -> tuple[list[str], list[Diagnostic]]:
 
 
 def load_policies(paths: Sequence[str]) -> Policies:
-    """The rules of the policy files and folders `paths` names, compiled. Raises ManifestError
-    with every problem found in them, located."""
+    """The rules of the policy files and folders `paths` names, compiled. Raises
+    PolicyFileError with every problem found in them, located."""
     files, errors = policy_files(paths)
     rules: list[Rule] = []
     seen: dict[str, str] = {}
@@ -110,7 +110,7 @@ def load_policies(paths: Sequence[str]) -> Policies:
     if len(rules) > MAX_RULES:
         errors.append(Diagnostic(files[-1], 1, 1, f"over {MAX_RULES} rules", code="LA651"))
     if errors:
-        raise ManifestError(errors)
+        raise PolicyFileError(errors)
     return Policies(tuple(rules), tuple(files))
 
 

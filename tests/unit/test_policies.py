@@ -571,6 +571,20 @@ def test_a_hostile_rule_through_the_command_line_is_one_line(tmp_path: Path, cli
     assert cli.fake.writes == 0
 
 
+def test_a_broken_policy_file_is_counted_as_such(tmp_path: Path, cli: Cli) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(MANIFEST)
+    broken = _policy(tmp_path, """\
+        rules:
+          - {id: b, condition: "resource.model ===", severity: error, message: m}
+    """)  # fmt: skip
+    code, out, err = cli("validate", "-f", str(m), "--policy", broken)
+    assert code == 1 and out == ""
+    first, last = err.splitlines()
+    assert first.startswith(f"{broken}:2:") and first.endswith("[LA652]")
+    assert last == "1 error in the policy files; nothing was sent to the server."
+
+
 def test_100_rules_over_a_1000_agent_plan_stay_cheap(tmp_path: Path) -> None:
     """A guard against a cost gone quadratic, with room for a loaded machine: the number itself
     (under a second) is bench/policies.py's to show, not a timed test's."""

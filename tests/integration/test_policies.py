@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from letta_apply import LettaClient, PolicyViolated, Stack, Stacks
 from tests.integration.conftest import RECORDER, Run, stack_resources
 
 pytestmark = pytest.mark.integration
@@ -92,3 +93,37 @@ def test_a_warning_rule_applies_and_reports(
     _, agents = stack_resources(api, stack)
     assert [a["name"] for a in agents] == ["helper"]
     assert run("destroy", "-f", path, "--auto-approve").code == 0
+
+
+def test_programs_and_many_stacks_are_held_by_policies_too(
+    server: str, api: httpx.Client, stack: str, tmp_path: Path
+) -> None:
+    """The Python API and many stacks check the rules given and the manifest's own `policy:`:
+    a refused stack writes nothing (counted at the proxy), the others apply."""
+    deny = _policy(tmp_path, "error")
+    one = tmp_path / "one.yaml"
+    one.write_text(MANIFEST.replace("{stack}", stack), encoding="utf-8")
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    names = [f"{stack}-{i}" for i in range(3)]
+    for i, name in enumerate(names):
+        text = MANIFEST.replace("{stack}", name)
+        text = text.replace("  helper:", f"  helper:\n    name: {name}")
+        if i == 1:  # this tenant's manifest names the rule itself
+            text += f"policy: {{files: [{deny}]}}\n"
+        (folder / f"{i}.yaml").write_text(text, encoding="utf-8")
+    with LettaClient(server) as client:
+        before = len(RECORDER.sent)
+        with pytest.raises(PolicyViolated):
+            Stack.from_files(str(one), policies=deny).apply(client)
+        assert RECORDER.sent[before:], "the plan read the server through the proxy"
+        assert _writes(before) == []
+        result = Stacks.from_folder(folder).apply(client)
+        (refused,) = result.failed
+        assert refused.stack == names[1]
+        assert stack_resources(api, names[1]) == ([], [])
+        for name in (names[0], names[2]):
+            assert [a["name"] for a in stack_resources(api, name)[1]] == [name]
+        assert Stacks.from_folder(folder).destroy(client).runs
+    for name in names:
+        assert stack_resources(api, name)[1] == []

@@ -12,7 +12,8 @@ lock; LA8xx backups, restore, Agent Files, export; LA9xx usage.
 LettaApplyError
  ├── UsageError        an option or argument is wrong or missing; nothing was sent
  ├── ManifestError     one or more `file:line:col: message` diagnostics, each with its code;
- │                     nothing was sent (its code is the first diagnostic's)
+ │    │                nothing was sent (its code is the first diagnostic's)
+ │    └── PolicyFileError  the same, of policy files (--policy, `policy:`)
  ├── ApiError          the server refused or failed a request (carries status and address;
  │    │                its code follows the status)
  │    ├── ServerUnreachable

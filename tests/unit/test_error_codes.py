@@ -26,6 +26,8 @@ from tests.helpers import SEED, Cli, write
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "letta_apply"
 CODE = re.compile(r"LA\d{3}")
+# Errors whose code is their first diagnostic's.
+DIAGNOSED = ("ManifestError", "PolicyFileError")
 # Calls that make a manifest diagnostic: a code there is a ManifestError's.
 DIAGNOSTIC_CALLS = {"diag", "Diagnostic", "err", "error", "_at"}
 
@@ -69,7 +71,7 @@ def uncoded(source: str, classes: dict[str, type[LettaApplyError]]) -> list[str]
         name, code = _name(node), _keyword(node, "code")
         if name == "LettaApplyError":
             out.append(f"line {node.lineno}: the base class, which names no problem")
-        elif name in classes and name != "ManifestError" and not classes[name].code and not code:
+        elif name in classes and name not in DIAGNOSED and not classes[name].code and not code:
             out.append(f"line {node.lineno}: {name} without a code")
         elif name == "Diagnostic" and code is None:
             message = node.args[3] if len(node.args) > 3 else _keyword(node, "message")

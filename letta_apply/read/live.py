@@ -16,7 +16,7 @@ may drop deprecated routes) is one error naming the kind and the route (errors.R
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -89,12 +89,8 @@ def read_stack(
         later = {k.name: pool.submit(listing, k) for k in held}
         raw.update({name: f.result() for name, f in later.items()})
     raw.update({k.name: None for k in KINDS if k.name not in raw})
-    present = {
-        r.mark.get("address")
-        for k in KINDS
-        for r in k.resources(k.state(raw, {}, stack))
-        if r.mark.get("stack") == stack
-    }
+    # Only imports need it: a plan without any builds each kind's state once.
+    present = _addresses(raw, stack) if imports else set()
     imported: dict[str, Resource | str] = {}
     seen: dict[str, list[object]] = {}  # kind -> what its imports read, as the server sent it
     for imp in imports:
@@ -117,6 +113,16 @@ def read_stack(
         flags=flags,
         recorded=stack_record(blocks, stack),
     )
+
+
+def _addresses(raw: Mapping[str, object], stack: str) -> set[object]:
+    """The addresses the stack's resources in the listings (`raw`) carry."""
+    return {
+        r.mark.get("address")
+        for k in KINDS
+        for r in k.resources(k.state(raw, {}, stack))
+        if r.mark.get("stack") == stack
+    }
 
 
 def _why(k: AnyKind, named: Collection[str], desired: Desired | None) -> str:

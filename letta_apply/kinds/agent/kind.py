@@ -28,7 +28,7 @@ from ...core.changes import (
 )
 from ...core.jsonish import JsonObject, obj, objs, strings, text
 from ...core.marks import digest, sensitive_fields
-from ...core.model import Desired, Import, Live
+from ...core.model import Desired, Import, Live, stack_tag
 from ...errors import Diagnostic
 from ...manifest.files import Document
 from ...manifest.sections import KeyDefault
@@ -70,6 +70,7 @@ from .plan import HANDLES
 from .requests import apply_change, settle_agents
 from .secrets import NAMES, check_secrets, declared_secrets
 from .settings import SETTINGS, check_timezones
+from .slim import slim_agent
 
 
 class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
@@ -186,7 +187,11 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
-        return client.list_agents(tag=f"letta-apply:{stack}", include=WITH_SECRETS)
+        """The stack's agents, each cut down to what planning reads as its page arrives
+        (kinds.agent.slim): a big stack's listing is never held whole."""
+        memo: dict[str, str] = {}
+        params = {"include": list(WITH_SECRETS), "tags": [stack_tag(stack)]}
+        return [slim_agent(a, memo) for a in AGENTS.list(client, params)]
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]

@@ -5,9 +5,13 @@ each repeated string once."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
-from letta_apply import plan_for
+import pytest
+
+from letta_apply import apply_plan, plan_for
 from letta_apply.core.jsonish import obj, objs
+from letta_apply.kinds.agent import requests as agent_requests
 from letta_apply.kinds.agent.kind import AgentKind
 from letta_apply.kinds.agent.model import LiveAgent
 from letta_apply.kinds.agent.slim import slim_agent
@@ -81,3 +85,25 @@ def test_the_agents_listing_is_cut_down_as_it_is_read_and_shares_repeated_string
     assert len({id(s) for s in systems}) == 1  # one copy of the system prompt for all
     # and the plan made from it is the converged one
     assert plan_for(client, desired(fleet(3, 2))).changes == ()
+
+
+def test_settling_a_stage_of_creates_looks_each_agent_up_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a stage of creates, each agent made is looked for among the stack's agents by its
+    address, not by a scan of them all (10,000 agents made would be 10^8 comparisons)."""
+    looked_at = 0
+    real = agent_requests.carries
+
+    def counting(resource: Mapping[str, object], stack: str, address: str) -> bool:
+        nonlocal looked_at
+        looked_at += 1
+        return real(resource, stack, address)
+
+    monkeypatch.setattr(agent_requests, "carries", counting)
+    fake = FakeLetta()
+    client = fake.client()
+    plan = plan_for(client, desired(fleet(60, 2)))
+    apply_plan(client, plan, parallelism=8)
+    assert 60 <= looked_at <= 2 * 60
+    assert plan_for(client, desired(fleet(60, 2))).changes == ()

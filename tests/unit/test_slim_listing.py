@@ -14,7 +14,7 @@ from letta_apply.core.jsonish import obj, objs
 from letta_apply.kinds.agent import requests as agent_requests
 from letta_apply.kinds.agent.kind import AgentKind
 from letta_apply.kinds.agent.model import LiveAgent
-from letta_apply.kinds.agent.slim import slim_agent
+from letta_apply.kinds.agent.slim import Shared, slim_agent
 from letta_apply.kinds.block.reads import block_state
 from tests.fakes import FakeLetta
 from tests.helpers import desired
@@ -56,7 +56,7 @@ RICH: dict[str, object] = {
 
 
 def test_a_cut_down_agent_reads_as_the_whole_one() -> None:
-    slim = slim_agent(copy.deepcopy(RICH), {})
+    slim = slim_agent(copy.deepcopy(RICH), Shared())
     assert LiveAgent.from_api(slim) == LiveAgent.from_api(RICH)
     whole = LiveAgent.from_api(RICH)
     assert whole.settings and whole.secrets and whole.sleeptime and whole.in_context == 3
@@ -66,7 +66,7 @@ def test_a_cut_down_agent_reads_as_the_whole_one() -> None:
 
 
 def test_a_cut_down_agent_keeps_no_source_no_memory_and_no_message_ids() -> None:
-    slim = slim_agent(RICH, {})
+    slim = slim_agent(RICH, Shared())
     assert "memory" not in slim and "identities" not in slim and "sources" not in slim
     assert all(set(t) == {"id", "name", "tool_type"} for t in objs(slim["tools"]))
     kept = {"handle", "context_window", "max_tokens", "parallel_tool_calls"}
@@ -83,6 +83,11 @@ def test_the_agents_listing_is_cut_down_as_it_is_read_and_shares_repeated_string
     assert tools and all(set(t) <= {"id", "name", "tool_type"} for t in tools)
     systems = [a["system"] for a in objs(listed)]
     assert len({id(s) for s in systems}) == 1  # one copy of the system prompt for all
+    # and one copy of each base tool, and of each shared block, however many agents show it
+    firsts = {id(objs(a["tools"])[0]) for a in objs(listed)}
+    assert len(firsts) == 1
+    views = [b for a in objs(listed) for b in objs(a["blocks"]) if b["label"] != "persona"]
+    assert len({id(b) for b in views}) == len({b["id"] for b in views}) < len(views)
     # and the plan made from it is the converged one
     assert plan_for(client, desired(fleet(3, 2))).changes == ()
 

@@ -70,7 +70,7 @@ from .plan import HANDLES
 from .requests import apply_change, settle_agents
 from .secrets import NAMES, check_secrets, declared_secrets
 from .settings import SETTINGS, check_timezones
-from .slim import slim_agent
+from .slim import Shared, slim_agent
 
 
 class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
@@ -189,9 +189,9 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         """The stack's agents, each cut down to what planning reads as its page arrives
         (kinds.agent.slim): a big stack's listing is never held whole."""
-        memo: dict[str, str] = {}
+        shared = Shared()
         params = {"include": list(WITH_SECRETS), "tags": [stack_tag(stack)]}
-        return [slim_agent(a, memo) for a in AGENTS.list(client, params)]
+        return [slim_agent(a, shared) for a in AGENTS.list(client, params)]
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]

@@ -9,6 +9,7 @@ prompt, a shared block's value, the stack's tag) are kept once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from ...core.jsonish import JsonObject
@@ -33,23 +34,45 @@ _TOP = (
 )  # fmt: skip
 _LISTS = {"tools": _TOOL, "blocks": _BLOCK, "secrets": ("key", "id", "value")}
 _GROUPS = ("managed_group", "multi_agent_group")
+# Top-level objects most agents hold alike (a configuration, rules): kept once.
+_OBJECTS = ("model_settings", "compaction_settings", "response_format", "tool_rules")
 
 
-def slim_agent(raw: Mapping[str, object], memo: dict[str, str]) -> JsonObject:
-    """`raw` (an agent as the listing gives it) with only what planning reads, its strings shared
-    through `memo` with the other agents of the listing."""
+class Shared:
+    """What the agents of one listing share: equal strings, and equal cut-down parts (the base
+    tools every agent lists, a shared block as each of its agents shows it, configurations)."""
+
+    def __init__(self) -> None:
+        self.strings: dict[str, str] = {}
+        self.parts: dict[tuple[str, str], object] = {}
+
+    def part(self, kind: str, value: object) -> object:
+        """`value` (cut down), or the equal one of `kind` seen before (equal as the JSON they
+        came as, key order included)."""
+        return self.parts.setdefault((kind, json.dumps(value)), value)
+
+    def block(self, value: JsonObject) -> object:
+        """A block as an agent shows it: the first agent's view of it stands for every other
+        (the blocks' state reads the first one; an agent reads only its id)."""
+        return self.parts.setdefault(("block", str(value.get("id"))), value)
+
+
+def slim_agent(raw: Mapping[str, object], shared: Shared) -> JsonObject:
+    """`raw` (an agent as the listing gives it) with only what planning reads, its repeated
+    parts shared with the other agents of the listing through `shared`."""
+    memo = shared.strings
     out: JsonObject = {k: _shared(raw[k], memo) for k in _TOP if k in raw}
+    for key in _OBJECTS:
+        if isinstance(out.get(key), (dict, list)):
+            out[key] = shared.part(key, out[key])
     for key, kept in _NESTED.items():
         value = raw.get(key)
         if isinstance(value, Mapping):
-            out[key] = {k: _shared(value[k], memo) for k in kept if k in value}
+            out[key] = shared.part(key, {k: _shared(value[k], memo) for k in kept if k in value})
     for key, kept in _LISTS.items():
         value = raw.get(key)
         if isinstance(value, list):
-            out[key] = [
-                {k: _shared(v[k], memo) for k in kept if k in v} if isinstance(v, Mapping) else v
-                for v in value
-            ]
+            out[key] = [_item(key, v, kept, shared) for v in value]
     for key in _GROUPS:
         value = raw.get(key)
         if isinstance(value, Mapping):
@@ -59,6 +82,18 @@ def slim_agent(raw: Mapping[str, object], memo: dict[str, str]) -> JsonObject:
         # Only how many there are is read (messages in context): their ids are not kept.
         out["message_ids"] = [None] * len(ids)
     return out
+
+
+def _item(key: str, value: object, kept: tuple[str, ...], shared: Shared) -> object:
+    """An item of one of the agent's lists, cut down and shared."""
+    if not isinstance(value, Mapping):
+        return value
+    item = {k: _shared(value[k], shared.strings) for k in kept if k in value}
+    if key == "blocks":
+        return shared.block(item)
+    if key == "tools":
+        return shared.part(key, item)
+    return item  # secrets: never shared, nor made into a key
 
 
 def _shared(value: object, memo: dict[str, str]) -> object:

@@ -12,8 +12,9 @@ deployment script...). Nothing here prints; results are frozen dataclasses.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,8 @@ from .core.model import Desired
 from .core.sensitive import Masker, mask_plan
 from .errors import ApplyError, DestroyPrevented, StalePlanError, UsageError
 from .manifest.variables import Options
+from .many.report import Operation, stacks_document, stacks_text, totals
+from .many.run import Settings, Source, StackRun, apply_stacks, distinct, plan_stacks, stack_sources
 from .memory.backup import Backups, default_root
 from .pipeline import DATA_NAME, load_manifest, load_manifest_data, plan_for
 from .plan import planfile
@@ -223,14 +226,9 @@ class Stack:
         backups: bool | str | Path,
     ) -> ApplyResult:
         _check_options(parallelism, lock, lock_timeout, on_done)
-        if not isinstance(backups, (bool, str, Path)) or backups == "":
-            raise UsageError(
-                f"backups: expected true, false or a folder, got {type(backups).__name__}",
-                code="LA904",
-            )
         saver = None
-        if backups is not False:
-            root = default_root() if backups is True else Path(backups)
+        root = _backup_root(backups)
+        if root is not None:
             saver = Backups(
                 root, self.name, masker=Masker(self.secrets),
                 operation="destroy" if destroy else "apply", server=client.base_url,
@@ -258,6 +256,157 @@ class Stack:
         if result.failure:
             raise ApplyFailed(result.failure, result) from result.failure
         return result
+
+
+@dataclass(frozen=True)
+class StacksResult:
+    """What `Stacks.plan`, `apply` or `destroy` did: one StackRun per stack, in order (`stack`,
+    `origin`, `plan`, `result`, `ok`, and `why` it is not)."""
+
+    runs: tuple[StackRun, ...]
+    operation: Operation
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every stack planned (and applied) in full."""
+        return all(r.ok for r in self.runs)
+
+    @property
+    def failed(self) -> tuple[StackRun, ...]:
+        return tuple(r for r in self.runs if not r.ok)
+
+    def plans(self) -> dict[str, Plan]:
+        """Each planned stack's plan, by name: what `Stacks.apply(plans=...)` takes."""
+        return {r.stack: r.plan for r in self.runs if r.plan is not None and r.stack}
+
+    def summary(self) -> dict[str, int]:
+        """How many stacks ended each way, and the changes planned in all."""
+        return totals(self.runs, self.operation)
+
+    def render(self, format: Literal["text", "json"] = "text") -> str:
+        """The summary as `letta-apply plan --stacks` shows it: a table, or JSON with one entry
+        per stack; sensitive values masked."""
+        masker = Masker(self.secrets)
+        if format == "json":
+            doc = stacks_document(self.runs, self.operation, masker)
+            return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
+        if format == "text":
+            return masker.text(stacks_text(self.runs, self.operation))
+        raise UsageError(f"unknown format {format!r}: text or json", code="LA904")
+
+
+class Stacks:
+    """Many stacks (one per tenant, say) planned and applied against one server from one
+    process: the server is read once for all of them, each stack is planned and applied under
+    its own lock as it would be alone, `concurrency` stacks at a time, and what happens to one
+    (a manifest that does not load, a server error, a held lock) is its own result, never
+    another's.
+
+        stacks = Stacks.from_folder("tenants/")       # a manifest or a folder per stack
+        result = stacks.apply(client)
+        print(result.render())                        # one table; result.ok, result.failed
+    """
+
+    def __init__(self, stacks: Iterable[Stack]) -> None:
+        """Stacks already loaded; two of one name are both refused (they would fight)."""
+        self.sources = tuple(distinct([Source(s.name, s.desired) for s in stacks]))
+
+    @classmethod
+    def from_folder(
+        cls,
+        folder: str | Path,
+        variables: Mapping[str, object] | None = None,
+        *,
+        var_files: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        allow_outside_files: bool = False,
+    ) -> Stacks:
+        """Each manifest file (*.yaml, *.yml) of `folder`, and each folder in it, is a stack,
+        loaded as Stack.from_files loads one (the same variables for all). One that does not
+        load is kept with its errors: its result says why, the others run."""
+        options = Options(
+            var_files=var_files, env=env if env is not None else {},
+            values=variables if variables is not None else {},
+            allow_outside_files=allow_outside_files,
+        )  # fmt: skip
+        made = cls.__new__(cls)
+        made.sources = tuple(stack_sources(folder, options))  # each loaded, or why not
+        return made
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of the stacks that loaded."""
+        return tuple(s.desired.stack for s in self.sources if s.desired is not None)
+
+    def plan(
+        self, client: LettaClient, *, destroy: bool = False, concurrency: int = 8
+    ) -> StacksResult:
+        """Each stack's plan (`destroy`: of deleting what it owns); nothing is written."""
+        _check_options(concurrency, True, 0.0, None)
+        runs = plan_stacks(client, self.sources, destroy=destroy, concurrency=concurrency)
+        return StacksResult(tuple(runs), "plan", self._secrets())
+
+    def apply(
+        self,
+        client: LettaClient,
+        plans: StacksResult | None = None,
+        *,
+        destroy: bool = False,
+        concurrency: int = 8,
+        parallelism: int = 4,
+        lock: bool = True,
+        lock_timeout: float = 60.0,
+        backups: bool | str | Path = True,
+        on_stack: Callable[[StackRun], None] | None = None,
+    ) -> StacksResult:
+        """Plan and apply every stack (`destroy`: delete what each owns), each under its own
+        lock; `parallelism` writes at once within a stack. With `plans` (a `plan` result,
+        reviewed), a stack is applied only when its plan still matches the server; else its
+        result is a StalePlanError. Deletes are saved first as Stack.apply saves them
+        (`backups`). Raises nothing for a stack: each result says why it failed."""
+        _check_options(concurrency, lock, lock_timeout, on_stack)
+        _check_options(parallelism, lock, lock_timeout, None)
+        settings = Settings(
+            destroy=destroy, concurrency=concurrency, parallelism=parallelism, lock=lock,
+            lock_timeout=lock_timeout, backups=_backup_root(backups),
+        )  # fmt: skip
+        given = plans.plans() if plans is not None else None
+        runs = apply_stacks(client, self.sources, settings, plans=given, on_stack=on_stack)
+        return StacksResult(tuple(runs), "destroy" if destroy else "apply", self._secrets())
+
+    def destroy(
+        self,
+        client: LettaClient,
+        plans: StacksResult | None = None,
+        *,
+        concurrency: int = 8,
+        parallelism: int = 4,
+        lock: bool = True,
+        lock_timeout: float = 60.0,
+        backups: bool | str | Path = True,
+        on_stack: Callable[[StackRun], None] | None = None,
+    ) -> StacksResult:
+        """Delete what every stack owns, and nothing else: `apply(destroy=True)` (`plans`,
+        when given, made with `plan(client, destroy=True)`)."""
+        return self.apply(
+            client, plans, destroy=True, concurrency=concurrency, parallelism=parallelism,
+            lock=lock, lock_timeout=lock_timeout, backups=backups, on_stack=on_stack,
+        )  # fmt: skip
+
+    def _secrets(self) -> tuple[str, ...]:
+        return tuple(v for s in self.sources if s.desired for v in s.desired.secrets)
+
+
+def _backup_root(backups: object) -> Path | None:
+    if not isinstance(backups, (bool, str, Path)) or backups == "":
+        raise UsageError(
+            f"backups: expected true, false or a folder, got {type(backups).__name__}",
+            code="LA904",
+        )
+    if backups is False:
+        return None
+    return default_root() if backups is True else Path(backups)
 
 
 def _check_options(parallelism: object, lock: object, timeout: object, on_done: object) -> None:

@@ -25,6 +25,7 @@ LettaApplyError
  ├── ApplyError        some changes failed; carries what was done and what was not
  │    └── ApplyFailed   (api) with the run's result
  ├── DestroyPrevented  prevent_destroy refused the plan; nothing was applied
+ ├── PolicyViolated    a policy rule at error refused the plan; nothing was applied
  ├── LockError         (server.lock_records) the stack is locked, or a lock record is not one
  ├── AgentFileError    (memory.af_format) an Agent File letta-apply will not read
  ├── RestoreError      a backup that cannot be restored as asked
@@ -99,12 +100,21 @@ class ManifestError(LettaApplyError):
     """The manifest is invalid. Carries every diagnostic found, sorted by position; its code is
     the first one's (each diagnostic has its own)."""
 
+    what = "the manifest"  # where the errors are, for the line that counts them
+
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics)
         super().__init__(
             "\n".join(str(d) for d in self.diagnostics),
             code=self.diagnostics[0].code if self.diagnostics else None,
         )
+
+
+class PolicyFileError(ManifestError):
+    """A policy file (`--policy`, or the manifest's `policy:`) is invalid, located as a
+    manifest's problems are."""
+
+    what = "the policy files"
 
 
 def _by_status(status: int | None) -> str:
@@ -253,6 +263,12 @@ class DestroyPrevented(LettaApplyError):
     """prevent_destroy: the plan would delete a protected resource; nothing was applied."""
 
     code = "LA703"
+
+
+class PolicyViolated(LettaApplyError):
+    """A policy rule at severity error refused the plan; nothing was applied."""
+
+    code = "LA655"
 
 
 class RestoreError(LettaApplyError):

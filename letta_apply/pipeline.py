@@ -26,7 +26,7 @@ from .manifest.data import (
     variable_values,
 )
 from .manifest.files import manifest_files
-from .manifest.language import Source, load_source, load_source_text
+from .manifest.language import Source, load_source, load_source_text, quick_source
 from .manifest.parse import load_file, load_text
 from .manifest.validate import check, validate
 from .manifest.variables import Options
@@ -47,7 +47,8 @@ def load_manifest(paths: str | Sequence[str], options: Options | None = None) ->
     validate the result; raises ManifestError with every problem found (sensitive values
     masked)."""
     checked = file_paths(paths, "paths")
-    return _validated(load_source(checked, KINDS, _checked(options, Budget())))
+    options = _checked(options, Budget())
+    return _quick(checked, options) or _validated(load_source(checked, KINDS, options))
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ def validate_manifest(paths: str | Sequence[str], options: Options | None = None
     Raises ManifestError with every problem found, as load_manifest does."""
     checked = file_paths(paths, "paths")
     options = replace(_checked(options, Budget()), unknown_values=True)
+    quick = _quick(checked, options)
+    if quick is not None:
+        return Validated(quick)
     source = load_source(checked, KINDS, options)
     if not source.unknown:
         return Validated(_validated(source))
@@ -158,6 +162,20 @@ def _checked(
     return replace(options, values=values, env=env, var_files=var_files)
 
 
+def _quick(paths: Sequence[str], options: Options) -> Desired | None:
+    """The desired state of a manifest read without positions (manifest.quick), when nothing
+    in it is a problem; else None, and the caller reads it again with positions, so that every
+    problem is reported where it is, as it always was. Positions only ever place problems: a
+    manifest with none has the same desired state either way."""
+    source = quick_source(paths, KINDS, options)
+    if source is None:
+        return None
+    try:
+        return _validated(source)
+    except ManifestError:
+        return None
+
+
 def _validated(source: Source) -> Desired:
     with _masked(source):
         desired = validate(source.doc, KINDS, source.errors, source.quiet)
@@ -213,11 +231,13 @@ def plan_for(
     destroy: bool = False,
     detach_unmanaged: bool = False,
     memory: bool = True,
+    listings: Mapping[str, object] | None = None,
 ) -> Plan:
     """Read the live state of `desired`'s stack and plan against it (with `destroy`, plan the
     deletion of everything the stack owns). With `memory`, the plan says what its deletes hold
-    of agents' memory (memory.held: a read or two per deleted agent, for at most 50)."""
-    live = read_live(client, desired, destroy=destroy)
+    of agents' memory (memory.held: a read or two per deleted agent, for at most 50).
+    `listings`: the stack's listings already read (read.shared), not read again."""
+    live = read_live(client, desired, destroy=destroy, listings=listings)
     key = client.api_key
     plan = make_plan(
         desired, live, destroy=destroy, detach_unmanaged=detach_unmanaged, seal_key=key

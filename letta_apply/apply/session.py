@@ -130,7 +130,8 @@ def run_apply(
     def writes(p: Planned) -> bool:
         return p[0].has_changes and not p[0].blocked
 
-    if lock and planned[0].locks and not writes(planned):
+    # A blocked plan (prevent_destroy, a policy) writes nothing, not even a dead run's lock.
+    if lock and planned[0].locks and not writes(planned) and not planned[0].blocked:
         # Nothing to write, but a run that died holding the lock may have left its record.
         # Taken over, it may have written after this plan was read: plan again.
         gone = destroying and not planned[0].has_changes  # the stack owns nothing any more

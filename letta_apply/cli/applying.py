@@ -16,35 +16,46 @@ from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from ..core.changes import Change, Plan
 from ..core.model import Desired
-from ..errors import ApiError, DestroyPrevented, UsageError, with_code
+from ..errors import ApiError, DestroyPrevented, PolicyViolated, UsageError, with_code
 from ..memory.backup import Backups
 from ..pipeline import plan_for
 from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
+from ..policy import policies_for
 from ..render.results import done_text
 from ..server.client import LettaClient
 from ..server.lock import StackLock
 from ..server.lock_records import LockInfo
 from .arguments import EXIT_ERROR, EXIT_OK
 from .output import Out, Stream, plan_origin, show_plan
-from .planning import load, targeted
+from .planning import load, policed, targeted
 from .progress import Progress
 from .restoring import saved_document, saved_text
 
 
 def _confirm(plan: Plan, out: Stream, stdin: TextIO) -> bool:
+    return _ask(f'\nApply these changes to stack "{plan.stack}"?', out, stdin)
+
+
+def confirm_text(question: str, o: Out) -> bool:
+    """Whether the person at the terminal answers "yes" to `question`."""
+    return _ask(question, o.out, o.stdin)
+
+
+def _ask(question: str, out: Stream, stdin: TextIO) -> bool:
     if not stdin.isatty():
         raise UsageError(
             "refusing to ask for confirmation: standard input is not a terminal; "
             "review the plan and pass --auto-approve",
             code="LA905",
         )
-    out.write(f'\nApply these changes to stack "{plan.stack}"? Only "yes" is accepted: ')
+    out.write(f'{question} Only "yes" is accepted: ')
     out.flush()
     return stdin.readline().strip() == "yes"
 
 
 def cmd_destroy(args: argparse.Namespace, o: Out) -> int:
     args.plan_file = None
+    args.policy = []  # the manifest's own policy files still apply
     args.target = []
     args.detach_unmanaged_blocks = False
     return cmd_apply(args, o, destroy=True)
@@ -54,11 +65,14 @@ def _saved_plan(args: argparse.Namespace, client: LettaClient, o: Out) -> Planne
     saved = read_saved_plan(args.plan_file)
     check_server(saved, client.base_url, args.project)
     desired = load(args, o) if args.file else None
+    if args.policy and desired is None:
+        raise UsageError("--policy on a saved plan needs its manifest (-f FILE)", code="LA902")
     plan = verify_saved_plan(
         client, saved, desired, project=args.project, masker=o.masker,
         manifest=", ".join(args.file or ()),
     )  # fmt: skip
-    return plan, desired
+    # What the rules found when it was planned stays in the file; --policy checks again.
+    return (policed(args, desired, plan) if args.policy and desired else plan), desired
 
 
 class _Events(ApplyEvents):
@@ -138,15 +152,16 @@ def cmd_apply(args: argparse.Namespace, o: Out, *, destroy: bool = False) -> int
                 if args.plan_file:
                     return _saved_plan(args, client, o)
                 desired = load(args, o)
+                policies_for(args.policy, desired)  # reported before any request
                 plan = plan_for(
                     client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
                 )
-                return targeted(args, desired, plan, o), desired
+                return policed(args, desired, targeted(args, desired, plan, o)), desired
             finally:
                 planning.clear()
 
         stop = threading.Event()
-        with _stopped_by_signals(stop, o, planning) as received:
+        with stopped_by_signals(stop, o, planning) as received:
             result = run_apply(
                 client, make, operation="destroy" if destroy else "apply", lock=args.lock,
                 lock_timeout=args.lock_timeout, parallelism=args.parallelism,
@@ -166,7 +181,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextmanager
-def _stopped_by_signals(
+def stopped_by_signals(
     stop: threading.Event, o: Out, planning: threading.Event
 ) -> Iterator[list[int]]:
     """While applying, the first SIGINT or SIGTERM sets `stop`: no new change starts, those in
@@ -207,6 +222,9 @@ def _applied(args: argparse.Namespace, o: Out, client: LettaClient, result: Appl
         o.json({**doc, **saved_document(o.backups)})
     elif o.backups is not None and o.backups.saved:
         o.text("\n" + saved_text(o.backups))
+    if plan.refused_by_policy:
+        n = sum(1 for v in plan.violations if v.severity == "error")
+        raise PolicyViolated(f"policy: {n} violation(s) at error; nothing was applied")
     if result.blocked:
         raise DestroyPrevented(
             "prevent_destroy: this plan would delete protected resources; nothing was applied"

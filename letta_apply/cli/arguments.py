@@ -18,6 +18,8 @@ from ..version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 FORMATS = ("text", "json", "markdown")
+# SARIF: the policy violations alone, for GitHub code scanning (README, Policies).
+POLICY_FORMATS = (*FORMATS, "sarif")
 # export writes a manifest (both load with -f), or the stack's agents as an Agent File (af).
 EXPORT_FORMATS = ("yaml", "json", "af")
 SHELLS = ("bash", "zsh", "fish")
@@ -153,6 +155,18 @@ def _backups(sp: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _many(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--stacks", metavar="DIR",
+        help="many stacks at once, the server read once for all: each *.yaml/*.yml file of DIR, "
+        "and each folder in it, is one stack (in place of -f; one summary table)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--concurrency", type=_positive, default=8, metavar="N",
+        help="with --stacks: stacks planned and applied at once (default %(default)s)",
+    )  # fmt: skip
+
+
 def _target(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--target", action="append", default=[], metavar="ADDRESS",
@@ -164,8 +178,9 @@ def _target(sp: argparse.ArgumentParser) -> None:
 _Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
-def parser() -> argparse.ArgumentParser:
-    """The `letta-apply` command line."""
+def parser(*, stacks: bool = False) -> argparse.ArgumentParser:
+    """The `letta-apply` command line; with `stacks` (the command line names --stacks), plan
+    and destroy do not ask for -f."""
     p = _Parser(
         prog="letta-apply",
         description="Declarative provisioning for Letta agents and memory blocks.",
@@ -177,17 +192,37 @@ def parser() -> argparse.ArgumentParser:
         _validate, _plan, _apply, _destroy, _restore, _force_unlock, _export, _convert, _drift,
         _show, _graph, _completion,
     ):  # fmt: skip
-        add(sub)
+        if add in (_plan, _destroy):
+            add(sub, file=not stacks)
+        else:
+            add(sub)
     return p
 
 
+def names_stacks(argv: list[str]) -> bool:
+    """Whether a command line gives --stacks (then -f is not asked for)."""
+    return any(a == "--stacks" or a.startswith("--stacks=") for a in argv)
+
+
+def _policy(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--policy", action="append", default=[], metavar="FILE",
+        help="policy rules to check (a YAML file or a folder of them; repeatable): see README, "
+        "Policies",
+    )  # fmt: skip
+
+
 def _validate(sub: _Commands) -> None:
-    _common(sub.add_parser("validate", help="check a manifest; sends no request"), server=False)
+    sp = sub.add_parser("validate", help="check a manifest; sends no request")
+    _common(sp, server=False, formats=POLICY_FORMATS)
+    _policy(sp)
 
 
-def _plan(sub: _Commands) -> None:
+def _plan(sub: _Commands, *, file: bool = True) -> None:
     sp = sub.add_parser("plan", help="show what apply would change; writes nothing")
-    _common(sp)
+    _common(sp, file=file, formats=POLICY_FORMATS)
+    _policy(sp)
+    _many(sp)
     _target(sp)
     _lifecycle(sp)
     sp.add_argument("--destroy", action="store_true", help="plan the deletion of the whole stack")
@@ -201,8 +236,10 @@ def _plan(sub: _Commands) -> None:
 def _apply(sub: _Commands) -> None:
     sp = sub.add_parser("apply", help="converge the server to the manifest, or apply a saved plan")
     _common(sp, file=False)
+    _policy(sp)
     _target(sp)
     _lifecycle(sp)
+    _many(sp)
     sp.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by `plan --out`")
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     sp.add_argument(
@@ -216,9 +253,10 @@ def _apply(sub: _Commands) -> None:
     _locking(sp)
 
 
-def _destroy(sub: _Commands) -> None:
+def _destroy(sub: _Commands, *, file: bool = True) -> None:
     sp = sub.add_parser("destroy", help="delete everything the stack owns (and nothing else)")
-    _common(sp)
+    _common(sp, file=file)
+    _many(sp)
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     sp.add_argument(
         "--parallelism", type=_positive, default=8, help="concurrent writes (default 8)"
@@ -269,7 +307,8 @@ def _export(sub: _Commands) -> None:
 
 def _drift(sub: _Commands) -> None:
     sp = sub.add_parser("drift", help="report what changed on the server outside the manifest")
-    _common(sp)
+    _common(sp, formats=POLICY_FORMATS)
+    _policy(sp)
     _lifecycle(sp)  # what apply will do about it, as apply would be run
     sp.add_argument(
         "--detailed-exitcode", action="store_true",

@@ -21,23 +21,26 @@ from ..pipeline import plan_for, validate_manifest
 from ..plan import planfile
 from ..plan.graph import changed_graph, stack_graph
 from ..plan.listing import list_stack
+from ..policy import check_declared, policies_for
 from ..read.export import ExportFormat, Selection, export_manifest
 from ..read.live import read_live
 from ..render.diagram import render_graph
 from ..render.markdown import plan_markdown
+from ..render.policy import sarif, violation_lines
 from ..render.results import diagnostics_json, show_text
 from ..render.text import drift_text
 from ..server.client import LettaClient
 from ..server.lock_records import force_unlock
 from .agentfile import convert_command, export_agent_file_command
 from .applying import Interrupted, cmd_apply, cmd_destroy
-from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
+from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, names_stacks, options_of
 from .arguments import parser as _parser
 from .completion import script as completion_script
 from .completion.addresses import ADDRESSES_COMMAND, complete_addresses
 from .output import ClientFactory, Out, plan_origin
-from .planning import cmd_plan, load
+from .planning import cmd_plan, load, policed, show_sarif
 from .restoring import cmd_restore
+from .stacks import cmd_stacks
 
 
 def _cmd_validate(args: argparse.Namespace, o: Out) -> int:
@@ -45,17 +48,29 @@ def _cmd_validate(args: argparse.Namespace, o: Out) -> int:
     # declaration tells (plan and apply need them all).
     try:
         found = validate_manifest(args.file, options_of(args))
+        policies = policies_for(args.policy, found.desired)
     except ManifestError as e:
         if o.format != "json":
             raise
         print(diagnostics_json(e.diagnostics), file=o.out)
         return EXIT_ERROR
     desired = found.desired
+    # Rules that read no plan, over the manifest (one whose values are not all known: none).
+    violations = check_declared(desired, policies) if desired is not None else ()
+    refused = sum(1 for v in violations if v.severity == "error")
+    if o.format == "sarif":
+        o.json(sarif(violations, [(r.id, r.description) for r in policies.rules]))
+        return EXIT_ERROR if refused else EXIT_OK
+    if violations and o.format != "json":
+        print("\n".join(violation_lines(violations)).rstrip(), file=o.out)
+    if refused and o.format != "json":
+        o.text(f"{', '.join(args.file)}: refused by policy: {refused} violation(s) at error")
+        return EXIT_ERROR
     checked = ", ".join(args.file)
     if args.var_file:
         checked += f" with {', '.join(args.var_file)}"
     if o.format == "json":
-        print(diagnostics_json([], found.unknown), file=o.out)
+        print(diagnostics_json([], found.unknown, violations), file=o.out)
     elif desired is None:
         o.text(
             f"{checked}: valid, without values for {', '.join(found.unknown)} (what depends on "
@@ -71,8 +86,9 @@ def _cmd_validate(args: argparse.Namespace, o: Out) -> int:
         o.text(
             f'{checked}: valid: stack "{desired.stack}", '
             + (", ".join(counts) or "nothing declared")
+            + (f"; {len(policies.rules)} policy rule(s) checked" if policies.rules else "")
         )
-    return EXIT_OK
+    return EXIT_ERROR if refused else EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace, o: Out) -> int:
@@ -111,18 +127,23 @@ def _cmd_export(args: argparse.Namespace, o: Out) -> int:
 
 def _cmd_drift(args: argparse.Namespace, o: Out) -> int:
     desired = load(args, o)
+    policies_for(args.policy, desired)  # a policy file in error: reported before any request
     with o.connect() as client:
         plan = plan_for(
             client, desired, detach_unmanaged=args.detach_unmanaged_blocks, memory=False
         )
-        plan = mask_plan(plan, o.masker)
+        plan = mask_plan(policed(args, desired, plan, drift=True), o.masker)
         origin = plan_origin(args, client, desired)
-        if o.format == "json":
+        if o.format == "sarif":
+            show_sarif(args, o, desired, plan)
+        elif o.format == "json":
             o.json(planfile.drift_document(plan, origin))
         elif o.format == "markdown":
             o.out.write(plan_markdown(plan, origin.base_url))
         else:
-            o.text(drift_text(plan, origin.base_url))
+            o.text("\n".join(violation_lines(plan.violations)) + drift_text(plan, origin.base_url))
+    if plan.refused_by_policy:
+        return EXIT_ERROR
     return EXIT_CHANGES if plan.drift else EXIT_OK
 
 
@@ -212,16 +233,18 @@ def _main(
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [ADDRESSES_COMMAND]:  # hidden: what shell completion asks on each Tab
         return complete_addresses(argv[1:], out)
-    args = _parser().parse_args(argv)
+    args = _parser(stacks=names_stacks(argv)).parse_args(argv)
     o = Out(args, out, err, masker, client_factory=client_factory or LettaClient, stdin=stdin)
     try:
+        if getattr(args, "stacks", None):
+            return cmd_stacks(args, o)
         return COMMANDS[args.command](args, o)
     except ManifestError as e:
         for d in e.diagnostics:
             print(with_code(str(d), d.code), file=err)
         n = len(e.diagnostics)
         print(
-            f"{n} error{'s' if n > 1 else ''} in the manifest; nothing was sent to the server.",
+            f"{n} error{'s' if n > 1 else ''} in {e.what}; nothing was sent to the server.",
             file=err,
         )
         return EXIT_ERROR

@@ -29,7 +29,9 @@ class Progress:
         tty: bool,
         interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        what: str = "apply",
     ) -> None:
+        self.what = what
         self.stream = stream
         self.total = total
         self.tty = tty
@@ -42,7 +44,7 @@ class Progress:
         self._width = 0  # of the line on screen, to blank it out
 
     def line(self) -> str:
-        return f"apply: {self.done}/{self.total} done, {self.failed} failed"
+        return f"{self.what}: {self.done}/{self.total} done, {self.failed} failed"
 
     def completed(self) -> None:
         with self._lock:

@@ -1,12 +1,10 @@
-"""How convert (letta_apply.convert) writes what it takes from an Agent File in a manifest: every
-string kept literal, and the stack's name made from the file's."""
+"""How convert (letta_apply.convert) names the stack it writes from an Agent File (every string
+it writes is kept literal by kinds.writing.literal)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-
-from ..kinds.writing import Ref
 
 
 def stack_name(path: str) -> str | None:
@@ -20,15 +18,3 @@ def stack_name(path: str) -> str | None:
     return name if re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name) else None
 
 
-def literal(value: object) -> object:
-    """Every string from the file written so the manifest language takes it as it is: `${`
-    would be read as a reference (`${env.HOME}` in a prompt would pull the environment in)."""
-    if isinstance(value, Ref):
-        return str(value)
-    if isinstance(value, str):
-        return value.replace("${", "$${")
-    if isinstance(value, dict):
-        return {k: literal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [literal(v) for v in value]
-    return value

@@ -22,11 +22,10 @@ import yaml
 from ..core.jsonish import JsonObject, items
 from ..errors import escape_controls
 from ..kinds import KINDS
-from ..kinds.writing import Conversion, writing_order
+from ..kinds.writing import Conversion, literal, writing_order
 from ..manifest.published import manifest_schema_id
 from ..memory.af_format import AgentFile
 from ..read.export import ManifestDumper
-from .fields import literal
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,27 @@ class Problem:
     code: str = ""
 
 
+Severity = Literal["error", "warning"]
+ERROR: Final = "error"  # a policy rule that refuses the whole plan
+WARNING: Final = "warning"  # a policy rule that reports and lets the plan through
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A policy rule (letta_apply.policy) a resource breaks, or a rule that could not be
+    evaluated (`code` says which). At `error`, apply writes nothing. `file`, `line`, `col`: where
+    the manifest declares the resource (empty when it no longer does: a delete)."""
+
+    rule: str
+    severity: Severity
+    address: str
+    message: str
+    code: str = ""
+    file: str = ""
+    line: int = 0
+    col: int = 0
+
+
 @dataclass(frozen=True)
 class Seal:
     """A digest of the live values of sensitive fields a plan overwrites (`resources`: live id
@@ -176,6 +197,8 @@ class Plan:
     record: Record | None = None
     # What the deletes remove of agents' memory (memory.held), read after planning.
     memory: tuple[Held, ...] = ()
+    # What the policy rules given to the run found (letta_apply.policy), after planning.
+    violations: tuple[Violation, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -183,8 +206,12 @@ class Plan:
 
     @property
     def blocked(self) -> bool:
-        """A fatal problem: apply must not write anything."""
-        return any(p.fatal for p in self.problems)
+        """A fatal problem, or a policy rule broken at `error`: apply must not write anything."""
+        return any(p.fatal for p in self.problems) or self.refused_by_policy
+
+    @property
+    def refused_by_policy(self) -> bool:
+        return any(v.severity == ERROR for v in self.violations)
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action == action)

@@ -101,6 +101,17 @@ class Import:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """A resource as its manifest declares it (templates expanded, variables interpolated,
+    sensitive values still typed as such), and where: what policy rules read."""
+
+    data: Mapping[str, object]
+    file: str
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
 class Desired:
     """Everything one manifest declares: `resources` maps a kind's name to its declared
     resources by address (each kind's own dataclass)."""
@@ -114,6 +125,12 @@ class Desired:
     files: tuple[str, ...] = ()  # the manifest files it was read from
     digest: str = ""  # of every file read and every variable value, sensitive ones apart
     secrets: tuple[str, ...] = field(default=(), repr=False)  # sensitive values, to mask
+    # Each declared address as its manifest wrote it, for policy rules (letta_apply.policy).
+    entries: Mapping[str, Entry] = field(default_factory=dict, repr=False, compare=False)
+    # `policy:` in the manifest: policy files (relative to the manifest file that names them,
+    # resolved) and the addresses whose deletion may lose agent-written memory.
+    policies: tuple[str, ...] = ()
+    allow_memory_loss: tuple[str, ...] = ()
 
     @property
     def tag(self) -> str:

@@ -8,7 +8,7 @@ another problem: one no longer raised moves to errors.RETIRED."""
 from __future__ import annotations
 
 # Each module registers its step's codes when imported.
-from . import apply, checks, language, memory, plans, reading, server, usage  # noqa: F401
+from . import apply, checks, language, memory, plans, policies, reading, server, usage  # noqa: F401
 
 RANGES = {
     "1": "reading the manifest: its files, YAML, data given to the Python API, files it names",

@@ -197,6 +197,27 @@ class Kind(ABC, Generic[D, F, S]):
         """The kind's listing: a few paginated list calls, never one per resource. Called only
         when the kind is to be listed (`listing`); `state` gets None for a kind that was not."""
 
+    same_listing: ClassVar[bool] = False
+    """Whether `read` lists the same for every stack (the server's whole list, each stack's
+    `state` keeping its own by marks): then many stacks share one read (`read_many`)."""
+
+    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+        """The kind's listing for each of `stacks`, as `read` gives it for one, read once for
+        all of them where the kind can (`read_whole`, then `split`); else one read per stack."""
+        whole = self.read_whole(client) if stacks else None
+        if whole is not None:
+            return self.split(whole, stacks)
+        return {s: self.read(client, s, None) for s in stacks}
+
+    def read_whole(self, client: LettaClient) -> object | None:
+        """The kind's listing for any stacks at all, read before they are known (`split` gives
+        each its own); None when the kind can only list one stack at a time."""
+        return self.read(client, "", None) if self.same_listing else None
+
+    def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:
+        """Each of `stacks`' listing, out of `read_whole`'s."""
+        return dict.fromkeys(stacks, whole)
+
     def marked(self, blocks: Sequence[Mapping[str, object]], stack: str) -> bool:
         """Whether the stack's blocks, as its block listing read them, hold the kind's mark
         blocks (a kind listed by "marks": then the stack may hold some)."""
@@ -422,3 +443,37 @@ def shown_hidden(
 
 AnyKind = Kind[Any, Any, Any]
 """A kind of any types: what the generic core iterates over (each kind reads its own typed)."""
+
+
+def by_tags(
+    items: Iterable[Mapping[str, object]], owners: Mapping[str, str], stacks: Iterable[str]
+) -> dict[str, object]:
+    """`items` (a listing, as it is read) split by the stack each belongs to: `owners` maps a
+    tag to its stack; an item carrying none of them is dropped as it comes, one carrying the
+    tags of several stacks goes to each. Every stack of `stacks` gets a list, empty or not."""
+    out: dict[str, list[Mapping[str, object]]] = {s: [] for s in stacks}
+    for item in items:
+        for stack in {owners[t] for t in _tags(item) if isinstance(t, str) and t in owners}:
+            out[stack].append(item)
+    return dict(out)
+
+
+def tagged(
+    items: Iterable[Mapping[str, object]], prefixes: tuple[str, ...]
+) -> list[Mapping[str, object]]:
+    """The `items` carrying a tag that starts with one of `prefixes` (some stack's), as they
+    come: the others are dropped before anything holds them."""
+    return [
+        item for item in items
+        if any(isinstance(t, str) and t.startswith(prefixes) for t in _tags(item))
+    ]  # fmt: skip
+
+
+def _tags(item: Mapping[str, object]) -> list[object]:
+    tags = item.get("tags")
+    return tags if isinstance(tags, list) else []
+
+
+TAGGED_AT_ONCE = 16
+"""Most stacks whose tags one filtered listing names (the query string stays short); a read of
+more lists the whole collection once and splits it by tag (`by_tags`)."""

@@ -8,8 +8,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 
-from deepdiff import DeepDiff
-
 from ..core.changes import (
     ADOPT,
     CONFIGURATION,
@@ -211,6 +209,8 @@ def dict_diffs(
     name: str, before: Mapping[str, object], after: Mapping[str, object], why: Why
 ) -> list[FieldDiff]:
     """Field-level differences inside a mapping, e.g. metadata['team']: 'a' -> 'b'."""
+    from deepdiff import DeepDiff  # here: only a plan with a changed mapping needs it
+
     dd = DeepDiff(dict(before), dict(after), verbose_level=2, view="tree")
     out = []
     for items in dd.values():

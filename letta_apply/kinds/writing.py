@@ -46,7 +46,22 @@ def writing_order(kinds: Iterable[AnyKind]) -> tuple[AnyKind, ...]:
 
 class Ref(str):
     """A `${var.NAME}` reference a writer makes itself (for a value it leaves to the user):
-    never escaped as text from the file is (convert.fields.literal)."""
+    never escaped as text from the server or a file is (`literal`)."""
+
+
+def literal(value: object) -> object:
+    """Every string from the server or a file written so the manifest language takes it as it
+    is: `${` would be read as a reference (`${env.HOME}` in a prompt would pull the environment
+    in, `${each.key}` would not load at all)."""
+    if isinstance(value, Ref):
+        return str(value)
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return value
 
 
 def tags_of(tags: object) -> list[str]:

@@ -79,7 +79,8 @@ class Expander(Interpolator):
                     for f in field_names:
                         if isinstance(item.get(f), str):
                             item[f] = normalize_address(item[f])
-        self.errors += misplaced_secrets(out, self.kinds, self.place)
+        if any(v.sensitive for v in self.variables.values()):  # else no value is sensitive
+            self.errors += misplaced_secrets(out, self.kinds, self.place)
         if self.unknown:
             # Unknown values are left empty for the checks (manifest.unknown): nothing is
             # reported where they are but, from the schema, a type their declaration rules out.
@@ -313,7 +314,6 @@ class Expander(Interpolator):
             return value
         kind = self.sections[section]
         self.file_fields(kind.file_fields, raw_path, path, value)
-        templated = " and ".join(plural(k) for k in self.kinds if k.templated)
         for field_name, nested_kind in kind.nested.items():
             nested = self.by_name[nested_kind]
             own = value.get(field_name)
@@ -322,6 +322,7 @@ class Expander(Interpolator):
                     for t in ("for_each", "count"):
                         if t in entry:
                             at: Path_ = (*raw_path, field_name, i, t)
+                            templated = " and ".join(plural(k) for k in self.kinds if k.templated)
                             self.err(at, f"{spelled(at)}: {t} is for {templated}; "
                                      f"{_a(kind.name)}'s own {nested.section} come with each of "
                                      "its instances", "LA219", key=True)  # fmt: skip

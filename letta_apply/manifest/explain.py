@@ -7,13 +7,15 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Collection
-
-import jsonschema
+from typing import TYPE_CHECKING
 
 from ..core.jsonish import obj
 from ..errors import Diagnostic
 from .files import Document, Path_, clip
 from .files import where as _where
+
+if TYPE_CHECKING:  # imported where a schema error is explained: a valid manifest has none
+    import jsonschema
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -76,7 +78,9 @@ def _leaf(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
     """The most specific error under `err`: the one reported rather than "is not valid under
     any of the schemas"."""
     if err.validator in ("anyOf", "oneOf", "allOf") and err.context:
-        return _leaf(jsonschema.exceptions.best_match(err.context))
+        from jsonschema.exceptions import best_match
+
+        return _leaf(best_match(err.context))
     return err
 
 
@@ -260,7 +264,7 @@ def _reserved_key(
     ]
 
 
-_Explain = Callable[[Document, jsonschema.ValidationError, Path_], list[Diagnostic] | None]
+_Explain = Callable[[Document, "jsonschema.ValidationError", Path_], list[Diagnostic] | None]
 # By the schema keyword an error breaks; None from one: no wording fits, the generic one is used.
 _EXPLAIN: dict[str, _Explain] = {
     "additionalProperties": _unknown_keys,

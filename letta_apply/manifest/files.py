@@ -32,6 +32,9 @@ class Position:
     file: str = ""  # set when a document is made of several files: the file this came from
 
 
+_START = Position(1, 1)
+
+
 @dataclass
 class Document:
     """A loaded manifest: its data plus the position of each value and each mapping key."""
@@ -56,10 +59,12 @@ class Document:
         else the nearest enclosing value."""
         if key and path in self.keys:
             return self.keys[path]
+        if not self.values:  # a document read without positions (quick.py): no walk up
+            return _START
         p = path
         while p not in self.values and p:
             p = p[:-1]
-        return self.values.get(p, Position(1, 1))
+        return self.values.get(p, _START)
 
     def diag(self, path: Path_, message: str, *, code: str, key: bool = False) -> Diagnostic:
         pos = self.where(path, key=key)

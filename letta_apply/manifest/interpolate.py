@@ -41,6 +41,8 @@ class Interpolator:
         self.out = Document(
             raw.file, None, roots=raw.roots, allow_outside_files=raw.allow_outside_files
         )
+        # A document read without positions (manifest.quick) has none to carry over.
+        self.positioned = bool(raw.values)
         self.errors: list[Diagnostic] = []
         self.unknown: set[str] = set()  # the references given no value, `var.x`, `env.X`
         self.quiet: set[Place] = set()
@@ -197,6 +199,8 @@ class Interpolator:
 
     def copy(self, raw_path: Path_, path: Path_, value: object, scope: Scope) -> object:
         """`value` (at `raw_path` in the manifest) interpolated, filed under `path`."""
+        if not self.positioned:
+            return self._copy(raw_path, value, scope)
         pos = self.raw.values.get(raw_path)  # where() looks here first: a large tree is copied
         self.out.values[path] = self.raw.where(raw_path) if pos is None else pos
         if isinstance(value, str):
@@ -212,6 +216,16 @@ class Interpolator:
             return out
         if isinstance(value, list):
             return [self.copy((*raw_path, i), (*path, i), v, scope) for i, v in enumerate(value)]
+        return value
+
+    def _copy(self, raw_path: Path_, value: object, scope: Scope) -> object:
+        """copy() with no position to carry over."""
+        if isinstance(value, str):
+            return self.string(value, scope, raw_path) if "${" in value else value
+        if isinstance(value, dict):
+            return {k: self._copy((*raw_path, k), v, scope) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._copy((*raw_path, i), v, scope) for i, v in enumerate(value)]
         return value
 
     def place(self, path: Path_) -> Place:

@@ -426,9 +426,17 @@ def parse_file(
 ) -> tuple[Document, list[Diagnostic]]:
     """Read and parse one manifest file, as parse_text."""
     parsing = parsing or Parsing()
+    return parse_text(read_text(path, parsing.max_bytes), str(path), parsing)
+
+
+def read_text(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The text of one manifest file, checked for what parse_text reports before parsing;
+    raises ManifestError with its position."""
     file = str(path)
     try:
-        raw = read_regular(path, parsing.max_bytes)
+        raw = read_regular(path, max_bytes)
     except Unreadable as e:
         raise ManifestError([Diagnostic(clip_path(file), 1, 1, str(e), code="LA101")]) from None
-    return parse_text(_decode(raw, file), file, parsing)
+    text = _decode(raw, file)
+    _check_characters(text, file)
+    return text

@@ -71,14 +71,15 @@ def _reference_list(x: Expander, refs: list[object], target: str, at: Path_) -> 
     positions: list[Position] = []
     expanded = False  # whether an entry became other than one entry
     for i, ref in enumerate(refs):
-        pos = x.out.where((*at, i))
         found = _named(x, ref, target, (*at, i), many=True) if isinstance(ref, str) else [ref]
         expanded = expanded or len(found) != 1
         out.extend(found)
-        positions.extend(pos for _ in found)
+        if x.positioned:
+            pos = x.out.where((*at, i))
+            positions.extend(pos for _ in found)
     refs[:] = out
-    if not expanded:
-        return  # same entries, same places: the recorded positions stand
+    if not expanded or not x.positioned:
+        return  # same entries, same places: the recorded positions stand (or none is)
     # Renumbering scans every recorded position: only worth it when entries moved (a scan
     # per agent made loading quadratic in the size of the manifest).
     n = len(at)

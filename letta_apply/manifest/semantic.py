@@ -81,6 +81,9 @@ def semantic(doc: Document, kinds: Sequence[Section]) -> list[Diagnostic]:
     return errors
 
 
+_RESERVED_START = re.compile("(?:^|\n)(?:" + "|".join(map(re.escape, RESERVED_TAG_PREFIXES)) + ")")
+
+
 def _reserved(
     doc: Document, data: Mapping[str, object], kinds: Sequence[Section], texts: Sequence[str]
 ) -> list[Diagnostic]:
@@ -91,10 +94,10 @@ def _reserved(
     addresses = {a for k in kinds for a in k.reserved_addresses}
     tagged = {k.section for k in kinds if k.tagged}
     errors: list[Diagnostic] = []
-    # Only a string that is a reserved tag, label or key can break these rules.
-    suspect = any(
-        t.startswith(RESERVED_TAG_PREFIXES) or t in labels or t == LOCK_KEY for t in texts
-    )
+    # Only a string that is a reserved tag, label or key can break these rules: looked for
+    # in one pass each (a string that spans lines may look like one: then the walk tells).
+    suspect = not labels.isdisjoint(texts) or LOCK_KEY in texts
+    suspect = suspect or _RESERVED_START.search("\n".join(texts)) is not None
     for at, text, is_key in _strings(data, ()) if suspect else ():
         fields = [p for p in at if isinstance(p, str)]
         if len(fields) < 3 or fields[0] not in tagged:

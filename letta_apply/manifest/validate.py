@@ -10,9 +10,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Protocol
-
-import jsonschema
+from typing import TYPE_CHECKING, Protocol
 
 try:  # a compiled validator, when installed: it only says whether a manifest is valid, fast
     import jsonschema_rs
@@ -20,13 +18,16 @@ except ImportError:  # pragma: no cover - a dependency; without it every check t
     jsonschema_rs = None  # type: ignore[assignment]
 
 from ..core.jsonish import JsonObject, obj, objs, opt_text, text
-from ..core.model import Desired, Import
+from ..core.model import Desired, Entry, Import
 from ..errors import Diagnostic, ManifestError
 from .explain import certain, explain
 from .files import Document, Path_, Place, clip
 from .sections import Section
 from .semantic import semantic
 from .unknown import placeholders
+
+if TYPE_CHECKING:  # imported where the slow check runs: a valid manifest skips it
+    import jsonschema
 
 BASE_SCHEMA = Path(__file__).parent / "schemas" / "base.schema.json"
 
@@ -91,7 +92,9 @@ def _pattern(
 ) -> Iterator[jsonschema.ValidationError]:
     # The "string" type of Draft 2020-12 is a Python str: checked as such.
     if isinstance(instance, str) and not _regex(patrn).search(instance):
-        yield jsonschema.ValidationError(f"{clip(instance)} does not match {patrn!r}")
+        from jsonschema import ValidationError
+
+        yield ValidationError(f"{clip(instance)} does not match {patrn!r}")
 
 
 class _Checker(Protocol):
@@ -103,6 +106,8 @@ class _Checker(Protocol):
 
 @cache
 def _validator(kinds: tuple[Section, ...]) -> _Checker:
+    import jsonschema
+
     cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         jsonschema.Draft202012Validator, {"pattern": _pattern}
     )
@@ -157,9 +162,39 @@ def schema_diagnostics(
     return out
 
 
+def _entries(doc: Document, kinds: Sequence[Section]) -> dict[str, Entry]:
+    """Each declared resource as written, and where (policy rules read them)."""
+    data = obj(doc.data)
+    out: dict[str, Entry] = {}
+    for k in kinds:
+        section = data.get(k.section)
+        for key, value in section.items() if isinstance(section, dict) else ():
+            if isinstance(value, dict):
+                pos = doc.where((k.section, key), key=True)
+                out[f"{k.name}.{key}"] = Entry(value, pos.file or doc.file, pos.line, pos.col)
+    return out
+
+
+def _policy(doc: Document) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`policy:`: its files resolved against the manifest file naming them, and the addresses
+    whose deletion may lose agent-written memory."""
+    policy = obj(doc.data).get("policy")
+    if not isinstance(policy, dict):
+        return (), ()
+    files, allowed = policy.get("files"), policy.get("allow_memory_loss")
+    base = Path(doc.file_of(("policy",))).resolve().parent
+    return (
+        tuple(str(base / f) for f in files if isinstance(f, str))
+        if isinstance(files, list)
+        else (),
+        tuple(a for a in allowed if isinstance(a, str)) if isinstance(allowed, list) else (),
+    )
+
+
 def _desired(doc: Document, kinds: Sequence[Section]) -> Desired:
     """The desired state of a manifest that passed every check: each kind declares its own."""
     data = obj(doc.data)
+    policies, allow_memory_loss = _policy(doc)
     desired = Desired(
         stack=text(data["stack"]),
         resources={k.name: k.declare(doc, data) for k in kinds},
@@ -169,6 +204,9 @@ def _desired(doc: Document, kinds: Sequence[Section]) -> Desired:
         ),
         moved={text(m["from"]): text(m["to"]) for m in objs(data.get("moved"))},
         removed=tuple(dict.fromkeys(text(r["from"]) for r in objs(data.get("removed")))),
+        entries=_entries(doc, kinds),
+        policies=policies,
+        allow_memory_loss=allow_memory_loss,
     )
     for k in kinds:
         desired = k.resolve(desired)

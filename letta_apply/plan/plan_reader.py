@@ -24,6 +24,7 @@ from ..core.changes import (
     Plan,
     Problem,
     Seal,
+    Violation,
     Why,
 )
 from ..core.jsonish import JsonObject
@@ -48,7 +49,19 @@ def plan_of(doc: Mapping[str, object]) -> Plan:
         },
         seal=_seal(doc.get("seal")),
         memory=tuple(_held_of(as_object(h)) for h in as_list(doc.get("memory") or ())),
+        violations=tuple(_violation_of(as_object(v)) for v in as_list(doc.get("violations", ()))),
     )
+
+
+def _violation_of(v: Mapping[str, object]) -> Violation:
+    severity = as_str(v["severity"])
+    if severity not in ("error", "warning"):
+        raise ValueError(f"severity {severity!r}")
+    return Violation(
+        as_str(v["rule"]), "error" if severity == "error" else "warning", as_str(v["address"]),
+        as_str(v["message"]), str(v.get("code") or ""), str(v.get("file") or ""),
+        int(str(v.get("line") or 0)), int(str(v.get("col") or 0)),
+    )  # fmt: skip
 
 
 def _change_of(c: Mapping[str, object]) -> Change:

@@ -28,6 +28,7 @@ from ..core.changes import (
     Change,
     Held,
     Plan,
+    Violation,
 )
 from ..core.jsonish import JsonObject
 from ..core.sensitive import Masked, masked_paths
@@ -160,7 +161,19 @@ def to_document(plan: Plan, origin: Origin) -> JsonObject:
         ],
         "notes": list(plan.notes),
         "ids": dict(plan.ids),
+        **({"violations": violations_json(plan.violations)} if plan.violations else {}),
     }
+
+
+def violations_json(violations: Iterable[Violation]) -> list[JsonObject]:
+    """The policy rules broken (letta_apply.policy), each with its place."""
+    return [
+        {
+            "rule": v.rule, "severity": v.severity, "address": v.address, "message": v.message,
+            "code": v.code, "file": v.file, "line": v.line, "col": v.col,
+        }
+        for v in violations
+    ]  # fmt: skip
 
 
 def _held(h: Held) -> JsonObject:
@@ -179,6 +192,7 @@ def drift_document(plan: Plan, origin: Origin) -> JsonObject:
         "stack": plan.stack,
         "has_drift": bool(plan.drift),
         "drift": doc["drift"],
+        **({"violations": doc["violations"]} if plan.violations else {}),
         "summary": drift_counts(plan),
     }
 

@@ -17,7 +17,7 @@ import yaml
 
 from ..core.jsonish import JsonObject
 from ..kinds import KINDS
-from ..kinds.writing import Export, Selection, writing_order
+from ..kinds.writing import Export, Selection, literal, writing_order
 from ..manifest.published import manifest_schema_id
 from ..server.client import LettaClient
 
@@ -73,7 +73,7 @@ def export_manifest(
         if section is None:
             unexported.append(k.section)
         elif section:
-            sections[k.section] = section
+            sections[k.section] = literal(section)  # server text is never a reference
             counts[k.name] = len(section)
     doc: JsonObject = {"version": 1, "stack": stack}
     if ex.variables:  # made for the secrets export never writes

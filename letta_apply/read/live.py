@@ -41,11 +41,19 @@ def named_kinds(desired: Desired) -> set[str]:
     return {kind_of(a) for a in addresses}
 
 
-def read_live(client: LettaClient, desired: Desired, *, destroy: bool = False) -> Live:
+def read_live(
+    client: LettaClient,
+    desired: Desired,
+    *,
+    destroy: bool = False,
+    listings: Mapping[str, object] | None = None,
+) -> Live:
     """Read the live state that `desired` is compared with (for `destroy`, everything the stack
-    owns), with who uses what a plan may delete."""
+    owns), with who uses what a plan may delete. `listings`: kinds' listings of the stack
+    already read (read.shared, for many stacks at once), not read again."""
     named = named_kinds(desired)
-    live = read_stack(client, desired.stack, named, () if destroy else desired.imports, desired)
+    imports = () if destroy else desired.imports
+    live = read_stack(client, desired.stack, named, imports, desired, listings)
     doomed: set[str] = set()
     for k in KINDS:
         doomed |= k.deletion_candidates(desired, live, destroy=destroy)
@@ -65,29 +73,33 @@ def read_stack(
     named: Collection[str],
     imports: Sequence[Import] = (),
     desired: Desired | None = None,
+    listings: Mapping[str, object] | None = None,
 ) -> Live:
     """Every kind's listing for `stack` (a kind listed by marks or flag only when `named` names
     it or the stack's blocks say it holds some), and the resources `imports` name (those the
-    stack does not already hold)."""
+    stack does not already hold). A kind's listing in `listings` is taken as read."""
 
-    def listing(k: AnyKind) -> object:
-        return _asking(k, _why(k, named, desired), partial(k.read, client, stack, desired))
+    given = listings or {}
+
+    def listed(pool: ThreadPoolExecutor, kinds: list[AnyKind]) -> dict[str, object]:
+        out = {k.name: given[k.name] for k in kinds if k.name in given}
+        reads = {
+            k.name: pool.submit(
+                _asking, k, _why(k, named, desired), partial(k.read, client, stack, desired)
+            )
+            for k in kinds
+            if k.name not in given
+        }
+        out.update({name: f.result() for name, f in reads.items()})
+        return out
 
     # The listings do not depend on each other: on a big stack, reading them side by side
-    # saves the time a plan waits for the server.
+    # saves the time a plan waits for the server (the pool starts no thread for those given).
     with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
-        first = [k for k in KINDS if k.listing == "always" or k.name in named]
-        reads = {k.name: pool.submit(listing, k) for k in first}
-        raw: dict[str, object] = {name: f.result() for name, f in reads.items()}
+        raw = listed(pool, listed_first(named))
         blocks = objs(raw.get(FLAG_KIND))  # flags, lock and serial records are blocks
         flags = stack_flags(blocks, stack, KINDS)
-        held = [
-            k for k in KINDS
-            if k.name not in raw
-            and (k.name in flags if k.listing == "flag" else k.marked(blocks, stack))
-        ]  # fmt: skip
-        later = {k.name: pool.submit(listing, k) for k in held}
-        raw.update({name: f.result() for name, f in later.items()})
+        raw.update(listed(pool, held_kinds(blocks, stack, raw)))
     raw.update({k.name: None for k in KINDS if k.name not in raw})
     # Only imports need it: a plan without any builds each kind's state once.
     present = _addresses(raw, stack) if imports else set()
@@ -123,6 +135,25 @@ def _addresses(raw: Mapping[str, object], stack: str) -> set[object]:
         for r in k.resources(k.state(raw, {}, stack))
         if r.mark.get("stack") == stack
     }
+
+
+def listed_first(named: Collection[str]) -> list[AnyKind]:
+    """The kinds a plan lists before it knows what the stack holds: those listed always, and
+    those the manifest (or a saved plan) names."""
+    return [k for k in KINDS if k.listing == "always" or k.name in named]
+
+
+def held_kinds(
+    blocks: Sequence[Mapping[str, object]], stack: str, listed: Collection[str]
+) -> list[AnyKind]:
+    """The kinds not yet `listed` that the stack's `blocks` say it holds (their mark blocks,
+    their flag): listed next."""
+    flags = stack_flags(blocks, stack, KINDS)
+    return [
+        k for k in KINDS
+        if k.name not in listed
+        and (k.name in flags if k.listing == "flag" else k.marked(blocks, stack))
+    ]  # fmt: skip
 
 
 def _why(k: AnyKind, named: Collection[str], desired: Desired | None) -> str:

@@ -27,6 +27,7 @@ from ..plan.graph import Graph, changed_graph
 from ..version import __version__
 from .diagram import mermaid
 from .memory import memory_markdown
+from .policy import violation_markdown
 from .text import summary
 from .wording import block_drift, deleted_drift, is_long, secret_text, shown, unified, value_text
 
@@ -114,7 +115,7 @@ def _md_diagram(graph: Graph) -> list[str]:
 def _callouts(plan: Plan, backups: str | None) -> list[str]:
     """What a reviewer must not miss, each in a callout: a blocked apply, deletes and the memory
     they remove, resources no longer managed, detaches, refusals."""
-    out: list[str] = []
+    out: list[str] = violation_markdown(plan.violations)
     fatal = [p for p in plan.problems if p.fatal]
     if fatal:
         out += ["> [!CAUTION]", "> **Blocked by prevent_destroy: apply will write nothing.**"]

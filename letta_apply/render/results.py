@@ -8,9 +8,20 @@ from collections.abc import Iterable, Sequence
 
 from ..apply.runner import Done
 from ..apply.session import in_plan_order
-from ..core.changes import ATTACH, CREATE, DELETE, DETACH, FORGET, IMPORT, REPLACE, UPDATE
+from ..core.changes import (
+    ATTACH,
+    CREATE,
+    DELETE,
+    DETACH,
+    FORGET,
+    IMPORT,
+    REPLACE,
+    UPDATE,
+    Violation,
+)  # fmt: skip
 from ..errors import Diagnostic
 from ..plan.listing import Listing
+from ..plan.planfile import violations_json
 from .wording import shown
 
 PAST = {
@@ -46,15 +57,22 @@ def show_text(listing: Listing, base_url: str) -> str:
     return shown(lines)
 
 
-def diagnostics_json(diagnostics: Sequence[Diagnostic], unknown: Sequence[str] = ()) -> str:
-    """`validate --format json`: the problems, and the references checked without a value."""
-    doc = {
+def diagnostics_json(
+    diagnostics: Sequence[Diagnostic],
+    unknown: Sequence[str] = (),
+    violations: Sequence[Violation] = (),
+) -> str:
+    """`validate --format json`: the problems, the references checked without a value, and the
+    policy rules broken (those at error make the manifest invalid)."""
+    doc: dict[str, object] = {
         "format_version": 1,
-        "valid": not diagnostics,
+        "valid": not diagnostics and not any(v.severity == "error" for v in violations),
         "diagnostics": [
             {"file": d.file, "line": d.line, "column": d.col, "message": d.message, "code": d.code}
             for d in diagnostics
         ],
         "unknown": list(unknown),
     }
+    if violations:
+        doc["violations"] = violations_json(violations)
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)

@@ -29,6 +29,7 @@ from ..core.sensitive import Masked
 from ..errors import with_code
 from ..kinds import kind
 from .memory import memory_lines
+from .policy import violation_lines
 from .wording import block_drift, deleted_drift, is_long, secret_text, shown, unified, value_text
 
 SYMBOL = {
@@ -177,6 +178,7 @@ def plan_text(plan: Plan, base_url: str, *, destroy: bool = False, backups: str 
     the whole stack; `backups`: where its deletes are saved first, None for nowhere, "" when
     not said)."""
     lines = [f'letta-apply plan: stack "{plan.stack}" on {base_url}', ""]
+    lines += violation_lines(plan.violations)
     if len(plan.changes) > LONG_PLAN:  # the totals first: the details run for pages
         lines += [summary(plan), ""]
     if plan.changes:

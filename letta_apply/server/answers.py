@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ..errors import ApiError
 from .retry import retry_after
+
+if TYPE_CHECKING:  # imported by the client, when it connects: validate never does
+    import httpx
 
 _RETRY_STATUS = {429, 502, 503, 504}
 

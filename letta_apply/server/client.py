@@ -15,8 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ..core.jsonish import JsonObject, opt_text
 from ..errors import ApiError, ServerUnreachable, UsageError
@@ -26,6 +25,9 @@ from .projects import PROJECT_LISTS, Project
 from .retry import RetryPolicy, gave_up
 from .routes import AGENTS, BLOCKS, HEALTH, PROJECTS, TOOLS
 from .urls import public_url, url_secrets
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_BASE_URL = "http://localhost:8283"
 PAGE_SIZE = 500
@@ -96,6 +98,8 @@ class LettaClient:
         # request is sent any more, for another run may take the lock over.
         self.halted: str | None = None
         self.max_connections = max(1, max_connections)
+        import httpx  # here: a command that sends nothing (validate) does not import it
+
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=headers,
@@ -216,6 +220,8 @@ class LettaClient:
     ) -> httpx.Response | Failure:
         """One attempt: the server's answer, or why none came (a server never reached on first
         contact is raised at once: retries are for a server that was there)."""
+        import httpx
+
         try:
             headers, query = self._scoped(method, path, params) if scoped else ({}, params)
             resp = self._http.request(

@@ -6,14 +6,15 @@ retried with exponential backoff and jitter, honouring Retry-After, bounded in c
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ..errors import ApiError
+
+if TYPE_CHECKING:  # imported by the client, when it connects: validate never does
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ def retry_after(resp: httpx.Response) -> float | None:
     except ValueError:
         pass
     try:
+        import email.utils  # here: only a Retry-After that is a date needs it
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None

@@ -61,6 +61,9 @@ class FaultProxy:
         self.retry_after = retry_after
         self.choose: Chooser | None = None
         self.on_request: Callable[[str, str], None] | None = None
+        # (method, path) -> an event the request waits for before it is forwarded, or None.
+        # Only that request waits: the proxy keeps serving every other one meanwhile.
+        self.hold: Callable[[str, str], threading.Event | None] | None = None
         self.enabled = True
         self.injected: Counter[str] = Counter()
         self.requests = 0
@@ -151,6 +154,9 @@ class FaultProxy:
         )
 
         fault = self._pick(method, target.split("?")[0])
+        gate = self.hold(method, target.split("?")[0]) if self.hold is not None else None
+        if gate is not None:
+            await asyncio.to_thread(gate.wait, 600)
         if fault == "429":
             writer.write(
                 _response(429, "Too Many Requests", f"Retry-After: {self.retry_after}\r\n")

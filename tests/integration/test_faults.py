@@ -228,10 +228,12 @@ def test_hard_error_stops_new_work_and_says_what_was_not_attempted(
     destroy(run, path)
 
 
-def _restart_server() -> None:
+def _restart_server(down: threading.Event | None = None) -> None:
     script = str(ROOT / "scripts" / "letta-server")
     for step in ("down", "up"):
         subprocess.run([script, step], check=True, capture_output=True, timeout=600)
+        if step == "down" and down is not None:
+            down.set()
 
 
 def test_server_restart_mid_apply(
@@ -247,20 +249,25 @@ def test_server_restart_mid_apply(
         for i in range(6)
     ))  # fmt: skip
     big = manifest(big_text)
-    restart = threading.Thread(target=_restart_server)
+    down = threading.Event()
+    restart = threading.Thread(target=_restart_server, args=(down,))
     agent_posts = [0]
 
-    def restart_after_third_agent(method: str, path: str) -> None:
+    def restart_at_third_agent(method: str, path: str) -> threading.Event | None:
+        """The third agent create waits until the server is down: the apply meets the restart
+        however fast it would otherwise finish (the other requests are served meanwhile)."""
         if method == "POST" and path == "/v1/agents/":
             agent_posts[0] += 1
             if agent_posts[0] == 3:
                 restart.start()
+                return down
+        return None
 
-    proxy.on_request = restart_after_third_agent
+    proxy.hold = restart_at_third_agent
     r = run("apply", "-f", big, "--auto-approve", "--parallelism", "2", "--timeout", "10",
             "--max-retries", "40", "--retry-max-time", "300", base_url=proxy.url)  # fmt: skip
     restart.join(timeout=600)
-    proxy.on_request = None
+    proxy.hold = None
     assert agent_posts[0] >= 3 and not restart.is_alive()
     assert r.code == 0, r.err
     assert "retried" in r.err  # the restart was felt, and ridden out

@@ -345,13 +345,14 @@ def test_unmanaged_blocks_on_our_agents_are_reported_and_detached_only_on_reques
 def test_export_then_adopt_round_trips(
     run: Run, api: httpx.Client, stack: str, tmp_path: Path
 ) -> None:
-    # A supervisor/worker setup built by hand, as in Letta's own example.
+    # A supervisor/worker setup built by hand, as in Letta's own example; its text says `${`,
+    # which the exported manifest must keep as text, never read as a reference.
     shared = api.post(
         "/v1/blocks/",
         json={
             "label": "organization",
             "description": "Shared information between all agents within the organization.",
-            "value": "Nothing here yet, we should update this over time.",
+            "value": "Nothing here yet, we should update ${env.HOME} over time.",
         },
     ).json()
     made = []
@@ -362,7 +363,7 @@ def test_export_then_adopt_round_trips(
                 "name": f"{stack}-{role}",
                 "model": "letta/letta-free",
                 "embedding": "letta/letta-free",
-                "memory_blocks": [{"label": "persona", "value": f"I am a {role}"}],
+                "memory_blocks": [{"label": "persona", "value": f"I am a {role} ${{each.key}}"}],
                 "block_ids": [shared["id"]],
                 "tags": [f"export-{stack}"],
             },
@@ -374,14 +375,14 @@ def test_export_then_adopt_round_trips(
     doc = yaml.safe_load(out.read_text())
     assert doc["blocks"] == {
         "organization": {
-            "value": "Nothing here yet, we should update this over time.",
+            "value": "Nothing here yet, we should update $${env.HOME} over time.",
             "description": "Shared information between all agents within the organization.",
         }
     }
     worker_key = f"{stack}-worker"  # keys come from names; the name then needs no line
     assert "name" not in doc["agents"][worker_key]
     assert doc["agents"][worker_key]["memory_blocks"] == [
-        {"label": "persona", "value": "I am a worker"}
+        {"label": "persona", "value": "I am a worker $${each.key}"}
     ]
     assert doc["agents"][worker_key]["blocks"] == ["organization"]
     assert "system" not in doc["agents"][worker_key]  # server defaults stay out

@@ -48,6 +48,7 @@ NAMED_LEFT = {
     ("plan/plan_reader.py", "block"): "the plan file's key for Change.target, read back",
     ("kinds/flags.py", "block"): "flags are blocks: their changes go to the blocks' routes",
     ("cli/restoring.py", "folder"): "a backup's folder on disk (JSON key), not the folder kind",
+    ("render/policy.py", "tool"): "SARIF's key for the program that wrote the log (its schema)",
 }
 """Strings equal to a kind's name or section still outside the kinds' folders, and why."""
 

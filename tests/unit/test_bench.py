@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.run import manifest, minimum
+from bench.stacks import write_stacks
 from letta_apply import apply_plan, plan_for
 from letta_apply.kinds import KINDS
 from letta_apply.manifest.parse import load_text
 from letta_apply.manifest.validate import validate
+from letta_apply.many.run import apply_stacks, plan_stacks, stack_sources
 from tests.fakes import FakeLetta
 
 
@@ -27,3 +31,14 @@ def test_fleet_and_its_minimums() -> None:
     assert fake.counts["GET"] == minimum("change_apply", agents, shared, tools)[0]  # a page each
     assert len(plan.changes) == minimum("change_apply", agents, shared)[1] == 6
     assert {c.action for c in plan.changes} == {"update"}
+
+
+def test_the_stacks_bench_tenants_and_their_change(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    write_stacks(tmp_path, "bench-t", 20)
+    assert all(r.ok for r in apply_stacks(client, stack_sources(tmp_path)))
+    assert len(fake.agents) == 20
+    write_stacks(tmp_path, "bench-t", 20, changed=True)
+    runs = plan_stacks(client, stack_sources(tmp_path))
+    assert [[c.action for c in r.plan.changes] for r in runs if r.plan] == [["update"]] * 20

@@ -254,7 +254,7 @@ def test_bash_completes_commands_flags_values_and_addresses(tmp_path: Path) -> N
     assert {"--file", "--target", "--out", "--detailed-exitcode", "--destroy"} <= set(plan_flags)
     assert "--auto-approve" not in plan_flags
     assert tab("plan", "--d") == ["--detach-unmanaged-blocks", "--destroy", "--detailed-exitcode"]
-    assert tab("plan", "--format", "") == ["text", "json", "markdown"]
+    assert tab("plan", "--format", "") == ["text", "json", "markdown", "sarif"]
     assert tab("plan", "--format", "=", "j") == ["json"]  # --format=j, as bash splits it
     assert tab("export", "--format", "") == ["yaml", "json", "af"]
     assert tab("apply", "--lock", "") == ["true", "false"]

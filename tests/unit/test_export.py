@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from letta_apply.kinds.agent.model import DesiredAgent
 from letta_apply.manifest.published import manifest_schema_id
+from letta_apply.pipeline import load_manifest
 from tests.helpers import SEED, Cli, write
 
 
@@ -36,6 +38,31 @@ def test_export_yaml_names_the_schema_for_editors_and_validates(cli: Cli, tmp_pa
     assert sorted(doc["blocks"]) == ["organization"]
     v = cli("validate", "-f", str(write(tmp_path, r.out, "team.yaml")))
     assert v.code == 0, v.err
+
+
+def test_export_keeps_text_that_looks_like_a_reference_as_text(cli: Cli, tmp_path: Path) -> None:
+    """A prompt saying `${env.HOME}` or `${each.key}` is written as `$${...}`: the manifest loads
+    (an `${each.key}` outside a template would not) and never pulls the environment in."""
+    cli.fake._create_agent(
+        {
+            "name": "echo", "model": "letta/letta-free", "embedding": "letta/letta-free",
+            "system": "Say ${env.HOME}.",
+            "memory_blocks": [{"label": "persona", "value": "I am ${each.key}"}],
+        }
+    )  # fmt: skip
+    r = cli("export", "--stack", "team", "--all", "--include-system")
+    assert r.code == 0, r.err
+    agent = yaml.safe_load(r.out)["agents"]["echo"]
+    assert agent["system"] == "Say $${env.HOME}."
+    assert agent["memory_blocks"] == [{"label": "persona", "value": "I am $${each.key}"}]
+    path = write(tmp_path, r.out, "team.yaml")
+    v = cli("validate", "-f", str(path))
+    assert v.code == 0, v.err
+    desired = load_manifest(str(path))
+    (declared,) = desired.of("agent").values()
+    assert isinstance(declared, DesiredAgent)
+    assert declared.config["system"] == "Say ${env.HOME}."  # as the server has it
+    assert declared.memory_blocks[0].value == "I am ${each.key}"
 
 
 def test_export_format_json_prints_json_that_validate_accepts(cli: Cli, tmp_path: Path) -> None:

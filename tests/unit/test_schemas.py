@@ -78,7 +78,7 @@ def test_every_kind_contributes_its_section() -> None:
         assert s["properties"][k.section] == k.schema()["section"]
         assert set(k.schema()["$defs"]) <= set(s["$defs"])
     assert not set(s["properties"]) - {k.section for k in KINDS} - {
-        "version", "stack", "variables", "imports", "moved", "removed",
+        "version", "stack", "variables", "imports", "moved", "removed", "policy",
     }  # fmt: skip
 
 

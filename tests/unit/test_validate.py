@@ -238,8 +238,8 @@ def test_memory_block_must_name_its_label(tmp_path: Path) -> None:
             HEAD + "zzz: 1\n",
             (3, 1),
             "manifest: unknown key 'zzz' (allowed: agents, archives, blocks, folders, groups, "
-            "identities, imports, mcp_servers, moved, providers, removed, stack, tools, variables, "
-            "version)",
+            "identities, imports, mcp_servers, moved, policy, providers, removed, stack, tools, "
+            "variables, version)",
             id="no-close-match",
         ),
     ],

@@ -65,7 +65,7 @@ def check_agents(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
         path: Path_ = ("agents", key)
         errors += _name(doc, path, spec.get("name", key), "name" not in spec, names)
         # Every block the agent will see, by label: its own and the shared ones it attaches.
-        claims: list[tuple[str, Path_, str]] = []
+        claims: list[tuple[str, Path_, str | Path_]] = []
         for i, mb in enumerate(_list(spec.get("memory_blocks"))):
             if not isinstance(mb, dict):
                 continue
@@ -73,7 +73,7 @@ def check_agents(doc: Document, data: Mapping[str, object]) -> list[Diagnostic]:
             label = mb.get("label")
             errors += check_block(doc, mpath, mb, label, from_key=False)
             if isinstance(label, str):
-                claims.append((label, (*mpath, "label"), where(mpath)))
+                claims.append((label, (*mpath, "label"), mpath))
         errors += _shared(doc, path, _list(spec.get("blocks")), shared_labels, claims)
         errors += _one_label_each(doc, path, claims)
     return errors
@@ -118,7 +118,7 @@ def _shared(
     path: Path_,
     refs: list[object],
     shared_labels: Mapping[str, object],
-    claims: list[tuple[str, Path_, str]],
+    claims: list[tuple[str, Path_, str | Path_]],
 ) -> list[Diagnostic]:
     """Shared blocks named by a declared key; their labels claimed (into `claims`)."""
     errors: list[Diagnostic] = []
@@ -144,10 +144,14 @@ def _shared(
 
 
 def _one_label_each(
-    doc: Document, path: Path_, claims: list[tuple[str, Path_, str]]
+    doc: Document, path: Path_, claims: list[tuple[str, Path_, str | Path_]]
 ) -> list[Diagnostic]:
+    """Each label once among the blocks an agent sees: `claims` are (label, where it is, what
+    claims it: a shared block's address, or the path of an own block, spelled when reported)."""
     errors: list[Diagnostic] = []
-    seen: dict[str, tuple[Path_, str]] = {}
+    if len({label for label, _, _ in claims}) == len(claims):
+        return errors  # no label twice: nothing to order by position
+    seen: dict[str, tuple[Path_, str | Path_]] = {}
     for label, at, what in sorted(claims, key=lambda c: _order(doc, c[1])):
         if label not in seen:
             seen[label] = (at, what)
@@ -156,9 +160,14 @@ def _one_label_each(
         errors.append(
             doc.diag(
                 at,
-                f"{where(path)}: two blocks labelled {clip(label)} on one agent: {what} "
-                f"and {first_what} ({doc.at(first_at, at)}); labels must be unique per agent",
+                f"{where(path)}: two blocks labelled {clip(label)} on one agent: {_what(what)} "
+                f"and {_what(first_what)} ({doc.at(first_at, at)}); labels must be unique per "
+                "agent",
                 code="LA324",
             )
         )
     return errors
+
+
+def _what(claim: str | Path_) -> str:
+    return claim if isinstance(claim, str) else where(claim)

@@ -12,7 +12,7 @@ Letta makes beside an agent with `enable_sleeptime` goes with it (kinds.agent.sl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
@@ -32,9 +32,9 @@ from ...core.model import Desired, Import, Live, stack_tag
 from ...errors import Diagnostic
 from ...manifest.files import Document
 from ...manifest.sections import KeyDefault
-from ...server.client import LettaClient
+from ...server.client import LettaClient, Query
 from ...server.routes import AGENTS
-from ..base import Field, Kind, Link, Shape, shown_hidden
+from ..base import TAGGED_AT_ONCE, Field, Kind, Link, Shape, by_tags, shown_hidden, tagged
 from ..block.kind import (
     BLOCKS,
     BlockKind,
@@ -174,6 +174,9 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
 
         agents: dict[str, DesiredAgent] = {}
         for address, agent in self.declared(desired).items():
+            if "tools" not in agent.config and "tool_rules" not in agent.config:
+                agents[address] = agent  # nothing named by key: as declared
+                continue
             config = dict(agent.config)
             if "tools" in config:
                 config["tools"] = list(dict.fromkeys(name_of(t) for t in strings(config["tools"])))
@@ -192,6 +195,23 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         shared = Shared()
         params = {"include": list(WITH_SECRETS), "tags": [stack_tag(stack)]}
         return [slim_agent(a, shared) for a in AGENTS.list(client, params)]
+
+    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+        """Each stack's agents, as `read` lists them for one: by the stacks' tags (any of them)
+        when they are few, else from one listing of every agent."""
+        if len(stacks) > TAGGED_AT_ONCE:
+            return super().read_many(client, stacks)
+        owners = {stack_tag(s): s for s in stacks}
+        params: dict[str, Query] = {"include": list(WITH_SECRETS), "tags": list(owners)}
+        return by_tags(_slimmed(AGENTS.list(client, params)), owners, stacks)
+
+    def read_whole(self, client: LettaClient) -> object:
+        """Every agent some stack owns."""
+        listed = AGENTS.list(client, {"include": list(WITH_SECRETS)})
+        return tagged(_slimmed(listed), (stack_tag(""),))
+
+    def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:
+        return by_tags(objs(whole), {stack_tag(s): s for s in stacks}, stacks)
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]
@@ -418,3 +438,10 @@ def _declared(address: str, key: str, spec: Mapping[str, object]) -> DesiredAgen
             "secrets" if f == NAMES[1] else f for f in strings(spec.get("ignore_changes"))
         ),
     )
+
+
+def _slimmed(listed: Iterable[Mapping[str, object]]) -> Iterator[JsonObject]:
+    """The agents of a listing cut down as they come (kinds.agent.slim): held until each stack
+    is planned."""
+    shared = Shared()
+    return (slim_agent(a, shared) for a in listed)

@@ -67,7 +67,6 @@ from .model import AGENTS
 
 if TYPE_CHECKING:
     from ...server.client import LettaClient
-    from .model import LiveAgent
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -197,9 +196,7 @@ class AgentMemory:
         return ", ".join(parts)
 
     def memory_held(self, change: Change, live: Live, stack: str) -> Held | None:
-        agent: LiveAgent | None = next(
-            (a for a in AGENTS.of(live).agents if a.id == change.remote_id), None
-        )
+        agent = AGENTS.of(live).by_id.get(change.remote_id or "")
         if agent is None:
             return None
         blocks = BLOCKS.of(live)

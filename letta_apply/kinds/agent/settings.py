@@ -91,13 +91,15 @@ def check_timezones(doc: Document, data: Mapping[str, object]) -> list[Diagnosti
     name, then fails to use it): an IANA zone name is checked here instead."""
     from ...manifest.files import clip, where
 
-    zones = _zones()
     agents = data.get("agents")
     errors: list[Diagnostic] = []
-    for key, spec in (agents if isinstance(agents, dict) and zones else {}).items():
+    for key, spec in (agents if isinstance(agents, dict) else {}).items():
         tz = spec.get("timezone") if isinstance(spec, dict) else None
-        if not isinstance(tz, str) or not tz or zones.get(tz.lower()) == tz:
+        if not isinstance(tz, str) or not tz:
             continue  # the schema reports what is not a string
+        zones = _zones()  # read once, and only when an agent names a zone
+        if not zones or zones.get(tz.lower()) == tz:
+            continue
         at = ("agents", key, "timezone")
         same = zones.get(tz.lower())
         if same:

@@ -137,6 +137,7 @@ class ArchiveKind(Kind[DesiredArchive, LiveArchive, ArchiveState], ArchiveMemory
     name: ClassVar[str] = "archive"
     section: ClassVar[str] = "archives"
     id_prefix: ClassVar[str] = "archive-"
+    same_listing: ClassVar[bool] = True  # the server's whole list: stacks share it
     depends_on: ClassVar[tuple[str, ...]] = ("agent",)  # attached to agents by their ids
     fields: ClassVar[tuple[Field, ...]] = (
         Field("name"),

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from ...core.changes import Change, Why
-from ...core.jsonish import JsonObject
+from ...core.jsonish import JsonObject, objs
 from ...core.marks import has_secret
 from ...core.model import SHOWN, Desired, Import, Live, stack_tag
 from ...errors import ApiError, Diagnostic
@@ -29,7 +29,7 @@ from ...server import routes
 from ...server.client import LettaClient
 from ...server.lock_records import lock_tag
 from ...server.serial import serial_tag
-from ..base import Field, Kind, Shape
+from ..base import TAGGED_AT_ONCE, Field, Kind, Shape, by_tags, tagged
 from ..context import Context, Matched, Run, unmark_tagged
 from ..resource import applied_of
 from ..writing import Conversion, Export
@@ -132,6 +132,22 @@ class BlockKind(Kind[DesiredBlock, LiveBlock, BlockState], BlockMemory):
         # The stack's serial and lock records come along (server.lock): `state` leaves them out.
         return client.list_blocks(stack_tag(stack), serial_tag(stack), lock_tag(stack))
 
+    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+        """Each stack's blocks, serial and lock records, as `read` lists them for one: by the
+        stacks' tags when they are few, else from one listing of every block."""
+        if len(stacks) > TAGGED_AT_ONCE:
+            return super().read_many(client, stacks)
+        owners = _owners(stacks)
+        return by_tags(routes.BLOCKS.list(client, {"tags": list(owners)}), owners, stacks)
+
+    def read_whole(self, client: LettaClient) -> object:
+        """Every block some stack owns, or holding a stack's serial or lock."""
+        prefixes = (stack_tag(""), serial_tag(""), lock_tag(""))
+        return tagged(routes.BLOCKS.list(client), prefixes)
+
+    def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:
+        return by_tags(objs(whole), _owners(stacks), stacks)
+
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]
     ) -> tuple[LiveBlock | str, object]:
@@ -212,3 +228,8 @@ class BlockKind(Kind[DesiredBlock, LiveBlock, BlockState], BlockMemory):
         from .writing import convert_shared
 
         return convert_shared(conv)
+
+
+def _owners(stacks: Sequence[str]) -> dict[str, str]:
+    """Each tag a stack's blocks, serial and lock records carry, to the stack."""
+    return {t: s for s in stacks for t in (stack_tag(s), serial_tag(s), lock_tag(s))}

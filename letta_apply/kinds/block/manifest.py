@@ -69,13 +69,18 @@ def check_block(
 
 def _check_label(doc: Document, path: Path_, label: str, *, from_key: bool) -> list[Diagnostic]:
     label_path: Path_ = path if from_key else (*path, "label")
-    at = where(label_path)
     source = " (the label defaults to the key; set a shorter 'label')" if from_key else ""
     if len(label) > MAX_LABEL:
-        message = f"{at}: label is {len(label)} characters; Letta accepts at most {MAX_LABEL}"
+        message = (
+            f"{where(label_path)}: label is {len(label)} characters; Letta accepts at most "
+            f"{MAX_LABEL}"
+        )
         return [doc.diag(label_path, message + source, code="LA401", key=from_key)]
     if label and not BLOCK_LABEL.fullmatch(label):
-        message = f"{at}: label {clip(label)} is not accepted by Letta: use only {_LABEL_CHARS}"
+        message = (
+            f"{where(label_path)}: label {clip(label)} is not accepted by Letta: use only "
+            f"{_LABEL_CHARS}"
+        )
         return [doc.diag(label_path, message, code="LA402", key=from_key)]
     return []
 

@@ -102,6 +102,7 @@ class GroupKind(Kind[DesiredGroup, LiveGroup, GroupState]):
     name: ClassVar[str] = "group"
     section: ClassVar[str] = "groups"
     id_prefix: ClassVar[str] = "group-"
+    same_listing: ClassVar[bool] = True  # the server's whole list: stacks share it
     depends_on: ClassVar[tuple[str, ...]] = ("agent", "block")
     instance_refs: ClassVar[Mapping[str, str]] = {
         "agents": "agents", "manager_agent": "agents", "blocks": "blocks",

@@ -153,6 +153,7 @@ class IdentityKind(Kind[DesiredIdentity, LiveIdentity, IdentityState]):
     name: ClassVar[str] = "identity"
     section: ClassVar[str] = "identities"
     id_prefix: ClassVar[str] = "identity-"
+    same_listing: ClassVar[bool] = True  # the server's whole list: stacks share it
     fields: ClassVar[tuple[Field, ...]] = (
         Field("identifier_key"),
         Field("name"),

@@ -109,6 +109,7 @@ class McpServerKind(Kind[DesiredMcpServer, LiveMcpServer, McpState]):
     noun: ClassVar[str] = "MCP server"
     section: ClassVar[str] = "mcp_servers"
     id_prefix: ClassVar[str] = "mcp_server-"
+    same_listing: ClassVar[bool] = True  # the server's whole list: stacks share it
     fields: ClassVar[tuple[Field, ...]] = (
         Field("server_name"),
         Field("mcp_server_type"),

@@ -125,6 +125,7 @@ class ProviderKind(Kind[DesiredProvider, LiveProvider, ProviderState], ServesMod
     name: ClassVar[str] = "provider"
     section: ClassVar[str] = SECTION
     id_prefix: ClassVar[str] = "provider-"
+    same_listing: ClassVar[bool] = True  # the server's whole list: stacks share it
     fields: ClassVar[tuple[Field, ...]] = (
         Field("name", "replace"),
         Field("provider_type", "replace"),

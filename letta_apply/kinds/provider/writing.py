@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ...core.jsonish import JsonObject, obj
 from ...server.routes import BLOCKS
 from ..resource import mark_of
-from ..writing import Export
+from ..writing import Export, Ref
 from .model import MARK_LABEL, SECRETS, LiveProvider, uses
 from .requests import ROUTE
 
@@ -57,7 +57,7 @@ def export_providers(kind: ProviderKind, ex: Export) -> JsonObject:
             del entry["name"]  # it defaults to the key
         for secret in SECRETS:
             if getattr(p, secret) is not None:
-                entry[secret] = f"${{var.{_variable(ex, key, secret)}}}"
+                entry[secret] = Ref(f"${{var.{_variable(ex, key, secret)}}}")
         out[key] = entry
     return out
 

@@ -62,6 +62,7 @@ class ToolKind(Kind[DesiredTool, LiveTool, ToolState]):
     name: ClassVar[str] = "tool"
     section: ClassVar[str] = "tools"
     id_prefix: ClassVar[str] = "tool-"
+    same_listing: ClassVar[bool] = True  # the server's whole list: stacks share it
     fields: ClassVar[tuple[Field, ...]] = (
         Field("source_code"),
         Field("description"),

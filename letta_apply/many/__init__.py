@@ -1,0 +1,1 @@
+"""Many stacks against one server from one process (run), and their one summary (report)."""

@@ -1,0 +1,113 @@
+"""Many tenant stacks from one process against the real server: planned and applied in one call
+with one read of the server, converged after, one bad stack (a manifest that does not load, a
+name another agent holds) isolated, and what no stack owns never touched."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from letta_apply import LettaClient, Stacks
+from letta_apply.kinds.agent import kind as agent_kind
+from letta_apply.kinds.block import kind as block_kind
+from letta_apply.read import shared
+from tests.integration.conftest import Run, stack_resources
+
+
+def tenant(stack: str, *, changed: bool = False) -> str:
+    edit = " (changed)" if changed else ""
+    return (
+        f"version: 1\nstack: {stack}\n"
+        f"blocks:\n  org:\n    value: Facts of {stack}.\n    description: Org{edit}.\n"
+        "agents:\n  helper:\n"
+        f"    name: {stack}-helper\n"
+        "    model: letta/letta-free\n    embedding: letta/letta-free\n"
+        "    memory_blocks:\n      - {label: persona, value: I help.}\n"
+        "    blocks: [org]\n"
+    )
+
+
+def public(resource: dict[str, Any]) -> dict[str, Any]:
+    """What a resource is, without what the server bumps on its own when read."""
+    return {k: v for k, v in resource.items() if k not in ("updated_at", "last_run_completion")}
+
+
+@pytest.mark.parametrize("tagged_at_once", [16, 2], ids=["by-tags", "whole-listings"])
+def test_many_stacks_in_one_call(
+    server: str,
+    api: httpx.Client,
+    run: Run,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tagged_at_once: int,
+) -> None:
+    # Up to TAGGED_AT_ONCE stacks, blocks and agents are listed by the stacks' tags; past it,
+    # each collection is listed whole once (by the command, while the manifests load) and split
+    # by tag: both are run here on 5 stacks.
+    for module in (block_kind, agent_kind, shared):
+        monkeypatch.setattr(module, "TAGGED_AT_ONCE", tagged_at_once)
+    names = [f"t{uuid.uuid4().hex[:10]}" for _ in range(5)]
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    for i, name in enumerate(names):
+        (folder / f"{i}.yaml").write_text(tenant(name), encoding="utf-8")
+    (folder / "9-bad.yaml").write_text("version: 1\nstack: bad\nagents: {a: {modle: x}}\n")
+    # Not any stack's: an agent holding the name of the last tenant's agent, and a block
+    # labelled as the tenants' blocks are.
+    theirs = api.post("/v1/agents/", json={
+        "name": f"{names[4]}-helper", "model": "letta/letta-free",
+        "embedding": "letta/letta-free", "memory_blocks": [], "tags": ["by-hand"],
+    }).json()  # fmt: skip
+    block = api.post("/v1/blocks/", json={"label": "org", "value": "Not ours."}).json()
+    seen = {
+        "agent": public(api.get(f"/v1/agents/{theirs['id']}").json()),
+        "block": public(api.get(f"/v1/blocks/{block['id']}").json()),
+    }
+    try:
+        with LettaClient(server) as client:
+            result = Stacks.from_folder(folder).apply(client)
+        by = {r.origin.rsplit("/", 1)[-1]: r for r in result.runs}
+        for i in range(4):  # planned and applied in one call
+            assert by[f"{i}.yaml"].ok, by[f"{i}.yaml"].why
+            blocks, agents = stack_resources(api, names[i])
+            assert [a["name"] for a in agents] == [f"{names[i]}-helper"]
+            assert [b["label"] for b in blocks if b["label"] == "org"] == ["org"]
+        assert not by["4.yaml"].ok
+        assert any("LA626" in w for w in by["4.yaml"].why), by["4.yaml"].why
+        assert stack_resources(api, names[4])[1] == []
+        assert "unknown key 'modle'" in by["9-bad.yaml"].error
+        # Converged: the re-plan of every stack is empty, read once for all of them (as one
+        # stack's plan reads: each kind's listing once).
+        refused = (folder / "4.yaml").read_text(encoding="utf-8")  # its block was made
+        (folder / "4.yaml").unlink()
+        (folder / "9-bad.yaml").unlink()
+        planned = run("plan", "--stacks", str(folder), "--format", "json")
+        assert planned.code == 0, planned.err
+        doc = json.loads(planned.out)
+        assert [e["status"] for e in doc["stacks"]] == ["no changes"] * 4
+        alone = run("plan", "-f", str(folder / "0.yaml"))
+        assert alone.code == 0
+        if tagged_at_once > 4:
+            assert planned.reads == alone.reads
+        # A change to every tenant, then destroy: each stack's own, and nothing else.
+        for i in range(4):
+            (folder / f"{i}.yaml").write_text(tenant(names[i], changed=True), encoding="utf-8")
+        changed = run("apply", "--stacks", str(folder), "--auto-approve")
+        assert changed.code == 0, changed.out + changed.err
+        assert "4 stacks: 4 applied, 0 without changes, 0 failed." in changed.out
+        (folder / "4.yaml").write_text(refused, encoding="utf-8")
+        gone = run("destroy", "--stacks", str(folder), "--auto-approve")
+        assert gone.code == 0, gone.out + gone.err
+        assert "5 stacks: 5 destroyed" in gone.out
+        for name in names:
+            assert stack_resources(api, name) == ([], [])
+        assert public(api.get(f"/v1/agents/{theirs['id']}").json()) == seen["agent"]
+        assert public(api.get(f"/v1/blocks/{block['id']}").json()) == seen["block"]
+    finally:
+        api.delete(f"/v1/agents/{theirs['id']}")
+        api.delete(f"/v1/blocks/{block['id']}")

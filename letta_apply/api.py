@@ -16,15 +16,16 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from .apply.runner import Done
 from .apply.session import ApplyEvents, ApplyResult, Planned, run_apply
-from .core.changes import Plan
+from .core.changes import ERROR, Plan
 from .core.model import Desired
 from .core.sensitive import Masker, mask_plan
-from .errors import ApplyError, DestroyPrevented, StalePlanError, UsageError
+from .errors import ApplyError, DestroyPrevented, PolicyViolated, StalePlanError, UsageError
 from .manifest.variables import Options
 from .many.report import Operation, stacks_document, stacks_text, totals
 from .many.run import Settings, Source, StackRun, apply_stacks, distinct, plan_stacks, stack_sources
@@ -35,6 +36,7 @@ from .plan.graph import Graph, stack_graph
 from .plan.listing import Listing, list_stack
 from .plan.planner import restrict
 from .plan.targets import expand_targets
+from .policy import Policies, check_plan, policies_for
 from .read.live import read_live
 from .render.markdown import plan_markdown
 from .render.text import plan_text
@@ -78,9 +80,16 @@ def render_plan(
 
 @dataclass(frozen=True)
 class Stack:
-    """A loaded, validated manifest: the stack it declares and everything in it."""
+    """A loaded, validated manifest: the stack it declares and everything in it, and the
+    policy rules its plans are checked by (`policy_files`, and the manifest's `policy:`)."""
 
     desired: Desired
+    policy_files: tuple[str, ...] = ()
+
+    @cached_property
+    def policies(self) -> Policies:
+        """The rules of `policy_files` and of the manifest's `policy:`, compiled."""
+        return policies_for(self.policy_files, self.desired)
 
     @classmethod
     def from_files(
@@ -91,17 +100,19 @@ class Stack:
         var_files: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         allow_outside_files: bool = False,
+        policies: str | Sequence[str] = (),
     ) -> Stack:
         """Load manifest files or folders (as `-f`). `variables` win over `var_files` and
         over `env` (LETTA_APPLY_VAR_<name>, and `${env.X}`; the process environment is not
-        read unless passed). Raises ManifestError listing every problem."""
+        read unless passed). `policies`: policy files or folders (as `--policy`). Raises
+        ManifestError listing every problem (PolicyFileError for the policy files)."""
         # Checked as data by load_manifest before anything converts them.
         options = Options(
             var_files=var_files, env=env if env is not None else {},
             values=variables if variables is not None else {},
             allow_outside_files=allow_outside_files,
         )  # fmt: skip
-        return cls(load_manifest(paths, options))
+        return cls(load_manifest(paths, options), _paths(policies)).checked()
 
     @classmethod
     def from_dict(
@@ -112,14 +123,22 @@ class Stack:
         env: Mapping[str, str] | None = None,
         base_dir: str | Path | None = None,
         name: str = DATA_NAME,
+        policies: str | Sequence[str] = (),
     ) -> Stack:
         """Load a manifest given as data, as a YAML file would hold it. Errors name `name`
         and the key path (`<dict>: agents.a.model: ...`); files it names (value_file...) are
-        read inside `base_dir` (default: the working directory)."""
+        read inside `base_dir` (default: the working directory). `policies` as from_files."""
         options = Options(
             env=env if env is not None else {}, values=variables if variables is not None else {}
         )
-        return cls(load_manifest_data(manifest, options, name=name, root=base_dir))
+        desired = load_manifest_data(manifest, options, name=name, root=base_dir)
+        return cls(desired, _paths(policies)).checked()
+
+    def checked(self) -> Stack:
+        """The stack, once its policy files are known to be valid (PolicyFileError if not):
+        a broken rule is found when the stack is loaded, before any request."""
+        self.policies  # noqa: B018  compiled once, kept
+        return self
 
     @property
     def name(self) -> str:
@@ -148,7 +167,8 @@ class Stack:
             targets = [targets]  # one address, not its characters
         if targets:
             plan = restrict(plan, self.desired, expand_targets(self.desired, targets))
-        return plan
+        # A violation at `error` blocks the plan: apply writes nothing, the lock neither.
+        return check_plan(plan, self.desired, self.policies)
 
     def render(
         self, plan: Plan, format: Format = "text", *, client: LettaClient | None = None
@@ -183,7 +203,8 @@ class Stack:
         LETTA_APPLY_BACKUP_DIR or `.letta-apply/backups`; False: not saved), a folder per run
         named in the result's `backup_folder`; a backup that fails fails its delete. Raises
         StalePlanError when `plan` no longer matches the server, ApplyFailed (an ApplyError)
-        when a change fails, LockError when the lock stays held, DestroyPrevented when
+        when a change fails, LockError when the lock stays held, PolicyViolated when a policy
+        rule at `error` refuses the plan (nothing written), DestroyPrevented when
         prevent_destroy blocks the plan; each error's `code` is explained in docs/errors.md."""
         return self._run(client, plan, False, parallelism, lock, lock_timeout, on_done, backups)
 
@@ -206,9 +227,10 @@ class Stack:
     def drift(self, client: LettaClient, *, detach_unmanaged_blocks: bool = False) -> Plan:
         """A plan whose `drift` says what changed on the server outside the manifest, and
         whether apply (with the same `detach_unmanaged_blocks`) undoes each."""
-        return plan_for(
+        plan = plan_for(
             client, self.desired, detach_unmanaged=detach_unmanaged_blocks, memory=False
         )
+        return check_plan(plan, self.desired, self.policies, drift=True)
 
     def show(self, client: LettaClient) -> Listing:
         """The stack's resources on the server, with their ids."""
@@ -249,6 +271,9 @@ class Stack:
             client, make, operation="destroy" if destroy else "apply", lock=lock,
             lock_timeout=lock_timeout, parallelism=parallelism, events=events, backups=saver,
         )  # fmt: skip
+        if result.plan.refused_by_policy:
+            n = sum(1 for v in result.plan.violations if v.severity == ERROR)
+            raise PolicyViolated(f"policy: {n} violation(s) at error; nothing was applied")
         if result.blocked:
             raise DestroyPrevented(
                 "prevent_destroy: this plan would delete protected resources; nothing was applied"
@@ -308,9 +333,14 @@ class Stacks:
         print(result.render())                        # one table; result.ok, result.failed
     """
 
-    def __init__(self, stacks: Iterable[Stack]) -> None:
-        """Stacks already loaded; two of one name are both refused (they would fight)."""
-        self.sources = tuple(distinct([Source(s.name, s.desired) for s in stacks]))
+    def __init__(self, stacks: Iterable[Stack], *, policies: str | Sequence[str] = ()) -> None:
+        """Stacks already loaded; two of one name are both refused (they would fight).
+        `policies`: policy files or folders every stack is checked by, beside its own (its
+        `policy_files` and its manifest's `policy:`); PolicyFileError when one is broken."""
+        self.sources = tuple(
+            distinct([Source(s.name, s.desired, policy_files=s.policy_files) for s in stacks])
+        )
+        self.policies = policies_for(_paths(policies), None)
 
     @classmethod
     def from_folder(
@@ -321,16 +351,18 @@ class Stacks:
         var_files: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         allow_outside_files: bool = False,
+        policies: str | Sequence[str] = (),
     ) -> Stacks:
         """Each manifest file (*.yaml, *.yml) of `folder`, and each folder in it, is a stack,
         loaded as Stack.from_files loads one (the same variables for all). One that does not
-        load is kept with its errors: its result says why, the others run."""
+        load is kept with its errors: its result says why, the others run. `policies` as
+        for Stacks()."""
         options = Options(
             var_files=var_files, env=env if env is not None else {},
             values=variables if variables is not None else {},
             allow_outside_files=allow_outside_files,
         )  # fmt: skip
-        made = cls.__new__(cls)
+        made = cls((), policies=policies)
         made.sources = tuple(stack_sources(folder, options))  # each loaded, or why not
         return made
 
@@ -344,7 +376,9 @@ class Stacks:
     ) -> StacksResult:
         """Each stack's plan (`destroy`: of deleting what it owns); nothing is written."""
         _check_options(concurrency, True, 0.0, None)
-        runs = plan_stacks(client, self.sources, destroy=destroy, concurrency=concurrency)
+        runs = plan_stacks(
+            client, self.sources, destroy=destroy, concurrency=concurrency, policies=self.policies
+        )
         return StacksResult(tuple(runs), "plan", self._secrets())
 
     def apply(
@@ -369,7 +403,7 @@ class Stacks:
         _check_options(parallelism, lock, lock_timeout, None)
         settings = Settings(
             destroy=destroy, concurrency=concurrency, parallelism=parallelism, lock=lock,
-            lock_timeout=lock_timeout, backups=_backup_root(backups),
+            lock_timeout=lock_timeout, backups=_backup_root(backups), policies=self.policies,
         )  # fmt: skip
         given = plans.plans() if plans is not None else None
         runs = apply_stacks(client, self.sources, settings, plans=given, on_stack=on_stack)
@@ -396,6 +430,10 @@ class Stacks:
 
     def _secrets(self) -> tuple[str, ...]:
         return tuple(v for s in self.sources if s.desired for v in s.desired.secrets)
+
+
+def _paths(given: str | Sequence[str]) -> tuple[str, ...]:
+    return (given,) if isinstance(given, str) else tuple(given)
 
 
 def _backup_root(backups: object) -> Path | None:

@@ -14,6 +14,7 @@ from ..core.changes import Plan
 from ..errors import UsageError
 from ..many.report import Operation, stacks_document, stacks_text
 from ..many.run import Settings, Source, StackRun, apply_stacks, plan_stacks, sources_read_ahead
+from ..policy import policies_for
 from ..read.shared import Ahead
 from .applying import confirm_text, stopped_by_signals
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
@@ -32,11 +33,7 @@ def cmd_stacks(args: argparse.Namespace, o: Out) -> int:
     for dest, option in _ONE_STACK:
         if getattr(args, dest, None):
             raise UsageError(f"--stacks: not with {option} (it names one stack)", code="LA903")
-    if getattr(args, "policy", None):
-        # Refused rather than ignored: a guardrail must never pass unchecked.
-        raise UsageError(
-            "--stacks: not with --policy (not checked for many stacks yet)", code="LA903"
-        )
+    policies = policies_for(getattr(args, "policy", None) or [], None)  # before any request
     if o.format not in ("text", "json"):
         raise UsageError("--stacks: --format text or json", code="LA903")
     if operation != "plan" and o.format != "text" and not args.auto_approve:
@@ -50,13 +47,14 @@ def cmd_stacks(args: argparse.Namespace, o: Out) -> int:
                 o.masker.add(s.desired.secrets)
         if operation == "plan":
             runs = plan_stacks(
-                client, sources, destroy=args.destroy, concurrency=args.concurrency, ahead=ahead
+                client, sources, destroy=args.destroy, concurrency=args.concurrency, ahead=ahead,
+                policies=policies,
             )  # fmt: skip
         else:
             settings = Settings(
                 destroy=operation == "destroy", concurrency=args.concurrency,
                 parallelism=args.parallelism, lock=args.lock, lock_timeout=args.lock_timeout,
-                backups=None if args.no_backup else Path(args.backup_dir),
+                backups=None if args.no_backup else Path(args.backup_dir), policies=policies,
             )  # fmt: skip
             runs = _apply(args, o, sources, settings, operation, ahead)
     if o.format == "json":

@@ -17,17 +17,28 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..apply.session import ApplyResult, Planned, run_apply
-from ..core.changes import Plan
+from ..core.changes import ERROR, Plan
 from ..core.model import Desired
 from ..core.sensitive import Masker
-from ..errors import LettaApplyError, ManifestError, StalePlanError, UsageError, with_code
+from ..errors import (
+    LettaApplyError,
+    ManifestError,
+    PolicyViolated,
+    StalePlanError,
+    UsageError,
+    with_code,
+)
 from ..manifest.variables import Options
 from ..memory.backup import Backups
 from ..pipeline import load_manifest, plan_for
+from ..policy import Policies, check_plan, stack_policies
 from ..read.shared import Ahead, read_ahead, read_shared
 from ..server.client import LettaClient
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+NO_POLICIES = Policies()
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class Source:
     origin: str
     desired: Desired | None
     error: str = ""
+    policy_files: tuple[str, ...] = ()  # the stack's own rules, beside a run's and its manifest's
 
 
 @dataclass(frozen=True)
@@ -138,10 +150,11 @@ def plan_stacks(
     destroy: bool = False,
     concurrency: int = 8,
     ahead: Ahead | None = None,
+    policies: Policies = NO_POLICIES,
 ) -> list[StackRun]:
     """Each stack's plan (with `destroy`, of the deletion of what it owns), the server read
-    once for all of them (`ahead`: what was read while they loaded); in the order of
-    `sources`."""
+    once for all of them (`ahead`: what was read while they loaded), checked by `policies` and
+    the stack's own rules; in the order of `sources`."""
     listings = read_shared(client, [s.desired for s in sources if s.desired is not None], ahead)
 
     def one(source: Source) -> StackRun:
@@ -153,6 +166,7 @@ def plan_stacks(
             plan = plan_for(
                 client, desired, destroy=destroy, listings=listings.pop(desired.stack, None)
             )
+            plan = check_plan(plan, desired, stack_policies(policies, desired, source.policy_files))
         except LettaApplyError as e:
             return StackRun(source.origin, desired.stack, error=with_code(str(e), e.code))
         except Exception as e:  # a bug in one stack's plan ends no other's
@@ -173,6 +187,7 @@ class Settings:
     lock: bool = True
     lock_timeout: float = 60.0
     backups: Path | None = None  # where deletes are saved first, a folder per stack and run
+    policies: Policies = NO_POLICIES  # the rules every stack is checked by (and then its own)
 
 
 def apply_stacks(
@@ -229,6 +244,8 @@ def _apply_one(
         nonlocal shared
         plan = plan_for(client, desired, destroy=settings.destroy, listings=shared)
         shared = None  # read before the lock: a plan made again under it reads afresh
+        # A violation at `error` blocks the plan: run_apply writes nothing, the lock neither.
+        plan = check_plan(plan, desired, rules)
         if given is not None and given.changes != plan.changes:
             raise StalePlanError(
                 f'stale plan: stack "{stack}" changed on the server since the plan was made; '
@@ -238,6 +255,10 @@ def _apply_one(
         return plan, desired
 
     operation = "destroy" if settings.destroy else "apply"
+    try:
+        rules = stack_policies(settings.policies, desired, source.policy_files)
+    except LettaApplyError as e:
+        return StackRun(source.origin, stack, error=with_code(str(e), e.code))
     saver = None
     if settings.backups is not None:
         saver = Backups(
@@ -262,6 +283,10 @@ def _unexpected(e: Exception) -> str:
 
 
 def _why_failed(result: ApplyResult) -> str:
+    if result.plan.refused_by_policy:
+        n = sum(1 for v in result.plan.violations if v.severity == ERROR)
+        why = f"policy: {n} violation(s) at error; nothing was applied"
+        return with_code(why, PolicyViolated.code)
     if result.blocked:
         return "prevent_destroy: this plan would delete protected resources; nothing was applied"
     if result.failure is not None:

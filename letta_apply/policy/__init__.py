@@ -22,6 +22,7 @@ __all__ = [
     "check_plan",
     "load_policies",
     "policies_for",
+    "stack_policies",
 ]
 
 
@@ -30,6 +31,15 @@ def policies_for(given: Sequence[str], desired: Desired | None) -> Policies:
     Raises PolicyFileError (a ManifestError), located, when one is not a valid policy file."""
     paths = [*given, *(desired.policies if desired else ())]
     return load_policies(paths) if paths else Policies()
+
+
+def stack_policies(given: Policies, desired: Desired, extra: Sequence[str] = ()) -> Policies:
+    """The rules one stack is checked against: those `given` (loaded once for many stacks),
+    with the stack's own files (`extra`, and the manifest's `policy:`) when it names any, loaded
+    together so that an id is unique across them all. Raises PolicyFileError like
+    policies_for."""
+    own = [*extra, *desired.policies]
+    return load_policies([*given.files, *own]) if own else given
 
 
 def check_declared(

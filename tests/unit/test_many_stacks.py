@@ -232,10 +232,78 @@ def test_cli_reads_the_server_while_the_manifests_load(tmp_path: Path, cli: Cli)
     assert "requests: 6 reads, 0 writes" in r.err  # a page and the empty one of each kind
 
 
-def test_cli_stacks_refuses_a_policy_it_would_not_check(tmp_path: Path, cli: Cli) -> None:
+NOT_TENANT_1 = """\
+rules:
+  - id: no-tenant-1
+    applies_to: {kinds: [agent]}
+    condition: resource.name != "tenant-1-helper"
+    severity: error
+    message: "{{resource.name}} is not allowed"
+"""
+
+
+def _names(fake: FakeLetta) -> set[str]:
+    return {str(a["name"]) for a in fake.agents.values()}
+
+
+def test_cli_stacks_checks_every_stack_by_the_policy_and_refuses_only_the_violating_one(
+    tmp_path: Path, cli: Cli
+) -> None:
+    d = folder(tmp_path, 3)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(NOT_TENANT_1, encoding="utf-8")
+    r = cli("apply", "--stacks", str(d), "--policy", str(rules), "--auto-approve")
+    assert r.code == 1, r.err
+    assert "policy: 1 violation(s) at error; nothing was applied [LA655]" in r.out + r.err
+    assert r.out.rstrip().endswith("3 stacks: 2 applied, 0 without changes, 1 failed.")
+    assert _names(cli.fake) == {"tenant-0-helper", "tenant-2-helper"}
+    # Nothing of the refused stack was written, not its lock nor its serial record either.
+    assert not [b for b in cli.fake.blocks.values() if "tenant-1" in json.dumps(b)]
+
+
+def test_cli_stacks_with_a_broken_policy_file_sends_nothing(tmp_path: Path, cli: Cli) -> None:
     d = folder(tmp_path, 1)
     rules = tmp_path / "rules.yaml"
-    rules.write_text("rules: []\n", encoding="utf-8")
+    rules.write_text("rules:\n  - {id: b, condition: 'x ===', severity: error, message: m}\n")
     r = cli("plan", "--stacks", str(d), "--policy", str(rules))
-    assert r.code == 1 and "not with --policy" in r.err and "[LA903]" in r.err
+    assert r.code == 1
+    assert r.err.endswith("1 error in the policy files; nothing was sent to the server.\n")
     assert cli.fake.counts["GET"] == 0 and cli.fake.writes == 0
+
+
+def test_a_stacks_own_policy_refuses_it_alone(tmp_path: Path) -> None:
+    fake = FakeLetta()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(NOT_TENANT_1, encoding="utf-8")
+    d = folder(tmp_path, 3)
+    # The manifest's own `policy:` (relative to it), never skipped for many stacks.
+    (d / "t001.yaml").write_text(tenant(1, extra="policy: {files: [../rules.yaml]}\n"))
+    result = Stacks.from_folder(d).apply(fake.client())
+    (refused,) = result.failed
+    assert refused.stack == "tenant-1"
+    assert refused.why == ["policy: 1 violation(s) at error; nothing was applied [LA655]"]
+    assert _names(fake) == {"tenant-0-helper", "tenant-2-helper"}
+
+
+def test_the_python_api_checks_policies_and_a_refused_apply_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(NOT_TENANT_1, encoding="utf-8")
+    (tmp_path / "t.yaml").write_text(tenant(1))
+    stack = Stack.from_files(str(tmp_path / "t.yaml"), policies=str(rules))
+    plan = stack.plan(client)
+    (v,) = plan.violations
+    assert (v.rule, v.address, v.severity) == ("no-tenant-1", "agent.helper", "error")
+    assert plan.blocked
+    with pytest.raises(letta_apply.PolicyViolated) as info:
+        stack.apply(client)
+    assert info.value.code == "LA655"
+    assert fake.writes == 0
+    # Without the rule the same stack applies; a broken rule file is refused at load.
+    assert Stack.from_files(str(tmp_path / "t.yaml")).apply(client).ok
+    rules.write_text("rules: [{id: b, condition: 'x ===', severity: error, message: m}]\n")
+    with pytest.raises(letta_apply.PolicyFileError):
+        Stack.from_files(str(tmp_path / "t.yaml"), policies=[str(rules)])

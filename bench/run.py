@@ -9,6 +9,9 @@ Postgres spent meanwhile. Results: a table on stdout and JSON in bench/results/.
 
     .venv/bin/python bench/run.py                    # 20x2, 200x10, 300x10, 1000x50 at -p 1, 8
     .venv/bin/python bench/run.py --sizes 20x2 --parallelism 8    # a quick run
+    .venv/bin/python bench/run.py --sizes 10000x100 --parallelism 8 --keep   # leaves the fleet
+    .venv/bin/python bench/run.py --sizes 10000x100 --parallelism 8 --stack bench-10000x100-...
+                                         # the other steps on it, without a second cold apply
 
 It talks only to 127.0.0.1, to its own server (port 8290, data in
 ~/.cache/letta-apply/data-bench), which it starts with scripts/letta-server when it is not running.
@@ -78,6 +81,15 @@ class Step:
         """The shortest the step could take on this machine: the server's CPU for it (Letta
         and Postgres) spread over every core."""
         return (self.server_cpu_s + self.postgres_cpu_s) / (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A fleet an earlier run left on the server (--keep): its stack, and whether it holds the
+    10% change (a run with --keep ends with it applied)."""
+
+    stack: str
+    changed: bool
 
 
 @dataclass
@@ -305,17 +317,21 @@ def run_fleet(
     keep: bool,
     tools: int,
     runs: list[Run],
+    kept: Kept | None = None,
 ) -> None:
-    """Run every step on a new fleet; the Run joins `runs` at once, so that a run stopped
-    half-way still reports the steps it made."""
-    stack = f"bench-{agents}x{shared}-p{parallelism}-{uuid.uuid4().hex[:8]}"
+    """Run every step on a new fleet (or, `kept`, on one an earlier run left with --keep: its
+    cold apply is not run again); the Run joins `runs` at once, so that a run stopped half-way
+    still reports the steps it made."""
+    stack = kept.stack if kept else f"bench-{agents}x{shared}-p{parallelism}-{uuid.uuid4().hex[:8]}"
+    # A kept fleet may hold the 10% change: the change step then takes it back (as many writes).
+    base = bool(kept and kept.changed)
     run = Run(agents, shared, parallelism, stack)
     runs.append(run)
     par = ["--parallelism", str(parallelism)]
     with tempfile.TemporaryDirectory(prefix="letta-apply-bench-") as tmp:
         work = Path(tmp)
         path = work / "fleet.yaml"
-        path.write_text(manifest(stack, agents, shared))
+        path.write_text(manifest(stack, agents, shared, changed=base))
         commands = {
             "cold_apply": ["apply", "-f", str(path), "--auto-approve", *par],
             "converged_plan": ["plan", "-f", str(path), "--detailed-exitcode"],
@@ -327,10 +343,10 @@ def run_fleet(
         destroyed = False
         try:
             for name in STEPS:
-                if name == "destroy" and keep:
+                if (name == "destroy" and keep) or (name == "cold_apply" and kept):
                     continue
                 if name == "change_apply":
-                    path.write_text(manifest(stack, agents, shared, changed=True))
+                    path.write_text(manifest(stack, agents, shared, changed=not base))
                 code, wall, reads, writes, rss, ccpu, lcpu, pcpu, err = letta_apply(
                     commands[name], base_url, work, cpu, name
                 )
@@ -532,6 +548,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, help="JSON results (default bench/results/<time>.json)")
     p.add_argument("--keep", action="store_true", help="leave the stacks on the server")
+    p.add_argument(
+        "--stack",
+        help="run the steps after the cold apply on this fleet, left by a run with --keep "
+        "(one size and one parallelism; the fleet holds the 10%% change unless --unchanged)",
+    )
+    p.add_argument("--unchanged", action="store_true", help="the --stack fleet lacks the change")
     p.add_argument("--note", default="", help="free text stored with the results")
     p.add_argument("--markdown", type=Path, metavar="JSON", help="print results as markdown")
     args = p.parse_args(argv)
@@ -546,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(len(s) != 2 or s[0] < 1 or s[1] < 1 for s in sizes):
         p.error("--sizes: AGENTSxSHARED, both at least 1, e.g. 20x2,200x10")
     pars = [int(n) for n in args.parallelism.split(",")]
+    kept = Kept(args.stack, not args.unchanged) if args.stack else None
+    if kept and (len(sizes) != 1 or len(pars) != 1):
+        p.error("--stack: give the fleet's one size and one parallelism")
     base_url = f"http://127.0.0.1:{args.port}"  # the benchmark never talks to anything else
     config = ensure_server(args.port, args.data, args.workers, args.db_pool)
     workers = int(config["workers"])
@@ -558,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for agents, shared in sizes:
             for par in pars:
-                run_fleet(agents, shared, par, base_url, cpu, args.keep, tools, runs)
+                run_fleet(agents, shared, par, base_url, cpu, args.keep, tools, runs, kept)
     except (RuntimeError, KeyboardInterrupt) as e:
         error = str(e) or type(e).__name__
         print(f"bench: stopped: {error}", file=sys.stderr)

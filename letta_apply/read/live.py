@@ -101,12 +101,8 @@ def read_stack(
         flags = stack_flags(blocks, stack, KINDS)
         raw.update(listed(pool, held_kinds(blocks, stack, raw)))
     raw.update({k.name: None for k in KINDS if k.name not in raw})
-    present = {
-        r.mark.get("address")
-        for k in KINDS
-        for r in k.resources(k.state(raw, {}, stack))
-        if r.mark.get("stack") == stack
-    }
+    # Only imports need it: a plan without any builds each kind's state once.
+    present = _addresses(raw, stack) if imports else set()
     imported: dict[str, Resource | str] = {}
     seen: dict[str, list[object]] = {}  # kind -> what its imports read, as the server sent it
     for imp in imports:
@@ -129,6 +125,16 @@ def read_stack(
         flags=flags,
         recorded=stack_record(blocks, stack),
     )
+
+
+def _addresses(raw: Mapping[str, object], stack: str) -> set[object]:
+    """The addresses the stack's resources in the listings (`raw`) carry."""
+    return {
+        r.mark.get("address")
+        for k in KINDS
+        for r in k.resources(k.state(raw, {}, stack))
+        if r.mark.get("stack") == stack
+    }
 
 
 def listed_first(named: Collection[str]) -> list[AnyKind]:

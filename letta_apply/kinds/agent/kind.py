@@ -12,7 +12,7 @@ Letta makes beside an agent with `enable_sleeptime` goes with it (kinds.agent.sl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
@@ -70,6 +70,7 @@ from .plan import HANDLES
 from .requests import apply_change, settle_agents
 from .secrets import NAMES, check_secrets, declared_secrets
 from .settings import SETTINGS, check_timezones
+from .slim import Shared, slim_agent
 
 
 class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
@@ -189,7 +190,11 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
-        return client.list_agents(tag=stack_tag(stack), include=WITH_SECRETS)
+        """The stack's agents, each cut down to what planning reads as its page arrives
+        (kinds.agent.slim): a big stack's listing is never held whole."""
+        shared = Shared()
+        params = {"include": list(WITH_SECRETS), "tags": [stack_tag(stack)]}
+        return [slim_agent(a, shared) for a in AGENTS.list(client, params)]
 
     def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
         """Each stack's agents, as `read` lists them for one: by the stacks' tags (any of them)
@@ -198,12 +203,12 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
             return super().read_many(client, stacks)
         owners = {stack_tag(s): s for s in stacks}
         params: dict[str, Query] = {"include": list(WITH_SECRETS), "tags": list(owners)}
-        return by_tags(map(_tools_named, AGENTS.list(client, params)), owners, stacks)
+        return by_tags(_slimmed(AGENTS.list(client, params)), owners, stacks)
 
     def read_whole(self, client: LettaClient) -> object:
         """Every agent some stack owns."""
         listed = AGENTS.list(client, {"include": list(WITH_SECRETS)})
-        return tagged(map(_tools_named, listed), (stack_tag(""),))
+        return tagged(_slimmed(listed), (stack_tag(""),))
 
     def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:
         return by_tags(objs(whole), {stack_tag(s): s for s in stacks}, stacks)
@@ -435,8 +440,8 @@ def _declared(address: str, key: str, spec: Mapping[str, object]) -> DesiredAgen
     )
 
 
-def _tools_named(agent: JsonObject) -> JsonObject:
-    """`agent` as listed, its tools reduced to the id, name and type LiveAgent.from_api reads:
-    held until each stack is planned, and their source and schemas are half of an agent."""
-    tools = [{k: t.get(k) for k in ("id", "name", "tool_type")} for t in objs(agent.get("tools"))]
-    return {**agent, "tools": tools}
+def _slimmed(listed: Iterable[Mapping[str, object]]) -> Iterator[JsonObject]:
+    """The agents of a listing cut down as they come (kinds.agent.slim): held until each stack
+    is planned."""
+    shared = Shared()
+    return (slim_agent(a, shared) for a in listed)

@@ -23,6 +23,7 @@ from . import sleeptime as agent_sleeptime
 from .mcp_tools import expand
 from .model import LiveAgent
 from .secrets import LIVE, carried_over, live_secrets, with_recorded, written_ids
+from .slim import Shared, slim_agent
 
 # The problems this module reports, by code (docs/errors.md).
 # fmt: off
@@ -83,17 +84,21 @@ def settle_agents(run: Run, made: Sequence[tuple[Change, str]]) -> dict[str, str
     replacement): the oldest stays, and every run that made one computes the same winner, so
     each deletes only its own, with its own blocks. One listing of the stack's agents for the
     whole stage."""
-    listing: list[Mapping[str, object]] = list(
-        run.client.list_agents(
-            tag=run.tag, include=("agent.blocks", "agent.managed_group", "agent.tags")
-        )
-    )
+    shared = Shared()
+    params = {"include": ["agent.blocks", "agent.managed_group", "agent.tags"], "tags": [run.tag]}
+    # Cut down as read and looked up by address: a stage may make 10,000 agents.
+    listing = [slim_agent(a, shared) for a in AGENTS.list(run.client, params)]
+    by_address: dict[object, list[JsonObject]] = {}
+    for a in listing:
+        by_address.setdefault(mark_of(a.get("metadata")).get("address"), []).append(a)
+    by_id = {a.get("id"): a for a in listing}
     moved: dict[str, str] = {}
     for change, rid in made:
-        winner = settle({"id": rid}, _carrying(run, change, change.body, listing))
+        carrying = _carrying(run, change, change.body, by_address.get(change.address, ()))
+        winner = settle({"id": rid}, carrying)
         if winner["id"] == rid:
             continue
-        ours = next((a for a in listing if a["id"] == rid), {})
+        ours = by_id.get(rid, {})
         kept = {b.get("id") for b in objs(winner.get("blocks"))}
         for b in objs(ours.get("blocks")):
             if b["id"] not in kept:

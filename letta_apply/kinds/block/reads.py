@@ -22,7 +22,8 @@ def block_state(raw: Mapping[str, object], seen: Mapping[str, object]) -> BlockS
     blocks = {b.id: b for b in tagged}
     for agent in [*objs(raw.get("agent", ())), *objs(seen.get("agent"))]:
         for b in objs(agent.get("blocks")):
-            blocks.setdefault(text(b["id"]), LiveBlock.from_api(b))
+            if text(b["id"]) not in blocks:  # shared blocks recur on every agent: read once
+                blocks[text(b["id"])] = LiveBlock.from_api(b)
     for b in objs(seen.get("block")):
         blocks.setdefault(text(b["id"]), LiveBlock.from_api(b))
     return BlockState(blocks, frozenset(b.id for b in tagged))

@@ -107,7 +107,7 @@ class Stack:
         read unless passed). `policies`: policy files or folders (as `--policy`). Raises
         ManifestError listing every problem (PolicyFileError for the policy files)."""
         # Checked as data by load_manifest before anything converts them.
-        options = _options(variables, var_files, env, allow_outside_files)
+        options = _options(variables, var_files, env, allow_outside_files, bool(policies))
         return cls(load_manifest(paths, options), _paths(policies)).checked()
 
     @classmethod
@@ -353,7 +353,7 @@ class Stacks:
         loaded as Stack.from_files loads one (the same variables for all). One that does not
         load is kept with its errors: its result says why, the others run. `policies` as
         for Stacks()."""
-        options = _options(variables, var_files, env, allow_outside_files)
+        options = _options(variables, var_files, env, allow_outside_files, bool(policies))
         made = cls((), policies=policies)
         made.sources = tuple(stack_sources(folder, options))  # each loaded, or why not
         return made
@@ -429,12 +429,15 @@ def _options(
     var_files: Sequence[str],
     env: Mapping[str, str] | None,
     allow_outside_files: bool,
+    policed: bool,
 ) -> Options:
     """How manifest files are loaded: `variables` win over `var_files` and over `env` (the
-    process environment is read only when passed)."""
+    process environment is read only when passed); with positions when policy rules will place
+    what they find."""
     return Options(
         var_files=var_files, env=env if env is not None else {},
         values=variables if variables is not None else {}, allow_outside_files=allow_outside_files,
+        positions=policed,
     )  # fmt: skip
 
 

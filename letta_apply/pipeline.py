@@ -167,13 +167,17 @@ def _quick(paths: Sequence[str], options: Options) -> Desired | None:
     in it is a problem; else None, and the caller reads it again with positions, so that every
     problem is reported where it is, as it always was. Positions only ever place problems: a
     manifest with none has the same desired state either way."""
+    if options.positions:
+        return None
     source = quick_source(paths, KINDS, options)
     if source is None:
         return None
     try:
-        return _validated(source)
+        desired = _validated(source)
     except ManifestError:
         return None
+    # A manifest naming its own policy rules is read with positions: what they find is placed.
+    return None if desired.policies else desired
 
 
 def _validated(source: Source) -> Desired:

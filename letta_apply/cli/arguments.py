@@ -94,6 +94,7 @@ def options_of(args: argparse.Namespace) -> Options:
     return Options(
         vars=args.var, var_files=args.var_file, env=dict(os.environ),
         allow_outside_files=args.allow_outside_files, max_instances=args.max_instances,
+        positions=bool(getattr(args, "policy", None)),  # what rules find is placed
     )  # fmt: skip
 
 

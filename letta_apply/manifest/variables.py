@@ -36,6 +36,9 @@ class Options:
     # validate has it: what depends on it is checked as far as its declaration tells, the rest
     # as usual. Plan and apply leave this off: they need every value.
     unknown_values: bool = False
+    # Read with positions from the start (no quick read): policy rules place what they find at
+    # the lines that declare it, and they look only once the manifest is loaded.
+    positions: bool = False
 
 
 @dataclass

@@ -179,7 +179,7 @@ def served() -> Iterator[tuple[str, FakeLetta]]:
 
 
 def _job(
-    tmp_path: Path, base_url: str, manifest: str, mode: str = "plan"
+    tmp_path: Path, base_url: str, manifest: str, mode: str = "plan", policy: str = ""
 ) -> tuple[actionrun.Run, list[dict[str, Any]]]:
     """A job of the example workflow (`mode`: its plan job on a pull request, or its apply
     job, which applies the plan the plan job left), its secret LETTA_BASE_URL `base_url`;
@@ -187,6 +187,9 @@ def _job(
     repo = tmp_path / "repo"
     (repo / "letta").mkdir(parents=True, exist_ok=True)
     (repo / "letta" / "agents.yaml").write_text(manifest)
+    if policy:  # the platform team's rules, beside the manifests
+        (repo / "policies").mkdir(exist_ok=True)
+        (repo / "policies" / "rules.yaml").write_text(policy)
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     gh = bindir / "gh"
@@ -204,7 +207,8 @@ def _job(
         "event": {"action": "synchronize", "pull_request": {"number": 7, "head": {"sha": "c0"}}},
     }  # fmt: skip
     secrets = {"LETTA_BASE_URL": base_url, "LETTA_API_KEY": "sk-let-unit"}
-    run = actionrun.run_action(step["with"], github=github, secrets=secrets, cwd=repo, env=env)
+    given = {**step["with"], **({"policies": "policies"} if policy else {})}
+    run = actionrun.run_action(given, github=github, secrets=secrets, cwd=repo, env=env)
     comments: list[dict[str, Any]] = json.loads(state.read_text())["comments"]
     return run, comments
 
@@ -240,6 +244,22 @@ def test_a_plan_that_refuses_a_resource_is_commented_then_fails_the_job(
     (comment,) = comments
     assert "Apply refuses these resources:" in comment["body"]
     assert "`agent.supervisor`: unknown tool 'no_such_tool'" in comment["body"]
+
+
+def test_a_plan_a_policy_refuses_fails_the_job_and_writes_nothing(
+    tmp_path: Path, served: tuple[str, FakeLetta]
+) -> None:
+    url, fake = served
+    rule = (
+        "rules:\n  - {id: approved, applies_to: {kinds: [agent]}, severity: error,\n"
+        "     condition: 'resource.model == \"openai/gpt-4o-mini\"', message: not approved}\n"
+    )
+    run, _ = _job(tmp_path, url, SEED, policy=rule)
+    assert not run.ok
+    # Placed at the agents' own lines (the supervisor's, the worker's), not the file's start.
+    placed = "letta/agents.yaml:7:3: agent.supervisor: not approved [LA655] (rule approved)"
+    assert placed in run.log
+    assert fake.writes == 0
 
 
 def test_a_plan_that_fails_otherwise_fails_at_once_without_a_comment(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from textwrap import dedent
 import jsonschema
 import pytest
 
+from letta_apply import Stack
 from letta_apply.core.changes import Change, FieldDiff, Held, Plan
 from letta_apply.core.model import Sensitive
 from letta_apply.core.sensitive import Masker
@@ -423,8 +424,10 @@ def test_sarif_validates_against_the_oasis_schema(tmp_path: Path, cli: Cli) -> N
     results = doc["runs"][0]["results"]
     broken = {(r["ruleId"], r["level"]) for r in results}
     assert {("approved-models", "error"), ("context-window-cap", "error")} <= broken
-    region = results[0]["locations"][0]["physicalLocation"]
-    assert region["region"]["startLine"] >= 1
+    # Placed where the manifest declares agent.b (line 8, column 3), for the PR's annotations.
+    (model,) = [r for r in results if r["ruleId"] == "approved-models"]
+    region = model["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == (8, 3)
     rules = [r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]]
     assert all(rules[r["ruleIndex"]] == r["ruleId"] for r in results)
 
@@ -569,6 +572,26 @@ def test_a_hostile_rule_through_the_command_line_is_one_line(tmp_path: Path, cli
     (line,) = [x for x in out.splitlines() if "LA657" in x]
     assert "agent.a: rule h could not be evaluated:" in line
     assert cli.fake.writes == 0
+
+
+def test_what_rules_find_is_placed_however_the_rules_are_named(tmp_path: Path, cli: Cli) -> None:
+    """A manifest the quick reader would read without positions is read with them when rules
+    will look at it: given with --policy, named by the manifest's `policy:`, or by a program."""
+    m = tmp_path / "m.yaml"
+    m.write_text(MANIFEST)
+    rule = _policy(tmp_path, """\
+        rules:
+          - {id: cap, condition: "!has(resource.context_window_limit)", severity: warning,
+             message: m}
+    """, name="rules.yaml")  # fmt: skip
+    placed = f"{m}:8:3: agent.b: m [LA656] (rule cap)"
+    assert placed in cli("validate", "-f", str(m), "--policy", rule).out
+    own = tmp_path / "own.yaml"
+    own.write_text(MANIFEST + "policy: {files: [rules.yaml]}\n")
+    assert placed.replace(str(m), str(own)) in cli("validate", "-f", str(own)).out
+    stack = Stack.from_files(str(m), policies=rule)
+    (v,) = check_declared(stack.desired, stack.policies)
+    assert (v.file, v.line, v.col) == (str(m), 8, 3)
 
 
 def test_a_broken_policy_file_is_counted_as_such(tmp_path: Path, cli: Cli) -> None:

@@ -22,10 +22,10 @@ from typing import Literal
 
 from .apply.runner import Done
 from .apply.session import ApplyEvents, ApplyResult, Planned, run_apply
-from .core.changes import ERROR, Plan
+from .core.changes import Plan
 from .core.model import Desired
 from .core.sensitive import Masker, mask_plan
-from .errors import ApplyError, DestroyPrevented, PolicyViolated, StalePlanError, UsageError
+from .errors import ApplyError, StalePlanError, UsageError
 from .manifest.variables import Options
 from .many.report import Operation, stacks_document, stacks_text, totals
 from .many.run import Settings, Source, StackRun, apply_stacks, distinct, plan_stacks, stack_sources
@@ -267,13 +267,8 @@ class Stack:
             client, make, operation="destroy" if destroy else "apply", lock=lock,
             lock_timeout=lock_timeout, parallelism=parallelism, events=events, backups=saver,
         )  # fmt: skip
-        if result.plan.refused_by_policy:
-            n = sum(1 for v in result.plan.violations if v.severity == ERROR)
-            raise PolicyViolated(f"policy: {n} violation(s) at error; nothing was applied")
-        if result.blocked:
-            raise DestroyPrevented(
-                "prevent_destroy: this plan would delete protected resources; nothing was applied"
-            )
+        if (refused := result.refusal) is not None:
+            raise refused
         if result.failure:
             raise ApplyFailed(result.failure, result) from result.failure
         return result

@@ -11,9 +11,16 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from ..core.changes import Change, Plan, natural_key
+from ..core.changes import ERROR, Change, Plan, natural_key
 from ..core.model import Desired
-from ..errors import ApiError, ApplyError, with_code
+from ..errors import (
+    ApiError,
+    ApplyError,
+    DestroyPrevented,
+    LettaApplyError,
+    PolicyViolated,
+    with_code,
+)
 from ..kinds import apply_order
 from ..memory.backup import Backups
 from ..server.client import LettaClient
@@ -79,6 +86,20 @@ class ApplyResult:
     @property
     def blocked(self) -> bool:
         return self.plan.blocked
+
+    @property
+    def refusal(self) -> LettaApplyError | None:
+        """Why a blocked run wrote nothing, as the error to raise or report: a policy rule broken
+        at `error` (PolicyViolated), else what blocked it (DestroyPrevented); None when not
+        blocked."""
+        if self.plan.refused_by_policy:
+            n = sum(1 for v in self.plan.violations if v.severity == ERROR)
+            return PolicyViolated(f"policy: {n} violation(s) at error; nothing was applied")
+        if self.blocked:
+            return DestroyPrevented(
+                "prevent_destroy: this plan would delete protected resources; nothing was applied"
+            )
+        return None
 
     @property
     def errors(self) -> list[str]:

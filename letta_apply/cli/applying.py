@@ -16,18 +16,18 @@ from ..apply.runner import Done
 from ..apply.session import ApplyEvents, ApplyResult, Planned, run_apply
 from ..core.changes import Change, Plan
 from ..core.model import Desired
-from ..errors import ApiError, DestroyPrevented, PolicyViolated, UsageError, with_code
+from ..errors import ApiError, UsageError, with_code
 from ..memory.backup import Backups
 from ..pipeline import plan_for
 from ..plan.saved import check_server, read_saved_plan, verify_saved_plan
-from ..policy import policies_for
+from ..policy import check_plan, policies_for
 from ..render.results import done_text
 from ..server.client import LettaClient
 from ..server.lock import StackLock
 from ..server.lock_records import LockInfo
 from .arguments import EXIT_ERROR, EXIT_OK
 from .output import Out, Stream, plan_origin, show_plan
-from .planning import load, policed, targeted
+from .planning import load, targeted
 from .progress import Progress
 from .restoring import saved_document, saved_text
 
@@ -72,7 +72,9 @@ def _saved_plan(args: argparse.Namespace, client: LettaClient, o: Out) -> Planne
         manifest=", ".join(args.file or ()),
     )  # fmt: skip
     # What the rules found when it was planned stays in the file; --policy checks again.
-    return (policed(args, desired, plan) if args.policy and desired else plan), desired
+    if args.policy and desired:
+        plan = check_plan(plan, desired, policies_for(args.policy, desired))
+    return plan, desired
 
 
 class _Events(ApplyEvents):
@@ -152,11 +154,11 @@ def cmd_apply(args: argparse.Namespace, o: Out, *, destroy: bool = False) -> int
                 if args.plan_file:
                     return _saved_plan(args, client, o)
                 desired = load(args, o)
-                policies_for(args.policy, desired)  # reported before any request
+                policies = policies_for(args.policy, desired)  # in error: before any request
                 plan = plan_for(
                     client, desired, destroy=destroy, detach_unmanaged=args.detach_unmanaged_blocks
                 )
-                return policed(args, desired, targeted(args, desired, plan, o)), desired
+                return check_plan(targeted(args, desired, plan, o), desired, policies), desired
             finally:
                 planning.clear()
 
@@ -222,13 +224,8 @@ def _applied(args: argparse.Namespace, o: Out, client: LettaClient, result: Appl
         o.json({**doc, **saved_document(o.backups)})
     elif o.backups is not None and o.backups.saved:
         o.text("\n" + saved_text(o.backups))
-    if plan.refused_by_policy:
-        n = sum(1 for v in plan.violations if v.severity == "error")
-        raise PolicyViolated(f"policy: {n} violation(s) at error; nothing was applied")
-    if result.blocked:
-        raise DestroyPrevented(
-            "prevent_destroy: this plan would delete protected resources; nothing was applied"
-        )
+    if (blocked := result.refusal) is not None:
+        raise blocked
     # After a destroy, apply would make the stack again: a destroy is finished by another.
     run, again = (
         ("Destroy", "Run destroy again to finish it.")

@@ -21,7 +21,7 @@ from ..pipeline import plan_for, validate_manifest
 from ..plan import planfile
 from ..plan.graph import changed_graph, stack_graph
 from ..plan.listing import list_stack
-from ..policy import check_declared, policies_for
+from ..policy import check_declared, check_plan, policies_for
 from ..read.export import ExportFormat, Selection, export_manifest
 from ..read.live import read_live
 from ..render.diagram import render_graph
@@ -38,7 +38,7 @@ from .arguments import parser as _parser
 from .completion import script as completion_script
 from .completion.addresses import ADDRESSES_COMMAND, complete_addresses
 from .output import ClientFactory, Out, plan_origin
-from .planning import cmd_plan, load, policed, show_sarif
+from .planning import cmd_plan, load, show_sarif
 from .restoring import cmd_restore
 from .stacks import cmd_stacks
 
@@ -127,15 +127,15 @@ def _cmd_export(args: argparse.Namespace, o: Out) -> int:
 
 def _cmd_drift(args: argparse.Namespace, o: Out) -> int:
     desired = load(args, o)
-    policies_for(args.policy, desired)  # a policy file in error: reported before any request
+    policies = policies_for(args.policy, desired)  # a file in error: before any request
     with o.connect() as client:
         plan = plan_for(
             client, desired, detach_unmanaged=args.detach_unmanaged_blocks, memory=False
         )
-        plan = mask_plan(policed(args, desired, plan, drift=True), o.masker)
+        plan = mask_plan(check_plan(plan, desired, policies, drift=True), o.masker)
         origin = plan_origin(args, client, desired)
         if o.format == "sarif":
-            show_sarif(args, o, desired, plan)
+            show_sarif(o, plan, policies)
         elif o.format == "json":
             o.json(planfile.drift_document(plan, origin))
         elif o.format == "markdown":

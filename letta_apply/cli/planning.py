@@ -16,7 +16,7 @@ from ..pipeline import load_manifest, plan_for
 from ..plan import planfile
 from ..plan.planner import restrict
 from ..plan.targets import TARGET_WARNING, expand_targets
-from ..policy import check_plan, policies_for
+from ..policy import Policies, check_plan, policies_for
 from ..render.policy import sarif
 from .arguments import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, options_of
 from .output import Out, plan_origin, show_plan
@@ -40,19 +40,13 @@ def targeted(args: argparse.Namespace, desired: Desired, plan: Plan, o: Out) -> 
     return restrict(plan, desired, args.target)
 
 
-def policed(args: argparse.Namespace, desired: Desired, plan: Plan, *, drift: bool = False) -> Plan:
-    """`plan` with what the policy rules of --policy and of the manifest find in it."""
-    return check_plan(plan, desired, policies_for(args.policy, desired), drift=drift)
-
-
-def show_sarif(args: argparse.Namespace, o: Out, desired: Desired, plan: Plan) -> None:
-    rules = policies_for(args.policy, desired).rules
-    o.json(sarif(plan.violations, [(r.id, r.description) for r in rules]))
+def show_sarif(o: Out, plan: Plan, policies: Policies) -> None:
+    o.json(sarif(plan.violations, [(r.id, r.description) for r in policies.rules]))
 
 
 def cmd_plan(args: argparse.Namespace, o: Out) -> int:
     desired = load(args, o)
-    policies_for(args.policy, desired)  # a policy file in error: reported before any request
+    policies = policies_for(args.policy, desired)  # a file in error: before any request
     # Where apply will save what this plan deletes: a folder of its own per run.
     folder = Path(args.backup_dir) / desired.stack
     o.backup_note = None if args.no_backup else f"{folder}{os.sep} (a folder per run)"
@@ -60,10 +54,10 @@ def cmd_plan(args: argparse.Namespace, o: Out) -> int:
         plan = plan_for(
             client, desired, destroy=args.destroy, detach_unmanaged=args.detach_unmanaged_blocks
         )
-        plan = policed(args, desired, targeted(args, desired, plan, o))
+        plan = check_plan(targeted(args, desired, plan, o), desired, policies)
         origin = plan_origin(args, client, desired)
         if o.format == "sarif":
-            show_sarif(args, o, desired, plan)
+            show_sarif(o, plan, policies)
         else:
             show_plan(o, plan, origin, destroy=args.destroy, desired=desired)
         if args.out:

@@ -17,13 +17,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..apply.session import ApplyResult, Planned, run_apply
-from ..core.changes import ERROR, Plan
+from ..core.changes import Plan
 from ..core.model import Desired
 from ..core.sensitive import Masker
 from ..errors import (
     LettaApplyError,
     ManifestError,
-    PolicyViolated,
     StalePlanError,
     UsageError,
     with_code,
@@ -283,12 +282,5 @@ def _unexpected(e: Exception) -> str:
 
 
 def _why_failed(result: ApplyResult) -> str:
-    if result.plan.refused_by_policy:
-        n = sum(1 for v in result.plan.violations if v.severity == ERROR)
-        why = f"policy: {n} violation(s) at error; nothing was applied"
-        return with_code(why, PolicyViolated.code)
-    if result.blocked:
-        return "prevent_destroy: this plan would delete protected resources; nothing was applied"
-    if result.failure is not None:
-        return with_code(str(result.failure), result.failure.code)
-    return ""
+    failed = result.refusal or result.failure
+    return "" if failed is None else with_code(str(failed), failed.code)

@@ -131,7 +131,9 @@ class FakeAgents:
         out["blocks"] = [
             {**_public(self.blocks[i]), "tags": []} for i in a["block_ids"] if i in self.blocks
         ]
-        out["tools"] = [self.tools[t] for t in a["tool_ids"] if t in self.tools]
+        # As Letta: an explicit `include` without `agent.tools` lists no tools.
+        tools = not include or "agent.tools" in include
+        out["tools"] = [self.tools[t] for t in a["tool_ids"] if t in self.tools and tools]
         out["message_ids"] = (
             [m["id"] for m in self.messages_of(a["id"])] if a["id"] in self.agents else []
         )

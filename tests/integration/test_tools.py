@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from letta_apply.server.client import LettaClient
 from tests.integration.conftest import Run
 
 SOURCE = '''def {fn}(ticket_id: str) -> str:
@@ -371,3 +372,76 @@ def test_a_change_of_run_first_args_converges(
     ]
     assert rule["args"] == {"ticket_id": "T-2"}
     assert run("apply", "-f", changed, "--auto-approve").writes == 0
+
+
+PLAIN = """\
+version: 1
+stack: {stack}
+agents:
+  helper:
+    name: {stack}-helper
+    model: letta/letta-free
+    embedding: letta/letta-free
+    memory_blocks:
+      - {label: persona, value: I help., description: Who I am.}
+"""
+
+
+def _detach(api: httpx.Client, agent: dict[str, Any], name: str) -> None:
+    [tool] = [t for t in agent["tools"] if t["name"] == name]
+    api.patch(f"/v1/agents/{agent['id']}/tools/detach/{tool['id']}").raise_for_status()
+
+
+def test_tools_are_listed_and_checked_only_where_the_stack_manages_them(
+    run: Run,
+    manifest: Callable[[str], str],
+    api: httpx.Client,
+    stack: str,
+    cleanup: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stack whose agents declare no tools lists its agents without them (most of what Letta
+    spends listing an agent), and a hand edit of an agent's tools neither shows in its plans
+    nor makes its saved plans stale; once an agent declares `tools`, they are listed, compared,
+    and a saved plan writing them is refused when they changed since."""
+    includes: list[list[str]] = []
+    real = LettaClient.request
+
+    def spy(self: LettaClient, method: str, path: str, **kw: Any) -> Any:
+        if method == "GET" and path == "/v1/agents/":
+            includes.append(list(kw.get("params", {}).get("include", [])))
+        return real(self, method, path, **kw)
+
+    monkeypatch.setattr(LettaClient, "request", spy)
+    plain = manifest(PLAIN)
+    assert run("apply", "-f", plain, "--auto-approve").code == 0
+    agent = agent_named(api, f"{stack}-helper")
+    cleanup.append(agent["id"])
+    includes.clear()
+    assert run("plan", "-f", plain, "--detailed-exitcode").code == 0
+    assert includes and all("agent.tools" not in i and "agent.blocks" in i for i in includes)
+    _detach(api, agent, "conversation_search")
+    assert run("plan", "-f", plain, "--detailed-exitcode").code == 0
+    edited = manifest(PLAIN.replace("Who I am.", "Who I am now."))
+    saved = str(Path(edited).with_suffix(".json"))
+    assert run("plan", "-f", edited, "--out", saved).code == 0
+    _detach(api, agent, "memory_insert")
+    applied = run("apply", saved, "--auto-approve")
+    assert applied.code == 0, applied.err
+    # Declared now: listed with the agents, the detached one is put back.
+    includes.clear()
+    declared = manifest(
+        PLAIN.replace("    memory_blocks:", "    tools: [conversation_search, memory_replace]\n"
+                      "    memory_blocks:")
+    )  # fmt: skip
+    saved = str(Path(declared).with_suffix(".json"))
+    planned = run("plan", "-f", declared, "--out", saved, "--detailed-exitcode")
+    assert planned.code == 2 and "conversation_search" in planned.out, planned.out
+    assert includes and all("agent.tools" in i for i in includes)
+    _detach(api, agent_named(api, f"{stack}-helper"), "memory_replace")
+    stale = run("apply", saved, "--auto-approve")
+    assert stale.code == 1 and "stale plan" in stale.err and "agent.helper" in stale.err
+    assert run("apply", "-f", declared, "--auto-approve").code == 0
+    names = {t["name"] for t in agent_named(api, f"{stack}-helper")["tools"]}
+    assert {"conversation_search", "memory_replace"} <= names
+    assert run("plan", "-f", declared, "--detailed-exitcode").code == 0

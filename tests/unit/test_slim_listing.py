@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from pathlib import Path
 
+import httpx
 import pytest
 
 from letta_apply import apply_plan, plan_for
@@ -17,7 +19,7 @@ from letta_apply.kinds.agent.model import LiveAgent
 from letta_apply.kinds.agent.slim import Shared, slim_agent
 from letta_apply.kinds.block.reads import block_state
 from tests.fakes import FakeLetta
-from tests.helpers import desired
+from tests.helpers import Cli, desired
 from tests.unit.test_scale import converged, fleet
 
 SYSTEM = "You are a helpful agent. " * 80
@@ -112,3 +114,72 @@ def test_settling_a_stage_of_creates_looks_each_agent_up_once(
     apply_plan(client, plan, parallelism=8)
     assert 60 <= looked_at <= 2 * 60
     assert plan_for(client, desired(fleet(60, 2))).changes == ()
+
+
+def _includes(fake: FakeLetta) -> list[list[str]]:
+    """The `include` of every agents listing `fake` is asked for from now on."""
+    seen: list[list[str]] = []
+
+    def spy(request: httpx.Request) -> None:
+        if request.method == "GET" and request.url.path == "/v1/agents/":
+            seen.append(request.url.params.get_list("include"))
+
+    fake.before.append(spy)
+    return seen
+
+
+def _detach_a_tool(fake: FakeLetta, name: str) -> None:
+    """Detach tool `name` from every agent, as a hand edit would."""
+    ids = {t["id"] for t in fake.tools.values() if t["name"] == name}
+    for a in fake.agents.values():
+        a["tool_ids"] = [t for t in a["tool_ids"] if t not in ids]
+
+
+def test_a_stack_whose_agents_manage_no_tools_lists_its_agents_without_them(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """An agent's tools are most of what Letta spends listing it; a stack none of whose agents
+    declares `tools`, `tool_rules` or `mcp_tools` does not ask for them, and a saved plan of it
+    is not made stale by a tool attached or detached by hand (nothing it does reads them)."""
+    path = tmp_path / "m.yaml"
+    path.write_text(fleet(3, 2), encoding="utf-8")
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    seen = _includes(cli.fake)
+    assert cli("plan", "-f", str(path), "--detailed-exitcode").code == 0
+    assert seen and all("agent.blocks" in i and "agent.tools" not in i for i in seen)
+    _detach_a_tool(cli.fake, "send_message")  # not the stack's to manage: no change
+    assert cli("plan", "-f", str(path), "--detailed-exitcode").code == 0
+    path.write_text(fleet(3, 2).replace("value: agent 1", "value: agent one"), encoding="utf-8")
+    saved = tmp_path / "plan.json"
+    assert cli("plan", "-f", str(path), "--out", str(saved)).code == 0
+    _detach_a_tool(cli.fake, "conversation_search")
+    r = cli("apply", str(saved), "--auto-approve")
+    assert r.code == 0, r.err
+    assert "agent one" in {b["value"] for b in cli.fake.blocks.values()}
+
+
+def test_a_stack_whose_agents_manage_tools_lists_them_and_a_saved_plan_writing_them_checks_them(
+    cli: Cli, tmp_path: Path
+) -> None:
+    text = fleet(3, 2).replace(
+        "  a0:\n", "  a0:\n    tools: [send_message, conversation_search, web_search]\n"
+    )
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    seen = _includes(cli.fake)
+    assert cli("plan", "-f", str(path), "--detailed-exitcode").code == 0
+    assert seen and all("agent.tools" in i for i in seen)
+    # A tool detached by hand is drift the plan puts back.
+    _detach_a_tool(cli.fake, "web_search")
+    saved = tmp_path / "plan.json"
+    r = cli("plan", "-f", str(path), "--out", str(saved), "--detailed-exitcode")
+    assert r.code == 2 and "web_search" in r.out, r.out
+    # Another hand edit of the tools it writes, after the review: the saved plan is stale.
+    _detach_a_tool(cli.fake, "conversation_search")
+    r = cli("apply", str(saved), "--auto-approve")
+    assert r.code == 1 and "stale plan" in r.err and "agent.a0" in r.err, r.err
+    assert cli("apply", "-f", str(path), "--auto-approve").code == 0
+    assert cli("plan", "-f", str(path), "--detailed-exitcode").code == 0
+    names = {cli.fake.tools[t]["name"] for a in cli.fake.agents.values() for t in a["tool_ids"]}
+    assert {"web_search", "conversation_search"} <= names

@@ -63,6 +63,7 @@ from .model import (
     LiveAgent,
     agent_tool_names,
     identities_of,
+    listed_with,
     match_of,
 )
 from .models import check_models, models_from, resolve_models
@@ -191,9 +192,10 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
 
     def read(self, client: LettaClient, stack: str, desired: Desired | None) -> object:
         """The stack's agents, each cut down to what planning reads as its page arrives
-        (kinds.agent.slim): a big stack's listing is never held whole."""
+        (kinds.agent.slim): a big stack's listing is never held whole; with their tools only
+        when the stack manages some (model.listed_with)."""
         shared = Shared()
-        params = {"include": list(WITH_SECRETS), "tags": [stack_tag(stack)]}
+        params = {"include": list(listed_with(desired)), "tags": [stack_tag(stack)]}
         return [slim_agent(a, shared) for a in AGENTS.list(client, params)]
 
     def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
@@ -321,8 +323,7 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         parts: list[object] = [
             a.id, a.name, blanked(a.description, "description", blank),
             blanked(a.system, "system", blank), a.model, a.embedding, sorted(a.tags),
-            blanked(dict(a.metadata), "metadata", blank), sorted(t.id for t in a.tools),
-            sorted(a.block_ids),
+            blanked(dict(a.metadata), "metadata", blank), sorted(a.block_ids),
         ]  # fmt: skip
         if a.tool_rules:  # left out when empty: fingerprints of plans made before tool rules hold
             parts.append(rule_keys(a.tool_rules))
@@ -335,6 +336,11 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         if a.sleeptime:  # what Letta deletes with it
             parts.append([a.sleeptime_group, sorted(a.sleeptime)])
         return digest(parts)
+
+    def watched(self, change: Change) -> str:
+        # The agent's tools are listed only when the stack manages some (model.listed_with), a
+        # saved plan's check lists them always: a change writing them checks them.
+        return "tool_ids" if "tool_ids" in change.body else ""
 
     def hidden(self, declared: DesiredAgent) -> frozenset[str]:
         return super().hidden(declared) | sensitive_fields(declared.config, (), ("secrets",))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ...core.jsonish import obj, objs, opt_text, strings, text
+from ...core.model import Desired
 from ..block.kind import DesiredBlock, LiveBlock
 from ..context import Context, DeclaredOf, ExtraOf, PoolOf, StateOf
 from ..resource import mark_of
@@ -72,6 +73,10 @@ class LiveAgent:
     @property
     def mark(self) -> Mapping[str, object]:
         return mark_of(self.metadata)
+
+    @property
+    def tool_ids(self) -> list[str]:
+        return sorted(t.id for t in self.tools)
 
     @classmethod
     def from_api(cls, raw: Mapping[str, object]) -> LiveAgent:
@@ -170,6 +175,20 @@ AGENTS = StateOf[AgentState]("agent")
 AGENTS_DECLARED = DeclaredOf[DesiredAgent]("agent")
 AGENT_POOL = PoolOf[LiveAgent]("agent")
 AGENT_MATCH = ExtraOf[AgentMatch]("agent")
+# What a plan of a stack none of whose agents manages tools leaves out of its agent listing.
+_TOOLS_INCLUDE = "agent.tools"
+_MANAGING_TOOLS = ("tools", "tool_rules", "mcp_tools")
+
+
+def listed_with(desired: Desired | None) -> tuple[str, ...]:
+    """What a stack's agent listing includes. An agent's tools (each with its JSON schema and
+    source code) are about two thirds of what Letta spends listing it; only `tools`,
+    `tool_rules` and `mcp_tools` compare them, so a stack whose agents declare none of these
+    lists its agents without. The listing shared by many stacks (`desired` None) has them."""
+    declared = () if desired is None else AGENTS_DECLARED.of(desired).values()
+    if desired is None or any(k in a.config for a in declared for k in _MANAGING_TOOLS):
+        return WITH_SECRETS
+    return tuple(i for i in WITH_SECRETS if i != _TOOLS_INCLUDE)
 
 
 def match_of(ctx: Context) -> AgentMatch:

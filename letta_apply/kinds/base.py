@@ -201,15 +201,19 @@ class Kind(ABC, Generic[D, F, S]):
     """Whether `read` lists the same for every stack (the server's whole list, each stack's
     `state` keeping its own by marks): then many stacks share one read (`read_many`)."""
 
-    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+    def read_many(
+        self, client: LettaClient, stacks: Sequence[str], desired: Sequence[Desired] = ()
+    ) -> dict[str, object]:
         """The kind's listing for each of `stacks`, as `read` gives it for one, read once for
-        all of them where the kind can (`read_whole`, then `split`); else one read per stack."""
-        whole = self.read_whole(client) if stacks else None
+        all of them where the kind can (`read_whole`, then `split`); else one read per stack.
+        `desired`: the stacks' manifests, when they are known (what a listing needs may depend
+        on what they declare)."""
+        whole = self.read_whole(client, desired) if stacks else None
         if whole is not None:
             return self.split(whole, stacks)
         return {s: self.read(client, s, None) for s in stacks}
 
-    def read_whole(self, client: LettaClient) -> object | None:
+    def read_whole(self, client: LettaClient, desired: Sequence[Desired] = ()) -> object | None:
         """The kind's listing for any stacks at all, read before they are known (`split` gives
         each its own); None when the kind can only list one stack at a time."""
         return self.read(client, "", None) if self.same_listing else None

@@ -50,7 +50,8 @@ def read_shared(
     for d in desired:
         for k in listed_first(named_kinds(d)):
             first.setdefault(k.name, []).append(d.stack)
-    _read(client, first, out, ahead or {})
+    by_stack = {d.stack: d for d in desired}
+    _read(client, first, out, ahead or {}, by_stack)
     later: dict[str, list[str]] = {}
     for d in desired:
         got = out[d.stack]
@@ -59,19 +60,28 @@ def read_shared(
         listed = {k.name for k in listed_first(named_kinds(d))}
         for k in held_kinds(objs(got[FLAG_KIND]), d.stack, listed):
             later.setdefault(k.name, []).append(d.stack)
-    _read(client, later, out, {})
+    _read(client, later, out, {}, by_stack)
     return out
 
 
-def _read(client: LettaClient, wanted: dict[str, list[str]], out: Listings, ahead: Ahead) -> None:
-    """Each kind of `wanted` read once for its stacks, side by side, into `out`."""
+def _read(
+    client: LettaClient,
+    wanted: dict[str, list[str]],
+    out: Listings,
+    ahead: Ahead,
+    desired: Mapping[str, Desired],
+) -> None:
+    """Each kind of `wanted` read once for its stacks (their manifests: `desired`), side by
+    side, into `out`."""
     if not wanted:
         return
 
     def read(name: str, stacks: list[str]) -> dict[str, object]:
         k = kind(name)
         whole = ahead[name].result() if name in ahead else None
-        return k.read_many(client, stacks) if whole is None else k.split(whole, stacks)
+        if whole is not None:
+            return k.split(whole, stacks)
+        return k.read_many(client, stacks, [desired[s] for s in stacks])
 
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         reads = {name: pool.submit(read, name, stacks) for name, stacks in wanted.items()}

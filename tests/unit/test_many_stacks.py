@@ -307,3 +307,31 @@ def test_the_python_api_checks_policies_and_a_refused_apply_writes_nothing(
     rules.write_text("rules: [{id: b, condition: 'x ===', severity: error, message: m}]\n")
     with pytest.raises(letta_apply.PolicyFileError):
         Stack.from_files(str(tmp_path / "t.yaml"), policies=[str(rules)])
+
+
+@pytest.mark.parametrize("n", [3, 40])
+def test_the_shared_agents_listing_has_their_tools_only_when_a_stack_manages_some(
+    tmp_path: Path, n: int
+) -> None:
+    """As for one stack (model.listed_with), by tags or whole: no stack declaring `tools`,
+    `tool_rules` or `mcp_tools`, no tools asked for; one that does, and they are."""
+    fake = FakeLetta()
+    client = fake.client()
+    d = folder(tmp_path, n)
+    assert Stacks.from_folder(d).apply(client).ok
+    includes: list[list[str]] = []
+
+    def spy(request: httpx.Request) -> None:
+        if request.method == "GET" and request.url.path == "/v1/agents/":
+            includes.append(request.url.params.get_list("include"))
+
+    fake.before.append(spy)
+    result = Stacks.from_folder(d).plan(client)
+    assert result.ok and not any(r.plan.has_changes for r in result.runs if r.plan)
+    assert includes and all("agent.tools" not in i and "agent.blocks" in i for i in includes)
+    (d / "t001.yaml").write_text(tenant(1, extra="    tools: [web_search]\n"), encoding="utf-8")
+    includes.clear()
+    result = Stacks.from_folder(d).plan(client)
+    assert result.ok and includes and all("agent.tools" in i for i in includes)
+    [changed] = [r for r in result.runs if r.plan and r.plan.has_changes]
+    assert changed.stack == "tenant-1"

@@ -57,7 +57,6 @@ from .mcp_tools import check_mcp_tools, declared_mcp_tools, mcp_servers_of
 from .memory import AgentMemory
 from .model import (
     CONFIG,
-    WITH_SECRETS,
     AgentState,
     DesiredAgent,
     LiveAgent,
@@ -195,21 +194,24 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         (kinds.agent.slim): a big stack's listing is never held whole; with their tools only
         when the stack manages some (model.listed_with)."""
         shared = Shared()
-        params = {"include": list(listed_with(desired)), "tags": [stack_tag(stack)]}
+        include = listed_with([desired] if desired is not None else [])
+        params = {"include": list(include), "tags": [stack_tag(stack)]}
         return [slim_agent(a, shared) for a in AGENTS.list(client, params)]
 
-    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+    def read_many(
+        self, client: LettaClient, stacks: Sequence[str], desired: Sequence[Desired] = ()
+    ) -> dict[str, object]:
         """Each stack's agents, as `read` lists them for one: by the stacks' tags (any of them)
         when they are few, else from one listing of every agent."""
         if len(stacks) > TAGGED_AT_ONCE:
-            return super().read_many(client, stacks)
+            return super().read_many(client, stacks, desired)
         owners = {stack_tag(s): s for s in stacks}
-        params: dict[str, Query] = {"include": list(WITH_SECRETS), "tags": list(owners)}
+        params: dict[str, Query] = {"include": list(listed_with(desired)), "tags": list(owners)}
         return by_tags(_slimmed(AGENTS.list(client, params)), owners, stacks)
 
-    def read_whole(self, client: LettaClient) -> object:
+    def read_whole(self, client: LettaClient, desired: Sequence[Desired] = ()) -> object:
         """Every agent some stack owns."""
-        listed = AGENTS.list(client, {"include": list(WITH_SECRETS)})
+        listed = AGENTS.list(client, {"include": list(listed_with(desired))})
         return tagged(_slimmed(listed), (stack_tag(""),))
 
     def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:

@@ -4,7 +4,7 @@ this kind's modules read them by."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -180,13 +180,14 @@ _TOOLS_INCLUDE = "agent.tools"
 _MANAGING_TOOLS = ("tools", "tool_rules", "mcp_tools")
 
 
-def listed_with(desired: Desired | None) -> tuple[str, ...]:
-    """What a stack's agent listing includes. An agent's tools (each with its JSON schema and
-    source code) are about two thirds of what Letta spends listing it; only `tools`,
-    `tool_rules` and `mcp_tools` compare them, so a stack whose agents declare none of these
-    lists its agents without. The listing shared by many stacks (`desired` None) has them."""
-    declared = () if desired is None else AGENTS_DECLARED.of(desired).values()
-    if desired is None or any(k in a.config for a in declared for k in _MANAGING_TOOLS):
+def listed_with(desired: Sequence[Desired]) -> tuple[str, ...]:
+    """What a listing of the agents of the stacks `desired` declares includes. An agent's tools
+    (each with its JSON schema and source code) are about two thirds of what Letta spends
+    listing it; only `tools`, `tool_rules` and `mcp_tools` compare them, so stacks whose agents
+    declare none of these list their agents without. A listing made before the manifests are
+    known (none given) has them."""
+    declared = (a for d in desired for a in AGENTS_DECLARED.of(d).values())
+    if not desired or any(k in a.config for a in declared for k in _MANAGING_TOOLS):
         return WITH_SECRETS
     return tuple(i for i in WITH_SECRETS if i != _TOOLS_INCLUDE)
 

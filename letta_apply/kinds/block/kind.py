@@ -132,15 +132,17 @@ class BlockKind(Kind[DesiredBlock, LiveBlock, BlockState], BlockMemory):
         # The stack's serial and lock records come along (server.lock): `state` leaves them out.
         return client.list_blocks(stack_tag(stack), serial_tag(stack), lock_tag(stack))
 
-    def read_many(self, client: LettaClient, stacks: Sequence[str]) -> dict[str, object]:
+    def read_many(
+        self, client: LettaClient, stacks: Sequence[str], desired: Sequence[Desired] = ()
+    ) -> dict[str, object]:
         """Each stack's blocks, serial and lock records, as `read` lists them for one: by the
         stacks' tags when they are few, else from one listing of every block."""
         if len(stacks) > TAGGED_AT_ONCE:
-            return super().read_many(client, stacks)
+            return super().read_many(client, stacks, desired)
         owners = _owners(stacks)
         return by_tags(routes.BLOCKS.list(client, {"tags": list(owners)}), owners, stacks)
 
-    def read_whole(self, client: LettaClient) -> object:
+    def read_whole(self, client: LettaClient, desired: Sequence[Desired] = ()) -> object:
         """Every block some stack owns, or holding a stack's serial or lock."""
         prefixes = (stack_tag(""), serial_tag(""), lock_tag(""))
         return tagged(routes.BLOCKS.list(client), prefixes)

@@ -215,7 +215,8 @@ class Kind(ABC, Generic[D, F, S]):
 
     def read_whole(self, client: LettaClient, desired: Sequence[Desired] = ()) -> object | None:
         """The kind's listing for any stacks at all, read before they are known (`split` gives
-        each its own); None when the kind can only list one stack at a time."""
+        each its own) or for those `desired` declares; None when the kind can only list one
+        stack at a time."""
         return self.read(client, "", None) if self.same_listing else None
 
     def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:

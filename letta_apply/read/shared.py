@@ -50,8 +50,7 @@ def read_shared(
     for d in desired:
         for k in listed_first(named_kinds(d)):
             first.setdefault(k.name, []).append(d.stack)
-    by_stack = {d.stack: d for d in desired}
-    _read(client, first, out, ahead or {}, by_stack)
+    _read(client, first, out, ahead or {}, desired)
     later: dict[str, list[str]] = {}
     for d in desired:
         got = out[d.stack]
@@ -60,7 +59,7 @@ def read_shared(
         listed = {k.name for k in listed_first(named_kinds(d))}
         for k in held_kinds(objs(got[FLAG_KIND]), d.stack, listed):
             later.setdefault(k.name, []).append(d.stack)
-    _read(client, later, out, {}, by_stack)
+    _read(client, later, out, {}, desired)
     return out
 
 
@@ -69,10 +68,10 @@ def _read(
     wanted: dict[str, list[str]],
     out: Listings,
     ahead: Ahead,
-    desired: Mapping[str, Desired],
+    desired: Sequence[Desired],
 ) -> None:
-    """Each kind of `wanted` read once for its stacks (their manifests: `desired`), side by
-    side, into `out`."""
+    """Each kind of `wanted` read once for its stacks, side by side, into `out` (`desired`: the
+    stacks' manifests)."""
     if not wanted:
         return
 
@@ -81,7 +80,8 @@ def _read(
         whole = ahead[name].result() if name in ahead else None
         if whole is not None:
             return k.split(whole, stacks)
-        return k.read_many(client, stacks, [desired[s] for s in stacks])
+        names = set(stacks)
+        return k.read_many(client, stacks, [d for d in desired if d.stack in names])
 
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         reads = {name: pool.submit(read, name, stacks) for name, stacks in wanted.items()}

@@ -340,8 +340,9 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         return digest(parts)
 
     def watched(self, change: Change) -> str:
-        # The agent's tools are listed only when the stack manages some (model.listed_with), a
-        # saved plan's check lists them always: a change writing them checks them.
+        # A plan lists an agent's tools only when its stack manages some (model.listed_with), so
+        # fingerprints leave them out; a saved plan's check lists them: a change writing them
+        # has them checked.
         return "tool_ids" if "tool_ids" in change.body else ""
 
     def hidden(self, declared: DesiredAgent) -> frozenset[str]:

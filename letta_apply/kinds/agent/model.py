@@ -70,7 +70,7 @@ class LiveAgent:
     sleeptime_group: str = ""
     sleeptime: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # read a score of times per resource by a plan of thousands
     def mark(self) -> Mapping[str, object]:
         return mark_of(self.metadata)
 

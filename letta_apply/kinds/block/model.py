@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from ...core.jsonish import integer, obj, opt_text, strings, text
@@ -59,7 +60,7 @@ class LiveBlock:
     metadata: Mapping[str, object] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # read a score of times per resource by a plan of thousands
     def mark(self) -> Mapping[str, object]:
         return mark_of(self.metadata)
 

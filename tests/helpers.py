@@ -71,6 +71,18 @@ agents:
 """A small stack: one shared block and two agents with a persona each."""
 
 
+def agent_includes(fake: FakeLetta) -> list[list[str]]:
+    """The `include` of every agents listing `fake` is asked for from now on."""
+    seen: list[list[str]] = []
+
+    def spy(request: httpx.Request) -> None:
+        if request.method == "GET" and request.url.path == "/v1/agents/":
+            seen.append(request.url.params.get_list("include"))
+
+    fake.before.append(spy)
+    return seen
+
+
 def desired(text: str, file: str = "m.yaml") -> Desired:
     """The desired state of a manifest given as text."""
     return validate(load_text(text, file), KINDS)

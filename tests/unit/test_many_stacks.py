@@ -16,7 +16,7 @@ from letta_apply import Stack, Stacks
 from letta_apply.pipeline import plan_for
 from letta_apply.server.lock import StackLock
 from tests.fakes import FakeLetta
-from tests.helpers import Cli
+from tests.helpers import Cli, agent_includes
 
 
 def tenant(i: int, *, changed: bool = False, extra: str = "") -> str:
@@ -319,13 +319,7 @@ def test_the_shared_agents_listing_has_their_tools_only_when_a_stack_manages_som
     client = fake.client()
     d = folder(tmp_path, n)
     assert Stacks.from_folder(d).apply(client).ok
-    includes: list[list[str]] = []
-
-    def spy(request: httpx.Request) -> None:
-        if request.method == "GET" and request.url.path == "/v1/agents/":
-            includes.append(request.url.params.get_list("include"))
-
-    fake.before.append(spy)
+    includes = agent_includes(fake)
     result = Stacks.from_folder(d).plan(client)
     assert result.ok and not any(r.plan.has_changes for r in result.runs if r.plan)
     assert includes and all("agent.tools" not in i and "agent.blocks" in i for i in includes)

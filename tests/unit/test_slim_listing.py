@@ -8,7 +8,6 @@ import copy
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
 import pytest
 
 from letta_apply import apply_plan, plan_for
@@ -19,7 +18,7 @@ from letta_apply.kinds.agent.model import LiveAgent
 from letta_apply.kinds.agent.slim import Shared, slim_agent
 from letta_apply.kinds.block.reads import block_state
 from tests.fakes import FakeLetta
-from tests.helpers import Cli, desired
+from tests.helpers import Cli, agent_includes, desired
 from tests.unit.test_scale import converged, fleet
 
 SYSTEM = "You are a helpful agent. " * 80
@@ -116,18 +115,6 @@ def test_settling_a_stage_of_creates_looks_each_agent_up_once(
     assert plan_for(client, desired(fleet(60, 2))).changes == ()
 
 
-def _includes(fake: FakeLetta) -> list[list[str]]:
-    """The `include` of every agents listing `fake` is asked for from now on."""
-    seen: list[list[str]] = []
-
-    def spy(request: httpx.Request) -> None:
-        if request.method == "GET" and request.url.path == "/v1/agents/":
-            seen.append(request.url.params.get_list("include"))
-
-    fake.before.append(spy)
-    return seen
-
-
 def _detach_a_tool(fake: FakeLetta, name: str) -> None:
     """Detach tool `name` from every agent, as a hand edit would."""
     ids = {t["id"] for t in fake.tools.values() if t["name"] == name}
@@ -144,7 +131,7 @@ def test_a_stack_whose_agents_manage_no_tools_lists_its_agents_without_them(
     path = tmp_path / "m.yaml"
     path.write_text(fleet(3, 2), encoding="utf-8")
     assert cli("apply", "-f", str(path), "--auto-approve").code == 0
-    seen = _includes(cli.fake)
+    seen = agent_includes(cli.fake)
     assert cli("plan", "-f", str(path), "--detailed-exitcode").code == 0
     assert seen and all("agent.blocks" in i and "agent.tools" not in i for i in seen)
     _detach_a_tool(cli.fake, "send_message")  # not the stack's to manage: no change
@@ -167,7 +154,7 @@ def test_a_stack_whose_agents_manage_tools_lists_them_and_a_saved_plan_writing_t
     path = tmp_path / "m.yaml"
     path.write_text(text, encoding="utf-8")
     assert cli("apply", "-f", str(path), "--auto-approve").code == 0
-    seen = _includes(cli.fake)
+    seen = agent_includes(cli.fake)
     assert cli("plan", "-f", str(path), "--detailed-exitcode").code == 0
     assert seen and all("agent.tools" in i for i in seen)
     # A tool detached by hand is drift the plan puts back.

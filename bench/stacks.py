@@ -131,10 +131,18 @@ def listing_once(base_url: str) -> int:
 
 
 def run_stacks(
-    run: Run, base_url: str, cpu: ServerCpu, work: Path, concurrency: int, saved: Callable[[], None]
+    run: Run,
+    base_url: str,
+    cpu: ServerCpu,
+    work: Path,
+    concurrency: int,
+    saved: Callable[[], None],
+    steps: tuple[str, ...] = STEPS,
+    keep: bool = False,
 ) -> None:
-    """Run every step on `run.stacks` stacks; `saved` is called after each (a 10,000-stack run
-    takes hours: what was measured is kept should it stop)."""
+    """Run `steps` on `run.stacks` stacks; `saved` is called after each (a 10,000-stack run
+    takes hours: what was measured is kept should it stop). With `keep` the stacks stay on the
+    server (a later run with the same prefix goes on from there)."""
     n, prefix = run.stacks, run.prefix
     folder = work / "stacks"
     folder.mkdir()
@@ -148,7 +156,7 @@ def run_stacks(
     }
     min_writes = {"cold_apply": 2 * n, "converged_plan": 0, "change_apply": n, "destroy": 3 * n}
     try:
-        for name in STEPS:
+        for name in steps:
             if name == "change_apply":
                 write_stacks(folder, prefix, n, changed=True)
             once = listing_once(base_url)
@@ -167,7 +175,8 @@ def run_stacks(
                 print(err[-3000:], file=sys.stderr)
                 break
     finally:
-        if not run.steps or run.steps[-1].name != "destroy" or run.steps[-1].exit_code:
+        done = run.steps and run.steps[-1].name == "destroy" and not run.steps[-1].exit_code
+        if not keep and not done:
             letta_apply(commands["destroy"], base_url, work, cpu, "cleanup")
 
 
@@ -194,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--concurrency", type=int, default=CONCURRENCY)
     ap.add_argument("--out", type=Path, help="JSON file (default bench/results/stacks-N.json)")
+    ap.add_argument("--steps", default=",".join(STEPS), help="steps to run, comma-separated")
+    ap.add_argument("--keep", action="store_true", help="leave the stacks on the server")
+    ap.add_argument("--prefix", help="the stacks' name prefix (to go on with kept stacks)")
     args = ap.parse_args(argv)
+    steps = tuple(args.steps.split(","))
+    if not set(steps) <= set(STEPS):
+        ap.error(f"--steps: each one of {', '.join(STEPS)}")
     sizes = [int(x) for x in args.stacks.split(",")]
     base_url = f"http://127.0.0.1:{args.port}"
     config = ensure_server(args.port, args.data, 1, False)
@@ -223,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     for n in sizes:
         work = Path(tempfile.mkdtemp(prefix="letta-apply-stacks-"))
-        runs.append(Run(n, f"b{uuid.uuid4().hex[:6]}"))
+        runs.append(Run(n, args.prefix or f"b{uuid.uuid4().hex[:6]}"))
+        if args.keep:
+            print(f"bench: stacks kept, prefix {runs[-1].prefix}", file=sys.stderr)
         try:
-            run_stacks(runs[-1], base_url, cpu, work, args.concurrency, saved)
+            run_stacks(runs[-1], base_url, cpu, work, args.concurrency, saved, steps, args.keep)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     failed = any(s.exit_code for r in runs for s in r.steps)

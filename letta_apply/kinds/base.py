@@ -219,6 +219,16 @@ class Kind(ABC, Generic[D, F, S]):
         stack at a time."""
         return self.read(client, "", None) if self.same_listing else None
 
+    def read_ahead(self, client: LettaClient) -> object | None:
+        """`read_whole` before the manifests are known (read.shared.read_ahead), as most
+        fleets' manifests need it: `covers` says whether theirs do."""
+        return self.read_whole(client)
+
+    def covers(self, whole: object, desired: Sequence[Desired]) -> bool:
+        """Whether `read_ahead`'s listing holds all the plans of the stacks `desired` compare
+        (else the kind is read again for them)."""
+        return True
+
     def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:
         """Each of `stacks`' listing, out of `read_whole`'s."""
         return dict.fromkeys(stacks, whole)

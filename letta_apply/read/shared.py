@@ -33,10 +33,11 @@ Ahead = Mapping[str, "Future[object | None]"]
 def read_ahead(client: LettaClient, pool: ThreadPoolExecutor, stacks: int) -> Ahead:
     """Start reading, in `pool`, the listings every plan reads (`listing` "always") whole, for
     `stacks` stacks whose manifests are still to load: only past TAGGED_AT_ONCE stacks, which
-    list them whole anyway. The server works on them while the manifests load."""
+    list them whole anyway. The server works on them while the manifests load; a listing that
+    proves too thin for them (Kind.covers) is read again."""
     if stacks <= TAGGED_AT_ONCE:
         return {}
-    return {k.name: pool.submit(k.read_whole, client) for k in KINDS if k.listing == "always"}
+    return {k.name: pool.submit(k.read_ahead, client) for k in KINDS if k.listing == "always"}
 
 
 def read_shared(
@@ -77,11 +78,12 @@ def _read(
 
     def read(name: str, stacks: list[str]) -> dict[str, object]:
         k = kind(name)
-        whole = ahead[name].result() if name in ahead else None
-        if whole is not None:
-            return k.split(whole, stacks)
         names = set(stacks)
-        return k.read_many(client, stacks, [d for d in desired if d.stack in names])
+        theirs = [d for d in desired if d.stack in names]
+        whole = ahead[name].result() if name in ahead else None
+        if whole is not None and k.covers(whole, theirs):
+            return k.split(whole, stacks)
+        return k.read_many(client, stacks, theirs)
 
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         reads = {name: pool.submit(read, name, stacks) for name, stacks in wanted.items()}

@@ -329,3 +329,28 @@ def test_the_shared_agents_listing_has_their_tools_only_when_a_stack_manages_som
     assert result.ok and includes and all("agent.tools" in i for i in includes)
     [changed] = [r for r in result.runs if r.plan and r.plan.has_changes]
     assert changed.stack == "tenant-1"
+
+
+def test_cli_read_ahead_lists_agents_without_tools_and_again_when_a_stack_manages_some(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """`--stacks` lists agents before the manifests are known, without their tools (most
+    fleets manage none); once one manifest declares `tools`, they are listed again with them
+    and compared: a tool detached by hand is put back."""
+    d = folder(tmp_path, 20)  # past 16 stacks: listed whole, while the manifests load
+    assert cli("apply", "--stacks", str(d), "--auto-approve").code == 0
+    includes = agent_includes(cli.fake)
+    r = cli("plan", "--stacks", str(d), "-v", "--detailed-exitcode")
+    assert r.code == 0 and "requests: 6 reads, 0 writes" in r.err
+    assert len(includes) == 2 and all("agent.tools" not in i for i in includes)
+    (d / "t001.yaml").write_text(tenant(1, extra="    tools: [web_search]\n"), encoding="utf-8")
+    assert cli("apply", "--stacks", str(d), "--auto-approve").code == 0
+    [agent] = [a for a in cli.fake.agents.values() if a["name"] == "tenant-1-helper"]
+    web_search = [t["id"] for t in cli.fake.tools.values() if t["name"] == "web_search"]
+    assert web_search and set(web_search) <= set(agent["tool_ids"])
+    agent["tool_ids"] = [t for t in agent["tool_ids"] if t not in web_search]  # by hand
+    includes.clear()
+    r = cli("plan", "--stacks", str(d), "-v", "--detailed-exitcode")
+    assert r.code == 2 and "19 without changes" in r.out and "requests: 8 reads" in r.err
+    assert ["agent.tools" in i for i in includes] == [False, False, True, True]
+

@@ -177,6 +177,7 @@ AGENT_POOL = PoolOf[LiveAgent]("agent")
 AGENT_MATCH = ExtraOf[AgentMatch]("agent")
 # What a plan of a stack none of whose agents manages tools leaves out of its agent listing.
 _TOOLS_INCLUDE = "agent.tools"
+WITHOUT_TOOLS = tuple(i for i in WITH_SECRETS if i != _TOOLS_INCLUDE)
 _MANAGING_TOOLS = ("tools", "tool_rules", "mcp_tools")
 
 
@@ -189,7 +190,7 @@ def listed_with(desired: Sequence[Desired]) -> tuple[str, ...]:
     declared = (a for d in desired for a in AGENTS_DECLARED.of(d).values())
     if not desired or any(k in a.config for a in declared for k in _MANAGING_TOOLS):
         return WITH_SECRETS
-    return tuple(i for i in WITH_SECRETS if i != _TOOLS_INCLUDE)
+    return WITHOUT_TOOLS
 
 
 def match_of(ctx: Context) -> AgentMatch:

@@ -14,16 +14,16 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..core.jsonish import JsonObject, opt_text
+from ..core.jsonish import JsonObject, objs, opt_text, strings
 from ..errors import ApiError, ServerUnreachable, UsageError
 from . import projects
 from .answers import Failure, decode, gone_means_done, refused
 from .projects import PROJECT_LISTS, Project
 from .retry import RetryPolicy, gave_up
-from .routes import AGENTS, BLOCKS, HEALTH, PROJECTS, TOOLS
+from .routes import AGENTS, BLOCKS, HEALTH, PROJECTS, TOOLS, Route
 from .urls import public_url, url_secrets
 
 if TYPE_CHECKING:
@@ -133,6 +133,7 @@ class LettaClient:
         self._scope: Project | None = None
         self._scope_lock = threading.Lock()  # looked up once, whichever thread asks first
         self._configs: dict[tuple[str, str, str], JsonObject] = {}  # see create_agent
+        self._handles: dict[str, frozenset[str]] = {}  # see handles
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -424,6 +425,19 @@ class LettaClient:
                 with self._lock:
                     self._configs.setdefault(key, resolved)
         return created
+
+    def handles(self, route: Route, wanted: Iterable[str]) -> frozenset[str]:
+        """The `handle` of each model `route` lists (the models or embeddings the server
+        serves), remembered: the plans of many stacks made by one client read it once, and
+        again only for a handle `wanted` that it lacked (served since, say, by a provider an
+        earlier stack made)."""
+        with self._lock:
+            known = self._handles.get(route.path)
+        if known is None or not known.issuperset(wanted):
+            known = frozenset(strings([m.get("handle") for m in objs(route.get(self))]))
+            with self._lock:
+                self._handles[route.path] = known
+        return known
 
     def update_agent(self, agent_id: str, body: Mapping[str, object]) -> JsonObject:
         return _object(AGENTS.at(agent_id).patch(self, body))

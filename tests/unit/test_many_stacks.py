@@ -15,6 +15,7 @@ import letta_apply
 from letta_apply import Stack, Stacks
 from letta_apply.pipeline import plan_for
 from letta_apply.server.lock import StackLock
+from letta_apply.server.routes import Route
 from tests.fakes import FakeLetta
 from tests.helpers import Cli, agent_includes
 
@@ -354,3 +355,30 @@ def test_cli_read_ahead_lists_agents_without_tools_and_again_when_a_stack_manage
     assert r.code == 2 and "19 without changes" in r.out and "requests: 8 reads" in r.err
     assert ["agent.tools" in i for i in includes] == [False, False, True, True]
 
+
+def _paths(fake: FakeLetta) -> list[str]:
+    seen: list[str] = []
+    fake.before.append(lambda request: seen.append(f"{request.method} {request.url.path}"))
+    return seen
+
+
+def test_the_served_models_are_read_once_for_all_the_stacks_that_create_agents(
+    tmp_path: Path,
+) -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    sent = _paths(fake)
+    assert Stacks.from_folder(folder(tmp_path, 20)).apply(client).ok
+    assert sent.count("GET /v1/models/") == 1 and sent.count("GET /v1/models/embedding") == 1
+    assert sent.count("POST /v1/agents/") == 20
+
+
+def test_a_handle_the_remembered_models_lack_is_looked_up_again() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    sent = _paths(fake)
+    models = Route("/v1/models/")
+    served = client.handles(models, {"letta/letta-free"})
+    assert "letta/letta-free" in served and sent == ["GET /v1/models/"]
+    assert client.handles(models, ["letta/letta-free"]) == served and len(sent) == 1
+    assert client.handles(models, {"openai/gpt-new"}) == served and len(sent) == 2

@@ -255,10 +255,7 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
                     handle = c.body.get(name)
                     if isinstance(handle, str):
                         wanted.setdefault(name, set()).add(handle)
-        served = {
-            name: frozenset(strings([m.get("handle") for m in objs(HANDLES[name].get(client))]))
-            for name in sorted(wanted)
-        }
+        served = {name: client.handles(HANDLES[name], wanted[name]) for name in sorted(wanted)}
         return served if any(wanted[n] - served[n] for n in served) else None
 
     def names_taken(self, client: LettaClient, live: Live, names: set[str]) -> AgentState:

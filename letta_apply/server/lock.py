@@ -167,8 +167,12 @@ class StackLock:
     def _acquire(self) -> LockInfo:
         deadline = self._clock() + self.timeout
         told = False
+        looked = False
         while True:
-            holder = self._other(self._locks(), None)
+            # The first try creates its record without looking first: the listing right after
+            # shows any holder, and most runs find the stack free (a request saved per run).
+            holder = self._other(self._locks(), None) if looked else None
+            looked = True
             gone = self._watch.gone(holder) if holder is not None else ""
             if holder is not None and gone:
                 self._take_over(holder, gone)
@@ -189,6 +193,10 @@ class StackLock:
                     self.serial = stack_serial(self._seen, self.stack)
                     self._start_renewing(mine)
                     return mine
+                gone = self._watch.gone(holder)
+                if gone:  # a dead run's record, seen only after ours was made
+                    self._take_over(holder, gone)
+                    continue
             if self._clock() + self.poll > deadline and not self._watch.expiring(holder):
                 raise LockError(
                     f'stack "{self.stack}" is locked by {holder.describe()}; waited '

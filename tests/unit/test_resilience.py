@@ -380,6 +380,18 @@ def test_lock_is_taken_released_and_invisible_to_plans() -> None:
     assert list_locks(client, "unit") == [] and fake.blocks == {}
 
 
+def test_a_free_stacks_lock_is_taken_with_one_write_and_two_looks() -> None:
+    """No look before our record is made: the one after shows any holder."""
+    fake = FakeLetta()
+    sent: list[str] = []
+    fake.before.append(lambda request: sent.append(request.method))
+    lock = StackLock(fake.client(), "unit", "apply", settle=0)
+    lock.acquire()
+    assert sent == ["POST", "GET", "GET", "GET", "GET"]  # each look: a page and the empty one
+    assert (lock.reads, lock.writes) == (4, 1)
+    lock.release()
+
+
 def test_a_held_lock_makes_others_wait_then_fail_naming_the_holder() -> None:
     fake = FakeLetta()
     # A holder without a lease: the fake clock outruns the real one its renewals use, and a

@@ -382,3 +382,20 @@ def test_a_handle_the_remembered_models_lack_is_looked_up_again() -> None:
     assert "letta/letta-free" in served and sent == ["GET /v1/models/"]
     assert client.handles(models, ["letta/letta-free"]) == served and len(sent) == 1
     assert client.handles(models, {"openai/gpt-new"}) == served and len(sent) == 2
+
+
+def test_past_16_stacks_a_name_is_checked_against_the_listing_of_every_agent(
+    tmp_path: Path,
+) -> None:
+    """Listed whole, the agents every stack would create are checked against the names of the
+    server's unmarked agents that listing saw: no lookup by name per stack (were every tenant's
+    agent named alike, each lookup would list every tenant's agent), and the clash still found."""
+    fake = FakeLetta.holding({"agents": [{"id": "agent-theirs", "name": "tenant-0-helper"}]})
+    client = fake.client()
+    named: list[str] = []
+    fake.before.append(lambda r: named.extend(r.url.params.get_list("name")))
+    result = Stacks.from_folder(folder(tmp_path, 20)).apply(client)
+    by = {r.stack: r for r in result.runs}
+    assert not by["tenant-0"].ok and any("LA626" in w for w in by["tenant-0"].why)
+    assert all(by[f"tenant-{i}"].ok for i in range(1, 20))
+    assert named == [] and len(fake.agents) == 20

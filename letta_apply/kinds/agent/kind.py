@@ -44,7 +44,7 @@ from ..block.kind import (
     owned_of,
 )
 from ..context import Context, Matched, Run, unmark_tagged
-from ..resource import applied_of
+from ..resource import applied_of, mark_of
 from ..tool.kind import TOOLS_DECLARED
 from ..tool.rules import check_rules, rule_by_name, rule_keys
 from ..writing import Conversion, Export, Selected, Selection
@@ -61,6 +61,7 @@ from .model import (
     AgentState,
     DesiredAgent,
     LiveAgent,
+    StackAgents,
     agent_tool_names,
     identities_of,
     listed_with,
@@ -223,8 +224,12 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
         return isinstance(whole, Whole) and set(listed_with(desired)) <= set(whole.include)
 
     def split(self, whole: object, stacks: Sequence[str]) -> dict[str, object]:
+        """Each stack's agents, with the names of the server's unmarked agents: a stack's
+        plan that creates an agent need not look its name up (a name every tenant's agent
+        bears would make that a listing of every tenant's agent, stack after stack)."""
         assert isinstance(whole, Whole)
-        return by_tags(whole.agents, {stack_tag(s): s for s in stacks}, stacks)
+        split = by_tags(whole.agents, {stack_tag(s): s for s in stacks}, stacks)
+        return {s: StackAgents(objs(agents), whole.unmarked) for s, agents in split.items()}
 
     def find(
         self, client: LettaClient, imp: Import, raw: Mapping[str, object]
@@ -236,7 +241,9 @@ class AgentKind(Kind[DesiredAgent, LiveAgent, AgentState], AgentMemory):
     def state(
         self, raw: Mapping[str, object], seen: Mapping[str, object], stack: str
     ) -> AgentState:
-        return AgentState(tuple(LiveAgent.from_api(a) for a in objs(raw["agent"])))
+        listed = raw["agent"]
+        unmarked = listed.unmarked if isinstance(listed, StackAgents) else None
+        return AgentState(tuple(LiveAgent.from_api(a) for a in objs(listed)), unmarked=unmarked)
 
     def complete(
         self, client: LettaClient, desired: Desired, live: Live, doomed: set[str]
@@ -457,15 +464,26 @@ def _declared(address: str, key: str, spec: Mapping[str, object]) -> DesiredAgen
 
 @dataclass(frozen=True)
 class Whole:
-    """Every agent some stack owns, and what their listing included."""
+    """Every agent some stack owns, what their listing included, and the names of the agents
+    no stack marks (name -> ids)."""
 
     include: tuple[str, ...]
     agents: list[Mapping[str, object]]
+    unmarked: Mapping[str, tuple[str, ...]]
 
 
 def _whole(client: LettaClient, include: tuple[str, ...]) -> Whole:
-    listed = AGENTS.list(client, {"include": list(include)})
-    return Whole(include, tagged(_slimmed(listed), (stack_tag(""),)))
+    unmarked: dict[str, list[str]] = {}
+
+    def noting(listed: Iterable[JsonObject]) -> Iterator[JsonObject]:
+        for a in listed:
+            if not mark_of(a.get("metadata")):
+                unmarked.setdefault(str(a.get("name")), []).append(str(a.get("id")))
+            yield a
+
+    listed = noting(AGENTS.list(client, {"include": list(include)}))
+    mine = tagged(_slimmed(listed), (stack_tag(""),))
+    return Whole(include, mine, {name: tuple(ids) for name, ids in unmarked.items()})
 
 
 def _slimmed(listed: Iterable[Mapping[str, object]]) -> Iterator[JsonObject]:

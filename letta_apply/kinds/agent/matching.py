@@ -79,6 +79,9 @@ def names_taken(client: LettaClient, state: AgentState, names: set[str]) -> Agen
     missing = names
     if not missing:
         return state
+    if state.unmarked is not None:  # seen by a listing of every agent: nothing to ask
+        taken = {n: state.unmarked[n] for n in sorted(missing) if n in state.unmarked}
+        return replace(state, clashes=taken)
     if len(missing) <= _NAME_LOOKUPS_MAX:
         found = [
             a for n in sorted(missing) for a in client.list_agents(name=n, include=("agent.tags",))
@@ -90,7 +93,7 @@ def names_taken(client: LettaClient, state: AgentState, names: set[str]) -> Agen
         agent = LiveAgent.from_api(raw)
         if agent.name in missing and not agent.mark:
             out.setdefault(agent.name, []).append(agent.id)
-    return AgentState(state.agents, {name: tuple(ids) for name, ids in out.items()})
+    return replace(state, clashes={name: tuple(ids) for name, ids in out.items()})
 
 
 def _deletable(desired: Desired, m: Matched[LiveAgent]) -> list[LiveAgent]:

@@ -4,7 +4,7 @@ this kind's modules read them by."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -112,17 +112,32 @@ class LiveAgent:
         )
 
 
+class StackAgents(list[Mapping[str, object]]):
+    """A stack's agents out of a listing of every agent on the server, with the names of the
+    server's unmarked agents that listing saw (`unmarked`: name -> ids): the stack's plan
+    looks up no name then (matching.names_taken)."""
+
+    def __init__(
+        self, agents: Iterable[Mapping[str, object]], unmarked: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        super().__init__(agents)
+        self.unmarked = unmarked
+
+
 @dataclass(frozen=True)
 class AgentState:
     """The agents carrying the stack's tag, and the unmarked agents already holding the names of
     declared agents that do not exist yet (`clashes`: name -> ids); the agents of the sleep-time
-    groups of those a plan may delete, as read then (`sleeptime`: agent id -> them)."""
+    groups of those a plan may delete, as read then (`sleeptime`: agent id -> them).
+    `unmarked`: every unmarked agent's name on the server, when a listing of every agent gave
+    them (StackAgents)."""
 
     agents: tuple[LiveAgent, ...] = ()
     clashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     sleeptime: Mapping[str, tuple[agent_sleeptime.SleeptimeAgent, ...]] = field(
         default_factory=dict
     )
+    unmarked: Mapping[str, tuple[str, ...]] | None = None
 
     def ours(self, stack: str) -> list[LiveAgent]:
         """The agents whose marks say they are `stack`'s."""

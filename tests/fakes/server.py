@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -58,6 +59,9 @@ class FakeLetta(
 
     def __init__(self, *, base_tools: bool = True) -> None:
         """A server holding nothing but, with `base_tools`, a few of Letta's own tools."""
+        # One request served at a time, as a database would keep each consistent: many stacks
+        # applied at once send them from several threads (re-entrant: a hook may send one).
+        self._serving = threading.RLock()
         self.blocks: dict[str, dict[str, Any]] = {}
         self.agents: dict[str, dict[str, Any]] = {}
         self.tools: dict[str, dict[str, Any]] = {}
@@ -153,7 +157,8 @@ class FakeLetta(
             resp = hook(request)
             if resp is not None:
                 return resp
-        served = self._serve(request)
+        with self._serving:
+            served = self._serve(request)
         for hook in self.after:  # may raise (a lost connection) or replace the answer
             resp = hook(request)
             if resp is not None:

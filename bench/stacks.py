@@ -2,7 +2,8 @@
 
 N stacks, each of one agent and one shared block (the agent's persona block is its own), in a
 folder with a manifest per stack, run as `letta-apply ... --stacks DIR` processes: a cold apply,
-a converged plan of all, a change to every tenant (its block's description), and a destroy. For
+a converged plan of all, an apply with nothing to change, a change to every tenant (its block's
+description), and a destroy. For
 each step: wall time, the read and write requests letta-apply counted, the reads of listing the
 server once (each kind's listing read page by page, what one read of the server for all stacks
 costs; one stack planned alone costs about 3 reads, so N stacks planned one by one cost about
@@ -50,7 +51,7 @@ from bench.run import (
 )
 from letta_apply import __version__
 
-STEPS = ("cold_apply", "converged_plan", "change_apply", "destroy")
+STEPS = ("cold_apply", "converged_plan", "noop_apply", "change_apply", "destroy")
 CONCURRENCY = 8  # stacks at once (letta-apply's default)
 
 
@@ -139,22 +140,28 @@ def run_stacks(
     saved: Callable[[], None],
     steps: tuple[str, ...] = STEPS,
     keep: bool = False,
+    changed: bool = False,
 ) -> None:
     """Run `steps` on `run.stacks` stacks; `saved` is called after each (a 10,000-stack run
     takes hours: what was measured is kept should it stop). With `keep` the stacks stay on the
-    server (a later run with the same prefix goes on from there)."""
+    server (a later run with the same prefix goes on from there; `changed`: from the manifests
+    as the change step left them)."""
     n, prefix = run.stacks, run.prefix
     folder = work / "stacks"
     folder.mkdir()
-    write_stacks(folder, prefix, n)
+    write_stacks(folder, prefix, n, changed=changed)
     common = ["--stacks", str(folder), "--concurrency", str(concurrency)]
     commands = {
         "cold_apply": ["apply", *common, "--auto-approve", "--no-backup"],
         "converged_plan": ["plan", *common],
+        "noop_apply": ["apply", *common, "--auto-approve", "--no-backup"],
         "change_apply": ["apply", *common, "--auto-approve", "--no-backup"],
         "destroy": ["destroy", *common, "--auto-approve", "--no-backup"],
     }
-    min_writes = {"cold_apply": 2 * n, "converged_plan": 0, "change_apply": n, "destroy": 3 * n}
+    min_writes = {
+        "cold_apply": 2 * n, "converged_plan": 0, "noop_apply": 0, "change_apply": n,
+        "destroy": 3 * n,
+    }  # fmt: skip
     try:
         for name in steps:
             if name == "change_apply":
@@ -206,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default=",".join(STEPS), help="steps to run, comma-separated")
     ap.add_argument("--keep", action="store_true", help="leave the stacks on the server")
     ap.add_argument("--prefix", help="the stacks' name prefix (to go on with kept stacks)")
+    ap.add_argument("--changed", action="store_true", help="kept stacks as changed last")
     args = ap.parse_args(argv)
     steps = tuple(args.steps.split(","))
     if not set(steps) <= set(STEPS):
@@ -242,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"bench: stacks kept, prefix {runs[-1].prefix}", file=sys.stderr)
         try:
-            run_stacks(runs[-1], base_url, cpu, work, args.concurrency, saved, steps, args.keep)
+            run_stacks(
+                runs[-1], base_url, cpu, work, args.concurrency, saved, steps, args.keep,
+                args.changed,
+            )  # fmt: skip
         finally:
             shutil.rmtree(work, ignore_errors=True)
     failed = any(s.exit_code for r in runs for s in r.steps)

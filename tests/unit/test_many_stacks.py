@@ -337,7 +337,7 @@ def test_cli_read_ahead_lists_agents_without_tools_and_again_when_a_stack_manage
 ) -> None:
     """`--stacks` lists agents before the manifests are known, without their tools (most
     fleets manage none); once one manifest declares `tools`, they are listed again with them
-    and compared: a tool detached by hand is put back."""
+    and compared: a tool detached by hand is found."""
     d = folder(tmp_path, 20)  # past 16 stacks: listed whole, while the manifests load
     assert cli("apply", "--stacks", str(d), "--auto-approve").code == 0
     includes = agent_includes(cli.fake)

@@ -173,10 +173,6 @@ class StackLock:
             # shows any holder, and most runs find the stack free (a request saved per run).
             holder = self._other(self._locks(), None) if looked else None
             looked = True
-            gone = self._watch.gone(holder) if holder is not None else ""
-            if holder is not None and gone:
-                self._take_over(holder, gone)
-                continue
             if holder is None:
                 mine = self._create()
                 try:
@@ -193,10 +189,10 @@ class StackLock:
                     self.serial = stack_serial(self._seen, self.stack)
                     self._start_renewing(mine)
                     return mine
-                gone = self._watch.gone(holder)
-                if gone:  # a dead run's record, seen only after ours was made
-                    self._take_over(holder, gone)
-                    continue
+            gone = self._watch.gone(holder)  # seen before our record was made or after
+            if gone:
+                self._take_over(holder, gone)
+                continue
             if self._clock() + self.poll > deadline and not self._watch.expiring(holder):
                 raise LockError(
                     f'stack "{self.stack}" is locked by {holder.describe()}; waited '

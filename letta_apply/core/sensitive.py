@@ -11,6 +11,7 @@ appears in an output string (messages, errors, server responses).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TextIO, overload
@@ -29,6 +30,34 @@ MIN_TEXT_MASK = 4
 PARTIAL_MASK = 8
 
 BodyPath = tuple[str | int, ...]
+
+# A run of lowercase hex digits (dashes between them allowed) holding at least this many digits
+# is a digest or a server id (sha256, a resource's uuid): a secret shorter than PARTIAL_MASK found
+# strictly inside one is there by chance (a 4-digit PIN is in one sha256 in a thousand) and is
+# not masked, for masking it would break what a saved plan is checked and applied with.
+MACHINE_DIGITS = 16
+_HEXISH = frozenset("0123456789abcdef-")
+
+
+def _by_chance(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] lies strictly inside a digest or an id (MACHINE_DIGITS)."""
+    if not _HEXISH.issuperset(text[start:end]):
+        return False
+    lo, hi = start, end
+    while lo > 0 and text[lo - 1] in _HEXISH:
+        lo -= 1
+    while hi < len(text) and text[hi] in _HEXISH:
+        hi += 1
+    run = text[lo:hi].strip("-")
+    return (lo, hi) != (start, end) and len(run) - run.count("-") >= MACHINE_DIGITS
+
+
+def _occurrences(text: str, form: str) -> list[int]:
+    """Where `form` is in `text`, but for a short one where it is there by chance."""
+    found = [m.start() for m in re.finditer(re.escape(form), text)]
+    if len(form) >= PARTIAL_MASK:
+        return found
+    return [at for at in found if not _by_chance(text, at, at + len(form))]
 
 
 def _mask_partial(text: str, secret: str) -> str:
@@ -60,6 +89,15 @@ def _mask_partial(text: str, secret: str) -> str:
             continue
         out.append(text[last:start] + SHOWN)
         last = end
+    return "".join(out) + text[last:]
+
+
+def _mask_at(text: str, form: str, starts: list[int]) -> str:
+    out, last = [], 0
+    for at in starts:
+        if at >= last:
+            out.append(text[last:at] + SHOWN)
+            last = at + len(form)
     return "".join(out) + text[last:]
 
 
@@ -98,12 +136,14 @@ class Masker:
         self.forms = sorted(set(self.forms), key=len, reverse=True)
 
     def contains(self, text: str) -> bool:
-        return any(s in text for s in self.secrets if len(s) >= MIN_TEXT_MASK)
+        return any(
+            s in text and _occurrences(text, s) for s in self.secrets if len(s) >= MIN_TEXT_MASK
+        )
 
     def text(self, text: str) -> str:
         for form in self.forms:
             if form in text:
-                text = text.replace(form, SHOWN)
+                text = _mask_at(text, form, _occurrences(text, form))
         # A secret cut short (a server's echo truncated, a line cut at a width) is no longer
         # found whole: a run of its first or last characters is masked too.
         for form in self.forms:

@@ -5,6 +5,7 @@ everything the command wrote (and every file it saved) for the secret's text."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from textwrap import dedent
 from typing import Any
@@ -68,8 +69,14 @@ class Run:
         saved = [p.read_text(encoding="utf-8") for p in self.tmp.glob("*.json")]
         assert saved or self.outputs
         for text in [*self.outputs, *saved]:
-            for secret in (SECRET, ROTATED, SHORT):
+            for secret in (SECRET, ROTATED):
                 assert secret not in text, text
+            # The PIN's digits may be in a digest or an id by chance, and only there.
+            assert SHORT not in _MACHINE.sub("", text), text
+
+
+# A digest or a server id: 16 or more hex digits, dashes between them allowed.
+_MACHINE = re.compile(r"[0-9a-f](?:-?[0-9a-f]){15,}")
 
 
 @pytest.fixture
@@ -158,6 +165,24 @@ def test_a_saved_plan_notices_a_hand_edit_of_a_sensitive_field_it_overwrites(run
     assert code == 0, text
     assert _agent(run.fake)["system"] == f"Use {ROTATED} when asked."
     run.assert_clean()
+
+
+def test_a_saved_plan_whose_digest_holds_a_short_secret_by_chance_still_applies(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 4-digit PIN is in one sha256 in a thousand: found there, it is not masked, for the
+    plan file would no longer match its manifest (or name its resources)."""
+    saved = run.tmp / "plan.json"
+    assert run("plan", "--out", str(saved))[0] == 0
+    digest = json.loads(saved.read_text(encoding="utf-8"))["manifest"]["digest"]
+    pin = digest.removeprefix("sha256:")[20:24]  # sensitive: not part of the digest
+    monkeypatch.setenv("LETTA_APPLY_VAR_pin", pin)
+    assert run("plan", "--out", str(saved))[0] == 0
+    assert digest in saved.read_text(encoding="utf-8")
+    code, text = run("apply", str(saved), "-f", str(run.manifest), "--auto-approve")
+    assert code == 0, text
+    assert f"pin {pin}" in [b.get("description") for b in run.fake.blocks.values()]
+    assert pin not in _MACHINE.sub("", text)
 
 
 def test_the_seal_is_keyed_with_the_api_key_too(run: Run) -> None:
@@ -269,3 +294,20 @@ def test_the_masker_masks_either_end_of_a_secret_and_leaves_other_text() -> None
     assert m.text("x abcdefghijklmnopqrstuvwxy] y") == "x (sensitive)] y"
     assert m.text("[cdefghijklmnopqrstuvwxyz") == "[(sensitive)"
     assert m.text("abcdefg and tuvwxyz stay") == "abcdefg and tuvwxyz stay"
+
+
+def test_a_short_secret_is_masked_but_where_a_digest_or_an_id_holds_it_by_chance() -> None:
+    from letta_apply.core.sensitive import Masker
+
+    m = Masker(["7319", "9e0c1d2b7319"])
+    sha = "sha256:0a1b2c3d7319" + "e" * 52
+    uuid = "agent-5f2a7319-bc12-4d3e-9f00-aabbccddeeff"
+    assert m.text(f"{sha} {uuid}") == f"{sha} {uuid}"
+    assert not m.contains(uuid) and m.contains("pin=7319")
+    # Alone, in a word, in a short number or a short hex run, it is the secret.
+    assert m.text("7319 x7319y 173190 ab7319cd") == (
+        "(sensitive) x(sensitive)y 1(sensitive)0 ab(sensitive)cd"
+    )
+    # A whole uuid or digest that is the secret is masked; so is a longer secret anywhere.
+    assert Masker(["5f2a7319-bc12-4d3e-9f00-aabbccddeeff"]).text(uuid) == "agent-(sensitive)"
+    assert m.text("ff9e0c1d2b7319ff" + "0" * 8) == "ff(sensitive)ff" + "0" * 8

@@ -145,7 +145,7 @@ def run_stacks(
     """Run `steps` on `run.stacks` stacks; `saved` is called after each (a 10,000-stack run
     takes hours: what was measured is kept should it stop). With `keep` the stacks stay on the
     server (a later run with the same prefix goes on from there; `changed`: from the manifests
-    as the change step left them)."""
+    as the change step left them; the change step then changes them back)."""
     n, prefix = run.stacks, run.prefix
     folder = work / "stacks"
     folder.mkdir()
@@ -164,8 +164,9 @@ def run_stacks(
     }  # fmt: skip
     try:
         for name in steps:
-            if name == "change_apply":
-                write_stacks(folder, prefix, n, changed=True)
+            if name == "change_apply":  # each block's description to the other text
+                changed = not changed
+                write_stacks(folder, prefix, n, changed=changed)
             once = listing_once(base_url)
             load0 = os.getloadavg()
             code, wall, reads, writes, rss, ccpu, lcpu, pcpu, err = letta_apply(

@@ -5,7 +5,8 @@ any string interpolated from one; the type travels with the value into request b
 drift. Before anything is shown or saved, `mask_plan` replaces each such value (and the other side
 of its diff) by `MASKED`, so that a plan says a sensitive value changed without showing either
 value. `Masker.text` is the last line of defence: it replaces the secrets' text wherever it still
-appears in an output string (messages, errors, server responses).
+appears in an output string (messages, errors, server responses), but where a short one is
+inside a digest or an id by chance (MACHINE_DIGITS).
 """
 
 from __future__ import annotations

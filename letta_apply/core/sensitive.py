@@ -80,25 +80,21 @@ def _mask_partial(text: str, secret: str) -> str:
             start, n = start - 1, n + 1
         spans.append((start, at + PARTIAL_MASK))
         at = text.find(tail, at + 1)
+    return _mask_spans(text, spans)
+
+
+def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each span (start, end) replaced by SHOWN; overlapping spans are one."""
     if not spans:
         return text
     out, last = [], 0
     for start, end in sorted(spans):
-        if start < last:  # overlapping spans are one
+        if start < last:
             if end > last:
                 last = end
             continue
         out.append(text[last:start] + SHOWN)
         last = end
-    return "".join(out) + text[last:]
-
-
-def _mask_at(text: str, form: str, starts: list[int]) -> str:
-    out, last = [], 0
-    for at in starts:
-        if at >= last:
-            out.append(text[last:at] + SHOWN)
-            last = at + len(form)
     return "".join(out) + text[last:]
 
 
@@ -144,7 +140,7 @@ class Masker:
     def text(self, text: str) -> str:
         for form in self.forms:
             if form in text:
-                text = _mask_at(text, form, _occurrences(text, form))
+                text = _mask_spans(text, [(at, at + len(form)) for at in _occurrences(text, form)])
         # A secret cut short (a server's echo truncated, a line cut at a width) is no longer
         # found whole: a run of its first or last characters is masked too.
         for form in self.forms:

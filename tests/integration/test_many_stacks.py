@@ -16,6 +16,10 @@ from letta_apply import LettaClient, Stacks
 from letta_apply.kinds.agent import kind as agent_kind
 from letta_apply.kinds.block import kind as block_kind
 from letta_apply.read import shared
+from letta_apply.server.lock import StackLock
+from letta_apply.server.lock_listings import listed_together
+from letta_apply.server.lock_records import lock_listing
+from letta_apply.server.serial import bump_serial, forget_serial
 from tests.integration.conftest import Run, stack_resources
 
 
@@ -117,3 +121,31 @@ def test_many_stacks_in_one_call(
     finally:
         api.delete(f"/v1/agents/{theirs['id']}")
         api.delete(f"/v1/blocks/{block['id']}")
+
+
+def test_the_locks_of_stacks_taken_at_once_are_listed_in_one_request(server: str) -> None:
+    # Many stacks applied from one process list their lock records together
+    # (server.lock_listings): Letta gives the blocks carrying any of the tags asked for, and
+    # each stack is given what its own tags name.
+    names = [f"t{uuid.uuid4().hex[:10]}" for _ in range(4)]
+    with LettaClient(server) as client:
+        locks = [StackLock(client, name, "apply", settle=0) for name in names]
+        for lock in locks:
+            lock.acquire()
+        try:
+            bump_serial(client, names[0])  # the first stack has a serial record too
+            before = client.reads
+            found = listed_together(client, names[:3])
+            assert client.reads - before == 2  # a page and the empty page that ends it
+            for name in names[:3]:
+                alone = lock_listing(client, name)
+                assert sorted(b["id"] for b in found[name]) == sorted(b["id"] for b in alone)
+            assert len(found[names[0]]) == 2 and [len(found[n]) for n in names[1:3]] == [1, 1]
+            fourth = locks[3].held
+            assert fourth is not None
+            assert fourth.id not in {b["id"] for listing in found.values() for b in listing}
+        finally:
+            for lock in locks:
+                lock.release()
+            forget_serial(client, names[0])
+        assert all(lock_listing(client, name) == [] for name in names)

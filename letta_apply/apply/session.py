@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from ..core.changes import ERROR, Change, Plan, natural_key
-from ..core.jsonish import JsonObject
 from ..core.model import Desired
 from ..errors import (
     ApiError,
@@ -138,14 +137,12 @@ def run_apply(
     events: ApplyEvents | None = None,
     stop: threading.Event | None = None,
     backups: Backups | None = None,
-    lock_listing: Callable[[str], list[JsonObject]] | None = None,
 ) -> ApplyResult:
     """Plan with `make`, then apply. With `lock` and something to write, the stack lock is
     taken; the plan stands under it when no other run wrote to the stack since it was read
     (the stack's serial says), else `make` is called again. A blocked plan writes nothing.
     Setting `stop` starts no new change; the lock is released all the same. With `backups`,
-    every delete is preceded by the backup of what it deletes (memory.backup). `lock_listing`:
-    how the lock lists its records (StackLock's `listing`)."""
+    every delete is preceded by the backup of what it deletes (memory.backup)."""
     events = events or ApplyEvents()
     planned = make()
     stack = planned[0].stack
@@ -179,7 +176,7 @@ def run_apply(
         return _saved(unlocked, backups)
     stack_lock = StackLock(
         client, stack, operation, timeout=lock_timeout, on_wait=events.lock_wait,
-        on_take_over=events.lock_taken_over, listing=lock_listing,
+        on_take_over=events.lock_taken_over,
     )  # fmt: skip
     events.lock_created(stack_lock)
     stack_lock.acquire()

@@ -33,7 +33,6 @@ from ..pipeline import load_manifest, plan_for
 from ..policy import Policies, check_plan, stack_policies
 from ..read.shared import Ahead, read_ahead, read_shared
 from ..server.client import LettaClient
-from ..server.lock_listings import LockListings
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -208,14 +207,13 @@ def apply_stacks(
     set, no new stack starts and no new change starts in those under way (their locks are
     released as usual). `ahead`: what was read while they loaded."""
     listings = read_shared(client, [s.desired for s in sources if s.desired is not None], ahead)
-    lock_listings = LockListings(client)  # the locks taken at the same moment list together
 
     def one(source: Source) -> StackRun:
         if stop is not None and stop.is_set():
             stack = source.desired.stack if source.desired else ""
             run = StackRun(source.origin, stack, error="not started: the run was stopped")
         else:
-            run = _apply_one(client, source, settings, listings, plans, stop, lock_listings)
+            run = _apply_one(client, source, settings, listings, plans, stop)
         if on_stack is not None:
             on_stack(run)
         return run
@@ -231,7 +229,6 @@ def _apply_one(
     listings: dict[str, dict[str, object]],
     plans: Mapping[str, Plan] | None,
     stop: threading.Event | None = None,
-    lock_listings: LockListings | None = None,
 ) -> StackRun:
     desired = source.desired
     if desired is None:
@@ -271,7 +268,7 @@ def _apply_one(
         result = run_apply(
             client, make, operation=operation, lock=settings.lock,
             lock_timeout=settings.lock_timeout, parallelism=settings.parallelism,
-            backups=saver, stop=stop, lock_listing=lock_listings,
+            backups=saver, stop=stop,
         )  # fmt: skip
     except LettaApplyError as e:
         return StackRun(source.origin, stack, error=with_code(str(e), e.code))

@@ -24,6 +24,7 @@ from .answers import Failure, decode, gone_means_done, refused
 from .projects import PROJECT_LISTS, Project
 from .retry import RetryPolicy, gave_up
 from .routes import AGENTS, BLOCKS, HEALTH, PROJECTS, TOOLS, Route
+from .together import Together
 from .urls import public_url, url_secrets
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ class LettaClient:
         # cannot be reached on first contact is reported at once, not after half a minute.
         self.answered = False
         self.adopted = 0  # creates found on the server after an ambiguous failure
+        self._together: Together[Params] = Together(self._blocks_by_tags)  # see list_blocks
         self.sleep = sleep  # how the client waits (before a retry), and tells time: injectable
         self.clock = clock
         self._rng = random.Random(seed)
@@ -342,11 +344,13 @@ class LettaClient:
         return _object(HEALTH.get(self))
 
     def list_blocks(self, tag: str, *also: str, label: str | None = None) -> list[JsonObject]:
-        """The blocks carrying `tag` (or any of the tags `also` names)."""
-        params: dict[str, Query] = {"tags": [tag, *also]}
-        if label is not None:
-            params["label"] = label
-        return list(BLOCKS.list(self, params))
+        """The blocks carrying `tag` (or any of the tags `also` names). Asked for from several
+        threads at once (many stacks of one run), such listings are sent as one
+        (server.together)."""
+        return self._together.listing((tag, *also), {} if label is None else {"label": label})
+
+    def _blocks_by_tags(self, tags: list[str], params: Params) -> list[JsonObject]:
+        return list(BLOCKS.list(self, {**params, "tags": tags}))
 
     def list_block_ids(
         self,
@@ -356,13 +360,14 @@ class LettaClient:
         attached_fewer_than: int | None = None,
     ) -> set[str]:
         """Ids of the blocks (carrying `tag`, or all) whose number of attached agents is in
-        range."""
-        params: dict[str, Query] = {"tags": [tag]} if tag else {}
+        range (by tag, listed with the asks alike of other threads, as `list_blocks`)."""
+        params: dict[str, Query] = {}
         if attached_more_than is not None:
             params["connected_to_agents_count_gt"] = attached_more_than
         if attached_fewer_than is not None:
             params["connected_to_agents_count_lt"] = attached_fewer_than
-        return {str(b["id"]) for b in BLOCKS.list(self, params)}
+        listed = self._together.listing([tag], params) if tag else BLOCKS.list(self, params)
+        return {str(b["id"]) for b in listed}
 
     def list_agents(
         self, *, tag: str | None = None, name: str | None = None, include: tuple[str, ...] = ()

@@ -65,12 +65,9 @@ class StackLock:
         lease: float | None = None,
         renew: float = RENEW,
         halt: float = HALT,
-        listing: Callable[[str], list[JsonObject]] | None = None,
     ) -> None:
         """`sleep` and `clock` default to the client's: a lock waits the way its client does.
-        `lease` defaults to what the client's request timeout needs (see `lease_for`).
-        `listing` lists a stack's lock and serial records (default `lock_listing`; many stacks
-        of one process share theirs: server.lock_listings)."""
+        `lease` defaults to what the client's request timeout needs (see `lease_for`)."""
         self.client = client
         self.stack = stack
         self.operation = operation
@@ -82,7 +79,6 @@ class StackLock:
         self.lease = lease if lease is not None else lease_for(client.timeout)
         self.renew = renew
         self.halt = halt
-        self._listing = listing or (lambda stack: lock_listing(client, stack))
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._info: JsonObject = {}
@@ -156,7 +152,7 @@ class StackLock:
         return made
 
     def _locks(self) -> list[LockInfo]:
-        self._seen = self._listing(self.stack)
+        self._seen = lock_listing(self.client, self.stack)
         return records(self._seen, self.stack)
 
     def _other(self, locks: list[LockInfo], mine: LockInfo | None) -> LockInfo | None:

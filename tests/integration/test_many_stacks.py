@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from letta_apply.kinds.agent import kind as agent_kind
 from letta_apply.kinds.block import kind as block_kind
 from letta_apply.read import shared
 from letta_apply.server.lock import StackLock
-from letta_apply.server.lock_listings import listed_together
-from letta_apply.server.lock_records import lock_listing
-from letta_apply.server.serial import bump_serial, forget_serial
+from letta_apply.server.lock_records import lock_listing, lock_tag
+from letta_apply.server.serial import bump_serial, forget_serial, serial_tag
+from letta_apply.server.together import Together
 from tests.integration.conftest import Run, stack_resources
 
 
@@ -124,9 +125,9 @@ def test_many_stacks_in_one_call(
 
 
 def test_the_locks_of_stacks_taken_at_once_are_listed_in_one_request(server: str) -> None:
-    # Many stacks applied from one process list their lock records together
-    # (server.lock_listings): Letta gives the blocks carrying any of the tags asked for, and
-    # each stack is given what its own tags name.
+    # Listings by tag asked for at the same moment from several threads are sent as one
+    # (server.together): Letta gives the blocks carrying any of the tags asked for, and each
+    # ask is given those carrying its own.
     names = [f"t{uuid.uuid4().hex[:10]}" for _ in range(4)]
     with LettaClient(server) as client:
         locks = [StackLock(client, name, "apply", settle=0) for name in names]
@@ -134,16 +135,27 @@ def test_the_locks_of_stacks_taken_at_once_are_listed_in_one_request(server: str
             lock.acquire()
         try:
             bump_serial(client, names[0])  # the first stack has a serial record too
+            together: Together[dict[str, str]] = Together(
+                lambda tags, params: client.list_blocks(*tags, label=params.get("label"))
+            )
             before = client.reads
-            found = listed_together(client, names[:3])
+            found = together.batch([[lock_tag(n), serial_tag(n)] for n in names[:3]], {})
             assert client.reads - before == 2  # a page and the empty page that ends it
-            for name in names[:3]:
+            assert together.shared == 1
+            for name, listing in zip(names, found, strict=False):
                 alone = lock_listing(client, name)
-                assert sorted(b["id"] for b in found[name]) == sorted(b["id"] for b in alone)
-            assert len(found[names[0]]) == 2 and [len(found[n]) for n in names[1:3]] == [1, 1]
+                assert sorted(b["id"] for b in listing) == sorted(b["id"] for b in alone)
+            assert [len(listing) for listing in found] == [2, 1, 1]
             fourth = locks[3].held
             assert fourth is not None
-            assert fourth.id not in {b["id"] for listing in found.values() for b in listing}
+            assert fourth.id not in {b["id"] for listing in found for b in listing}
+            # From threads at once: each stack gets its own records, however they are sent.
+            with ThreadPoolExecutor(8) as pool:
+                at_once = list(pool.map(lambda n: lock_listing(client, n), names * 4))
+            for name, listing in zip(names * 4, at_once, strict=True):
+                assert sorted(b["id"] for b in listing) == sorted(
+                    b["id"] for b in lock_listing(client, name)
+                )
         finally:
             for lock in locks:
                 lock.release()

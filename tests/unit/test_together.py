@@ -1,6 +1,8 @@
-"""The lock listings of many stacks locked at once from one process: the stacks that ask while a
-listing is on its way share the next one; each gets only its own records; an error reaches every
-stack of its listing and no other; the lock still excludes."""
+"""Listings by tag asked for at the same moment from several threads (many stacks locked at once
+from one process): the asks made while a listing is on its way share the next one; each gets only
+the blocks carrying its own tags; an error reaches every ask of its listing and no other; asks
+with other parameters are not mixed; a server that does not show tags gets each ask alone; the
+lock still excludes."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from collections.abc import Callable
 
 import httpx
 
+from letta_apply.core.jsonish import JsonObject
 from letta_apply.core.model import LOCK_KEY, LOCK_LABEL
 from letta_apply.errors import ApiError
+from letta_apply.server.client import LettaClient
 from letta_apply.server.lock import StackLock
-from letta_apply.server.lock_listings import LockListings
-from letta_apply.server.lock_records import lock_tag
+from letta_apply.server.lock_records import lock_listing, lock_tag
 from letta_apply.server.serial import STACK_LABEL, serial_tag
+from letta_apply.server.together import Together
 from tests.fakes import FakeLetta
 
 
@@ -62,14 +66,14 @@ def until(done: Callable[[], bool]) -> None:
         time.sleep(0.005)
 
 
-def asked(listings: LockListings, stacks: str, gated: Gated) -> dict[str, object]:
+def asked(client: LettaClient, stacks: str, gated: Gated) -> dict[str, object]:
     """Stack `stacks[0]` asks first, its listing held at the gate; the others ask meanwhile;
     then the gate opens. What each got: its listing (the ids in it) or its error."""
     got: dict[str, object] = {}
 
     def ask(stack: str) -> None:
         try:
-            got[stack] = {str(b["id"]) for b in listings(stack)}
+            got[stack] = {str(b["id"]) for b in lock_listing(client, stack)}
         except ApiError as e:
             got[stack] = e
 
@@ -80,7 +84,7 @@ def asked(listings: LockListings, stacks: str, gated: Gated) -> dict[str, object
     others = [threading.Thread(target=ask, args=(s,)) for s in stacks[1:]]
     for t in others:
         t.start()
-    until(lambda: len(listings._queue) == len(others))  # all of them wait
+    until(lambda: len(client._together._queue) == len(others))  # all of them wait
     gated.gate.set()
     for t in [first, *others]:
         t.join(10)
@@ -96,12 +100,12 @@ def test_the_stacks_that_ask_meanwhile_share_the_next_listing_and_get_their_own_
     mine = {s: records(fake, s) for s in "abcd"}
     records(fake, "e")  # a stack nobody asks for
     gated = Gated(fake)
-    listings = LockListings(fake.client())
-    got = asked(listings, "abcd", gated)
+    client = fake.client()
+    got = asked(client, "abcd", gated)
     # `a`'s listing was on its way before the others asked (it would not show a record they
     # had just made): they are answered by the next one, all together.
     assert gated.listed == [tags("a"), tags("b", "c", "d")]
-    assert listings.sent == 2
+    assert client.counts["GET"] == 4  # each listing: a page and the empty page
     assert got == mine
 
 
@@ -109,8 +113,9 @@ def test_a_listing_takes_at_most_at_once_stacks() -> None:
     fake = FakeLetta()
     mine = {s: records(fake, s) for s in "abcde"}
     gated = Gated(fake)
-    listings = LockListings(fake.client(), at_once=2)
-    assert asked(listings, "abcde", gated) == mine
+    client = fake.client()
+    client._together.at_once = 2
+    assert asked(client, "abcde", gated) == mine
     assert gated.listed == [tags("a"), tags("b", "c"), tags("d", "e")]
 
 
@@ -119,8 +124,9 @@ def test_an_error_reaches_every_stack_of_its_listing_and_no_other() -> None:
     mine = {s: records(fake, s) for s in "abcd"}
     gated = Gated(fake)
     gated.refuse = {1}  # the second listing: b's and c's
-    listings = LockListings(fake.client(), at_once=2)
-    got = asked(listings, "abcd", gated)
+    client = fake.client()
+    client._together.at_once = 2
+    got = asked(client, "abcd", gated)
     assert gated.listed == [tags("a"), tags("b", "c"), tags("d")]
     assert got["a"] == mine["a"] and got["d"] == mine["d"]
     for s in "bc":
@@ -131,12 +137,11 @@ def test_an_error_reaches_every_stack_of_its_listing_and_no_other() -> None:
 def test_the_lock_still_excludes_when_its_listings_are_shared() -> None:
     fake = FakeLetta()
     client = fake.client()
-    listings = LockListings(client)
     waiting = threading.Event()
 
     def lock(stack: str) -> StackLock:
         return StackLock(client, stack, "apply", timeout=30, poll=0.05, settle=0,
-                         sleep=time.sleep, clock=time.monotonic, listing=listings,
+                         sleep=time.sleep, clock=time.monotonic,
                          on_wait=lambda held: waiting.set())  # fmt: skip
 
     first, other, second = lock("unit"), lock("other"), lock("unit")
@@ -152,4 +157,48 @@ def test_the_lock_still_excludes_when_its_listings_are_shared() -> None:
     for held in (second, other):
         held.release()
     assert [b for b in fake.blocks.values() if b["label"] == LOCK_LABEL] == []
-    assert listings.sent >= 6  # every listing went through the shared one
+
+
+def test_asks_with_other_parameters_are_not_sent_together() -> None:
+    sent: list[tuple[list[str], dict[str, str]]] = []
+    gate = threading.Event()
+
+    def fetch(tags: list[str], params: dict[str, str]) -> list[JsonObject]:
+        sent.append((tags, params))
+        assert gate.wait(10)
+        return [{"id": f"{t}-{params.get('label')}", "tags": [t]} for t in tags]
+
+    together: Together[dict[str, str]] = Together(fetch)
+    got: dict[str, list[JsonObject]] = {}
+
+    def ask(tag: str, label: str) -> None:
+        got[f"{tag}/{label}"] = together.listing([tag], {"label": label})
+
+    first = threading.Thread(target=ask, args=("a", "x"))
+    first.start()
+    until(lambda: len(sent) == 1)
+    # Another kind of listing is not held back by the one on its way; asks alike wait for it.
+    others = [threading.Thread(target=ask, args=a) for a in (("b", "y"), ("c", "x"), ("d", "x"))]
+    for t in others:
+        t.start()
+    until(lambda: len(sent) == 2 and len(together._queue) == 2)
+    gate.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert sent == [(["a"], {"label": "x"}), (["b"], {"label": "y"}), (["c", "d"], {"label": "x"})]
+    assert got == {f"{t}/{lb}": [{"id": f"{t}-{lb}", "tags": [t]}]
+                   for t, lb in (("a", "x"), ("b", "y"), ("c", "x"), ("d", "x"))}  # fmt: skip
+    assert together.shared == 1
+
+
+def test_a_listing_that_does_not_show_tags_is_sent_again_for_each_ask_alone() -> None:
+    sent: list[list[str]] = []
+
+    def fetch(tags: list[str], params: dict[str, str]) -> list[JsonObject]:
+        sent.append(tags)
+        return [{"id": t} for t in tags]  # no tags: which ask a block is for is not known
+
+    together: Together[dict[str, str]] = Together(fetch)
+    assert together.batch([["a"], ["b", "c"]], {}) == [[{"id": "a"}], [{"id": "b"}, {"id": "c"}]]
+    assert sent == [["a", "b", "c"], ["a"], ["b", "c"]]
+    assert together.shared == 0

@@ -136,6 +136,7 @@ class LettaClient:
         self._scope_lock = threading.Lock()  # looked up once, whichever thread asks first
         self._configs: dict[tuple[str, str, str], JsonObject] = {}  # see create_agent
         self._handles: dict[str, frozenset[str]] = {}  # see handles
+        self._handles_read = threading.Lock()  # held while they are read: one read for all
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -435,14 +436,13 @@ class LettaClient:
         """The `handle` of each model `route` lists (the models or embeddings the server
         serves), remembered: the plans of many stacks made by one client read it once, and
         again only for a handle `wanted` that it lacked (served since, say, by a provider an
-        earlier stack made)."""
-        with self._lock:
+        earlier stack made). The stacks asking at once wait for the one listing it."""
+        with self._handles_read:
             known = self._handles.get(route.path)
-        if known is None or not known.issuperset(wanted):
-            known = frozenset(strings([m.get("handle") for m in objs(route.get(self))]))
-            with self._lock:
+            if known is None or not known.issuperset(wanted):
+                known = frozenset(strings([m.get("handle") for m in objs(route.get(self))]))
                 self._handles[route.path] = known
-        return known
+            return known
 
     def update_agent(self, agent_id: str, body: Mapping[str, object]) -> JsonObject:
         return _object(AGENTS.at(agent_id).patch(self, body))

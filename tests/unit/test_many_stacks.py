@@ -5,6 +5,9 @@ happens to one stack is its own result."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -382,6 +385,25 @@ def test_a_handle_the_remembered_models_lack_is_looked_up_again() -> None:
     assert "letta/letta-free" in served and sent == ["GET /v1/models/"]
     assert client.handles(models, ["letta/letta-free"]) == served and len(sent) == 1
     assert client.handles(models, {"openai/gpt-new"}) == served and len(sent) == 2
+
+
+def test_stacks_asking_for_the_served_models_at_once_wait_for_one_listing() -> None:
+    fake = FakeLetta()
+    client = fake.client()
+    sent = _paths(fake)
+    gate = threading.Event()
+
+    def held(request: httpx.Request) -> None:
+        assert gate.wait(10)
+
+    fake.before.append(held)
+    models = Route("/v1/models/")
+    with ThreadPoolExecutor(8) as pool:
+        asked = [pool.submit(client.handles, models, {"letta/letta-free"}) for _ in range(8)]
+        time.sleep(0.05)  # all eight ask while the first listing is on its way
+        gate.set()
+        served = {f.result() for f in asked}
+    assert len(served) == 1 and sent == ["GET /v1/models/"]
 
 
 def test_past_16_stacks_a_name_is_checked_against_the_listing_of_every_agent(

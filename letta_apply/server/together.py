@@ -18,6 +18,7 @@ is sent again alone. One thread alone never waits: its ask is sent at once, as b
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -101,4 +102,8 @@ class Together(Generic[P]):
         if any(not (c & every) for c in carried):
             return [self.fetch(list(tags), params) for tags in asks]  # no tags shown: alone
         self.shared += 1
-        return [[b for b, c in zip(listing, carried, strict=True) if c & w] for w in wanted]
+        given = [[b for b, c in zip(listing, carried, strict=True) if c & w] for w in wanted]
+        # A block two asks both carry tags of is given to each as its own copy, as two
+        # listings would have.
+        many = sum(1 for c in carried for w in wanted if c & w) > len(listing)
+        return [[copy.deepcopy(b) for b in g] for g in given] if many else given

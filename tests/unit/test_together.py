@@ -202,3 +202,13 @@ def test_a_listing_that_does_not_show_tags_is_sent_again_for_each_ask_alone() ->
     assert together.batch([["a"], ["b", "c"]], {}) == [[{"id": "a"}], [{"id": "b"}, {"id": "c"}]]
     assert sent == [["a", "b", "c"], ["a"], ["b", "c"]]
     assert together.shared == 0
+
+
+def test_a_block_two_asks_share_is_given_to_each_as_its_own_copy() -> None:
+    def fetch(tags: list[str], params: dict[str, str]) -> list[JsonObject]:
+        return [{"id": "both", "tags": ["a", "b"]}, {"id": "a-only", "tags": ["a"]}]
+
+    together: Together[dict[str, str]] = Together(fetch)
+    first, second = together.batch([["a"], ["b"]], {})
+    assert [b["id"] for b in first] == ["both", "a-only"] and second == [first[0]]
+    assert second[0] is not first[0]  # changing one's answer changes no other's

@@ -27,8 +27,9 @@ from typing import Generic, TypeVar
 
 from ..core.jsonish import JsonObject, items
 
-AT_ONCE = 32
-"""Asks one listing takes at most (a stack's lock asks with two tags: its URL stays under 4 KB)."""
+AT_ONCE = 20
+"""Asks one listing takes at most: a lock's ask has two tags of up to 82 characters (a stack name
+has 63 at most), so the listing's URL stays under 4 KB."""
 
 P = TypeVar("P", bound=Mapping[str, object])  # a listing's other parameters
 

@@ -106,5 +106,6 @@ class Together(Generic[P]):
         given = [[b for b, c in zip(listing, carried, strict=True) if c & w] for w in wanted]
         # A block two asks both carry tags of is given to each as its own copy, as two
         # listings would have.
-        many = sum(1 for c in carried for w in wanted if c & w) > len(listing)
-        return [[copy.deepcopy(b) for b in g] for g in given] if many else given
+        if sum(map(len, given)) > len(listing):
+            return [[copy.deepcopy(b) for b in g] for g in given]
+        return given
